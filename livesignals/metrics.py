@@ -1,0 +1,60 @@
+"""Every Prometheus metric LiveSignals exports, defined once, here.
+
+Labels are bounded sets (topic, reason, flag, action, event type, operation);
+never a customer id. :func:`serve` starts the ``/metrics`` endpoint.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+EVENTS_IN = Counter(
+    "livesignals_events_in_total", "Messages read from input topics.", ["topic"]
+)
+EVENTS_APPLIED = Counter(
+    "livesignals_events_applied_total", "Valid events applied to customer state.", ["type"]
+)
+EVENTS_REPLAY_SKIPPED = Counter(
+    "livesignals_events_replay_skipped_total",
+    "Events skipped because their offset was already applied (replay after a restart).",
+)
+DEAD_LETTERS = Counter(
+    "livesignals_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"]
+)
+FLAGS = Counter("livesignals_flags_total", "Live flags raised.", ["flag"])
+TRIGGERS = Counter("livesignals_triggers_total", "Next-best-action triggers emitted.", ["action"])
+TRIGGERS_SUPPRESSED = Counter(
+    "livesignals_triggers_suppressed_total",
+    "Triggers held back by contact policy or consent.",
+    ["action", "reason"],
+)
+KAFKA_PRODUCED = Counter(
+    "livesignals_kafka_produced_total", "Records confirmed by Kafka.", ["topic"]
+)
+KAFKA_DELIVERY_FAILURES = Counter(
+    "livesignals_kafka_delivery_failures_total",
+    "Records Kafka did not confirm (retried, then the batch fails).",
+    ["topic"],
+)
+REDIS_ROUNDTRIPS = Counter(
+    "livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"]
+)
+REDIS_COMMANDS = Counter(
+    "livesignals_redis_commands_total", "Commands sent to Redis.", ["op"]
+)
+BATCH_SECONDS = Histogram(
+    "livesignals_batch_seconds",
+    "Wall time to process one engine batch, from decode to state commit.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_EVENTS = Histogram(
+    "livesignals_batch_events",
+    "Messages per engine batch.",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
+)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
+    """Start the ``/metrics`` HTTP endpoint in a daemon thread (0 = off)."""
+    if port:
+        start_http_server(port, addr=addr)

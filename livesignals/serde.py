@@ -1,0 +1,40 @@
+"""Serialisation helpers: one JSON library (orjson) and deterministic ids.
+
+Outputs that can be re-emitted on replay (flags, triggers) carry ids derived
+from what caused them, never random ones, so that consumers can deduplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+JSONDecodeError = orjson.JSONDecodeError
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode to compact JSON bytes (keys in insertion order).
+
+    >>> dumps({"a": 1, "b": [True, None]})
+    b'{"a":1,"b":[true,null]}'
+    """
+    return orjson.dumps(obj)
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON bytes; raises :data:`JSONDecodeError` on bad input."""
+    return orjson.loads(data)
+
+
+def deterministic_id(*parts: object) -> str:
+    """A short stable id from the things that caused an output.
+
+    >>> deterministic_id("flag", "c1", "repeat_contact", "in:0:42")
+    '53d31a6f55714e23d1337987'
+    >>> deterministic_id("a") == deterministic_id("a")
+    True
+    """
+    text = "\x1f".join(str(p) for p in parts).encode()
+    return hashlib.blake2b(text, digest_size=12).hexdigest()

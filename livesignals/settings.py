@@ -1,0 +1,154 @@
+"""All settings in one typed place, read from a TOML file and the environment.
+
+Precedence: defaults < TOML file (``LIVESIGNALS_CONFIG`` or ``--config``) <
+environment variables ``LIVESIGNALS_<FIELD>`` (upper case). Secrets (the
+Redis URL's password, any Kafka ``*password*``/``*secret*`` option) never
+appear in ``repr`` or logs: use :meth:`Settings.redacted`.
+
+>>> s = Settings.load(env={"LIVESIGNALS_BATCH_SIZE": "250",
+...                        "LIVESIGNALS_REDIS_URL": "redis://:hunter2@db:6379/0"})
+>>> s.batch_size
+250
+>>> "hunter2" in repr(s)
+False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+_SECRET_KEY = re.compile(r"password|secret|token|sasl\.oauthbearer", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@/]*@")
+
+
+def _redact_url(url: str) -> str:
+    return _URL_PASSWORD.sub(r"\1:***@", url)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the engine, with production-sane defaults."""
+
+    # --- Kafka ---------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    """Bootstrap servers, comma-separated."""
+    kafka_config: dict[str, str] = field(default_factory=dict)
+    """Extra librdkafka options for every client (security, SASL, ...); TOML only."""
+    input_topics: tuple[str, ...] = ("ls.interactions",)
+    """Topics of interaction events (the event contract)."""
+    dead_letter_topic: str = "ls.deadletter"
+    """Rejected input: original bytes as value, reason and origin in headers."""
+    triggers_topic: str = "ls.triggers"
+    """Next-best-action triggers for marketing systems."""
+    flags_topic: str = "ls.flags"
+    """Live flags, also on Kafka for systems that do not read Redis."""
+    topic_partitions: int = 4
+    """Partitions used when ``livesignals topics create`` makes the topics."""
+    batch_size: int = 5000
+    """Most messages taken from one partition per engine batch."""
+    produce_timeout_s: float = 30.0
+    """How long a batch waits for Kafka to confirm its outputs before it fails."""
+
+    # --- Redis ---------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis (or Valkey) URL; a password in it is never logged."""
+    redis_cluster: bool = False
+    """Speak Redis Cluster: every key of one customer shares one hash slot."""
+    key_prefix: str = "ls"
+    """Prefix of every key the engine writes."""
+    redis_mode: Literal["batched", "per_event"] = "batched"
+    """``per_event`` is the benchmark baseline: one round trip per event, no cache."""
+    cache_size: int = 200_000
+    """Customer states kept in each worker's read-through cache."""
+    flags_stream_maxlen: int = 100_000
+    """Approximate length kept in the replayable flags stream."""
+
+    # --- Ingest rules --------------------------------------------------------
+    max_event_bytes: int = 65_536
+    """Larger messages are dead-lettered as ``oversized``."""
+    max_future_skew_s: int = 86_400
+    """Events further in the future than this are dead-lettered as ``future_time``."""
+
+    # --- Flags (first rules; issue 5 makes them declarative) ------------------
+    repeat_contact_window_s: int = 86_400
+    """Contacts within this window count towards ``repeat_contact``."""
+    repeat_contact_threshold: int = 3
+    """This many contacts within the window raise ``repeat_contact``."""
+    high_value_spend: float = 500.0
+    """Lifetime spend from which a customer counts as high value."""
+
+    # --- Operations ----------------------------------------------------------
+    metrics_port: int = 9464
+    """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, then the TOML file, then ``LIVESIGNALS_*`` variables."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = path or env.get("LIVESIGNALS_CONFIG")
+        if path:
+            with open(path, "rb") as fh:
+                values.update(tomllib.load(fh))
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            raw = env.get(f"LIVESIGNALS_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(raw, hints[f.name], f.name)
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        for name, value in values.items():
+            if isinstance(value, list):
+                values[name] = tuple(value)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict that is safe to log."""
+        out = dataclasses.asdict(self)
+        out["redis_url"] = _redact_url(self.redis_url)
+        out["kafka_config"] = {
+            k: ("***" if _SECRET_KEY.search(k) else v) for k, v in self.kafka_config.items()
+        }
+        return out
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({items})"
+
+    def kafka_client_config(self, **extra: Any) -> dict[str, Any]:
+        """librdkafka config for a client of this deployment."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_config, **extra}
+
+
+def _parse(raw: str, hint: Any, name: str) -> Any:
+    origin = get_origin(hint)
+    if hint is bool:
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"LIVESIGNALS_{name.upper()}: not a boolean: {raw!r}")
+    if hint in (int, float):
+        return hint(raw)
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if origin is Literal:
+        if raw not in get_args(hint):
+            raise ValueError(f"LIVESIGNALS_{name.upper()}: {raw!r} not in {get_args(hint)}")
+        return raw
+    if origin is dict:
+        raise ValueError(f"{name} can only be set in the TOML file")
+    return raw

@@ -1,0 +1,70 @@
+"""Send a simulated stream to Kafka at a chosen rate, truth to a JSONL file beside it.
+
+Events are keyed by the customer's primary identifier (the contract's rule),
+so one customer's events stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from confluent_kafka import Producer
+
+from livesignals import serde
+from livesignals.contract import primary_key
+from livesignals.simulator.journeys import Simulator
+
+
+def produce(
+    sim: Simulator,
+    kafka_config: dict[str, Any],
+    topic: str,
+    count: int | None,
+    rate: float = 0.0,
+    truth_path: str | Path | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Produce ``count`` events (forever if None) at ``rate`` events/s (0 = as fast as possible).
+
+    Returns the number of events produced. ``stop`` ends an endless run.
+    """
+    producer = Producer({"linger.ms": 5, "enable.idempotence": True, **kafka_config})
+    truth: IO[bytes] | None = open(truth_path, "wb") if truth_path else None  # noqa: SIM115
+    sent = 0
+    started = time.monotonic()
+    try:
+        if truth is not None:
+            for record in sim.customer_truth():
+                truth.write(serde.dumps(record) + b"\n")
+        for event, records in sim.stream(count):
+            if stop is not None and stop.is_set():
+                break
+            _send(producer, topic, primary_key(event["customer"]).encode(), serde.dumps(event))
+            if truth is not None:
+                for record in records:
+                    truth.write(serde.dumps(record) + b"\n")
+            sent += 1
+            if rate > 0 and sent % 100 == 0:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        remaining = producer.flush(60)
+        if remaining:
+            raise RuntimeError(f"{remaining} simulated events were not delivered")
+        return sent
+    finally:
+        if truth is not None:
+            truth.close()
+
+
+def _send(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            producer.poll(0)
+            return
+        except BufferError:
+            producer.poll(0.05)

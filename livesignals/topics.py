@@ -1,0 +1,33 @@
+"""Create the engine's Kafka topics (idempotent: existing topics are kept)."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from livesignals.settings import Settings
+
+
+def engine_topics(settings: Settings) -> list[str]:
+    """Every topic the engine reads or writes."""
+    return [*settings.input_topics, settings.dead_letter_topic, settings.flags_topic,
+            settings.triggers_topic]
+
+
+def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
+    """Create missing topics with ``settings.topic_partitions`` partitions; return those created."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [t for t in engine_topics(settings) if t not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, settings.topic_partitions, replication) for t in wanted], operation_timeout=10
+    )
+    for topic, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return wanted

@@ -1,0 +1,119 @@
+"""The first live rules: which flags and triggers an event raises.
+
+A rule sees the customer's state *after* the event was applied. Flags are
+deduplicated while active: a flag that is raised and not yet expired is not
+raised again (issue 5 replaces these hand-written rules with a declarative
+catalogue with hysteresis; the shapes stay).
+
+Rules today:
+
+* ``repeat_contact`` -- ``repeat_contact_threshold`` inbound contacts within
+  ``repeat_contact_window_s`` (any channel).
+* ``negative_survey`` -- CSAT <= 2 of 5, NPS <= 6 of 10 (a detractor) or
+  CES >= 5 of 7; a high-value customer also gets a ``retention_offer`` trigger.
+* ``delivery_problem`` -- a delivery is delayed or failed; triggers a
+  ``proactive_notification`` on the customer's last-used channel.
+* ``consent_withdrawn`` -- marketing consent was withdrawn.
+
+Marketing triggers are never emitted for a customer whose marketing consent is
+withdrawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livesignals.contract import Event
+from livesignals.settings import Settings
+from operators.profile import CustomerState
+from operators.signals import Flag, Trigger, new_flag, new_trigger
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """The thresholds the rules read (from :class:`~livesignals.settings.Settings`)."""
+
+    repeat_contact_window_ms: int = DAY_MS
+    repeat_contact_threshold: int = 3
+    high_value_spend: float = 500.0
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> RuleConfig:
+        """Take the rule thresholds from the settings."""
+        return cls(s.repeat_contact_window_s * 1000, s.repeat_contact_threshold, s.high_value_spend)
+
+
+def is_negative_survey(kind: str, score: float) -> bool:
+    """The contact-centre reading of a bad survey answer.
+
+    >>> is_negative_survey("csat", 2), is_negative_survey("nps", 7), is_negative_survey("ces", 6)
+    (True, False, True)
+    """
+    if kind == "csat":
+        return score <= 2
+    if kind == "nps":
+        return score <= 6
+    return score >= 5  # ces: 7 = very hard
+
+
+@dataclass(slots=True)
+class Signals:
+    """What one event raised: flags, triggers, and triggers held back with a reason."""
+
+    flags: list[Flag]
+    triggers: list[Trigger]
+    suppressed: list[tuple[Trigger, str]]
+
+
+def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
+    """Flags and triggers raised by ``event`` given the customer's updated state."""
+    flags: list[Flag] = []
+    triggers: list[Trigger] = []
+    p = event.payload
+    now = event.event_time_ms
+
+    if event.is_contact:
+        since = now - cfg.repeat_contact_window_ms
+        recent = [c for c in state.recent_contacts if since <= c[0] <= now]
+        if len(recent) >= cfg.repeat_contact_threshold:
+            reason = f"{len(recent)} contacts in {cfg.repeat_contact_window_ms // HOUR_MS} h"
+            flags.append(new_flag(event, "repeat_contact", "warning", reason, cfg.repeat_contact_window_ms))
+    elif event.type == "survey" and is_negative_survey(p["kind"], p["score"]):
+        flags.append(new_flag(event, "negative_survey", "warning",
+                              f"{p['kind']} score {p['score']:g}", 7 * DAY_MS))
+        if state.spend >= cfg.high_value_spend:
+            triggers.append(new_trigger(event, "retention_offer", _preferred_channel(state),
+                                        ("negative_survey", "high_value"), 2 * DAY_MS))
+    elif event.type == "delivery" and p["status"] in ("delayed", "failed"):
+        flags.append(new_flag(event, "delivery_problem", "warning",
+                              f"order {p['order_id']} {p['status']}", 3 * DAY_MS))
+        triggers.append(new_trigger(event, "proactive_notification", _preferred_channel(state),
+                                    (f"delivery_{p['status']}",), DAY_MS))
+    elif event.type == "consent" and p["purpose"] == "marketing" and not p["granted"]:
+        flags.append(new_flag(event, "consent_withdrawn", "info", "marketing consent withdrawn", 30 * DAY_MS))
+
+    flags = [f for f in flags if _not_active(state, f, now)]
+    for f in flags:
+        state.active_flags[f.name] = {"id": f.flag_id, "severity": f.severity,
+                                      "raised_at": f.raised_at_ms, "expires_at": f.expires_at_ms}
+    suppressed: list[tuple[Trigger, str]] = []
+    if triggers and state.consent.get("marketing") is False:
+        suppressed = [(t, "no_marketing_consent") for t in triggers]
+        triggers = []
+    return Signals(flags, triggers, suppressed)
+
+
+def _not_active(state: CustomerState, flag: Flag, now_ms: int) -> bool:
+    active = state.active_flags.get(flag.name)
+    return active is None or active["expires_at"] <= now_ms
+
+
+def _preferred_channel(state: CustomerState) -> str:
+    """The channel the customer used most for contacts, else email."""
+    contact_channels = {c: n for c, n in state.counts_by_channel.items() if c not in ("web", "app", "store")}
+    if not contact_channels:
+        return "email"
+    return max(sorted(contact_channels), key=lambda c: contact_channels[c])

@@ -1,0 +1,90 @@
+"""What the engine emits: live flags for agent desktops, triggers for marketing.
+
+Both carry deterministic ids (derived from the customer, the signal and the
+Kafka position of the event that caused it), so a replay after a crash
+re-emits the same ids and consumers can deduplicate. Their JSON shapes are
+published as ``livesignals/schemas/flag-v1.json`` and ``trigger-v1.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from livesignals import serde
+from livesignals.contract import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A live flag on a customer, raised by one event."""
+
+    flag_id: str
+    customer_key: str
+    name: str
+    severity: str
+    reason: str
+    evidence: tuple[str, ...]
+    raised_at_ms: int
+    expires_at_ms: int
+    source_timestamp_ms: int
+    """Kafka timestamp of the triggering message: flag latency is measured from it."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The published flag document (``flag-v1.json``)."""
+        return {
+            "schema_version": 1, "flag_id": self.flag_id, "customer": self.customer_key,
+            "flag": self.name, "severity": self.severity, "reason": self.reason,
+            "evidence": list(self.evidence), "raised_at": self.raised_at_ms,
+            "expires_at": self.expires_at_ms, "source_timestamp": self.source_timestamp_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A next-best-action trigger for marketing systems."""
+
+    trigger_id: str
+    customer_key: str
+    action: str
+    channel: str
+    reasons: tuple[str, ...]
+    created_at_ms: int
+    expires_at_ms: int
+    evidence: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The published trigger document (``trigger-v1.json``)."""
+        return {
+            "schema_version": 1, "trigger_id": self.trigger_id, "customer": self.customer_key,
+            "action": self.action, "channel": self.channel, "reasons": list(self.reasons),
+            "created_at": self.created_at_ms, "expires_at": self.expires_at_ms,
+            "evidence": list(self.evidence),
+        }
+
+
+def new_flag(
+    event: Event, name: str, severity: str, reason: str, ttl_ms: int,
+    evidence: tuple[str, ...] = (),
+) -> Flag:
+    """A flag raised by ``event``; its id depends only on the event and the flag name."""
+    o = event.origin
+    return Flag(
+        flag_id=serde.deterministic_id("flag", event.customer_key, name, o.topic, o.partition, o.offset),
+        customer_key=event.customer_key, name=name, severity=severity, reason=reason,
+        evidence=evidence or (event.event_id,), raised_at_ms=event.event_time_ms,
+        expires_at_ms=event.event_time_ms + ttl_ms, source_timestamp_ms=o.timestamp_ms,
+    )
+
+
+def new_trigger(
+    event: Event, action: str, channel: str, reasons: tuple[str, ...], ttl_ms: int
+) -> Trigger:
+    """A trigger caused by ``event``; its id depends only on the event and the action."""
+    o = event.origin
+    return Trigger(
+        trigger_id=serde.deterministic_id("trigger", event.customer_key, action, o.topic, o.partition, o.offset),
+        customer_key=event.customer_key, action=action, channel=channel, reasons=reasons,
+        created_at_ms=event.event_time_ms, expires_at_ms=event.event_time_ms + ttl_ms,
+        evidence=(event.event_id,),
+    )

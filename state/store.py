@@ -1,0 +1,137 @@
+"""The batched profile store: read-through cache, write-behind per batch.
+
+Per-event round trips would cap the engine at a few thousand events per
+second (measured: ~5k single HSETs/s vs ~75k/s in pipelines of 1000), so the
+store reads every customer a batch touches in one pipelined round trip (cache
+misses only) and writes each touched customer once per batch.
+
+Commit order and atomicity (effectively-once state):
+
+* one Redis: flags, profiles and resume offsets go in **one MULTI/EXEC**;
+* Redis Cluster: flags first, then profiles and offsets. Each profile is one
+  ``HSET`` of one key, so it is atomic on its own, and it carries the offset
+  it has applied up to: a replay skips what a profile already holds.
+
+A failed commit clears the cache, so nothing half-applied is served from memory.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from livesignals import metrics, serde
+from operators.profile import CustomerState
+from operators.signals import Flag
+from state.keys import Keys
+
+
+class ProfileStore:
+    """Loads and commits :class:`CustomerState` in batches.
+
+    ``cache_size`` customer states are kept in memory per worker (LRU). The
+    cache is coherent because one customer's events are read by one worker
+    (Kafka partitioning by customer).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        *,
+        cache_size: int = 200_000,
+        cluster: bool = False,
+        flags_stream_maxlen: int = 100_000,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.cache_size = cache_size
+        self.cluster = cluster
+        self.flags_stream_maxlen = flags_stream_maxlen
+        self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+
+    def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
+        """States of these customers: cached ones from memory, the rest in one round trip."""
+        found: dict[str, CustomerState] = {}
+        missing: list[str] = []
+        for key in dict.fromkeys(customer_keys):
+            state = self._cache.get(key)
+            if state is None:
+                missing.append(key)
+            else:
+                self._cache.move_to_end(key)
+                found[key] = state
+        if missing:
+            pipe = self.client.pipeline(transaction=False)
+            for key in missing:
+                pipe.hgetall(self.keys.profile(key))
+            rows = pipe.execute()
+            metrics.REDIS_ROUNDTRIPS.labels("load").inc()
+            metrics.REDIS_COMMANDS.labels("load").inc(len(missing))
+            for key, row in zip(missing, rows, strict=True):
+                state = CustomerState.from_fields(key, row) if row else CustomerState(key)
+                found[key] = state
+                self._remember(key, state)
+        return found
+
+    def commit(
+        self,
+        states: Iterable[CustomerState],
+        flags: list[Flag],
+        offsets: dict[tuple[str, int], int],
+    ) -> None:
+        """Write flags, the touched states and the next offsets to read.
+
+        ``offsets`` maps ``(topic, partition)`` to the next offset to read.
+        """
+        try:
+            if self.cluster:
+                if flags:
+                    self._execute(self._with_flags(self.client.pipeline(transaction=False), flags), "flags")
+                pipe = self.client.pipeline(transaction=False)
+            else:
+                pipe = self._with_flags(self.client.pipeline(transaction=True), flags)
+            for state in states:
+                pipe.hset(self.keys.profile(state.customer_key), mapping=state.to_fields())
+            for (topic, partition), next_offset in offsets.items():
+                pipe.hset(self.keys.offsets(topic), str(partition), str(next_offset))
+            self._execute(pipe, "commit")
+        except Exception:
+            self._cache.clear()
+            raise
+
+    def resume_offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to read per partition, as committed with the last batch."""
+        row = self.client.hgetall(self.keys.offsets(topic))
+        metrics.REDIS_ROUNDTRIPS.labels("offsets").inc()
+        return {int(p): int(o) for p, o in row.items()}
+
+    def forget(self) -> None:
+        """Drop the cache (after a failure, or when partitions move)."""
+        self._cache.clear()
+
+    def _with_flags(self, pipe: Any, flags: list[Flag]) -> Any:
+        for flag in flags:
+            doc = serde.dumps(flag.to_json())
+            pipe.xadd(
+                self.keys.flags_stream,
+                {"flag_id": flag.flag_id, "customer": flag.customer_key, "flag": flag.name, "doc": doc},
+                maxlen=self.flags_stream_maxlen,
+                approximate=True,
+            )
+            pipe.publish(self.keys.flags_channel, doc)
+        return pipe
+
+    def _execute(self, pipe: Any, op: str) -> None:
+        n = len(pipe)
+        pipe.execute()
+        metrics.REDIS_ROUNDTRIPS.labels(op).inc()
+        metrics.REDIS_COMMANDS.labels(op).inc(n)
+
+    def _remember(self, key: str, state: CustomerState) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[key] = state
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
