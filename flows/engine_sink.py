@@ -35,9 +35,11 @@ def default_engine(settings: Settings, publisher: Publisher | None = None) -> En
     from flows.publisher import KafkaPublisher
 
     store = ProfileStore(
-        connect(settings), Keys(settings.key_prefix),
+        connect(settings),
+        Keys(settings.key_prefix),
         cache_size=0 if settings.redis_mode == "per_event" else settings.cache_size,
-        cluster=settings.redis_cluster, flags_stream_maxlen=settings.flags_stream_maxlen,
+        cluster=settings.redis_cluster,
+        flags_stream_maxlen=settings.flags_stream_maxlen,
     )
     if publisher is None:
         publisher = KafkaPublisher(settings.kafka_client_config(), settings.produce_timeout_s)
@@ -72,8 +74,12 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
 class EngineSink(DynamicSink[RawMessage]):
     """Runs an engine per worker over the raw messages it receives."""
 
-    def __init__(self, settings: Settings, engine_factory: EngineFactory = default_engine,
-                 max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_factory: EngineFactory = default_engine,
+        max_attempts: int = 5,
+    ) -> None:
         self.settings = settings
         self.engine_factory = engine_factory
         self.max_attempts = max_attempts

@@ -4,8 +4,9 @@ Each Kafka partition is read by exactly one worker (``FixedPartitionedSource``),
 so one customer's events (keyed by customer) are processed in order by one
 engine. A partition starts from the later of Bytewax's recovery snapshot (if
 recovery is on) and the next offset the engine committed to Redis with its
-last batch (``resume_from``); with neither, from the beginning of the topic. Workers therefore keep no
-local state: a restarted worker resumes where the committed state ends.
+last batch (``resume_from``); with neither, from the beginning of the topic.
+Workers therefore keep no local state: a restarted worker resumes where the
+committed state ends.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ ResumeLookup = Callable[[str], dict[int, int]]
 
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
-    def __init__(self, config: dict[str, Any], topic: str, partition: int, offset: int,
-                 batch_size: int) -> None:
+    def __init__(
+        self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int
+    ) -> None:
         self._topic = topic
         self._partition = partition
         self._batch_size = batch_size
@@ -48,8 +50,14 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
                     continue
                 raise KafkaException(err)
             ts_type, ts = msg.timestamp()
-            out.append(RawMessage(msg.value(), msg.key(),
-                                  Origin(self._topic, self._partition, msg.offset(), ts if ts_type else 0)))
+            offset: int = msg.offset()  # type: ignore[assignment]  # set on every fetched message
+            out.append(
+                RawMessage(
+                    msg.value(),
+                    msg.key(),
+                    Origin(self._topic, self._partition, offset, ts if ts_type else 0),
+                )
+            )
         if out:
             self._next = out[-1].origin.offset + 1
         return out
@@ -64,10 +72,16 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, int]):
     """Reads ``topics`` from ``config['bootstrap.servers']`` in batches of ``batch_size``."""
 
-    def __init__(self, config: dict[str, Any], topics: tuple[str, ...], batch_size: int = 5000,
-                 resume_from: ResumeLookup | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: tuple[str, ...],
+        batch_size: int = 5000,
+        resume_from: ResumeLookup | None = None,
+    ) -> None:
         self.config = {
-            "group.id": "livesignals-engine",  # required by librdkafka; partitions are assigned, not joined
+            # librdkafka wants a group id; partitions are assigned, never joined.
+            "group.id": "livesignals-engine",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 10,
@@ -85,7 +99,9 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, int]):
             for topic in self.topics:
                 tmeta = meta.topics.get(topic)
                 if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-                    raise RuntimeError(f"input topic {topic!r} does not exist (livesignals topics create)")
+                    raise RuntimeError(
+                        f"input topic {topic!r} does not exist (livesignals topics create)"
+                    )
                 parts += [f"{topic}#{p}" for p in sorted(tmeta.partitions)]
             return parts
         finally:

@@ -27,15 +27,21 @@ log = logging.getLogger(__name__)
 def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataflow:
     """The engine dataflow for ``settings`` (default: from the environment)."""
     settings = settings or Settings.load()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     log.info("settings: %s", settings.redacted())
     if serve_metrics:
         _serve_metrics(settings.metrics_port)
 
     offsets = ProfileStore(connect(settings), Keys(settings.key_prefix))
     flow = Dataflow("livesignals")
-    source = KafkaPartitionSource(settings.kafka_client_config(), settings.input_topics,
-                                  settings.batch_size, resume_from=offsets.resume_offsets)
+    source = KafkaPartitionSource(
+        settings.kafka_client_config(),
+        settings.input_topics,
+        settings.batch_size,
+        resume_from=offsets.resume_offsets,
+    )
     raw = op.input("kafka-in", flow, source)
     op.output("engine", raw, EngineSink(settings))
     return flow

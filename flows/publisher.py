@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -63,8 +64,12 @@ class KafkaPublisher:
             for topic, n in self._confirmed.items():
                 metrics.KAFKA_PRODUCED.labels(topic).inc(n)
             if self._failed:
-                log.warning("attempt %d: %d records failed (%s); re-sending",
-                            attempt, len(self._failed), self._failed[0][1])
+                log.warning(
+                    "attempt %d: %d records failed (%s); re-sending",
+                    attempt,
+                    len(self._failed),
+                    self._failed[0][1],
+                )
                 time.sleep(0.2 * attempt)
             pending = [record for record, _ in self._failed]
         if pending:
@@ -78,14 +83,17 @@ class KafkaPublisher:
         while True:
             try:
                 self._producer.produce(
-                    record.topic, record.value, record.key, headers=record.headers,
-                    on_delivery=lambda err, msg, r=record: self._on_delivery(err, msg, r),
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,
+                    on_delivery=partial(self._on_delivery, record),
                 )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message, record: OutRecord) -> None:
+    def _on_delivery(self, record: OutRecord, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
             self._confirmed[record.topic] = self._confirmed.get(record.topic, 0) + 1
         else:

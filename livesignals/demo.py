@@ -9,70 +9,35 @@ everything it started and prints a summary.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections import Counter
+from collections import defaultdict
 from typing import Any
 
-import redis
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from livesignals import embedded, serde
+from livesignals.engine_process import start_engine, stop_process
 from livesignals.settings import Settings
 from livesignals.simulator import Simulator, SimulatorConfig
 from livesignals.simulator.produce import produce
 from livesignals.topics import ensure_topics
+from state.connection import connect
+from state.keys import Keys
 
 BAD_INPUTS = (b"not json at all", b'{"schema_version":1,"type":"teleport"}', b"[1,2,3]")
 
 
-def engine_env(settings: Settings) -> dict[str, str]:
-    """Environment that hands ``settings`` to an engine subprocess."""
-    env = dict(os.environ)
-    env.update({
-        "LIVESIGNALS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "LIVESIGNALS_REDIS_URL": settings.redis_url,
-        "LIVESIGNALS_METRICS_PORT": str(settings.metrics_port),
-        "LIVESIGNALS_BATCH_SIZE": str(settings.batch_size),
-        "LIVESIGNALS_INPUT_TOPICS": ",".join(settings.input_topics),
-        "LIVESIGNALS_REDIS_MODE": settings.redis_mode,
-        "LIVESIGNALS_KEY_PREFIX": settings.key_prefix,
-    })
-    return env
-
-
-def start_engine(settings: Settings, workers: int = 1, log: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """Start the engine dataflow as a Bytewax process in its own process group."""
-    argv = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(workers)]
-    return subprocess.Popen(argv, env=engine_env(settings), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    """Terminate a process group started by :func:`start_engine` and wait for it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout_s)
-
-
 def scrape(port: int) -> dict[str, float]:
     """Sum each ``livesignals_*`` counter from the engine's /metrics (by name and labels)."""
-    out: Counter[str] = Counter()
+    out: dict[str, float] = defaultdict(float)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
             text = resp.read().decode()
     except OSError:
         return {}
@@ -80,13 +45,19 @@ def scrape(port: int) -> dict[str, float]:
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 out[sample.name] += sample.value
-                label = sample.labels.get("flag") or sample.labels.get("reason") or sample.labels.get("action")
+                label = (
+                    sample.labels.get("flag")
+                    or sample.labels.get("reason")
+                    or sample.labels.get("action")
+                )
                 if label:
                     out[f"{sample.name}:{label}"] += sample.value
     return dict(out)
 
 
-def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 5000, seed: int = 42) -> int:
+def run_demo(
+    duration_s: float = 60.0, rate: float = 1500.0, customers: int = 5000, seed: int = 42
+) -> int:
     """Run the demo; returns a process exit code."""
     stop = threading.Event()
     services: list[embedded.Service] = []
@@ -97,16 +68,28 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
         kafka, red = embedded.start_kafka(), embedded.start_redis()
         services += [kafka, red]
         settings = Settings.load(env={}).replace(
-            kafka_bootstrap=kafka.address, redis_url=f"redis://{red.address}/0",
-            metrics_port=embedded.free_port(), batch_size=2000)
+            kafka_bootstrap=kafka.address,
+            redis_url=f"redis://{red.address}/0",
+            metrics_port=embedded.free_port(),
+            batch_size=2000,
+        )
         ensure_topics(settings)
         engine = start_engine(settings)
-        sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=int(time.time() * 1000),
-                                        step_ms=1000.0 / rate, churn_horizon_ms=int(duration_s * 1000)))
+        sim = Simulator(
+            SimulatorConfig(
+                customers=customers,
+                seed=seed,
+                start_ms=int(time.time() * 1000),
+                step_ms=1000.0 / rate,
+                churn_horizon_ms=int(duration_s * 1000),
+            )
+        )
         producer_thread = threading.Thread(
-            target=produce, daemon=True,
+            target=produce,
+            daemon=True,
             args=(sim, settings.kafka_client_config(), settings.input_topics[0], None, rate),
-            kwargs={"stop": stop})
+            kwargs={"stop": stop},
+        )
         producer_thread.start()
         _view(settings, duration_s, engine)
         return 0
@@ -124,7 +107,8 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
 
 
 def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]) -> None:
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = connect(settings)
+    flags_stream = Keys(settings.key_prefix).flags_stream
     bad = Producer(settings.kafka_client_config())
     started = time.monotonic()
     last_in, last_t, first_flag_s = 0.0, started, None
@@ -135,32 +119,46 @@ def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]
         elapsed = time.monotonic() - started
         if engine.poll() is not None:
             raise RuntimeError(f"the engine exited with code {engine.returncode}")
-        bad.produce(settings.input_topics[0], BAD_INPUTS[int(elapsed) % len(BAD_INPUTS)], b"bad-producer")
+        bad.produce(
+            settings.input_topics[0], BAD_INPUTS[int(elapsed) % len(BAD_INPUTS)], b"bad-producer"
+        )
         bad.poll(0)
         stats = scrape(settings.metrics_port) or stats
         now = time.monotonic()
         events_in = stats.get("livesignals_events_in_total", 0.0)
         rate = (events_in - last_in) / max(now - last_t, 1e-6)
         last_in, last_t = events_in, now
-        latest = [serde.loads(fields["doc"]) for _, fields in r.xrevrange(f"{settings.key_prefix}:flags", count=6)]
+        latest = [serde.loads(fields[b"doc"]) for _, fields in r.xrevrange(flags_stream, count=6)]
         if latest and first_flag_s is None:
             first_flag_s = elapsed
         _draw(elapsed, duration_s, rate, stats, latest)
     bad.flush(5)
-    print(f"\nsummary: {int(stats.get('livesignals_events_in_total', 0))} events, "
-          f"{int(stats.get('livesignals_flags_total', 0))} flags, "
-          f"{int(stats.get('livesignals_triggers_total', 0))} triggers, "
-          f"{int(stats.get('livesignals_dead_letters_total', 0))} dead letters; "
-          f"first flag after {first_flag_s if first_flag_s is None else round(first_flag_s, 1)} s")
+    print(
+        f"\nsummary: {int(stats.get('livesignals_events_in_total', 0))} events, "
+        f"{int(stats.get('livesignals_flags_total', 0))} flags, "
+        f"{int(stats.get('livesignals_triggers_total', 0))} triggers, "
+        f"{int(stats.get('livesignals_dead_letters_total', 0))} dead letters; "
+        f"first flag after {first_flag_s if first_flag_s is None else round(first_flag_s, 1)} s"
+    )
 
 
-def _draw(elapsed: float, duration_s: float, rate: float, stats: dict[str, float],
-          latest: list[dict[str, Any]]) -> None:
-    flags = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("livesignals_flags_total:")}
+def _draw(
+    elapsed: float,
+    duration_s: float,
+    rate: float,
+    stats: dict[str, float],
+    latest: list[dict[str, Any]],
+) -> None:
+    flags = {
+        k.split(":", 1)[1]: int(v)
+        for k, v in stats.items()
+        if k.startswith("livesignals_flags_total:")
+    }
     lines = [
         f"LiveSignals demo   {elapsed:5.0f}/{duration_s:.0f} s   (Ctrl-C to stop)",
         "",
-        f"events/s      {rate:10.0f}      events in    {int(stats.get('livesignals_events_in_total', 0)):>10}",
+        f"events/s      {rate:10.0f}      events in    "
+        f"{int(stats.get('livesignals_events_in_total', 0)):>10}",
         f"flags raised  {int(stats.get('livesignals_flags_total', 0)):>10}      triggers     "
         f"{int(stats.get('livesignals_triggers_total', 0)):>10}",
         f"dead letters  {int(stats.get('livesignals_dead_letters_total', 0)):>10}      "

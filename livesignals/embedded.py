@@ -31,13 +31,20 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until something accepts connections on ``127.0.0.1:port``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"service exited with code {proc.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            raise RuntimeError(
+                f"service exited with code {proc.returncode} before listening on {port}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
@@ -82,8 +89,9 @@ class Service:
 def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Service:
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+        )
     service = Service(name, port, proc, workdir, log_path)
     try:
         wait_for_port(port, proc=proc)
@@ -117,8 +125,16 @@ def start_kafka(port: int | None = None) -> Service:
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ls-kafka-"))
     url = f"tcp://127.0.0.1:{port}"
-    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]
+    argv = [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
     return _spawn("kafka", argv, port, workdir)
 
 
@@ -126,6 +142,17 @@ def start_redis(port: int | None = None, prefer_system: bool = False) -> Service
     """Start an embedded Redis-compatible server with no persistence."""
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ls-redis-"))
-    argv = [valkey_binary(prefer_system), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    argv = [
+        valkey_binary(prefer_system),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
     return _spawn("redis", argv, port, workdir)

@@ -75,7 +75,7 @@ class DeadLetter:
         o = self.origin
         return f"dlq:{o.topic}:{o.partition}:{o.offset}"
 
-    def headers(self) -> list[tuple[str, bytes]]:
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
         """Kafka headers for the dead-letter record (Kafka Connect's convention:
         the value is the original bytes untouched, the context rides in headers)."""
         o = self.origin

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-EVENTS_IN = Counter(
-    "livesignals_events_in_total", "Messages read from input topics.", ["topic"]
-)
+EVENTS_IN = Counter("livesignals_events_in_total", "Messages read from input topics.", ["topic"])
 EVENTS_APPLIED = Counter(
     "livesignals_events_applied_total", "Valid events applied to customer state.", ["type"]
 )
@@ -36,12 +34,8 @@ KAFKA_DELIVERY_FAILURES = Counter(
     "Records Kafka did not confirm (retried, then the batch fails).",
     ["topic"],
 )
-REDIS_ROUNDTRIPS = Counter(
-    "livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"]
-)
-REDIS_COMMANDS = Counter(
-    "livesignals_redis_commands_total", "Commands sent to Redis.", ["op"]
-)
+REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"])
+REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
 BATCH_SECONDS = Histogram(
     "livesignals_batch_seconds",
     "Wall time to process one engine batch, from decode to state commit.",

@@ -10,8 +10,12 @@ from livesignals.settings import Settings
 
 def engine_topics(settings: Settings) -> list[str]:
     """Every topic the engine reads or writes."""
-    return [*settings.input_topics, settings.dead_letter_topic, settings.flags_topic,
-            settings.triggers_topic]
+    return [
+        *settings.input_topics,
+        settings.dead_letter_topic,
+        settings.flags_topic,
+        settings.triggers_topic,
+    ]
 
 
 def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
@@ -24,7 +28,7 @@ def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
     futures = admin.create_topics(
         [NewTopic(t, settings.topic_partitions, replication) for t in wanted], operation_timeout=10
     )
-    for topic, future in futures.items():
+    for future in futures.values():
         try:
             future.result()
         except KafkaException as exc:

@@ -38,7 +38,7 @@ class OutRecord:
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]] | None = None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 class Publisher(Protocol):
@@ -55,7 +55,10 @@ class Store(Protocol):
         """States of these customers."""
 
     def commit(
-        self, states: Iterable[CustomerState], flags: list[Flag], offsets: dict[tuple[str, int], int]
+        self,
+        states: Iterable[CustomerState],
+        flags: list[Flag],
+        offsets: dict[tuple[str, int], int],
     ) -> None:
         """Write flags, states and resume offsets."""
 
@@ -107,11 +110,19 @@ class Engine:
         events: list[Event] = []
         for m in messages:
             try:
-                events.append(decode(m.value, m.origin, now_ms=now_ms, max_bytes=s.max_event_bytes,
-                                     max_future_skew_ms=s.max_future_skew_s * 1000))
+                events.append(
+                    decode(
+                        m.value,
+                        m.origin,
+                        now_ms=now_ms,
+                        max_bytes=s.max_event_bytes,
+                        max_future_skew_ms=s.max_future_skew_s * 1000,
+                    )
+                )
             except InvalidEvent as exc:
                 report.dead_letters.append(
-                    DeadLetter(m.value or b"", m.key, exc.reason, exc.detail, m.origin))
+                    DeadLetter(m.value or b"", m.key, exc.reason, exc.detail, m.origin)
+                )
         return events
 
     def _apply(self, events: list[Event], report: BatchReport) -> list[CustomerState]:
@@ -141,12 +152,27 @@ class Engine:
 
     def _out_records(self, report: BatchReport) -> list[OutRecord]:
         s = self.settings
-        records = [OutRecord(s.dead_letter_topic, d.key, d.value, d.headers())
-                   for d in report.dead_letters]
-        records += [OutRecord(s.flags_topic, f.customer_key.encode(), serde.dumps(f.to_json()),
-                              [("ls.id", f.flag_id.encode())]) for f in report.flags]
-        records += [OutRecord(s.triggers_topic, t.customer_key.encode(), serde.dumps(t.to_json()),
-                              [("ls.id", t.trigger_id.encode())]) for t in report.triggers]
+        records = [
+            OutRecord(s.dead_letter_topic, d.key, d.value, d.headers()) for d in report.dead_letters
+        ]
+        records += [
+            OutRecord(
+                s.flags_topic,
+                f.customer_key.encode(),
+                serde.dumps(f.to_json()),
+                [("ls.id", f.flag_id.encode())],
+            )
+            for f in report.flags
+        ]
+        records += [
+            OutRecord(
+                s.triggers_topic,
+                t.customer_key.encode(),
+                serde.dumps(t.to_json()),
+                [("ls.id", t.trigger_id.encode())],
+            )
+            for t in report.triggers
+        ]
         return records
 
     @staticmethod

@@ -51,8 +51,13 @@ class CustomerState:
     """Last applied offset per ``topic:partition``: replays below it are skipped."""
 
     _JSON_FIELDS = (
-        "counts_by_channel", "counts_by_type", "last_by_channel",
-        "recent_contacts", "consent", "active_flags", "applied",
+        "counts_by_channel",
+        "counts_by_type",
+        "last_by_channel",
+        "recent_contacts",
+        "consent",
+        "active_flags",
+        "applied",
     )
     _INT_FIELDS = ("events", "first_seen_ms", "last_seen_ms", "orders", "last_order_ms", "returns")
     _FLOAT_FIELDS = ("spend", "refunded")
@@ -70,7 +75,9 @@ class CustomerState:
         return out
 
     @classmethod
-    def from_fields(cls, customer_key: str, fields: dict[bytes | str, bytes | str]) -> CustomerState:
+    def from_fields(
+        cls, customer_key: str, fields: dict[bytes | str, bytes | str]
+    ) -> CustomerState:
         """Rebuild from a Redis hash; missing fields take their defaults."""
         state = cls(customer_key)
         text = {_s(k): _s(v) for k, v in fields.items()}
@@ -111,7 +118,9 @@ def apply_event(state: CustomerState, event: Event) -> None:
     last = state.last_by_channel.get(event.channel)
     if last is None or last["t"] <= t:
         state.last_by_channel[event.channel] = {
-            "t": t, "type": event.type, "topic": p.get("topic") or p.get("action"),
+            "t": t,
+            "type": event.type,
+            "topic": p.get("topic") or p.get("action"),
             "event_id": event.event_id,
         }
 

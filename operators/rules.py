@@ -28,6 +28,8 @@ from livesignals.settings import Settings
 from operators.profile import CustomerState
 from operators.signals import Flag, Trigger, new_flag, new_trigger
 
+REACHABLE_CHANNELS = frozenset({"phone", "chat", "email", "sms", "social"})
+"""Channels on which a customer can be contacted proactively."""
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -80,25 +82,57 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
         recent = [c for c in state.recent_contacts if since <= c[0] <= now]
         if len(recent) >= cfg.repeat_contact_threshold:
             reason = f"{len(recent)} contacts in {cfg.repeat_contact_window_ms // HOUR_MS} h"
-            flags.append(new_flag(event, "repeat_contact", "warning", reason, cfg.repeat_contact_window_ms))
+            flags.append(
+                new_flag(event, "repeat_contact", "warning", reason, cfg.repeat_contact_window_ms)
+            )
     elif event.type == "survey" and is_negative_survey(p["kind"], p["score"]):
-        flags.append(new_flag(event, "negative_survey", "warning",
-                              f"{p['kind']} score {p['score']:g}", 7 * DAY_MS))
+        flags.append(
+            new_flag(
+                event, "negative_survey", "warning", f"{p['kind']} score {p['score']:g}", 7 * DAY_MS
+            )
+        )
         if state.spend >= cfg.high_value_spend:
-            triggers.append(new_trigger(event, "retention_offer", _preferred_channel(state),
-                                        ("negative_survey", "high_value"), 2 * DAY_MS))
+            triggers.append(
+                new_trigger(
+                    event,
+                    "retention_offer",
+                    _preferred_channel(state),
+                    ("negative_survey", "high_value"),
+                    2 * DAY_MS,
+                )
+            )
     elif event.type == "delivery" and p["status"] in ("delayed", "failed"):
-        flags.append(new_flag(event, "delivery_problem", "warning",
-                              f"order {p['order_id']} {p['status']}", 3 * DAY_MS))
-        triggers.append(new_trigger(event, "proactive_notification", _preferred_channel(state),
-                                    (f"delivery_{p['status']}",), DAY_MS))
+        flags.append(
+            new_flag(
+                event,
+                "delivery_problem",
+                "warning",
+                f"order {p['order_id']} {p['status']}",
+                3 * DAY_MS,
+            )
+        )
+        triggers.append(
+            new_trigger(
+                event,
+                "proactive_notification",
+                _preferred_channel(state),
+                (f"delivery_{p['status']}",),
+                DAY_MS,
+            )
+        )
     elif event.type == "consent" and p["purpose"] == "marketing" and not p["granted"]:
-        flags.append(new_flag(event, "consent_withdrawn", "info", "marketing consent withdrawn", 30 * DAY_MS))
+        flags.append(
+            new_flag(event, "consent_withdrawn", "info", "marketing consent withdrawn", 30 * DAY_MS)
+        )
 
     flags = [f for f in flags if _not_active(state, f, now)]
     for f in flags:
-        state.active_flags[f.name] = {"id": f.flag_id, "severity": f.severity,
-                                      "raised_at": f.raised_at_ms, "expires_at": f.expires_at_ms}
+        state.active_flags[f.name] = {
+            "id": f.flag_id,
+            "severity": f.severity,
+            "raised_at": f.raised_at_ms,
+            "expires_at": f.expires_at_ms,
+        }
     suppressed: list[tuple[Trigger, str]] = []
     if triggers and state.consent.get("marketing") is False:
         suppressed = [(t, "no_marketing_consent") for t in triggers]
@@ -113,7 +147,7 @@ def _not_active(state: CustomerState, flag: Flag, now_ms: int) -> bool:
 
 def _preferred_channel(state: CustomerState) -> str:
     """The channel the customer used most for contacts, else email."""
-    contact_channels = {c: n for c, n in state.counts_by_channel.items() if c not in ("web", "app", "store")}
+    contact_channels = {c: n for c, n in state.counts_by_channel.items() if c in REACHABLE_CHANNELS}
     if not contact_channels:
         return "email"
     return max(sorted(contact_channels), key=lambda c: contact_channels[c])

@@ -33,10 +33,16 @@ class Flag:
     def to_json(self) -> dict[str, Any]:
         """The published flag document (``flag-v1.json``)."""
         return {
-            "schema_version": 1, "flag_id": self.flag_id, "customer": self.customer_key,
-            "flag": self.name, "severity": self.severity, "reason": self.reason,
-            "evidence": list(self.evidence), "raised_at": self.raised_at_ms,
-            "expires_at": self.expires_at_ms, "source_timestamp": self.source_timestamp_ms,
+            "schema_version": 1,
+            "flag_id": self.flag_id,
+            "customer": self.customer_key,
+            "flag": self.name,
+            "severity": self.severity,
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+            "raised_at": self.raised_at_ms,
+            "expires_at": self.expires_at_ms,
+            "source_timestamp": self.source_timestamp_ms,
         }
 
 
@@ -56,24 +62,40 @@ class Trigger:
     def to_json(self) -> dict[str, Any]:
         """The published trigger document (``trigger-v1.json``)."""
         return {
-            "schema_version": 1, "trigger_id": self.trigger_id, "customer": self.customer_key,
-            "action": self.action, "channel": self.channel, "reasons": list(self.reasons),
-            "created_at": self.created_at_ms, "expires_at": self.expires_at_ms,
+            "schema_version": 1,
+            "trigger_id": self.trigger_id,
+            "customer": self.customer_key,
+            "action": self.action,
+            "channel": self.channel,
+            "reasons": list(self.reasons),
+            "created_at": self.created_at_ms,
+            "expires_at": self.expires_at_ms,
             "evidence": list(self.evidence),
         }
 
 
 def new_flag(
-    event: Event, name: str, severity: str, reason: str, ttl_ms: int,
+    event: Event,
+    name: str,
+    severity: str,
+    reason: str,
+    ttl_ms: int,
     evidence: tuple[str, ...] = (),
 ) -> Flag:
     """A flag raised by ``event``; its id depends only on the event and the flag name."""
     o = event.origin
     return Flag(
-        flag_id=serde.deterministic_id("flag", event.customer_key, name, o.topic, o.partition, o.offset),
-        customer_key=event.customer_key, name=name, severity=severity, reason=reason,
-        evidence=evidence or (event.event_id,), raised_at_ms=event.event_time_ms,
-        expires_at_ms=event.event_time_ms + ttl_ms, source_timestamp_ms=o.timestamp_ms,
+        flag_id=serde.deterministic_id(
+            "flag", event.customer_key, name, o.topic, o.partition, o.offset
+        ),
+        customer_key=event.customer_key,
+        name=name,
+        severity=severity,
+        reason=reason,
+        evidence=evidence or (event.event_id,),
+        raised_at_ms=event.event_time_ms,
+        expires_at_ms=event.event_time_ms + ttl_ms,
+        source_timestamp_ms=o.timestamp_ms,
     )
 
 
@@ -83,8 +105,14 @@ def new_trigger(
     """A trigger caused by ``event``; its id depends only on the event and the action."""
     o = event.origin
     return Trigger(
-        trigger_id=serde.deterministic_id("trigger", event.customer_key, action, o.topic, o.partition, o.offset),
-        customer_key=event.customer_key, action=action, channel=channel, reasons=reasons,
-        created_at_ms=event.event_time_ms, expires_at_ms=event.event_time_ms + ttl_ms,
+        trigger_id=serde.deterministic_id(
+            "trigger", event.customer_key, action, o.topic, o.partition, o.offset
+        ),
+        customer_key=event.customer_key,
+        action=action,
+        channel=channel,
+        reasons=reasons,
+        created_at_ms=event.event_time_ms,
+        expires_at_ms=event.event_time_ms + ttl_ms,
         evidence=(event.event_id,),
     )

@@ -12,7 +12,11 @@ Commit order and atomicity (effectively-once state):
   ``HSET`` of one key, so it is atomic on its own, and it carries the offset
   it has applied up to: a replay skips what a profile already holds.
 
-A failed commit clears the cache, so nothing half-applied is served from memory.
+Redis applies a MULTI block only when EXEC arrives, so a worker that dies
+mid-commit leaves nothing behind. (MULTI does not roll back a command that
+fails at run time, e.g. WRONGTYPE; with the engine's own key layout that
+happens only if something else writes to these keys.) A failed commit clears
+the cache, so nothing half-applied is served from memory.
 """
 
 from __future__ import annotations
@@ -88,7 +92,9 @@ class ProfileStore:
         try:
             if self.cluster:
                 if flags:
-                    self._execute(self._with_flags(self.client.pipeline(transaction=False), flags), "flags")
+                    self._execute(
+                        self._with_flags(self.client.pipeline(transaction=False), flags), "flags"
+                    )
                 pipe = self.client.pipeline(transaction=False)
             else:
                 pipe = self._with_flags(self.client.pipeline(transaction=True), flags)
@@ -116,7 +122,12 @@ class ProfileStore:
             doc = serde.dumps(flag.to_json())
             pipe.xadd(
                 self.keys.flags_stream,
-                {"flag_id": flag.flag_id, "customer": flag.customer_key, "flag": flag.name, "doc": doc},
+                {
+                    "flag_id": flag.flag_id,
+                    "customer": flag.customer_key,
+                    "flag": flag.name,
+                    "doc": doc,
+                },
                 maxlen=self.flags_stream_maxlen,
                 approximate=True,
             )

@@ -25,13 +25,34 @@ from typing import Any
 from livesignals.simulator.texts import make_text
 
 OFFERS = ("retention_discount", "cross_sell", "upgrade", "loyalty_points", "free_shipping")
-CONTACT_CHANNELS = {"call": "phone", "chat": "chat", "email": "email", "sms": "sms", "social": "social"}
+CONTACT_CHANNELS = {
+    "call": "phone",
+    "chat": "chat",
+    "email": "email",
+    "sms": "sms",
+    "social": "social",
+}
 MIX = (("digital", 0.70), ("order", 0.10), ("text", 0.10), ("survey", 0.05), ("other", 0.05))
-OTHER = (("delivery", 0.45), ("ticket", 0.15), ("return", 0.10), ("loyalty", 0.08),
-         ("campaign", 0.08), ("offer_response", 0.08), ("consent", 0.03), ("profile_update", 0.03))
-DIGITAL_ACTIONS = (("page_view", 0.45), ("product_view", 0.25), ("search", 0.1),
-                   ("add_to_cart", 0.1), ("checkout_start", 0.04), ("login", 0.03),
-                   ("error", 0.02), ("help_article", 0.01))
+OTHER = (
+    ("delivery", 0.45),
+    ("ticket", 0.15),
+    ("return", 0.10),
+    ("loyalty", 0.08),
+    ("campaign", 0.08),
+    ("offer_response", 0.08),
+    ("consent", 0.03),
+    ("profile_update", 0.03),
+)
+DIGITAL_ACTIONS = (
+    ("page_view", 0.45),
+    ("product_view", 0.25),
+    ("search", 0.1),
+    ("add_to_cart", 0.1),
+    ("checkout_start", 0.04),
+    ("login", 0.03),
+    ("error", 0.02),
+    ("help_article", 0.01),
+)
 
 
 @dataclass(frozen=True)
@@ -76,9 +97,9 @@ class Customer:
 class Simulator:
     """Generates ``(event, truth_records)`` pairs, deterministically for a seed.
 
-    >>> sim = Simulator(SimulatorConfig(customers=50, seed=1))
-    >>> first = [e["event_id"] for e, _ in sim.stream(5)]
-    >>> first == [e["event_id"] for e, _ in Simulator(SimulatorConfig(customers=50, seed=1)).stream(5)]
+    >>> def ids(seed):
+    ...     return [e["event_id"] for e, _ in Simulator(SimulatorConfig(50, seed)).stream(5)]
+    >>> ids(1) == ids(1)
     True
     """
 
@@ -86,7 +107,9 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self.rng = random.Random(self.config.seed)
         self.customers = [self._new_customer(i) for i in range(self.config.customers)]
-        weights = [1.0 / (rank + 1) ** self.config.activity_skew for rank in range(len(self.customers))]
+        weights = [
+            1.0 / (rank + 1) ** self.config.activity_skew for rank in range(len(self.customers))
+        ]
         self.rng.shuffle(weights)
         self._cum_weights = list(_accumulate(weights))
         self._seq = 0
@@ -95,12 +118,21 @@ class Simulator:
     def customer_truth(self) -> Iterator[dict[str, Any]]:
         """One ground-truth record per customer (latent traits, churn date, best offer)."""
         for c in self.customers:
-            yield {"kind": "customer", "customer_id": c.customer_id, "lang": c.lang,
-                   "value": round(c.value, 2), "churn_propensity": round(c.churn_propensity, 4),
-                   "mood": round(c.mood, 4), "preferred_contact": c.preferred_contact,
-                   "best_offer": c.best_offer, "churn_at": c.churn_at_ms}
+            yield {
+                "kind": "customer",
+                "customer_id": c.customer_id,
+                "lang": c.lang,
+                "value": round(c.value, 2),
+                "churn_propensity": round(c.churn_propensity, 4),
+                "mood": round(c.mood, 4),
+                "preferred_contact": c.preferred_contact,
+                "best_offer": c.best_offer,
+                "churn_at": c.churn_at_ms,
+            }
 
-    def stream(self, count: int | None = None) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    def stream(
+        self, count: int | None = None
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Yield ``count`` events (forever when None), each with its truth records."""
         produced = 0
         while count is None or produced < count:
@@ -120,15 +152,23 @@ class Simulator:
         lang = _weighted(rng, self.config.languages)
         churn_propensity = rng.betavariate(1.2, 6.0)
         will_churn = rng.random() < churn_propensity * 1.5
-        churn_at = (self.config.start_ms + int(rng.uniform(0.2, 1.0) * self.config.churn_horizon_ms)
-                    if will_churn else None)
+        churn_at = (
+            self.config.start_ms + int(rng.uniform(0.2, 1.0) * self.config.churn_horizon_ms)
+            if will_churn
+            else None
+        )
         return Customer(
-            customer_id=f"c{i:07d}", email=f"user{i}@example.com", phone=f"+1555{i:07d}",
-            device_id=f"d{rng.getrandbits(48):012x}", lang=lang,
-            value=math.exp(rng.gauss(4.0, 0.8)), churn_propensity=churn_propensity,
+            customer_id=f"c{i:07d}",
+            email=f"user{i}@example.com",
+            phone=f"+1555{i:07d}",
+            device_id=f"d{rng.getrandbits(48):012x}",
+            lang=lang,
+            value=math.exp(rng.gauss(4.0, 0.8)),
+            churn_propensity=churn_propensity,
             mood=max(-1.0, min(1.0, rng.gauss(0.2, 0.4) - churn_propensity)),
             preferred_contact=rng.choice(list(CONTACT_CHANNELS)),
-            best_offer=rng.choice(OFFERS), churn_at_ms=churn_at,
+            best_offer=rng.choice(OFFERS),
+            churn_at_ms=churn_at,
         )
 
     def _pick_customer(self) -> Customer | None:
@@ -146,19 +186,33 @@ class Simulator:
 
     # --- events ------------------------------------------------------------
 
-    def _envelope(self, c: Customer, etype: str, channel: str, payload: dict[str, Any],
-                  anonymous: bool = False) -> dict[str, Any]:
+    def _envelope(
+        self,
+        c: Customer,
+        etype: str,
+        channel: str,
+        payload: dict[str, Any],
+        anonymous: bool = False,
+    ) -> dict[str, Any]:
         ids = {"device_id": c.device_id} if anonymous else {"customer_id": c.customer_id}
         if etype == "app_event" and not anonymous and payload.get("action") == "login":
             ids["device_id"] = c.device_id
-        return {"schema_version": 1, "event_id": f"ev-{self.config.seed}-{self._seq}", "type": etype,
-                "channel": channel, "customer": ids, "event_time": self.now_ms, "payload": payload}
+        return {
+            "schema_version": 1,
+            "event_id": f"ev-{self.config.seed}-{self._seq}",
+            "type": etype,
+            "channel": channel,
+            "customer": ids,
+            "event_time": self.now_ms,
+            "payload": payload,
+        }
 
     def _event_for(self, c: Customer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if c.churn_at_ms is not None and self.now_ms >= c.churn_at_ms:
             c.churned = True
-            return self._envelope(c, "cancellation", "self_service", {"reason": "customer_request"}), [
-                {"kind": "churn", "customer_id": c.customer_id, "at": self.now_ms}]
+            return self._envelope(
+                c, "cancellation", "self_service", {"reason": "customer_request"}
+            ), [{"kind": "churn", "customer_id": c.customer_id, "at": self.now_ms}]
         kind = _weighted(self.rng, MIX)
         if kind == "digital":
             return self._digital(c), []
@@ -191,28 +245,48 @@ class Simulator:
         c.open_orders.append((order_id, amount))
         del c.open_orders[:-5]
         channel = self.rng.choice(["web", "app", "store"])
-        return self._envelope(c, "order", channel, {"order_id": order_id, "amount": amount,
-                                                     "currency": "EUR", "status": "placed"})
+        return self._envelope(
+            c,
+            "order",
+            channel,
+            {"order_id": order_id, "amount": amount, "currency": "EUR", "status": "placed"},
+        )
 
     def _text(self, c: Customer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self.rng
         etype = c.preferred_contact if rng.random() < 0.7 else rng.choice(list(CONTACT_CHANNELS))
         mood = self._current_mood(c)
-        sentiment = "negative" if rng.random() < 0.5 - 0.45 * mood else (
-            "positive" if rng.random() < 0.5 + 0.4 * mood else "neutral")
+        sentiment = (
+            "negative"
+            if rng.random() < 0.5 - 0.45 * mood
+            else ("positive" if rng.random() < 0.5 + 0.4 * mood else "neutral")
+        )
         order_id = c.open_orders[-1][0] if c.open_orders else ""
         topic, text = make_text(c.lang, sentiment, rng, order_id)
         resolved = rng.random() < (0.55 + 0.3 * mood)
-        payload: dict[str, Any] = {"direction": "inbound", "text": text, "topic": topic,
-                                   "outcome": "resolved" if resolved else "unresolved", "lang": c.lang}
+        payload: dict[str, Any] = {
+            "direction": "inbound",
+            "text": text,
+            "topic": topic,
+            "outcome": "resolved" if resolved else "unresolved",
+            "lang": c.lang,
+        }
         if etype in ("call", "chat"):
             payload["handle_time_s"] = round(rng.lognormvariate(5.5, 0.5), 1)
         event = self._envelope(c, etype, CONTACT_CHANNELS[etype], payload)
         c.last_contact_event = event["event_id"]
         if sentiment == "negative":
             c.issues += 1
-        return event, [{"kind": "text", "event_id": event["event_id"], "customer_id": c.customer_id,
-                        "lang": c.lang, "sentiment": sentiment, "topic": topic}]
+        return event, [
+            {
+                "kind": "text",
+                "event_id": event["event_id"],
+                "customer_id": c.customer_id,
+                "lang": c.lang,
+                "sentiment": sentiment,
+                "topic": topic,
+            }
+        ]
 
     def _survey(self, c: Customer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self.rng
@@ -228,42 +302,104 @@ class Simulator:
         if rng.random() < 0.4:
             payload["comment"] = make_text(c.lang, sentiment, rng)[1]
         event = self._envelope(c, "survey", rng.choice(["email", "sms", "web"]), payload)
-        truth = [{"kind": "text", "event_id": event["event_id"], "customer_id": c.customer_id,
-                  "lang": c.lang, "sentiment": sentiment, "field": "comment"}] if "comment" in payload else []
+        truth = (
+            [
+                {
+                    "kind": "text",
+                    "event_id": event["event_id"],
+                    "customer_id": c.customer_id,
+                    "lang": c.lang,
+                    "sentiment": sentiment,
+                    "field": "comment",
+                }
+            ]
+            if "comment" in payload
+            else []
+        )
         return event, truth
 
     def _other(self, c: Customer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self.rng
         kind = _weighted(rng, OTHER)
-        order_id, amount = c.open_orders[-1] if c.open_orders else (f"o-legacy-{c.customer_id}", 20.0)
+        order_id, amount = (
+            c.open_orders[-1] if c.open_orders else (f"o-legacy-{c.customer_id}", 20.0)
+        )
         if kind == "delivery":
-            status = _weighted(rng, (("shipped", 0.35), ("delivered", 0.5), ("delayed", 0.1), ("failed", 0.05)))
+            status = _weighted(
+                rng, (("shipped", 0.35), ("delivered", 0.5), ("delayed", 0.1), ("failed", 0.05))
+            )
             if status in ("delayed", "failed"):
                 c.issues += 1
-            return self._envelope(c, "delivery", "backoffice", {"order_id": order_id, "status": status}), []
+            return self._envelope(
+                c, "delivery", "backoffice", {"order_id": order_id, "status": status}
+            ), []
         if kind == "return":
-            return self._envelope(c, "return", rng.choice(["web", "store"]),
-                                  {"order_id": order_id, "amount": amount, "status": "requested",
-                                   "reason": rng.choice(["damaged", "wrong_size", "no_fault_found"])}), []
+            return self._envelope(
+                c,
+                "return",
+                rng.choice(["web", "store"]),
+                {
+                    "order_id": order_id,
+                    "amount": amount,
+                    "status": "requested",
+                    "reason": rng.choice(["damaged", "wrong_size", "no_fault_found"]),
+                },
+            ), []
         if kind == "ticket":
             status = rng.choice(["opened", "updated", "resolved"])
-            return self._envelope(c, "ticket", "backoffice", {"case_id": f"case-{c.customer_id}-{c.issues}",
-                                                               "status": status, "topic": "technical"}), []
+            return self._envelope(
+                c,
+                "ticket",
+                "backoffice",
+                {
+                    "case_id": f"case-{c.customer_id}-{c.issues}",
+                    "status": status,
+                    "topic": "technical",
+                },
+            ), []
         if kind == "offer_response":
             offer = rng.choice(OFFERS)
             accept_p = 0.6 if offer == c.best_offer else 0.05
-            response = "accepted" if rng.random() < accept_p else rng.choice(["rejected", "ignored"])
-            return self._envelope(c, "offer_response", "email", {"action": offer, "response": response}), [
-                {"kind": "offer", "customer_id": c.customer_id, "action": offer, "accepted": response == "accepted"}]
+            response = (
+                "accepted" if rng.random() < accept_p else rng.choice(["rejected", "ignored"])
+            )
+            return self._envelope(
+                c, "offer_response", "email", {"action": offer, "response": response}
+            ), [
+                {
+                    "kind": "offer",
+                    "customer_id": c.customer_id,
+                    "action": offer,
+                    "accepted": response == "accepted",
+                }
+            ]
         if kind == "consent":
-            return self._envelope(c, "consent", "web", {"purpose": "marketing", "granted": rng.random() < 0.7}), []
+            return self._envelope(
+                c, "consent", "web", {"purpose": "marketing", "granted": rng.random() < 0.7}
+            ), []
         if kind == "loyalty":
-            return self._envelope(c, "loyalty", "app", {"points": rng.randrange(10, 500),
-                                                        "tier": rng.choice(["silver", "gold"])}), []
+            return self._envelope(
+                c,
+                "loyalty",
+                "app",
+                {"points": rng.randrange(10, 500), "tier": rng.choice(["silver", "gold"])},
+            ), []
         if kind == "campaign":
-            return self._envelope(c, "campaign", "email", {"campaign_id": f"cmp-{rng.randrange(20)}",
-                                                            "action": rng.choice(["sent", "opened", "clicked"])}), []
-        return self._envelope(c, "profile_update", "web", {"fields": {"city": rng.choice(["Athens", "Tehran", "Berlin"])}}), []
+            return self._envelope(
+                c,
+                "campaign",
+                "email",
+                {
+                    "campaign_id": f"cmp-{rng.randrange(20)}",
+                    "action": rng.choice(["sent", "opened", "clicked"]),
+                },
+            ), []
+        return self._envelope(
+            c,
+            "profile_update",
+            "web",
+            {"fields": {"city": rng.choice(["Athens", "Tehran", "Berlin"])}},
+        ), []
 
 
 def _weighted(rng: random.Random, options: tuple[tuple[Any, float], ...]) -> Any:

@@ -22,7 +22,10 @@ ITEMS = {
 TEMPLATES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "en": {
         "negative": [
-            ("delivery", "My order {order} still hasn't arrived and nobody answers. This is terrible."),
+            (
+                "delivery",
+                "My order {order} still hasn't arrived and nobody answers. This is terrible.",
+            ),
             ("delivery", "Third time asking where my {item} is. Really disappointed."),
             ("quality", "The {item} stopped working after two days, awful quality."),
             ("billing", "You charged me twice for order {order}! I want a refund now."),

@@ -1,0 +1,101 @@
+"""The engine dataflow under Bytewax's testing source, on a real Redis.
+
+Kafka is not what these tests are about, so outputs go to an in-memory
+publisher; tests/integration covers the Kafka side.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
+
+from flows.engine_sink import EngineSink, default_engine
+from livesignals import serde
+from livesignals.errors import Reason
+from operators.engine import OutRecord
+from state.connection import connect
+from state.keys import Keys
+from tests.helpers import T0, event, raw
+
+
+class MemoryPublisher:
+    def __init__(self):
+        self.records: list[OutRecord] = []
+
+    def publish(self, records):
+        self.records.extend(records)
+
+
+def run_flow(settings, messages, publisher, batch_size=50):
+    flow = Dataflow("test")
+    stream = op.input("in", flow, TestingSource(messages, batch_size=batch_size))
+    op.output("engine", stream, EngineSink(settings, lambda s: default_engine(s, publisher)))
+    run_main(flow)
+
+
+def profile(settings, customer):
+    return connect(settings).hgetall(Keys(settings.key_prefix).profile(f"customer_id:{customer}"))
+
+
+def test_events_build_profiles_and_raise_flags(settings):
+    docs = [
+        event("order", "c1", T0, order_id="o1", amount=40.0),
+        event("call", "c2", T0 + 1),
+        event("chat", "c2", T0 + 2),
+        event("email", "c2", T0 + 3),
+        event("delivery", "c1", T0 + 4, order_id="o1", status="delayed"),
+    ]
+    pub = MemoryPublisher()
+    run_flow(settings, raw(docs, settings.input_topics[0]), pub)
+    p1 = profile(settings, "c1")
+    assert (p1[b"events"], p1[b"spend"]) == (b"2", b"40.0")
+    assert serde.loads(profile(settings, "c2")[b"counts_by_type"]) == {
+        "call": 1,
+        "chat": 1,
+        "email": 1,
+    }
+    flags = [serde.loads(r.value)["flag"] for r in pub.records if r.topic == settings.flags_topic]
+    assert sorted(flags) == ["delivery_problem", "repeat_contact"]
+    stream = connect(settings).xrange(Keys(settings.key_prefix).flags_stream)
+    assert len(stream) == 2
+
+
+def test_bad_input_is_dead_lettered_while_good_events_around_it_apply(settings):
+    messages = raw(
+        [event("chat", "c1", T0), b"{nope", event("chat", "c1", T0 + 1)], settings.input_topics[0]
+    )
+    pub = MemoryPublisher()
+    run_flow(settings, messages, pub)
+    dead = [r for r in pub.records if r.topic == settings.dead_letter_topic]
+    assert [r.value for r in dead] == [b"{nope"]
+    assert dict(dead[0].headers or [])["ls.dlq.reason"] == Reason.NOT_JSON.value.encode()
+    assert profile(settings, "c1")[b"events"] == b"2"
+
+
+def test_replaying_the_same_messages_changes_nothing(settings):
+    docs = [event("order", "c1", T0 + i, order_id=f"o{i}", amount=10.0) for i in range(20)]
+    messages = raw(docs, settings.input_topics[0])
+    run_flow(settings, messages, MemoryPublisher())
+    once = profile(settings, "c1")
+    run_flow(settings, messages, MemoryPublisher())
+    assert profile(settings, "c1") == once
+    assert once[b"spend"] == b"200.0"
+
+
+def test_batched_and_per_event_modes_give_the_same_state(settings):
+    docs = [
+        event("chat" if i % 3 else "order", f"c{i % 7}", T0 + i, order_id=f"o{i}", amount=5.0)
+        for i in range(60)
+    ]
+    per_event = settings.replace(key_prefix=settings.key_prefix + "pe", redis_mode="per_event")
+    run_flow(settings, raw(docs, settings.input_topics[0]), MemoryPublisher())
+    run_flow(per_event, raw(docs, settings.input_topics[0]), MemoryPublisher())
+    for c in range(7):
+        assert profile(settings, f"c{c}") == profile(per_event, f"c{c}")
+
+
+def test_the_sink_is_picklable(settings):
+    pickle.dumps(EngineSink(settings))
