@@ -1,0 +1,1 @@
+"""Benchmarks: figures are printed and written to bench/results/, never asserted."""

@@ -1,0 +1,138 @@
+"""Shared benchmark plumbing: services, workload production, engine runs."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from livesignals import embedded, serde
+from livesignals.contract import primary_key
+from livesignals.engine_process import start_engine, stop_process
+from livesignals.settings import Settings
+from livesignals.simulator import Simulator, SimulatorConfig
+from livesignals.topics import ensure_topics
+from state.connection import connect
+from state.keys import Keys
+
+
+@contextmanager
+def services() -> Iterator[tuple[str, str]]:
+    """Kafka bootstrap and Redis URL: given by LIVESIGNALS_BENCH_KAFKA/_REDIS_URL, else embedded."""
+    started: list[embedded.Service] = []
+    try:
+        kafka = os.environ.get("LIVESIGNALS_BENCH_KAFKA")
+        if not kafka:
+            started.append(embedded.start_kafka())
+            kafka = started[-1].address
+        redis_url = os.environ.get("LIVESIGNALS_BENCH_REDIS_URL")
+        if not redis_url:
+            started.append(embedded.start_redis(prefer_system=True))
+            redis_url = f"redis://{started[-1].address}/0"
+        yield kafka, redis_url
+    finally:
+        for s in started:
+            s.stop()
+
+
+def bench_settings(kafka: str, redis_url: str, name: str, **changes: Any) -> Settings:
+    """Settings for one benchmark run, isolated by key prefix and output topics."""
+    s = Settings.load(env={}).replace(
+        kafka_bootstrap=kafka,
+        redis_url=redis_url,
+        key_prefix=name,
+        input_topics=("bench.in",),
+        dead_letter_topic=f"bench.dlq.{name}",
+        flags_topic=f"bench.flags.{name}",
+        triggers_topic=f"bench.triggers.{name}",
+        metrics_port=embedded.free_port(),
+        topic_partitions=4,
+        log_level="WARNING",
+    )
+    s = s.replace(**changes)
+    ensure_topics(s)
+    return s
+
+
+def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0) -> Simulator:
+    """The reference workload: skewed activity over ``customers`` customers."""
+    start = int(time.time() * 1000) - 6 * 3_600_000
+    return Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=start, step_ms=step_ms))
+
+
+def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0) -> int:
+    """Produce ``count`` simulated events keyed by customer (rate 0 = flat out)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": kafka, "linger.ms": 5, "enable.idempotence": True})
+    started = time.monotonic()
+    for i, (e, _) in enumerate(sim.stream(count), 1):
+        if rate:
+            e["event_time"] = int(time.time() * 1000)
+        while True:
+            try:
+                p.produce(topic, serde.dumps(e), primary_key(e["customer"]).encode())
+                break
+            except BufferError:
+                p.poll(0.05)
+        if rate and i % 50 == 0:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                p.poll(0)
+                time.sleep(ahead)
+    p.flush(60)
+    return count
+
+
+def committed(settings: Settings) -> int:
+    """Input messages the engine has committed (sum of resume offsets)."""
+    r = connect(settings)
+    keys = Keys(settings.key_prefix)
+    return sum(int(v) for t in settings.input_topics for v in r.hgetall(keys.offsets(t)).values())
+
+
+def redis_commands(settings: Settings) -> int:
+    """Commands the Redis server has processed so far."""
+    return int(connect(settings).info("stats")["total_commands_processed"])
+
+
+@dataclass
+class RunResult:
+    """What one engine run over a backlog measured."""
+
+    events: int
+    seconds: float
+    steady_events_per_s: float
+    redis_commands_per_event: float
+
+
+def drain(settings: Settings, total: int, timeout_s: float = 900.0) -> RunResult:
+    """Start one engine worker on the backlog, time it until ``total`` are committed."""
+    cmds_before = redis_commands(settings)
+    proc = start_engine(settings)
+    t0 = time.monotonic()
+    mark: tuple[float, int] | None = None
+    try:
+        while (done := committed(settings)) < total:
+            if proc.poll() is not None:
+                raise RuntimeError(f"engine exited with {proc.returncode}")
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"{done}/{total} after {timeout_s}s")
+            if mark is None and done >= total // 10:
+                mark = (time.monotonic(), done)  # after start-up and the first fetches
+            time.sleep(0.02)
+        t1 = time.monotonic()
+    finally:
+        stop_process(proc)
+    steady = (total - mark[1]) / (t1 - mark[0]) if mark and t1 > mark[0] else total / (t1 - t0)
+    cmds = redis_commands(settings) - cmds_before
+    return RunResult(total, t1 - t0, steady, cmds / total)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values`` by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
