@@ -19,7 +19,14 @@ import json
 import time
 from pathlib import Path
 
-from bench.common import bench_settings, drain, percentile, produce_events, reference_simulator, services
+from bench.common import (
+    bench_settings,
+    drain,
+    percentile,
+    produce_events,
+    reference_simulator,
+    services,
+)
 from livesignals import serde
 from livesignals.engine_process import start_engine, stop_process
 from state.connection import connect
@@ -48,17 +55,24 @@ def main() -> None:
 
     with services() as (kafka, redis_url):
         batched = bench_settings(kafka, redis_url, "batched")
-        per_event = bench_settings(kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000)
+        per_event = bench_settings(
+            kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000
+        )
         t = time.monotonic()
         produce_events(reference_simulator(args.customers), kafka, "bench.in", args.events)
         print(f"produced {args.events} events in {time.monotonic() - t:.1f}s")
 
         fast = drain(batched, args.events)
-        print(f"batched:   {fast.steady_events_per_s:9.0f} events/s  "
-              f"{fast.redis_commands_per_event:.3f} Redis commands/event")
+        print(
+            f"batched:   {fast.steady_events_per_s:9.0f} events/s  "
+            f"{fast.redis_commands_per_event:.3f} Redis commands/event"
+        )
         slow = drain(per_event, args.baseline_events)
-        print(f"per-event: {slow.steady_events_per_s:9.0f} events/s  "
-              f"{slow.redis_commands_per_event:.3f} Redis commands/event  (first {args.baseline_events})")
+        print(
+            f"per-event: {slow.steady_events_per_s:9.0f} events/s  "
+            f"{slow.redis_commands_per_event:.3f} Redis commands/event  "
+            f"(first {args.baseline_events})"
+        )
 
         live = bench_settings(kafka, redis_url, "live", input_topics=("bench.live",))
         proc = start_engine(live)
