@@ -60,9 +60,7 @@ def bench_settings(kafka: str, redis_url: str, name: str, **changes: Any) -> Set
 def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0) -> Simulator:
     """The reference workload: skewed activity over ``customers`` customers."""
     start = int(time.time() * 1000) - 6 * 3_600_000
-    return Simulator(
-        SimulatorConfig(customers=customers, seed=seed, start_ms=start, step_ms=step_ms)
-    )
+    return Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=start, step_ms=step_ms))
 
 
 def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0) -> int:

@@ -55,9 +55,7 @@ def main() -> None:
 
     with services() as (kafka, redis_url):
         batched = bench_settings(kafka, redis_url, "batched")
-        per_event = bench_settings(
-            kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000
-        )
+        per_event = bench_settings(kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000)
         t = time.monotonic()
         produce_events(reference_simulator(args.customers), kafka, "bench.in", args.events)
         print(f"produced {args.events} events in {time.monotonic() - t:.1f}s")

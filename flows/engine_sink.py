@@ -40,6 +40,8 @@ def default_engine(settings: Settings, publisher: Publisher | None = None) -> En
         cache_size=0 if settings.redis_mode == "per_event" else settings.cache_size,
         cluster=settings.redis_cluster,
         flags_stream_maxlen=settings.flags_stream_maxlen,
+        timeline_max_entries=settings.timeline_max_entries,
+        timeline_max_age_days=settings.timeline_max_age_days,
     )
     if publisher is None:
         publisher = KafkaPublisher(settings.kafka_client_config(), settings.produce_timeout_s)
@@ -57,9 +59,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
                 self.engine.process(items)
                 return
             except Exception:  # infrastructure failure: Redis or Kafka
-                forget = getattr(self.engine.store, "forget", None)
-                if forget is not None:
-                    forget()
+                self.engine.forget()
                 if attempt == self.max_attempts:
                     raise
                 log.exception("batch failed (attempt %d/%d); retrying", attempt, self.max_attempts)

@@ -28,9 +28,7 @@ ResumeLookup = Callable[[str], dict[int, int]]
 
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
-    def __init__(
-        self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int
-    ) -> None:
+    def __init__(self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int) -> None:
         self._topic = topic
         self._partition = partition
         self._batch_size = batch_size
@@ -99,9 +97,7 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, int]):
             for topic in self.topics:
                 tmeta = meta.topics.get(topic)
                 if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-                    raise RuntimeError(
-                        f"input topic {topic!r} does not exist (livesignals topics create)"
-                    )
+                    raise RuntimeError(f"input topic {topic!r} does not exist (livesignals topics create)")
                 parts += [f"{topic}#{p}" for p in sorted(tmeta.partitions)]
             return parts
         finally:

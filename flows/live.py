@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataflow:
     """The engine dataflow for ``settings`` (default: from the environment)."""
     settings = settings or Settings.load()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("settings: %s", settings.redacted())
     if serve_metrics:
         _serve_metrics(settings.metrics_port)

@@ -23,17 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--customers", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=42)
 
-    run = sub.add_parser(
-        "run", help="run the engine dataflow against the configured Kafka and Redis"
-    )
+    run = sub.add_parser("run", help="run the engine dataflow against the configured Kafka and Redis")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
 
     sim = sub.add_parser("simulate", help="produce a synthetic interaction stream into Kafka")
     sim.add_argument("--customers", type=int, default=10_000)
     sim.add_argument("--seed", type=int, default=42)
-    sim.add_argument(
-        "--rate", type=float, default=1000.0, help="events/s (0 = as fast as possible)"
-    )
+    sim.add_argument("--rate", type=float, default=1000.0, help="events/s (0 = as fast as possible)")
     sim.add_argument("--count", type=int, default=None, help="events to send (default: forever)")
     sim.add_argument("--truth", help="write the ground truth as JSONL to this file")
 
@@ -43,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("settings", help="print the effective settings (secrets redacted)")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
         from livesignals.demo import run_demo
 

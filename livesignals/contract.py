@@ -51,9 +51,7 @@ def _validators() -> tuple[Any, dict[str, Any]]:
     """
     schema = load_schema()
     formats = {"date-time": lambda _: True}  # parsed (and rejected) by _event_time_ms
-    envelope = fastjsonschema.compile(
-        {k: v for k, v in schema.items() if k != "allOf"}, formats=formats
-    )
+    envelope = fastjsonschema.compile({k: v for k, v in schema.items() if k != "allOf"}, formats=formats)
     payloads: dict[str, Any] = {}
     for rule in schema["allOf"]:
         condition = rule["if"]["properties"]["type"]

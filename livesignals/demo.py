@@ -45,19 +45,13 @@ def scrape(port: int) -> dict[str, float]:
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 out[sample.name] += sample.value
-                label = (
-                    sample.labels.get("flag")
-                    or sample.labels.get("reason")
-                    or sample.labels.get("action")
-                )
+                label = sample.labels.get("flag") or sample.labels.get("reason") or sample.labels.get("action")
                 if label:
                     out[f"{sample.name}:{label}"] += sample.value
     return dict(out)
 
 
-def run_demo(
-    duration_s: float = 60.0, rate: float = 1500.0, customers: int = 5000, seed: int = 42
-) -> int:
+def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 5000, seed: int = 42) -> int:
     """Run the demo; returns a process exit code."""
     stop = threading.Event()
     services: list[embedded.Service] = []
@@ -119,9 +113,7 @@ def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]
         elapsed = time.monotonic() - started
         if engine.poll() is not None:
             raise RuntimeError(f"the engine exited with code {engine.returncode}")
-        bad.produce(
-            settings.input_topics[0], BAD_INPUTS[int(elapsed) % len(BAD_INPUTS)], b"bad-producer"
-        )
+        bad.produce(settings.input_topics[0], BAD_INPUTS[int(elapsed) % len(BAD_INPUTS)], b"bad-producer")
         bad.poll(0)
         stats = scrape(settings.metrics_port) or stats
         now = time.monotonic()
@@ -149,16 +141,11 @@ def _draw(
     stats: dict[str, float],
     latest: list[dict[str, Any]],
 ) -> None:
-    flags = {
-        k.split(":", 1)[1]: int(v)
-        for k, v in stats.items()
-        if k.startswith("livesignals_flags_total:")
-    }
+    flags = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("livesignals_flags_total:")}
     lines = [
         f"LiveSignals demo   {elapsed:5.0f}/{duration_s:.0f} s   (Ctrl-C to stop)",
         "",
-        f"events/s      {rate:10.0f}      events in    "
-        f"{int(stats.get('livesignals_events_in_total', 0)):>10}",
+        f"events/s      {rate:10.0f}      events in    {int(stats.get('livesignals_events_in_total', 0)):>10}",
         f"flags raised  {int(stats.get('livesignals_flags_total', 0)):>10}      triggers     "
         f"{int(stats.get('livesignals_triggers_total', 0)):>10}",
         f"dead letters  {int(stats.get('livesignals_dead_letters_total', 0)):>10}      "

@@ -31,16 +31,12 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(
-    port: int, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
+def wait_for_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Block until something accepts connections on ``127.0.0.1:port``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"service exited with code {proc.returncode} before listening on {port}"
-            )
+            raise RuntimeError(f"service exited with code {proc.returncode} before listening on {port}")
         with (
             contextlib.suppress(OSError),
             socket.create_connection(("127.0.0.1", port), timeout=0.5),
@@ -89,9 +85,7 @@ class Service:
 def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Service:
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
-        )
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
     service = Service(name, port, proc, workdir, log_path)
     try:
         wait_for_port(port, proc=proc)

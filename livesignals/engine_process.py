@@ -24,15 +24,11 @@ def engine_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, f.name)
         if isinstance(value, dict):
             continue  # kafka_config travels in the TOML file (LIVESIGNALS_CONFIG), if any
-        env[f"LIVESIGNALS_{f.name.upper()}"] = (
-            ",".join(value) if isinstance(value, tuple) else str(value)
-        )
+        env[f"LIVESIGNALS_{f.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
     return env
 
 
-def start_engine(
-    settings: Settings, workers: int = 1, log: Any = subprocess.DEVNULL
-) -> subprocess.Popen[bytes]:
+def start_engine(settings: Settings, workers: int = 1, log: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """Start the engine dataflow as a Bytewax process in its own process group."""
     argv = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(workers)]
     return subprocess.Popen(

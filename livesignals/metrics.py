@@ -9,16 +9,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram, start_http_server
 
 EVENTS_IN = Counter("livesignals_events_in_total", "Messages read from input topics.", ["topic"])
-EVENTS_APPLIED = Counter(
-    "livesignals_events_applied_total", "Valid events applied to customer state.", ["type"]
-)
+EVENTS_APPLIED = Counter("livesignals_events_applied_total", "Valid events applied to customer state.", ["type"])
 EVENTS_REPLAY_SKIPPED = Counter(
     "livesignals_events_replay_skipped_total",
     "Events skipped because their offset was already applied (replay after a restart).",
 )
-DEAD_LETTERS = Counter(
-    "livesignals_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"]
-)
+DEAD_LETTERS = Counter("livesignals_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"])
 FLAGS = Counter("livesignals_flags_total", "Live flags raised.", ["flag"])
 TRIGGERS = Counter("livesignals_triggers_total", "Next-best-action triggers emitted.", ["action"])
 TRIGGERS_SUPPRESSED = Counter(
@@ -26,9 +22,7 @@ TRIGGERS_SUPPRESSED = Counter(
     "Triggers held back by contact policy or consent.",
     ["action", "reason"],
 )
-KAFKA_PRODUCED = Counter(
-    "livesignals_kafka_produced_total", "Records confirmed by Kafka.", ["topic"]
-)
+KAFKA_PRODUCED = Counter("livesignals_kafka_produced_total", "Records confirmed by Kafka.", ["topic"])
 KAFKA_DELIVERY_FAILURES = Counter(
     "livesignals_kafka_delivery_failures_total",
     "Records Kafka did not confirm (retried, then the batch fails).",

@@ -83,6 +83,14 @@ class Settings:
     """This many contacts within the window raise ``repeat_contact``."""
     high_value_spend: float = 500.0
     """Lifetime spend from which a customer counts as high value."""
+    context_window_s: int = 86_400
+    """A contact this soon after a touch on another channel carries its context."""
+
+    # --- The 360 -------------------------------------------------------------
+    timeline_max_entries: int = 200
+    """Timeline entries kept per customer (oldest dropped)."""
+    timeline_max_age_days: int = 90
+    """Timeline entries older than this are dropped; the key expires after it too."""
 
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464
@@ -119,9 +127,7 @@ class Settings:
         """The settings as a dict that is safe to log."""
         out = dataclasses.asdict(self)
         out["redis_url"] = _redact_url(self.redis_url)
-        out["kafka_config"] = {
-            k: ("***" if _SECRET_KEY.search(k) else v) for k, v in self.kafka_config.items()
-        }
+        out["kafka_config"] = {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in self.kafka_config.items()}
         return out
 
     def __repr__(self) -> str:

@@ -27,9 +27,15 @@ from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent
 from livesignals.settings import Settings
-from operators.profile import CustomerState, apply_event
+from operators import kpis, voc
+from operators.partition import PartitionAggregates
+from operators.profile import CustomerState
 from operators.rules import RuleConfig, evaluate
 from operators.signals import Flag, Trigger
+from operators.update import apply_event, is_complaint
+
+TextScorer = Callable[[str, str | None], float]
+"""``(text, language hint) -> sentiment in [-1, 1]``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +61,17 @@ class Store(Protocol):
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers."""
 
+    def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
+        """The partition's shared aggregates (KPIs, voice of the customer)."""
+
     def commit(
         self,
         states: Iterable[CustomerState],
         flags: list[Flag],
         offsets: dict[tuple[str, int], int],
+        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
     ) -> None:
-        """Write flags, states and resume offsets."""
+        """Write flags, states, partition aggregates and resume offsets."""
 
 
 @dataclass(slots=True)
@@ -86,11 +96,14 @@ class Engine:
         store: Store,
         publisher: Publisher,
         clock: Callable[[], float] = time.time,
+        sentiment: TextScorer | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.publisher = publisher
         self.clock = clock
+        self.sentiment = sentiment
+        self._partitions: dict[tuple[str, int], PartitionAggregates] = {}
         self.rules = RuleConfig.from_settings(settings)
         self.per_event = settings.redis_mode == "per_event"
 
@@ -99,12 +112,19 @@ class Engine:
         started = time.perf_counter()
         report = BatchReport(messages=len(messages))
         events = self._decode(messages, report)
-        touched = self._apply(events, report)
+        touched, partitions = self._apply(events, report)
         self.publisher.publish(self._out_records(report))
-        self.store.commit(touched, report.flags, _next_offsets(messages))
+        self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
         self._count(messages, report)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return report
+
+    def forget(self) -> None:
+        """Drop everything cached in memory (after a failed batch: it will be replayed)."""
+        self._partitions.clear()
+        forget = getattr(self.store, "forget", None)
+        if forget is not None:
+            forget()
 
     def _decode(self, messages: list[RawMessage], report: BatchReport) -> list[Event]:
         s = self.settings
@@ -122,23 +142,30 @@ class Engine:
                     )
                 )
             except InvalidEvent as exc:
-                report.dead_letters.append(
-                    DeadLetter(m.value or b"", m.key, exc.reason, exc.detail, m.origin)
-                )
+                report.dead_letters.append(DeadLetter(m.value or b"", m.key, exc.reason, exc.detail, m.origin))
         return events
 
-    def _apply(self, events: list[Event], report: BatchReport) -> list[CustomerState]:
+    def _apply(
+        self, events: list[Event], report: BatchReport
+    ) -> tuple[list[CustomerState], dict[tuple[str, int], PartitionAggregates]]:
         states: dict[str, CustomerState] = {}
         if not self.per_event:
             states = self.store.load(e.customer_key for e in events)
         touched: dict[str, CustomerState] = {}
+        partitions: dict[tuple[str, int], PartitionAggregates] = {}
         for event in events:
             key = event.customer_key
             state = self.store.load([key])[key] if self.per_event else states[key]
             if state.already_applied(event):
                 report.replay_skipped += 1
                 continue
-            apply_event(state, event)
+            part = self._partition(event, partitions)
+            text = _text_of(event)
+            score = self.sentiment(text, event.payload.get("lang")) if text and self.sentiment else None
+            part.kpi.add(event.event_time_ms, kpis.contributions(state, event))
+            apply_event(state, event, score)
+            if is_complaint(event, score):
+                part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             signals = evaluate(state, event, self.rules)
             report.flags.extend(signals.flags)
             report.triggers.extend(signals.triggers)
@@ -150,13 +177,19 @@ class Engine:
                 self.store.commit([state], [], {})  # benchmark baseline: a round trip per event
             else:
                 touched[key] = state
-        return list(touched.values())
+        return list(touched.values()), partitions
+
+    def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
+        pos = (event.origin.topic, event.origin.partition)
+        part = self._partitions.get(pos)
+        if part is None:
+            part = self._partitions[pos] = self.store.load_partition(*pos)
+        touched[pos] = part
+        return part
 
     def _out_records(self, report: BatchReport) -> list[OutRecord]:
         s = self.settings
-        records = [
-            OutRecord(s.dead_letter_topic, d.key, d.value, d.headers()) for d in report.dead_letters
-        ]
+        records = [OutRecord(s.dead_letter_topic, d.key, d.value, d.headers()) for d in report.dead_letters]
         records += [
             OutRecord(
                 s.flags_topic,
@@ -192,6 +225,11 @@ class Engine:
             metrics.TRIGGERS.labels(action).inc(n)
         if report.replay_skipped:
             metrics.EVENTS_REPLAY_SKIPPED.inc(report.replay_skipped)
+
+
+def _text_of(event: Event) -> str | None:
+    text = event.payload.get("text") or event.payload.get("comment")
+    return text if isinstance(text, str) and text.strip() else None
 
 
 def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:

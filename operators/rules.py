@@ -14,6 +14,9 @@ Rules today:
 * ``delivery_problem`` -- a delivery is delayed or failed; triggers a
   ``proactive_notification`` on the customer's last-used channel.
 * ``consent_withdrawn`` -- marketing consent was withdrawn.
+* ``context_carried`` -- an inbound contact within ``context_window_s`` of a touch
+  on another contact channel (the customer switched channels: the agent sees
+  the earlier touch, its topic and outcome, as evidence).
 
 Marketing triggers are never emitted for a customer whose marketing consent is
 withdrawn.
@@ -27,6 +30,7 @@ from livesignals.contract import Event
 from livesignals.settings import Settings
 from operators.profile import CustomerState
 from operators.signals import Flag, Trigger, new_flag, new_trigger
+from operators.views import context_carried
 
 REACHABLE_CHANNELS = frozenset({"phone", "chat", "email", "sms", "social"})
 """Channels on which a customer can be contacted proactively."""
@@ -41,11 +45,17 @@ class RuleConfig:
     repeat_contact_window_ms: int = DAY_MS
     repeat_contact_threshold: int = 3
     high_value_spend: float = 500.0
+    context_window_ms: int = DAY_MS
 
     @classmethod
     def from_settings(cls, s: Settings) -> RuleConfig:
         """Take the rule thresholds from the settings."""
-        return cls(s.repeat_contact_window_s * 1000, s.repeat_contact_threshold, s.high_value_spend)
+        return cls(
+            s.repeat_contact_window_s * 1000,
+            s.repeat_contact_threshold,
+            s.high_value_spend,
+            s.context_window_s * 1000,
+        )
 
 
 def is_negative_survey(kind: str, score: float) -> bool:
@@ -77,21 +87,26 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
     p = event.payload
     now = event.event_time_ms
 
-    if event.is_contact:
+    if event.is_contact and p.get("direction", "inbound") == "inbound":
+        carried = context_carried(state, event.channel, now, cfg.context_window_ms)
+        if carried:
+            reason = (
+                f"{carried['type']} on {carried['channel']} {carried['minutes_ago']} min ago"
+                + (f" about {carried['topic']}" if carried.get("topic") else "")
+                + (f" ({carried['outcome']})" if carried.get("outcome") else "")
+            )
+            flags.append(
+                new_flag(event, "context_carried", "info", reason, HOUR_MS,
+                         evidence=(carried["event_id"], event.event_id))
+            )  # fmt: skip
         since = now - cfg.repeat_contact_window_ms
         recent = [c for c in state.recent_contacts if since <= c[0] <= now]
         if len(recent) >= cfg.repeat_contact_threshold:
             reason = f"{len(recent)} contacts in {cfg.repeat_contact_window_ms // HOUR_MS} h"
-            flags.append(
-                new_flag(event, "repeat_contact", "warning", reason, cfg.repeat_contact_window_ms)
-            )
+            flags.append(new_flag(event, "repeat_contact", "warning", reason, cfg.repeat_contact_window_ms))
     elif event.type == "survey" and is_negative_survey(p["kind"], p["score"]):
-        flags.append(
-            new_flag(
-                event, "negative_survey", "warning", f"{p['kind']} score {p['score']:g}", 7 * DAY_MS
-            )
-        )
-        if state.spend >= cfg.high_value_spend:
+        flags.append(new_flag(event, "negative_survey", "warning", f"{p['kind']} score {p['score']:g}", 7 * DAY_MS))
+        if state.value.get("spend", 0.0) >= cfg.high_value_spend:
             triggers.append(
                 new_trigger(
                     event,
@@ -121,13 +136,11 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
             )
         )
     elif event.type == "consent" and p["purpose"] == "marketing" and not p["granted"]:
-        flags.append(
-            new_flag(event, "consent_withdrawn", "info", "marketing consent withdrawn", 30 * DAY_MS)
-        )
+        flags.append(new_flag(event, "consent_withdrawn", "info", "marketing consent withdrawn", 30 * DAY_MS))
 
     flags = [f for f in flags if _not_active(state, f, now)]
     for f in flags:
-        state.active_flags[f.name] = {
+        state.flags[f.name] = {
             "id": f.flag_id,
             "severity": f.severity,
             "raised_at": f.raised_at_ms,
@@ -141,13 +154,14 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
 
 
 def _not_active(state: CustomerState, flag: Flag, now_ms: int) -> bool:
-    active = state.active_flags.get(flag.name)
+    active = state.flags.get(flag.name)
     return active is None or active["expires_at"] <= now_ms
 
 
 def _preferred_channel(state: CustomerState) -> str:
     """The channel the customer used most for contacts, else email."""
-    contact_channels = {c: n for c, n in state.counts_by_channel.items() if c in REACHABLE_CHANNELS}
+    by_channel = state.history.get("by_channel", {})
+    contact_channels = {c: n for c, n in by_channel.items() if c in REACHABLE_CHANNELS}
     if not contact_channels:
         return "email"
     return max(sorted(contact_channels), key=lambda c: contact_channels[c])

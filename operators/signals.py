@@ -85,9 +85,7 @@ def new_flag(
     """A flag raised by ``event``; its id depends only on the event and the flag name."""
     o = event.origin
     return Flag(
-        flag_id=serde.deterministic_id(
-            "flag", event.customer_key, name, o.topic, o.partition, o.offset
-        ),
+        flag_id=serde.deterministic_id("flag", event.customer_key, name, o.topic, o.partition, o.offset),
         customer_key=event.customer_key,
         name=name,
         severity=severity,
@@ -99,15 +97,11 @@ def new_flag(
     )
 
 
-def new_trigger(
-    event: Event, action: str, channel: str, reasons: tuple[str, ...], ttl_ms: int
-) -> Trigger:
+def new_trigger(event: Event, action: str, channel: str, reasons: tuple[str, ...], ttl_ms: int) -> Trigger:
     """A trigger caused by ``event``; its id depends only on the event and the action."""
     o = event.origin
     return Trigger(
-        trigger_id=serde.deterministic_id(
-            "trigger", event.customer_key, action, o.topic, o.partition, o.offset
-        ),
+        trigger_id=serde.deterministic_id("trigger", event.customer_key, action, o.topic, o.partition, o.offset),
         customer_key=event.customer_key,
         action=action,
         channel=channel,

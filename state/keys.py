@@ -1,20 +1,31 @@
 """Every Redis key LiveSignals writes, in one place.
 
-=========================  ======  ==============================================  ==========
-key                        type    holds                                           bound, TTL
-=========================  ======  ==============================================  ==========
-``ls:{<cust>}:profile``    hash    the customer's live state (fields of            ~20 fields,
-                                   :class:`operators.profile.CustomerState`)      no TTL
-``ls:flags``               stream  every flag raised, for desktops to read/replay  MAXLEN ~
-                                                                                   flags_stream_maxlen
-``ls:flags:live``          pubsub  the same flags, pushed as they are raised       --
-``ls:offsets:<topic>``     hash    partition -> next offset to read (resume point) one field per
-                                                                                   partition
-=========================  ======  ==============================================  ==========
+``<cust>`` is a customer key such as ``customer_id:c42`` (or an anonymous one,
+``device_id:d9``). Inside braces it is the Redis Cluster hash tag, so every
+key of one customer lives in one slot; a key that itself contains braces is
+replaced by a digest inside the tag. Sizes are for the default settings.
 
-``<cust>`` is the customer key (``customer_id:c42``); inside the braces it is
-the Redis Cluster hash tag, so all keys of one customer live in one slot. A key
-that itself contains braces is replaced by a digest inside the tag.
+=================================  ======  ================================================  ===================
+key                                type    holds                                             bound / TTL
+=================================  ======  ================================================  ===================
+``ls:{<cust>}:profile``            hash    the customer's facts, one JSON section per field  ~14 fields, every list
+                                           (:mod:`operators.profile`)                        and map bounded
+                                                                                             (``MAX_*``); no TTL
+``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
+                                           compact JSON (:mod:`operators.timeline`)          (200) and
+                                                                                             ``timeline_max_age_days``
+                                                                                             (90; also the key TTL)
+``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
+                                           cookie, email or phone linked to them); more
+                                           than one = shared (:mod:`operators.identity`)
+``ls:agg:<topic>:<partition>``     hash    KPI and complaint-term buckets of one input       buckets bounded by
+                                           partition (:mod:`operators.partition`)            tier; 400 names per
+                                                                                             bucket
+``ls:offsets:<topic>``             hash    partition -> next offset to read (resume point)   one field per partition
+``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
+                                                                                             ``flags_stream_maxlen``
+``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --
+=================================  ======  ================================================  ===================
 """
 
 from __future__ import annotations
@@ -43,8 +54,24 @@ class Keys:
         return f"{self.prefix}:{{{customer_key}}}"
 
     def profile(self, customer_key: str) -> str:
-        """The customer's live state hash."""
+        """The customer's facts (hash)."""
         return f"{self.tag(customer_key)}:profile"
+
+    def timeline(self, customer_key: str) -> str:
+        """The customer's interactions (sorted set by event time)."""
+        return f"{self.tag(customer_key)}:timeline"
+
+    def owners(self, identifier: str) -> str:
+        """Customers that claimed ``identifier`` (``kind:value``); same slot as its own profile."""
+        return f"{self.tag(identifier)}:owners"
+
+    def partition(self, topic: str, partition: int) -> str:
+        """Shared aggregates (KPIs, voice of the customer) of one input partition."""
+        return f"{self.prefix}:agg:{topic}:{partition}"
+
+    def partition_pattern(self) -> str:
+        """SCAN pattern of every partition aggregate key."""
+        return f"{self.prefix}:agg:*"
 
     @property
     def flags_stream(self) -> str:

@@ -26,9 +26,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from livesignals import metrics, serde
+from operators.identity import MAX_OWNERS_KEPT
+from operators.partition import PartitionAggregates
 from operators.profile import CustomerState
 from operators.signals import Flag
 from state.keys import Keys
+
+TRIM_EVERY = 20
+"""Timelines are trimmed by age every this many events (by count and TTL on every write)."""
+
+# Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants.
+_CLAIM = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+return redis.call('SADD', KEYS[1], ARGV[1])
+"""
 
 
 class ProfileStore:
@@ -47,13 +59,18 @@ class ProfileStore:
         cache_size: int = 200_000,
         cluster: bool = False,
         flags_stream_maxlen: int = 100_000,
+        timeline_max_entries: int = 200,
+        timeline_max_age_days: int = 90,
     ) -> None:
         self.client = client
         self.keys = keys
         self.cache_size = cache_size
         self.cluster = cluster
         self.flags_stream_maxlen = flags_stream_maxlen
+        self.timeline_max_entries = timeline_max_entries
+        self.timeline_max_age_days = timeline_max_age_days
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+        self._claim = client.register_script(_CLAIM)
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers: cached ones from memory, the rest in one round trip."""
@@ -79,33 +96,60 @@ class ProfileStore:
                 self._remember(key, state)
         return found
 
+    def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
+        """One input partition's shared aggregates (KPIs, voice of the customer)."""
+        row = self.client.hgetall(self.keys.partition(topic, partition))
+        metrics.REDIS_ROUNDTRIPS.labels("load").inc()
+        return PartitionAggregates.from_fields(row)
+
     def commit(
         self,
         states: Iterable[CustomerState],
         flags: list[Flag],
         offsets: dict[tuple[str, int], int],
+        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
     ) -> None:
-        """Write flags, the touched states and the next offsets to read.
+        """Write flags, the touched states, partition aggregates and the next offsets to read.
 
-        ``offsets`` maps ``(topic, partition)`` to the next offset to read.
+        ``offsets`` maps ``(topic, partition)`` to the next offset to read. Per
+        customer, timeline entries and identity claims go before the profile
+        (they are idempotent), so the profile's applied offsets never run ahead
+        of them.
         """
         try:
             if self.cluster:
                 if flags:
-                    self._execute(
-                        self._with_flags(self.client.pipeline(transaction=False), flags), "flags"
-                    )
+                    self._execute(self._with_flags(self.client.pipeline(transaction=False), flags), "flags")
                 pipe = self.client.pipeline(transaction=False)
             else:
                 pipe = self._with_flags(self.client.pipeline(transaction=True), flags)
             for state in states:
-                pipe.hset(self.keys.profile(state.customer_key), mapping=state.to_fields())
+                self._write_customer(pipe, state)
+            for (topic, partition), aggregates in (partitions or {}).items():
+                pipe.hset(self.keys.partition(topic, partition), mapping=aggregates.to_fields())
             for (topic, partition), next_offset in offsets.items():
                 pipe.hset(self.keys.offsets(topic), str(partition), str(next_offset))
             self._execute(pipe, "commit")
         except Exception:
             self._cache.clear()
             raise
+
+    def _write_customer(self, pipe: Any, state: CustomerState) -> None:
+        key = state.customer_key
+        if state.new_timeline:
+            timeline = self.keys.timeline(key)
+            pipe.zadd(timeline, {member: t for t, member in state.new_timeline})
+            pipe.zremrangebyrank(timeline, 0, -self.timeline_max_entries - 1)
+            if state.events // TRIM_EVERY != (state.events - len(state.new_timeline)) // TRIM_EVERY:
+                newest = max(t for t, _ in state.new_timeline)
+                max_age_ms = self.timeline_max_age_days * 86_400_000
+                pipe.zremrangebyscore(timeline, "-inf", f"({newest - max_age_ms}")
+            pipe.expire(timeline, self.timeline_max_age_days * 86_400)
+        for identifier in state.new_links:
+            self._claim(keys=[self.keys.owners(identifier)], args=[key, MAX_OWNERS_KEPT], client=pipe)
+        pipe.hset(self.keys.profile(key), mapping=state.to_fields())
+        state.new_timeline = []
+        state.new_links = []
 
     def resume_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to read per partition, as committed with the last batch."""

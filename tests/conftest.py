@@ -68,8 +68,6 @@ def settings(redis_url: str) -> Settings:
 @pytest.fixture
 def kafka_settings(settings: Settings, kafka_bootstrap: str) -> Settings:
     """Like ``settings``, on the session's broker, with the topics created."""
-    s = settings.replace(
-        kafka_bootstrap=kafka_bootstrap, topic_partitions=4, metrics_port=embedded.free_port()
-    )
+    s = settings.replace(kafka_bootstrap=kafka_bootstrap, topic_partitions=4, metrics_port=embedded.free_port())
     ensure_topics(s)
     return s

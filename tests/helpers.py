@@ -30,7 +30,15 @@ def event(
         "order": "web",
         "delivery": "backoffice",
         "web_event": "web",
+        "app_event": "app",
         "consent": "web",
+        "ticket": "backoffice",
+        "return": "web",
+        "profile_update": "web",
+        "offer_response": "email",
+        "cancellation": "self_service",
+        "loyalty": "app",
+        "campaign": "email",
     }.get(etype, etype)
     return {
         "schema_version": 1,
@@ -62,9 +70,7 @@ def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]]
     assert p.flush(30) == 0
 
 
-def consume_all(
-    bootstrap: str, topic: str, expected: int, partitions: int = 4, timeout_s: float = 30.0
-) -> list[Any]:
+def consume_all(bootstrap: str, topic: str, expected: int, partitions: int = 4, timeout_s: float = 30.0) -> list[Any]:
     """Read ``expected`` messages from the start of every partition of ``topic``."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -88,9 +94,7 @@ def committed(settings: Any) -> int:
     return sum(int(v) for t in settings.input_topics for v in r.hgetall(keys.offsets(t)).values())
 
 
-def wait_committed(
-    settings: Any, expected: int, proc: Any = None, timeout_s: float = 120.0
-) -> None:
+def wait_committed(settings: Any, expected: int, proc: Any = None, timeout_s: float = 120.0) -> None:
     """Wait until the engine has committed ``expected`` input messages."""
     deadline = time.monotonic() + timeout_s
     while (done := committed(settings)) < expected:
@@ -106,6 +110,22 @@ def profiles(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
     from state.connection import connect
 
     r = connect(settings)
+    return {k: r.hgetall(k) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
+
+
+def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:
+    """Every customer timeline under the settings' key prefix."""
+    from state.connection import connect
+
+    r = connect(settings)
     return {
-        k: r.hgetall(k) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)
+        k: r.zrange(k, 0, -1, withscores=True) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:timeline", count=1000)
     }
+
+
+def aggregates(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
+    """Every partition aggregate (KPIs, voice of the customer) under the settings' key prefix."""
+    from state.connection import connect
+
+    r = connect(settings)
+    return {k: r.hgetall(k) for k in r.scan_iter(f"{settings.key_prefix}:agg:*", count=100)}

@@ -107,9 +107,7 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self.rng = random.Random(self.config.seed)
         self.customers = [self._new_customer(i) for i in range(self.config.customers)]
-        weights = [
-            1.0 / (rank + 1) ** self.config.activity_skew for rank in range(len(self.customers))
-        ]
+        weights = [1.0 / (rank + 1) ** self.config.activity_skew for rank in range(len(self.customers))]
         self.rng.shuffle(weights)
         self._cum_weights = list(_accumulate(weights))
         self._seq = 0
@@ -130,9 +128,7 @@ class Simulator:
                 "churn_at": c.churn_at_ms,
             }
 
-    def stream(
-        self, count: int | None = None
-    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    def stream(self, count: int | None = None) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Yield ``count`` events (forever when None), each with its truth records."""
         produced = 0
         while count is None or produced < count:
@@ -153,9 +149,7 @@ class Simulator:
         churn_propensity = rng.betavariate(1.2, 6.0)
         will_churn = rng.random() < churn_propensity * 1.5
         churn_at = (
-            self.config.start_ms + int(rng.uniform(0.2, 1.0) * self.config.churn_horizon_ms)
-            if will_churn
-            else None
+            self.config.start_ms + int(rng.uniform(0.2, 1.0) * self.config.churn_horizon_ms) if will_churn else None
         )
         return Customer(
             customer_id=f"c{i:07d}",
@@ -210,9 +204,9 @@ class Simulator:
     def _event_for(self, c: Customer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         if c.churn_at_ms is not None and self.now_ms >= c.churn_at_ms:
             c.churned = True
-            return self._envelope(
-                c, "cancellation", "self_service", {"reason": "customer_request"}
-            ), [{"kind": "churn", "customer_id": c.customer_id, "at": self.now_ms}]
+            return self._envelope(c, "cancellation", "self_service", {"reason": "customer_request"}), [
+                {"kind": "churn", "customer_id": c.customer_id, "at": self.now_ms}
+            ]
         kind = _weighted(self.rng, MIX)
         if kind == "digital":
             return self._digital(c), []
@@ -321,18 +315,12 @@ class Simulator:
     def _other(self, c: Customer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self.rng
         kind = _weighted(rng, OTHER)
-        order_id, amount = (
-            c.open_orders[-1] if c.open_orders else (f"o-legacy-{c.customer_id}", 20.0)
-        )
+        order_id, amount = c.open_orders[-1] if c.open_orders else (f"o-legacy-{c.customer_id}", 20.0)
         if kind == "delivery":
-            status = _weighted(
-                rng, (("shipped", 0.35), ("delivered", 0.5), ("delayed", 0.1), ("failed", 0.05))
-            )
+            status = _weighted(rng, (("shipped", 0.35), ("delivered", 0.5), ("delayed", 0.1), ("failed", 0.05)))
             if status in ("delayed", "failed"):
                 c.issues += 1
-            return self._envelope(
-                c, "delivery", "backoffice", {"order_id": order_id, "status": status}
-            ), []
+            return self._envelope(c, "delivery", "backoffice", {"order_id": order_id, "status": status}), []
         if kind == "return":
             return self._envelope(
                 c,
@@ -360,12 +348,8 @@ class Simulator:
         if kind == "offer_response":
             offer = rng.choice(OFFERS)
             accept_p = 0.6 if offer == c.best_offer else 0.05
-            response = (
-                "accepted" if rng.random() < accept_p else rng.choice(["rejected", "ignored"])
-            )
-            return self._envelope(
-                c, "offer_response", "email", {"action": offer, "response": response}
-            ), [
+            response = "accepted" if rng.random() < accept_p else rng.choice(["rejected", "ignored"])
+            return self._envelope(c, "offer_response", "email", {"action": offer, "response": response}), [
                 {
                     "kind": "offer",
                     "customer_id": c.customer_id,
@@ -374,9 +358,7 @@ class Simulator:
                 }
             ]
         if kind == "consent":
-            return self._envelope(
-                c, "consent", "web", {"purpose": "marketing", "granted": rng.random() < 0.7}
-            ), []
+            return self._envelope(c, "consent", "web", {"purpose": "marketing", "granted": rng.random() < 0.7}), []
         if kind == "loyalty":
             return self._envelope(
                 c,

@@ -16,6 +16,7 @@ from flows.engine_sink import EngineSink, default_engine
 from livesignals import serde
 from livesignals.errors import Reason
 from operators.engine import OutRecord
+from operators.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 from tests.helpers import T0, event, raw
@@ -40,6 +41,10 @@ def profile(settings, customer):
     return connect(settings).hgetall(Keys(settings.key_prefix).profile(f"customer_id:{customer}"))
 
 
+def state_of(settings, customer):
+    return CustomerState.from_fields(f"customer_id:{customer}", profile(settings, customer))
+
+
 def test_events_build_profiles_and_raise_flags(settings):
     docs = [
         event("order", "c1", T0, order_id="o1", amount=40.0),
@@ -50,29 +55,23 @@ def test_events_build_profiles_and_raise_flags(settings):
     ]
     pub = MemoryPublisher()
     run_flow(settings, raw(docs, settings.input_topics[0]), pub)
-    p1 = profile(settings, "c1")
-    assert (p1[b"events"], p1[b"spend"]) == (b"2", b"40.0")
-    assert serde.loads(profile(settings, "c2")[b"counts_by_type"]) == {
-        "call": 1,
-        "chat": 1,
-        "email": 1,
-    }
+    c1 = state_of(settings, "c1")
+    assert (c1.events, c1.value["spend"]) == (2, 40.0)
+    assert state_of(settings, "c2").history["by_type"] == {"call": 1, "chat": 1, "email": 1}
     flags = [serde.loads(r.value)["flag"] for r in pub.records if r.topic == settings.flags_topic]
-    assert sorted(flags) == ["delivery_problem", "repeat_contact"]
+    assert sorted(flags) == ["context_carried", "delivery_problem", "repeat_contact"]
     stream = connect(settings).xrange(Keys(settings.key_prefix).flags_stream)
-    assert len(stream) == 2
+    assert len(stream) == 3
 
 
 def test_bad_input_is_dead_lettered_while_good_events_around_it_apply(settings):
-    messages = raw(
-        [event("chat", "c1", T0), b"{nope", event("chat", "c1", T0 + 1)], settings.input_topics[0]
-    )
+    messages = raw([event("chat", "c1", T0), b"{nope", event("chat", "c1", T0 + 1)], settings.input_topics[0])
     pub = MemoryPublisher()
     run_flow(settings, messages, pub)
     dead = [r for r in pub.records if r.topic == settings.dead_letter_topic]
     assert [r.value for r in dead] == [b"{nope"]
     assert dict(dead[0].headers or [])["ls.dlq.reason"] == Reason.NOT_JSON.value.encode()
-    assert profile(settings, "c1")[b"events"] == b"2"
+    assert state_of(settings, "c1").events == 2
 
 
 def test_replaying_the_same_messages_changes_nothing(settings):
@@ -82,14 +81,11 @@ def test_replaying_the_same_messages_changes_nothing(settings):
     once = profile(settings, "c1")
     run_flow(settings, messages, MemoryPublisher())
     assert profile(settings, "c1") == once
-    assert once[b"spend"] == b"200.0"
+    assert state_of(settings, "c1").value["spend"] == 200.0
 
 
 def test_batched_and_per_event_modes_give_the_same_state(settings):
-    docs = [
-        event("chat" if i % 3 else "order", f"c{i % 7}", T0 + i, order_id=f"o{i}", amount=5.0)
-        for i in range(60)
-    ]
+    docs = [event("chat" if i % 3 else "order", f"c{i % 7}", T0 + i, order_id=f"o{i}", amount=5.0) for i in range(60)]
     per_event = settings.replace(key_prefix=settings.key_prefix + "pe", redis_mode="per_event")
     run_flow(settings, raw(docs, settings.input_topics[0]), MemoryPublisher())
     run_flow(per_event, raw(docs, settings.input_topics[0]), MemoryPublisher())

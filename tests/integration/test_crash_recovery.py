@@ -12,7 +12,7 @@ from livesignals import serde
 from livesignals.contract import primary_key
 from livesignals.engine_process import start_engine, stop_process
 from livesignals.simulator import Simulator, SimulatorConfig
-from tests.helpers import committed, consume_all, produce, profiles, wait_committed
+from tests.helpers import aggregates, committed, consume_all, produce, profiles, timelines, wait_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -20,11 +20,7 @@ N = 60_000
 
 
 def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(kafka_settings):
-    sim = Simulator(
-        SimulatorConfig(
-            customers=3000, seed=11, start_ms=int(time.time() * 1000) - 3_600_000, step_ms=50
-        )
-    )
+    sim = Simulator(SimulatorConfig(customers=3000, seed=11, start_ms=int(time.time() * 1000) - 3_600_000, step_ms=50))
     produce(
         kafka_settings.kafka_bootstrap,
         kafka_settings.input_topics[0],
@@ -64,16 +60,19 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(kafka_setti
     ref_profiles, crash_profiles = profiles(reference), profiles(crashed)
     assert len(ref_profiles) > 1000
     strip = len(reference.key_prefix), len(crashed.key_prefix)
-    assert {k[strip[0] :]: v for k, v in ref_profiles.items()} == {
-        k[strip[1] :]: v for k, v in crash_profiles.items()
-    }
+    assert {k[strip[0] :]: v for k, v in ref_profiles.items()} == {k[strip[1] :]: v for k, v in crash_profiles.items()}
+
+    def unprefixed(data, settings):
+        return {k[len(settings.key_prefix) :]: v for k, v in data.items()}
+
+    assert unprefixed(timelines(reference), reference) == unprefixed(timelines(crashed), crashed)
+    assert unprefixed(aggregates(reference), reference) == unprefixed(aggregates(crashed), crashed)
+    assert len(aggregates(reference)) == 4
 
     # Outputs are at least once, with deterministic ids: the same set after dedup.
     ref_ids = {
         dict(m.headers())["ls.id"]
-        for m in consume_all(
-            reference.kafka_bootstrap, reference.triggers_topic, 10**9, timeout_s=5
-        )
+        for m in consume_all(reference.kafka_bootstrap, reference.triggers_topic, 10**9, timeout_s=5)
     }
     crash_ids = {
         dict(m.headers())["ls.id"]

@@ -15,12 +15,7 @@ pytestmark = pytest.mark.kafka
 def test_published_records_are_confirmed_and_readable(kafka_settings):
     pub = KafkaPublisher(kafka_settings.kafka_client_config())
     topic = kafka_settings.triggers_topic
-    pub.publish(
-        [
-            OutRecord(topic, f"c{i}".encode(), f"v{i}".encode(), [("ls.id", b"x")])
-            for i in range(500)
-        ]
-    )
+    pub.publish([OutRecord(topic, f"c{i}".encode(), f"v{i}".encode(), [("ls.id", b"x")]) for i in range(500)])
     got = consume_all(kafka_settings.kafka_bootstrap, topic, 500)
     assert sorted(m.value() for m in got) == sorted(f"v{i}".encode() for i in range(500))
 

@@ -22,7 +22,7 @@ def store(redis_client, settings):
 
 
 def test_commit_then_load_from_a_fresh_store(store, redis_client, settings):
-    s = CustomerState("customer_id:c1", events=3, spend=12.5, applied={"in:0": 41})
+    s = CustomerState("customer_id:c1", events=3, value={"spend": 12.5}, applied={"in:0": 41})
     store.commit([s], [flag()], {("in", 0): 42})
     fresh = ProfileStore(redis_client, Keys(settings.key_prefix))
     assert fresh.load(["customer_id:c1"])["customer_id:c1"] == s
@@ -41,9 +41,7 @@ def test_one_round_trip_loads_a_whole_batch_and_the_cache_serves_repeats(store, 
     assert after - before == 8 + 1
 
 
-def test_a_commit_that_never_reaches_redis_leaves_no_trace_and_clears_the_cache(
-    store, redis_client, settings
-):
+def test_a_commit_that_never_reaches_redis_leaves_no_trace_and_clears_the_cache(store, redis_client, settings):
     from livesignals.embedded import free_port
 
     keys = Keys(settings.key_prefix)
@@ -76,6 +74,4 @@ def test_keys_of_one_customer_share_a_cluster_hash_slot(redis_client, settings):
     from redis.crc import key_slot
 
     k = Keys(settings.key_prefix)
-    assert key_slot(k.profile("customer_id:c1").encode()) == key_slot(
-        f"{k.tag('customer_id:c1')}:x".encode()
-    )
+    assert key_slot(k.profile("customer_id:c1").encode()) == key_slot(f"{k.tag('customer_id:c1')}:x".encode())

@@ -1,4 +1,4 @@
-"""Customer state: how events fold in, persistence mapping, replay detection."""
+"""Customer facts: how events fold into the 360's sections, persistence, replay detection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pickle
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from operators.profile import MAX_RECENT_CONTACTS, CustomerState, apply_event
+from operators.profile import CustomerState
+from operators.update import MAX_OPEN_ITEMS, MAX_RECENT_CONTACTS, apply_event
 from tests.helpers import T0, event
 
 
@@ -15,37 +16,78 @@ def ev(doc, offset=0, partition=0):
     return decode(serde.dumps(doc), Origin("in", partition, offset), now_ms=T0 + 10**9)
 
 
-def test_counts_spend_and_last_touch_per_channel():
-    s = CustomerState("customer_id:c1")
-    docs = [
-        event("order", t=T0, order_id="o1", amount=30.0),
-        event("order", t=T0 + 5, order_id="o2", amount=20.0, status="cancelled"),
-        event("return", t=T0 + 9, channel="store", order_id="o1", amount=30.0),
-        event("chat", t=T0 + 7, topic="delivery"),
-    ]
+def fold(docs, state=None):
+    state = state or CustomerState("customer_id:c1")
     for i, d in enumerate(docs):
-        apply_event(s, ev(d, i))
-    assert (s.events, s.orders, s.spend, s.returns, s.refunded) == (4, 1, 30.0, 1, 30.0)
-    assert s.counts_by_type == {"order": 2, "return": 1, "chat": 1}
-    assert s.counts_by_channel == {"web": 2, "store": 1, "chat": 1}
-    assert s.last_by_channel["chat"]["topic"] == "delivery"
-    assert (s.first_seen_ms, s.last_seen_ms, s.last_order_ms) == (T0, T0 + 9, T0)
+        apply_event(state, ev(d, i))
+    return state
+
+
+def test_value_history_and_touchpoints():
+    s = fold([
+        event("order", t=T0, order_id="o1", amount=30.0, items=[{"product_id": "p1"}]),
+        event("order", t=T0 + 5, order_id="o2", amount=20.0),
+        event("order", t=T0 + 6, order_id="o2", amount=20.0, status="cancelled"),
+        event("return", t=T0 + 9, channel="store", order_id="o1", amount=30.0),
+        event("chat", t=T0 + 7, topic="delivery", outcome="resolved"),
+    ])  # fmt: skip
+    assert (s.value["orders"], s.value["spend"], s.value["returns"], s.value["refunded"]) == (1, 30.0, 1, 30.0)
+    assert s.value["products"] == ["p1"]
+    assert s.history["by_type"] == {"order": 3, "return": 1, "chat": 1}
+    assert s.history["touch"]["chat"]["topic"] == "delivery"
+    assert s.history["touch"]["chat"]["outcome"] == "resolved"
+    assert (s.identity["first_seen"], s.identity["last_seen"]) == (T0, T0 + 9)
+
+
+def test_current_activity_opens_and_closes():
+    s = fold([
+        event("order", t=T0, order_id="o1", amount=10.0),
+        event("delivery", t=T0 + 1, order_id="o1", status="delayed"),
+        event("ticket", t=T0 + 2, channel="backoffice", case_id="k1", status="opened", topic="late parcel"),
+        event("web_event", t=T0 + 3, action="add_to_cart", product_id="p9"),
+        event("web_event", t=T0 + 4, action="error", error_code="PAY-402"),
+    ])  # fmt: skip
+    a = s.activity
+    assert list(a["open_orders"]) == ["o1"] and a["deliveries"]["o1"]["status"] == "delayed"
+    assert a["open_cases"]["k1"]["topic"] == "late parcel"
+    assert a["cart"]["items"] == ["p9"] and a["errors"] == [[T0 + 4, "PAY-402", "web"]]
+    fold([
+        event("delivery", t=T0 + 10, order_id="o1", status="delivered"),
+        event("ticket", t=T0 + 11, channel="backoffice", case_id="k1", status="resolved"),
+        event("order", t=T0 + 12, order_id="o2", amount=5.0),
+    ], s)  # fmt: skip
+    assert "o1" not in a["open_orders"] and a["deliveries"] == {} and a["open_cases"] == {}
+    assert "cart" not in a, "an order empties the cart"
+    assert s.history["cases"] == {"opened": 1, "resolved": 1}
 
 
 def test_an_older_event_does_not_replace_the_last_touch_of_its_channel():
-    s = CustomerState("customer_id:c1")
-    apply_event(s, ev(event("chat", t=T0 + 100, topic="new"), 0))
-    apply_event(s, ev(event("chat", t=T0, topic="old"), 1))
-    assert s.last_by_channel["chat"]["topic"] == "new"
+    s = fold([event("chat", t=T0 + 100, topic="new"), event("chat", t=T0, topic="old")])
+    assert s.history["touch"]["chat"]["topic"] == "new"
 
 
-def test_recent_contacts_are_bounded_and_only_inbound():
-    s = CustomerState("customer_id:c1")
-    for i in range(MAX_RECENT_CONTACTS + 5):
-        apply_event(s, ev(event("call", t=T0 + i), i))
-    apply_event(s, ev(event("email", t=T0 + 999, direction="outbound"), 99))
+def test_lists_and_maps_are_bounded():
+    s = fold([event("call", t=T0 + i) for i in range(MAX_RECENT_CONTACTS + 5)])
+    s = fold([event("email", t=T0 + 999, direction="outbound")], s)
     assert len(s.recent_contacts) == MAX_RECENT_CONTACTS
-    assert s.recent_contacts[-1][0] == T0 + MAX_RECENT_CONTACTS + 4
+    s = fold([event("order", t=T0 + i, order_id=f"o{i}", amount=1.0) for i in range(MAX_OPEN_ITEMS + 3)])
+    assert len(s.activity["open_orders"]) == MAX_OPEN_ITEMS and "o0" not in s.activity["open_orders"]
+
+
+def test_identity_links_weaker_identifiers_once_and_records_the_merge():
+    doc = event("app_event", t=T0, action="login")
+    doc["customer"] = {"customer_id": "c1", "device_id": "d1"}
+    s = fold([doc, {**doc, "event_id": "again", "event_time": T0 + 5}])
+    assert s.identity["linked"] == ["device_id:d1"]
+    assert s.identity["merges"] == [{"id": "device_id:d1", "t": T0, "event": doc["event_id"]}]
+    assert s.new_links == ["device_id:d1"]
+
+
+def test_every_event_gets_a_timeline_entry_and_window_counts():
+    s = fold([event("chat", t=T0, text="hello"), event("order", t=T0 + 1, order_id="o1", amount=3.0)])
+    assert [serde.loads(m)["type"] for _, m in s.new_timeline] == ["chat", "order"]
+    assert s.windows.query("events", "1h", T0 + 1) == 2
+    assert s.windows.query("spend", "24h", T0 + 1)[1] == 3.0
 
 
 def test_applied_offsets_detect_replays_per_partition():
@@ -58,11 +100,11 @@ def test_applied_offsets_detect_replays_per_partition():
 
 
 def test_redis_fields_round_trip_and_pickle():
-    s = CustomerState("customer_id:c1")
-    apply_event(s, ev(event("order", order_id="o1", amount=9.99), 4))
-    apply_event(s, ev(event("consent", purpose="marketing", granted=False), 5))
-    fields: dict[bytes | str, bytes | str] = {
-        k.encode(): v.encode() for k, v in s.to_fields().items()
-    }
+    s = fold([
+        event("order", order_id="o1", amount=9.99),
+        event("consent", t=T0 + 1, purpose="marketing", granted=False),
+        event("web_event", t=T0 + 2, action="product_view", product_id="p1", session_id="s1"),
+    ])  # fmt: skip
+    fields: dict[bytes | str, bytes | str] = {k.encode(): v.encode() for k, v in s.to_fields().items()}
     assert CustomerState.from_fields("customer_id:c1", fields) == s
     assert pickle.loads(pickle.dumps(s)) == s

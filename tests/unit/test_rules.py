@@ -5,13 +5,12 @@ from __future__ import annotations
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from operators.profile import CustomerState, apply_event
+from operators.profile import CustomerState
 from operators.rules import DAY_MS, RuleConfig, evaluate
+from operators.update import apply_event
 from tests.helpers import T0, event
 
-CFG = RuleConfig(
-    repeat_contact_window_ms=DAY_MS, repeat_contact_threshold=3, high_value_spend=100.0
-)
+CFG = RuleConfig(repeat_contact_window_ms=DAY_MS, repeat_contact_threshold=3, high_value_spend=100.0)
 
 
 def run(docs, state=None):
@@ -29,16 +28,22 @@ def names(result):
 
 
 def test_repeat_contact_needs_three_contacts_within_the_window_and_is_raised_once():
-    _, r = run(
-        [
-            event("call", t=T0),
-            event("chat", t=T0 + 1000),
-            event("email", t=T0 + 2000),
-            event("call", t=T0 + 3000),
-        ]
-    )
+    _, r = run([event("call", t=T0 + i * 1000) for i in range(4)])
     assert [names(x) for x in r] == [[], [], ["repeat_contact"], []]
-    assert r[2].flags[0].evidence == ("e-c1-1767225602000-email",)
+    assert r[2].flags[0].evidence == ("e-c1-1767225602000-call",)
+
+
+def test_a_call_after_a_social_post_carries_its_context():
+    _, r = run([event("social", t=T0, topic="billing", outcome="unresolved"), event("call", t=T0 + 12 * 60_000)])
+    (flag,) = r[1].flags
+    assert flag.name == "context_carried"
+    assert flag.reason == "social on social 12 min ago about billing (unresolved)"
+    assert flag.evidence == ("e-c1-1767225600000-social", "e-c1-1767226320000-call")
+
+
+def test_no_context_is_carried_from_the_same_channel_or_after_the_window():
+    _, r = run([event("call", t=T0), event("call", t=T0 + 60_000), event("chat", t=T0 + 2 * DAY_MS)])
+    assert all("context_carried" not in names(x) for x in r)
 
 
 def test_contacts_spread_beyond_the_window_raise_nothing():
@@ -47,10 +52,7 @@ def test_contacts_spread_beyond_the_window_raise_nothing():
 
 
 def test_repeat_contact_is_raised_again_after_it_expires():
-    _, r = run(
-        [event("call", t=T0 + i) for i in range(3)]
-        + [event("call", t=T0 + 2 * DAY_MS + i) for i in range(3)]
-    )
+    _, r = run([event("call", t=T0 + i) for i in range(3)] + [event("call", t=T0 + 2 * DAY_MS + i) for i in range(3)])
     assert sum(names(x).count("repeat_contact") for x in r) == 2
 
 
@@ -85,9 +87,7 @@ def test_withdrawn_marketing_consent_suppresses_triggers_with_a_reason():
     )
     assert names(r[0]) == ["consent_withdrawn"]
     assert r[1].triggers == []
-    assert [(t.action, why) for t, why in r[1].suppressed] == [
-        ("proactive_notification", "no_marketing_consent")
-    ]
+    assert [(t.action, why) for t, why in r[1].suppressed] == [("proactive_notification", "no_marketing_consent")]
 
 
 def test_signal_ids_are_deterministic():

@@ -13,10 +13,7 @@ from livesignals.simulator import Simulator, SimulatorConfig
 
 def test_same_seed_same_stream_and_other_seed_other_stream():
     def run(seed):
-        return [
-            serde.dumps(e)
-            for e, _ in Simulator(SimulatorConfig(customers=200, seed=seed)).stream(500)
-        ]
+        return [serde.dumps(e) for e, _ in Simulator(SimulatorConfig(customers=200, seed=seed)).stream(500)]
 
     assert run(1) == run(1)
     assert run(1) != run(2)
@@ -52,9 +49,7 @@ def test_every_event_honours_the_contract_and_the_mix_is_the_reference_one():
 
 
 def test_truth_is_beside_the_stream_never_inside_events():
-    sim = Simulator(
-        SimulatorConfig(customers=300, seed=5, step_ms=2000, churn_horizon_ms=3_600_000)
-    )
+    sim = Simulator(SimulatorConfig(customers=300, seed=5, step_ms=2000, churn_horizon_ms=3_600_000))
     truth_kinds: Counter[str] = Counter()
     languages = set()
     for e, truth in sim.stream(5000):
@@ -70,9 +65,7 @@ def test_truth_is_beside_the_stream_never_inside_events():
 
 
 def test_churners_cancel_and_then_go_quiet():
-    sim = Simulator(
-        SimulatorConfig(customers=200, seed=6, step_ms=2000, churn_horizon_ms=3_600_000)
-    )
+    sim = Simulator(SimulatorConfig(customers=200, seed=6, step_ms=2000, churn_horizon_ms=3_600_000))
     cancelled_at: dict[str, int] = {}
     for e, _ in sim.stream(5000):
         cid = e["customer"].get("customer_id")

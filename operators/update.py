@@ -1,0 +1,286 @@
+"""How one valid event updates a customer's facts: the only writer of :class:`CustomerState`.
+
+Every list and map in the state is bounded (see the ``MAX_*`` constants) so
+that a profile's size does not grow with the customer's history: history
+lives in the timeline and in window buckets, not in the profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livesignals.contract import Event
+from operators import identity, timeline
+from operators.profile import CustomerState
+
+MAX_RECENT_CONTACTS = 20
+MAX_OPEN_ITEMS = 10
+"""Open orders, deliveries in flight, open cases kept (oldest dropped)."""
+MAX_ERRORS = 10
+MAX_IDS_PER_KIND = 5
+MAX_MERGES = 20
+MAX_PRODUCTS = 20
+MAX_ATTRIBUTES = 30
+SELF_SERVICE_ACTIONS = frozenset({"help_article", "order_tracking", "chatbot_resolved", "faq"})
+"""Digital actions that count as self-service (deflection KPI)."""
+
+
+def apply_event(state: CustomerState, event: Event, sentiment: float | None = None) -> None:
+    """Fold one valid event into the customer's facts.
+
+    ``sentiment`` (-1..1) is the text's score when the event carries text; a
+    score at or below :data:`COMPLAINT_SENTIMENT` makes the event a complaint.
+
+    >>> from livesignals.errors import Origin
+    >>> ev = Event("e1", "order", "web", {"customer_id": "c1"}, 5000,
+    ...            {"order_id": "o1", "amount": 40.0}, Origin("in", 0, 9))
+    >>> s = CustomerState("customer_id:c1"); apply_event(s, ev)
+    >>> (s.events, s.value["orders"], s.value["spend"], list(s.activity["open_orders"]))
+    (1, 1, 40.0, ['o1'])
+    """
+    t = event.event_time_ms
+    state.events += 1
+    _identity(state, event)
+    handler = _HANDLERS.get(event.type)
+    if handler is not None:
+        handler(state, event)
+    if event.is_contact:
+        _contact(state, event)
+    _touch(state, event)
+    state.windows.add(t, _window_values(state, event, sentiment))
+    state.new_timeline.append((t, timeline.entry(event)))
+    o = event.origin
+    state.applied[f"{o.topic}:{o.partition}"] = o.offset
+
+
+COMPLAINT_SENTIMENT = -0.3
+
+
+def is_complaint(event: Event, sentiment: float | None) -> bool:
+    """A negative text, a bad survey answer, or a case opened."""
+    if sentiment is not None and sentiment <= COMPLAINT_SENTIMENT:
+        return True
+    p = event.payload
+    if event.type == "survey":
+        from operators.rules import is_negative_survey
+
+        return is_negative_survey(p["kind"], p["score"])
+    return event.type == "ticket" and p["status"] == "opened"
+
+
+# --- sections ------------------------------------------------------------------
+
+
+def _identity(state: CustomerState, event: Event) -> None:
+    ident = state.identity
+    t = event.event_time_ms
+    ident["first_seen"] = min(ident.get("first_seen") or t, t)
+    ident["last_seen"] = max(ident.get("last_seen", 0), t)
+    ids = ident.setdefault("ids", {})
+    for kind, value in event.ids.items():
+        known = ids.setdefault(kind, [])
+        if value not in known:
+            known.append(value)
+            del known[:-MAX_IDS_PER_KIND]
+    lang = event.payload.get("lang")
+    if lang:
+        ident["lang"] = lang
+    linked = ident.setdefault("linked", [])
+    for other in identity.links(event.ids):
+        if other not in linked:
+            linked.append(other)
+            state.new_links.append(other)
+            merges = ident.setdefault("merges", [])
+            merges.append({"id": other, "t": t, "event": event.event_id})
+            del merges[:-MAX_MERGES]
+
+
+def _contact(state: CustomerState, event: Event) -> None:
+    h = state.history
+    h["contacts"] = h.get("contacts", 0) + 1
+    if event.payload.get("direction", "inbound") == "inbound":
+        state.recent_contacts.append([event.event_time_ms, event.channel, event.payload.get("topic"), event.event_id])
+        state.recent_contacts.sort(key=lambda c: c[0])
+        del state.recent_contacts[:-MAX_RECENT_CONTACTS]
+
+
+def _touch(state: CustomerState, event: Event) -> None:
+    h = state.history
+    _bump(h.setdefault("by_channel", {}), event.channel)
+    _bump(h.setdefault("by_type", {}), event.type)
+    touches = h.setdefault("touch", {})
+    last = touches.get(event.channel)
+    if last is None or last["t"] <= event.event_time_ms:
+        p = event.payload
+        touches[event.channel] = {
+            "t": event.event_time_ms, "type": event.type, "event_id": event.event_id,
+            "topic": p.get("topic") or p.get("action") or p.get("kind"),
+            "outcome": p.get("outcome") or p.get("status") or p.get("response"),
+        }  # fmt: skip
+
+
+def _order(state: CustomerState, event: Event) -> None:
+    p, t, v, a = event.payload, event.event_time_ms, state.value, state.activity
+    status = p.get("status", "placed")
+    open_orders = a.setdefault("open_orders", {})
+    if status in ("placed", "paid"):
+        if p["order_id"] not in open_orders:
+            v["orders"] = v.get("orders", 0) + 1
+            v["spend"] = round(v.get("spend", 0.0) + float(p["amount"]), 2)
+            v["first_order"] = min(v.get("first_order") or t, t)
+            v["last_order"] = max(v.get("last_order", 0), t)
+            products = v.setdefault("products", [])
+            for item in p.get("items", []):
+                pid = item.get("product_id") if isinstance(item, dict) else item
+                if isinstance(pid, str) and pid not in products:
+                    products.append(pid)
+            del products[:-MAX_PRODUCTS]
+        _put(open_orders, p["order_id"], {"amount": p["amount"], "t": t, "status": status})
+        a.pop("cart", None)
+    elif status == "cancelled" and open_orders.pop(p["order_id"], None) is not None:
+        v["orders"] = v.get("orders", 1) - 1
+        v["spend"] = round(v.get("spend", 0.0) - float(p["amount"]), 2)
+        v["cancelled_orders"] = v.get("cancelled_orders", 0) + 1
+
+
+def _return(state: CustomerState, event: Event) -> None:
+    p, v = event.payload, state.value
+    v["returns"] = v.get("returns", 0) + 1
+    v["refunded"] = round(v.get("refunded", 0.0) + float(p["amount"]), 2)
+    state.activity["last_return"] = {
+        "order_id": p["order_id"], "amount": p["amount"], "t": event.event_time_ms,
+        "status": p.get("status", "requested"), "reason": p.get("reason"),
+    }  # fmt: skip
+
+
+def _delivery(state: CustomerState, event: Event) -> None:
+    p, a = event.payload, state.activity
+    deliveries = a.setdefault("deliveries", {})
+    if p["status"] == "delivered":
+        deliveries.pop(p["order_id"], None)
+        a.setdefault("open_orders", {}).pop(p["order_id"], None)
+    else:
+        _put(deliveries, p["order_id"], {"status": p["status"], "t": event.event_time_ms})
+
+
+def _ticket(state: CustomerState, event: Event) -> None:
+    p, a, h = event.payload, state.activity, state.history
+    cases = a.setdefault("open_cases", {})
+    counts = h.setdefault("cases", {})
+    if p["status"] in ("resolved", "closed"):
+        if cases.pop(p["case_id"], None) is not None:
+            _bump(counts, "resolved")
+        return
+    if p["status"] in ("opened", "reopened"):
+        _bump(counts, p["status"])
+    case = cases.get(p["case_id"]) or {"opened": event.event_time_ms}
+    case.update({"status": p["status"], "t": event.event_time_ms})
+    if p.get("topic"):
+        case["topic"] = p["topic"]
+    if p.get("error_code"):
+        case["error_code"] = p["error_code"]
+    _put(cases, p["case_id"], case)
+
+
+def _digital(state: CustomerState, event: Event) -> None:
+    p, a, t = event.payload, state.activity, event.event_time_ms
+    action = p["action"]
+    if action == "add_to_cart":
+        cart = a.get("cart") or {"items": [], "since": t}
+        if p.get("product_id") and p["product_id"] not in cart["items"]:
+            cart["items"] = [*cart["items"], p["product_id"]][-MAX_PRODUCTS:]
+        cart["last"] = max(cart.get("last", 0), t)
+        a["cart"] = cart
+    elif action == "checkout_start" and a.get("cart"):
+        a["cart"]["checkout"] = t
+    elif action == "error":
+        errors = a.setdefault("errors", [])
+        errors.append([t, p.get("error_code"), event.channel])
+        errors.sort(key=lambda e: e[0])
+        del errors[:-MAX_ERRORS]
+    elif action == "login":
+        state.identity["last_login"] = max(state.identity.get("last_login", 0), t)
+
+
+def _survey(state: CustomerState, event: Event) -> None:
+    p = event.payload
+    surveys = state.history.setdefault("surveys", {})
+    last = surveys.get(p["kind"], {"n": 0})
+    surveys[p["kind"]] = {"n": last["n"] + 1, "last": p["score"], "t": event.event_time_ms}
+
+
+def _campaign(state: CustomerState, event: Event) -> None:
+    campaigns = state.history.setdefault("campaigns", {})
+    _bump(campaigns, str(event.payload.get("action", "received")))
+    campaigns["last"] = {"id": event.payload.get("campaign_id"), "t": event.event_time_ms}
+
+
+def _loyalty(state: CustomerState, event: Event) -> None:
+    p = event.payload
+    state.value["loyalty"] = {k: p[k] for k in ("tier", "points") if k in p}
+
+
+def _consent(state: CustomerState, event: Event) -> None:
+    state.consent[event.payload["purpose"]] = bool(event.payload["granted"])
+
+
+def _profile_update(state: CustomerState, event: Event) -> None:
+    p = event.payload
+    attributes = state.identity.setdefault("attributes", {})
+    for key, value in (p.get("fields") or {}).items():
+        if key in attributes or len(attributes) < MAX_ATTRIBUTES:
+            attributes[str(key)] = value
+    for link in (p.get("relationships") or [])[:MAX_OPEN_ITEMS]:
+        if isinstance(link, dict) and link.get("type"):
+            state.relationships.setdefault(str(link["type"]), [])
+            known = state.relationships[str(link["type"])]
+            if link not in known:
+                known.append(link)
+                del known[:-MAX_OPEN_ITEMS]
+
+
+def _cancellation(state: CustomerState, event: Event) -> None:
+    state.activity["cancelled"] = {"t": event.event_time_ms, "reason": event.payload.get("reason")}
+
+
+def _offer_response(state: CustomerState, event: Event) -> None:
+    _bump(state.history.setdefault("offers", {}), event.payload["response"])
+
+
+_HANDLERS = {
+    "order": _order, "return": _return, "delivery": _delivery, "ticket": _ticket,
+    "web_event": _digital, "app_event": _digital, "survey": _survey, "campaign": _campaign,
+    "loyalty": _loyalty, "consent": _consent, "profile_update": _profile_update,
+    "cancellation": _cancellation, "offer_response": _offer_response,
+}  # fmt: skip
+
+
+def _window_values(state: CustomerState, event: Event, sentiment: float | None) -> dict[str, Any]:
+    p = event.payload
+    values: dict[str, Any] = {"events": 1, "channels": event.channel}
+    if event.is_contact and p.get("direction", "inbound") == "inbound":
+        values["contacts"] = 1
+    if event.type == "order" and p.get("status", "placed") in ("placed", "paid"):
+        values["orders"] = 1
+        values["spend"] = float(p["amount"])
+    if p.get("action") == "error" or (event.type == "ticket" and p.get("error_code")):
+        values["errors"] = 1
+    if p.get("session_id"):
+        values["web_sessions"] = p["session_id"]
+    if p.get("product_id") and p.get("action") == "product_view":
+        values["products_viewed"] = p["product_id"]
+    if is_complaint(event, sentiment):
+        values["complaints"] = 1
+    return values
+
+
+def _put(mapping: dict[str, Any], key: str, value: Any) -> None:
+    """Insert or refresh ``key``, dropping the oldest entries beyond :data:`MAX_OPEN_ITEMS`."""
+    mapping.pop(key, None)
+    mapping[key] = value
+    while len(mapping) > MAX_OPEN_ITEMS:
+        del mapping[next(iter(mapping))]
+
+
+def _bump(counter: dict[str, Any], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1

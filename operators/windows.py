@@ -1,0 +1,185 @@
+"""Computed traits over event-time windows (1 h, 24 h, 7 d, 30 d) without rescanning.
+
+Each customer keeps sparse time buckets per tier: 5-minute buckets for the
+1 h window, hourly buckets for 24 h, daily buckets for 7 d and 30 d. A bucket
+holds, per metric, a count (``count`` metrics), ``[n, sum, min, max]``
+(``value`` metrics) or a small set (``distinct`` metrics, at most
+:data:`MAX_DISTINCT` values per bucket).
+
+**Window definition.** At time ``now``, window ``W`` of a tier with bucket size
+``g`` and ``k`` buckets covers the bucket containing ``now`` and the ``k - 1``
+before it: event times in ``[(now // g - k + 1) * g, now]``. So "1 h" spans
+55-60 minutes, "24 h" 23-24 hours, "7 d"/"30 d" calendar days (UTC) including
+today.
+
+**Late and out-of-order events.** An event is added to its own bucket,
+whatever order it arrives in. Buckets older than a tier's span, measured from
+the newest event time seen for this customer, are dropped, and an event that
+falls into such a bucket is not added to that tier (it still counts in
+lifetime totals). Queries at ``now`` >= the newest event time are therefore
+exact: a dropped bucket is outside every such window.
+
+>>> w = Windows()
+>>> w.add(0, {"events": 1, "spend": 30.0, "channels": "web"})
+>>> w.add(60_000, {"events": 1, "spend": 10.0, "channels": "chat"})
+>>> w.query("events", "1h", 120_000), w.query("spend", "24h", 120_000), w.query("channels", "7d", 120_000)
+(2, (2, 40.0, 10.0, 30.0), 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+TIERS: dict[str, tuple[int, int]] = {
+    "5m": (5 * MINUTE_MS, 12),
+    "1h": (HOUR_MS, 24),
+    "1d": (DAY_MS, 30),
+}
+"""Bucket tiers: name -> (bucket size ms, buckets kept)."""
+
+WINDOWS: dict[str, tuple[str, int]] = {
+    "1h": ("5m", 12),
+    "24h": ("1h", 24),
+    "7d": ("1d", 7),
+    "30d": ("1d", 30),
+}
+"""Windows: name -> (tier, buckets covered)."""
+
+METRICS: dict[str, str] = {
+    "events": "count",
+    "contacts": "count",
+    "orders": "count",
+    "spend": "value",
+    "errors": "count",
+    "complaints": "count",
+    "web_sessions": "distinct",
+    "channels": "distinct",
+    "products_viewed": "distinct",
+}
+"""Windowed metrics and their kind (``count``, ``value`` or ``distinct``)."""
+
+MAX_DISTINCT = 32
+"""Most distinct values kept per bucket (distinct counts saturate beyond it)."""
+
+
+@dataclass
+class Windows:
+    """Sparse bucketed aggregates of one customer; JSON-serialisable via :attr:`buckets`."""
+
+    buckets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """tier -> bucket index (str) -> metric -> aggregate."""
+    newest_ms: int = 0
+    kinds: dict[str, str] = field(default_factory=lambda: METRICS, repr=False, compare=False)
+    """Metric kinds; a metric not listed is a ``count``."""
+    max_metrics: int | None = field(default=None, repr=False, compare=False)
+    """Most metric names per bucket (new names beyond it are not counted in that bucket)."""
+
+    def add(self, t_ms: int, values: dict[str, Any]) -> None:
+        """Add one event's metric values (count metrics: increment; value: amount;
+        distinct: the value) at event time ``t_ms``."""
+        self.newest_ms = max(self.newest_ms, t_ms)
+        for tier, (size, keep) in TIERS.items():
+            oldest_kept = self.newest_ms // size - keep + 1
+            index = t_ms // size
+            tier_buckets = self.buckets.setdefault(tier, {})
+            if index >= oldest_kept:
+                bucket = tier_buckets.setdefault(str(index), {})
+                for metric, value in values.items():
+                    if self.max_metrics is not None and metric not in bucket and len(bucket) >= self.max_metrics:
+                        continue
+                    _fold(bucket, metric, self.kinds.get(metric, "count"), value)
+            for stale in [k for k in tier_buckets if int(k) < oldest_kept]:
+                del tier_buckets[stale]
+
+    def query(self, metric: str, window: str, now_ms: int) -> Any:
+        """The metric over ``window`` at ``now_ms``: a count, ``(n, sum, min, max)``, or a
+        distinct count."""
+        tier, span = WINDOWS[window]
+        size = TIERS[tier][0]
+        last = now_ms // size
+        kind = self.kinds.get(metric, "count")
+        cells = [
+            b[metric] for k, b in self.buckets.get(tier, {}).items() if last - span < int(k) <= last and metric in b
+        ]
+        if kind == "count":
+            return sum(cells)
+        if kind == "distinct":
+            return len(set().union(*cells)) if cells else 0
+        if not cells:
+            return (0, 0.0, None, None)
+        return (
+            sum(c[0] for c in cells),
+            sum(c[1] for c in cells),
+            min(c[2] for c in cells),
+            max(c[3] for c in cells),
+        )
+
+    def summary(self, now_ms: int) -> dict[str, dict[str, Any]]:
+        """Every metric over every window at ``now_ms`` (what the 360 shows)."""
+        return {w: {m: self.query(m, w, now_ms) for m in self.kinds} for w in WINDOWS}
+
+    def merge(self, other: Windows) -> None:
+        """Add another set of buckets into this one (e.g. a linked anonymous profile,
+        or another partition's KPI aggregates)."""
+        self.newest_ms = max(self.newest_ms, other.newest_ms)
+        for tier, buckets in other.buckets.items():
+            mine = self.buckets.setdefault(tier, {})
+            for index, bucket in buckets.items():
+                target = mine.setdefault(index, {})
+                for metric, cell in bucket.items():
+                    kind = self.kinds.get(metric, "count")
+                    if kind == "count":
+                        target[metric] = target.get(metric, 0) + cell
+                    elif kind == "distinct":
+                        for value in cell:
+                            _fold(target, metric, kind, value)
+                    elif metric not in target:
+                        target[metric] = list(cell)
+                    else:
+                        t = target[metric]
+                        target[metric] = [
+                            t[0] + cell[0],
+                            t[1] + cell[1],
+                            min(t[2], cell[2]),
+                            max(t[3], cell[3]),
+                        ]
+
+    def to_json(self) -> dict[str, Any]:
+        """The persisted form."""
+        return {"b": self.buckets, "n": self.newest_ms}
+
+    @classmethod
+    def from_json(
+        cls,
+        doc: dict[str, Any] | None,
+        kinds: dict[str, str] | None = None,
+        max_metrics: int | None = None,
+    ) -> Windows:
+        """Rebuild from :meth:`to_json` output."""
+        w = cls(kinds=METRICS if kinds is None else kinds, max_metrics=max_metrics)
+        if doc:
+            w.buckets, w.newest_ms = doc["b"], doc["n"]
+        return w
+
+
+def _fold(bucket: dict[str, Any], metric: str, kind: str, value: Any) -> None:
+    if kind == "count":
+        bucket[metric] = bucket.get(metric, 0) + value
+    elif kind == "distinct":
+        values = bucket.setdefault(metric, [])
+        if value not in values and len(values) < MAX_DISTINCT:
+            values.append(value)
+    else:
+        cell = bucket.get(metric)
+        if cell is None:
+            bucket[metric] = [1, value, value, value]
+        else:
+            cell[0] += 1
+            cell[1] += value
+            cell[2] = min(cell[2], value)
+            cell[3] = max(cell[3], value)
