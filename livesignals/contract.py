@@ -79,11 +79,12 @@ class Event:
     event_time_ms: int
     payload: dict[str, Any]
     origin: Origin
+    customer_key: str = ""
+    """The key the customer's state lives under, e.g. ``"customer_id:c42"`` (derived from ``ids``)."""
 
-    @property
-    def customer_key(self) -> str:
-        """The key the customer's state lives under, e.g. ``"customer_id:c42"``."""
-        return primary_key(self.ids)
+    def __post_init__(self) -> None:
+        if not self.customer_key:
+            self.customer_key = primary_key(self.ids)
 
     @property
     def is_contact(self) -> bool:

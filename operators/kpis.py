@@ -111,8 +111,7 @@ def _rated_channel(state: CustomerState, rated_event: str | None) -> str | None:
 def report(windows: Windows, now_ms: int) -> dict[str, dict[str, dict[str, float | None]]]:
     """KPI values per window (``1h``, ``24h``) and channel (``all`` = overall)."""
     out: dict[str, dict[str, dict[str, float | None]]] = {}
-    channels = {m.split("|", 1)[0] for b in windows.buckets.get("5m", {}).values() for m in b}
-    channels |= {m.split("|", 1)[0] for b in windows.buckets.get("1h", {}).values() for m in b}
+    channels = {m.split("|", 1)[0] for tier in ("5m", "1h") for b in windows.buckets.get(tier, {}).values() for m in b}
     for window in ("1h", "24h"):
         out[window] = {}
         for ch in sorted(channels):

@@ -3,8 +3,9 @@
 :class:`CustomerState` holds *facts* only; everything that depends on the
 time of reading (why the customer is contacting us now, recency, RFM,
 lifetime value, window values, "context carried") is derived from it by
-:mod:`operators.views`. Each section is one field of the customer's Redis
-hash (compact JSON), so a desktop can ``HGET`` just the section it needs.
+:mod:`operators.views`. The whole state is stored as one compact JSON
+document (one string key): one encode and one cheap write per customer and
+batch, and a fraction of the memory of a hash with a field per section.
 
 Sections (issue 3, the seeds' "360 snapshot"):
 
@@ -35,9 +36,9 @@ from operators.windows import Windows
 
 SECTIONS = (
     "identity", "relationships", "activity", "history", "value", "consent",
-    "flags", "predictions", "recent_contacts", "applied",
+    "flags", "predictions", "recent_contacts", "applied", "timeline_meta",
 )  # fmt: skip
-"""Hash fields holding a JSON section (``windows`` and ``events`` are handled apart)."""
+"""Keys of the stored document holding a section as is (``windows`` and ``events`` apart)."""
 
 
 @dataclass
@@ -45,7 +46,7 @@ class CustomerState:
     """Live facts about one customer (see the module docstring for the sections).
 
     >>> s = CustomerState("customer_id:c1")
-    >>> CustomerState.from_fields("customer_id:c1", s.to_fields()) == s
+    >>> CustomerState.from_bytes("customer_id:c1", s.to_bytes()) == s
     True
     """
 
@@ -63,6 +64,9 @@ class CustomerState:
     """``[time_ms, channel, topic, event_id]`` of the last inbound contacts, oldest first."""
     windows: Windows = field(default_factory=Windows)
     applied: dict[str, int] = field(default_factory=dict)
+    timeline_meta: dict[str, int] = field(default_factory=dict)
+    """Upkeep of the timeline key: ``n``, an upper bound of its entries (replays only
+    overcount), and ``ttl_day``, the event day its TTL was last refreshed."""
     new_links: list[str] = field(default_factory=list, compare=False)
     """Identifiers linked by events of the current batch (written by the store, not kept)."""
     new_timeline: list[tuple[int, bytes]] = field(default_factory=list, compare=False)
@@ -73,27 +77,23 @@ class CustomerState:
         o = event.origin
         return self.applied.get(f"{o.topic}:{o.partition}", -1) >= o.offset
 
-    def to_fields(self) -> dict[str, str]:
-        """The Redis hash fields (compact JSON per section)."""
-        out = {name: serde.dumps(getattr(self, name)).decode() for name in SECTIONS}
-        out["events"] = str(self.events)
-        out["windows"] = serde.dumps(self.windows.to_json()).decode()
-        return out
+    def to_bytes(self) -> bytes:
+        """The stored document (compact JSON)."""
+        doc: dict[str, Any] = {name: getattr(self, name) for name in SECTIONS}
+        doc["events"] = self.events
+        doc["windows"] = self.windows.to_json()
+        return serde.dumps(doc)
 
     @classmethod
-    def from_fields(cls, customer_key: str, fields: dict[bytes | str, bytes | str]) -> CustomerState:
-        """Rebuild from a Redis hash; missing fields take their defaults."""
+    def from_bytes(cls, customer_key: str, data: bytes | None) -> CustomerState:
+        """Rebuild from the stored document; ``None`` (no such key) gives a new customer."""
         state = cls(customer_key)
-        text = {_s(k): v for k, v in fields.items()}
+        if not data:
+            return state
+        doc = serde.loads(data)
         for name in SECTIONS:
-            if name in text:
-                setattr(state, name, serde.loads(text[name]))
-        if "events" in text:
-            state.events = int(text["events"])
-        if "windows" in text:
-            state.windows = Windows.from_json(serde.loads(text["windows"]))
+            if name in doc:
+                setattr(state, name, doc[name])
+        state.events = doc.get("events", 0)
+        state.windows = Windows.from_json(doc.get("windows"))
         return state
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

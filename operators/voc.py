@@ -67,7 +67,7 @@ def new_windows(doc: dict[str, Any] | None = None) -> Windows:
 
 def rising(windows: Windows, now_ms: int, top: int = 10, min_count: int = 3) -> dict[str, Any]:
     """Top rising terms and topics, with their hour and day counts."""
-    names = {m for b in windows.buckets.get("1h", {}).values() for m in b if ":" in m}
+    names = {m for tier in ("5m", "1h") for b in windows.buckets.get(tier, {}).values() for m in b if ":" in m}
     scored: dict[str, list[dict[str, Any]]] = {"term": [], "topic": []}
     for name in names:
         kind, value = name.split(":", 1)

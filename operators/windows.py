@@ -1,8 +1,12 @@
 """Computed traits over event-time windows (1 h, 24 h, 7 d, 30 d) without rescanning.
 
-Each customer keeps sparse time buckets per tier: 5-minute buckets for the
-1 h window, hourly buckets for 24 h, daily buckets for 7 d and 30 d. A bucket
-holds, per metric, a count (``count`` metrics), ``[n, sum, min, max]``
+Each customer keeps sparse time buckets in three tiers: 5-minute buckets for
+the last hour, hourly buckets for the last day, daily buckets for 30 days. An
+event goes into the finest tier that still covers its time; when the newest
+time moves on, buckets that leave a tier are rolled up into the next coarser
+one (and out of the daily tier, dropped). So each event touches one bucket,
+and a window sums its own tier plus the finer buckets not yet rolled up. A
+bucket holds, per metric, a count (``count`` metrics), ``[n, sum, min, max]``
 (``value`` metrics) or a small set (``distinct`` metrics, at most
 :data:`MAX_DISTINCT` values per bucket).
 
@@ -12,12 +16,12 @@ before it: event times in ``[(now // g - k + 1) * g, now]``. So "1 h" spans
 55-60 minutes, "24 h" 23-24 hours, "7 d"/"30 d" calendar days (UTC) including
 today.
 
-**Late and out-of-order events.** An event is added to its own bucket,
-whatever order it arrives in. Buckets older than a tier's span, measured from
-the newest event time seen for this customer, are dropped, and an event that
-falls into such a bucket is not added to that tier (it still counts in
-lifetime totals). Queries at ``now`` >= the newest event time are therefore
-exact: a dropped bucket is outside every such window.
+**Late and out-of-order events.** An event is added to its own time bucket,
+whatever order it arrives in, in the finest tier whose span (measured from
+the newest event time seen for this customer) still covers it; one older
+than 30 days counts in lifetime totals only. Queries at ``now`` >= the newest
+event time are exact: data leaves a tier only once it is outside every window
+that tier serves.
 
 >>> w = Windows()
 >>> w.add(0, {"events": 1, "spend": 30.0, "channels": "web"})
@@ -71,8 +75,8 @@ MAX_DISTINCT = 32
 class Windows:
     """Sparse bucketed aggregates of one customer; JSON-serialisable via :attr:`buckets`."""
 
-    buckets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    """tier -> bucket index (str) -> metric -> aggregate."""
+    buckets: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    """tier -> bucket index -> metric -> aggregate."""
     newest_ms: int = 0
     kinds: dict[str, str] = field(default_factory=lambda: METRICS, repr=False, compare=False)
     """Metric kinds; a metric not listed is a ``count``."""
@@ -82,30 +86,64 @@ class Windows:
     def add(self, t_ms: int, values: dict[str, Any]) -> None:
         """Add one event's metric values (count metrics: increment; value: amount;
         distinct: the value) at event time ``t_ms``."""
-        self.newest_ms = max(self.newest_ms, t_ms)
+        if not values:
+            return
+        if t_ms > self.newest_ms:
+            previous, self.newest_ms = self.newest_ms, t_ms
+            self._roll_up(previous)
         for tier, (size, keep) in TIERS.items():
-            oldest_kept = self.newest_ms // size - keep + 1
             index = t_ms // size
-            tier_buckets = self.buckets.setdefault(tier, {})
-            if index >= oldest_kept:
-                bucket = tier_buckets.setdefault(str(index), {})
-                for metric, value in values.items():
-                    if self.max_metrics is not None and metric not in bucket and len(bucket) >= self.max_metrics:
-                        continue
-                    _fold(bucket, metric, self.kinds.get(metric, "count"), value)
-            for stale in [k for k in tier_buckets if int(k) < oldest_kept]:
-                del tier_buckets[stale]
+            if index > self.newest_ms // size - keep:
+                tier_buckets = self.buckets.get(tier)
+                if tier_buckets is None:
+                    tier_buckets = self.buckets[tier] = {}
+                bucket = tier_buckets.get(index)
+                if bucket is None:
+                    bucket = tier_buckets[index] = {}
+                self._fold_all(bucket, values)
+                return
+
+    def _fold_all(self, bucket: dict[str, Any], values: dict[str, Any]) -> None:
+        cap = self.max_metrics
+        for metric, value in values.items():
+            if metric in bucket:
+                current = bucket[metric]
+                if type(current) is int:  # the count fast path
+                    bucket[metric] = current + value
+                    continue
+            elif cap is not None and len(bucket) >= cap:
+                continue
+            _fold(bucket, metric, self.kinds.get(metric, "count"), value)
+
+    def _roll_up(self, previous_ms: int) -> None:
+        """Move buckets that left a tier into the next coarser tier (or drop them)."""
+        tiers = list(TIERS.items())
+        for i, (tier, (size, keep)) in enumerate(tiers):
+            if self.newest_ms // size == previous_ms // size:
+                continue  # this tier (and so every coarser one) has not moved
+            oldest_kept = self.newest_ms // size - keep + 1
+            tier_buckets = self.buckets.get(tier, {})
+            for index in [k for k in tier_buckets if k < oldest_kept]:
+                bucket = tier_buckets.pop(index)
+                if i + 1 < len(tiers):
+                    coarse_tier, (coarse_size, _) = tiers[i + 1]
+                    target = self.buckets.setdefault(coarse_tier, {}).setdefault(index * size // coarse_size, {})
+                    _merge_bucket(target, bucket, self.kinds)
 
     def query(self, metric: str, window: str, now_ms: int) -> Any:
         """The metric over ``window`` at ``now_ms``: a count, ``(n, sum, min, max)``, or a
         distinct count."""
         tier, span = WINDOWS[window]
         size = TIERS[tier][0]
-        last = now_ms // size
+        start = (now_ms // size - span + 1) * size
+        cells = []
+        for name, (tier_size, _) in TIERS.items():
+            for k, b in self.buckets.get(name, {}).items():
+                if start <= k * tier_size <= now_ms and metric in b:
+                    cells.append(b[metric])
+            if name == tier:
+                break
         kind = self.kinds.get(metric, "count")
-        cells = [
-            b[metric] for k, b in self.buckets.get(tier, {}).items() if last - span < int(k) <= last and metric in b
-        ]
         if kind == "count":
             return sum(cells)
         if kind == "distinct":
@@ -126,32 +164,17 @@ class Windows:
     def merge(self, other: Windows) -> None:
         """Add another set of buckets into this one (e.g. a linked anonymous profile,
         or another partition's KPI aggregates)."""
-        self.newest_ms = max(self.newest_ms, other.newest_ms)
         for tier, buckets in other.buckets.items():
             mine = self.buckets.setdefault(tier, {})
             for index, bucket in buckets.items():
-                target = mine.setdefault(index, {})
-                for metric, cell in bucket.items():
-                    kind = self.kinds.get(metric, "count")
-                    if kind == "count":
-                        target[metric] = target.get(metric, 0) + cell
-                    elif kind == "distinct":
-                        for value in cell:
-                            _fold(target, metric, kind, value)
-                    elif metric not in target:
-                        target[metric] = list(cell)
-                    else:
-                        t = target[metric]
-                        target[metric] = [
-                            t[0] + cell[0],
-                            t[1] + cell[1],
-                            min(t[2], cell[2]),
-                            max(t[3], cell[3]),
-                        ]
+                _merge_bucket(mine.setdefault(index, {}), bucket, self.kinds)
+        if other.newest_ms > self.newest_ms:
+            previous, self.newest_ms = self.newest_ms, other.newest_ms
+            self._roll_up(previous)
 
     def to_json(self) -> dict[str, Any]:
-        """The persisted form."""
-        return {"b": self.buckets, "n": self.newest_ms}
+        """The persisted form (bucket indexes become JSON object keys, i.e. strings)."""
+        return {"b": {tier: {str(k): v for k, v in b.items()} for tier, b in self.buckets.items()}, "n": self.newest_ms}
 
     @classmethod
     def from_json(
@@ -163,8 +186,24 @@ class Windows:
         """Rebuild from :meth:`to_json` output."""
         w = cls(kinds=METRICS if kinds is None else kinds, max_metrics=max_metrics)
         if doc:
-            w.buckets, w.newest_ms = doc["b"], doc["n"]
+            w.buckets = {tier: {int(k): v for k, v in b.items()} for tier, b in doc["b"].items()}
+            w.newest_ms = doc["n"]
         return w
+
+
+def _merge_bucket(target: dict[str, Any], source: dict[str, Any], kinds: dict[str, str]) -> None:
+    for metric, cell in source.items():
+        kind = kinds.get(metric, "count")
+        if kind == "count":
+            target[metric] = target.get(metric, 0) + cell
+        elif kind == "distinct":
+            for value in cell:
+                _fold(target, metric, kind, value)
+        elif metric not in target:
+            target[metric] = list(cell)
+        else:
+            t = target[metric]
+            target[metric] = [t[0] + cell[0], t[1] + cell[1], min(t[2], cell[2]), max(t[3], cell[3])]
 
 
 def _fold(bucket: dict[str, Any], metric: str, kind: str, value: Any) -> None:

@@ -8,9 +8,9 @@ replaced by a digest inside the tag. Sizes are for the default settings.
 =================================  ======  ================================================  ===================
 key                                type    holds                                             bound / TTL
 =================================  ======  ================================================  ===================
-``ls:{<cust>}:profile``            hash    the customer's facts, one JSON section per field  ~14 fields, every list
-                                           (:mod:`operators.profile`)                        and map bounded
-                                                                                             (``MAX_*``); no TTL
+``ls:{<cust>}:profile``            string  the customer's facts, one compact JSON document   every list and map
+                                           in sections (:mod:`operators.profile`)            bounded (``MAX_*``);
+                                                                                             no TTL
 ``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
                                            compact JSON (:mod:`operators.timeline`)          (200) and
                                                                                              ``timeline_max_age_days``

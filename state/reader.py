@@ -36,10 +36,10 @@ def read_360(
     """
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     pipe = client.pipeline(transaction=False)
-    pipe.hgetall(keys.profile(customer_key))
+    pipe.get(keys.profile(customer_key))
     pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
     row, entries = pipe.execute()
-    state = CustomerState.from_fields(customer_key, row)
+    state = CustomerState.from_bytes(customer_key, row)
     linked = state.identity.get("linked", [])
     merged, shared = _merge_linked(client, keys, state, linked, timeline)
     entries = _merge_timelines(entries, merged, timeline)
@@ -71,7 +71,7 @@ def _merge_linked(
     pipe = client.pipeline(transaction=False)
     for identifier in linked:
         pipe.smembers(keys.owners(identifier))
-        pipe.hgetall(keys.profile(identifier))
+        pipe.get(keys.profile(identifier))
         pipe.zrevrange(keys.timeline(identifier), 0, timeline - 1)
     rows = pipe.execute()
     merged: dict[str, list[bytes]] = {}
@@ -82,7 +82,7 @@ def _merge_linked(
             shared.append(identifier)
             continue
         if profile:
-            merge_linked(state, CustomerState.from_fields(identifier, profile))
+            merge_linked(state, CustomerState.from_bytes(identifier, profile))
         merged[identifier] = entries
     return merged, shared
 

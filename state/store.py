@@ -32,9 +32,6 @@ from operators.profile import CustomerState
 from operators.signals import Flag
 from state.keys import Keys
 
-TRIM_EVERY = 20
-"""Timelines are trimmed by age every this many events (by count and TTL on every write)."""
-
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants.
 _CLAIM = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
@@ -86,12 +83,12 @@ class ProfileStore:
         if missing:
             pipe = self.client.pipeline(transaction=False)
             for key in missing:
-                pipe.hgetall(self.keys.profile(key))
+                pipe.get(self.keys.profile(key))
             rows = pipe.execute()
             metrics.REDIS_ROUNDTRIPS.labels("load").inc()
             metrics.REDIS_COMMANDS.labels("load").inc(len(missing))
             for key, row in zip(missing, rows, strict=True):
-                state = CustomerState.from_fields(key, row) if row else CustomerState(key)
+                state = CustomerState.from_bytes(key, row)
                 found[key] = state
                 self._remember(key, state)
         return found
@@ -137,19 +134,35 @@ class ProfileStore:
     def _write_customer(self, pipe: Any, state: CustomerState) -> None:
         key = state.customer_key
         if state.new_timeline:
-            timeline = self.keys.timeline(key)
-            pipe.zadd(timeline, {member: t for t, member in state.new_timeline})
-            pipe.zremrangebyrank(timeline, 0, -self.timeline_max_entries - 1)
-            if state.events // TRIM_EVERY != (state.events - len(state.new_timeline)) // TRIM_EVERY:
-                newest = max(t for t, _ in state.new_timeline)
-                max_age_ms = self.timeline_max_age_days * 86_400_000
-                pipe.zremrangebyscore(timeline, "-inf", f"({newest - max_age_ms}")
-            pipe.expire(timeline, self.timeline_max_age_days * 86_400)
+            self._append_timeline(pipe, state)
         for identifier in state.new_links:
             self._claim(keys=[self.keys.owners(identifier)], args=[key, MAX_OWNERS_KEPT], client=pipe)
-        pipe.hset(self.keys.profile(key), mapping=state.to_fields())
+        pipe.set(self.keys.profile(key), state.to_bytes())  # after the timeline: it carries its meta
         state.new_timeline = []
         state.new_links = []
+
+    def _append_timeline(self, pipe: Any, state: CustomerState) -> None:
+        """ZADD the batch's entries; trim and refresh the TTL only when needed.
+
+        ``meta["n"]`` bounds the entries from above (a replay re-adds existing
+        members), so the rank trim runs whenever the real count exceeds the
+        maximum: the key always ends with exactly the newest entries. The TTL
+        (maximum age + 1 day) is refreshed once per event day, so no entry
+        expires before the maximum age.
+        """
+        key = self.keys.timeline(state.customer_key)
+        meta = state.timeline_meta
+        pipe.zadd(key, {member: t for t, member in state.new_timeline})
+        meta["n"] = meta.get("n", 0) + len(state.new_timeline)
+        if meta["n"] > self.timeline_max_entries:
+            pipe.zremrangebyrank(key, 0, -self.timeline_max_entries - 1)
+            meta["n"] = self.timeline_max_entries
+        newest = max(t for t, _ in state.new_timeline)
+        day = newest // 86_400_000
+        if meta.get("ttl_day") != day:
+            pipe.zremrangebyscore(key, "-inf", f"({newest - self.timeline_max_age_days * 86_400_000}")
+            pipe.expire(key, (self.timeline_max_age_days + 1) * 86_400)
+            meta["ttl_day"] = day
 
     def resume_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to read per partition, as committed with the last batch."""

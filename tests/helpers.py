@@ -105,12 +105,12 @@ def wait_committed(settings: Any, expected: int, proc: Any = None, timeout_s: fl
         time.sleep(0.05)
 
 
-def profiles(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
+def profiles(settings: Any) -> dict[bytes, bytes]:
     """Every customer profile hash under the settings' key prefix."""
     from state.connection import connect
 
     r = connect(settings)
-    return {k: r.hgetall(k) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
+    return {k: r.get(k) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
 
 
 def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:

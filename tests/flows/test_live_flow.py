@@ -38,11 +38,11 @@ def run_flow(settings, messages, publisher, batch_size=50):
 
 
 def profile(settings, customer):
-    return connect(settings).hgetall(Keys(settings.key_prefix).profile(f"customer_id:{customer}"))
+    return connect(settings).get(Keys(settings.key_prefix).profile(f"customer_id:{customer}"))
 
 
 def state_of(settings, customer):
-    return CustomerState.from_fields(f"customer_id:{customer}", profile(settings, customer))
+    return CustomerState.from_bytes(f"customer_id:{customer}", profile(settings, customer))
 
 
 def test_events_build_profiles_and_raise_flags(settings):

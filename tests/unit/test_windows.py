@@ -58,7 +58,8 @@ def test_buckets_stay_bounded():
     w = Windows()
     for i in range(12_000):  # 41 days at one event per 5 minutes
         w.add(i * 300_000, {"events": 1})
-    assert {tier: len(b) for tier, b in w.buckets.items()} == {"5m": 12, "1h": 24, "1d": 30}
+    # the current hour and day live in finer buckets until they roll up
+    assert {tier: len(b) for tier, b in w.buckets.items()} == {"5m": 12, "1h": 23, "1d": 29}
 
 
 def test_pickle_round_trip():
