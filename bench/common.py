@@ -109,10 +109,10 @@ class RunResult:
     redis_commands_per_event: float
 
 
-def drain(settings: Settings, total: int, timeout_s: float = 900.0) -> RunResult:
+def drain(settings: Settings, total: int, timeout_s: float = 900.0, code_dir: str | None = None) -> RunResult:
     """Start one engine worker on the backlog, time it until ``total`` are committed."""
     cmds_before = redis_commands(settings)
-    proc = start_engine(settings)
+    proc = start_engine(settings, code_dir=code_dir)
     t0 = time.monotonic()
     mark: tuple[float, int] | None = None
     try:

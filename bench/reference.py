@@ -15,7 +15,10 @@ Kafka and Redis and reports, in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +47,17 @@ def flag_latencies_ms(settings, since_ms: int) -> list[float]:
     return out
 
 
+@contextlib.contextmanager
+def worktree(ref: str):
+    """A temporary checkout of ``ref`` (to run an older engine in the same benchmark run)."""
+    path = tempfile.mkdtemp(prefix="ls-ref-")
+    subprocess.run(["git", "worktree", "add", "--detach", path, ref], check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", path], check=False, capture_output=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
@@ -51,6 +65,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--live-rate", type=float, default=5000.0)
     ap.add_argument("--live-seconds", type=float, default=20.0)
+    ap.add_argument("--compare-ref", help="also run this git commit's engine on the same backlog (e.g. the skeleton)")
     args = ap.parse_args()
 
     with services() as (kafka, redis_url):
@@ -65,6 +80,11 @@ def main() -> None:
             f"batched:   {fast.steady_events_per_s:9.0f} events/s  "
             f"{fast.redis_commands_per_event:.3f} Redis commands/event"
         )
+        other = None
+        if args.compare_ref:
+            with worktree(args.compare_ref) as code_dir:
+                other = drain(bench_settings(kafka, redis_url, "ref"), args.events, code_dir=code_dir)
+            print(f"{args.compare_ref}: {other.steady_events_per_s:9.0f} events/s")
         slow = drain(per_event, args.baseline_events)
         print(
             f"per-event: {slow.steady_events_per_s:9.0f} events/s  "
@@ -89,6 +109,14 @@ def main() -> None:
         "events": args.events,
         "customers": args.customers,
         "batched_events_per_s": round(fast.steady_events_per_s),
+        **(
+            {
+                f"{args.compare_ref}_events_per_s": round(other.steady_events_per_s),
+                f"ratio_to_{args.compare_ref}": round(fast.steady_events_per_s / other.steady_events_per_s, 2),
+            }
+            if other
+            else {}
+        ),
         "per_event_events_per_s": round(slow.steady_events_per_s),
         "speedup_vs_per_event": round(fast.steady_events_per_s / slow.steady_events_per_s, 1),
         "batched_redis_commands_per_event": round(fast.redis_commands_per_event, 3),

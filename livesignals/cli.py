@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("settings", help="print the effective settings (secrets redacted)")
 
+    profile = sub.add_parser("profile", help="print a customer's live 360 as JSON")
+    profile.add_argument("customer", help="customer key, e.g. customer_id:c0000042 (a bare id means customer_id)")
+    profile.add_argument("--channel", help="where the customer is contacting us now (phone, chat, ...)")
+    sub.add_parser("kpis", help="print the contact-centre KPIs for the last hour and day")
+    voc_ = sub.add_parser("voc", help="print the terms and topics rising in complaints")
+    voc_.add_argument("--top", type=int, default=10)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in settings.redacted().items():
             print(f"{key} = {value!r}")
         return 0
+    if args.command in ("profile", "kpis", "voc"):
+        return _read(settings, args)
     if args.command == "topics":
         from livesignals.topics import ensure_topics
 
@@ -84,6 +93,24 @@ def main(argv: list[str] | None = None) -> int:
         argv_ = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(args.workers)]
         os.execv(sys.executable, argv_)
     return 2
+
+
+def _read(settings: Settings, args: argparse.Namespace) -> int:
+    from livesignals import serde
+    from state.connection import connect
+    from state.keys import Keys
+    from state.reader import read_360, read_kpis, read_voc
+
+    client, keys = connect(settings), Keys(settings.key_prefix)
+    if args.command == "profile":
+        customer = args.customer if ":" in args.customer else f"customer_id:{args.customer}"
+        doc = read_360(client, keys, customer, channel=args.channel)
+    elif args.command == "kpis":
+        doc = read_kpis(client, keys)
+    else:
+        doc = read_voc(client, keys, top=args.top)
+    sys.stdout.write(serde.dumps(doc, indent=True).decode() + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,12 +28,21 @@ def engine_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_engine(settings: Settings, workers: int = 1, log: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """Start the engine dataflow as a Bytewax process in its own process group."""
+def start_engine(
+    settings: Settings,
+    workers: int = 1,
+    log: Any = subprocess.DEVNULL,
+    code_dir: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the engine dataflow as a Bytewax process in its own process group.
+
+    ``code_dir`` runs the engine from another checkout (benchmarks compare versions).
+    """
     argv = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(workers)]
-    return subprocess.Popen(
-        argv, env=engine_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    env = engine_env(settings)
+    if code_dir:
+        env["PYTHONPATH"] = code_dir + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=code_dir)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:

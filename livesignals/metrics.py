@@ -30,6 +30,18 @@ KAFKA_DELIVERY_FAILURES = Counter(
 )
 REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"])
 REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
+KPI_EVENTS = Counter(
+    "livesignals_kpi_events_total",
+    "Contact-centre KPI components by channel (see operators/kpis.py and the README for the "
+    "PromQL that turns them into FCR, repeat rate, AHT, CSAT, NPS, CES and deflection).",
+    ["channel", "component"],
+)
+KPI_VALUES = Counter(
+    "livesignals_kpi_value_sum",
+    "Sums behind averaged KPIs by channel: handle_s (handle time seconds) and ces (CES answers).",
+    ["channel", "component"],
+)
+COMPLAINTS = Counter("livesignals_complaints_total", "Complaints seen (negative text, bad survey, case opened).")
 BATCH_SECONDS = Histogram(
     "livesignals_batch_seconds",
     "Wall time to process one engine batch, from decode to state commit.",

@@ -14,13 +14,13 @@ import orjson
 JSONDecodeError = orjson.JSONDecodeError
 
 
-def dumps(obj: Any) -> bytes:
-    """Encode to compact JSON bytes (keys in insertion order).
+def dumps(obj: Any, indent: bool = False) -> bytes:
+    """Encode to compact JSON bytes (keys in insertion order), or indented for people.
 
     >>> dumps({"a": 1, "b": [True, None]})
     b'{"a":1,"b":[true,null]}'
     """
-    return orjson.dumps(obj)
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2) if indent else orjson.dumps(obj)
 
 
 def loads(data: bytes | str) -> Any:

@@ -85,6 +85,9 @@ class BatchReport:
     flags: list[Flag] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     applied_by_type: dict[str, int] = field(default_factory=dict)
+    kpi: Counter[str] = field(default_factory=Counter)
+    """KPI components of the batch (``channel|component``), for Prometheus."""
+    complaints: int = 0
 
 
 class Engine:
@@ -162,10 +165,16 @@ class Engine:
             part = self._partition(event, partitions)
             text = _text_of(event)
             score = self.sentiment(text, event.payload.get("lang")) if text and self.sentiment else None
-            part.kpi.add(event.event_time_ms, kpis.contributions(state, event))
+            contributions = kpis.contributions(state, event)
+            part.kpi.add(event.event_time_ms, contributions)
+            for name, value in contributions.items():
+                report.kpi[name] += value
+                if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
+                    report.kpi[name + "_n"] += 1
             apply_event(state, event, score)
             if is_complaint(event, score):
                 part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
+                report.complaints += 1
             signals = evaluate(state, event, self.rules)
             report.flags.extend(signals.flags)
             report.triggers.extend(signals.triggers)
@@ -225,6 +234,16 @@ class Engine:
             metrics.TRIGGERS.labels(action).inc(n)
         if report.replay_skipped:
             metrics.EVENTS_REPLAY_SKIPPED.inc(report.replay_skipped)
+        for name, value in report.kpi.items():
+            channel, component = name.split("|", 1)
+            if channel == "all":
+                continue  # Prometheus sums over channels itself
+            if component in kpis.VALUE_COMPONENTS:
+                metrics.KPI_VALUES.labels(channel, component).inc(value)
+            else:
+                metrics.KPI_EVENTS.labels(channel, component).inc(value)
+        if report.complaints:
+            metrics.COMPLAINTS.inc(report.complaints)
 
 
 def _text_of(event: Event) -> str | None:

@@ -74,24 +74,35 @@ def is_complaint(event: Event, sentiment: float | None) -> bool:
 def _identity(state: CustomerState, event: Event) -> None:
     ident = state.identity
     t = event.event_time_ms
-    ident["first_seen"] = min(ident.get("first_seen") or t, t)
-    ident["last_seen"] = max(ident.get("last_seen", 0), t)
-    ids = ident.setdefault("ids", {})
+    if t < ident.get("first_seen", t + 1):
+        ident["first_seen"] = t
+    if t > ident.get("last_seen", -1):
+        ident["last_seen"] = t
+    ids = ident.get("ids")
+    if ids is None:
+        ids = ident["ids"] = {}
     for kind, value in event.ids.items():
-        known = ids.setdefault(kind, [])
-        if value not in known:
+        known = ids.get(kind)
+        if known is None:
+            ids[kind] = [value]
+        elif value not in known:
             known.append(value)
             del known[:-MAX_IDS_PER_KIND]
     lang = event.payload.get("lang")
     if lang:
         ident["lang"] = lang
-    linked = ident.setdefault("linked", [])
+    if len(event.ids) > 1:
+        _link(state, event)
+
+
+def _link(state: CustomerState, event: Event) -> None:
+    linked = state.identity.setdefault("linked", [])
     for other in identity.links(event.ids):
         if other not in linked:
             linked.append(other)
             state.new_links.append(other)
-            merges = ident.setdefault("merges", [])
-            merges.append({"id": other, "t": t, "event": event.event_id})
+            merges = state.identity.setdefault("merges", [])
+            merges.append({"id": other, "t": event.event_time_ms, "event": event.event_id})
             del merges[:-MAX_MERGES]
 
 
@@ -106,14 +117,23 @@ def _contact(state: CustomerState, event: Event) -> None:
 
 def _touch(state: CustomerState, event: Event) -> None:
     h = state.history
-    _bump(h.setdefault("by_channel", {}), event.channel)
-    _bump(h.setdefault("by_type", {}), event.type)
-    touches = h.setdefault("touch", {})
-    last = touches.get(event.channel)
+    channel, etype = event.channel, event.type
+    by_channel = h.get("by_channel")
+    if by_channel is None:
+        by_channel = h["by_channel"] = {}
+    by_channel[channel] = by_channel.get(channel, 0) + 1
+    by_type = h.get("by_type")
+    if by_type is None:
+        by_type = h["by_type"] = {}
+    by_type[etype] = by_type.get(etype, 0) + 1
+    touches = h.get("touch")
+    if touches is None:
+        touches = h["touch"] = {}
+    last = touches.get(channel)
     if last is None or last["t"] <= event.event_time_ms:
         p = event.payload
-        touches[event.channel] = {
-            "t": event.event_time_ms, "type": event.type, "event_id": event.event_id,
+        touches[channel] = {
+            "t": event.event_time_ms, "type": etype, "event_id": event.event_id,
             "topic": p.get("topic") or p.get("action") or p.get("kind"),
             "outcome": p.get("outcome") or p.get("status") or p.get("response"),
         }  # fmt: skip

@@ -1,0 +1,122 @@
+"""Memory of the live 360 in Redis (issue 3).
+
+Applies a simulated stream for ``--customers`` customers (default 1M) through
+the engine, in-process and straight into a real Redis (Kafka is not what is
+measured here), with the default retention, then reports:
+
+* Redis memory per customer, in all and without the timeline;
+* the profile document's size per customer (MEMORY USAGE, sampled);
+* the timeline's cost per entry (MEMORY USAGE / ZCARD, sampled).
+
+    python -m bench.memory [--customers 1000000] [--events-per-customer 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+from bench.common import reference_simulator, services
+from livesignals import serde
+from livesignals.contract import RawMessage
+from livesignals.errors import Origin
+from livesignals.settings import Settings
+from operators.engine import Engine
+from state.connection import connect
+from state.keys import Keys
+from state.store import ProfileStore
+
+
+class _NoPublisher:
+    def publish(self, records):  # outputs are not what this benchmark measures
+        pass
+
+
+def usage(client, keys: list[bytes]) -> list[int]:
+    """MEMORY USAGE of each key (exact: all elements sampled)."""
+    pipe = client.pipeline(transaction=False)
+    for k in keys:
+        pipe.memory_usage(k, samples=0)
+    return [u or 0 for u in pipe.execute()]
+
+
+def slope_and_intercept(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares line through the points: (bytes per entry, bytes per key)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+    return slope, my - slope * mx
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--events-per-customer", type=float, default=3.0)
+    ap.add_argument("--sample", type=int, default=5000)
+    ap.add_argument(
+        "--zset-listpack-value", type=int, default=None,
+        help="set the server's zset-max-listpack-value first (timeline members are ~150 bytes; default 64)",
+    )  # fmt: skip
+    args = ap.parse_args()
+    total = int(args.customers * args.events_per_customer)
+
+    with services() as (_kafka, redis_url):
+        settings = Settings.load(env={}).replace(redis_url=redis_url, key_prefix="mem", metrics_port=0)
+        client = connect(settings)
+        client.flushall()
+        if args.zset_listpack_value:
+            client.config_set("zset-max-listpack-value", args.zset_listpack_value)
+        base = client.info("memory")["used_memory"]
+        keys = Keys(settings.key_prefix)
+        engine = Engine(settings, ProfileStore(client, keys, cache_size=50_000), _NoPublisher())
+        sim = reference_simulator(args.customers, step_ms=2000.0)
+        started = time.monotonic()
+        batch: list[RawMessage] = []
+        for i, (e, _) in enumerate(sim.stream(total)):
+            batch.append(RawMessage(serde.dumps(e), None, Origin("mem", 0, i, 0)))
+            if len(batch) == 5000:
+                engine.process(batch)
+                batch = []
+        if batch:
+            engine.process(batch)
+        elapsed = time.monotonic() - started
+        used = client.info("memory")["used_memory"] - base
+
+        profiles = [k for k in client.scan_iter(f"{keys.prefix}:{{*}}:profile", count=10_000)]
+        timelines = [k for k in client.scan_iter(f"{keys.prefix}:{{*}}:timeline", count=10_000)]
+        rng = random.Random(1)
+        p_sample = rng.sample(profiles, min(args.sample, len(profiles)))
+        t_sample = rng.sample(timelines, min(args.sample, len(timelines)))
+        profile_bytes = sum(usage(client, p_sample)) / max(1, len(p_sample))
+        t_usage = usage(client, t_sample)
+        pipe = client.pipeline(transaction=False)
+        for k in t_sample:
+            pipe.zcard(k)
+        sizes = pipe.execute()
+        entries = sum(sizes) / max(1, len(sizes))
+        timeline_total = sum(t_usage) / max(1, len(t_usage)) * len(timelines)
+        per_entry, per_key = slope_and_intercept(sizes, t_usage)
+        result = {
+            "customers_with_profile": len(profiles),
+            "zset_max_listpack_value": client.config_get("zset-max-listpack-value")["zset-max-listpack-value"],
+            "events": total,
+            "events_per_s_in_process": round(total / elapsed),
+            "redis_bytes_per_customer": round(used / len(profiles)),
+            "redis_bytes_per_customer_without_timeline": round((used - timeline_total) / len(profiles)),
+            "profile_document_bytes_mean": round(profile_bytes),
+            "timeline_entries_mean": round(entries, 2),
+            "timeline_bytes_per_entry": round(per_entry),
+            "timeline_bytes_per_key": round(per_key),
+        }
+    print(json.dumps(result, indent=2))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "memory.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
