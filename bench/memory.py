@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import reference_simulator, services
@@ -43,7 +44,7 @@ def usage(client, keys: list[bytes]) -> list[int]:
     return [u or 0 for u in pipe.execute()]
 
 
-def slope_and_intercept(xs: list[float], ys: list[float]) -> tuple[float, float]:
+def slope_and_intercept(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     """Least-squares line through the points: (bytes per entry, bytes per key)."""
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
