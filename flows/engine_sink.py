@@ -42,6 +42,7 @@ def default_engine(settings: Settings, publisher: Publisher | None = None) -> En
         flags_stream_maxlen=settings.flags_stream_maxlen,
         timeline_max_entries=settings.timeline_max_entries,
         timeline_max_age_days=settings.timeline_max_age_days,
+        models_config=settings.models,
     )
     if publisher is None:
         publisher = KafkaPublisher(settings.kafka_client_config(), settings.produce_timeout_s)

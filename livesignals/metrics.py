@@ -6,7 +6,7 @@ never a customer id. :func:`serve` starts the ``/metrics`` endpoint.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_IN = Counter("livesignals_events_in_total", "Messages read from input topics.", ["topic"])
 EVENTS_APPLIED = Counter("livesignals_events_applied_total", "Valid events applied to customer state.", ["type"])
@@ -42,6 +42,17 @@ KPI_VALUES = Counter(
     ["channel", "component"],
 )
 COMPLAINTS = Counter("livesignals_complaints_total", "Complaints seen (negative text, bad survey, case opened).")
+MODEL_SCORED = Counter("livesignals_model_scored_total", "Events scored by each model (champion).", ["model"])
+MODEL_LABELS = Counter(
+    "livesignals_model_labels_total",
+    "Delayed labels by model and outcome (learned, positive, negative, duplicate, unmatched).",
+    ["model", "outcome"],
+)
+MODEL_METRIC = Gauge(
+    "livesignals_model_metric",
+    "Progressive-validation figures over a sliding window, per model, role and input partition.",
+    ["model", "role", "metric", "partition"],
+)
 BATCH_SECONDS = Histogram(
     "livesignals_batch_seconds",
     "Wall time to process one engine batch, from decode to state commit.",

@@ -92,6 +92,19 @@ class Settings:
     timeline_max_age_days: int = 90
     """Timeline entries older than this are dropped; the key expires after it too."""
 
+    # --- Models (issue 4) -----------------------------------------------------
+    models: dict[str, Any] = field(default_factory=dict)
+    """Model choice and hyper-parameters per kind and role (TOML only), e.g.
+    ``[models.churn.challenger] learning_rate = 0.2``; see :mod:`models.registry`."""
+    churn_horizon_days: float = 30.0
+    """A cancellation within this many days after scoring makes the churn label positive."""
+    churn_flag_threshold: float = 0.7
+    """Churn probability that raises ``high_churn_risk``."""
+    fraud_flag_threshold: float = 0.8
+    """Anomaly score that raises ``fraud_risk``."""
+    models_enabled: bool = True
+    """Score the online models in the flow (off: profiles and rules only)."""
+
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464
     """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""

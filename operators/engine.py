@@ -27,7 +27,7 @@ from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent
 from livesignals.settings import Settings
-from operators import kpis, voc
+from operators import kpis, scoring, voc
 from operators.partition import PartitionAggregates
 from operators.profile import CustomerState
 from operators.rules import RuleConfig, evaluate
@@ -35,7 +35,7 @@ from operators.signals import Flag, Trigger
 from operators.update import apply_event, is_complaint
 
 TextScorer = Callable[[str, str | None], float]
-"""``(text, language hint) -> sentiment in [-1, 1]``."""
+"""``(text, language hint) -> sentiment in [-1, 1]``: replaces the sentiment model (tests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,7 @@ class BatchReport:
     flags: list[Flag] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     applied_by_type: dict[str, int] = field(default_factory=dict)
+    scoring: scoring.ScoringReport = field(default_factory=scoring.ScoringReport)
     kpi: Counter[str] = field(default_factory=Counter)
     """KPI components of the batch (``channel|component``), for Prometheus."""
     complaints: int = 0
@@ -109,6 +110,11 @@ class Engine:
         self._partitions: dict[tuple[str, int], PartitionAggregates] = {}
         self.rules = RuleConfig.from_settings(settings)
         self.per_event = settings.redis_mode == "per_event"
+        self.scoring = scoring.ScoringConfig(
+            churn_horizon_ms=int(settings.churn_horizon_days * 86_400_000),
+            snapshot_every_ms=int(settings.churn_horizon_days * 86_400_000 / 10),
+        )
+        self.models_enabled = settings.models_enabled
 
     def process(self, messages: list[RawMessage]) -> BatchReport:
         """Process one batch end to end (see the module docstring for the order)."""
@@ -163,8 +169,8 @@ class Engine:
                 report.replay_skipped += 1
                 continue
             part = self._partition(event, partitions)
-            text = _text_of(event)
-            score = self.sentiment(text, event.payload.get("lang")) if text and self.sentiment else None
+            text = scoring.text_of(event)
+            score = self._score_before(part, state, event, text, report)
             contributions = kpis.contributions(state, event)
             part.kpi.add(event.event_time_ms, contributions)
             for name, value in contributions.items():
@@ -172,6 +178,11 @@ class Engine:
                 if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
                     report.kpi[name + "_n"] += 1
             apply_event(state, event, score)
+            if self.models_enabled:
+                scoring.score_churn(part.models, state, event, self.scoring, report.scoring)
+                scoring.score_fraud(part.models, state, event, report.scoring)
+                part.models_dirty |= report.scoring.learned
+                report.scoring.learned = False
             if is_complaint(event, score):
                 part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
                 report.complaints += 1
@@ -187,6 +198,17 @@ class Engine:
             else:
                 touched[key] = state
         return list(touched.values()), partitions
+
+    def _score_before(
+        self, part: PartitionAggregates, state: CustomerState, event: Event, text: str | None, report: BatchReport
+    ) -> float | None:
+        """Sentiment of the event's text, and the labels the event carries (before it is applied)."""
+        if self.sentiment is not None:
+            return self.sentiment(text, event.payload.get("lang")) if text else None
+        if not self.models_enabled:
+            return None
+        scoring.learn_labels(part.models, state, event, report.scoring)
+        return scoring.score_text(part.models, state, event, text, report.scoring) if text else None
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
         pos = (event.origin.topic, event.origin.partition)
@@ -244,11 +266,10 @@ class Engine:
                 metrics.KPI_EVENTS.labels(channel, component).inc(value)
         if report.complaints:
             metrics.COMPLAINTS.inc(report.complaints)
-
-
-def _text_of(event: Event) -> str | None:
-    text = event.payload.get("text") or event.payload.get("comment")
-    return text if isinstance(text, str) and text.strip() else None
+        for model, n in report.scoring.scored.items():
+            metrics.MODEL_SCORED.labels(model).inc(n)
+        for (model, outcome), n in report.scoring.labels.items():
+            metrics.MODEL_LABELS.labels(model, outcome).inc(n)
 
 
 def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:

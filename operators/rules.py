@@ -14,6 +14,12 @@ Rules today:
 * ``delivery_problem`` -- a delivery is delayed or failed; triggers a
   ``proactive_notification`` on the customer's last-used channel.
 * ``consent_withdrawn`` -- marketing consent was withdrawn.
+* ``high_churn_risk`` -- the churn model's probability reached ``churn_flag_threshold``;
+  the reason names the features that drive it.
+* ``fraud_risk`` -- the anomaly score of an order, return or account change reached
+  ``fraud_flag_threshold``; the reason names the most unusual feature.
+* ``frustrated`` -- the customer's mood (moving average of text sentiment over at
+  least two texts) fell to -0.5 or below.
 * ``context_carried`` -- an inbound contact within ``context_window_s`` of a touch
   on another contact channel (the customer switched channels: the agent sees
   the earlier touch, its topic and outcome, as evidence).
@@ -46,6 +52,9 @@ class RuleConfig:
     repeat_contact_threshold: int = 3
     high_value_spend: float = 500.0
     context_window_ms: int = DAY_MS
+    churn_flag_threshold: float = 0.7
+    fraud_flag_threshold: float = 0.8
+    frustrated_mood: float = -0.5
 
     @classmethod
     def from_settings(cls, s: Settings) -> RuleConfig:
@@ -55,6 +64,8 @@ class RuleConfig:
             s.repeat_contact_threshold,
             s.high_value_spend,
             s.context_window_s * 1000,
+            s.churn_flag_threshold,
+            s.fraud_flag_threshold,
         )
 
 
@@ -138,6 +149,7 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
     elif event.type == "consent" and p["purpose"] == "marketing" and not p["granted"]:
         flags.append(new_flag(event, "consent_withdrawn", "info", "marketing consent withdrawn", 30 * DAY_MS))
 
+    flags += _model_flags(state, event, cfg)
     flags = [f for f in flags if _not_active(state, f, now)]
     for f in flags:
         state.flags[f.name] = {
@@ -151,6 +163,26 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
         suppressed = [(t, "no_marketing_consent") for t in triggers]
         triggers = []
     return Signals(flags, triggers, suppressed)
+
+
+def _model_flags(state: CustomerState, event: Event, cfg: RuleConfig) -> list[Flag]:
+    """Flags raised by the models' latest scores (written by this very event)."""
+    out: list[Flag] = []
+    now, pred = event.event_time_ms, state.predictions
+    churn = pred.get("churn")
+    if churn and churn.get("t") == now and not churn.get("cancelled") and churn["p"] >= cfg.churn_flag_threshold:
+        drivers = ", ".join(name for name, _ in churn.get("top", [])) or "overall profile"
+        out.append(
+            new_flag(event, "high_churn_risk", "warning", f"churn risk {churn['p']:.0%} ({drivers})", 7 * DAY_MS)
+        )
+    fraud = pred.get("fraud")
+    if fraud and fraud.get("t") == now and fraud.get("warm") and fraud["score"] >= cfg.fraud_flag_threshold:
+        reason = f"anomaly {fraud['score']:.2f}: {fraud['reason']} {fraud['z']:g} sd from normal"
+        out.append(new_flag(event, "fraud_risk", "critical", reason, DAY_MS))
+    mood = pred.get("mood")
+    if mood and mood.get("t") == now and mood["n"] >= 2 and mood["avg"] <= cfg.frustrated_mood:
+        out.append(new_flag(event, "frustrated", "warning", f"mood {mood['avg']:+.2f} over {mood['n']} texts", DAY_MS))
+    return out
 
 
 def _not_active(state: CustomerState, flag: Flag, now_ms: int) -> bool:

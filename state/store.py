@@ -58,6 +58,7 @@ class ProfileStore:
         flags_stream_maxlen: int = 100_000,
         timeline_max_entries: int = 200,
         timeline_max_age_days: int = 90,
+        models_config: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -66,6 +67,7 @@ class ProfileStore:
         self.flags_stream_maxlen = flags_stream_maxlen
         self.timeline_max_entries = timeline_max_entries
         self.timeline_max_age_days = timeline_max_age_days
+        self.models_config = models_config
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
         self._claim = client.register_script(_CLAIM)
 
@@ -97,7 +99,7 @@ class ProfileStore:
         """One input partition's shared aggregates (KPIs, voice of the customer)."""
         row = self.client.hgetall(self.keys.partition(topic, partition))
         metrics.REDIS_ROUNDTRIPS.labels("load").inc()
-        return PartitionAggregates.from_fields(row)
+        return PartitionAggregates.from_fields(row, self.models_config)
 
     def commit(
         self,

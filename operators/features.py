@@ -1,0 +1,56 @@
+"""Model features derived from a customer's facts (plain dicts of floats)."""
+
+from __future__ import annotations
+
+from livesignals.contract import Event
+from operators.profile import CustomerState
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
+    """What the churn model sees: activity, value, friction and mood over recent windows."""
+    w, v, a = state.windows, state.value, state.activity
+    last_order = v.get("last_order")
+    first_seen = state.identity.get("first_seen") or now_ms
+    mood = state.predictions.get("mood") or {}
+    surveys = state.history.get("surveys", {})
+    from operators.rules import is_negative_survey
+
+    negative_surveys = sum(1 for kind, s in surveys.items() if is_negative_survey(kind, s["last"]))
+    return {
+        "tenure_days": (now_ms - first_seen) / DAY_MS,
+        "days_since_order": min(365.0, (now_ms - last_order) / DAY_MS) if last_order else 365.0,
+        "orders_30d": float(w.query("orders", "30d", now_ms)),
+        "spend_30d": float(w.query("spend", "30d", now_ms)[1]),
+        "events_7d": float(w.query("events", "7d", now_ms)),
+        "contacts_7d": float(w.query("contacts", "7d", now_ms)),
+        "contacts_24h": float(w.query("contacts", "24h", now_ms)),
+        "complaints_30d": float(w.query("complaints", "30d", now_ms)),
+        "errors_7d": float(w.query("errors", "7d", now_ms)),
+        "open_cases": float(len(a.get("open_cases", {}))),
+        "delivery_problems": float(sum(1 for d in a.get("deliveries", {}).values() if d["status"] != "shipped")),
+        "return_ratio": v.get("returns", 0) / max(1, v.get("orders", 0)),
+        "negative_surveys": float(negative_surveys),
+        "mood": float(mood.get("avg", 0.0)),
+        "offers_rejected": float(state.history.get("offers", {}).get("rejected", 0)),
+        "marketing_opt_out": 1.0 if state.consent.get("marketing") is False else 0.0,
+    }
+
+
+def fraud_features(state: CustomerState, event: Event) -> dict[str, float]:
+    """What the anomaly model sees for an order, a return or an account change."""
+    p, v, now = event.payload, state.value, event.event_time_ms
+    amount = float(p.get("amount", 0.0) or 0.0)
+    average = v.get("spend", 0.0) / v["orders"] if v.get("orders") else amount or 1.0
+    merges = state.identity.get("merges", [])
+    return {
+        "amount": amount,
+        "amount_ratio": amount / average if average else 1.0,
+        "orders_1h": float(state.windows.query("orders", "1h", now)),
+        "return_ratio": v.get("returns", 0) / max(1, v.get("orders", 0)),
+        "new_identity_1h": 1.0 if merges and now - merges[-1]["t"] <= HOUR_MS else 0.0,
+        "account_change": 1.0 if event.type in ("profile_update", "consent") else 0.0,
+        "hour_of_day": (now // HOUR_MS % 24) / 23.0,
+    }
