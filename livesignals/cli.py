@@ -32,6 +32,28 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--rate", type=float, default=1000.0, help="events/s (0 = as fast as possible)")
     sim.add_argument("--count", type=int, default=None, help="events to send (default: forever)")
     sim.add_argument("--truth", help="write the ground truth as JSONL to this file")
+    sim.add_argument("--out", help="write the events as JSONL to this file instead of Kafka")
+    sim.add_argument("--skew", type=float, default=1.1, help="Zipf exponent of customer activity")
+
+    models_ = sub.add_parser("models", help="online models: status, promote a challenger, evaluate configurations")
+    msub = models_.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("status", help="every model's version and live validation figures")
+    promote = msub.add_parser("promote", help="make the challenger of a model kind the champion")
+    promote.add_argument("kind", choices=["sentiment", "churn", "fraud"])
+    ev = msub.add_parser("evaluate", help="replay a recorded stream through model configurations and compare")
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="JSONL file of events (livesignals simulate --out)")
+    src.add_argument("--topic", help="Kafka topic to replay (with --start/--end offsets)")
+    ev.add_argument("--start", type=int, default=0)
+    ev.add_argument("--end", type=int, default=None)
+    ev.add_argument("--truth", help="the simulator's ground truth JSONL, to score sentiment on true labels")
+    ev.add_argument(
+        "--models", dest="model_configs", action="append", default=[], metavar="[NAME=]FILE",
+        help="TOML with a [models] table (repeat to compare); none = the defaults",
+    )  # fmt: skip
+    ev.add_argument("--churn-horizon-days", type=float, default=None)
+    ev.add_argument("--csv", help="also write the comparison as CSV here")
+    ev.add_argument("--json", help="also write the comparison as JSON here")
 
     topics = sub.add_parser("topics", help="create the engine's Kafka topics")
     topics.add_argument("action", choices=["create"])
@@ -59,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("profile", "kpis", "voc"):
         return _read(settings, args)
+    if args.command == "models":
+        from livesignals.models_cli import run_models_command
+
+        return run_models_command(settings, args)
     if args.command == "topics":
         from livesignals.topics import ensure_topics
 
@@ -75,8 +101,16 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 start_ms=int(time.time() * 1000),
                 step_ms=step_ms,
+                activity_skew=args.skew,
             )
         )
+        if args.out:
+            from livesignals.simulator.produce import write_jsonl
+
+            count = args.count or 10_000
+            n = write_jsonl(sim_, args.out, count, args.truth)
+            print(f"wrote {n} events to {args.out}" + (f", truth to {args.truth}" if args.truth else ""))
+            return 0
         sent = produce(
             sim_,
             settings.kafka_client_config(),

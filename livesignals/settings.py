@@ -104,6 +104,8 @@ class Settings:
     """Anomaly score that raises ``fraud_risk``."""
     models_enabled: bool = True
     """Score the online models in the flow (off: profiles and rules only)."""
+    model_control_poll_s: float = 10.0
+    """How often workers look for promotions (``livesignals models promote``)."""
 
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464

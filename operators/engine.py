@@ -64,6 +64,9 @@ class Store(Protocol):
     def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
         """The partition's shared aggregates (KPIs, voice of the customer)."""
 
+    def model_control(self) -> dict[str, str]:
+        """Promotions requested: model kind -> promotion id."""
+
     def commit(
         self,
         states: Iterable[CustomerState],
@@ -115,13 +118,16 @@ class Engine:
             snapshot_every_ms=int(settings.churn_horizon_days * 86_400_000 / 10),
         )
         self.models_enabled = settings.models_enabled
+        self._control_checked = 0.0
 
     def process(self, messages: list[RawMessage]) -> BatchReport:
         """Process one batch end to end (see the module docstring for the order)."""
         started = time.perf_counter()
         report = BatchReport(messages=len(messages))
         events = self._decode(messages, report)
+        self._apply_promotions()
         touched, partitions = self._apply(events, report)
+        self._export_model_metrics(partitions)
         self.publisher.publish(self._out_records(report))
         self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
         self._count(messages, report)
@@ -199,6 +205,17 @@ class Engine:
                 touched[key] = state
         return list(touched.values()), partitions
 
+    def _apply_promotions(self) -> None:
+        """Swap champion and challenger where ``livesignals models promote`` asked (polled)."""
+        now = time.monotonic()
+        if not self.models_enabled or now - self._control_checked < self.settings.model_control_poll_s:
+            return
+        self._control_checked = now
+        for kind, promotion_id in self.store.model_control().items():
+            for part in self._partitions.values():
+                if part.models.promote(kind, promotion_id):
+                    part.models_dirty = True
+
     def _score_before(
         self, part: PartitionAggregates, state: CustomerState, event: Event, text: str | None, report: BatchReport
     ) -> float | None:
@@ -270,6 +287,17 @@ class Engine:
             metrics.MODEL_SCORED.labels(model).inc(n)
         for (model, outcome), n in report.scoring.labels.items():
             metrics.MODEL_LABELS.labels(model, outcome).inc(n)
+
+    @staticmethod
+    def _export_model_metrics(partitions: dict[tuple[str, int], PartitionAggregates]) -> None:
+        for (topic, partition), part in partitions.items():
+            if not part.models_dirty:
+                continue
+            for row in part.models.summary():
+                for metric in ("labels", "roc_auc", "log_loss", "accuracy", "macro_f1"):
+                    value = row.get(metric)
+                    if value is not None:
+                        metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
 
 
 def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:

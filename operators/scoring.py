@@ -4,7 +4,8 @@ Runs inside the batch engine with the models of the event's partition
 (:class:`models.registry.ModelSet`). What it remembers for delayed labels lives
 in the customer's own state (same partition as the labels, so restart-safe):
 
-* ``recent_texts`` -- the last :data:`MAX_RECENT_TEXTS` texts (truncated), so a
+* ``recent_texts`` -- the last :data:`MAX_RECENT_TEXTS` texts (truncated; with who
+  labelled them and the score they got), so a
   survey that rates an interaction (``rates_event_id``) or an agent's
   correction (``agent_feedback``) can teach the sentiment model;
 * ``predictions.churn_pending`` -- feature snapshots taken at scoring time,
@@ -70,7 +71,7 @@ def score_text(models: ModelSet, state: CustomerState, event: Event, text: str, 
     score = models.model("sentiment").score(text)
     report.scored["sentiment"] += 1
     texts = state.predictions.setdefault("recent_texts", [])
-    texts.append([event.event_id, event.event_time_ms, text[:TEXT_CHARS], []])
+    texts.append([event.event_id, event.event_time_ms, text[:TEXT_CHARS], [], score])
     del texts[:-MAX_RECENT_TEXTS]
     mood = state.predictions.get("mood") or {"n": 0, "avg": 0.0}
     avg = score if mood["n"] == 0 else (1 - MOOD_ALPHA) * mood["avg"] + MOOD_ALPHA * score

@@ -22,6 +22,7 @@ key                                type    holds                                
                                            partition (:mod:`operators.partition`)            tier; 400 names per
                                                                                              bucket
 ``ls:offsets:<topic>``             hash    partition -> next offset to read (resume point)   one field per partition
+``ls:models:control``              hash    model kind -> latest promotion id                 one field per kind
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
 ``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --
@@ -72,6 +73,11 @@ class Keys:
     def partition_pattern(self) -> str:
         """SCAN pattern of every partition aggregate key."""
         return f"{self.prefix}:agg:*"
+
+    @property
+    def model_control(self) -> str:
+        """Hash of model kind -> the latest promotion id (``livesignals models promote``)."""
+        return f"{self.prefix}:models:control"
 
     @property
     def flags_stream(self) -> str:

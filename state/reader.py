@@ -110,6 +110,17 @@ def _partition_aggregates(client: Any, keys: Keys) -> PartitionAggregates:
     return total
 
 
+def read_models(client: Any, keys: Keys) -> list[dict[str, Any]]:
+    """Every model's version and validation figures, one row per input partition, model and role."""
+    rows = []
+    for name in sorted(client.scan_iter(keys.partition_pattern(), count=1000)):
+        summary = client.hget(name, "models_summary")
+        if summary:
+            partition = name.decode().rsplit(":", 2)[-2:]
+            rows += [{"config": ":".join(partition), **row} for row in serde.loads(summary)]
+    return rows
+
+
 def read_kpis(client: Any, keys: Keys, now_ms: int | None = None) -> dict[str, Any]:
     """Contact-centre KPIs for the last hour and day, per channel and overall."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)

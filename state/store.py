@@ -166,6 +166,11 @@ class ProfileStore:
             pipe.expire(key, (self.timeline_max_age_days + 1) * 86_400)
             meta["ttl_day"] = day
 
+    def model_control(self) -> dict[str, str]:
+        """Promotions requested: model kind -> promotion id."""
+        metrics.REDIS_ROUNDTRIPS.labels("control").inc()
+        return {k.decode(): v.decode() for k, v in self.client.hgetall(self.keys.model_control).items()}
+
     def resume_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to read per partition, as committed with the last batch."""
         row = self.client.hgetall(self.keys.offsets(topic))

@@ -68,3 +68,24 @@ def _send(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
             return
         except BufferError:
             producer.poll(0.05)
+
+
+def write_jsonl(sim: Simulator, path: str | Path, count: int, truth_path: str | Path | None = None) -> int:
+    """Record ``count`` events as JSONL (for ``livesignals models evaluate``), truth beside them."""
+    truth: IO[bytes] | None = open(truth_path, "wb") if truth_path else None  # noqa: SIM115
+    written = 0
+    try:
+        if truth is not None:
+            for record in sim.customer_truth():
+                truth.write(serde.dumps(record) + b"\n")
+        with open(path, "wb") as out:
+            for event, records in sim.stream(count):
+                out.write(serde.dumps(event) + b"\n")
+                written += 1
+                if truth is not None:
+                    for record in records:
+                        truth.write(serde.dumps(record) + b"\n")
+    finally:
+        if truth is not None:
+            truth.close()
+    return written

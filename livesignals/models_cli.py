@@ -1,0 +1,65 @@
+"""``livesignals models``: status of the live models, promotion, offline evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from livesignals import serde
+from livesignals.settings import Settings
+
+
+def run_models_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Dispatch ``livesignals models <status|promote|evaluate>``."""
+    if args.models_command == "evaluate":
+        return _evaluate(settings, args)
+    from state.connection import connect
+    from state.keys import Keys
+
+    client, keys = connect(settings), Keys(settings.key_prefix)
+    if args.models_command == "promote":
+        promotion_id = f"{args.kind}-{int(time.time() * 1000)}"
+        client.hset(keys.model_control, args.kind, promotion_id)
+        print(f"promotion {promotion_id} recorded: every worker swaps champion and challenger of "
+              f"{args.kind} within {settings.model_control_poll_s:g} s")  # fmt: skip
+        return 0
+    from livesignals.evaluate import table
+    from state.reader import read_models
+
+    print(table(read_models(client, keys)))
+    return 0
+
+
+def _load_configs(specs: list[str]) -> dict[str, dict[str, Any]]:
+    if not specs:
+        return {"defaults": {}}
+    configs = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=")
+        with open(path, "rb") as fh:
+            configs[name or Path(path).stem] = tomllib.load(fh).get("models", {})
+    return configs
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from livesignals.evaluate import evaluate, read_jsonl, read_kafka, table, to_csv
+
+    events = (
+        read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
+    )
+    if args.churn_horizon_days is not None:
+        settings = settings.replace(churn_horizon_days=args.churn_horizon_days)
+    rows = evaluate(events, _load_configs(args.model_configs), settings, truth_path=args.truth)
+    print(table(rows))
+    for row in rows:
+        if row.get("truth_by_language"):
+            langs = ", ".join(f"{lang} acc {a} f1 {f}" for lang, (a, f) in row["truth_by_language"].items())
+            print(f"  {row['config']} {row['role']} sentiment vs truth by language: {langs}")
+    if args.csv:
+        Path(args.csv).write_text(to_csv(rows))
+    if args.json:
+        Path(args.json).write_bytes(serde.dumps(rows, indent=True))
+    return 0

@@ -1,0 +1,61 @@
+"""An in-memory state store: the engine without Redis, for offline replay and notebooks.
+
+Same interface as :class:`state.store.ProfileStore`; nothing is persisted.
+``livesignals models evaluate`` replays recorded streams through the real
+engine on this store, so delayed labels arrive exactly as in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from operators.partition import PartitionAggregates
+from operators.profile import CustomerState
+from operators.signals import Flag
+
+
+class InMemoryStore:
+    """Customer states, partition aggregates and flags in dicts."""
+
+    def __init__(self, models_config: dict[str, Any] | None = None) -> None:
+        self.models_config = models_config
+        self.states: dict[str, CustomerState] = {}
+        self.partitions: dict[tuple[str, int], PartitionAggregates] = {}
+        self.flags: list[Flag] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
+        """States of these customers (new ones are created)."""
+        out = {}
+        for key in customer_keys:
+            state = self.states.get(key)
+            if state is None:
+                state = self.states[key] = CustomerState(key)
+            out[key] = state
+        return out
+
+    def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
+        """A partition's aggregates and models (configured ones when new)."""
+        part = self.partitions.get((topic, partition))
+        if part is None:
+            part = self.partitions[(topic, partition)] = PartitionAggregates.from_fields({}, self.models_config)
+        return part
+
+    def commit(
+        self,
+        states: Iterable[CustomerState],
+        flags: list[Flag],
+        offsets: dict[tuple[str, int], int],
+        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+    ) -> None:
+        """Keep the flags and offsets; states and aggregates are already the stored objects."""
+        for state in states:
+            state.new_timeline = []
+            state.new_links = []
+        self.flags.extend(flags)
+        self.offsets.update(offsets)
+
+    def model_control(self) -> dict[str, str]:
+        """No promotions offline."""
+        return {}
