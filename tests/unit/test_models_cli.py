@@ -17,7 +17,7 @@ def test_evaluate_compares_configurations_on_a_recorded_stream(tmp_path, capsys)
     assert main(["models", "evaluate", "--input", str(stream), "--truth", str(truth), "--models", f"fast={fast}",
                  "--churn-horizon-days", "0.01", "--json", str(out_json), "--csv", str(tmp_path / "cmp.csv")]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert printed.startswith("config  kind") and "churn" in printed
+    assert "\nconfig  kind  " in printed and "churn" in printed
     rows = json.loads(out_json.read_text())
     roles = {(r["kind"], r["role"]) for r in rows}
     assert ("sentiment", "challenger") in roles and ("churn", "champion") in roles
