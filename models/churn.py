@@ -7,7 +7,7 @@ time; a cancellation within ``horizon`` makes them positive, the horizon
 passing without one makes them negative. Each label is checked against the
 probability predicted at the time (progressive validation) before learning.
 
->>> m = ChurnModel(seed=1)
+>>> m = ChurnModel(learning_rate=0.1, seed=1)
 >>> for i in range(300):
 ...     m.learn_one({"complaints_30d": i % 2 * 3.0, "orders_30d": (1 - i % 2) * 2.0}, bool(i % 2))
 >>> m.predict_proba_one({"complaints_30d": 3.0, "orders_30d": 0.0}) > 0.5
@@ -31,7 +31,7 @@ class ChurnModel:
     Parameters kept as attributes: ``learning_rate``, ``l2``, ``seed``.
     """
 
-    def __init__(self, learning_rate: float = 0.05, l2: float = 0.0001, seed: int = 42) -> None:
+    def __init__(self, learning_rate: float = 0.01, l2: float = 0.0001, seed: int = 42) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.seed = seed

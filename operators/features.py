@@ -13,14 +13,12 @@ def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
     """What the churn model sees: activity, value, friction and mood over recent windows."""
     w, v, a = state.windows, state.value, state.activity
     last_order = v.get("last_order")
-    first_seen = state.identity.get("first_seen") or now_ms
     mood = state.predictions.get("mood") or {}
     surveys = state.history.get("surveys", {})
     from operators.rules import is_negative_survey
 
     negative_surveys = sum(1 for kind, s in surveys.items() if is_negative_survey(kind, s["last"]))
     return {
-        "tenure_days": (now_ms - first_seen) / DAY_MS,
         "days_since_order": min(365.0, (now_ms - last_order) / DAY_MS) if last_order else 365.0,
         "orders_30d": float(w.query("orders", "30d", now_ms)),
         "spend_30d": float(w.query("spend", "30d", now_ms)[1]),

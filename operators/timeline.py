@@ -61,14 +61,17 @@ def summary(event: Event) -> str:
     return t.replace("_", " ")
 
 
-def entry(event: Event) -> bytes:
-    """The timeline member for ``event`` (its score is the event time)."""
+def entry(event: Event, sentiment: float | None = None) -> bytes:
+    """The timeline member for ``event`` (its score is the event time), with the
+    text's sentiment when it was scored."""
     doc: dict[str, Any] = {
         "id": event.event_id, "t": event.event_time_ms, "type": event.type,
         "ch": event.channel, "s": summary(event),
     }  # fmt: skip
     if event.payload.get("outcome"):
         doc["outcome"] = event.payload["outcome"]
+    if sentiment is not None:
+        doc["sentiment"] = round(sentiment, 2)
     return serde.dumps(doc)
 
 

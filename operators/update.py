@@ -48,7 +48,7 @@ def apply_event(state: CustomerState, event: Event, sentiment: float | None = No
         _contact(state, event)
     _touch(state, event)
     state.windows.add(t, _window_values(state, event, sentiment))
-    state.new_timeline.append((t, timeline.entry(event)))
+    state.new_timeline.append((t, timeline.entry(event, sentiment)))
     o = event.origin
     state.applied[f"{o.topic}:{o.partition}"] = o.offset
 

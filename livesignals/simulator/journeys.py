@@ -2,8 +2,9 @@
 
 Every customer has a value (spend scale), a churn propensity, a baseline mood,
 a language, a preferred channel, an activity weight (a few customers are very
-active: Zipf-like skew) and the offer they would accept. Churners' mood
-sinks as their churn date nears; they complain more, then cancel and go quiet.
+active: Zipf-like skew) and the offer they would accept. In the warning
+period before cancelling, a churner's mood sinks, it stops ordering and
+contacts us more; then it cancels and goes quiet.
 
 The event mix by count follows the reference workload: ~70 % web/app events,
 ~10 % orders, ~10 % text interactions, ~5 % surveys, ~5 % the rest
@@ -33,6 +34,8 @@ CONTACT_CHANNELS = {
     "social": "social",
 }
 MIX = (("digital", 0.70), ("order", 0.10), ("text", 0.10), ("survey", 0.05), ("other", 0.05))
+WARNING_MIX = (("digital", 0.62), ("order", 0.02), ("text", 0.22), ("survey", 0.09), ("other", 0.05))
+"""A churner in its warning period stops ordering and contacts us more."""
 OTHER = (
     ("delivery", 0.45),
     ("ticket", 0.15),
@@ -69,6 +72,9 @@ class SimulatorConfig:
     """Share of web/app events sent with a device id only."""
     churn_horizon_ms: int = 2 * 3_600_000
     """Churners cancel at a random time within this span of simulated time."""
+    warning_ms: int | None = None
+    """How long before cancelling a churner shows warning signs (mood sinking, more
+    complaints); default a quarter of ``churn_horizon_ms``."""
     activity_skew: float = 1.1
     """Zipf exponent of per-customer activity."""
 
@@ -171,10 +177,15 @@ class Simulator:
             return None
         return c
 
+    def _in_warning(self, c: Customer) -> bool:
+        warning = self.config.warning_ms or self.config.churn_horizon_ms // 4
+        return c.churn_at_ms is not None and 0 <= c.churn_at_ms - self.now_ms <= warning
+
     def _current_mood(self, c: Customer) -> float:
         mood = c.mood - 0.15 * c.issues
         if c.churn_at_ms is not None:
-            closeness = 1.0 - max(0.0, c.churn_at_ms - self.now_ms) / self.config.churn_horizon_ms
+            warning = self.config.warning_ms or self.config.churn_horizon_ms // 4
+            closeness = 1.0 - max(0.0, c.churn_at_ms - self.now_ms) / warning
             mood -= 1.2 * max(0.0, closeness)
         return max(-1.0, min(1.0, mood))
 
@@ -207,7 +218,7 @@ class Simulator:
             return self._envelope(c, "cancellation", "self_service", {"reason": "customer_request"}), [
                 {"kind": "churn", "customer_id": c.customer_id, "at": self.now_ms}
             ]
-        kind = _weighted(self.rng, MIX)
+        kind = _weighted(self.rng, WARNING_MIX if self._in_warning(c) else MIX)
         if kind == "digital":
             return self._digital(c), []
         if kind == "order":
