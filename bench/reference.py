@@ -4,7 +4,8 @@ Pushes the simulator's reference mix (70 % web/app, 10 % orders, 10 % text,
 5 % surveys, 5 % the rest; skewed activity over 100k customers) through real
 Kafka and Redis and reports, in one run:
 
-* events/s of one engine worker draining a backlog, batched Redis I/O;
+* events/s of one engine worker draining a backlog, batched Redis I/O, with the
+  online models on (the default) and off;
 * the same with one Redis round trip per event (the baseline), and the ratio;
 * Redis commands per event for both;
 * Kafka-in to flag-in-Redis latency p50/p99 under a steady live rate.
@@ -85,6 +86,8 @@ def main() -> None:
             with worktree(args.compare_ref) as code_dir:
                 other = drain(bench_settings(kafka, redis_url, "ref"), args.events, code_dir=code_dir)
             print(f"{args.compare_ref}: {other.steady_events_per_s:9.0f} events/s")
+        models_off = drain(bench_settings(kafka, redis_url, "nomodels", models_enabled=False), args.events)
+        print(f"models off: {models_off.steady_events_per_s:9.0f} events/s")
         slow = drain(per_event, args.baseline_events)
         print(
             f"per-event: {slow.steady_events_per_s:9.0f} events/s  "
@@ -117,6 +120,8 @@ def main() -> None:
             if other
             else {}
         ),
+        "models_off_events_per_s": round(models_off.steady_events_per_s),
+        "models_on_off_ratio": round(fast.steady_events_per_s / models_off.steady_events_per_s, 2),
         "per_event_events_per_s": round(slow.steady_events_per_s),
         "speedup_vs_per_event": round(fast.steady_events_per_s / slow.steady_events_per_s, 1),
         "batched_redis_commands_per_event": round(fast.redis_commands_per_event, 3),

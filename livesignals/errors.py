@@ -33,6 +33,9 @@ class Reason(StrEnum):
     """``event_time`` cannot be parsed as RFC 3339 or epoch milliseconds."""
     UNSUPPORTED_VERSION = "unsupported_version"
     """``schema_version`` is not one this engine reads."""
+    PROCESSING_ERROR = "processing_error"
+    """Valid by the schema, but the engine could not apply it (a bug or an unforeseen
+    shape): dead-lettered instead of failing the batch forever."""
 
 
 class InvalidEvent(ValueError):

@@ -28,7 +28,7 @@ class FraudModel:
     Parameters kept as attributes: ``n_trees``, ``height``, ``window_size``, ``seed``.
     """
 
-    def __init__(self, n_trees: int = 15, height: int = 8, window_size: int = 250, seed: int = 42) -> None:
+    def __init__(self, n_trees: int = 10, height: int = 6, window_size: int = 250, seed: int = 42) -> None:
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size

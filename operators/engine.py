@@ -17,15 +17,16 @@ once) while state is applied exactly once.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
-from livesignals.errors import DeadLetter, InvalidEvent
+from livesignals.errors import DeadLetter, InvalidEvent, Reason
 from livesignals.settings import Settings
 from operators import kpis, scoring, voc
 from operators.partition import PartitionAggregates
@@ -33,6 +34,8 @@ from operators.profile import CustomerState
 from operators.rules import RuleConfig, evaluate
 from operators.signals import Flag, Trigger
 from operators.update import apply_event, is_complaint
+
+log = logging.getLogger(__name__)
 
 TextScorer = Callable[[str, str | None], float]
 """``(text, language hint) -> sentiment in [-1, 1]``: replaces the sentiment model (tests)."""
@@ -126,7 +129,7 @@ class Engine:
         report = BatchReport(messages=len(messages))
         events = self._decode(messages, report)
         self._apply_promotions()
-        touched, partitions = self._apply(events, report)
+        touched, partitions = self._apply(events, report, messages)
         self._export_model_metrics(partitions)
         self.publisher.publish(self._out_records(report))
         self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
@@ -161,8 +164,9 @@ class Engine:
         return events
 
     def _apply(
-        self, events: list[Event], report: BatchReport
+        self, events: list[Event], report: BatchReport, messages: list[RawMessage]
     ) -> tuple[list[CustomerState], dict[tuple[str, int], PartitionAggregates]]:
+        messages_by_origin = {m.origin: m for m in messages}
         states: dict[str, CustomerState] = {}
         if not self.per_event:
             states = self.store.load(e.customer_key for e in events)
@@ -174,29 +178,12 @@ class Engine:
             if state.already_applied(event):
                 report.replay_skipped += 1
                 continue
-            part = self._partition(event, partitions)
-            text = scoring.text_of(event)
-            score = self._score_before(part, state, event, text, report)
-            contributions = kpis.contributions(state, event)
-            part.kpi.add(event.event_time_ms, contributions)
-            for name, value in contributions.items():
-                report.kpi[name] += value
-                if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
-                    report.kpi[name + "_n"] += 1
-            apply_event(state, event, score)
-            if self.models_enabled:
-                scoring.score_churn(part.models, state, event, self.scoring, report.scoring)
-                scoring.score_fraud(part.models, state, event, report.scoring)
-                part.models_dirty |= report.scoring.learned
-                report.scoring.learned = False
-            if is_complaint(event, score):
-                part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
-                report.complaints += 1
-            signals = evaluate(state, event, self.rules)
-            report.flags.extend(signals.flags)
-            report.triggers.extend(signals.triggers)
-            for trigger, reason in signals.suppressed:
-                metrics.TRIGGERS_SUPPRESSED.labels(trigger.action, reason).inc()
+            try:
+                self._apply_one(event, state, partitions, report)
+            except Exception as exc:  # never let one event stop the flow: dead-letter it
+                log.exception("event %s could not be applied", event.event_id)
+                report.dead_letters.append(_unprocessable(event, messages_by_origin, exc))
+                continue
             report.applied += 1
             report.applied_by_type[event.type] = report.applied_by_type.get(event.type, 0) + 1
             if self.per_event:
@@ -204,6 +191,38 @@ class Engine:
             else:
                 touched[key] = state
         return list(touched.values()), partitions
+
+    def _apply_one(
+        self,
+        event: Event,
+        state: CustomerState,
+        partitions: dict[tuple[str, int], PartitionAggregates],
+        report: BatchReport,
+    ) -> None:
+        """Score, apply and evaluate one event (the customer's state is loaded)."""
+        part = self._partition(event, partitions)
+        text = scoring.text_of(event)
+        score = self._score_before(part, state, event, text, report)
+        contributions = kpis.contributions(state, event)
+        part.kpi.add(event.event_time_ms, contributions)
+        for name, value in contributions.items():
+            report.kpi[name] += value
+            if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
+                report.kpi[name + "_n"] += 1
+        apply_event(state, event, score)
+        if self.models_enabled:
+            scoring.score_churn(part.models, state, event, self.scoring, report.scoring)
+            scoring.score_fraud(part.models, state, event, report.scoring)
+            part.models_dirty |= report.scoring.learned
+            report.scoring.learned = False
+        if is_complaint(event, score):
+            part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
+            report.complaints += 1
+        signals = evaluate(state, event, self.rules)
+        report.flags.extend(signals.flags)
+        report.triggers.extend(signals.triggers)
+        for trigger, reason in signals.suppressed:
+            metrics.TRIGGERS_SUPPRESSED.labels(trigger.action, reason).inc()
 
     def _apply_promotions(self) -> None:
         """Swap champion and challenger where ``livesignals models promote`` asked (polled)."""
@@ -298,6 +317,12 @@ class Engine:
                     value = row.get(metric)
                     if value is not None:
                         metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
+
+
+def _unprocessable(event: Event, messages: dict[Any, RawMessage], exc: Exception) -> DeadLetter:
+    m = messages[event.origin]
+    detail = f"{type(exc).__name__}: {exc}"
+    return DeadLetter(m.value or b"", m.key, Reason.PROCESSING_ERROR, detail, m.origin)
 
 
 def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:

@@ -95,3 +95,23 @@ def test_batched_and_per_event_modes_give_the_same_state(settings):
 
 def test_the_sink_is_picklable(settings):
     pickle.dumps(EngineSink(settings))
+
+
+def test_an_event_the_engine_cannot_apply_is_dead_lettered_not_retried_forever(settings, monkeypatch):
+    import operators.engine as engine_module
+
+    real = engine_module.apply_event
+
+    def flaky(state, event, sentiment=None):
+        if event.event_id == "poison":
+            raise KeyError("unforeseen shape")
+        real(state, event, sentiment)
+
+    monkeypatch.setattr(engine_module, "apply_event", flaky)
+    docs = [event("chat", "c1", T0), event("chat", "c1", T0 + 1, event_id="poison"), event("chat", "c1", T0 + 2)]
+    pub = MemoryPublisher()
+    run_flow(settings, raw(docs, settings.input_topics[0]), pub)
+    dead = [r for r in pub.records if r.topic == settings.dead_letter_topic]
+    assert len(dead) == 1 and dict(dead[0].headers or [])["ls.dlq.reason"] == Reason.PROCESSING_ERROR.value.encode()
+    assert b"unforeseen shape" in dict(dead[0].headers or [])["ls.dlq.detail"]
+    assert state_of(settings, "c1").events == 2
