@@ -3,10 +3,14 @@
 Cold start: the seed lexicon (:mod:`models.lexicon`). As labels arrive
 (survey answers joined to the interaction they rate, agent corrections), a
 River pipeline -- bag of words on normalised tokens, then one-vs-rest
-logistic regression -- learns online, and the score blends from the lexicon
-to the learned model over the first ``warmup`` labels.
+logistic regression -- learns online. The two are blended by how well each
+predicted the recent labels (a logistic weight on the difference of their
+accuracy over the last ``window`` labels, after ``warmup`` labels). Survey
+answers are noisy proxies of a text's sentiment: accuracy, unlike log loss,
+does not punish a confident lexicon for the labels' noise, and the blend
+never lets noisy labels make the model worse than its lexicon.
 
->>> m = SentimentModel(warmup=20, seed=1)
+>>> m = SentimentModel(warmup=10, window=20, seed=1)
 >>> m.score("great, thanks!") > 0 > m.score("awful, I want a refund")
 True
 >>> for _ in range(30):
@@ -18,6 +22,8 @@ True
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from typing import Any
 
 from river import compose, feature_extraction, linear_model, multiclass, optim
@@ -46,17 +52,21 @@ class SentimentModel:
     """Lexicon cold start blended into an online text classifier.
 
     Parameters are kept as attributes (River style): ``learning_rate``,
-    ``l2``, ``warmup`` (labels until the learned model has full weight),
+    ``l2``, ``warmup`` (labels before the learned model gets any weight),
+    ``window`` (labels over which the two are compared), ``eta`` (how sharply
+    the more accurate one wins: 20 gives 73 % weight for a 5-point lead),
     ``neutral_band`` (|score| below which the lexicon says neutral), ``seed``.
     """
 
     def __init__(
-        self, learning_rate: float = 0.5, l2: float = 0.0, warmup: int = 200,
-        neutral_band: float = 0.15, seed: int = 42,
+        self, learning_rate: float = 0.5, l2: float = 0.0, warmup: int = 50, window: int = 500,
+        eta: float = 20.0, neutral_band: float = 0.15, seed: int = 42,
     ) -> None:  # fmt: skip
         self.learning_rate = learning_rate
         self.l2 = l2
         self.warmup = warmup
+        self.window = window
+        self.eta = eta
         self.neutral_band = neutral_band
         self.seed = seed
         self.lexicon = Lexicon.load()
@@ -66,9 +76,17 @@ class SentimentModel:
         )
         self.labels = 0
         self.validation = MulticlassValidation()
+        self._losses: deque[tuple[float, float]] = deque(maxlen=window)
+        """(lexicon right, learned right) on the recent labels."""
 
     def _blend(self) -> float:
-        return min(1.0, self.labels / self.warmup) if self.warmup else 1.0
+        """Weight of the learned model: 0 during warm-up, then by recent log loss."""
+        if self.labels < self.warmup or not self._losses:
+            return 0.0
+        n = len(self._losses)
+        lexicon = sum(hit[0] for hit in self._losses) / n
+        learned = sum(hit[1] for hit in self._losses) / n
+        return 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, self.eta * (lexicon - learned)))))
 
     def _lexical(self, text: str) -> dict[str, float]:
         lex, hits = self.lexicon.score_with_hits(text)
@@ -104,6 +122,14 @@ class SentimentModel:
         if label not in CLASSES:
             raise ValueError(f"unknown sentiment label {label!r}")
         self.validation.update(label, self.predict_one(text))
+        learned = self.classifier.predict_proba_one(text)  # type: ignore[arg-type]
+        lexical = self._lexical(text)
+        self._losses.append(
+            (
+                float(max(CLASSES, key=lambda c: lexical[c]) == label),
+                float(max(CLASSES, key=lambda c: learned.get(c, 0.0)) == label),
+            )
+        )
         self.classifier.learn_one(text, label)  # type: ignore[arg-type]
         self.labels += 1
 

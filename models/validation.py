@@ -7,6 +7,7 @@ ROC AUC, log loss and accuracy; multi-class ones accuracy and macro-F1.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +28,12 @@ class BinaryValidation:
         self._auc = utils.Rolling(metrics.ROCAUC, window_size=self.window)
         self._logloss = utils.Rolling(metrics.LogLoss, window_size=self.window)
         self._accuracy = utils.Rolling(metrics.Accuracy, window_size=self.window)
+        self._recent: deque[bool] = deque(maxlen=self.window)
 
     def update(self, y: bool, p: float) -> None:
         """Record one label against the probability that was predicted for it."""
         self.labels += 1
+        self._recent.append(y)
         self._auc.update(y, {True: p, False: 1 - p})
         self._logloss.update(y, {True: p, False: 1 - p})
         self._accuracy.update(y, p >= 0.5)
@@ -41,7 +44,7 @@ class BinaryValidation:
             return {"labels": 0, "roc_auc": None, "log_loss": None, "accuracy": None}
         return {
             "labels": self.labels,
-            "roc_auc": round(float(self._auc.get()), 4),
+            "roc_auc": round(float(self._auc.get()), 4) if 0 < sum(self._recent) < len(self._recent) else None,
             "log_loss": round(float(self._logloss.get()), 4),
             "accuracy": round(float(self._accuracy.get()), 4),
         }
