@@ -57,10 +57,11 @@ def bench_settings(kafka: str, redis_url: str, name: str, **changes: Any) -> Set
     return s
 
 
-def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0) -> Simulator:
+def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0, skew: float = 1.1) -> Simulator:
     """The reference workload: skewed activity over ``customers`` customers."""
     start = int(time.time() * 1000) - 6 * 3_600_000
-    return Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=start, step_ms=step_ms))
+    config = SimulatorConfig(customers=customers, seed=seed, start_ms=start, step_ms=step_ms, activity_skew=skew)
+    return Simulator(config)
 
 
 def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0) -> int:

@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--events-per-customer", type=float, default=3.0)
     ap.add_argument("--sample", type=int, default=5000)
+    ap.add_argument("--skew", type=float, default=0.6, help="activity skew; low enough that most customers appear")
     ap.add_argument(
         "--zset-listpack-value", type=int, default=None,
         help="set the server's zset-max-listpack-value first (timeline members are ~150 bytes; default 64)",
@@ -74,7 +75,7 @@ def main() -> None:
         base = client.info("memory")["used_memory"]
         keys = Keys(settings.key_prefix)
         engine = Engine(settings, ProfileStore(client, keys, cache_size=50_000), _NoPublisher())
-        sim = reference_simulator(args.customers, step_ms=2000.0)
+        sim = reference_simulator(args.customers, step_ms=2000.0, skew=args.skew)
         started = time.monotonic()
         batch: list[RawMessage] = []
         for i, (e, _) in enumerate(sim.stream(total)):

@@ -86,6 +86,11 @@ class Settings:
     context_window_s: int = 86_400
     """A contact this soon after a touch on another channel carries its context."""
 
+    rules_path: str = ""
+    """Declarative flags (TOML); empty = the shipped catalogue, ``none`` = no declarative flags."""
+    rules_reload_s: float = 5.0
+    """How often the rules file is checked for changes while running."""
+
     # --- The 360 -------------------------------------------------------------
     timeline_max_entries: int = 200
     """Timeline entries kept per customer (oldest dropped)."""

@@ -31,6 +31,7 @@ from livesignals.settings import Settings
 from operators import kpis, scoring, voc
 from operators.partition import PartitionAggregates
 from operators.profile import CustomerState
+from operators.rulebook import RulebookSource
 from operators.rules import RuleConfig, evaluate
 from operators.signals import Flag, Trigger
 from operators.update import apply_event, is_complaint
@@ -122,6 +123,7 @@ class Engine:
         )
         self.models_enabled = settings.models_enabled
         self._control_checked = 0.0
+        self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
 
     def process(self, messages: list[RawMessage]) -> BatchReport:
         """Process one batch end to end (see the module docstring for the order)."""
@@ -220,6 +222,8 @@ class Engine:
             report.complaints += 1
         signals = evaluate(state, event, self.rules)
         report.flags.extend(signals.flags)
+        raised, cleared = self.rulebook.current().evaluate(state, event)
+        report.flags.extend(raised + cleared)
         report.triggers.extend(signals.triggers)
         for trigger, reason in signals.suppressed:
             metrics.TRIGGERS_SUPPRESSED.labels(trigger.action, reason).inc()
@@ -317,6 +321,17 @@ class Engine:
                     value = row.get(metric)
                     if value is not None:
                         metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
+
+
+def _rules_path(setting: str) -> str | None:
+    """The rules file in force: the setting, the shipped catalogue, or none."""
+    if setting.lower() == "none":
+        return None
+    if setting:
+        return setting
+    import importlib.resources
+
+    return str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml"))
 
 
 def _unprocessable(event: Event, messages: dict[Any, RawMessage], exc: Exception) -> DeadLetter:

@@ -9,6 +9,14 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
+CHURN_FEATURES = (
+    "days_since_order", "orders_30d", "spend_30d", "events_7d", "contacts_7d", "contacts_24h",
+    "complaints_30d", "errors_7d", "open_cases", "delivery_problems", "return_ratio",
+    "negative_surveys", "mood", "offers_rejected", "marketing_opt_out",
+)  # fmt: skip
+"""The churn features, in the order :func:`churn_features` returns them (snapshots store values only)."""
+
+
 def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
     """What the churn model sees: activity, value, friction and mood over recent windows."""
     w, v, a = state.windows, state.value, state.activity

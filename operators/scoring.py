@@ -8,8 +8,9 @@ in the customer's own state (same partition as the labels, so restart-safe):
   labelled them and the score they got), so a
   survey that rates an interaction (``rates_event_id``) or an agent's
   correction (``agent_feedback``) can teach the sentiment model;
-* ``predictions.churn_pending`` -- feature snapshots taken at scoring time,
-  with what each model predicted then.
+* ``predictions.churn_pending`` -- feature snapshots taken at scoring time
+  (values in :data:`~operators.features.CHURN_FEATURES` order, 4 significant
+  digits), with what each model predicted then.
 
 Delayed labels, as handled (each counted in
 ``livesignals_model_labels_total{model,outcome}``):
@@ -32,11 +33,11 @@ from typing import Any
 from livesignals.contract import Event
 from models.registry import ModelSet
 from models.sentiment import label_from_survey
-from operators.features import churn_features, fraud_features
+from operators.features import CHURN_FEATURES, churn_features, fraud_features
 from operators.profile import CustomerState
 
 MAX_RECENT_TEXTS = 3
-TEXT_CHARS = 280
+TEXT_CHARS = 200
 MAX_PENDING_SNAPSHOTS = 3
 MOOD_ALPHA = 0.3
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
@@ -144,14 +145,15 @@ def score_churn(
         "top": champion.model.explain_one(x),
     }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
-        pending.append({"t": now, "x": x, "p": predicted})
+        pending.append({"t": now, "x": [float(f"{v:.4g}") for v in x.values()], "p": predicted})
         del pending[:-MAX_PENDING_SNAPSHOTS]
     state.predictions["churn_pending"] = pending
 
 
 def _learn_churn(models: ModelSet, snap: dict[str, Any], y: bool, report: ScoringReport) -> None:
+    x = dict(zip(CHURN_FEATURES, snap["x"], strict=True))
     for role, slot in models.all("churn"):
-        slot.model.learn_one(snap["x"], y, snap["p"].get(role))
+        slot.model.learn_one(x, y, snap["p"].get(role))
     report.labels[("churn", "positive" if y else "negative")] += 1
     report.learned = True
 

@@ -29,6 +29,8 @@ class Flag:
     expires_at_ms: int
     source_timestamp_ms: int
     """Kafka timestamp of the triggering message: flag latency is measured from it."""
+    cleared: bool = False
+    """True for the record that clears a flag (hysteresis, declarative rules)."""
 
     def to_json(self) -> dict[str, Any]:
         """The published flag document (``flag-v1.json``)."""
@@ -43,6 +45,7 @@ class Flag:
             "raised_at": self.raised_at_ms,
             "expires_at": self.expires_at_ms,
             "source_timestamp": self.source_timestamp_ms,
+            "state": "cleared" if self.cleared else "raised",
         }
 
 
@@ -81,11 +84,13 @@ def new_flag(
     reason: str,
     ttl_ms: int,
     evidence: tuple[str, ...] = (),
+    cleared: bool = False,
 ) -> Flag:
-    """A flag raised by ``event``; its id depends only on the event and the flag name."""
+    """A flag raised (or cleared) by ``event``; its id depends only on the event and the flag name."""
     o = event.origin
+    kind = "flag-cleared" if cleared else "flag"
     return Flag(
-        flag_id=serde.deterministic_id("flag", event.customer_key, name, o.topic, o.partition, o.offset),
+        flag_id=serde.deterministic_id(kind, event.customer_key, name, o.topic, o.partition, o.offset),
         customer_key=event.customer_key,
         name=name,
         severity=severity,
@@ -94,6 +99,7 @@ def new_flag(
         raised_at_ms=event.event_time_ms,
         expires_at_ms=event.event_time_ms + ttl_ms,
         source_timestamp_ms=o.timestamp_ms,
+        cleared=cleared,
     )
 
 

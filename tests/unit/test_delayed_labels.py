@@ -89,3 +89,9 @@ def test_scores_carry_probability_version_and_drivers():
     _, state, _ = run([event("call", t=T0, topic="billing")])
     churn = state.predictions["churn"]
     assert 0.0 <= churn["p"] <= 1.0 and churn["version"].startswith("churn-") and isinstance(churn["top"], list)
+
+
+def test_churn_feature_order_is_the_snapshot_order():
+    from operators.features import CHURN_FEATURES, churn_features
+
+    assert tuple(churn_features(CustomerState("customer_id:c1"), T0)) == CHURN_FEATURES

@@ -1,0 +1,136 @@
+"""Declarative flags: the condition language, validation with lines, hysteresis, safe reload."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from livesignals import serde
+from livesignals.contract import decode
+from livesignals.errors import Origin
+from operators.expressions import ConditionError, compile_condition
+from operators.profile import CustomerState
+from operators.rulebook import Rulebook, RulebookError, RulebookSource
+from operators.update import apply_event
+from tests.helpers import T0, event
+
+CTX = {"value": {"spend": 600.0, "tags": ["a", "b"]}, "consent": {"marketing": False}, "w1h": {"errors": 2}}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("value.spend >= 500", True),
+        ("value.spend >= 500 and w1h.errors > 2", False),
+        ("value.spend * 2 > 1000 or false", True),
+        ("consent.marketing == false", True),
+        ("consent.service == null", True),
+        ("consent.service > 3", False),  # null never compares as a number
+        ('"a" in value.tags and "z" not in value.tags', True),
+        ("not missing.path", True),
+        ("100 < value.spend <= 600", True),
+        ("-w1h.errors < 0", True),
+    ],
+)
+def test_condition_language(text, expected):
+    assert compile_condition(text)(CTX) is expected or compile_condition(text)(CTX) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("__import__('os')", "function calls"),
+        ("value[0]", "Subscript"),
+        ("lambda: 1", "Lambda"),
+        ("value.spend >=", "not a valid expression"),
+        ("valu.spend > 1", "unknown name 'valu'"),
+    ],
+)
+def test_anything_else_is_rejected(text, message):
+    with pytest.raises(ConditionError, match=message):
+        compile_condition(text, frozenset({"value"}))
+
+
+GOOD = """
+[[flag]]
+name = "stuck"
+severity = "warning"
+raise_when = "w1h.errors >= 2"
+clear_when = "w1h.errors == 0"
+ttl_hours = 2
+reason = "stuck on errors"
+"""
+
+
+def test_malformed_files_are_rejected_with_the_line():
+    cases = {
+        'name = "x"\n[[flag\n': "line 2",
+        GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "w1h.errors >>= 2"'): ":5:",
+        GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "errs.count >= 2"'): ":5: flag 'stuck'",
+        GOOD.replace('severity = "warning"', 'severity = "loud"'): ":3:",
+        GOOD.replace("ttl_hours = 2", "ttl_hour = 2"): "unknown keys ['ttl_hour']",
+        GOOD + GOOD: "declared twice",
+        GOOD.replace('raise_when = "w1h.errors >= 2"\n', ""): "needs raise_when",
+    }
+    for text, where in cases.items():
+        with pytest.raises(RulebookError, match=where.replace("[", r"\[").replace("]", r"\]")):
+            Rulebook.parse(text, "rules.toml")
+
+
+def errors_event(i, t):
+    return decode(
+        serde.dumps(event("web_event", t=t, action="error", error_code="E1")), Origin("in", 0, i), now_ms=T0 * 2
+    )
+
+
+def test_hysteresis_raises_once_and_clears_only_when_the_clear_condition_holds():
+    book = Rulebook.parse(GOOD)
+    state = CustomerState("customer_id:c1")
+    seen = []
+    for i, t in enumerate([T0, T0 + 60_000, T0 + 120_000]):  # three errors within the hour
+        e = errors_event(i, t)
+        apply_event(state, e)
+        raised, cleared = book.evaluate(state, e)
+        seen.append(([f.name for f in raised], [f.name for f in cleared]))
+    assert seen == [([], []), (["stuck"], []), ([], [])], "raised once, not again while active"
+    later = decode(
+        serde.dumps(event("web_event", t=T0 + 1_800_000, action="page_view")), Origin("in", 0, 9), now_ms=T0 * 2
+    )
+    apply_event(state, later)
+    assert book.evaluate(state, later) == ([], []), "errors still in the hour: no clear, no flap"
+    quiet = decode(
+        serde.dumps(event("web_event", t=T0 + 4_000_000, action="page_view")), Origin("in", 0, 10), now_ms=T0 * 2
+    )
+    apply_event(state, quiet)
+    raised, cleared = book.evaluate(state, quiet)
+    assert raised == [] and [f.to_json()["state"] for f in cleared] == ["cleared"] and "stuck" not in state.flags
+
+
+def test_the_shipped_catalogue_is_valid():
+    from operators.engine import _rules_path
+
+    book = Rulebook.load(_rules_path(""))
+    assert {f.name for f in book.flags} >= {
+        "vip",
+        "valuable_customer_stuck",
+        "case_open_too_long",
+        "likely_to_negotiate",
+    }
+
+
+def test_reload_takes_good_changes_and_keeps_the_rules_in_force_on_a_bad_file(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(GOOD)
+    source = RulebookSource(str(path), check_every_s=0)
+    assert [f.name for f in source.current().flags] == ["stuck"]
+
+    path.write_text(GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "w1h.errors >= "'))
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert [f.name for f in source.current().flags] == ["stuck"]
+    assert source.last_error and "rules.toml:5" in source.last_error
+
+    path.write_text(GOOD.replace('"stuck"', '"blocked"'))
+    os.utime(path, (time.time() + 10, time.time() + 10))
+    assert [f.name for f in source.current().flags] == ["blocked"] and source.last_error is None
