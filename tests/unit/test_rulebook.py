@@ -111,7 +111,9 @@ def test_hysteresis_raises_once_and_clears_only_when_the_clear_condition_holds()
 def test_the_shipped_catalogue_is_valid():
     from operators.engine import _rules_path
 
-    book = Rulebook.load(_rules_path(""))
+    path = _rules_path("")
+    assert path is not None
+    book = Rulebook.load(path)
     assert {f.name for f in book.flags} >= {
         "vip",
         "valuable_customer_stuck",
