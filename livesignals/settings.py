@@ -86,6 +86,14 @@ class Settings:
     context_window_s: int = 86_400
     """A contact this soon after a touch on another channel carries its context."""
 
+    contact_daily_cap: int = 2
+    """Triggers per customer per day, all channels."""
+    contact_weekly_cap: int = 5
+    """Triggers per customer per 7 days."""
+    quiet_hours: str = "21-8"
+    """Local hours (customer's time zone, UTC if unknown) with no triggers, ``start-end``."""
+    max_ignored_offers: int = 3
+    """Offers ignored or rejected in a row after which marketing triggers stop."""
     rules_path: str = ""
     """Declarative flags (TOML); empty = the shipped catalogue, ``none`` = no declarative flags."""
     rules_reload_s: float = 5.0

@@ -30,6 +30,7 @@ from livesignals.errors import DeadLetter, InvalidEvent, Reason
 from livesignals.settings import Settings
 from operators import kpis, scoring, voc
 from operators.partition import PartitionAggregates
+from operators.policy import ContactPolicy
 from operators.profile import CustomerState
 from operators.rulebook import RulebookSource
 from operators.rules import RuleConfig, evaluate
@@ -91,6 +92,8 @@ class BatchReport:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
+    suppressed: list[tuple[Trigger, str]] = field(default_factory=list)
+    """Triggers the contact policy held back, with the reason (counted, never silently dropped)."""
     applied_by_type: dict[str, int] = field(default_factory=dict)
     scoring: scoring.ScoringReport = field(default_factory=scoring.ScoringReport)
     kpi: Counter[str] = field(default_factory=Counter)
@@ -124,6 +127,11 @@ class Engine:
         self.models_enabled = settings.models_enabled
         self._control_checked = 0.0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
+        quiet_start, quiet_end = (int(h) for h in settings.quiet_hours.split("-"))
+        self.policy = ContactPolicy(
+            daily_cap=settings.contact_daily_cap, weekly_cap=settings.contact_weekly_cap,
+            quiet_start_hour=quiet_start, quiet_end_hour=quiet_end, max_ignored=settings.max_ignored_offers,
+        )  # fmt: skip
 
     def process(self, messages: list[RawMessage]) -> BatchReport:
         """Process one batch end to end (see the module docstring for the order)."""
@@ -224,9 +232,13 @@ class Engine:
         report.flags.extend(signals.flags)
         raised, cleared = self.rulebook.current().evaluate(state, event)
         report.flags.extend(raised + cleared)
-        report.triggers.extend(signals.triggers)
-        for trigger, reason in signals.suppressed:
-            metrics.TRIGGERS_SUPPRESSED.labels(trigger.action, reason).inc()
+        for trigger in signals.triggers:
+            reason = self.policy.check(state, trigger, event.event_time_ms)
+            if reason is None:
+                report.triggers.append(trigger)
+            else:
+                report.suppressed.append((trigger, reason))
+                metrics.TRIGGERS_SUPPRESSED.labels(trigger.action, reason).inc()
 
     def _apply_promotions(self) -> None:
         """Swap champion and challenger where ``livesignals models promote`` asked (polled)."""

@@ -24,8 +24,8 @@ Rules today:
   on another contact channel (the customer switched channels: the agent sees
   the earlier touch, its topic and outcome, as evidence).
 
-Marketing triggers are never emitted for a customer whose marketing consent is
-withdrawn.
+Every trigger then passes the contact policy (:mod:`operators.policy`: consent
+per purpose, caps, quiet hours, ignored offers) in the engine.
 """
 
 from __future__ import annotations
@@ -84,11 +84,10 @@ def is_negative_survey(kind: str, score: float) -> bool:
 
 @dataclass(slots=True)
 class Signals:
-    """What one event raised: flags, triggers, and triggers held back with a reason."""
+    """What one event raised: flags and (before the contact policy) triggers."""
 
     flags: list[Flag]
     triggers: list[Trigger]
-    suppressed: list[tuple[Trigger, str]]
 
 
 def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
@@ -158,11 +157,7 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
             "raised_at": f.raised_at_ms,
             "expires_at": f.expires_at_ms,
         }
-    suppressed: list[tuple[Trigger, str]] = []
-    if triggers and state.consent.get("marketing") is False:
-        suppressed = [(t, "no_marketing_consent") for t in triggers]
-        triggers = []
-    return Signals(flags, triggers, suppressed)
+    return Signals(flags, triggers)
 
 
 def _model_flags(state: CustomerState, event: Event, cfg: RuleConfig) -> list[Flag]:

@@ -264,7 +264,10 @@ def _cancellation(state: CustomerState, event: Event) -> None:
 
 
 def _offer_response(state: CustomerState, event: Event) -> None:
-    _bump(state.history.setdefault("offers", {}), event.payload["response"])
+    response = event.payload["response"]
+    _bump(state.history.setdefault("offers", {}), response)
+    streak = state.history.setdefault("offer_streak", {"ignored": 0})
+    streak["ignored"] = 0 if response == "accepted" else streak["ignored"] + 1
 
 
 _HANDLERS = {

@@ -116,3 +116,23 @@ def test_an_event_the_engine_cannot_apply_is_dead_lettered_not_retried_forever(s
     detail = dict(dead[0].headers or [])["ls.dlq.detail"]
     assert isinstance(detail, bytes) and b"unforeseen shape" in detail
     assert state_of(settings, "c1").events == 2
+
+
+def test_triggers_held_back_by_the_contact_policy_never_go_out_and_are_counted(settings):
+    from prometheus_client import REGISTRY
+
+    def suppressed():
+        labels = {"action": "proactive_notification", "reason": "no_service_consent"}
+        return REGISTRY.get_sample_value("livesignals_triggers_suppressed_total", labels) or 0.0
+
+    before = suppressed()
+    docs = [
+        event("consent", "c1", T0, purpose="service", granted=False),
+        event("delivery", "c1", T0 + 1, order_id="o1", status="failed"),
+        event("delivery", "c2", T0 + 2, order_id="o2", status="failed"),
+    ]
+    pub = MemoryPublisher()
+    run_flow(settings, raw(docs, settings.input_topics[0]), pub)
+    triggers = [serde.loads(r.value) for r in pub.records if r.topic == settings.triggers_topic]
+    assert [t["customer"] for t in triggers] == ["customer_id:c2"]
+    assert suppressed() == before + 1

@@ -78,16 +78,9 @@ def test_delivery_problem_triggers_a_proactive_notification_on_the_preferred_cha
     assert [(t.action, t.channel) for t in r[1].triggers] == [("proactive_notification", "sms")]
 
 
-def test_withdrawn_marketing_consent_suppresses_triggers_with_a_reason():
-    _, r = run(
-        [
-            event("consent", purpose="marketing", granted=False),
-            event("delivery", t=T0 + 1, order_id="o1", status="failed"),
-        ]
-    )
+def test_withdrawn_marketing_consent_raises_a_flag():
+    _, r = run([event("consent", purpose="marketing", granted=False)])
     assert names(r[0]) == ["consent_withdrawn"]
-    assert r[1].triggers == []
-    assert [(t.action, why) for t, why in r[1].suppressed] == [("proactive_notification", "no_marketing_consent")]
 
 
 def test_signal_ids_are_deterministic():

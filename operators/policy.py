@@ -1,0 +1,86 @@
+"""Contact policy: whether a trigger may go out now, and why not.
+
+Checked on every trigger, in this order (the first that fails is the reason
+counted in ``livesignals_triggers_suppressed_total{action,reason}``):
+
+1. ``no_<purpose>_consent`` -- the customer withdrew consent for the action's
+   purpose (:data:`PURPOSE`: offers are ``marketing``, notifications and
+   callbacks are ``service``);
+2. ``ignored_offers`` -- a marketing action after ``max_ignored`` offers in a
+   row were ignored or rejected (an accepted offer resets the streak);
+3. ``quiet_hours`` -- the customer's local time (``identity.attributes.timezone``,
+   an IANA name; UTC when unknown) is within the quiet hours;
+4. ``channel_daily_cap`` / ``daily_cap`` / ``weekly_cap`` -- too many triggers
+   already sent on that channel today, or in all today or this week.
+
+A trigger that passes is recorded in the customer's history (for the caps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from operators.profile import CustomerState
+from operators.signals import Trigger
+
+DAY_MS = 86_400_000
+PURPOSE = {
+    "retention_offer": "marketing", "cross_sell": "marketing", "upsell": "marketing",
+    "goodwill_credit": "marketing", "proactive_notification": "service", "expert_callback": "service",
+    "self_service_article": "service",
+}  # fmt: skip
+MAX_SENT_KEPT = 30
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    """Caps, quiet hours and suppression; every field is a setting."""
+
+    daily_cap: int = 2
+    weekly_cap: int = 5
+    channel_daily_caps: dict[str, int] = field(default_factory=lambda: {"sms": 1, "phone": 1})
+    quiet_start_hour: int = 21
+    quiet_end_hour: int = 8
+    max_ignored: int = 3
+
+    def check(self, state: CustomerState, trigger: Trigger, now_ms: int) -> str | None:
+        """``None`` if the trigger may go out (and it is then recorded), else the reason."""
+        purpose = PURPOSE.get(trigger.action, "marketing")
+        if state.consent.get(purpose) is False:
+            return f"no_{purpose}_consent"
+        if purpose == "marketing" and state.history.get("offer_streak", {}).get("ignored", 0) >= self.max_ignored:
+            return "ignored_offers"
+        if self._quiet(state, now_ms):
+            return "quiet_hours"
+        sent: list[list[Any]] = state.history.get("sent", [])
+        today = [s for s in sent if now_ms - s[0] < DAY_MS]
+        cap = self.channel_daily_caps.get(trigger.channel)
+        if cap is not None and sum(1 for s in today if s[1] == trigger.channel) >= cap:
+            return "channel_daily_cap"
+        if len(today) >= self.daily_cap:
+            return "daily_cap"
+        if sum(1 for s in sent if now_ms - s[0] < 7 * DAY_MS) >= self.weekly_cap:
+            return "weekly_cap"
+        sent = [*sent, [now_ms, trigger.channel, trigger.action]][-MAX_SENT_KEPT:]
+        state.history["sent"] = sent
+        return None
+
+    def _quiet(self, state: CustomerState, now_ms: int) -> bool:
+        zone = _zone((state.identity.get("attributes") or {}).get("timezone"))
+        hour = datetime.fromtimestamp(now_ms / 1000, tz=zone).hour
+        start, end = self.quiet_start_hour, self.quiet_end_hour
+        return start <= hour or hour < end if start > end else start <= hour < end
+
+
+@cache
+def _zone(name: Any) -> Any:
+    if not isinstance(name, str):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
