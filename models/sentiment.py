@@ -76,16 +76,16 @@ class SentimentModel:
         )
         self.labels = 0
         self.validation = MulticlassValidation()
-        self._losses: deque[tuple[float, float]] = deque(maxlen=window)
+        self._hits: deque[tuple[float, float]] = deque(maxlen=window)
         """(lexicon right, learned right) on the recent labels."""
+        self._hit_sums = [0.0, 0.0]
 
     def _blend(self) -> float:
         """Weight of the learned model: 0 during warm-up, then by recent log loss."""
-        if self.labels < self.warmup or not self._losses:
+        if self.labels < self.warmup or not self._hits:
             return 0.0
-        n = len(self._losses)
-        lexicon = sum(hit[0] for hit in self._losses) / n
-        learned = sum(hit[1] for hit in self._losses) / n
+        n = len(self._hits)
+        lexicon, learned = self._hit_sums[0] / n, self._hit_sums[1] / n
         return 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, self.eta * (lexicon - learned)))))
 
     def _lexical(self, text: str) -> dict[str, float]:
@@ -124,12 +124,17 @@ class SentimentModel:
         self.validation.update(label, self.predict_one(text))
         learned = self.classifier.predict_proba_one(text)  # type: ignore[arg-type]
         lexical = self._lexical(text)
-        self._losses.append(
-            (
-                float(max(CLASSES, key=lambda c: lexical[c]) == label),
-                float(max(CLASSES, key=lambda c: learned.get(c, 0.0)) == label),
-            )
+        hit = (
+            float(max(CLASSES, key=lambda c: lexical[c]) == label),
+            float(max(CLASSES, key=lambda c: learned.get(c, 0.0)) == label),
         )
+        if len(self._hits) == self._hits.maxlen:
+            old = self._hits[0]
+            self._hit_sums[0] -= old[0]
+            self._hit_sums[1] -= old[1]
+        self._hits.append(hit)
+        self._hit_sums[0] += hit[0]
+        self._hit_sums[1] += hit[1]
         self.classifier.learn_one(text, label)  # type: ignore[arg-type]
         self.labels += 1
 

@@ -19,7 +19,9 @@ CHURN_FEATURES = (
 
 def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
     """What the churn model sees: activity, value, friction and mood over recent windows."""
-    w, v, a = state.windows, state.value, state.activity
+    v, a = state.value, state.activity
+    d30, d7 = state.windows.totals("30d", now_ms), state.windows.totals("7d", now_ms)
+    h24 = state.windows.totals("24h", now_ms)
     last_order = v.get("last_order")
     mood = state.predictions.get("mood") or {}
     surveys = state.history.get("surveys", {})
@@ -28,13 +30,13 @@ def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
     negative_surveys = sum(1 for kind, s in surveys.items() if is_negative_survey(kind, s["last"]))
     return {
         "days_since_order": min(365.0, (now_ms - last_order) / DAY_MS) if last_order else 365.0,
-        "orders_30d": float(w.query("orders", "30d", now_ms)),
-        "spend_30d": float(w.query("spend", "30d", now_ms)[1]),
-        "events_7d": float(w.query("events", "7d", now_ms)),
-        "contacts_7d": float(w.query("contacts", "7d", now_ms)),
-        "contacts_24h": float(w.query("contacts", "24h", now_ms)),
-        "complaints_30d": float(w.query("complaints", "30d", now_ms)),
-        "errors_7d": float(w.query("errors", "7d", now_ms)),
+        "orders_30d": float(d30.get("orders", 0)),
+        "spend_30d": float(d30.get("spend", 0.0)),
+        "events_7d": float(d7.get("events", 0)),
+        "contacts_7d": float(d7.get("contacts", 0)),
+        "contacts_24h": float(h24.get("contacts", 0)),
+        "complaints_30d": float(d30.get("complaints", 0)),
+        "errors_7d": float(d7.get("errors", 0)),
         "open_cases": float(len(a.get("open_cases", {}))),
         "delivery_problems": float(sum(1 for d in a.get("deliveries", {}).values() if d["status"] != "shipped")),
         "return_ratio": v.get("returns", 0) / max(1, v.get("orders", 0)),

@@ -161,40 +161,45 @@ def _nth_table_line(text: str, index: int) -> int:
     return lines[index] if index < len(lines) else 1
 
 
-class _Windows(dict[str, Any]):
-    """Window values computed only when a condition reads them."""
+class _Lazy(dict[str, Any]):
+    """A context entry computed only when a condition reads it, then kept for the event."""
 
-    def __init__(self, state: CustomerState, window: str, now_ms: int) -> None:
+    def __init__(self, compute: Any, missing: Any = None) -> None:
         super().__init__()
-        self._state, self._window, self._now = state, window, now_ms
+        self._compute = compute
+        self._missing = missing
+        self._value: dict[str, Any] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            value = self._state.windows.query(key, self._window, self._now)
-        except KeyError:
-            return default
-        return value[1] if isinstance(value, tuple) else value  # value metrics read as their sum
+        if self._value is None:
+            self._value = self._compute()
+        return self._value.get(key, self._missing)
 
 
 def context(state: CustomerState, event: Event) -> dict[str, Any]:
-    """What a condition sees for this event."""
+    """What a condition sees for this event (windows, RFM and derived values computed on demand)."""
     now = event.event_time_ms
-    cases = state.activity.get("open_cases", {}).values()
-    loyalty = state.value.get("loyalty") or {}
+
+    def derived() -> dict[str, Any]:
+        cases = state.activity.get("open_cases", {}).values()
+        loyalty = state.value.get("loyalty") or {}
+        return {
+            "lifetime_value": views.lifetime_value(state, now),
+            "cart_abandoned": views.cart_abandoned(state, now) is not None,
+            "oldest_case_days": max(((now - c["opened"]) / 86_400_000 for c in cases), default=0.0),
+            "vip": state.value.get("spend", 0.0) >= 2000 or loyalty.get("tier") in ("gold", "platinum"),
+        }
+
+    def window(name: str) -> _Lazy:
+        return _Lazy(lambda: state.windows.totals(name, now), missing=0)  # no events: 0, not null
+
     return {
         "event": {"type": event.type, "channel": event.channel, "payload": event.payload},
         "identity": state.identity, "activity": state.activity, "history": state.history,
         "value": state.value, "consent": state.consent, "flags": state.flags,
         "predictions": state.predictions,
-        "w1h": _Windows(state, "1h", now), "w24h": _Windows(state, "24h", now),
-        "w7d": _Windows(state, "7d", now), "w30d": _Windows(state, "30d", now),
-        "rfm": views.rfm(state, now),
-        "derived": {
-            "lifetime_value": views.lifetime_value(state, now),
-            "cart_abandoned": views.cart_abandoned(state, now) is not None,
-            "oldest_case_days": max(((now - c["opened"]) / 86_400_000 for c in cases), default=0.0),
-            "vip": state.value.get("spend", 0.0) >= 2000 or loyalty.get("tier") in ("gold", "platinum"),
-        },
+        "w1h": window("1h"), "w24h": window("24h"), "w7d": window("7d"), "w30d": window("30d"),
+        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": _Lazy(derived),
     }  # fmt: skip
 
 

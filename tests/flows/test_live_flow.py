@@ -126,10 +126,11 @@ def test_triggers_held_back_by_the_contact_policy_never_go_out_and_are_counted(s
         return REGISTRY.get_sample_value("livesignals_triggers_suppressed_total", labels) or 0.0
 
     before = suppressed()
+    noon = T0 + 12 * 3_600_000  # outside the default quiet hours (21-8 UTC)
     docs = [
-        event("consent", "c1", T0, purpose="service", granted=False),
-        event("delivery", "c1", T0 + 1, order_id="o1", status="failed"),
-        event("delivery", "c2", T0 + 2, order_id="o2", status="failed"),
+        event("consent", "c1", noon, purpose="service", granted=False),
+        event("delivery", "c1", noon + 1, order_id="o1", status="failed"),
+        event("delivery", "c2", noon + 2, order_id="o2", status="failed"),
     ]
     pub = MemoryPublisher()
     run_flow(settings, raw(docs, settings.input_topics[0]), pub)
