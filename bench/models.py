@@ -31,6 +31,7 @@ from livesignals.errors import Origin
 from livesignals.settings import Settings
 from livesignals.simulator import Simulator, SimulatorConfig
 from operators.engine import Engine
+from operators.features import CHURN_FEATURES
 from state.memory import InMemoryStore
 
 HOUR = 3_600_000
@@ -98,7 +99,7 @@ def run_engine(raw: list[RawMessage], settings: Settings, texts: dict, docs: dic
             churn = state.predictions.get("churn")
             if churn and not churn.get("cancelled") and churn["t"] >= chunk_start:
                 pending = state.predictions.get("churn_pending") or []
-                x = pending[-1]["x"] if pending else None
+                x = dict(zip(CHURN_FEATURES, pending[-1]["x"], strict=True)) if pending else None
                 churn_scores.append((key, churn["t"], churn["p"], x))
     elapsed = time.perf_counter() - started
     return {"events_per_s": len(raw) / elapsed, "churn": churn_scores, "sentiment": sentiment, "store": store}
