@@ -133,6 +133,18 @@ def drain(settings: Settings, total: int, timeout_s: float = 900.0, code_dir: st
     return RunResult(total, t1 - t0, steady, cmds / total)
 
 
+def write_result(name: str, result: dict[str, Any]) -> None:
+    """Print the figures and keep them in bench/results/<name>.json."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(result, indent=2)
+    print(text)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(text)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of ``values`` by nearest rank."""
     ordered = sorted(values)

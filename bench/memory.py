@@ -14,13 +14,11 @@ measured here), with the default retention, then reports:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.common import reference_simulator, services
+from bench.common import reference_simulator, services, write_result
 from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -118,10 +116,7 @@ def main() -> None:
             "timeline_bytes_per_entry": round(per_entry),
             "timeline_bytes_per_key": round(per_key),
         }
-    print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "memory.json").write_text(json.dumps(result, indent=2))
+    write_result("memory", result)
 
 
 if __name__ == "__main__":

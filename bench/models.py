@@ -19,12 +19,11 @@ scikit-learn is used here only (``pip install scikit-learn``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
+from bench.common import write_result
 from livesignals import serde
 from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
@@ -209,10 +208,7 @@ def main() -> None:
     result["models_on_off_ratio"] = round(result["events_per_s_models_on"] / result["events_per_s_models_off"], 2)
     summary = [r for p in with_models["store"].partitions.values() for r in p.models.summary()]
     result["progressive_validation"] = summary
-    print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "models.json").write_text(json.dumps(result, indent=2))
+    write_result("models", result)
 
 
 if __name__ == "__main__":

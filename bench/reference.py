@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 from bench.common import (
     bench_settings,
@@ -30,6 +28,7 @@ from bench.common import (
     produce_events,
     reference_simulator,
     services,
+    write_result,
 )
 from livesignals import serde
 from livesignals.engine_process import start_engine, stop_process
@@ -131,10 +130,7 @@ def main() -> None:
         "flag_latency_p50_ms": percentile(lat, 0.5),
         "flag_latency_p99_ms": percentile(lat, 0.99),
     }
-    print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "reference.json").write_text(json.dumps(result, indent=2))
+    write_result("reference", result)
 
 
 if __name__ == "__main__":

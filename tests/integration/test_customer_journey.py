@@ -22,6 +22,17 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 MIN = 60_000
 
 
+def run_through_kafka(settings, steps: list[dict]) -> None:
+    """Produce the steps keyed by customer, run the engine until all are committed."""
+    produce(settings.kafka_bootstrap, settings.input_topics[0],
+            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip
+    engine = start_engine(settings)
+    try:
+        wait_committed(settings, len(steps), engine)
+    finally:
+        stop_process(engine)
+
+
 def journey(t0: int) -> list[dict]:
     anon = {"device_id": "d-77"}
     both = {"customer_id": "c-77", "device_id": "d-77"}
@@ -42,13 +53,7 @@ def journey(t0: int) -> list[dict]:
 def test_the_agent_sees_the_whole_journey_when_the_customer_calls(kafka_settings):
     t0 = int(time.time() * 1000) - 90 * MIN
     steps = journey(t0)
-    produce(kafka_settings.kafka_bootstrap, kafka_settings.input_topics[0],
-            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip
-    engine = start_engine(kafka_settings)
-    try:
-        wait_committed(kafka_settings, len(steps), engine)
-    finally:
-        stop_process(engine)
+    run_through_kafka(kafka_settings, steps)
 
     view = read_360(connect(kafka_settings), Keys(kafka_settings.key_prefix), "customer_id:c-77",
                     now_ms=t0 + 73 * MIN, channel="phone")  # fmt: skip
@@ -86,13 +91,7 @@ def test_a_shared_device_merges_nobody(kafka_settings):
         {**event("app_event", t=t0 + 2 * MIN, action="login"), "customer": {"customer_id": "b", **shared},
          "event_id": "s-2"},
     ]  # fmt: skip
-    produce(kafka_settings.kafka_bootstrap, kafka_settings.input_topics[0],
-            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip
-    engine = start_engine(kafka_settings)
-    try:
-        wait_committed(kafka_settings, len(steps), engine)
-    finally:
-        stop_process(engine)
+    run_through_kafka(kafka_settings, steps)
     r, keys = connect(kafka_settings), Keys(kafka_settings.key_prefix)
     for who in ("a", "b"):
         view = read_360(r, keys, f"customer_id:{who}", now_ms=t0 + 3 * MIN)
