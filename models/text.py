@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _FOLD = str.maketrans({
     "ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ۀ": "ه", "أ": "ا", "إ": "ا", "آ": "ا",
@@ -39,5 +40,14 @@ def normalize(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Word tokens of the normalised text (letters and digits, any script)."""
-    return _TOKEN.findall(normalize(text))
+    """Word tokens of the normalised text (letters and digits, any script).
+
+    Cached: scoring and learning one text tokenise it several times (lexicon,
+    bag of words, validation), and normalisation is the costly part.
+    """
+    return list(_cached_tokens(text))
+
+
+@lru_cache(maxsize=4096)
+def _cached_tokens(text: str) -> tuple[str, ...]:
+    return tuple(_TOKEN.findall(normalize(text)))
