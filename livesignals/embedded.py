@@ -6,7 +6,8 @@
   (or any ``redis-server``/``valkey-server`` on PATH when asked).
 
 Each service is a child process in its own process group; :meth:`Service.stop`
-(also on ``with`` exit) terminates it and waits, so nothing is left behind.
+(also on ``with`` exit) terminates it and waits, and on Linux the child is also
+told to exit if its parent dies (even by SIGKILL), so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -82,10 +83,23 @@ class Service:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when its parent dies, however the parent dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Service.stop and the demo's signal handling still apply
+
+
 def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Service:
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
+            preexec_fn=_die_with_parent,  # only calls prctl: safe between fork and exec
+        )  # fmt: skip
     service = Service(name, port, proc, workdir, log_path)
     try:
         wait_for_port(port, proc=proc)

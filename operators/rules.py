@@ -101,7 +101,7 @@ def evaluate(state: CustomerState, event: Event, cfg: RuleConfig) -> Signals:
         carried = context_carried(state, event.channel, now, cfg.context_window_ms)
         if carried:
             reason = (
-                f"{carried['type']} on {carried['channel']} {carried['minutes_ago']} min ago"
+                f"{_how(carried['type'], carried['channel'])} {carried['minutes_ago']} min ago"
                 + (f" about {carried['topic']}" if carried.get("topic") else "")
                 + (f" ({carried['outcome']})" if carried.get("outcome") else "")
             )
@@ -178,6 +178,13 @@ def _model_flags(state: CustomerState, event: Event, cfg: RuleConfig) -> list[Fl
     if mood and mood.get("t") == now and mood["n"] >= 2 and mood["avg"] <= cfg.frustrated_mood:
         out.append(new_flag(event, "frustrated", "warning", f"mood {mood['avg']:+.2f} over {mood['n']} texts", DAY_MS))
     return out
+
+
+def _how(event_type: str, channel: str) -> str:
+    """``"call on phone"`` reads as ``"phone call"``; ``"social on social"`` as ``"social"``."""
+    if event_type == channel:
+        return channel
+    return f"{channel} {event_type}" if event_type in ("call", "chat", "email", "sms", "social") else event_type
 
 
 def _not_active(state: CustomerState, flag: Flag, now_ms: int) -> bool:

@@ -73,7 +73,7 @@ def why_now(state: CustomerState, now_ms: int) -> list[dict[str, Any]]:
             reasons.append(
                 _reason(
                     "unresolved_contact",
-                    f"{touch['outcome']} {touch['type']} on {channel}{about} {_ago(now_ms - touch['t'])} ago",
+                    f"{touch['outcome']} {channel} contact{about} {_ago(now_ms - touch['t'])} ago",
                     touch["event_id"],
                 )
             )

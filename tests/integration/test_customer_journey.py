@@ -71,7 +71,7 @@ def test_the_agent_sees_the_whole_journey_when_the_customer_calls(kafka_settings
     assert "context_carried" in view["flags"]
     reasons = [r["reason"] for r in view["present"]["reasons"]]
     assert reasons[:2] == ["unresolved_contact", "abandoned_cart"]
-    assert view["present"]["why_now"]["detail"] == "unresolved social on social about payment 13 min ago"
+    assert view["present"]["why_now"]["detail"] == "unresolved social contact about payment 13 min ago"
     # activity, history, value, windows, future slots
     assert view["activity"]["cart"]["items"] == ["p-9"]
     assert view["history"]["by_channel"] == {"web": 2, "app": 2, "social": 1, "phone": 1}

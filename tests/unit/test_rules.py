@@ -37,7 +37,7 @@ def test_a_call_after_a_social_post_carries_its_context():
     _, r = run([event("social", t=T0, topic="billing", outcome="unresolved"), event("call", t=T0 + 12 * 60_000)])
     (flag,) = r[1].flags
     assert flag.name == "context_carried"
-    assert flag.reason == "social on social 12 min ago about billing (unresolved)"
+    assert flag.reason == "social 12 min ago about billing (unresolved)"
     assert flag.evidence == ("e-c1-1767225600000-social", "e-c1-1767226320000-call")
 
 
