@@ -176,19 +176,39 @@ class _Lazy(dict[str, Any]):
         return self._value.get(key, self._missing)
 
 
+class _LazyFields(dict[str, Any]):
+    """Each field computed on first read (conditions usually read one or two)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self._fields = fields
+        self._values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self._values:
+            compute = self._fields.get(key)
+            self._values[key] = compute() if compute is not None else default
+        return self._values[key]
+
+
 def context(state: CustomerState, event: Event) -> dict[str, Any]:
     """What a condition sees for this event (windows, RFM and derived values computed on demand)."""
     now = event.event_time_ms
 
-    def derived() -> dict[str, Any]:
+    def oldest_case_days() -> float:
         cases = state.activity.get("open_cases", {}).values()
+        return max(((now - c["opened"]) / 86_400_000 for c in cases), default=0.0)
+
+    def vip() -> bool:
         loyalty = state.value.get("loyalty") or {}
-        return {
-            "lifetime_value": views.lifetime_value(state, now),
-            "cart_abandoned": views.cart_abandoned(state, now) is not None,
-            "oldest_case_days": max(((now - c["opened"]) / 86_400_000 for c in cases), default=0.0),
-            "vip": state.value.get("spend", 0.0) >= 2000 or loyalty.get("tier") in ("gold", "platinum"),
-        }
+        return state.value.get("spend", 0.0) >= 2000 or loyalty.get("tier") in ("gold", "platinum")
+
+    derived = _LazyFields({
+        "lifetime_value": lambda: views.lifetime_value(state, now),
+        "cart_abandoned": lambda: views.cart_abandoned(state, now) is not None,
+        "oldest_case_days": oldest_case_days,
+        "vip": vip,
+    })  # fmt: skip
 
     def window(name: str) -> _Lazy:
         return _Lazy(lambda: state.windows.totals(name, now), missing=0)  # no events: 0, not null
@@ -199,7 +219,7 @@ def context(state: CustomerState, event: Event) -> dict[str, Any]:
         "value": state.value, "consent": state.consent, "flags": state.flags,
         "predictions": state.predictions,
         "w1h": window("1h"), "w24h": window("24h"), "w7d": window("7d"), "w30d": window("30d"),
-        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": _Lazy(derived),
+        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": derived,
     }  # fmt: skip
 
 
