@@ -29,6 +29,7 @@ from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from livesignals.settings import Settings
 from livesignals.simulator import Simulator, SimulatorConfig
+from models.sentiment import label_from_score
 from operators.engine import Engine
 from operators.features import CHURN_FEATURES
 from state.memory import InMemoryStore
@@ -86,9 +87,7 @@ def run_engine(raw: list[RawMessage], settings: Settings, texts: dict, docs: dic
                 entry = next((e for e in state.predictions.get("recent_texts", []) if e[0] == event_id), None)
                 if entry:
                     lang, truth = texts[event_id]
-                    score = entry[4]
-                    predicted = "negative" if score <= -0.2 else "positive" if score >= 0.2 else "neutral"
-                    sentiment[mark][lang].append((truth, predicted))
+                    sentiment[mark][lang].append((truth, label_from_score(entry[4])))
         chunk_start = serde.loads(chunk[0].value or b"{}")["event_time"]
         touched = {docs[serde.loads(m.value or b"{}")["event_id"]] for m in chunk}
         for key in touched:

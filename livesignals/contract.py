@@ -28,6 +28,9 @@ IDENTIFIER_KINDS: Final = ("customer_id", "email", "phone", "device_id", "cookie
 CONTACT_TYPES: Final = frozenset({"call", "chat", "email", "sms", "social"})
 """Assisted or conversational interactions that carry text and count as contacts."""
 
+CONTACT_CHANNELS: Final = frozenset({"phone", "chat", "email", "sms", "social"})
+"""Channels a customer contacts us on, and on which they can be contacted proactively."""
+
 
 def load_schema(name: str = "event-v1.json") -> dict[str, Any]:
     """Return a published schema (event, flag, trigger) as a dict."""

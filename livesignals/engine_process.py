@@ -6,15 +6,16 @@ settings to the process through ``LIVESIGNALS_*`` variables.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import fields
 from typing import Any
 
+from livesignals.embedded import stop_process
 from livesignals.settings import Settings
+
+__all__ = ["engine_env", "start_engine", "stop_process"]
 
 
 def engine_env(settings: Settings) -> dict[str, str]:
@@ -43,16 +44,3 @@ def start_engine(
     if code_dir:
         env["PYTHONPATH"] = code_dir + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=code_dir)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    """Terminate a process group started by :func:`start_engine` and wait for it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout_s)

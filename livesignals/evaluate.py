@@ -26,18 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from livesignals import serde
-from livesignals.contract import RawMessage
+from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from livesignals.settings import Settings
+from models.sentiment import label_from_score
 from operators.engine import Engine
 from state.memory import InMemoryStore
 
 COLUMNS = ("config", "kind", "role", "version", "labels", "roc_auc", "log_loss", "accuracy", "macro_f1",
            "truth_accuracy", "truth_macro_f1", "us_per_event")  # fmt: skip
-
-
-NEUTRAL_BAND = 0.2
-"""|score| below which a text counts as neutral when compared with the truth."""
 
 
 class _Discard:
@@ -116,16 +113,13 @@ def _score_against_truth(store: InMemoryStore, chunk: list[RawMessage], truth: d
         if doc.get("event_id") in truth:
             wanted[doc["event_id"]] = doc
     for event_id, doc in wanted.items():
-        from livesignals.contract import primary_key
-
         state = store.states.get(primary_key(doc["customer"]))
         entry = next(
             (e for e in (state.predictions.get("recent_texts", []) if state else []) if e[0] == event_id), None
         )
         if entry is None:
             continue
-        score = entry[4]
-        predicted = "negative" if score <= -NEUTRAL_BAND else "positive" if score >= NEUTRAL_BAND else "neutral"
+        predicted = label_from_score(entry[4])
         hits[truth[event_id]["lang"]].append((truth[event_id]["sentiment"], predicted))
 
 

@@ -35,6 +35,15 @@ from models.validation import MulticlassValidation
 CLASSES = ("negative", "neutral", "positive")
 
 
+def label_from_score(score: float, neutral_band: float = 0.2) -> str:
+    """The class a sentiment score in [-1, 1] reads as.
+
+    >>> label_from_score(-0.5), label_from_score(0.1), label_from_score(0.3)
+    ('negative', 'neutral', 'positive')
+    """
+    return "negative" if score <= -neutral_band else "positive" if score >= neutral_band else "neutral"
+
+
 def label_from_survey(kind: str, score: float) -> str:
     """The sentiment a survey answer gives to the interaction it rates.
 

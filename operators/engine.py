@@ -127,6 +127,7 @@ class Engine:
         self.models_enabled = settings.models_enabled
         self._control_checked = 0.0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
+        self._rules_now = self.rulebook.current()
         quiet_start, quiet_end = (int(h) for h in settings.quiet_hours.split("-"))
         self.policy = ContactPolicy(
             daily_cap=settings.contact_daily_cap, weekly_cap=settings.contact_weekly_cap,
@@ -139,6 +140,7 @@ class Engine:
         report = BatchReport(messages=len(messages))
         events = self._decode(messages, report)
         self._apply_promotions()
+        self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
         self._export_model_metrics(partitions)
         self.publisher.publish(self._out_records(report))
@@ -176,7 +178,6 @@ class Engine:
     def _apply(
         self, events: list[Event], report: BatchReport, messages: list[RawMessage]
     ) -> tuple[list[CustomerState], dict[tuple[str, int], PartitionAggregates]]:
-        messages_by_origin = {m.origin: m for m in messages}
         states: dict[str, CustomerState] = {}
         if not self.per_event:
             states = self.store.load(e.customer_key for e in events)
@@ -192,7 +193,7 @@ class Engine:
                 self._apply_one(event, state, partitions, report)
             except Exception as exc:  # never let one event stop the flow: dead-letter it
                 log.exception("event %s could not be applied", event.event_id)
-                report.dead_letters.append(_unprocessable(event, messages_by_origin, exc))
+                report.dead_letters.append(_unprocessable(event, messages, exc))
                 continue
             report.applied += 1
             report.applied_by_type[event.type] = report.applied_by_type.get(event.type, 0) + 1
@@ -230,7 +231,7 @@ class Engine:
             report.complaints += 1
         signals = evaluate(state, event, self.rules)
         report.flags.extend(signals.flags)
-        raised, cleared = self.rulebook.current().evaluate(state, event)
+        raised, cleared = self._rules_now.evaluate(state, event)
         report.flags.extend(raised + cleared)
         for trigger in signals.triggers:
             reason = self.policy.check(state, trigger, event.event_time_ms)
@@ -273,23 +274,9 @@ class Engine:
     def _out_records(self, report: BatchReport) -> list[OutRecord]:
         s = self.settings
         records = [OutRecord(s.dead_letter_topic, d.key, d.value, d.headers()) for d in report.dead_letters]
+        records += [_signal_record(s.flags_topic, f.customer_key, f.to_json(), f.flag_id) for f in report.flags]
         records += [
-            OutRecord(
-                s.flags_topic,
-                f.customer_key.encode(),
-                serde.dumps(f.to_json()),
-                [("ls.id", f.flag_id.encode())],
-            )
-            for f in report.flags
-        ]
-        records += [
-            OutRecord(
-                s.triggers_topic,
-                t.customer_key.encode(),
-                serde.dumps(t.to_json()),
-                [("ls.id", t.trigger_id.encode())],
-            )
-            for t in report.triggers
+            _signal_record(s.triggers_topic, t.customer_key, t.to_json(), t.trigger_id) for t in report.triggers
         ]
         return records
 
@@ -335,6 +322,11 @@ class Engine:
                         metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
 
 
+def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id: str) -> OutRecord:
+    """A flag or trigger for Kafka: keyed by customer, its deterministic id in ``ls.id``."""
+    return OutRecord(topic, customer_key.encode(), serde.dumps(doc), [("ls.id", signal_id.encode())])
+
+
 def _rules_path(setting: str) -> str | None:
     """The rules file in force: the setting, the shipped catalogue, or none."""
     if setting.lower() == "none":
@@ -346,8 +338,8 @@ def _rules_path(setting: str) -> str | None:
     return str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml"))
 
 
-def _unprocessable(event: Event, messages: dict[Any, RawMessage], exc: Exception) -> DeadLetter:
-    m = messages[event.origin]
+def _unprocessable(event: Event, messages: list[RawMessage], exc: Exception) -> DeadLetter:
+    m = next(m for m in messages if m.origin == event.origin)
     detail = f"{type(exc).__name__}: {exc}"
     return DeadLetter(m.value or b"", m.key, Reason.PROCESSING_ERROR, detail, m.origin)
 

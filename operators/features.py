@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from livesignals.contract import Event
 from operators.profile import CustomerState
+from operators.surveys import is_negative_survey
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -25,7 +26,6 @@ def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
     last_order = v.get("last_order")
     mood = state.predictions.get("mood") or {}
     surveys = state.history.get("surveys", {})
-    from operators.rules import is_negative_survey
 
     negative_surveys = sum(1 for kind, s in surveys.items() if is_negative_survey(kind, s["last"]))
     return {

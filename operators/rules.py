@@ -32,14 +32,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from livesignals.contract import Event
+from livesignals.contract import CONTACT_CHANNELS, Event
 from livesignals.settings import Settings
 from operators.profile import CustomerState
 from operators.signals import Flag, Trigger, new_flag, new_trigger
+from operators.surveys import is_negative_survey
 from operators.views import context_carried
 
-REACHABLE_CHANNELS = frozenset({"phone", "chat", "email", "sms", "social"})
-"""Channels on which a customer can be contacted proactively."""
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -67,19 +66,6 @@ class RuleConfig:
             s.churn_flag_threshold,
             s.fraud_flag_threshold,
         )
-
-
-def is_negative_survey(kind: str, score: float) -> bool:
-    """The contact-centre reading of a bad survey answer.
-
-    >>> is_negative_survey("csat", 2), is_negative_survey("nps", 7), is_negative_survey("ces", 6)
-    (True, False, True)
-    """
-    if kind == "csat":
-        return score <= 2
-    if kind == "nps":
-        return score <= 6
-    return score >= 5  # ces: 7 = very hard
 
 
 @dataclass(slots=True)
@@ -195,7 +181,7 @@ def _not_active(state: CustomerState, flag: Flag, now_ms: int) -> bool:
 def _preferred_channel(state: CustomerState) -> str:
     """The channel the customer used most for contacts, else email."""
     by_channel = state.history.get("by_channel", {})
-    contact_channels = {c: n for c, n in by_channel.items() if c in REACHABLE_CHANNELS}
+    contact_channels = {c: n for c, n in by_channel.items() if c in CONTACT_CHANNELS}
     if not contact_channels:
         return "email"
     return max(sorted(contact_channels), key=lambda c: contact_channels[c])

@@ -12,6 +12,7 @@ from typing import Any
 from livesignals.contract import Event
 from operators import identity, timeline
 from operators.profile import CustomerState
+from operators.surveys import is_negative_survey
 
 MAX_RECENT_CONTACTS = 20
 MAX_OPEN_ITEMS = 10
@@ -62,8 +63,6 @@ def is_complaint(event: Event, sentiment: float | None) -> bool:
         return True
     p = event.payload
     if event.type == "survey":
-        from operators.rules import is_negative_survey
-
         return is_negative_survey(p["kind"], p["score"])
     return event.type == "ticket" and p["status"] == "opened"
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from livesignals.contract import CONTACT_CHANNELS
 from operators.profile import CustomerState
+from operators.surveys import is_negative_survey
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
-CONTACT_CHANNELS = frozenset({"phone", "chat", "email", "sms", "social"})
 CART_ABANDONED_AFTER_MS = 30 * MINUTE_MS
 EXPECTED_LIFETIME_MONTHS = 24
 """Horizon of the simple lifetime-value figure."""
@@ -94,8 +95,6 @@ def why_now(state: CustomerState, now_ms: int) -> list[dict[str, Any]]:
         if now_ms - o["t"] <= 7 * DAY_MS and order_id not in a.get("deliveries", {}):
             reasons.append(_reason("order_status", f"order {order_id} placed {_ago(now_ms - o['t'])} ago", order_id))
     for kind, s in state.history.get("surveys", {}).items():
-        from operators.rules import is_negative_survey
-
         if is_negative_survey(kind, s["last"]) and now_ms - s["t"] <= 7 * DAY_MS:
             reasons.append(_reason("negative_survey", f"{kind} answer {s['last']:g} {_ago(now_ms - s['t'])} ago"))
     ret = a.get("last_return")

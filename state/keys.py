@@ -14,7 +14,7 @@ key                                type    holds                                
 ``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
                                            compact JSON (:mod:`operators.timeline`)          (200) and
                                                                                              ``timeline_max_age_days``
-                                                                                             (90; also the key TTL)
+                                                                                             (90; TTL max age + 1 day)
 ``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
                                            cookie, email or phone linked to them); more
                                            than one = shared (:mod:`operators.identity`)

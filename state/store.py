@@ -9,8 +9,9 @@ Commit order and atomicity (effectively-once state):
 
 * one Redis: flags, profiles and resume offsets go in **one MULTI/EXEC**;
 * Redis Cluster: flags first, then profiles and offsets. Each profile is one
-  ``HSET`` of one key, so it is atomic on its own, and it carries the offset
-  it has applied up to: a replay skips what a profile already holds.
+  ``SET`` of one key (a JSON document), so it is atomic on its own, and it
+  carries the offset it has applied up to: a replay skips what a profile
+  already holds.
 
 Redis applies a MULTI block only when EXEC arrives, so a worker that dies
 mid-commit leaves nothing behind. (MULTI does not roll back a command that
