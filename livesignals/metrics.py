@@ -19,8 +19,16 @@ FLAGS = Counter("livesignals_flags_total", "Live flags raised.", ["flag"])
 TRIGGERS = Counter("livesignals_triggers_total", "Next-best-action triggers emitted.", ["action"])
 TRIGGERS_SUPPRESSED = Counter(
     "livesignals_triggers_suppressed_total",
-    "Triggers held back by contact policy or consent.",
+    "Actions held back by contact policy or consent.",
     ["action", "reason"],
+)
+DECISIONS = Counter(
+    "livesignals_decisions_total", "Next-best-action decisions, by policy and chosen action.", ["policy", "action"]
+)
+OFFER_OUTCOMES = Counter(
+    "livesignals_offer_outcomes_total",
+    "Responses to actions (accepted, rejected, ignored, expired, not_relevant); action 'other' if not in the rules.",
+    ["action", "response"],
 )
 KAFKA_PRODUCED = Counter("livesignals_kafka_produced_total", "Records confirmed by Kafka.", ["topic"])
 KAFKA_DELIVERY_FAILURES = Counter(

@@ -49,6 +49,8 @@ class Settings:
     """Next-best-action triggers for marketing systems."""
     flags_topic: str = "ls.flags"
     """Live flags, also on Kafka for systems that do not read Redis."""
+    decisions_topic: str = "ls.decisions"
+    """Decision log: every next-best-action decision with its candidates and propensities, then its outcome."""
     topic_partitions: int = 4
     """Partitions used when ``livesignals topics create`` makes the topics."""
     batch_size: int = 5000
@@ -76,15 +78,24 @@ class Settings:
     max_future_skew_s: int = 86_400
     """Events further in the future than this are dead-lettered as ``future_time``."""
 
-    # --- Flags (first rules; issue 5 makes them declarative) ------------------
+    # --- Flags and actions (thresholds live in the rules file) -----------------
+    rules_path: str = ""
+    """Rules file (TOML) of flags and actions; empty = the shipped catalogue, ``none`` = none."""
+    rules_reload_s: float = 5.0
+    """How often the rules file is checked for changes while running."""
     repeat_contact_window_s: int = 86_400
-    """Contacts within this window count towards ``repeat_contact``."""
-    repeat_contact_threshold: int = 3
-    """This many contacts within the window raise ``repeat_contact``."""
-    high_value_spend: float = 500.0
-    """Lifetime spend from which a customer counts as high value."""
+    """Contacts within this window count in ``derived.same_topic_contacts``."""
     context_window_s: int = 86_400
     """A contact this soon after a touch on another channel carries its context."""
+    nba_policy: Literal["learned", "fixed", "random"] = "learned"
+    """How an action is chosen: ``learned`` (epsilon-greedy on propensity x value x weight),
+    ``fixed`` (value x weight, no learning) or ``random`` (baselines)."""
+    nba_epsilon: float = 0.1
+    """Share of decisions that explore (``learned``): what makes off-policy evaluation possible."""
+    nba_top_n: int = 3
+    """Ranked actions shown in the 360 and attached to a trigger."""
+    nba_seed: int = 0
+    """Seed of the exploration draws."""
 
     contact_daily_cap: int = 2
     """Triggers per customer per day, all channels."""
@@ -94,10 +105,6 @@ class Settings:
     """Local hours (customer's time zone, UTC if unknown) with no triggers, ``start-end``."""
     max_ignored_offers: int = 3
     """Offers ignored or rejected in a row after which marketing triggers stop."""
-    rules_path: str = ""
-    """Declarative flags (TOML); empty = the shipped catalogue, ``none`` = no declarative flags."""
-    rules_reload_s: float = 5.0
-    """How often the rules file is checked for changes while running."""
 
     # --- The 360 -------------------------------------------------------------
     timeline_max_entries: int = 200
@@ -111,10 +118,6 @@ class Settings:
     ``[models.churn.challenger] learning_rate = 0.2``; see :mod:`models.registry`."""
     churn_horizon_days: float = 30.0
     """A cancellation within this many days after scoring makes the churn label positive."""
-    churn_flag_threshold: float = 0.7
-    """Churn probability that raises ``high_churn_risk``."""
-    fraud_flag_threshold: float = 0.8
-    """Anomaly score that raises ``fraud_risk``."""
     models_enabled: bool = True
     """Score the online models in the flow (off: profiles and rules only)."""
     model_control_poll_s: float = 10.0

@@ -15,6 +15,7 @@ def engine_topics(settings: Settings) -> list[str]:
         settings.dead_letter_topic,
         settings.flags_topic,
         settings.triggers_topic,
+        settings.decisions_topic,
     ]
 
 

@@ -25,9 +25,14 @@ from typing import Any
 from livesignals import serde
 from models.churn import ChurnModel
 from models.fraud import FraudModel
+from models.propensity import ResponseModel
 from models.sentiment import SentimentModel
 
-KINDS: dict[str, type] = {"sentiment": SentimentModel, "churn": ChurnModel, "fraud": FraudModel}
+KINDS: dict[str, type] = {
+    "sentiment": SentimentModel, "churn": ChurnModel, "fraud": FraudModel,
+    "offers": ResponseModel, "flag_relevance": ResponseModel,
+}  # fmt: skip
+"""``offers``: acceptance propensity per action; ``flag_relevance``: agents' verdicts per flag."""
 
 
 def version_of(kind: str, params: dict[str, Any]) -> str:

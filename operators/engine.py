@@ -5,9 +5,11 @@ For each batch, in this order:
 1. decode and validate every message; bad ones become dead letters;
 2. load the touched customers' states (one round trip for cache misses);
 3. fold each event into its customer's state, skipping offsets already
-   applied (replays), and evaluate the rules;
-4. publish dead letters, flags and triggers to Kafka and **wait for the
-   broker's confirmation** (a failure raises, the batch is retried);
+   applied (replays): learn the labels and responses it carries, score it,
+   apply it, raise and clear flags, and at a decision moment choose the
+   next-best action (checked by the contact policy);
+4. publish dead letters, flags, triggers and the decision log to Kafka and
+   **wait for the broker's confirmation** (a failure raises, the batch is retried);
 5. commit flags, states and resume offsets to Redis.
 
 Outputs go out before state is committed: a crash between 4 and 5 replays
@@ -21,19 +23,21 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
 from livesignals.settings import Settings
-from operators import kpis, scoring, voc
+from operators import kpis, responses, scoring, voc
+from operators.actions import Arbiter, Decision
+from operators.features import churn_features
 from operators.partition import PartitionAggregates
 from operators.policy import ContactPolicy
 from operators.profile import CustomerState
+from operators.rule_context import ContextWindows, context
 from operators.rulebook import RulebookSource
-from operators.rules import RuleConfig, evaluate
 from operators.signals import Flag, Trigger
 from operators.update import apply_event, is_complaint
 
@@ -92,8 +96,12 @@ class BatchReport:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
-    suppressed: list[tuple[Trigger, str]] = field(default_factory=list)
-    """Triggers the contact policy held back, with the reason (counted, never silently dropped)."""
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
+    """Actions held back (by the contact policy, or consent at arbitration): ``(action, reason)``."""
+    decisions: list[tuple[Decision, str]] = field(default_factory=list)
+    """Next-best-action decisions with their outcome: ``sent`` or the suppression reason."""
+    outcomes: list[responses.Outcome] = field(default_factory=list)
+    """Responses to earlier decisions learned in this batch."""
     applied_by_type: dict[str, int] = field(default_factory=dict)
     scoring: scoring.ScoringReport = field(default_factory=scoring.ScoringReport)
     kpi: Counter[str] = field(default_factory=Counter)
@@ -118,7 +126,8 @@ class Engine:
         self.clock = clock
         self.sentiment = sentiment
         self._partitions: dict[tuple[str, int], PartitionAggregates] = {}
-        self.rules = RuleConfig.from_settings(settings)
+        self.windows = ContextWindows(settings.context_window_s * 1000, settings.repeat_contact_window_s * 1000)
+        self.arbiter = Arbiter(settings.nba_policy, settings.nba_epsilon, settings.nba_top_n, settings.nba_seed)
         self.per_event = settings.redis_mode == "per_event"
         self.scoring = scoring.ScoringConfig(
             churn_horizon_ms=int(settings.churn_horizon_days * 86_400_000),
@@ -145,7 +154,7 @@ class Engine:
         self._export_model_metrics(partitions)
         self.publisher.publish(self._out_records(report))
         self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
-        self._count(messages, report)
+        self._count(messages, report, {a.name for a in self._rules_now.actions})
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return report
 
@@ -229,17 +238,45 @@ class Engine:
         if is_complaint(event, score):
             part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
-        signals = evaluate(state, event, self.rules)
-        report.flags.extend(signals.flags)
-        raised, cleared = self._rules_now.evaluate(state, event)
-        report.flags.extend(raised + cleared)
-        for trigger in signals.triggers:
-            reason = self.policy.check(state, trigger, event.event_time_ms)
-            if reason is None:
-                report.triggers.append(trigger)
-            else:
-                report.suppressed.append((trigger, reason))
-                metrics.TRIGGERS_SUPPRESSED.labels(trigger.action, reason).inc()
+        ctx = context(state, event, self.windows)
+        flags = self._rules_now.evaluate(state, event, ctx)
+        raised = [f.name for f in flags if not f.cleared]
+        for i, flag in enumerate(flags):
+            if not flag.cleared:
+                responses.note_flag(state, flag)
+                if self.models_enabled:
+                    flags[i] = replace(flag, relevance=responses.flag_relevance(part.models, state, flag.name,
+                                                                                event.event_time_ms))  # fmt: skip
+        report.flags.extend(flags)
+        if self._rules_now.actions and (ctx["event"]["inbound"] or raised):
+            ctx["event"]["raised"] = raised
+            self._decide(event, state, ctx, part, report)
+
+    def _decide(
+        self, event: Event, state: CustomerState, ctx: dict[str, Any], part: PartitionAggregates, report: BatchReport
+    ) -> None:
+        """Choose the next-best action at this moment; send it if the contact policy allows."""
+        now = event.event_time_ms
+        model = part.models.model("offers") if self.models_enabled else None
+        decision, excluded = self.arbiter.decide(state, event, ctx, self._rules_now.actions, model,
+                                                 lambda: churn_features(state, now))  # fmt: skip
+        report.suppressed.extend(excluded)
+        if decision is None:
+            return
+        c = decision.chosen
+        trigger = Trigger(
+            decision.decision_id, event.customer_key, c.action, c.channel, (c.reason,), now, now + c.ttl_ms,
+            (event.event_id,), c.purpose, round(c.score, 4), round(c.propensity, 4),
+            tuple({"action": o.action, "score": round(o.score, 4), "reason": o.reason}
+                  for o in decision.ranked[: self.arbiter.top_n] if o.action != c.action),
+        )  # fmt: skip
+        reason: str | None = self.policy.check(state, trigger, now)
+        if reason is None:
+            report.triggers.append(trigger)
+        else:
+            report.suppressed.append((c.action, reason))
+        report.decisions.append((decision, reason or "sent"))
+        responses.remember(state, decision, reason is None, self.arbiter.top_n)
 
     def _apply_promotions(self) -> None:
         """Swap champion and challenger where ``livesignals models promote`` asked (polled)."""
@@ -261,6 +298,7 @@ class Engine:
         if not self.models_enabled:
             return None
         scoring.learn_labels(part.models, state, event, report.scoring)
+        report.outcomes += responses.learn_responses(part.models, state, event, report.scoring)
         return scoring.score_text(part.models, state, event, text, report.scoring) if text else None
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
@@ -278,10 +316,18 @@ class Engine:
         records += [
             _signal_record(s.triggers_topic, t.customer_key, t.to_json(), t.trigger_id) for t in report.triggers
         ]
+        records += [
+            _signal_record(s.decisions_topic, d.customer_key, d.to_json(outcome), d.decision_id)
+            for d, outcome in report.decisions
+        ]
+        records += [
+            _signal_record(s.decisions_topic, o.customer_key, o.to_json(), f"{o.decision_id}:{o.response}")
+            for o in report.outcomes
+        ]
         return records
 
     @staticmethod
-    def _count(messages: list[RawMessage], report: BatchReport) -> None:
+    def _count(messages: list[RawMessage], report: BatchReport, actions: set[str]) -> None:
         metrics.BATCH_EVENTS.observe(len(messages))
         for topic, n in Counter(m.origin.topic for m in messages).items():
             metrics.EVENTS_IN.labels(topic).inc(n)
@@ -293,6 +339,12 @@ class Engine:
             metrics.FLAGS.labels(name).inc(n)
         for action, n in Counter(t.action for t in report.triggers).items():
             metrics.TRIGGERS.labels(action).inc(n)
+        for (action, reason), n in Counter(report.suppressed).items():
+            metrics.TRIGGERS_SUPPRESSED.labels(action, reason).inc(n)
+        for d, _ in report.decisions:
+            metrics.DECISIONS.labels(d.policy, d.chosen.action).inc()
+        for o in report.outcomes:
+            metrics.OFFER_OUTCOMES.labels(o.action if o.action in actions else "other", o.response).inc()
         if report.replay_skipped:
             metrics.EVENTS_REPLAY_SKIPPED.inc(report.replay_skipped)
         for name, value in report.kpi.items():

@@ -7,7 +7,8 @@ Conditions are Python-like expressions over the customer's live picture::
     event.type == "call" and "billing" in history.touch.social.topic
 
 Allowed: ``and``, ``or``, ``not``, comparisons (``== != < <= > >= in not
-in``), ``+ - * /``, numbers, strings, ``true``/``false``/``null``, and dotted
+in``), ``+ - * /``, numbers, strings, ``true``/``false``/``null``, lists of
+those (``event.payload.status in ["delayed", "failed"]``), and dotted
 paths into the context. Nothing else parses (no calls, no indexing, no
 lambdas), so a rules file cannot run code. A path that does not exist is
 ``null``; a comparison involving ``null`` (other than ``==``/``!=``) is false.
@@ -76,9 +77,21 @@ def _compile(node: ast.AST, roots: frozenset[str] | None) -> Condition:
         return lambda ctx: value
     if isinstance(node, ast.Name | ast.Attribute):
         return _compile_path(node, roots)
+    if isinstance(node, ast.List | ast.Tuple):
+        items = tuple(_literal(item) for item in node.elts)
+        return lambda ctx: items
     if isinstance(node, ast.Call):
         raise ConditionError("function calls are not allowed")
     raise ConditionError(f"{type(node).__name__} is not allowed in a condition")
+
+
+def _literal(node: ast.AST) -> Any:
+    """An item of a list literal: a constant only (``["delayed", "failed"]``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | None):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _CONSTANTS:
+        return _CONSTANTS[node.id]
+    raise ConditionError("a list may hold only numbers, strings, true, false and null")
 
 
 def _compile_compare(node: ast.Compare, roots: frozenset[str] | None) -> Condition:

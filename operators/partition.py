@@ -49,6 +49,8 @@ class PartitionAggregates:
         """
         configured = ModelSet.from_config(models_config)
         models = ModelSet.from_bytes(fields[b"models"]) if b"models" in fields else configured
+        for kind, slot in configured.champions.items():
+            models.champions.setdefault(kind, slot)  # a kind added since the checkpoint starts fresh
         for kind, slot in configured.challengers.items():
             current = models.challengers.get(kind)
             if current is None or current.version != slot.version:

@@ -4,8 +4,7 @@ Checked on every trigger, in this order (the first that fails is the reason
 counted in ``livesignals_triggers_suppressed_total{action,reason}``):
 
 1. ``no_<purpose>_consent`` -- the customer withdrew consent for the action's
-   purpose (:data:`PURPOSE`: offers are ``marketing``, notifications and
-   callbacks are ``service``);
+   purpose (``marketing`` or ``service``, declared per action in the rules file);
 2. ``ignored_offers`` -- a marketing action after ``max_ignored`` offers in a
    row were ignored or rejected (an accepted offer resets the streak);
 3. ``quiet_hours`` -- the customer's local time (``identity.attributes.timezone``,
@@ -28,11 +27,6 @@ from operators.profile import CustomerState
 from operators.signals import Trigger
 
 DAY_MS = 86_400_000
-PURPOSE = {
-    "retention_offer": "marketing", "cross_sell": "marketing", "upsell": "marketing",
-    "goodwill_credit": "marketing", "proactive_notification": "service", "expert_callback": "service",
-    "self_service_article": "service",
-}  # fmt: skip
 MAX_SENT_KEPT = 30
 
 
@@ -49,7 +43,7 @@ class ContactPolicy:
 
     def check(self, state: CustomerState, trigger: Trigger, now_ms: int) -> str | None:
         """``None`` if the trigger may go out (and it is then recorded), else the reason."""
-        purpose = PURPOSE.get(trigger.action, "marketing")
+        purpose = trigger.purpose
         if state.consent.get(purpose) is False:
             return f"no_{purpose}_consent"
         if purpose == "marketing" and state.history.get("offer_streak", {}).get("ignored", 0) >= self.max_ignored:

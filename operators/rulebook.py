@@ -1,4 +1,4 @@
-"""Declarative flags from a TOML rules file, with hysteresis, validated at load, reloadable.
+"""The rules file: declarative flags and next-best actions, validated at load, reloadable.
 
 A business analyst writes::
 
@@ -8,14 +8,31 @@ A business analyst writes::
     raise_when = "derived.vip and w1h.errors >= 2"
     clear_when = "w1h.errors == 0"
     ttl_hours = 4
-    reason = "valuable customer stuck: errors in the last hour"
+    reason = "valuable customer stuck: {w1h.errors} errors in the last hour"
+    evidence = ["derived.context_carried"]
 
-``raise_when`` raises the flag (once while it is active); ``clear_when``
-clears it (hysteresis: a flag raised at ``errors >= 2`` stays until ``errors ==
-0``, so it does not flap); without ``clear_when`` the flag lasts ``ttl_hours``.
-Conditions use :mod:`operators.expressions` over the names in
-:data:`ROOTS`. A malformed file is rejected with the line of the error, and
-the rules in force stay in force (:class:`RulebookSource`).
+    [[action]]
+    name = "retention_offer"
+    purpose = "marketing"
+    eligible_when = "predictions.churn.p >= 0.5"
+    value = "derived.lifetime_value * 0.2"
+    weight = 1.0
+    cooldown_hours = 72
+    reason = "churn risk {predictions.churn.p:.0%}"
+
+A flag is raised when ``raise_when`` holds (once while it is active) and
+cleared when ``clear_when`` holds (hysteresis: raised at ``errors >= 2``, it
+stays until ``errors == 0``, so it does not flap) or, lazily, by the first
+event after its ``ttl_hours``. Both raise and clear are published.
+
+An action is a *candidate* for the customer while ``eligible_when`` holds
+and it was not proposed within ``cooldown_hours``; :mod:`operators.actions`
+ranks the candidates by propensity x ``value`` x ``weight``.
+
+Conditions use :mod:`operators.expressions` over :data:`ROOTS`
+(:mod:`operators.rule_context` lists the ``derived`` values); reasons use
+:mod:`operators.templates`. A malformed file is rejected with the line of
+the error, and the rules in force stay in force (:class:`RulebookSource`).
 """
 
 from __future__ import annotations
@@ -28,11 +45,11 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from livesignals.contract import Event
-from operators import views
+from livesignals.contract import CONTACT_CHANNELS, Event
 from operators.expressions import Condition, ConditionError, compile_condition
 from operators.profile import CustomerState
 from operators.signals import Flag, new_flag
+from operators.templates import Template, compile_evidence, evidence_items
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +60,13 @@ ROOTS = frozenset({
 """What a condition can read (windows as ``w1h``/``w24h``/``w7d``/``w30d``)."""
 
 SEVERITIES = frozenset({"info", "warning", "critical"})
-_FLAG_KEYS = {"name", "severity", "raise_when", "clear_when", "ttl_hours", "reason"}
+PURPOSES = frozenset({"marketing", "service"})
+HOUR_MS = 3_600_000
+_FLAG_KEYS = {"name", "severity", "raise_when", "clear_when", "ttl_hours", "reason", "evidence"}
+_ACTION_KEYS = {
+    "name", "purpose", "eligible_when", "value", "weight", "channel", "cooldown_hours", "ttl_hours", "reason",
+}  # fmt: skip
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class RulebookError(ValueError):
@@ -59,14 +82,32 @@ class FlagRule:
     raise_when: Condition
     clear_when: Condition | None
     ttl_ms: int
-    reason: str
+    reason: Template
+    evidence: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    """One declared next-best action."""
+
+    name: str
+    purpose: str
+    eligible_when: Condition
+    value: Condition
+    weight: float
+    channel: str
+    """A channel name, or ``preferred``: the customer's most used contact channel."""
+    cooldown_ms: int
+    ttl_ms: int
+    reason: Template
 
 
 @dataclass(frozen=True)
 class Rulebook:
-    """The flags of one rules file."""
+    """The flags and actions of one rules file."""
 
     flags: tuple[FlagRule, ...]
+    actions: tuple[ActionRule, ...] = ()
     source: str = ""
 
     @classmethod
@@ -76,34 +117,13 @@ class Rulebook:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise RulebookError(f"{source}: {exc}") from None
-        unknown = set(doc) - {"flag"}
+        unknown = set(doc) - {"flag", "action"}
         if unknown:
             raise RulebookError(f"{source}:{_line_of(text, sorted(unknown)[0])}: unknown table {sorted(unknown)[0]!r}")
-        rules, seen = [], set()
-        for i, table in enumerate(doc.get("flag", [])):
-            name = table.get("name")
-            where = f"{source}:{_line_of(text, repr_value(name)) if name else _nth_table_line(text, i)}"
-            if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-                raise RulebookError(f"{where}: flag needs a name of lower-case letters, digits and _")
-            if name in seen:
-                raise RulebookError(f"{where}: flag {name!r} is declared twice")
-            seen.add(name)
-            extra = set(table) - _FLAG_KEYS
-            if extra:
-                raise RulebookError(f"{where}: flag {name!r}: unknown keys {sorted(extra)}")
-            if table.get("severity", "warning") not in SEVERITIES:
-                raise RulebookError(f"{where}: flag {name!r}: severity must be one of {sorted(SEVERITIES)}")
-            rules.append(
-                FlagRule(
-                    name=name,
-                    severity=table.get("severity", "warning"),
-                    raise_when=_condition(table, "raise_when", text, source, name, required=True),  # type: ignore[arg-type]
-                    clear_when=_condition(table, "clear_when", text, source, name, required=False),
-                    ttl_ms=int(float(table.get("ttl_hours", 24)) * 3_600_000),
-                    reason=str(table.get("reason", name.replace("_", " "))),
-                )
-            )
-        return cls(tuple(rules), source)
+        reader = _Reader(text, source)
+        flags = tuple(reader.flag(t, i) for i, t in enumerate(_tables(doc, "flag", source)))
+        actions = tuple(reader.action(t, i) for i, t in enumerate(_tables(doc, "action", source)))
+        return cls(flags, actions, source)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Rulebook:
@@ -111,42 +131,139 @@ class Rulebook:
         with open(path, encoding="utf-8") as fh:
             return cls.parse(fh.read(), str(path))
 
-    def evaluate(self, state: CustomerState, event: Event) -> tuple[list[Flag], list[Flag]]:
-        """Flags this event raises and flags it clears (both deduplicated against the state)."""
-        if not self.flags:
-            return [], []
-        ctx = context(state, event)
+    def evaluate(self, state: CustomerState, event: Event, ctx: dict[str, Any]) -> list[Flag]:
+        """Flags this event raises or clears, deduplicated against the state (which it updates).
+
+        ``ctx`` is :func:`operators.rule_context.context` for this event.
+        """
         now = event.event_time_ms
-        raised, cleared = [], []
+        out: list[Flag] = []
         for rule in self.flags:
             active = state.flags.get(rule.name)
-            is_active = active is not None and active["expires_at"] > now
-            if not is_active and rule.raise_when(ctx):
-                flag = new_flag(event, rule.name, rule.severity, rule.reason, rule.ttl_ms)
-                state.flags[rule.name] = {"id": flag.flag_id, "severity": flag.severity,
-                                          "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms}  # fmt: skip
-                raised.append(flag)
-            elif is_active and rule.clear_when is not None and rule.clear_when(ctx):
+            if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
                 del state.flags[rule.name]
-                cleared.append(new_flag(event, rule.name, "info", f"cleared: {rule.reason}", 0, cleared=True))
-        return raised, cleared
+                out.append(new_flag(event, rule.name, "info", f"expired: {active.get('reason', rule.name)}", 0,
+                                    cleared=True))  # fmt: skip
+                active = None
+            if active is None:
+                if rule.raise_when(ctx):
+                    reason = rule.reason.render(ctx)
+                    evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
+                    flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
+                    state.flags[rule.name] = {
+                        "id": flag.flag_id, "severity": flag.severity, "reason": reason,
+                        "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
+                    }  # fmt: skip
+                    out.append(flag)
+            elif rule.clear_when is not None and rule.clear_when(ctx):
+                del state.flags[rule.name]
+                reason = f"cleared: {active.get('reason', rule.name)}"
+                out.append(new_flag(event, rule.name, "info", reason, 0, cleared=True))
+        return out
 
 
-def repr_value(value: Any) -> str:
+class _Reader:
+    """Turns the TOML tables into rules, naming the line of any error."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+        self.seen: set[tuple[str, str]] = set()
+
+    def flag(self, table: dict[str, Any], index: int) -> FlagRule:
+        name, where = self._name(table, "flag", index, _FLAG_KEYS)
+        severity = table.get("severity", "warning")
+        if severity not in SEVERITIES:
+            raise RulebookError(f"{where}: flag {name!r}: severity must be one of {sorted(SEVERITIES)}")
+        evidence = table.get("evidence", [])
+        if not isinstance(evidence, list) or not all(isinstance(p, str) for p in evidence):
+            raise RulebookError(f"{where}: flag {name!r}: evidence must be a list of paths")
+        return FlagRule(
+            name=name,
+            severity=severity,
+            raise_when=self._expr(table, "raise_when", name, "flag", required=True),  # type: ignore[arg-type]
+            clear_when=self._expr(table, "clear_when", name, "flag"),
+            ttl_ms=self._hours(table, "ttl_hours", 24, where, name),
+            reason=self._template(table, f"flag {name!r}", where),
+            evidence=tuple(self._guard(lambda: compile_evidence(evidence, ROOTS), where, f"flag {name!r}", "evidence")),
+        )
+
+    def action(self, table: dict[str, Any], index: int) -> ActionRule:
+        name, where = self._name(table, "action", index, _ACTION_KEYS)
+        purpose = table.get("purpose", "marketing")
+        if purpose not in PURPOSES:
+            raise RulebookError(f"{where}: action {name!r}: purpose must be one of {sorted(PURPOSES)}")
+        channel = str(table.get("channel", "preferred"))
+        if channel != "preferred" and channel not in CONTACT_CHANNELS | {"push", "web", "app"}:
+            raise RulebookError(f"{where}: action {name!r}: unknown channel {channel!r}")
+        weight = table.get("weight", 1.0)
+        if not isinstance(weight, int | float) or weight < 0:
+            raise RulebookError(f"{where}: action {name!r}: weight must be a number >= 0")
+        return ActionRule(
+            name=name,
+            purpose=purpose,
+            eligible_when=self._expr(table, "eligible_when", name, "action", required=True),  # type: ignore[arg-type]
+            value=self._expr(table, "value", name, "action") or (lambda ctx: 1.0),
+            weight=float(weight),
+            channel=channel,
+            cooldown_ms=self._hours(table, "cooldown_hours", 72, where, name),
+            ttl_ms=self._hours(table, "ttl_hours", 48, where, name),
+            reason=self._template(table, f"action {name!r}", where),
+        )
+
+    def _name(self, table: dict[str, Any], kind: str, index: int, keys: set[str]) -> tuple[str, str]:
+        name = table.get("name")
+        line = _line_of(self.text, _quoted(name)) if isinstance(name, str) else _nth_table_line(self.text, kind, index)
+        where = f"{self.source}:{line}"
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise RulebookError(f"{where}: {kind} needs a name of lower-case letters, digits and _")
+        if (kind, name) in self.seen:
+            raise RulebookError(f"{where}: {kind} {name!r} is declared twice")
+        self.seen.add((kind, name))
+        extra = set(table) - keys
+        if extra:
+            raise RulebookError(f"{where}: {kind} {name!r}: unknown keys {sorted(extra)}")
+        return name, where
+
+    def _expr(self, table: dict[str, Any], key: str, name: str, kind: str, required: bool = False) -> Condition | None:
+        expr = table.get(key)
+        if expr is None:
+            if required:
+                raise RulebookError(f"{self.source}:{_line_of(self.text, _quoted(name))}: {kind} {name!r} needs {key}")
+            return None
+        where = f"{self.source}:{_line_of(self.text, str(expr))}"
+        return self._guard(lambda: compile_condition(str(expr), ROOTS), where, f"{kind} {name!r}", key)
+
+    def _template(self, table: dict[str, Any], label: str, where: str) -> Template:
+        text = str(table.get("reason", table["name"].replace("_", " ")))
+        where = f"{self.source}:{_line_of(self.text, text)}" if "reason" in table else where
+        return self._guard(lambda: Template(text, ROOTS), where, label, "reason")
+
+    @staticmethod
+    def _hours(table: dict[str, Any], key: str, default: float, where: str, name: str) -> int:
+        hours = table.get(key, default)
+        if not isinstance(hours, int | float) or hours < 0:
+            raise RulebookError(f"{where}: {name!r}: {key} must be a number of hours >= 0")
+        return int(float(hours) * HOUR_MS)
+
+    @staticmethod
+    def _guard(build: Any, where: str, label: str, key: str) -> Any:
+        try:
+            return build()
+        except ConditionError as exc:
+            raise RulebookError(f"{where}: {label}: {key}: {exc}") from None
+
+
+def _tables(doc: dict[str, Any], kind: str, source: str) -> list[dict[str, Any]]:
+    tables = doc.get(kind, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise RulebookError(f"{source}: {kind} must be written as [[{kind}]] tables")
+    return tables
+
+
+def _quoted(value: Any) -> str:
     """How a string value appears in TOML (to find its line)."""
     return f'"{value}"'
-
-
-def _condition(table: dict[str, Any], key: str, text: str, source: str, name: str, required: bool) -> Condition | None:
-    expr = table.get(key)
-    if expr is None:
-        if required:
-            raise RulebookError(f"{source}:{_line_of(text, repr_value(name))}: flag {name!r} needs {key}")
-        return None
-    try:
-        return compile_condition(str(expr), ROOTS)
-    except ConditionError as exc:
-        raise RulebookError(f"{source}:{_line_of(text, str(expr))}: flag {name!r}: {key}: {exc}") from None
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -156,71 +273,9 @@ def _line_of(text: str, needle: str) -> int:
     return 1
 
 
-def _nth_table_line(text: str, index: int) -> int:
-    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "[[flag]]"]
+def _nth_table_line(text: str, kind: str, index: int) -> int:
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == f"[[{kind}]]"]
     return lines[index] if index < len(lines) else 1
-
-
-class _Lazy(dict[str, Any]):
-    """A context entry computed only when a condition reads it, then kept for the event."""
-
-    def __init__(self, compute: Any, missing: Any = None) -> None:
-        super().__init__()
-        self._compute = compute
-        self._missing = missing
-        self._value: dict[str, Any] | None = None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if self._value is None:
-            self._value = self._compute()
-        return self._value.get(key, self._missing)
-
-
-class _LazyFields(dict[str, Any]):
-    """Each field computed on first read (conditions usually read one or two)."""
-
-    def __init__(self, fields: dict[str, Any]) -> None:
-        super().__init__()
-        self._fields = fields
-        self._values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if key not in self._values:
-            compute = self._fields.get(key)
-            self._values[key] = compute() if compute is not None else default
-        return self._values[key]
-
-
-def context(state: CustomerState, event: Event) -> dict[str, Any]:
-    """What a condition sees for this event (windows, RFM and derived values computed on demand)."""
-    now = event.event_time_ms
-
-    def oldest_case_days() -> float:
-        cases = state.activity.get("open_cases", {}).values()
-        return max(((now - c["opened"]) / 86_400_000 for c in cases), default=0.0)
-
-    def vip() -> bool:
-        loyalty = state.value.get("loyalty") or {}
-        return state.value.get("spend", 0.0) >= 2000 or loyalty.get("tier") in ("gold", "platinum")
-
-    derived = _LazyFields({
-        "lifetime_value": lambda: views.lifetime_value(state, now),
-        "cart_abandoned": lambda: views.cart_abandoned(state, now) is not None,
-        "oldest_case_days": oldest_case_days,
-        "vip": vip,
-    })  # fmt: skip
-
-    def window(name: str) -> _Lazy:
-        return _Lazy(lambda: state.windows.totals(name, now), missing=0)  # no events: 0, not null
-
-    return {
-        "event": {"type": event.type, "channel": event.channel, "payload": event.payload},
-        "identity": state.identity, "activity": state.activity, "history": state.history,
-        "value": state.value, "consent": state.consent, "flags": state.flags,
-        "predictions": state.predictions,
-        "w1h": window("1h"), "w24h": window("24h"), "w7d": window("7d"), "w30d": window("30d"),
-        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": derived,
-    }  # fmt: skip
 
 
 class RulebookSource:
@@ -262,5 +317,6 @@ class RulebookSource:
             log.error("rules file rejected, keeping the rules in force: %s", exc)
             return False
         self.last_error = None
-        log.info("rules reloaded from %s: %d flags", self.path, len(self.rulebook.flags))
+        book = self.rulebook
+        log.info("rules reloaded from %s: %d flags, %d actions", self.path, len(book.flags), len(book.actions))
         return True

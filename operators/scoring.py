@@ -40,6 +40,8 @@ MAX_RECENT_TEXTS = 3
 TEXT_CHARS = 200
 MAX_PENDING_SNAPSHOTS = 3
 MOOD_ALPHA = 0.3
+CHURN_WARM_LABELS = 200
+"""Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``)."""
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
 BROWSING = frozenset({"page_view", "product_view", "search"})
 
@@ -142,7 +144,7 @@ def score_churn(
     report.scored["churn"] += 1
     state.predictions["churn"] = {
         "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
-        "top": champion.model.explain_one(x),
+        "top": champion.model.explain_one(x), "warm": champion.model.validation.labels >= CHURN_WARM_LABELS,
     }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
         pending.append({"t": now, "x": [float(f"{v:.4g}") for v in x.values()], "p": predicted})

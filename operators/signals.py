@@ -30,7 +30,9 @@ class Flag:
     source_timestamp_ms: int
     """Kafka timestamp of the triggering message: flag latency is measured from it."""
     cleared: bool = False
-    """True for the record that clears a flag (hysteresis, declarative rules)."""
+    """True for the record that clears a flag (hysteresis, expiry)."""
+    relevance: float | None = None
+    """Chance agents find this flag relevant for this customer (learned from their verdicts)."""
 
     def to_json(self) -> dict[str, Any]:
         """The published flag document (``flag-v1.json``)."""
@@ -46,12 +48,17 @@ class Flag:
             "expires_at": self.expires_at_ms,
             "source_timestamp": self.source_timestamp_ms,
             "state": "cleared" if self.cleared else "raised",
+            "relevance": self.relevance,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """A next-best-action trigger for marketing systems."""
+    """A next-best-action trigger for marketing systems.
+
+    ``trigger_id`` is the id of the decision that chose the action: systems
+    send it back as ``decision_id`` in the customer's ``offer_response``.
+    """
 
     trigger_id: str
     customer_key: str
@@ -61,6 +68,12 @@ class Trigger:
     created_at_ms: int
     expires_at_ms: int
     evidence: tuple[str, ...] = field(default=())
+    purpose: str = "marketing"
+    """Consent purpose the action needs: ``marketing`` or ``service``."""
+    score: float | None = None
+    propensity: float | None = None
+    alternatives: tuple[dict[str, Any], ...] = ()
+    """The other top-ranked candidates (action, score, reason), best first."""
 
     def to_json(self) -> dict[str, Any]:
         """The published trigger document (``trigger-v1.json``)."""
@@ -74,6 +87,10 @@ class Trigger:
             "created_at": self.created_at_ms,
             "expires_at": self.expires_at_ms,
             "evidence": list(self.evidence),
+            "purpose": self.purpose,
+            "score": self.score,
+            "propensity": self.propensity,
+            "alternatives": list(self.alternatives),
         }
 
 
@@ -100,19 +117,4 @@ def new_flag(
         expires_at_ms=event.event_time_ms + ttl_ms,
         source_timestamp_ms=o.timestamp_ms,
         cleared=cleared,
-    )
-
-
-def new_trigger(event: Event, action: str, channel: str, reasons: tuple[str, ...], ttl_ms: int) -> Trigger:
-    """A trigger caused by ``event``; its id depends only on the event and the action."""
-    o = event.origin
-    return Trigger(
-        trigger_id=serde.deterministic_id("trigger", event.customer_key, action, o.topic, o.partition, o.offset),
-        customer_key=event.customer_key,
-        action=action,
-        channel=channel,
-        reasons=reasons,
-        created_at_ms=event.event_time_ms,
-        expires_at_ms=event.event_time_ms + ttl_ms,
-        evidence=(event.event_id,),
     )

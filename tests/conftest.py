@@ -53,6 +53,11 @@ def redis_client(redis_url: str) -> redis.Redis:
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
     """Settings with a unique key prefix (no Kafka topics created)."""
+    return unique_settings(redis_url)
+
+
+def unique_settings(redis_url: str) -> Settings:
+    """Settings whose keys and topics no other test uses."""
     tag = uuid.uuid4().hex[:8]
     return Settings.load(env={}).replace(
         redis_url=redis_url,
@@ -62,7 +67,16 @@ def settings(redis_url: str) -> Settings:
         dead_letter_topic=f"dlq-{tag}",
         flags_topic=f"flags-{tag}",
         triggers_topic=f"triggers-{tag}",
+        decisions_topic=f"decisions-{tag}",
     )
+
+
+@pytest.fixture(scope="module")
+def kafka_settings_module(redis_url: str, kafka_bootstrap: str) -> Settings:
+    """Like ``kafka_settings``, shared by the tests of one module."""
+    s = unique_settings(redis_url).replace(kafka_bootstrap=kafka_bootstrap, topic_partitions=4, metrics_port=0)
+    ensure_topics(s)
+    return s
 
 
 @pytest.fixture

@@ -135,5 +135,5 @@ def test_triggers_held_back_by_the_contact_policy_never_go_out_and_are_counted(s
     pub = MemoryPublisher()
     run_flow(settings, raw(docs, settings.input_topics[0]), pub)
     triggers = [serde.loads(r.value) for r in pub.records if r.topic == settings.triggers_topic]
-    assert [t["customer"] for t in triggers] == ["customer_id:c2"]
+    assert [(t["customer"], t["action"]) for t in triggers] == [("customer_id:c2", "proactive_notification")], triggers
     assert suppressed() == before + 1

@@ -11,7 +11,8 @@ NOON = 1_767_268_800_000  # 2026-01-01T12:00:00Z
 
 
 def trigger(action="retention_offer", channel="email", n=0):
-    return Trigger(f"t{n}", "customer_id:c1", action, channel, ("why",), NOON, NOON + DAY)
+    purpose = "service" if action == "proactive_notification" else "marketing"
+    return Trigger(f"t{n}", "customer_id:c1", action, channel, ("why",), NOON, NOON + DAY, purpose=purpose)
 
 
 def test_consent_is_per_purpose():

@@ -12,6 +12,7 @@ from livesignals.contract import decode
 from livesignals.errors import Origin
 from operators.expressions import ConditionError, compile_condition
 from operators.profile import CustomerState
+from operators.rule_context import context
 from operators.rulebook import Rulebook, RulebookError, RulebookSource
 from operators.update import apply_event
 from tests.helpers import T0, event
@@ -92,20 +93,20 @@ def test_hysteresis_raises_once_and_clears_only_when_the_clear_condition_holds()
     for i, t in enumerate([T0, T0 + 60_000, T0 + 120_000]):  # three errors within the hour
         e = errors_event(i, t)
         apply_event(state, e)
-        raised, cleared = book.evaluate(state, e)
-        seen.append(([f.name for f in raised], [f.name for f in cleared]))
+        out = book.evaluate(state, e, context(state, e))
+        seen.append(([f.name for f in out if not f.cleared], [f.name for f in out if f.cleared]))
     assert seen == [([], []), (["stuck"], []), ([], [])], "raised once, not again while active"
     later = decode(
         serde.dumps(event("web_event", t=T0 + 1_800_000, action="page_view")), Origin("in", 0, 9), now_ms=T0 * 2
     )
     apply_event(state, later)
-    assert book.evaluate(state, later) == ([], []), "errors still in the hour: no clear, no flap"
+    assert book.evaluate(state, later, context(state, later)) == [], "errors still in the hour: no clear, no flap"
     quiet = decode(
         serde.dumps(event("web_event", t=T0 + 4_000_000, action="page_view")), Origin("in", 0, 10), now_ms=T0 * 2
     )
     apply_event(state, quiet)
-    raised, cleared = book.evaluate(state, quiet)
-    assert raised == [] and [f.to_json()["state"] for f in cleared] == ["cleared"] and "stuck" not in state.flags
+    (cleared,) = book.evaluate(state, quiet, context(state, quiet))
+    assert cleared.to_json()["state"] == "cleared" and "stuck" not in state.flags
 
 
 def test_the_shipped_catalogue_is_valid():
@@ -114,12 +115,15 @@ def test_the_shipped_catalogue_is_valid():
     path = _rules_path("")
     assert path is not None
     book = Rulebook.load(path)
-    assert {f.name for f in book.flags} >= {
-        "vip",
-        "valuable_customer_stuck",
-        "case_open_too_long",
-        "likely_to_negotiate",
-    }
+    assert {f.name for f in book.flags} == {
+        "fraud_risk", "frustrated", "repeat_contact", "high_churn_risk", "valuable_customer_stuck",
+        "context_carried", "delivery_problem", "case_open_too_long", "likely_to_negotiate", "vip",
+        "consent_withdrawn", "negative_survey",
+    }  # fmt: skip
+    assert {a.name for a in book.actions} == {
+        "retention_offer", "cross_sell", "upsell", "proactive_notification", "expert_callback",
+        "self_service_article", "goodwill_credit",
+    }  # fmt: skip
 
 
 def test_reload_takes_good_changes_and_keeps_the_rules_in_force_on_a_bad_file(tmp_path):

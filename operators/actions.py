@@ -1,0 +1,199 @@
+"""Next-best action: which declared actions a customer is eligible for, and which one to take.
+
+At a *decision moment* (an inbound contact, or an event that raised a flag)
+the arbiter takes every action of the rules file (:class:`~operators.rulebook.ActionRule`)
+that is eligible (``eligible_when``), out of its cooldown and allowed by
+the customer's consent for its purpose, and ranks them by
+
+    score = propensity x value x weight
+
+where *propensity* is the ``offers`` model's probability that this customer
+accepts this action (:class:`models.propensity.ResponseModel`), *value* the
+rule's value expression (what a success is worth) and *weight* the
+business's weight. The ranked top-N, each with its reasons, goes to the
+profile's ``predictions.next_best_actions``; one action is chosen for a
+trigger.
+
+Policies (setting ``nba_policy``):
+
+* ``learned`` -- epsilon-greedy: the top action with probability
+  ``1 - epsilon + epsilon/K``, any other with ``epsilon/K``. The exploration
+  is what lets a *new* policy be scored offline on the logged decisions
+  (:mod:`livesignals.policy_eval`); the draw is a hash of the decision id, so
+  a replayed batch decides the same.
+* ``fixed`` -- value x weight only, no propensity, no exploration (a
+  business-rule baseline).
+* ``random`` -- uniform among the candidates (a baseline).
+
+Every decision is logged with each candidate's propensity, value, weight
+and the probability with which the policy would have chosen it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+from livesignals import serde
+from livesignals.contract import CONTACT_CHANNELS, Event
+from models.propensity import ResponseModel
+from operators.profile import CustomerState
+from operators.rulebook import ActionRule
+
+POLICIES = ("learned", "fixed", "random")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One eligible action with the terms of its score."""
+
+    action: str
+    purpose: str
+    channel: str
+    propensity: float
+    value: float
+    weight: float
+    reason: str
+    ttl_ms: int
+    probability: float = 0.0
+    """Chance that the deciding policy picks this action (for off-policy evaluation)."""
+
+    @property
+    def score(self) -> float:
+        """Expected worth: propensity x value x weight."""
+        return self.propensity * self.value * self.weight
+
+    def to_json(self) -> dict[str, Any]:
+        """The candidate as logged and shown in the 360."""
+        return {
+            "action": self.action, "channel": self.channel, "score": round(self.score, 4),
+            "propensity": round(self.propensity, 4), "value": round(self.value, 2), "weight": self.weight,
+            "probability": round(self.probability, 4), "reason": self.reason,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One arbitration: the ranked candidates and the action chosen."""
+
+    decision_id: str
+    customer_key: str
+    event_id: str
+    at_ms: int
+    policy: str
+    epsilon: float
+    ranked: tuple[Candidate, ...]
+    chosen: Candidate
+    features: dict[str, float]
+    excluded: tuple[tuple[str, str], ...] = ()
+    """Eligible actions left out, with the reason (``no_marketing_consent``)."""
+
+    def to_json(self, outcome: str) -> dict[str, Any]:
+        """The decision-log record (``outcome``: ``sent`` or the suppression reason)."""
+        return {
+            "kind": "decision", "decision_id": self.decision_id, "customer": self.customer_key,
+            "event_id": self.event_id, "at": self.at_ms, "policy": self.policy, "epsilon": self.epsilon,
+            "chosen": self.chosen.action, "probability": round(self.chosen.probability, 6), "outcome": outcome,
+            "candidates": [c.to_json() for c in self.ranked], "excluded": [list(e) for e in self.excluded],
+            "features": {k: float(f"{v:.4g}") for k, v in self.features.items()},
+        }  # fmt: skip
+
+
+class Arbiter:
+    """Ranks eligible actions and picks one (see the module docstring).
+
+    Parameters kept as attributes: ``policy``, ``epsilon``, ``top_n``, ``seed``.
+    """
+
+    def __init__(self, policy: str = "learned", epsilon: float = 0.1, top_n: int = 3, seed: int = 0) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"nba policy must be one of {POLICIES}")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError("epsilon must be within [0, 1]")
+        self.policy = policy
+        self.epsilon = epsilon
+        self.top_n = top_n
+        self.seed = seed
+
+    def decide(
+        self,
+        state: CustomerState,
+        event: Event,
+        ctx: dict[str, Any],
+        actions: tuple[ActionRule, ...],
+        propensity: ResponseModel | None,
+        features: Any,
+    ) -> tuple[Decision | None, list[tuple[str, str]]]:
+        """The decision for this moment (None when no action is a candidate), and the
+        eligible actions that consent excluded, with the reason.
+
+        ``features`` is called (once, only if some action is a candidate) for the
+        propensity model's input.
+        """
+        now = event.event_time_ms
+        proposed = state.history.get("proposed", {})
+        eligible, excluded = [], []
+        for rule in actions:
+            if now - proposed.get(rule.name, -rule.cooldown_ms) < rule.cooldown_ms or not rule.eligible_when(ctx):
+                continue
+            if state.consent.get(rule.purpose) is False:
+                excluded.append((rule.name, f"no_{rule.purpose}_consent"))
+                continue
+            eligible.append(rule)
+        if not eligible:
+            return None, excluded
+        x: dict[str, float] = features()
+        candidates = [self._candidate(rule, state, ctx, propensity, x) for rule in eligible]
+        ranked = self._rank(candidates)
+        o = event.origin
+        decision_id = serde.deterministic_id("decision", event.customer_key, o.topic, o.partition, o.offset)
+        chosen = self._choose(ranked, decision_id)
+        decision = Decision(decision_id, event.customer_key, event.event_id, now, self.policy, self._epsilon(),
+                            tuple(ranked), chosen, x, tuple(excluded))  # fmt: skip
+        return decision, excluded
+
+    @staticmethod
+    def _candidate(
+        rule: ActionRule, state: CustomerState, ctx: dict[str, Any], model: ResponseModel | None, x: dict[str, float]
+    ) -> Candidate:
+        value = rule.value(ctx)
+        value = max(0.0, float(value)) if isinstance(value, int | float) else 0.0
+        p = model.predict_one(rule.name, x) if model is not None else 1.0
+        channel = preferred_channel(state) if rule.channel == "preferred" else rule.channel
+        return Candidate(rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms)
+
+    def _rank(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Best first, with each candidate's probability of being chosen under the policy."""
+        k = len(candidates)
+        if self.policy == "fixed":
+            ranked = sorted(candidates, key=lambda c: -c.value * c.weight)  # stable: declaration order breaks ties
+            return [replace(c, probability=1.0 if i == 0 else 0.0) for i, c in enumerate(ranked)]
+        ranked = sorted(candidates, key=lambda c: -c.score)
+        eps = self._epsilon()
+        return [replace(c, probability=(1 - eps if i == 0 else 0.0) + eps / k) for i, c in enumerate(ranked)]
+
+    def _choose(self, ranked: list[Candidate], decision_id: str) -> Candidate:
+        eps = self._epsilon()
+        u = _uniform(self.seed, decision_id)
+        if u < eps:
+            return ranked[min(len(ranked) - 1, int(u / eps * len(ranked)))]
+        return ranked[0]
+
+    def _epsilon(self) -> float:
+        return {"learned": self.epsilon, "fixed": 0.0, "random": 1.0}[self.policy]
+
+
+def preferred_channel(state: CustomerState) -> str:
+    """The channel the customer used most for contacts, else email."""
+    by_channel = state.history.get("by_channel", {})
+    contact_channels = {c: n for c, n in by_channel.items() if c in CONTACT_CHANNELS}
+    if not contact_channels:
+        return "email"
+    return max(sorted(contact_channels), key=lambda c: contact_channels[c])
+
+
+def _uniform(seed: int, decision_id: str) -> float:
+    """A uniform draw in [0, 1) fixed by the seed and the decision (replays decide alike)."""
+    digest = hashlib.blake2b(f"{seed}:{decision_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64

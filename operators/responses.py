@@ -1,0 +1,174 @@
+"""Learning from responses: offers accepted, rejected, ignored or expired; agents' verdicts.
+
+What the engine remembers lives in the customer's own state (same partition
+as the responses, so restart-safe):
+
+* ``predictions.offers_pending`` -- the last :data:`MAX_PENDING_OFFERS` actions
+  sent, each with its decision id, expiry, the propensity said at the time and
+  the features it was said from (values in :data:`~operators.features.CHURN_FEATURES`
+  order);
+* ``history.recent_flags`` -- ids and names of the last flags raised, so an
+  agent's verdict on a flag id finds its flag.
+
+Labels for the ``offers`` model (counted in ``livesignals_model_labels_total``):
+
+* an ``offer_response`` naming a pending decision (``decision_id``, else the
+  latest pending offer of the same ``action``) is learned from the features
+  at decision time: ``accepted`` is positive, ``rejected``/``ignored`` negative;
+* an offer whose expiry passes without a response is learned as ignored
+  (``expired``), at the customer's next event;
+* a response to an offer LiveSignals did not make (no ``decision_id``, e.g. a
+  campaign) is learned from the features now; a response naming an unknown
+  ``decision_id`` (late, or replayed) is counted ``unmatched`` and not learned;
+* an agent's ``agent_feedback`` of kind ``action`` with label
+  ``not_relevant`` on a pending decision is a negative label.
+
+An agent's verdict on a flag (``agent_feedback`` of kind ``flag``: ``relevant``
+or ``not_relevant``) teaches the ``flag_relevance`` model, whose probability
+is published with every flag raised afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from livesignals.contract import Event
+from models.registry import ModelSet
+from operators.actions import Decision
+from operators.features import CHURN_FEATURES, churn_features
+from operators.profile import CustomerState
+from operators.scoring import ScoringReport
+from operators.signals import Flag
+
+MAX_PENDING_OFFERS = 5
+MAX_RECENT_FLAGS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a decision (or of an offer made elsewhere), for the decision log."""
+
+    decision_id: str | None
+    customer_key: str
+    action: str | None
+    response: str
+    """``accepted``, ``rejected``, ``ignored``, ``expired`` or ``not_relevant``."""
+    at_ms: int
+    event_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision-log record, joined to its decision by ``decision_id``."""
+        return {
+            "kind": "outcome", "decision_id": self.decision_id, "customer": self.customer_key,
+            "action": self.action, "response": self.response, "at": self.at_ms, "event_id": self.event_id,
+        }  # fmt: skip
+
+
+def remember(state: CustomerState, decision: Decision, sent: bool, top_n: int) -> None:
+    """Show the ranking in the 360; when the action was sent, start its cooldown and await its response."""
+    now, chosen = decision.at_ms, decision.chosen
+    state.predictions["next_best_actions"] = {
+        "t": now, "decision_id": decision.decision_id, "chosen": chosen.action, "sent": sent,
+        "ranked": [c.to_json() for c in decision.ranked[:top_n]],
+    }  # fmt: skip
+    if not sent:
+        return
+    state.history.setdefault("proposed", {})[chosen.action] = now
+    pending = state.predictions.setdefault("offers_pending", [])
+    pending.append({
+        "id": decision.decision_id, "action": chosen.action, "t": now, "exp": now + chosen.ttl_ms,
+        "p": round(chosen.propensity, 4), "x": [float(f"{decision.features[k]:.4g}") for k in CHURN_FEATURES],
+    })  # fmt: skip
+    del pending[:-MAX_PENDING_OFFERS]
+
+
+def note_flag(state: CustomerState, flag: Flag) -> None:
+    """Remember a raised flag's id, so an agent's verdict on it can be learned."""
+    recent = state.history.setdefault("recent_flags", [])
+    recent.append([flag.flag_id, flag.name])
+    del recent[:-MAX_RECENT_FLAGS]
+
+
+def learn_responses(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> list[Outcome]:
+    """Learn the responses due at this event (expired offers first); the outcomes for the decision log."""
+    now, p = event.event_time_ms, event.payload
+    outcomes = [_learn_offer(models, state, o, "expired", None, report) for o in _take_expired(state, now)]
+    if event.type == "offer_response":
+        outcomes.append(_offer_response(models, state, event, report))
+    elif event.type == "agent_feedback" and p["kind"] == "action":
+        offer = _take_pending(state, p["target_id"], None)
+        if offer is None:
+            report.labels[("offers", "unmatched")] += 1
+        elif p["label"] == "not_relevant":
+            outcomes.append(_learn_offer(models, state, offer, "not_relevant", event, report))
+    elif event.type == "agent_feedback" and p["kind"] == "flag":
+        name = next((n for fid, n in state.history.get("recent_flags", []) if fid == p["target_id"]), None)
+        if name is None or p["label"] not in ("relevant", "not_relevant"):
+            report.labels[("flag_relevance", "unmatched")] += 1
+        else:
+            x = churn_features(state, now)
+            for _, slot in models.all("flag_relevance"):
+                slot.model.learn_one(name, x, p["label"] == "relevant")
+            report.labels[("flag_relevance", p["label"])] += 1
+            report.learned = True
+    return outcomes
+
+
+def flag_relevance(models: ModelSet, state: CustomerState, flag_name: str, now_ms: int) -> float | None:
+    """The chance agents find this flag relevant for this customer (None before any verdict on it)."""
+    model = models.model("flag_relevance")
+    if model.rate(flag_name) is None:
+        return None
+    return round(model.predict_one(flag_name, churn_features(state, now_ms)), 4)
+
+
+def _offer_response(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> Outcome:
+    p = event.payload
+    response = p["response"]
+    offer = _take_pending(state, p.get("decision_id"), p.get("action"))
+    if offer is not None:
+        return _learn_offer(models, state, offer, response, event, report)
+    outcome = Outcome(p.get("decision_id"), event.customer_key, p.get("action"), response, event.event_time_ms,
+                      event.event_id)  # fmt: skip
+    if p.get("decision_id") or not p.get("action"):
+        report.labels[("offers", "unmatched")] += 1
+        return outcome
+    x = churn_features(state, event.event_time_ms)  # an offer made elsewhere: what the customer looks like now
+    for _, slot in models.all("offers"):
+        slot.model.learn_one(p["action"], x, response == "accepted")
+    report.labels[("offers", response)] += 1
+    report.learned = True
+    return outcome
+
+
+def _learn_offer(
+    models: ModelSet, state: CustomerState, offer: dict[str, Any], response: str, event: Event | None,
+    report: ScoringReport,
+) -> Outcome:  # fmt: skip
+    x = dict(zip(CHURN_FEATURES, offer["x"], strict=True))
+    for role, slot in models.all("offers"):
+        slot.model.learn_one(offer["action"], x, response == "accepted", offer["p"] if role == "champion" else None)
+    report.labels[("offers", response)] += 1
+    report.learned = True
+    at = event.event_time_ms if event is not None else offer["exp"]
+    return Outcome(offer["id"], state.customer_key, offer["action"], response, at,
+                   event.event_id if event is not None else None)  # fmt: skip
+
+
+def _take_expired(state: CustomerState, now_ms: int) -> list[dict[str, Any]]:
+    pending = state.predictions.get("offers_pending")
+    if not pending or all(o["exp"] > now_ms for o in pending):
+        return []
+    state.predictions["offers_pending"] = [o for o in pending if o["exp"] > now_ms]
+    return [o for o in pending if o["exp"] <= now_ms]
+
+
+def _take_pending(state: CustomerState, decision_id: str | None, action: str | None) -> dict[str, Any] | None:
+    """Remove and return the pending offer with this id (else the latest of this action)."""
+    pending = state.predictions.get("offers_pending", [])
+    for i in range(len(pending) - 1, -1, -1):
+        o = pending[i]
+        if (decision_id and o["id"] == decision_id) or (not decision_id and action and o["action"] == action):
+            return pending.pop(i)
+    return None
