@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     msub = models_.add_subparsers(dest="models_command", required=True)
     msub.add_parser("status", help="every model's version and live validation figures")
     promote = msub.add_parser("promote", help="make the challenger of a model kind the champion")
-    promote.add_argument("kind", choices=["sentiment", "churn", "fraud"])
+    promote.add_argument("kind", choices=["sentiment", "churn", "fraud", "offers", "flag_relevance"])
     ev = msub.add_parser("evaluate", help="replay a recorded stream through model configurations and compare")
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="JSONL file of events (livesignals simulate --out)")
@@ -54,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--churn-horizon-days", type=float, default=None)
     ev.add_argument("--csv", help="also write the comparison as CSV here")
     ev.add_argument("--json", help="also write the comparison as JSON here")
+    ope = msub.add_parser("evaluate-policy", help="score next-best-action policies offline on the decision log")
+    log_src = ope.add_mutually_exclusive_group(required=True)
+    log_src.add_argument("--input", help="JSONL file of decision-log records")
+    log_src.add_argument("--topic", help="the decisions Kafka topic (with --start/--end offsets)")
+    ope.add_argument("--start", type=int, default=0)
+    ope.add_argument("--end", type=int, default=None)
+    ope.add_argument(
+        "--policy", dest="policies", action="append", default=[],
+        help="logged | greedy | fixed | propensity | random | weights:a=2,b=0.5 | model:CHECKPOINT (repeat)",
+    )  # fmt: skip
+    ope.add_argument("--json", help="also write the estimates as JSON here")
 
     topics = sub.add_parser("topics", help="create the engine's Kafka topics")
     topics.add_argument("action", choices=["create"])

@@ -13,9 +13,11 @@ from livesignals.settings import Settings
 
 
 def run_models_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Dispatch ``livesignals models <status|promote|evaluate>``."""
+    """Dispatch ``livesignals models <status|promote|evaluate|evaluate-policy>``."""
     if args.models_command == "evaluate":
         return _evaluate(settings, args)
+    if args.models_command == "evaluate-policy":
+        return _evaluate_policy(settings, args)
     from state.connection import connect
     from state.keys import Keys
 
@@ -30,6 +32,20 @@ def run_models_command(settings: Settings, args: argparse.Namespace) -> int:
     from state.reader import read_models
 
     print(table(read_models(client, keys)))
+    return 0
+
+
+def _evaluate_policy(settings: Settings, args: argparse.Namespace) -> int:
+    from livesignals.evaluate import read_jsonl, read_kafka
+    from livesignals.policy_eval import evaluate_policies, table
+
+    lines = (
+        read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
+    )
+    rows = evaluate_policies((serde.loads(line) for line in lines), args.policies or ["logged", "greedy", "random"])
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_bytes(serde.dumps(rows, indent=True))
     return 0
 
 

@@ -102,7 +102,7 @@ class Settings:
     contact_weekly_cap: int = 5
     """Triggers per customer per 7 days."""
     quiet_hours: str = "21-8"
-    """Local hours (customer's time zone, UTC if unknown) with no triggers, ``start-end``."""
+    """Local hours (customer's time zone, UTC if unknown) with no triggers, ``start-end`` (``0-0``: none)."""
     max_ignored_offers: int = 3
     """Offers ignored or rejected in a row after which marketing triggers stop."""
 

@@ -6,8 +6,14 @@ features are standardised and squashed into (0, 1) by a logistic curve
 (:func:`squash`): ordinary values fill the middle and an outlier, however
 large, lands in the sparse edge. (Min-max scaling, the usual choice, puts
 the ordinary values across the whole cube and any outlier at its face next
-to them: a 180x order then scored like an ordinary one.) The reason is the
-feature furthest from its running mean, in standard deviations.
+to them: a 180x order then scored like an ordinary one.)
+
+The trees' raw score has no fixed scale (it depends on the number of
+features and the tree height), so the published score is its *rank* among
+the last ``calibration_size`` events learned: 0.99 means stranger than 99 %
+of recent events. A rule threshold is then an alert budget that holds
+whatever the features. The reason is the feature furthest from its running
+mean, in standard deviations.
 
 >>> m = FraudModel(seed=3, window_size=50)
 >>> for i in range(400):
@@ -20,7 +26,9 @@ feature furthest from its running mean, in standard deviations.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 from typing import Any
 
 from river import anomaly, compose, preprocessing, stats
@@ -34,13 +42,17 @@ def squash(x: dict[str, float]) -> dict[str, float]:
 class FraudModel:
     """Half-Space Trees anomaly score in [0, 1].
 
-    Parameters kept as attributes: ``n_trees``, ``height``, ``window_size``, ``seed``.
+    Parameters kept as attributes: ``n_trees``, ``height``, ``window_size``,
+    ``calibration_size``, ``seed``.
     """
 
-    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250, seed: int = 42) -> None:
+    def __init__(
+        self, n_trees: int = 10, height: int = 8, window_size: int = 250, calibration_size: int = 2000, seed: int = 42
+    ) -> None:
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
+        self.calibration_size = calibration_size
         self.seed = seed
         self.pipeline = compose.Pipeline(
             preprocessing.StandardScaler(),
@@ -49,13 +61,26 @@ class FraudModel:
         )
         self.moments: dict[str, Any] = {}
         self.seen = 0
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+        self._last: tuple[dict[str, float] | None, float] = (None, 0.0)
 
     def score_one(self, x: dict[str, float]) -> float:
-        """Anomaly score in [0, 1] (higher = stranger)."""
-        return round(float(self.pipeline.score_one(x)), 4)
+        """Anomaly score in [0, 1]: the share of recent events less strange than this one."""
+        raw = float(self.pipeline.score_one(x))
+        self._last = (x, raw)
+        if not self._sorted:
+            return 0.0
+        return round(bisect.bisect_left(self._sorted, raw) / len(self._sorted), 4)
 
     def learn_one(self, x: dict[str, float]) -> None:
         """Learn what normal looks like from one event."""
+        raw = self._last[1] if self._last[0] is x else float(self.pipeline.score_one(x))
+        self._last = (None, 0.0)
+        self._recent.append(raw)
+        bisect.insort(self._sorted, raw)
+        if len(self._recent) > self.calibration_size:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
         self.pipeline.learn_one(x)
         for name, value in x.items():
             self.moments.setdefault(name, stats.Var()).update(value)

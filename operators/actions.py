@@ -128,8 +128,8 @@ class Arbiter:
         """The decision for this moment (None when no action is a candidate), and the
         eligible actions that consent excluded, with the reason.
 
-        ``features`` is called (once, only if some action is a candidate) for the
-        propensity model's input.
+        ``features`` is called (once, only if some action is a candidate and there is
+        a propensity model) for the model's input.
         """
         now = event.event_time_ms
         proposed = state.history.get("proposed", {})
@@ -143,7 +143,7 @@ class Arbiter:
             eligible.append(rule)
         if not eligible:
             return None, excluded
-        x: dict[str, float] = features()
+        x: dict[str, float] = features() if propensity is not None else {}
         candidates = [self._candidate(rule, state, ctx, propensity, x) for rule in eligible]
         ranked = self._rank(candidates)
         o = event.origin

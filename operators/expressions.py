@@ -30,59 +30,126 @@ from collections.abc import Callable
 from typing import Any
 
 Condition = Callable[[dict[str, Any]], Any]
+"""A compiled condition or value expression: context -> value."""
 
 _CONSTANTS = {"true": True, "false": False, "null": None}
-_COMPARE = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
-}  # fmt: skip
-_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_SYMBOL = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 class ConditionError(ValueError):
     """The expression is not in the rule language."""
 
 
-def compile_condition(text: str, roots: frozenset[str] | None = None) -> Condition:
+def compile_condition(
+    text: str, roots: frozenset[str] | None = None, fields: dict[str, frozenset[str]] | None = None
+) -> Condition:
     """Parse ``text`` once into a function of the context; raise :class:`ConditionError` if invalid.
 
-    ``roots`` restricts the first name of every path (typos are caught at load).
+    ``roots`` restricts the first name of every path, ``fields`` the second
+    name under some roots (typos are caught at load).
     """
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ConditionError(f"not a valid expression: {exc.msg}") from None
-    return _compile(tree.body, roots)
+    source = _Translator(roots, fields or {}).expr(tree.body)
+    function: Condition = eval(f"lambda ctx: {source}", dict(_RUNTIME))  # noqa: S307 - generated from a checked AST
+    return function
 
 
-def _compile(node: ast.AST, roots: frozenset[str] | None) -> Condition:
-    if isinstance(node, ast.BoolOp):
-        parts = [_compile(v, roots) for v in node.values]
-        if isinstance(node.op, ast.And):
-            return lambda ctx: all(p(ctx) for p in parts)
-        return lambda ctx: any(p(ctx) for p in parts)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        inner = _compile(node.operand, roots)
-        return lambda ctx: not inner(ctx)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _compile(node.operand, roots)
-        return lambda ctx: _neg(inner(ctx))
-    if isinstance(node, ast.Compare):
-        return _compile_compare(node, roots)
-    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
-        left, right, op = _compile(node.left, roots), _compile(node.right, roots), _ARITH[type(node.op)]
-        return lambda ctx: _arith(op, left(ctx), right(ctx))
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | None):
-        value = node.value
-        return lambda ctx: value
-    if isinstance(node, ast.Name | ast.Attribute):
-        return _compile_path(node, roots)
-    if isinstance(node, ast.List | ast.Tuple):
-        items = tuple(_literal(item) for item in node.elts)
-        return lambda ctx: items
-    if isinstance(node, ast.Call):
-        raise ConditionError("function calls are not allowed")
-    raise ConditionError(f"{type(node).__name__} is not allowed in a condition")
+class _Translator:
+    """Translates a checked expression into Python source of the same (null-safe) meaning.
+
+    Only the nodes below are accepted; names become ``.get`` chains on the
+    context, strings and numbers are written with ``repr``, and every other
+    operation calls one of the helpers in :data:`_RUNTIME`. The source is
+    compiled once, so a rule runs as one Python function instead of a tree
+    of closures (several times faster on the per-event path).
+    """
+
+    def __init__(self, roots: frozenset[str] | None, fields: dict[str, frozenset[str]]) -> None:
+        self.roots = roots
+        self.fields = fields
+        self.temps = 0
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def expr(self, node: ast.AST) -> str:
+        if isinstance(node, ast.BoolOp):
+            joiner = " and " if isinstance(node.op, ast.And) else " or "
+            return "(not not (" + joiner.join(f"({self.expr(v)})" for v in node.values) + "))"
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return f"(not ({self.expr(node.operand)}))"
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return f"_neg({self.expr(node.operand)})"
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+            return f"_arith({_ARITH[type(node.op)]!r}, {self.expr(node.left)}, {self.expr(node.right)})"
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | None):
+            return repr(node.value)
+        if isinstance(node, ast.Name | ast.Attribute):
+            return self.path(node)
+        if isinstance(node, ast.List | ast.Tuple):
+            return repr(tuple(_literal(item) for item in node.elts))
+        if isinstance(node, ast.Call):
+            raise ConditionError("function calls are not allowed")
+        raise ConditionError(f"{type(node).__name__} is not allowed in a condition")
+
+    def compare(self, node: ast.Compare) -> str:
+        left = self.expr(node.left)
+        steps = []
+        for i, (op, comparator) in enumerate(zip(node.ops, node.comparators, strict=True)):
+            right = self.expr(comparator)
+            last = i == len(node.ops) - 1
+            if not last:  # a chained middle operand is evaluated once
+                name = self.temp()
+                right_value, right = f"({name} := {right})", name
+            else:
+                right_value = right
+            steps.append(self.compare_one(op, left, right_value, comparator))
+            left = right
+        return steps[0] if len(steps) == 1 else "(" + " and ".join(steps) + ")"
+
+    def compare_one(self, op: ast.cmpop, left: str, right: str, right_node: ast.AST) -> str:
+        if isinstance(op, ast.In):
+            return f"_in({left}, {right})"
+        if isinstance(op, ast.NotIn):
+            return f"_not_in({left}, {right})"
+        if isinstance(op, ast.Eq | ast.NotEq):
+            return f"({left} {_SYMBOL[type(op)]} {right})"
+        if type(op) not in _SYMBOL:
+            raise ConditionError(f"{type(op).__name__} comparisons are not allowed")
+        numeric = isinstance(right_node, ast.Constant) and type(right_node.value) in (int, float)
+        if numeric:  # the common case, inlined: a number or nothing
+            name = self.temp()
+            return f"(type({name} := {left}) in _NUMBERS and {name} {_SYMBOL[type(op)]} {right})"
+        return f"_cmp({_SYMBOL[type(op)]!r}, {left}, {right})"
+
+    def path(self, node: ast.AST) -> str:
+        names: list[str] = []
+        while isinstance(node, ast.Attribute):
+            names.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            raise ConditionError("only dotted names can be read")
+        names.append(node.id)
+        names.reverse()
+        if len(names) == 1 and names[0] in _CONSTANTS:
+            return repr(_CONSTANTS[names[0]])
+        if self.roots is not None and names[0] not in self.roots:
+            raise ConditionError(f"unknown name {names[0]!r} (known: {', '.join(sorted(self.roots))})")
+        known = self.fields.get(names[0])
+        if known is not None and len(names) > 1 and names[1] not in known:
+            raise ConditionError(f"unknown name {names[0]}.{names[1]} (known: {', '.join(sorted(known))})")
+        source = f"ctx.get({names[0]!r})"
+        for name in names[1:]:
+            temp = self.temp()
+            source = f"({temp}.get({name!r}) if isinstance({temp} := {source}, dict) else None)"
+        return source
 
 
 def _literal(node: ast.AST) -> Any:
@@ -94,66 +161,14 @@ def _literal(node: ast.AST) -> Any:
     raise ConditionError("a list may hold only numbers, strings, true, false and null")
 
 
-def _compile_compare(node: ast.Compare, roots: frozenset[str] | None) -> Condition:
-    left = _compile(node.left, roots)
-    steps: list[tuple[Callable[[Any, Any], bool], Condition]] = []
-    for op, comparator in zip(node.ops, node.comparators, strict=True):
-        right = _compile(comparator, roots)
-        if isinstance(op, ast.In | ast.NotIn):
-            steps.append((_not_in if isinstance(op, ast.NotIn) else _in, right))
-        elif type(op) in _COMPARE:
-            steps.append((_safe(_COMPARE[type(op)], type(op) in (ast.Eq, ast.NotEq)), right))
-        else:
-            raise ConditionError(f"{type(op).__name__} comparisons are not allowed")
-
-    def compare(ctx: dict[str, Any]) -> bool:
-        current = left(ctx)
-        for fn, right in steps:
-            value = right(ctx)
-            if not fn(current, value):
-                return False
-            current = value
-        return True
-
-    return compare
-
-
-def _compile_path(node: ast.AST, roots: frozenset[str] | None) -> Condition:
-    names: list[str] = []
-    while isinstance(node, ast.Attribute):
-        names.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        raise ConditionError("only dotted names can be read")
-    names.append(node.id)
-    names.reverse()
-    if len(names) == 1 and names[0] in _CONSTANTS:
-        constant = _CONSTANTS[names[0]]
-        return lambda ctx: constant
-    if roots is not None and names[0] not in roots:
-        raise ConditionError(f"unknown name {names[0]!r} (known: {', '.join(sorted(roots))})")
-
-    def read(ctx: dict[str, Any]) -> Any:
-        value: Any = ctx
-        for name in names:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(name)
-        return value
-
-    return read
-
-
-def _safe(fn: Callable[[Any, Any], bool], allow_null: bool) -> Callable[[Any, Any], bool]:
-    def compare(a: Any, b: Any) -> bool:
-        if (a is None or b is None) and not allow_null:
-            return False
-        try:
-            return bool(fn(a, b))
-        except TypeError:
-            return False
-
-    return compare
+def _cmp(symbol: str, a: Any, b: Any) -> bool:
+    """An ordering comparison: false with null or values that do not compare."""
+    if a is None or b is None:
+        return False
+    try:
+        return bool(_ORDER[symbol](a, b))
+    except TypeError:
+        return False
 
 
 def _in(item: Any, container: Any) -> bool:
@@ -171,12 +186,21 @@ def _contains(container: Any, item: Any) -> bool:
         return False
 
 
-def _arith(op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+def _arith(symbol: str, a: Any, b: Any) -> Any:
     try:
-        return None if a is None or b is None else op(a, b)
+        return None if a is None or b is None else _OPERATORS[symbol](a, b)
     except (TypeError, ZeroDivisionError):
         return None
 
 
 def _neg(value: Any) -> Any:
     return -value if isinstance(value, int | float) else None
+
+
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_RUNTIME = {
+    "__builtins__": {}, "isinstance": isinstance, "type": type, "dict": dict, "_NUMBERS": (int, float, bool),
+    "_cmp": _cmp, "_in": _in, "_not_in": _not_in, "_arith": _arith, "_neg": _neg,
+}  # fmt: skip
+"""All a compiled condition can reach: no builtins beyond these."""

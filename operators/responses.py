@@ -78,7 +78,8 @@ def remember(state: CustomerState, decision: Decision, sent: bool, top_n: int) -
     pending = state.predictions.setdefault("offers_pending", [])
     pending.append({
         "id": decision.decision_id, "action": chosen.action, "t": now, "exp": now + chosen.ttl_ms,
-        "p": round(chosen.propensity, 4), "x": [float(f"{decision.features[k]:.4g}") for k in CHURN_FEATURES],
+        "p": round(chosen.propensity, 4),
+        "x": [float(f"{decision.features[k]:.4g}") for k in CHURN_FEATURES] if decision.features else None,
     })  # fmt: skip
     del pending[:-MAX_PENDING_OFFERS]
 
@@ -146,12 +147,12 @@ def _learn_offer(
     models: ModelSet, state: CustomerState, offer: dict[str, Any], response: str, event: Event | None,
     report: ScoringReport,
 ) -> Outcome:  # fmt: skip
-    x = dict(zip(CHURN_FEATURES, offer["x"], strict=True))
+    at = event.event_time_ms if event is not None else offer["exp"]
+    x = dict(zip(CHURN_FEATURES, offer["x"], strict=True)) if offer.get("x") else churn_features(state, at)
     for role, slot in models.all("offers"):
         slot.model.learn_one(offer["action"], x, response == "accepted", offer["p"] if role == "champion" else None)
     report.labels[("offers", response)] += 1
     report.learned = True
-    at = event.event_time_ms if event is not None else offer["exp"]
     return Outcome(offer["id"], state.customer_key, offer["action"], response, at,
                    event.event_id if event is not None else None)  # fmt: skip
 

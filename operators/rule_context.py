@@ -23,7 +23,7 @@ condition reads it, once per event.
 ``churn_risk``             the churn probability, once the model has learned enough
                            labels to be trusted (null before, and after a cancellation)
 ``churn_drivers``          the features driving the churn score, as text
-``fraud_score``            anomaly score of *this* event (once the model is warm)
+``fraud_score``            anomaly rank of *this* event among recent ones (once the model is warm)
 =========================  ==================================================
 """
 
@@ -37,6 +37,7 @@ from livesignals.contract import Event
 from operators import views
 from operators.profile import CustomerState
 from operators.surveys import is_negative_survey
+from operators.windows import METRICS, Windows
 
 DAY_MS = 86_400_000
 
@@ -64,19 +65,110 @@ class _Lazy(dict[str, Any]):
         return self._value.get(key, self._missing)
 
 
-class _LazyFields(dict[str, Any]):
-    """Each field computed on first read (conditions usually read one or two)."""
+class _Window(dict[str, Any]):
+    """One window's metrics: totals in one pass on first read, distinct counts on demand, 0 when absent."""
 
-    def __init__(self, fields: dict[str, Callable[[], Any]]) -> None:
+    def __init__(self, windows: Windows, name: str, now_ms: int) -> None:
         super().__init__()
-        self._fields = fields
-        self._values: dict[str, Any] = {}
+        self._windows, self._name, self._now = windows, name, now_ms
+        self._totals: dict[str, Any] | None = None
+        self._distinct: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key not in self._values:
-            compute = self._fields.get(key)
-            self._values[key] = compute() if compute is not None else default
-        return self._values[key]
+        if self._totals is None:
+            self._totals = self._windows.totals(self._name, self._now)
+        value = self._totals.get(key)
+        if value is not None:
+            return value
+        if METRICS.get(key) != "distinct":
+            return 0
+        if key not in self._distinct:
+            self._distinct[key] = self._windows.query(key, self._name, self._now)
+        return self._distinct[key]
+
+
+class _Derived(dict[str, Any]):
+    """The ``derived`` values of one event, each computed on first read (see the module docstring)."""
+
+    def __init__(self, state: CustomerState, event: Event, inbound: bool, windows: ContextWindows) -> None:
+        super().__init__()
+        self.state, self.event, self.inbound, self.windows = state, event, inbound, windows
+        self.now = event.event_time_ms
+        self.cache: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        values = self.cache
+        if key in values:
+            return values[key]
+        compute = _DERIVED.get(key)
+        value = values[key] = compute(self) if compute is not None else default
+        return value
+
+    def lifetime_value(self) -> float:
+        return views.lifetime_value(self.state, self.now)
+
+    def vip(self) -> bool:
+        v = self.state.value
+        return v.get("spend", 0.0) >= 2000 or (v.get("loyalty") or {}).get("tier") in ("gold", "platinum")
+
+    def cart_abandoned(self) -> bool:
+        return views.cart_abandoned(self.state, self.now) is not None
+
+    def oldest_case_days(self) -> float:
+        cases = self.state.activity.get("open_cases", {}).values()
+        return max(((self.now - c["opened"]) / DAY_MS for c in cases), default=0.0)
+
+    def deliveries_in_trouble(self) -> int:
+        deliveries = self.state.activity.get("deliveries", {}).values()
+        return sum(1 for d in deliveries if d["status"] in ("delayed", "failed"))
+
+    def negative_survey(self) -> bool:
+        e = self.event
+        return e.type == "survey" and is_negative_survey(e.payload["kind"], e.payload["score"])
+
+    def context_carried(self) -> dict[str, Any] | None:
+        if not self.inbound:
+            return None
+        touch = views.context_carried(self.state, self.event.channel, self.now, self.windows.context_ms)
+        return None if touch is None else {**touch, "summary": _carried_summary(touch)}
+
+    def contact_topic(self) -> str | None:
+        topic = self.event.payload.get("topic")
+        if topic:
+            return str(topic)
+        since = self.now - self.windows.repeat_ms
+        recent = [c for c in self.state.recent_contacts if since <= c[0] <= self.now and c[2]]
+        return recent[-1][2] if recent else None
+
+    def same_topic_contacts(self) -> int:
+        topic, since = self.get("contact_topic"), self.now - self.windows.repeat_ms
+        return sum(
+            1 for c in self.state.recent_contacts
+            if since <= c[0] <= self.now and (topic is None or c[2] in (topic, None))
+        )  # fmt: skip
+
+    def churn_risk(self) -> float | None:
+        churn = self.state.predictions.get("churn")
+        return churn["p"] if churn and churn.get("warm") and not churn.get("cancelled") else None
+
+    def churn_drivers(self) -> str:
+        top = (self.state.predictions.get("churn") or {}).get("top", [])
+        return ", ".join(name for name, _ in top) or "overall profile"
+
+    def fraud_score(self) -> float | None:
+        fraud = self.state.predictions.get("fraud")
+        return fraud["score"] if fraud and fraud.get("t") == self.now and fraud.get("warm") else None
+
+
+_DERIVED = {
+    name: getattr(_Derived, name)
+    for name in (
+        "lifetime_value", "vip", "cart_abandoned", "oldest_case_days", "deliveries_in_trouble", "negative_survey",
+        "context_carried", "contact_topic", "same_topic_contacts", "churn_risk", "churn_drivers", "fraud_score",
+    )
+}  # fmt: skip
+DERIVED_NAMES = frozenset(_DERIVED)
+"""The names under ``derived``."""
 
 
 def context(state: CustomerState, event: Event, windows: ContextWindows = ContextWindows()) -> dict[str, Any]:
@@ -84,68 +176,15 @@ def context(state: CustomerState, event: Event, windows: ContextWindows = Contex
     now = event.event_time_ms
     p = event.payload
     inbound = event.is_contact and p.get("direction", "inbound") == "inbound"
-
-    def oldest_case_days() -> float:
-        cases = state.activity.get("open_cases", {}).values()
-        return max(((now - c["opened"]) / DAY_MS for c in cases), default=0.0)
-
-    def vip() -> bool:
-        loyalty = state.value.get("loyalty") or {}
-        return state.value.get("spend", 0.0) >= 2000 or loyalty.get("tier") in ("gold", "platinum")
-
-    def carried() -> dict[str, Any] | None:
-        touch = views.context_carried(state, event.channel, now, windows.context_ms) if inbound else None
-        return None if touch is None else {**touch, "summary": _carried_summary(touch)}
-
-    def contact_topic() -> str | None:
-        if p.get("topic"):
-            return str(p["topic"])
-        recent = [c for c in state.recent_contacts if 0 <= now - c[0] <= windows.repeat_ms and c[2]]
-        return recent[-1][2] if recent else None
-
-    def same_topic_contacts() -> int:
-        topic = derived.get("contact_topic")
-        return sum(
-            1 for c in state.recent_contacts
-            if 0 <= now - c[0] <= windows.repeat_ms and (topic is None or c[2] in (topic, None))
-        )  # fmt: skip
-
-    def churn_risk() -> float | None:
-        churn = state.predictions.get("churn")
-        return churn["p"] if churn and churn.get("warm") and not churn.get("cancelled") else None
-
-    def fraud_score() -> float | None:
-        fraud = state.predictions.get("fraud")
-        return fraud["score"] if fraud and fraud.get("t") == now and fraud.get("warm") else None
-
-    derived = _LazyFields({
-        "lifetime_value": lambda: views.lifetime_value(state, now),
-        "vip": vip,
-        "cart_abandoned": lambda: views.cart_abandoned(state, now) is not None,
-        "oldest_case_days": oldest_case_days,
-        "deliveries_in_trouble": lambda: sum(
-            1 for d in state.activity.get("deliveries", {}).values() if d["status"] in ("delayed", "failed")
-        ),
-        "negative_survey": lambda: event.type == "survey" and is_negative_survey(p["kind"], p["score"]),
-        "context_carried": carried,
-        "contact_topic": contact_topic,
-        "same_topic_contacts": same_topic_contacts,
-        "churn_risk": churn_risk,
-        "churn_drivers": lambda: ", ".join(n for n, _ in (state.predictions.get("churn") or {}).get("top", []))
-        or "overall profile",
-        "fraud_score": fraud_score,
-    })  # fmt: skip
-
-    def window(name: str) -> _Lazy:
-        return _Lazy(lambda: state.windows.totals(name, now), missing=0)  # no events: 0, not null
-
+    w = state.windows
     return {
         "event": {"type": event.type, "channel": event.channel, "payload": p, "time": now, "inbound": inbound},
         "identity": state.identity, "activity": state.activity, "history": state.history,
         "value": state.value, "consent": state.consent, "flags": state.flags,
         "predictions": state.predictions,
-        "w1h": window("1h"), "w24h": window("24h"), "w7d": window("7d"), "w30d": window("30d"),
-        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": derived,
+        "w1h": _Window(w, "1h", now), "w24h": _Window(w, "24h", now),
+        "w7d": _Window(w, "7d", now), "w30d": _Window(w, "30d", now),
+        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": _Derived(state, event, inbound, windows),
     }  # fmt: skip
 
 

@@ -48,8 +48,10 @@ from typing import Any
 from livesignals.contract import CONTACT_CHANNELS, Event
 from operators.expressions import Condition, ConditionError, compile_condition
 from operators.profile import CustomerState
+from operators.rule_context import DERIVED_NAMES
 from operators.signals import Flag, new_flag
 from operators.templates import Template, compile_evidence, evidence_items
+from operators.windows import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,13 @@ ROOTS = frozenset({
     "w1h", "w24h", "w7d", "w30d", "rfm", "derived",
 })  # fmt: skip
 """What a condition can read (windows as ``w1h``/``w24h``/``w7d``/``w30d``)."""
+_METRIC_NAMES = frozenset(METRICS)
+FIELDS = {
+    "derived": DERIVED_NAMES, "w1h": _METRIC_NAMES, "w24h": _METRIC_NAMES, "w7d": _METRIC_NAMES,
+    "w30d": _METRIC_NAMES, "rfm": frozenset({"recency_days", "frequency", "monetary"}),
+    "event": frozenset({"type", "channel", "payload", "time", "inbound", "raised"}),
+}  # fmt: skip
+"""Names checked at load under these roots (a typo is an error, not a silent null)."""
 
 SEVERITIES = frozenset({"info", "warning", "critical"})
 PURPOSES = frozenset({"marketing", "service"})
@@ -185,7 +194,9 @@ class _Reader:
             clear_when=self._expr(table, "clear_when", name, "flag"),
             ttl_ms=self._hours(table, "ttl_hours", 24, where, name),
             reason=self._template(table, f"flag {name!r}", where),
-            evidence=tuple(self._guard(lambda: compile_evidence(evidence, ROOTS), where, f"flag {name!r}", "evidence")),
+            evidence=tuple(
+                self._guard(lambda: compile_evidence(evidence, ROOTS, FIELDS), where, f"flag {name!r}", "evidence")
+            ),
         )
 
     def action(self, table: dict[str, Any], index: int) -> ActionRule:
@@ -232,12 +243,12 @@ class _Reader:
                 raise RulebookError(f"{self.source}:{_line_of(self.text, _quoted(name))}: {kind} {name!r} needs {key}")
             return None
         where = f"{self.source}:{_line_of(self.text, str(expr))}"
-        return self._guard(lambda: compile_condition(str(expr), ROOTS), where, f"{kind} {name!r}", key)
+        return self._guard(lambda: compile_condition(str(expr), ROOTS, FIELDS), where, f"{kind} {name!r}", key)
 
     def _template(self, table: dict[str, Any], label: str, where: str) -> Template:
         text = str(table.get("reason", table["name"].replace("_", " ")))
         where = f"{self.source}:{_line_of(self.text, text)}" if "reason" in table else where
-        return self._guard(lambda: Template(text, ROOTS), where, label, "reason")
+        return self._guard(lambda: Template(text, ROOTS, FIELDS), where, label, "reason")
 
     @staticmethod
     def _hours(table: dict[str, Any], key: str, default: float, where: str, name: str) -> int:

@@ -29,12 +29,15 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^{}]*))?\}")
 class Template:
     """A reason text with ``{path}`` placeholders, compiled once."""
 
-    def __init__(self, text: str, roots: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, text: str, roots: frozenset[str] | None = None, fields: dict[str, frozenset[str]] | None = None
+    ) -> None:
         self.text = text
         self._parts: list[tuple[str, Condition | None, str]] = []
         last = 0
         for m in _PLACEHOLDER.finditer(text):
-            self._parts.append((text[last : m.start()], compile_condition(m.group(1), roots), m.group(2) or ""))
+            read = compile_condition(m.group(1), roots, fields)
+            self._parts.append((text[last : m.start()], read, m.group(2) or ""))
             last = m.end()
         self._tail = text[last:]
 
@@ -51,9 +54,11 @@ class Template:
         return "".join(out)
 
 
-def compile_evidence(paths: list[str], roots: frozenset[str] | None = None) -> list[Condition]:
+def compile_evidence(
+    paths: list[str], roots: frozenset[str] | None = None, fields: dict[str, frozenset[str]] | None = None
+) -> list[Condition]:
     """Readers for the evidence paths of a rule (validated like conditions)."""
-    return [compile_condition(path, roots) for path in paths]
+    return [compile_condition(path, roots, fields) for path in paths]
 
 
 def evidence_items(values: list[Any]) -> tuple[str, ...]:

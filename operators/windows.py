@@ -82,12 +82,15 @@ class Windows:
     """Metric kinds; a metric not listed is a ``count``."""
     max_metrics: int | None = field(default=None, repr=False, compare=False)
     """Most metric names per bucket (new names beyond it are not counted in that bucket)."""
+    _totals: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
+    """Totals already computed since the last change (rules, features and actions share them)."""
 
     def add(self, t_ms: int, values: dict[str, Any]) -> None:
         """Add one event's metric values (count metrics: increment; value: amount;
         distinct: the value) at event time ``t_ms``."""
         if not values:
             return
+        self._totals.clear()
         if t_ms > self.newest_ms:
             previous, self.newest_ms = self.newest_ms, t_ms
             self._roll_up(previous)
@@ -159,7 +162,10 @@ class Windows:
 
     def totals(self, window: str, now_ms: int) -> dict[str, float]:
         """Every count metric's total and every value metric's sum over ``window``, in one pass
-        (distinct metrics are left out: use :meth:`query`)."""
+        (distinct metrics are left out: use :meth:`query`). The result is shared: do not change it."""
+        memo = self._totals.get((window, now_ms))
+        if memo is not None:
+            return memo
         tier, span = WINDOWS[window]
         start = (now_ms // TIERS[tier][0] - span + 1) * TIERS[tier][0]
         out: dict[str, float] = {}
@@ -173,6 +179,9 @@ class Windows:
                             out[metric] = out.get(metric, 0.0) + cell[1]
             if name == tier:
                 break
+        if len(self._totals) >= 16:  # readers may ask at many times between changes
+            self._totals.clear()
+        self._totals[(window, now_ms)] = out
         return out
 
     def summary(self, now_ms: int) -> dict[str, dict[str, Any]]:
@@ -182,6 +191,7 @@ class Windows:
     def merge(self, other: Windows) -> None:
         """Add another set of buckets into this one (e.g. a linked anonymous profile,
         or another partition's KPI aggregates)."""
+        self._totals.clear()
         for tier, buckets in other.buckets.items():
             mine = self.buckets.setdefault(tier, {})
             for index, bucket in buckets.items():

@@ -39,6 +39,7 @@ def event(
         "cancellation": "self_service",
         "loyalty": "app",
         "campaign": "email",
+        "agent_feedback": "backoffice",
     }.get(etype, etype)
     return {
         "schema_version": 1,

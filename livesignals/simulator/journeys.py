@@ -2,7 +2,9 @@
 
 Every customer has a value (spend scale), a churn propensity, a baseline mood,
 a language, a preferred channel, an activity weight (a few customers are very
-active: Zipf-like skew) and the offer they would accept. In the warning
+active: Zipf-like skew) and the action they would accept (:func:`best_action`:
+it follows from their traits for three customers in four, so a model can learn
+it from behaviour; the fourth has a whim of their own). In the warning
 period before cancelling, a churner's mood sinks, it stops ordering and
 contacts us more; then it cancels and goes quiet.
 
@@ -25,7 +27,10 @@ from typing import Any
 
 from livesignals.simulator.texts import make_text
 
-OFFERS = ("retention_discount", "cross_sell", "upgrade", "loyalty_points", "free_shipping")
+OFFERS = ("retention_offer", "cross_sell", "upsell", "expert_callback", "goodwill_credit", "self_service_article")
+"""Actions a simulated customer may be offered (named as in the shipped rules file)."""
+ACCEPT_BEST, ACCEPT_OTHER = 0.6, 0.05
+"""Chance a customer accepts their best action, and any other."""
 CONTACT_CHANNELS = {
     "call": "phone",
     "chat": "chat",
@@ -77,6 +82,23 @@ class SimulatorConfig:
     complaints); default a quarter of ``churn_horizon_ms``."""
     activity_skew: float = 1.1
     """Zipf exponent of per-customer activity."""
+
+
+def best_action(rng: random.Random, churn_propensity: float, value: float, mood: float) -> str:
+    """The action a customer would accept: set by their traits, or (one in four) at random.
+
+    Likely churners want a retention offer, big spenders an upsell, unhappy
+    customers an expert on the phone, the rest a cross-sell.
+    """
+    if rng.random() < 0.25:
+        return rng.choice(OFFERS)
+    if churn_propensity >= 0.3:
+        return "retention_offer"
+    if value >= 110.0:
+        return "upsell"
+    if mood < -0.1:
+        return "expert_callback"
+    return "cross_sell"
 
 
 @dataclass
@@ -157,17 +179,20 @@ class Simulator:
         churn_at = (
             self.config.start_ms + int(rng.uniform(0.2, 1.0) * self.config.churn_horizon_ms) if will_churn else None
         )
+        device_id = f"d{rng.getrandbits(48):012x}"
+        value = math.exp(rng.gauss(4.0, 0.8))
+        mood = max(-1.0, min(1.0, rng.gauss(0.2, 0.4) - churn_propensity))
         return Customer(
             customer_id=f"c{i:07d}",
             email=f"user{i}@example.com",
             phone=f"+1555{i:07d}",
-            device_id=f"d{rng.getrandbits(48):012x}",
+            device_id=device_id,
             lang=lang,
-            value=math.exp(rng.gauss(4.0, 0.8)),
+            value=value,
             churn_propensity=churn_propensity,
-            mood=max(-1.0, min(1.0, rng.gauss(0.2, 0.4) - churn_propensity)),
+            mood=mood,
             preferred_contact=rng.choice(list(CONTACT_CHANNELS)),
-            best_offer=rng.choice(OFFERS),
+            best_offer=best_action(rng, churn_propensity, value, mood),
             churn_at_ms=churn_at,
         )
 
@@ -358,7 +383,7 @@ class Simulator:
             ), []
         if kind == "offer_response":
             offer = rng.choice(OFFERS)
-            accept_p = 0.6 if offer == c.best_offer else 0.05
+            accept_p = ACCEPT_BEST if offer == c.best_offer else ACCEPT_OTHER
             response = "accepted" if rng.random() < accept_p else rng.choice(["rejected", "ignored"])
             return self._envelope(c, "offer_response", "email", {"action": offer, "response": response}), [
                 {

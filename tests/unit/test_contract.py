@@ -20,7 +20,7 @@ def reason_of(value: bytes | None, now_ms: int = T0, **kw) -> Reason:
 
 
 def test_every_published_schema_is_valid_json_schema():
-    for name in ("event-v1.json", "flag-v1.json", "trigger-v1.json"):
+    for name in ("event-v1.json", "flag-v1.json", "trigger-v1.json", "decision-v1.json"):
         fastjsonschema.compile(load_schema(name), formats={"date-time": lambda _: True})
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from models.churn import ChurnModel
 from models.fraud import FraudModel
+from models.propensity import ResponseModel
 from models.registry import ModelSet, version_of
 from models.sentiment import SentimentModel, label_from_survey
 from models.text import normalize
@@ -34,6 +35,12 @@ def feed(model, n=300, seed=0):
             model.learn_one(
                 {"complaints_30d": rng.gauss(3 if y else 0.5, 1), "orders_30d": rng.gauss(0.5 if y else 2, 1)}, y
             )
+        elif isinstance(model, ResponseModel):
+            spend = rng.gauss(300, 200)
+            arm = rng.choice(["upsell", "cross_sell"])
+            model.learn_one(
+                arm, {"spend_30d": spend}, rng.random() < (0.6 if (arm == "upsell") == (spend > 300) else 0.1)
+            )
         else:
             model.learn_one({"amount": rng.gauss(50, 10), "orders_1h": float(rng.randrange(3))})
     return model
@@ -44,10 +51,12 @@ def outputs(model):
         return [model.predict_proba_one(t) for t, _ in TEXTS]
     if isinstance(model, ChurnModel):
         return [model.predict_proba_one({"complaints_30d": c, "orders_30d": 1.0}) for c in (0.0, 2.0, 5.0)]
+    if isinstance(model, ResponseModel):
+        return [model.predict_one(a, {"spend_30d": s}) for a in ("upsell", "cross_sell", "new") for s in (50.0, 900.0)]
     return [model.score_one({"amount": a, "orders_1h": 1.0}) for a in (40.0, 55.0, 500.0)]
 
 
-@pytest.mark.parametrize("cls", [SentimentModel, ChurnModel, FraudModel])
+@pytest.mark.parametrize("cls", [SentimentModel, ChurnModel, FraudModel, ResponseModel])
 def test_pickle_round_trip_keeps_behaviour(cls):
     model = feed(cls(seed=7))
     copy = pickle.loads(pickle.dumps(model))
@@ -57,9 +66,24 @@ def test_pickle_round_trip_keeps_behaviour(cls):
     assert outputs(copy) == outputs(model)
 
 
-@pytest.mark.parametrize("cls", [SentimentModel, ChurnModel, FraudModel])
+@pytest.mark.parametrize("cls", [SentimentModel, ChurnModel, FraudModel, ResponseModel])
 def test_same_seed_same_result(cls):
     assert outputs(feed(cls(seed=3))) == outputs(feed(cls(seed=3)))
+
+
+def test_response_model_learns_who_accepts_what_and_starts_at_its_prior():
+    model = feed(ResponseModel(seed=1, prior=0.1), n=3000)
+    upsell_poor, upsell_rich, cross_poor, cross_rich, _, new_rich = outputs(model)
+    assert upsell_rich > 0.4 > upsell_poor and cross_poor > 0.4 > cross_rich
+    assert new_rich == 0.1, "an action never answered keeps the prior"
+    assert model.summary()["roc_auc"] > 0.7
+
+
+def test_fraud_scores_an_outlier_far_above_ordinary_orders():
+    model = feed(FraudModel(seed=2), n=1500)
+    ordinary = [model.score_one({"amount": a, "orders_1h": 1.0}) for a in (45.0, 50.0, 55.0)]
+    outlier = model.score_one({"amount": 5000.0, "orders_1h": 2.0})
+    assert outlier >= 0.8 > max(ordinary) + 0.2
 
 
 def test_fraud_seed_matters():

@@ -33,6 +33,13 @@ CTX = {"value": {"spend": 600.0, "tags": ["a", "b"]}, "consent": {"marketing": F
         ("not missing.path", True),
         ("100 < value.spend <= 600", True),
         ("-w1h.errors < 0", True),
+        ("value.tags > 1", False),  # a list never orders against a number
+        ('"x" >= 1', False),
+        ("1 <= w1h.errors < 3 <= value.spend", True),
+        ("value.missing.deeper == null", True),
+        ('w1h.errors in [1, 2, 3] and "b" in value.tags', True),
+        ("value.spend / 0 == null", True),
+        ("(value.spend > 100) + 1 == 2", True),
     ],
 )
 def test_condition_language(text, expected):
