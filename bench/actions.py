@@ -9,7 +9,10 @@ an hour of event time later. The simulator's own open-loop offer responses
 are left out, so every policy learns only from its own decisions.
 
 Reports, per policy (``learned``, ``fixed`` business rule, ``random``) on the
-same stream: triggers sent, acceptance rate over time (five slices of the
+same stream -- with the shipped rules (which rank by propensity x value x
+weight: the policy maximises expected value, not acceptance) and with every
+action's value and weight set to 1 (the policy then maximises acceptance;
+``fixed`` becomes the declaration order): triggers sent, acceptance rate over time (five slices of the
 stream) and overall, how often the action sent was the customer's best, and
 the headroom: candidates per decision, how often the best action was among
 them, and the acceptance of an oracle that always picks it when it is. Then the off-policy estimate, from the
@@ -23,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import write_result
@@ -49,11 +55,13 @@ class _Capture:
         self.records.extend(records)
 
 
-def run_policy(policy: str, customers: int, events: int, seed: int, batch: int = 500) -> dict[str, Any]:
+def run_policy(
+    policy: str, customers: int, events: int, seed: int, rules_path: str = "", batch: int = 500
+) -> dict[str, Any]:
     """One closed-loop run of ``policy``; its figures and its decision log."""
     sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=1_767_225_600_000, step_ms=20_000.0))
     best = {c.customer_id: c.best_offer for c in sim.customers}
-    settings = Settings(metrics_port=0, nba_policy=policy)  # type: ignore[arg-type]
+    settings = Settings(metrics_port=0, nba_policy=policy, rules_path=rules_path)  # type: ignore[arg-type]
     capture = _Capture()
     engine = Engine(settings, InMemoryStore(), capture, clock=lambda: 4_000_000_000.0)
     rng = random.Random(seed + 1)
@@ -154,13 +162,29 @@ def main() -> None:
     args = parser.parse_args()
     result: dict[str, Any] = {"customers": args.customers, "events": args.events}
     logs = {}
-    for policy in ("learned", "fixed", "random"):
-        started = time.perf_counter()
-        run = run_policy(policy, args.customers, args.events, args.seed)
-        result[policy] = {**run["figures"], "seconds": round(time.perf_counter() - started, 1)}
-        logs[policy] = run["log"]
-    result["off_policy_from_learned_log"] = evaluate_policies(logs["learned"], ["logged", "fixed", "random", "greedy"])
+    with tempfile.TemporaryDirectory() as tmp:
+        equal = Path(tmp, "equal-values.toml")
+        text = re.sub(r"(?m)^value = .*$", 'value = "1"', _catalogue().read_text())
+        equal.write_text(re.sub(r"(?m)^weight = .*$", "weight = 1", text))
+        runs = [
+            ("learned", "learned", ""), ("fixed", "fixed", ""), ("random", "random", ""),
+            ("learned_equal_values", "learned", str(equal)), ("fixed_equal_values", "fixed", str(equal)),
+        ]  # fmt: skip
+        for name, policy, rules in runs:
+            started = time.perf_counter()
+            run = run_policy(policy, args.customers, args.events, args.seed, rules)
+            result[name] = {**run["figures"], "seconds": round(time.perf_counter() - started, 1)}
+            logs[name] = run["log"]
+    result["off_policy_from_learned_log"] = evaluate_policies(
+        logs["learned"], ["logged", "fixed", "random", "greedy", "propensity"]
+    )
     write_result("actions", result)
+
+
+def _catalogue() -> Path:
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml")))
 
 
 if __name__ == "__main__":

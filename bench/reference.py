@@ -5,7 +5,8 @@ Pushes the simulator's reference mix (70 % web/app, 10 % orders, 10 % text,
 Kafka and Redis and reports, in one run:
 
 * events/s of one engine worker draining a backlog, batched Redis I/O, with the
-  online models on (the default) and off;
+  online models on (the default), off, and the 360 update alone (models off,
+  no rules file: no flags, no actions);
 * the same with one Redis round trip per event (the baseline), and the ratio;
 * Redis commands per event for both;
 * Kafka-in to flag-in-Redis latency p50/p99 under a steady live rate.
@@ -87,6 +88,10 @@ def main() -> None:
             print(f"{args.compare_ref}: {other.steady_events_per_s:9.0f} events/s")
         models_off = drain(bench_settings(kafka, redis_url, "nomodels", models_enabled=False), args.events)
         print(f"models off: {models_off.steady_events_per_s:9.0f} events/s")
+        profile_only = drain(
+            bench_settings(kafka, redis_url, "profile", models_enabled=False, rules_path="none"), args.events
+        )
+        print(f"360 only:   {profile_only.steady_events_per_s:9.0f} events/s")
         slow = drain(per_event, args.baseline_events)
         print(
             f"per-event: {slow.steady_events_per_s:9.0f} events/s  "
@@ -120,6 +125,16 @@ def main() -> None:
             else {}
         ),
         "models_off_events_per_s": round(models_off.steady_events_per_s),
+        "profile_only_events_per_s": round(profile_only.steady_events_per_s),
+        **(
+            {
+                f"profile_only_ratio_to_{args.compare_ref}": round(
+                    profile_only.steady_events_per_s / other.steady_events_per_s, 2
+                )
+            }
+            if other
+            else {}
+        ),
         "models_on_off_ratio": round(fast.steady_events_per_s / models_off.steady_events_per_s, 2),
         "per_event_events_per_s": round(slow.steady_events_per_s),
         "speedup_vs_per_event": round(fast.steady_events_per_s / slow.steady_events_per_s, 1),

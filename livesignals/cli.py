@@ -41,11 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     promote = msub.add_parser("promote", help="make the challenger of a model kind the champion")
     promote.add_argument("kind", choices=["sentiment", "churn", "fraud", "offers", "flag_relevance"])
     ev = msub.add_parser("evaluate", help="replay a recorded stream through model configurations and compare")
-    src = ev.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", help="JSONL file of events (livesignals simulate --out)")
-    src.add_argument("--topic", help="Kafka topic to replay (with --start/--end offsets)")
-    ev.add_argument("--start", type=int, default=0)
-    ev.add_argument("--end", type=int, default=None)
+    _add_source(ev, "JSONL file of events (livesignals simulate --out)", "Kafka topic to replay")
     ev.add_argument("--truth", help="the simulator's ground truth JSONL, to score sentiment on true labels")
     ev.add_argument(
         "--models", dest="model_configs", action="append", default=[], metavar="[NAME=]FILE",
@@ -55,11 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--csv", help="also write the comparison as CSV here")
     ev.add_argument("--json", help="also write the comparison as JSON here")
     ope = msub.add_parser("evaluate-policy", help="score next-best-action policies offline on the decision log")
-    log_src = ope.add_mutually_exclusive_group(required=True)
-    log_src.add_argument("--input", help="JSONL file of decision-log records")
-    log_src.add_argument("--topic", help="the decisions Kafka topic (with --start/--end offsets)")
-    ope.add_argument("--start", type=int, default=0)
-    ope.add_argument("--end", type=int, default=None)
+    _add_source(ope, "JSONL file of decision-log records", "the decisions Kafka topic")
     ope.add_argument(
         "--policy", dest="policies", action="append", default=[],
         help="logged | greedy | fixed | propensity | random | weights:a=2,b=0.5 | model:CHECKPOINT (repeat)",
@@ -138,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         argv_ = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(args.workers)]
         os.execv(sys.executable, argv_)
     return 2
+
+
+def _add_source(parser: argparse.ArgumentParser, file_help: str, topic_help: str) -> None:
+    """``--input FILE`` or ``--topic T`` with ``--start``/``--end`` offsets."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help=file_help)
+    src.add_argument("--topic", help=f"{topic_help} (with --start/--end offsets)")
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--end", type=int, default=None)
 
 
 def _read(settings: Settings, args: argparse.Namespace) -> int:

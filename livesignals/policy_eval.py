@@ -46,6 +46,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from operators.features import response_features
+
 Policy = Callable[[dict[str, Any]], dict[str, float]]
 """A logged decision -> probability of each candidate action under the policy."""
 
@@ -93,7 +95,13 @@ def policy_from_spec(spec: str) -> Policy:
         return _argmax(lambda d, c: c["propensity"] * c["value"] * weights.get(c["action"], c["weight"]))
     if spec.startswith("model:"):
         model = _load_model(spec[len("model:") :])
-        return _argmax(lambda d, c: model.predict_one(c["action"], d["features"]) * c["value"] * c["weight"])
+
+        def rescored(d: dict[str, Any], c: dict[str, Any]) -> float:
+            past = d.get("past", {}).get(c["action"], [0, 0])
+            x = {**d["features"], **response_features(past)}
+            return float(model.predict_one(c["action"], x)) * c["value"] * c["weight"]
+
+        return _argmax(rescored)
     raise ValueError(f"unknown policy {spec!r}")
 
 

@@ -8,7 +8,8 @@ the customer's consent for its purpose, and ranks them by
     score = propensity x value x weight
 
 where *propensity* is the ``offers`` model's probability that this customer
-accepts this action (:class:`models.propensity.ResponseModel`), *value* the
+accepts this action (:class:`models.propensity.ResponseModel`, on the profile
+features plus the customer's own record with that action), *value* the
 rule's value expression (what a success is worth) and *weight* the
 business's weight. The ranked top-N, each with its reasons, goes to the
 profile's ``predictions.next_best_actions``; one action is chosen for a
@@ -32,12 +33,13 @@ and the probability with which the policy would have chosen it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from livesignals import serde
 from livesignals.contract import CONTACT_CHANNELS, Event
 from models.propensity import ResponseModel
+from operators.features import offer_history, response_features
 from operators.profile import CustomerState
 from operators.rulebook import ActionRule
 
@@ -87,6 +89,8 @@ class Decision:
     chosen: Candidate
     features: dict[str, float]
     excluded: tuple[tuple[str, str], ...] = ()
+    past: dict[str, list[int]] = field(default_factory=dict)
+    """The customer's ``[answered, accepted]`` per candidate action (its response features)."""
     """Eligible actions left out, with the reason (``no_marketing_consent``)."""
 
     def to_json(self, outcome: str) -> dict[str, Any]:
@@ -96,7 +100,7 @@ class Decision:
             "event_id": self.event_id, "at": self.at_ms, "policy": self.policy, "epsilon": self.epsilon,
             "chosen": self.chosen.action, "probability": round(self.chosen.probability, 6), "outcome": outcome,
             "candidates": [c.to_json() for c in self.ranked], "excluded": [list(e) for e in self.excluded],
-            "features": {k: float(f"{v:.4g}") for k, v in self.features.items()},
+            "features": {k: float(f"{v:.4g}") for k, v in self.features.items()}, "past": self.past,
         }  # fmt: skip
 
 
@@ -149,8 +153,9 @@ class Arbiter:
         o = event.origin
         decision_id = serde.deterministic_id("decision", event.customer_key, o.topic, o.partition, o.offset)
         chosen = self._choose(ranked, decision_id)
+        past = {rule.name: list(offer_history(state, rule.name)) for rule in eligible}
         decision = Decision(decision_id, event.customer_key, event.event_id, now, self.policy, self._epsilon(),
-                            tuple(ranked), chosen, x, tuple(excluded))  # fmt: skip
+                            tuple(ranked), chosen, x, tuple(excluded), past)  # fmt: skip
         return decision, excluded
 
     @staticmethod
@@ -159,7 +164,10 @@ class Arbiter:
     ) -> Candidate:
         value = rule.value(ctx)
         value = max(0.0, float(value)) if isinstance(value, int | float) else 0.0
-        p = model.predict_one(rule.name, x) if model is not None else 1.0
+        if model is not None:
+            p = model.predict_one(rule.name, {**x, **response_features(offer_history(state, rule.name))})
+        else:
+            p = 1.0
         channel = preferred_channel(state) if rule.channel == "preferred" else rule.channel
         return Candidate(rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms)
 

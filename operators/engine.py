@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from livesignals import metrics, serde
@@ -31,11 +30,12 @@ from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
 from livesignals.settings import Settings
 from operators import kpis, responses, scoring, voc
-from operators.actions import Arbiter, Decision
+from operators.actions import Arbiter
 from operators.features import churn_features
 from operators.partition import PartitionAggregates
 from operators.policy import ContactPolicy
 from operators.profile import CustomerState
+from operators.report import BatchReport, export_model_metrics
 from operators.rule_context import ContextWindows, context
 from operators.rulebook import RulebookSource
 from operators.signals import Flag, Trigger
@@ -86,29 +86,6 @@ class Store(Protocol):
         """Write flags, states, partition aggregates and resume offsets."""
 
 
-@dataclass(slots=True)
-class BatchReport:
-    """What one batch did (for logs, the demo view and tests)."""
-
-    messages: int = 0
-    applied: int = 0
-    replay_skipped: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    flags: list[Flag] = field(default_factory=list)
-    triggers: list[Trigger] = field(default_factory=list)
-    suppressed: list[tuple[str, str]] = field(default_factory=list)
-    """Actions held back (by the contact policy, or consent at arbitration): ``(action, reason)``."""
-    decisions: list[tuple[Decision, str]] = field(default_factory=list)
-    """Next-best-action decisions with their outcome: ``sent`` or the suppression reason."""
-    outcomes: list[responses.Outcome] = field(default_factory=list)
-    """Responses to earlier decisions learned in this batch."""
-    applied_by_type: dict[str, int] = field(default_factory=dict)
-    scoring: scoring.ScoringReport = field(default_factory=scoring.ScoringReport)
-    kpi: Counter[str] = field(default_factory=Counter)
-    """KPI components of the batch (``channel|component``), for Prometheus."""
-    complaints: int = 0
-
-
 class Engine:
     """Turns batches of raw messages into state, flags and triggers."""
 
@@ -151,10 +128,10 @@ class Engine:
         self._apply_promotions()
         self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
-        self._export_model_metrics(partitions)
+        export_model_metrics(partitions)
         self.publisher.publish(self._out_records(report))
         self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
-        self._count(messages, report, {a.name for a in self._rules_now.actions})
+        report.export(messages, {a.name for a in self._rules_now.actions})
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return report
 
@@ -238,6 +215,8 @@ class Engine:
         if is_complaint(event, score):
             part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
+        if not (self._rules_now.flags or self._rules_now.actions):
+            return
         ctx = context(state, event, self.windows)
         flags = self._rules_now.evaluate(state, event, ctx)
         raised = [f.name for f in flags if not f.cleared]
@@ -325,53 +304,6 @@ class Engine:
             for o in report.outcomes
         ]
         return records
-
-    @staticmethod
-    def _count(messages: list[RawMessage], report: BatchReport, actions: set[str]) -> None:
-        metrics.BATCH_EVENTS.observe(len(messages))
-        for topic, n in Counter(m.origin.topic for m in messages).items():
-            metrics.EVENTS_IN.labels(topic).inc(n)
-        for etype, n in report.applied_by_type.items():
-            metrics.EVENTS_APPLIED.labels(etype).inc(n)
-        for reason, n in Counter(d.reason.value for d in report.dead_letters).items():
-            metrics.DEAD_LETTERS.labels(reason).inc(n)
-        for name, n in Counter(f.name for f in report.flags).items():
-            metrics.FLAGS.labels(name).inc(n)
-        for action, n in Counter(t.action for t in report.triggers).items():
-            metrics.TRIGGERS.labels(action).inc(n)
-        for (action, reason), n in Counter(report.suppressed).items():
-            metrics.TRIGGERS_SUPPRESSED.labels(action, reason).inc(n)
-        for d, _ in report.decisions:
-            metrics.DECISIONS.labels(d.policy, d.chosen.action).inc()
-        for o in report.outcomes:
-            metrics.OFFER_OUTCOMES.labels(o.action if o.action in actions else "other", o.response).inc()
-        if report.replay_skipped:
-            metrics.EVENTS_REPLAY_SKIPPED.inc(report.replay_skipped)
-        for name, value in report.kpi.items():
-            channel, component = name.split("|", 1)
-            if channel == "all":
-                continue  # Prometheus sums over channels itself
-            if component in kpis.VALUE_COMPONENTS:
-                metrics.KPI_VALUES.labels(channel, component).inc(value)
-            else:
-                metrics.KPI_EVENTS.labels(channel, component).inc(value)
-        if report.complaints:
-            metrics.COMPLAINTS.inc(report.complaints)
-        for model, n in report.scoring.scored.items():
-            metrics.MODEL_SCORED.labels(model).inc(n)
-        for (model, outcome), n in report.scoring.labels.items():
-            metrics.MODEL_LABELS.labels(model, outcome).inc(n)
-
-    @staticmethod
-    def _export_model_metrics(partitions: dict[tuple[str, int], PartitionAggregates]) -> None:
-        for (topic, partition), part in partitions.items():
-            if not part.models_dirty:
-                continue
-            for row in part.models.summary():
-                for metric in ("labels", "roc_auc", "log_loss", "accuracy", "macro_f1"):
-                    value = row.get(metric)
-                    if value is not None:
-                        metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
 
 
 def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id: str) -> OutRecord:

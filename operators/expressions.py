@@ -47,7 +47,8 @@ def compile_condition(
     """Parse ``text`` once into a function of the context; raise :class:`ConditionError` if invalid.
 
     ``roots`` restricts the first name of every path, ``fields`` the second
-    name under some roots (typos are caught at load).
+    name under some roots (typos are caught at load). With ``roots``, the
+    context must hold every root (``ctx[root]``); without, a missing root is null.
     """
     try:
         tree = ast.parse(text, mode="eval")
@@ -145,7 +146,9 @@ class _Translator:
         known = self.fields.get(names[0])
         if known is not None and len(names) > 1 and names[1] not in known:
             raise ConditionError(f"unknown name {names[0]}.{names[1]} (known: {', '.join(sorted(known))})")
-        source = f"ctx.get({names[0]!r})"
+        # Roots that were declared always exist (the context supplies them, lazily if
+        # need be, see operators.rule_context): read them by subscription.
+        source = f"ctx[{names[0]!r}]" if self.roots is not None else f"ctx.get({names[0]!r})"
         for name in names[1:]:
             temp = self.temp()
             source = f"({temp}.get({name!r}) if isinstance({temp} := {source}, dict) else None)"

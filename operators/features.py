@@ -47,6 +47,38 @@ def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
     }
 
 
+MAX_ACTIONS_REMEMBERED = 16
+
+
+def offer_history(state: CustomerState, action: str) -> list[int]:
+    """``[answered, accepted]``: this customer's responses to ``action`` so far (expiries count as answers)."""
+    history: list[int] = state.history.get("offers_by_action", {}).get(action, [0, 0])
+    return history
+
+
+def record_response(state: CustomerState, action: str, accepted: bool) -> None:
+    """Count a response to ``action`` in the customer's history (a few actions kept per customer)."""
+    by_action = state.history.setdefault("offers_by_action", {})
+    if action not in by_action and len(by_action) >= MAX_ACTIONS_REMEMBERED:
+        return
+    answered, yes = by_action.get(action, [0, 0])
+    by_action[action] = [answered + 1, yes + int(accepted)]
+
+
+def response_features(history: list[int]) -> dict[str, float]:
+    """The customer's own record with one action, for its propensity (the strongest signal once known).
+
+    >>> response_features([3, 1])
+    {'past_offers': 3.0, 'past_accepts': 1.0, 'past_accept_rate': 0.275}
+    """
+    answered, accepted = history
+    return {
+        "past_offers": float(answered),
+        "past_accepts": float(accepted),
+        "past_accept_rate": (accepted + 0.1) / (answered + 1.0),
+    }
+
+
 def fraud_features(state: CustomerState, event: Event) -> dict[str, float]:
     """What the anomaly model sees for an order, a return or an account change."""
     p, v, now = event.payload, state.value, event.event_time_ms

@@ -6,7 +6,7 @@ as the responses, so restart-safe):
 * ``predictions.offers_pending`` -- the last :data:`MAX_PENDING_OFFERS` actions
   sent, each with its decision id, expiry, the propensity said at the time and
   the features it was said from (values in :data:`~operators.features.CHURN_FEATURES`
-  order);
+  order, and the customer's ``[answered, accepted]`` record with the action);
 * ``history.recent_flags`` -- ids and names of the last flags raised, so an
   agent's verdict on a flag id finds its flag.
 
@@ -36,7 +36,7 @@ from typing import Any
 from livesignals.contract import Event
 from models.registry import ModelSet
 from operators.actions import Decision
-from operators.features import CHURN_FEATURES, churn_features
+from operators.features import CHURN_FEATURES, churn_features, offer_history, record_response, response_features
 from operators.profile import CustomerState
 from operators.scoring import ScoringReport
 from operators.signals import Flag
@@ -78,7 +78,7 @@ def remember(state: CustomerState, decision: Decision, sent: bool, top_n: int) -
     pending = state.predictions.setdefault("offers_pending", [])
     pending.append({
         "id": decision.decision_id, "action": chosen.action, "t": now, "exp": now + chosen.ttl_ms,
-        "p": round(chosen.propensity, 4),
+        "p": round(chosen.propensity, 4), "h": decision.past.get(chosen.action, [0, 0]),
         "x": [float(f"{decision.features[k]:.4g}") for k in CHURN_FEATURES] if decision.features else None,
     })  # fmt: skip
     del pending[:-MAX_PENDING_OFFERS]
@@ -135,7 +135,8 @@ def _offer_response(models: ModelSet, state: CustomerState, event: Event, report
     if p.get("decision_id") or not p.get("action"):
         report.labels[("offers", "unmatched")] += 1
         return outcome
-    x = churn_features(state, event.event_time_ms)  # an offer made elsewhere: what the customer looks like now
+    # An offer made elsewhere: what the customer looks like now (before this response is applied).
+    x = {**churn_features(state, event.event_time_ms), **response_features(offer_history(state, p["action"]))}
     for _, slot in models.all("offers"):
         slot.model.learn_one(p["action"], x, response == "accepted")
     report.labels[("offers", response)] += 1
@@ -149,6 +150,9 @@ def _learn_offer(
 ) -> Outcome:  # fmt: skip
     at = event.event_time_ms if event is not None else offer["exp"]
     x = dict(zip(CHURN_FEATURES, offer["x"], strict=True)) if offer.get("x") else churn_features(state, at)
+    x.update(response_features(offer.get("h", [0, 0])))
+    if response == "expired":
+        record_response(state, offer["action"], False)
     for role, slot in models.all("offers"):
         slot.model.learn_one(offer["action"], x, response == "accepted", offer["p"] if role == "champion" else None)
     report.labels[("offers", response)] += 1

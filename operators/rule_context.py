@@ -29,7 +29,6 @@ condition reads it, once per event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,21 +47,6 @@ class ContextWindows:
 
     context_ms: int = DAY_MS
     repeat_ms: int = DAY_MS
-
-
-class _Lazy(dict[str, Any]):
-    """A context entry computed only when a condition reads it, then kept for the event."""
-
-    def __init__(self, compute: Callable[[], dict[str, Any]], missing: Any = None) -> None:
-        super().__init__()
-        self._compute = compute
-        self._missing = missing
-        self._value: dict[str, Any] | None = None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if self._value is None:
-            self._value = self._compute()
-        return self._value.get(key, self._missing)
 
 
 class _Window(dict[str, Any]):
@@ -171,21 +155,39 @@ DERIVED_NAMES = frozenset(_DERIVED)
 """The names under ``derived``."""
 
 
+class _Context(dict[str, Any]):
+    """The condition context: the cheap roots up front, the costly ones built on first read."""
+
+    def __init__(self, state: CustomerState, event: Event, windows: ContextWindows) -> None:
+        now, p = event.event_time_ms, event.payload
+        inbound = event.is_contact and p.get("direction", "inbound") == "inbound"
+        super().__init__(
+            event={"type": event.type, "channel": event.channel, "payload": p, "time": now, "inbound": inbound},
+            identity=state.identity, activity=state.activity, history=state.history, value=state.value,
+            consent=state.consent, flags=state.flags, predictions=state.predictions,
+        )  # fmt: skip
+        self._state, self._event, self._windows = state, event, windows
+
+    def __missing__(self, root: str) -> Any:
+        state, now = self._state, self._event.event_time_ms
+        if root in _WINDOW_ROOTS:
+            value: Any = _Window(state.windows, _WINDOW_ROOTS[root], now)
+        elif root == "rfm":
+            value = views.rfm(state, now)
+        elif root == "derived":
+            value = _Derived(state, self._event, self["event"]["inbound"], self._windows)
+        else:
+            raise KeyError(root)
+        self[root] = value
+        return value
+
+
+_WINDOW_ROOTS = {"w1h": "1h", "w24h": "24h", "w7d": "7d", "w30d": "30d"}
+
+
 def context(state: CustomerState, event: Event, windows: ContextWindows = ContextWindows()) -> dict[str, Any]:
-    """What a condition sees for this event (windows, RFM and derived values computed on demand)."""
-    now = event.event_time_ms
-    p = event.payload
-    inbound = event.is_contact and p.get("direction", "inbound") == "inbound"
-    w = state.windows
-    return {
-        "event": {"type": event.type, "channel": event.channel, "payload": p, "time": now, "inbound": inbound},
-        "identity": state.identity, "activity": state.activity, "history": state.history,
-        "value": state.value, "consent": state.consent, "flags": state.flags,
-        "predictions": state.predictions,
-        "w1h": _Window(w, "1h", now), "w24h": _Window(w, "24h", now),
-        "w7d": _Window(w, "7d", now), "w30d": _Window(w, "30d", now),
-        "rfm": _Lazy(lambda: views.rfm(state, now)), "derived": _Derived(state, event, inbound, windows),
-    }  # fmt: skip
+    """What a condition sees for this event (windows, RFM and derived values built on first read)."""
+    return _Context(state, event, windows)
 
 
 def _carried_summary(touch: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from livesignals.contract import Event
 from operators import identity, timeline
+from operators.features import record_response
 from operators.profile import CustomerState
 from operators.surveys import is_negative_survey
 
@@ -265,6 +266,8 @@ def _cancellation(state: CustomerState, event: Event) -> None:
 def _offer_response(state: CustomerState, event: Event) -> None:
     response = event.payload["response"]
     _bump(state.history.setdefault("offers", {}), response)
+    if event.payload.get("action"):
+        record_response(state, event.payload["action"], response == "accepted")
     streak = state.history.setdefault("offer_streak", {"ignored": 0})
     streak["ignored"] = 0 if response == "accepted" else streak["ignored"] + 1
 

@@ -130,3 +130,17 @@ def aggregates(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
 
     r = connect(settings)
     return {k: r.hgetall(k) for k in r.scan_iter(f"{settings.key_prefix}:agg:*", count=100)}
+
+
+def run_through_kafka(settings: Any, steps: list[dict[str, Any]]) -> None:
+    """Produce the events keyed by customer, run the engine until all are committed, stop it."""
+    from livesignals.contract import primary_key
+    from livesignals.engine_process import start_engine, stop_process
+
+    produce(settings.kafka_bootstrap, settings.input_topics[0],
+            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip
+    engine = start_engine(settings)
+    try:
+        wait_committed(settings, len(steps), engine)
+    finally:
+        stop_process(engine)

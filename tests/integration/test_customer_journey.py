@@ -10,27 +10,13 @@ import time
 
 import pytest
 
-from livesignals import serde
-from livesignals.contract import primary_key
-from livesignals.engine_process import start_engine, stop_process
 from state.connection import connect
 from state.keys import Keys
 from state.reader import read_360
-from tests.helpers import event, produce, wait_committed
+from tests.helpers import event, run_through_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 MIN = 60_000
-
-
-def run_through_kafka(settings, steps: list[dict]) -> None:
-    """Produce the steps keyed by customer, run the engine until all are committed."""
-    produce(settings.kafka_bootstrap, settings.input_topics[0],
-            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip
-    engine = start_engine(settings)
-    try:
-        wait_committed(settings, len(steps), engine)
-    finally:
-        stop_process(engine)
 
 
 def journey(t0: int) -> list[dict]:

@@ -14,13 +14,11 @@ import time
 import pytest
 
 from livesignals import serde
-from livesignals.contract import primary_key
-from livesignals.engine_process import start_engine, stop_process
 from operators.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 from tests.flag_journeys import DAY, extra_evidence, journeys, trained_models
-from tests.helpers import consume_all, produce, wait_committed
+from tests.helpers import consume_all, run_through_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -36,13 +34,7 @@ def outcome(kafka_settings_module):
     for partition in range(s.topic_partitions):
         redis.hset(keys.partition(s.input_topics[0], partition), "models", checkpoint)
     steps = [e for raise_events, clear_events in scripted.values() for e in (*raise_events, *clear_events)]
-    produce(s.kafka_bootstrap, s.input_topics[0],
-            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip
-    engine = start_engine(s)
-    try:
-        wait_committed(s, len(steps), engine)
-    finally:
-        stop_process(engine)
+    run_through_kafka(s, steps)
     records = [serde.loads(m.value()) for m in consume_all(s.kafka_bootstrap, s.flags_topic, 10_000, timeout_s=10)]
     profiles = {
         flag: CustomerState.from_bytes(f"customer_id:c-{flag}", redis.get(keys.profile(f"customer_id:c-{flag}")))

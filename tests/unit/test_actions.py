@@ -13,8 +13,10 @@ from livesignals.contract import decode, load_schema
 from livesignals.errors import Origin
 from livesignals.policy_eval import evaluate_policies
 from livesignals.settings import Settings
+from models.propensity import ResponseModel
 from operators.actions import Arbiter
 from operators.engine import Engine
+from operators.features import response_features
 from operators.profile import CustomerState
 from operators.rule_context import context
 from operators.rulebook import Rulebook
@@ -174,3 +176,30 @@ def test_off_policy_estimates_recover_what_other_policies_would_have_achieved():
         assert abs(rows[policy]["ips"] - value) < 3 * rows[policy]["ips_se"] + 0.01, rows[policy]
     assert rows["propensity"]["ips"] > rows["logged"]["ips"], "the better policy is seen to be better"
     assert rows["logged"]["ess"] == rows["logged"]["decisions"]
+
+
+def test_a_customers_own_record_with_an_action_drives_its_propensity_and_a_challenger_can_be_scored_offline(tmp_path):
+    model = ResponseModel(learning_rate=0.2)
+    for i in range(400):
+        liked = i % 2 == 0
+        model.learn_one("upsell", response_features([2, 2 if liked else 0]), liked)
+    assert (
+        model.predict_one("upsell", response_features([2, 2]))
+        > 0.8
+        > 0.2
+        > model.predict_one("upsell", response_features([2, 0]))
+    )
+    path = tmp_path / "challenger.pkl"
+    path.write_bytes(pickle.dumps(model))
+    log = []
+    for i, liked in enumerate([True, False] * 50):
+        cands = [{"action": a, "score": 1.0, "propensity": 0.5, "value": 1.0, "weight": 1.0, "probability": 0.5}
+                 for a in ("upsell", "cross_sell")]  # fmt: skip
+        chosen = ("upsell", "cross_sell")[i % 4 // 2]
+        log.append({"kind": "decision", "decision_id": f"d{i}", "outcome": "sent", "chosen": chosen,
+                    "probability": 0.5, "candidates": cands, "features": {},
+                    "past": {"upsell": [2, 2 if liked else 0], "cross_sell": [0, 0]}})  # fmt: skip
+        if chosen == "upsell" and liked:
+            log.append({"kind": "outcome", "decision_id": f"d{i}", "response": "accepted"})
+    (row,) = evaluate_policies(log, [f"model:{path}"])
+    assert row["ips"] == pytest.approx(0.5), "the challenger offers upsell to those who liked it: all accept"

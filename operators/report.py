@@ -1,0 +1,85 @@
+"""What one batch did (for logs, the demo view and tests), and its export to Prometheus."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from livesignals import metrics
+from livesignals.contract import RawMessage
+from livesignals.errors import DeadLetter
+from operators import kpis, responses, scoring
+from operators.actions import Decision
+from operators.partition import PartitionAggregates
+from operators.signals import Flag, Trigger
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What one batch did (for logs, the demo view and tests)."""
+
+    messages: int = 0
+    applied: int = 0
+    replay_skipped: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
+    """Actions held back (by the contact policy, or consent at arbitration): ``(action, reason)``."""
+    decisions: list[tuple[Decision, str]] = field(default_factory=list)
+    """Next-best-action decisions with their outcome: ``sent`` or the suppression reason."""
+    outcomes: list[responses.Outcome] = field(default_factory=list)
+    """Responses to earlier decisions learned in this batch."""
+    applied_by_type: dict[str, int] = field(default_factory=dict)
+    scoring: scoring.ScoringReport = field(default_factory=scoring.ScoringReport)
+    kpi: Counter[str] = field(default_factory=Counter)
+    """KPI components of the batch (``channel|component``), for Prometheus."""
+    complaints: int = 0
+
+    def export(self, messages: list[RawMessage], actions: set[str]) -> None:
+        """Count this batch in Prometheus (``actions``: the declared ones; others are labelled ``other``)."""
+        metrics.BATCH_EVENTS.observe(len(messages))
+        for topic, n in Counter(m.origin.topic for m in messages).items():
+            metrics.EVENTS_IN.labels(topic).inc(n)
+        for etype, n in self.applied_by_type.items():
+            metrics.EVENTS_APPLIED.labels(etype).inc(n)
+        for reason, n in Counter(d.reason.value for d in self.dead_letters).items():
+            metrics.DEAD_LETTERS.labels(reason).inc(n)
+        for name, n in Counter(f.name for f in self.flags).items():
+            metrics.FLAGS.labels(name).inc(n)
+        for action, n in Counter(t.action for t in self.triggers).items():
+            metrics.TRIGGERS.labels(action).inc(n)
+        for (action, reason), n in Counter(self.suppressed).items():
+            metrics.TRIGGERS_SUPPRESSED.labels(action, reason).inc(n)
+        for d, _ in self.decisions:
+            metrics.DECISIONS.labels(d.policy, d.chosen.action).inc()
+        for o in self.outcomes:
+            metrics.OFFER_OUTCOMES.labels(o.action if o.action in actions else "other", o.response).inc()
+        if self.replay_skipped:
+            metrics.EVENTS_REPLAY_SKIPPED.inc(self.replay_skipped)
+        for name, value in self.kpi.items():
+            channel, component = name.split("|", 1)
+            if channel == "all":
+                continue  # Prometheus sums over channels itself
+            if component in kpis.VALUE_COMPONENTS:
+                metrics.KPI_VALUES.labels(channel, component).inc(value)
+            else:
+                metrics.KPI_EVENTS.labels(channel, component).inc(value)
+        if self.complaints:
+            metrics.COMPLAINTS.inc(self.complaints)
+        for model, n in self.scoring.scored.items():
+            metrics.MODEL_SCORED.labels(model).inc(n)
+        for (model, outcome), n in self.scoring.labels.items():
+            metrics.MODEL_LABELS.labels(model, outcome).inc(n)
+
+
+def export_model_metrics(partitions: dict[tuple[str, int], PartitionAggregates]) -> None:
+    """Live validation figures of the models that learned in this batch, per partition."""
+    for (topic, partition), part in partitions.items():
+        if not part.models_dirty:
+            continue
+        for row in part.models.summary():
+            for metric in ("labels", "roc_auc", "log_loss", "accuracy", "macro_f1"):
+                value = row.get(metric)
+                if value is not None:
+                    metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
