@@ -58,6 +58,8 @@ class Candidate:
     weight: float
     reason: str
     ttl_ms: int
+    item: str | None = None
+    """What exactly to offer, when the action names it (a product id)."""
     probability: float = 0.0
     """Chance that the deciding policy picks this action (for off-policy evaluation)."""
 
@@ -71,7 +73,7 @@ class Candidate:
         return {
             "action": self.action, "channel": self.channel, "score": round(self.score, 4),
             "propensity": round(self.propensity, 4), "value": round(self.value, 2), "weight": self.weight,
-            "probability": round(self.probability, 4), "reason": self.reason,
+            "probability": round(self.probability, 4), "reason": self.reason, "item": self.item,
         }  # fmt: skip
 
 
@@ -169,7 +171,9 @@ class Arbiter:
         else:
             p = 1.0
         channel = preferred_channel(state) if rule.channel == "preferred" else rule.channel
-        return Candidate(rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms)
+        item = rule.item(ctx) if rule.item is not None else None
+        return Candidate(rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms,
+                         None if item is None else str(item))  # fmt: skip
 
     def _rank(self, candidates: list[Candidate]) -> list[Candidate]:
         """Best first, with each candidate's probability of being chosen under the policy."""

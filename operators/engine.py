@@ -248,6 +248,7 @@ class Engine:
             (event.event_id,), c.purpose, round(c.score, 4), round(c.propensity, 4),
             tuple({"action": o.action, "score": round(o.score, 4), "reason": o.reason}
                   for o in decision.ranked[: self.arbiter.top_n] if o.action != c.action),
+            c.item,
         )  # fmt: skip
         reason: str | None = self.policy.check(state, trigger, now)
         if reason is None:

@@ -11,7 +11,9 @@ in``), ``+ - * /``, numbers, strings, ``true``/``false``/``null``, lists of
 those (``event.payload.status in ["delayed", "failed"]``), and dotted
 paths into the context. Nothing else parses (no calls, no indexing, no
 lambdas), so a rules file cannot run code. A path that does not exist is
-``null``; a comparison involving ``null`` (other than ``==``/``!=``) is false.
+``null``; a comparison involving ``null`` (other than ``==``/``!=``) is false;
+arithmetic with ``null`` is ``null``. ``and``/``or`` give an operand, as in
+Python, so a value can have a default: ``value.spend / value.orders or 0``.
 
 >>> check = compile_condition("value.spend >= 500 and not consent.marketing == false")
 >>> check({"value": {"spend": 620.0}, "consent": {}})
@@ -81,7 +83,7 @@ class _Translator:
     def expr(self, node: ast.AST) -> str:
         if isinstance(node, ast.BoolOp):
             joiner = " and " if isinstance(node.op, ast.And) else " or "
-            return "(not not (" + joiner.join(f"({self.expr(v)})" for v in node.values) + "))"
+            return "(" + joiner.join(f"({self.expr(v)})" for v in node.values) + ")"
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return f"(not ({self.expr(node.operand)}))"
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):

@@ -8,7 +8,9 @@ as the responses, so restart-safe):
   the features it was said from (values in :data:`~operators.features.CHURN_FEATURES`
   order, and the customer's ``[answered, accepted]`` record with the action);
 * ``history.recent_flags`` -- ids and names of the last flags raised, so an
-  agent's verdict on a flag id finds its flag.
+  agent's verdict on a flag id finds its flag;
+* ``predictions.next_best_actions`` -- the last decision's top-N as
+  ``[action, score, propensity, reason]``, for the 360.
 
 Labels for the ``offers`` model (counted in ``livesignals_model_labels_total``):
 
@@ -42,7 +44,7 @@ from operators.scoring import ScoringReport
 from operators.signals import Flag
 
 MAX_PENDING_OFFERS = 5
-MAX_RECENT_FLAGS = 10
+MAX_RECENT_FLAGS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ def remember(state: CustomerState, decision: Decision, sent: bool, top_n: int) -
     now, chosen = decision.at_ms, decision.chosen
     state.predictions["next_best_actions"] = {
         "t": now, "decision_id": decision.decision_id, "chosen": chosen.action, "sent": sent,
-        "ranked": [c.to_json() for c in decision.ranked[:top_n]],
+        "ranked": [[c.action, round(c.score, 2), round(c.propensity, 3), c.reason] for c in decision.ranked[:top_n]],
     }  # fmt: skip
     if not sent:
         return

@@ -20,6 +20,7 @@ condition reads it, once per event.
 ``contact_topic``          this contact's topic, else the latest recent one
 ``same_topic_contacts``    inbound contacts on ``contact_topic`` within the
                            repeat window (all contacts when no topic is known)
+``product_to_offer``       the most recently viewed product (7 days) the customer does not hold
 ``churn_risk``             the churn probability, once the model has learned enough
                            labels to be trusted (null before, and after a cancellation)
 ``churn_drivers``          the features driving the churn score, as text
@@ -131,6 +132,11 @@ class _Derived(dict[str, Any]):
             if since <= c[0] <= self.now and (topic is None or c[2] in (topic, None))
         )  # fmt: skip
 
+    def product_to_offer(self) -> str | None:
+        held = self.state.value.get("products", [])
+        viewed = self.state.windows.recent_distinct("products_viewed", "7d", self.now)
+        return next((p for p in viewed if p not in held), None)
+
     def churn_risk(self) -> float | None:
         churn = self.state.predictions.get("churn")
         return churn["p"] if churn and churn.get("warm") and not churn.get("cancelled") else None
@@ -148,7 +154,8 @@ _DERIVED = {
     name: getattr(_Derived, name)
     for name in (
         "lifetime_value", "vip", "cart_abandoned", "oldest_case_days", "deliveries_in_trouble", "negative_survey",
-        "context_carried", "contact_topic", "same_topic_contacts", "churn_risk", "churn_drivers", "fraud_score",
+        "context_carried", "contact_topic", "same_topic_contacts", "product_to_offer", "churn_risk",
+        "churn_drivers", "fraud_score",
     )
 }  # fmt: skip
 DERIVED_NAMES = frozenset(_DERIVED)

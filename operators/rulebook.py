@@ -73,7 +73,7 @@ PURPOSES = frozenset({"marketing", "service"})
 HOUR_MS = 3_600_000
 _FLAG_KEYS = {"name", "severity", "raise_when", "clear_when", "ttl_hours", "reason", "evidence"}
 _ACTION_KEYS = {
-    "name", "purpose", "eligible_when", "value", "weight", "channel", "cooldown_hours", "ttl_hours", "reason",
+    "name", "purpose", "eligible_when", "value", "weight", "channel", "cooldown_hours", "ttl_hours", "reason", "item",
 }  # fmt: skip
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -109,6 +109,8 @@ class ActionRule:
     cooldown_ms: int
     ttl_ms: int
     reason: Template
+    item: Condition | None = None
+    """What exactly to offer (e.g. ``derived.product_to_offer``), carried on the trigger."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ class _Reader:
             cooldown_ms=self._hours(table, "cooldown_hours", 72, where, name),
             ttl_ms=self._hours(table, "ttl_hours", 48, where, name),
             reason=self._template(table, f"action {name!r}", where),
+            item=self._expr(table, "item", name, "action"),
         )
 
     def _name(self, table: dict[str, Any], kind: str, index: int, keys: set[str]) -> tuple[str, str]:

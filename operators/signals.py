@@ -74,6 +74,8 @@ class Trigger:
     propensity: float | None = None
     alternatives: tuple[dict[str, Any], ...] = ()
     """The other top-ranked candidates (action, score, reason), best first."""
+    item: str | None = None
+    """What exactly to offer, when the action names it (a product id)."""
 
     def to_json(self) -> dict[str, Any]:
         """The published trigger document (``trigger-v1.json``)."""
@@ -91,6 +93,7 @@ class Trigger:
             "score": self.score,
             "propensity": self.propensity,
             "alternatives": list(self.alternatives),
+            "item": self.item,
         }
 
 

@@ -170,7 +170,13 @@ def present(state: CustomerState, now_ms: int, channel: str | None = None) -> di
 def future(state: CustomerState) -> dict[str, Any]:
     """The models' predictions; ``None`` where no model has scored yet."""
     p = state.predictions
-    return {slot: p.get(slot) for slot in ("churn", "negotiation", "upsell", "mood", "next_best_actions")}
+    out = {slot: p.get(slot) for slot in ("churn", "negotiation", "upsell", "mood")}
+    nba = p.get("next_best_actions")
+    out["next_best_actions"] = nba and {
+        **nba,
+        "ranked": [dict(zip(("action", "score", "propensity", "reason"), row, strict=True)) for row in nba["ranked"]],
+    }
+    return out
 
 
 def _reason(code: str, detail: str, *evidence: str) -> dict[str, Any]:

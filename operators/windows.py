@@ -160,6 +160,22 @@ class Windows:
             max(c[3] for c in cells),
         )
 
+    def recent_distinct(self, metric: str, window: str, now_ms: int) -> list[Any]:
+        """The values of a distinct metric within ``window``, most recent bucket first."""
+        tier, span = WINDOWS[window]
+        start = (now_ms // TIERS[tier][0] - span + 1) * TIERS[tier][0]
+        cells = []
+        for name, (tier_size, _) in TIERS.items():
+            for k, b in self.buckets.get(name, {}).items():
+                if start <= k * tier_size <= now_ms and metric in b:
+                    cells.append((k * tier_size, b[metric]))
+            if name == tier:
+                break
+        out: list[Any] = []
+        for _, values in sorted(cells, key=lambda c: -c[0]):
+            out += [v for v in values if v not in out]
+        return out
+
     def totals(self, window: str, now_ms: int) -> dict[str, float]:
         """Every count metric's total and every value metric's sum over ``window``, in one pass
         (distinct metrics are left out: use :meth:`query`). The result is shared: do not change it."""

@@ -20,6 +20,7 @@ from operators.features import response_features
 from operators.profile import CustomerState
 from operators.rule_context import context
 from operators.rulebook import Rulebook
+from operators.views import future
 from state.memory import InMemoryStore
 from tests.helpers import T0, event, raw
 
@@ -115,6 +116,8 @@ def test_a_delivery_problem_sends_a_notification_whose_response_teaches_the_offe
     assert trigger["action"] == "proactive_notification" and trigger["purpose"] == "service"
     assert trigger["trigger_id"] == decision["decision_id"] and decision["outcome"] == "sent"
     assert decision["probability"] > 0 and decision["features"], "logged for off-policy evaluation"
+    nba = future(engine.store.states["customer_id:c1"])["next_best_actions"]
+    assert nba["ranked"][0]["action"] == "proactive_notification" and nba["ranked"][0]["reason"], "shown in the 360"
 
     answer = event("offer_response", t=NOON + 2 * HOUR, response="accepted", decision_id=trigger["trigger_id"])
     run([answer], engine)
@@ -203,3 +206,15 @@ def test_a_customers_own_record_with_an_action_drives_its_propensity_and_a_chall
             log.append({"kind": "outcome", "decision_id": f"d{i}", "response": "accepted"})
     (row,) = evaluate_policies(log, [f"model:{path}"])
     assert row["ips"] == pytest.approx(0.5), "the challenger offers upsell to those who liked it: all accept"
+
+
+def test_a_cross_sell_names_a_product_the_customer_viewed_and_does_not_hold():
+    engine, out = run([
+        event("order", t=NOON, order_id="o1", amount=80.0, items=["p1"]),
+        event("web_event", t=NOON + 60_000, action="product_view", product_id="p2"),
+        event("web_event", t=NOON + 120_000, action="product_view", product_id="p1"),
+        event("chat", t=NOON + 180_000, text="a question about my account"),
+    ])  # fmt: skip
+    (trigger,) = out.docs(engine.settings.triggers_topic)
+    assert (trigger["action"], trigger["item"]) == ("cross_sell", "p2")
+    assert trigger["reasons"] == ["viewed p2, not yet bought (1 orders so far)"]

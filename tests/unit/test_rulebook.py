@@ -40,6 +40,7 @@ CTX = {"value": {"spend": 600.0, "tags": ["a", "b"]}, "consent": {"marketing": F
         ('w1h.errors in [1, 2, 3] and "b" in value.tags', True),
         ("value.spend / 0 == null", True),
         ("(value.spend > 100) + 1 == 2", True),
+        ("(value.spend / 0 or 7) == 7", True),  # a default for a value
     ],
 )
 def test_condition_language(text, expected):
