@@ -28,6 +28,13 @@ _SECRET_KEY = re.compile(r"password|secret|token|sasl\.oauthbearer", re.IGNORECA
 _URL_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@/]*@")
 
 
+_MOVED_TO_RULES = {
+    "churn_flag_threshold": "flag high_churn_risk", "fraud_flag_threshold": "flag fraud_risk",
+    "repeat_contact_threshold": "flag repeat_contact", "high_value_spend": "the actions' eligible_when",
+}  # fmt: skip
+"""Settings of earlier versions that the rules file now holds."""
+
+
 def _redact_url(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1:***@", url)
 
@@ -142,6 +149,10 @@ class Settings:
             raw = env.get(f"LIVESIGNALS_{f.name.upper()}")
             if raw is not None:
                 values[f.name] = _parse(raw, hints[f.name], f.name)
+        moved = [name for name in _MOVED_TO_RULES if name in values or f"LIVESIGNALS_{name.upper()}" in env]
+        if moved:
+            raise ValueError(f"settings {moved} are now thresholds in the rules file (rules_path): "
+                             f"copy livesignals/rules/catalogue.toml and edit {_MOVED_TO_RULES[moved[0]]}")  # fmt: skip
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")

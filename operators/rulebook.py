@@ -185,10 +185,11 @@ class _Reader:
         name, where = self._name(table, "flag", index, _FLAG_KEYS)
         severity = table.get("severity", "warning")
         if severity not in SEVERITIES:
-            raise RulebookError(f"{where}: flag {name!r}: severity must be one of {sorted(SEVERITIES)}")
+            raise RulebookError(f"{self._at('severity', severity, where)}: flag {name!r}: "
+                                f"severity must be one of {sorted(SEVERITIES)}")  # fmt: skip
         evidence = table.get("evidence", [])
         if not isinstance(evidence, list) or not all(isinstance(p, str) for p in evidence):
-            raise RulebookError(f"{where}: flag {name!r}: evidence must be a list of paths")
+            raise RulebookError(f"{self._at('evidence', None, where)}: flag {name!r}: evidence must be a list of paths")
         return FlagRule(
             name=name,
             severity=severity,
@@ -205,13 +206,14 @@ class _Reader:
         name, where = self._name(table, "action", index, _ACTION_KEYS)
         purpose = table.get("purpose", "marketing")
         if purpose not in PURPOSES:
-            raise RulebookError(f"{where}: action {name!r}: purpose must be one of {sorted(PURPOSES)}")
+            raise RulebookError(f"{self._at('purpose', purpose, where)}: action {name!r}: "
+                                f"purpose must be one of {sorted(PURPOSES)}")  # fmt: skip
         channel = str(table.get("channel", "preferred"))
         if channel != "preferred" and channel not in CONTACT_CHANNELS | {"push", "web", "app"}:
-            raise RulebookError(f"{where}: action {name!r}: unknown channel {channel!r}")
+            raise RulebookError(f"{self._at('channel', channel, where)}: action {name!r}: unknown channel {channel!r}")
         weight = table.get("weight", 1.0)
         if not isinstance(weight, int | float) or weight < 0:
-            raise RulebookError(f"{where}: action {name!r}: weight must be a number >= 0")
+            raise RulebookError(f"{self._at('weight', weight, where)}: action {name!r}: weight must be a number >= 0")
         return ActionRule(
             name=name,
             purpose=purpose,
@@ -224,6 +226,18 @@ class _Reader:
             reason=self._template(table, f"action {name!r}", where),
             item=self._expr(table, "item", name, "action"),
         )
+
+    def _at(self, key: str, value: Any, where: str) -> str:
+        """``source:line`` of ``key = value`` in the table that starts at ``where`` (else ``where``)."""
+        start = int(where.rsplit(":", 1)[1])
+        lines = self.text.splitlines()
+        for number in range(start, len(lines) + 1):
+            line = lines[number - 1].strip()
+            if number > start and line.startswith("[["):
+                break
+            if line.startswith(f"{key} ") or line.startswith(f"{key}="):
+                return f"{self.source}:{number}"
+        return where
 
     def _name(self, table: dict[str, Any], kind: str, index: int, keys: set[str]) -> tuple[str, str]:
         name = table.get("name")

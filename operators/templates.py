@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from operators.expressions import Condition, compile_condition
+from operators.expressions import Condition, ConditionError, compile_condition
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^{}]*))?\}")
 
@@ -40,6 +40,9 @@ class Template:
             self._parts.append((text[last : m.start()], read, m.group(2) or ""))
             last = m.end()
         self._tail = text[last:]
+        literal = "".join(part[0] for part in self._parts) + self._tail
+        if "{" in literal or "}" in literal:
+            raise ConditionError("a { without its } (or the reverse): write placeholders as {path} or {path:format}")
 
     def render(self, ctx: dict[str, Any]) -> str:
         """The text with every placeholder filled from ``ctx``."""

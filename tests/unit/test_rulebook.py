@@ -78,7 +78,7 @@ def test_malformed_files_are_rejected_with_the_line():
         'name = "x"\n[[flag\n': "line 2",
         GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "w1h.errors >>= 2"'): ":5:",
         GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "errs.count >= 2"'): ":5: flag 'stuck'",
-        GOOD.replace('severity = "warning"', 'severity = "loud"'): ":3:",
+        GOOD.replace('severity = "warning"', 'severity = "loud"'): ":4: flag 'stuck': severity",
         GOOD.replace("ttl_hours = 2", "ttl_hour = 2"): "unknown keys ['ttl_hour']",
         GOOD + GOOD: "declared twice",
         GOOD.replace('raise_when = "w1h.errors >= 2"\n', ""): "needs raise_when",
@@ -148,3 +148,22 @@ def test_reload_takes_good_changes_and_keeps_the_rules_in_force_on_a_bad_file(tm
     path.write_text(GOOD.replace('"stuck"', '"blocked"'))
     os.utime(path, (time.time() + 10, time.time() + 10))
     assert [f.name for f in source.current().flags] == ["blocked"] and source.last_error is None
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ('purpose = "sales"', r":3: action 'offer': purpose must be one of \['marketing', 'service'\]"),
+        ('eligible_when = "derived.vipp"', "rules.toml:3: action 'offer': eligible_when: unknown name derived.vipp"),
+        ('eligible_when = "w7d.pageviews > 1"', "unknown name w7d.pageviews"),
+        ("weight = -1", "weight must be a number >= 0"),
+        ('channel = "pigeon"', "unknown channel 'pigeon'"),
+        ('reason = "{value.spend:.0f"', "rules.toml:3: action 'offer': reason: a { without its }"),
+    ],
+)
+def test_malformed_actions_are_rejected_with_the_line(action, message):
+    text = f'[[action]]\nname = "offer"\n{action}\n'
+    if "eligible_when" not in action:
+        text += 'eligible_when = "true"\n'
+    with pytest.raises(RulebookError, match=message):
+        Rulebook.parse(text, "rules.toml")

@@ -36,3 +36,8 @@ def test_unknown_settings_in_the_file_are_an_error(tmp_path):
 def test_redis_password_is_redacted():
     s = Settings.load(env={"LIVESIGNALS_REDIS_URL": "rediss://user:pw@host:6380/1"})
     assert s.redacted()["redis_url"] == "rediss://user:***@host:6380/1"
+
+
+def test_a_threshold_that_moved_to_the_rules_file_is_named_not_silently_ignored():
+    with pytest.raises(ValueError, match=r"rules file.*high_churn_risk"):
+        Settings.load(env={"LIVESIGNALS_CHURN_FLAG_THRESHOLD": "0.6"})
