@@ -69,6 +69,8 @@ class Service:
     proc: subprocess.Popen[bytes]
     workdir: Path | None = None
     log_path: Path | None = field(default=None)
+    bus_port: int | None = None
+    """A Redis Cluster node's cluster-bus port."""
 
     @property
     def address(self) -> str:
@@ -151,8 +153,8 @@ def start_kafka(port: int | None = None) -> Service:
     return _spawn("kafka", argv, port, workdir)
 
 
-def start_redis(port: int | None = None, prefer_system: bool = False) -> Service:
-    """Start an embedded Redis-compatible server with no persistence."""
+def start_redis(port: int | None = None, prefer_system: bool = False, cluster: bool = False) -> Service:
+    """Start an embedded Redis-compatible server with no persistence (a bare cluster node if ``cluster``)."""
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ls-redis-"))
     argv = [
@@ -168,4 +170,11 @@ def start_redis(port: int | None = None, prefer_system: bool = False) -> Service
         "--dir",
         str(workdir),
     ]
+    if cluster:
+        # The bus port defaults to port + 10000, which may be taken or past 65535: choose it.
+        bus_port = free_port()
+        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus_port)]
+        service = _spawn("redis", argv, port, workdir)
+        service.bus_port = bus_port
+        return service
     return _spawn("redis", argv, port, workdir)

@@ -8,7 +8,7 @@ misses only) and writes each touched customer once per batch.
 Commit order and atomicity (effectively-once state):
 
 * one Redis: flags, profiles and resume offsets go in **one MULTI/EXEC**;
-* Redis Cluster: flags first, then profiles and offsets. Each profile is one
+* Redis Cluster: flags and identity claims first, then profiles and offsets. Each profile is one
   ``SET`` of one key (a JSON document), so it is atomic on its own, and it
   carries the offset it has applied up to: a replay skips what a profile
   already holds.
@@ -119,7 +119,12 @@ class ProfileStore:
         try:
             if self.cluster:
                 if flags:
-                    self._execute(self._with_flags(self.client.pipeline(transaction=False), flags), "flags")
+                    # PUBLISH reaches every node's subscribers from any node, but redis-py will not
+                    # pipeline it on a cluster client: the pushes go through one node's own client.
+                    node = self.client.get_redis_connection(self.client.get_default_node())
+                    pushes = node.pipeline(transaction=False)
+                    self._execute(self._with_flags(self.client.pipeline(transaction=False), flags, pushes), "flags")
+                    self._execute(pushes, "flags")
                 pipe = self.client.pipeline(transaction=False)
             else:
                 pipe = self._with_flags(self.client.pipeline(transaction=True), flags)
@@ -139,7 +144,10 @@ class ProfileStore:
         if state.new_timeline:
             self._append_timeline(pipe, state)
         for identifier in state.new_links:
-            self._claim(keys=[self.keys.owners(identifier)], args=[key, MAX_OWNERS_KEPT], client=pipe)
+            # redis-py does not pipeline scripts on a cluster: there a claim is its own (idempotent)
+            # round trip before the batch's writes. New links are rare (a login, a first purchase).
+            target = self.client if self.cluster else pipe
+            self._claim(keys=[self.keys.owners(identifier)], args=[key, MAX_OWNERS_KEPT], client=target)
         pipe.set(self.keys.profile(key), state.to_bytes())  # after the timeline: it carries its meta
         state.new_timeline = []
         state.new_links = []
@@ -182,7 +190,10 @@ class ProfileStore:
         """Drop the cache (after a failure, or when partitions move)."""
         self._cache.clear()
 
-    def _with_flags(self, pipe: Any, flags: list[Flag]) -> Any:
+    def _with_flags(self, pipe: Any, flags: list[Flag], pushes: Any = None) -> Any:
+        """Append each flag to the replayable stream (on ``pipe``) and push it live (on ``pushes``,
+        default ``pipe``)."""
+        pushes = pipe if pushes is None else pushes
         for flag in flags:
             doc = serde.dumps(flag.to_json())
             pipe.xadd(
@@ -196,7 +207,7 @@ class ProfileStore:
                 maxlen=self.flags_stream_maxlen,
                 approximate=True,
             )
-            pipe.publish(self.keys.flags_channel, doc)
+            pushes.publish(self.keys.flags_channel, doc)
         return pipe
 
     def _execute(self, pipe: Any, op: str) -> None:
