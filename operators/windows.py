@@ -45,6 +45,7 @@ TIERS: dict[str, tuple[int, int]] = {
     "1d": (DAY_MS, 30),
 }
 """Bucket tiers: name -> (bucket size ms, buckets kept)."""
+_TIER_LIST = list(TIERS.items())
 
 WINDOWS: dict[str, tuple[str, int]] = {
     "1h": ("5m", 12),
@@ -120,12 +121,14 @@ class Windows:
 
     def _roll_up(self, previous_ms: int) -> None:
         """Move buckets that left a tier into the next coarser tier (or drop them)."""
-        tiers = list(TIERS.items())
+        tiers = _TIER_LIST
         for i, (tier, (size, keep)) in enumerate(tiers):
             if self.newest_ms // size == previous_ms // size:
-                continue  # this tier (and so every coarser one) has not moved
+                break  # this tier has not moved, so no coarser one has (each size divides the next)
             oldest_kept = self.newest_ms // size - keep + 1
-            tier_buckets = self.buckets.get(tier, {})
+            tier_buckets = self.buckets.get(tier)
+            if not tier_buckets or min(tier_buckets) >= oldest_kept:
+                continue
             for index in [k for k in tier_buckets if k < oldest_kept]:
                 bucket = tier_buckets.pop(index)
                 if i + 1 < len(tiers):
