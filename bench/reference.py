@@ -5,22 +5,28 @@ Pushes the simulator's reference mix (70 % web/app, 10 % orders, 10 % text,
 Kafka and Redis and reports, in one run:
 
 * events/s of one engine worker draining a backlog, batched Redis I/O, with the
-  online models on (the default), off, and the 360 update alone (models off,
-  no rules file: no flags, no actions);
+  online models on (the default) and off;
+* with ``--compare-ref``: that commit's engine and the 360 update alone (models
+  off, no rules file: no flags, no actions) run in alternating pairs
+  (``--pairs``, default 3), each pair's ratio and the median: this 2-core
+  machine's speed drifts by tens of percent over minutes, so only runs close
+  in time compare;
 * the same with one Redis round trip per event (the baseline), and the ratio;
 * Redis commands per event for both;
 * Kafka-in to flag-in-Redis latency p50/p99 under a steady live rate.
 
-    python -m bench.reference [--events 200000] [--customers 100000] [--live-rate 5000]
+    python -m bench.reference [--events 200000] [--customers 100000] [--live-rate 3000] [--compare-ref REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 from bench.common import (
     bench_settings,
@@ -64,88 +70,81 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--baseline-events", type=int, default=50_000)
     ap.add_argument("--customers", type=int, default=100_000)
-    ap.add_argument("--live-rate", type=float, default=5000.0)
+    ap.add_argument("--live-rate", type=float, default=3000.0)
     ap.add_argument("--live-seconds", type=float, default=20.0)
     ap.add_argument("--compare-ref", help="also run this git commit's engine on the same backlog (e.g. the skeleton)")
+    ap.add_argument("--pairs", type=int, default=3, help="alternating runs of --compare-ref and the 360 alone")
     args = ap.parse_args()
 
     with services() as (kafka, redis_url):
-        batched = bench_settings(kafka, redis_url, "batched")
-        per_event = bench_settings(kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000)
         t = time.monotonic()
         produce_events(reference_simulator(args.customers), kafka, "bench.in", args.events)
         print(f"produced {args.events} events in {time.monotonic() - t:.1f}s")
 
-        fast = drain(batched, args.events)
-        print(
-            f"batched:   {fast.steady_events_per_s:9.0f} events/s  "
-            f"{fast.redis_commands_per_event:.3f} Redis commands/event"
-        )
-        other = None
+        def run(name: str, **changes: Any) -> float:
+            result = drain(bench_settings(kafka, redis_url, name, **changes), args.events)
+            print(f"{name:>12}: {result.steady_events_per_s:9.0f} events/s  "
+                  f"{result.redis_commands_per_event:.3f} Redis commands/event")  # fmt: skip
+            commands[name] = result.redis_commands_per_event
+            return result.steady_events_per_s
+
+        commands: dict[str, float] = {}
+        full = run("full")
+        models_off = run("nomodels", models_enabled=False)
+        slow = drain(bench_settings(kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000),
+                     args.baseline_events)  # fmt: skip
+        print(f"   per-event: {slow.steady_events_per_s:9.0f} events/s  "
+              f"{slow.redis_commands_per_event:.3f} Redis commands/event  (first {args.baseline_events})")  # fmt: skip
+        pairs: list[tuple[float, float]] = []
         if args.compare_ref:
             with worktree(args.compare_ref) as code_dir:
-                other = drain(bench_settings(kafka, redis_url, "ref"), args.events, code_dir=code_dir)
-            print(f"{args.compare_ref}: {other.steady_events_per_s:9.0f} events/s")
-        models_off = drain(bench_settings(kafka, redis_url, "nomodels", models_enabled=False), args.events)
-        print(f"models off: {models_off.steady_events_per_s:9.0f} events/s")
-        profile_only = drain(
-            bench_settings(kafka, redis_url, "profile", models_enabled=False, rules_path="none"), args.events
-        )
-        print(f"360 only:   {profile_only.steady_events_per_s:9.0f} events/s")
-        slow = drain(per_event, args.baseline_events)
-        print(
-            f"per-event: {slow.steady_events_per_s:9.0f} events/s  "
-            f"{slow.redis_commands_per_event:.3f} Redis commands/event  "
-            f"(first {args.baseline_events})"
-        )
+                for i in range(args.pairs):
+                    ref = drain(bench_settings(kafka, redis_url, f"ref{i}"), args.events, code_dir=code_dir)
+                    print(f"{args.compare_ref:>12}: {ref.steady_events_per_s:9.0f} events/s")
+                    pairs.append((ref.steady_events_per_s, run(f"profile{i}", models_enabled=False, rules_path="none")))
+        latencies = live_latencies(kafka, redis_url, args)
 
-        live = bench_settings(kafka, redis_url, "live", input_topics=("bench.live",))
-        proc = start_engine(live)
-        try:
-            time.sleep(3)  # start-up, partition assignment
-            since = int(time.time() * 1000)
-            n = int(args.live_rate * args.live_seconds)
-            sim = reference_simulator(args.customers, seed=8)
-            produce_events(sim, kafka, "bench.live", n, rate=args.live_rate)
-            time.sleep(2)
-        finally:
-            stop_process(proc)
-        lat = flag_latencies_ms(live, since)
-
-    result = {
+    result: dict[str, Any] = {
         "events": args.events,
         "customers": args.customers,
-        "batched_events_per_s": round(fast.steady_events_per_s),
-        **(
-            {
-                f"{args.compare_ref}_events_per_s": round(other.steady_events_per_s),
-                f"ratio_to_{args.compare_ref}": round(fast.steady_events_per_s / other.steady_events_per_s, 2),
-            }
-            if other
-            else {}
-        ),
-        "models_off_events_per_s": round(models_off.steady_events_per_s),
-        "profile_only_events_per_s": round(profile_only.steady_events_per_s),
-        **(
-            {
-                f"profile_only_ratio_to_{args.compare_ref}": round(
-                    profile_only.steady_events_per_s / other.steady_events_per_s, 2
-                )
-            }
-            if other
-            else {}
-        ),
-        "models_on_off_ratio": round(fast.steady_events_per_s / models_off.steady_events_per_s, 2),
+        "full_events_per_s": round(full),
+        "models_off_events_per_s": round(models_off),
+        "models_on_off_ratio": round(full / models_off, 2),
         "per_event_events_per_s": round(slow.steady_events_per_s),
-        "speedup_vs_per_event": round(fast.steady_events_per_s / slow.steady_events_per_s, 1),
-        "batched_redis_commands_per_event": round(fast.redis_commands_per_event, 3),
+        "full_speedup_vs_per_event": round(full / slow.steady_events_per_s, 1),
+        "full_redis_commands_per_event": round(commands["full"], 3),
         "per_event_redis_commands_per_event": round(slow.redis_commands_per_event, 3),
-        "live_rate": args.live_rate,
-        "flags_measured": len(lat),
-        "flag_latency_p50_ms": percentile(lat, 0.5),
-        "flag_latency_p99_ms": percentile(lat, 0.99),
     }
+    if pairs:
+        ref_median = statistics.median(r for r, _ in pairs)
+        result.update({
+            f"{args.compare_ref}_events_per_s": [round(r) for r, _ in pairs],
+            "profile_only_events_per_s": [round(p) for _, p in pairs],
+            "profile_only_ratio_per_pair": [round(p / r, 2) for r, p in pairs],
+            "profile_only_ratio_median": round(statistics.median(p / r for r, p in pairs), 2),
+            "models_off_ratio_to_ref_median": round(models_off / ref_median, 2),
+            "full_ratio_to_ref_median": round(full / ref_median, 2),
+        })  # fmt: skip
+    result.update({
+        "live_rate": args.live_rate, "flags_measured": len(latencies),
+        "flag_latency_p50_ms": percentile(latencies, 0.5), "flag_latency_p99_ms": percentile(latencies, 0.99),
+    })  # fmt: skip
     write_result("reference", result)
+
+
+def live_latencies(kafka: str, redis_url: str, args: argparse.Namespace) -> list[float]:
+    """Kafka-in to flag-in-Redis latencies of the full engine under a steady live rate."""
+    live = bench_settings(kafka, redis_url, "live", input_topics=("bench.live",))
+    proc = start_engine(live)
+    try:
+        time.sleep(3)  # start-up, partition assignment
+        since = int(time.time() * 1000)
+        produce_events(reference_simulator(args.customers, seed=8), kafka, "bench.live",
+                       int(args.live_rate * args.live_seconds), rate=args.live_rate)  # fmt: skip
+        time.sleep(2)
+    finally:
+        stop_process(proc)
+    return flag_latencies_ms(live, since)
 
 
 if __name__ == "__main__":
