@@ -39,6 +39,7 @@ from bench.common import (
 )
 from livesignals import serde
 from livesignals.engine_process import start_engine, stop_process
+from livesignals.settings import Settings
 from state.connection import connect
 from state.keys import Keys
 
@@ -81,8 +82,14 @@ def main() -> None:
         produce_events(reference_simulator(args.customers), kafka, "bench.in", args.events)
         print(f"produced {args.events} events in {time.monotonic() - t:.1f}s")
 
+        def fresh(name: str, **changes: Any) -> Settings:
+            """Settings for one run, on an emptied Redis (a fuller Redis is a slower one: every run starts equal)."""
+            settings = bench_settings(kafka, redis_url, name, **changes)
+            connect(settings).flushall()
+            return settings
+
         def run(name: str, **changes: Any) -> float:
-            result = drain(bench_settings(kafka, redis_url, name, **changes), args.events)
+            result = drain(fresh(name, **changes), args.events)
             print(f"{name:>12}: {result.steady_events_per_s:9.0f} events/s  "
                   f"{result.redis_commands_per_event:.3f} Redis commands/event")  # fmt: skip
             commands[name] = result.redis_commands_per_event
@@ -91,15 +98,14 @@ def main() -> None:
         commands: dict[str, float] = {}
         full = run("full")
         models_off = run("nomodels", models_enabled=False)
-        slow = drain(bench_settings(kafka, redis_url, "perevent", redis_mode="per_event", batch_size=1000),
-                     args.baseline_events)  # fmt: skip
+        slow = drain(fresh("perevent", redis_mode="per_event", batch_size=1000), args.baseline_events)
         print(f"   per-event: {slow.steady_events_per_s:9.0f} events/s  "
               f"{slow.redis_commands_per_event:.3f} Redis commands/event  (first {args.baseline_events})")  # fmt: skip
         pairs: list[tuple[float, float]] = []
         if args.compare_ref:
             with worktree(args.compare_ref) as code_dir:
                 for i in range(args.pairs):
-                    ref = drain(bench_settings(kafka, redis_url, f"ref{i}"), args.events, code_dir=code_dir)
+                    ref = drain(fresh(f"ref{i}"), args.events, code_dir=code_dir)
                     print(f"{args.compare_ref:>12}: {ref.steady_events_per_s:9.0f} events/s")
                     pairs.append((ref.steady_events_per_s, run(f"profile{i}", models_enabled=False, rules_path="none")))
         latencies = live_latencies(kafka, redis_url, args)
@@ -135,6 +141,7 @@ def main() -> None:
 def live_latencies(kafka: str, redis_url: str, args: argparse.Namespace) -> list[float]:
     """Kafka-in to flag-in-Redis latencies of the full engine under a steady live rate."""
     live = bench_settings(kafka, redis_url, "live", input_topics=("bench.live",))
+    connect(live).flushall()
     proc = start_engine(live)
     try:
         time.sleep(3)  # start-up, partition assignment
