@@ -100,11 +100,12 @@ def learn_responses(models: ModelSet, state: CustomerState, event: Event, report
     if event.type == "offer_response":
         outcomes.append(_offer_response(models, state, event, report))
     elif event.type == "agent_feedback" and p["kind"] == "action":
-        offer = _take_pending(state, p["target_id"], None)
-        if offer is None:
-            report.labels[("offers", "unmatched")] += 1
-        elif p["label"] == "not_relevant":
+        # "relevant" says nothing about the customer's answer: the offer keeps waiting for it.
+        offer = _take_pending(state, p["target_id"], None) if p["label"] == "not_relevant" else None
+        if offer is not None:
             outcomes.append(_learn_offer(models, state, offer, "not_relevant", event, report))
+        elif p["label"] == "not_relevant":
+            report.labels[("offers", "unmatched")] += 1
     elif event.type == "agent_feedback" and p["kind"] == "flag":
         name = next((n for fid, n in state.history.get("recent_flags", []) if fid == p["target_id"]), None)
         if name is None or p["label"] not in ("relevant", "not_relevant"):

@@ -218,3 +218,18 @@ def test_a_cross_sell_names_a_product_the_customer_viewed_and_does_not_hold():
     (trigger,) = out.docs(engine.settings.triggers_topic)
     assert (trigger["action"], trigger["item"]) == ("cross_sell", "p2")
     assert trigger["reasons"] == ["viewed p2, not yet bought (1 orders so far)"]
+
+
+def test_an_agents_not_relevant_on_a_trigger_is_a_negative_and_relevant_leaves_the_offer_waiting():
+    engine, out = run([
+        event("order", t=NOON, order_id="o1", amount=80.0),
+        event("delivery", t=NOON + HOUR, order_id="o1", status="delayed"),
+    ])  # fmt: skip
+    (trigger,) = out.docs(engine.settings.triggers_topic)
+    feedback = {"target_id": trigger["trigger_id"], "kind": "action"}
+    run([event("agent_feedback", t=NOON + 2 * HOUR, label="relevant", **feedback)], engine)
+    assert engine.store.states["customer_id:c1"].predictions["offers_pending"], "still awaiting the answer"
+    run([event("agent_feedback", t=NOON + 3 * HOUR, label="not_relevant", **feedback)], engine)
+    outcome = out.docs(engine.settings.decisions_topic)[-1]
+    assert (outcome["kind"], outcome["response"]) == ("outcome", "not_relevant")
+    assert engine.store.partitions[("in", 0)].models.model("offers").labels["proactive_notification"] == [0, 1]
