@@ -183,10 +183,7 @@ class _Reader:
 
     def flag(self, table: dict[str, Any], index: int) -> FlagRule:
         name, where = self._name(table, "flag", index, _FLAG_KEYS)
-        severity = table.get("severity", "warning")
-        if severity not in SEVERITIES:
-            raise RulebookError(f"{self._at('severity', severity, where)}: flag {name!r}: "
-                                f"severity must be one of {sorted(SEVERITIES)}")  # fmt: skip
+        severity = self._one_of(table, "severity", "warning", SEVERITIES, where, f"flag {name!r}")
         evidence = table.get("evidence", [])
         if not isinstance(evidence, list) or not all(isinstance(p, str) for p in evidence):
             raise RulebookError(f"{self._at('evidence', None, where)}: flag {name!r}: evidence must be a list of paths")
@@ -204,10 +201,7 @@ class _Reader:
 
     def action(self, table: dict[str, Any], index: int) -> ActionRule:
         name, where = self._name(table, "action", index, _ACTION_KEYS)
-        purpose = table.get("purpose", "marketing")
-        if purpose not in PURPOSES:
-            raise RulebookError(f"{self._at('purpose', purpose, where)}: action {name!r}: "
-                                f"purpose must be one of {sorted(PURPOSES)}")  # fmt: skip
+        purpose = self._one_of(table, "purpose", "marketing", PURPOSES, where, f"action {name!r}")
         channel = str(table.get("channel", "preferred"))
         if channel != "preferred" and channel not in CONTACT_CHANNELS | {"push", "web", "app"}:
             raise RulebookError(f"{self._at('channel', channel, where)}: action {name!r}: unknown channel {channel!r}")
@@ -226,6 +220,14 @@ class _Reader:
             reason=self._template(table, f"action {name!r}", where),
             item=self._expr(table, "item", name, "action"),
         )
+
+    def _one_of(
+        self, table: dict[str, Any], key: str, default: str, allowed: frozenset[str], where: str, label: str
+    ) -> str:
+        value = table.get(key, default)
+        if value not in allowed:
+            raise RulebookError(f"{self._at(key, value, where)}: {label}: {key} must be one of {sorted(allowed)}")
+        return str(value)
 
     def _at(self, key: str, value: Any, where: str) -> str:
         """``source:line`` of ``key = value`` in the table that starts at ``where`` (else ``where``)."""

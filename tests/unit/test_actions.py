@@ -104,12 +104,18 @@ def run(docs, engine=None):
     return engine, capture
 
 
-def test_a_delivery_problem_sends_a_notification_whose_response_teaches_the_offers_model():
+def notification_sent():
+    """A customer whose delayed delivery got a proactive notification: the engine, its outputs, the trigger."""
     engine, out = run([
         event("order", t=NOON, order_id="o1", amount=80.0),
         event("delivery", t=NOON + HOUR, order_id="o1", status="delayed"),
     ])  # fmt: skip
     (trigger,) = out.docs(engine.settings.triggers_topic)
+    return engine, out, trigger
+
+
+def test_a_delivery_problem_sends_a_notification_whose_response_teaches_the_offers_model():
+    engine, out, trigger = notification_sent()
     (decision,) = out.docs(engine.settings.decisions_topic)
     fastjsonschema.compile(load_schema("trigger-v1.json"))(trigger)
     fastjsonschema.compile(load_schema("decision-v1.json"))(decision)
@@ -221,11 +227,7 @@ def test_a_cross_sell_names_a_product_the_customer_viewed_and_does_not_hold():
 
 
 def test_an_agents_not_relevant_on_a_trigger_is_a_negative_and_relevant_leaves_the_offer_waiting():
-    engine, out = run([
-        event("order", t=NOON, order_id="o1", amount=80.0),
-        event("delivery", t=NOON + HOUR, order_id="o1", status="delayed"),
-    ])  # fmt: skip
-    (trigger,) = out.docs(engine.settings.triggers_topic)
+    engine, out, trigger = notification_sent()
     feedback = {"target_id": trigger["trigger_id"], "kind": "action"}
     run([event("agent_feedback", t=NOON + 2 * HOUR, label="relevant", **feedback)], engine)
     assert engine.store.states["customer_id:c1"].predictions["offers_pending"], "still awaiting the answer"
