@@ -104,7 +104,7 @@ def learn_responses(models: ModelSet, state: CustomerState, event: Event, report
         offer = _take_pending(state, p["target_id"], None) if p["label"] == "not_relevant" else None
         if offer is not None:
             outcomes.append(_learn_offer(models, state, offer, "not_relevant", event, report))
-        elif p["label"] == "not_relevant":
+        elif p["label"] != "relevant":
             report.labels[("offers", "unmatched")] += 1
     elif event.type == "agent_feedback" and p["kind"] == "flag":
         name = next((n for fid, n in state.history.get("recent_flags", []) if fid == p["target_id"]), None)
@@ -140,10 +140,7 @@ def _offer_response(models: ModelSet, state: CustomerState, event: Event, report
         return outcome
     # An offer made elsewhere: what the customer looks like now (before this response is applied).
     x = {**churn_features(state, event.event_time_ms), **response_features(offer_history(state, p["action"]))}
-    for _, slot in models.all("offers"):
-        slot.model.learn_one(p["action"], x, response == "accepted")
-    report.labels[("offers", response)] += 1
-    report.learned = True
+    _learn(models, p["action"], x, response, None, report)
     return outcome
 
 
@@ -156,12 +153,19 @@ def _learn_offer(
     x.update(response_features(offer.get("h", [0, 0])))
     if response == "expired":
         record_response(state, offer["action"], False)
-    for role, slot in models.all("offers"):
-        slot.model.learn_one(offer["action"], x, response == "accepted", offer["p"] if role == "champion" else None)
-    report.labels[("offers", response)] += 1
-    report.learned = True
+    _learn(models, offer["action"], x, response, offer["p"], report)
     return Outcome(offer["id"], state.customer_key, offer["action"], response, at,
                    event.event_id if event is not None else None)  # fmt: skip
+
+
+def _learn(
+    models: ModelSet, action: str, x: dict[str, float], response: str, said: float | None, report: ScoringReport
+) -> None:
+    """Teach every ``offers`` model one response; ``said`` is the champion's propensity at decision time."""
+    for role, slot in models.all("offers"):
+        slot.model.learn_one(action, x, response == "accepted", said if role == "champion" else None)
+    report.labels[("offers", response)] += 1
+    report.learned = True
 
 
 def _take_expired(state: CustomerState, now_ms: int) -> list[dict[str, Any]]:
