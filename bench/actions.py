@@ -32,14 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.policy_eval import evaluate_policies
+from app.simulator import Simulator, SimulatorConfig
+from app.simulator.journeys import ACCEPT_BEST, ACCEPT_OTHER
 from bench.common import write_result
 from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
-from livesignals.policy_eval import evaluate_policies
 from livesignals.settings import Settings
-from livesignals.simulator import Simulator, SimulatorConfig
-from livesignals.simulator.journeys import ACCEPT_BEST, ACCEPT_OTHER
 from operators.engine import Engine, OutRecord
 from state.memory import InMemoryStore
 

@@ -9,12 +9,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from livesignals import embedded, serde
+from app import embedded
+from app.engine_process import start_engine, stop_process
+from app.simulator import Simulator, SimulatorConfig
+from app.topics import ensure_topics
+from livesignals import serde
 from livesignals.contract import primary_key
-from livesignals.engine_process import start_engine, stop_process
 from livesignals.settings import Settings
-from livesignals.simulator import Simulator, SimulatorConfig
-from livesignals.topics import ensure_topics
 from state.connection import connect
 from state.keys import Keys
 

@@ -23,15 +23,15 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from app.simulator import Simulator, SimulatorConfig
 from bench.common import write_result
 from livesignals import serde
 from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from livesignals.settings import Settings
-from livesignals.simulator import Simulator, SimulatorConfig
 from models.sentiment import label_from_score
 from operators.engine import Engine
-from operators.features import CHURN_FEATURES
+from operators.scoring.features import CHURN_FEATURES
 from state.memory import InMemoryStore
 
 HOUR = 3_600_000
@@ -135,7 +135,7 @@ def batch_ceiling(rows: list) -> float:
 
 
 def accuracy_f1(pairs: list[tuple[str, str]]) -> dict[str, float | None]:
-    from livesignals.evaluate import _accuracy_f1
+    from app.evaluate import _accuracy_f1
 
     acc, f1 = _accuracy_f1(pairs)
     return {"n": len(pairs), "accuracy": acc, "macro_f1": f1}

@@ -28,6 +28,7 @@ import tempfile
 import time
 from typing import Any
 
+from app.engine_process import start_engine, stop_process
 from bench.common import (
     bench_settings,
     drain,
@@ -38,7 +39,6 @@ from bench.common import (
     write_result,
 )
 from livesignals import serde
-from livesignals.engine_process import start_engine, stop_process
 from livesignals.settings import Settings
 from state.connection import connect
 from state.keys import Keys

@@ -1,9 +1,11 @@
-"""LiveSignals: live customer signals from interaction streams.
+"""LiveSignals kernel: what every layer may import, and nothing else.
 
-The shell package: CLI, settings, the event contract, serde, metrics and
-errors. The engine lives in the top-level packages ``operators`` (pure
-logic), ``state`` (Redis), ``models`` (online models) and ``flows`` (Bytewax
-wiring).
+The event contract (:mod:`.contract`, with the JSON Schemas in ``schemas/``),
+serialisation (:mod:`.serde`), errors and dead letters (:mod:`.errors`),
+typed settings (:mod:`.settings`), the metrics registry (:mod:`.metrics`) and
+the shipped rules file (``rules/``). The kernel imports no other package of
+the project. Layers above it, in order: ``models``, ``operators``, ``state``,
+``flows``, then the application (``app``) and the services.
 """
 
 __version__ = "0.1.0"

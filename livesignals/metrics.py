@@ -40,7 +40,7 @@ REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to
 REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
 KPI_EVENTS = Counter(
     "livesignals_kpi_events_total",
-    "Contact-centre KPI components by channel (see operators/kpis.py and the README for the "
+    "Contact-centre KPI components by channel (see operators/profile360/kpis.py and the README for the "
     "PromQL that turns them into FCR, repeat rate, AHT, CSAT, NPS, CES and deflection).",
     ["channel", "component"],
 )

@@ -1,7 +1,7 @@
 """Churn risk: a calibrated probability per customer, with the features that drive it.
 
 A River pipeline (standard scaling, then logistic regression) scores profile
-features (:func:`operators.features.churn_features`). Labels are delayed:
+features (:func:`operators.scoring.features.churn_features`). Labels are delayed:
 the engine keeps the features and the probability it predicted at scoring
 time; a cancellation within ``horizon`` makes them positive, the horizon
 passing without one makes them negative. Each label is checked against the

@@ -1,6 +1,6 @@
 """Fraud / anomaly risk on purchases, returns and account changes, with its reason.
 
-Unsupervised: River's Half-Space Trees (:func:`operators.features.fraud_features`);
+Unsupervised: River's Half-Space Trees (:func:`operators.scoring.features.fraud_features`);
 each event is scored, then learned. Half-Space Trees split the unit cube, so
 features are standardised and squashed into (0, 1) by a logistic curve
 (:func:`squash`): ordinary values fill the middle and an outlier, however

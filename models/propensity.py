@@ -6,7 +6,7 @@ action (will this customer accept a retention offer? a callback?) or a flag
 intercept is the prior's log-odds) and moves as responses arrive, so a new
 action is neither ignored nor over-trusted before it has labels.
 
-Features are the customer's profile features (:func:`operators.features.churn_features`),
+Features are the customer's profile features (:func:`operators.scoring.features.churn_features`),
 standard-scaled per arm. Labels are checked against the probability the
 model gave before learning (progressive validation, pooled over arms).
 

@@ -29,17 +29,19 @@ from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
 from livesignals.settings import Settings
-from operators import kpis, responses, scoring, voc
-from operators.actions import Arbiter
-from operators.features import churn_features
+from operators.decisions import responses
+from operators.decisions.actions import Arbiter
+from operators.decisions.policy import ContactPolicy
 from operators.partition import PartitionAggregates
-from operators.policy import ContactPolicy
-from operators.profile import CustomerState
+from operators.profile360 import kpis, voc
+from operators.profile360.profile import CustomerState
+from operators.profile360.update import apply_event, is_complaint
 from operators.report import BatchReport, export_model_metrics
-from operators.rule_context import ContextWindows, context
-from operators.rulebook import RulebookSource
-from operators.signals import Flag, Trigger
-from operators.update import apply_event, is_complaint
+from operators.rules.context import ContextWindows, context
+from operators.rules.rulebook import RulebookSource
+from operators.rules.signals import Flag, Trigger
+from operators.scoring import online
+from operators.scoring.features import churn_features
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ class Engine:
         self.windows = ContextWindows(settings.context_window_s * 1000, settings.repeat_contact_window_s * 1000)
         self.arbiter = Arbiter(settings.nba_policy, settings.nba_epsilon, settings.nba_top_n, settings.nba_seed)
         self.per_event = settings.redis_mode == "per_event"
-        self.scoring = scoring.ScoringConfig(
+        self.scoring = online.ScoringConfig(
             churn_horizon_ms=int(settings.churn_horizon_days * 86_400_000),
             snapshot_every_ms=int(settings.churn_horizon_days * 86_400_000 / 10),
         )
@@ -198,7 +200,7 @@ class Engine:
     ) -> None:
         """Score, apply and evaluate one event (the customer's state is loaded)."""
         part = self._partition(event, partitions)
-        text = scoring.text_of(event)
+        text = online.text_of(event)
         score = self._score_before(part, state, event, text, report)
         contributions = kpis.contributions(state, event)
         part.kpi.add(event.event_time_ms, contributions)
@@ -208,8 +210,8 @@ class Engine:
                 report.kpi[name + "_n"] += 1
         apply_event(state, event, score)
         if self.models_enabled:
-            scoring.score_churn(part.models, state, event, self.scoring, report.scoring)
-            scoring.score_fraud(part.models, state, event, report.scoring)
+            online.score_churn(part.models, state, event, self.scoring, report.scoring)
+            online.score_fraud(part.models, state, event, report.scoring)
             part.models_dirty |= report.scoring.learned
             report.scoring.learned = False
         if is_complaint(event, score):
@@ -277,9 +279,9 @@ class Engine:
             return self.sentiment(text, event.payload.get("lang")) if text else None
         if not self.models_enabled:
             return None
-        scoring.learn_labels(part.models, state, event, report.scoring)
+        online.learn_labels(part.models, state, event, report.scoring)
         report.outcomes += responses.learn_responses(part.models, state, event, report.scoring)
-        return scoring.score_text(part.models, state, event, text, report.scoring) if text else None
+        return online.score_text(part.models, state, event, text, report.scoring) if text else None
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
         pos = (event.origin.topic, event.origin.partition)

@@ -15,8 +15,8 @@ from typing import Any
 
 from livesignals import serde
 from models.registry import ModelSet
-from operators import kpis, voc
-from operators.windows import Windows
+from operators.profile360 import kpis, voc
+from operators.profile360.windows import Windows
 
 
 @dataclass

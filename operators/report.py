@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import DeadLetter
-from operators import kpis, responses, scoring
-from operators.actions import Decision
+from operators.decisions import responses
+from operators.decisions.actions import Decision
 from operators.partition import PartitionAggregates
-from operators.signals import Flag, Trigger
+from operators.profile360 import kpis
+from operators.rules.signals import Flag, Trigger
+from operators.scoring import online
 
 
 @dataclass(slots=True)
@@ -31,7 +33,7 @@ class BatchReport:
     outcomes: list[responses.Outcome] = field(default_factory=list)
     """Responses to earlier decisions learned in this batch."""
     applied_by_type: dict[str, int] = field(default_factory=dict)
-    scoring: scoring.ScoringReport = field(default_factory=scoring.ScoringReport)
+    scoring: online.ScoringReport = field(default_factory=online.ScoringReport)
     kpi: Counter[str] = field(default_factory=Counter)
     """KPI components of the batch (``channel|component``), for Prometheus."""
     complaints: int = 0

@@ -9,15 +9,15 @@ replaced by a digest inside the tag. Sizes are for the default settings.
 key                                type    holds                                             bound / TTL
 =================================  ======  ================================================  ===================
 ``ls:{<cust>}:profile``            string  the customer's facts, one compact JSON document   every list and map
-                                           in sections (:mod:`operators.profile`)            bounded (``MAX_*``);
+                                           in sections (``profile360.profile``)              bounded (``MAX_*``);
                                                                                              no TTL
 ``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
-                                           compact JSON (:mod:`operators.timeline`)          (200) and
+                                           compact JSON (``profile360.timeline``)            (200) and
                                                                                              ``timeline_max_age_days``
                                                                                              (90; TTL max age + 1 day)
 ``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
                                            cookie, email or phone linked to them); more
-                                           than one = shared (:mod:`operators.identity`)
+                                           than one = shared (``profile360.identity``)
 ``ls:agg:<topic>:<partition>``     hash    KPI and complaint-term buckets of one input       buckets bounded by
                                            partition (:mod:`operators.partition`)            tier; 400 names per
                                                                                              bucket

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from operators.partition import PartitionAggregates
-from operators.profile import CustomerState
-from operators.signals import Flag
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Flag
 
 
 class InMemoryStore:

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from livesignals import serde
-from operators import kpis, views, voc
-from operators.identity import is_shared, merge_linked
 from operators.partition import PartitionAggregates
-from operators.profile import CustomerState
+from operators.profile360 import kpis, views, voc
+from operators.profile360.identity import is_shared, merge_linked
+from operators.profile360.profile import CustomerState
 from state.keys import Keys
 
 TIMELINE_SHOWN = 50

@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from livesignals import metrics, serde
-from operators.identity import MAX_OWNERS_KEPT
 from operators.partition import PartitionAggregates
-from operators.profile import CustomerState
-from operators.signals import Flag
+from operators.profile360.identity import MAX_OWNERS_KEPT
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Flag
 from state.keys import Keys
 
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants.

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from livesignals import embedded
+from app import embedded
+from app.topics import ensure_topics
 from livesignals.settings import Settings
-from livesignals.topics import ensure_topics
 
 
 @pytest.fixture(scope="session")

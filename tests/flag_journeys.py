@@ -18,7 +18,7 @@ import random
 from typing import Any
 
 from models.registry import ModelSet
-from operators.features import CHURN_FEATURES
+from operators.scoring.features import CHURN_FEATURES
 from tests.helpers import event
 
 MIN = 60_000

@@ -134,8 +134,8 @@ def aggregates(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
 
 def run_through_kafka(settings: Any, steps: list[dict[str, Any]]) -> None:
     """Produce the events keyed by customer, run the engine until all are committed, stop it."""
+    from app.engine_process import start_engine, stop_process
     from livesignals.contract import primary_key
-    from livesignals.engine_process import start_engine, stop_process
 
     produce(settings.kafka_bootstrap, settings.input_topics[0],
             [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in steps])  # fmt: skip

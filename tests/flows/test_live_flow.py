@@ -16,7 +16,7 @@ from flows.engine_sink import EngineSink, default_engine
 from livesignals import serde
 from livesignals.errors import Reason
 from operators.engine import OutRecord
-from operators.profile import CustomerState
+from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 from tests.helpers import T0, event, raw

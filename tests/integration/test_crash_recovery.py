@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from app.engine_process import start_engine, stop_process
+from app.simulator import Simulator, SimulatorConfig
 from livesignals import serde
 from livesignals.contract import primary_key
-from livesignals.engine_process import start_engine, stop_process
-from livesignals.simulator import Simulator, SimulatorConfig
 from models.registry import ModelSet
 from tests.helpers import aggregates, committed, consume_all, produce, profiles, timelines, wait_committed
 

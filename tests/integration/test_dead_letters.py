@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.engine_process import start_engine, stop_process
 from livesignals import serde
-from livesignals.engine_process import start_engine, stop_process
 from livesignals.errors import Reason
 from tests.helpers import T0, consume_all, event, produce, profiles, wait_committed
 

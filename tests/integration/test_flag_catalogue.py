@@ -14,7 +14,7 @@ import time
 import pytest
 
 from livesignals import serde
-from operators.profile import CustomerState
+from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 from tests.flag_journeys import DAY, extra_evidence, journeys, trained_models

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.cli import main
 from livesignals import serde
-from livesignals.cli import main
 from operators.engine import Engine
 from state.connection import connect
 from state.keys import Keys

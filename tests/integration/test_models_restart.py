@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
+from app.simulator import Simulator, SimulatorConfig
 from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
-from livesignals.simulator import Simulator, SimulatorConfig
 from operators.engine import Engine
-from operators.profile import CustomerState
+from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 from state.store import ProfileStore

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.embedded import free_port
 from flows.publisher import DeliveryError, KafkaPublisher
-from livesignals.embedded import free_port
 from operators.engine import OutRecord
 from tests.helpers import consume_all
 

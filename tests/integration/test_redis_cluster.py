@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from livesignals import embedded, serde
+from app import embedded
+from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from operators.engine import Engine

@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from livesignals import serde
-from operators.profile import CustomerState
-from operators.signals import Flag
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Flag
 from state.keys import Keys
 from state.store import ProfileStore
 
@@ -42,7 +42,7 @@ def test_one_round_trip_loads_a_whole_batch_and_the_cache_serves_repeats(store, 
 
 
 def test_a_commit_that_never_reaches_redis_leaves_no_trace_and_clears_the_cache(store, redis_client, settings):
-    from livesignals.embedded import free_port
+    from app.embedded import free_port
 
     keys = Keys(settings.key_prefix)
     s = store.load(["customer_id:c1"])["customer_id:c1"]

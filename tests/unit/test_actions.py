@@ -8,19 +8,19 @@ import random
 import fastjsonschema
 import pytest
 
+from app.policy_eval import evaluate_policies
 from livesignals import serde
 from livesignals.contract import decode, load_schema
 from livesignals.errors import Origin
-from livesignals.policy_eval import evaluate_policies
 from livesignals.settings import Settings
 from models.propensity import ResponseModel
-from operators.actions import Arbiter
+from operators.decisions.actions import Arbiter
 from operators.engine import Engine
-from operators.features import response_features
-from operators.profile import CustomerState
-from operators.rule_context import context
-from operators.rulebook import Rulebook
-from operators.views import future
+from operators.profile360.profile import CustomerState
+from operators.profile360.views import future
+from operators.rules.context import context
+from operators.rules.rulebook import Rulebook
+from operators.scoring.features import response_features
 from state.memory import InMemoryStore
 from tests.helpers import T0, event, raw
 

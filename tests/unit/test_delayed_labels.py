@@ -6,27 +6,27 @@ from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
 from models.registry import ModelSet
-from operators import scoring
-from operators.profile import CustomerState
-from operators.update import apply_event
+from operators.profile360.profile import CustomerState
+from operators.profile360.update import apply_event
+from operators.scoring import online
 from tests.helpers import T0, event
 
 DAY = 86_400_000
-CFG = scoring.ScoringConfig(churn_horizon_ms=30 * DAY, snapshot_every_ms=DAY)
+CFG = online.ScoringConfig(churn_horizon_ms=30 * DAY, snapshot_every_ms=DAY)
 
 
 def run(docs, models=None, state=None):
     models = models or ModelSet.from_config()
     state = state or CustomerState("customer_id:c1")
-    report = scoring.ScoringReport()
+    report = online.ScoringReport()
     for i, doc in enumerate(docs):
         e = decode(serde.dumps(doc), Origin("in", 0, i), now_ms=T0 + 400 * DAY)
-        scoring.learn_labels(models, state, e, report)
-        text = scoring.text_of(e)
+        online.learn_labels(models, state, e, report)
+        text = online.text_of(e)
         if text:
-            scoring.score_text(models, state, e, text, report)
+            online.score_text(models, state, e, text, report)
         apply_event(state, e)
-        scoring.score_churn(models, state, e, CFG, report)
+        online.score_churn(models, state, e, CFG, report)
     return models, state, report
 
 
@@ -92,6 +92,6 @@ def test_scores_carry_probability_version_and_drivers():
 
 
 def test_churn_feature_order_is_the_snapshot_order():
-    from operators.features import CHURN_FEATURES, churn_features
+    from operators.scoring.features import CHURN_FEATURES, churn_features
 
     assert tuple(churn_features(CustomerState("customer_id:c1"), T0)) == CHURN_FEATURES

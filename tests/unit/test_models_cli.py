@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from livesignals.cli import main
+from app.cli import main
 
 
 def test_evaluate_compares_configurations_on_a_recorded_stream(tmp_path, capsys):

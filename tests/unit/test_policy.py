@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from operators.policy import ContactPolicy
-from operators.profile import CustomerState
-from operators.signals import Trigger
+from operators.decisions.policy import ContactPolicy
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Trigger
 
 DAY = 86_400_000
 NOON = 1_767_268_800_000  # 2026-01-01T12:00:00Z

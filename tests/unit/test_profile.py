@@ -7,8 +7,8 @@ import pickle
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from operators.profile import CustomerState
-from operators.update import MAX_OPEN_ITEMS, MAX_RECENT_CONTACTS, apply_event
+from operators.profile360.profile import CustomerState
+from operators.profile360.update import MAX_OPEN_ITEMS, MAX_RECENT_CONTACTS, apply_event
 from tests.helpers import T0, event
 
 

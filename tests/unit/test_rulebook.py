@@ -10,11 +10,11 @@ import pytest
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from operators.expressions import ConditionError, compile_condition
-from operators.profile import CustomerState
-from operators.rule_context import context
-from operators.rulebook import Rulebook, RulebookError, RulebookSource
-from operators.update import apply_event
+from operators.profile360.profile import CustomerState
+from operators.profile360.update import apply_event
+from operators.rules.context import context
+from operators.rules.expressions import ConditionError, compile_condition
+from operators.rules.rulebook import Rulebook, RulebookError, RulebookSource
 from tests.helpers import T0, event
 
 CTX = {"value": {"spend": 600.0, "tags": ["a", "b"]}, "consent": {"marketing": False}, "w1h": {"errors": 2}}

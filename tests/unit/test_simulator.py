@@ -5,10 +5,10 @@ from __future__ import annotations
 import pickle
 from collections import Counter
 
+from app.simulator import Simulator, SimulatorConfig
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from livesignals.simulator import Simulator, SimulatorConfig
 
 
 def test_same_seed_same_stream_and_other_seed_other_stream():

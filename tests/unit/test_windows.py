@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from operators.windows import DAY_MS, METRICS, TIERS, WINDOWS, Windows
+from operators.profile360.windows import DAY_MS, METRICS, TIERS, WINDOWS, Windows
 
 
 def brute_force(events, metric, window, now):

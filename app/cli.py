@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
-        from livesignals.demo import run_demo
+        from app.demo import run_demo
 
         return run_demo(args.duration, args.rate, args.customers, args.seed)
 
@@ -85,17 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("profile", "kpis", "voc"):
         return _read(settings, args)
     if args.command == "models":
-        from livesignals.models_cli import run_models_command
+        from app.models_cli import run_models_command
 
         return run_models_command(settings, args)
     if args.command == "topics":
-        from livesignals.topics import ensure_topics
+        from app.topics import ensure_topics
 
         print("created:", ", ".join(ensure_topics(settings)) or "nothing (all exist)")
         return 0
     if args.command == "simulate":
-        from livesignals.simulator import Simulator, SimulatorConfig
-        from livesignals.simulator.produce import produce
+        from app.simulator import Simulator, SimulatorConfig
+        from app.simulator.produce import produce
 
         step_ms = 1000.0 / args.rate if args.rate > 0 else 50.0
         sim_ = Simulator(
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         if args.out:
-            from livesignals.simulator.produce import write_jsonl
+            from app.simulator.produce import write_jsonl
 
             count = args.count or 10_000
             n = write_jsonl(sim_, args.out, count, args.truth)

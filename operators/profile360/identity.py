@@ -21,7 +21,7 @@ call-centre phone number, a family tablet, a shared office computer) is
 from __future__ import annotations
 
 from livesignals.contract import IDENTIFIER_KINDS
-from operators.profile import CustomerState
+from operators.profile360.profile import CustomerState
 
 MAX_OWNERS_KEPT = 8
 """Claimants recorded per identifier; one is enough to know it is shared."""

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from livesignals.simulator.texts import make_text
+from app.simulator.texts import make_text
 
 OFFERS = ("retention_offer", "cross_sell", "upsell", "expert_callback", "goodwill_credit", "self_service_article")
 """Actions a simulated customer may be offered (named as in the shipped rules file)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from operators.expressions import Condition, ConditionError, compile_condition
+from operators.rules.expressions import Condition, ConditionError, compile_condition
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^{}]*))?\}")
 

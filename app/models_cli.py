@@ -28,7 +28,7 @@ def run_models_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"promotion {promotion_id} recorded: every worker swaps champion and challenger of "
               f"{args.kind} within {settings.model_control_poll_s:g} s")  # fmt: skip
         return 0
-    from livesignals.evaluate import table
+    from app.evaluate import table
     from state.reader import read_models
 
     print(table(read_models(client, keys)))
@@ -36,8 +36,8 @@ def run_models_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _evaluate_policy(settings: Settings, args: argparse.Namespace) -> int:
-    from livesignals.evaluate import read_jsonl, read_kafka
-    from livesignals.policy_eval import evaluate_policies, table
+    from app.evaluate import read_jsonl, read_kafka
+    from app.policy_eval import evaluate_policies, table
 
     lines = (
         read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
@@ -61,7 +61,7 @@ def _load_configs(specs: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from livesignals.evaluate import evaluate, read_jsonl, read_kafka, table, to_csv
+    from app.evaluate import evaluate, read_jsonl, read_kafka, table, to_csv
 
     events = (
         read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)

@@ -23,8 +23,8 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from operators.profile import CustomerState
-from operators.signals import Trigger
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Trigger
 
 DAY_MS = 86_400_000
 MAX_SENT_KEPT = 30

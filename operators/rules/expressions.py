@@ -21,7 +21,7 @@ True
 >>> compile_condition("open('x')")
 Traceback (most recent call last):
 ...
-operators.expressions.ConditionError: function calls are not allowed
+operators.rules.expressions.ConditionError: function calls are not allowed
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class _Translator:
         if known is not None and len(names) > 1 and names[1] not in known:
             raise ConditionError(f"unknown name {names[0]}.{names[1]} (known: {', '.join(sorted(known))})")
         # Roots that were declared always exist (the context supplies them, lazily if
-        # need be, see operators.rule_context): read them by subscription.
+        # need be, see operators.rules.context): read them by subscription.
         source = f"ctx[{names[0]!r}]" if self.roots is not None else f"ctx.get({names[0]!r})"
         for name in names[1:]:
             temp = self.temp()

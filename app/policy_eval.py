@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from operators.features import response_features
+from operators.scoring.features import response_features
 
 Policy = Callable[[dict[str, Any]], dict[str, float]]
 """A logged decision -> probability of each candidate action under the policy."""

@@ -12,7 +12,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from livesignals.embedded import stop_process
+from app.embedded import stop_process
 from livesignals.settings import Settings
 
 __all__ = ["engine_env", "start_engine", "stop_process"]

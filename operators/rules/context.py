@@ -1,7 +1,7 @@
 """What a rule's condition sees: the customer's picture at one event.
 
 :func:`context` builds the names a condition reads (see
-:data:`operators.rulebook.ROOTS`). Everything that costs something to compute
+:data:`operators.rules.rulebook.ROOTS`). Everything that costs something to compute
 (window totals, RFM, the ``derived`` values) is computed only when a
 condition reads it, once per event.
 
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from livesignals.contract import Event
-from operators import views
-from operators.profile import CustomerState
-from operators.surveys import is_negative_survey
-from operators.windows import METRICS, Windows
+from operators.profile360 import views
+from operators.profile360.profile import CustomerState
+from operators.profile360.surveys import is_negative_survey
+from operators.profile360.windows import METRICS, Windows
 
 DAY_MS = 86_400_000
 

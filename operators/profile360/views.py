@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from livesignals.contract import CONTACT_CHANNELS
-from operators.profile import CustomerState
-from operators.surveys import is_negative_survey
+from operators.profile360.profile import CustomerState
+from operators.profile360.surveys import is_negative_survey
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

@@ -8,7 +8,7 @@ their cost. With the simulator's ground truth (``--truth``), they also score
 the sentiment model on the true sentiment of every text, per language. From
 a notebook::
 
-    from livesignals.evaluate import evaluate, read_jsonl, table
+    from app.evaluate import evaluate, read_jsonl, table
     rows = evaluate(read_jsonl("stream.jsonl"),
                     {"base": {}, "fast": {"churn": {"champion": {"learning_rate": 0.2}}}},
                     truth_path="truth.jsonl")

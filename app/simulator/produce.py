@@ -13,9 +13,9 @@ from typing import IO, Any
 
 from confluent_kafka import Producer
 
+from app.simulator.journeys import Simulator
 from livesignals import serde
 from livesignals.contract import primary_key
-from livesignals.simulator.journeys import Simulator
 
 
 def produce(

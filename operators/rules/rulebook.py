@@ -26,12 +26,12 @@ stays until ``errors == 0``, so it does not flap) or, lazily, by the first
 event after its ``ttl_hours``. Both raise and clear are published.
 
 An action is a *candidate* for the customer while ``eligible_when`` holds
-and it was not proposed within ``cooldown_hours``; :mod:`operators.actions`
+and it was not proposed within ``cooldown_hours``; :mod:`operators.decisions.actions`
 ranks the candidates by propensity x ``value`` x ``weight``.
 
-Conditions use :mod:`operators.expressions` over :data:`ROOTS`
-(:mod:`operators.rule_context` lists the ``derived`` values); reasons use
-:mod:`operators.templates`. A malformed file is rejected with the line of
+Conditions use :mod:`operators.rules.expressions` over :data:`ROOTS`
+(:mod:`operators.rules.context` lists the ``derived`` values); reasons use
+:mod:`operators.rules.templates`. A malformed file is rejected with the line of
 the error, and the rules in force stay in force (:class:`RulebookSource`).
 """
 
@@ -46,12 +46,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from livesignals.contract import CONTACT_CHANNELS, Event
-from operators.expressions import Condition, ConditionError, compile_condition
-from operators.profile import CustomerState
-from operators.rule_context import DERIVED_NAMES
-from operators.signals import Flag, new_flag
-from operators.templates import Template, compile_evidence, evidence_items
-from operators.windows import METRICS
+from operators.profile360.profile import CustomerState
+from operators.profile360.windows import METRICS
+from operators.rules.context import DERIVED_NAMES
+from operators.rules.expressions import Condition, ConditionError, compile_condition
+from operators.rules.signals import Flag, new_flag
+from operators.rules.templates import Template, compile_evidence, evidence_items
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class Rulebook:
     def evaluate(self, state: CustomerState, event: Event, ctx: dict[str, Any]) -> list[Flag]:
         """Flags this event raises or clears, deduplicated against the state (which it updates).
 
-        ``ctx`` is :func:`operators.rule_context.context` for this event.
+        ``ctx`` is :func:`operators.rules.context.context` for this event.
         """
         now = event.event_time_ms
         out: list[Flag] = []

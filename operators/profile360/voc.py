@@ -1,7 +1,7 @@
 """Voice of the customer: the terms and topics rising in complaints right now.
 
 Every complaint (a negative text, a bad survey answer, a case opened; see
-:func:`operators.update.is_complaint`) adds its topic and the content words
+:func:`operators.profile360.update.is_complaint`) adds its topic and the content words
 of its text to window buckets shared by all customers (kept per Kafka
 partition, summed by the reader). A term is *rising* when its rate in the
 last hour is well above its rate over the last day:
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.text import tokens
-from operators.windows import Windows
+from operators.profile360.windows import Windows
 
 MAX_TERMS_PER_BUCKET = 400
 MIN_TOKEN_CHARS = 3

@@ -9,7 +9,7 @@ in the customer's own state (same partition as the labels, so restart-safe):
   survey that rates an interaction (``rates_event_id``) or an agent's
   correction (``agent_feedback``) can teach the sentiment model;
 * ``predictions.churn_pending`` -- feature snapshots taken at scoring time
-  (values in :data:`~operators.features.CHURN_FEATURES` order, 4 significant
+  (values in :data:`~operators.scoring.features.CHURN_FEATURES` order, 4 significant
   digits), with what each model predicted then.
 
 Delayed labels, as handled (each counted in
@@ -33,8 +33,8 @@ from typing import Any
 from livesignals.contract import Event
 from models.registry import ModelSet
 from models.sentiment import label_from_survey
-from operators.features import CHURN_FEATURES, churn_features, fraud_features
-from operators.profile import CustomerState
+from operators.profile360.profile import CustomerState
+from operators.scoring.features import CHURN_FEATURES, churn_features, fraud_features
 
 MAX_RECENT_TEXTS = 3
 TEXT_CHARS = 200

@@ -17,7 +17,7 @@ call, chat, email, text or social message):
   plus contacts.
 
 Each is kept per channel and overall, for the last hour and the last day,
-as counts in :class:`~operators.windows.Windows` buckets (per Kafka
+as counts in :class:`~operators.profile360.windows.Windows` buckets (per Kafka
 partition, summed by the reader). A survey counts towards the channel of the
 interaction it rates when that is known, else its own channel.
 """
@@ -27,9 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 from livesignals.contract import Event
-from operators.profile import CustomerState
-from operators.update import SELF_SERVICE_ACTIONS
-from operators.windows import Windows
+from operators.profile360.profile import CustomerState
+from operators.profile360.update import SELF_SERVICE_ACTIONS
+from operators.profile360.windows import Windows
 
 REPEAT_WINDOW_MS = 24 * 3_600_000
 VALUE_COMPONENTS = frozenset({"handle_s", "ces"})

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from livesignals.contract import Event
-from operators import identity, timeline
-from operators.features import record_response
-from operators.profile import CustomerState
-from operators.surveys import is_negative_survey
+from operators.profile360 import identity, timeline
+from operators.profile360.profile import CustomerState
+from operators.profile360.surveys import is_negative_survey
+from operators.scoring.features import record_response
 
 MAX_RECENT_CONTACTS = 20
 MAX_OPEN_ITEMS = 10

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from livesignals.contract import Event
-from operators.profile import CustomerState
-from operators.surveys import is_negative_survey
+from operators.profile360.profile import CustomerState
+from operators.profile360.surveys import is_negative_survey
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

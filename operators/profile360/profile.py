@@ -3,7 +3,7 @@
 :class:`CustomerState` holds *facts* only; everything that depends on the
 time of reading (why the customer is contacting us now, recency, RFM,
 lifetime value, window values, "context carried") is derived from it by
-:mod:`operators.views`. The whole state is stored as one compact JSON
+:mod:`operators.profile360.views`. The whole state is stored as one compact JSON
 document (one string key): one encode and one cheap write per customer and
 batch, and a fraction of the memory of a hash with a field per section.
 
@@ -21,7 +21,7 @@ Sections (issue 3, the seeds' "360 snapshot"):
 * ``flags`` -- flags currently raised;
 * ``predictions`` -- the future, filled by the online models (churn, negotiation,
   up-sell, mood) -- empty slots until then;
-* ``windows`` -- event-time window buckets (:mod:`operators.windows`);
+* ``windows`` -- event-time window buckets (:mod:`operators.profile360.windows`);
 * ``applied`` -- last applied offset per ``topic:partition`` (replays are skipped).
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from livesignals import serde
 from livesignals.contract import Event
-from operators.windows import Windows
+from operators.profile360.windows import Windows
 
 SECTIONS = (
     "identity", "relationships", "activity", "history", "value", "consent",

@@ -1,7 +1,7 @@
 """Next-best action: which declared actions a customer is eligible for, and which one to take.
 
 At a *decision moment* (an inbound contact, or an event that raised a flag)
-the arbiter takes every action of the rules file (:class:`~operators.rulebook.ActionRule`)
+the arbiter takes every action of the rules file (:class:`~operators.rules.rulebook.ActionRule`)
 that is eligible (``eligible_when``), out of its cooldown and allowed by
 the customer's consent for its purpose, and ranks them by
 
@@ -20,7 +20,7 @@ Policies (setting ``nba_policy``):
 * ``learned`` -- epsilon-greedy: the top action with probability
   ``1 - epsilon + epsilon/K``, any other with ``epsilon/K``. The exploration
   is what lets a *new* policy be scored offline on the logged decisions
-  (:mod:`livesignals.policy_eval`); the draw is a hash of the decision id, so
+  (:mod:`app.policy_eval`); the draw is a hash of the decision id, so
   a replayed batch decides the same.
 * ``fixed`` -- value x weight only, no propensity, no exploration (a
   business-rule baseline).
@@ -39,9 +39,9 @@ from typing import Any
 from livesignals import serde
 from livesignals.contract import CONTACT_CHANNELS, Event
 from models.propensity import ResponseModel
-from operators.features import offer_history, response_features
-from operators.profile import CustomerState
-from operators.rulebook import ActionRule
+from operators.profile360.profile import CustomerState
+from operators.rules.rulebook import ActionRule
+from operators.scoring.features import offer_history, response_features
 
 POLICIES = ("learned", "fixed", "random")
 

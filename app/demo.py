@@ -21,12 +21,13 @@ from typing import Any
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from livesignals import embedded, serde
-from livesignals.engine_process import start_engine, stop_process
+from app import embedded
+from app.engine_process import start_engine, stop_process
+from app.simulator import Simulator, SimulatorConfig
+from app.simulator.produce import produce
+from app.topics import ensure_topics
+from livesignals import serde
 from livesignals.settings import Settings
-from livesignals.simulator import Simulator, SimulatorConfig
-from livesignals.simulator.produce import produce
-from livesignals.topics import ensure_topics
 from state.connection import connect
 from state.keys import Keys
 

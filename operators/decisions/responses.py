@@ -5,7 +5,7 @@ as the responses, so restart-safe):
 
 * ``predictions.offers_pending`` -- the last :data:`MAX_PENDING_OFFERS` actions
   sent, each with its decision id, expiry, the propensity said at the time and
-  the features it was said from (values in :data:`~operators.features.CHURN_FEATURES`
+  the features it was said from (values in :data:`~operators.scoring.features.CHURN_FEATURES`
   order, and the customer's ``[answered, accepted]`` record with the action);
 * ``history.recent_flags`` -- ids and names of the last flags raised, so an
   agent's verdict on a flag id finds its flag;
@@ -37,11 +37,11 @@ from typing import Any
 
 from livesignals.contract import Event
 from models.registry import ModelSet
-from operators.actions import Decision
-from operators.features import CHURN_FEATURES, churn_features, offer_history, record_response, response_features
-from operators.profile import CustomerState
-from operators.scoring import ScoringReport
-from operators.signals import Flag
+from operators.decisions.actions import Decision
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Flag
+from operators.scoring.features import CHURN_FEATURES, churn_features, offer_history, record_response, response_features
+from operators.scoring.online import ScoringReport
 
 MAX_PENDING_OFFERS = 5
 MAX_RECENT_FLAGS = 5
