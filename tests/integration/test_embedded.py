@@ -24,7 +24,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
 def test_broker_and_redis_die_with_a_parent_killed_by_sigkill():
     code = (
-        "from livesignals import embedded; import time; k = embedded.start_kafka(); r = embedded.start_redis(); "
+        "from app import embedded; import time; k = embedded.start_kafka(); r = embedded.start_redis(); "
         "print(k.proc.pid, r.proc.pid, flush=True); time.sleep(60)"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
