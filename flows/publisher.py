@@ -82,12 +82,14 @@ class KafkaPublisher:
     def _produce(self, record: OutRecord) -> None:
         while True:
             try:
+                extra = {} if record.partition is None else {"partition": record.partition}
                 self._producer.produce(
                     record.topic,
                     record.value,
                     record.key,
                     headers=record.headers,
                     on_delivery=partial(self._on_delivery, record),
+                    **extra,
                 )
                 return
             except BufferError:

@@ -50,6 +50,8 @@ class Settings:
     """Extra librdkafka options for every client (security, SASL, ...); TOML only."""
     input_topics: tuple[str, ...] = ("ls.interactions",)
     """Topics of interaction events (the event contract)."""
+    repartition_topic: str = "ls.repartition"
+    """Events re-keyed by the engine to the partition that owns their customer (read like an input topic)."""
     dead_letter_topic: str = "ls.deadletter"
     """Rejected input: original bytes as value, reason and origin in headers."""
     triggers_topic: str = "ls.triggers"

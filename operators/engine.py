@@ -51,12 +51,13 @@ TextScorer = Callable[[str, str | None], float]
 
 @dataclass(frozen=True, slots=True)
 class OutRecord:
-    """A record for a Kafka topic."""
+    """A record for a Kafka topic (``partition`` None: the producer's partitioner decides)."""
 
     topic: str
     key: bytes | None
     value: bytes
     headers: list[tuple[str, str | bytes | None]] | None = None
+    partition: int | None = None
 
 
 class Publisher(Protocol):
