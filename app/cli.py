@@ -1,4 +1,4 @@
-"""The ``livesignals`` command: demo, run, simulate, topics, settings."""
+"""The ``livesignals`` command: demo, run, simulate, topics, settings, models, profile, kpis, voc."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         if args.config:
             os.environ["LIVESIGNALS_CONFIG"] = args.config
-        argv_ = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(args.workers)]
+        argv_ = [sys.executable, "-P", "-m", "bytewax.run", "flows.live:build()", "-w", str(args.workers)]
         os.execv(sys.executable, argv_)
     return 2
 

@@ -39,7 +39,7 @@ def start_engine(
 
     ``code_dir`` runs the engine from another checkout (benchmarks compare versions).
     """
-    argv = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-w", str(workers)]
+    argv = [sys.executable, "-P", "-m", "bytewax.run", "flows.live:build()", "-w", str(workers)]
     env = engine_env(settings)
     if code_dir:
         env["PYTHONPATH"] = code_dir + os.pathsep + env.get("PYTHONPATH", "")

@@ -82,15 +82,20 @@ class KafkaPublisher:
     def _produce(self, record: OutRecord) -> None:
         while True:
             try:
-                extra = {} if record.partition is None else {"partition": record.partition}
-                self._producer.produce(
-                    record.topic,
-                    record.value,
-                    record.key,
-                    headers=record.headers,
-                    on_delivery=partial(self._on_delivery, record),
-                    **extra,
-                )
+                on_delivery = partial(self._on_delivery, record)
+                if record.partition is None:
+                    self._producer.produce(
+                        record.topic, record.value, record.key, headers=record.headers, on_delivery=on_delivery
+                    )
+                else:
+                    self._producer.produce(
+                        record.topic,
+                        record.value,
+                        record.key,
+                        partition=record.partition,
+                        headers=record.headers,
+                        on_delivery=on_delivery,
+                    )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain

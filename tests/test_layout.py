@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,21 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
             found.append((node.lineno, node.module))
             # "from state import reader" names a module too
             found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+        elif _is_dynamic_import(node):
+            found.append((node.lineno, node.args[0].value))  # type: ignore[attr-defined]
     return found
+
+
+def _is_dynamic_import(node: ast.AST) -> bool:
+    """``importlib.import_module("x")`` or ``__import__("x")`` with a literal name."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        return False
+    if not isinstance(node.args[0].value, str):
+        return False
+    f = node.func
+    return (isinstance(f, ast.Name) and f.id in {"__import__", "import_module"}) or (
+        isinstance(f, ast.Attribute) and f.attr == "import_module"
+    )
 
 
 def _service_may_import(name: str) -> bool:
@@ -75,18 +90,38 @@ def test_the_check_catches_a_wrong_way_import(tmp_path, monkeypatch):
     """The test above would fail: a kernel module importing operators is caught."""
     fake = tmp_path / "livesignals"
     fake.mkdir()
-    (fake / "bad.py").write_text("from operators.engine import Engine\nimport bytewax.operators as op\n")
+    (fake / "bad.py").write_text(
+        "from operators.engine import Engine\n"
+        "import bytewax.operators as op\n"
+        "def f():\n    import importlib\n    return importlib.import_module('app.cli')\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = violations("livesignals")
-    assert len(found) == 2
+    assert len(found) == 3
     assert "livesignals is below operators" in found[0]
     assert "only flows/ may import bytewax" in found[1]
+    assert "livesignals is below app" in found[2]
 
 
-def test_every_package_is_installed():
-    """pyproject lists every import package of the tree, subpackages included."""
-    text = (ROOT / "pyproject.toml").read_text()
-    for init in ROOT.glob("*/**/__init__.py"):
-        package = ".".join(init.parent.relative_to(ROOT).parts)
-        if package.split(".")[0] in PROJECT:
-            assert f'"{package}"' in text, f"{package} is missing from [tool.setuptools] packages"
+def _installed_packages() -> list[str]:
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return list(tomllib.load(fh)["tool"]["setuptools"]["packages"])
+
+
+def test_every_package_is_ranked_and_installed():
+    """Every import package of the tree has a layer and is listed in pyproject (subpackages too)."""
+    installed = _installed_packages()
+    tops = [d for d in ROOT.iterdir() if (d / "__init__.py").exists() and d.name not in {"tests", "bench"}]
+    for top in sorted(tops):
+        assert top.name in PROJECT, f"top-level package {top.name!r} has no layer in tests/test_layout.py"
+        for init in sorted(top.rglob("__init__.py")):
+            package = ".".join(init.parent.relative_to(ROOT).parts)
+            assert package in installed, f"{package} is missing from [tool.setuptools] packages"
+
+
+def test_no_namespace_packages():
+    """A folder of modules without ``__init__.py`` would be left out of the wheel."""
+    for top in PROJECT:
+        for folder in (ROOT / top).rglob("*"):
+            if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
+                assert (folder / "__init__.py").exists(), f"{folder.relative_to(ROOT)} has no __init__.py"
