@@ -77,3 +77,19 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped fro
     """Start the ``/metrics`` HTTP endpoint in a daemon thread (0 = off)."""
     if port:
         start_http_server(port, addr=addr)
+
+
+# rules: the rules file and the rules language (operators/rules)
+RULES_RELOAD_ERRORS = Counter(
+    "livesignals_rules_reload_errors_total",
+    "Rules files rejected, at start-up or on reload (the error names the line; the rules in force stay).",
+)
+RULES_CURRENT = Gauge(
+    "livesignals_rules_current",
+    "1 when the rules in force are the rules file's latest version, 0 while a rejected file waits to be fixed.",
+)
+RULE_ERRORS = Counter(
+    "livesignals_rule_errors_total",
+    "Rule evaluations that raised (taken as false or null; the batch goes on), by rule kind and name.",
+    ["kind", "rule"],
+)

@@ -15,6 +15,23 @@ lambdas), so a rules file cannot run code. A path that does not exist is
 arithmetic with ``null`` is ``null``. ``and``/``or`` give an operand, as in
 Python, so a value can have a default: ``value.spend / value.orders or 0``.
 
+Resource limits: a rule runs for every event, so nothing in it may grow
+without bound. Arithmetic works on numbers only: a string or list operand
+is an error at load (``"ab" * 3``), and where the type is known only at run
+time (a path) a non-number makes the result ``null`` -- never a repeated or
+joined string. Integer results beyond +-2**63 are ``null``; ``inf``/``nan``
+and integer literals beyond +-2**63 are rejected. An expression is at most
+:data:`MAX_TEXT` characters, :data:`MAX_NODES` syntax nodes and
+:data:`MAX_DEPTH` levels deep; anything else is a :class:`ConditionError`
+(never a ``RecursionError``).
+
+>>> compile_condition('event.payload.text * 100000')({"event": {"payload": {"text": "x"}}}) is None
+True
+>>> compile_condition('"ab" * 3')
+Traceback (most recent call last):
+...
+operators.rules.expressions.ConditionError: '*' works on numbers only, not on a string
+
 >>> check = compile_condition("value.spend >= 500 and not consent.marketing == false")
 >>> check({"value": {"spend": 620.0}, "consent": {}})
 True
@@ -27,6 +44,7 @@ operators.rules.expressions.ConditionError: function calls are not allowed
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -34,9 +52,22 @@ from typing import Any
 Condition = Callable[[dict[str, Any]], Any]
 """A compiled condition or value expression: context -> value."""
 
+OnError = Callable[[Exception], None]
+"""Told of an exception raised while a compiled expression runs (which then gives null)."""
+
+MAX_TEXT = 1000
+"""Longest expression, in characters."""
+MAX_NODES = 300
+"""Most syntax nodes (names, constants, operators, list items) in one expression."""
+MAX_DEPTH = 30
+"""Deepest nesting of sub-expressions (a dotted path counts one level per name)."""
+MAX_INT = 2**63
+"""Integer literals and integer results must lie within +-MAX_INT (results beyond are null)."""
+
 _CONSTANTS = {"true": True, "false": False, "null": None}
 _SYMBOL = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
-_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_ARITH = {ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.Div: "_div"}
+_ARITH_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 class ConditionError(ValueError):
@@ -44,21 +75,65 @@ class ConditionError(ValueError):
 
 
 def compile_condition(
-    text: str, roots: frozenset[str] | None = None, fields: dict[str, frozenset[str]] | None = None
+    text: str,
+    roots: frozenset[str] | None = None,
+    fields: dict[str, frozenset[str]] | None = None,
+    on_error: OnError | None = None,
 ) -> Condition:
     """Parse ``text`` once into a function of the context; raise :class:`ConditionError` if invalid.
 
     ``roots`` restricts the first name of every path, ``fields`` the second
     name under some roots (typos are caught at load). With ``roots``, the
     context must hold every root (``ctx[root]``); without, a missing root is null.
+    With ``on_error``, an exception while the function runs (say a
+    ``RecursionError`` comparing absurdly nested payload values) is passed
+    to it and the function gives null instead of raising.
     """
+    if not isinstance(text, str):
+        raise ConditionError(f"an expression must be a string, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise ConditionError(f"expression longer than {MAX_TEXT} characters")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ConditionError(f"not a valid expression: {exc.msg}") from None
+    except (ValueError, OverflowError) as exc:
+        raise ConditionError(f"not a valid expression: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise ConditionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    _check_size(tree.body)
     source = _Translator(roots, fields or {}).expr(tree.body)
-    function: Condition = eval(f"lambda ctx: {source}", dict(_RUNTIME))  # noqa: S307 - generated from a checked AST
+    namespace = dict(_RUNTIME)
+    if on_error is None:
+        code = f"def _condition(ctx):\n    return {source}\n"
+    else:
+        namespace["_on_error"] = on_error
+        code = (
+            f"def _condition(ctx):\n    try:\n        return {source}\n"
+            "    except _Exception as exc:\n        _on_error(exc)\n        return None\n"
+        )
+    try:
+        exec(code, namespace)  # noqa: S102 - generated from a checked AST
+    except (SyntaxError, RecursionError, MemoryError):  # a limit of Python's compiler: too deep after all
+        raise ConditionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
+    function: Condition = namespace["_condition"]
     return function
+
+
+def _check_size(root: ast.AST) -> None:
+    """Reject an expression over :data:`MAX_NODES` nodes or :data:`MAX_DEPTH` levels (without recursing)."""
+    nodes = 0
+    stack: list[tuple[ast.AST, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.expr_context | ast.operator | ast.boolop | ast.unaryop | ast.cmpop):
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ConditionError(f"expression larger than {MAX_NODES} parts")
+        if depth > MAX_DEPTH:
+            raise ConditionError(f"expression nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 class _Translator:
@@ -91,9 +166,14 @@ class _Translator:
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
-            return f"_arith({_ARITH[type(node.op)]!r}, {self.expr(node.left)}, {self.expr(node.right)})"
+            for operand in (node.left, node.right):
+                kind = _kind(operand)
+                if kind in ("string", "list"):
+                    symbol = _ARITH_SYMBOL[type(node.op)]
+                    raise ConditionError(f"{symbol!r} works on numbers only, not on a {kind}")
+            return f"{_ARITH[type(node.op)]}({self.expr(node.left)}, {self.expr(node.right)})"
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | None):
-            return repr(node.value)
+            return repr(_checked_constant(node.value))
         if isinstance(node, ast.Name | ast.Attribute):
             return self.path(node)
         if isinstance(node, ast.List | ast.Tuple):
@@ -157,10 +237,31 @@ class _Translator:
         return source
 
 
+def _kind(node: ast.AST) -> str:
+    """What an operand is known to be at load: ``string``, ``list``, ``number`` or ``unknown`` (a path)."""
+    if isinstance(node, ast.Constant):
+        return "string" if isinstance(node.value, str) else "number" if isinstance(node.value, int | float) else "other"
+    if isinstance(node, ast.List | ast.Tuple):
+        return "list"
+    if isinstance(node, ast.BoolOp):  # gives one of its operands
+        kinds = {_kind(value) for value in node.values}
+        return kinds.pop() if len(kinds) == 1 else "unknown"
+    return "unknown"
+
+
+def _checked_constant(value: Any) -> Any:
+    """A literal within the limits: no ``inf``/``nan``, no integer beyond +-:data:`MAX_INT`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConditionError("numbers must be finite (no inf or nan)")
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        raise ConditionError(f"integer beyond +-2**63: {str(value)[:20]}...")
+    return value
+
+
 def _literal(node: ast.AST) -> Any:
     """An item of a list literal: a constant only (``["delayed", "failed"]``)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | None):
-        return node.value
+        return _checked_constant(node.value)
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
     raise ConditionError("a list may hold only numbers, strings, true, false and null")
@@ -191,21 +292,50 @@ def _contains(container: Any, item: Any) -> bool:
         return False
 
 
-def _arith(symbol: str, a: Any, b: Any) -> Any:
-    try:
-        return None if a is None or b is None else _OPERATORS[symbol](a, b)
-    except (TypeError, ZeroDivisionError):
-        return None
+# Arithmetic: numbers only (a str or list operand gives null: no repetition, no
+# concatenation), integer results within +-MAX_INT. ``type(x) in _NUMBERS`` is the
+# cheapest exact check (a subclass of int or str from a payload never gets here).
+
+
+def _add(a: Any, b: Any) -> Any:
+    if type(a) in _NUMBERS and type(b) in _NUMBERS:
+        r = a + b
+        return r if type(r) is float or -MAX_INT <= r <= MAX_INT else None
+    return None
+
+
+def _sub(a: Any, b: Any) -> Any:
+    if type(a) in _NUMBERS and type(b) in _NUMBERS:
+        r = a - b
+        return r if type(r) is float or -MAX_INT <= r <= MAX_INT else None
+    return None
+
+
+def _mul(a: Any, b: Any) -> Any:
+    if type(a) in _NUMBERS and type(b) in _NUMBERS:
+        r = a * b
+        return r if type(r) is float or -MAX_INT <= r <= MAX_INT else None
+    return None
+
+
+def _div(a: Any, b: Any) -> Any:
+    if type(a) in _NUMBERS and type(b) in _NUMBERS:
+        try:
+            return a / b
+        except (ZeroDivisionError, OverflowError):
+            return None
+    return None
 
 
 def _neg(value: Any) -> Any:
-    return -value if isinstance(value, int | float) else None
+    return -value if type(value) in _NUMBERS else None
 
 
+_NUMBERS = frozenset({int, float, bool})
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 _RUNTIME = {
-    "__builtins__": {}, "isinstance": isinstance, "type": type, "dict": dict, "_NUMBERS": (int, float, bool),
-    "_cmp": _cmp, "_in": _in, "_not_in": _not_in, "_arith": _arith, "_neg": _neg,
+    "__builtins__": {}, "isinstance": isinstance, "type": type, "dict": dict, "_NUMBERS": _NUMBERS,
+    "_Exception": Exception, "_cmp": _cmp, "_in": _in, "_not_in": _not_in,
+    "_add": _add, "_sub": _sub, "_mul": _mul, "_div": _div, "_neg": _neg,
 }  # fmt: skip
 """All a compiled condition can reach: no builtins beyond these."""

@@ -33,25 +33,35 @@ Conditions use :mod:`operators.rules.expressions` over :data:`ROOTS`
 (:mod:`operators.rules.context` lists the ``derived`` values); reasons use
 :mod:`operators.rules.templates`. A malformed file is rejected with the line of
 the error, and the rules in force stay in force (:class:`RulebookSource`).
+
+Whatever the file holds, loading it either succeeds or raises
+:class:`RulebookError` (``rules.toml:LINE: ...``; see
+:mod:`operators.rules.rules_file` for the file itself and the limits in
+:mod:`operators.rules.expressions` and :mod:`operators.rules.templates`). A
+rule that raises while it runs is counted in
+``livesignals_rule_errors_total``, logged once, and taken as false: it never
+fails the batch.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from livesignals import metrics
 from livesignals.contract import CONTACT_CHANNELS, Event
 from operators.profile360.profile import CustomerState
 from operators.profile360.windows import METRICS
 from operators.rules.context import DERIVED_NAMES
-from operators.rules.expressions import Condition, ConditionError, compile_condition
+from operators.rules.expressions import Condition, ConditionError, OnError, compile_condition
+from operators.rules.rules_file import RulebookError, key_line, line_of, nth_table_line, parse_toml, read_file
 from operators.rules.signals import Flag, new_flag
-from operators.rules.templates import Template, compile_evidence, evidence_items
+from operators.rules.templates import MAX_EVIDENCE_ITEMS, Template, clip, compile_evidence, evidence_items
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +81,16 @@ FIELDS = {
 SEVERITIES = frozenset({"info", "warning", "critical"})
 PURPOSES = frozenset({"marketing", "service"})
 HOUR_MS = 3_600_000
+MAX_HOURS = 24 * 366 * 10
+"""Longest ``ttl_hours``/``cooldown_hours`` (ten years)."""
+MAX_WEIGHT = 1e6
 _FLAG_KEYS = {"name", "severity", "raise_when", "clear_when", "ttl_hours", "reason", "evidence"}
 _ACTION_KEYS = {
     "name", "purpose", "eligible_when", "value", "weight", "channel", "cooldown_hours", "ttl_hours", "reason", "item",
 }  # fmt: skip
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
-
-class RulebookError(ValueError):
-    """A rules file that cannot be used; the message names the line."""
+__all__ = ["ActionRule", "FlagRule", "Rulebook", "RulebookError", "RulebookSource"]
 
 
 @dataclass(frozen=True)
@@ -124,23 +135,22 @@ class Rulebook:
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> Rulebook:
         """Validate and compile a rules file, or raise :class:`RulebookError` naming the line."""
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RulebookError(f"{source}: {exc}") from None
+        doc = parse_toml(text, source)
         unknown = set(doc) - {"flag", "action"}
         if unknown:
-            raise RulebookError(f"{source}:{_line_of(text, sorted(unknown)[0])}: unknown table {sorted(unknown)[0]!r}")
+            raise RulebookError(f"{source}:{line_of(text, sorted(unknown)[0])}: unknown table {sorted(unknown)[0]!r}")
         reader = _Reader(text, source)
-        flags = tuple(reader.flag(t, i) for i, t in enumerate(_tables(doc, "flag", source)))
-        actions = tuple(reader.action(t, i) for i, t in enumerate(_tables(doc, "action", source)))
+        try:
+            flags = tuple(reader.flag(t, i) for i, t in enumerate(_tables(doc, "flag", source, text)))
+            actions = tuple(reader.action(t, i) for i, t in enumerate(_tables(doc, "action", source, text)))
+        except (RecursionError, MemoryError) as exc:  # the limits should make this impossible; say where anyway
+            raise RulebookError(f"{source}:1: rules too large to compile ({type(exc).__name__})") from None
         return cls(flags, actions, source)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Rulebook:
-        """Read and validate a rules file."""
-        with open(path, encoding="utf-8") as fh:
-            return cls.parse(fh.read(), str(path))
+        """Read and validate a rules file (:func:`operators.rules.rules_file.read_file` limits it)."""
+        return cls.parse(read_file(path), str(path))
 
     def evaluate(self, state: CustomerState, event: Event, ctx: dict[str, Any]) -> list[Flag]:
         """Flags this event raises or clears, deduplicated against the state (which it updates).
@@ -150,31 +160,60 @@ class Rulebook:
         now = event.event_time_ms
         out: list[Flag] = []
         for rule in self.flags:
-            active = state.flags.get(rule.name)
-            if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
-                del state.flags[rule.name]
-                out.append(new_flag(event, rule.name, "info", f"expired: {active.get('reason', rule.name)}", 0,
-                                    cleared=True))  # fmt: skip
-                active = None
-            if active is None:
-                if rule.raise_when(ctx):
-                    reason = rule.reason.render(ctx)
-                    evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
-                    flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
-                    state.flags[rule.name] = {
-                        "id": flag.flag_id, "severity": flag.severity, "reason": reason,
-                        "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
-                    }  # fmt: skip
-                    out.append(flag)
-            elif rule.clear_when is not None and rule.clear_when(ctx):
-                del state.flags[rule.name]
-                reason = f"cleared: {active.get('reason', rule.name)}"
-                out.append(new_flag(event, rule.name, "info", reason, 0, cleared=True))
+            try:
+                self._evaluate_one(rule, state, event, ctx, now, out)
+            except Exception as exc:  # a rule that fails is false for this event; the batch goes on
+                _rule_failed("flag", rule.name, "evaluate", exc)
         return out
+
+    @staticmethod
+    def _evaluate_one(
+        rule: FlagRule, state: CustomerState, event: Event, ctx: dict[str, Any], now: int, out: list[Flag]
+    ) -> None:
+        """One flag rule: expire, raise or clear (changing ``state.flags`` only once all is computed)."""
+        active = state.flags.get(rule.name)
+        if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
+            expired = new_flag(event, rule.name, "info", clip(f"expired: {active.get('reason', rule.name)}"), 0,
+                               cleared=True)  # fmt: skip
+            del state.flags[rule.name]
+            out.append(expired)
+            active = None
+        if active is None:
+            if rule.raise_when(ctx):
+                reason = rule.reason.render(ctx)
+                evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
+                flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
+                state.flags[rule.name] = {
+                    "id": flag.flag_id, "severity": flag.severity, "reason": reason,
+                    "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
+                }  # fmt: skip
+                out.append(flag)
+        elif rule.clear_when is not None and rule.clear_when(ctx):
+            cleared = new_flag(event, rule.name, "info", clip(f"cleared: {active.get('reason', rule.name)}"), 0,
+                               cleared=True)  # fmt: skip
+            del state.flags[rule.name]
+            out.append(cleared)
+
+
+def _rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
+    """Count a rule that raised while it ran; log its first failure (per process) with the cause."""
+    metrics.RULE_ERRORS.labels(kind, name).inc()
+    if (kind, name, key) not in _LOGGED_FAILURES and len(_LOGGED_FAILURES) < 1000:
+        _LOGGED_FAILURES.add((kind, name, key))
+        log.warning("%s %r: %s raised %s: %s (taken as false; counted in livesignals_rule_errors_total)",
+                    kind, name, key, type(exc).__name__, str(exc)[:200])  # fmt: skip
+
+
+def _on_error(kind: str, name: str, key: str) -> OnError:
+    """What a compiled expression of this rule does when it raises: count it (it then gives null)."""
+    return lambda exc: _rule_failed(kind, name, key, exc)
+
+
+_LOGGED_FAILURES: set[tuple[str, str, str]] = set()
 
 
 class _Reader:
-    """Turns the TOML tables into rules, naming the line of any error."""
+    """Turns the TOML tables into rules, naming the line of any error (wrong types included)."""
 
     def __init__(self, text: str, source: str) -> None:
         self.text = text
@@ -183,67 +222,74 @@ class _Reader:
 
     def flag(self, table: dict[str, Any], index: int) -> FlagRule:
         name, where = self._name(table, "flag", index, _FLAG_KEYS)
-        severity = self._one_of(table, "severity", "warning", SEVERITIES, where, f"flag {name!r}")
+        label = f"flag {name!r}"
+        severity = self._one_of(table, "severity", "warning", SEVERITIES, where, label)
         evidence = table.get("evidence", [])
         if not isinstance(evidence, list) or not all(isinstance(p, str) for p in evidence):
-            raise RulebookError(f"{self._at('evidence', None, where)}: flag {name!r}: evidence must be a list of paths")
+            raise RulebookError(f"{self._at('evidence', where)}: {label}: evidence must be a list of paths")
+        if len(evidence) > MAX_EVIDENCE_ITEMS:
+            raise RulebookError(f"{self._at('evidence', where)}: {label}: at most {MAX_EVIDENCE_ITEMS} evidence paths")
+        on_error = _on_error("flag", name, "evidence")
         return FlagRule(
             name=name,
             severity=severity,
-            raise_when=self._expr(table, "raise_when", name, "flag", required=True),  # type: ignore[arg-type]
-            clear_when=self._expr(table, "clear_when", name, "flag"),
-            ttl_ms=self._hours(table, "ttl_hours", 24, where, name),
-            reason=self._template(table, f"flag {name!r}", where),
+            raise_when=self._expr(table, "raise_when", name, "flag", where, required=True),  # type: ignore[arg-type]
+            clear_when=self._expr(table, "clear_when", name, "flag", where),
+            ttl_ms=self._hours(table, "ttl_hours", 24, where, label),
+            reason=self._template(table, "flag", name, where),
             evidence=tuple(
-                self._guard(lambda: compile_evidence(evidence, ROOTS, FIELDS), where, f"flag {name!r}", "evidence")
+                self._guard(
+                    lambda: compile_evidence(evidence, ROOTS, FIELDS, on_error),
+                    self._at("evidence", where),
+                    label,
+                    "evidence",
+                )
             ),
         )
 
     def action(self, table: dict[str, Any], index: int) -> ActionRule:
         name, where = self._name(table, "action", index, _ACTION_KEYS)
-        purpose = self._one_of(table, "purpose", "marketing", PURPOSES, where, f"action {name!r}")
-        channel = str(table.get("channel", "preferred"))
-        if channel != "preferred" and channel not in CONTACT_CHANNELS | {"push", "web", "app"}:
-            raise RulebookError(f"{self._at('channel', channel, where)}: action {name!r}: unknown channel {channel!r}")
+        label = f"action {name!r}"
+        purpose = self._one_of(table, "purpose", "marketing", PURPOSES, where, label)
+        channel = table.get("channel", "preferred")
+        if not isinstance(channel, str) or (channel != "preferred" and channel not in _CHANNELS):
+            raise RulebookError(f"{self._at('channel', where)}: {label}: unknown channel {_shown(channel)}")
         weight = table.get("weight", 1.0)
-        if not isinstance(weight, int | float) or weight < 0:
-            raise RulebookError(f"{self._at('weight', weight, where)}: action {name!r}: weight must be a number >= 0")
+        if not _number_within(weight, 0, MAX_WEIGHT):
+            raise RulebookError(
+                f"{self._at('weight', where)}: {label}: weight must be a number >= 0 and <= {MAX_WEIGHT:g}"
+            )
+        value = self._expr(table, "value", name, "action", where)
+        item = self._expr(table, "item", name, "action", where)
         return ActionRule(
             name=name,
             purpose=purpose,
-            eligible_when=self._expr(table, "eligible_when", name, "action", required=True),  # type: ignore[arg-type]
-            value=self._expr(table, "value", name, "action") or (lambda ctx: 1.0),
+            eligible_when=self._expr(table, "eligible_when", name, "action", where, required=True),  # type: ignore[arg-type]
+            value=value or (lambda ctx: 1.0),
             weight=float(weight),
             channel=channel,
-            cooldown_ms=self._hours(table, "cooldown_hours", 72, where, name),
-            ttl_ms=self._hours(table, "ttl_hours", 48, where, name),
-            reason=self._template(table, f"action {name!r}", where),
-            item=self._expr(table, "item", name, "action"),
+            cooldown_ms=self._hours(table, "cooldown_hours", 72, where, label),
+            ttl_ms=self._hours(table, "ttl_hours", 48, where, label),
+            reason=self._template(table, "action", name, where),
+            item=None if item is None else _short_text(item),
         )
 
     def _one_of(
         self, table: dict[str, Any], key: str, default: str, allowed: frozenset[str], where: str, label: str
     ) -> str:
         value = table.get(key, default)
-        if value not in allowed:
-            raise RulebookError(f"{self._at(key, value, where)}: {label}: {key} must be one of {sorted(allowed)}")
-        return str(value)
+        if not isinstance(value, str) or value not in allowed:
+            raise RulebookError(f"{self._at(key, where)}: {label}: {key} must be one of {sorted(allowed)}")
+        return value
 
-    def _at(self, key: str, value: Any, where: str) -> str:
-        """``source:line`` of ``key = value`` in the table that starts at ``where`` (else ``where``)."""
-        start = int(where.rsplit(":", 1)[1])
-        lines = self.text.splitlines()
-        for number in range(start, len(lines) + 1):
-            line = lines[number - 1].strip()
-            if number > start and line.startswith("[["):
-                break
-            if line.startswith(f"{key} ") or line.startswith(f"{key}="):
-                return f"{self.source}:{number}"
-        return where
+    def _at(self, key: str, where: str) -> str:
+        """``source:line`` of ``key = ...`` in the table around ``where`` (else ``where``)."""
+        line = key_line(self.text, key, int(where.rsplit(":", 1)[1]))
+        return where if line is None else f"{self.source}:{line}"
 
     def _name(self, table: dict[str, Any], kind: str, index: int, keys: set[str]) -> tuple[str, str]:
         name = table.get("name")
-        line = _line_of(self.text, _quoted(name)) if isinstance(name, str) else _nth_table_line(self.text, kind, index)
+        line = line_of(self.text, _quoted(name)) if isinstance(name, str) else nth_table_line(self.text, kind, index)
         where = f"{self.source}:{line}"
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise RulebookError(f"{where}: {kind} needs a name of lower-case letters, digits and _")
@@ -252,28 +298,38 @@ class _Reader:
         self.seen.add((kind, name))
         extra = set(table) - keys
         if extra:
-            raise RulebookError(f"{where}: {kind} {name!r}: unknown keys {sorted(extra)}")
+            raise RulebookError(f"{where}: {kind} {name!r}: unknown keys {sorted(extra)[:10]}")
         return name, where
 
-    def _expr(self, table: dict[str, Any], key: str, name: str, kind: str, required: bool = False) -> Condition | None:
+    def _expr(
+        self, table: dict[str, Any], key: str, name: str, kind: str, where: str, required: bool = False
+    ) -> Condition | None:
         expr = table.get(key)
         if expr is None:
             if required:
-                raise RulebookError(f"{self.source}:{_line_of(self.text, _quoted(name))}: {kind} {name!r} needs {key}")
+                raise RulebookError(f"{where}: {kind} {name!r} needs {key}")
             return None
-        where = f"{self.source}:{_line_of(self.text, str(expr))}"
-        return self._guard(lambda: compile_condition(str(expr), ROOTS, FIELDS), where, f"{kind} {name!r}", key)
+        at = self._at(key, where)
+        if not isinstance(expr, str):
+            raise RulebookError(f"{at}: {kind} {name!r}: {key} must be a string, not {_toml_type(expr)}")
+        on_error = _on_error(kind, name, key)
+        return self._guard(lambda: compile_condition(expr, ROOTS, FIELDS, on_error), at, f"{kind} {name!r}", key)
 
-    def _template(self, table: dict[str, Any], label: str, where: str) -> Template:
-        text = str(table.get("reason", table["name"].replace("_", " ")))
-        where = f"{self.source}:{_line_of(self.text, text)}" if "reason" in table else where
-        return self._guard(lambda: Template(text, ROOTS, FIELDS), where, label, "reason")
+    def _template(self, table: dict[str, Any], kind: str, name: str, where: str) -> Template:
+        label = f"{kind} {name!r}"
+        text = table.get("reason", name.replace("_", " "))
+        at = self._at("reason", where)
+        if not isinstance(text, str):
+            raise RulebookError(f"{at}: {label}: reason must be a string, not {_toml_type(text)}")
+        on_error = _on_error(kind, name, "reason")
+        return self._guard(lambda: Template(text, ROOTS, FIELDS, on_error), at, label, "reason")
 
-    @staticmethod
-    def _hours(table: dict[str, Any], key: str, default: float, where: str, name: str) -> int:
+    def _hours(self, table: dict[str, Any], key: str, default: float, where: str, label: str) -> int:
         hours = table.get(key, default)
-        if not isinstance(hours, int | float) or hours < 0:
-            raise RulebookError(f"{where}: {name!r}: {key} must be a number of hours >= 0")
+        if not _number_within(hours, 0, MAX_HOURS):
+            raise RulebookError(
+                f"{self._at(key, where)}: {label}: {key} must be a number of hours >= 0 and <= {MAX_HOURS}"
+            )
         return int(float(hours) * HOUR_MS)
 
     @staticmethod
@@ -284,10 +340,39 @@ class _Reader:
             raise RulebookError(f"{where}: {label}: {key}: {exc}") from None
 
 
-def _tables(doc: dict[str, Any], kind: str, source: str) -> list[dict[str, Any]]:
+_CHANNELS = CONTACT_CHANNELS | {"push", "web", "app"}
+
+
+def _number_within(value: Any, low: float, high: float) -> bool:
+    """A TOML number (not a boolean), finite, within ``[low, high]``."""
+    return type(value) in (int, float) and math.isfinite(value) and low <= value <= high
+
+
+def _toml_type(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, never long."""
+    return repr(value)[:40] if isinstance(value, str) else _toml_type(value)
+
+
+def _short_text(read: Condition) -> Condition:
+    """An ``item`` reader whose value, shown on the trigger, is at most a reason's length."""
+
+    def item(ctx: dict[str, Any]) -> Any:
+        value = read(ctx)
+        return clip(value) if isinstance(value, str) else value
+
+    return item
+
+
+def _tables(doc: dict[str, Any], kind: str, source: str, text: str) -> list[dict[str, Any]]:
     tables = doc.get(kind, [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise RulebookError(f"{source}: {kind} must be written as [[{kind}]] tables")
+        raise RulebookError(f"{source}:{line_of(text, kind)}: {kind} must be written as [[{kind}]] tables")
     return tables
 
 
@@ -296,31 +381,33 @@ def _quoted(value: Any) -> str:
     return f'"{value}"'
 
 
-def _line_of(text: str, needle: str) -> int:
-    for number, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            return number
-    return 1
-
-
-def _nth_table_line(text: str, kind: str, index: int) -> int:
-    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == f"[[{kind}]]"]
-    return lines[index] if index < len(lines) else 1
-
-
 class RulebookSource:
-    """The rules in force, reloaded when the file changes; a bad file keeps the old rules."""
+    """The rules in force, reloaded when the file changes; a bad file keeps the old rules.
+
+    Every rejected file -- at start-up (then :class:`RulebookError` is raised:
+    there are no rules to keep) or on reload -- is logged, counted in
+    ``livesignals_rules_reload_errors_total`` and sets ``livesignals_rules_current``
+    to 0 until a good file is loaded; on reload ``last_error`` holds the message.
+    """
 
     def __init__(self, path: str | None, check_every_s: float = 5.0) -> None:
         self.path = path
         self.check_every_s = check_every_s
-        self.rulebook = Rulebook.load(path) if path else Rulebook(())
         self.last_error: str | None = None
-        self._mtime = os.stat(path).st_mtime if path else 0.0
+        try:
+            self._mtime = os.stat(path).st_mtime if path else 0.0
+            self.rulebook = Rulebook.load(path) if path else Rulebook(())
+        except OSError as exc:
+            self._rejected(f"{path}:1: unreadable: {exc.strerror or exc}")
+            raise RulebookError(self.last_error) from None
+        except RulebookError as exc:
+            self._rejected(str(exc))
+            raise
+        metrics.RULES_CURRENT.set(1)
         self._checked = time.monotonic()
 
     def current(self) -> Rulebook:
-        """The rules in force (checking the file at most every ``check_every_s``)."""
+        """The rules in force (checking the file at most every ``check_every_s``); never raises."""
         now = time.monotonic()
         if self.path and now - self._checked >= self.check_every_s:
             self._checked = now
@@ -328,25 +415,33 @@ class RulebookSource:
         return self.rulebook
 
     def reload_if_changed(self) -> bool:
-        """Reload now if the file changed; True when new rules took effect."""
+        """Reload now if the file changed; True when new rules took effect. Never raises."""
         if not self.path:
             return False
         try:
             mtime = os.stat(self.path).st_mtime
         except OSError as exc:
-            self.last_error = f"{self.path}: {exc}"
-            log.error("rules file unreadable, keeping the rules in force: %s", self.last_error)
+            self._rejected(f"{self.path}:1: unreadable: {exc.strerror or exc}")
             return False
         if mtime == self._mtime:
             return False
         self._mtime = mtime
         try:
-            self.rulebook = Rulebook.load(self.path)
+            book = Rulebook.load(self.path)
         except RulebookError as exc:
-            self.last_error = str(exc)
-            log.error("rules file rejected, keeping the rules in force: %s", exc)
+            self._rejected(str(exc))
             return False
-        self.last_error = None
-        book = self.rulebook
+        except Exception as exc:  # a bug of ours, not of the file: the rules in force still stay
+            log.exception("rules file %s could not be loaded", self.path)
+            self._rejected(f"{self.path}:1: could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
+            return False
+        self.rulebook, self.last_error = book, None
+        metrics.RULES_CURRENT.set(1)
         log.info("rules reloaded from %s: %d flags, %d actions", self.path, len(book.flags), len(book.actions))
         return True
+
+    def _rejected(self, message: str) -> None:
+        self.last_error = message
+        metrics.RULES_RELOAD_ERRORS.inc()
+        metrics.RULES_CURRENT.set(0)
+        log.error("rules file rejected, keeping the rules in force: %s", message)

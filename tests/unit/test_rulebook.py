@@ -75,7 +75,7 @@ reason = "stuck on errors"
 
 def test_malformed_files_are_rejected_with_the_line():
     cases = {
-        'name = "x"\n[[flag\n': "line 2",
+        'name = "x"\n[[flag\n': "rules.toml:2: Expected",
         GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "w1h.errors >>= 2"'): ":5:",
         GOOD.replace('raise_when = "w1h.errors >= 2"', 'raise_when = "errs.count >= 2"'): ":5: flag 'stuck'",
         GOOD.replace('severity = "warning"', 'severity = "loud"'): ":4: flag 'stuck': severity",
