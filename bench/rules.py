@@ -57,7 +57,7 @@ def contexts(events: int, seed: int = 7) -> list[dict[str, Any]]:
         captured.append(copy.deepcopy(plain))
         return ctx
 
-    engine_module.context = capture  # type: ignore[assignment]
+    engine_module.context = capture
     try:
         start = int(time.time() * 1000) - 6 * 3_600_000
         sim = Simulator(SimulatorConfig(customers=max(100, events // 20), seed=seed, start_ms=start, step_ms=20.0))
@@ -71,7 +71,7 @@ def contexts(events: int, seed: int = 7) -> list[dict[str, Any]]:
         if batch:
             engine.process(batch)
     finally:
-        engine_module.context = original  # type: ignore[assignment]
+        engine_module.context = original
     return captured
 
 
@@ -80,7 +80,7 @@ def time_rules(book: Rulebook, ctxs: list[dict[str, Any]], repeat: int) -> dict[
     conditions = [r.raise_when for r in book.flags] + [r.clear_when for r in book.flags if r.clear_when]
     conditions += [r.eligible_when for r in book.actions] + [r.value for r in book.actions]
     conditions += [r.item for r in book.actions if r.item]
-    renders = [r.reason.render for r in (*book.flags, *book.actions)]
+    renders = [r.reason.render for r in book.flags] + [r.reason.render for r in book.actions]
     readers = [read for r in book.flags for read in r.evidence]
 
     def best(functions: list[Any]) -> float:

@@ -103,7 +103,7 @@ def compile_condition(
         raise ConditionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     _check_size(tree.body)
     source = _Translator(roots, fields or {}).expr(tree.body)
-    namespace = dict(_RUNTIME)
+    namespace: dict[str, Any] = dict(_RUNTIME)
     if on_error is None:
         code = f"def _condition(ctx):\n    return {source}\n"
     else:

@@ -138,7 +138,7 @@ def evidence_items(values: list[Any]) -> tuple[str, ...]:
 def _pair(name: str, number: float) -> str:
     """``feature=+0.42``, at most :data:`MAX_EVIDENCE_CHARS` characters."""
     try:
-        return clip(f"{name[:MAX_EVIDENCE_CHARS]}={number:+g}", MAX_EVIDENCE_CHARS)
+        return clip(f"{name[: MAX_EVIDENCE_CHARS + 1]}={number:+g}", MAX_EVIDENCE_CHARS)
     except (OverflowError, ValueError):  # an int too large for a float
         return _short(name)
 
@@ -146,7 +146,7 @@ def _pair(name: str, number: float) -> str:
 def _short(value: Any, limit: int = MAX_EVIDENCE_CHARS) -> str:
     """A value as at most ``limit`` characters: strings cut, containers abridged, never a huge copy."""
     if isinstance(value, str):
-        return clip(value[:limit], limit)
+        return clip(value[: limit + 1], limit)
     try:
         text = _REPR.repr(value) if isinstance(value, list | tuple | dict) else str(value)
     except (ValueError, RecursionError, MemoryError):  # an int past Python's digit limit, say
