@@ -14,13 +14,18 @@ Uses only the rules API that every version has, so the same script measures
 an older checkout (``PYTHONPATH=/path/to/old/tree python -m bench.rules``)
 for a before/after ratio.
 
-    python -m bench.rules [--events 20000] [--repeat 5]
+    python -m bench.rules [--events 20000] [--repeat 5] [--contexts FILE]
+
+``--contexts FILE`` keeps the contexts in a pickle (made on the first run) so
+that alternating short runs of two checkouts time the same work.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import pickle
 import time
 from typing import Any
 
@@ -101,11 +106,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--contexts", help="pickle of the contexts: read if it exists, else written")
     args = parser.parse_args(argv)
     path = _rules_path("")
     assert path is not None
     book = Rulebook.load(path)
-    ctxs = contexts(args.events)
+    if args.contexts and os.path.exists(args.contexts):
+        with open(args.contexts, "rb") as fh:
+            ctxs = pickle.load(fh)
+    else:
+        ctxs = contexts(args.events)
+        if args.contexts:
+            with open(args.contexts, "wb") as fh:
+                pickle.dump(ctxs, fh)
     figures = time_rules(book, ctxs, args.repeat)
     print(f"{len(ctxs)} contexts, {len(book.flags)} flags, {len(book.actions)} actions")
     for name, value in figures.items():

@@ -156,6 +156,11 @@ def test_format_widths_and_precisions_are_capped_at_load(reason):
         Template(reason)
 
 
+def test_formats_up_to_the_cap_are_accepted():
+    assert Template("{v:>64.64}").render({"v": "ab"}) == " " * 62 + "ab"
+    assert Template("{v:,.2f}").render({"v": 1234.5}) == "1,234.50"
+
+
 def test_a_reason_is_at_most_500_characters_however_large_the_values():
     ctx = {"event": {"payload": {"text": BIG_TEXT, "nested": {"a": [list(range(1000))] * 1000}}}}
     for text in ["{event.payload.text}", "{event.payload.text:>64}", "{event.payload.nested}", "{event.payload.nested:d}",
@@ -292,12 +297,15 @@ def test_a_bad_file_at_start_up_is_a_rules_error_with_the_line_not_a_traceback(t
     assert metric("livesignals_rules_reload_errors_total") == errors_before + len(BAD_FILES)
     with pytest.raises(RulebookError, match=r"missing\.toml:1: unreadable"):
         RulebookSource(str(tmp_path / "missing.toml"))
+    path.write_bytes(BAD_FILES["deep nesting"])
+    with pytest.raises(RulebookError, match=rf"^{path}:1: arrays or tables nested too deeply"):
+        Engine(Settings(metrics_port=0, rules_path=str(path)), InMemoryStore(), Publisher())
 
 
 # --- evaluation never fails the batch --------------------------------------
 
 
-def test_a_flag_rule_that_raises_is_counted_and_false_and_the_others_still_run():
+def test_a_flag_rule_that_raises_is_counted_and_false_and_the_others_still_run(caplog):
     book = Rulebook.parse(
         '[[flag]]\nname = "broken"\nraise_when = "value.a == value.b"\n'
         '[[flag]]\nname = "fine"\nraise_when = "true"\nreason = "{value.a}"\n'
@@ -307,10 +315,14 @@ def test_a_flag_rule_that_raises_is_counted_and_false_and_the_others_still_run()
     before = metric("livesignals_rule_errors_total", {"kind": "flag", "rule": "broken"})
     state = CustomerState("customer_id:c1")
     e = decode(serde.dumps(event("chat", text="hi")), Origin("in", 0, 1), now_ms=T0)
-    flags = book.evaluate(state, e, ctx)
+    with caplog.at_level("WARNING"):
+        flags = book.evaluate(state, e, ctx)
+        book.evaluate(CustomerState("customer_id:c2"), e, ctx)
     assert [f.name for f in flags] == ["fine"] and list(state.flags) == ["fine"]
+    logged = [r for r in caplog.records if "'broken'" in r.getMessage()]
+    assert len(logged) == 1 and "RecursionError" in logged[0].getMessage(), "logged once, with the cause"
     assert len(flags[0].reason) <= MAX_REASON
-    assert metric("livesignals_rule_errors_total", {"kind": "flag", "rule": "broken"}) == before + 1
+    assert metric("livesignals_rule_errors_total", {"kind": "flag", "rule": "broken"}) == before + 2
 
 
 class Publisher:
