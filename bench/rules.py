@@ -8,25 +8,28 @@ catalogue a rule can run per event: each flag's ``raise_when`` and
 ``clear_when``, each action's ``eligible_when``, ``value`` and ``item`` (the
 "conditions" figure), and every reason template and evidence reader (the
 "reasons" figure; in production a reason renders only when its rule fires).
-Best of ``--repeat`` runs, in nanoseconds per event.
+CPU nanoseconds per event (the machine is shared; wall time drifts).
 
-Uses only the rules API that every version has, so the same script measures
-an older checkout (``PYTHONPATH=/path/to/old/tree python -m bench.rules``)
-for a before/after ratio.
+``--against TREE`` compiles the same catalogue with another checkout's
+``operators/rules/expressions.py`` and ``templates.py`` and alternates the
+two in one process: the median ratio is the before/after figure.
+``--contexts FILE`` keeps the contexts in a pickle (made on the first run).
 
-    python -m bench.rules [--events 20000] [--repeat 5] [--contexts FILE]
-
-``--contexts FILE`` keeps the contexts in a pickle (made on the first run) so
-that alternating short runs of two checkouts time the same work.
+    python -m bench.rules [--events 20000] [--repeat 7] [--contexts FILE] [--against TREE]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
+import inspect
 import os
 import pickle
+import statistics
+import sys
 import time
+import tomllib
 from typing import Any
 
 import operators.engine as engine_module
@@ -36,7 +39,9 @@ from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from livesignals.settings import Settings
 from operators.engine import Engine, _rules_path
-from operators.rules.rulebook import FIELDS, Rulebook
+from operators.rules import expressions as this_expressions
+from operators.rules import templates as this_templates
+from operators.rules.rulebook import FIELDS, ROOTS
 from state.memory import InMemoryStore
 
 _LAZY_ROOTS = ("w1h", "w24h", "w7d", "w30d", "rfm", "derived")
@@ -80,37 +85,67 @@ def contexts(events: int, seed: int = 7) -> list[dict[str, Any]]:
     return captured
 
 
-def time_rules(book: Rulebook, ctxs: list[dict[str, Any]], repeat: int) -> dict[str, float]:
-    """Nanoseconds per event: the conditions, and the reasons with evidence."""
-    conditions = [r.raise_when for r in book.flags] + [r.clear_when for r in book.flags if r.clear_when]
-    conditions += [r.eligible_when for r in book.actions] + [r.value for r in book.actions]
-    conditions += [r.item for r in book.actions if r.item]
-    renders = [r.reason.render for r in book.flags] + [r.reason.render for r in book.actions]
-    readers = [read for r in book.flags for read in r.evidence]
+def pieces(expressions: Any, templates: Any) -> tuple[list[Any], list[Any]]:
+    """The shipped catalogue compiled by these modules: (conditions, reasons and evidence readers).
 
-    def best(functions: list[Any]) -> float:
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter_ns()
-            for ctx in ctxs:
-                for f in functions:
-                    f(ctx)
-            times.append(time.perf_counter_ns() - started)
-        return min(times) / len(ctxs)
+    Compiled as the rulebook compiles them (with an error handler where the
+    language has one), from the TOML directly, so another checkout's modules
+    can compile the same text.
+    """
+    path = _rules_path("")
+    assert path is not None
+    with open(path, "rb") as fh:
+        doc = tomllib.load(fh)
+    extra = (
+        {"on_error": lambda exc: None}
+        if "on_error" in inspect.signature(expressions.compile_condition).parameters
+        else {}
+    )
+    conditions, reasons = [], []
+    for kind, keys in (("flag", ("raise_when", "clear_when")), ("action", ("eligible_when", "value", "item"))):
+        for table in doc.get(kind, []):
+            conditions += [expressions.compile_condition(table[k], ROOTS, FIELDS, **extra) for k in keys if k in table]
+            reasons.append(templates.Template(table.get("reason", table["name"]), ROOTS, FIELDS, **extra).render)
+            reasons += [expressions.compile_condition(p, ROOTS, FIELDS, **extra) for p in table.get("evidence", [])]
+    return conditions, reasons
 
-    return {"conditions_ns_per_event": best(conditions), "reasons_ns_per_event": best(renders + readers)}
+
+def cpu_ns_per_event(functions: list[Any], ctxs: list[dict[str, Any]]) -> float:
+    """CPU time (not wall time: the machine is shared) to run every function on every context, per context."""
+    started = time.process_time_ns()
+    for ctx in ctxs:
+        for f in functions:
+            f(ctx)
+    return (time.process_time_ns() - started) / len(ctxs)
+
+
+def load_modules(tree: str) -> tuple[Any, Any]:
+    """The expressions and templates modules of another checkout, under private names."""
+    loaded = []
+    saved = sys.modules.get("operators.rules.expressions")
+    try:
+        for name in ("expressions", "templates"):
+            spec = importlib.util.spec_from_file_location(f"_other_{name}", f"{tree}/operators/rules/{name}.py")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            if name == "expressions":  # the other templates import the other expressions
+                sys.modules["operators.rules.expressions"] = module
+            loaded.append(module)
+    finally:
+        if saved is not None:
+            sys.modules["operators.rules.expressions"] = saved
+    return loaded[0], loaded[1]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the cost of the shipped catalogue per event."""
+    """Print the cost of the shipped catalogue per event (and the ratio to another checkout)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--contexts", help="pickle of the contexts: read if it exists, else written")
+    parser.add_argument("--against", metavar="TREE", help="another checkout: time its rules language alternately")
     args = parser.parse_args(argv)
-    path = _rules_path("")
-    assert path is not None
-    book = Rulebook.load(path)
     if args.contexts and os.path.exists(args.contexts):
         with open(args.contexts, "rb") as fh:
             ctxs = pickle.load(fh)
@@ -119,10 +154,22 @@ def main(argv: list[str] | None = None) -> None:
         if args.contexts:
             with open(args.contexts, "wb") as fh:
                 pickle.dump(ctxs, fh)
-    figures = time_rules(book, ctxs, args.repeat)
-    print(f"{len(ctxs)} contexts, {len(book.flags)} flags, {len(book.actions)} actions")
-    for name, value in figures.items():
-        print(f"{name}: {value:,.0f}")
+    versions = {"this": pieces(this_expressions, this_templates)}
+    if args.against:
+        versions["other"] = pieces(*load_modules(args.against))
+    runs: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.repeat):  # alternate, so that drift hits both alike
+        for version, (conditions, reasons) in versions.items():
+            runs.setdefault((version, "conditions"), []).append(cpu_ns_per_event(conditions, ctxs))
+            runs.setdefault((version, "reasons"), []).append(cpu_ns_per_event(reasons, ctxs))
+    conditions, reasons = versions["this"]
+    print(f"{len(ctxs)} contexts, {len(conditions)} conditions, {len(reasons)} reasons and evidence readers")
+    for (version, part), times in runs.items():
+        print(f"{version} {part}: {min(times):,.0f} CPU ns per event (best of {len(times)})")
+    if args.against:
+        for part in ("conditions", "reasons"):
+            ratios = [a / b for a, b in zip(runs[("this", part)], runs[("other", part)], strict=True)]
+            print(f"{part}: this / other = {statistics.median(ratios):.3f} (median of {len(ratios)} alternating runs)")
 
 
 if __name__ == "__main__":

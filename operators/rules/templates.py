@@ -46,6 +46,7 @@ _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 8, 8, 8
 _REPR.maxstring = _REPR.maxother = 80
 
+_BIG_INT = 10**400  # beyond, str() of an int can raise (Python's digit limit) or be long: _short says "?"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^{}]*))?\}")
 _FORMAT_SPEC = re.compile(
     r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?", re.DOTALL
@@ -88,7 +89,8 @@ class Template:
             if read is not None:
                 out.append(_format(read(ctx), spec))
         out.append(self._tail)
-        return clip("".join(out))
+        text = "".join(out)
+        return text if len(text) <= MAX_REASON else clip(text)
 
 
 def clip(text: str, limit: int = MAX_REASON) -> str:
@@ -167,13 +169,23 @@ def _checked_spec(spec: str) -> str:
 
 
 def _format(value: Any, spec: str) -> str:
-    if value is None:
+    """One placeholder's text, at most :data:`MAX_REASON` characters (the common types first: it runs per flag)."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_REASON:
+            value = value[: MAX_REASON + 1]  # never copy more of a huge payload string than can be shown
+        if not spec:
+            return value if len(value) <= MAX_REASON else clip(value)
+    elif value is None:
         return "-"
-    if isinstance(value, str):
-        value = value[: MAX_REASON + 1]  # never copy more of a huge payload string than can be shown
-    if not spec:
-        return f"{value:g}" if isinstance(value, float) else _short(value, MAX_REASON)
+    elif not spec:
+        if kind is float:
+            return f"{value:g}"
+        if kind is bool or (kind is int and -_BIG_INT < value < _BIG_INT):
+            return str(value)
+        return _short(value, MAX_REASON)
     try:
-        return clip(format(value, spec))
+        text = format(value, spec)
     except (TypeError, ValueError, OverflowError, RecursionError, MemoryError):
         return _short(value, MAX_REASON)
+    return text if len(text) <= MAX_REASON else clip(text)
