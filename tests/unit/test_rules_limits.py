@@ -371,7 +371,23 @@ CONTEXT = {
     "derived": {"vip": True},
     "x": {"y": [1, [2, [3]]]},
 }
+LEAVES = st.sampled_from(
+    ["value.spend", "value.n", "value.tags", "value.t", "event.payload.text", "event.payload.items", "event.payload.d",
+     "x.y", "w1h.errors", "missing.path", "true", "false", "null", "0", "1", "-3", "2.5", "1e308", '"ab"', "[1, 'a']"]
+)  # fmt: skip
+grammar = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.tuples(
+            inner, st.sampled_from(["+", "-", "*", "/", "and", "or", "==", "<", ">=", "in", "not in"]), inner
+        ).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        inner.map(lambda e: f"(not {e})"),
+        inner.map(lambda e: f"(-{e})"),
+    ),
+    max_leaves=60,
+)
 expressions = st.one_of(
+    grammar,
     st.lists(st.sampled_from(TOKENS), max_size=40).map(" ".join),
     st.lists(st.sampled_from(TOKENS), max_size=400).map("".join),
     st.text(max_size=200),
@@ -390,6 +406,7 @@ def bounded(value) -> bool:
     return value is None or isinstance(value, bool | float)
 
 
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")  # Python's own, for text like "1and"
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expressions)
 def test_random_expressions_compile_or_are_a_condition_error_and_evaluate_bounded(text):
