@@ -46,7 +46,6 @@ fails the batch.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import time
@@ -57,9 +56,11 @@ from livesignals import metrics
 from livesignals.contract import CONTACT_CHANNELS, Event
 from operators.profile360.profile import CustomerState
 from operators.profile360.windows import METRICS
+from operators.rules import rules_file
 from operators.rules.context import DERIVED_NAMES
-from operators.rules.expressions import Condition, ConditionError, OnError, compile_condition
-from operators.rules.rules_file import RulebookError, key_line, line_of, nth_table_line, parse_toml, read_file
+from operators.rules.expressions import Condition, ConditionError, compile_condition
+from operators.rules.failures import counted_errors, rule_failed
+from operators.rules.rules_file import RulebookError
 from operators.rules.signals import Flag, new_flag
 from operators.rules.templates import MAX_EVIDENCE_ITEMS, Template, clip, compile_evidence, evidence_items
 
@@ -135,14 +136,16 @@ class Rulebook:
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> Rulebook:
         """Validate and compile a rules file, or raise :class:`RulebookError` naming the line."""
-        doc = parse_toml(text, source)
+        doc = rules_file.parse_toml(text, source)
         unknown = set(doc) - {"flag", "action"}
         if unknown:
-            raise RulebookError(f"{source}:{line_of(text, sorted(unknown)[0])}: unknown table {sorted(unknown)[0]!r}")
+            raise RulebookError(
+                f"{source}:{rules_file.line_of(text, sorted(unknown)[0])}: unknown table {sorted(unknown)[0]!r}"
+            )
         reader = _Reader(text, source)
         try:
-            flags = tuple(reader.flag(t, i) for i, t in enumerate(_tables(doc, "flag", source, text)))
-            actions = tuple(reader.action(t, i) for i, t in enumerate(_tables(doc, "action", source, text)))
+            flags = tuple(reader.flag(t, i) for i, t in enumerate(rules_file.tables(doc, "flag", source, text)))
+            actions = tuple(reader.action(t, i) for i, t in enumerate(rules_file.tables(doc, "action", source, text)))
         except (RecursionError, MemoryError) as exc:  # the limits should make this impossible; say where anyway
             raise RulebookError(f"{source}:1: rules too large to compile ({type(exc).__name__})") from None
         return cls(flags, actions, source)
@@ -150,7 +153,7 @@ class Rulebook:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Rulebook:
         """Read and validate a rules file (:func:`operators.rules.rules_file.read_file` limits it)."""
-        return cls.parse(read_file(path), str(path))
+        return cls.parse(rules_file.read_file(path), str(path))
 
     def evaluate(self, state: CustomerState, event: Event, ctx: dict[str, Any]) -> list[Flag]:
         """Flags this event raises or clears, deduplicated against the state (which it updates).
@@ -163,7 +166,7 @@ class Rulebook:
             try:
                 self._evaluate_one(rule, state, event, ctx, now, out)
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
-                _rule_failed("flag", rule.name, "evaluate", exc)
+                rule_failed("flag", rule.name, "evaluate", exc)
         return out
 
     @staticmethod
@@ -195,23 +198,6 @@ class Rulebook:
             out.append(cleared)
 
 
-def _rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
-    """Count a rule that raised while it ran; log its first failure (per process) with the cause."""
-    metrics.RULE_ERRORS.labels(kind, name).inc()
-    if (kind, name, key) not in _LOGGED_FAILURES and len(_LOGGED_FAILURES) < 1000:
-        _LOGGED_FAILURES.add((kind, name, key))
-        log.warning("%s %r: %s raised %s: %s (taken as false; counted in livesignals_rule_errors_total)",
-                    kind, name, key, type(exc).__name__, str(exc)[:200])  # fmt: skip
-
-
-def _on_error(kind: str, name: str, key: str) -> OnError:
-    """What a compiled expression of this rule does when it raises: count it (it then gives null)."""
-    return lambda exc: _rule_failed(kind, name, key, exc)
-
-
-_LOGGED_FAILURES: set[tuple[str, str, str]] = set()
-
-
 class _Reader:
     """Turns the TOML tables into rules, naming the line of any error (wrong types included)."""
 
@@ -229,7 +215,7 @@ class _Reader:
             raise RulebookError(f"{self._at('evidence', where)}: {label}: evidence must be a list of paths")
         if len(evidence) > MAX_EVIDENCE_ITEMS:
             raise RulebookError(f"{self._at('evidence', where)}: {label}: at most {MAX_EVIDENCE_ITEMS} evidence paths")
-        on_error = _on_error("flag", name, "evidence")
+        on_error = counted_errors("flag", name, "evidence")
         return FlagRule(
             name=name,
             severity=severity,
@@ -253,9 +239,9 @@ class _Reader:
         purpose = self._one_of(table, "purpose", "marketing", PURPOSES, where, label)
         channel = table.get("channel", "preferred")
         if not isinstance(channel, str) or (channel != "preferred" and channel not in _CHANNELS):
-            raise RulebookError(f"{self._at('channel', where)}: {label}: unknown channel {_shown(channel)}")
+            raise RulebookError(f"{self._at('channel', where)}: {label}: unknown channel {rules_file.shown(channel)}")
         weight = table.get("weight", 1.0)
-        if not _number_within(weight, 0, MAX_WEIGHT):
+        if not rules_file.number_within(weight, 0, MAX_WEIGHT):
             raise RulebookError(
                 f"{self._at('weight', where)}: {label}: weight must be a number >= 0 and <= {MAX_WEIGHT:g}"
             )
@@ -284,12 +270,16 @@ class _Reader:
 
     def _at(self, key: str, where: str) -> str:
         """``source:line`` of ``key = ...`` in the table around ``where`` (else ``where``)."""
-        line = key_line(self.text, key, int(where.rsplit(":", 1)[1]))
+        line = rules_file.key_line(self.text, key, int(where.rsplit(":", 1)[1]))
         return where if line is None else f"{self.source}:{line}"
 
     def _name(self, table: dict[str, Any], kind: str, index: int, keys: set[str]) -> tuple[str, str]:
         name = table.get("name")
-        line = line_of(self.text, _quoted(name)) if isinstance(name, str) else nth_table_line(self.text, kind, index)
+        line = (
+            rules_file.line_of(self.text, _quoted(name))
+            if isinstance(name, str)
+            else rules_file.nth_table_line(self.text, kind, index)
+        )
         where = f"{self.source}:{line}"
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise RulebookError(f"{where}: {kind} needs a name of lower-case letters, digits and _")
@@ -311,8 +301,8 @@ class _Reader:
             return None
         at = self._at(key, where)
         if not isinstance(expr, str):
-            raise RulebookError(f"{at}: {kind} {name!r}: {key} must be a string, not {_toml_type(expr)}")
-        on_error = _on_error(kind, name, key)
+            raise RulebookError(f"{at}: {kind} {name!r}: {key} must be a string, not {rules_file.toml_type(expr)}")
+        on_error = counted_errors(kind, name, key)
         return self._guard(lambda: compile_condition(expr, ROOTS, FIELDS, on_error), at, f"{kind} {name!r}", key)
 
     def _template(self, table: dict[str, Any], kind: str, name: str, where: str) -> Template:
@@ -320,13 +310,13 @@ class _Reader:
         text = table.get("reason", name.replace("_", " "))
         at = self._at("reason", where)
         if not isinstance(text, str):
-            raise RulebookError(f"{at}: {label}: reason must be a string, not {_toml_type(text)}")
-        on_error = _on_error(kind, name, "reason")
+            raise RulebookError(f"{at}: {label}: reason must be a string, not {rules_file.toml_type(text)}")
+        on_error = counted_errors(kind, name, "reason")
         return self._guard(lambda: Template(text, ROOTS, FIELDS, on_error), at, label, "reason")
 
     def _hours(self, table: dict[str, Any], key: str, default: float, where: str, label: str) -> int:
         hours = table.get(key, default)
-        if not _number_within(hours, 0, MAX_HOURS):
+        if not rules_file.number_within(hours, 0, MAX_HOURS):
             raise RulebookError(
                 f"{self._at(key, where)}: {label}: {key} must be a number of hours >= 0 and <= {MAX_HOURS}"
             )
@@ -343,22 +333,6 @@ class _Reader:
 _CHANNELS = CONTACT_CHANNELS | {"push", "web", "app"}
 
 
-def _number_within(value: Any, low: float, high: float) -> bool:
-    """A TOML number (not a boolean), finite, within ``[low, high]``."""
-    return type(value) in (int, float) and math.isfinite(value) and low <= value <= high
-
-
-def _toml_type(value: Any) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "a table"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _shown(value: Any) -> str:
-    """A value for an error message, never long."""
-    return repr(value)[:40] if isinstance(value, str) else _toml_type(value)
-
-
 def _short_text(read: Condition) -> Condition:
     """An ``item`` reader whose value, shown on the trigger, is at most a reason's length."""
 
@@ -367,13 +341,6 @@ def _short_text(read: Condition) -> Condition:
         return clip(value) if isinstance(value, str) else value
 
     return item
-
-
-def _tables(doc: dict[str, Any], kind: str, source: str, text: str) -> list[dict[str, Any]]:
-    tables = doc.get(kind, [])
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise RulebookError(f"{source}:{line_of(text, kind)}: {kind} must be written as [[{kind}]] tables")
-    return tables
 
 
 def _quoted(value: Any) -> str:
@@ -398,10 +365,10 @@ class RulebookSource:
             self._mtime = os.stat(path).st_mtime if path else 0.0
             self.rulebook = Rulebook.load(path) if path else Rulebook(())
         except OSError as exc:
-            self._rejected(f"{path}:1: unreadable: {exc.strerror or exc}")
+            self._rejected(f"{path}:1: unreadable: {exc.strerror or exc}", at_start=True)
             raise RulebookError(self.last_error) from None
         except RulebookError as exc:
-            self._rejected(str(exc))
+            self._rejected(str(exc), at_start=True)
             raise
         metrics.RULES_CURRENT.set(1)
         self._checked = time.monotonic()
@@ -440,8 +407,9 @@ class RulebookSource:
         log.info("rules reloaded from %s: %d flags, %d actions", self.path, len(book.flags), len(book.actions))
         return True
 
-    def _rejected(self, message: str) -> None:
+    def _rejected(self, message: str, at_start: bool = False) -> None:
         self.last_error = message
         metrics.RULES_RELOAD_ERRORS.inc()
         metrics.RULES_CURRENT.set(0)
-        log.error("rules file rejected, keeping the rules in force: %s", message)
+        kept = "no rules to keep: the engine cannot start" if at_start else "keeping the rules in force"
+        log.error("rules file rejected, %s: %s", kept, message)

@@ -17,6 +17,7 @@ operators.rules.rules_file.RulebookError: rules.toml:2: not UTF-8 (byte 0xff at 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -98,6 +99,31 @@ def key_line(text: str, key: str, near: int) -> int | None:
         if line.startswith(f"{key} ") or line.startswith(f"{key}="):
             return number
     return None
+
+
+def tables(doc: dict[str, Any], kind: str, source: str, text: str) -> list[dict[str, Any]]:
+    """The ``[[kind]]`` tables of the document (none if absent), else an error naming the line."""
+    found = doc.get(kind, [])
+    if not isinstance(found, list) or not all(isinstance(t, dict) for t in found):
+        raise RulebookError(f"{source}:{line_of(text, kind)}: {kind} must be written as [[{kind}]] tables")
+    return found
+
+
+def number_within(value: Any, low: float, high: float) -> bool:
+    """A TOML number (not a boolean), finite (no ``inf``/``nan``), within ``[low, high]``."""
+    return type(value) in (int, float) and math.isfinite(value) and low <= value <= high
+
+
+def toml_type(value: Any) -> str:
+    """What a TOML value is, for an error message (``a number``, ``an array`` ...)."""
+    return {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def shown(value: Any) -> str:
+    """A value for an error message, never long."""
+    return repr(value)[:40] if isinstance(value, str) else toml_type(value)
 
 
 def _deepest_line(text: str) -> int:

@@ -1,0 +1,37 @@
+"""A rule that raises while it runs: counted, logged once, taken as false -- never a failed batch.
+
+The limits of the language make failures rare (see :mod:`operators.rules.expressions`),
+but a payload can still hold values Python cannot compare (nested thousands of
+levels deep, say). Every compiled piece of a rule gets :func:`counted_errors`
+as its error handler: the failure is counted in ``livesignals_rule_errors_total``
+by rule kind and name (a bounded set: the rules file's names), its first
+occurrence per rule and key is logged with the cause, and the piece gives null.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livesignals import metrics
+from operators.rules.expressions import OnError
+
+log = logging.getLogger(__name__)
+
+MAX_LOGGED = 1000
+"""Most distinct (kind, rule, key) failures logged per process (each once)."""
+
+_logged: set[tuple[str, str, str]] = set()
+
+
+def rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
+    """Count a rule that raised while it ran; log its first failure per rule and key, with the cause."""
+    metrics.RULE_ERRORS.labels(kind, name).inc()
+    if (kind, name, key) not in _logged and len(_logged) < MAX_LOGGED:
+        _logged.add((kind, name, key))
+        log.warning("%s %r: %s raised %s: %s (taken as false; counted in livesignals_rule_errors_total)",
+                    kind, name, key, type(exc).__name__, str(exc)[:200])  # fmt: skip
+
+
+def counted_errors(kind: str, name: str, key: str) -> OnError:
+    """The error handler of one compiled piece of a rule (``raise_when``, ``reason`` ...)."""
+    return lambda exc: rule_failed(kind, name, key, exc)
