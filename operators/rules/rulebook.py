@@ -163,39 +163,32 @@ class Rulebook:
         now = event.event_time_ms
         out: list[Flag] = []
         for rule in self.flags:
-            try:
-                self._evaluate_one(rule, state, event, ctx, now, out)
+            try:  # free unless it raises; state.flags changes only once all is computed
+                active = state.flags.get(rule.name)
+                if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
+                    expired = new_flag(event, rule.name, "info", clip(f"expired: {active.get('reason', rule.name)}"),
+                                       0, cleared=True)  # fmt: skip
+                    del state.flags[rule.name]
+                    out.append(expired)
+                    active = None
+                if active is None:
+                    if rule.raise_when(ctx):
+                        reason = rule.reason.render(ctx)
+                        evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
+                        flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
+                        state.flags[rule.name] = {
+                            "id": flag.flag_id, "severity": flag.severity, "reason": reason,
+                            "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
+                        }  # fmt: skip
+                        out.append(flag)
+                elif rule.clear_when is not None and rule.clear_when(ctx):
+                    cleared = new_flag(event, rule.name, "info", clip(f"cleared: {active.get('reason', rule.name)}"),
+                                       0, cleared=True)  # fmt: skip
+                    del state.flags[rule.name]
+                    out.append(cleared)
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
                 rule_failed("flag", rule.name, "evaluate", exc)
         return out
-
-    @staticmethod
-    def _evaluate_one(
-        rule: FlagRule, state: CustomerState, event: Event, ctx: dict[str, Any], now: int, out: list[Flag]
-    ) -> None:
-        """One flag rule: expire, raise or clear (changing ``state.flags`` only once all is computed)."""
-        active = state.flags.get(rule.name)
-        if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
-            expired = new_flag(event, rule.name, "info", clip(f"expired: {active.get('reason', rule.name)}"), 0,
-                               cleared=True)  # fmt: skip
-            del state.flags[rule.name]
-            out.append(expired)
-            active = None
-        if active is None:
-            if rule.raise_when(ctx):
-                reason = rule.reason.render(ctx)
-                evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
-                flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
-                state.flags[rule.name] = {
-                    "id": flag.flag_id, "severity": flag.severity, "reason": reason,
-                    "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
-                }  # fmt: skip
-                out.append(flag)
-        elif rule.clear_when is not None and rule.clear_when(ctx):
-            cleared = new_flag(event, rule.name, "info", clip(f"cleared: {active.get('reason', rule.name)}"), 0,
-                               cleared=True)  # fmt: skip
-            del state.flags[rule.name]
-            out.append(cleared)
 
 
 class _Reader:

@@ -332,6 +332,16 @@ def test_a_flag_rule_that_raises_is_counted_and_false_and_the_others_still_run(c
     assert metric("livesignals_rule_errors_total", {"kind": "flag", "rule": "broken"}) == before + 2
 
 
+def test_a_corrupt_active_flag_is_counted_and_skipped_not_raised():
+    book = Rulebook.parse('[[flag]]\nname = "odd"\nraise_when = "true"\n[[flag]]\nname = "fine"\nraise_when = "true"\n')
+    state = CustomerState("customer_id:c1")
+    state.flags["odd"] = {"reason": "no expiry"}  # say, written by a buggy older version
+    before = metric("livesignals_rule_errors_total", {"kind": "flag", "rule": "odd"})
+    e = decode(serde.dumps(event("chat", text="hi")), Origin("in", 0, 1), now_ms=T0)
+    assert [f.name for f in book.evaluate(state, e, {root: {} for root in ROOTS})] == ["fine"]
+    assert metric("livesignals_rule_errors_total", {"kind": "flag", "rule": "odd"}) == before + 1
+
+
 class Publisher:
     def __init__(self) -> None:
         self.records: list = []
