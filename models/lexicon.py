@@ -1,63 +1,263 @@
-"""Seed sentiment lexicons: a cold start per language, before any label arrives.
+"""Sentiment lexicons and the rules that read them: the cold start, per language.
 
-Each language has a small word list with polarities in ``models/lexicons/``
-(shipped with the package). A text's score is the mean polarity of its
-lexicon words, a negator (not, never, نه, δεν ...) just before a word flipping
-it, squashed into [-1, 1]. Persian text is normalised first
-(:func:`models.text.normalize`), so ي/ی, ك/ک and ZWNJ variants all match.
+Sources (graded valences on VADER's scale, -4 .. +4):
+
+* English: the VADER lexicon (Hutto & Gilbert 2014, ~7,500 entries, MIT
+  licence), read at run time from the installed ``vaderSentiment`` package,
+  with a customer-service supplement of our own (``models/lexicons/en.txt``)
+  whose entries take precedence (polite words such as *please* or *help* are
+  neutral in a request; delivery and billing words are added);
+* Persian and Greek: lexicons written for this project
+  (``models/lexicons/fa.txt``, ``el.txt``; Apache-2.0 like the code).
+
+The rules (:mod:`models.polarity_rules` holds the word lists): valences add up
+over a text, each clause on its own; an intensifier scales the next sentiment
+word (*very*, خیلی, πολύ), a downtoner shrinks it; a negator flips and damps
+the next three words of its clause (*not*, every *n't* contraction, *never*,
+*without*, δεν, μην, όχι, نه, بدون); Persian negation that follows the word --
+a negative verb, «خوب نبود», «راضی نیستم», «کیفیتش خوب نیست» -- flips the
+three words before it, and a negative verb form of a sentiment verb
+(«نپسندیدم», «نمی‌ارزه») is the flipped verb; words after *but* / ولی / αλλά
+weigh 1.5 times, words before it half; exclamation marks add emphasis. The sum
+``s`` is squashed as ``s / sqrt(s² + 15)`` into (-1, 1): graded, not
+all-or-nothing.
 
 >>> lex = Lexicon.load()
 >>> lex.score("Thanks, the agent solved it quickly") > 0 > lex.score("This is not good, terrible service")
 True
->>> lex.score("سفارشم هنوز نرسيده، افتضاح است") < 0
+>>> lex.score("Can you check my order?"), lex.score("Can I change the delivery address?")
+(0.0, 0.0)
+>>> lex.score("I can't log in") <= 0 and lex.score("good") < lex.score("very good")
 True
+>>> [lex.score(t) < 0 for t in ("خوب نبود", "راضی نیستم", "کیفیتش خوب نیست", "δεν είναι καλή")]
+[True, True, True, True]
+>>> [lex.score(t) > 0 for t in ("عالیه", "مرسی", "καλό", "مشکلی نداشت", "no problem")]
+[True, True, True, True, True]
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from models.text import tokens
+from models import polarity_rules as rules
+from models.text import clauses, tokens
 
 LANGUAGES = ("en", "fa", "el")
-NEGATORS = frozenset({"not", "no", "never", "dont", "don't", "isn't", "wasn't", "نه", "نیست", "نبود", "δεν", "μην"})
+MEMO_SIZE = 100_000
+PLAIN, NEGATOR, BOOSTER, WORD = range(4)
+ALPHA = 15.0
+"""Squashing constant: a sum of 4 (one strong word) reads about 0.72."""
+
+
+def vader_lexicon_path() -> Path | None:
+    """Where the installed ``vaderSentiment`` package keeps its lexicon, if installed."""
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
+    return path if path.exists() else None
+
+
+def _entries(text: str) -> list[tuple[str, float]]:
+    """``(word or phrase, valence)`` of a lexicon file: tab-separated, # comments."""
+    out = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            word, value = line.split("\t")[:2]
+            out.append((word, float(value)))
+    return out
 
 
 @dataclass
 class Lexicon:
-    """Word polarities, all languages in one table (scripts do not collide)."""
+    """Word, phrase and stem valences, all languages in one table (scripts do not collide)."""
 
-    polarity: dict[str, float] = field(default_factory=dict)
+    words: dict[str, float] = field(default_factory=dict)
+    phrases: dict[tuple[str, ...], float] = field(default_factory=dict)
+    stems: dict[str, float] = field(default_factory=dict)
+    """Greek stems (ending stripped) and Persian verb stems (entries ending in ``*``)."""
+    heads: set[str] = field(default_factory=set)
+    """First tokens of the phrases (one set look-up per token before the phrase look-ups)."""
+    memo: dict[str, float | None] = field(default_factory=dict, repr=False)
+    """Token -> valence already worked out (bounded by :data:`MEMO_SIZE`): word forms repeat."""
+    roles: dict[str, tuple[int, float, bool]] = field(default_factory=dict, repr=False)
+    """Token -> what it does in a clause (:meth:`_role`), bounded like ``memo``."""
 
     @classmethod
     def load(cls, languages: tuple[str, ...] = LANGUAGES) -> Lexicon:
-        """The shipped lexicons for ``languages``."""
-        table: dict[str, float] = {}
+        """The lexicons for ``languages``: VADER (if installed) under the shipped files."""
+        lex = cls()
         root = importlib.resources.files("models").joinpath("lexicons")
+        if "en" in languages and (vader := vader_lexicon_path()) is not None:
+            for word, value in _entries(vader.read_text(encoding="utf-8")):
+                lex.add(word, value)
         for lang in languages:
-            for line in root.joinpath(f"{lang}.txt").read_text(encoding="utf-8").splitlines():
-                if line.strip() and not line.startswith("#"):
-                    word, value = line.rsplit("\t", 1)
-                    for tok in tokens(word):
-                        table[tok] = float(value)
-        return cls(table)
+            for word, value in _entries(root.joinpath(f"{lang}.txt").read_text(encoding="utf-8")):
+                lex.add(word, value)
+        return lex
+
+    def add(self, word: str, value: float) -> None:
+        """One entry: a word, a phrase (several tokens) or a Persian verb stem (``stem*``)."""
+        if word.endswith("*"):
+            for tok in tokens(word[:-1]):
+                self.stems[tok] = value
+            return
+        toks = tuple(tokens(word))
+        if len(toks) > 1:
+            self.phrases[toks] = value
+            self.heads.add(toks[0])
+        elif toks:
+            self.words[toks[0]] = value
+            self.memo.clear()
+            self.roles.clear()
+            if rules.is_greek(toks[0]) and (stem := rules.greek_stem(toks[0])) != toks[0]:
+                self.stems.setdefault(stem, value)
+
+    def lookup(self, tok: str) -> float | None:
+        """Valence of one token: the word, its doubled letters cut, its Persian
+        clitics stripped or its Greek ending, or a Persian negative verb form
+        of a sentiment verb (flipped)."""
+        if tok in self.memo:
+            return self.memo[tok]
+        if len(self.memo) >= MEMO_SIZE:
+            self.memo.clear()
+            self.roles.clear()
+        value = self.memo[tok] = self._lookup(tok)
+        return value
+
+    def _lookup(self, tok: str) -> float | None:
+        value = self.words.get(tok)
+        if value is not None:
+            return value
+        if rules.is_greek(tok):
+            return self.stems.get(rules.greek_stem(tok))
+        if not rules.is_arabic_script(tok):
+            return None
+        for form in rules.persian_forms(tok):
+            value = self.words.get(form)
+            if value is None:
+                value = self._verb_stem(form)
+            if value is not None:
+                return value
+        for positive in rules.persian_unnegated(tok):
+            value = self.words.get(positive)
+            if value is None:
+                value = self._verb_stem(positive)
+            if value is not None:
+                return rules.NEGATION_SCALE * value
+        return None
+
+    def _verb_stem(self, tok: str) -> float | None:
+        for end in range(len(tok) - 1, 2, -1):
+            value = self.stems.get(tok[:end])
+            if value is not None:
+                return value
+        return None
 
     def score(self, text: str) -> float:
-        """Sentiment in [-1, 1]; 0 when no lexicon word is found."""
-        return self.score_with_hits(text)[0]
+        """Sentiment in (-1, 1); 0 when no lexicon word is found."""
+        return self.analyse(text)[0]
 
     def score_with_hits(self, text: str) -> tuple[float, int]:
-        """Sentiment in [-1, 1] and how many lexicon words it rests on."""
-        total, hits, negate = 0.0, 0, False
-        for tok in tokens(text):
-            if tok in NEGATORS:
-                negate = True
-                continue
-            value = self.polarity.get(tok)
+        """Sentiment in (-1, 1) and how many lexicon words it rests on."""
+        score, hits, _ = self.analyse(text)
+        return score, hits
+
+    def analyse(self, text: str) -> tuple[float, int, list[str]]:
+        """Score, number of sentiment words found, and the tokens read as negated
+        (for the learned model's features)."""
+        values: list[float] = []
+        negated: list[str] = []
+        contrast_at = -1
+        for clause in clauses(text):
+            self._clause(clause, values, negated)
+            if any(tok in rules.CONTRAST for tok in clause):
+                contrast_at = len(values)
+        if not values:
+            return 0.0, 0, negated
+        total = 0.0
+        for i, v in enumerate(values):
+            total += v * (0.5 if i < contrast_at else 1.5 if contrast_at >= 0 else 1.0)
+        if total and (bangs := min(text.count("!"), 3)):
+            total += math.copysign(0.3 * bangs, total)
+        return round(total / math.sqrt(total * total + ALPHA), 4), len(values), negated
+
+    def _role(self, tok: str) -> tuple[int, float, bool]:
+        """What a token does, memoised: (:data:`PLAIN` / :data:`NEGATOR` /
+        :data:`BOOSTER` / :data:`WORD`, scale or valence, negates the words before it)."""
+        role = self.roles.get(tok)
+        if role is None:
+            if len(self.roles) >= MEMO_SIZE:
+                self.roles.clear()
+            post = rules.is_persian_negative_verb(tok)
+            if rules.is_negator(tok):
+                role = (NEGATOR, 0.0, post)
+            elif (scale := rules.BOOSTERS.get(tok)) is not None:
+                role = (BOOSTER, scale, post)
+            elif (value := self.lookup(tok)) is not None:
+                role = (WORD, value, post)
+            else:
+                role = (PLAIN, 0.0, post)
+            self.roles[tok] = role
+        return role
+
+    def _clause(self, clause: tuple[str, ...], values: list[float], negated: list[str]) -> None:
+        """Add the valences of one clause to ``values`` (rules in the module docstring)."""
+        n, i = len(clause), 0
+        negate_left, boost, boost_left = 0, 1.0, 0
+        found: list[tuple[int, int]] = []  # (token index, index in values) of this clause
+        heads, phrases = self.heads, self.phrases
+        while i < n:
+            tok, step, value, kind = clause[i], 1, None, PLAIN
+            if tok in heads:
+                for size in (3, 2):
+                    value = phrases.get(clause[i : i + size])
+                    if value is not None:
+                        step = size
+                        break
+            if value is None:
+                kind, number, post = self._role(tok)
+                if kind == WORD:
+                    value = number
+                elif kind == NEGATOR:
+                    negate_left = rules.NEGATION_SCOPE + 1
+                elif kind == BOOSTER:
+                    boost, boost_left = number, 3
+                if post:
+                    self._negate_before(i, clause, found, values, negated)
             if value is not None:
-                total += -value if negate else value
-                hits += 1
-            negate = False
-        return (math.tanh(1.5 * total / hits) if hits else 0.0), hits
+                if boost_left:
+                    value *= boost
+                if negate_left:
+                    value *= rules.NEGATION_SCALE
+                    negated.append(tok)
+                found.append((i, len(values)))
+                values.append(value)
+                boost_left = 0
+            elif negate_left and kind == PLAIN:
+                negated.append(tok)
+            i += step
+            if negate_left:
+                negate_left = max(0, negate_left - step)
+            if boost_left:
+                boost_left = max(0, boost_left - step)
+
+    def _negate_before(
+        self, i: int, clause: tuple[str, ...], found: list[tuple[int, int]], values: list[float], negated: list[str]
+    ) -> None:
+        """Persian post-verbal negation: flip the sentiment words among the three
+        tokens before ``i`` (not across و / ولی), once."""
+        start = i - rules.NEGATION_SCOPE
+        for j in range(i - 1, max(start, 0) - 1, -1):
+            if clause[j] in rules.CONTRAST or clause[j] == "و":
+                start = j + 1
+                break
+        for k, (pos, at) in enumerate(found):
+            if pos >= start and pos >= 0:
+                values[at] *= rules.NEGATION_SCALE
+                negated.append(clause[pos])
+                found[k] = (-1, at)  # flipped once

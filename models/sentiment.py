@@ -1,14 +1,18 @@
 """Sentiment of a text interaction, in any of the supported languages, learning online.
 
-Cold start: the seed lexicon (:mod:`models.lexicon`). As labels arrive
-(survey answers joined to the interaction they rate, agent corrections), a
-River pipeline -- bag of words on normalised tokens, then one-vs-rest
-logistic regression -- learns online. The two are blended by how well each
-predicted the recent labels (a logistic weight on the difference of their
-accuracy over the last ``window`` labels, after ``warmup`` labels). Survey
-answers are noisy proxies of a text's sentiment: accuracy, unlike log loss,
-does not punish a confident lexicon for the labels' noise, and the blend
-never lets noisy labels make the model worse than its lexicon.
+Cold start: the lexicons and their rules (:mod:`models.lexicon`), whose graded
+score becomes three class probabilities. As labels arrive (survey answers
+joined to the interaction they rate, agent corrections), an online classifier
+on hashed features (:mod:`models.hashed_text`: naive Bayes by default, which
+won on outside data; bounded size, no raw word kept) learns; its features
+include the lexicon's verdict and the words read under negation. The two are
+blended by how well each predicted the recent labels (a logistic weight on the
+difference of their accuracy over the last ``window`` labels, after
+``warmup`` labels). Survey answers are noisy proxies of a text's sentiment:
+accuracy, unlike log loss, does not punish a confident lexicon for the labels'
+noise. The learned model gets weight only while it is more accurate than the
+lexicon on the recent labels, ``tanh(eta x lead)``, so noisy or unlearnable
+labels leave the lexicon alone in charge (``tests/unit/test_sentiment.py``).
 
 >>> m = SentimentModel(warmup=10, window=20, seed=1)
 >>> m.score("great, thanks!") > 0 > m.score("awful, I want a refund")
@@ -22,12 +26,12 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from typing import Any
 
-from river import compose, feature_extraction, linear_model, multiclass, optim
-
+from models.hashed_text import HashedNB, HashedSoftmax, hashed_features, lexicon_band
 from models.lexicon import Lexicon
 from models.text import tokens
 from models.validation import MulticlassValidation
@@ -58,30 +62,40 @@ def label_from_survey(kind: str, score: float) -> str:
 
 
 class SentimentModel:
-    """Lexicon cold start blended into an online text classifier.
+    """Lexicon cold start blended into an online text classifier on hashed features.
 
-    Parameters are kept as attributes (River style): ``learning_rate``,
-    ``l2``, ``warmup`` (labels before the learned model gets any weight),
-    ``window`` (labels over which the two are compared), ``eta`` (how sharply
-    the more accurate one wins: 20 gives 73 % weight for a 5-point lead),
-    ``neutral_band`` (|score| below which the lexicon says neutral), ``seed``.
+    Parameters are kept as attributes (River style): ``learner`` (``"nb"``,
+    naive Bayes, or ``"softmax"``, logistic regression), ``learning_rate``
+    (softmax only), ``n_features`` (hash buckets: bounds the model's size),
+    ``warmup`` (labels before the learned model gets any weight), ``window``
+    (labels over which the two are compared), ``eta`` (how sharply the more
+    the learned model gains weight with its lead in accuracy, ``tanh(eta x
+    lead)``: 20 gives it 76 % for a 5-point lead, nothing without a lead),
+    ``neutral_band`` (|lexicon score| below which the lexicon says neutral),
+    ``seed`` (kept for the River interface: nothing here is random), ``l2``
+    (accepted for older settings; unused).
     """
 
     def __init__(
-        self, learning_rate: float = 0.5, l2: float = 0.0, warmup: int = 50, window: int = 500,
-        eta: float = 20.0, neutral_band: float = 0.15, seed: int = 42,
+        self, learner: str = "nb", learning_rate: float = 0.5, n_features: int = 2**16, warmup: int = 50,
+        window: int = 500, eta: float = 20.0, neutral_band: float = 0.15, seed: int = 42, l2: float = 0.0,
     ) -> None:  # fmt: skip
+        if learner not in ("nb", "softmax"):
+            raise ValueError(f"unknown sentiment learner {learner!r} (nb or softmax)")
+        if n_features < 2 or n_features & (n_features - 1):
+            raise ValueError(f"n_features must be a power of two, not {n_features}")
+        self.learner = learner
         self.learning_rate = learning_rate
-        self.l2 = l2
+        self.n_features = n_features
         self.warmup = warmup
         self.window = window
         self.eta = eta
         self.neutral_band = neutral_band
         self.seed = seed
-        self.lexicon = Lexicon.load()
-        self.classifier = compose.Pipeline(
-            feature_extraction.BagOfWords(on=None, tokenizer=tokens, ngram_range=(1, 2)),
-            multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=l2)),
+        self.l2 = l2
+        self.lexicon = _shared_lexicon()
+        self.classifier: HashedNB | HashedSoftmax = (
+            HashedNB(n_features) if learner == "nb" else HashedSoftmax(n_features, learning_rate)
         )
         self.labels = 0
         self.validation = MulticlassValidation()
@@ -89,32 +103,41 @@ class SentimentModel:
         """(lexicon right, learned right) on the recent labels."""
         self._hit_sums = [0.0, 0.0]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the lexicon (shipped with the code, reloaded on unpickling)."""
+        state = self.__dict__.copy()
+        del state["lexicon"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lexicon = _shared_lexicon()
+
     def _blend(self) -> float:
-        """Weight of the learned model: 0 during warm-up, then by recent log loss."""
+        """Weight of the learned model: 0 during warm-up, then by recent accuracy."""
         if self.labels < self.warmup or not self._hits:
             return 0.0
         n = len(self._hits)
         lexicon, learned = self._hit_sums[0] / n, self._hit_sums[1] / n
-        return 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, self.eta * (lexicon - learned)))))
+        return math.tanh(self.eta * (learned - lexicon)) if learned > lexicon else 0.0
 
-    def _lexical(self, text: str) -> dict[str, float]:
-        lex, hits = self.lexicon.score_with_hits(text)
-        if not hits:  # the lexicon knows nothing about this text
-            return dict.fromkeys(CLASSES, 1 / 3)
-        neutral = 1.0 - abs(lex) / self.neutral_band if abs(lex) < self.neutral_band else 0.0
-        raw = {"negative": max(0.0, -lex), "neutral": neutral, "positive": max(0.0, lex)}
-        total = sum(raw.values()) or 1.0
-        return {c: v / total for c, v in raw.items()}
+    def _read(self, text: str) -> tuple[dict[str, float], list[int] | None]:
+        """Lexicon probabilities and (once anything was learned) the hashed features."""
+        lex, hits, negated = self.lexicon.analyse(text)
+        lexical = lexical_proba(lex, self.neutral_band)
+        if not self.labels:
+            return lexical, None
+        x = hashed_features(tokens(text), negated, [lexicon_band(lex, hits)], self.n_features)
+        return lexical, x
 
     def predict_proba_one(self, text: str) -> dict[str, float]:
         """Probability of each class."""
-        lexical = self._lexical(text)
         w = self._blend()
-        if w == 0.0:
+        lexical, x = self._read(text)
+        if w == 0.0 or x is None:
             return lexical
-        learned = self.classifier.predict_proba_one(text)  # type: ignore[arg-type]  # BagOfWords reads a str
-        norm = sum(learned.values()) or 1.0
-        return {c: (1 - w) * lexical[c] + w * learned.get(c, 0.0) / norm for c in CLASSES}
+        learned = self.classifier.predict_proba_one(x)
+        return {c: (1 - w) * lexical[c] + w * learned[c] for c in CLASSES}
 
     def predict_one(self, text: str) -> str:
         """The most likely class."""
@@ -131,11 +154,13 @@ class SentimentModel:
         if label not in CLASSES:
             raise ValueError(f"unknown sentiment label {label!r}")
         self.validation.update(label, self.predict_one(text))
-        learned = self.classifier.predict_proba_one(text)  # type: ignore[arg-type]
-        lexical = self._lexical(text)
+        lex, hits, negated = self.lexicon.analyse(text)
+        lexical = lexical_proba(lex, self.neutral_band)
+        x = hashed_features(tokens(text), negated, [lexicon_band(lex, hits)], self.n_features)
+        learned = self.classifier.predict_proba_one(x) if self.labels else None
         hit = (
             float(max(CLASSES, key=lambda c: lexical[c]) == label),
-            float(max(CLASSES, key=lambda c: learned.get(c, 0.0)) == label),
+            float(learned is not None and max(CLASSES, key=lambda c: learned[c]) == label),
         )
         if len(self._hits) == self._hits.maxlen:
             old = self._hits[0]
@@ -144,9 +169,34 @@ class SentimentModel:
         self._hits.append(hit)
         self._hit_sums[0] += hit[0]
         self._hit_sums[1] += hit[1]
-        self.classifier.learn_one(text, label)  # type: ignore[arg-type]
+        self.classifier.learn_one(x, label)
         self.labels += 1
 
     def summary(self) -> dict[str, Any]:
         """Labels learned and rolling validation figures."""
         return {"model": "sentiment", **self.validation.summary(), "blend": round(self._blend(), 3)}
+
+
+def lexical_proba(score: float, neutral_band: float) -> dict[str, float]:
+    """Three class probabilities from a graded lexicon score in (-1, 1).
+
+    ``P(positive) - P(negative)`` keeps the sign and grows with ``|score|``;
+    neutral is the most likely class exactly when ``|score| < neutral_band``.
+
+    >>> p = lexical_proba(0.0, 0.15); max(p, key=p.get)
+    'neutral'
+    >>> p = lexical_proba(0.6, 0.15); max(p, key=p.get), round(p["positive"] - p["negative"], 2)
+    ('positive', 0.55)
+    """
+    s = max(-1.0, min(1.0, score))
+    a = abs(s)
+    at_band = (1 + neutral_band) / (3 + neutral_band)
+    neutral = min(0.98, at_band * ((1 - a) / (1 - neutral_band)) ** 2)
+    rest = 1.0 - neutral
+    return {"negative": rest * (1 - s) / 2, "neutral": neutral, "positive": rest * (1 + s) / 2}
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_lexicon() -> Lexicon:
+    """One lexicon per process for every unpickled model (it is read-only)."""
+    return Lexicon.load()

@@ -3,9 +3,11 @@
 Persian is typed in many ways: Arabic letter forms (ي for ی, ك for ک), with or
 without zero-width non-joiners (ZWNJ), Persian (۰-۹) or Arabic-Indic (٠-٩)
 digits, Arabic diacritics. :func:`normalize` folds all of these to one form so
-that a lexicon or a model sees one token where a person sees one word. Greek
-accents are removed and everything is lower-cased (Greek final sigma folds
-to σ).
+that a lexicon or a model sees one token where a person sees one word.
+Invisible characters (zero-width space U+200B, joiners, BOM, direction marks)
+are removed. Greek accents are removed and everything is lower-cased (Greek
+final sigma folds to σ). Typographic apostrophes fold to ``'`` so that a
+contraction stays one token.
 
 >>> normalize("خیلي ممنون، مشكلم حل شد ۱۲۳")
 'خیلی ممنون، مشکلم حل شد 123'
@@ -13,6 +15,12 @@ to σ).
 ['πολυ', 'κακη', 'εξυπηρετηση']
 >>> tokens("می‌خواستم")  # the ZWNJ keeps the prefix attached
 ['میخواستم']
+>>> tokens("I can’t log in, it isn't working 😡")
+['i', "can't", 'log', 'in', 'it', "isn't", 'working', '😡']
+>>> tokens("gr\u200beat")  # a zero-width space inside a word is not a word break
+['great']
+>>> clauses("Good food, but the delivery was late!")
+[('good', 'food'), ('but', 'the', 'delivery', 'was', 'late')]
 """
 
 from __future__ import annotations
@@ -21,33 +29,52 @@ import re
 import unicodedata
 from functools import lru_cache
 
+_INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad\u061c"
 _FOLD = str.maketrans({
-    "ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ۀ": "ه", "أ": "ا", "إ": "ا", "آ": "ا",
-    "\u200c": "", "\u200d": "", "\u200f": "", "\u200e": "", "ـ": "",
+    "ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ۀ": "ه", "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا",
+    "ـ": "", **dict.fromkeys(_INVISIBLE, ""),
     **{chr(0x06F0 + i): str(i) for i in range(10)},
     **{chr(0x0660 + i): str(i) for i in range(10)},
-    "ς": "σ",
+    "ς": "σ", "’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'",
 })  # fmt: skip
-_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_EMOJI = "\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764"
+_TOKEN = re.compile(rf"[^\W_]+(?:'[^\W_]+)*|[{_EMOJI}]", re.UNICODE)
+_CLAUSE = re.compile(r"[.,;:!?،؛؟\n()\[\]\"«»]+|\s[-–—]\s")
+_COMBINING = re.compile(
+    "[" + "".join(re.escape(chr(c)) for c in range(0x300, 0x10000) if unicodedata.combining(chr(c))) + "]"
+)
+_REPEAT = re.compile("([a-z\u0600-\u06ff\u0370-\u03ff])\\1\\1+")
 
 
 def normalize(text: str) -> str:
     """One canonical form: NFKC, folded Arabic/Persian letters and digits, no
-    ZWNJ or tatweel, no diacritics or Greek accents, lower case."""
-    text = unicodedata.normalize("NFKC", text).translate(_FOLD).lower()
-    decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    invisible characters or tatweel, no diacritics or Greek accents, lower case,
+    a letter repeated three times or more cut to two ("sooo" -> "soo")."""
+    if text.isascii():  # the common case: no folding, accents or combining marks to remove
+        text = text.lower().replace("`", "'")
+    else:
+        text = unicodedata.normalize("NFKC", text).translate(_FOLD).lower()
+        text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
+    return _REPEAT.sub(r"\1\1", text) if _REPEAT.search(text) else text
 
 
 def tokens(text: str) -> list[str]:
-    """Word tokens of the normalised text (letters and digits, any script).
+    """Word tokens of the normalised text: letters and digits of any script,
+    contractions kept whole (``can't``), each emoji a token of its own.
 
     Cached: scoring and learning one text tokenise it several times (lexicon,
-    bag of words, validation), and normalisation is the costly part.
+    hashed features, validation), and normalisation is the costly part.
     """
-    return list(_cached_tokens(text))
+    return [tok for clause in _cached_clauses(text) for tok in clause]
+
+
+def clauses(text: str) -> list[tuple[str, ...]]:
+    """The tokens of each clause (split at punctuation): negation and
+    intensifiers reach no further than their clause."""
+    return list(_cached_clauses(text))
 
 
 @lru_cache(maxsize=4096)
-def _cached_tokens(text: str) -> tuple[str, ...]:
-    return tuple(_TOKEN.findall(normalize(text)))
+def _cached_clauses(text: str) -> tuple[tuple[str, ...], ...]:
+    parts = (tuple(_TOKEN.findall(part)) for part in _CLAUSE.split(normalize(text)))
+    return tuple(p for p in parts if p)

@@ -1,0 +1,115 @@
+"""The word lists and word-form rules the lexicon scorer reads, per language.
+
+Negators, intensifiers and contrast words for English, Persian and Greek, in
+normalised form (:func:`models.text.normalize`: lower case, no accents, ی/ک,
+no ZWNJ); Persian clitic stripping and negative verb forms; Greek endings.
+
+>>> is_negator("can't"), is_negator("dont"), is_negator("δεν"), is_negator("can")
+(True, True, True, False)
+>>> is_persian_negative_verb("نیستم"), is_persian_negative_verb("نمیخوام"), is_persian_negative_verb("نزدیک")
+(True, True, False)
+>>> list(persian_forms("کیفیتش"))[:2], greek_stem("καλοσ"), greek_stem("καλη")
+(['کیفیت', 'کیفیتش'], 'καλ', 'καλ')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+NEGATION_SCOPE = 3
+"""Tokens a negator reaches (before it in English and Greek, after the word in Persian)."""
+NEGATION_SCALE = -0.75
+"""A negated word flips and loses a quarter of its strength ("not good" is milder than "bad")."""
+
+NEGATORS = frozenset({
+    # English (every token ending in n't is a negator too)
+    "not", "no", "never", "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "wasnt", "arent", "werent",
+    "wont", "wouldnt", "couldnt", "shouldnt", "havent", "hasnt", "hadnt", "aint", "nothing", "nobody",
+    "neither", "nor", "without", "none", "hardly", "barely", "lack", "lacks", "lacking",
+    # Persian, before the word
+    "نه", "بدون", "بی",
+    # Greek
+    "δεν", "μην", "μη", "οχι", "ουτε", "χωρισ", "ποτε", "τιποτα", "κανενα", "κανεισ",
+})  # fmt: skip
+
+BOOSTERS: dict[str, float] = {
+    # English
+    "very": 1.3, "really": 1.3, "so": 1.25, "soo": 1.35, "too": 1.2, "extremely": 1.5, "absolutely": 1.4,
+    "completely": 1.35, "totally": 1.35, "incredibly": 1.45, "super": 1.35, "utterly": 1.45, "highly": 1.3,
+    "truly": 1.3, "most": 1.2, "such": 1.2, "seriously": 1.3, "deeply": 1.3, "terribly": 1.4, "awfully": 1.3,
+    "ridiculously": 1.4, "insanely": 1.4, "hugely": 1.3, "especially": 1.2, "fucking": 1.5, "damn": 1.3,
+    "slightly": 0.6, "somewhat": 0.7, "bit": 0.7, "little": 0.75, "kinda": 0.7, "kind": 0.8, "sort": 0.8,
+    "fairly": 0.8, "rather": 0.85, "almost": 0.7, "partly": 0.7, "quite": 1.1, "pretty": 1.1,
+    # Persian
+    "خیلی": 1.35, "بسیار": 1.35, "واقعا": 1.3, "کاملا": 1.35, "اصلا": 1.35, "شدیدا": 1.45, "بینهایت": 1.5,
+    "انقدر": 1.25, "اینقدر": 1.25, "چقدر": 1.25, "حسابی": 1.3, "فوق": 1.3, "هیچ": 1.2, "خیلیی": 1.45,
+    "کمی": 0.7, "یکم": 0.7, "یکمی": 0.7, "نسبتا": 0.8, "تقریبا": 0.8, "نسبت": 0.9,
+    # Greek
+    "πολυ": 1.35, "παρα": 1.3, "τοσο": 1.25, "πραγματικα": 1.3, "εντελωσ": 1.35, "απολυτα": 1.35,
+    "καθολου": 1.35, "υπερβολικα": 1.4, "τρομερα": 1.4, "απιστευτα": 1.45, "ιδιαιτερα": 1.2, "αρκετα": 1.1,
+    "λιγο": 0.7, "καπωσ": 0.7, "σχετικα": 0.8,
+}  # fmt: skip
+
+CONTRAST = frozenset({"but", "however", "yet", "though", "ولی", "اما", "ولیکن", "αλλα", "ομωσ", "μα"})
+
+_FA_SUFFIXES = ("هایی", "هاشون", "هامون", "هاش", "های", "ترین", "ها", "تر", "مون", "تون", "شون", "اش",
+                "ش", "م", "ت", "ه", "ی", "یه", "ست", "ای", "ام", "ات", "ید", "یم", "ند", "ن")  # fmt: skip
+_FA_LIGHT_VERBS = ("بود", "بوده", "شد", "شده", "شو", "ش", "دار", "داشت", "داشته", "کرد", "کرده", "کن", "داد",
+                   "داده", "ده", "دید", "خواست", "خواه", "خوا", "رسید", "رسیده", "اومد", "امد", "اومده", "گرفت",
+                   "خورد", "باش", "زد", "تونست", "تون", "ذاشت", "گذاشت")  # fmt: skip
+_FA_ENDINGS = ("", "م", "ی", "د", "یم", "ید", "ند", "ن", "ه", "ین", "یی")
+_FA_NEGATIVE_VERBS = frozenset("ن" + stem + end for stem in _FA_LIGHT_VERBS for end in _FA_ENDINGS) - {"نشد", "ند"}
+_FA_NEGATIVE_VERBS |= {"نشد", "نیست", "نیستم", "نیستی", "نیستیم", "نیستید", "نیستند", "نیستن", "نیستش", "نبودش"}
+_GREEK_ENDINGS = ("ουμε", "ουνε", "ησαν", "ουσ", "εισ", "ετε", "ουν", "αμε", "ατε", "ων", "εσ", "οσ", "ησ",
+                  "ασ", "ου", "οι", "ει", "ια", "ιο", "η", "ο", "α", "ε", "ι", "ω")  # fmt: skip
+
+
+def is_negator(tok: str) -> bool:
+    """A word that negates what follows it in its clause (``n't`` forms included)."""
+    return tok in NEGATORS or tok.endswith("n't")
+
+
+def is_greek(tok: str) -> bool:
+    """The token is written in Greek."""
+    return "\u0370" <= tok[0] <= "\u03ff" or "\u1f00" <= tok[0] <= "\u1fff"
+
+
+def is_arabic_script(tok: str) -> bool:
+    """The token is written in Persian/Arabic script."""
+    return "\u0600" <= tok[0] <= "\u06ff"
+
+
+def greek_stem(tok: str) -> str:
+    """The token without its inflectional ending (a stem of at least three letters)."""
+    for end in _GREEK_ENDINGS:
+        if tok.endswith(end) and len(tok) - len(end) >= 3:
+            return tok[: -len(end)]
+    return tok
+
+
+def persian_forms(tok: str) -> Iterator[str]:
+    """The token with its clitics and plural/comparative suffixes stripped
+    (کیفیتش -> کیفیت, عالیه -> عالی), then the token itself, then with a
+    doubled letter cut (عالیی -> عالی)."""
+    for suffix in _FA_SUFFIXES:
+        if tok.endswith(suffix) and len(tok) - len(suffix) >= 2:
+            yield tok[: -len(suffix)]
+    yield tok
+    collapsed = "".join(c for i, c in enumerate(tok) if i == 0 or c != tok[i - 1])
+    if collapsed != tok:
+        yield collapsed
+
+
+def persian_unnegated(tok: str) -> Iterator[str]:
+    """The affirmative forms of a Persian negative verb (نمیارزه -> میارزه,
+    نپسندیدم -> پسندیدم); nothing for a word that is not one."""
+    if tok.startswith("نمی") and len(tok) > 4:
+        yield tok[1:]
+    elif tok.startswith("ن") and len(tok) > 3:
+        yield tok[1:]
+
+
+def is_persian_negative_verb(tok: str) -> bool:
+    """A negated Persian verb or copula («نیست», «نبود», «نشد», «ندارم», «نمی‌…»),
+    which negates the words just before it."""
+    return tok in _FA_NEGATIVE_VERBS or (tok.startswith("نمی") and len(tok) > 4)
