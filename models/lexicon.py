@@ -134,7 +134,8 @@ class Lexicon:
         if value is not None:
             return value
         if rules.is_greek(tok):
-            return self.stems.get(rules.greek_stem(tok))
+            stem = rules.greek_stem(tok)
+            return self.stems.get(stem) if stem != tok else None
         if not rules.is_arabic_script(tok):
             return None
         for form in rules.persian_forms(tok):
