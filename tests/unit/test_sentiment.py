@@ -1,0 +1,148 @@
+"""Sentiment on real text: tokens, negation per language, graded scores, the
+learned model's bounds and privacy, and a blend that never does worse than its lexicon."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from models.hashed_text import HashedNB, HashedSoftmax
+from models.lexicon import Lexicon, vader_lexicon_path
+from models.sentiment import SentimentModel
+from models.text import tokens
+
+LEX = Lexicon.load()
+
+
+def test_contractions_zero_width_and_letter_forms_tokenise_as_a_person_reads():
+    assert tokens("I can't, I don’t, it isn't") == ["i", "can't", "i", "don't", "it", "isn't"]
+    assert tokens("ser\u200bvice") == ["service"] and tokens("\ufeffgood") == ["good"]
+    assert tokens("مشكل") == tokens("مشکل") and tokens("می‌خواهم") == tokens("میخواهم")
+    assert tokens("Καλή") == tokens("καλη")
+
+
+def test_english_lexicon_comes_from_vader_and_is_large():
+    assert vader_lexicon_path() is not None, "vaderSentiment is a dependency"
+    assert len(LEX.words) > 7000 and LEX.words["excellent"] > 2 > 0 > LEX.words["horrible"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I can't log in", "Can you check my order?", "I don't know my password", "Can I change the delivery address?"],
+)
+def test_can_and_contractions_are_not_negative_words(text):
+    assert LEX.score(text) > -0.2
+
+
+@pytest.mark.parametrize(
+    ("positive", "negated"),
+    [
+        ("it is good", "it is not good"),
+        ("it is good", "it isn't good"),
+        ("it is good", "it isnt good"),
+        ("I like it", "I don't like it"),
+        ("خوب بود", "خوب نبود"),
+        ("راضی هستم", "راضی نیستم"),
+        ("کیفیتش خوب است", "کیفیتش خوب نیست"),
+        ("پسندیدم", "نپسندیدم"),
+        ("میارزه", "نمیارزه"),
+        ("είναι καλή", "δεν είναι καλή"),
+        ("μου άρεσε", "δεν μου άρεσε καθόλου"),
+        ("καλό", "όχι καλό"),
+    ],
+)
+def test_negation_flips_in_each_language(positive, negated):
+    assert LEX.score(positive) > 0 > LEX.score(negated)
+
+
+def test_negated_problems_read_positive_and_negation_stays_in_its_clause():
+    assert LEX.score("no problem at all") > 0 and LEX.score("مشکلی نداشت") > 0
+    assert LEX.score("it wasn't late, and the food was great") > 0.5
+
+
+@pytest.mark.parametrize("text", ["عالیه", "مرسی", "ممنونم", "دستتون درد نکنه", "καλό", "Ευχαριστώ πολύ", "great 👍"])
+def test_informal_forms_score_positive(text):
+    assert LEX.score(text) > 0.2
+
+
+def test_scores_are_graded_with_intensifiers_and_contrast():
+    scores = [LEX.score(t) for t in ("ok", "good", "very good", "very good!!", "excellent, amazing, perfect")]
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)
+    assert LEX.score("خیلی خوب") > LEX.score("خوب") and LEX.score("πολύ καλό") > LEX.score("καλό")
+    assert LEX.score("the food was good but the delivery was terrible") < 0
+
+
+def test_the_learned_model_is_bounded_and_keeps_no_raw_token():
+    m = SentimentModel(n_features=2**12, window=500)
+    rng = random.Random(1)
+    sizes = []
+    for _ in range(3):
+        for i in range(1000):
+            word = f"zzsecret{rng.randrange(100_000)}"
+            m.learn_one(f"{word} order {i}", rng.choice(["positive", "negative", "neutral"]))
+        sizes.append(len(blob := pickle.dumps(m)))
+    assert b"zzsecret" not in blob, "hashed features only: no customer word in a checkpoint"
+    assert sizes[2] - sizes[0] < 512, f"fixed by n_features and window, whatever the vocabulary: {sizes}"
+
+
+@pytest.mark.parametrize("learner", ["nb", "softmax"])
+def test_learners_pickle_and_repeat(learner):
+    def run():
+        m = SentimentModel(learner=learner, warmup=5)
+        for i in range(60):
+            m.learn_one(f"parcel {i % 7} was purple", "negative")
+            m.learn_one(f"parcel {i % 5} was green", "positive")
+        return m
+
+    a, b = run(), run()
+    copy = pickle.loads(pickle.dumps(a))
+    texts = ["purple parcel", "green parcel", "terrible", "great"]
+    assert [a.predict_proba_one(t) for t in texts] == [b.predict_proba_one(t) for t in texts]
+    assert [a.predict_proba_one(t) for t in texts] == [copy.predict_proba_one(t) for t in texts]
+    assert a.predict_one("purple parcel") == "negative" and a.predict_one("green parcel") == "positive"
+
+
+def test_hashed_learners_learn_a_simple_separation():
+    for model in (HashedNB(2**8), HashedSoftmax(2**8)):
+        for _ in range(50):
+            model.learn_one([1, 2, 3], "positive")
+            model.learn_one([4, 5, 6], "negative")
+        assert model.predict_proba_one([1, 2])["positive"] > 0.8 > model.predict_proba_one([5])["positive"]
+
+
+def _stream(n: int, rng: random.Random, noise: float) -> list[tuple[str, str]]:
+    """Clear texts whose labels agree with the lexicon, with a share of random labels."""
+    good = ["great service, thank you", "excellent, very happy", "perfect, love it", "wonderful help"]
+    bad = ["terrible service", "awful, very disappointed", "horrible, I hate it", "worst experience"]
+    out = []
+    for i in range(n):
+        label = "positive" if rng.random() < 0.5 else "negative"
+        text = f"{rng.choice(good if label == 'positive' else bad)} ref{i}"
+        if rng.random() < noise:
+            label = rng.choice(["positive", "negative", "neutral"])
+        out.append((text, label))
+    return out
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5, 0.9])
+def test_the_blend_never_does_worse_than_the_lexicon_on_its_own_labels(noise):
+    rng = random.Random(7)
+    m = SentimentModel(warmup=20, window=200)
+    blend_hits = lexicon_hits = 0
+    for text, label in _stream(1500, rng, noise):
+        blend_hits += m.predict_one(text) == label
+        lexicon_hits += m.lexicon.score(text) != 0 and (
+            ("positive" if m.lexicon.score(text) > 0 else "negative") == label
+        )
+        m.learn_one(text, label)
+    assert blend_hits >= lexicon_hits - 15, (blend_hits, lexicon_hits)
+
+
+def test_a_learned_model_no_better_than_the_lexicon_gets_no_weight():
+    m = SentimentModel(warmup=10, window=100)
+    rng = random.Random(3)
+    for text, label in _stream(400, rng, 0.0):
+        m.learn_one(text, label)  # the lexicon is right on every label
+    assert m._blend() == 0.0
