@@ -71,7 +71,9 @@ def plain_lexicon(lex: Lexicon) -> Callable[[str], float]:
     return score
 
 
-def progressive(data: list[tuple[str, str]], predict: Callable[[str], str], learn: Callable[[str, str], None]) -> dict[str, float]:
+def progressive(
+    data: list[tuple[str, str]], predict: Callable[[str], str], learn: Callable[[str, str], None]
+) -> dict[str, float]:
     """Predict each text, then learn it; macro-F1 over all and the second half."""
     pairs = []
     for text, label in data:
@@ -80,11 +82,20 @@ def progressive(data: list[tuple[str, str]], predict: Callable[[str], str], lear
     return {"all": macro_f1(pairs), "second_half": macro_f1(pairs[len(pairs) // 2 :])}
 
 
+def _predictor(model: SentimentModel) -> Callable[[str], str]:
+    def predict(text: str) -> str:
+        return binary(model.predict_proba_one(text))
+
+    return predict
+
+
 def river_nb() -> tuple[Callable[[str], str], Callable[[str, str], None]]:
     """River's BagOfWords + MultinomialNB on our tokens (the issue's reference)."""
     from river import compose, feature_extraction, naive_bayes
 
-    model = compose.Pipeline(feature_extraction.BagOfWords(on=None, tokenizer=tokens, ngram_range=(1, 2)), naive_bayes.MultinomialNB())
+    model = compose.Pipeline(
+        feature_extraction.BagOfWords(on=None, tokenizer=tokens, ngram_range=(1, 2)), naive_bayes.MultinomialNB()
+    )
 
     def predict(text: str) -> str:
         return binary(model.predict_proba_one(text))  # type: ignore[arg-type]
@@ -128,9 +139,9 @@ def bench_file(path: Path, limit: int) -> dict[str, Any]:
     except ImportError:
         pass
     learning: dict[str, Any] = {}
-    for name, params in (("shipped_nb", {}), ("softmax", {"learner": "softmax"})):
-        model = SentimentModel(**params)
-        learning[name] = progressive(data, lambda t, m=model: binary(m.predict_proba_one(t)), model.learn_one)
+    for name, learner in (("shipped_nb", "nb"), ("softmax", "softmax")):
+        model = SentimentModel(learner=learner)
+        learning[name] = progressive(data, _predictor(model), model.learn_one)
         learning[name]["blend"] = round(model._blend(), 3)
         if name == "shipped_nb":
             result["us_per_text_learned"] = per_text_us(model.score, texts[:1000])

@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from array import array
@@ -48,7 +49,7 @@ def hashed_features(toks: list[str], negated: list[str], extra: list[str], n_fea
     mask = n_features - 1
     crc = zlib.crc32
     out = [crc(t.encode()) & mask for t in toks]
-    out += [crc(f"{a} {b}".encode()) & mask for a, b in zip(toks, toks[1:], strict=False)]
+    out += [crc(f"{a} {b}".encode()) & mask for a, b in itertools.pairwise(toks)]
     out += [crc(f"\x00not {t}".encode()) & mask for t in negated]
     out += [crc(e.encode()) & mask for e in extra]
     return out

@@ -60,7 +60,8 @@ _FA_LIGHT_VERBS = ("بود", "بوده", "شد", "شده", "شو", "ش", "دار
 _FA_ENDINGS = ("", "م", "ی", "د", "یم", "ید", "ند", "ن", "ه", "ین", "یی")
 _FA_NEGATIVE_VERBS = frozenset("ن" + stem + end for stem in _FA_LIGHT_VERBS for end in _FA_ENDINGS) - {"نشد", "ند"}
 _FA_NEGATIVE_VERBS |= {"نشد", "نیست", "نیستم", "نیستی", "نیستیم", "نیستید", "نیستند", "نیستن", "نیستش", "نبودش"}
-_GREEK_ENDINGS = ("ιουσ", "ουμε", "ουνε", "ησαν", "ιοσ", "ιεσ", "ιου", "ιων", "ιοι", "ιησ", "ουσ", "εισ", "ετε", "ουν", "αμε", "ατε", "ων", "εσ", "οσ", "ησ",
+_GREEK_ENDINGS = ("ιουσ", "ουμε", "ουνε", "ησαν", "ιοσ", "ιεσ", "ιου", "ιων", "ιοι", "ιησ",
+                  "ουσ", "εισ", "ετε", "ουν", "αμε", "ατε", "ων", "εσ", "οσ", "ησ",
                   "ασ", "ου", "οι", "ει", "ια", "ιο", "η", "ο", "α", "ε", "ι", "ω")  # fmt: skip
 
 
@@ -103,9 +104,7 @@ def persian_forms(tok: str) -> Iterator[str]:
 def persian_unnegated(tok: str) -> Iterator[str]:
     """The affirmative forms of a Persian negative verb (نمیارزه -> میارزه,
     نپسندیدم -> پسندیدم); nothing for a word that is not one."""
-    if tok.startswith("نمی") and len(tok) > 4:
-        yield tok[1:]
-    elif tok.startswith("ن") and len(tok) > 3:
+    if tok.startswith("ن") and len(tok) > 3:
         yield tok[1:]
 
 

@@ -62,7 +62,9 @@ def flagged(lang: str) -> tuple[dict[str, set[str]], dict[str, bool]]:
     pub = Publisher()
     for events, models in ((chats, {}), (surveys, {"sentiment": {"champion": {"warmup": 10**9}}})):
         store = InMemoryStore()
-        store.partitions[("in", 0)] = PartitionAggregates.from_fields({b"models": ModelSet.from_config(models).to_bytes()})
+        store.partitions[("in", 0)] = PartitionAggregates.from_fields(
+            {b"models": ModelSet.from_config(models).to_bytes()}
+        )
         engine = Engine(Settings(metrics_port=0), store, pub, clock=lambda: (T0 + 86_400_000) / 1000)
         engine.process(raw(events))
     raised: dict[str, set[str]] = {"frustrated": set(), "negative_survey": set()}
