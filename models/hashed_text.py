@@ -15,7 +15,8 @@ Two learners, River style (``learn_one`` / ``predict_proba_one``):
   per-bucket AdaGrad step.
 
 ``bench/sentiment.py`` compares them on outside data (progressive
-predict-then-learn); :class:`models.sentiment.SentimentModel` uses the winner.
+predict-then-learn); :class:`models.sentiment.SentimentModel` uses the winner,
+the softmax (naive Bayes stays selectable: ``learner = "nb"``).
 
 >>> nb = HashedNB(n_features=2**10)
 >>> for _ in range(20):
