@@ -111,6 +111,9 @@ class SentimentModel:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "n_features" not in state:  # a checkpoint of the earlier bag-of-words model: start afresh
+            self.__init__(**{k: state[k] for k in ("warmup", "window", "eta", "neutral_band", "seed") if k in state})  # type: ignore[misc]
+            return
         self.__dict__.update(state)
         self.lexicon = _shared_lexicon()
 

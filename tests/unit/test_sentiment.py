@@ -146,3 +146,9 @@ def test_a_learned_model_no_better_than_the_lexicon_gets_no_weight():
     for text, label in _stream(400, rng, 0.0):
         m.learn_one(text, label)  # the lexicon is right on every label
     assert m._blend() == 0.0
+
+
+def test_a_checkpoint_of_the_earlier_model_loads_as_a_fresh_model():
+    old = SentimentModel.__new__(SentimentModel)
+    old.__setstate__({"warmup": 7, "window": 30, "eta": 20.0, "neutral_band": 0.15, "seed": 1, "classifier": object()})
+    assert old.warmup == 7 and old.labels == 0 and old.score("terrible") < 0
