@@ -49,6 +49,8 @@ from models.text import clauses, tokens
 LANGUAGES = ("en", "fa", "el")
 MEMO_SIZE = 100_000
 PLAIN, NEGATOR, BOOSTER, WORD = range(4)
+PLAIN_ROLE = (PLAIN, 0.0, False)
+"""The role of most tokens: one shared object, so the hot loop tests it by identity."""
 ALPHA = 15.0
 """Squashing constant: a sum of 4 (one strong word) reads about 0.72."""
 
@@ -175,9 +177,13 @@ class Lexicon:
         negated: list[str] = []
         contrast_at = -1
         for clause in clauses(text):
-            self._clause(clause, values, negated)
-            if any(tok in rules.CONTRAST for tok in clause):
+            if rules.CONTRAST.isdisjoint(clause):
+                self._clause(clause, values, negated)
+            else:  # the words after the last "but" weigh more, the words before it less
+                at = max(i for i, tok in enumerate(clause) if tok in rules.CONTRAST)
+                self._clause(clause[:at], values, negated)
                 contrast_at = len(values)
+                self._clause(clause[at + 1 :], values, negated)
         if not values:
             return 0.0, 0, negated
         total = 0.0
@@ -202,7 +208,7 @@ class Lexicon:
             elif (value := self.lookup(tok)) is not None:
                 role = (WORD, value, post)
             else:
-                role = (PLAIN, 0.0, post)
+                role = (PLAIN, 0.0, True) if post else PLAIN_ROLE
             self.roles[tok] = role
         return role
 
@@ -211,9 +217,19 @@ class Lexicon:
         n, i = len(clause), 0
         negate_left, boost, boost_left = 0, 1.0, 0
         found: list[tuple[int, int]] = []  # (token index, index in values) of this clause
-        heads, phrases = self.heads, self.phrases
+        heads, phrases, roles = self.heads, self.phrases, self.roles
         while i < n:
-            tok, step, value, kind = clause[i], 1, None, PLAIN
+            tok = clause[i]
+            role = roles.get(tok)
+            if role is PLAIN_ROLE and tok not in heads:  # the common case: a word with no sentiment
+                if negate_left:
+                    negated.append(tok)
+                    negate_left -= 1
+                if boost_left:
+                    boost_left -= 1
+                i += 1
+                continue
+            step, value, kind = 1, None, PLAIN
             if tok in heads:
                 for size in (3, 2):
                     value = phrases.get(clause[i : i + size])
@@ -221,7 +237,7 @@ class Lexicon:
                         step = size
                         break
             if value is None:
-                kind, number, post = self._role(tok)
+                kind, number, post = role or self._role(tok)
                 if kind == WORD:
                     value = number
                 elif kind == NEGATOR:

@@ -80,11 +80,14 @@ def is_arabic_script(tok: str) -> bool:
     return "\u0600" <= tok[0] <= "\u06ff"
 
 
+_GREEK_ENDING_SETS = [(k, frozenset(e for e in _GREEK_ENDINGS if len(e) == k)) for k in (4, 3, 2, 1)]
+
+
 def greek_stem(tok: str) -> str:
-    """The token without its inflectional ending (a stem of at least three letters)."""
-    for end in _GREEK_ENDINGS:
-        if tok.endswith(end) and len(tok) - len(end) >= 3:
-            return tok[: -len(end)]
+    """The token without its longest inflectional ending (a stem of at least three letters)."""
+    for k, ends in _GREEK_ENDING_SETS:
+        if len(tok) - k >= 3 and tok[-k:] in ends:
+            return tok[:-k]
     return tok
 
 
