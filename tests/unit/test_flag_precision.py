@@ -24,9 +24,7 @@ import pytest
 
 from livesignals import serde
 from livesignals.settings import Settings
-from models.registry import ModelSet
 from operators.engine import Engine
-from operators.partition import PartitionAggregates
 from state.memory import InMemoryStore
 from tests.customer_texts import ANGRY, CALM
 from tests.helpers import T0, event, raw
@@ -61,10 +59,7 @@ def flagged(lang: str) -> tuple[dict[str, set[str]], dict[str, bool]]:
     chats, surveys, angry = journeys(lang)
     pub = Publisher()
     for events, models in ((chats, {}), (surveys, {"sentiment": {"champion": {"warmup": 10**9}}})):
-        store = InMemoryStore()
-        store.partitions[("in", 0)] = PartitionAggregates.from_fields(
-            {b"models": ModelSet.from_config(models).to_bytes()}
-        )
+        store = InMemoryStore(models_config=models)
         engine = Engine(Settings(metrics_port=0), store, pub, clock=lambda: (T0 + 86_400_000) / 1000)
         engine.process(raw(events))
     raised: dict[str, set[str]] = {"frustrated": set(), "negative_survey": set()}
