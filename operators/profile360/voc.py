@@ -39,14 +39,20 @@ STOPWORDS = frozenset(
 
 
 def complaint_terms(text: str) -> list[str]:
-    """Content words of a complaint, normalised, without stop words or numbers.
+    """Content words of a complaint, normalised, without stop words, numbers or contractions.
 
     >>> complaint_terms("My order STILL hasn't arrived, order 123!")
-    ['order', 'hasn', 'arrived']
+    ['order', 'arrived']
     """
     seen: list[str] = []
     for tok in tokens(text):
-        if len(tok) >= MIN_TOKEN_CHARS and not tok.isdigit() and tok not in STOPWORDS and tok not in seen:
+        if (
+            len(tok) >= MIN_TOKEN_CHARS
+            and not tok.isdigit()
+            and "'" not in tok  # hasn't, don't: function words, never a topic
+            and tok not in STOPWORDS
+            and tok not in seen
+        ):
             seen.append(tok)
     return seen
 
