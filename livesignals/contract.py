@@ -2,9 +2,11 @@
 
 The published JSON Schema (``livesignals/schemas/event-v1.json``) is the one
 definition; this module compiles it (fastjsonschema) and adds the checks a
-schema cannot express: size, and event time absurdly far in the future.
-:func:`decode` turns raw Kafka bytes into an :class:`Event` or raises
-:class:`~livesignals.errors.InvalidEvent` with a reason code.
+schema cannot express (cheaply): size, nesting depth, event time absurdly far
+in the future, the identifier rules (:mod:`livesignals.identifiers`), survey
+scales and feedback labels per kind. :func:`decode` turns raw Kafka bytes into
+an :class:`Event` or raises :class:`~livesignals.errors.InvalidEvent` with a
+reason code -- whatever the bytes. A valid event costs no exception object.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import fastjsonschema
 
 from livesignals import serde
 from livesignals.errors import InvalidEvent, Origin, Reason
+from livesignals.identifiers import normalise_identifier
 
 SCHEMA_VERSION: Final = 1
 
@@ -41,6 +44,24 @@ def load_schema(name: str = "event-v1.json") -> dict[str, Any]:
 
 EVENT_TYPES: Final = frozenset(load_schema()["properties"]["type"]["enum"])
 CHANNELS: Final = frozenset(load_schema()["properties"]["channel"]["enum"])
+
+MAX_DEPTH: Final = 16
+"""Deepest nesting of objects and arrays an event may have (the envelope itself is level 1)."""
+
+REFERENCE_FIELDS: Final = (
+    "order_id", "case_id", "target_id", "decision_id", "rates_event_id", "product_id", "session_id", "campaign_id",
+)  # fmt: skip
+"""Payload fields that hold an id: they follow the identifier rules (:mod:`livesignals.identifiers`)."""
+
+SURVEY_SCALES: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+"""The score range of each survey kind (the schema bounds every score to 0-10)."""
+
+FEEDBACK_LABELS: Final = {
+    "sentiment": frozenset({"negative", "neutral", "positive"}),
+    "flag": frozenset({"not_relevant", "relevant"}),
+    "action": frozenset({"not_relevant", "relevant"}),
+}
+"""The labels an agent may give per feedback kind (the schema lists their union)."""
 
 
 @cache
@@ -108,30 +129,97 @@ def primary_key(ids: dict[str, str]) -> str:
     raise InvalidEvent(Reason.NO_CUSTOMER, "no customer identifier")
 
 
+def _no_payload_rules(_payload: dict[str, Any]) -> None:
+    """A type the schema gives no payload definition: the common field types were checked."""
+
+
 def _event_time_ms(value: Any) -> int:
     if isinstance(value, int):
-        return value
+        return value  # the schema bounds it to [0, year 9999]
+    if isinstance(value, float):
+        return int(value)  # integer-valued: the schema said "integer"
     try:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidEvent(Reason.BAD_TIME, f"event_time {value!r} is not RFC 3339") from exc
+        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is not RFC 3339") from exc
     if parsed.tzinfo is None:
-        raise InvalidEvent(Reason.BAD_TIME, f"event_time {value!r} has no UTC offset")
-    return int(parsed.timestamp() * 1000)
+        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} has no UTC offset")
+    try:
+        ms = int(parsed.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is out of range") from exc
+    if ms < 0:
+        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is before 1970")
+    return ms
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of any JSON value for a rejection's detail (no deep repr)."""
+    if isinstance(value, str):
+        return repr(value[:64]) + ("..." if len(value) > 64 else "")
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
 
 
 def _classify_schema_error(doc: dict[str, Any], exc: Any) -> InvalidEvent:
+    """The most useful reason for a schema failure; ``doc`` may hold any JSON in any field."""
     path = ".".join(str(p) for p in exc.path[1:]) or "event"
-    if doc.get("schema_version") != SCHEMA_VERSION and "schema_version" in doc:
-        return InvalidEvent(Reason.UNSUPPORTED_VERSION, f"schema_version {doc['schema_version']!r}")
-    if "type" in doc and doc["type"] not in EVENT_TYPES:
-        return InvalidEvent(Reason.UNKNOWN_TYPE, f"unknown event type {doc['type']!r}")
-    if "channel" in doc and doc["channel"] not in CHANNELS:
-        return InvalidEvent(Reason.UNKNOWN_TYPE, f"unknown channel {doc['channel']!r}")
+    if "schema_version" in doc and doc["schema_version"] != SCHEMA_VERSION:
+        return InvalidEvent(Reason.UNSUPPORTED_VERSION, f"schema_version {_show(doc['schema_version'])}")
+    for name, known in (("type", EVENT_TYPES), ("channel", CHANNELS)):
+        value = doc.get(name)
+        if name in doc and not (isinstance(value, str) and value in known):
+            return InvalidEvent(Reason.UNKNOWN_TYPE, f"unknown {name} {_show(value)}")
     customer = doc.get("customer")
     if not isinstance(customer, dict) or not customer:
         return InvalidEvent(Reason.NO_CUSTOMER, "customer must hold at least one identifier")
-    return InvalidEvent(Reason.SCHEMA, f"{path}: {exc.message.removeprefix('data.')}")
+    message = exc.message.removeprefix("data.").removeprefix("data ")
+    return InvalidEvent(Reason.SCHEMA, message if message.startswith(path) else f"{path}: {message}")
+
+
+def _too_deep(doc: Any, limit: int) -> bool:
+    """True if ``doc`` nests objects/arrays more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _identifier(where: str, value: str) -> str:
+    try:
+        return normalise_identifier(value)
+    except ValueError as exc:
+        raise InvalidEvent(Reason.BAD_IDENTIFIER, f"{where} {exc}") from None
+
+
+def _checked_payload(event_type: str, p: dict[str, Any]) -> dict[str, Any]:
+    """What the schema cannot say cheaply: referenced ids, scales per survey kind, labels per kind."""
+    for name in REFERENCE_FIELDS:
+        if name in p:
+            p[name] = _identifier(f"payload.{name}", p[name])
+    if event_type == "survey":
+        low, high = SURVEY_SCALES[p["kind"]]
+        if not low <= p["score"] <= high:
+            raise InvalidEvent(Reason.SCHEMA, f"payload.score: {p['kind']} scores run {low}-{high}, not {p['score']}")
+    elif event_type == "agent_feedback" and p["label"] not in FEEDBACK_LABELS[p["kind"]]:
+        allowed = " | ".join(sorted(FEEDBACK_LABELS[p["kind"]]))
+        raise InvalidEvent(Reason.SCHEMA, f"payload.label: {p['kind']} labels are {allowed}, not {p['label']!r}")
+    elif event_type in ("order", "return") and "items" in p:
+        p["items"] = [_item(i, item) for i, item in enumerate(p["items"])]
+    return p
+
+
+def _item(i: int, item: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(item, str):
+        return _identifier(f"payload.items.{i}", item)
+    if "product_id" in item:
+        item["product_id"] = _identifier(f"payload.items.{i}.product_id", item["product_id"])
+    return item
 
 
 def decode(
@@ -143,6 +231,10 @@ def decode(
     max_future_skew_ms: int = 86_400_000,
 ) -> Event:
     """Decode and validate one raw message, or raise :class:`InvalidEvent`.
+
+    Total: whatever the bytes, this returns an :class:`Event` whose fields have the
+    types the engine relies on, or raises :class:`InvalidEvent` with a reason --
+    never anything else (``tests/unit/test_contract_fuzz.py``, ``bench.fuzz``).
 
     >>> raw = (b'{"schema_version":1,"event_id":"e1","type":"chat","channel":"chat",'
     ...        b'"customer":{"customer_id":"c1"},"event_time":1000,"payload":{"text":"hi"}}')
@@ -163,31 +255,32 @@ def decode(
     except serde.JSONDecodeError as exc:
         raise InvalidEvent(Reason.NOT_JSON, str(exc)) from None
     if not isinstance(doc, dict):
-        raise InvalidEvent(Reason.NOT_AN_OBJECT, f"top level is {type(doc).__name__}, not object")
+        raise InvalidEvent(Reason.NOT_AN_OBJECT, f"top level is {_show(doc)}, not an object")
+    if value.count(b"{") + value.count(b"[") > MAX_DEPTH and _too_deep(doc, MAX_DEPTH):
+        raise InvalidEvent(Reason.TOO_DEEP, f"JSON nested deeper than {MAX_DEPTH} levels")
     envelope, payloads = _validators()
     try:
         envelope(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _classify_schema_error(doc, exc) from None
-    payload_validator = payloads.get(doc["type"])
-    if payload_validator is not None:
-        try:
-            payload_validator(doc["payload"])
-        except fastjsonschema.JsonSchemaValueException as exc:
-            path = ".".join(["payload", *(str(p) for p in exc.path[1:])])
-            message = exc.message.removeprefix("data.").removeprefix("data ")
-            raise InvalidEvent(Reason.SCHEMA, f"{path}: {message}") from None
+    event_type = doc["type"]
+    try:
+        payloads.get(event_type, _no_payload_rules)(doc["payload"])
+    except fastjsonschema.JsonSchemaValueException as exc:
+        path = ".".join(["payload", *(str(p) for p in exc.path[1:])])
+        message = exc.message.removeprefix("data.").removeprefix("data ")
+        raise InvalidEvent(Reason.SCHEMA, f"{path}: {message}") from None
     event_time_ms = _event_time_ms(doc["event_time"])
     if event_time_ms - now_ms > max_future_skew_ms:
         ahead_s = (event_time_ms - now_ms) // 1000
         raise InvalidEvent(Reason.FUTURE_TIME, f"event_time is {ahead_s}s in the future")
     return Event(
-        event_id=doc["event_id"],
-        type=doc["type"],
+        event_id=_identifier("event_id", doc["event_id"]),
+        type=event_type,
         channel=doc["channel"],
-        ids=doc["customer"],
+        ids={kind: _identifier(f"customer.{kind}", v) for kind, v in doc["customer"].items()},
         event_time_ms=event_time_ms,
-        payload=doc["payload"],
+        payload=_checked_payload(event_type, doc["payload"]),
         origin=origin,
     )
 
