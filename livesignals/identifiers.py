@@ -40,10 +40,7 @@ _CATEGORY_NAMES = {
 def normalise_identifier(value: str) -> str:
     """The id in its one spelling, or ``ValueError`` saying which character is not allowed."""
     if value.isprintable():
-        if value.isascii():
-            stripped = value.strip(" ")
-        else:
-            stripped = unicodedata.normalize("NFC", value).strip(" ")
+        stripped = (value if value.isascii() else unicodedata.normalize("NFC", value)).strip(" ")
         if stripped:
             return stripped
         raise ValueError("is blank")

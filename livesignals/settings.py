@@ -1,9 +1,10 @@
 """All settings in one typed place, read from a TOML file and the environment.
 
 Precedence: defaults < TOML file (``LIVESIGNALS_CONFIG`` or ``--config``) <
-environment variables ``LIVESIGNALS_<FIELD>`` (upper case). Secrets (the
-Redis URL's password, any Kafka ``*password*``/``*secret*`` option) never
-appear in ``repr`` or logs: use :meth:`Settings.redacted`.
+environment variables ``LIVESIGNALS_<FIELD>`` (upper case). Secrets (URL user
+info and secret query parameters in any setting, Kafka ``*.password``, ``*.pem``,
+``*.key``, ``sasl.*``, ``*secret*``, ``*token*`` options) never appear in
+``repr`` or logs: use :meth:`Settings.redacted`.
 
 >>> s = Settings.load(env={"LIVESIGNALS_BATCH_SIZE": "250",
 ...                        "LIVESIGNALS_REDIS_URL": "redis://:hunter2@db:6379/0"})
@@ -24,8 +25,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-_SECRET_KEY = re.compile(r"password|secret|token|sasl\.oauthbearer", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@/]*@")
+_SECRET_KEY = re.compile(
+    r"pass|pwd|secret|token|credential|private|api[._-]?key|(^|\.)key($|\.)|\.pem$|^sasl\.|jaas|keystore|auth|user\.info",
+    re.IGNORECASE,
+)
+"""Option or parameter names whose values are secrets (librdkafka ``*.password``, ``*.pem``,
+``*.key``, ``sasl.*``, anything with secret/token/credential; matched anywhere in a name)."""
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s]*)")
+_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
+REDACTED = "***"
 
 
 _MOVED_TO_RULES = {
@@ -35,8 +43,43 @@ _MOVED_TO_RULES = {
 """Settings of earlier versions that the rules file now holds."""
 
 
-def _redact_url(url: str) -> str:
-    return _URL_PASSWORD.sub(r"\1:***@", url)
+def redact_url(text: str) -> str:
+    """``text`` with URL user info (user and password) and secret query parameters hidden.
+
+    The user info runs to the *last* ``@`` of the URL, so a password holding ``@`` or
+    ``/`` is hidden whole; if in doubt, more is hidden, never less.
+
+    >>> redact_url("redis://user:pa/ss@db:6379/0")
+    'redis://***@db:6379/0'
+    >>> redact_url("rediss://db:6380/0?password=hunter2&ssl_cert_reqs=none")
+    'rediss://db:6380/0?password=***&ssl_cert_reqs=none'
+    """
+
+    def userinfo(m: re.Match[str]) -> str:
+        rest = m["rest"]
+        at = rest.rfind("@")
+        return m["scheme"] + (REDACTED + rest[at:] if at >= 0 else rest)
+
+    def param(m: re.Match[str]) -> str:
+        secret = _SECRET_KEY.search(m["name"])
+        return f"{m['sep']}{m['name']}={REDACTED if secret else m['value']}"
+
+    if "://" in text:
+        text = _URL_USERINFO.sub(userinfo, text)
+    return _QUERY_PARAM.sub(param, text) if "=" in text else text
+
+
+def _redact(name: str, value: Any) -> Any:
+    """``value`` safe to print: secret names hide their value, strings lose URL secrets."""
+    if isinstance(value, dict):
+        return {k: _redact(str(k), v) for k, v in value.items()}
+    if _SECRET_KEY.search(name) and value not in ("", None):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(name, v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -168,11 +211,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as a dict that is safe to log."""
-        out = dataclasses.asdict(self)
-        out["redis_url"] = _redact_url(self.redis_url)
-        out["kafka_config"] = {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in self.kafka_config.items()}
-        return out
+        """The settings as a dict that is safe to log: what ``repr``, the start-up log line and
+        ``livesignals settings`` show (see :func:`redact_url` and ``_SECRET_KEY``)."""
+        return {f.name: _redact(f.name, getattr(self, f.name)) for f in fields(self)}
 
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from livesignals.settings import Settings
@@ -33,9 +35,93 @@ def test_unknown_settings_in_the_file_are_an_error(tmp_path):
         Settings.load(cfg, env={})
 
 
-def test_redis_password_is_redacted():
-    s = Settings.load(env={"LIVESIGNALS_REDIS_URL": "rediss://user:pw@host:6380/1"})
-    assert s.redacted()["redis_url"] == "rediss://user:***@host:6380/1"
+URL_CASES = [
+    # (redis_url, secrets that must not show, what must stay readable)
+    ("rediss://user:pw@host:6380/1", ["user", "pw"], "rediss://***@host:6380/1"),
+    ("redis://user:pa/ss@db", ["user", "pa/ss", "ss@"], "redis://***@db"),
+    ("redis://:hunter2@db:6379/0", ["hunter2"], "redis://***@db:6379/0"),
+    ("redis://u:p@ss@db:6379/0", ["p@ss", "ss@db"], "redis://***@db:6379/0"),
+    ("redis://u:p@s/s@w@db:6379/0", ["p@s", "s/s", "s@w", "w@db"], "redis://***@db:6379/0"),
+    ("redis://db:6379/0?password=hunter2", ["hunter2"], "redis://db:6379/0?password=***"),
+    ("redis://db:6379/0?ssl=1&token=abc123&db=2", ["abc123"], "redis://db:6379/0?ssl=1&token=***&db=2"),
+    ("redis://admin@db:6379/0", ["admin"], "redis://***@db:6379/0"),
+    ("redis://db:6379/0", [], "redis://db:6379/0"),
+]
+
+
+@pytest.mark.parametrize(("url", "secrets", "shown"), URL_CASES)
+def test_url_user_info_and_secret_parameters_are_redacted(url, secrets, shown):
+    s = Settings.load(env={"LIVESIGNALS_REDIS_URL": url})
+    assert s.redacted()["redis_url"] == shown
+    for secret in secrets:
+        assert secret not in repr(s)
+        assert secret not in str(s.redacted())
+
+
+KAFKA_CASES = [
+    ("sasl.password", "s3cret-sasl"),
+    ("sasl.username", "alice-user"),
+    ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule password=jaaspw"),
+    ("sasl.oauthbearer.client.secret", "oauth-secret"),
+    ("sasl.oauthbearer.config", "principal=x token=tok"),
+    ("ssl.key.password", "keypw"),
+    ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBg-----END PRIVATE KEY-----"),
+    ("ssl.certificate.pem", "-----BEGIN CERTIFICATE-----MIIC-----END CERTIFICATE-----"),
+    ("ssl.keystore.password", "storepw"),
+    ("ssl.key", "raw-key-material"),
+    ("schema.registry.basic.auth.user.info", "reg-user:reg-pass"),
+    ("my.api.token", "tok-123"),
+    ("client.secret", "shh"),
+    ("api_key", "ak-999"),
+]
+
+
+@pytest.mark.parametrize(("option", "secret"), KAFKA_CASES)
+def test_kafka_secret_options_are_redacted(tmp_path, option, secret):
+    cfg = tmp_path / "ls.toml"
+    cfg.write_text(f'[kafka_config]\n"{option}" = "{secret}"\n"security.protocol" = "SASL_SSL"\n')
+    s = Settings.load(cfg, env={})
+    assert s.kafka_client_config()[option] == secret, "the client still gets the real value"
+    assert secret not in repr(s) and secret not in str(s.redacted())
+    assert s.redacted()["kafka_config"]["security.protocol"] == "SASL_SSL", "harmless options stay readable"
+
+
+def test_urls_in_any_setting_and_in_kafka_options_are_redacted(tmp_path):
+    cfg = tmp_path / "ls.toml"
+    cfg.write_text(
+        'kafka_bootstrap = "SASL_SSL://u:bootpw@broker:9092"\n'
+        '[kafka_config]\n"sasl.oauthbearer.token.endpoint.url" = "https://id:urlpw@idp/token"\n'
+        '"schema.registry.url" = "https://sr:srpw@registry:8081"\n'
+    )
+    s = Settings.load(cfg, env={})
+    for secret in ("bootpw", "urlpw", "srpw"):
+        assert secret not in repr(s)
+    assert s.redacted()["key_prefix"] == "ls", "names like key_prefix are not secrets"
+
+
+def test_the_settings_command_and_the_start_up_log_show_only_redacted_values(tmp_path, capsys, caplog, monkeypatch):
+    from app.cli import main
+
+    cfg = tmp_path / "ls.toml"
+    cfg.write_text(
+        'redis_url = "redis://user:pa/ss@127.0.0.1:1/0?password=qp"\n'
+        '[kafka_config]\n"ssl.key.pem" = "PRIVATEKEYPEM"\n"sasl.password" = "saslpw"\n'
+    )
+    assert main(["--config", str(cfg), "settings"]) == 0
+    printed = capsys.readouterr().out
+    assert "redis_url = 'redis://***@127.0.0.1:1/0?password=***'" in printed
+    for secret in ("pa/ss", "qp", "PRIVATEKEYPEM", "saslpw", "user"):
+        assert secret not in printed
+
+    import flows.live
+
+    monkeypatch.setenv("LIVESIGNALS_CONFIG", str(cfg))
+    with caplog.at_level("INFO", logger="flows.live"), contextlib.suppress(ValueError):
+        flows.live.build(serve_metrics=False)  # redis-py itself cannot parse "pa/ss": it raises after the log line
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "flows.live")
+    assert "settings:" in logged and "redis://***@127.0.0.1:1/0" in logged
+    for secret in ("pa/ss", "qp", "PRIVATEKEYPEM", "saslpw"):
+        assert secret not in logged
 
 
 def test_a_threshold_that_moved_to_the_rules_file_is_named_not_silently_ignored():
