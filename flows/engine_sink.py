@@ -45,7 +45,9 @@ def default_engine(settings: Settings, publisher: Publisher | None = None) -> En
         models_config=settings.models,
     )
     if publisher is None:
-        publisher = KafkaPublisher(settings.kafka_client_config(), settings.produce_timeout_s)
+        publisher = KafkaPublisher(
+            settings.kafka_client_config(), settings.produce_timeout_s, dead_letter_topic=settings.dead_letter_topic
+        )
     return Engine(settings, store, publisher)
 
 

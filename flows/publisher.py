@@ -5,7 +5,8 @@ and librdkafka's idempotent producer is off by default. This publisher turns
 idempotence on (acks=all, no duplicates from its own retries), waits for a
 delivery report of every record, re-sends records that failed, and raises
 :class:`DeliveryError` if some still fail, so that the batch is retried and
-no output is silently lost.
+no output is silently lost. A record Kafka refuses for good is replaced by its
+last resort (:mod:`flows.last_resort`) instead of failing the batch forever.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 from functools import partial
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from flows import last_resort
 from livesignals import metrics
 from operators.engine import OutRecord
 
@@ -36,48 +38,74 @@ class DeliveryError(RuntimeError):
 
 
 class KafkaPublisher:
-    """Publishes :class:`~operators.engine.OutRecord` batches and waits for confirmation."""
+    """Publishes :class:`~operators.engine.OutRecord` batches and waits for confirmation.
 
-    def __init__(self, config: dict[str, Any], timeout_s: float = 30.0, attempts: int = 3) -> None:
+    A record Kafka refuses for good (too large, invalid) is sent once more on its own
+    (a broker refuses a whole produce batch for one large record), then replaced by its
+    last resort (:mod:`flows.last_resort`): it never blocks the partition.
+    """
+
+    def __init__(
+        self, config: dict[str, Any], timeout_s: float = 30.0, attempts: int = 3, dead_letter_topic: str | None = None
+    ) -> None:
         self.config = config
         self.timeout_s = timeout_s
         self.attempts = attempts
+        self.dead_letter_topic = dead_letter_topic
         self._producer = Producer({**PRODUCER_DEFAULTS, **config})
         self._failed: list[tuple[OutRecord, KafkaError]] = []
         self._confirmed: dict[str, int] = {}
 
     def publish(self, records: list[OutRecord]) -> None:
-        """Send ``records`` and return once every one is confirmed, else raise."""
-        pending = records
-        for attempt in range(1, self.attempts + 1):
-            if not pending:
-                return
-            self._failed = []
-            self._confirmed = {}
-            for record in pending:
-                self._produce(record)
-            unsent = self._producer.flush(self.timeout_s)
-            if unsent:
-                raise DeliveryError(f"{unsent} records unconfirmed after {self.timeout_s}s")
-            for record, _ in self._failed:
-                metrics.KAFKA_DELIVERY_FAILURES.labels(record.topic).inc()
-            for topic, n in self._confirmed.items():
-                metrics.KAFKA_PRODUCED.labels(topic).inc(n)
-            if self._failed:
-                log.warning(
-                    "attempt %d: %d records failed (%s); re-sending",
-                    attempt,
-                    len(self._failed),
-                    self._failed[0][1],
-                )
+        """Send ``records`` and return once every one is confirmed (or replaced by its last resort), else raise."""
+        batch, attempt = list(records), 0
+        alone: list[OutRecord] = []
+        while batch or alone:
+            failures = [(r, e, False) for r, e in self._send(batch)]
+            for record in alone:
+                failures += [(r, e, True) for r, e in self._send([record])]
+            batch, alone, transient = [], [], []
+            for record, err, was_alone in failures:
+                if not last_resort.is_permanent(err):
+                    transient.append((record, err))
+                elif not was_alone:
+                    alone.append(record)  # the broker may have refused its whole batch for another record
+                else:
+                    substitute = last_resort.minimal(record, err, self.dead_letter_topic)
+                    if substitute is None:
+                        last_resort.give_up(record, err)
+                    else:
+                        log.warning("%s refused a %d-byte record (%s): publishing its minimal record instead",
+                                    record.topic, len(record.value), err.name())  # fmt: skip
+                        batch.append(substitute)
+            if transient:
+                attempt += 1
+                if attempt >= self.attempts:
+                    raise DeliveryError(f"{len(transient)} records failed: {transient[0][1]}")
+                log.warning("attempt %d: %d records failed (%s); re-sending", attempt, len(transient), transient[0][1])
                 time.sleep(0.2 * attempt)
-            pending = [record for record, _ in self._failed]
-        if pending:
-            raise DeliveryError(f"{len(pending)} records failed: {self._failed[0][1]}")
+                batch += [record for record, _ in transient]
 
     def close(self) -> None:
         """Flush what is left."""
         self._producer.flush(self.timeout_s)
+
+    def _send(self, records: list[OutRecord]) -> list[tuple[OutRecord, KafkaError]]:
+        """Produce ``records``, wait for every delivery report; the records that failed, with why."""
+        if not records:
+            return []
+        self._failed = []
+        self._confirmed = {}
+        for record in records:
+            self._produce(record)
+        unsent = self._producer.flush(self.timeout_s)
+        if unsent:
+            raise DeliveryError(f"{unsent} records unconfirmed after {self.timeout_s}s")
+        for record, _ in self._failed:
+            metrics.KAFKA_DELIVERY_FAILURES.labels(record.topic).inc()
+        for topic, n in self._confirmed.items():
+            metrics.KAFKA_PRODUCED.labels(topic).inc(n)
+        return self._failed
 
     def _produce(self, record: OutRecord) -> None:
         while True:
@@ -99,6 +127,12 @@ class KafkaPublisher:
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
+            except KafkaException as exc:  # refused before sending (e.g. larger than message.max.bytes)
+                err = exc.args[0]
+                if not last_resort.is_permanent(err):
+                    raise
+                self._failed.append((record, err))
+                return
 
     def _on_delivery(self, record: OutRecord, err: KafkaError | None, _msg: Message) -> None:
         if err is None:

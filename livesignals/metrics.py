@@ -93,3 +93,11 @@ RULE_ERRORS = Counter(
     "Rule evaluations that raised (taken as false or null; the batch goes on), by rule kind and name.",
     ["kind", "rule"],
 )
+
+
+# --- Dead letters that always fit (issue 9: input safety) ------------------------
+DEAD_LETTERS_UNPUBLISHABLE = Counter(
+    "livesignals_dead_letters_unpublishable_total",
+    "Records Kafka refused for good even as a minimal dead-letter record: logged and dropped, by topic.",
+    ["topic"],
+)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from confluent_kafka import Producer
 
 from app.engine_process import start_engine, stop_process
 from livesignals import serde
@@ -52,3 +55,59 @@ def test_bad_inputs_are_dead_lettered_with_reason_and_origin(kafka_settings):
         assert h["ls.dlq.detail"]
     (profile,) = profiles(s).values()
     assert serde.loads(profile)["events"] == len(BAD) + 1, "every good event was applied"
+
+
+def test_the_reviews_1mb_message_is_dead_lettered_with_a_prefix_and_the_flow_goes_on(kafka_settings, tmp_path):
+    """A ~1,000,200-byte message (over the engine's producer limit) used to stop the partition for good."""
+    s = kafka_settings
+    topic = s.input_topics[0]
+    big = _big_message(1_000_200)
+    p = Producer({"bootstrap.servers": s.kafka_bootstrap, "message.max.bytes": 2_000_000})
+    for value in (serde.dumps(event("chat", "c1", T0)), big, serde.dumps(event("chat", "c1", T0 + 1))):
+        p.produce(topic, value, b"customer_id:c1")
+    assert p.flush(30) == 0
+
+    engine = start_engine(s)
+    try:
+        wait_committed(s, 3, engine)
+        assert engine.poll() is None
+    finally:
+        stop_process(engine)
+    (m,) = consume_all(s.kafka_bootstrap, s.dead_letter_topic, 1)
+    h = dict(m.headers())
+    assert h["ls.dlq.reason"] == b"oversized" and m.value() == big[:65_536]
+    assert int(h["ls.dlq.size"]) == 1_000_200 and h["ls.dlq.sha256"].decode() == hashlib.sha256(big).hexdigest()
+    (profile,) = profiles(s).values()
+    assert serde.loads(profile)["events"] == 2
+
+
+def test_a_dead_letter_the_engines_producer_refuses_is_replaced_by_its_minimal_record(
+    kafka_settings, tmp_path, monkeypatch
+):
+    """The engine's producer accepts only 20,000 bytes: the dead letter's 64 KiB prefix cannot go out."""
+    s = kafka_settings
+    config = tmp_path / "ls.toml"
+    config.write_text('[kafka_config]\n"message.max.bytes" = "20000"\n')
+    monkeypatch.setenv("LIVESIGNALS_CONFIG", str(config))
+    big = _big_message(70_000)
+    produce(s.kafka_bootstrap, s.input_topics[0],
+            [(b"customer_id:c1", big), (b"customer_id:c1", serde.dumps(event("chat", "c1", T0)))])  # fmt: skip
+
+    engine = start_engine(s)
+    try:
+        wait_committed(s, 2, engine)
+        assert engine.poll() is None
+    finally:
+        stop_process(engine)
+    (m,) = consume_all(s.kafka_bootstrap, s.dead_letter_topic, 1)
+    h = dict(m.headers())
+    assert (h["ls.dlq.reason"], h["ls.dlq.minimal"]) == (b"oversized", b"MSG_SIZE_TOO_LARGE")
+    assert not m.value() and int(h["ls.dlq.size"]) == 70_000
+    assert h["ls.dlq.sha256"].decode() == hashlib.sha256(big).hexdigest()
+    (profile,) = profiles(s).values()
+    assert serde.loads(profile)["events"] == 1
+
+
+def _big_message(size: int) -> bytes:
+    head = serde.dumps(event("chat", "c1", T0 + 5, text=""))[:-3] + b'"'
+    return head + b"x" * (size - len(head) - 3) + b'"}}'

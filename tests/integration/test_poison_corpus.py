@@ -1,0 +1,84 @@
+"""The poison corpus, interleaved with good events, through real Kafka into the real flow.
+
+Every kind of bad input a producer can send (``tests/poison.py``, issue 9):
+100 % of it lands in the dead-letter topic with its reason and origin, 100 %
+of the good events are applied, and the engine process is never restarted.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from app.engine_process import start_engine, stop_process
+from livesignals import serde
+from tests.helpers import consume_all, profiles, wait_committed
+from tests.poison import CORPUS, good_events
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+GOOD_CUSTOMERS = ("g1", "g2", "g3")
+
+
+def interleaved() -> list[tuple[bytes, bytes | None]]:
+    """``(key, value)`` pairs: a good event, then a poison, for every poison kind."""
+    goods = {c: collections.deque(good_events(c, len(CORPUS))) for c in GOOD_CUSTOMERS}
+    out: list[tuple[bytes, bytes | None]] = []
+    for i, poison in enumerate(CORPUS):
+        customer = GOOD_CUSTOMERS[i % len(GOOD_CUSTOMERS)]
+        out.append((f"customer_id:{customer}".encode(), goods[customer].popleft()))
+        out.append((b"customer_id:c-poison", poison.value))
+    return out
+
+
+def produce_all(bootstrap: str, topic: str, values: list[tuple[bytes, bytes | None]]) -> list[tuple[int, int]]:
+    """Produce in order (the big message needs the producer's limit raised); ``(partition, offset)`` of each."""
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 2_000_000})
+    where: list[tuple[int, int]] = [(-1, -1)] * len(values)
+    for i, (key, value) in enumerate(values):
+        p.produce(topic, value, key, on_delivery=lambda err, m, i=i: where.__setitem__(i, (m.partition(), m.offset())))
+    assert p.flush(60) == 0
+    assert (-1, -1) not in where
+    return where
+
+
+def test_every_poison_is_dead_lettered_with_its_reason_and_every_good_event_applied(kafka_settings, tmp_path: Path):
+    s = kafka_settings
+    values = interleaved()
+    where = produce_all(s.kafka_bootstrap, s.input_topics[0], values)
+    expected = {where[2 * i + 1]: poison for i, poison in enumerate(CORPUS)}
+
+    log_path = tmp_path / "engine.log"
+    with log_path.open("wb") as log:
+        engine = start_engine(s, log=log)
+        try:
+            wait_committed(s, len(values), engine)
+            assert engine.poll() is None, "the engine is still the process we started"
+        finally:
+            stop_process(engine)
+    engine_log = log_path.read_text(errors="replace")
+    assert "batch failed" not in engine_log, "no batch was retried"
+
+    dead = consume_all(s.kafka_bootstrap, s.dead_letter_topic, len(CORPUS), timeout_s=60)
+    assert len(dead) == len(CORPUS)
+    seen = {}
+    for m in dead:
+        h = dict(m.headers())
+        origin = (int(h["ls.dlq.partition"]), int(h["ls.dlq.offset"]))
+        poison = expected[origin]
+        assert h["ls.dlq.reason"].decode() == poison.reason.value, poison.kind
+        assert h["ls.dlq.topic"].decode() == s.input_topics[0] and h["ls.dlq.detail"]
+        assert int(h["ls.dlq.size"]) == len(poison.value or b"")
+        assert (m.value() or b"") == (poison.value or b"")[:65_536], "the original bytes, a bounded prefix"
+        seen[poison.kind] = True
+    assert set(seen) == {p.kind for p in CORPUS}, "every kind, once"
+
+    applied = {key: serde.loads(doc)["events"] for key, doc in profiles(s).items()}
+    per_customer = collections.Counter(
+        serde.loads(v)["customer"]["customer_id"].strip() for k, v in values if k != b"customer_id:c-poison"
+    )
+    assert sorted(applied.values()) == sorted(per_customer.values()), "every good event applied, no poison"
+    assert len(applied) == len(GOOD_CUSTOMERS)
