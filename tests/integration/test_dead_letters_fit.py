@@ -87,7 +87,7 @@ def test_when_even_the_minimal_record_is_refused_a_log_line_and_a_counter_and_th
     s = kafka_settings
     before = _counter(metrics.DEAD_LETTERS_UNPUBLISHABLE, s.dead_letter_topic)
     long = b"x" * 300  # every kept header at its 256-byte bound: the minimal record is over 1000 bytes
-    headers = [(name, long) for name in ("ls.dlq.id", "ls.dlq.reason", "ls.dlq.topic", "ls.dlq.partition",
+    headers: list[tuple[str, str | bytes | None]] = [(name, long) for name in ("ls.dlq.id", "ls.dlq.reason", "ls.dlq.topic", "ls.dlq.partition",
                                          "ls.dlq.offset", "ls.dlq.timestamp", "ls.dlq.size", "ls.dlq.sha256")]  # fmt: skip
     pub = KafkaPublisher(s.kafka_client_config(**{"message.max.bytes": 1000}), dead_letter_topic=s.dead_letter_topic)
     with caplog.at_level(logging.ERROR, logger="flows.last_resort"):
