@@ -51,40 +51,48 @@ def produce_all(bootstrap: str, topic: str, values: list[tuple[bytes, bytes | No
     return where
 
 
+def run_engine_until_committed(settings: Any, n: int, tmp_path: Path) -> None:
+    """Start the engine once, wait until ``n`` input messages are committed, stop it; it never restarted."""
+    log_path = tmp_path / "engine.log"
+    with log_path.open("wb") as log:
+        engine = start_engine(settings, log=log)
+        try:
+            wait_committed(settings, n, engine)
+            assert engine.poll() is None, "the engine is still the process we started"
+        finally:
+            stop_process(engine)
+    assert "batch failed" not in log_path.read_text(errors="replace"), "no batch was retried"
+
+
+def check_dead_letters(settings: Any, expected: dict[tuple[int, int], Any]) -> None:
+    """Every poison (by partition and offset) is in the dead-letter topic, once, with its reason and origin."""
+    dead = consume_all(settings.kafka_bootstrap, settings.dead_letter_topic, len(expected), timeout_s=60)
+    assert len(dead) == len(expected)
+    seen = set()
+    for m in dead:
+        h = dict(m.headers())
+        poison = expected[(int(h["ls.dlq.partition"]), int(h["ls.dlq.offset"]))]
+        assert h["ls.dlq.reason"].decode() == poison.reason.value, poison.kind
+        assert h["ls.dlq.topic"].decode() == settings.input_topics[0] and h["ls.dlq.detail"]
+        assert int(h["ls.dlq.size"]) == len(poison.value or b"")
+        assert (m.value() or b"") == (poison.value or b"")[:65_536], "the original bytes, a bounded prefix"
+        seen.add(poison.kind)
+    assert seen == {p.kind for p in expected.values()}, "every kind, once"
+
+
+def check_good_applied(settings: Any, values: list[tuple[bytes, bytes | None]], poison_key: bytes) -> None:
+    """Every good event applied to its customer, and nothing else."""
+    applied = {key: serde.loads(doc)["events"] for key, doc in profiles(settings).items()}
+    per_customer = collections.Counter(
+        serde.loads(v or b"")["customer"]["customer_id"].strip() for k, v in values if k != poison_key
+    )
+    assert sorted(applied.values()) == sorted(per_customer.values()), "every good event applied, no poison"
+
+
 def test_every_poison_is_dead_lettered_with_its_reason_and_every_good_event_applied(kafka_settings, tmp_path: Path):
     s = kafka_settings
     values = interleaved()
     where = produce_all(s.kafka_bootstrap, s.input_topics[0], values)
-    expected = {where[2 * i + 1]: poison for i, poison in enumerate(CORPUS)}
-
-    log_path = tmp_path / "engine.log"
-    with log_path.open("wb") as log:
-        engine = start_engine(s, log=log)
-        try:
-            wait_committed(s, len(values), engine)
-            assert engine.poll() is None, "the engine is still the process we started"
-        finally:
-            stop_process(engine)
-    engine_log = log_path.read_text(errors="replace")
-    assert "batch failed" not in engine_log, "no batch was retried"
-
-    dead = consume_all(s.kafka_bootstrap, s.dead_letter_topic, len(CORPUS), timeout_s=60)
-    assert len(dead) == len(CORPUS)
-    seen = {}
-    for m in dead:
-        h = dict(m.headers())
-        origin = (int(h["ls.dlq.partition"]), int(h["ls.dlq.offset"]))
-        poison = expected[origin]
-        assert h["ls.dlq.reason"].decode() == poison.reason.value, poison.kind
-        assert h["ls.dlq.topic"].decode() == s.input_topics[0] and h["ls.dlq.detail"]
-        assert int(h["ls.dlq.size"]) == len(poison.value or b"")
-        assert (m.value() or b"") == (poison.value or b"")[:65_536], "the original bytes, a bounded prefix"
-        seen[poison.kind] = True
-    assert set(seen) == {p.kind for p in CORPUS}, "every kind, once"
-
-    applied = {key: serde.loads(doc)["events"] for key, doc in profiles(s).items()}
-    per_customer = collections.Counter(
-        serde.loads(v or b"")["customer"]["customer_id"].strip() for k, v in values if k != b"customer_id:c-poison"
-    )
-    assert sorted(applied.values()) == sorted(per_customer.values()), "every good event applied, no poison"
-    assert len(applied) == len(GOOD_CUSTOMERS)
+    run_engine_until_committed(s, len(values), tmp_path)
+    check_dead_letters(s, {where[2 * i + 1]: poison for i, poison in enumerate(CORPUS)})
+    check_good_applied(s, values, b"customer_id:c-poison")
