@@ -79,3 +79,16 @@ def test_a_valid_event_builds_no_exception_object(monkeypatch):
         decode(raw, O, now_ms=T0 + 10**9)
     decode(serde.dumps({**event(), "event_time": "2026-01-01T00:00:00+00:00"}), O, now_ms=T0)
     assert built == []
+
+
+def test_the_readme_lists_every_dead_letter_reason_and_header():
+    from pathlib import Path
+
+    from livesignals.errors import DeadLetter
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Bad input and dead letters", 1)[1].split("\n## ", 1)[0]
+    for reason in Reason:
+        assert f"| `{reason.value}` |" in section, reason
+    for name, _ in DeadLetter(b"x", None, Reason.SCHEMA, "d", O).headers():
+        assert f"`{name}`" in section, name
