@@ -109,7 +109,7 @@ def test_a_topic_limit_refusing_one_record_does_not_take_its_neighbours_with_it(
     refused = []
     probe.produce(topic, b"p" * 5000, on_delivery=lambda err, _m: refused.append(err))
     probe.flush(30)
-    if refused == [None]:
+    if refused and refused[0] is None:
         pytest.skip("this broker does not enforce a topic's max.message.bytes")
     pub = KafkaPublisher(s.kafka_client_config(), dead_letter_topic=s.dead_letter_topic)
     small = [OutRecord(topic, b"k", f"small-{i}".encode(), [("ls.id", str(i).encode())]) for i in range(10)]
