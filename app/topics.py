@@ -12,6 +12,7 @@ def engine_topics(settings: Settings) -> list[str]:
     """Every topic the engine reads or writes."""
     return [
         *settings.input_topics,
+        settings.repartition_topic,
         settings.dead_letter_topic,
         settings.flags_topic,
         settings.triggers_topic,
@@ -20,14 +21,24 @@ def engine_topics(settings: Settings) -> list[str]:
 
 
 def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
-    """Create missing topics with ``settings.topic_partitions`` partitions; return those created."""
+    """Create missing topics with ``settings.topic_partitions`` partitions; return those created.
+
+    The repartition topic gets the input topics' partition count when they exist
+    already (routing needs one count for all: :mod:`operators.routing`).
+    """
     admin = AdminClient(settings.kafka_client_config())
-    existing = set(admin.list_topics(timeout=10).topics)
+    existing = admin.list_topics(timeout=10).topics
     wanted = [t for t in engine_topics(settings) if t not in existing]
     if not wanted:
         return []
+    inputs = {len(existing[t].partitions) for t in settings.input_topics if t in existing}
+    repartition = inputs.pop() if len(inputs) == 1 else settings.topic_partitions
     futures = admin.create_topics(
-        [NewTopic(t, settings.topic_partitions, replication) for t in wanted], operation_timeout=10
+        [
+            NewTopic(t, repartition if t == settings.repartition_topic else settings.topic_partitions, replication)
+            for t in wanted
+        ],
+        operation_timeout=10,
     )
     for future in futures.values():
         try:

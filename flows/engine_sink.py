@@ -31,7 +31,8 @@ EngineFactory = Callable[[Settings], Engine]
 
 
 def default_engine(settings: Settings, publisher: Publisher | None = None) -> Engine:
-    """An engine on real Redis and Kafka, as configured."""
+    """An engine on real Redis and Kafka, as configured (routing by customer on when it
+    publishes to Kafka itself: the partition counts come from Kafka's metadata)."""
     from flows.publisher import KafkaPublisher
 
     store = ProfileStore(
@@ -44,11 +45,25 @@ def default_engine(settings: Settings, publisher: Publisher | None = None) -> En
         timeline_max_age_days=settings.timeline_max_age_days,
         models_config=settings.models,
     )
+    counts = None
     if publisher is None:
         publisher = KafkaPublisher(
             settings.kafka_client_config(), settings.produce_timeout_s, dead_letter_topic=settings.dead_letter_topic
         )
-    return Engine(settings, store, publisher)
+        counts = partition_counts(settings)
+    return Engine(settings, store, publisher, partition_counts=counts)
+
+
+def partition_counts(settings: Settings) -> dict[str, int]:
+    """Partitions of each input topic and of the repartition topic, from Kafka's metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    topics = (*settings.input_topics, settings.repartition_topic)
+    meta = AdminClient(settings.kafka_client_config()).list_topics(timeout=10).topics
+    missing = [t for t in topics if t not in meta or meta[t].error is not None or not meta[t].partitions]
+    if missing:
+        raise RuntimeError(f"topics {missing} do not exist (livesignals topics create)")
+    return {t: len(meta[t].partitions) for t in topics}
 
 
 class _EnginePartition(StatelessSinkPartition[RawMessage]):

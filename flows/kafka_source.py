@@ -54,6 +54,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
                     msg.value(),
                     msg.key(),
                     Origin(self._topic, self._partition, offset, ts if ts_type else 0),
+                    msg.headers(),  # type: ignore[arg-type]  # a list of pairs when consumed
                 )
             )
         if out:

@@ -36,7 +36,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
     flow = Dataflow("livesignals")
     source = KafkaPartitionSource(
         settings.kafka_client_config(),
-        settings.input_topics,
+        (*settings.input_topics, settings.repartition_topic),  # rerouted events are read back (operators.routing)
         settings.batch_size,
         resume_from=offsets.resume_offsets,
     )

@@ -12,6 +12,7 @@ reason code -- whatever the bytes. A valid event costs no exception object.
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -309,3 +310,5 @@ class RawMessage:
     value: bytes | None
     key: bytes | None
     origin: Origin
+    headers: Sequence[tuple[str, str | bytes | None]] | None = None
+    """Kafka headers (the engine reads its own ``ls.origin.*`` on the repartition topic)."""

@@ -101,3 +101,16 @@ DEAD_LETTERS_UNPUBLISHABLE = Counter(
     "Records Kafka refused for good even as a minimal dead-letter record: logged and dropped, by topic.",
     ["topic"],
 )
+
+
+# routing and event time
+EVENTS_REROUTED = Counter(
+    "livesignals_events_rerouted_total",
+    "Events read from a partition that does not own their customer, re-published to the repartition topic.",
+    ["topic"],
+)
+LATE_EVENTS = Counter(
+    "livesignals_late_events_total",
+    "Events older than the customer's newest event time by more than late_event_grace_s: "
+    "applied, but no flag and no trigger.",
+)

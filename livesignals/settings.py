@@ -158,6 +158,19 @@ class Settings:
     max_ignored_offers: int = 3
     """Offers ignored or rejected in a row after which marketing triggers stop."""
 
+    # --- Routing and event time (issue 10) -------------------------------------
+    late_event_grace_s: int = 3600
+    """An event older than the customer's newest event time by more than this is *late*: it still
+    updates windows, totals and the timeline, but raises no flag and no trigger
+    (``livesignals_late_events_total``); a response this late after its offer expired is unmatched."""
+    trigger_max_age_s: int = 21_600
+    """A trigger whose decision moment (event time) is older than this at send time, or whose
+    expiry has passed, is not sent (suppressed, reason ``stale``)."""
+    policy_clock: Literal["wall", "stream"] = "wall"
+    """What *now* is for the contact policy (quiet hours, caps) and trigger staleness at send time:
+    ``wall``, the engine's clock (production); ``stream``, the customer's newest event time
+    (replays of recorded streams, simulations and tests, where wall time means nothing)."""
+
     # --- The 360 -------------------------------------------------------------
     timeline_max_entries: int = 200
     """Timeline entries kept per customer (oldest dropped)."""

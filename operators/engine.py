@@ -2,7 +2,9 @@
 
 For each batch, in this order:
 
-1. decode and validate every message; bad ones become dead letters;
+1. decode and validate every message; bad ones become dead letters; events
+   read on a partition that does not own their customer are rerouted
+   (:mod:`operators.routing`), not applied;
 2. load the touched customers' states (one round trip for cache misses);
 3. fold each event into its customer's state, skipping offsets already
    applied (replays): learn the labels and responses it carries, score it,
@@ -15,13 +17,21 @@ For each batch, in this order:
 Outputs go out before state is committed: a crash between 4 and 5 replays
 the batch, re-emitting outputs with the same deterministic ids (at least
 once) while state is applied exactly once.
+
+**Event time and wall time.** Rules read a customer's windows at the
+customer's *present*, its newest event time (a late event never makes the
+present look older). An event older than the present by more than
+``late_event_grace_s`` is *late*: it updates windows, totals and the timeline
+but raises no flag and no trigger. The contact policy (quiet hours, caps) and
+a trigger's staleness are judged at send time by the wall clock
+(``policy_clock``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -37,6 +47,7 @@ from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState
 from operators.profile360.update import apply_event, is_complaint
 from operators.report import BatchReport, export_model_metrics
+from operators.routing import Reroute, Router, read_position
 from operators.rules.context import ContextWindows, context
 from operators.rules.rulebook import RulebookSource
 from operators.rules.signals import Flag, Trigger
@@ -99,7 +110,10 @@ class Engine:
         publisher: Publisher,
         clock: Callable[[], float] = time.time,
         sentiment: TextScorer | None = None,
+        partition_counts: Mapping[str, int] | None = None,
     ) -> None:
+        """``partition_counts``: topic -> partitions of the input topics and the repartition
+        topic (from Kafka's metadata); ``None`` turns routing off (in-memory replays)."""
         self.settings = settings
         self.store = store
         self.publisher = publisher
@@ -109,6 +123,8 @@ class Engine:
         self.windows = ContextWindows(settings.context_window_s * 1000, settings.repeat_contact_window_s * 1000)
         self.arbiter = Arbiter(settings.nba_policy, settings.nba_epsilon, settings.nba_top_n, settings.nba_seed)
         self.per_event = settings.redis_mode == "per_event"
+        self.router = Router.from_counts(settings.input_topics, settings.repartition_topic, partition_counts)
+        self.late_grace_ms = settings.late_event_grace_s * 1000
         self.scoring = online.ScoringConfig(
             churn_horizon_ms=int(settings.churn_horizon_days * 86_400_000),
             snapshot_every_ms=int(settings.churn_horizon_days * 86_400_000 / 10),
@@ -121,13 +137,14 @@ class Engine:
         self.policy = ContactPolicy(
             daily_cap=settings.contact_daily_cap, weekly_cap=settings.contact_weekly_cap,
             quiet_start_hour=quiet_start, quiet_end_hour=quiet_end, max_ignored=settings.max_ignored_offers,
+            max_age_ms=settings.trigger_max_age_s * 1000,
         )  # fmt: skip
 
     def process(self, messages: list[RawMessage]) -> BatchReport:
         """Process one batch end to end (see the module docstring for the order)."""
         started = time.perf_counter()
         report = BatchReport(messages=len(messages))
-        events = self._decode(messages, report)
+        events = self._route(self._decode(messages, report), messages, report)
         self._apply_promotions()
         self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
@@ -201,8 +218,9 @@ class Engine:
     ) -> None:
         """Score, apply and evaluate one event (the customer's state is loaded)."""
         part = self._partition(event, partitions)
+        present = self._present(state, event)
         text = online.text_of(event)
-        score = self._score_before(part, state, event, text, report)
+        score = self._score_before(part, state, event, text, report, present)
         contributions = kpis.contributions(state, event)
         part.kpi.add(event.event_time_ms, contributions)
         for name, value in contributions.items():
@@ -218,9 +236,9 @@ class Engine:
         if is_complaint(event, score):
             part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
-        if not (self._rules_now.flags or self._rules_now.actions):
+        if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, present, report):
             return
-        ctx = context(state, event, self.windows)
+        ctx = context(state, event, self.windows, present)
         flags = self._rules_now.evaluate(state, event, ctx)
         raised = [f.name for f in flags if not f.cleared]
         for i, flag in enumerate(flags):
@@ -232,10 +250,16 @@ class Engine:
         report.flags.extend(flags)
         if self._rules_now.actions and (ctx["event"]["inbound"] or raised):
             ctx["event"]["raised"] = raised
-            self._decide(event, state, ctx, part, report)
+            self._decide(event, state, ctx, part, report, present)
 
     def _decide(
-        self, event: Event, state: CustomerState, ctx: dict[str, Any], part: PartitionAggregates, report: BatchReport
+        self,
+        event: Event,
+        state: CustomerState,
+        ctx: dict[str, Any],
+        part: PartitionAggregates,
+        report: BatchReport,
+        present: int,
     ) -> None:
         """Choose the next-best action at this moment; send it if the contact policy allows."""
         now = event.event_time_ms
@@ -253,7 +277,7 @@ class Engine:
                   for o in decision.ranked[: self.arbiter.top_n] if o.action != c.action),
             c.item,
         )  # fmt: skip
-        reason: str | None = self.policy.check(state, trigger, now)
+        reason: str | None = self.policy.admit(state, trigger, self._send_time(present))
         if reason is None:
             report.triggers.append(trigger)
         else:
@@ -273,7 +297,13 @@ class Engine:
                     part.models_dirty = True
 
     def _score_before(
-        self, part: PartitionAggregates, state: CustomerState, event: Event, text: str | None, report: BatchReport
+        self,
+        part: PartitionAggregates,
+        state: CustomerState,
+        event: Event,
+        text: str | None,
+        report: BatchReport,
+        present: int,
     ) -> float | None:
         """Sentiment of the event's text, and the labels the event carries (before it is applied)."""
         if self.sentiment is not None:
@@ -281,11 +311,13 @@ class Engine:
         if not self.models_enabled:
             return None
         online.learn_labels(part.models, state, event, report.scoring)
-        report.outcomes += responses.learn_responses(part.models, state, event, report.scoring)
+        report.outcomes += responses.learn_responses(part.models, state, event, report.scoring, present,
+                                                     self.late_grace_ms)  # fmt: skip
         return online.score_text(part.models, state, event, text, report.scoring) if text else None
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
-        pos = (event.origin.topic, event.origin.partition)
+        read = read_position(event)  # a rerouted event counts in the partition that applies it
+        pos = (read.topic, read.partition)
         part = self._partitions.get(pos)
         if part is None:
             part = self._partitions[pos] = self.store.load_partition(*pos)
@@ -304,10 +336,46 @@ class Engine:
             for d, outcome in report.decisions
         ]
         records += [
-            _signal_record(s.decisions_topic, o.customer_key, o.to_json(), f"{o.decision_id}:{o.response}")
-            for o in report.outcomes
+            _signal_record(s.decisions_topic, o.customer_key, o.to_json(), o.outcome_id) for o in report.outcomes
+        ]
+        records += [
+            OutRecord(s.repartition_topic, r.customer_key.encode(), r.value, r.headers(), r.partition)
+            for r in report.reroutes
         ]
         return records
+
+    # --- routing and event time ------------------------------------------------
+
+    def _route(self, events: list[Event], messages: list[RawMessage], report: BatchReport) -> list[Event]:
+        """The events this partition applies; the others are rerouted to their owner partition."""
+        router = self.router
+        if router is None:
+            return events
+        by_position = {m.origin: m for m in messages}
+        kept: list[Event] = []
+        for event in events:
+            routed = router.route(event, by_position[event.origin])
+            if isinstance(routed, Reroute):
+                report.reroutes.append(routed)
+            else:
+                kept.append(routed)
+        return kept
+
+    @staticmethod
+    def _present(state: CustomerState, event: Event) -> int:
+        """The customer's present: its newest event time, this event included."""
+        return max(event.event_time_ms, state.identity.get("last_seen", event.event_time_ms))
+
+    def _late(self, event: Event, present: int, report: BatchReport) -> bool:
+        """True (and counted) when the event is older than the present by more than the grace."""
+        if present - event.event_time_ms <= self.late_grace_ms:
+            return False
+        report.late += 1
+        return True
+
+    def _send_time(self, present: int) -> int:
+        """*Now* for the contact policy and staleness: the wall clock, or the customer's present."""
+        return present if self.settings.policy_clock == "stream" else int(self.clock() * 1000)
 
 
 def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id: str) -> OutRecord:
@@ -327,7 +395,8 @@ def _rules_path(setting: str) -> str | None:
 
 
 def _unprocessable(event: Event, messages: list[RawMessage], exc: Exception) -> DeadLetter:
-    m = next(m for m in messages if m.origin == event.origin)
+    read = read_position(event)
+    m = next(m for m in messages if m.origin == read)
     detail = f"{type(exc).__name__}: {exc}"
     return DeadLetter(m.value or b"", m.key, Reason.PROCESSING_ERROR, detail, m.origin)
 

@@ -12,6 +12,7 @@ from operators.decisions import responses
 from operators.decisions.actions import Decision
 from operators.partition import PartitionAggregates
 from operators.profile360 import kpis
+from operators.routing import Reroute
 from operators.rules.signals import Flag, Trigger
 from operators.scoring import online
 
@@ -37,6 +38,10 @@ class BatchReport:
     kpi: Counter[str] = field(default_factory=Counter)
     """KPI components of the batch (``channel|component``), for Prometheus."""
     complaints: int = 0
+    reroutes: list[Reroute] = field(default_factory=list)
+    """Events read on a partition that does not own their customer (re-published, not applied)."""
+    late: int = 0
+    """Events applied without flags or triggers: older than the customer's present by more than the grace."""
 
     def export(self, messages: list[RawMessage], actions: set[str]) -> None:
         """Count this batch in Prometheus (``actions``: the declared ones; others are labelled ``other``)."""
@@ -69,6 +74,10 @@ class BatchReport:
                 metrics.KPI_EVENTS.labels(channel, component).inc(value)
         if self.complaints:
             metrics.COMPLAINTS.inc(self.complaints)
+        for topic, n in Counter(r.origin.topic for r in self.reroutes).items():
+            metrics.EVENTS_REROUTED.labels(topic).inc(n)
+        if self.late:
+            metrics.LATE_EVENTS.inc(self.late)
         for model, n in self.scoring.scored.items():
             metrics.MODEL_SCORED.labels(model).inc(n)
         for (model, outcome), n in self.scoring.labels.items():

@@ -68,6 +68,7 @@ def unique_settings(redis_url: str) -> Settings:
         flags_topic=f"flags-{tag}",
         triggers_topic=f"triggers-{tag}",
         decisions_topic=f"decisions-{tag}",
+        repartition_topic=f"repartition-{tag}",
     )
 
 

@@ -1,8 +1,16 @@
 """Contact policy: whether a trigger may go out now, and why not.
 
+*Now* is the moment of sending: the wall clock (the engine's clock), not the
+event time of the decision -- an engine catching up on a backlog must not
+send at 03:00 because the events it reads are from 15:00, nor send offers
+that expired while it was behind. (Replays of recorded streams use the
+customer's newest event time instead: setting ``policy_clock``.)
+
 Checked on every trigger, in this order (the first that fails is the reason
 counted in ``livesignals_triggers_suppressed_total{action,reason}``):
 
+0. ``stale`` -- the trigger's decision moment (``created_at``) is older than
+   ``max_age_ms`` (setting ``trigger_max_age_s``), or its ``expires_at`` has passed;
 1. ``no_<purpose>_consent`` -- the customer withdrew consent for the action's
    purpose (``marketing`` or ``service``, declared per action in the rules file);
 2. ``ignored_offers`` -- a marketing action after ``max_ignored`` offers in a
@@ -12,7 +20,8 @@ counted in ``livesignals_triggers_suppressed_total{action,reason}``):
 4. ``channel_daily_cap`` / ``daily_cap`` / ``weekly_cap`` -- too many triggers
    already sent on that channel today, or in all today or this week.
 
-A trigger that passes is recorded in the customer's history (for the caps).
+A trigger that passes is recorded in the customer's history at the moment of
+sending (for the caps).
 """
 
 from __future__ import annotations
@@ -40,9 +49,21 @@ class ContactPolicy:
     quiet_start_hour: int = 21
     quiet_end_hour: int = 8
     max_ignored: int = 3
+    max_age_ms: int | None = None
+    """Oldest decision moment a trigger may be sent for (None: no limit but its expiry)."""
+
+    def admit(self, state: CustomerState, trigger: Trigger, now_ms: int) -> str | None:
+        """Every check, staleness first: ``None`` if the trigger may be sent at ``now_ms``, else the reason."""
+        return self.stale(trigger, now_ms) or self.check(state, trigger, now_ms)
+
+    def stale(self, trigger: Trigger, now_ms: int) -> str | None:
+        """``"stale"`` when the moment has passed: decision older than ``max_age_ms``, or expired."""
+        too_old = self.max_age_ms is not None and now_ms - trigger.created_at_ms > self.max_age_ms
+        return "stale" if too_old or trigger.expires_at_ms <= now_ms else None
 
     def check(self, state: CustomerState, trigger: Trigger, now_ms: int) -> str | None:
-        """``None`` if the trigger may go out (and it is then recorded), else the reason."""
+        """Consent, ignored offers, quiet hours and caps (1-4 above): ``None`` if the trigger
+        may go out at ``now_ms`` (and it is then recorded), else the reason."""
         purpose = trigger.purpose
         if state.consent.get(purpose) is False:
             return f"no_{purpose}_consent"

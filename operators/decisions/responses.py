@@ -17,8 +17,14 @@ Labels for the ``offers`` model (counted in ``livesignals_model_labels_total``):
 * an ``offer_response`` naming a pending decision (``decision_id``, else the
   latest pending offer of the same ``action``) is learned from the features
   at decision time: ``accepted`` is positive, ``rejected``/``ignored`` negative;
+* responses are matched by the time they *happened*: a response whose event
+  time is at or before the offer's expiry is the customer's answer, whatever
+  arrived in between; one after the expiry makes the offer ``expired`` and is
+  itself ``unmatched``;
 * an offer whose expiry passes without a response is learned as ignored
-  (``expired``), at the customer's next event;
+  (``expired``) once the customer's newest event time is past its expiry by
+  more than the late-event grace (``late_event_grace_s``): until then, a late
+  response that happened in time can still claim it;
 * a response to an offer LiveSignals did not make (no ``decision_id``, e.g. a
   campaign) is learned from the features now; a response naming an unknown
   ``decision_id`` (late, or replayed) is counted ``unmatched`` and not learned;
@@ -35,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from livesignals import serde
 from livesignals.contract import Event
 from models.registry import ModelSet
 from operators.decisions.actions import Decision
@@ -49,7 +56,11 @@ MAX_RECENT_FLAGS = 5
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of a decision (or of an offer made elsewhere), for the decision log."""
+    """What became of a decision (or of an offer made elsewhere), for the decision log.
+
+    ``outcome_id`` (the record's ``ls.id``) is deterministic and unique to what the
+    record says: a decision's expiry, or a response event at its Kafka position.
+    """
 
     decision_id: str | None
     customer_key: str
@@ -58,6 +69,7 @@ class Outcome:
     """``accepted``, ``rejected``, ``ignored``, ``expired`` or ``not_relevant``."""
     at_ms: int
     event_id: str | None
+    outcome_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The decision-log record, joined to its decision by ``decision_id``."""
@@ -93,12 +105,24 @@ def note_flag(state: CustomerState, flag: Flag) -> None:
     del recent[:-MAX_RECENT_FLAGS]
 
 
-def learn_responses(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> list[Outcome]:
-    """Learn the responses due at this event (expired offers first); the outcomes for the decision log."""
+def learn_responses(
+    models: ModelSet,
+    state: CustomerState,
+    event: Event,
+    report: ScoringReport,
+    present: int | None = None,
+    grace_ms: int = 0,
+) -> list[Outcome]:
+    """Learn the responses due at this event (expired offers first); the outcomes for the decision log.
+
+    ``present`` is the customer's newest event time (default: this event's): offers
+    expired by more than ``grace_ms`` before it are learned as ``expired``.
+    """
     now, p = event.event_time_ms, event.payload
-    outcomes = [_learn_offer(models, state, o, "expired", None, report) for o in _take_expired(state, now)]
+    due = (now if present is None else max(now, present)) - grace_ms
+    outcomes = [_learn_offer(models, state, o, "expired", None, report) for o in _take_expired(state, due)]
     if event.type == "offer_response":
-        outcomes.append(_offer_response(models, state, event, report))
+        outcomes += _offer_response(models, state, event, report)
     elif event.type == "agent_feedback" and p["kind"] == "action":
         # "relevant" says nothing about the customer's answer: the offer keeps waiting for it.
         offer = _take_pending(state, p["target_id"], None) if p["label"] == "not_relevant" else None
@@ -127,21 +151,35 @@ def flag_relevance(models: ModelSet, state: CustomerState, flag_name: str, now_m
     return round(model.predict_one(flag_name, churn_features(state, now_ms)), 4)
 
 
-def _offer_response(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> Outcome:
+def _offer_response(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> list[Outcome]:
     p = event.payload
     response = p["response"]
+    out: list[Outcome] = []
     offer = _take_pending(state, p.get("decision_id"), p.get("action"))
+    if offer is not None and event.event_time_ms > offer["exp"]:  # answered after it lapsed: it expired
+        out.append(_learn_offer(models, state, offer, "expired", None, report))
+        offer = None
     if offer is not None:
-        return _learn_offer(models, state, offer, response, event, report)
+        return [_learn_offer(models, state, offer, response, event, report)]
+    outcome_id = _outcome_id(event.customer_key, p.get("decision_id"), response, event)
     outcome = Outcome(p.get("decision_id"), event.customer_key, p.get("action"), response, event.event_time_ms,
-                      event.event_id)  # fmt: skip
+                      event.event_id, outcome_id)  # fmt: skip
+    out.append(outcome)
     if p.get("decision_id") or not p.get("action"):
         report.labels[("offers", "unmatched")] += 1
-        return outcome
+        return out
     # An offer made elsewhere: what the customer looks like now (before this response is applied).
     x = {**churn_features(state, event.event_time_ms), **response_features(offer_history(state, p["action"]))}
     _learn(models, p["action"], x, response, None, report)
-    return outcome
+    return out
+
+
+def _outcome_id(customer_key: str, decision_id: str | None, response: str, event: Event | None) -> str:
+    """Unique to what the outcome says: a decision's expiry, or one response event at its position."""
+    if event is None:
+        return serde.deterministic_id("outcome", customer_key, decision_id, response)
+    o = event.origin
+    return serde.deterministic_id("outcome", customer_key, decision_id or "", response, o.topic, o.partition, o.offset)
 
 
 def _learn_offer(
@@ -155,7 +193,8 @@ def _learn_offer(
         record_response(state, offer["action"], False)
     _learn(models, offer["action"], x, response, offer["p"], report)
     return Outcome(offer["id"], state.customer_key, offer["action"], response, at,
-                   event.event_id if event is not None else None)  # fmt: skip
+                   event.event_id if event is not None else None,
+                   _outcome_id(state.customer_key, offer["id"], response, event))  # fmt: skip
 
 
 def _learn(

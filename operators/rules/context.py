@@ -5,6 +5,14 @@
 (window totals, RFM, the ``derived`` values) is computed only when a
 condition reads it, once per event.
 
+**Read at the customer's present.** Windows (``w1h`` ...), RFM and the
+customer-wide ``derived`` values are read at ``present``, the customer's
+newest event time -- not at the event's own time: a page view arriving 3 h
+late must not make "the last hour" the hour three hours ago. Values about
+*this* contact (``context_carried``, ``contact_topic``,
+``same_topic_contacts``) and ``fraud_score`` (this event's score) stay at the
+event's time; ``event.time`` is the event's own time.
+
 ``derived`` holds values no single profile field has:
 
 =========================  ==================================================
@@ -75,10 +83,15 @@ class _Window(dict[str, Any]):
 class _Derived(dict[str, Any]):
     """The ``derived`` values of one event, each computed on first read (see the module docstring)."""
 
-    def __init__(self, state: CustomerState, event: Event, inbound: bool, windows: ContextWindows) -> None:
+    def __init__(
+        self, state: CustomerState, event: Event, inbound: bool, windows: ContextWindows, present: int
+    ) -> None:
         super().__init__()
         self.state, self.event, self.inbound, self.windows = state, event, inbound, windows
-        self.now = event.event_time_ms
+        self.now = present
+        """The customer's present (newest event time): customer-wide values are read at it."""
+        self.at = event.event_time_ms
+        """This event's time: values about this contact are read at it."""
         self.cache: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -114,22 +127,22 @@ class _Derived(dict[str, Any]):
     def context_carried(self) -> dict[str, Any] | None:
         if not self.inbound:
             return None
-        touch = views.context_carried(self.state, self.event.channel, self.now, self.windows.context_ms)
+        touch = views.context_carried(self.state, self.event.channel, self.at, self.windows.context_ms)
         return None if touch is None else {**touch, "summary": _carried_summary(touch)}
 
     def contact_topic(self) -> str | None:
         topic = self.event.payload.get("topic")
         if topic:
             return str(topic)
-        since = self.now - self.windows.repeat_ms
-        recent = [c for c in self.state.recent_contacts if since <= c[0] <= self.now and c[2]]
+        since = self.at - self.windows.repeat_ms
+        recent = [c for c in self.state.recent_contacts if since <= c[0] <= self.at and c[2]]
         return recent[-1][2] if recent else None
 
     def same_topic_contacts(self) -> int:
-        topic, since = self.get("contact_topic"), self.now - self.windows.repeat_ms
+        topic, since = self.get("contact_topic"), self.at - self.windows.repeat_ms
         return sum(
             1 for c in self.state.recent_contacts
-            if since <= c[0] <= self.now and (topic is None or c[2] in (topic, None))
+            if since <= c[0] <= self.at and (topic is None or c[2] in (topic, None))
         )  # fmt: skip
 
     def product_to_offer(self) -> str | None:
@@ -147,7 +160,7 @@ class _Derived(dict[str, Any]):
 
     def fraud_score(self) -> float | None:
         fraud = self.state.predictions.get("fraud")
-        return fraud["score"] if fraud and fraud.get("t") == self.now and fraud.get("warm") else None
+        return fraud["score"] if fraud and fraud.get("t") == self.at and fraud.get("warm") else None
 
 
 _DERIVED = {
@@ -165,7 +178,7 @@ DERIVED_NAMES = frozenset(_DERIVED)
 class _Context(dict[str, Any]):
     """The condition context: the cheap roots up front, the costly ones built on first read."""
 
-    def __init__(self, state: CustomerState, event: Event, windows: ContextWindows) -> None:
+    def __init__(self, state: CustomerState, event: Event, windows: ContextWindows, present: int) -> None:
         now, p = event.event_time_ms, event.payload
         inbound = event.is_contact and p.get("direction", "inbound") == "inbound"
         super().__init__(
@@ -173,16 +186,16 @@ class _Context(dict[str, Any]):
             identity=state.identity, activity=state.activity, history=state.history, value=state.value,
             consent=state.consent, flags=state.flags, predictions=state.predictions,
         )  # fmt: skip
-        self._state, self._event, self._windows = state, event, windows
+        self._state, self._event, self._windows, self._present = state, event, windows, present
 
     def __missing__(self, root: str) -> Any:
-        state, now = self._state, self._event.event_time_ms
+        state, now = self._state, self._present
         if root in _WINDOW_ROOTS:
             value: Any = _Window(state.windows, _WINDOW_ROOTS[root], now)
         elif root == "rfm":
             value = views.rfm(state, now)
         elif root == "derived":
-            value = _Derived(state, self._event, self["event"]["inbound"], self._windows)
+            value = _Derived(state, self._event, self["event"]["inbound"], self._windows, now)
         else:
             raise KeyError(root)
         self[root] = value
@@ -192,9 +205,14 @@ class _Context(dict[str, Any]):
 _WINDOW_ROOTS = {"w1h": "1h", "w24h": "24h", "w7d": "7d", "w30d": "30d"}
 
 
-def context(state: CustomerState, event: Event, windows: ContextWindows = ContextWindows()) -> dict[str, Any]:
-    """What a condition sees for this event (windows, RFM and derived values built on first read)."""
-    return _Context(state, event, windows)
+def context(
+    state: CustomerState, event: Event, windows: ContextWindows = ContextWindows(), present: int | None = None
+) -> dict[str, Any]:
+    """What a condition sees for this event (windows, RFM and derived values built on first read).
+
+    ``present`` is the customer's newest event time (default: the event's own time).
+    """
+    return _Context(state, event, windows, event.event_time_ms if present is None else present)
 
 
 def _carried_summary(touch: dict[str, Any]) -> str:

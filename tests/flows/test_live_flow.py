@@ -133,6 +133,7 @@ def test_triggers_held_back_by_the_contact_policy_never_go_out_and_are_counted(s
         event("delivery", "c2", noon + 2, order_id="o2", status="failed"),
     ]
     pub = MemoryPublisher()
+    settings = settings.replace(policy_clock="stream")  # a scripted day in 2026: the policy's now is its time
     run_flow(settings, raw(docs, settings.input_topics[0]), pub)
     triggers = [serde.loads(r.value) for r in pub.records if r.topic == settings.triggers_topic]
     assert [(t["customer"], t["action"]) for t in triggers] == [("customer_id:c2", "proactive_notification")], triggers

@@ -96,7 +96,7 @@ def run(docs, engine=None):
     """Each event in its own batch, at the next offsets of partition 0."""
     if engine is None:
         clock = lambda: (NOON + 30 * 86_400_000) / 1000  # noqa: E731
-        engine = Engine(Settings(metrics_port=0), InMemoryStore(), Capture(), clock=clock)
+        engine = Engine(Settings(metrics_port=0, policy_clock="stream"), InMemoryStore(), Capture(), clock=clock)
     capture = engine.publisher
     for message in raw(docs, start=capture.offset):
         engine.process([message])

@@ -1,0 +1,159 @@
+"""Routing by customer, whatever the producer's key: one writer per customer.
+
+A customer's state has one writer: the worker that reads the customer's
+*owner partition* (:func:`livesignals.partitioner.owner_partition`, Kafka's
+default partitioner on the customer key). An event read from an input
+partition that is not its customer's owner (a tracker keying by cookie or
+session, a producer with another partitioner) is not applied there: it is
+*rerouted*, as Kafka Streams does with a repartition topic --
+
+* re-published unchanged (original bytes) to ``settings.repartition_topic``,
+  at the owner partition, keyed by the customer key, with headers recording
+  where it was first published (``ls.origin.topic``, ``ls.origin.partition``,
+  ``ls.origin.offset``, ``ls.origin.timestamp``, ``ls.origin.key``) and a
+  deterministic ``ls.id``;
+* counted in ``livesignals_events_rerouted_total{topic}``;
+* applied when the owner's worker reads it back from the repartition topic
+  (partition p of the repartition topic is read with partition p of every
+  input topic). The event is then applied *as from its first position*
+  (:class:`RoutedEvent`): its output ids and the replay check use the original
+  topic, partition and offset, so a reroute re-published by a replayed batch
+  is skipped like any replay, and never applied twice.
+
+Events on the repartition topic are at the right partition by construction.
+Routing needs every input topic and the repartition topic to have the same
+partition count (``livesignals topics create`` makes them so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+
+from livesignals.contract import Event, RawMessage
+from livesignals.errors import Origin
+from livesignals.partitioner import owner_partition
+
+ORIGIN_HEADERS = ("ls.origin.topic", "ls.origin.partition", "ls.origin.offset", "ls.origin.timestamp")
+"""Headers of a rerouted record that say where it was first published."""
+_NOWHERE = Origin("", -1, -1)
+
+
+@dataclass(slots=True)
+class RoutedEvent(Event):
+    """An event read back from the repartition topic.
+
+    ``origin`` is where it was first published (ids and replay checks use it);
+    ``read_at`` is where this worker read it (its partition aggregates and
+    resume offsets use that).
+    """
+
+    read_at: Origin = field(default=_NOWHERE)
+
+
+def read_position(event: Event) -> Origin:
+    """Where the engine read ``event`` (differs from ``event.origin`` for rerouted events)."""
+    return event.read_at if isinstance(event, RoutedEvent) else event.origin
+
+
+@dataclass(frozen=True, slots=True)
+class Reroute:
+    """An event to re-publish to the repartition topic, at its customer's owner partition."""
+
+    value: bytes
+    customer_key: str
+    partition: int
+    origin: Origin
+    original_key: bytes | None = None
+
+    @property
+    def reroute_id(self) -> str:
+        """Deterministic id: a replayed batch re-publishes the same id.
+
+        >>> Reroute(b"{}", "customer_id:c1", 3, Origin("in", 1, 7)).reroute_id
+        'reroute:in:1:7'
+        """
+        o = self.origin
+        return f"reroute:{o.topic}:{o.partition}:{o.offset}"
+
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
+        """Kafka headers: the id and where the event was first published."""
+        o = self.origin
+        out: list[tuple[str, str | bytes | None]] = [
+            ("ls.id", self.reroute_id.encode()),
+            ("ls.origin.topic", o.topic.encode()),
+            ("ls.origin.partition", str(o.partition).encode()),
+            ("ls.origin.offset", str(o.offset).encode()),
+            ("ls.origin.timestamp", str(o.timestamp_ms).encode()),
+        ]
+        if self.original_key is not None:
+            out.append(("ls.origin.key", self.original_key))
+        return out
+
+
+class Router:
+    """Decides, per decoded event, whether this partition owns it (see the module docstring)."""
+
+    def __init__(self, input_topics: Sequence[str], repartition_topic: str, partitions: int) -> None:
+        if partitions <= 0:
+            raise ValueError(f"partition count must be positive, not {partitions}")
+        self.input_topics = frozenset(input_topics)
+        self.repartition_topic = repartition_topic
+        self.partitions = partitions
+
+    @classmethod
+    def from_counts(
+        cls, input_topics: Sequence[str], repartition_topic: str, counts: Mapping[str, int] | None
+    ) -> Router | None:
+        """A router for these topics' partition counts (None: routing off, e.g. in-memory tests).
+
+        Raises ``ValueError`` when an input topic's count is missing or the counts differ:
+        one customer must be owned by the same partition number on every topic.
+        """
+        if counts is None:
+            return None
+        missing = [t for t in input_topics if t not in counts]
+        if missing:
+            raise ValueError(f"routing needs the partition count of input topics {missing}")
+        wanted = {t: counts[t] for t in (*input_topics, repartition_topic) if t in counts}
+        if len(set(wanted.values())) != 1:
+            raise ValueError(f"input topics and the repartition topic need one partition count, not {wanted}")
+        return cls(input_topics, repartition_topic, next(iter(wanted.values())))
+
+    def owner(self, customer_key: str) -> int:
+        """The partition that owns this customer."""
+        return _owner(customer_key, self.partitions)
+
+    def route(self, event: Event, message: RawMessage) -> Event | Reroute:
+        """The event to apply here (restored to its first position when rerouted), or its reroute."""
+        o = event.origin
+        if o.topic == self.repartition_topic:
+            return restore(event, message.headers)
+        if o.topic in self.input_topics:
+            owner = self.owner(event.customer_key)
+            if owner != o.partition:
+                return Reroute(message.value or b"", event.customer_key, owner, o, message.key)
+        return event
+
+
+def restore(event: Event, headers: Sequence[tuple[str, str | bytes | None]] | None) -> Event:
+    """``event`` as first published, from its ``ls.origin.*`` headers (as read, if they are absent)."""
+    try:
+        found = {k: v if isinstance(v, str) else v.decode() for k, v in headers or () if k in ORIGIN_HEADERS and v}
+        first = Origin(
+            found["ls.origin.topic"],
+            int(found["ls.origin.partition"]),
+            int(found["ls.origin.offset"]),
+            int(found.get("ls.origin.timestamp", "0")),
+        )
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return event
+    values = {f.name: getattr(event, f.name) for f in fields(Event)}
+    values["origin"] = first
+    return RoutedEvent(**values, read_at=event.origin)
+
+
+@lru_cache(maxsize=65_536)
+def _owner(customer_key: str, partitions: int) -> int:
+    return owner_partition(customer_key, partitions)
