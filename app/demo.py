@@ -27,6 +27,7 @@ from app.simulator import Simulator, SimulatorConfig
 from app.simulator.produce import produce
 from app.topics import ensure_topics
 from livesignals import serde
+from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
 from state.connection import connect
 from state.keys import Keys
@@ -105,7 +106,7 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
 def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]) -> None:
     r = connect(settings)
     flags_stream = Keys(settings.key_prefix).flags_stream
-    bad = Producer(settings.kafka_client_config())
+    bad = Producer(settings.kafka_client_config(**PRODUCER_CONFIG))
     started = time.monotonic()
     last_in, last_t, first_flag_s = 0.0, started, None
     latest: list[dict[str, Any]] = []

@@ -69,7 +69,9 @@ def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: flo
     """Produce ``count`` simulated events keyed by customer (rate 0 = flat out)."""
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": kafka, "linger.ms": 5, "enable.idempotence": True})
+    from livesignals.partitioner import PRODUCER_CONFIG
+
+    p = Producer({"bootstrap.servers": kafka, "linger.ms": 5, "enable.idempotence": True, **PRODUCER_CONFIG})
     started = time.monotonic()
     for i, (e, _) in enumerate(sim.stream(count), 1):
         if rate:

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
+from livesignals.partitioner import PRODUCER_CONFIG
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -64,8 +65,8 @@ def raw(
 
 
 def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]]) -> None:
-    """Produce ``(key, value)`` pairs and wait for every delivery."""
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    """Produce ``(key, value)`` pairs (Kafka's default partitioner) and wait for every delivery."""
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **PRODUCER_CONFIG})
     for key, value in values:
         p.produce(topic, value, key)
     assert p.flush(30) == 0

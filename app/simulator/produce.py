@@ -1,7 +1,9 @@
 """Send a simulated stream to Kafka at a chosen rate, truth to a JSONL file beside it.
 
-Events are keyed by the customer's primary identifier (the contract's rule),
-so one customer's events stay in order on one partition.
+Events are keyed by the customer's primary identifier and partitioned by
+Kafka's default partitioner (murmur2: the producer contract, see
+:mod:`livesignals.partitioner`), so each customer's events land in order on
+the partition that owns the customer and the engine reroutes none of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from confluent_kafka import Producer
 from app.simulator.journeys import Simulator
 from livesignals import serde
 from livesignals.contract import primary_key
+from livesignals.partitioner import PRODUCER_CONFIG
 
 
 def produce(
@@ -31,7 +34,7 @@ def produce(
 
     Returns the number of events produced. ``stop`` ends an endless run.
     """
-    producer = Producer({"linger.ms": 5, "enable.idempotence": True, **kafka_config})
+    producer = Producer({"linger.ms": 5, "enable.idempotence": True, **PRODUCER_CONFIG, **kafka_config})
     truth: IO[bytes] | None = open(truth_path, "wb") if truth_path else None  # noqa: SIM115
     sent = 0
     started = time.monotonic()

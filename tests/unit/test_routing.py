@@ -1,0 +1,180 @@
+"""Routing by customer: Kafka's partitioner exactly, and the engine's decision per event."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from collections import Counter
+
+import pytest
+
+from livesignals import serde
+from livesignals.contract import RawMessage, decode
+from livesignals.errors import Origin
+from livesignals.partitioner import murmur2, owner_partition
+from livesignals.settings import Settings
+from operators.engine import Engine, OutRecord
+from operators.routing import Reroute, RoutedEvent, Router, read_position
+from state.memory import InMemoryStore
+from tests.helpers import T0, event
+
+KAFKA_MURMUR2 = {
+    # org.apache.kafka.common.utils.UtilsTest#testMurmur2
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+    # librdkafka src/rdmurmur2.c unit test
+    b"kafka": -798503068,
+    b"giberish123456789": -1890243828,
+    b"1234": -1614185708,
+    b"234": -406844982,
+    b"34": -2026295078,
+    b"4": 1514888353,
+    b"PreAmbleWillBeRemoved,ThePrePartThatIs": 2017611548,
+    b"": 275646681,
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), sorted(KAFKA_MURMUR2.items()))
+def test_murmur2_equals_kafkas(key, expected):
+    assert murmur2(key) == expected
+
+
+def test_owner_partition_is_the_positive_murmur2_modulo_the_count():
+    assert owner_partition("21", 7) == (-973932308 & 0x7FFFFFFF) % 7  # negative hash: masked, not abs()
+    assert owner_partition("21", 7) != abs(-973932308) % 7
+    keys = [f"customer_id:c{i}" for i in range(4000)]
+    spread = Counter(owner_partition(k, 4) for k in keys)
+    assert set(spread) == {0, 1, 2, 3} and min(spread.values()) > 800
+    with pytest.raises(ValueError):
+        owner_partition("x", 0)
+
+
+def message(doc, topic="in", partition=0, offset=0, key=b"session-1", headers=None):
+    return RawMessage(serde.dumps(doc), key, Origin(topic, partition, offset, T0), headers)
+
+
+def decoded(m):
+    return decode(m.value, m.origin, now_ms=T0 + 10**9)
+
+
+ROUTER = Router(["in"], "rep", 4)
+OWNER = ROUTER.owner("customer_id:c1")
+OTHER = (OWNER + 1) % 4
+
+
+def test_an_event_on_its_owner_partition_is_applied_there():
+    m = message(event(customer="c1"), partition=OWNER)
+    e = decoded(m)
+    assert ROUTER.route(e, m) is e
+
+
+def test_an_event_on_another_partition_is_rerouted_unchanged_keyed_by_customer():
+    m = message(event(customer="c1"), partition=OTHER, offset=42)
+    reroute = ROUTER.route(decoded(m), m)
+    assert isinstance(reroute, Reroute)
+    assert (reroute.value, reroute.customer_key, reroute.partition) == (m.value, "customer_id:c1", OWNER)
+    headers = dict(reroute.headers())
+    assert headers["ls.id"] == f"reroute:in:{OTHER}:42".encode()
+    assert (headers["ls.origin.topic"], headers["ls.origin.partition"], headers["ls.origin.offset"]) == (
+        b"in", str(OTHER).encode(), b"42"
+    )
+    assert headers["ls.origin.key"] == b"session-1"
+
+
+def test_read_back_from_the_repartition_topic_it_is_applied_as_from_its_first_position():
+    first = message(event(customer="c1"), partition=OTHER, offset=42)
+    reroute = ROUTER.route(decoded(first), first)
+    assert isinstance(reroute, Reroute)
+    back = message(event(customer="c1"), "rep", reroute.partition, 7, b"customer_id:c1", reroute.headers())
+    restored = ROUTER.route(decoded(back), back)
+    assert isinstance(restored, RoutedEvent)
+    assert restored.origin == first.origin, "ids and the replay check use the first position"
+    assert read_position(restored) == back.origin, "aggregates and resume offsets use where it was read"
+    assert restored.customer_key == "customer_id:c1"
+    assert pickle.loads(pickle.dumps(restored)) == restored
+
+
+def test_a_repartition_record_without_origin_headers_is_applied_as_read():
+    m = message(event(customer="c1"), "rep", OWNER, 3, headers=[("ls.origin.topic", b"in")])
+    e = decoded(m)
+    assert ROUTER.route(e, m) is e and read_position(e) == m.origin
+
+
+def test_topics_outside_the_engines_are_applied_as_read():
+    m = message(event(customer="c1"), "elsewhere", OTHER)
+    e = decoded(m)
+    assert ROUTER.route(e, m) is e
+
+
+def test_routing_is_off_without_partition_counts_and_refuses_mixed_counts():
+    assert Router.from_counts(["a", "b"], "rep", None) is None
+    assert Router.from_counts(["a", "b"], "rep", {"a": 8, "b": 8, "rep": 8}).partitions == 8  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="one partition count"):
+        Router.from_counts(["a", "b"], "rep", {"a": 8, "b": 4, "rep": 8})
+    with pytest.raises(ValueError, match="one partition count"):
+        Router.from_counts(["a"], "rep", {"a": 8, "rep": 4})
+    with pytest.raises(ValueError, match="partition count of input topics"):
+        Router.from_counts(["a", "b"], "rep", {"a": 8})
+
+
+class Loop:
+    """Publishers of a tiny in-memory Kafka: reroutes land on the repartition topic's partitions."""
+
+    def __init__(self, repartition_topic: str, partitions: int) -> None:
+        self.topic = repartition_topic
+        self.queues: dict[int, list[RawMessage]] = {p: [] for p in range(partitions)}
+        self.offsets = Counter[int]()
+        self.records: list[OutRecord] = []
+
+    def publish(self, records: list[OutRecord]) -> None:
+        self.records.extend(records)
+        for r in records:
+            if r.topic == self.topic:
+                assert r.partition is not None
+                origin = Origin(r.topic, r.partition, self.offsets[r.partition], T0)
+                self.offsets[r.partition] += 1
+                self.queues[r.partition].append(RawMessage(r.value, r.key, origin, r.headers))  # type: ignore[arg-type]
+
+    def take(self, partition: int) -> list[RawMessage]:
+        out, self.queues[partition] = self.queues[partition], []
+        return out
+
+
+def test_a_customer_keyed_by_session_on_every_partition_is_applied_once_by_its_owner():
+    settings = Settings(metrics_port=0, input_topics=("in",), repartition_topic="rep", policy_clock="stream")
+    store, loop = InMemoryStore(), Loop("rep", 4)
+    counts = {"in": 4, "rep": 4}
+    engine = Engine(settings, store, loop, clock=lambda: (T0 + 10**9) / 1000, partition_counts=counts)
+    rng = random.Random(3)
+    docs = [event("page_view" if i % 3 else "chat", "c1", T0 + i * 1000, event_id=f"e{i}") for i in range(200)]
+    for d in docs:
+        if d["type"] == "page_view":
+            d["type"], d["channel"], d["payload"] = "web_event", "web", {"action": "page_view", "session_id": "s"}
+    by_partition: dict[int, list[dict]] = {p: [] for p in range(4)}
+    for d in docs:
+        by_partition[rng.randrange(4)].append(d)
+    batches = {
+        p: [message(d, "in", p, i, f"session-{i % 5}".encode()) for i, d in enumerate(part_docs)]
+        for p, part_docs in by_partition.items()
+    }
+    for batch in batches.values():
+        engine.process(batch)
+    owner = engine.router.owner("customer_id:c1")  # type: ignore[union-attr]
+    back = loop.take(owner)
+    assert len(back) == 200 - len(by_partition[owner])
+    assert engine.process(back).applied == len(back)
+    other = (owner + 1) % 4
+    engine.process(batches[other])  # a batch replayed after a crash re-publishes its reroutes...
+    again = loop.take(owner)
+    assert len(again) == len(batches[other]) and again[0].origin.offset == len(back)
+    report = engine.process(again)  # ...at new offsets of the repartition topic: skipped as replays
+    assert (report.applied, report.replay_skipped) == (0, len(again))
+    state = store.states["customer_id:c1"]
+    assert state.events == 200 and list(store.states) == ["customer_id:c1"]
+    assert state.history["by_type"] == Counter(d["type"] for d in docs)
+    rerouted = [r for r in loop.records if r.topic == "rep"]
+    assert {r.partition for r in rerouted} == {owner} and {r.key for r in rerouted} == {b"customer_id:c1"}
