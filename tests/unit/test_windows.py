@@ -54,6 +54,45 @@ def test_windows_match_brute_force_with_late_and_out_of_order_events(seed):
                     assert got == want, (window, metric, now)
 
 
+@pytest.mark.parametrize("seed", range(15))
+def test_what_rules_read_when_a_late_event_arrives_matches_brute_force_at_the_customers_present(seed):
+    """At each late event the rules read the windows at the customer's present (newest event
+    time), through the rule context: exact, whatever the event's own time."""
+    from livesignals.errors import Origin
+    from operators.profile360.profile import CustomerState
+    from operators.rules.context import context
+    from tests.helpers import event as doc
+
+    rng = random.Random(seed)
+    t = 1_767_225_600_000 + rng.randrange(DAY_MS)
+    events, state, checked = [], CustomerState("customer_id:c1"), 0
+    for i in range(rng.randrange(50, 300)):
+        t += rng.choice([1_000, 60_000, 600_000, 3_600_000, 5 * 3_600_000])
+        late = rng.choice([0, 0, 0, 120_000, 50 * 60_000, 3 * 3_600_000, 3 * DAY_MS, 40 * DAY_MS])
+        values = {"events": 1, "spend": round(rng.uniform(1, 100), 2), "errors": rng.choice([0, 1])}
+        events.append((t - late, values))
+        state.windows.add(t - late, values)
+        if not late:
+            continue
+        present = max(e[0] for e in events)
+        d = doc("web_event", t=t - late, action="page_view")
+        e = decode_event(d, Origin("in", 0, i))
+        ctx = context(state, e, present=present)
+        for root, window in (("w1h", "1h"), ("w24h", "24h"), ("w7d", "7d"), ("w30d", "30d")):
+            assert ctx[root].get("events") == brute_force(events, "events", window, present), (root, late)
+            assert ctx[root].get("errors") == brute_force(events, "errors", window, present), (root, late)
+            assert ctx[root].get("spend") == pytest.approx(brute_force(events, "spend", window, present)[1])
+        checked += 1
+    assert checked > 10
+
+
+def decode_event(d, origin):
+    from livesignals import serde
+    from livesignals.contract import decode
+
+    return decode(serde.dumps(d), origin, now_ms=d["event_time"])
+
+
 def test_buckets_stay_bounded():
     w = Windows()
     for i in range(12_000):  # 41 days at one event per 5 minutes
