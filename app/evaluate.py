@@ -92,7 +92,8 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     for name, models_config in configs.items():
         store = InMemoryStore(models_config)
-        engine = Engine(settings.replace(models=models_config), store, _Discard(), clock=lambda: 4e12)
+        replay = settings.replace(models=models_config, policy_clock="stream")  # a recording: its own time is now
+        engine = Engine(replay, store, _Discard(), clock=lambda: 4e12)
         hits: dict[str, list[tuple[str, str]]] = defaultdict(list)
         started = time.perf_counter()
         for i in range(0, len(raw), batch_size):

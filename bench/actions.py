@@ -61,7 +61,7 @@ def run_policy(
     """One closed-loop run of ``policy``; its figures and its decision log."""
     sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=1_767_225_600_000, step_ms=20_000.0))
     best = {c.customer_id: c.best_offer for c in sim.customers}
-    settings = Settings(metrics_port=0, nba_policy=policy, rules_path=rules_path)  # type: ignore[arg-type]
+    settings = Settings(metrics_port=0, nba_policy=policy, rules_path=rules_path, policy_clock="stream")  # type: ignore[arg-type]
     capture = _Capture()
     engine = Engine(settings, InMemoryStore(), capture, clock=lambda: 4_000_000_000.0)
     rng = random.Random(seed + 1)

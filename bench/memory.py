@@ -65,7 +65,9 @@ def main() -> None:
     total = int(args.customers * args.events_per_customer)
 
     with services() as (_kafka, redis_url):
-        settings = Settings.load(env={}).replace(redis_url=redis_url, key_prefix="mem", metrics_port=0)
+        settings = Settings.load(env={}).replace(
+            redis_url=redis_url, key_prefix="mem", metrics_port=0, policy_clock="stream"
+        )
         client = connect(settings)
         client.flushall()
         if args.zset_listpack_value:

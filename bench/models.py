@@ -67,7 +67,7 @@ def simulate(customers: int, events: int, seed: int, step: float) -> tuple[list[
 
 def run_engine(raw: list[RawMessage], settings: Settings, texts: dict, docs: dict, batch: int = 500) -> dict:
     store = InMemoryStore(settings.models)
-    engine = Engine(settings, store, _Discard(), clock=lambda: 4e12)
+    engine = Engine(settings.replace(policy_clock="stream"), store, _Discard(), clock=lambda: 4e12)
     churn_scores: list[tuple[str, int, float, dict | None]] = []
     sentiment: dict[int, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
     started = time.perf_counter()

@@ -38,11 +38,23 @@ def test_librdkafkas_murmur2_partitioner_agrees_with_ours(kafka_settings):
         assert err is None, err
         placed[msg.key()] = msg.partition()
 
-    keys = [f"customer_id:c{i}".encode() for i in range(300)] + [b"", b"email:a@b.c", "phone:+98 912".encode()]
+    keys = [f"customer_id:c{i}".encode() for i in range(300)] + [b"", b"email:a@b.c", "email:zoë@例え.jp".encode()]
     for key in keys:
         producer.produce(topic, b"{}", key, on_delivery=delivered)
     assert producer.flush(30) == 0
     assert {k: owner_partition(k.decode(), 7) for k in keys} == placed
+
+
+def test_topics_create_gives_the_repartition_topic_the_input_topics_partition_count(kafka_settings):
+    from app.topics import ensure_topics
+
+    s = kafka_settings.replace(
+        input_topics=(kafka_settings.input_topics[0] + "-six",), repartition_topic=kafka_settings.repartition_topic + "6"
+    )
+    admin = AdminClient(s.kafka_client_config())
+    admin.create_topics([NewTopic(s.input_topics[0], 6, 1)])[s.input_topics[0]].result()
+    assert ensure_topics(s) == [s.repartition_topic]
+    assert len(admin.list_topics(timeout=10).topics[s.repartition_topic].partitions) == 6
 
 
 def wait_for_offsets(settings, expected: dict[str, int], proc, timeout_s: float = 180.0) -> None:
@@ -74,7 +86,7 @@ def test_a_customer_keyed_by_session_on_two_workers_is_applied_once_in_one_profi
     c1_partitions = {owner_partition(k.decode(), 4) for k, _ in records[:400]}
     assert len(c1_partitions) == 4, "the customer's events are on every partition"
     rerouted = sum(1 for k, _ in records[:400] if owner_partition(k.decode(), 4) != owner)
-    produce(settings.kafka_bootstrap, settings.input_topics[0], records)
+    produce(settings.kafka_bootstrap, settings.input_topics[0], list[tuple[bytes | None, bytes]](records))
 
     engine = start_engine(settings, workers=2)
     try:

@@ -42,13 +42,24 @@ class Capture:
         return [serde.loads(r.value) for r in self.records if r.topic == topic]
 
 
+class Store(InMemoryStore):
+    """Counts the timeline entries written, as the Redis store would write them."""
+
+    timeline_entries = 0
+
+    def commit(self, states, flags, offsets, partitions=None):
+        states = list(states)
+        self.timeline_entries += sum(len(s.new_timeline) for s in states)
+        super().commit(states, flags, offsets, partitions)
+
+
 class Run:
     """One engine on an in-memory store; each event in its own batch, at the next offset of partition 0."""
 
     def __init__(self, wall_ms: int = NOON, **settings) -> None:
         self.clock = Clock(wall_ms)
         self.out = Capture()
-        self.store = InMemoryStore()
+        self.store = Store()
         self.engine = Engine(Settings(metrics_port=0, **settings), self.store, self.out, clock=self.clock)
         self.offset = 0
         self.late = 0
@@ -102,15 +113,28 @@ def test_a_late_page_view_within_the_grace_reads_the_windows_at_the_customers_pr
 def test_a_page_view_three_hours_late_updates_the_profile_but_raises_and_clears_nothing():
     late_metric = REGISTRY.get_sample_value("livesignals_late_events_total") or 0.0
     run = stuck_customer(Run())
-    state = run.state()
-    before = (state.events, state.windows.query("events", "24h", NOON + 2 * HOUR + MIN))
+    state, kpi = run.state(), run.store.partitions[("in", 0)].kpi
+    before = (state.events, state.windows.query("events", "24h", NOON + 2 * HOUR + MIN), run.store.timeline_entries)
+    calls = kpi.query("all|contacts", "24h", NOON + 2 * HOUR)
     run.feed(event("web_event", t=NOON - HOUR, action="page_view", event_id="late"))
+    run.feed(event("call", t=NOON - HOUR, event_id="late-call", direction="inbound"))
     assert run.flags("valuable_customer_stuck") == [("valuable_customer_stuck", "raised")], "not cleared"
-    assert (state.events, state.windows.query("events", "24h", NOON + 2 * HOUR + MIN)) == (
-        before[0] + 1,
-        before[1] + 1,
-    ), "windows and totals still count it"
-    assert run.late == 1 and REGISTRY.get_sample_value("livesignals_late_events_total") == late_metric + 1
+    after = (state.events, state.windows.query("events", "24h", NOON + 2 * HOUR + MIN), run.store.timeline_entries)
+    assert after == (before[0] + 2, before[1] + 2, before[2] + 2), "windows, totals and timeline still count them"
+    assert kpi.query("all|contacts", "24h", NOON + 2 * HOUR) == calls + 1, "and the contact-centre KPIs"
+    assert run.flags() == [("valuable_customer_stuck", "raised")], "the late call raised nothing either"
+    assert run.late == 2 and REGISTRY.get_sample_value("livesignals_late_events_total") == late_metric + 2
+
+
+def test_context_carried_to_a_late_contact_is_measured_from_the_contacts_own_time():
+    run = Run()
+    run.feed(
+        event("social", t=NOON, topic="payment", outcome="unresolved"),
+        event("web_event", t=NOON + 40 * MIN, action="page_view"),
+        event("call", t=NOON + 12 * MIN, direction="inbound"),  # 28 min late, within the grace
+    )
+    (flag,) = [d for d in run.out.docs(run.engine.settings.flags_topic) if d["flag"] == "context_carried"]
+    assert flag["reason"].startswith("social 12 min ago about payment"), flag["reason"]
 
 
 def test_a_late_failed_delivery_raises_no_flag_and_sends_no_trigger():
