@@ -49,7 +49,8 @@ def test_topics_create_gives_the_repartition_topic_the_input_topics_partition_co
     from app.topics import ensure_topics
 
     s = kafka_settings.replace(
-        input_topics=(kafka_settings.input_topics[0] + "-six",), repartition_topic=kafka_settings.repartition_topic + "6"
+        input_topics=(kafka_settings.input_topics[0] + "-six",),
+        repartition_topic=kafka_settings.repartition_topic + "6",
     )
     admin = AdminClient(s.kafka_client_config())
     admin.create_topics([NewTopic(s.input_topics[0], 6, 1)])[s.input_topics[0]].result()
