@@ -20,8 +20,8 @@ counted in ``livesignals_triggers_suppressed_total{action,reason}``):
 4. ``channel_daily_cap`` / ``daily_cap`` / ``weekly_cap`` -- too many triggers
    already sent on that channel today, or in all today or this week.
 
-A trigger that passes is recorded in the customer's history at the moment of
-sending (for the caps).
+A trigger that passes is recorded in the customer's history (for the caps; by
+the engine at its decision moment, see :meth:`ContactPolicy.admit`).
 """
 
 from __future__ import annotations
@@ -53,17 +53,23 @@ class ContactPolicy:
     """Oldest decision moment a trigger may be sent for (None: no limit but its expiry)."""
 
     def admit(self, state: CustomerState, trigger: Trigger, now_ms: int) -> str | None:
-        """Every check, staleness first: ``None`` if the trigger may be sent at ``now_ms``, else the reason."""
-        return self.stale(trigger, now_ms) or self.check(state, trigger, now_ms)
+        """Every check, staleness first: ``None`` if the trigger may be sent at ``now_ms``, else the reason.
+
+        A trigger let through is recorded at its decision moment, not at ``now_ms``: the
+        customer's state stays a function of the input (a replay rebuilds it byte for byte),
+        and since nothing older than ``max_age_ms`` is sent, the caps' count is off by at
+        most that much at the edge of their window.
+        """
+        return self.stale(trigger, now_ms) or self.check(state, trigger, now_ms, trigger.created_at_ms)
 
     def stale(self, trigger: Trigger, now_ms: int) -> str | None:
         """``"stale"`` when the moment has passed: decision older than ``max_age_ms``, or expired."""
         too_old = self.max_age_ms is not None and now_ms - trigger.created_at_ms > self.max_age_ms
         return "stale" if too_old or trigger.expires_at_ms <= now_ms else None
 
-    def check(self, state: CustomerState, trigger: Trigger, now_ms: int) -> str | None:
+    def check(self, state: CustomerState, trigger: Trigger, now_ms: int, record_at: int | None = None) -> str | None:
         """Consent, ignored offers, quiet hours and caps (1-4 above): ``None`` if the trigger
-        may go out at ``now_ms`` (and it is then recorded), else the reason."""
+        may go out at ``now_ms`` (and it is then recorded, at ``record_at`` if given), else the reason."""
         purpose = trigger.purpose
         if state.consent.get(purpose) is False:
             return f"no_{purpose}_consent"
@@ -80,7 +86,8 @@ class ContactPolicy:
             return "daily_cap"
         if sum(1 for s in sent if now_ms - s[0] < 7 * DAY_MS) >= self.weekly_cap:
             return "weekly_cap"
-        sent = [*sent, [now_ms, trigger.channel, trigger.action]][-MAX_SENT_KEPT:]
+        at = now_ms if record_at is None else record_at
+        sent = [*sent, [at, trigger.channel, trigger.action]][-MAX_SENT_KEPT:]
         state.history["sent"] = sent
         return None
 

@@ -152,11 +152,23 @@ def test_quiet_hours_are_the_customers_at_send_time_not_at_the_events_time():
     night = Run(wall_ms=T0 + DAY + 3 * HOUR, trigger_max_age_s=3 * 86_400)
     night.feed(event("delivery", t=NOON, order_id="o1", status="failed"))
     assert night.triggers() == [] and night.decisions()[0]["outcome"] == "quiet_hours"
-    # Happened at 03:00, sent at noon: goes out, and the caps count it at the moment it was sent.
+    # Happened at 03:00, sent at noon: goes out.
     day = Run(wall_ms=NOON, trigger_max_age_s=3 * 86_400)
     day.feed(event("delivery", t=T0 + 3 * HOUR, order_id="o1", status="failed"))
     assert [t["action"] for t in day.triggers()] == ["proactive_notification"]
-    assert [s[0] for s in day.state().history["sent"]] == [NOON]
+
+
+def test_caps_count_the_sends_of_the_last_day_by_the_wall_clock():
+    def second_send(lag_ms: int) -> str:
+        run = Run(wall_ms=NOON, contact_daily_cap=1)
+        run.feed(event("chat", t=NOON, topic="technical", direction="inbound"))  # sent on time
+        assert [d["outcome"] for d in run.decisions()] == ["sent"]
+        run.clock.ms = NOON + 23 * HOUR + lag_ms
+        run.feed(event("delivery", t=NOON + 23 * HOUR, order_id="o1", status="failed"))
+        return run.decisions()[-1]["outcome"]
+
+    assert second_send(0) == "daily_cap", "23 h after the first send"
+    assert second_send(2 * HOUR) == "sent", "decided 23 h after, sent 25 h after the first: a new day"
 
 
 def test_a_trigger_decided_39_hours_ago_or_past_its_expiry_is_not_sent():
