@@ -31,9 +31,9 @@ def test_bad_inputs_are_dead_lettered_with_reason_and_origin(kafka_settings):
     topic = s.input_topics[0]
     values: list[tuple[bytes | None, bytes]] = []
     for i, bad in enumerate(BAD.values()):
-        values.append((b"c1", serde.dumps(event("chat", "c1", T0 + 2 * i))))
-        values.append((b"c1", bad))
-    values.append((b"c1", serde.dumps(event("chat", "c1", T0 + 99))))
+        values.append((b"customer_id:c1", serde.dumps(event("chat", "c1", T0 + 2 * i))))
+        values.append((b"customer_id:c1", bad))
+    values.append((b"customer_id:c1", serde.dumps(event("chat", "c1", T0 + 99))))
     produce(s.kafka_bootstrap, topic, values)
 
     engine = start_engine(s)
