@@ -69,7 +69,7 @@ class Outcome:
     """``accepted``, ``rejected``, ``ignored``, ``expired`` or ``not_relevant``."""
     at_ms: int
     event_id: str | None
-    outcome_id: str = ""
+    outcome_id: str
 
     def to_json(self) -> dict[str, Any]:
         """The decision-log record, joined to its decision by ``decision_id``."""
