@@ -20,7 +20,8 @@ Labels for the ``offers`` model (counted in ``livesignals_model_labels_total``):
 * responses are matched by the time they *happened*: a response whose event
   time is at or before the offer's expiry is the customer's answer, whatever
   arrived in between; one after the expiry makes the offer ``expired`` and is
-  itself ``unmatched``;
+  then taken as if no offer were pending (below: ``unmatched`` when it names
+  the decision);
 * an offer whose expiry passes without a response is learned as ignored
   (``expired``) once the customer's newest event time is past its expiry by
   more than the late-event grace (``late_event_grace_s``): until then, a late

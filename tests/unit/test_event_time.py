@@ -221,9 +221,12 @@ def test_an_acceptance_before_expiry_arriving_after_a_later_event_is_an_acceptan
 
 def test_an_answer_after_the_expiry_finds_an_expired_offer_and_is_unmatched():
     run, trigger = notified()
+    unmatched = REGISTRY.get_sample_value("livesignals_model_labels_total", {"model": "offers", "outcome": "unmatched"})
     run.feed(answer(trigger, NOON + 25 * HOUR + 30 * MIN))
     assert [o["response"] for o in run.outcomes()] == ["expired", "accepted"]
     assert offers_labels(run) == [0, 1], "learned once, as expired"
+    labels = {"model": "offers", "outcome": "unmatched"}
+    assert REGISTRY.get_sample_value("livesignals_model_labels_total", labels) == (unmatched or 0) + 1
 
 
 def test_an_offer_expired_beyond_the_grace_is_learned_expired_and_a_later_answer_is_unmatched():
