@@ -19,8 +19,8 @@ session, a producer with another partitioner) is not applied there: it is
   (:class:`RoutedEvent`): its output ids and the replay check use the original
   topic, partition and offset, so a reroute re-published by a replayed batch
   is skipped like any replay, and never applied twice. Its KPIs and model
-  updates go to its input topic's share at the owner partition, which the
-  same worker writes.
+  updates go to the aggregates of the repartition topic's partition it was
+  read from (:func:`read_position`), committed with that partition's offsets.
 
 Events on the repartition topic are at the right partition by construction.
 Routing needs every input topic and the repartition topic to have the same

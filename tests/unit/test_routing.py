@@ -179,6 +179,6 @@ def test_a_customer_keyed_by_session_on_every_partition_is_applied_once_by_its_o
     state = store.states["customer_id:c1"]
     assert state.events == 200 and list(store.states) == ["customer_id:c1"]
     assert state.history["by_type"] == Counter(d["type"] for d in docs)
-    assert set(store.partitions) == {("in", owner)}, "counted in the owner's share of the input topic, none for rep"
+    assert set(store.partitions) == {("in", owner), ("rep", owner)}, "counted where read, by the owner's worker"
     rerouted = [r for r in loop.records if r.topic == "rep"]
     assert {r.partition for r in rerouted} == {owner} and {r.key for r in rerouted} == {b"customer_id:c1"}
