@@ -316,8 +316,9 @@ class Engine:
         return online.score_text(part.models, state, event, text, report.scoring) if text else None
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
-        read = read_position(event)  # a rerouted event counts where it is read: the aggregates that
-        pos = (read.topic, read.partition)  # carry the repartition topic's offsets (a retry never counts twice)
+        # A rerouted event counts where it is read: with the offsets of the repartition partition.
+        read = read_position(event)
+        pos = (read.topic, read.partition)
         part = self._partitions.get(pos)
         if part is None:
             part = self._partitions[pos] = self.store.load_partition(*pos)
