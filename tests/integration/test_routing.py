@@ -21,6 +21,7 @@ from livesignals.partitioner import PRODUCER_CONFIG, owner_partition
 from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
+from state.store import ProfileStore
 from tests.helpers import consume_all, event, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -58,12 +59,12 @@ def test_topics_create_gives_the_repartition_topic_the_input_topics_partition_co
     assert len(admin.list_topics(timeout=10).topics[s.repartition_topic].partitions) == 6
 
 
-def wait_for_offsets(settings, expected: dict[str, int], proc, timeout_s: float = 180.0) -> None:
+def wait_for_offsets(settings, expected: dict[str, int], proc, timeout_s: float = 360.0) -> None:
     """Until the engine has committed ``expected`` messages per topic (input and repartition)."""
-    r, keys = connect(settings), Keys(settings.key_prefix)
+    store = ProfileStore(connect(settings), Keys(settings.key_prefix))
     deadline = time.monotonic() + timeout_s
     while True:
-        done = {t: sum(int(v) for v in r.hgetall(keys.offsets(t)).values()) for t in expected}
+        done = {t: sum(store.resume_offsets(t).values()) for t in expected}
         if done == expected:
             return
         if proc.poll() is not None:
