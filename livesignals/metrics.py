@@ -114,3 +114,17 @@ LATE_EVENTS = Counter(
     "Events older than the customer's newest event time by more than late_event_grace_s: "
     "applied, but no flag and no trigger.",
 )
+
+
+# models (issue 11): the shared learner and its checkpoints
+MODEL_LESSONS = Counter(
+    "livesignals_model_lessons_total",
+    "Lessons of the shared learner: published to the log, learned, or skipped (already learned).",
+    ["outcome"],
+)
+MODEL_CHECKPOINT_BYTES = Gauge("livesignals_model_checkpoint_bytes", "Size of the last model checkpoint written.")
+MODEL_CHECKPOINT_SECONDS = Histogram(
+    "livesignals_model_checkpoint_seconds",
+    "Time to pickle and write one model checkpoint.",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

@@ -188,6 +188,14 @@ class Settings:
     model_control_poll_s: float = 10.0
     """How often workers look for promotions (``livesignals models promote``)."""
 
+    # --- Shared models: churn labels and checkpoints (issue 11) ----------------
+    churn_snapshots_per_horizon: int = 6
+    """Churn feature snapshots per customer per horizon (the cadence; bounds pending snapshots)."""
+    models_checkpoint_every: int = 20_000
+    """Write the shared models' checkpoint after this many lessons learned ..."""
+    models_checkpoint_every_s: float = 300.0
+    """... or after this many seconds with lessons learned, whichever comes first."""
+
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464
     """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""

@@ -28,13 +28,20 @@ from models.validation import BinaryValidation
 class ChurnModel:
     """Online logistic regression on scaled profile features.
 
-    Parameters kept as attributes: ``learning_rate``, ``l2``, ``seed``.
+    Parameters kept as attributes: ``learning_rate``, ``l2``, ``seed``,
+    ``max_features`` -- the model learns at most this many feature names (the
+    first it is taught; later new names are ignored), so its size is bounded
+    whatever behaviours the events name.
     """
 
-    def __init__(self, learning_rate: float = 0.01, l2: float = 0.0001, seed: int = 42) -> None:
+    def __init__(
+        self, learning_rate: float = 0.01, l2: float = 0.0001, seed: int = 42, max_features: int = 64
+    ) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.seed = seed
+        self.max_features = max_features
+        self.known: dict[str, None] = {}
         self.scaler = preprocessing.StandardScaler()
         self.regression = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=l2)
         self.pipeline = compose.Pipeline(self.scaler, self.regression)
@@ -42,11 +49,11 @@ class ChurnModel:
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
         """Probability that the customer cancels within the horizon."""
-        return float(self.pipeline.predict_proba_one(x).get(True, 0.0))
+        return float(self.pipeline.predict_proba_one(self._known(x)).get(True, 0.0))
 
     def explain_one(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features pushing the risk up most: (name, contribution to the log-odds)."""
-        scaled = self.scaler.transform_one(x)
+        scaled = self.scaler.transform_one(self._known(x))
         weights = self.regression.weights
         contributions = [(name, round(weights.get(name, 0.0) * value, 4)) for name, value in scaled.items()]
         return sorted((c for c in contributions if c[1] > 0), key=lambda c: -c[1])[:top]
@@ -54,7 +61,14 @@ class ChurnModel:
     def learn_one(self, x: dict[str, float], y: bool, predicted: float | None = None) -> None:
         """Learn one delayed label; ``predicted`` is what was said at scoring time."""
         self.validation.update(y, self.predict_proba_one(x) if predicted is None else predicted)
-        self.pipeline.learn_one(x, y)
+        for name in x:
+            if name not in self.known and len(self.known) < self.max_features:
+                self.known[name] = None
+        self.pipeline.learn_one(self._known(x), y)
+
+    def _known(self, x: dict[str, float]) -> dict[str, float]:
+        """``x`` without the feature names beyond :attr:`max_features`."""
+        return x if len(self.known) < self.max_features else {k: v for k, v in x.items() if k in self.known}
 
     def summary(self) -> dict[str, Any]:
         """Labels learned and rolling validation figures."""

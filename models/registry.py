@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from livesignals import serde
 from models.churn import ChurnModel
@@ -64,6 +64,26 @@ class Slot:
         return cls(kind, dict(params), KINDS[kind](**params))
 
 
+class Models(Protocol):
+    """What scoring code needs from a model set: the champions, every role, and a way to teach.
+
+    :class:`ModelSet` learns at once; the engine's shared learner hands scoring a
+    view whose :meth:`teach` only records the lesson, learned later in the order
+    every worker sees (:mod:`operators.scoring.learner`).
+    """
+
+    champions: dict[str, Slot]
+
+    def model(self, kind: str) -> Any:
+        """The champion of ``kind``."""
+
+    def all(self, kind: str) -> list[tuple[str, Slot]]:
+        """``[("champion", slot), ("challenger", slot)?]`` for ``kind``."""
+
+    def teach(self, kind: str, args: list[Any], said: dict[str, float | None] | None = None) -> None:
+        """Teach every model of ``kind`` one example (see :meth:`ModelSet.teach`)."""
+
+
 @dataclass
 class ModelSet:
     """Champions and challengers of every model kind (see the module docstring)."""
@@ -97,6 +117,21 @@ class ModelSet:
         if kind in self.challengers:
             roles.append(("challenger", self.challengers[kind]))
         return roles
+
+    def teach(self, kind: str, args: list[Any], said: dict[str, float | None] | None = None) -> None:
+        """Every model of ``kind`` learns ``learn_one(*args)``; with ``said``, each role also gets
+        what it predicted at scoring time (``said.get(role)``, progressive validation).
+
+        >>> m = ModelSet.from_config()
+        >>> m.teach("sentiment", ["great service", "positive"])
+        >>> m.model("sentiment").labels
+        1
+        """
+        for role, slot in self.all(kind):
+            if said is None:
+                slot.model.learn_one(*args)
+            else:
+                slot.model.learn_one(*args, said.get(role))
 
     def promote(self, kind: str, promotion_id: str) -> bool:
         """Swap champion and challenger of ``kind``, once per ``promotion_id``."""

@@ -53,8 +53,12 @@ from operators.rules.rulebook import RulebookSource
 from operators.rules.signals import Flag, Trigger
 from operators.scoring import online
 from operators.scoring.features import churn_features
+from operators.scoring.learner import ModelLog, ModelView, SharedLearner
 
 log = logging.getLogger(__name__)
+
+SWEEP_SEQ = 1_000_000
+"""Lessons of the silent-customer sweep number from here (after any event's own lessons)."""
 
 TextScorer = Callable[[str, str | None], float]
 """``(text, language hint) -> sentiment in [-1, 1]``: replaces the sentiment model (tests)."""
@@ -80,6 +84,9 @@ class Publisher(Protocol):
 
 class Store(Protocol):
     """What the engine needs from the state layer (see :class:`state.store.ProfileStore`)."""
+
+    models_log: ModelLog
+    """The shared lesson log and model checkpoint (:mod:`operators.scoring.learner`)."""
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers."""
@@ -127,9 +134,13 @@ class Engine:
         self.late_grace_ms = settings.late_event_grace_s * 1000
         self.scoring = online.ScoringConfig(
             churn_horizon_ms=int(settings.churn_horizon_days * 86_400_000),
-            snapshot_every_ms=int(settings.churn_horizon_days * 86_400_000 / 10),
+            snapshot_every_ms=int(settings.churn_horizon_days * 86_400_000 / settings.churn_snapshots_per_horizon),
         )
         self.models_enabled = settings.models_enabled
+        self.learner = SharedLearner(
+            store.models_log, settings.models, settings.models_checkpoint_every, settings.models_checkpoint_every_s
+        )
+        self._view: ModelView = self.learner.view()
         self._control_checked = 0.0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
         self._rules_now = self.rulebook.current()
@@ -145,12 +156,20 @@ class Engine:
         started = time.perf_counter()
         report = BatchReport(messages=len(messages))
         events = self._route(self._decode(messages, report), messages, report)
+        if self.models_enabled:
+            self.learner.catch_up()  # the lessons other workers published since our last batch
+            self._view = self.learner.view()
         self._apply_promotions()
         self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
-        export_model_metrics(partitions)
+        if self.models_enabled:
+            touched += self._sweep_silent(partitions, report, {s.customer_key: s for s in touched}, messages)
         self.publisher.publish(self._out_records(report))
+        if self.models_enabled:
+            self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped
         self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
+        if self.models_enabled:
+            export_model_metrics(self.learner.models, self.learner.catch_up() > 0)
         report.export(messages, {a.name for a in self._rules_now.actions})
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return report
@@ -195,9 +214,11 @@ class Engine:
             if state.already_applied(event):
                 report.replay_skipped += 1
                 continue
+            self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
             try:
                 self._apply_one(event, state, partitions, report)
             except Exception as exc:  # never let one event stop the flow: dead-letter it
+                self._view.discard_current()
                 log.exception("event %s could not be applied", event.event_id)
                 report.dead_letters.append(_unprocessable(event, messages, exc))
                 continue
@@ -228,11 +249,12 @@ class Engine:
             if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
                 report.kpi[name + "_n"] += 1
         apply_event(state, event, score)
+        part.watermark_ms = max(part.watermark_ms, event.event_time_ms)
         if self.models_enabled:
-            online.score_churn(part.models, state, event, self.scoring, report.scoring)
-            online.score_fraud(part.models, state, event, report.scoring)
-            part.models_dirty |= report.scoring.learned
-            report.scoring.learned = False
+            due = online.score_churn(self._view, state, event, self.scoring, report.scoring)
+            if due is not None:
+                part.index_due(due, state.customer_key)
+            online.score_fraud(self._view, state, event, report.scoring)
         if is_complaint(event, score):
             part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
@@ -245,7 +267,7 @@ class Engine:
             if not flag.cleared:
                 responses.note_flag(state, flag)
                 if self.models_enabled:
-                    flags[i] = replace(flag, relevance=responses.flag_relevance(part.models, state, flag.name,
+                    flags[i] = replace(flag, relevance=responses.flag_relevance(self._view, state, flag.name,
                                                                                 event.event_time_ms))  # fmt: skip
         report.flags.extend(flags)
         if self._rules_now.actions and (ctx["event"]["inbound"] or raised):
@@ -263,7 +285,7 @@ class Engine:
     ) -> None:
         """Choose the next-best action at this moment; send it if the contact policy allows."""
         now = event.event_time_ms
-        model = part.models.model("offers") if self.models_enabled else None
+        model = self._view.model("offers") if self.models_enabled else None
         decision, excluded = self.arbiter.decide(state, event, ctx, self._rules_now.actions, model,
                                                  lambda: churn_features(state, now))  # fmt: skip
         report.suppressed.extend(excluded)
@@ -291,10 +313,11 @@ class Engine:
         if not self.models_enabled or now - self._control_checked < self.settings.model_control_poll_s:
             return
         self._control_checked = now
+        promoted = False
         for kind, promotion_id in self.store.model_control().items():
-            for part in self._partitions.values():
-                if part.models.promote(kind, promotion_id):
-                    part.models_dirty = True
+            promoted |= self.learner.models.promote(kind, promotion_id)
+        if promoted:
+            self.learner.save_summary()
 
     def _score_before(
         self,
@@ -310,10 +333,40 @@ class Engine:
             return self.sentiment(text, event.payload.get("lang")) if text else None
         if not self.models_enabled:
             return None
-        online.learn_labels(part.models, state, event, report.scoring)
-        report.outcomes += responses.learn_responses(part.models, state, event, report.scoring, present,
+        online.learn_labels(self._view, state, event, report.scoring)
+        report.outcomes += responses.learn_responses(self._view, state, event, report.scoring, present,
                                                      self.late_grace_ms)  # fmt: skip
-        return online.score_text(part.models, state, event, text, report.scoring) if text else None
+        return online.score_text(self._view, state, event, text, report.scoring) if text else None
+
+    def _sweep_silent(
+        self,
+        partitions: dict[tuple[str, int], PartitionAggregates],
+        report: BatchReport,
+        touched: dict[str, CustomerState],
+        messages: list[RawMessage],
+    ) -> list[CustomerState]:
+        """Label the churn snapshots of customers gone silent: those indexed on due days the
+        partition's event time has passed (see :func:`operators.scoring.online.expire_churn`).
+
+        Their lessons carry the batch's last offset of the partition and sequence numbers from
+        :data:`SWEEP_SEQ`, after every lesson of the batch's events."""
+        swept: list[CustomerState] = []
+        next_offsets = _next_offsets(messages)
+        for (topic, partition), part in sorted(partitions.items()):
+            keys = part.take_due(part.watermark_ms)
+            if not keys:
+                continue
+            self._view.at(f"{topic}:{partition}", next_offsets.get((topic, partition), 1) - 1, SWEEP_SEQ)
+            missing = [k for k in keys if k not in touched]
+            loaded = self.store.load(missing) if missing else {}
+            for key in keys:
+                state = touched.get(key) or loaded[key]
+                due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
+                if due is not None:
+                    part.index_due(due, key)
+                if key not in touched:
+                    swept.append(state)
+        return swept
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
         # A rerouted event counts where it is read: with the offsets of the repartition partition.

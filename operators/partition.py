@@ -1,63 +1,86 @@
 """Aggregates shared by all customers, owned by one Kafka partition each.
 
-Contact-centre KPIs, voice-of-the-customer counts and the online models span
-customers, so no customer profile can hold them. The models are checkpointed
-here, in the same transaction as the batch that taught them, so a restart
-neither forgets what was learned nor learns a label twice. Each input partition keeps its own share,
+Contact-centre KPIs and voice-of-the-customer counts span customers, so no
+customer profile can hold them. Each input partition keeps its own share,
 written by the one worker that reads the partition, in the same transaction
 as that batch's profiles: replays never count twice. Readers sum the shares.
+
+The partition also indexes its customers' pending churn snapshots by the day
+they fall due (``churn_due``), so the engine can label a silent customer's
+snapshots negative once the partition's event time has passed the horizon
+(:func:`operators.scoring.online.expire_churn`). The index is a ring of
+:data:`DUE_RING_DAYS` hash fields, one per due day, each rewritten only when it
+changes; it holds at most one entry per customer with pending snapshots, plus
+entries made stale by a later event (skipped at the sweep).
+
+The models are not here: every partition shares one learner
+(:mod:`operators.scoring.learner`), checkpointed on its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from livesignals import serde
-from models.registry import ModelSet
 from operators.profile360 import kpis, voc
 from operators.profile360.windows import Windows
+
+DAY_MS = 86_400_000
+DUE_RING_DAYS = 400
+"""Due days indexed at once (field ``churn_due:<day mod ring>``): the churn horizon must be shorter."""
 
 
 @dataclass
 class PartitionAggregates:
-    """KPI and complaint buckets of one input partition."""
+    """KPI and complaint buckets of one input partition, and its churn due index."""
 
     kpi: Windows = field(default_factory=kpis.new_windows)
     voc: Windows = field(default_factory=voc.new_windows)
-    models: ModelSet = field(default_factory=ModelSet.from_config)
-    models_dirty: bool = False
-    """Set when the models learned in this batch: only then is the checkpoint rewritten."""
+    churn_due: dict[int, set[str]] = field(default_factory=dict)
+    """Due day -> customers with a pending churn snapshot falling due that day."""
+    watermark_ms: int = 0
+    """The newest event time this partition has applied."""
+    _dirty_days: set[int] = field(default_factory=set, repr=False, compare=False)
+
+    def index_due(self, due_ms: int, customer_key: str) -> None:
+        """Remember that ``customer_key`` has a snapshot falling due at ``due_ms``."""
+        day = due_ms // DAY_MS
+        self.churn_due.setdefault(day, set()).add(customer_key)
+        self._dirty_days.add(day)
+
+    def take_due(self, now_ms: int) -> list[str]:
+        """The customers indexed on days that have fully passed by ``now_ms`` (removed from the index)."""
+        out: set[str] = set()
+        for day in sorted(d for d in self.churn_due if (d + 1) * DAY_MS <= now_ms):
+            out |= self.churn_due.pop(day)
+            self._dirty_days.add(day)
+        return sorted(out)
 
     def to_fields(self) -> dict[str, bytes]:
-        """Redis hash fields (the model checkpoint only when it changed)."""
-        out = {"kpi": serde.dumps(self.kpi.to_json()), "voc": serde.dumps(self.voc.to_json())}
-        if self.models_dirty:
-            out["models"] = self.models.to_bytes()
-            out["models_summary"] = serde.dumps(self.models.summary())
-            self.models_dirty = False
+        """Redis hash fields (due-index days only when they changed)."""
+        out = {
+            "kpi": serde.dumps(self.kpi.to_json()),
+            "voc": serde.dumps(self.voc.to_json()),
+            "watermark": str(self.watermark_ms).encode(),
+        }
+        for day in self._dirty_days:
+            keys = sorted(self.churn_due.get(day, ()))
+            out[f"churn_due:{day % DUE_RING_DAYS}"] = serde.dumps({"day": day, "keys": keys})
+        self._dirty_days.clear()
         return out
 
     @classmethod
-    def from_fields(
-        cls, fields: dict[bytes, bytes], models_config: dict[str, Any] | None = None
-    ) -> PartitionAggregates:
-        """Rebuild from a Redis hash (new aggregates and configured models when absent).
-
-        A checkpoint's champions are kept (promotion is by command); a challenger
-        whose configuration changed in the settings is replaced by a fresh one.
-        """
-        configured = ModelSet.from_config(models_config)
-        models = ModelSet.from_bytes(fields[b"models"]) if b"models" in fields else configured
-        for kind, slot in configured.champions.items():
-            models.champions.setdefault(kind, slot)  # a kind added since the checkpoint starts fresh
-        for kind, slot in configured.challengers.items():
-            current = models.challengers.get(kind)
-            if current is None or current.version != slot.version:
-                models.challengers[kind] = slot
+    def from_fields(cls, fields: dict[bytes, bytes]) -> PartitionAggregates:
+        """Rebuild from a Redis hash (new aggregates when absent)."""
+        due: dict[int, set[str]] = {}
+        for name, value in fields.items():
+            if name.startswith(b"churn_due:"):
+                doc = serde.loads(value)
+                if doc["keys"]:
+                    due[doc["day"]] = set(doc["keys"])
         return cls(
             kpis.new_windows(serde.loads(fields[b"kpi"]) if b"kpi" in fields else None),
             voc.new_windows(serde.loads(fields[b"voc"]) if b"voc" in fields else None),
-            models,
-            models_dirty=b"models" not in fields,
+            due,
+            int(fields.get(b"watermark", b"0")),
         )

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import DeadLetter
+from models.registry import ModelSet
 from operators.decisions import responses
 from operators.decisions.actions import Decision
-from operators.partition import PartitionAggregates
 from operators.profile360 import kpis
 from operators.routing import Reroute
 from operators.rules.signals import Flag, Trigger
@@ -84,13 +84,12 @@ class BatchReport:
             metrics.MODEL_LABELS.labels(model, outcome).inc(n)
 
 
-def export_model_metrics(partitions: dict[tuple[str, int], PartitionAggregates]) -> None:
-    """Live validation figures of the models that learned in this batch, per partition."""
-    for (topic, partition), part in partitions.items():
-        if not part.models_dirty:
-            continue
-        for row in part.models.summary():
-            for metric in ("labels", "roc_auc", "log_loss", "accuracy", "macro_f1"):
-                value = row.get(metric)
-                if value is not None:
-                    metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, f"{topic}:{partition}").set(value)
+def export_model_metrics(models: ModelSet, learned: bool) -> None:
+    """Live validation figures of the shared models (partition label ``all``), when they learned."""
+    if not learned:
+        return
+    for row in models.summary():
+        for metric in ("labels", "roc_auc", "log_loss", "accuracy", "macro_f1"):
+            value = row.get(metric)
+            if value is not None:
+                metrics.MODEL_METRIC.labels(row["kind"], row["role"], metric, "all").set(value)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from operators.partition import PartitionAggregates
+from operators.scoring.learner import MemoryModelLog
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 
@@ -24,6 +25,7 @@ class InMemoryStore:
         self.partitions: dict[tuple[str, int], PartitionAggregates] = {}
         self.flags: list[Flag] = []
         self.offsets: dict[tuple[str, int], int] = {}
+        self.models_log = MemoryModelLog()
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers (new ones are created)."""
@@ -36,10 +38,10 @@ class InMemoryStore:
         return out
 
     def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
-        """A partition's aggregates and models (configured ones when new)."""
+        """A partition's aggregates (new ones when unknown)."""
         part = self.partitions.get((topic, partition))
         if part is None:
-            part = self.partitions[(topic, partition)] = PartitionAggregates.from_fields({}, self.models_config)
+            part = self.partitions[(topic, partition)] = PartitionAggregates.from_fields({})
         return part
 
     def commit(

@@ -17,6 +17,7 @@ from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
+from state.models_store import RedisModelLog
 
 TIMELINE_SHOWN = 50
 
@@ -102,23 +103,18 @@ def _partition_aggregates(client: Any, keys: Keys) -> PartitionAggregates:
     names = list(client.scan_iter(keys.partition_pattern(), count=1000))
     pipe = client.pipeline(transaction=False)
     for name in names:
-        pipe.hgetall(name)
-    for row in pipe.execute():
-        part = PartitionAggregates.from_fields(row)
+        pipe.hmget(name, "kpi", "voc")  # only what KPIs need: no model, no due index
+    for kpi, voc_row in pipe.execute():
+        part = PartitionAggregates.from_fields({k: v for k, v in ((b"kpi", kpi), (b"voc", voc_row)) if v})
         total.kpi.merge(part.kpi)
         total.voc.merge(part.voc)
     return total
 
 
 def read_models(client: Any, keys: Keys) -> list[dict[str, Any]]:
-    """Every model's version and validation figures, one row per input partition, model and role."""
-    rows = []
-    for name in sorted(client.scan_iter(keys.partition_pattern(), count=1000)):
-        summary = client.hget(name, "models_summary")
-        if summary:
-            partition = name.decode().rsplit(":", 2)[-2:]
-            rows += [{"config": ":".join(partition), **row} for row in serde.loads(summary)]
-    return rows
+    """Every model's version and validation figures, one row per model and role (the models are
+    shared by every partition: :mod:`operators.scoring.learner`). Reads a JSON summary, no pickle."""
+    return [{"config": "shared", **row} for row in RedisModelLog(client, keys.prefix).summary()]
 
 
 def read_kpis(client: Any, keys: Keys, now_ms: int | None = None) -> dict[str, Any]:

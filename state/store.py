@@ -32,6 +32,7 @@ from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state.keys import Keys
+from state.models_store import RedisModelLog
 
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants.
 _CLAIM = """
@@ -71,6 +72,7 @@ class ProfileStore:
         self.models_config = models_config
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
         self._claim = client.register_script(_CLAIM)
+        self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers: cached ones from memory, the rest in one round trip."""
@@ -100,7 +102,7 @@ class ProfileStore:
         """One input partition's shared aggregates (KPIs, voice of the customer)."""
         row = self.client.hgetall(self.keys.partition(topic, partition))
         metrics.REDIS_ROUNDTRIPS.labels("load").inc()
-        return PartitionAggregates.from_fields(row, self.models_config)
+        return PartitionAggregates.from_fields(row)
 
     def commit(
         self,

@@ -44,7 +44,7 @@ from typing import Any
 
 from livesignals import serde
 from livesignals.contract import Event
-from models.registry import ModelSet
+from models.registry import Models
 from operators.decisions.actions import Decision
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
@@ -107,7 +107,7 @@ def note_flag(state: CustomerState, flag: Flag) -> None:
 
 
 def learn_responses(
-    models: ModelSet,
+    models: Models,
     state: CustomerState,
     event: Event,
     report: ScoringReport,
@@ -137,14 +137,13 @@ def learn_responses(
             report.labels[("flag_relevance", "unmatched")] += 1
         else:
             x = churn_features(state, now)
-            for _, slot in models.all("flag_relevance"):
-                slot.model.learn_one(name, x, p["label"] == "relevant")
+            models.teach("flag_relevance", [name, x, p["label"] == "relevant"])
             report.labels[("flag_relevance", p["label"])] += 1
             report.learned = True
     return outcomes
 
 
-def flag_relevance(models: ModelSet, state: CustomerState, flag_name: str, now_ms: int) -> float | None:
+def flag_relevance(models: Models, state: CustomerState, flag_name: str, now_ms: int) -> float | None:
     """The chance agents find this flag relevant for this customer (None before any verdict on it)."""
     model = models.model("flag_relevance")
     if model.rate(flag_name) is None:
@@ -152,7 +151,7 @@ def flag_relevance(models: ModelSet, state: CustomerState, flag_name: str, now_m
     return round(model.predict_one(flag_name, churn_features(state, now_ms)), 4)
 
 
-def _offer_response(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> list[Outcome]:
+def _offer_response(models: Models, state: CustomerState, event: Event, report: ScoringReport) -> list[Outcome]:
     p = event.payload
     response = p["response"]
     out: list[Outcome] = []
@@ -184,7 +183,7 @@ def _outcome_id(customer_key: str, decision_id: str | None, response: str, event
 
 
 def _learn_offer(
-    models: ModelSet, state: CustomerState, offer: dict[str, Any], response: str, event: Event | None,
+    models: Models, state: CustomerState, offer: dict[str, Any], response: str, event: Event | None,
     report: ScoringReport,
 ) -> Outcome:  # fmt: skip
     at = event.event_time_ms if event is not None else offer["exp"]
@@ -199,11 +198,10 @@ def _learn_offer(
 
 
 def _learn(
-    models: ModelSet, action: str, x: dict[str, float], response: str, said: float | None, report: ScoringReport
+    models: Models, action: str, x: dict[str, float], response: str, said: float | None, report: ScoringReport
 ) -> None:
     """Teach every ``offers`` model one response; ``said`` is the champion's propensity at decision time."""
-    for role, slot in models.all("offers"):
-        slot.model.learn_one(action, x, response == "accepted", said if role == "champion" else None)
+    models.teach("offers", [action, x, response == "accepted"], {"champion": said})
     report.labels[("offers", response)] += 1
     report.learned = True
 

@@ -1,6 +1,6 @@
 """Scoring and delayed learning for one event: sentiment, churn risk, fraud risk.
 
-Runs inside the batch engine with the models of the event's partition
+Runs inside the batch engine with the models every partition shares
 (:class:`models.registry.ModelSet`). What it remembers for delayed labels lives
 in the customer's own state (same partition as the labels, so restart-safe):
 
@@ -8,9 +8,16 @@ in the customer's own state (same partition as the labels, so restart-safe):
   labelled them and the score they got), so a
   survey that rates an interaction (``rates_event_id``) or an agent's
   correction (``agent_feedback``) can teach the sentiment model;
-* ``predictions.churn_pending`` -- feature snapshots taken at scoring time
-  (values in :data:`~operators.scoring.features.CHURN_FEATURES` order, 4 significant
-  digits), with what each model predicted then.
+* ``predictions.churn_pending`` -- feature snapshots taken at scoring time, at
+  most one per ``snapshot_every_ms`` (sparse: zero features left out, 4
+  significant digits), with what each model predicted then;
+* ``predictions.churn_activity`` -- daily behaviour counts
+  (:mod:`operators.scoring.behaviour`).
+
+Learning goes through ``models.teach``: the engine hands in a view that records
+lessons for the shared learner (:mod:`operators.scoring.learner`), so every
+partition's labels reach the same model; tests may pass a plain
+:class:`~models.registry.ModelSet`, which learns at once.
 
 Delayed labels, as handled (each counted in
 ``livesignals_model_labels_total{model,outcome}``):
@@ -18,10 +25,13 @@ Delayed labels, as handled (each counted in
 * a label for an interaction still remembered is learned once per source
   (survey, agent); a second label from the same source is a ``duplicate``;
 * a label for an unknown, forgotten or not-yet-seen interaction is ``unmatched``;
-* churn: a cancellation turns every snapshot taken within the horizon before
-  it positive (older ones negative); a snapshot older than the horizon turns
-  negative at the customer's next event (customers who go silent without cancelling stay
-  unlabelled: they are neither).
+* churn: **every snapshot is learned exactly once.** A cancellation turns every
+  pending snapshot taken within the horizon before it positive (older ones
+  negative). A snapshot whose horizon has passed turns negative at the
+  customer's next event, or -- for a customer who goes silent -- at the sweep
+  of its due day (:func:`expire_churn`, run by the engine once the partition's
+  event time has passed that day). Memory is bounded by the cadence: at most
+  ``horizon / snapshot_every + 1`` pending snapshots per customer.
 """
 
 from __future__ import annotations
@@ -31,14 +41,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals.contract import Event
-from models.registry import ModelSet
+from models.registry import Models
 from models.sentiment import label_from_survey
 from operators.profile360.profile import CustomerState
+from operators.scoring import behaviour
 from operators.scoring.features import CHURN_FEATURES, churn_features, fraud_features
 
 MAX_RECENT_TEXTS = 3
 TEXT_CHARS = 200
-MAX_PENDING_SNAPSHOTS = 3
 MOOD_ALPHA = 0.3
 CHURN_WARM_LABELS = 200
 """Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``)."""
@@ -51,7 +61,12 @@ class ScoringConfig:
     """Horizon of churn labels and how often a customer's features are snapshotted."""
 
     churn_horizon_ms: int = 30 * 86_400_000
-    snapshot_every_ms: int = 3 * 86_400_000
+    snapshot_every_ms: int = 5 * 86_400_000
+
+    @property
+    def max_pending(self) -> int:
+        """Most pending churn snapshots a customer can hold (the cadence bounds them)."""
+        return self.churn_horizon_ms // max(1, self.snapshot_every_ms) + 2
 
 
 @dataclass(slots=True)
@@ -69,7 +84,7 @@ def text_of(event: Event) -> str | None:
     return text if isinstance(text, str) and text.strip() else None
 
 
-def score_text(models: ModelSet, state: CustomerState, event: Event, text: str, report: ScoringReport) -> float:
+def score_text(models: Models, state: CustomerState, event: Event, text: str, report: ScoringReport) -> float:
     """Score a text with the champion, remember it for delayed labels, update the mood."""
     score = models.model("sentiment").score(text)
     report.scored["sentiment"] += 1
@@ -85,7 +100,7 @@ def score_text(models: ModelSet, state: CustomerState, event: Event, text: str, 
     return score
 
 
-def learn_labels(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> None:
+def learn_labels(models: Models, state: CustomerState, event: Event, report: ScoringReport) -> None:
     """Learn the sentiment labels this event carries (survey answers, agent corrections)."""
     p = event.payload
     if event.type == "survey":
@@ -99,7 +114,7 @@ def learn_labels(models: ModelSet, state: CustomerState, event: Event, report: S
 
 
 def _learn_remembered(
-    models: ModelSet, state: CustomerState, event_id: str, label: str, source: str, report: ScoringReport
+    models: Models, state: CustomerState, event_id: str, label: str, source: str, report: ScoringReport
 ) -> None:
     for entry in state.predictions.get("recent_texts", []):
         if entry[0] == event_id:
@@ -112,33 +127,41 @@ def _learn_remembered(
     report.labels[("sentiment", "unmatched")] += 1
 
 
-def _learn_text(models: ModelSet, text: str, label: str, report: ScoringReport) -> None:
-    for _, slot in models.all("sentiment"):
-        slot.model.learn_one(text, label)
+def _learn_text(models: Models, text: str, label: str, report: ScoringReport) -> None:
+    models.teach("sentiment", [text, label])
     report.labels[("sentiment", "learned")] += 1
     report.learned = True
 
 
+def churn_inputs(state: CustomerState, now_ms: int) -> dict[str, float]:
+    """What the churn model sees: profile features and behaviour features (see the modules)."""
+    return {**churn_features(state, now_ms), **behaviour.features(state, now_ms)}
+
+
 def score_churn(
-    models: ModelSet, state: CustomerState, event: Event, cfg: ScoringConfig, report: ScoringReport
-) -> None:
-    """Learn the churn labels that are due, then score and maybe snapshot."""
+    models: Models, state: CustomerState, event: Event, cfg: ScoringConfig, report: ScoringReport
+) -> int | None:
+    """Count the behaviour, learn the churn labels that are due, then score and maybe snapshot.
+
+    Returns the time the customer's oldest pending snapshot falls due when this
+    event started a pending list (the engine indexes it for the silent-customer
+    sweep), else None.
+    """
     now = event.event_time_ms
+    behaviour.record(state, event)
     pending = state.predictions.get("churn_pending", [])
     if event.type == "cancellation":
         for snap in pending:
             _learn_churn(models, snap, now - snap["t"] <= cfg.churn_horizon_ms, report)
         state.predictions["churn_pending"] = []
         state.predictions["churn"] = {"p": 1.0, "t": now, "cancelled": True}
-        return
-    due = [s for s in pending if now - s["t"] > cfg.churn_horizon_ms]
-    for snap in due:
-        _learn_churn(models, snap, False, report)
-    pending = [s for s in pending if now - s["t"] <= cfg.churn_horizon_ms]
+        return None
+    was_empty = not pending
+    pending = _learn_due(models, pending, now, cfg, report)
     if event.type in ("web_event", "app_event") and event.payload.get("action") in BROWSING:
         state.predictions["churn_pending"] = pending
-        return  # browsing alone barely moves the risk: not scored, to keep the hot path cheap
-    x = churn_features(state, now)
+        return None  # browsing alone barely moves the risk: not scored, to keep the hot path cheap
+    x = churn_inputs(state, now)
     predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
     champion = models.champions["churn"]
     report.scored["churn"] += 1
@@ -147,20 +170,47 @@ def score_churn(
         "top": champion.model.explain_one(x), "warm": champion.model.validation.labels >= CHURN_WARM_LABELS,
     }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
-        pending.append({"t": now, "x": [float(f"{v:.4g}") for v in x.values()], "p": predicted})
-        del pending[:-MAX_PENDING_SNAPSHOTS]
+        pending.append({"t": now, "x": {k: float(f"{v:.4g}") for k, v in x.items() if v}, "p": predicted})
+        del pending[: -cfg.max_pending]  # only reached if the clock jumps back: the cadence bounds the list
     state.predictions["churn_pending"] = pending
+    return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending and was_empty else None
 
 
-def _learn_churn(models: ModelSet, snap: dict[str, Any], y: bool, report: ScoringReport) -> None:
-    x = dict(zip(CHURN_FEATURES, snap["x"], strict=True))
-    for role, slot in models.all("churn"):
-        slot.model.learn_one(x, y, snap["p"].get(role))
+def expire_churn(
+    models: Models, state: CustomerState, now_ms: int, cfg: ScoringConfig, report: ScoringReport
+) -> int | None:
+    """The silent-customer sweep: learn as negative the snapshots whose horizon passed by ``now_ms``.
+
+    Returns when the next pending snapshot falls due (to index again), or None.
+    """
+    pending = _learn_due(models, state.predictions.get("churn_pending", []), now_ms, cfg, report)
+    state.predictions["churn_pending"] = pending
+    return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending else None
+
+
+def _learn_due(
+    models: Models, pending: list[dict[str, Any]], now: int, cfg: ScoringConfig, report: ScoringReport
+) -> list[dict[str, Any]]:
+    """Learn the snapshots older than the horizon as negatives; the rest stay pending."""
+    keep = []
+    for snap in pending:
+        if now - snap["t"] > cfg.churn_horizon_ms:
+            _learn_churn(models, snap, False, report)
+        else:
+            keep.append(snap)
+    return keep
+
+
+def _learn_churn(models: Models, snap: dict[str, Any], y: bool, report: ScoringReport) -> None:
+    x = snap["x"]
+    if isinstance(x, list):  # a snapshot stored before behaviour features: values in CHURN_FEATURES order
+        x = dict(zip(CHURN_FEATURES, x, strict=True))
+    models.teach("churn", [x, y], snap["p"])
     report.labels[("churn", "positive" if y else "negative")] += 1
     report.learned = True
 
 
-def score_fraud(models: ModelSet, state: CustomerState, event: Event, report: ScoringReport) -> None:
+def score_fraud(models: Models, state: CustomerState, event: Event, report: ScoringReport) -> None:
     """Score orders, returns and account changes for anomaly, then learn them."""
     if event.type not in FRAUD_TYPES:
         return
@@ -169,8 +219,7 @@ def score_fraud(models: ModelSet, state: CustomerState, event: Event, report: Sc
     warm = model.seen >= 2 * model.window_size
     score = model.score_one(x) if warm else 0.0
     reason, z = model.reason(x)
-    for _, slot in models.all("fraud"):
-        slot.model.learn_one(x)
+    models.teach("fraud", [x])
     report.scored["fraud"] += 1
     report.learned = True
     state.predictions["fraud"] = {

@@ -15,8 +15,10 @@ import pytest
 
 from livesignals import serde
 from operators.profile360.profile import CustomerState
+from operators.scoring.learner import seed_checkpoint
 from state.connection import connect
 from state.keys import Keys
+from state.models_store import RedisModelLog
 from tests.flag_journeys import DAY, extra_evidence, journeys, trained_models
 from tests.helpers import consume_all, run_through_kafka
 
@@ -30,9 +32,7 @@ def outcome(kafka_settings_module):
     t0 = int(time.time() * 1000) - 12 * DAY
     scripted = journeys(t0)
     redis, keys = connect(s), Keys(s.key_prefix)
-    checkpoint = trained_models().to_bytes()
-    for partition in range(s.topic_partitions):
-        redis.hset(keys.partition(s.input_topics[0], partition), "models", checkpoint)
+    seed_checkpoint(RedisModelLog(redis, s.key_prefix), trained_models())
     steps = [e for raise_events, clear_events in scripted.values() for e in (*raise_events, *clear_events)]
     run_through_kafka(s, steps)
     records = [serde.loads(m.value()) for m in consume_all(s.kafka_bootstrap, s.flags_topic, 10_000, timeout_s=10)]

@@ -57,5 +57,5 @@ def test_a_restarted_engine_predicts_like_an_uninterrupted_one(settings):
     a, b = predictions(straight), predictions(restarted)
     assert a == b
     assert sum(1 for p in a.values() if p["churn"]) > 100 and sum(1 for p in a.values() if p["mood"]) > 50
-    summary = {(r["kind"], r["role"]): r for r in after._partitions[("in", 0)].models.summary()}
+    summary = {(r["kind"], r["role"]): r for r in after.learner.models.summary()}
     assert summary[("sentiment", "champion")]["labels"] > 0 and summary[("churn", "champion")]["labels"] > 0

@@ -129,7 +129,7 @@ def test_a_delivery_problem_sends_a_notification_whose_response_teaches_the_offe
     run([answer], engine)
     outcome = out.docs(engine.settings.decisions_topic)[-1]
     assert outcome == {**outcome, "kind": "outcome", "decision_id": trigger["trigger_id"], "response": "accepted"}
-    models = engine.store.partitions[("in", 0)].models
+    models = engine.learner.models
     assert models.model("offers").labels["proactive_notification"] == [1, 1]
     assert engine.store.states["customer_id:c1"].predictions["offers_pending"] == []
 
@@ -142,7 +142,7 @@ def test_an_offer_left_unanswered_past_its_expiry_is_learned_as_expired():
     ])  # fmt: skip
     outcomes = [d for d in out.docs(engine.settings.decisions_topic) if d["kind"] == "outcome"]
     assert [o["response"] for o in outcomes] == ["expired"]
-    assert engine.store.partitions[("in", 0)].models.model("offers").labels["proactive_notification"] == [0, 1]
+    assert engine.learner.models.model("offers").labels["proactive_notification"] == [0, 1]
 
 
 def test_an_agents_verdict_on_a_flag_teaches_flag_relevance_which_later_flags_carry():
@@ -234,4 +234,4 @@ def test_an_agents_not_relevant_on_a_trigger_is_a_negative_and_relevant_leaves_t
     run([event("agent_feedback", t=NOON + 3 * HOUR, label="not_relevant", **feedback)], engine)
     outcome = out.docs(engine.settings.decisions_topic)[-1]
     assert (outcome["kind"], outcome["response"]) == ("outcome", "not_relevant")
-    assert engine.store.partitions[("in", 0)].models.model("offers").labels["proactive_notification"] == [0, 1]
+    assert engine.learner.models.model("offers").labels["proactive_notification"] == [0, 1]

@@ -11,7 +11,7 @@ import pytest
 from livesignals import serde
 from livesignals.settings import Settings
 from operators.engine import Engine
-from operators.partition import PartitionAggregates
+from operators.scoring.learner import seed_checkpoint
 from state.memory import InMemoryStore
 from tests.flag_journeys import DAY, extra_evidence, journeys, trained_models
 from tests.helpers import T0, raw
@@ -30,7 +30,7 @@ class Publisher:
 def flag_records(flag: str) -> list[dict]:
     """The flag records of this flag's journey, each event in its own batch."""
     store = InMemoryStore()
-    store.partitions[("in", 0)] = PartitionAggregates.from_fields({b"models": trained_models().to_bytes()})
+    seed_checkpoint(store.models_log, trained_models())
     pub = Publisher()
     engine = Engine(Settings(metrics_port=0), store, pub, clock=lambda: (T0 + 30 * DAY) / 1000)
     raise_events, clear_events = JOURNEYS[flag]

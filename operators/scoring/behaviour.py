@@ -1,0 +1,130 @@
+"""Behaviour features for churn, in the terms a product team uses.
+
+Per customer, the scoring room keeps daily counts of what the customer did
+(``predictions.churn_activity``): every event, and per *behaviour* -- the
+``action`` of an app or web event (``post``, ``like``, ``login``, ...) or the
+type of any other event (``order``, ``call``, ...). From them:
+
+* ``<behaviour>_7d`` and ``<behaviour>_30d`` -- ``log1p`` of the count over the
+  last 7 and 30 days (log: one heavy user must not dominate a linear model);
+* ``events_30d`` (log1p), ``active_days_30d`` (days with any event, 0-30);
+* ``trend_7d`` -- last 7 days against the 7 before: ``(a - b) / (a + b + 1)``, -1..1;
+* ``days_since_active`` -- the gap before the current event (recency), capped at 365;
+* ``tenure_days`` -- since ``customer_since`` (profile attribute, epoch ms or
+  ``YYYY-MM-DD``) or else the first event seen, capped at 3650.
+
+Bounded: at most :data:`MAX_BEHAVIOURS` behaviour names per customer (the first
+seen; later new names are counted in ``events`` only) and :data:`KEEP_DAYS` days.
+The churn model caps the feature names it learns as well (``max_features``).
+
+>>> from operators.profile360.profile import CustomerState
+>>> from livesignals.contract import decode
+>>> from livesignals.errors import Origin
+>>> from livesignals import serde
+>>> s = CustomerState("customer_id:c1")
+>>> for day, action in [(0, "post"), (1, "like"), (9, "post")]:
+...     doc = {"schema_version": 1, "event_id": f"e{day}", "type": "app_event", "channel": "app",
+...            "customer": {"customer_id": "c1"}, "event_time": 1_767_225_600_000 + day * DAY_MS,
+...            "payload": {"action": action}}
+...     record(s, decode(serde.dumps(doc), Origin("in", 0, day), now_ms=4_000_000_000_000))
+>>> f = features(s, 1_767_225_600_000 + 9 * DAY_MS)
+>>> f["post_30d"] == math.log1p(2), f["post_7d"] == math.log1p(1), f["days_since_active"], f["trend_7d"]
+(True, True, 8.0, -0.25)
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+from livesignals.contract import Event
+from operators.profile360.profile import CustomerState
+
+DAY_MS = 86_400_000
+MAX_BEHAVIOURS = 12
+"""Behaviour names counted per customer (the first seen)."""
+KEEP_DAYS = 30
+MAX_NAME = 32
+
+
+def behaviour_of(event: Event) -> str:
+    """The behaviour an event counts as: an app/web ``action``, else the event type (lower case, short)."""
+    if event.type in ("app_event", "web_event"):
+        action = event.payload.get("action")
+        if isinstance(action, str) and action:
+            return "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
+    return event.type
+
+
+def record(state: CustomerState, event: Event) -> None:
+    """Count the event in the customer's daily behaviour buckets (older than :data:`KEEP_DAYS` dropped)."""
+    t = event.event_time_ms
+    act: dict[str, Any] = state.predictions.get("churn_activity") or {"first": t, "last": t, "prev": None,
+                                                                       "names": [], "days": {}}  # fmt: skip
+    state.predictions["churn_activity"] = act
+    act["first"] = min(act["first"], t)
+    if t >= act["last"]:
+        act["prev"], act["last"] = act["last"] if t > act["last"] else act["prev"], t
+    name = behaviour_of(event)
+    names: list[str] = act["names"]
+    if name not in names and len(names) < MAX_BEHAVIOURS:
+        names.append(name)
+    day = t // DAY_MS
+    newest = act["last"] // DAY_MS
+    if day <= newest - KEEP_DAYS:
+        return  # too late to count in any window
+    days: dict[str, list[int]] = act["days"]
+    counts = days.setdefault(str(day), [0])
+    counts[0] += 1
+    if name in names:
+        slot = names.index(name) + 1
+        counts.extend([0] * (slot + 1 - len(counts)))
+        counts[slot] += 1
+    for old in [d for d in days if int(d) <= newest - KEEP_DAYS]:
+        del days[old]
+
+
+def features(state: CustomerState, now_ms: int) -> dict[str, float]:
+    """The behaviour features at ``now_ms`` (see the module docstring); empty before any event."""
+    act = state.predictions.get("churn_activity")
+    if not act:
+        return {"tenure_days": 0.0, "days_since_active": 365.0}
+    today = now_ms // DAY_MS
+    names = act["names"]
+    last7 = [0] * (len(names) + 1)
+    last30 = [0] * (len(names) + 1)
+    prev7, active = 0, 0
+    for d, counts in act["days"].items():
+        age = today - int(d)
+        if age < 0 or age >= 30:
+            continue
+        active += 1
+        for i, c in enumerate(counts):
+            last30[i] += c
+            if age < 7:
+                last7[i] += c
+        if 7 <= age < 14:
+            prev7 += counts[0]
+    out = {"events_30d": math.log1p(last30[0]), "active_days_30d": float(active)}
+    out["trend_7d"] = round((last7[0] - prev7) / (last7[0] + prev7 + 1), 4)
+    previous = act["prev"] if act["last"] >= now_ms and act["prev"] is not None else act["last"]
+    out["days_since_active"] = min(365.0, max(0.0, (now_ms - previous) / DAY_MS)) if previous is not None else 0.0
+    out["tenure_days"] = min(3650.0, max(0.0, (now_ms - _since(state, act["first"])) / DAY_MS))
+    for i, name in enumerate(names, 1):
+        out[f"{name}_7d"] = math.log1p(last7[i]) if i < len(last7) else 0.0
+        out[f"{name}_30d"] = math.log1p(last30[i]) if i < len(last30) else 0.0
+    return out
+
+
+def _since(state: CustomerState, first_seen: int) -> int:
+    """``customer_since`` from the profile attributes when it parses, else the first event seen."""
+    since = state.identity.get("attributes", {}).get("customer_since")
+    if isinstance(since, int | float) and since > 0:
+        return min(int(since), first_seen)
+    if isinstance(since, str):
+        try:
+            return min(int(date.fromisoformat(since[:10]).toordinal() - 719_163) * DAY_MS, first_seen)
+        except ValueError:
+            return first_seen
+    return first_seen
