@@ -42,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("kind", choices=["sentiment", "churn", "fraud", "offers", "flag_relevance"])
     ev = msub.add_parser("evaluate", help="replay a recorded stream through model configurations and compare")
     _add_source(ev, "JSONL file of events (livesignals simulate --out)", "Kafka topic to replay")
-    ev.add_argument("--truth", help="the simulator's ground truth JSONL, to score sentiment on true labels")
+    ev.add_argument(
+        "--truth", action="append", default=[],
+        help="ground truth (repeat): the simulator's truth JSONL (texts' sentiment, churn dates), "
+             "cancellations JSONL, or a customers CSV (customer_id,cancelled_at)",
+    )  # fmt: skip
+    ev.add_argument("--partitions", type=int, default=1, help="replay with this many input partitions")
+    ev.add_argument("--scores", help="write every score here (JSONL: model, customer, event_id, t, score)")
     ev.add_argument(
         "--models", dest="model_configs", action="append", default=[], metavar="[NAME=]FILE",
         help="TOML with a [models] table (repeat to compare); none = the defaults",

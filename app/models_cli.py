@@ -61,19 +61,28 @@ def _load_configs(specs: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from app.evaluate import evaluate, read_jsonl, read_kafka, table, to_csv
+    import sys
+
+    from app.evaluate import evaluate, read_jsonl, read_kafka, rejection_note, table, to_csv
 
     events = (
         read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
     )
     if args.churn_horizon_days is not None:
         settings = settings.replace(churn_horizon_days=args.churn_horizon_days)
-    rows = evaluate(events, _load_configs(args.model_configs), settings, truth_path=args.truth)
+    rows = evaluate(
+        events, _load_configs(args.model_configs), settings, truth_paths=args.truth, partitions=args.partitions,
+        scores_path=args.scores, progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    note = rejection_note(rows)
+    if note:
+        print(note, file=sys.stderr)
     print(table(rows))
     for row in rows:
-        if row.get("truth_by_language"):
-            langs = ", ".join(f"{lang} acc {a} f1 {f}" for lang, (a, f) in row["truth_by_language"].items())
-            print(f"  {row['config']} {row['role']} sentiment vs truth by language: {langs}")
+        for lang, figures in (row.get("truth_by_language") or {}).items():
+            (acc3, f3), (acc2, f2) = figures["three_class"], figures["binary"]
+            print(f"  {row['config']} {row['role']} sentiment vs truth, {lang} ({figures['n']} texts): "
+                  f"three-class acc {acc3} f1 {f3}; binary acc {acc2} f1 {f2}")  # fmt: skip
     if args.csv:
         Path(args.csv).write_text(to_csv(rows))
     if args.json:

@@ -34,9 +34,7 @@ class ChurnModel:
     whatever behaviours the events name.
     """
 
-    def __init__(
-        self, learning_rate: float = 0.01, l2: float = 0.0001, seed: int = 42, max_features: int = 64
-    ) -> None:
+    def __init__(self, learning_rate: float = 0.01, l2: float = 0.0001, seed: int = 42, max_features: int = 64) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
         self.seed = seed

@@ -72,7 +72,9 @@ class Models(Protocol):
     every worker sees (:mod:`operators.scoring.learner`).
     """
 
-    champions: dict[str, Slot]
+    @property
+    def champions(self) -> dict[str, Slot]:
+        """The champion of every kind."""
 
     def model(self, kind: str) -> Any:
         """The champion of ``kind``."""

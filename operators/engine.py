@@ -85,8 +85,9 @@ class Publisher(Protocol):
 class Store(Protocol):
     """What the engine needs from the state layer (see :class:`state.store.ProfileStore`)."""
 
-    models_log: ModelLog
-    """The shared lesson log and model checkpoint (:mod:`operators.scoring.learner`)."""
+    @property
+    def models_log(self) -> ModelLog:
+        """The shared lesson log and model checkpoint (:mod:`operators.scoring.learner`)."""
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers."""

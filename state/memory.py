@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from operators.partition import PartitionAggregates
-from operators.scoring.learner import MemoryModelLog
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
+from operators.scoring.learner import MemoryModelLog
 
 
 class InMemoryStore:

@@ -76,6 +76,8 @@ class ScoringReport:
     labels: Counter[tuple[str, str]] = field(default_factory=Counter)
     scored: Counter[str] = field(default_factory=Counter)
     learned: bool = False
+    scores: list[tuple[str, str, str, int, float]] = field(default_factory=list)
+    """Every score of the batch: ``(model, customer_key, event_id, event_time_ms, score)`` (offline evaluation)."""
 
 
 def text_of(event: Event) -> str | None:
@@ -88,6 +90,7 @@ def score_text(models: Models, state: CustomerState, event: Event, text: str, re
     """Score a text with the champion, remember it for delayed labels, update the mood."""
     score = models.model("sentiment").score(text)
     report.scored["sentiment"] += 1
+    report.scores.append(("sentiment", event.customer_key, event.event_id, event.event_time_ms, score))
     texts = state.predictions.setdefault("recent_texts", [])
     texts.append([event.event_id, event.event_time_ms, text[:TEXT_CHARS], [], score])
     del texts[:-MAX_RECENT_TEXTS]
@@ -165,6 +168,7 @@ def score_churn(
     predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
     champion = models.champions["churn"]
     report.scored["churn"] += 1
+    report.scores.append(("churn", event.customer_key, event.event_id, now, predicted["champion"]))
     state.predictions["churn"] = {
         "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
         "top": champion.model.explain_one(x), "warm": champion.model.validation.labels >= CHURN_WARM_LABELS,
@@ -221,6 +225,7 @@ def score_fraud(models: Models, state: CustomerState, event: Event, report: Scor
     reason, z = model.reason(x)
     models.teach("fraud", [x])
     report.scored["fraud"] += 1
+    report.scores.append(("fraud", event.customer_key, event.event_id, event.event_time_ms, score))
     report.learned = True
     state.predictions["fraud"] = {
         "score": score, "reason": reason, "z": z, "t": event.event_time_ms,
