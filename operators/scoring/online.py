@@ -76,6 +76,8 @@ class ScoringReport:
     labels: Counter[tuple[str, str]] = field(default_factory=Counter)
     scored: Counter[str] = field(default_factory=Counter)
     learned: bool = False
+    snapshots: int = 0
+    """Churn snapshots taken (each is learned exactly once, later)."""
     scores: list[tuple[str, str, str, int, float]] = field(default_factory=list)
     """Every score of the batch: ``(model, customer_key, event_id, event_time_ms, score)`` (offline evaluation)."""
 
@@ -175,6 +177,7 @@ def score_churn(
     }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
         pending.append({"t": now, "x": {k: float(f"{v:.4g}") for k, v in x.items() if v}, "p": predicted})
+        report.snapshots += 1
         del pending[: -cfg.max_pending]  # only reached if the clock jumps back: the cadence bounds the list
     state.predictions["churn_pending"] = pending
     return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending and was_empty else None
