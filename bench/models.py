@@ -1,17 +1,25 @@
-"""Online models on the simulator's stream, where the truth is known (issue 4).
+"""Online models where the truth is known: churn at month ends against a batch ceiling, and their cost.
 
-Reports, in one run:
+Two streams, generated independently of each other:
 
-* churn: online ROC AUC of the engine's churn scores against who truly
-  cancels within the horizon (after warm-up), next to a batch logistic
-  regression on the same features (scikit-learn, the ceiling: it sees the
-  true labels and trains on the first half of the stream);
-* sentiment: accuracy and macro-F1 on the texts' true sentiment, per
-  language, for the lexicon cold start and after 1k / 5k / 20k labels;
-* cost: microseconds per scored event for each model, and events/s of the
-  engine on the reference mix with models on vs off.
+* ``simulator`` -- the main simulator (:mod:`app.simulator.journeys`), whose
+  truth says when each customer churns; month ends are calendar months;
+* ``subscription`` -- the subscription-app stream (:mod:`app.simulator.subscription`),
+  whose truth lists every renewal and whether it was cancelled; a month end
+  is each customer's renewal.
 
-    python -m bench.models [--customers 20000] [--events 400000]
+Each stream is replayed through the real engine in memory (``--partitions``
+input partitions, one shared learner). At every month end, before the events
+of that moment, the bench reads each live customer's features
+(``operators.scoring.online.churn_inputs``) and the champion's churn
+probability. The label is "cancels within the horizon after the read".
+Reads in the first half of the stream's month ends train a batch logistic
+regression (scikit-learn, the ceiling: it sees the true labels of the same
+features); both are scored by ROC AUC on the second half. The bench also
+shows "fewer events in the last 30 days" as a baseline, the shared models'
+checkpoint size and time, and the engine's events/s with models on and off.
+
+    python -m bench.models [--stream subscription|simulator|both] [--scale 1.0] [--partitions 1]
 
 scikit-learn is used here only (``pip install scikit-learn``).
 """
@@ -19,23 +27,25 @@ scikit-learn is used here only (``pip install scikit-learn``).
 from __future__ import annotations
 
 import argparse
+import bisect
+import pickle
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from app.evaluate import layout
 from app.simulator import Simulator, SimulatorConfig
+from app.simulator.subscription import SubscriptionConfig, SubscriptionSimulator
 from bench.common import write_result
 from livesignals import serde
-from livesignals.contract import RawMessage, primary_key
-from livesignals.errors import Origin
+from livesignals.contract import primary_key
 from livesignals.settings import Settings
-from models.sentiment import label_from_score
 from operators.engine import Engine
-from operators.scoring.features import CHURN_FEATURES
+from operators.scoring.online import churn_inputs
 from state.memory import InMemoryStore
 
-HOUR = 3_600_000
-LABEL_MARKS = (0, 1_000, 5_000, 20_000)
+DAY = 86_400_000
 
 
 class _Discard:
@@ -43,170 +53,163 @@ class _Discard:
         pass
 
 
-def simulate(customers: int, events: int, seed: int, step: float) -> tuple[list[RawMessage], dict, dict, dict]:
-    """The stream, the churn time per customer, and each text's true sentiment and language.
+@dataclass
+class Workload:
+    """A stream in time order, and the month-end reads to make: ``(time, customer_key, label)``."""
 
-    ``step`` is simulated time between events: the stream must span several churn
-    horizons, or label censoring (negatives only exist a horizon after scoring)
-    makes anything that grows with stream time look like churn.
-    """
-    span = events * step
-    sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=1_767_225_600_000, step_ms=step,
-                                    churn_horizon_ms=int(span), warning_ms=30 * 24 * HOUR,
-                                    activity_skew=0.6))  # fmt: skip
-    churn_at = {c.customer_id: c.churn_at_ms for c in sim.customers}
-    texts, raw, docs = {}, [], {}
-    for i, (e, truth) in enumerate(sim.stream(events)):
-        raw.append(RawMessage(serde.dumps(e), None, Origin("sim", 0, i)))
-        docs[e["event_id"]] = primary_key(e["customer"])
+    name: str
+    events: list[bytes]
+    reads: list[tuple[int, str, bool]]
+    times: list[int] = field(default_factory=list)
+
+
+def subscription_workload(scale: float, seed: int) -> Workload:
+    """The subscription app: reads at every renewal, labelled by whether it was cancelled."""
+    sim = SubscriptionSimulator(SubscriptionConfig(seed=seed, events_per_day=10.0 * scale))
+    events, times, reads = [], [], []
+    for e, truth in sim.stream():
+        events.append(serde.dumps(e))
+        times.append(e["event_time"])
         for t in truth:
-            if t["kind"] == "text":
-                texts[t["event_id"]] = (t["lang"], t["sentiment"])
-    return raw, churn_at, texts, docs
+            if t["kind"] == "renewal":
+                reads.append((t["at"], primary_key({"customer_id": t["customer_id"]}), bool(t["cancelled"])))
+    return Workload("subscription", events, reads, times)
 
 
-def run_engine(raw: list[RawMessage], settings: Settings, texts: dict, docs: dict, batch: int = 500) -> dict:
+def simulator_workload(customers: int, count: int, seed: int, horizon_ms: int) -> Workload:
+    """The main simulator over ~9 months: reads on the 1st of each month for customers not yet churned."""
+    step = 270 * DAY / count
+    sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=1_767_225_600_000, step_ms=step,
+                                    churn_horizon_ms=270 * DAY, warning_ms=30 * DAY, activity_skew=0.6))  # fmt: skip
+    churn_at = {primary_key({"customer_id": c.customer_id}): c.churn_at_ms for c in sim.customers}
+    events, times = [], []
+    for e, _ in sim.stream(count):
+        events.append(serde.dumps(e))
+        times.append(e["event_time"])
+    reads = []
+    for month_start in _month_starts(times[0], times[-1]):
+        for key, at in churn_at.items():
+            if at is None or at > month_start:
+                reads.append((month_start, key, at is not None and at <= month_start + horizon_ms))
+    return Workload("simulator", events, reads, times)
+
+
+def _month_starts(first: int, last: int) -> list[int]:
+    out = []
+    d = datetime.fromtimestamp(first / 1000, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while True:
+        d = d.replace(year=d.year + (d.month == 12), month=d.month % 12 + 1)
+        t = int(d.timestamp() * 1000)
+        if t > last:
+            return out
+        out.append(t)
+
+
+def replay(w: Workload, settings: Settings, partitions: int, batch: int = 1000) -> dict[str, Any]:
+    """Replay ``w`` through the engine, reading features and the champion's probability at each read."""
     store = InMemoryStore(settings.models)
     engine = Engine(settings.replace(policy_clock="stream"), store, _Discard(), clock=lambda: 4e12)
-    churn_scores: list[tuple[str, int, float, dict | None]] = []
-    sentiment: dict[int, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
-    started = time.perf_counter()
-    for i in range(0, len(raw), batch):
-        chunk = raw[i : i + batch]
-        labels_before = sum(p.models.model("sentiment").labels for p in store.partitions.values())
-        engine.process(chunk)
-        if not settings.models_enabled:
-            continue
-        mark = max(m for m in LABEL_MARKS if labels_before >= m)
-        for m in chunk:
-            event_id = serde.loads(m.value or b"{}")["event_id"]
-            state = store.states.get(docs[event_id])
-            if state is None:
-                continue
-            if event_id in texts:
-                entry = next((e for e in state.predictions.get("recent_texts", []) if e[0] == event_id), None)
-                if entry:
-                    lang, truth = texts[event_id]
-                    sentiment[mark][lang].append((truth, label_from_score(entry[4])))
-        chunk_start = serde.loads(chunk[0].value or b"{}")["event_time"]
-        touched = {docs[serde.loads(m.value or b"{}")["event_id"]] for m in chunk}
-        for key in touched:
-            state = store.states.get(key)
-            if state is None:
-                continue
-            churn = state.predictions.get("churn")
-            if churn and not churn.get("cancelled") and churn["t"] >= chunk_start:
-                pending = state.predictions.get("churn_pending") or []
-                x = dict(zip(CHURN_FEATURES, pending[-1]["x"], strict=True)) if pending else None
-                churn_scores.append((key, churn["t"], churn["p"], x))
+    messages, _ = layout(w.events, partitions)
+    reads = sorted(w.reads)
+    read_times = [r[0] for r in reads]
+    rows: list[tuple[int, dict[str, float], float, bool]] = []
+    next_read, i, started = 0, 0, time.perf_counter()
+    while i < len(messages):
+        limit = read_times[next_read] if next_read < len(reads) else None
+        end = i
+        while end < len(messages) and end - i < batch and (limit is None or w.times[end] < limit):
+            end += 1
+        if end > i:
+            engine.process(messages[i:end])
+            i = end
+        while next_read < len(reads) and (i >= len(messages) or w.times[i] >= read_times[next_read]):
+            rows += _read(engine, store, reads[next_read])
+            next_read += 1
     elapsed = time.perf_counter() - started
-    return {"events_per_s": len(raw) / elapsed, "churn": churn_scores, "sentiment": sentiment, "store": store}
+    return {"rows": rows, "events_per_s": len(messages) / elapsed, "engine": engine}
 
 
-def churn_auc(scores: list, churn_at: dict, horizon_ms: int, warmup: float = 0.3) -> tuple[float, list, list]:
-    from sklearn.metrics import roc_auc_score
-
-    ys, ps, rows = [], [], []
-    ordered = sorted(scores, key=lambda s: s[1])
-    for key, t, p, x in ordered[int(len(ordered) * warmup) :]:
-        cid = key.split(":", 1)[1]
-        at = churn_at.get(cid)
-        y = at is not None and t < at <= t + horizon_ms
-        ys.append(y)
-        ps.append(p)
-        if x is not None:
-            rows.append((x, y, t))
-    return float(roc_auc_score(ys, ps)), ys, rows
+def _read(engine: Engine, store: InMemoryStore, read: tuple[int, str, bool]) -> list[tuple[int, dict, float, bool]]:
+    at, key, y = read
+    state = store.states.get(key)
+    if state is None or (state.predictions.get("churn") or {}).get("cancelled") or not engine.models_enabled:
+        return []
+    x = churn_inputs(state, at)
+    return [(at, x, engine.learner.models.model("churn").predict_proba_one(x), y)]
 
 
-def batch_ceiling(rows: list) -> float:
+def compare(rows: list[tuple[int, dict, float, bool]]) -> dict[str, Any]:
+    """Online vs batch ROC AUC on the second half of the month ends (batch trained on the first half)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    rows = sorted(rows, key=lambda r: r[2])
-    names = sorted(rows[0][0])
-    half = len(rows) // 2
-    X = [[r[0][n] for n in names] for r in rows]
-    y = [r[1] for r in rows]
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X[:half], y[:half])
-    return float(roc_auc_score(y[half:], model.predict_proba(X[half:])[:, 1]))
+    months = sorted({r[0] for r in rows})
+    cut = months[len(months) // 2]
+    train = [r for r in rows if r[0] < cut]
+    test = [r for r in rows if r[0] >= cut]
+    names = sorted({k for r in rows for k in r[1]})
+    matrix = [[r[1].get(n, 0.0) for n in names] for r in rows]
+    x_train, x_test = matrix[: len(train)], matrix[len(train) :]
+    y_train, y_test = [r[3] for r in train], [r[3] for r in test]
+    batch = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0)).fit(x_train, y_train)
+    online = roc_auc_score(y_test, [r[2] for r in test])
+    ceiling = roc_auc_score(y_test, batch.predict_proba(x_test)[:, 1])
+    fewer = roc_auc_score(y_test, [-r[1].get("events_30d", 0.0) for r in test])
+    return {
+        "month_ends": len(months), "test_month_ends": len(months) - bisect.bisect_left(months, cut),
+        "reads_test": len(test), "positives_test": sum(y_test), "positives_train": sum(y_train),
+        "online_roc_auc": round(float(online), 4), "batch_lr_roc_auc": round(float(ceiling), 4),
+        "gap": round(float(ceiling - online), 4), "fewer_events_30d_roc_auc": round(float(fewer), 4),
+    }  # fmt: skip
 
 
-def accuracy_f1(pairs: list[tuple[str, str]]) -> dict[str, float | None]:
-    from app.evaluate import _accuracy_f1
+def checkpoint_cost(engine: Engine) -> dict[str, Any]:
+    """Bytes and seconds of one checkpoint of the shared models, and each model's pickled size."""
+    engine.learner.checkpoint()
+    sizes = {kind: len(pickle.dumps(slot.model)) for kind, slot in engine.learner.models.champions.items()}
+    return {
+        "checkpoint_bytes": engine.learner.last_checkpoint_bytes,
+        "checkpoint_ms": round(engine.learner.last_checkpoint_s * 1000, 1),
+        "checkpoints_written": engine.learner.checkpoints_written,
+        "lessons_learned": engine.learner.state.applied,
+        "model_bytes": sizes,
+    }
 
-    acc, f1 = _accuracy_f1(pairs)
-    return {"n": len(pairs), "accuracy": acc, "macro_f1": f1}
 
-
-def model_costs() -> dict[str, float]:
-    from models.churn import ChurnModel
-    from models.fraud import FraudModel
-    from models.sentiment import SentimentModel
-
-    s, c, f = SentimentModel(warmup=10), ChurnModel(), FraudModel()
-    text = "my parcel still has not arrived and nobody answers"
-    x = {"complaints_30d": 2.0, "orders_30d": 1.0, "mood": -0.3, "contacts_7d": 3.0, "tenure_days": 40.0}
-    for _ in range(300):
-        s.learn_one(text, "negative")
-        c.learn_one(x, True)
-        f.learn_one({"amount": 30.0, "orders_1h": 1.0})
-
-    def fraud_step() -> None:
-        f.score_one({"amount": 31.0})
-        f.learn_one({"amount": 31.0})
-
-    out = {}
-    for name, fn in (
-        ("sentiment_score_us", lambda: s.score(text)),
-        ("churn_predict_explain_us", lambda: (c.predict_proba_one(x), c.explain_one(x))),
-        ("fraud_score_learn_us", fraud_step),
-    ):  # fmt: skip
-        t = time.perf_counter()
-        for _ in range(2000):
-            fn()
-        out[name] = round((time.perf_counter() - t) / 2000 * 1e6, 1)
+def run(w: Workload, settings: Settings, partitions: int, models_off: bool) -> dict[str, Any]:
+    """Every figure for one workload."""
+    result = replay(w, settings, partitions)
+    out: dict[str, Any] = {"events": len(w.events), "partitions": partitions, **compare(result["rows"])}
+    out["churn_labels"] = result["engine"].learner.models.model("churn").summary()
+    out |= checkpoint_cost(result["engine"])
+    out["events_per_s_models_on"] = round(result["events_per_s"])
+    if models_off:
+        off = replay(w, settings.replace(models_enabled=False), partitions)
+        out["events_per_s_models_off"] = round(off["events_per_s"])
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=20_000)
-    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--stream", choices=("subscription", "simulator", "both"), default="both")
+    ap.add_argument("--scale", type=float, default=1.0, help="subscription events per customer-day x 10")
+    ap.add_argument("--customers", type=int, default=5_000, help="simulator customers")
+    ap.add_argument("--events", type=int, default=300_000, help="simulator events")
     ap.add_argument("--horizon-days", type=float, default=30.0)
-    ap.add_argument("--step-ms", type=float, default=60_000.0, help="simulated time between events")
+    ap.add_argument("--partitions", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--models-off", action="store_true", help="also time the engine with models off")
     args = ap.parse_args()
-
-    raw, churn_at, texts, docs = simulate(args.customers, args.events, args.seed, args.step_ms)
-    horizon_ms = int(args.horizon_days * 24 * HOUR)
-    on = Settings.load(env={}).replace(churn_horizon_days=args.horizon_days)
-    with_models = run_engine(raw, on, texts, docs)
-    without = run_engine(raw, on.replace(models_enabled=False), texts, docs)
-
-    auc, ys, rows = churn_auc(with_models["churn"], churn_at, horizon_ms)
-    result: dict[str, Any] = {
-        "events": len(raw),
-        "customers": args.customers,
-        "churn_online_roc_auc": round(auc, 4),
-        "churn_batch_lr_roc_auc_ceiling": round(batch_ceiling(rows), 4) if rows else None,
-        "churn_scores_evaluated": len(ys),
-        "churn_positive_share": round(sum(ys) / max(1, len(ys)), 4),
-        "sentiment": {
-            f"after_{mark}_labels" if mark else "lexicon_cold_start": {
-                lang: accuracy_f1(pairs) for lang, pairs in sorted(by_lang.items())
-            }
-            for mark, by_lang in sorted(with_models["sentiment"].items())
-        },
-        "model_cost": model_costs(),
-        "events_per_s_models_on": round(with_models["events_per_s"]),
-        "events_per_s_models_off": round(without["events_per_s"]),
-    }
-    result["models_on_off_ratio"] = round(result["events_per_s_models_on"] / result["events_per_s_models_off"], 2)
-    summary = [r for p in with_models["store"].partitions.values() for r in p.models.summary()]
-    result["progressive_validation"] = summary
+    settings = Settings.load(env={}).replace(churn_horizon_days=args.horizon_days, rules_path="none")
+    result: dict[str, Any] = {}
+    if args.stream in ("subscription", "both"):
+        result["subscription"] = run(subscription_workload(args.scale, args.seed), settings, args.partitions,
+                                     args.models_off)  # fmt: skip
+    if args.stream in ("simulator", "both"):
+        w = simulator_workload(args.customers, args.events, args.seed, int(args.horizon_days * DAY))
+        result["simulator"] = run(w, settings, args.partitions, args.models_off)
     write_result("models", result)
 
 

@@ -46,6 +46,8 @@ MAX_BEHAVIOURS = 12
 """Behaviour names counted per customer (the first seen)."""
 KEEP_DAYS = 30
 MAX_NAME = 32
+FIXED = ("events_30d", "active_days_30d", "trend_7d", "days_since_active", "tenure_days")
+"""The behaviour features every customer has, first and in this order; then two per behaviour name."""
 
 
 def behaviour_of(event: Event) -> str:
@@ -89,7 +91,7 @@ def features(state: CustomerState, now_ms: int) -> dict[str, float]:
     """The behaviour features at ``now_ms`` (see the module docstring); empty before any event."""
     act = state.predictions.get("churn_activity")
     if not act:
-        return {"tenure_days": 0.0, "days_since_active": 365.0}
+        return dict.fromkeys(FIXED, 0.0)
     today = now_ms // DAY_MS
     names = act["names"]
     last7 = [0] * (len(names) + 1)
@@ -115,6 +117,17 @@ def features(state: CustomerState, now_ms: int) -> dict[str, float]:
         out[f"{name}_7d"] = math.log1p(last7[i]) if i < len(last7) else 0.0
         out[f"{name}_30d"] = math.log1p(last30[i]) if i < len(last30) else 0.0
     return out
+
+
+def feature_names(state: CustomerState, behaviours: int) -> list[str]:
+    """The names of :func:`features` in order, when the customer had ``behaviours`` behaviour names."""
+    names = (state.predictions.get("churn_activity") or {}).get("names", [])[:behaviours]
+    return [*FIXED, *(f"{name}_{w}" for name in names for w in ("7d", "30d"))]
+
+
+def behaviours(state: CustomerState) -> int:
+    """How many behaviour names the customer has now (a snapshot records it)."""
+    return len((state.predictions.get("churn_activity") or {}).get("names", []))
 
 
 def _since(state: CustomerState, first_seen: int) -> int:

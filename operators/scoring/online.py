@@ -9,8 +9,9 @@ in the customer's own state (same partition as the labels, so restart-safe):
   survey that rates an interaction (``rates_event_id``) or an agent's
   correction (``agent_feedback``) can teach the sentiment model;
 * ``predictions.churn_pending`` -- feature snapshots taken at scoring time, at
-  most one per ``snapshot_every_ms`` (sparse: zero features left out, 4
-  significant digits), with what each model predicted then;
+  most one per ``snapshot_every_ms`` (values only, 4 significant digits, in
+  :data:`~operators.scoring.features.CHURN_FEATURES` order then the customer's
+  behaviour features -- ``k`` behaviour names then), with what each model predicted then;
 * ``predictions.churn_activity`` -- daily behaviour counts
   (:mod:`operators.scoring.behaviour`).
 
@@ -52,6 +53,8 @@ TEXT_CHARS = 200
 MOOD_ALPHA = 0.3
 CHURN_WARM_LABELS = 200
 """Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``)."""
+DIGITAL_RESCORE_MS = 6 * 3_600_000
+"""App and web events re-score churn at most this often (other events always score)."""
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
 BROWSING = frozenset({"page_view", "product_view", "search"})
 
@@ -157,15 +160,15 @@ def score_churn(
     pending = state.predictions.get("churn_pending", [])
     if event.type == "cancellation":
         for snap in pending:
-            _learn_churn(models, snap, now - snap["t"] <= cfg.churn_horizon_ms, report)
+            _learn_churn(models, state, snap, now - snap["t"] <= cfg.churn_horizon_ms, report)
         state.predictions["churn_pending"] = []
         state.predictions["churn"] = {"p": 1.0, "t": now, "cancelled": True}
         return None
     was_empty = not pending
-    pending = _learn_due(models, pending, now, cfg, report)
-    if event.type in ("web_event", "app_event") and event.payload.get("action") in BROWSING:
+    pending = _learn_due(models, state, pending, now, cfg, report)
+    if event.type in ("web_event", "app_event") and _skip_digital(state, event, pending, cfg):
         state.predictions["churn_pending"] = pending
-        return None  # browsing alone barely moves the risk: not scored, to keep the hot path cheap
+        return None
     x = churn_inputs(state, now)
     predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
     champion = models.champions["churn"]
@@ -176,11 +179,25 @@ def score_churn(
         "top": champion.model.explain_one(x), "warm": champion.model.validation.labels >= CHURN_WARM_LABELS,
     }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
-        pending.append({"t": now, "x": {k: float(f"{v:.4g}") for k, v in x.items() if v}, "p": predicted})
+        values = [float(f"{v:.4g}") for v in x.values()]
+        pending.append({"t": now, "x": values, "k": behaviour.behaviours(state), "p": predicted})
         report.snapshots += 1
         del pending[: -cfg.max_pending]  # only reached if the clock jumps back: the cadence bounds the list
     state.predictions["churn_pending"] = pending
     return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending and was_empty else None
+
+
+def _skip_digital(state: CustomerState, event: Event, pending: list[dict[str, Any]], cfg: ScoringConfig) -> bool:
+    """App and web events are not scored when they are browsing (it barely moves the risk), nor within
+    :data:`DIGITAL_RESCORE_MS` of the last score unless a snapshot is due: a 30-day risk does not move
+    in minutes of app use, and scoring every tap would dominate the hot path."""
+    if event.payload.get("action") in BROWSING:
+        return True
+    now = event.event_time_ms
+    if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
+        return False
+    last = (state.predictions.get("churn") or {}).get("t")
+    return last is not None and 0 <= now - last < DIGITAL_RESCORE_MS
 
 
 def expire_churn(
@@ -190,29 +207,35 @@ def expire_churn(
 
     Returns when the next pending snapshot falls due (to index again), or None.
     """
-    pending = _learn_due(models, state.predictions.get("churn_pending", []), now_ms, cfg, report)
+    pending = _learn_due(models, state, state.predictions.get("churn_pending", []), now_ms, cfg, report)
     state.predictions["churn_pending"] = pending
     return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending else None
 
 
 def _learn_due(
-    models: Models, pending: list[dict[str, Any]], now: int, cfg: ScoringConfig, report: ScoringReport
+    models: Models,
+    state: CustomerState,
+    pending: list[dict[str, Any]],
+    now: int,
+    cfg: ScoringConfig,
+    report: ScoringReport,
 ) -> list[dict[str, Any]]:
     """Learn the snapshots older than the horizon as negatives; the rest stay pending."""
     keep = []
     for snap in pending:
         if now - snap["t"] > cfg.churn_horizon_ms:
-            _learn_churn(models, snap, False, report)
+            _learn_churn(models, state, snap, False, report)
         else:
             keep.append(snap)
     return keep
 
 
-def _learn_churn(models: Models, snap: dict[str, Any], y: bool, report: ScoringReport) -> None:
-    x = snap["x"]
-    if isinstance(x, list):  # a snapshot stored before behaviour features: values in CHURN_FEATURES order
-        x = dict(zip(CHURN_FEATURES, x, strict=True))
-    models.teach("churn", [x, y], snap["p"])
+def _learn_churn(models: Models, state: CustomerState, snap: dict[str, Any], y: bool, report: ScoringReport) -> None:
+    """Teach one snapshot: its values follow :data:`CHURN_FEATURES` then the customer's behaviour
+    feature names as they were (``k`` behaviours; the list of names only grows)."""
+    names = [*CHURN_FEATURES, *behaviour.feature_names(state, snap["k"])] if "k" in snap else list(CHURN_FEATURES)
+    values = snap["x"][: len(names)]
+    models.teach("churn", [dict(zip(names, values, strict=True)), y], snap["p"])
     report.labels[("churn", "positive" if y else "negative")] += 1
     report.learned = True
 

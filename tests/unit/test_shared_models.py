@@ -1,0 +1,112 @@
+"""One learner per model kind whatever the partition count; lessons learned once; honest evaluation."""
+
+from __future__ import annotations
+
+import pickle
+
+from app.evaluate import evaluate, rejection_note, table
+from app.simulator.subscription import SubscriptionConfig, SubscriptionSimulator
+from livesignals import serde
+from livesignals.settings import Settings
+from models.churn import ChurnModel
+from operators.engine import Engine
+from operators.partition import PartitionAggregates
+from operators.scoring.learner import MemoryModelLog, SharedLearner
+from state.memory import InMemoryStore
+from tests.helpers import T0, event, raw
+
+DAY = 86_400_000
+
+
+def subscription_stream(customers: int = 150, days: int = 120, seed: int = 5) -> list[bytes]:
+    config = SubscriptionConfig(customers=customers, days=days, seed=seed, events_per_day=2.0, decline_share=0.3)
+    return [serde.dumps(e) for e, _ in SubscriptionSimulator(config).stream()]
+
+
+def test_one_stream_at_1_12_and_48_partitions_gives_the_same_quality():
+    stream = subscription_stream()
+    settings = Settings(metrics_port=0).replace(rules_path="none", churn_horizon_days=30)
+    results = {}
+    for n in (1, 12, 48):
+        rows = evaluate(stream, {"base": {}}, settings, partitions=n, batch_size=1000)
+        results[n] = next(r for r in rows if r["kind"] == "churn" and r["role"] == "champion")
+    aucs = {n: r["truth_roc_auc"] for n, r in results.items()}
+    assert all(a is not None and a > 0.6 for a in aucs.values()), aucs
+    assert max(aucs.values()) - min(aucs.values()) <= 0.02, aucs
+    assert results[1]["labels"] >= 200, "enough labels to trust the score"
+    assert max(r["labels"] for r in results.values()) - min(r["labels"] for r in results.values()) <= 0.01 * results[1]["labels"]
+
+
+def test_labels_are_counted_once_and_class_balance_is_shown():
+    stream = [serde.dumps(e) for e in (event("call", f"c{i}", T0 + i) for i in range(20))]
+    stream += [serde.dumps(event("cancellation", f"c{i}", T0 + DAY + i)) for i in range(5)]
+    rows = evaluate(stream, {"base": {}}, Settings(metrics_port=0).replace(rules_path="none"), partitions=4)
+    churn = next(r for r in rows if r["kind"] == "churn" and r["role"] == "champion")
+    assert churn["labels"] == 5 and churn["balance"] == "true:5"
+
+
+def test_a_stream_whose_every_event_is_rejected_reports_it_without_crashing():
+    rows = evaluate([b"not json", b'{"schema_version": 1}'], {"base": {}}, Settings(metrics_port=0))
+    note = rejection_note(rows)
+    assert note is not None and "2 of 2 events" in note and "every event was rejected" in note
+    assert "config" in table(rows) and table([]).startswith("config")
+
+
+def test_a_replayed_batch_teaches_nothing_twice():
+    settings = Settings(metrics_port=0).replace(rules_path="none", churn_horizon_days=1)
+    docs = [event("call", "c1", T0), event("survey", "c1", T0 + 1, kind="csat", score=1, comment="awful"),
+            event("cancellation", "c1", T0 + 2)]  # fmt: skip
+    e = Engine(settings, InMemoryStore(), _Discard(), clock=lambda: 4e12)
+    messages = raw(docs)
+    e.learner.publish(_lessons_of(e, messages))  # a first attempt published its lessons, then its commit failed
+    e.process(messages)
+    assert e.learner.models.model("churn").validation.labels == 1
+    assert e.learner.models.model("sentiment").labels == 1
+
+
+def _lessons_of(e: Engine, messages) -> list:
+    """The lessons a batch would publish, from a throwaway engine on the same log."""
+    twin = Engine(e.settings, InMemoryStore(), _Discard(), clock=lambda: 4e12)
+    twin.process(messages)
+    return [serde.loads(r) for _, r in twin.store.models_log.entries]
+
+
+class _Discard:
+    def publish(self, records) -> None:
+        pass
+
+
+def test_workers_on_one_log_hold_the_same_models():
+    log = MemoryModelLog()
+    a, b = SharedLearner(log, checkpoint_every=3), SharedLearner(log, checkpoint_every=3)
+    for i in range(10):
+        view = (a if i % 2 else b).view()
+        view.at(f"in:{i % 2}", i)
+        view.teach("churn", [{"events_30d": float(i)}, i % 3 == 0], {"champion": 0.5})
+        (a if i % 2 else b).publish(view.take())
+        a.catch_up()
+    b.catch_up()
+    assert pickle.dumps(a.models) == pickle.dumps(b.models)
+    late = SharedLearner(log)  # starts after the log was trimmed: loads the checkpoint, then the rest
+    late.catch_up()
+    assert late.models.model("churn").validation.labels == 10 == a.state.applied
+
+
+def test_models_and_stateful_classes_survive_pickle_and_repeat_with_the_same_seed():
+    def trained(seed: int) -> ChurnModel:
+        m = ChurnModel(seed=seed, max_features=3)
+        for i in range(50):
+            m.learn_one({"a": float(i % 5), "b": float(i % 3), "c": 1.0, "d": 2.0}, i % 4 == 0)
+        return m
+
+    m = trained(1)
+    assert set(m.known) == {"a", "b", "c"}  # bounded: the 4th name is never learned
+    again = pickle.loads(pickle.dumps(m))
+    assert again.predict_proba_one({"a": 1.0}) == m.predict_proba_one({"a": 1.0}) == trained(1).predict_proba_one({"a": 1.0})
+    part = PartitionAggregates()
+    part.index_due(T0, "customer_id:c1")
+    assert PartitionAggregates.from_fields({k.encode(): v for k, v in part.to_fields().items()}).churn_due == {T0 // DAY: {"customer_id:c1"}}
+    assert pickle.loads(pickle.dumps(part)).churn_due == part.churn_due
+    one = [e for e, _ in SubscriptionSimulator(SubscriptionConfig(customers=5, days=10, seed=2)).stream()]
+    two = [e for e, _ in SubscriptionSimulator(SubscriptionConfig(customers=5, days=10, seed=2)).stream()]
+    assert one == two
