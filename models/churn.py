@@ -1,11 +1,20 @@
 """Churn risk: a calibrated probability per customer, with the features that drive it.
 
-A River pipeline (standard scaling, then logistic regression) scores profile
-features (:func:`operators.scoring.features.churn_features`). Labels are delayed:
-the engine keeps the features and the probability it predicted at scoring
-time; a cancellation within ``horizon`` makes them positive, the horizon
-passing without one makes them negative. Each label is checked against the
-probability predicted at the time (progressive validation) before learning.
+Online logistic regression on profile and behaviour features
+(:func:`operators.scoring.online.churn_inputs`): River's running standard
+scaler, values clipped to +-``clip`` standard deviations (one extreme customer
+must not swing the model), plain SGD steps, and **averaged weights** for
+prediction (an exponential moving average over the last ~``average_window``
+steps). Churn labels arrive in bursts -- every snapshot of a customer at their
+cancellation -- and plain SGD chases each burst; the averaged weights do not,
+and come within about 0.01-0.02 ROC AUC of a batch logistic regression on the
+same question (``bench.models``), where plain SGD stayed 0.05-0.15 below.
+
+Labels are delayed: the engine keeps the features and the probability it
+predicted at scoring time; a cancellation within ``horizon`` makes them
+positive, the horizon passing without one makes them negative. Each label is
+checked against the probability predicted at the time (progressive
+validation) before learning.
 
 >>> m = ChurnModel(learning_rate=0.1, seed=1)
 >>> for i in range(300):
@@ -18,46 +27,56 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from river import compose, linear_model, optim, preprocessing
+from river import preprocessing
 
 from models.validation import BinaryValidation
 
 
 class ChurnModel:
-    """Online logistic regression on scaled profile features.
+    """Online logistic regression with averaged weights on scaled, clipped features.
 
-    Defaults (learning rate 0.05, L2 0.001) were chosen on the subscription-app stream
-    (:mod:`app.simulator.subscription`, see ``bench.models``): at 0.01 the model had
-    learned little after thousands of labels.
-
-    Parameters kept as attributes: ``learning_rate``, ``l2``, ``seed``,
-    ``max_features`` -- the model learns at most this many feature names (the
-    first it is taught; later new names are ignored), so its size is bounded
-    whatever behaviours the events name.
+    Parameters kept as attributes: ``learning_rate``, ``l2``, ``clip``,
+    ``average_window``, ``seed`` (no randomness is used: kept for the version
+    name), ``max_features`` -- the model learns at most this many feature names
+    (the first it is taught; later new names are ignored), so its size is
+    bounded whatever behaviours the events name.
     """
 
-    def __init__(self, learning_rate: float = 0.05, l2: float = 0.001, seed: int = 42, max_features: int = 64) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.02,
+        l2: float = 0.001,
+        clip: float = 5.0,
+        average_window: int = 20_000,
+        seed: int = 42,
+        max_features: int = 64,
+    ) -> None:
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.clip = clip
+        self.average_window = average_window
         self.seed = seed
         self.max_features = max_features
         self.known: dict[str, None] = {}
         self.scaler = preprocessing.StandardScaler()
-        self.regression = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=l2)
-        self.pipeline = compose.Pipeline(self.scaler, self.regression)
+        self.weights: dict[str, float] = {}
+        self.intercept = 0.0
+        self.averaged: dict[str, float] = {}
+        self.averaged_intercept = 0.0
+        self.steps = 0
         self.validation = BinaryValidation()
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
-        """Probability that the customer cancels within the horizon."""
-        return float(self.pipeline.predict_proba_one(self._known(x)).get(True, 0.0))
+        """Probability that the customer cancels within the horizon (averaged weights)."""
+        return _sigmoid(self._logit(self._scaled(x), self.averaged, self.averaged_intercept))
 
     def explain_one(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features pushing the risk up most: (name, contribution to the log-odds)."""
-        scaled = self.scaler.transform_one(self._known(x))
-        weights = self.regression.weights
-        contributions = [(name, round(weights.get(name, 0.0) * value, 4)) for name, value in scaled.items()]
+        scaled = self._scaled(x)
+        contributions = [(name, round(self.averaged.get(name, 0.0) * value, 4)) for name, value in scaled.items()]
         return sorted((c for c in contributions if c[1] > 0), key=lambda c: -c[1])[:top]
 
     def learn_one(self, x: dict[str, float], y: bool, predicted: float | None = None) -> None:
@@ -66,12 +85,39 @@ class ChurnModel:
         for name in x:
             if name not in self.known and len(self.known) < self.max_features:
                 self.known[name] = None
-        self.pipeline.learn_one(self._known(x), y)
+        known = self._known(x)
+        self.scaler.learn_one(known)
+        z = self._scaled(known)
+        gradient = _sigmoid(self._logit(z, self.weights, self.intercept)) - float(y)
+        rate, w = self.learning_rate, self.weights
+        for name, value in z.items():
+            current = w.get(name, 0.0)
+            w[name] = current - rate * (gradient * value + self.l2 * current)
+        self.intercept -= rate * gradient
+        self.steps += 1
+        share = max(1.0 / self.steps, 1.0 / self.average_window)
+        avg = self.averaged
+        for name, value in w.items():
+            current = avg.get(name, 0.0)
+            avg[name] = current + (value - current) * share
+        self.averaged_intercept += (self.intercept - self.averaged_intercept) * share
+
+    def summary(self) -> dict[str, Any]:
+        """Labels learned and rolling validation figures."""
+        return {"model": "churn", **self.validation.summary()}
 
     def _known(self, x: dict[str, float]) -> dict[str, float]:
         """``x`` without the feature names beyond :attr:`max_features`."""
         return x if len(self.known) < self.max_features else {k: v for k, v in x.items() if k in self.known}
 
-    def summary(self) -> dict[str, Any]:
-        """Labels learned and rolling validation figures."""
-        return {"model": "churn", **self.validation.summary()}
+    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
+        c = self.clip
+        return {k: max(-c, min(c, v)) for k, v in self.scaler.transform_one(self._known(x)).items()}
+
+    @staticmethod
+    def _logit(z: dict[str, float], weights: dict[str, float], intercept: float) -> float:
+        return intercept + sum(weights.get(k, 0.0) * v for k, v in z.items())
+
+
+def _sigmoid(t: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, t))))

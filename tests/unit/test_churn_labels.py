@@ -63,7 +63,7 @@ def test_activity_that_predicts_retention_is_learned_with_the_right_sign():
     totals = run(e, retention_stream(customers=80, days=90))
     assert totals["positive"] > 20 and totals["negative"] > 200
     model = e.learner.models.model("churn")
-    weights = model.regression.weights
+    weights = model.averaged
     assert weights["events_30d"] < 0 and weights["post_7d"] < 0, weights
     active, gone_quiet = features_of(e, "c0", 0), features_of(e, "c0", 20 * DAY)
     assert model.predict_proba_one(active) < 0.5 < model.predict_proba_one(gone_quiet)
