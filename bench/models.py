@@ -95,7 +95,7 @@ def simulator_workload(customers: int, count: int, seed: int, horizon_ms: int) -
 
 
 def _month_starts(first: int, last: int) -> list[int]:
-    out = []
+    out: list[int] = []
     d = datetime.fromtimestamp(first / 1000, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     while True:
         d = d.replace(year=d.year + (d.month == 12), month=d.month % 12 + 1)

@@ -98,7 +98,8 @@ def test_a_batch_replayed_after_a_failed_commit_is_learned_once(settings):
     faulty_settings = settings.replace(key_prefix=settings.key_prefix + "f")
     faulty = engine(faulty_settings)
     store = faulty.store
-    real_commit, failed = store.commit, []
+    real_commit = store.commit
+    failed: list[int] = []
 
     def commit(*args, **kwargs):
         if len(failed) < 3 and faulty.learner.state.applied > 10:
@@ -106,7 +107,7 @@ def test_a_batch_replayed_after_a_failed_commit_is_learned_once(settings):
             raise ConnectionError("redis went away mid-commit")  # after the lessons were published
         return real_commit(*args, **kwargs)
 
-    store.commit = commit
+    store.commit = commit  # type: ignore[method-assign]
     for i in range(0, len(messages), 300):
         chunk = messages[i : i + 300]
         while True:

@@ -9,6 +9,7 @@ from livesignals import serde
 from livesignals.settings import Settings
 from operators.engine import Engine
 from operators.scoring.behaviour import features
+from operators.scoring.learner import MemoryModelLog
 from state.memory import InMemoryStore
 from tests.helpers import T0, event, raw
 
@@ -18,6 +19,18 @@ DAY = 86_400_000
 class Discard:
     def publish(self, records) -> None:
         pass
+
+
+def states(e: Engine) -> dict:
+    store = e.store
+    assert isinstance(store, InMemoryStore)
+    return store.states
+
+
+def entries(e: Engine) -> list:
+    log = e.store.models_log
+    assert isinstance(log, MemoryModelLog)
+    return log.entries
 
 
 def engine(**changes) -> Engine:
@@ -75,14 +88,14 @@ def features_of(e: Engine, cid: str, later_ms: int) -> dict[str, float]:
     """What the model sees of a customer at their last event, or ``later_ms`` after it."""
     from operators.scoring.online import churn_inputs
 
-    state = e.store.states[f"customer_id:{cid}"]
+    state = states(e)[f"customer_id:{cid}"]
     return churn_inputs(state, state.predictions["churn_activity"]["last"] + later_ms)
 
 
 def test_every_snapshot_is_learned_exactly_once():
     e = engine(churn_horizon_days=30)
     totals = run(e, retention_stream(customers=40, days=90))
-    pending = sum(len(s.predictions.get("churn_pending", [])) for s in e.store.states.values())
+    pending = sum(len(s.predictions.get("churn_pending", [])) for s in states(e).values())
     assert totals["snapshots"] == totals["positive"] + totals["negative"] + pending
     assert e.learner.models.model("churn").validation.labels == totals["positive"] + totals["negative"]
 
@@ -92,25 +105,26 @@ def test_a_customer_who_goes_silent_still_yields_a_negative_once_the_horizon_pas
     docs = [event("call", "quiet", T0)]
     docs += [event("app_event", "busy", T0 + d * DAY, action="post") for d in range(1, 40)]
     run(e, docs, batch=5)
-    quiet = e.store.states["customer_id:quiet"]
+    quiet = states(e)["customer_id:quiet"]
     assert quiet.predictions["churn_pending"] == []  # learned by the sweep: no event of its own since
-    lessons = [serde.loads(raw) for _, raw in e.store.models_log.entries]
+    lessons = [serde.loads(raw) for _, raw in entries(e)]
     churn = [lesson for lesson in lessons if lesson[3] == "churn"]
     assert any(lesson[2] >= 1_000_000 and lesson[4][1] is False for lesson in churn)  # a sweep lesson, negative
 
 
 def test_snapshots_per_customer_are_bounded_by_the_cadence():
     e = engine(churn_horizon_days=30, churn_snapshots_per_horizon=6)
-    run(e, [event("app_event", "c1", T0 + h * 3_600_000, action="post") for h in range(24 * 29)])
-    pending = e.store.states["customer_id:c1"].predictions["churn_pending"]
-    assert len(pending) <= e.scoring.max_pending and len(pending) == 6
+    docs = [event("call", "c1", T0 + h * 3_600_000) for h in range(0, 24 * 45, 7)]
+    run(e, docs, batch=50)
+    pending = states(e)["customer_id:c1"].predictions["churn_pending"]
+    assert len(pending) == 7  # 30 days / 5-day cadence + 1: the README's bound
 
 
 def test_behaviour_features_name_the_actions_and_are_bounded():
     e = engine()
     docs = [event("app_event", "c1", T0 + i * 60_000, action=f"act{i}") for i in range(30)]
     run(e, docs)
-    state = e.store.states["customer_id:c1"]
+    state = states(e)["customer_id:c1"]
     f = features(state, T0 + 3_600_000)
     assert "act0_7d" in f and "act29_7d" not in f  # the first 12 behaviours only
     assert pickle.loads(pickle.dumps(state)) == state
@@ -120,5 +134,5 @@ def test_tenure_comes_from_customer_since_when_given():
     e = engine()
     run(e, [event("profile_update", "c1", T0, fields={"customer_since": "2025-01-01"}),
             event("app_event", "c1", T0 + DAY, action="post")])  # fmt: skip
-    f = features(e.store.states["customer_id:c1"], T0 + DAY)
+    f = features(states(e)["customer_id:c1"], T0 + DAY)
     assert 365 <= f["tenure_days"] <= 367

@@ -18,7 +18,7 @@ from tests.helpers import T0, event, raw
 DAY = 86_400_000
 
 
-def subscription_stream(customers: int = 150, days: int = 120, seed: int = 5) -> list[bytes]:
+def subscription_stream(customers: int = 120, days: int = 100, seed: int = 5) -> list[bytes]:
     config = SubscriptionConfig(customers=customers, days=days, seed=seed, events_per_day=2.0, decline_share=0.3)
     return [serde.dumps(e) for e, _ in SubscriptionSimulator(config).stream()]
 
@@ -28,13 +28,16 @@ def test_one_stream_at_1_12_and_48_partitions_gives_the_same_quality():
     settings = Settings(metrics_port=0).replace(rules_path="none", churn_horizon_days=30)
     results = {}
     for n in (1, 12, 48):
-        rows = evaluate(stream, {"base": {}}, settings, partitions=n, batch_size=1000)
+        rows = evaluate(stream, {"base": {}}, settings, partitions=n, batch_size=2000)
         results[n] = next(r for r in rows if r["kind"] == "churn" and r["role"] == "champion")
     aucs = {n: r["truth_roc_auc"] for n, r in results.items()}
     assert all(a is not None and a > 0.6 for a in aucs.values()), aucs
     assert max(aucs.values()) - min(aucs.values()) <= 0.02, aucs
     assert results[1]["labels"] >= 200, "enough labels to trust the score"
-    assert max(r["labels"] for r in results.values()) - min(r["labels"] for r in results.values()) <= 0.01 * results[1]["labels"]
+    assert (
+        max(r["labels"] for r in results.values()) - min(r["labels"] for r in results.values())
+        <= 0.01 * results[1]["labels"]
+    )
 
 
 def test_labels_are_counted_once_and_class_balance_is_shown():
@@ -68,7 +71,9 @@ def _lessons_of(e: Engine, messages) -> list:
     """The lessons a batch would publish, from a throwaway engine on the same log."""
     twin = Engine(e.settings, InMemoryStore(), _Discard(), clock=lambda: 4e12)
     twin.process(messages)
-    return [serde.loads(r) for _, r in twin.store.models_log.entries]
+    log = twin.store.models_log
+    assert isinstance(log, MemoryModelLog)
+    return [serde.loads(r) for _, r in log.entries]
 
 
 class _Discard:
@@ -102,10 +107,16 @@ def test_models_and_stateful_classes_survive_pickle_and_repeat_with_the_same_see
     m = trained(1)
     assert set(m.known) == {"a", "b", "c"}  # bounded: the 4th name is never learned
     again = pickle.loads(pickle.dumps(m))
-    assert again.predict_proba_one({"a": 1.0}) == m.predict_proba_one({"a": 1.0}) == trained(1).predict_proba_one({"a": 1.0})
+    assert (
+        again.predict_proba_one({"a": 1.0})
+        == m.predict_proba_one({"a": 1.0})
+        == trained(1).predict_proba_one({"a": 1.0})
+    )
     part = PartitionAggregates()
     part.index_due(T0, "customer_id:c1")
-    assert PartitionAggregates.from_fields({k.encode(): v for k, v in part.to_fields().items()}).churn_due == {T0 // DAY: {"customer_id:c1"}}
+    assert PartitionAggregates.from_fields({k.encode(): v for k, v in part.to_fields().items()}).churn_due == {
+        T0 // DAY: {"customer_id:c1"}
+    }
     assert pickle.loads(pickle.dumps(part)).churn_due == part.churn_due
     one = [e for e, _ in SubscriptionSimulator(SubscriptionConfig(customers=5, days=10, seed=2)).stream()]
     two = [e for e, _ in SubscriptionSimulator(SubscriptionConfig(customers=5, days=10, seed=2)).stream()]
