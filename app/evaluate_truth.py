@@ -12,7 +12,9 @@
   churn score at ``t`` is positive when the customer cancels in ``(t, t + horizon]``;
   a negative score closer than the horizon to the end of the stream is left out
   (censored: its label is not known yet), as are scores in the first
-  ``warmup`` share of the stream's time.
+  ``warmup`` share of the stream's time or its first two horizons, whichever is
+  longer (until one horizon has passed, a model has seen only positive labels:
+  every early score is high, and pooled with later ones it would rank backwards).
 
 >>> roc_auc([True, False, True, False], [0.9, 0.1, 0.4, 0.5])
 0.75
@@ -70,7 +72,7 @@ def churn_labels(
 ) -> tuple[list[bool], list[float]]:
     """Label each churn score ``(customer_key, t, p)`` by the truth (see the module docstring)."""
     ordered = {k: sorted(v) for k, v in cancels.items()}
-    since = stream_start + int((stream_end - stream_start) * warmup)
+    since = max(stream_start + int((stream_end - stream_start) * warmup), stream_start + 2 * horizon_ms)
     ys, ps = [], []
     for key, t, p in scores:
         if t < since:

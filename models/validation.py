@@ -20,6 +20,7 @@ class BinaryValidation:
 
     window: int = 1000
     labels: int = 0
+    positives: int = 0
     _auc: Any = field(init=False, repr=False)
     _logloss: Any = field(init=False, repr=False)
     _accuracy: Any = field(init=False, repr=False)
@@ -33,6 +34,7 @@ class BinaryValidation:
     def update(self, y: bool, p: float) -> None:
         """Record one label against the probability that was predicted for it."""
         self.labels += 1
+        self.positives += int(y)
         self._recent.append(y)
         self._auc.update(y, {True: p, False: 1 - p})
         self._logloss.update(y, {True: p, False: 1 - p})

@@ -52,7 +52,9 @@ MAX_RECENT_TEXTS = 3
 TEXT_CHARS = 200
 MOOD_ALPHA = 0.3
 CHURN_WARM_LABELS = 200
-"""Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``)."""
+"""Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``) ..."""
+CHURN_WARM_EACH = 20
+"""... of which at least this many of each class: until a horizon has passed, every label is positive."""
 DIGITAL_RESCORE_MS = 6 * 3_600_000
 """App and web events re-score churn at most this often (other events always score)."""
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
@@ -176,7 +178,7 @@ def score_churn(
     report.scores.append(("churn", event.customer_key, event.event_id, now, predicted["champion"]))
     state.predictions["churn"] = {
         "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
-        "top": champion.model.explain_one(x), "warm": champion.model.validation.labels >= CHURN_WARM_LABELS,
+        "top": champion.model.explain_one(x), "warm": _warm(champion.model.validation),
     }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
         values = [float(f"{v:.4g}") for v in x.values()]
@@ -185,6 +187,16 @@ def score_churn(
         del pending[: -cfg.max_pending]  # only reached if the clock jumps back: the cadence bounds the list
     state.predictions["churn_pending"] = pending
     return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending and was_empty else None
+
+
+def _warm(validation: Any) -> bool:
+    """Enough labels of both classes to trust the churn champion (all partitions' labels count)."""
+    positives = validation.positives
+    return bool(
+        validation.labels >= CHURN_WARM_LABELS
+        and positives >= CHURN_WARM_EACH
+        and validation.labels - positives >= CHURN_WARM_EACH
+    )
 
 
 def _skip_digital(state: CustomerState, event: Event, pending: list[dict[str, Any]], cfg: ScoringConfig) -> bool:
