@@ -1,4 +1,11 @@
-"""SIGKILL a worker mid-stream, restart it: Redis state equals an uninterrupted run."""
+"""SIGKILL a worker mid-stream, restart it: Redis state equals an uninterrupted run.
+
+With models off: the shared models learn with a lag of about one batch (issue 11,
+:mod:`operators.scoring.learner`), so scores -- and what depends on them: mood,
+complaints, flags -- follow the batch boundaries, which a restart moves. That a
+restart neither forgets nor learns a label twice is tested on the models
+themselves in ``tests/integration/test_shared_models_redis.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +19,11 @@ from app.engine_process import start_engine, stop_process
 from app.simulator import Simulator, SimulatorConfig
 from livesignals import serde
 from livesignals.contract import primary_key
-from models.registry import ModelSet
 from tests.helpers import aggregates, committed, consume_all, produce, profiles, timelines, wait_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 N = 60_000
-PROBE_TEXTS = ["my order never arrived, terrible", "thanks a lot!", "سفارشم نرسید", "where is my parcel"]
-PROBE_FEATURES = [{"complaints_30d": 3.0, "mood": -0.5, "orders_30d": 0.0}, {"orders_30d": 4.0, "mood": 0.6}]
-
-
-def assert_same_behaviour(a: ModelSet, b: ModelSet) -> None:
-    """Pickles of equal River models may differ in bytes (object sharing); behaviour may not."""
-    assert a.summary() == b.summary()
-    for text in PROBE_TEXTS:
-        assert a.model("sentiment").predict_proba_one(text) == b.model("sentiment").predict_proba_one(text)
-    for x in PROBE_FEATURES:
-        assert a.model("churn").predict_proba_one(x) == b.model("churn").predict_proba_one(x)
-        assert a.model("fraud").score_one(x) == b.model("fraud").score_one(x)
 
 
 def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(kafka_settings):
@@ -40,7 +34,8 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(kafka_setti
         [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e, _ in sim.stream(N)],
     )
 
-    base = kafka_settings.replace(quiet_hours="0-0")  # triggers go out whatever the hour the test runs at
+    # quiet hours off: triggers go out whatever the hour the test runs at; models off: see the docstring
+    base = kafka_settings.replace(quiet_hours="0-0", models_enabled=False)
     reference = base.replace(
         key_prefix=kafka_settings.key_prefix + "ref",
         flags_topic=kafka_settings.flags_topic + "-ref",
@@ -85,10 +80,7 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(kafka_setti
     assert len(ref_aggs) == 4 and set(ref_aggs) == set(crash_aggs)
     for part, fields in ref_aggs.items():
         other = crash_aggs[part]
-        assert (fields[b"kpi"], fields[b"voc"], fields[b"models_summary"]) == (
-            other[b"kpi"], other[b"voc"], other[b"models_summary"],
-        )  # fmt: skip
-        assert_same_behaviour(ModelSet.from_bytes(fields[b"models"]), ModelSet.from_bytes(other[b"models"]))
+        assert (fields[b"kpi"], fields[b"voc"]) == (other[b"kpi"], other[b"voc"])
 
     # Outputs are at least once, with deterministic ids: the same set after dedup.
     def ids(settings, topic):
