@@ -128,3 +128,11 @@ MODEL_CHECKPOINT_SECONDS = Histogram(
     "Time to pickle and write one model checkpoint.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+# --- atomic apply and deduplication (issue 9 items 3-5) ---------------------------------
+EVENTS_DUPLICATE = Counter(
+    "livesignals_events_duplicate_total",
+    "Events skipped because an event with the same event_id was applied to the customer recently "
+    "(within the deduplication horizon: the customer's last 32 events).",
+)

@@ -7,9 +7,12 @@ For each batch, in this order:
    (:mod:`operators.routing`), not applied;
 2. load the touched customers' states (one round trip for cache misses);
 3. fold each event into its customer's state, skipping offsets already
-   applied (replays): learn the labels and responses it carries, score it,
-   apply it, raise and clear flags, and at a decision moment choose the
-   next-best action (checked by the contact policy);
+   applied (replays) and event ids the customer had recently (duplicates):
+   learn the labels and responses it carries, score it, apply it, raise and
+   clear flags, and at a decision moment choose the next-best action (checked
+   by the contact policy). Each event applies all or nothing: on any failure
+   its state is put back, what it staged (aggregates, lessons, outputs) is
+   dropped, and it is dead-lettered (:mod:`operators.staging`);
 4. publish dead letters, flags, triggers and the decision log to Kafka and
    **wait for the broker's confirmation** (a failure raises, the batch is retried);
 5. commit flags, states and resume offsets to Redis.
@@ -44,8 +47,8 @@ from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
 from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, voc
-from operators.profile360.profile import CustomerState
-from operators.profile360.update import apply_event, is_complaint
+from operators.profile360.profile import CustomerState, fingerprint
+from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
 from operators.routing import Reroute, Router, read_position
 from operators.rules.context import ContextWindows, context
@@ -54,6 +57,7 @@ from operators.rules.signals import Flag, Trigger
 from operators.scoring import online
 from operators.scoring.features import churn_features
 from operators.scoring.learner import ModelLog, ModelView, SharedLearner
+from operators.staging import StagedAggregates
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +132,8 @@ class Engine:
         self.clock = clock
         self.sentiment = sentiment
         self._partitions: dict[tuple[str, int], PartitionAggregates] = {}
+        """Aggregates of the input partitions read (one entry per partition; cleared by :meth:`forget`)."""
+        self._aggregates = StagedAggregates()
         self.windows = ContextWindows(settings.context_window_s * 1000, settings.repeat_contact_window_s * 1000)
         self.arbiter = Arbiter(settings.nba_policy, settings.nba_epsilon, settings.nba_top_n, settings.nba_seed)
         self.per_event = settings.redis_mode == "per_event"
@@ -215,54 +221,89 @@ class Engine:
             if state.already_applied(event):
                 report.replay_skipped += 1
                 continue
-            self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
-            try:
-                self._apply_one(event, state, partitions, report)
-            except Exception as exc:  # never let one event stop the flow: dead-letter it
-                self._view.discard_current()
-                log.exception("event %s could not be applied", event.event_id)
-                report.dead_letters.append(_unprocessable(event, messages, exc))
+            event_fingerprint = fingerprint(event.event_id)
+            if state.is_duplicate(event_fingerprint):
+                report.duplicates += 1
                 continue
-            report.applied += 1
-            report.applied_by_type[event.type] = report.applied_by_type.get(event.type, 0) + 1
+            effects = BatchReport()
+            if not self._apply_atomically(event, state, partitions, effects, report, messages):
+                continue
+            state.remember_id(event_fingerprint)  # only once applied: a dead-lettered event's retry applies
+            report.absorb(effects)
             if self.per_event:
                 self.store.commit([state], [], {})  # benchmark baseline: a round trip per event
             else:
                 touched[key] = state
         return list(touched.values()), partitions
 
-    def _apply_one(
+    def _apply_atomically(
         self,
         event: Event,
         state: CustomerState,
         partitions: dict[tuple[str, int], PartitionAggregates],
+        effects: BatchReport,
+        report: BatchReport,
+        messages: list[RawMessage],
+    ) -> bool:
+        """Apply one event all or nothing (see :mod:`operators.staging`); False if it was dead-lettered.
+
+        The state is changed in place and put back from its undo record on
+        failure; partition aggregates, model lessons and ``effects`` (the
+        event's own report) are staged, kept only once every stage succeeded.
+        """
+        undo = state.undo_record()
+        self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
+        try:
+            part = self._partition(event, partitions)
+            self._apply_one(event, state, part, effects)
+        except Exception as exc:  # never let one event stop the flow: dead-letter it, change nothing
+            state.undo(undo)
+            self._view.discard_current()
+            self._aggregates.discard()
+            log.exception("event %s could not be applied", event.event_id)
+            report.dead_letters.append(_unprocessable(event, messages, exc))
+            return False
+        self._aggregates.commit()
+        effects.applied += 1
+        effects.applied_by_type[event.type] = 1
+        return True
+
+    def _apply_one(
+        self,
+        event: Event,
+        state: CustomerState,
+        part: PartitionAggregates,
         report: BatchReport,
     ) -> None:
-        """Score, apply and evaluate one event (the customer's state is loaded)."""
-        part = self._partition(event, partitions)
+        """Score, apply and evaluate one event (its customer's state is loaded).
+
+        ``report`` is the event's own; partition aggregates go through the
+        engine's stage (:mod:`operators.staging`), kept by the caller on success.
+        """
         present = self._present(state, event)
         text = online.text_of(event)
         score = self._score_before(part, state, event, text, report, present)
         contributions = kpis.contributions(state, event)
-        part.kpi.add(event.event_time_ms, contributions)
+        self._aggregates.add(part.kpi, event.event_time_ms, contributions)
         for name, value in contributions.items():
             report.kpi[name] += value
             if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
                 report.kpi[name + "_n"] += 1
         apply_event(state, event, score)
-        part.watermark_ms = max(part.watermark_ms, event.event_time_ms)
+        self._aggregates.later(_advance_watermark, part, event.event_time_ms)
         if self.models_enabled:
             due = online.score_churn(self._view, state, event, self.scoring, report.scoring)
             if due is not None:
-                part.index_due(due, state.customer_key)
+                self._aggregates.later(part.index_due, due, state.customer_key)
             online.score_fraud(self._view, state, event, report.scoring)
         if is_complaint(event, score):
-            part.voc.add(event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
+            self._aggregates.add(part.voc, event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
         if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, present, report):
             return
         ctx = context(state, event, self.windows, present)
         flags = self._rules_now.evaluate(state, event, ctx)
+        bound_flags(state)
         raised = [f.name for f in flags if not f.cleared]
         for i, flag in enumerate(flags):
             if not flag.cleared:
@@ -447,6 +488,10 @@ def _rules_path(setting: str) -> str | None:
     import importlib.resources
 
     return str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml"))
+
+
+def _advance_watermark(part: PartitionAggregates, event_time_ms: int) -> None:
+    part.watermark_ms = max(part.watermark_ms, event_time_ms)
 
 
 def _unprocessable(event: Event, messages: list[RawMessage], exc: Exception) -> DeadLetter:

@@ -24,6 +24,8 @@ class BatchReport:
     messages: int = 0
     applied: int = 0
     replay_skipped: int = 0
+    duplicates: int = 0
+    """Events skipped because their ``event_id`` was applied recently (see ``profile360.profile``)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
@@ -42,6 +44,31 @@ class BatchReport:
     """Events read on a partition that does not own their customer (re-published, not applied)."""
     late: int = 0
     """Events applied without flags or triggers: older than the customer's present by more than the grace."""
+
+    def absorb(self, event: BatchReport) -> None:
+        """Add what one event did (its own report, kept apart until it fully applied) to this batch's."""
+        self.applied += event.applied
+        for etype, n in event.applied_by_type.items():
+            self.applied_by_type[etype] = self.applied_by_type.get(etype, 0) + n
+        if event.flags:
+            self.flags += event.flags
+        if event.triggers:
+            self.triggers += event.triggers
+        if event.suppressed:
+            self.suppressed += event.suppressed
+        if event.decisions:
+            self.decisions += event.decisions
+        if event.outcomes:
+            self.outcomes += event.outcomes
+        if event.kpi:
+            self.kpi.update(event.kpi)
+        self.complaints += event.complaints
+        scoring = event.scoring
+        if scoring.labels:
+            self.scoring.labels.update(scoring.labels)
+        if scoring.scored:
+            self.scoring.scored.update(scoring.scored)
+        self.scoring.learned |= scoring.learned
 
     def export(self, messages: list[RawMessage], actions: set[str]) -> None:
         """Count this batch in Prometheus (``actions``: the declared ones; others are labelled ``other``)."""
@@ -64,6 +91,8 @@ class BatchReport:
             metrics.OFFER_OUTCOMES.labels(o.action if o.action in actions else "other", o.response).inc()
         if self.replay_skipped:
             metrics.EVENTS_REPLAY_SKIPPED.inc(self.replay_skipped)
+        if self.duplicates:
+            metrics.EVENTS_DUPLICATE.inc(self.duplicates)
         for name, value in self.kpi.items():
             channel, component = name.split("|", 1)
             if channel == "all":

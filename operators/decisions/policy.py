@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -98,11 +98,20 @@ class ContactPolicy:
         return start <= hour or hour < end if start > end else start <= hour < end
 
 
-@cache
+ZONE_CACHE_SIZE = 512
+"""Time zones kept resolved (LRU): IANA has about 600 names; a bad name costs a lookup, never a raise."""
+
+
 def _zone(name: Any) -> Any:
-    if not isinstance(name, str):
+    """The customer's ``tzinfo``: UTC for anything that is not a known IANA zone name (never raises)."""
+    if not isinstance(name, str) or not name or len(name) > 64:
         return UTC
+    return _known_zone(name)
+
+
+@lru_cache(maxsize=ZONE_CACHE_SIZE)
+def _known_zone(name: str) -> Any:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return UTC

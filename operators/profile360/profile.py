@@ -22,11 +22,25 @@ Sections (issue 3, the seeds' "360 snapshot"):
 * ``predictions`` -- the future, filled by the online models (churn, negotiation,
   up-sell, mood) -- empty slots until then;
 * ``windows`` -- event-time window buckets (:mod:`operators.profile360.windows`);
-* ``applied`` -- last applied offset per ``topic:partition`` (replays are skipped).
+* ``applied`` -- last applied offset per ``topic:partition`` (replays are skipped);
+* ``recent_ids`` -- fingerprints of the last :data:`MAX_EVENT_IDS` event ids applied
+  (a redelivery of one of them is a duplicate and has no effect).
+
+**Deduplication horizon.** An event whose ``event_id`` is among the last
+:data:`MAX_EVENT_IDS` events applied to the same customer is a duplicate,
+whatever its offset or payload: the engine skips it and counts it in
+``livesignals_events_duplicate_total``. An older id is no longer remembered.
+Ids are kept as 72-bit fingerprints (12 characters), so the memory is bounded
+whatever the ids' length; a false match needs two ids of one customer to
+collide within the horizon (odds about ``MAX_EVENT_IDS / 2**72`` per event).
+An event that was dead-lettered was not applied, so its id is not remembered:
+a corrected retry with the same id applies.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +50,21 @@ from operators.profile360.windows import Windows
 
 SECTIONS = (
     "identity", "relationships", "activity", "history", "value", "consent",
-    "flags", "predictions", "recent_contacts", "applied", "timeline_meta",
+    "flags", "predictions", "recent_contacts", "applied", "timeline_meta", "recent_ids",
 )  # fmt: skip
 """Keys of the stored document holding a section as is (``windows`` and ``events`` apart)."""
+
+MAX_EVENT_IDS = 32
+"""Event ids remembered per customer for deduplication (the horizon; see the module docstring)."""
+
+
+def fingerprint(event_id: str) -> str:
+    """A short fixed-size stand-in for an event id (72 bits, 12 URL-safe characters).
+
+    >>> fingerprint("e1"), len(fingerprint("x" * 128))
+    ('_hBK0Vxo2wTX', 12)
+    """
+    return base64.urlsafe_b64encode(hashlib.blake2b(event_id.encode(), digest_size=9).digest()).decode()
 
 
 @dataclass
@@ -67,6 +93,8 @@ class CustomerState:
     timeline_meta: dict[str, int] = field(default_factory=dict)
     """Upkeep of the timeline key: ``n``, an upper bound of its entries (replays only
     overcount), and ``ttl_day``, the event day its TTL was last refreshed."""
+    recent_ids: list[str] = field(default_factory=list)
+    """:func:`fingerprint` of the last :data:`MAX_EVENT_IDS` event ids applied, oldest first."""
     new_links: list[str] = field(default_factory=list, compare=False)
     """Identifiers linked by events of the current batch (written by the store, not kept)."""
     new_timeline: list[tuple[int, bytes]] = field(default_factory=list, compare=False)
@@ -76,6 +104,35 @@ class CustomerState:
         """True when this event's offset was applied before (a replay)."""
         o = event.origin
         return self.applied.get(f"{o.topic}:{o.partition}", -1) >= o.offset
+
+    def is_duplicate(self, event: Event) -> bool:
+        """True when an event with this ``event_id`` was applied recently (see the horizon above)."""
+        return bool(self.recent_ids) and fingerprint(event.event_id) in self.recent_ids
+
+    def remember_id(self, event: Event) -> None:
+        """Remember that this event's id was applied (the oldest beyond the horizon is forgotten)."""
+        ids = self.recent_ids
+        ids.append(fingerprint(event.event_id))
+        if len(ids) > MAX_EVENT_IDS:
+            del ids[:-MAX_EVENT_IDS]
+
+    def undo_record(self) -> Undo:
+        """What :meth:`undo` needs to put this state back as it is now (taken before each event).
+
+        The stored document itself: cheaper than a deep copy (one orjson encode,
+        measured 6-25 µs for profiles of 0.8-10 kB against 100-700 µs for
+        ``copy.deepcopy``), and restoring from it gives exactly the state a
+        restart would load.
+        """
+        return Undo(self.to_bytes(), len(self.new_timeline), len(self.new_links))
+
+    def undo(self, record: Undo) -> None:
+        """Put the state back as it was when ``record`` was taken (in place: caches hold this object)."""
+        before = CustomerState.from_bytes(self.customer_key, record.document)
+        for name in (*SECTIONS, "events", "windows"):
+            setattr(self, name, getattr(before, name))
+        del self.new_timeline[record.timeline :]
+        del self.new_links[record.links :]
 
     def to_bytes(self) -> bytes:
         """The stored document (compact JSON)."""
@@ -97,3 +154,14 @@ class CustomerState:
         state.events = doc.get("events", 0)
         state.windows = Windows.from_json(doc.get("windows"))
         return state
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """A state as it was before an event (:meth:`CustomerState.undo_record`)."""
+
+    document: bytes
+    timeline: int
+    """Entries in ``new_timeline`` then."""
+    links: int
+    """Entries in ``new_links`` then."""

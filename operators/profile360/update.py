@@ -1,14 +1,17 @@
 """How one valid event updates a customer's facts: the only writer of :class:`CustomerState`.
 
-Every list and map in the state is bounded (see the ``MAX_*`` constants) so
-that a profile's size does not grow with the customer's history: history
-lives in the timeline and in window buckets, not in the profile.
+Every list and map in the state is bounded (see the ``MAX_*`` constants, and
+the table in :mod:`state.keys`) so that a profile's size does not grow with
+the customer's history: history lives in the timeline and in window buckets,
+not in the profile. ``tests/unit/test_bounds.py`` drives one customer through
+a long random stream and checks every list and map against its bound.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from livesignals import serde
 from livesignals.contract import Event
 from operators.profile360 import identity, timeline
 from operators.profile360.profile import CustomerState
@@ -23,6 +26,18 @@ MAX_IDS_PER_KIND = 5
 MAX_MERGES = 20
 MAX_PRODUCTS = 20
 MAX_ATTRIBUTES = 30
+MAX_ITEM_BYTES = 512
+"""Largest attribute value or relationship (its JSON) kept from a profile update; larger ones are not stored."""
+MAX_KEY_CHARS = 64
+"""Longest attribute name kept from a profile update."""
+MAX_LINKED = 32
+"""Identifiers linked to a customer (devices, cookies, emails...) kept, newest last; the 360 merges these."""
+MAX_RELATIONSHIP_TYPES = 10
+MAX_CAMPAIGN_ACTIONS = 16
+"""Distinct campaign actions counted per customer (``history.campaigns``); new ones beyond are not counted."""
+MAX_FLAGS = 32
+"""Flags held raised in a profile (the rules in force raise fewer; flags of rules since removed are
+dropped, soonest expiring first, beyond it)."""
 SELF_SERVICE_ACTIONS = frozenset({"help_article", "order_tracking", "chatbot_resolved", "faq"})
 """Digital actions that count as self-service (deflection KPI)."""
 
@@ -53,6 +68,7 @@ def apply_event(state: CustomerState, event: Event, sentiment: float | None = No
     state.new_timeline.append((t, timeline.entry(event, sentiment)))
     o = event.origin
     state.applied[f"{o.topic}:{o.partition}"] = o.offset
+    state.remember_id(event)
 
 
 COMPLAINT_SENTIMENT = -0.3
@@ -101,6 +117,7 @@ def _link(state: CustomerState, event: Event) -> None:
         if other not in linked:
             linked.append(other)
             state.new_links.append(other)
+            del linked[:-MAX_LINKED]
             merges = state.identity.setdefault("merges", [])
             merges.append({"id": other, "t": event.event_time_ms, "event": event.event_id})
             del merges[:-MAX_MERGES]
@@ -231,7 +248,9 @@ def _survey(state: CustomerState, event: Event) -> None:
 
 def _campaign(state: CustomerState, event: Event) -> None:
     campaigns = state.history.setdefault("campaigns", {})
-    _bump(campaigns, str(event.payload.get("action", "received")))
+    action = str(event.payload.get("action", "received"))
+    if action in campaigns or len(campaigns) <= MAX_CAMPAIGN_ACTIONS:  # "last" is one of the keys
+        _bump(campaigns, action)
     campaigns["last"] = {"id": event.payload.get("campaign_id"), "t": event.event_time_ms}
 
 
@@ -248,12 +267,16 @@ def _profile_update(state: CustomerState, event: Event) -> None:
     p = event.payload
     attributes = state.identity.setdefault("attributes", {})
     for key, value in (p.get("fields") or {}).items():
+        if len(key) > MAX_KEY_CHARS or len(serde.dumps(value)) > MAX_ITEM_BYTES:
+            continue
         if key in attributes or len(attributes) < MAX_ATTRIBUTES:
             attributes[str(key)] = value
     for link in (p.get("relationships") or [])[:MAX_OPEN_ITEMS]:
-        if isinstance(link, dict) and link.get("type"):
-            state.relationships.setdefault(str(link["type"]), [])
-            known = state.relationships[str(link["type"])]
+        if isinstance(link, dict) and link.get("type") and len(serde.dumps(link)) <= MAX_ITEM_BYTES:
+            kind = str(link["type"])
+            if kind not in state.relationships and len(state.relationships) >= MAX_RELATIONSHIP_TYPES:
+                continue
+            known = state.relationships.setdefault(kind, [])
             if link not in known:
                 known.append(link)
                 del known[:-MAX_OPEN_ITEMS]
@@ -297,6 +320,14 @@ def _window_values(state: CustomerState, event: Event, sentiment: float | None) 
     if is_complaint(event, sentiment):
         values["complaints"] = 1
     return values
+
+
+def bound_flags(state: CustomerState) -> None:
+    """Keep at most :data:`MAX_FLAGS` raised flags (after the rules ran): the soonest expiring go first."""
+    flags = state.flags
+    if len(flags) > MAX_FLAGS:
+        for name in sorted(flags, key=lambda n: flags[n].get("expires_at", 0))[: len(flags) - MAX_FLAGS]:
+            del flags[name]
 
 
 def _put(mapping: dict[str, Any], key: str, value: Any) -> None:
