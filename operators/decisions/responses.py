@@ -53,6 +53,8 @@ from operators.scoring.online import ScoringReport
 
 MAX_PENDING_OFFERS = 5
 MAX_RECENT_FLAGS = 5
+MAX_PROPOSED = 16
+"""Actions whose last proposal time (cooldown) is kept per customer, most recent last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,11 @@ def remember(state: CustomerState, decision: Decision, sent: bool, top_n: int) -
     }  # fmt: skip
     if not sent:
         return
-    state.history.setdefault("proposed", {})[chosen.action] = now
+    proposed = state.history.setdefault("proposed", {})
+    proposed.pop(chosen.action, None)
+    proposed[chosen.action] = now
+    while len(proposed) > MAX_PROPOSED:
+        del proposed[next(iter(proposed))]
     pending = state.predictions.setdefault("offers_pending", [])
     pending.append({
         "id": decision.decision_id, "action": chosen.action, "t": now, "exp": now + chosen.ttl_ms,

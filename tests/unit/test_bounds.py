@@ -1,0 +1,299 @@
+"""Every list and map in a profile has a declared bound, and holds it over a long random stream.
+
+One customer gets thousands of random events of every type -- new order and
+case ids, campaign actions, attribute names, relationship types, devices,
+labels, offers, flags, times jumping days ahead and back -- through the real
+engine. Every list and map of the stored profile is then checked against
+:data:`BOUNDS`. A container with no declared bound fails the test, so a new
+list cannot slip in unbounded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+from typing import Any
+
+from livesignals import serde
+from livesignals.contract import CHANNELS, EVENT_TYPES, IDENTIFIER_KINDS, RawMessage
+from livesignals.errors import Origin
+from livesignals.settings import Settings
+from operators.decisions import policy, responses
+from operators.engine import Engine
+from operators.profile360 import update
+from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
+from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
+from operators.scoring import features, online
+from state.memory import InMemoryStore
+from tests.helpers import T0, event
+
+SETTINGS = Settings.load(env={}).replace(
+    metrics_port=0, quiet_hours="0-0", contact_daily_cap=50, contact_weekly_cap=200
+)
+PARTITIONS = 6
+SIZE = "bytes"
+"""A leaf bounded by its JSON size, not by a count (attribute values, relationships)."""
+
+BOUNDS: dict[str, int | tuple[str, int]] = {
+    # path (fnmatch; * = one key or index): most entries
+    "identity": 10,
+    "identity.ids": len(IDENTIFIER_KINDS),
+    "identity.ids.*": update.MAX_IDS_PER_KIND,
+    "identity.linked": update.MAX_LINKED,
+    "identity.merges": update.MAX_MERGES,
+    "identity.merges.*": 3,
+    "identity.attributes": update.MAX_ATTRIBUTES,
+    "identity.attributes.*": (SIZE, update.MAX_ITEM_BYTES),
+    "relationships": update.MAX_RELATIONSHIP_TYPES,
+    "relationships.*": update.MAX_OPEN_ITEMS,
+    "relationships.*.*": (SIZE, update.MAX_ITEM_BYTES),
+    "activity": 8,
+    "activity.open_orders": update.MAX_OPEN_ITEMS,
+    "activity.open_orders.*": 3,
+    "activity.deliveries": update.MAX_OPEN_ITEMS,
+    "activity.deliveries.*": 2,
+    "activity.open_cases": update.MAX_OPEN_ITEMS,
+    "activity.open_cases.*": 5,
+    "activity.errors": update.MAX_ERRORS,
+    "activity.errors.*": 3,
+    "activity.cart": 4,
+    "activity.cart.items": update.MAX_PRODUCTS,
+    "activity.last_return": 5,
+    "activity.cancelled": 2,
+    "history": 16,
+    "history.by_channel": len(CHANNELS),
+    "history.by_type": len(EVENT_TYPES),
+    "history.touch": len(CHANNELS),
+    "history.touch.*": 5,
+    "history.cases": 3,
+    "history.surveys": 3,
+    "history.surveys.*": 3,
+    "history.campaigns": update.MAX_CAMPAIGN_ACTIONS + 1,
+    "history.campaigns.last": 2,
+    "history.offers": 3,
+    "history.offers_by_action": features.MAX_ACTIONS_REMEMBERED,
+    "history.offers_by_action.*": 2,
+    "history.offer_streak": 1,
+    "history.sent": policy.MAX_SENT_KEPT,
+    "history.sent.*": 3,
+    "history.proposed": responses.MAX_PROPOSED,
+    "history.recent_flags": responses.MAX_RECENT_FLAGS,
+    "history.recent_flags.*": 2,
+    "value": 12,
+    "value.products": update.MAX_PRODUCTS,
+    "value.loyalty": 2,
+    "consent": 3,
+    "flags": update.MAX_FLAGS,
+    "flags.*": 5,
+    "predictions": 10,
+    "predictions.recent_texts": online.MAX_RECENT_TEXTS,
+    "predictions.recent_texts.*": 5,
+    "predictions.recent_texts.*.3": 2,
+    "predictions.churn_pending": online.MAX_PENDING_SNAPSHOTS,
+    "predictions.churn_pending.*": 3,
+    "predictions.churn_pending.*.x": len(features.CHURN_FEATURES),
+    "predictions.churn_pending.*.p": 2,
+    "predictions.offers_pending": responses.MAX_PENDING_OFFERS,
+    "predictions.offers_pending.*": 7,
+    "predictions.offers_pending.*.x": len(features.CHURN_FEATURES),
+    "predictions.offers_pending.*.h": 2,
+    "predictions.next_best_actions": 5,
+    "predictions.next_best_actions.ranked": SETTINGS.nba_top_n,
+    "predictions.next_best_actions.ranked.*": 4,
+    "predictions.churn": 6,
+    "predictions.churn.top": 3,
+    "predictions.churn.top.*": 2,
+    "predictions.mood": 5,
+    "predictions.fraud": 6,
+    "recent_contacts": update.MAX_RECENT_CONTACTS,
+    "recent_contacts.*": 4,
+    "applied": PARTITIONS,
+    "timeline_meta": 2,
+    "recent_ids": MAX_EVENT_IDS,
+    "windows": 2,
+    "windows.b": len(TIERS),
+    "windows.b.*": max(keep for _, keep in TIERS.values()) + 1,
+    "windows.b.*.*": len(METRICS),
+    "windows.b.*.*.*": MAX_DISTINCT,
+}
+"""The declared bound of every container in a stored profile (``MAX_*`` constants where there is one)."""
+
+
+def containers(doc: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every list and map in ``doc`` with its path (``a.b.0``)."""
+    out = []
+    if isinstance(doc, dict):
+        items: Any = doc.items()
+    elif isinstance(doc, list):
+        items = enumerate(doc)
+    else:
+        return out
+    if path:
+        out.append((path, doc))
+    for key, value in items:
+        child = f"{path}.{key}" if path else str(key)
+        bound = bound_of(child)
+        if isinstance(bound, tuple):
+            out.append((child, value))  # a size-bounded leaf: not walked
+        else:
+            out += containers(value, child)
+    return out
+
+
+def bound_of(path: str) -> int | tuple[str, int] | None:
+    for pattern, bound in BOUNDS.items():
+        if fnmatch.fnmatchcase(path, pattern) and pattern.count(".") == path.count("."):
+            return bound
+    return None
+
+
+def check(state: CustomerState) -> list[str]:
+    """What is over its bound, or has none declared."""
+    problems = []
+    for path, value in containers(serde.loads(state.to_bytes())):
+        bound = bound_of(path)
+        if bound is None:
+            if isinstance(value, (dict, list)):
+                problems.append(f"{path}: no declared bound ({len(value)} entries)")
+        elif isinstance(bound, tuple):
+            if len(serde.dumps(value)) > bound[1]:
+                problems.append(f"{path}: {len(serde.dumps(value))} bytes > {bound[1]}")
+        elif isinstance(value, (dict, list)) and len(value) > bound:
+            problems.append(f"{path}: {len(value)} > {bound}")
+    return problems
+
+
+WORDS = "parcel late refund broken thanks great awful help again where order card bill app".split()
+
+
+def random_event(rng: random.Random, i: int, t: int) -> dict[str, Any]:
+    """One valid event of a random type for customer c1, with fresh ids and odd values."""
+    etype = rng.choice(sorted(EVENT_TYPES))
+    text = " ".join(rng.choices(WORDS, k=rng.randint(1, 12)))
+    p: dict[str, Any]
+    if etype in ("call", "chat", "email", "sms", "social"):
+        p = {
+            "text": text,
+            "direction": rng.choice(["inbound", "inbound", "outbound"]),
+            "topic": rng.choice(["delivery", "billing", f"topic{i}"]),
+            "outcome": rng.choice(["resolved", "unresolved", "escalated"]),
+            "handle_time_s": rng.randint(1, 900),
+        }
+    elif etype == "survey":
+        p = {
+            "kind": rng.choice(["csat", "nps", "ces"]),
+            "score": rng.randint(1, 5),
+            "comment": text,
+            "rates_event_id": f"e{rng.randint(0, i + 1)}",
+        }
+    elif etype in ("web_event", "app_event"):
+        p = {
+            "action": rng.choice(
+                [
+                    "page_view",
+                    "product_view",
+                    "add_to_cart",
+                    "checkout_start",
+                    "login",
+                    "error",
+                    "help_article",
+                    f"custom{i}",
+                ]
+            ),
+            "product_id": f"p{rng.randint(0, 10_000)}",
+            "session_id": f"s{i // 5}",
+            "error_code": f"E{i}",
+        }
+    elif etype in ("order", "return"):
+        p = {
+            "order_id": f"o{rng.randint(0, i)}",
+            "amount": rng.randint(1, 5000) / 3,
+            "status": rng.choice(["placed", "paid", "cancelled"] if etype == "order" else ["requested", "refunded"]),
+            "items": [f"p{rng.randint(0, 10_000)}" for _ in range(rng.randint(0, 30))],
+        }
+    elif etype == "delivery":
+        p = {
+            "order_id": f"o{rng.randint(0, i)}",
+            "status": rng.choice(["shipped", "in_transit", "delayed", "delivered", "failed", "returned"]),
+        }
+    elif etype == "ticket":
+        p = {
+            "case_id": f"k{rng.randint(0, i)}",
+            "status": rng.choice(["opened", "updated", "resolved", "reopened"]),
+            "topic": f"t{i}",
+            "error_code": f"E{i}",
+        }
+    elif etype == "consent":
+        p = {"purpose": rng.choice(["marketing", "service", "profiling"]), "granted": rng.random() < 0.8}
+    elif etype == "offer_response":
+        p = {
+            "action": rng.choice(["retention_offer", "cross_sell", f"elsewhere{i}"]),
+            "response": rng.choice(["accepted", "rejected", "ignored"]),
+        }
+        if rng.random() < 0.5:
+            p["decision_id"] = f"d{i}"
+    elif etype == "agent_feedback":
+        kind = rng.choice(["sentiment", "flag", "action"])
+        label = rng.choice(["negative", "neutral", "positive"] if kind == "sentiment" else ["relevant", "not_relevant"])
+        p = {"target_id": f"e{rng.randint(0, i)}", "kind": kind, "label": label}
+    elif etype == "profile_update":
+        p = {
+            "fields": {
+                f"field{rng.randint(0, 80)}": rng.choice([text, i, None, [i] * rng.randint(0, 300)]),
+                "timezone": rng.choice(["Europe/Athens", "Asia/Tehran", f"Nowhere/{i}", "../x"]),
+            },
+            "relationships": [{"type": f"rel{rng.randint(0, 40)}", "id": f"r{i}", "pad": "x" * rng.randint(0, 900)}],
+        }
+    elif etype == "loyalty":
+        p = {"tier": rng.choice(["silver", "gold"]), "points": i}
+    elif etype == "campaign":
+        p = {"campaign_id": f"cmp{i}", "action": rng.choice(["opened", "clicked", f"custom{i}"])}
+    else:
+        p = {"reason": text}
+    doc = event(etype, "c1", t, event_id=f"e{i}", **p)
+    if rng.random() < 0.3:
+        doc["customer"][rng.choice(["device_id", "cookie_id", "email"])] = f"x{rng.randint(0, i)}"
+    return doc
+
+
+def test_one_customer_s_profile_stays_within_every_declared_bound_over_a_long_random_stream():
+    rng = random.Random(9)
+    store = InMemoryStore()
+    engine = Engine(SETTINGS, store, _Drop())
+    t, offsets, batch, worst = T0, [0] * PARTITIONS, [], 0
+    for i in range(3000):
+        t += rng.choice([1_000, 60_000, 3_600_000, 21_600_000, -7_200_000])  # ~170 days in all
+        p = rng.randrange(PARTITIONS)
+        batch.append(RawMessage(serde.dumps(random_event(rng, i, t)), None, Origin("in", p, offsets[p], T0)))
+        offsets[p] += 1
+        if len(batch) == 200:
+            report = engine.process(batch)
+            worst = max(worst, len(report.dead_letters))
+            batch = []
+            problems = check(store.states["customer_id:c1"])
+            assert not problems, problems
+    state = store.states["customer_id:c1"]
+    assert state.events > 2900 and worst < 5  # the stream was valid: it exercised the profile
+    assert len(state.identity["linked"]) == update.MAX_LINKED and len(state.recent_ids) == MAX_EVENT_IDS
+
+
+def test_a_container_without_a_declared_bound_is_reported():
+    state = CustomerState("customer_id:c1", history={"brand_new_list": [1, 2, 3]})
+    assert check(state) == ["history.brand_new_list: no declared bound (3 entries)"]
+
+
+def test_the_time_zone_cache_is_bounded_and_odd_zones_never_raise():
+    from datetime import UTC
+
+    policy._known_zone.cache_clear()
+    for i in range(3 * policy.ZONE_CACHE_SIZE):
+        assert policy._zone(f"Nowhere/{i}") is UTC
+    for odd in (["Europe/Athens"], {"a": 1}, 3, None, "", "\x00", "../../etc/passwd", "x" * 10_000, "America"):
+        assert policy._zone(odd) is UTC
+    assert policy._known_zone.cache_info().currsize <= policy.ZONE_CACHE_SIZE
+    assert str(policy._zone("Asia/Tehran")) == "Asia/Tehran"
+
+
+class _Drop:
+    def publish(self, records: list[Any]) -> None:
+        """Drop the records."""
