@@ -100,6 +100,18 @@ def stream(bad: dict[str, Any] | None, simulated: int = 150) -> list[RawMessage]
     return out
 
 
+def appended(
+    messages: list[RawMessage], docs: list[dict[str, Any] | bytes], like: dict[str, Any] | None = None
+) -> list[RawMessage]:
+    """``messages`` then ``docs`` at the next offsets of their partitions (bytes go where ``like`` would)."""
+    out = list(messages)
+    for doc in docs:
+        p = partition_of(like if isinstance(doc, bytes) else doc)
+        offset = 1 + max((m.origin.offset for m in out if m.origin.partition == p), default=-1)
+        out.append(RawMessage(doc if isinstance(doc, bytes) else serde.dumps(doc), b"k", Origin(TOPIC, p, offset, T0)))
+    return out
+
+
 def batches(messages: list[RawMessage], size: int = 50) -> Iterator[list[RawMessage]]:
     """The stream in engine batches."""
     for i in range(0, len(messages), size):

@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 
 from livesignals.errors import Reason
-from tests.faults import BAD_EVENTS, BAD_ID, SETTINGS, STAGES, bad_batch, dead_letters, fault, persisted, run, stream
+from operators.profile360.profile import fingerprint
+from tests import faults
+from tests.faults import BAD_AT, BAD_EVENTS, BAD_ID, STAGES, appended, dead_letters, run, stream
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
     """The run without the bad event (an undecodable message in its place), no restart."""
-    return persisted(*run(stream(None)))
+    return faults.persisted(*run(stream(None)))
 
 
 @pytest.mark.parametrize("restart", [False, True], ids=["no_restart", "restart"])
@@ -28,11 +30,11 @@ def reference() -> dict[str, Any]:
 def test_a_fault_after_partial_changes_leaves_no_trace(stage, restart, reference):
     kind, _ = STAGES[stage]
     messages = stream(BAD_EVENTS[kind])
-    with fault(stage):
-        store, out = run(messages, restart_after=bad_batch(messages) if restart else None)
+    with faults.fault(stage):
+        store, out = run(messages, restart_after=faults.bad_batch(messages) if restart else None)
     dead = dead_letters(out)
     assert len(dead) == 1 and dead[0]["ls.dlq.reason"] == Reason.PROCESSING_ERROR.value.encode(), dead
-    got = persisted(store, out)
+    got = faults.persisted(store, out)
     for part in reference:
         assert got[part] == reference[part], f"{part} differ after a fault {stage}"
 
@@ -42,45 +44,30 @@ def test_the_reference_run_reaches_every_stage_for_the_victim(reference):
     store, out = run(stream(BAD_EVENTS["delivery"]))
     victim = store.states["customer_id:victim"]
     assert victim.predictions["recent_texts"] and victim.history.get("recent_flags")
-    assert any(r.topic == SETTINGS.triggers_topic and r.key == b"customer_id:victim" for r in out.records)
+    assert any(r.topic == faults.SETTINGS.triggers_topic and r.key == b"customer_id:victim" for r in out.records)
     assert victim.predictions.get("fraud") and victim.predictions.get("churn")
 
 
 def test_an_agent_label_with_a_bad_class_does_not_make_the_corrected_retry_a_duplicate():
-    """Issue 9: "Negative" raised after the text was marked labelled; the retry counted ``duplicate``."""
-    store, out = run(stream(BAD_EVENTS["agent_label"]))
-    victim = store.states["customer_id:victim"]
-    chat = next(t for t in victim.predictions["recent_texts"] if t[0] == "v-chat") if any(
-        t[0] == "v-chat" for t in victim.predictions["recent_texts"]) else None  # fmt: skip
-    if chat is not None:
-        assert chat[3] == ["agent"]  # labelled once: by the corrected retry
-    assert len(dead_letters(out)) == 1
+    """Issue 9: "Negative" raised after the text was marked labelled; the retry was counted ``duplicate``."""
+    bad = BAD_EVENTS["agent_label"]
+    retry = {**bad, "event_id": "retry", "payload": {**bad["payload"], "label": "negative"}, "event_time": BAD_AT + 1}
+    messages = stream(bad)
+    store, out = run(appended(messages, [retry]))
+    chat = next(t for t in store.states["customer_id:victim"].predictions["recent_texts"] if t[0] == "v-chat")
+    assert chat[3] == ["agent"] and len(dead_letters(out)) == 1
+    labels = {
+        k: v for k, v in store.partitions[("in", faults.partition_of(bad))].models.summary()[0].items() if k == "labels"
+    }
+    assert labels == {"labels": 1}, labels
 
 
 def test_a_retry_under_the_same_event_id_applies_once_the_first_attempt_was_dead_lettered():
     """A dead-lettered event was not applied, so its id is not remembered for deduplication."""
-    from tests.faults import victim
-
     bad = BAD_EVENTS["agent_label"]
-    retry = {**bad, "payload": {**bad["payload"], "label": "negative"}, "event_time": bad["event_time"] + 1}
-    messages = stream(bad)
-    store, out = run(messages[:] + _after_stream(messages, [retry, victim(bad["event_time"] + 2, "chat", text="ok")]))
+    retry = {**bad, "payload": {**bad["payload"], "label": "negative"}, "event_time": BAD_AT + 1}
+    store, _ = run(appended(stream(bad), [retry]))
     state = store.states["customer_id:victim"]
-    assert state.events == len([1 for m in messages if m.value and b'"victim"' in m.value]) - 1 + 2
-    from operators.profile360.profile import fingerprint
-
     assert fingerprint(BAD_ID) in state.recent_ids
-
-
-def _after_stream(messages, docs):
-    from livesignals import serde
-    from livesignals.contract import RawMessage
-    from livesignals.errors import Origin
-    from tests.faults import TOPIC, partition_of
-
-    out = []
-    for doc in docs:
-        p = partition_of(doc)
-        offset = 1 + max(m.origin.offset for m in [*messages, *out] if m.origin.partition == p)
-        out.append(RawMessage(serde.dumps(doc), b"k", Origin(TOPIC, p, offset, 0)))
-    return out
+    chat = next(t for t in state.predictions["recent_texts"] if t[0] == "v-chat")
+    assert chat[3] == ["agent"]

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from livesignals import serde
-from livesignals.contract import RawMessage
-from livesignals.errors import Origin
 from operators.profile360.profile import MAX_EVENT_IDS
-from tests.faults import PARTITIONS, TOPIC, VICTIM_BEFORE, partition_of, persisted, run, stream
+from tests.faults import PARTITIONS, VICTIM_BEFORE, appended, partition_of, persisted, run, stream
 from tests.helpers import T0, event
 
 
 def duplicates_counted() -> float:
     return REGISTRY.get_sample_value("livesignals_events_duplicate_total") or 0.0
-
-
-def appended(messages: list[RawMessage], docs: list[dict | bytes], like: dict | None = None) -> list[RawMessage]:
-    """``messages`` then ``docs`` at the next offsets of their partitions (bytes go where ``like`` would)."""
-    out = list(messages)
-    for doc in docs:
-        p = partition_of(like if isinstance(doc, bytes) else doc)
-        offset = 1 + max((m.origin.offset for m in out if m.origin.partition == p), default=-1)
-        out.append(RawMessage(doc if isinstance(doc, bytes) else serde.dumps(doc), b"k", Origin(TOPIC, p, offset, T0)))
-    return out
 
 
 REDELIVERED = {**VICTIM_BEFORE[0], "event_time": VICTIM_BEFORE[0]["event_time"] + 1}
@@ -53,7 +40,7 @@ def test_a_duplicate_in_the_same_batch_in_a_later_batch_and_after_a_restart_coun
     docs: list[dict | bytes] = [first, again] + [event("chat", f"other{i}", T0 + i) for i in range(120)] + [again]
     messages = appended([], docs)
     # batches of 50: the first copy and the second in batch 0, the third in batch 2, after a restart
-    store, out = run(messages, restart_after=1)
+    store, _ = run(messages, restart_after=1)
     state = store.states["customer_id:c1"]
     assert (state.events, state.value["orders"], state.value["spend"]) == (1, 1, 10.0)
     assert len(store.timelines["customer_id:c1"]) == 1
