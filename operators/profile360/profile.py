@@ -105,14 +105,15 @@ class CustomerState:
         o = event.origin
         return self.applied.get(f"{o.topic}:{o.partition}", -1) >= o.offset
 
-    def is_duplicate(self, event: Event) -> bool:
-        """True when an event with this ``event_id`` was applied recently (see the horizon above)."""
-        return bool(self.recent_ids) and fingerprint(event.event_id) in self.recent_ids
+    def is_duplicate(self, event_fingerprint: str) -> bool:
+        """True when an event with this :func:`fingerprint` was applied recently (see the horizon above)."""
+        return event_fingerprint in self.recent_ids
 
-    def remember_id(self, event: Event) -> None:
-        """Remember that this event's id was applied (the oldest beyond the horizon is forgotten)."""
+    def remember_id(self, event_fingerprint: str) -> None:
+        """Remember that the event with this :func:`fingerprint` was applied (the oldest beyond the horizon is
+        forgotten)."""
         ids = self.recent_ids
-        ids.append(fingerprint(event.event_id))
+        ids.append(event_fingerprint)
         if len(ids) > MAX_EVENT_IDS:
             del ids[:-MAX_EVENT_IDS]
 

@@ -68,7 +68,6 @@ def apply_event(state: CustomerState, event: Event, sentiment: float | None = No
     state.new_timeline.append((t, timeline.entry(event, sentiment)))
     o = event.origin
     state.applied[f"{o.topic}:{o.partition}"] = o.offset
-    state.remember_id(event)
 
 
 COMPLAINT_SENTIMENT = -0.3
