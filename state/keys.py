@@ -27,6 +27,47 @@ key                                type    holds                                
                                                                                              ``flags_stream_maxlen``
 ``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --
 =================================  ======  ================================================  ===================
+
+Bounds inside a profile document (``tests/unit/test_bounds.py`` checks every
+list and map of a profile against its bound over a long random stream; a new
+container without a declared bound fails it):
+
+==========================================  ============================================================
+section                                     bound (constant)
+==========================================  ============================================================
+``identity.ids.<kind>``                     5 per kind, 5 kinds (``update.MAX_IDS_PER_KIND``)
+``identity.linked``                         32 newest (``update.MAX_LINKED``)
+``identity.merges``                         20 newest (``update.MAX_MERGES``)
+``identity.attributes``                     30 names of <= 64 chars, each value <= 512 bytes of JSON
+                                            (``MAX_ATTRIBUTES``, ``MAX_KEY_CHARS``, ``MAX_ITEM_BYTES``)
+``relationships``                           10 types x 10 links of <= 512 bytes (``MAX_RELATIONSHIP_TYPES``)
+``activity.open_orders/deliveries/...``     10 each (``update.MAX_OPEN_ITEMS``); errors 10; cart 20 items
+``history.campaigns``                       16 actions + ``last`` (``update.MAX_CAMPAIGN_ACTIONS``)
+``history.sent``                            30 (``policy.MAX_SENT_KEPT``)
+``history.proposed``                        16 actions (``responses.MAX_PROPOSED``)
+``history.recent_flags``                    5 (``responses.MAX_RECENT_FLAGS``)
+``history.offers_by_action``                16 actions (``features.MAX_ACTIONS_REMEMBERED``)
+``history.by_channel/by_type/touch``        one per channel / event type (the contract's enums)
+``value.products``                          20 (``update.MAX_PRODUCTS``)
+``flags``                                   32 raised (``update.MAX_FLAGS``)
+``predictions.recent_texts``                3 texts of <= 200 chars (``online.MAX_RECENT_TEXTS``)
+``predictions.churn_pending``               3 snapshots (``online.MAX_PENDING_SNAPSHOTS``)
+``predictions.offers_pending``              5 offers (``responses.MAX_PENDING_OFFERS``)
+``recent_contacts``                         20 (``update.MAX_RECENT_CONTACTS``)
+``recent_ids``                              32 event-id fingerprints: the dedup horizon
+                                            (``profile.MAX_EVENT_IDS``)
+``applied``                                 one offset per input partition read
+``windows``                                 3 tiers x their buckets (12, 24, 30) x 9 metrics, distinct
+                                            sets <= 32 values (``windows.TIERS``, ``MAX_DISTINCT``)
+==========================================  ============================================================
+
+In memory, per worker: the profile cache (LRU, ``cache_size``), the time-zone
+cache (LRU, ``policy.ZONE_CACHE_SIZE`` = 512), the text-token cache (LRU
+4096), and the engine's own maps -- one entry per input partition read
+(aggregates and their model views; cleared when partitions move) and, per
+event, its staged learning and aggregate additions (emptied when the event
+ends). The in-memory store of offline replays keeps every customer (it *is*
+the store) and the last ``MAX_FLAGS_KEPT`` flags.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ engine on this store, so delayed labels arrive exactly as in production.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,15 +16,18 @@ from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from operators.scoring.learner import MemoryModelLog
 
+MAX_FLAGS_KEPT = 100_000
+"""Flags kept (the newest), like the Redis stream's ``flags_stream_maxlen``."""
+
 
 class InMemoryStore:
-    """Customer states, partition aggregates and flags in dicts."""
+    """Customer states, partition aggregates and flags in dicts (every customer: it is the store)."""
 
     def __init__(self, models_config: dict[str, Any] | None = None) -> None:
         self.models_config = models_config
         self.states: dict[str, CustomerState] = {}
         self.partitions: dict[tuple[str, int], PartitionAggregates] = {}
-        self.flags: list[Flag] = []
+        self.flags: deque[Flag] = deque(maxlen=MAX_FLAGS_KEPT)
         self.offsets: dict[tuple[str, int], int] = {}
         self.models_log = MemoryModelLog()
 

@@ -10,7 +10,7 @@ bad event only, everything that persists must end byte-identical.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from livesignals.settings import Settings
 from operators.engine import Engine, OutRecord
 from operators.partition import PartitionAggregates
 from operators.profile360.profile import CustomerState
+from operators.rules.signals import Flag
 from state.memory import InMemoryStore
 from tests.helpers import T0, event
 
@@ -106,7 +107,7 @@ def appended(
     """``messages`` then ``docs`` at the next offsets of their partitions (bytes go where ``like`` would)."""
     out = list(messages)
     for doc in docs:
-        p = partition_of(like if isinstance(doc, bytes) else doc)
+        p = partition_of(doc) if not isinstance(doc, bytes) else partition_of(like) if like else 0
         offset = 1 + max((m.origin.offset for m in out if m.origin.partition == p), default=-1)
         out.append(RawMessage(doc if isinstance(doc, bytes) else serde.dumps(doc), b"k", Origin(TOPIC, p, offset, T0)))
     return out
@@ -263,7 +264,14 @@ class RecordingStore(InMemoryStore):
         super().__init__()
         self.timelines: dict[str, set[bytes]] = {}
 
-    def commit(self, states, flags, offsets, partitions=None):  # type: ignore[no-untyped-def]
+    def commit(
+        self,
+        states: Iterable[CustomerState],
+        flags: list[Flag],
+        offsets: dict[tuple[str, int], int],
+        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+    ) -> None:
+        """Keep the batch's timeline entries, then commit as the in-memory store does."""
         states = list(states)
         for s in states:
             self.timelines.setdefault(s.customer_key, set()).update(m for _, m in s.new_timeline)
@@ -314,5 +322,6 @@ def persisted(store: RecordingStore, out: Outputs) -> dict[str, Any]:
     }
 
 
-def dead_letters(out: Outputs) -> list[dict[str, bytes]]:
+def dead_letters(out: Outputs) -> list[dict[str, Any]]:
+    """The dead letters' headers."""
     return [dict(r.headers or []) for r in out.records if r.topic == SETTINGS.dead_letter_topic]

@@ -24,7 +24,7 @@ from operators.profile360 import update
 from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
 from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
 from operators.scoring import features, online
-from state.memory import InMemoryStore
+from state.memory import MAX_FLAGS_KEPT, InMemoryStore
 from tests.helpers import T0, event
 
 SETTINGS = Settings.load(env={}).replace(
@@ -121,7 +121,7 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
 
 def containers(doc: Any, path: str = "") -> list[tuple[str, Any]]:
     """Every list and map in ``doc`` with its path (``a.b.0``)."""
-    out = []
+    out: list[tuple[str, Any]] = []
     if isinstance(doc, dict):
         items: Any = doc.items()
     elif isinstance(doc, list):
@@ -275,6 +275,10 @@ def test_one_customer_s_profile_stays_within_every_declared_bound_over_a_long_ra
     state = store.states["customer_id:c1"]
     assert state.events > 2900 and worst < 5  # the stream was valid: it exercised the profile
     assert len(state.identity["linked"]) == update.MAX_LINKED and len(state.recent_ids) == MAX_EVENT_IDS
+    # the engine's own maps: one entry per partition read; per-event staging emptied after each event
+    assert len(engine._partitions) <= PARTITIONS and len(engine._views) <= PARTITIONS
+    assert not engine._learning.calls and not engine._aggregates.additions
+    assert store.flags.maxlen == MAX_FLAGS_KEPT and len(store.flags) > 0
 
 
 def test_a_container_without_a_declared_bound_is_reported():

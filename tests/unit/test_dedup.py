@@ -8,6 +8,8 @@ state, no timeline, no KPI, no learning, no output; it is counted in
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import REGISTRY
 
 from operators.profile360.profile import MAX_EVENT_IDS
@@ -37,7 +39,12 @@ def test_the_same_event_id_at_another_offset_counts_once_and_leaves_no_trace():
 def test_a_duplicate_in_the_same_batch_in_a_later_batch_and_after_a_restart_counts_once():
     first = event("order", "c1", T0, event_id="same", order_id="o1", amount=10.0)
     again = {**first, "event_time": T0 + 5}
-    docs: list[dict | bytes] = [first, again] + [event("chat", f"other{i}", T0 + i) for i in range(120)] + [again]
+    docs: list[dict[str, Any] | bytes] = [
+        first,
+        again,
+        *(event("chat", f"other{i}", T0 + i) for i in range(120)),
+        again,
+    ]
     messages = appended([], docs)
     # batches of 50: the first copy and the second in batch 0, the third in batch 2, after a restart
     store, _ = run(messages, restart_after=1)
