@@ -166,7 +166,7 @@ STAGES: dict[str, tuple[str, str | None]] = {
     "after_flag_relevance": ("delivery", "responses.note_flag"),
     "inside_policy": ("delivery", "ContactPolicy.check"),
     "after_decide": ("delivery", "responses.remember"),
-    "in_learning": ("agent_label", None),  # no fault: the sentiment model refuses the label "Negative"
+    "in_learning": ("survey", "SentimentModel.learn_one"),  # run last, once the rest of the event succeeded
 }
 """Every stage of applying an event, with a bad event that reaches it."""
 
@@ -201,6 +201,17 @@ def fault(stage: str) -> Iterator[None]:
                 mp.setattr(responses, name, _after(real, lambda state, decision, *a: _Id(decision.event_id)))
         elif target == "Rulebook.evaluate":
             mp.setattr(Rulebook, "evaluate", _after(Rulebook.evaluate, _arg(2)))
+        elif target == "SentimentModel.learn_one":
+            from models.sentiment import SentimentModel
+
+            real_learn = SentimentModel.learn_one
+
+            def refusing(self: Any, text: str, label: str) -> None:
+                if text == BAD_EVENTS["survey"]["payload"]["comment"]:  # refuses before changing, as ours do
+                    raise InjectedFault("learn_one refused the bad event's text")
+                real_learn(self, text, label)
+
+            mp.setattr(SentimentModel, "learn_one", refusing)
         elif target == "ContactPolicy.check":
             real_check = ContactPolicy.check
             mp.setattr(

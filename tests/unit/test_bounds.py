@@ -260,7 +260,7 @@ def test_one_customer_s_profile_stays_within_every_declared_bound_over_a_long_ra
     rng = random.Random(9)
     store = InMemoryStore()
     engine = Engine(SETTINGS, store, _Drop())
-    t, offsets, batch, worst = T0, [0] * PARTITIONS, [], 0
+    t, offsets, batch, dead = T0, [0] * PARTITIONS, [], 0
     for i in range(3000):
         t += rng.choice([1_000, 60_000, 3_600_000, 21_600_000, -7_200_000])  # ~170 days in all
         p = rng.randrange(PARTITIONS)
@@ -268,12 +268,12 @@ def test_one_customer_s_profile_stays_within_every_declared_bound_over_a_long_ra
         offsets[p] += 1
         if len(batch) == 200:
             report = engine.process(batch)
-            worst = max(worst, len(report.dead_letters))
+            dead += len(report.dead_letters)
             batch = []
             problems = check(store.states["customer_id:c1"])
             assert not problems, problems
     state = store.states["customer_id:c1"]
-    assert state.events > 2900 and worst < 5  # the stream was valid: it exercised the profile
+    assert state.events > 2900 and dead < 100  # the stream was (nearly all) valid: it exercised the profile
     assert len(state.identity["linked"]) == update.MAX_LINKED and len(state.recent_ids) == MAX_EVENT_IDS
     # the engine's own maps: one entry per partition read; per-event staging emptied after each event
     assert len(engine._partitions) <= PARTITIONS and len(engine._views) <= PARTITIONS
