@@ -173,6 +173,7 @@ def fuzz_engine(events: int, seed: int, batch_size: int = 50) -> dict[str, Any]:
             engine.forget()
             continue
         for name, n in [("applied", report.applied), ("replay_skipped", report.replay_skipped),
+                        ("duplicate", report.duplicates),
                         *[(f"dead:{d.reason.value}", 1) for d in report.dead_letters]]:  # fmt: skip
             tally.outcomes[name] = tally.outcomes.get(name, 0) + n
         try:

@@ -213,8 +213,8 @@ class ListPublisher:
 
 
 def check_report(report: BatchReport, n_messages: int) -> None:
-    """Every message applied, skipped as a replay or dead-lettered with a reason -- exactly one."""
-    assert report.applied + report.replay_skipped + len(report.dead_letters) == n_messages
+    """Every message applied, skipped as a replay or a duplicate, or dead-lettered with a reason -- exactly one."""
+    assert report.applied + report.replay_skipped + report.duplicates + len(report.dead_letters) == n_messages
     assert len({d.origin for d in report.dead_letters}) == len(report.dead_letters), "one verdict per message"
     for d in report.dead_letters:
         assert isinstance(d.reason, Reason) and d.detail

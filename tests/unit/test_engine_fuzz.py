@@ -3,7 +3,7 @@
 The engine runs on the in-memory store with a list publisher. Whatever arrives
 (``tests/fuzzing.py``: damaged events, any JSON in any field, the poison
 corpus), ``Engine.process`` never raises, every message is either applied,
-skipped as a replay, or dead-lettered with a reason -- exactly one of these --
+skipped as a replay or a duplicate, or dead-lettered with a reason -- exactly one of these --
 and every customer's 360 views can still be built and serialised.
 """
 
