@@ -63,6 +63,7 @@ class BatchReport:
         if event.kpi:
             self.kpi.update(event.kpi)
         self.complaints += event.complaints
+        self.late += event.late
         scoring = event.scoring
         if scoring.labels:
             self.scoring.labels.update(scoring.labels)

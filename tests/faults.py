@@ -215,7 +215,7 @@ def fault(stage: str) -> Iterator[None]:
         elif target == "ContactPolicy.check":
             real_check = ContactPolicy.check
             mp.setattr(
-                ContactPolicy, "check", _after(real_check, lambda self, state, trigger, now: _Id(trigger.evidence[0]))
+                ContactPolicy, "check", _after(real_check, lambda self, state, trigger, *rest: _Id(trigger.evidence[0]))
             )
         yield
 
