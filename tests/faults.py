@@ -50,6 +50,12 @@ VICTIM_BEFORE = [
 
 BAD_AT = NOON + 240_000
 
+
+def clock() -> float:
+    """The engines' wall clock: shortly after the streams, so triggers are sent, not stale."""
+    return (NOON + 3_600_000) / 1000
+
+
 BAD_EVENTS: dict[str, dict[str, Any]] = {
     "chat": victim(BAD_AT, "chat", BAD_ID, text="still broken, awful, I want a refund", topic="delivery",
                    outcome="resolved", handle_time_s=120),
@@ -313,12 +319,12 @@ def run(
 ) -> tuple[RecordingStore, Outputs]:
     """Run the engine over ``messages`` in batches; ``restart_after``: a new engine and store after that batch."""
     store, out = RecordingStore(), Outputs()
-    engine = Engine(settings, store, out)
+    engine = Engine(settings, store, out, clock=clock)
     for i, batch in enumerate(batches(messages)):
         engine.process(batch)
         if i == restart_after:
             store = store.restarted()
-            engine = Engine(settings, store, out)
+            engine = Engine(settings, store, out, clock=clock)
     return store, out
 
 

@@ -32,7 +32,7 @@ def run_on_redis(settings: Settings, messages, restart_after: int | None = None)
     out = Outputs()
 
     def engine() -> Engine:
-        return Engine(settings, ProfileStore(connect(settings), Keys(settings.key_prefix)), out)
+        return Engine(settings, ProfileStore(connect(settings), Keys(settings.key_prefix)), out, clock=faults.clock)
 
     current = engine()
     for i, batch in enumerate(batches(messages)):
