@@ -70,6 +70,9 @@ class BatchReport:
         if scoring.scored:
             self.scoring.scored.update(scoring.scored)
         self.scoring.learned |= scoring.learned
+        self.scoring.snapshots += scoring.snapshots
+        if scoring.scores:
+            self.scoring.scores += scoring.scores
 
     def export(self, messages: list[RawMessage], actions: set[str]) -> None:
         """Count this batch in Prometheus (``actions``: the declared ones; others are labelled ``other``)."""

@@ -172,7 +172,6 @@ STAGES: dict[str, tuple[str, str | None]] = {
     "after_flag_relevance": ("delivery", "responses.note_flag"),
     "inside_policy": ("delivery", "ContactPolicy.check"),
     "after_decide": ("delivery", "responses.remember"),
-    "in_learning": ("survey", "SentimentModel.learn_one"),  # run last, once the rest of the event succeeded
 }
 """Every stage of applying an event, with a bad event that reaches it."""
 
@@ -237,6 +236,15 @@ PROBE_TEXTS = ["my order never arrived, terrible", "thanks a lot!", "where is my
 PROBE_FEATURES = [{"complaints_30d": 3.0, "mood": -0.5, "orders_30d": 0.0}, {"orders_30d": 4.0, "mood": 0.6}]
 
 
+def learned(log: Any) -> Any:
+    """The shared models as a worker starting now would hold them (checkpoint plus the lessons after it)."""
+    from operators.scoring.learner import SharedLearner
+
+    learner = SharedLearner(log)
+    learner.catch_up()
+    return learner.models
+
+
 class Models:
     """A partition's models, compared by their checkpoint bytes, else by what they learned and say.
 
@@ -299,10 +307,10 @@ class RecordingStore(InMemoryStore):
         fresh = RecordingStore()
         fresh.states = {k: CustomerState.from_bytes(k, s.to_bytes()) for k, s in self.states.items()}
         for pos, part in self.partitions.items():
-            part.models_dirty = True
             fields = {k.encode(): v for k, v in part.to_fields().items()}
             fresh.partitions[pos] = PartitionAggregates.from_fields(fields)
         fresh.timelines = {k: set(v) for k, v in self.timelines.items()}
+        fresh.models_log = self.models_log  # the shared lesson log and checkpoint live in Redis
         return fresh
 
 
@@ -334,7 +342,7 @@ def persisted(store: RecordingStore, out: Outputs) -> dict[str, Any]:
         "profiles": {k: s.to_bytes() for k, s in sorted(store.states.items())},
         "timelines": store.timelines,
         "aggregates": {pos: (p.kpi.to_json(), p.voc.to_json()) for pos, p in store.partitions.items()},
-        "models": {pos: Models(p.models) for pos, p in store.partitions.items()},
+        "models": Models(learned(store.models_log)),
         "outputs": [(r.topic, r.key, r.value, r.headers) for r in out.records if r.topic != SETTINGS.dead_letter_topic],
     }
 

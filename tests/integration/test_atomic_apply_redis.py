@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from livesignals.settings import Settings
-from models.registry import ModelSet
 from operators.engine import Engine
 from state.connection import connect
 from state.keys import Keys
@@ -53,8 +52,8 @@ def in_redis(settings: Settings, out: Outputs) -> dict[str, Any]:
     return {
         "profiles": strip(profiles(settings)),
         "timelines": strip(timelines(settings)),
-        "kpi_voc": {k: (v[b"kpi"], v[b"voc"]) for k, v in aggs.items()},
-        "models": {k: faults.Models(ModelSet.from_bytes(v[b"models"])) for k, v in aggs.items()},
+        "aggregates": aggs,
+        "models": faults.Models(faults.learned(ProfileStore(connect(settings), Keys(settings.key_prefix)).models_log)),
         "outputs": [(role[r.topic], r.key, r.value) for r in out.records if r.topic in role],
     }
 

@@ -23,7 +23,7 @@ from operators.engine import Engine
 from operators.profile360 import update
 from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
 from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
-from operators.scoring import features, online
+from operators.scoring import behaviour, features, online
 from state.memory import MAX_FLAGS_KEPT, InMemoryStore
 from tests.helpers import T0, event
 
@@ -89,9 +89,13 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "predictions.recent_texts": online.MAX_RECENT_TEXTS,
     "predictions.recent_texts.*": 5,
     "predictions.recent_texts.*.3": 2,
-    "predictions.churn_pending": online.MAX_PENDING_SNAPSHOTS,
-    "predictions.churn_pending.*": 3,
-    "predictions.churn_pending.*.x": len(features.CHURN_FEATURES),
+    "predictions.churn_pending": online.ScoringConfig().max_pending,
+    "predictions.churn_pending.*": 4,
+    "predictions.churn_pending.*.x": len(features.CHURN_FEATURES) + len(behaviour.FIXED) + 2 * behaviour.MAX_BEHAVIOURS,
+    "predictions.churn_activity": 5,
+    "predictions.churn_activity.names": behaviour.MAX_BEHAVIOURS,
+    "predictions.churn_activity.days": behaviour.KEEP_DAYS + 1,
+    "predictions.churn_activity.days.*": behaviour.MAX_BEHAVIOURS + 1,
     "predictions.churn_pending.*.p": 2,
     "predictions.offers_pending": responses.MAX_PENDING_OFFERS,
     "predictions.offers_pending.*": 7,
@@ -276,8 +280,7 @@ def test_one_customer_s_profile_stays_within_every_declared_bound_over_a_long_ra
     assert state.events > 2900 and dead < 100  # the stream was (nearly all) valid: it exercised the profile
     assert len(state.identity["linked"]) == update.MAX_LINKED and len(state.recent_ids) == MAX_EVENT_IDS
     # the engine's own maps: one entry per partition read; per-event staging emptied after each event
-    assert len(engine._partitions) <= PARTITIONS and len(engine._views) <= PARTITIONS
-    assert not engine._learning.calls and not engine._aggregates.additions
+    assert len(engine._partitions) <= PARTITIONS and not engine._aggregates.changes
     assert store.flags.maxlen == MAX_FLAGS_KEPT and len(store.flags) > 0
 
 
