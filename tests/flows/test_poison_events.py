@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-from livesignals import serde
 from livesignals.errors import Reason
-from models.registry import ModelSet
 from state.connection import connect
 from state.keys import Keys
+from state.store import ProfileStore
+from tests.faults import learned
 from tests.flows.test_live_flow import MemoryPublisher, run_flow, state_of
 from tests.helpers import T0, event, raw
 
@@ -52,8 +52,5 @@ def test_an_agent_label_with_a_bad_class_is_refused_whole_and_the_corrected_retr
     assert len(dead(settings, pub)) == 1
     state = state_of(settings, "c1")
     assert state.predictions["recent_texts"][0][3] == ["agent"] and state.events == 2
-    r, keys = connect(settings), Keys(settings.key_prefix)
-    part = r.hgetall(keys.partition(settings.input_topics[0], 0))
-    sentiment = next(row for row in serde.loads(part[b"models_summary"]) if row["kind"] == "sentiment")
-    assert sentiment["labels"] == 1
-    assert ModelSet.from_bytes(part[b"models"]).model("sentiment").labels == 1
+    log = ProfileStore(connect(settings), Keys(settings.key_prefix)).models_log
+    assert learned(log).model("sentiment").labels == 1  # the retry's label, learned once
