@@ -51,7 +51,8 @@ section                                     bound (constant)
 ``value.products``                          20 (``update.MAX_PRODUCTS``)
 ``flags``                                   32 raised (``update.MAX_FLAGS``)
 ``predictions.recent_texts``                3 texts of <= 200 chars (``online.MAX_RECENT_TEXTS``)
-``predictions.churn_pending``               3 snapshots (``online.MAX_PENDING_SNAPSHOTS``)
+``predictions.churn_pending``               horizon / cadence + 2 snapshots (``ScoringConfig.max_pending``)
+``predictions.churn_activity``              12 behaviours x 30 days (``behaviour.MAX_BEHAVIOURS``, ``KEEP_DAYS``)
 ``predictions.offers_pending``              5 offers (``responses.MAX_PENDING_OFFERS``)
 ``recent_contacts``                         20 (``update.MAX_RECENT_CONTACTS``)
 ``recent_ids``                              32 event-id fingerprints: the dedup horizon
@@ -64,10 +65,10 @@ section                                     bound (constant)
 In memory, per worker: the profile cache (LRU, ``cache_size``), the time-zone
 cache (LRU, ``policy.ZONE_CACHE_SIZE`` = 512), the text-token cache (LRU
 4096), and the engine's own maps -- one entry per input partition read
-(aggregates and their model views; cleared when partitions move) and, per
-event, its staged learning and aggregate additions (emptied when the event
-ends). The in-memory store of offline replays keeps every customer (it *is*
-the store) and the last ``MAX_FLAGS_KEPT`` flags.
+(aggregates; cleared when partitions move) and, per event, its staged
+aggregate changes (emptied when the event ends). The in-memory store of
+offline replays keeps every customer (it *is* the store) and the last
+``MAX_FLAGS_KEPT`` flags.
 """
 
 from __future__ import annotations
