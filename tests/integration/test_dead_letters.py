@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from app.engine_process import start_engine, stop_process
 from livesignals import serde
 from livesignals.errors import Reason
+from livesignals.partitioner import PRODUCER_CONFIG
 from tests.helpers import T0, consume_all, event, produce, profiles, wait_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -62,7 +63,7 @@ def test_the_reviews_1mb_message_is_dead_lettered_with_a_prefix_and_the_flow_goe
     s = kafka_settings
     topic = s.input_topics[0]
     big = _big_message(1_000_200)
-    p = Producer({"bootstrap.servers": s.kafka_bootstrap, "message.max.bytes": 2_000_000})
+    p = Producer({"bootstrap.servers": s.kafka_bootstrap, "message.max.bytes": 2_000_000, **PRODUCER_CONFIG})
     for value in (serde.dumps(event("chat", "c1", T0)), big, serde.dumps(event("chat", "c1", T0 + 1))):
         p.produce(topic, value, b"customer_id:c1")
     assert p.flush(30) == 0

@@ -66,7 +66,7 @@ def test_kcat_sends_the_poison_corpus_and_the_engine_dead_letters_all_of_it(kafk
         values += [(KEY, good), (KEY, poison.value)]
     for chunk in _chunks(values, tmp_path):
         sent = subprocess.run(
-            ["kcat", "-P", "-b", s.kafka_bootstrap, "-t", topic, "-Z", "-X", "message.max.bytes=2000000", *chunk.argv],
+            ["kcat", "-P", "-b", s.kafka_bootstrap, "-t", topic, "-Z", "-X", "message.max.bytes=2000000", "-X", "partitioner=murmur2_random", *chunk.argv],
             input=chunk.stdin, capture_output=True, timeout=120, check=False,
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr.decode(errors="replace")

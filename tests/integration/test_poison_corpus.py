@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 
 from app.engine_process import start_engine, stop_process
 from livesignals import serde
-from tests.helpers import consume_all, profiles, wait_committed
+from tests.helpers import PRODUCER_CONFIG, consume_all, profiles, wait_committed
 from tests.poison import CORPUS, good_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -37,8 +37,11 @@ def interleaved() -> list[tuple[bytes, bytes | None]]:
 
 
 def produce_all(bootstrap: str, topic: str, values: list[tuple[bytes, bytes | None]]) -> list[tuple[int, int]]:
-    """Produce in order (the big message needs the producer's limit raised); ``(partition, offset)`` of each."""
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 2_000_000})
+    """Produce in order, keyed by customer with the producer contract's partitioner (the big message
+    needs the producer's limit raised); ``(partition, offset)`` of each."""
+    p = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 2_000_000, **PRODUCER_CONFIG}
+    )
     where: list[tuple[int, int]] = [(-1, -1)] * len(values)
 
     def delivered(i: int, err: Any, m: Any) -> None:

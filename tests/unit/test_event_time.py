@@ -207,7 +207,7 @@ def answer(trigger, t, response="accepted"):
 
 
 def offers_labels(run):
-    return run.store.partitions[("in", 0)].models.model("offers").labels["proactive_notification"]
+    return run.engine.learner.models.model("offers").labels["proactive_notification"]
 
 
 def test_an_acceptance_before_expiry_arriving_after_a_later_event_is_an_acceptance():
