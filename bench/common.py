@@ -18,6 +18,7 @@ from livesignals.contract import primary_key
 from livesignals.settings import Settings
 from state.connection import connect
 from state.keys import Keys
+from state.store import ProfileStore
 
 
 @contextmanager
@@ -95,7 +96,8 @@ def committed(settings: Settings) -> int:
     """Input messages the engine has committed (sum of resume offsets)."""
     r = connect(settings)
     keys = Keys(settings.key_prefix)
-    return sum(int(v) for t in settings.input_topics for v in r.hgetall(keys.offsets(t)).values())
+    store = ProfileStore(r, keys)
+    return sum(sum(store.resume_offsets(t).values()) for t in settings.input_topics)
 
 
 def redis_commands(settings: Settings) -> int:

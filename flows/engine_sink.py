@@ -1,13 +1,24 @@
 """The engine as a Bytewax sink: one :class:`~operators.engine.Engine` per worker.
 
 A sink, not a map step, because the engine's I/O must happen in a fixed order
-per batch (Kafka outputs confirmed, then Redis state committed), and a
-``DynamicSink`` gives each worker its own engine, cache and connections.
+per batch (Kafka outputs confirmed, then Redis state committed, then the
+offsets committed to the Kafka consumer group), and a ``DynamicSink`` gives
+each worker its own engine, cache and connections. A batch is processed per
+partition number, so ownership is decided per partition.
 
-Infrastructure failures (Redis or Kafka unreachable) are retried with backoff;
-the batch is idempotent, so a retry never double-counts. After
-``max_attempts`` the error is raised and the process restarts from the
-committed offsets.
+* **Outages** (Redis or Kafka unreachable, a node refusing writes): the batch is
+  retried with capped exponential backoff for as long as it takes
+  (``retry_backoff_s`` .. ``retry_backoff_max_s``), ``livesignals_ready`` and
+  ``livesignals_dependency_up`` at 0 meanwhile; the partitions stay owned. A
+  failed publish or load wrote nothing to Redis, so the batch is recomputed; a
+  failed commit is retried by the store as planned, so nothing counts twice.
+* **Fenced** (another engine claimed the partition): the partition is released
+  at once — nothing more is written to it — with one log line and
+  ``livesignals_fenced_total``; the process exits with code 3 once it owns no
+  partition (see :mod:`flows.claims` for why it exits rather than waits).
+* **State lost** (Redis lost or rolled back what was committed): the partition
+  is claimed again and read again from what Redis holds (:mod:`flows.claims`);
+  messages already in flight from before the rewind are dropped.
 """
 
 from __future__ import annotations
@@ -15,14 +26,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaException
+from redis import RedisError
 
+from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
+from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.settings import Settings
 from operators.engine import Engine, Publisher
-from state.connection import connect
+from state.connection import Backoff, connect
 from state.keys import Keys
+from state.ownership import Fenced, Ownership, StateLost
 from state.store import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -30,9 +47,11 @@ log = logging.getLogger(__name__)
 EngineFactory = Callable[[Settings], Engine]
 
 
-def default_engine(settings: Settings, publisher: Publisher | None = None) -> Engine:
-    """An engine on real Redis and Kafka, as configured (routing by customer on when it
-    publishes to Kafka itself: the partition counts come from Kafka's metadata)."""
+def default_engine(
+    settings: Settings, publisher: Publisher | None = None, ownership: Ownership | None = None
+) -> Engine:
+    """An engine on real Redis and Kafka, as configured (fenced by ``ownership`` when given;
+    routing by customer on when it publishes to Kafka itself: the partition counts come from Kafka's metadata)."""
     from flows.publisher import KafkaPublisher
 
     store = ProfileStore(
@@ -44,6 +63,8 @@ def default_engine(settings: Settings, publisher: Publisher | None = None) -> En
         timeline_max_entries=settings.timeline_max_entries,
         timeline_max_age_days=settings.timeline_max_age_days,
         models_config=settings.models,
+        ownership=ownership,
+        retry=Backoff.for_redis(settings),
     )
     counts = None
     if publisher is None:
@@ -67,40 +88,141 @@ def partition_counts(settings: Settings) -> dict[str, int]:
 
 
 class _EnginePartition(StatelessSinkPartition[RawMessage]):
-    def __init__(self, engine: Engine, max_attempts: int) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, ownership: Ownership | None, claimer: KafkaClaimer | None
+    ) -> None:
         self.engine = engine
-        self.max_attempts = max_attempts
+        self.settings = settings
+        self.ownership = ownership
+        self.claimer = claimer
+        self._seen: dict[tuple[str, int], int] = {}
+        """Highest offset received per topic partition."""
+        self._stale_above: dict[tuple[str, int], int] = {}
+        """After a rewind: messages above this offset were read before it, and are dropped."""
 
     def write_batch(self, items: list[RawMessage]) -> None:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                self.engine.process(items)
-                return
-            except Exception:  # infrastructure failure: Redis or Kafka
-                self.engine.forget()
-                if attempt == self.max_attempts:
-                    raise
-                log.exception("batch failed (attempt %d/%d); retrying", attempt, self.max_attempts)
-                time.sleep(min(2.0**attempt, 30.0))
+        by_partition: dict[int, list[RawMessage]] = {}
+        for m in items:
+            by_partition.setdefault(m.origin.partition, []).append(m)
+        for partition, messages in by_partition.items():
+            self._write(partition, self._fresh(messages))
 
-    def close(self) -> None:
-        close = getattr(self.engine.publisher, "close", None)
-        if close is not None:
-            close()
+    def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
+        if not self._stale_above:
+            return messages
+        out = []
+        for m in messages:
+            tp = (m.origin.topic, m.origin.partition)
+            above = self._stale_above.get(tp)
+            if above is not None:
+                if m.origin.offset > above:
+                    continue  # read before the rewind
+                del self._stale_above[tp]
+            out.append(m)
+        return out
+
+    def _write(self, partition: int, messages: list[RawMessage]) -> None:
+        if not messages:
+            return
+        if self.ownership is not None:
+            held = self.ownership.get(partition)
+            if held is None or held.released:
+                return  # fenced: another engine reads these
+        for m in messages:
+            tp = (m.origin.topic, m.origin.partition)
+            self._seen[tp] = max(self._seen.get(tp, -1), m.origin.offset)
+        delay = self.settings.retry_backoff_s
+        while True:
+            try:
+                self.engine.process(messages)
+                break
+            except Fenced as exc:
+                self._fenced(exc)
+                return
+            except StateLost as exc:
+                self._lost(partition, exc)
+                return
+            except Exception as exc:  # Redis or Kafka unreachable (or a bug): wait, then recompute
+                self.engine.forget()
+                dependency = "redis" if isinstance(exc, RedisError) else "kafka"
+                metrics.DEPENDENCY_UP.labels(dependency).set(0)
+                metrics.DEPENDENCY_RETRIES.labels(dependency).inc()
+                metrics.READY.set(0)
+                outage = isinstance(exc, _OUTAGES)
+                log.warning("batch of partition %d failed (%s: %s); retrying in %.1fs",
+                            partition, type(exc).__name__, exc, delay, exc_info=not outage)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_backoff_max_s)
+        metrics.DEPENDENCY_UP.labels("redis").set(1)
+        metrics.DEPENDENCY_UP.labels("kafka").set(1)
+        metrics.READY.set(1)
+        if self.claimer is not None:
+            self.claimer.commit_offsets(_next_offsets(messages))
+
+    def _fenced(self, exc: Fenced) -> None:
+        log.error("FENCED: %s; this process stops writing it", exc)
+        metrics.FENCED.inc()
+        self.engine.forget()
+        if self.ownership is None:
+            raise exc
+        self.ownership.release(exc.partition)
+        metrics.PARTITIONS_OWNED.set(len(self.ownership.owned()))
+        if not self.ownership.owned():
+            metrics.READY.set(0)
+            exit_now(EXIT_FENCED, "FENCED on every partition of this process: another engine owns them; exiting")
+
+    def _lost(self, partition: int, exc: StateLost) -> None:
+        log.error("STATE LOSS detected at commit: %s", exc)
+        self.engine.forget()
+        if self.ownership is None or self.claimer is None:
+            raise exc
+        old = self.ownership.get(partition)
+        try:
+            held = self.ownership.claim(partition)
+            starts = self.claimer.resolve_loss(partition, held.offsets, str(exc))
+        except StateNotRebuildable as stop:
+            exit_now(EXIT_STATE_LOST, f"STATE LOST, stopping: {stop}")
+        except Fenced as fenced:
+            self._fenced(fenced)
+            return
+        for topic, start in starts.items():
+            tp = (topic, partition)
+            before = old.offsets.get(topic) if old is not None else None
+            seen = self._seen.get(tp, (before or 0) - 1)
+            if start <= seen:
+                self._stale_above[tp] = seen
+        self.ownership.request_seek(partition, starts)
+
+
+_OUTAGES = (RedisError, KafkaException, ConnectionError, TimeoutError)
+
+
+def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for m in messages:
+        pos = (m.origin.topic, m.origin.partition)
+        out[pos] = max(out.get(pos, 0), m.origin.offset + 1)
+    return out
 
 
 class EngineSink(DynamicSink[RawMessage]):
-    """Runs an engine per worker over the raw messages it receives."""
+    """Runs an engine per worker over the raw messages it receives.
+
+    ``ownership`` and ``claimer`` (the live flow) fence, rewind and commit offsets to Kafka;
+    without them (tests with a testing source) every batch is simply processed.
+    """
 
     def __init__(
         self,
         settings: Settings,
         engine_factory: EngineFactory = default_engine,
-        max_attempts: int = 5,
+        ownership: Ownership | None = None,
+        claimer: Any = None,
     ) -> None:
         self.settings = settings
         self.engine_factory = engine_factory
-        self.max_attempts = max_attempts
+        self.ownership = ownership
+        self.claimer = claimer
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _EnginePartition:
-        return _EnginePartition(self.engine_factory(self.settings), self.max_attempts)
+        return _EnginePartition(self.engine_factory(self.settings), self.settings, self.ownership, self.claimer)

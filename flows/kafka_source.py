@@ -1,42 +1,70 @@
-"""Kafka input: one Bytewax partition per Kafka partition, read in batches.
+"""Kafka input: source partition ``p`` reads partition ``p`` of every input topic and of the repartition topic.
 
-Each Kafka partition is read by exactly one worker (``FixedPartitionedSource``),
-so one customer's events (keyed by customer) are processed in order by one
-engine. A partition starts from the later of Bytewax's recovery snapshot (if
-recovery is on) and the next offset the engine committed to Redis with its
-last batch (``resume_from``); with neither, from the beginning of the topic.
-Workers therefore keep no local state: a restarted worker resumes where the
-committed state ends.
+One Bytewax source partition per partition *number*, so a customer that the
+engine re-keys to partition ``p`` of ``settings.repartition_topic`` is read by
+the same worker as partition ``p`` of the input topics: one writer per
+customer. All these topics must have the same partition count; the source
+checks it at start and refuses to run otherwise.
+
+Before reading, the source *claims* its partition (:mod:`state.ownership`):
+the claim fences any older engine and returns the offsets committed to Redis
+with the last batch, where reading resumes (the earliest offset when there are
+none). Workers therefore keep no local state and Bytewax recovery snapshots are
+not used: Redis is the one record of progress. The engine sink may ask for a
+rewind (Redis lost state: replay) or release the partition (fenced: stop
+reading it); both go through the process's :class:`~state.ownership.Ownership`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
+from state.connection import Backoff
+from state.ownership import Ownership
 
 log = logging.getLogger(__name__)
 
-ResumeLookup = Callable[[str], dict[int, int]]
-"""``topic -> {partition: next offset}`` as committed by the engine."""
 
-
-class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
-    def __init__(self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int) -> None:
-        self._topic = topic
+class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
+    def __init__(
+        self, config: dict[str, Any], topics: tuple[str, ...], partition: int, ownership: Ownership, batch_size: int
+    ) -> None:
+        self._topics = topics
         self._partition = partition
+        self._ownership = ownership
         self._batch_size = batch_size
-        self._next = offset
+        self._released = False
+        held = ownership.get(partition)
+        starts = held.offsets if held is not None else {}
         self._consumer = Consumer(config)
-        self._consumer.assign([TopicPartition(topic, partition, offset)])
+        self._assign({t: starts.get(t) for t in topics})
+
+    def _assign(self, starts: dict[str, int | None]) -> None:
+        self._consumer.assign(
+            [TopicPartition(t, self._partition, OFFSET_BEGINNING if o is None else o) for t, o in starts.items()]
+        )
 
     def next_batch(self) -> list[RawMessage]:
+        held = self._ownership.get(self._partition)
+        if held is None or held.released:
+            if not self._released:
+                self._released = True
+                self._consumer.unassign()
+                log.warning("partition %d released: no longer read by this process", self._partition)
+            return []
+        seek = self._ownership.take_seek(self._partition)
+        if seek is not None:
+            log.warning("partition %d: reading again from %s", self._partition, seek)
+            self._assign({t: seek.get(t) for t in self._topics})
         out: list[RawMessage] = []
         for msg in self._consumer.consume(self._batch_size, 0.001):
             err = msg.error()
@@ -44,42 +72,43 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
                 if err.retriable() or not err.fatal():
-                    log.warning("kafka %s[%d]: %s", self._topic, self._partition, err)
+                    log.warning("kafka partition %d: %s", self._partition, err)
                     continue
                 raise KafkaException(err)
             ts_type, ts = msg.timestamp()
-            offset: int = msg.offset()  # type: ignore[assignment]  # set on every fetched message
-            out.append(
-                RawMessage(
-                    msg.value(),
-                    msg.key(),
-                    Origin(self._topic, self._partition, offset, ts if ts_type else 0),
-                    msg.headers(),  # type: ignore[arg-type]  # a list of pairs when consumed
-                )
-            )
-        if out:
-            self._next = out[-1].origin.offset + 1
+            topic: str = msg.topic()  # type: ignore[assignment]  # set on every fetched message
+            offset: int = msg.offset()  # type: ignore[assignment]
+            origin = Origin(topic, self._partition, offset, ts if ts_type else 0)
+            # headers: a list of pairs when consumed
+            out.append(RawMessage(msg.value(), msg.key(), origin, msg.headers()))  # type: ignore[arg-type]
         return out
 
-    def snapshot(self) -> int:
-        return self._next
+    def next_awake(self) -> datetime | None:
+        return datetime.now(UTC) + timedelta(seconds=1) if self._released else None
+
+    def snapshot(self) -> None:
+        return None
 
     def close(self) -> None:
         self._consumer.close()
 
 
-class KafkaPartitionSource(FixedPartitionedSource[RawMessage, int]):
-    """Reads ``topics`` from ``config['bootstrap.servers']`` in batches of ``batch_size``."""
+class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
+    """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
+
+    ``ownership`` claims each partition before it is read (None: no claims, read from the beginning).
+    """
 
     def __init__(
         self,
         config: dict[str, Any],
         topics: tuple[str, ...],
         batch_size: int = 5000,
-        resume_from: ResumeLookup | None = None,
+        ownership: Ownership | None = None,
+        kafka_retry: Backoff | None = None,
     ) -> None:
         self.config = {
-            # librdkafka wants a group id; partitions are assigned, never joined.
+            # librdkafka wants a group id; partitions are assigned, never joined (claims fence, not the group).
             "group.id": "livesignals-engine",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
@@ -88,29 +117,42 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, int]):
         }
         self.topics = topics
         self.batch_size = batch_size
-        self.resume_from = resume_from
+        self.ownership = ownership or Ownership()
+        self.kafka_retry = kafka_retry or Backoff("kafka", errors=(KafkaException,))
 
     def list_parts(self) -> list[str]:
+        """One part per partition number; every topic must exist and have the same partition count."""
+        counts = self.kafka_retry.run(self._partition_counts)
+        missing = [t for t, n in counts.items() if not n]
+        if missing:
+            raise RuntimeError(f"topics {missing} do not exist (livesignals topics create)")
+        if len(set(counts.values())) != 1:
+            raise RuntimeError(
+                f"every input topic and the repartition topic must have the same partition count "
+                f"(partition p of each is read by one worker): {counts}"
+            )
+        return [str(p) for p in range(next(iter(counts.values())))]
+
+    def _partition_counts(self) -> dict[str, int]:
         consumer = Consumer(self.config)
         try:
             meta = consumer.list_topics(timeout=10)
-            parts = []
-            for topic in self.topics:
-                tmeta = meta.topics.get(topic)
-                if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-                    raise RuntimeError(f"input topic {topic!r} does not exist (livesignals topics create)")
-                parts += [f"{topic}#{p}" for p in sorted(tmeta.partitions)]
-            return parts
         finally:
             consumer.close()
+        counts = {}
+        for topic in self.topics:
+            tmeta = meta.topics.get(topic)
+            ok = tmeta is not None and tmeta.error is None
+            counts[topic] = len(tmeta.partitions) if ok and tmeta is not None else 0
+        return counts
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
-        topic, _, partition_text = for_part.rpartition("#")
-        partition = int(partition_text)
-        candidates = [resume_state]
-        if self.resume_from is not None:
-            candidates.append(self.resume_from(topic).get(partition))
-        known = [c for c in candidates if c is not None]
-        offset = max(known) if known else OFFSET_BEGINNING
-        log.info("reading %s[%d] from offset %s", topic, partition, offset)
-        return _PartitionReader(self.config, topic, partition, offset, self.batch_size)
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PartitionReader:
+        partition = int(for_part)
+        if self.ownership.claimer is not None:
+            try:
+                held = self.ownership.claim(partition)
+            except StateNotRebuildable as exc:
+                exit_now(EXIT_STATE_LOST, f"STATE LOST, stopping: {exc}")
+            metrics.PARTITIONS_OWNED.set(len(self.ownership.owned()))
+            log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
+        return _PartitionReader(self.config, self.topics, partition, self.ownership, self.batch_size)

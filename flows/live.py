@@ -3,23 +3,26 @@
 Run it with ``python -m bytewax.run "flows.live:build()"`` (add ``-w N`` for
 worker threads, ``-i/-a`` for processes); settings come from ``LIVESIGNALS_*``
 variables or the ``LIVESIGNALS_CONFIG`` TOML file. Scale out by adding Kafka
-partitions and Bytewax processes; each partition is read by one worker.
+partitions and Bytewax processes; partition number ``p`` of every input topic
+and of the repartition topic is read by one worker, which claims it first
+(:mod:`state.ownership`): a second engine started on the same topics takes
+partitions over, it never writes beside the first.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from flows.engine_sink import EngineSink
+from flows.claims import KafkaClaimer
+from flows.engine_sink import EngineSink, default_engine
 from flows.kafka_source import KafkaPartitionSource
 from livesignals import metrics
 from livesignals.settings import Settings
-from state.connection import connect
-from state.keys import Keys
-from state.store import ProfileStore
+from state.ownership import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +35,26 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
     if serve_metrics:
         _serve_metrics(settings.metrics_port)
 
-    offsets = ProfileStore(connect(settings), Keys(settings.key_prefix))
+    topics = _read_topics(settings)
+    claimer = KafkaClaimer(settings, topics)
+    ownership = Ownership(claimer)
     flow = Dataflow("livesignals")
     source = KafkaPartitionSource(
         settings.kafka_client_config(),
-        (*settings.input_topics, settings.repartition_topic),  # rerouted events are read back (operators.routing)
+        topics,
         settings.batch_size,
-        resume_from=offsets.resume_offsets,
+        ownership=ownership,
+        kafka_retry=claimer.kafka_retry,
     )
     raw = op.input("kafka-in", flow, source)
-    op.output("engine", raw, EngineSink(settings))
+    factory = functools.partial(default_engine, ownership=ownership)
+    op.output("engine", raw, EngineSink(settings, factory, ownership, claimer))
     return flow
+
+
+def _read_topics(settings: Settings) -> tuple[str, ...]:
+    """The input topics and the repartition topic (read like one), without repeats."""
+    return tuple(dict.fromkeys((*settings.input_topics, settings.repartition_topic)))
 
 
 def _serve_metrics(port: int, tries: int = 16) -> None:

@@ -136,3 +136,31 @@ EVENTS_DUPLICATE = Counter(
     "Events skipped because an event with the same event_id was applied to the customer recently "
     "(within the deduplication horizon: the customer's last 32 events).",
 )
+
+
+# ownership and durability
+READY = Gauge(
+    "livesignals_ready",
+    "1 while the engine can make progress: Redis and Kafka reachable, partitions owned, not fenced.",
+)
+DEPENDENCY_UP = Gauge(
+    "livesignals_dependency_up", "1 while the dependency answers, 0 while the engine backs off.", ["dependency"]
+)
+DEPENDENCY_RETRIES = Counter(
+    "livesignals_dependency_retries_total", "Attempts that failed on an unreachable dependency.", ["dependency"]
+)
+PARTITIONS_OWNED = Gauge("livesignals_partitions_owned", "Partition numbers this process owns (claimed, not fenced).")
+FENCED = Counter(
+    "livesignals_fenced_total", "Partitions this process stopped writing because another engine claimed them."
+)
+STATE_LOSS = Counter(
+    "livesignals_state_loss_total",
+    "Times Redis was found to have lost or rolled back committed state, by what the engine did "
+    "(rebuilt: replayed from Kafka; stopped: retention no longer holds the events).",
+    ["action"],
+)
+KAFKA_OFFSET_COMMITS = Counter(
+    "livesignals_kafka_offset_commits_total",
+    "Offsets committed to the engine's Kafka consumer group after the Redis commit, by outcome.",
+    ["outcome"],
+)

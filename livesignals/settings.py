@@ -196,6 +196,19 @@ class Settings:
     models_checkpoint_every_s: float = 300.0
     """... or after this many seconds with lessons learned, whichever comes first."""
 
+    # --- Ownership and durability (issue 10) ------------------------------------
+    consumer_group: str = "livesignals-engine"
+    """Kafka consumer group the engine commits its offsets to after each Redis commit (lag tooling;
+    a Redis that is behind them has lost data). Partitions are claimed in Redis, not by the group."""
+    retry_backoff_s: float = 0.5
+    """First wait after Redis or Kafka failed a batch; doubled per failure up to ``retry_backoff_max_s``."""
+    retry_backoff_max_s: float = 30.0
+    """Longest wait between retries: the engine retries for as long as the outage lasts."""
+    on_state_loss: Literal["rebuild", "stop"] = "rebuild"
+    """When Redis lost or rolled back committed state: ``rebuild`` replays the partition from the
+    offset Redis still holds (from the earliest one if none) when Kafka's retention still has it,
+    else stops (exit code 4); ``stop`` always stops."""
+
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464
     """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""

@@ -1,13 +1,28 @@
-"""Open a Redis (or Redis Cluster) client from the settings."""
+"""Open a Redis (or Redis Cluster) client from the settings, and ride out outages.
+
+:class:`Backoff` retries an operation for as long as its dependency is
+unreachable: capped exponential waits, ``livesignals_dependency_up`` at 0 and
+``livesignals_ready`` at 0 meanwhile, one log line per failure streak (then
+every ``max_s``) rather than a traceback per attempt. Fencing and state loss
+are not outages: they are raised at once.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
 
+from livesignals import metrics
 from livesignals.settings import Settings
+from state.ownership import Fenced, StateLost
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def connect(settings: Settings) -> Any:
@@ -18,3 +33,73 @@ def connect(settings: Settings) -> Any:
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url)
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+
+
+class Backoff:
+    """Retries ``fn`` while it fails with one of ``errors``, waiting ``initial_s``, then twice as long, up to
+    ``max_s``; forever unless ``max_attempts``.
+
+    >>> calls = []
+    >>> def flaky():
+    ...     calls.append(1)
+    ...     if len(calls) < 3:
+    ...         raise ConnectionError("down")
+    ...     return "up"
+    >>> Backoff("test", initial_s=0.001, max_s=0.002, errors=(ConnectionError,)).run(flaky)
+    'up'
+    >>> len(calls)
+    3
+    """
+
+    def __init__(
+        self,
+        dependency: str,
+        initial_s: float = 0.5,
+        max_s: float = 30.0,
+        errors: tuple[type[BaseException], ...] = (redis.RedisError,),
+        max_attempts: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.dependency = dependency
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.errors = errors
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+
+    @classmethod
+    def for_redis(cls, settings: Settings) -> Backoff:
+        """Redis retries with the settings' waits."""
+        return cls("redis", settings.retry_backoff_s, settings.retry_backoff_max_s)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """``fn()``, retried until it succeeds (or ``max_attempts`` failed: then its error is raised)."""
+        delay, failures, logged = self.initial_s, 0, 0.0
+        while True:
+            try:
+                result = fn()
+            except (Fenced, StateLost):
+                raise
+            except self.errors as exc:
+                failures += 1
+                metrics.DEPENDENCY_UP.labels(self.dependency).set(0)
+                metrics.DEPENDENCY_RETRIES.labels(self.dependency).inc()
+                metrics.READY.set(0)
+                if self.max_attempts is not None and failures >= self.max_attempts:
+                    raise
+                now = time.monotonic()
+                if failures == 1 or now - logged >= self.max_s:
+                    log.warning("%s unavailable (%s: %s); retrying every <= %.0fs, partitions kept",
+                                self.dependency, type(exc).__name__, exc, self.max_s)  # fmt: skip
+                    logged = now
+                self.sleep(delay)
+                delay = min(delay * 2, self.max_s)
+                continue
+            if failures:
+                log.warning("%s back after %d failed attempts", self.dependency, failures)
+            metrics.DEPENDENCY_UP.labels(self.dependency).set(1)
+            return result
+
+    def __call__(self, fn: Callable[[], None]) -> None:
+        """So that a :class:`Backoff` is a :data:`state.store.Retry`."""
+        self.run(fn)

@@ -3,7 +3,10 @@
 ``<cust>`` is a customer key such as ``customer_id:c42`` (or an anonymous one,
 ``device_id:d9``). Inside braces it is the Redis Cluster hash tag, so every
 key of one customer lives in one slot; a key that itself contains braces is
-replaced by a digest inside the tag. Sizes are for the default settings.
+replaced by a digest inside the tag. Everything of partition number ``p`` (of
+every input topic) shares the slot of ``{part:<p>}``, so one Lua script can
+check the owner epoch and commit aggregates and resume offsets together.
+Sizes are for the default settings.
 
 =================================  ======  ================================================  ===================
 key                                type    holds                                             bound / TTL
@@ -18,10 +21,20 @@ key                                type    holds                                
 ``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
-``ls:agg:<topic>:<partition>``     hash    KPI and complaint-term buckets of one input       buckets bounded by
-                                           partition (:mod:`operators.partition`)            tier; 400 names per
-                                                                                             bucket
-``ls:offsets:<topic>``             hash    partition -> next offset to read (resume point)   one field per partition
+``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
+                                           epoch that last wrote the profile (Redis Cluster  Cluster only
+                                           only: a stale engine's profile write is refused)
+``ls:{part:<p>}:agg:<topic>``      hash    KPI and complaint-term buckets and model          buckets bounded by
+                                           checkpoint of one input partition                 tier; 400 names per
+                                           (:mod:`operators.partition`), ``applied``: the    bucket
+                                           next offset they include (a retry never counts
+                                           twice)
+``ls:{part:<p>}:meta``             hash    ownership of partition number ``p`` of every      ``epoch``, ``store``,
+                                           input topic: ``epoch`` (owner epoch, bumped by    ``owner`` and one
+                                           each engine that claims it), ``store`` (random    ``offset:<topic>``
+                                           id of this Redis's data, set once), ``owner``     per input topic
+                                           (host and pid), ``offset:<topic>`` (next offset
+                                           to read: the resume point) (:mod:`state.ownership`)
 ``ls:models:control``              hash    model kind -> latest promotion id                 one field per kind
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
@@ -108,13 +121,43 @@ class Keys:
         """Customers that claimed ``identifier`` (``kind:value``); same slot as its own profile."""
         return f"{self.tag(identifier)}:owners"
 
+    def writer(self, customer_key: str) -> str:
+        """``<p>|<epoch>`` of the engine that last wrote the customer's profile (Redis Cluster)."""
+        return f"{self.tag(customer_key)}:writer"
+
+    def part_tag(self, partition: int) -> str:
+        """The hash-tagged part of every key of partition number ``partition``.
+
+        >>> Keys("ls").partition("in", 3)
+        'ls:{part:3}:agg:in'
+        """
+        return f"{self.prefix}:{{part:{partition}}}"
+
     def partition(self, topic: str, partition: int) -> str:
-        """Shared aggregates (KPIs, voice of the customer) of one input partition."""
-        return f"{self.prefix}:agg:{topic}:{partition}"
+        """Shared aggregates (KPIs, voice of the customer, models) of one input partition."""
+        return f"{self.part_tag(partition)}:agg:{topic}"
 
     def partition_pattern(self) -> str:
         """SCAN pattern of every partition aggregate key."""
-        return f"{self.prefix}:agg:*"
+        return f"{self.prefix}:{{part:*}}:agg:*"
+
+    def partition_of(self, name: bytes | str) -> tuple[str, int]:
+        """``(topic, partition)`` of an aggregate key.
+
+        >>> Keys("ls").partition_of(b"ls:{part:3}:agg:in.x")
+        ('in.x', 3)
+        """
+        text = name.decode() if isinstance(name, bytes) else name
+        tag, _, topic = text[len(self.prefix) + 1 :].partition("}:agg:")
+        return topic, int(tag.removeprefix("{part:"))
+
+    def partition_meta(self, partition: int) -> str:
+        """Ownership and resume offsets of partition number ``partition`` of every input topic."""
+        return f"{self.part_tag(partition)}:meta"
+
+    def meta_pattern(self) -> str:
+        """SCAN pattern of every partition's ownership hash."""
+        return f"{self.prefix}:{{part:*}}:meta"
 
     @property
     def model_control(self) -> str:
@@ -130,7 +173,3 @@ class Keys:
     def flags_channel(self) -> str:
         """Pub/sub channel on which flags are pushed live."""
         return f"{self.prefix}:flags:live"
-
-    def offsets(self, topic: str) -> str:
-        """Hash of partition -> next offset to read, written with each batch."""
-        return f"{self.prefix}:offsets:{topic}"

@@ -23,7 +23,8 @@ the cache, so nothing half-applied is served from memory.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals import metrics, serde
@@ -33,6 +34,10 @@ from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state.keys import Keys
 from state.models_store import RedisModelLog
+from state.ownership import Claim, Fenced, Ownership, StateLost, check, commit_script, profile_script
+
+Retry = Callable[[Callable[[], None]], None]
+"""Runs a commit until it succeeds (backing off while Redis is unreachable); see :mod:`state.connection`."""
 
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants.
 _CLAIM = """
@@ -61,6 +66,8 @@ class ProfileStore:
         timeline_max_entries: int = 200,
         timeline_max_age_days: int = 90,
         models_config: dict[str, Any] | None = None,
+        ownership: Ownership | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -71,8 +78,12 @@ class ProfileStore:
         self.timeline_max_age_days = timeline_max_age_days
         self.models_config = models_config
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
+        self.ownership = ownership
+        self.retry = retry
         self._claim = client.register_script(_CLAIM)
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
+        self._commit_partition = commit_script(client)
+        self._profile = profile_script(client)
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers: cached ones from memory, the rest in one round trip."""
@@ -116,45 +127,190 @@ class ProfileStore:
         ``offsets`` maps ``(topic, partition)`` to the next offset to read. Per
         customer, timeline entries and identity claims go before the profile
         (they are idempotent), so the profile's applied offsets never run ahead
-        of them.
+        of them. The writes are planned once and retried as planned (``retry``)
+        while Redis is unreachable: a retry never recomputes, so it never counts twice.
+        Raises :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost`.
         """
+        by_part: dict[int, dict[str, int]] = {}
+        for (topic, partition), next_offset in offsets.items():
+            by_part.setdefault(partition, {})[topic] = next_offset
+        plan = _Plan(
+            customers=[self._plan_customer(state, set(by_part)) for state in states],
+            flags=flags,
+            aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
+            offsets=by_part,
+            claims=self._claims(by_part),
+        )
         try:
-            if self.cluster:
-                if flags:
-                    # PUBLISH reaches every node's subscribers from any node, but redis-py will not
-                    # pipeline it on a cluster client: the pushes go through one node's own client.
-                    node = self.client.get_redis_connection(self.client.get_default_node())
-                    pushes = node.pipeline(transaction=False)
-                    self._execute(self._with_flags(self.client.pipeline(transaction=False), flags, pushes), "flags")
-                    self._execute(pushes, "flags")
-                pipe = self.client.pipeline(transaction=False)
+            run = self._commit_cluster if self.cluster else self._commit_single
+            if self.retry is None:
+                run(plan)
             else:
-                pipe = self._with_flags(self.client.pipeline(transaction=True), flags)
-            for state in states:
-                self._write_customer(pipe, state)
-            for (topic, partition), aggregates in (partitions or {}).items():
-                pipe.hset(self.keys.partition(topic, partition), mapping=aggregates.to_fields())
-            for (topic, partition), next_offset in offsets.items():
-                pipe.hset(self.keys.offsets(topic), str(partition), str(next_offset))
-            self._execute(pipe, "commit")
+                self.retry(lambda: run(plan))
         except Exception:
             self._cache.clear()
             raise
+        for partition, news in by_part.items():
+            held = plan.claims.get(partition)
+            if held is not None:
+                for topic, new in news.items():
+                    held.offsets[topic] = max(new, held.offsets.get(topic) or 0)
 
-    def _write_customer(self, pipe: Any, state: CustomerState) -> None:
+    def _claims(self, by_part: dict[int, dict[str, int]]) -> dict[int, Claim]:
+        if self.ownership is None:
+            return {}
+        claims = {}
+        for partition in by_part:
+            held = self.ownership.get(partition)
+            if held is None or held.released:
+                raise Fenced(partition, "not claimed by this process")
+            claims[partition] = held
+        return claims
+
+    def _commit_single(self, plan: _Plan) -> None:
+        """One MULTI/EXEC, under WATCH of the partitions' meta hashes when fenced."""
+        with self.client.pipeline(transaction=True) as pipe:
+            current: dict[int, dict[bytes, bytes]] = {}
+            if plan.claims:
+                pipe.watch(*(self.keys.partition_meta(p) for p in plan.offsets))
+                pending = False
+                for partition, news in plan.offsets.items():
+                    current[partition] = pipe.hgetall(self.keys.partition_meta(partition))
+                    pending |= check(plan.claims[partition], current[partition], news)
+                if not pending:
+                    return  # a retry of a commit that reached Redis: nothing to do
+                pipe.multi()
+            self._with_flags(pipe, plan.flags)
+            for ops in plan.customers:
+                for op in ops:
+                    if op[0] == "claim":
+                        self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=pipe)
+                    elif op[0] == "profile":
+                        pipe.set(op[1], op[3])
+                    else:
+                        getattr(pipe, op[0])(*op[1:])
+            self._write_partitions(pipe, plan, current)
+            self._execute(pipe, "commit")
+
+    def _write_partitions(self, pipe: Any, plan: _Plan, current: dict[int, dict[bytes, bytes]]) -> None:
+        for partition, news in plan.offsets.items():
+            meta = self.keys.partition_meta(partition)
+            row = current.get(partition, {})
+            for topic, new in news.items():
+                held = row.get(f"offset:{topic}".encode())
+                if held is not None and int(held) >= new:
+                    continue
+                fields = plan.aggregates.get((topic, partition))
+                if fields is not None:
+                    pipe.hset(self.keys.partition(topic, partition), mapping={**fields, "applied": new})
+                pipe.hset(meta, f"offset:{topic}", new)
+        for (topic, partition), fields in plan.aggregates.items():
+            if topic not in plan.offsets.get(partition, {}):
+                pipe.hset(self.keys.partition(topic, partition), mapping=fields)
+
+    def _commit_cluster(self, plan: _Plan) -> None:
+        """Ordered: check ownership; flags; customers (profiles last, conditional); aggregates + offsets.
+
+        Each phase is remembered once done, so a retry resumes at the phase that failed.
+        """
+        if "checked" not in plan.done:
+            pending = not plan.claims
+            for partition, news in plan.offsets.items():
+                if partition in plan.claims:
+                    row = self.client.hgetall(self.keys.partition_meta(partition))
+                    pending |= check(plan.claims[partition], row, news)
+            if not pending:
+                return
+            plan.done.add("checked")
+        if "flags" not in plan.done and plan.flags:
+            # PUBLISH reaches every node's subscribers from any node, but redis-py will not
+            # pipeline it on a cluster client: the pushes go through one node's own client.
+            node = self.client.get_redis_connection(self.client.get_default_node())
+            pushes = node.pipeline(transaction=False)
+            self._execute(self._with_flags(self.client.pipeline(transaction=False), plan.flags, pushes), "flags")
+            self._execute(pushes, "flags")
+        plan.done.add("flags")
+        if "customers" not in plan.done:
+            self._cluster_customers(plan)
+            plan.done.add("customers")
+        for partition, news in plan.offsets.items():
+            self._cluster_partition(plan, partition, news)
+
+    def _cluster_customers(self, plan: _Plan) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        profiles: list[tuple[str, ...]] = []
+        for ops in plan.customers:
+            for op in ops:
+                if op[0] == "claim":
+                    # redis-py does not pipeline scripts on a cluster: a claim is its own (idempotent)
+                    # round trip. New links are rare (a login, a first purchase).
+                    self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=self.client)
+                elif op[0] == "profile":
+                    profiles.append(op[1:])
+                else:
+                    getattr(pipe, op[0])(*op[1:])
+        self._execute(pipe, "commit")
+        if not plan.claims:
+            pipe = self.client.pipeline(transaction=False)
+            for key, _, data in profiles:
+                pipe.set(key, data)
+            self._execute(pipe, "commit")
+            return
+        # Conditional writes (a stale owner's profile never replaces a newer one's), pipelined per node.
+        by_node: dict[str, tuple[Any, list[tuple[str, ...]]]] = {}
+        for item in profiles:
+            node = self.client.get_node_from_key(item[0])
+            by_node.setdefault(node.name, (node, []))[1].append(item)
+        for node, items in by_node.values():
+            pipe = self.client.get_redis_connection(node).pipeline(transaction=False)
+            for key, partition, data in items:
+                held = plan.claims[int(partition)]
+                customer = key[: -len(":profile")]
+                self._profile(keys=[key, customer + ":writer"], args=[partition, held.epoch, data], client=pipe)
+            results = pipe.execute()
+            metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
+            metrics.REDIS_COMMANDS.labels("commit").inc(len(items))
+            for (_, partition, _), ok in zip(items, results, strict=True):
+                if not ok:
+                    raise Fenced(int(partition), "a newer owner wrote one of its profiles")
+
+    def _cluster_partition(self, plan: _Plan, partition: int, news: dict[str, int]) -> None:
+        """Aggregates and resume offsets of one partition number, checked and written by one script."""
+        held = plan.claims.get(partition)
+        topics = list(news)
+        if held is None:  # unfenced (tests, tools): plain writes
+            pipe = self.client.pipeline(transaction=False)
+            self._write_partitions(pipe, _Plan([], [], plan.aggregates, {partition: news}, {}), {})
+            self._execute(pipe, "commit")
+            return
+        args: list[Any] = [held.epoch, held.store, len(topics)]
+        for topic in topics:
+            fields = plan.aggregates.get((topic, partition), {})
+            expected = held.offsets.get(topic)
+            args += [topic, "" if expected is None else expected, news[topic], len(fields)]
+            for name, value in fields.items():
+                args += [name, value]
+        keys = [self.keys.partition_meta(partition)] + [self.keys.partition(t, partition) for t in topics]
+        verdict, detail = (_text(v) for v in self._commit_partition(keys=keys, args=args))
+        metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
+        if verdict == "fenced":
+            raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
+        if verdict == "lost":
+            raise StateLost(partition, detail)
+
+    def _plan_customer(self, state: CustomerState, partitions: set[int]) -> list[tuple[Any, ...]]:
+        """The writes of one customer, in order; the profile last (it carries the timeline meta)."""
         key = state.customer_key
+        ops: list[tuple[Any, ...]] = []
         if state.new_timeline:
-            self._append_timeline(pipe, state)
-        for identifier in state.new_links:
-            # redis-py does not pipeline scripts on a cluster: there a claim is its own (idempotent)
-            # round trip before the batch's writes. New links are rare (a login, a first purchase).
-            target = self.client if self.cluster else pipe
-            self._claim(keys=[self.keys.owners(identifier)], args=[key, MAX_OWNERS_KEPT], client=target)
-        pipe.set(self.keys.profile(key), state.to_bytes())  # after the timeline: it carries its meta
+            ops += self._append_timeline(state)
+        ops += [("claim", self.keys.owners(identifier), key) for identifier in state.new_links]
+        ops.append(("profile", self.keys.profile(key), str(_owner_partition(state, partitions)), state.to_bytes()))
         state.new_timeline = []
         state.new_links = []
+        return ops
 
-    def _append_timeline(self, pipe: Any, state: CustomerState) -> None:
+    def _append_timeline(self, state: CustomerState) -> list[tuple[Any, ...]]:
         """ZADD the batch's entries; trim and refresh the TTL only when needed.
 
         ``meta["n"]`` bounds the entries from above (a replay re-adds existing
@@ -165,17 +321,18 @@ class ProfileStore:
         """
         key = self.keys.timeline(state.customer_key)
         meta = state.timeline_meta
-        pipe.zadd(key, {member: t for t, member in state.new_timeline})
+        ops: list[tuple[Any, ...]] = [("zadd", key, {member: t for t, member in state.new_timeline})]
         meta["n"] = meta.get("n", 0) + len(state.new_timeline)
         if meta["n"] > self.timeline_max_entries:
-            pipe.zremrangebyrank(key, 0, -self.timeline_max_entries - 1)
+            ops.append(("zremrangebyrank", key, 0, -self.timeline_max_entries - 1))
             meta["n"] = self.timeline_max_entries
         newest = max(t for t, _ in state.new_timeline)
         day = newest // 86_400_000
         if meta.get("ttl_day") != day:
-            pipe.zremrangebyscore(key, "-inf", f"({newest - self.timeline_max_age_days * 86_400_000}")
-            pipe.expire(key, (self.timeline_max_age_days + 1) * 86_400)
+            ops.append(("zremrangebyscore", key, "-inf", f"({newest - self.timeline_max_age_days * 86_400_000}"))
+            ops.append(("expire", key, (self.timeline_max_age_days + 1) * 86_400))
             meta["ttl_day"] = day
+        return ops
 
     def model_control(self) -> dict[str, str]:
         """Promotions requested: model kind -> promotion id."""
@@ -184,9 +341,13 @@ class ProfileStore:
 
     def resume_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to read per partition, as committed with the last batch."""
-        row = self.client.hgetall(self.keys.offsets(topic))
+        out = {}
+        for name in self.client.scan_iter(self.keys.meta_pattern(), count=1000):
+            value = self.client.hget(name, f"offset:{topic}")
+            if value is not None:
+                out[int(_text(name).rsplit("{part:", 1)[1].split("}", 1)[0])] = int(value)
         metrics.REDIS_ROUNDTRIPS.labels("offsets").inc()
-        return {int(p): int(o) for p, o in row.items()}
+        return out
 
     def forget(self) -> None:
         """Drop the cache (after a failure, or when partitions move)."""
@@ -224,3 +385,28 @@ class ProfileStore:
         self._cache[key] = state
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+@dataclass
+class _Plan:
+    """One commit, planned once: what a retry writes again, unchanged."""
+
+    customers: list[list[tuple[Any, ...]]]
+    flags: list[Flag]
+    aggregates: dict[tuple[str, int], dict[str, bytes]]
+    offsets: dict[int, dict[str, int]]
+    claims: dict[int, Claim]
+    done: set[str] = field(default_factory=set)
+
+
+def _owner_partition(state: CustomerState, partitions: set[int]) -> int:
+    """The partition number of this batch that applied events to ``state`` (its writer)."""
+    for name in state.applied:
+        number = int(name.rpartition(":")[2])
+        if number in partitions:
+            return number
+    return min(partitions) if partitions else 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -90,10 +90,12 @@ def committed(settings: Any) -> int:
     """Messages the engine has committed so far, summed over input partitions."""
     from state.connection import connect
     from state.keys import Keys
+    from state.store import ProfileStore
 
     r = connect(settings)
     keys = Keys(settings.key_prefix)
-    return sum(int(v) for t in settings.input_topics for v in r.hgetall(keys.offsets(t)).values())
+    store = ProfileStore(r, keys)
+    return sum(sum(store.resume_offsets(t).values()) for t in settings.input_topics)
 
 
 def wait_committed(settings: Any, expected: int, proc: Any = None, timeout_s: float = 120.0) -> None:

@@ -1,0 +1,129 @@
+"""Claims seen from both sides: Redis (who owns a partition, where it resumes) and Kafka (what was committed).
+
+After each Redis commit the engine also commits its offsets to its Kafka
+consumer group (``settings.consumer_group``): standard lag tooling then sees
+it, and Kafka keeps a second record of how far the state went. A claim whose
+Redis offsets are behind the group's — or missing while the group has some —
+means Redis lost or rolled back data. Then, with ``on_state_loss = "rebuild"``
+and Kafka still holding every event from the offset Redis has (the earliest
+offset when it has none), the partition is replayed from there: the profiles'
+applied offsets and the aggregates' ``applied`` make the replay count each
+event once, and outputs are re-emitted with the same ids. Otherwise the
+process stops with exit code :data:`EXIT_STATE_LOST` and a clear log line.
+
+Exit codes: :data:`EXIT_FENCED` (3) when every partition this process claimed
+is now owned by another engine — a supervisor should not restart it blindly,
+the other engine is doing the work; :data:`EXIT_STATE_LOST` (4) when state
+cannot be rebuilt. Everything else (Redis or Kafka unreachable) is waited out.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import threading
+from typing import NoReturn
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from livesignals import metrics
+from livesignals.settings import Settings
+from state.connection import Backoff, connect
+from state.keys import Keys
+from state.ownership import Claim, claim
+
+log = logging.getLogger(__name__)
+
+EXIT_FENCED = 3
+EXIT_STATE_LOST = 4
+
+
+class StateNotRebuildable(Exception):
+    """Redis lost state that Kafka no longer holds (or ``on_state_loss = "stop"``)."""
+
+
+class KafkaClaimer:
+    """Claims partitions in Redis, checks them against Kafka, commits offsets to the consumer group."""
+
+    def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.client = connect(settings)
+        self.keys = Keys(settings.key_prefix)
+        self.redis_retry = Backoff.for_redis(settings)
+        self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,))
+        self._consumer = Consumer(
+            settings.kafka_client_config(**{"group.id": settings.consumer_group, "enable.auto.commit": False})
+        )
+        self._lock = threading.Lock()
+
+    def __call__(self, partition: int) -> Claim:
+        """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
+        held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics))
+        group = self.kafka_retry.run(lambda: self._committed(partition))
+        behind = {
+            t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k
+        }  # fmt: skip
+        if behind:
+            detail = ", ".join(f"{t}[{partition}] Redis {r} < Kafka group {k}" for t, (r, k) in behind.items())
+            self.resolve_loss(partition, held.offsets, f"Redis is behind the committed offsets: {detail}")
+        log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
+        return held
+
+    def resolve_loss(self, partition: int, offsets: dict[str, int | None], why: str) -> dict[str, int]:
+        """Where to replay ``partition`` from after a loss; raises :class:`StateNotRebuildable` if nowhere."""
+        starts: dict[str, int] = {}
+        for topic in self.topics:
+            low = self.kafka_retry.run(functools.partial(self._low_watermark, topic, partition))
+            start = offsets.get(topic)
+            if self.settings.on_state_loss == "stop" or (start if start is not None else 0) < low:
+                metrics.STATE_LOSS.labels("stopped").inc()
+                raise StateNotRebuildable(
+                    f"{why}; cannot rebuild {topic}[{partition}] (Redis resumes at {start}, Kafka keeps offsets "
+                    f">= {low}, on_state_loss={self.settings.on_state_loss}): restore Redis from a backup or "
+                    f"accept the loss by resetting the consumer group"
+                )
+            starts[topic] = start if start is not None else low
+        metrics.STATE_LOSS.labels("rebuilt").inc()
+        log.error("STATE LOSS partition %d: %s; rebuilding by replaying from Kafka at %s", partition, why, starts)
+        return starts
+
+    def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit the engine's next offsets to its Kafka consumer group (asynchronous; never fails a batch)."""
+        if not offsets:
+            return
+        try:
+            with self._lock:
+                self._consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True
+                )
+                self._consumer.poll(0)
+            metrics.KAFKA_OFFSET_COMMITS.labels("sent").inc()
+        except KafkaException as exc:
+            metrics.KAFKA_OFFSET_COMMITS.labels("failed").inc()
+            log.warning("could not commit offsets to the consumer group: %s", exc)
+
+    def _committed(self, partition: int) -> dict[str, int]:
+        with self._lock:
+            got = self._consumer.committed([TopicPartition(t, partition) for t in self.topics], timeout=10)
+        return {tp.topic: tp.offset for tp in got}
+
+    def _low_watermark(self, topic: str, partition: int) -> int:
+        with self._lock:
+            low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        return int(low)
+
+    def close(self) -> None:
+        """Close the Kafka client."""
+        self._consumer.close()
+
+
+def exit_now(code: int, message: str) -> NoReturn:
+    """Log ``message`` and end the whole process at once with ``code`` (no further writes, from any worker)."""
+    log.critical(message)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(code)

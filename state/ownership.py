@@ -1,0 +1,226 @@
+"""Who may write a partition's state: owner epochs, claims and the checks every commit makes.
+
+An engine *claims* partition number ``p`` (of every input topic) before it
+reads it: one Lua script on ``ls:{part:<p>}:meta`` bumps the owner ``epoch``,
+sets the ``store`` id once (a random id: the marker that this Redis holds the
+data it held before) and returns the resume offsets, all atomically. Every
+commit then checks, atomically with its writes, that
+
+* the meta hash still exists and carries the same ``store`` id — otherwise
+  Redis lost its data (restarted empty, flushed, another server):
+  :class:`StateLost`;
+* the ``epoch`` is still the one claimed — otherwise another engine claimed
+  the partition since: :class:`Fenced`;
+* each resume offset is not behind the one this engine last committed (or
+  found at its claim) — otherwise Redis rolled back (a lagging replica took
+  over, AOF lost its last second): :class:`StateLost`.
+
+A commit whose offsets Redis already holds (a retry after a reply was lost)
+writes nothing. :class:`Ownership` is the per-process registry of claims that
+the Kafka source (which claims) and the engine sink (which commits, releases
+fenced partitions and rewinds lost ones) share.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from state.keys import Keys
+
+_CLAIM = """
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSETNX', KEYS[1], 'store', ARGV[1])
+redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# Cluster: check ownership, then write the aggregates (unless they already include the batch) and
+# the resume offsets, in the partition's slot. ARGV: epoch, store, n topics, then per topic: topic,
+# expected offset ('' = none), new offset, n fields, field, value, ...; KEYS[1] meta, KEYS[1+i] agg.
+_COMMIT = """
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'store')
+if not m[2] then return {'lost', 'the partition meta is missing'} end
+if m[2] ~= ARGV[2] then return {'lost', 'the store id changed'} end
+if m[1] ~= ARGV[1] then return {'fenced', m[1]} end
+local n = tonumber(ARGV[3])
+local i = 4
+local plan = {}
+for t = 1, n do
+  local topic, expected, new, nf = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local cur = redis.call('HGET', KEYS[1], 'offset:' .. topic)
+  if expected ~= '' and (not cur or tonumber(cur) < tonumber(expected)) then
+    return {'lost', topic .. ' offset ' .. tostring(cur) .. ' behind ' .. expected}
+  end
+  plan[t] = {topic, cur, new, i + 4, nf}
+  i = i + 4 + 2 * nf
+end
+for t = 1, n do
+  local topic, cur, new, first, nf = unpack(plan[t])
+  if not cur or tonumber(cur) < new then
+    local applied = redis.call('HGET', KEYS[1 + t], 'applied')
+    if not applied or tonumber(applied) < new then
+      for f = 0, nf - 1 do
+        redis.call('HSET', KEYS[1 + t], ARGV[first + 2 * f], ARGV[first + 2 * f + 1])
+      end
+      redis.call('HSET', KEYS[1 + t], 'applied', new)
+    end
+    redis.call('HSET', KEYS[1], 'offset:' .. topic, new)
+  end
+end
+return {'ok', ''}
+"""
+
+# Cluster: write a profile unless a newer owner of the same partition number wrote it last.
+_PROFILE = """
+local w = redis.call('GET', KEYS[2])
+if w then
+  local sep = string.find(w, '|', 1, true)
+  if string.sub(w, 1, sep - 1) == ARGV[1] and tonumber(string.sub(w, sep + 1)) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[2])
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class Fenced(Exception):
+    """Another engine claimed the partition: this one must not write it again."""
+
+    def __init__(self, partition: int, detail: str) -> None:
+        super().__init__(f"partition {partition}: fenced ({detail}); another engine owns it now")
+        self.partition = partition
+
+
+class StateLost(Exception):
+    """Redis no longer holds what this engine committed (lost or rolled back)."""
+
+    def __init__(self, partition: int, detail: str) -> None:
+        super().__init__(f"partition {partition}: Redis lost committed state ({detail})")
+        self.partition = partition
+
+
+@dataclass
+class Claim:
+    """This process's claim on partition number ``partition`` of every input topic."""
+
+    partition: int
+    epoch: str
+    store: str
+    offsets: dict[str, int | None]
+    """Per topic: the offset Redis held at the claim, then the last one this engine committed."""
+    released: bool = False
+    """Set when fenced: the source stops reading the partition, the sink drops its messages."""
+
+
+def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str]) -> Claim:
+    """Become the owner of ``partition``: bump its epoch and read its resume offsets, atomically."""
+    script = client.register_script(_CLAIM)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    row = script(keys=[keys.partition_meta(partition)], args=[uuid.uuid4().hex, owner])
+    fields = {_text(row[i]): _text(row[i + 1]) for i in range(0, len(row), 2)}
+    offsets: dict[str, int | None] = {}
+    for topic in topics:
+        value = fields.get(f"offset:{topic}")
+        offsets[topic] = int(value) if value is not None else None
+    return Claim(partition, fields["epoch"], fields["store"], offsets)
+
+
+def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) -> bool:
+    """Raise :class:`StateLost` or :class:`Fenced` unless ``claim`` may commit ``new_offsets``.
+
+    ``row`` is the meta hash as read inside the commit's ``WATCH``. Returns False when
+    Redis already holds every one of ``new_offsets`` (a retried commit: write nothing).
+    """
+    fields = {_text(k): _text(v) for k, v in row.items()}
+    p = claim.partition
+    if "store" not in fields:
+        raise StateLost(p, "the partition meta is missing")
+    if fields["store"] != claim.store:
+        raise StateLost(p, "the store id changed")
+    if fields.get("epoch") != claim.epoch:
+        raise Fenced(p, f"epoch {fields.get('epoch')} > ours {claim.epoch}, owner {fields.get('owner')}")
+    pending = False
+    for topic, new in new_offsets.items():
+        current = fields.get(f"offset:{topic}")
+        expected = claim.offsets.get(topic)
+        if expected is not None and (current is None or int(current) < expected):
+            raise StateLost(p, f"{topic} offset {current} behind {expected}")
+        pending |= current is None or int(current) < new
+    return pending
+
+
+def commit_script(client: Any) -> Any:
+    """The Cluster partition commit (see ``_COMMIT``)."""
+    return client.register_script(_COMMIT)
+
+
+def profile_script(client: Any) -> Any:
+    """The Cluster conditional profile write (see ``_PROFILE``)."""
+    return client.register_script(_PROFILE)
+
+
+Claimer = Callable[[int], Claim]
+"""``partition -> Claim``: claims in Redis (and checks Kafka's view, see :mod:`flows.kafka_source`)."""
+
+
+class Ownership:
+    """The claims of one process, shared by its source partitions and engine sinks (thread-safe)."""
+
+    def __init__(self, claimer: Claimer | None = None) -> None:
+        self.claimer = claimer
+        self._claims: dict[int, Claim] = {}
+        self._seeks: dict[int, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, partition: int) -> Claim:
+        """Claim ``partition`` (again): the previous claim of this process, if any, is replaced."""
+        if self.claimer is None:
+            raise RuntimeError("no claimer configured")
+        new = self.claimer(partition)
+        with self._lock:
+            self._claims[partition] = new
+        return new
+
+    def request_seek(self, partition: int, offsets: dict[str, int]) -> None:
+        """Ask the source reading ``partition`` to read again from ``offsets`` (topic -> offset)."""
+        with self._lock:
+            self._seeks[partition] = offsets
+
+    def take_seek(self, partition: int) -> dict[str, int] | None:
+        """The pending rewind of ``partition``, if any (the source calls this before each read)."""
+        with self._lock:
+            return self._seeks.pop(partition, None)
+
+    def get(self, partition: int) -> Claim | None:
+        """The current claim on ``partition``, if this process holds one."""
+        with self._lock:
+            return self._claims.get(partition)
+
+    def release(self, partition: int) -> None:
+        """Stop owning ``partition`` (fenced)."""
+        with self._lock:
+            held = self._claims.get(partition)
+            if held is not None:
+                held.released = True
+
+    def owned(self) -> list[int]:
+        """Partitions this process claimed and still owns."""
+        with self._lock:
+            return sorted(p for p, c in self._claims.items() if not c.released)
+
+    def any_claimed(self) -> bool:
+        """True once this process has claimed at least one partition."""
+        with self._lock:
+            return bool(self._claims)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
