@@ -68,7 +68,8 @@ class KafkaClaimer:
         }  # fmt: skip
         if behind:
             detail = ", ".join(f"{t}[{partition}] Redis {r} < Kafka group {k}" for t, (r, k) in behind.items())
-            self.resolve_loss(partition, held.offsets, f"Redis is behind the committed offsets: {detail}")
+            why = f"Redis is behind the committed offsets: {detail}"
+            held.replay_from = self.resolve_loss(partition, held.offsets, why)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
         return held
 

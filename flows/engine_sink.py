@@ -179,7 +179,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         old = self.ownership.get(partition)
         try:
             held = self.ownership.claim(partition)
-            starts = self.claimer.resolve_loss(partition, held.offsets, str(exc))
+            starts = held.replay_from or self.claimer.resolve_loss(partition, held.offsets, str(exc))
         except StateNotRebuildable as stop:
             exit_now(EXIT_STATE_LOST, f"STATE LOST, stopping: {stop}")
         except Fenced as fenced:

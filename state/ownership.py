@@ -118,6 +118,8 @@ class Claim:
     """Per topic: the offset Redis held at the claim, then the last one this engine committed."""
     released: bool = False
     """Set when fenced: the source stops reading the partition, the sink drops its messages."""
+    replay_from: dict[str, int] | None = None
+    """Set when the claim found Redis behind Kafka and chose to rebuild: where to read again."""
 
 
 def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str]) -> Claim:

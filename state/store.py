@@ -5,13 +5,42 @@ second (measured: ~5k single HSETs/s vs ~75k/s in pipelines of 1000), so the
 store reads every customer a batch touches in one pipelined round trip (cache
 misses only) and writes each touched customer once per batch.
 
-Commit order and atomicity (effectively-once state):
+Commit order, atomicity and fencing (effectively-once state, one writer per partition):
 
-* one Redis: flags, profiles and resume offsets go in **one MULTI/EXEC**;
-* Redis Cluster: flags and identity claims first, then profiles and offsets. Each profile is one
-  ``SET`` of one key (a JSON document), so it is atomic on its own, and it
-  carries the offset it has applied up to: a replay skips what a profile
-  already holds.
+* every commit is checked against the engine's claim on the batch's partition
+  number ``p`` (:mod:`state.ownership`): same ``store`` id (else Redis lost its
+  data: :class:`~state.ownership.StateLost`), same owner ``epoch`` (else another
+  engine claimed ``p``: :class:`~state.ownership.Fenced`), resume offsets not
+  behind what this engine committed (else Redis rolled back: ``StateLost``);
+* one Redis: the check runs under ``WATCH`` of ``ls:{part:<p>}:meta`` and flags,
+  timelines, identity claims, profiles, partition aggregates and resume offsets
+  go in **one MULTI/EXEC**: a claim by another engine between the check and
+  ``EXEC`` aborts the transaction, and the retry then finds itself fenced;
+* Redis Cluster (a batch spans slots, so it cannot be one transaction), in this
+  order, each step confirmed before the next: (1) the ownership check (nothing
+  is written by a stale engine that is already fenced); (2) flags; (3) each
+  customer's timeline and identity claims, then its profile — one document that
+  carries the offsets it has applied — written by a script that refuses to
+  replace a profile last written by a newer owner of the same partition number
+  (``ls:{<cust>}:writer`` holds ``<p>|<epoch>``): a stale engine that passed (1)
+  just before being fenced cannot overwrite the new owner's work; (4) one script
+  in the partition's slot checks the claim again and writes the partition
+  aggregates (with ``applied``, the offset they include up to: they are written
+  only if it is behind) and the resume offsets. A replay skips what a profile
+  already holds; aggregates and resume offsets move together.
+
+The writes are *planned once* per batch and retried as planned while Redis is
+unreachable or a node refuses writes (``retry``, see :class:`state.connection.Backoff`):
+a retry resumes the Cluster commit at the step that failed and never recomputes,
+so it can neither lose nor double count. A commit whose offsets Redis already
+holds (the reply of a successful attempt was lost) writes nothing.
+
+Known limit (Cluster only): a process that *dies* between steps (3) and (4)
+leaves profiles ahead of the partition aggregates; the replay then skips those
+events for the aggregates too (KPIs, voice of the customer and model learning
+miss the events of that batch that reached a profile; profiles are exact).
+Closing it needs a write-ahead record of the batch in the partition's slot. One
+Redis has no such gap.
 
 Redis applies a MULTI block only when EXEC arrives, so a worker that dies
 mid-commit leaves nothing behind. (MULTI does not roll back a command that

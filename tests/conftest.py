@@ -69,6 +69,7 @@ def unique_settings(redis_url: str) -> Settings:
         triggers_topic=f"triggers-{tag}",
         decisions_topic=f"decisions-{tag}",
         repartition_topic=f"repartition-{tag}",
+        consumer_group=f"g-{tag}",
     )
 
 

@@ -131,8 +131,10 @@ def aggregates(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
     """Every partition aggregate (KPIs, voice of the customer) under the settings' key prefix."""
     from state.connection import connect
 
+    from state.keys import Keys
+
     r = connect(settings)
-    return {k: r.hgetall(k) for k in r.scan_iter(f"{settings.key_prefix}:agg:*", count=100)}
+    return {k: r.hgetall(k) for k in r.scan_iter(Keys(settings.key_prefix).partition_pattern(), count=100)}
 
 
 def run_through_kafka(settings: Any, steps: list[dict[str, Any]]) -> None:

@@ -1,0 +1,124 @@
+"""Redis Cluster commits in order, retried as planned: a node refusing writes mid-commit loses and doubles nothing.
+
+A master refusing writes (``min-replicas-to-write 1`` with no replica: every write answers NOREPLICAS) is
+the fault; it is lifted after a while, the store's retry resumes the commit where it failed, and the
+profiles and partition KPIs equal an uninterrupted run's. While the node refuses, the resume offset has
+not moved (resume offsets go last).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+
+import pytest
+import redis
+
+from livesignals import serde
+from livesignals.contract import RawMessage, primary_key
+from livesignals.errors import Origin
+from operators.engine import Engine
+from state.connection import Backoff, connect
+from state.keys import Keys
+from state.ownership import Ownership, claim
+from state.store import ProfileStore
+from tests.integration.test_redis_cluster import cluster_url  # noqa: F401 - the module's cluster fixture
+
+N, PARTS, BATCH = 1600, 4, 100
+
+
+class Capture:
+    def publish(self, records) -> None:
+        pass
+
+
+def batches(t0: int) -> list[list[RawMessage]]:
+    from app.simulator import Simulator, SimulatorConfig
+
+    per_part: dict[int, list[RawMessage]] = {p: [] for p in range(PARTS)}
+    for e, _ in Simulator(SimulatorConfig(customers=300, seed=3, start_ms=t0, step_ms=1000)).stream(N):
+        p = zlib.crc32(primary_key(e["customer"]).encode()) % PARTS
+        per_part[p].append(RawMessage(serde.dumps(e), b"k", Origin("in", p, len(per_part[p]), t0)))
+    out = []
+    for p, msgs in per_part.items():
+        out += [msgs[i : i + BATCH] for i in range(0, len(msgs), BATCH)]
+    return out
+
+
+def engine_on(settings, t0):
+    client, keys = connect(settings), Keys(settings.key_prefix)
+    ownership = Ownership(lambda p: claim(client, keys, p, ("in",)))
+    for p in range(PARTS):
+        ownership.claim(p)
+    store = ProfileStore(client, keys, cluster=True, ownership=ownership,
+                         retry=Backoff("redis", initial_s=0.05, max_s=0.2))  # fmt: skip
+    return Engine(settings.replace(quiet_hours="0-0"), store, Capture(), clock=lambda: t0 / 1000 + 3600), client, keys
+
+
+def snapshot(client, keys, settings):
+    n = len(settings.key_prefix)
+    profiles = {k[n:]: client.get(k) for k in client.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
+    aggs = {k[n:]: client.hget(k, "kpi") for k in client.scan_iter(keys.partition_pattern(), count=1000)}
+    return profiles, aggs
+
+
+def node_of(client, key):
+    node = client.get_node_from_key(key)
+    return redis.Redis(host=node.host, port=node.port)
+
+
+def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothing(settings, cluster_url):  # noqa: F811
+    t0 = int(time.time() * 1000) - 3 * 3_600_000
+    s = settings.replace(redis_url=cluster_url, redis_cluster=True)
+    plain, faulty = s.replace(key_prefix=s.key_prefix + "a"), s.replace(key_prefix=s.key_prefix + "b")
+    work = batches(t0)
+
+    engine, client, keys = engine_on(plain, t0)
+    for b in work:
+        engine.process(b)
+    expected = snapshot(client, keys, plain)
+
+    from prometheus_client import REGISTRY
+
+    def retries():
+        return REGISTRY.get_sample_value("livesignals_dependency_retries_total", {"dependency": "redis"}) or 0.0
+
+    retried = retries()
+    engine, client, keys = engine_on(faulty, t0)
+    faults = {len(work) // 3: "profiles", len(work) // 2: "meta"}
+    refused_offsets = []
+    for i, b in enumerate(work):
+        kind = faults.get(i)
+        if kind is None:
+            engine.process(b)
+            continue
+        p = b[0].origin.partition
+        meta = keys.partition_meta(p)
+        if kind == "meta":
+            victim = node_of(client, meta)
+        else:  # a node holding profiles of this batch but neither the partition nor the flags stream
+            busy = {client.get_node_from_key(k).name for k in (meta, keys.flags_stream)}
+            customers = {primary_key(serde.loads(m.value)["customer"]) for m in b}
+            names = {client.get_node_from_key(keys.profile(c)).name for c in customers}
+            victim_name = sorted(names - busy or names)[0]
+            host, port = victim_name.rsplit(":", 1)
+            victim = redis.Redis(host=host, port=int(port))
+        before = client.hget(meta, "offset:in")
+        victim.config_set("min-replicas-to-write", 1)
+
+        def lift(victim=victim, meta=meta, before=before):
+            time.sleep(1.0)
+            refused_offsets.append((before, client.hget(meta, "offset:in")))
+            victim.config_set("min-replicas-to-write", 0)
+
+        lifter = threading.Thread(target=lift)
+        lifter.start()
+        engine.process(b)
+        lifter.join()
+    assert len(refused_offsets) == 2
+    assert retries() >= retried + 2, "the refused commits were retried"
+    assert all(before == during for before, during in refused_offsets), "the resume offset waited for the node"
+    got = snapshot(client, keys, faulty)
+    assert len(got[0]) > 100 and len(got[1]) == PARTS
+    assert got == expected

@@ -1,0 +1,191 @@
+"""One writer per partition, state that survives Redis: fencing, Redis loss, Redis outages (real Kafka and Redis).
+
+Every scenario reads the same 4-partition topic as one uninterrupted reference
+run and must end with the same profiles, timelines and partition aggregates.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app import embedded
+from app.engine_process import start_engine, stop_process
+from app.simulator import Simulator, SimulatorConfig
+from flows.claims import EXIT_FENCED
+from livesignals import serde
+from livesignals.contract import primary_key
+from tests.helpers import aggregates, committed, produce, profiles, timelines
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+N = 12_000
+
+
+@pytest.fixture(scope="module")
+def stream(kafka_settings_module):
+    """The module's input, produced once, and the reference run over it."""
+    s = kafka_settings_module.replace(quiet_hours="0-0")
+    sim = Simulator(SimulatorConfig(customers=1500, seed=5, start_ms=int(time.time() * 1000) - 3_600_000, step_ms=50))
+    produce(s.kafka_bootstrap, s.input_topics[0],
+            [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e, _ in sim.stream(N)])  # fmt: skip
+    reference = variant(s)
+    engine = start_engine(reference)
+    try:
+        wait_for(reference, N, [engine])
+    finally:
+        stop_process(engine)
+    return s, reference
+
+
+def variant(s, **changes):
+    tag = uuid.uuid4().hex[:6]
+    return s.replace(key_prefix=f"{s.key_prefix}{tag}", consumer_group=f"g-{tag}", **changes)
+
+
+def wait_for(settings, expected, procs, timeout_s=180.0, allow_exit=()):
+    """Until ``expected`` input messages are committed; fails if an engine exits with a code not allowed."""
+    deadline = time.monotonic() + timeout_s
+    while (done := committed(settings)) < expected:
+        for p in procs:
+            code = p.poll()
+            if code is not None and code not in allow_exit:
+                raise AssertionError(f"engine exited with {code} after {done}/{expected}")
+        if all(p.poll() is not None for p in procs):
+            raise AssertionError(f"every engine exited after {done}/{expected}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"committed {done}/{expected} in {timeout_s}s")
+        time.sleep(0.05)
+
+
+def state_of(settings):
+    def unprefixed(data):
+        return {k[len(settings.key_prefix) :]: v for k, v in data.items()}
+
+    aggs = {k: (v[b"kpi"], v[b"voc"], v[b"models_summary"]) for k, v in unprefixed(aggregates(settings)).items()}
+    return unprefixed(profiles(settings)), unprefixed(timelines(settings)), aggs
+
+
+def assert_same_state(a, b):
+    pa, ta, aa = state_of(a)
+    pb, tb, ab = state_of(b)
+    assert len(pa) > 500 and len(aa) == 4
+    assert pa == pb, f"{len(set(pa.items()) ^ set(pb.items()))} profiles differ"
+    assert ta == tb
+    assert aa == ab
+
+
+def test_two_engines_started_together_end_with_one_engines_state(stream):
+    s, reference = stream
+    both = variant(s, batch_size=200)
+    engines = [start_engine(both), start_engine(both.replace(metrics_port=embedded.free_port()))]
+    try:
+        wait_for(both, N, engines, allow_exit=(EXIT_FENCED,))
+        time.sleep(1)
+        codes = [e.poll() for e in engines]
+    finally:
+        for e in engines:
+            stop_process(e)
+    assert all(c in (None, EXIT_FENCED) for c in codes), codes
+    assert_same_state(reference, both)
+
+
+def test_a_stale_engine_resumed_after_a_newer_one_took_over_is_fenced_before_writing(stream, tmp_path):
+    s, reference = stream
+    shared = variant(s, batch_size=100)
+    log = open(tmp_path / "stale.log", "wb")
+    stale = start_engine(shared, log=log)
+    newer = None
+    try:
+        wait_for(shared, N // 4, [stale])
+        os.killpg(stale.pid, signal.SIGSTOP)
+        newer = start_engine(shared.replace(metrics_port=embedded.free_port()))
+        wait_for(shared, N, [newer])
+        time.sleep(1)  # the newer engine idles: its last batch is committed
+        before = state_of(shared)
+        os.killpg(stale.pid, signal.SIGCONT)
+        assert stale.wait(60) == EXIT_FENCED
+        assert state_of(shared) == before, "the stale engine wrote nothing"
+    finally:
+        os.killpg(stale.pid, signal.SIGCONT) if stale.poll() is None else None
+        stop_process(stale)
+        if newer is not None:
+            stop_process(newer)
+    assert b"FENCED" in Path(tmp_path / "stale.log").read_bytes()
+    assert_same_state(reference, shared)
+
+
+def start_redis_at(port: int, workdir: Path, persist: bool) -> subprocess.Popen[bytes]:
+    """A dedicated redis-server on ``port`` (appendfsync always when ``persist``)."""
+    argv = [embedded.valkey_binary(prefer_system=True), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--dir", str(workdir)]  # fmt: skip
+    argv += ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    embedded.wait_for_port(port, proc=proc)
+    return proc
+
+
+def metric(port: int, name: str) -> float | None:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_redis_restarted_empty_mid_stream_is_detected_and_rebuilt_from_kafka(stream, tmp_path):
+    s, reference = stream
+    port = embedded.free_port()
+    server = start_redis_at(port, tmp_path, persist=False)
+    lossy = variant(s, batch_size=200, redis_url=f"redis://127.0.0.1:{port}/0", metrics_port=embedded.free_port(),
+                    retry_backoff_s=0.1, retry_backoff_max_s=1.0)  # fmt: skip
+    log = open(tmp_path / "engine.log", "wb")
+    engine = start_engine(lossy, log=log)
+    try:
+        wait_for(lossy, N // 3, [engine])
+        stop_process(server)
+        server = start_redis_at(port, tmp_path, persist=False)  # empty
+        wait_for(lossy, N, [engine])
+        assert (metric(lossy.metrics_port, 'livesignals_state_loss_total{action="rebuilt"}') or 0) >= 1
+        assert engine.poll() is None
+        assert_same_state(reference, lossy)
+    finally:
+        stop_process(engine)
+        stop_process(server)
+    assert b"STATE LOSS" in Path(tmp_path / "engine.log").read_bytes()
+
+
+def test_redis_down_longer_than_the_old_retry_budget_is_waited_out_without_loss(stream, tmp_path):
+    s, reference = stream
+    port = embedded.free_port()
+    server = start_redis_at(port, tmp_path, persist=True)
+    patient = variant(s, batch_size=200, redis_url=f"redis://127.0.0.1:{port}/0", metrics_port=embedded.free_port(),
+                      retry_backoff_s=0.2, retry_backoff_max_s=2.0)  # fmt: skip
+    engine = start_engine(patient)
+    try:
+        wait_for(patient, N // 3, [engine])
+        stop_process(server)  # SIGTERM: the AOF is kept
+        down_since, seen_down = time.monotonic(), False
+        while time.monotonic() - down_since < 40:
+            assert engine.poll() is None, "the engine exited during the outage"
+            seen_down |= metric(patient.metrics_port, "livesignals_ready") == 0.0
+            time.sleep(1)
+        assert seen_down, "readiness went to 0 while Redis was down"
+        server = start_redis_at(port, tmp_path, persist=True)
+        wait_for(patient, N, [engine])
+        assert metric(patient.metrics_port, "livesignals_ready") == 1.0
+        assert engine.poll() is None
+        assert_same_state(reference, patient)
+    finally:
+        stop_process(engine)
+        stop_process(server)
