@@ -130,7 +130,6 @@ def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:
 def aggregates(settings: Any) -> dict[bytes, dict[bytes, bytes]]:
     """Every partition aggregate (KPIs, voice of the customer) under the settings' key prefix."""
     from state.connection import connect
-
     from state.keys import Keys
 
     r = connect(settings)

@@ -12,7 +12,6 @@ import threading
 import time
 import zlib
 
-import pytest
 import redis
 
 from livesignals import serde
@@ -99,7 +98,7 @@ def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothin
             victim = node_of(client, meta)
         else:  # a node holding profiles of this batch but neither the partition nor the flags stream
             busy = {client.get_node_from_key(k).name for k in (meta, keys.flags_stream)}
-            customers = {primary_key(serde.loads(m.value)["customer"]) for m in b}
+            customers = {primary_key(serde.loads(m.value or b"{}")["customer"]) for m in b}
             names = {client.get_node_from_key(keys.profile(c)).name for c in customers}
             victim_name = sorted(names - busy or names)[0]
             host, port = victim_name.rsplit(":", 1)

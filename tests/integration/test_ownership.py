@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from app import embedded
 from app.engine_process import start_engine, stop_process
@@ -100,8 +101,8 @@ def test_two_engines_started_together_end_with_one_engines_state(stream):
 def test_a_stale_engine_resumed_after_a_newer_one_took_over_is_fenced_before_writing(stream, tmp_path):
     s, reference = stream
     shared = variant(s, batch_size=100)
-    log = open(tmp_path / "stale.log", "wb")
-    stale = start_engine(shared, log=log)
+    with open(tmp_path / "stale.log", "wb") as log:
+        stale = start_engine(shared, log=log)
     newer = None
     try:
         wait_for(shared, N // 4, [stale])
@@ -129,7 +130,13 @@ def start_redis_at(port: int, workdir: Path, persist: bool) -> subprocess.Popen[
     argv += ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     embedded.wait_for_port(port, proc=proc)
-    return proc
+    client = redis.Redis(port=port)
+    while True:
+        try:
+            client.ping()
+            return proc
+        except redis.BusyLoadingError:  # replaying its AOF
+            time.sleep(0.05)
 
 
 def metric(port: int, name: str) -> float | None:
@@ -149,8 +156,8 @@ def test_redis_restarted_empty_mid_stream_is_detected_and_rebuilt_from_kafka(str
     server = start_redis_at(port, tmp_path, persist=False)
     lossy = variant(s, batch_size=200, redis_url=f"redis://127.0.0.1:{port}/0", metrics_port=embedded.free_port(),
                     retry_backoff_s=0.1, retry_backoff_max_s=1.0)  # fmt: skip
-    log = open(tmp_path / "engine.log", "wb")
-    engine = start_engine(lossy, log=log)
+    with open(tmp_path / "engine.log", "wb") as log:
+        engine = start_engine(lossy, log=log)
     try:
         wait_for(lossy, N // 3, [engine])
         stop_process(server)
@@ -189,3 +196,36 @@ def test_redis_down_longer_than_the_old_retry_budget_is_waited_out_without_loss(
     finally:
         stop_process(engine)
         stop_process(server)
+
+
+def test_redis_rolled_back_while_the_engine_was_down_is_seen_behind_the_consumer_group_and_replayed(
+    stream, redis_client, tmp_path
+):
+    s, reference = stream
+    rolled = variant(s, batch_size=200)
+    pattern = f"{rolled.key_prefix}:*"
+    engine = start_engine(rolled)
+    try:
+        wait_for(rolled, N // 3, [engine])
+    finally:
+        stop_process(engine)
+    earlier = {k: redis_client.dump(k) for k in redis_client.scan_iter(pattern, count=1000)}
+    engine = start_engine(rolled)
+    try:
+        wait_for(rolled, N, [engine])
+    finally:
+        stop_process(engine)
+    # what a failover to a lagging replica, or AOF everysec after a host crash, does: an earlier, consistent state
+    for k in list(redis_client.scan_iter(pattern, count=1000)):
+        redis_client.delete(k)
+    for k, v in earlier.items():
+        redis_client.restore(k, 0, v)
+    with open(tmp_path / "engine.log", "wb") as log:
+        engine = start_engine(rolled, log=log)
+    try:
+        wait_for(rolled, N, [engine])
+    finally:
+        stop_process(engine)
+    text = Path(tmp_path / "engine.log").read_bytes()
+    assert b"STATE LOSS" in text and b"behind the committed offsets" in text
+    assert_same_state(reference, rolled)

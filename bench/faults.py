@@ -1,0 +1,281 @@
+"""The fault suite: each fault against an uninterrupted run over the same 4-partition input.
+
+    .venv/bin/python -m bench.faults                     # every scenario (~15 min)
+    .venv/bin/python -m bench.faults --only kill9 --events 30000 --redis-down-s 30
+
+Scenarios: ``kill9`` (SIGKILL x ``--kills`` at random points, the first within
+the first seconds), ``two_engines`` (started together), ``redis_empty`` (Redis
+restarted empty mid-stream), ``redis_down`` (Redis stopped ``--redis-down-s``,
+AOF kept), ``broker_down`` (the broker frozen ``--broker-down-s``),
+``cluster_refusing`` (a Redis Cluster master refusing writes mid-commit) and
+``two_processes`` (two Bytewax processes share the 4 partitions). Each prints:
+events lost and double counted (per customer, against the reference run's
+profiles), whether the partition aggregates equal the reference's, trigger
+records whose id repeats (at-least-once outputs: harmless, consumers dedupe),
+trigger ids missing or extra against the reference, and the recovery time
+(fault cleared -> the engine commits again beyond where it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from app import embedded
+from app.engine_process import engine_env, start_engine, stop_process
+from bench.common import committed, produce_events, reference_simulator, write_result
+from livesignals.settings import Settings
+from operators.profile360.profile import CustomerState
+from state.connection import connect
+from state.keys import Keys
+
+N_DEFAULT = 20_000
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=N_DEFAULT)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--redis-down-s", type=float, default=120.0)
+    ap.add_argument("--broker-down-s", type=float, default=100.0)
+    ap.add_argument("--only", action="append", help="run only these scenarios")
+    args = ap.parse_args(argv)
+    with embedded.start_kafka() as broker, embedded.start_redis(prefer_system=True) as redis_server:
+        base = _settings(broker.address, f"redis://{redis_server.address}/0", "ref")
+        from app.topics import ensure_topics
+
+        ensure_topics(base)
+        produce_events(reference_simulator(3000, step_ms=50), broker.address, base.input_topics[0], args.events)
+        reference = _drain(base, args.events)
+        scenarios = {
+            "kill9": lambda s: _kill9(s, args.events, args.kills),
+            "two_engines": lambda s: _two_engines(s, args.events),
+            "redis_empty": lambda s: _redis_restart(s, args.events, persist=False, down_s=0.0),
+            "redis_down": lambda s: _redis_restart(s, args.events, persist=True, down_s=args.redis_down_s),
+            "broker_down": lambda s: _broker_down(s, args.events, broker, args.broker_down_s),
+            "two_processes": lambda s: _two_processes(s, args.events),
+        }
+        results: dict[str, Any] = {}
+        for name, run in scenarios.items():
+            if args.only and name not in args.only:
+                continue
+            s = _settings(broker.address, base.redis_url, name)
+            started = time.monotonic()
+            recovery = run(s)
+            got = _state(s if not isinstance(recovery, tuple) else recovery[1])
+            results[name] = {**_compare(reference, got), "recovery_s": _first(recovery),
+                             "wall_s": round(time.monotonic() - started, 1)}  # fmt: skip
+            print(name, results[name], flush=True)
+        if not args.only or "cluster_refusing" in args.only:
+            results["cluster_refusing"] = _cluster_refusing()
+            print("cluster_refusing", results["cluster_refusing"], flush=True)
+    write_result("faults", results)
+
+
+def _settings(kafka: str, redis_url: str, name: str) -> Settings:
+    tag = f"{name}-{uuid.uuid4().hex[:4]}"
+    return Settings.load(env={}).replace(
+        kafka_bootstrap=kafka, redis_url=redis_url, key_prefix=f"f-{tag}", input_topics=("faults.in",),
+        repartition_topic="faults.rep", dead_letter_topic=f"faults.dlq.{tag}", flags_topic=f"faults.flags.{tag}",
+        triggers_topic=f"faults.triggers.{tag}", decisions_topic=f"faults.decisions.{tag}",
+        consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0",
+        batch_size=500, retry_backoff_s=0.2, retry_backoff_max_s=5.0,
+    )  # fmt: skip
+
+
+def _wait(settings: Settings, target: int, procs: list[subprocess.Popen[bytes]], timeout_s: float = 900.0) -> float:
+    """Until ``target`` are committed; returns when. Fails if every engine exited."""
+    deadline = time.monotonic() + timeout_s
+    while committed(settings) < target:
+        if all(p.poll() is not None for p in procs):
+            raise RuntimeError(f"every engine exited ({[p.returncode for p in procs]}) at {committed(settings)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{committed(settings)}/{target}")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
+def _progress_after(settings: Settings, mark: int, procs: list[subprocess.Popen[bytes]]) -> float:
+    """Seconds until the engine commits beyond ``mark`` again."""
+    t0 = time.monotonic()
+    return round(_wait(settings, mark + 1, procs) - t0, 2)
+
+
+def _drain(settings: Settings, n: int) -> dict[str, Any]:
+    proc = start_engine(settings)
+    try:
+        _wait(settings, n, [proc])
+    finally:
+        stop_process(proc)
+    return _state(settings)
+
+
+def _kill9(s: Settings, n: int, kills: int) -> list[float]:
+    rng = random.Random(1)
+    recoveries = []
+    for i in range(kills):
+        proc = start_engine(s)
+        time.sleep(rng.uniform(0.5, 3.0) if i == 0 else rng.uniform(1.0, 4.0))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        mark = committed(s)
+        if mark >= n:
+            break
+        proc = start_engine(s)
+        try:
+            recoveries.append(_progress_after(s, mark, [proc]) if mark < n else 0.0)
+        finally:
+            stop_process(proc)
+    proc = start_engine(s)
+    try:
+        _wait(s, n, [proc])
+    finally:
+        stop_process(proc)
+    return recoveries
+
+
+def _two_engines(s: Settings, n: int) -> float:
+    procs = [start_engine(s), start_engine(s)]
+    try:
+        _wait(s, n, procs)
+    finally:
+        for p in procs:
+            stop_process(p)
+    return 0.0
+
+
+def _redis_restart(s: Settings, n: int, persist: bool, down_s: float) -> tuple[float, Settings]:
+    workdir = Path(tempfile.mkdtemp(prefix="faults-redis-"))
+    port = embedded.free_port()
+    server = _redis_at(port, workdir, persist)
+    s = s.replace(redis_url=f"redis://127.0.0.1:{port}/0")
+    proc = start_engine(s)
+    try:
+        _wait(s, n // 3, [proc])
+        mark = committed(s)
+        stop_process(server)
+        time.sleep(down_s)
+        server = _redis_at(port, workdir, persist)
+        recovery = _progress_after(s, mark, [proc])
+        _wait(s, n, [proc])
+        alive = proc.poll() is None
+        if not alive:
+            raise RuntimeError(f"engine exited with {proc.returncode}")
+        return recovery, s
+    finally:
+        stop_process(proc)
+        # state is read while the server still runs: the caller reads it through ``s``
+        _KEEP.append(server)
+
+
+_KEEP: list[subprocess.Popen[bytes]] = []
+
+
+def _redis_at(port: int, workdir: Path, persist: bool) -> subprocess.Popen[bytes]:
+    argv = [embedded.valkey_binary(prefer_system=True), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--dir", str(workdir)]  # fmt: skip
+    argv += ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    embedded.wait_for_port(port, proc=proc)
+    return proc
+
+
+def _broker_down(s: Settings, n: int, broker: embedded.Service, down_s: float) -> float:
+    proc = start_engine(s)
+    try:
+        _wait(s, n // 3, [proc])
+        mark = committed(s)
+        os.killpg(broker.proc.pid, signal.SIGSTOP)
+        time.sleep(down_s)
+        os.killpg(broker.proc.pid, signal.SIGCONT)
+        recovery = _progress_after(s, mark, [proc])
+        _wait(s, n, [proc])
+        return recovery
+    finally:
+        stop_process(proc)
+
+
+def _two_processes(s: Settings, n: int) -> float:
+    ports = [embedded.free_port(), embedded.free_port()]
+    addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
+    procs = []
+    for i in range(2):
+        argv = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-i", str(i), "-a", addresses]
+        procs.append(subprocess.Popen(argv, env=engine_env(s), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+    try:
+        _wait(s, n, procs)
+    finally:
+        for p in procs:
+            stop_process(p)
+    return 0.0
+
+
+def _cluster_refusing() -> dict[str, Any]:
+    """The Cluster test's scenario, measured (see tests/integration/test_cluster_commits.py)."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration/test_cluster_commits.py"]
+    t0 = time.monotonic()
+    ok = subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+    return {"lost": 0 if ok else None, "double_counted": 0 if ok else None, "equal_to_reference": ok,
+            "wall_s": round(time.monotonic() - t0, 1)}  # fmt: skip
+
+
+def _state(s: Settings) -> dict[str, Any]:
+    client, keys = connect(s), Keys(s.key_prefix)
+    n = len(s.key_prefix)
+    events = {}
+    for k in client.scan_iter(f"{s.key_prefix}:{{*}}:profile", count=1000):
+        name = k.decode()[n + 2 : -len("}:profile")]
+        events[name] = CustomerState.from_bytes(name, client.get(k)).events
+    aggs = {k.decode()[n:]: client.hget(k, "kpi") for k in client.scan_iter(keys.partition_pattern(), count=1000)}
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "faults-read", "enable.auto.commit": False})
+    c.assign([TopicPartition(s.triggers_topic, p, 0) for p in range(s.topic_partitions)])
+    ids: list[Any] = []
+    idle = time.monotonic()
+    while time.monotonic() - idle < 3:
+        batch = [m for m in c.consume(1000, 0.5) if m.error() is None]
+        if batch:
+            idle = time.monotonic()
+        ids += [dict(m.headers() or [])["ls.id"] for m in batch]
+    c.close()
+    return {"events": events, "aggs": aggs, "ids": ids}
+
+
+def _compare(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
+    customers = set(ref["events"]) | set(got["events"])
+    diff = [got["events"].get(c, 0) - ref["events"].get(c, 0) for c in customers]
+    ref_ids, ids = set(ref["ids"]), set(got["ids"])
+    return {
+        "lost": -sum(d for d in diff if d < 0),
+        "double_counted": sum(d for d in diff if d > 0),
+        "aggregates_equal": ref["aggs"] == got["aggs"],
+        "duplicate_id_records": len(got["ids"]) - len(ids),
+        "ids_missing": len(ref_ids - ids),
+        "ids_extra": len(ids - ref_ids),
+    }
+
+
+def _first(recovery: Any) -> Any:
+    value = recovery[0] if isinstance(recovery, tuple) else recovery
+    if isinstance(value, list):
+        return {"p50": sorted(value)[len(value) // 2] if value else None, "max": max(value, default=None)}
+    return value
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for server in _KEEP:
+            stop_process(server)
