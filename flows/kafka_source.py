@@ -154,5 +154,6 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             except StateNotRebuildable as exc:
                 exit_now(EXIT_STATE_LOST, f"STATE LOST, stopping: {exc}")
             metrics.PARTITIONS_OWNED.set(len(self.ownership.owned()))
+            metrics.READY.set(1)  # claimed: Redis and Kafka answered, the partition is owned
             log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
         return _PartitionReader(self.config, self.topics, partition, self.ownership, self.batch_size)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from livesignals import metrics
 from livesignals.settings import Settings
@@ -56,7 +57,7 @@ class Backoff:
         dependency: str,
         initial_s: float = 0.5,
         max_s: float = 30.0,
-        errors: tuple[type[BaseException], ...] = (redis.RedisError,),
+        errors: tuple[type[BaseException], ...] = (redis.RedisError, RedisClusterException),
         max_attempts: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -80,6 +81,8 @@ class Backoff:
                 result = fn()
             except (Fenced, StateLost):
                 raise
+            except redis.WatchError:
+                continue  # a partition's meta changed under the commit: the next attempt checks it again
             except self.errors as exc:
                 failures += 1
                 metrics.DEPENDENCY_UP.labels(self.dependency).set(0)

@@ -23,6 +23,8 @@ from app.simulator import Simulator, SimulatorConfig
 from flows.claims import EXIT_FENCED
 from livesignals import serde
 from livesignals.contract import primary_key
+from state.connection import connect
+from state.keys import Keys
 from tests.helpers import aggregates, committed, produce, profiles, timelines
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -229,3 +231,51 @@ def test_redis_rolled_back_while_the_engine_was_down_is_seen_behind_the_consumer
     text = Path(tmp_path / "engine.log").read_bytes()
     assert b"STATE LOSS" in text and b"behind the committed offsets" in text
     assert_same_state(reference, rolled)
+
+
+def test_two_bytewax_processes_share_the_four_partitions_and_end_with_one_engines_state(stream):
+    import sys
+
+    from app.engine_process import engine_env
+
+    s, reference = stream
+    split = variant(s, batch_size=300)
+    addresses = ";".join(f"127.0.0.1:{embedded.free_port()}" for _ in range(2))
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.live:build()", "-i", str(i), "-a", addresses],
+                         env=engine_env(split.replace(metrics_port=embedded.free_port())),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        for i in range(2)
+    ]  # fmt: skip
+    try:
+        wait_for(split, N, procs)
+        assert all(p.poll() is None for p in procs)
+    finally:
+        for p in procs:
+            stop_process(p)
+    owners = {connect(split).hget(Keys(split.key_prefix).partition_meta(p), "owner") for p in range(4)}
+    assert len(owners) == 2, "each process owns some of the partitions"
+    assert_same_state(reference, split)
+
+
+def test_with_on_state_loss_stop_an_emptied_redis_stops_the_engine_with_code_4(stream, redis_client, tmp_path):
+    from flows.claims import EXIT_STATE_LOST
+
+    s, _ = stream
+    strict = variant(s, batch_size=200, on_state_loss="stop")
+    engine = start_engine(strict)
+    try:
+        wait_for(strict, N // 4, [engine])
+    finally:
+        stop_process(engine)
+    for k in list(redis_client.scan_iter(f"{strict.key_prefix}:*", count=1000)):
+        redis_client.delete(k)
+    with open(tmp_path / "engine.log", "wb") as log:
+        engine = start_engine(strict, log=log)
+    try:
+        assert engine.wait(60) == EXIT_STATE_LOST
+    finally:
+        stop_process(engine)
+    text = Path(tmp_path / "engine.log").read_bytes()
+    assert b"STATE LOST, stopping" in text and b"behind the committed offsets" in text
+    assert committed(strict) == 0, "nothing was written"
