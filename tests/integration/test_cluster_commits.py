@@ -12,6 +12,7 @@ import threading
 import time
 import zlib
 
+import pytest
 import redis
 
 from livesignals import serde
@@ -121,3 +122,32 @@ def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothin
     got = snapshot(client, keys, faulty)
     assert len(got[0]) > 100 and len(got[1]) == PARTS
     assert got == expected
+
+
+def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_profile(settings, cluster_url):  # noqa: F811
+    from operators.profile360.profile import CustomerState
+    from state.ownership import Fenced
+    from state.store import _Plan
+
+    s = settings.replace(redis_url=cluster_url, redis_cluster=True)
+    client, keys = connect(s), Keys(s.key_prefix)
+
+    def store():
+        ownership = Ownership(lambda p: claim(client, keys, p, ("in",)))
+        ownership.claim(0)
+        return ProfileStore(client, keys, cluster=True, ownership=ownership)
+
+    def state(events, offset):
+        return CustomerState("customer_id:c1", events=events, applied={"in:0": offset})
+
+    old = store()
+    old.commit([state(1, 0)], [], {("in", 0): 1})
+    new = store()
+    new.commit([state(2, 1)], [], {("in", 0): 2})
+    # the stale owner checked its claim just before the new one claimed, and now writes its customers
+    held = old.ownership.get(0) if old.ownership else None
+    assert held is not None
+    plan = _Plan([old._plan_customer(state(9, 5), {0})], [], {}, {0: {"in": 6}}, {0: held})
+    with pytest.raises(Fenced):
+        old._cluster_customers(plan)
+    assert CustomerState.from_bytes("customer_id:c1", client.get(keys.profile("customer_id:c1"))).events == 2

@@ -1,0 +1,63 @@
+"""Fenced commits on one real Redis: the owner epoch, the store id and the resume offsets are checked with the writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from operators.profile360.profile import CustomerState
+from state.keys import Keys
+from state.ownership import Fenced, Ownership, StateLost, claim
+from state.store import ProfileStore
+
+
+def owned_store(redis_client, keys):
+    ownership = Ownership(lambda p: claim(redis_client, keys, p, ("in",)))
+    ownership.claim(0)
+    return ProfileStore(redis_client, keys, ownership=ownership)
+
+
+def state(events, offset):
+    return CustomerState("customer_id:c1", events=events, applied={"in:0": offset})
+
+
+def test_an_older_owner_is_fenced_and_writes_nothing(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    old = owned_store(redis_client, keys)
+    old.commit([state(1, 0)], [], {("in", 0): 1})
+    new = owned_store(redis_client, keys)  # claims partition 0 again: epoch 2
+    new.commit([state(2, 1)], [], {("in", 0): 2})
+    with pytest.raises(Fenced):
+        old.commit([state(9, 5)], [], {("in", 0): 6})
+    assert CustomerState.from_bytes("customer_id:c1", redis_client.get(keys.profile("customer_id:c1"))).events == 2
+    assert new.resume_offsets("in") == {0: 2}
+
+
+def test_a_flushed_redis_is_state_lost_not_a_fresh_start(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    store = owned_store(redis_client, keys)
+    store.commit([state(1, 0)], [], {("in", 0): 1})
+    for k in list(redis_client.scan_iter(f"{settings.key_prefix}:*")):
+        redis_client.delete(k)
+    with pytest.raises(StateLost, match="meta is missing"):
+        store.commit([state(2, 1)], [], {("in", 0): 2})
+    assert redis_client.get(keys.profile("customer_id:c1")) is None
+
+
+def test_a_rolled_back_offset_is_state_lost(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    store = owned_store(redis_client, keys)
+    store.commit([state(1, 0)], [], {("in", 0): 5})
+    redis_client.hset(keys.partition_meta(0), "offset:in", 3)  # e.g. a failover to a lagging replica
+    with pytest.raises(StateLost, match="behind"):
+        store.commit([state(2, 5)], [], {("in", 0): 6})
+
+
+def test_a_retried_commit_that_already_reached_redis_writes_nothing(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    store = owned_store(redis_client, keys)
+    store.commit([state(1, 0)], [], {("in", 0): 1})
+    held = store.ownership.get(0) if store.ownership else None
+    assert held is not None
+    held.offsets["in"] = 0  # as if the reply to the commit had been lost
+    store.commit([state(7, 0)], [], {("in", 0): 1})
+    assert CustomerState.from_bytes("customer_id:c1", redis_client.get(keys.profile("customer_id:c1"))).events == 1
