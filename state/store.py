@@ -16,18 +16,10 @@ Commit order, atomicity and fencing (effectively-once state, one writer per part
   timelines, identity claims, profiles, partition aggregates and resume offsets
   go in **one MULTI/EXEC**: a claim by another engine between the check and
   ``EXEC`` aborts the transaction, and the retry then finds itself fenced;
-* Redis Cluster (a batch spans slots, so it cannot be one transaction), in this
-  order, each step confirmed before the next: (1) the ownership check (nothing
-  is written by a stale engine that is already fenced); (2) flags; (3) each
-  customer's timeline and identity claims, then its profile — one document that
-  carries the offsets it has applied — written by a script that refuses to
-  replace a profile last written by a newer owner of the same partition number
-  (``ls:{<cust>}:writer`` holds ``<p>|<epoch>``): a stale engine that passed (1)
-  just before being fenced cannot overwrite the new owner's work; (4) one script
-  in the partition's slot checks the claim again and writes the partition
-  aggregates (with ``applied``, the offset they include up to: they are written
-  only if it is behind) and the resume offsets. A replay skips what a profile
-  already holds; aggregates and resume offsets move together.
+* Redis Cluster (a batch spans slots, so it cannot be one transaction):
+  ownership check, flags, customers (profiles by a script that refuses to
+  replace a newer owner's), then aggregates and resume offsets by one script in
+  the partition's slot — see :mod:`state.cluster_commit`.
 
 The writes are *planned once* per batch and retried as planned while Redis is
 unreachable or a node refuses writes (``retry``, see :class:`state.connection.Backoff`):
@@ -51,9 +43,9 @@ the cache, so nothing half-applied is served from memory.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals import metrics, serde
@@ -61,9 +53,10 @@ from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
+from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.keys import Keys
 from state.models_store import RedisModelLog
-from state.ownership import Claim, Fenced, Ownership, StateLost, check, commit_script, profile_script
+from state.ownership import Claim, Fenced, Ownership, check, commit_script, profile_script
 
 Retry = Callable[[Callable[[], None]], None]
 """Runs a commit until it succeeds (backing off while Redis is unreachable); see :mod:`state.connection`."""
@@ -163,7 +156,7 @@ class ProfileStore:
         by_part: dict[int, dict[str, int]] = {}
         for (topic, partition), next_offset in offsets.items():
             by_part.setdefault(partition, {})[topic] = next_offset
-        plan = _Plan(
+        plan = Plan(
             customers=[self._plan_customer(state, set(by_part)) for state in states],
             flags=flags,
             aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
@@ -171,7 +164,7 @@ class ProfileStore:
             claims=self._claims(by_part),
         )
         try:
-            run = self._commit_cluster if self.cluster else self._commit_single
+            run = functools.partial(commit_cluster, self) if self.cluster else self._commit_single
             if self.retry is None:
                 run(plan)
             else:
@@ -196,7 +189,7 @@ class ProfileStore:
             claims[partition] = held
         return claims
 
-    def _commit_single(self, plan: _Plan) -> None:
+    def _commit_single(self, plan: Plan) -> None:
         """One MULTI/EXEC, under WATCH of the partitions' meta hashes when fenced."""
         with self.client.pipeline(transaction=True) as pipe:
             current: dict[int, dict[bytes, bytes]] = {}
@@ -218,114 +211,8 @@ class ProfileStore:
                         pipe.set(op[1], op[3])
                     else:
                         getattr(pipe, op[0])(*op[1:])
-            self._write_partitions(pipe, plan, current)
+            write_partitions(pipe, self.keys, plan, current)
             self._execute(pipe, "commit")
-
-    def _write_partitions(self, pipe: Any, plan: _Plan, current: dict[int, dict[bytes, bytes]]) -> None:
-        for partition, news in plan.offsets.items():
-            meta = self.keys.partition_meta(partition)
-            row = current.get(partition, {})
-            for topic, new in news.items():
-                held = row.get(f"offset:{topic}".encode())
-                if held is not None and int(held) >= new:
-                    continue
-                fields = plan.aggregates.get((topic, partition))
-                if fields is not None:
-                    pipe.hset(self.keys.partition(topic, partition), mapping={**fields, "applied": new})
-                pipe.hset(meta, f"offset:{topic}", new)
-        for (topic, partition), fields in plan.aggregates.items():
-            if topic not in plan.offsets.get(partition, {}):
-                pipe.hset(self.keys.partition(topic, partition), mapping=fields)
-
-    def _commit_cluster(self, plan: _Plan) -> None:
-        """Ordered: check ownership; flags; customers (profiles last, conditional); aggregates + offsets.
-
-        Each phase is remembered once done, so a retry resumes at the phase that failed.
-        """
-        if "checked" not in plan.done:
-            pending = not plan.claims
-            for partition, news in plan.offsets.items():
-                if partition in plan.claims:
-                    row = self.client.hgetall(self.keys.partition_meta(partition))
-                    pending |= check(plan.claims[partition], row, news)
-            if not pending:
-                return
-            plan.done.add("checked")
-        if "flags" not in plan.done and plan.flags:
-            # PUBLISH reaches every node's subscribers from any node, but redis-py will not
-            # pipeline it on a cluster client: the pushes go through one node's own client.
-            node = self.client.get_redis_connection(self.client.get_default_node())
-            pushes = node.pipeline(transaction=False)
-            self._execute(self._with_flags(self.client.pipeline(transaction=False), plan.flags, pushes), "flags")
-            self._execute(pushes, "flags")
-        plan.done.add("flags")
-        if "customers" not in plan.done:
-            self._cluster_customers(plan)
-            plan.done.add("customers")
-        for partition, news in plan.offsets.items():
-            self._cluster_partition(plan, partition, news)
-
-    def _cluster_customers(self, plan: _Plan) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        profiles: list[tuple[str, ...]] = []
-        for ops in plan.customers:
-            for op in ops:
-                if op[0] == "claim":
-                    # redis-py does not pipeline scripts on a cluster: a claim is its own (idempotent)
-                    # round trip. New links are rare (a login, a first purchase).
-                    self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=self.client)
-                elif op[0] == "profile":
-                    profiles.append(op[1:])
-                else:
-                    getattr(pipe, op[0])(*op[1:])
-        self._execute(pipe, "commit")
-        if not plan.claims:
-            pipe = self.client.pipeline(transaction=False)
-            for key, _, data in profiles:
-                pipe.set(key, data)
-            self._execute(pipe, "commit")
-            return
-        # Conditional writes (a stale owner's profile never replaces a newer one's), pipelined per node.
-        by_node: dict[str, tuple[Any, list[tuple[str, ...]]]] = {}
-        for item in profiles:
-            node = self.client.get_node_from_key(item[0])
-            by_node.setdefault(node.name, (node, []))[1].append(item)
-        for node, items in by_node.values():
-            pipe = self.client.get_redis_connection(node).pipeline(transaction=False)
-            for key, partition, data in items:
-                held = plan.claims[int(partition)]
-                customer = key[: -len(":profile")]
-                self._profile(keys=[key, customer + ":writer"], args=[partition, held.epoch, data], client=pipe)
-            results = pipe.execute()
-            metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
-            metrics.REDIS_COMMANDS.labels("commit").inc(len(items))
-            for (_, partition, _), ok in zip(items, results, strict=True):
-                if not ok:
-                    raise Fenced(int(partition), "a newer owner wrote one of its profiles")
-
-    def _cluster_partition(self, plan: _Plan, partition: int, news: dict[str, int]) -> None:
-        """Aggregates and resume offsets of one partition number, checked and written by one script."""
-        held = plan.claims.get(partition)
-        topics = list(news)
-        if held is None:  # unfenced (tests, tools): plain writes
-            pipe = self.client.pipeline(transaction=False)
-            self._write_partitions(pipe, _Plan([], [], plan.aggregates, {partition: news}, {}), {})
-            self._execute(pipe, "commit")
-            return
-        args: list[Any] = [held.epoch, held.store, len(topics)]
-        for topic in topics:
-            fields = plan.aggregates.get((topic, partition), {})
-            expected = held.offsets.get(topic)
-            args += [topic, "" if expected is None else expected, news[topic], len(fields)]
-            for name, value in fields.items():
-                args += [name, value]
-        keys = [self.keys.partition_meta(partition)] + [self.keys.partition(t, partition) for t in topics]
-        verdict, detail = (_text(v) for v in self._commit_partition(keys=keys, args=args))
-        metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
-        if verdict == "fenced":
-            raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
-        if verdict == "lost":
-            raise StateLost(partition, detail)
 
     def _plan_customer(self, state: CustomerState, partitions: set[int]) -> list[tuple[Any, ...]]:
         """The writes of one customer, in order; the profile last (it carries the timeline meta)."""
@@ -334,7 +221,7 @@ class ProfileStore:
         if state.new_timeline:
             ops += self._append_timeline(state)
         ops += [("claim", self.keys.owners(identifier), key) for identifier in state.new_links]
-        ops.append(("profile", self.keys.profile(key), str(_owner_partition(state, partitions)), state.to_bytes()))
+        ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
         state.new_timeline = []
         state.new_links = []
         return ops
@@ -414,27 +301,6 @@ class ProfileStore:
         self._cache[key] = state
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-
-
-@dataclass
-class _Plan:
-    """One commit, planned once: what a retry writes again, unchanged."""
-
-    customers: list[list[tuple[Any, ...]]]
-    flags: list[Flag]
-    aggregates: dict[tuple[str, int], dict[str, bytes]]
-    offsets: dict[int, dict[str, int]]
-    claims: dict[int, Claim]
-    done: set[str] = field(default_factory=set)
-
-
-def _owner_partition(state: CustomerState, partitions: set[int]) -> int:
-    """The partition number of this batch that applied events to ``state`` (its writer)."""
-    for name in state.applied:
-        number = int(name.rpartition(":")[2])
-        if number in partitions:
-            return number
-    return min(partitions) if partitions else 0
 
 
 def _text(value: Any) -> str:

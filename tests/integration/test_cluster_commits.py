@@ -126,8 +126,8 @@ def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothin
 
 def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_profile(settings, cluster_url):  # noqa: F811
     from operators.profile360.profile import CustomerState
+    from state.cluster_commit import Plan, _customers
     from state.ownership import Fenced
-    from state.store import _Plan
 
     s = settings.replace(redis_url=cluster_url, redis_cluster=True)
     client, keys = connect(s), Keys(s.key_prefix)
@@ -147,7 +147,7 @@ def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_pro
     # the stale owner checked its claim just before the new one claimed, and now writes its customers
     held = old.ownership.get(0) if old.ownership else None
     assert held is not None
-    plan = _Plan([old._plan_customer(state(9, 5), {0})], [], {}, {0: {"in": 6}}, {0: held})
+    plan = Plan([old._plan_customer(state(9, 5), {0})], [], {}, {0: {"in": 6}}, {0: held})
     with pytest.raises(Fenced):
-        old._cluster_customers(plan)
+        _customers(old, plan)
     assert CustomerState.from_bytes("customer_id:c1", client.get(keys.profile("customer_id:c1"))).events == 2

@@ -1,0 +1,175 @@
+"""The Redis Cluster commit: ordered steps, each confirmed before the next, resumable by a retry.
+
+A batch spans hash slots, so it cannot be one transaction. In order:
+
+1. the ownership check (:func:`state.ownership.check` on each partition's meta):
+   a stale engine that is already fenced writes nothing;
+2. flags (stream, then the live push);
+3. each customer's timeline and identity claims, then its profile — one
+   document that carries the offsets it has applied — written by a script that
+   refuses to replace a profile last written by a newer owner of the same
+   partition number (``ls:{<cust>}:writer`` holds ``<p>|<epoch>``), so a stale
+   engine that passed (1) just before being fenced cannot overwrite the new
+   owner's work; the scripts are pipelined per node;
+4. one script in the partition's slot checks the claim again and writes the
+   partition aggregates — only if their ``applied`` offset is behind, so a
+   retry never counts twice — and the resume offsets.
+
+A :class:`Plan` is made once per batch; a retry resumes at the step that failed
+(``Plan.done``) and writes the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from livesignals import metrics
+from operators.profile360.identity import MAX_OWNERS_KEPT
+from operators.profile360.profile import CustomerState
+from operators.rules.signals import Flag
+from state.keys import Keys
+from state.ownership import Claim, Fenced, StateLost, check
+
+
+@dataclass
+class Plan:
+    """One commit, planned once: what a retry writes again, unchanged."""
+
+    customers: list[list[tuple[Any, ...]]]
+    flags: list[Flag]
+    aggregates: dict[tuple[str, int], dict[str, bytes]]
+    offsets: dict[int, dict[str, int]]
+    claims: dict[int, Claim]
+    done: set[str] = field(default_factory=set)
+
+
+def owner_partition(state: CustomerState, partitions: set[int]) -> int:
+    """The partition number of this batch that applied events to ``state`` (its writer)."""
+    for name in state.applied:
+        number = int(name.rpartition(":")[2])
+        if number in partitions:
+            return number
+    return min(partitions) if partitions else 0
+
+
+def write_partitions(pipe: Any, keys: Keys, plan: Plan, current: dict[int, dict[bytes, bytes]]) -> None:
+    """Partition aggregates (with ``applied``) and resume offsets not yet in Redis (``current``: the metas read)."""
+    for partition, news in plan.offsets.items():
+        meta = keys.partition_meta(partition)
+        row = current.get(partition, {})
+        for topic, new in news.items():
+            held = row.get(f"offset:{topic}".encode())
+            if held is not None and int(held) >= new:
+                continue
+            fields = plan.aggregates.get((topic, partition))
+            if fields is not None:
+                pipe.hset(keys.partition(topic, partition), mapping={**fields, "applied": new})
+            pipe.hset(meta, f"offset:{topic}", new)
+    for (topic, partition), fields in plan.aggregates.items():
+        if topic not in plan.offsets.get(partition, {}):
+            pipe.hset(keys.partition(topic, partition), mapping=fields)
+
+
+def commit_cluster(store: Any, plan: Plan) -> None:
+    """Ordered: check ownership; flags; customers (profiles last, conditional); aggregates + offsets.
+
+    Each phase is remembered once done, so a retry resumes at the phase that failed.
+    """
+    if "checked" not in plan.done:
+        pending = not plan.claims
+        for partition, news in plan.offsets.items():
+            if partition in plan.claims:
+                row = store.client.hgetall(store.keys.partition_meta(partition))
+                pending |= check(plan.claims[partition], row, news)
+        if not pending:
+            return
+        plan.done.add("checked")
+    if "flags" not in plan.done and plan.flags:
+        # PUBLISH reaches every node's subscribers from any node, but redis-py will not
+        # pipeline it on a cluster client: the pushes go through one node's own client.
+        node = store.client.get_redis_connection(store.client.get_default_node())
+        pushes = node.pipeline(transaction=False)
+        store._execute(store._with_flags(store.client.pipeline(transaction=False), plan.flags, pushes), "flags")
+        store._execute(pushes, "flags")
+    plan.done.add("flags")
+    if "customers" not in plan.done:
+        _customers(store, plan)
+        plan.done.add("customers")
+    for partition, news in plan.offsets.items():
+        _partition(store, plan, partition, news)
+
+
+def _customers(store: Any, plan: Plan) -> None:
+    pipe = store.client.pipeline(transaction=False)
+    profiles: list[tuple[str, ...]] = []
+    for ops in plan.customers:
+        for op in ops:
+            if op[0] == "claim":
+                # redis-py does not pipeline scripts on a cluster: a claim is its own (idempotent)
+                # round trip. New links are rare (a login, a first purchase).
+                store._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=store.client)
+            elif op[0] == "profile":
+                profiles.append(op[1:])
+            else:
+                getattr(pipe, op[0])(*op[1:])
+    store._execute(pipe, "commit")
+    if not plan.claims:
+        pipe = store.client.pipeline(transaction=False)
+        for key, _, data in profiles:
+            pipe.set(key, data)
+        store._execute(pipe, "commit")
+        return
+    # Conditional writes (a stale owner's profile never replaces a newer one's), pipelined per node.
+    by_node: dict[str, tuple[Any, list[tuple[str, ...]]]] = {}
+    for item in profiles:
+        node = store.client.get_node_from_key(item[0])
+        by_node.setdefault(node.name, (node, []))[1].append(item)
+    for node, items in by_node.values():
+        pipe = store.client.get_redis_connection(node).pipeline(transaction=False)
+        for key, partition, data in items:
+            held = plan.claims[int(partition)]
+            customer = key[: -len(":profile")]
+            store._profile(keys=[key, customer + ":writer"], args=[partition, held.epoch, data], client=pipe)
+        try:
+            results = pipe.execute()
+        except redis.ResponseError as exc:
+            if str(exc).startswith(("MOVED", "ASK")):  # slots moved: learn the new map, then retry
+                store.client.nodes_manager.initialize()
+            raise
+        metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
+        metrics.REDIS_COMMANDS.labels("commit").inc(len(items))
+        for (_, partition, _), ok in zip(items, results, strict=True):
+            if not ok:
+                raise Fenced(int(partition), "a newer owner wrote one of its profiles")
+
+
+def _partition(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> None:
+    """Aggregates and resume offsets of one partition number, checked and written by one script."""
+    held = plan.claims.get(partition)
+    topics = list(news)
+    if held is None:  # unfenced (tests, tools): plain writes
+        pipe = store.client.pipeline(transaction=False)
+        write_partitions(pipe, store.keys, Plan([], [], plan.aggregates, {partition: news}, {}), {})
+        store._execute(pipe, "commit")
+        return
+    args: list[Any] = [held.epoch, held.store, len(topics)]
+    for topic in topics:
+        fields = plan.aggregates.get((topic, partition), {})
+        expected = held.offsets.get(topic)
+        args += [topic, "" if expected is None else expected, news[topic], len(fields)]
+        for name, value in fields.items():
+            args += [name, value]
+    keys = [store.keys.partition_meta(partition)] + [store.keys.partition(t, partition) for t in topics]
+    verdict, detail = (_text(v) for v in store._commit_partition(keys=keys, args=args))
+    metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
+    if verdict == "fenced":
+        raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
+    if verdict == "lost":
+        raise StateLost(partition, detail)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
