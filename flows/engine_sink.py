@@ -6,6 +6,10 @@ offsets committed to the Kafka consumer group), and a ``DynamicSink`` gives
 each worker its own engine, cache and connections. A batch is processed per
 partition number, so ownership is decided per partition.
 
+* **Before each batch** the sink checks that the partition is still owned and
+  that Redis still holds what was committed (:meth:`state.store.ProfileStore.verify`,
+  one round trip): no output is computed from an emptied Redis, and a fenced
+  engine publishes nothing.
 * **Outages** (Redis or Kafka unreachable, a node refusing writes): the batch is
   retried with capped exponential backoff for as long as it takes
   (``retry_backoff_s`` .. ``retry_backoff_max_s``), ``livesignals_ready`` and
@@ -134,6 +138,9 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         delay = self.settings.retry_backoff_s
         while True:
             try:
+                verify = getattr(self.engine.store, "verify", None)
+                if verify is not None:
+                    verify(partition)  # owned, and Redis still holds our state: else no output goes out
                 self.engine.process(messages)
                 break
             except Fenced as exc:

@@ -178,6 +178,19 @@ class ProfileStore:
                 for topic, new in news.items():
                     held.offsets[topic] = max(new, held.offsets.get(topic) or 0)
 
+    def verify(self, partition: int) -> None:
+        """Raise :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost` unless this process
+        still owns ``partition`` and Redis still holds what it committed (before a batch: no output is
+        computed from a state Redis lost, nor published by a fenced engine). No-op without ownership."""
+        held = self.ownership.get(partition) if self.ownership is not None else None
+        if held is None:
+            return
+        if held.released:
+            raise Fenced(partition, "released")
+        row = self.client.hgetall(self.keys.partition_meta(partition))
+        metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
+        check(held, row, {t: 0 for t in held.offsets})
+
     def _claims(self, by_part: dict[int, dict[str, int]]) -> dict[int, Claim]:
         if self.ownership is None:
             return {}

@@ -25,7 +25,7 @@ from livesignals import serde
 from livesignals.contract import primary_key
 from state.connection import connect
 from state.keys import Keys
-from tests.helpers import aggregates, committed, produce, profiles, timelines
+from tests.helpers import aggregates, committed, consume_all, produce, profiles, timelines
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -49,8 +49,19 @@ def stream(kafka_settings_module):
 
 
 def variant(s, **changes):
+    """The module's input, with keys, consumer group and output topics of its own."""
+    from app.topics import ensure_topics
+
     tag = uuid.uuid4().hex[:6]
-    return s.replace(key_prefix=f"{s.key_prefix}{tag}", consumer_group=f"g-{tag}", **changes)
+    v = s.replace(key_prefix=f"{s.key_prefix}{tag}", consumer_group=f"g-{tag}", triggers_topic=f"tr-{tag}",
+                  flags_topic=f"fl-{tag}", decisions_topic=f"de-{tag}", **changes)  # fmt: skip
+    ensure_topics(v)
+    return v
+
+
+def trigger_ids(settings):
+    records = consume_all(settings.kafka_bootstrap, settings.triggers_topic, 10**9, timeout_s=5)
+    return {dict(m.headers())["ls.id"] for m in records}
 
 
 def wait_for(settings, expected, procs, timeout_s=180.0, allow_exit=()):
@@ -98,6 +109,7 @@ def test_two_engines_started_together_end_with_one_engines_state(stream):
             stop_process(e)
     assert all(c in (None, EXIT_FENCED) for c in codes), codes
     assert_same_state(reference, both)
+    assert trigger_ids(both) == trigger_ids(reference) != set()
 
 
 def test_a_stale_engine_resumed_after_a_newer_one_took_over_is_fenced_before_writing(stream, tmp_path):
@@ -168,6 +180,7 @@ def test_redis_restarted_empty_mid_stream_is_detected_and_rebuilt_from_kafka(str
         assert (metric(lossy.metrics_port, 'livesignals_state_loss_total{action="rebuilt"}') or 0) >= 1
         assert engine.poll() is None
         assert_same_state(reference, lossy)
+        assert trigger_ids(lossy) == trigger_ids(reference) != set(), "no output computed from the emptied Redis"
     finally:
         stop_process(engine)
         stop_process(server)
