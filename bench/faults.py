@@ -186,7 +186,14 @@ def _redis_at(port: int, workdir: Path, persist: bool) -> subprocess.Popen[bytes
     argv += ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     embedded.wait_for_port(port, proc=proc)
-    return proc
+    import redis
+
+    while True:
+        try:
+            redis.Redis(port=port).ping()
+            return proc
+        except redis.BusyLoadingError:  # replaying its AOF
+            time.sleep(0.05)
 
 
 def _broker_down(s: Settings, n: int, broker: embedded.Service, down_s: float) -> float:
