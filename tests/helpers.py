@@ -98,7 +98,7 @@ def committed(settings: Any) -> int:
     return sum(sum(store.resume_offsets(t).values()) for t in settings.input_topics)
 
 
-def wait_committed(settings: Any, expected: int, proc: Any = None, timeout_s: float = 120.0) -> None:
+def wait_committed(settings: Any, expected: int, proc: Any = None, timeout_s: float = 360.0) -> None:
     """Wait until the engine has committed ``expected`` input messages."""
     deadline = time.monotonic() + timeout_s
     while (done := committed(settings)) < expected:
