@@ -1,7 +1,8 @@
 """Who may write a partition's state: owner epochs, claims and the checks every commit makes.
 
 An engine *claims* partition number ``p`` (of every input topic) before it
-reads it: one Lua script on ``ls:{part:<p>}:meta`` bumps the owner ``epoch``,
+reads it: one Lua script on ``ls:{part:<p>}:meta`` raises the owner ``epoch``
+(to at least the claimer's clock in ms, so it grows even across a lost meta),
 sets the ``store`` id once (a random id: the marker that this Redis holds the
 data it held before) and returns the resume offsets, all atomically. Every
 commit then checks, atomically with its writes, that
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,8 +35,12 @@ from typing import Any
 
 from state.keys import Keys
 
+# The epoch is at least the claimer's clock in milliseconds, so it keeps growing even after Redis lost the
+# meta hash (a Cluster node restarted empty) while ``ls:{<cust>}:writer`` keys elsewhere kept older epochs.
 _CLAIM = """
-local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+local current = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+local epoch = string.format('%d', math.max(current + 1, tonumber(ARGV[3])))
+redis.call('HSET', KEYS[1], 'epoch', epoch)
 redis.call('HSETNX', KEYS[1], 'store', ARGV[1])
 redis.call('HSET', KEYS[1], 'owner', ARGV[2])
 return redis.call('HGETALL', KEYS[1])
@@ -126,7 +132,7 @@ def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str]) -> Cla
     """Become the owner of ``partition``: bump its epoch and read its resume offsets, atomically."""
     script = client.register_script(_CLAIM)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    row = script(keys=[keys.partition_meta(partition)], args=[uuid.uuid4().hex, owner])
+    row = script(keys=[keys.partition_meta(partition)], args=[uuid.uuid4().hex, owner, int(time.time() * 1000)])
     fields = {_text(row[i]): _text(row[i + 1]) for i in range(0, len(row), 2)}
     offsets: dict[str, int | None] = {}
     for topic in topics:

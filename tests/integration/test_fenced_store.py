@@ -61,3 +61,12 @@ def test_a_retried_commit_that_already_reached_redis_writes_nothing(redis_client
     held.offsets["in"] = 0  # as if the reply to the commit had been lost
     store.commit([state(7, 0)], [], {("in", 0): 1})
     assert CustomerState.from_bytes("customer_id:c1", redis_client.get(keys.profile("customer_id:c1"))).events == 1
+
+
+def test_epochs_keep_growing_even_when_the_meta_hash_was_lost(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    first = claim(redis_client, keys, 0, ("in",))
+    second = claim(redis_client, keys, 0, ("in",))
+    redis_client.delete(keys.partition_meta(0))  # e.g. the Cluster node holding it restarted empty
+    third = claim(redis_client, keys, 0, ("in",))
+    assert int(first.epoch) < int(second.epoch) < int(third.epoch)
