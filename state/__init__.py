@@ -5,7 +5,9 @@ batched profile store the engine commits through), :mod:`state.reader` (the
 360, KPIs, voice of the customer and model status, for the CLI and the agent
 service), :mod:`state.memory` (an in-memory store for tests and offline
 evaluation), :mod:`state.connection` (a Redis or Redis Cluster client from
-settings). Layer: above ``operators`` (whose types it stores), below ``flows``.
+settings, and riding out outages), :mod:`state.ownership` (partition claims,
+owner epochs and the checks that fence commits) and :mod:`state.cluster_commit`
+(the ordered Redis Cluster commit). Layer: above ``operators`` (whose types it stores), below ``flows``.
 
 Nothing here imports Bytewax. Every key of one customer shares one hash slot
 (``{...}`` hash tag), so the same code works on one Redis and on Redis Cluster.
