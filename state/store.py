@@ -29,8 +29,8 @@ holds (the reply of a successful attempt was lost) writes nothing.
 
 Known limit (Cluster only): a process that *dies* between steps (3) and (4)
 leaves profiles ahead of the partition aggregates; the replay then skips those
-events for the aggregates too (KPIs, voice of the customer and model learning
-miss the events of that batch that reached a profile; profiles are exact).
+events for the aggregates too (KPIs and voice of the customer miss the events
+of that batch that reached a profile; profiles are exact).
 Closing it needs a write-ahead record of the batch in the partition's slot. One
 Redis has no such gap.
 

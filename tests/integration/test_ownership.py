@@ -83,7 +83,7 @@ def state_of(settings):
     def unprefixed(data):
         return {k[len(settings.key_prefix) :]: v for k, v in data.items()}
 
-    aggs = {k: (v[b"kpi"], v[b"voc"], v[b"models_summary"]) for k, v in unprefixed(aggregates(settings)).items()}
+    aggs = {k: (v[b"kpi"], v[b"voc"]) for k, v in unprefixed(aggregates(settings)).items()}
     return unprefixed(profiles(settings)), unprefixed(timelines(settings)), aggs
 
 
