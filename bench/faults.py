@@ -87,8 +87,8 @@ def _settings(kafka: str, redis_url: str, name: str) -> Settings:
         kafka_bootstrap=kafka, redis_url=redis_url, key_prefix=f"f-{tag}", input_topics=("faults.in",),
         repartition_topic="faults.rep", dead_letter_topic=f"faults.dlq.{tag}", flags_topic=f"faults.flags.{tag}",
         triggers_topic=f"faults.triggers.{tag}", decisions_topic=f"faults.decisions.{tag}",
-        consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0", models_enabled=False,
-        batch_size=500, retry_backoff_s=0.2, retry_backoff_max_s=5.0,
+        consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0",
+        batch_size=500, retry_backoff_s=0.2, retry_backoff_max_s=5.0, models_enabled=False,
     )  # fmt: skip
 
 
