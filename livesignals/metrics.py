@@ -119,7 +119,7 @@ LATE_EVENTS = Counter(
 # models (issue 11): the shared learner and its checkpoints
 MODEL_LESSONS = Counter(
     "livesignals_model_lessons_total",
-    "Lessons of the shared learner: published to the log, learned, or skipped (already learned).",
+    "Lessons of the shared learner: published to the log, learned, skipped (already learned), or failed (logged).",
     ["outcome"],
 )
 MODEL_CHECKPOINT_BYTES = Gauge("livesignals_model_checkpoint_bytes", "Size of the last model checkpoint written.")

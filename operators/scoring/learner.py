@@ -46,6 +46,7 @@ before and after it): scores lag the newest labels by about one batch.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from collections.abc import Callable
@@ -54,6 +55,8 @@ from typing import Any, Protocol
 
 from livesignals import metrics, serde
 from models.registry import ModelSet, Slot
+
+log = logging.getLogger(__name__)
 
 Lesson = list[Any]
 """``[source, offset, seq, kind, args, said]`` (JSON-serialisable)."""
@@ -220,7 +223,11 @@ class SharedLearner:
         self.state.applied += 1
         metrics.MODEL_LESSONS.labels("learned").inc()
         if kind in self.state.models.champions:
-            self.state.models.teach(kind, args, said)
+            try:
+                self.state.models.teach(kind, args, said)
+            except Exception:  # a lesson a model cannot learn must not stop every worker's batches
+                log.exception("lesson %s:%s:%s for %s could not be learned; skipped", source, offset, seq, kind)
+                metrics.MODEL_LESSONS.labels("failed").inc()
         return 1
 
     def _maybe_checkpoint(self, meta: CheckpointMeta) -> None:

@@ -122,3 +122,21 @@ def test_models_and_stateful_classes_survive_pickle_and_repeat_with_the_same_see
     one = [e for e, _ in SubscriptionSimulator(SubscriptionConfig(customers=5, days=10, seed=2)).stream()]
     two = [e for e, _ in SubscriptionSimulator(SubscriptionConfig(customers=5, days=10, seed=2)).stream()]
     assert one == two
+
+
+def test_a_lesson_no_model_can_learn_is_skipped_and_counted_not_a_failed_batch():
+    """A bad lesson in the shared log would otherwise fail every worker's every batch, forever."""
+    from livesignals import metrics
+
+    log = MemoryModelLog()
+    worker = SharedLearner(log)
+    view = worker.view()
+    view.at("in:0", 1)
+    view.teach("churn", ["not a feature dict", True], {"champion": 0.5})
+    view.at("in:0", 2)
+    view.teach("churn", [{"events_30d": 1.0}, True], {"champion": 0.5})
+    worker.publish(view.take())
+    failed = metrics.MODEL_LESSONS.labels("failed")._value.get()
+    assert worker.catch_up() == 2
+    assert metrics.MODEL_LESSONS.labels("failed")._value.get() == failed + 1
+    assert worker.state.applied == 2 and worker.catch_up() == 0, "the log moved past both, once"
