@@ -75,7 +75,10 @@ def default_engine(
         publisher = KafkaPublisher(
             settings.kafka_client_config(), settings.produce_timeout_s, dead_letter_topic=settings.dead_letter_topic
         )
-        counts = partition_counts(settings)
+        # a broker still starting is waited out, as the source does; a missing topic is a configuration error
+        counts = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, errors=(KafkaException,)).run(
+            lambda: partition_counts(settings)
+        )
     return Engine(settings, store, publisher, partition_counts=counts)
 
 
