@@ -40,6 +40,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,20 @@ def _entries(text: str) -> list[tuple[str, float]]:
     return out
 
 
+_VADER_WORD = re.compile(r"[a-z][a-z'-]*[a-z]")
+_VADER_SHORT_WORDS = frozenset({"ok"})
+
+
+def _is_vader_word(entry: str) -> bool:
+    """A VADER entry that is a word, not an emoticon: the tokeniser strips punctuation, so ``8)``,
+    ``:d`` or ``</3`` would become the bare tokens ``8``, ``d``, ``3`` ("3 days late" read positive).
+
+    >>> [e for e in ("love", "8)", ":d", "</3", "ok", "po", "fu", "can't") if _is_vader_word(e)]
+    ['love', 'ok', "can't"]
+    """
+    return bool(_VADER_WORD.fullmatch(entry)) and (len(entry) >= 3 or entry in _VADER_SHORT_WORDS)
+
+
 @dataclass
 class Lexicon:
     """Word, phrase and stem valences, all languages in one table (scripts do not collide)."""
@@ -96,7 +111,8 @@ class Lexicon:
         root = importlib.resources.files("models").joinpath("lexicons")
         if "en" in languages and (vader := vader_lexicon_path()) is not None:
             for word, value in _entries(vader.read_text(encoding="utf-8")):
-                lex.add(word, value)
+                if _is_vader_word(word):
+                    lex.add(word, value)
         for lang in languages:
             for word, value in _entries(root.joinpath(f"{lang}.txt").read_text(encoding="utf-8")):
                 lex.add(word, value)

@@ -40,6 +40,24 @@ class BinaryValidation:
         self._logloss.update(y, {True: p, False: 1 - p})
         self._accuracy.update(y, p >= 0.5)
 
+    def recent_auc(self) -> float | None:
+        """Rolling ROC AUC over the window; None while the window holds one class only.
+
+        Recomputed only when a label arrived since the last call (labels are rare
+        next to the events that ask), so callers may ask for every event.
+
+        >>> v = BinaryValidation(window=10)
+        >>> for y, p in [(True, 0.9), (False, 0.2), (True, 0.7), (False, 0.4)]:
+        ...     v.update(y, p)
+        >>> v.recent_auc()
+        1.0
+        """
+        if getattr(self, "_auc_at", -1) != self.labels:
+            both = 0 < sum(self._recent) < len(self._recent)
+            self._auc_value: float | None = float(self._auc.get()) if both else None
+            self._auc_at = self.labels
+        return self._auc_value
+
     def summary(self) -> dict[str, float | int | None]:
         """The current figures (None until there are labels)."""
         if not self.labels:

@@ -55,6 +55,9 @@ CHURN_WARM_LABELS = 200
 """Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``) ..."""
 CHURN_WARM_EACH = 20
 """... of which at least this many of each class: until a horizon has passed, every label is positive."""
+CHURN_TRUST_AUC = 0.65
+"""... and whose rolling ROC AUC on its own labels (each scored before it was learned) is at least this:
+a model that ranks no better than chance raises no ``high_churn_risk`` (better silent than crying wolf)."""
 DIGITAL_RESCORE_MS = 6 * 3_600_000
 """App and web events re-score churn at most this often (other events always score)."""
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
@@ -190,13 +193,17 @@ def score_churn(
 
 
 def _warm(validation: Any) -> bool:
-    """Enough labels of both classes to trust the churn champion (all partitions' labels count)."""
+    """Enough labels of both classes, and a measured ranking quality, to trust the churn champion
+    (all partitions' labels count)."""
     positives = validation.positives
-    return bool(
+    if not (
         validation.labels >= CHURN_WARM_LABELS
         and positives >= CHURN_WARM_EACH
         and validation.labels - positives >= CHURN_WARM_EACH
-    )
+    ):
+        return False
+    auc = validation.recent_auc()
+    return auc is not None and auc >= CHURN_TRUST_AUC
 
 
 def _skip_digital(state: CustomerState, event: Event, pending: list[dict[str, Any]], cfg: ScoringConfig) -> bool:

@@ -102,3 +102,36 @@ def test_polite_questions_do_not_make_a_customer_frustrated():
     engine.process(raw([event("chat", "c-polite", T0 + i, text=t) for i, t in enumerate(texts)]))
     flags = [serde.loads(r.value) for r in pub.records if r.topic == engine.settings.flags_topic]
     assert not [f for f in flags if f["flag"] == "frustrated"]
+
+
+def raised_flags(events: list[dict[str, Any]]) -> list[str]:
+    pub = Publisher()
+    engine = Engine(Settings(metrics_port=0), InMemoryStore(), pub, clock=lambda: T0 / 1000)
+    engine.process(raw(events))
+    docs = [serde.loads(r.value) for r in pub.records if r.topic == engine.settings.flags_topic]
+    return [d["flag"] for d in docs if d["state"] == "raised"]
+
+
+def test_a_top_score_is_never_a_negative_survey_whatever_its_comment():
+    """Outside review: CSAT 5 with 'I lost my card and you blocked it within minutes.' raised it."""
+    comment = "I lost my card and you blocked it within minutes. Terrible day, but great service."
+    for kind, score in (("csat", 5), ("nps", 10)):
+        survey = event("survey", f"c-{kind}", T0, kind=kind, score=score, comment=comment)
+        assert "negative_survey" not in raised_flags([survey])
+    angry = event("survey", "c-low", T0, kind="csat", score=3, comment="Terrible, rude and useless. Never again.")
+    assert "negative_survey" in raised_flags([angry])
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["Please cancel my order, I ordered the wrong colour.", "Sorry for the trouble!"],
+        ["Unfortunately I have to cancel my order.", "Sorry for the trouble!"],
+        ["متاسفانه باید سفارش رو کنسل کنم", "معذرت میخوام، اشتباه کردم"],
+        ["Δυστυχώς πρέπει να ακυρώσω την παραγγελία", "Συγγνώμη, λάθος μου"],
+    ],
+)
+def test_a_customers_own_apology_or_regret_is_not_frustration(texts):
+    """Outside review's false alarms: a calm cancellation followed by an apology."""
+    events = [event("chat", "c-sorry", T0 + i * 1000, text=t) for i, t in enumerate(texts)]
+    assert "frustrated" not in raised_flags(events)
