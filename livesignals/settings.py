@@ -69,12 +69,21 @@ def redact_url(text: str) -> str:
     return _QUERY_PARAM.sub(param, text) if "=" in text else text
 
 
+def _is_secret(path: str) -> bool:
+    """A dotted setting path names a secret if any of its tails does: TOML turns an unquoted
+    ``ssl.key.pem = ...`` under ``[kafka_config]`` into nested tables, so the option's name is a
+    tail of ``kafka_config.ssl.key.pem``."""
+    parts = path.split(".")
+    return any(_SECRET_KEY.search(".".join(parts[i:])) for i in range(len(parts)))
+
+
 def _redact(name: str, value: Any) -> Any:
-    """``value`` safe to print: secret names hide their value, strings lose URL secrets."""
-    if isinstance(value, dict):
-        return {k: _redact(str(k), v) for k, v in value.items()}
-    if _SECRET_KEY.search(name) and value not in ("", None):
+    """``value`` safe to print: secret names hide their value (a whole table when the table's path
+    is secret), strings lose URL secrets."""
+    if _is_secret(name) and value not in ("", None, {}):
         return REDACTED
+    if isinstance(value, dict):
+        return {k: _redact(f"{name}.{k}", v) for k, v in value.items()}
     if isinstance(value, str):
         return redact_url(value)
     if isinstance(value, list | tuple):

@@ -49,6 +49,8 @@ from models.text import clauses, tokens
 
 LANGUAGES = ("en", "fa", "el")
 MEMO_SIZE = 100_000
+MAX_STEM_TOKEN = 40
+"""Tokens longer than this are not stemmed (stemming tries every prefix)."""
 PLAIN, NEGATOR, BOOSTER, WORD = range(4)
 PLAIN_ROLE = (PLAIN, 0.0, False)
 """The role of most tokens: one shared object, so the hot loop tests it by identity."""
@@ -171,6 +173,8 @@ class Lexicon:
         return None
 
     def _verb_stem(self, tok: str) -> float | None:
+        if len(tok) > MAX_STEM_TOKEN:
+            return None  # no word is this long: a hostile token must not cost quadratic time
         for end in range(len(tok) - 1, 2, -1):
             value = self.stems.get(tok[:end])
             if value is not None:

@@ -403,7 +403,13 @@ class Engine:
             loaded = self.store.load(missing) if missing else {}
             for key in keys:
                 state = touched.get(key) or loaded[key]
-                due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
+                try:
+                    due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
+                except Exception:  # one customer's snapshots must never fail every retry of the batch
+                    log.exception("churn snapshots of %s could not be labelled; dropped", key)
+                    metrics.MODEL_LESSONS.labels("failed").inc()
+                    state.predictions.pop("churn_pending", None)
+                    due = None
                 if due is not None:
                     part.index_due(due, key)
                 if key not in touched:

@@ -37,6 +37,8 @@ from livesignals.contract import Event, RawMessage
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
 
+MAX_ORIGIN_KEY_BYTES = 1024
+"""The original Kafka key kept in a rerouted record's headers, at most (as dead letters keep)."""
 ORIGIN_HEADERS = ("ls.origin.topic", "ls.origin.partition", "ls.origin.offset", "ls.origin.timestamp")
 """Headers of a rerouted record that say where it was first published."""
 _NOWHERE = Origin("", -1, -1)
@@ -89,8 +91,8 @@ class Reroute:
             ("ls.origin.offset", str(o.offset).encode()),
             ("ls.origin.timestamp", str(o.timestamp_ms).encode()),
         ]
-        if self.original_key is not None:
-            out.append(("ls.origin.key", self.original_key))
+        if self.original_key is not None:  # bounded: a huge key must not make a valid event unpublishable
+            out.append(("ls.origin.key", self.original_key[:MAX_ORIGIN_KEY_BYTES]))
         return out
 
 

@@ -22,6 +22,8 @@ from operators.profile360.windows import Windows
 
 MAX_TERMS_PER_BUCKET = 400
 MIN_TOKEN_CHARS = 3
+MAX_TERMS_PER_COMPLAINT = 20
+"""Terms one complaint contributes: a long text must not crowd every other complaint out of a bucket."""
 
 STOPWORDS = frozenset(
     # English
@@ -44,25 +46,28 @@ def complaint_terms(text: str) -> list[str]:
     >>> complaint_terms("My order STILL hasn't arrived, order 123!")
     ['order', 'arrived']
     """
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # ordered, O(1) membership
     for tok in tokens(text):
         if (
             len(tok) >= MIN_TOKEN_CHARS
             and not tok.isdigit()
             and "'" not in tok  # hasn't, don't: function words, never a topic
             and tok not in STOPWORDS
-            and tok not in seen
         ):
-            seen.append(tok)
-    return seen
+            seen[tok] = None
+            if len(seen) >= MAX_TERMS_PER_COMPLAINT:
+                break
+    return list(seen)
 
 
 def contributions(topic: str | None, text: str | None) -> dict[str, int]:
     """Bucket increments for one complaint: ``topic:<t>`` and ``term:<w>``."""
-    out = {f"term:{w}": 1 for w in complaint_terms(text)} if text else {}
+    # the count and the topic first: a bucket's name cap must never crowd them out
+    out = {"complaints": 1}
     if topic:
         out[f"topic:{topic}"] = 1
-    out["complaints"] = 1
+    if text:
+        out.update((f"term:{w}", 1) for w in complaint_terms(text))
     return out
 
 

@@ -50,12 +50,32 @@ FIXED = ("events_30d", "active_days_30d", "trend_7d", "days_since_active", "tenu
 """The behaviour features every customer has, first and in this order; then two per behaviour name."""
 
 
+RESERVED = frozenset(
+    {"events", "orders", "spend", "contacts", "complaints", "errors", "active_days", "trend", "days_since",
+     "tenure", "days_since_order", "open_cases", "delivery_problems", "return_ratio", "negative_surveys",
+     "mood", "offers_rejected", "marketing_opt_out", "contacts_24h"}
+)  # fmt: skip
+"""Names whose ``_7d``/``_30d`` features the churn model already has (fixed or in
+:data:`operators.scoring.features.CHURN_FEATURES`): an action of that name is counted as
+``<name>_action`` so that two features never share a name (a snapshot would lose a value)."""
+
+
 def behaviour_of(event: Event) -> str:
-    """The behaviour an event counts as: an app/web ``action``, else the event type (lower case, short)."""
+    """The behaviour an event counts as: an app/web ``action``, else the event type (lower case, short).
+
+    >>> from tests.helpers import T0, event
+    >>> from livesignals.contract import decode
+    >>> from livesignals import serde
+    >>> from livesignals.errors import Origin
+    >>> e = decode(serde.dumps(event("app_event", "c1", T0, action="Events")), Origin("in", 0, 0, 0), now_ms=T0)
+    >>> behaviour_of(e)
+    'events_action'
+    """
     if event.type in ("app_event", "web_event"):
         action = event.payload.get("action")
         if isinstance(action, str) and action:
-            return "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
+            name = "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
+            return f"{name}_action" if name in RESERVED else name
     return event.type
 
 

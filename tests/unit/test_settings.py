@@ -127,3 +127,18 @@ def test_the_settings_command_and_the_start_up_log_show_only_redacted_values(tmp
 def test_a_threshold_that_moved_to_the_rules_file_is_named_not_silently_ignored():
     with pytest.raises(ValueError, match=r"rules file.*high_churn_risk"):
         Settings.load(env={"LIVESIGNALS_CHURN_FLAG_THRESHOLD": "0.6"})
+
+
+def test_secrets_in_nested_toml_tables_are_never_printed(tmp_path):
+    """Unquoted dotted keys under [kafka_config] become nested tables: their leaves are still secret."""
+    from livesignals.settings import Settings
+
+    path = tmp_path / "k.toml"
+    path.write_text(
+        '[kafka_config]\nssl.key.pem = """-----BEGIN PRIVATE KEY-----\nPEMSECRET\n-----END PRIVATE KEY-----"""\n'
+        'sasl.oauthbearer.config = "clientSecret=OAUTHSECRET"\n"security.protocol" = "SASL_SSL"\n'
+    )
+    s = Settings.load(path, env={})
+    shown = repr(s) + repr(s.redacted())
+    assert "PEMSECRET" not in shown and "OAUTHSECRET" not in shown
+    assert "SASL_SSL" in shown, "what is not secret is still shown"
