@@ -37,13 +37,33 @@ _CATEGORY_NAMES = {
 }  # fmt: skip
 
 
+_INVISIBLE = frozenset([0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+"""Printable by Python's rules yet invisible on screen (Hangul fillers, braille blank, variation
+selectors): ``"c1\u3164"`` would look like ``c1`` and be another customer."""
+
+
 def normalise_identifier(value: str) -> str:
-    """The id in its one spelling, or ``ValueError`` saying which character is not allowed."""
+    """The id in its one spelling, or ``ValueError`` saying which character is not allowed.
+
+    >>> normalise_identifier(" c42 ")
+    'c42'
+    >>> normalise_identifier("c1\u3164")
+    Traceback (most recent call last):
+    ...
+    ValueError: holds U+3164 (invisible)
+    """
     if value.isprintable():
         stripped = (value if value.isascii() else unicodedata.normalize("NFC", value)).strip(" ")
-        if stripped:
+        if not stripped:
+            raise ValueError("is blank")
+        if stripped.isascii():
             return stripped
-        raise ValueError("is blank")
+        hidden = next((c for c in stripped if ord(c) in _INVISIBLE), None)
+        if hidden is not None:
+            raise ValueError(f"holds U+{ord(hidden):04X} (invisible)")
+        if unicodedata.combining(stripped[0]):
+            raise ValueError(f"starts with the combining mark U+{ord(stripped[0]):04X}")
+        return stripped
     bad = next(c for c in value if not c.isprintable())
     category = unicodedata.category(bad)
     raise ValueError(f"holds U+{ord(bad):04X} ({_CATEGORY_NAMES.get(category, category)})")

@@ -248,6 +248,8 @@ def _survey(state: CustomerState, event: Event) -> None:
 def _campaign(state: CustomerState, event: Event) -> None:
     campaigns = state.history.setdefault("campaigns", {})
     action = str(event.payload.get("action", "received"))
+    if action == "last":  # the key of the latest campaign: an action of that name is counted beside it
+        action = "last_action"
     if action in campaigns or len(campaigns) <= MAX_CAMPAIGN_ACTIONS:  # "last" is one of the keys
         _bump(campaigns, action)
     campaigns["last"] = {"id": event.payload.get("campaign_id"), "t": event.event_time_ms}

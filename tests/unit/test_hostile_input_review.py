@@ -42,3 +42,19 @@ def test_a_long_complaint_costs_linear_time_and_never_hides_the_complaint_count(
 def test_a_huge_single_token_is_not_stemmed_letter_by_letter():
     lex = Lexicon.load(("fa",))
     assert lex._verb_stem("ب" * 20_000) is None
+
+
+def test_a_campaign_action_named_last_is_counted_not_a_processing_error():
+    pub = ListPublisher()
+    engine = Engine(Settings(metrics_port=0), InMemoryStore(), pub, clock=lambda: T0 / 1000)
+    for i in range(2):
+        report = engine.process(
+            [
+                RawMessage(
+                    json.dumps(event("campaign", customer="c1", t=T0 + i, action="last")).encode(),
+                    b"k",
+                    Origin("in", 0, i, T0),
+                )
+            ]
+        )
+        assert report.applied == 1 and not report.dead_letters
