@@ -40,7 +40,8 @@ from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotReb
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.settings import Settings
-from operators.engine import Engine, Publisher
+from operators.engine import Engine
+from operators.ports import Publisher
 from state.connection import Backoff, connect
 from state.keys import Keys
 from state.ownership import Fenced, Ownership, StateLost

@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError
 
 from livesignals import metrics
 from livesignals.errors import Reason
-from operators.engine import OutRecord
+from operators.ports import OutRecord
 
 log = logging.getLogger(__name__)
 

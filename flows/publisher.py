@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from flows import last_resort
 from livesignals import metrics
-from operators.engine import OutRecord
+from operators.ports import OutRecord
 
 log = logging.getLogger(__name__)
 

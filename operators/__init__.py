@@ -2,7 +2,9 @@
 
 * :mod:`operators.engine` -- the batch engine: decode, fold events into
   state, flags, decisions, outputs; :mod:`operators.report` what a batch did;
-  :mod:`operators.partition` the per-partition aggregates and models.
+  :mod:`operators.partition` the per-partition aggregates; :mod:`operators.ports`
+  what the engine publishes and needs from the state layer; :mod:`operators.routing`
+  routing by customer; :mod:`operators.staging` what one event stages until it succeeds.
 * :mod:`operators.profile360` -- the customer 360 update.
 * :mod:`operators.rules` -- the rules language, flags and triggers.
 * :mod:`operators.decisions` -- next-best action, contact policy, responses.

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
@@ -46,6 +46,7 @@ from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
 from operators.partition import PartitionAggregates
+from operators.ports import OutRecord, Publisher, Store
 from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
@@ -53,10 +54,10 @@ from operators.report import BatchReport, export_model_metrics
 from operators.routing import Reroute, Router, read_position
 from operators.rules.context import ContextWindows, context
 from operators.rules.rulebook import RulebookSource
-from operators.rules.signals import Flag, Trigger
+from operators.rules.signals import Trigger
 from operators.scoring import online
 from operators.scoring.features import churn_features
-from operators.scoring.learner import ModelLog, ModelView, SharedLearner
+from operators.scoring.learner import ModelView, SharedLearner
 from operators.staging import StagedAggregates
 
 log = logging.getLogger(__name__)
@@ -66,50 +67,6 @@ SWEEP_SEQ = 1_000_000
 
 TextScorer = Callable[[str, str | None], float]
 """``(text, language hint) -> sentiment in [-1, 1]``: replaces the sentiment model (tests)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """A record for a Kafka topic (``partition`` None: the producer's partitioner decides)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, str | bytes | None]] | None = None
-    partition: int | None = None
-
-
-class Publisher(Protocol):
-    """Publishes records and returns only once Kafka has confirmed all of them."""
-
-    def publish(self, records: list[OutRecord]) -> None:
-        """Send and confirm, or raise."""
-
-
-class Store(Protocol):
-    """What the engine needs from the state layer (see :class:`state.store.ProfileStore`)."""
-
-    @property
-    def models_log(self) -> ModelLog:
-        """The shared lesson log and model checkpoint (:mod:`operators.scoring.learner`)."""
-
-    def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
-        """States of these customers."""
-
-    def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
-        """The partition's shared aggregates (KPIs, voice of the customer)."""
-
-    def model_control(self) -> dict[str, str]:
-        """Promotions requested: model kind -> promotion id."""
-
-    def commit(
-        self,
-        states: Iterable[CustomerState],
-        flags: list[Flag],
-        offsets: dict[tuple[str, int], int],
-        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
-    ) -> None:
-        """Write flags, states, partition aggregates and resume offsets."""
 
 
 class Engine:

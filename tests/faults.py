@@ -21,8 +21,9 @@ from livesignals import serde
 from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from livesignals.settings import Settings
-from operators.engine import Engine, OutRecord
+from operators.engine import Engine
 from operators.partition import PartitionAggregates
+from operators.ports import OutRecord
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state.memory import InMemoryStore

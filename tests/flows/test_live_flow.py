@@ -15,7 +15,7 @@ from bytewax.testing import TestingSource, run_main
 from flows.engine_sink import EngineSink, default_engine
 from livesignals import serde
 from livesignals.errors import Reason
-from operators.engine import OutRecord
+from operators.ports import OutRecord
 from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys

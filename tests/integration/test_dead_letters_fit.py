@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from flows.publisher import KafkaPublisher
 from livesignals import metrics
 from livesignals.errors import DeadLetter, Origin, Reason
-from operators.engine import OutRecord
+from operators.ports import OutRecord
 from tests.helpers import consume_all
 
 pytestmark = pytest.mark.kafka

@@ -6,7 +6,7 @@ import pytest
 
 from app.embedded import free_port
 from flows.publisher import DeliveryError, KafkaPublisher
-from operators.engine import OutRecord
+from operators.ports import OutRecord
 from tests.helpers import consume_all
 
 pytestmark = pytest.mark.kafka

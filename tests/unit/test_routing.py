@@ -13,7 +13,8 @@ from livesignals.contract import RawMessage, decode
 from livesignals.errors import Origin
 from livesignals.partitioner import murmur2, owner_partition
 from livesignals.settings import Settings
-from operators.engine import Engine, OutRecord
+from operators.engine import Engine
+from operators.ports import OutRecord
 from operators.routing import Reroute, RoutedEvent, Router, read_position
 from state.memory import InMemoryStore
 from tests.helpers import T0, event
