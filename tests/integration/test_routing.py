@@ -55,6 +55,9 @@ def test_topics_create_gives_the_repartition_topic_the_input_topics_partition_co
     )
     admin = AdminClient(s.kafka_client_config())
     admin.create_topics([NewTopic(s.input_topics[0], 6, 1)])[s.input_topics[0]].result()
+    deadline = time.monotonic() + 30  # Apache Kafka's metadata shows a new topic a moment after it exists
+    while s.input_topics[0] not in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert ensure_topics(s) == [s.repartition_topic]
     assert len(admin.list_topics(timeout=10).topics[s.repartition_topic].partitions) == 6
 
