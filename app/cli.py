@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         if args.config:
             os.environ["LIVESIGNALS_CONFIG"] = args.config
-        argv_ = [sys.executable, "-P", "-m", "bytewax.run", "flows.live:build()", "-w", str(args.workers)]
-        os.execv(sys.executable, argv_)
+        from app.engine_process import engine_argv
+
+        os.execv(sys.executable, engine_argv("-w", str(args.workers)))
     return 2
 
 

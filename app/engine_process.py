@@ -29,6 +29,16 @@ def engine_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def engine_argv(*bytewax_args: str) -> list[str]:
+    """The command line of an engine process: ``-P`` so that a ``models/`` or ``flows/`` folder in
+    the current directory never shadows the installed packages.
+
+    >>> engine_argv("-w", "2")[1:]
+    ['-P', '-m', 'bytewax.run', 'flows.live:build()', '-w', '2']
+    """
+    return [sys.executable, "-P", "-m", "bytewax.run", "flows.live:build()", *bytewax_args]
+
+
 def start_engine(
     settings: Settings,
     workers: int = 1,
@@ -39,7 +49,7 @@ def start_engine(
 
     ``code_dir`` runs the engine from another checkout (benchmarks compare versions).
     """
-    argv = [sys.executable, "-P", "-m", "bytewax.run", "flows.live:build()", "-w", str(workers)]
+    argv = engine_argv("-w", str(workers))
     env = engine_env(settings)
     if code_dir:
         env["PYTHONPATH"] = code_dir + os.pathsep + env.get("PYTHONPATH", "")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app import embedded
-from app.engine_process import engine_env, start_engine, stop_process
+from app.engine_process import engine_argv, engine_env, start_engine, stop_process
 from bench.common import committed, produce_events, reference_simulator, write_result
 from livesignals.settings import Settings
 from operators.profile360.profile import CustomerState
@@ -92,6 +92,15 @@ def _settings(kafka: str, redis_url: str, name: str) -> Settings:
     )  # fmt: skip
 
 
+def _run_until_committed(s: Settings, n: int, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until ``n`` messages are committed by ``procs``, then stop them all."""
+    try:
+        _wait(s, n, procs)
+    finally:
+        for p in procs:
+            stop_process(p)
+
+
 def _wait(settings: Settings, target: int, procs: list[subprocess.Popen[bytes]], timeout_s: float = 900.0) -> float:
     """Until ``target`` are committed; returns when. Fails if every engine exited."""
     deadline = time.monotonic() + timeout_s
@@ -145,11 +154,7 @@ def _kill9(s: Settings, n: int, kills: int) -> list[float]:
 
 def _two_engines(s: Settings, n: int) -> float:
     procs = [start_engine(s), start_engine(s)]
-    try:
-        _wait(s, n, procs)
-    finally:
-        for p in procs:
-            stop_process(p)
+    _run_until_committed(s, n, procs)
     return 0.0
 
 
@@ -216,14 +221,10 @@ def _two_processes(s: Settings, n: int) -> float:
     addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
     procs = []
     for i in range(2):
-        argv = [sys.executable, "-m", "bytewax.run", "flows.live:build()", "-i", str(i), "-a", addresses]
+        argv = engine_argv("-i", str(i), "-a", addresses)
         procs.append(subprocess.Popen(argv, env=engine_env(s), stdout=subprocess.DEVNULL,
                                       stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
-    try:
-        _wait(s, n, procs)
-    finally:
-        for p in procs:
-            stop_process(p)
+    _run_until_committed(s, n, procs)
     return 0.0
 
 

@@ -68,12 +68,7 @@ def test_the_reviews_1mb_message_is_dead_lettered_with_a_prefix_and_the_flow_goe
         p.produce(topic, value, b"customer_id:c1")
     assert p.flush(30) == 0
 
-    engine = start_engine(s)
-    try:
-        wait_committed(s, 3, engine)
-        assert engine.poll() is None
-    finally:
-        stop_process(engine)
+    run_once_until_committed(s, 3)
     (m,) = consume_all(s.kafka_bootstrap, s.dead_letter_topic, 1)
     h = dict(m.headers())
     assert h["ls.dlq.reason"] == b"oversized" and m.value() == big[:65_536]
@@ -94,12 +89,7 @@ def test_a_dead_letter_the_engines_producer_refuses_is_replaced_by_its_minimal_r
     produce(s.kafka_bootstrap, s.input_topics[0],
             [(b"customer_id:c1", big), (b"customer_id:c1", serde.dumps(event("chat", "c1", T0)))])  # fmt: skip
 
-    engine = start_engine(s)
-    try:
-        wait_committed(s, 2, engine)
-        assert engine.poll() is None
-    finally:
-        stop_process(engine)
+    run_once_until_committed(s, 2)
     (m,) = consume_all(s.kafka_bootstrap, s.dead_letter_topic, 1)
     h = dict(m.headers())
     assert (h["ls.dlq.reason"], h["ls.dlq.minimal"]) == (b"oversized", b"MSG_SIZE_TOO_LARGE")
@@ -112,3 +102,13 @@ def test_a_dead_letter_the_engines_producer_refuses_is_replaced_by_its_minimal_r
 def _big_message(size: int) -> bytes:
     head = serde.dumps(event("chat", "c1", T0 + 5, text=""))[:-3] + b'"'
     return head + b"x" * (size - len(head) - 3) + b'"}}'
+
+
+def run_once_until_committed(s, n: int) -> None:
+    """Start the engine, wait until ``n`` input messages are committed, stop it: it never exited on its own."""
+    engine = start_engine(s)
+    try:
+        wait_committed(s, n, engine)
+        assert engine.poll() is None
+    finally:
+        stop_process(engine)

@@ -250,15 +250,13 @@ def test_redis_rolled_back_while_the_engine_was_down_is_seen_behind_the_consumer
 
 
 def test_two_bytewax_processes_share_the_four_partitions_and_end_with_one_engines_state(stream):
-    import sys
-
-    from app.engine_process import engine_env
+    from app.engine_process import engine_argv, engine_env
 
     s, reference = stream
     split = variant(s, batch_size=300)
     addresses = ";".join(f"127.0.0.1:{embedded.free_port()}" for _ in range(2))
     procs = [
-        subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.live:build()", "-i", str(i), "-a", addresses],
+        subprocess.Popen(engine_argv("-i", str(i), "-a", addresses),
                          env=engine_env(split.replace(metrics_port=embedded.free_port())),
                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         for i in range(2)
