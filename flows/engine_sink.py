@@ -45,6 +45,7 @@ from operators.ports import Publisher
 from state.connection import Backoff, connect
 from state.keys import Keys
 from state.ownership import Fenced, Ownership, StateLost
+from state.retention import Retention
 from state.store import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def default_engine(
         models_config=settings.models,
         ownership=ownership,
         retry=Backoff.for_redis(settings),
+        retention=Retention.from_settings(settings),
     )
     counts = None
     if publisher is None:

@@ -111,14 +111,15 @@ class KafkaPublisher:
         while True:
             try:
                 on_delivery = partial(self._on_delivery, record)
+                value = None if record.tombstone else record.value  # a tombstone has no value at all
                 if record.partition is None:
                     self._producer.produce(
-                        record.topic, record.value, record.key, headers=record.headers, on_delivery=on_delivery
+                        record.topic, value, record.key, headers=record.headers, on_delivery=on_delivery
                     )
                 else:
                     self._producer.produce(
                         record.topic,
-                        record.value,
+                        value,
                         record.key,
                         partition=record.partition,
                         headers=record.headers,

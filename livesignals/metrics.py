@@ -164,3 +164,17 @@ KAFKA_OFFSET_COMMITS = Counter(
     "Offsets committed to the engine's Kafka consumer group after the Redis commit, by outcome.",
     ["outcome"],
 )
+
+
+# privacy: erasure and retention (issue 14)
+ERASURES = Counter(
+    "livesignals_erasures_total",
+    "Customer keys erased, by how the request came: input (an erase event) or cascade (an identifier "
+    "linked to an erased customer).",
+    ["origin"],
+)
+ERASED_EVENTS_DROPPED = Counter(
+    "livesignals_events_erased_dropped_total",
+    "Events dropped because their customer was erased after they happened (a replay of the input, "
+    "a late event): never applied, never dead-lettered.",
+)

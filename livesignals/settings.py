@@ -218,6 +218,27 @@ class Settings:
     offset Redis still holds (from the earliest one if none) when Kafka's retention still has it,
     else stops (exit code 4); ``stop`` always stops."""
 
+    # --- Privacy: erasure and retention (issue 14) ---------------------------
+    anonymous_ttl_s: int = 30 * 86_400
+    """An anonymous profile (keyed by ``device_id`` or ``cookie_id``), its timeline and its writer
+    key expire this long after the last event applied to it (refreshed by every write)."""
+    identity_claim_ttl_s: int = 400 * 86_400
+    """A claim set (``ls:{<ident>}:owners``: the customers that linked an identifier) expires this
+    long after its last new claim."""
+    erasure_ledger_ttl_s: int = 400 * 86_400
+    """How long an erasure is remembered (``ls:erased:<hash>``), so that a replay of the input does
+    not bring the customer back: keep it at least as long as the input topics' retention
+    (0 = forever, for input topics kept forever)."""
+    erasure_ledger_secret: str = ""
+    """Key of the keyed BLAKE2b hash of customer keys in the erasure ledger and audit stream
+    (empty: unkeyed). Never logged."""
+    erasure_audit_maxlen: int = 100_000
+    """Approximate length kept in the erasure audit stream (``ls:erasures``)."""
+    dead_letter_redact: bool = False
+    """Dead letters keep no personal data in their bounded prefix: payload ``email``, ``phone``,
+    ``name``, ``address``, ``text``, ``comment`` (and profile fields of those names) are replaced,
+    customer identifiers and the record key are hashed; a value that is not a JSON object is dropped."""
+
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464
     """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -41,7 +42,9 @@ from typing import Any
 from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
+from livesignals.privacy import redact_dead_letter, redact_detail
 from livesignals.settings import Settings
+from operators import erasure
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
@@ -168,8 +171,12 @@ class Engine:
         self, events: list[Event], report: BatchReport, messages: list[RawMessage]
     ) -> tuple[list[CustomerState], dict[tuple[str, int], PartitionAggregates]]:
         states: dict[str, CustomerState] = {}
+        ledger: dict[str, int] = {}  # erasure cut-offs of customers Redis holds no profile for
         if not self.per_event:
             states = self.store.load(e.customer_key for e in events)
+            erasures = getattr(self.store, "erasures", None)
+            if erasures is not None:
+                ledger = erasures.cutoffs([k for k, s in states.items() if erasure.is_new(s)])
         touched: dict[str, CustomerState] = {}
         partitions: dict[tuple[str, int], PartitionAggregates] = {}
         for event in events:
@@ -177,6 +184,14 @@ class Engine:
             state = self.store.load([key])[key] if self.per_event else states[key]
             if state.already_applied(event):
                 report.replay_skipped += 1
+                continue
+            if event.type == "erase":
+                for erased in self._erase(event, state, partitions, report):
+                    touched[erased.customer_key] = erased
+                continue
+            cut = erasure.cutoff(state, ledger)
+            if cut is not None and event.event_time_ms <= cut:
+                report.erased_dropped += 1  # a replay or late event of an erased customer: never applied
                 continue
             event_fingerprint = fingerprint(event.event_id)
             if state.is_duplicate(event_fingerprint):
@@ -192,6 +207,17 @@ class Engine:
             else:
                 touched[key] = state
         return list(touched.values()), partitions
+
+    def _erase(
+        self,
+        event: Event,
+        state: CustomerState,
+        partitions: dict[tuple[str, int], PartitionAggregates],
+        report: BatchReport,
+    ) -> list[CustomerState]:
+        """Erase ``event``'s customer and what it linked (:func:`operators.erasure.erase_all`)."""
+        return erasure.erase_all(event, state, lambda e: self._partition(e, partitions), self.router,
+                                 lambda key: self.store.load([key])[key], report)  # fmt: skip
 
     def _apply_atomically(
         self,
@@ -217,7 +243,9 @@ class Engine:
             state.undo(undo)
             self._view.discard_current()
             self._aggregates.discard()
-            log.exception("event %s could not be applied", event.event_id)
+            # no message body, no ids: the exception's text may quote the payload (it is in the dead letter)
+            log.error("event at %s could not be applied: %s\n%s", _position(event), type(exc).__name__,
+                      "".join(traceback.format_tb(exc.__traceback__)))  # fmt: skip
             report.dead_letters.append(_unprocessable(event, messages, exc))
             return False
         self._aggregates.commit()
@@ -385,7 +413,7 @@ class Engine:
 
     def _out_records(self, report: BatchReport) -> list[OutRecord]:
         s = self.settings
-        records = [OutRecord(s.dead_letter_topic, d.key, d.value, d.headers()) for d in report.dead_letters]
+        records = [_dead_letter_record(s, d) for d in report.dead_letters]
         records += [_signal_record(s.flags_topic, f.customer_key, f.to_json(), f.flag_id) for f in report.flags]
         records += [
             _signal_record(s.triggers_topic, t.customer_key, t.to_json(), t.trigger_id) for t in report.triggers
@@ -401,6 +429,9 @@ class Engine:
             OutRecord(s.repartition_topic, r.customer_key.encode(), r.value, r.headers(), r.partition)
             for r in report.reroutes
         ]
+        if report.erasures:
+            records += erasure.tombstones(report.erasures, (s.flags_topic, s.triggers_topic, s.decisions_topic))
+            records += erasure.cascade_records(report.erasures, s.repartition_topic)
         return records
 
     # --- routing and event time ------------------------------------------------
@@ -442,6 +473,15 @@ def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id
     return OutRecord(topic, customer_key.encode(), serde.dumps(doc), [("ls.id", signal_id.encode())])
 
 
+def _dead_letter_record(s: Settings, d: DeadLetter) -> OutRecord:
+    """A dead letter for Kafka; its prefix without personal data when ``dead_letter_redact``."""
+    if not s.dead_letter_redact:
+        return OutRecord(s.dead_letter_topic, d.key, d.value, d.headers())
+    value, key = redact_dead_letter(d.value, d.key, s.erasure_ledger_secret)
+    headers = [(k, redact_detail(v) if k == "ls.dlq.detail" else v) for k, v in d.headers()]
+    return OutRecord(s.dead_letter_topic, key, value, [*headers, ("ls.dlq.redacted", b"true")])
+
+
 def _rules_path(setting: str) -> str | None:
     """The rules file in force: the setting, the shipped catalogue, or none."""
     if setting.lower() == "none":
@@ -462,6 +502,11 @@ def _unprocessable(event: Event, messages: list[RawMessage], exc: Exception) -> 
     m = next(m for m in messages if m.origin == read)
     detail = f"{type(exc).__name__}: {exc}"
     return DeadLetter(m.value or b"", m.key, Reason.PROCESSING_ERROR, detail, m.origin)
+
+
+def _position(event: Event) -> str:
+    o = read_position(event)
+    return f"{o.topic}:{o.partition}:{o.offset}"
 
 
 def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:

@@ -48,6 +48,13 @@ class PartitionAggregates:
         self.churn_due.setdefault(day, set()).add(customer_key)
         self._dirty_days.add(day)
 
+    def forget(self, customer_key: str) -> None:
+        """Drop ``customer_key`` from the due index (the customer was erased)."""
+        for day, keys in self.churn_due.items():
+            if customer_key in keys:
+                keys.discard(customer_key)
+                self._dirty_days.add(day)
+
     def take_due(self, now_ms: int) -> list[str]:
         """The customers indexed on days that have fully passed by ``now_ms`` (removed from the index)."""
         out: set[str] = set()

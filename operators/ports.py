@@ -25,6 +25,8 @@ class OutRecord:
     value: bytes
     headers: list[tuple[str, str | bytes | None]] | None = None
     partition: int | None = None
+    tombstone: bool = False
+    """Published with no value at all (``value`` is empty): an erased customer's key, for compacted topics."""
 
 
 class Publisher(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from livesignals import metrics
 from livesignals.contract import RawMessage
@@ -44,6 +45,10 @@ class BatchReport:
     """Events read on a partition that does not own their customer (re-published, not applied)."""
     late: int = 0
     """Events applied without flags or triggers: older than the customer's present by more than the grace."""
+    erasures: list[Any] = field(default_factory=list)
+    """Customers erased by this batch (:class:`operators.erasure.Erasure`): tombstones and cascades to publish."""
+    erased_dropped: int = 0
+    """Events dropped because their customer was erased after they happened (:mod:`operators.erasure`)."""
 
     def absorb(self, event: BatchReport) -> None:
         """Add what one event did (its own report, kept apart until it fully applied) to this batch's."""
@@ -111,6 +116,10 @@ class BatchReport:
             metrics.EVENTS_REROUTED.labels(topic).inc(n)
         if self.late:
             metrics.LATE_EVENTS.inc(self.late)
+        for e in self.erasures:
+            metrics.ERASURES.labels("cascade" if e.cascade else "input").inc()
+        if self.erased_dropped:
+            metrics.ERASED_EVENTS_DROPPED.inc(self.erased_dropped)
         for model, n in self.scoring.scored.items():
             metrics.MODEL_SCORED.labels(model).inc(n)
         for (model, outcome), n in self.scoring.labels.items():

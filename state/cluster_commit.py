@@ -105,6 +105,7 @@ def commit_cluster(store: Any, plan: Plan) -> None:
 def _customers(store: Any, plan: Plan) -> None:
     pipe = store.client.pipeline(transaction=False)
     profiles: list[tuple[str, ...]] = []
+    ttls = store.client.pipeline(transaction=False)  # TTLs of profiles and writer keys: after their SET
     for ops in plan.customers:
         for op in ops:
             if op[0] == "claim":
@@ -113,6 +114,8 @@ def _customers(store: Any, plan: Plan) -> None:
                 store._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=store.client)
             elif op[0] == "profile":
                 profiles.append(op[1:])
+            elif op[0] == "ttl":
+                ttls.expire(op[1], op[2])
             else:
                 getattr(pipe, op[0])(*op[1:])
     store._execute(pipe, "commit")
@@ -121,6 +124,8 @@ def _customers(store: Any, plan: Plan) -> None:
         for key, _, data in profiles:
             pipe.set(key, data)
         store._execute(pipe, "commit")
+        if len(ttls):
+            store._execute(ttls, "commit")
         return
     # Conditional writes (a stale owner's profile never replaces a newer one's), pipelined per node.
     by_node: dict[str, tuple[Any, list[tuple[str, ...]]]] = {}
@@ -144,6 +149,8 @@ def _customers(store: Any, plan: Plan) -> None:
         for (_, partition, _), ok in zip(items, results, strict=True):
             if not ok:
                 raise Fenced(int(partition), "a newer owner wrote one of its profiles")
+    if len(ttls):
+        store._execute(ttls, "commit")
 
 
 def _partition(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> None:

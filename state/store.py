@@ -54,9 +54,11 @@ from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
+from state.erasure import ErasureLedger
 from state.keys import Keys
 from state.models_store import RedisModelLog
 from state.ownership import Claim, Fenced, Ownership, check, commit_script, profile_script
+from state.retention import Retention, is_anonymous
 
 Retry = Callable[[Callable[[], None]], None]
 """Runs a commit until it succeeds (backing off while Redis is unreachable); see :mod:`state.connection`."""
@@ -90,6 +92,7 @@ class ProfileStore:
         models_config: dict[str, Any] | None = None,
         ownership: Ownership | None = None,
         retry: Retry | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -106,6 +109,8 @@ class ProfileStore:
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
         self._commit_partition = commit_script(client)
         self._profile = profile_script(client)
+        self.retention = retention or Retention()
+        self.erasures = ErasureLedger(client, keys, self.retention)  # erase, ledger, audit (state.erasure)
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers: cached ones from memory, the rest in one round trip."""
@@ -153,6 +158,8 @@ class ProfileStore:
         while Redis is unreachable: a retry never recomputes, so it never counts twice.
         Raises :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost`.
         """
+        states = list(states)
+        erased = [s.customer_key for s in states if s.erased is not None]
         by_part: dict[int, dict[str, int]] = {}
         for (topic, partition), next_offset in offsets.items():
             by_part.setdefault(partition, {})[topic] = next_offset
@@ -164,7 +171,12 @@ class ProfileStore:
             claims=self._claims(by_part),
         )
         try:
-            run = functools.partial(commit_cluster, self) if self.cluster else self._commit_single
+            write = functools.partial(commit_cluster, self) if self.cluster else self._commit_single
+
+            def run(plan: Plan) -> None:
+                self.erasures.scrub_flags(erased)  # before the commit: a retried batch scrubs again
+                write(plan)
+
             if self.retry is None:
                 run(plan)
             else:
@@ -222,6 +234,8 @@ class ProfileStore:
                         self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=pipe)
                     elif op[0] == "profile":
                         pipe.set(op[1], op[3])
+                    elif op[0] == "ttl":  # after the profile's SET (which clears a TTL)
+                        pipe.expire(op[1], op[2])
                     else:
                         getattr(pipe, op[0])(*op[1:])
             write_partitions(pipe, self.keys, plan, current)
@@ -231,10 +245,23 @@ class ProfileStore:
         """The writes of one customer, in order; the profile last (it carries the timeline meta)."""
         key = state.customer_key
         ops: list[tuple[Any, ...]] = []
+        if state.erased is not None:  # erased by this batch: delete first (state.erasure)
+            ops += self.erasures.plan(state)
+            state.erased = None
+            if not state.events:
+                self._cache.pop(key, None)
+                return ops
         if state.new_timeline:
             ops += self._append_timeline(state)
-        ops += [("claim", self.keys.owners(identifier), key) for identifier in state.new_links]
+        claim_ttl = self.retention.identity_claim_ttl_s
+        for identifier in state.new_links:
+            ops += [("claim", self.keys.owners(identifier), key), ("expire", self.keys.owners(identifier), claim_ttl)]
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
+        if is_anonymous(key):  # an idle anonymous id expires (state.retention)
+            ttl = self.retention.anonymous_ttl_s
+            ops += [("ttl", self.keys.profile(key), ttl), ("ttl", self.keys.writer(key), ttl)]
+            if state.timeline_meta:
+                ops.append(("ttl", self.keys.timeline(key), ttl))
         state.new_timeline = []
         state.new_links = []
         return ops

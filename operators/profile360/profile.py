@@ -99,6 +99,9 @@ class CustomerState:
     """Identifiers linked by events of the current batch (written by the store, not kept)."""
     new_timeline: list[tuple[int, bytes]] = field(default_factory=list, compare=False)
     """Timeline entries of the current batch (written by the store, not kept)."""
+    erased: dict[str, Any] | None = field(default=None, compare=False)
+    """Set when an ``erase`` event of the current batch erased this customer (:mod:`operators.erasure`):
+    the store deletes what Redis holds before writing anything newer; not kept."""
 
     def already_applied(self, event: Event) -> bool:
         """True when this event's offset was applied before (a replay)."""

@@ -1,0 +1,95 @@
+"""Personal data helpers every layer may use: the subject hash and dead-letter redaction.
+
+**Subject hash.** The erasure ledger and the audit stream must recognise an
+erased customer again without holding the customer's key (``email:alice@...``
+is personal data). They hold :func:`subject_hash`: BLAKE2b-128 of the key,
+keyed with ``erasure_ledger_secret`` when set. Unkeyed, anyone who can read
+Redis and guesses a key can confirm it was erased; keyed, only holders of the
+secret can.
+
+**Dead-letter redaction** (``dead_letter_redact``). A dead letter keeps a
+bounded prefix of the original bytes so that people can see what was wrong.
+With redaction on, :func:`redact_dead_letter` keeps the shape and drops the
+personal data: known personal payload fields (:data:`PII_FIELDS`, also inside
+``payload.fields``) become ``"[redacted]"``, customer identifiers and the record
+key become their subject hash, and bytes that are not a JSON object (or a
+prefix cut mid-document) are dropped entirely -- their size and SHA-256 stay in
+the headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Final
+
+from livesignals import serde
+
+PII_FIELDS: Final = frozenset({"email", "phone", "name", "first_name", "last_name", "address", "text", "comment"})
+"""Payload fields (and profile ``fields``) a redacted dead letter never shows."""
+REDACTED: Final = "[redacted]"
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?")
+
+
+def subject_hash(customer_key: str, secret: str = "") -> str:
+    """The ledger's stand-in for a customer key: 32 hex characters, keyed by ``secret``.
+
+    >>> subject_hash("customer_id:c1") == subject_hash("customer_id:c1")
+    True
+    >>> subject_hash("customer_id:c1") != subject_hash("customer_id:c1", "s3cret")
+    True
+    >>> len(subject_hash("email:a@b.c"))
+    32
+    """
+    key = hashlib.sha256(secret.encode()).digest() if secret else b""
+    return hashlib.blake2b(customer_key.encode(), digest_size=16, key=key, person=b"ls-erasure").hexdigest()
+
+
+def redact_dead_letter(value: bytes, key: bytes | None, secret: str = "") -> tuple[bytes, bytes | None]:
+    """``(value, key)`` of a dead letter without personal data (see the module docstring).
+
+    >>> v, k = redact_dead_letter(b'{"customer":{"email":"a@b.c"},"payload":{"text":"hi Al","topic":"x"}}',
+    ...                           b"email:a@b.c")
+    >>> b"a@b.c" in v or b"hi Al" in v or b"a@b.c" in k
+    False
+    >>> serde.loads(v)["payload"]["topic"]
+    'x'
+    >>> redact_dead_letter(b"not json, Alice", None)
+    (b'', None)
+    """
+    new_key = subject_hash(key.decode(errors="replace"), secret).encode() if key else key
+    try:
+        doc = serde.loads(value)
+    except serde.JSONDecodeError:
+        return b"", new_key
+    if not isinstance(doc, dict):
+        return b"", new_key
+    customer = doc.get("customer")
+    if isinstance(customer, dict):
+        doc["customer"] = {k: subject_hash(f"{k}:{v}", secret) for k, v in customer.items()}
+    elif "customer" in doc:
+        doc["customer"] = REDACTED
+    payload = doc.get("payload")
+    if isinstance(payload, dict):
+        _redact_fields(payload)
+        if isinstance(payload.get("fields"), dict):
+            _redact_fields(payload["fields"])
+    elif "payload" in doc:
+        doc["payload"] = REDACTED
+    return serde.dumps(doc), new_key
+
+
+def redact_detail(value: str | bytes | None) -> bytes:
+    """A rejection's detail without the values it quotes (they may be personal data).
+
+    >>> redact_detail(b"event_time 'alice@example.com' is not RFC 3339")
+    b"event_time '\xe2\x80\xa6' is not RFC 3339"
+    """
+    text = value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+    return _QUOTED.sub("'…'", text).encode()
+
+
+def _redact_fields(fields: dict[str, Any]) -> None:
+    for name in list(fields):
+        if name.lower() in PII_FIELDS:
+            fields[name] = REDACTED

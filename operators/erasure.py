@@ -1,0 +1,209 @@
+"""Erasing a customer inside the engine: the ``erase`` event, applied in order by its owner.
+
+An ``erase`` event (``livesignals erase``, or any system that produces one) is
+keyed and routed like every event, so it is applied by the one engine that
+owns the customer's partition -- the writer of that customer's state -- in
+input order, inside a batch whose commit is fenced like any other
+(:mod:`state.ownership`). No second writer ever touches the customer's keys.
+
+Applying it (:func:`erase`):
+
+* the customer's state is reset in place (the cache holds the same object) and
+  marked ``erased``; the store then deletes the profile, timeline, writer key,
+  claim set and the customer's claims on its linked identifiers, records the
+  erasure in the ledger and the audit stream, and scrubs the flags stream
+  (:mod:`state.erasure`);
+* the flags, triggers, decisions and outcomes this batch produced for the
+  customer before the erase are dropped (never published nor stored);
+* the partition's churn due index forgets the customer;
+* every identifier the customer linked (and every other identifier named in the
+  event) is erased too: here when this partition owns it, else by an ``erase``
+  event re-published to its owner partition through the repartition topic
+  (:func:`cascade_records`) -- the owner of each key stays its only writer;
+* tombstones (the customer's key, no value) go to the flags, triggers and
+  decisions topics (:func:`tombstones`).
+
+The erasure's *cut-off* is the newest event time the customer had (or the
+erase's own time if later): afterwards, an event of that customer that
+happened at or before the cut-off -- a replay of the input, a late event -- is
+dropped and counted (``livesignals_events_erased_dropped_total``), never
+applied and never dead-lettered; a newer one starts a new, empty profile (the
+customer came back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from livesignals import serde
+from livesignals.contract import Event
+from livesignals.errors import Origin
+from livesignals.privacy import subject_hash
+from operators.partition import PartitionAggregates
+from operators.ports import OutRecord
+from operators.profile360.profile import SECTIONS, CustomerState
+from operators.report import BatchReport
+from operators.routing import Router, read_position
+
+CASCADE_PREFIX = "ls-erase-cascade-"
+"""``event_id`` prefix of the erase events the engine makes for linked identifiers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One customer key erased by a batch: what to publish for it."""
+
+    customer_key: str
+    origin: Origin
+    """The erase event's first position (ids and cascades derive from it)."""
+    event_time_ms: int
+    request_id: str | None
+    cascade: bool
+    """True when this erasure was cascaded from a linked customer's."""
+    remote: tuple[tuple[str, int], ...] = ()
+    """Linked identifiers owned by other partitions, with their owner partition: erase events to re-publish."""
+
+    @property
+    def erasure_id(self) -> str:
+        """Deterministic: a replayed batch re-publishes the same ids (no customer key in it)."""
+        o = self.origin
+        return f"erase:{o.topic}:{o.partition}:{o.offset}:{subject_hash(self.customer_key)[:16]}"
+
+
+def erase(state: CustomerState, event: Event, part: PartitionAggregates | None) -> list[str]:
+    """Reset ``state`` and mark it erased (see the module docstring); the identifiers to erase with it.
+
+    >>> from livesignals.errors import Origin
+    >>> s = CustomerState("customer_id:c1")
+    >>> s.identity = {"linked": ["device_id:d1"], "last_seen": 5000}
+    >>> s.events = 3
+    >>> e = Event("x", "erase", "backoffice", {"customer_id": "c1"}, 4000, {}, Origin("in", 0, 9))
+    >>> erase(s, e, None), s.events, s.erased["at"]
+    (['device_id:d1'], 0, 5000)
+    """
+    key = state.customer_key
+    links = list(state.identity.get("linked", []))
+    links += [f"{kind}:{value}" for kind, value in event.ids.items() if f"{kind}:{value}" != key]
+    before = state.erased["at"] if state.erased else 0
+    at = max(event.event_time_ms, state.identity.get("last_seen", 0), before)
+    fresh = CustomerState(key)
+    for name in (*SECTIONS, "events", "windows"):
+        setattr(state, name, getattr(fresh, name))
+    state.new_timeline.clear()
+    state.new_links.clear()
+    old_links = state.erased["links"] if state.erased else []
+    o = event.origin
+    state.erased = {
+        "at": at,
+        "links": sorted(set(links) | set(old_links)),
+        "request": event.payload.get("request_id"),
+        "origin": f"{o.topic}:{o.partition}:{o.offset}",
+    }
+    if part is not None:
+        part.forget(key)
+    return sorted(dict.fromkeys(links))
+
+
+def erase_all(
+    event: Event,
+    state: CustomerState,
+    partition_of: Callable[[Event], PartitionAggregates],
+    router: Router | None,
+    load: Callable[[str], CustomerState],
+    report: BatchReport,
+) -> list[CustomerState]:
+    """Erase ``event``'s customer and every identifier it linked that this partition owns (loaded by
+    ``load``); the others are recorded for an erase event at their owner. The states erased."""
+    here = read_position(event).partition
+    done: list[CustomerState] = []
+    todo, seen = [(event, state)], {state.customer_key}
+    while todo:
+        ev, st = todo.pop()
+        remote = []
+        for link in erase(st, ev, partition_of(ev)):
+            if link in seen:
+                continue
+            seen.add(link)
+            owner = here if router is None else router.owner(link)
+            if owner == here:
+                todo.append((linked_event(event, link), load(link)))
+            else:
+                remote.append((link, owner))
+        drop_signals(report, st.customer_key)
+        cascade = ev is not event or ev.event_id.startswith(CASCADE_PREFIX)
+        report.erasures.append(Erasure(st.customer_key, event.origin, event.event_time_ms,
+                                       ev.payload.get("request_id"), cascade, tuple(remote)))  # fmt: skip
+        done.append(st)
+    return done
+
+
+def cutoff(state: CustomerState, ledger: dict[str, int]) -> int | None:
+    """The erasure cut-off that applies to ``state``'s events, if any (this batch's, else the ledger's)."""
+    if state.erased is not None:
+        return int(state.erased["at"])
+    return ledger.get(state.customer_key)
+
+
+def is_new(state: CustomerState) -> bool:
+    """True when Redis holds no profile for ``state`` (the ledger must be asked about it)."""
+    return not state.applied and not state.events and state.erased is None
+
+
+def drop_signals(report: BatchReport, customer_key: str) -> None:
+    """Forget the flags, triggers, decisions and outcomes this batch made for an erased customer."""
+    report.flags = [f for f in report.flags if f.customer_key != customer_key]
+    report.triggers = [t for t in report.triggers if t.customer_key != customer_key]
+    report.decisions = [(d, why) for d, why in report.decisions if d.customer_key != customer_key]
+    report.outcomes = [o for o in report.outcomes if o.customer_key != customer_key]
+
+
+def linked_event(event: Event, identifier: str) -> Event:
+    """The erase event of a linked identifier, as from the same position as ``event``."""
+    kind, _, value = identifier.partition(":")
+    return Event(
+        _cascade_id(event.origin, identifier), "erase", "backoffice", {kind: value}, event.event_time_ms,
+        dict(event.payload), event.origin,
+    )  # fmt: skip
+
+
+def tombstones(erasures: list[Erasure], topics: tuple[str, ...]) -> list[OutRecord]:
+    """A tombstone per erased key on each of ``topics`` (the outputs keyed by customer)."""
+    return [
+        OutRecord(
+            topic, e.customer_key.encode(), b"", [("ls.id", e.erasure_id.encode()), ("ls.erase", b"1")], tombstone=True
+        )
+        for e in erasures
+        for topic in topics
+    ]
+
+
+def cascade_records(erasures: list[Erasure], repartition_topic: str) -> list[OutRecord]:
+    """Erase events for linked identifiers owned elsewhere, re-published at their owner partition.
+
+    They carry the ``ls.origin.*`` headers of the erase that caused them, so their owner applies
+    them as from that position (:mod:`operators.routing`), and a deterministic ``ls.id``.
+    """
+    out = []
+    for e in erasures:
+        o = e.origin
+        for identifier, partition in e.remote:
+            kind, _, value = identifier.partition(":")
+            doc = {
+                "schema_version": 1, "event_id": _cascade_id(o, identifier), "type": "erase",
+                "channel": "backoffice", "customer": {kind: value}, "event_time": e.event_time_ms,
+                "payload": {"request_id": e.request_id} if e.request_id else {},
+            }  # fmt: skip
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("ls.id", _cascade_id(o, identifier).encode()),
+                ("ls.origin.topic", o.topic.encode()),
+                ("ls.origin.partition", str(o.partition).encode()),
+                ("ls.origin.offset", str(o.offset).encode()),
+                ("ls.origin.timestamp", str(o.timestamp_ms).encode()),
+            ]
+            out.append(OutRecord(repartition_topic, identifier.encode(), serde.dumps(doc), headers, partition))
+    return out
+
+
+def _cascade_id(origin: Origin, identifier: str) -> str:
+    return f"{CASCADE_PREFIX}{origin.topic}-{origin.partition}-{origin.offset}-{subject_hash(identifier)[:16]}"

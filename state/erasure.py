@@ -1,0 +1,190 @@
+"""Erasure in Redis: what an erased customer's commit deletes, the ledger, the audit stream, export.
+
+================================  ======  =========================================  ==========================
+key                               type    holds                                      bound / TTL
+================================  ======  =========================================  ==========================
+``ls:erased:<hash>``              string  the erasure cut-off (ms) of one erased     ``erasure_ledger_ttl_s``
+                                          customer key; ``<hash>`` =                 (400 days; 0 = no TTL)
+                                          :func:`livesignals.privacy.subject_hash`
+``ls:erasures``                   stream  audit: one entry per key erased --         MAXLEN ~
+                                          ``subject`` (hash), ``request``,           ``erasure_audit_maxlen``
+                                          ``origin``, ``cutoff``, ``cascade``,
+                                          ``at``; no personal data
+================================  ======  =========================================  ==========================
+
+The commit of a batch that erased customer ``K`` (:meth:`ErasureLedger.plan`,
+run by :class:`state.store.ProfileStore` in the batch's own commit: one
+MULTI/EXEC on one Redis, the ordered Cluster commit on Redis Cluster) sets the
+ledger entry first, then deletes ``K``'s profile, timeline, writer key and
+claim set, removes ``K`` from the claim set of every identifier it linked, and
+appends the audit entry. Before that commit the flags stream is scrubbed of
+``K``'s entries (:meth:`ErasureLedger.scrub_flags`, a script run in chunks;
+idempotent, so a retried batch scrubs again). The keys of linked identifiers
+owned by other partitions are erased by their own owner (:mod:`operators.erasure`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from livesignals import metrics, serde
+from livesignals.privacy import subject_hash
+from operators.profile360.profile import CustomerState
+from state.keys import Keys
+from state.retention import Retention
+
+SCRUB_CHUNK = 5000
+"""Flags-stream entries one scrub call reads (each call blocks Redis for about a millisecond per 1,000)."""
+
+# Delete the entries of the given customers among COUNT entries after a cursor; return how many,
+# the last id read and how many were read. KEYS[1] stream; ARGV: start ('-' or '(<id>'), count, customers...
+_SCRUB = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+local wanted = {}
+for i = 3, #ARGV do wanted[ARGV[i]] = true end
+local n = 0
+for _, e in ipairs(entries) do
+  local f = e[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'customer' and wanted[f[j + 1]] then
+      redis.call('XDEL', KEYS[1], e[1])
+      n = n + 1
+    end
+  end
+end
+local last = entries[#entries]
+return {n, last and last[1] or '', #entries}
+"""
+
+
+class ErasureLedger:
+    """The ledger of erased customers, the audit stream, and the writes that erase a customer."""
+
+    def __init__(self, client: Any, keys: Keys, retention: Retention | None = None) -> None:
+        self.client = client
+        self.keys = keys
+        self.retention = retention or Retention()
+        self._scrub = client.register_script(_SCRUB)
+
+    def ledger_key(self, customer_key: str) -> str:
+        """The ledger entry of ``customer_key`` (no personal data in the name)."""
+        return f"{self.keys.prefix}:erased:{self.subject(customer_key)}"
+
+    def subject(self, customer_key: str) -> str:
+        """The customer key's hash, as the ledger and the audit stream hold it."""
+        return subject_hash(customer_key, self.retention.erasure_ledger_secret)
+
+    @property
+    def audit_key(self) -> str:
+        """The audit stream of erasures."""
+        return f"{self.keys.prefix}:erasures"
+
+    def cutoffs(self, customer_keys: list[str]) -> dict[str, int]:
+        """Erasure cut-offs of those of ``customer_keys`` that were erased (one round trip; none if no keys)."""
+        if not customer_keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for key in customer_keys:
+            pipe.get(self.ledger_key(key))
+        rows = pipe.execute()
+        metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
+        return {k: int(v) for k, v in zip(customer_keys, rows, strict=True) if v is not None}
+
+    def plan(self, state: CustomerState) -> list[tuple[Any, ...]]:
+        """The writes that erase ``state``'s customer (``state.erased`` is set), in order: ledger first."""
+        erased = state.erased or {}
+        key, k = state.customer_key, self.keys
+        ttl = self.retention.erasure_ledger_ttl_s or None
+        ops: list[tuple[Any, ...]] = [("set", self.ledger_key(key), str(erased.get("at", 0)), ttl)]
+        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.owners(key))]
+        ops += [("srem", k.owners(link), key) for link in erased.get("links", [])]
+        entry = {
+            "subject": self.subject(key),
+            "request": erased.get("request") or "",
+            "origin": erased.get("origin", ""),
+            "cutoff": str(erased.get("at", 0)),
+            "at": str(int(time.time() * 1000)),
+        }
+        ops.append(("xadd", self.audit_key, entry, "*", self.retention.erasure_audit_maxlen, True))
+        return ops
+
+    def scrub_flags(self, customer_keys: list[str]) -> int:
+        """Delete the flags-stream entries of these customers; how many were deleted (idempotent)."""
+        if not customer_keys:
+            return 0
+        stream, start, deleted = self.keys.flags_stream, "-", 0
+        while True:
+            n, last, read = self._scrub(keys=[stream], args=[start, SCRUB_CHUNK, *customer_keys])
+            metrics.REDIS_ROUNDTRIPS.labels("scrub").inc()
+            deleted += int(n)
+            if int(read) < SCRUB_CHUNK:
+                return deleted
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+    def audit(self, request_id: str | None = None, count: int = 1000) -> list[dict[str, str]]:
+        """The newest audit entries (newest first), those of ``request_id`` only when given."""
+        rows = self.client.xrevrange(self.audit_key, count=count)
+        out = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in rows]
+        return [r for r in out if request_id is None or r.get("request") == request_id]
+
+
+def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[str]]:
+    """``(customer keys to erase, claimants)`` for an identifier (``kind:value``).
+
+    An identifier claimed by exactly one customer (their email, their device) belongs to that
+    customer: erasing it erases the customer, whose erase takes the identifier with it. One claimed
+    by several (a shared phone) is erased alone: the claimants stay.
+    """
+    owners = sorted(_text(m) for m in client.smembers(keys.owners(identifier)))
+    if len(owners) == 1:
+        return [owners[0]], owners
+    return [identifier], owners
+
+
+def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) -> dict[str, Any]:
+    """Everything Redis holds about ``customer_key`` and the identifiers it linked, as JSON-ready data."""
+    doc = _one(client, keys, customer_key)
+    linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
+    doc["linked"] = {identifier: _one(client, keys, identifier) for identifier in linked}
+    everyone = {customer_key, *linked}
+    doc["flags_stream"] = [
+        {"id": _text(i), **serde.loads(f[b"doc"])}
+        for i, f in _scan_stream(client, keys.flags_stream)
+        if _text(f.get(b"customer", b"")) in everyone and b"doc" in f
+    ]
+    cut = ledger.cutoffs([customer_key])
+    doc["erasure"] = {"erased_cutoff": cut.get(customer_key), "subject": ledger.subject(customer_key)}
+    doc["erasure"]["audit"] = [
+        r for r in ledger.audit(count=10_000) if r.get("subject") == ledger.subject(customer_key)
+    ]
+    return doc
+
+
+def _one(client: Any, keys: Keys, key: str) -> dict[str, Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(keys.profile(key))
+    pipe.zrange(keys.timeline(key), 0, -1)
+    pipe.smembers(keys.owners(key))
+    profile, timeline, owners = pipe.execute()
+    return {
+        "customer": key,
+        "profile": serde.loads(profile) if profile else {},
+        "timeline": [serde.loads(e) for e in timeline],
+        "claimed_by": sorted(_text(m) for m in owners),
+    }
+
+
+def _scan_stream(client: Any, stream: str, chunk: int = 2000) -> list[tuple[Any, dict[bytes, bytes]]]:
+    out: list[tuple[Any, dict[bytes, bytes]]] = []
+    start = "-"
+    while True:
+        rows = client.xrange(stream, min=start, max="+", count=chunk)
+        out += rows
+        if len(rows) < chunk:
+            return out
+        start = "(" + _text(rows[-1][0])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
