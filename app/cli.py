@@ -1,4 +1,4 @@
-"""The ``livesignals`` command: demo, run, simulate, topics, settings, models, profile, kpis, voc."""
+"""The ``livesignals`` command: demo, run, simulate, topics, settings, models, profile, kpis, voc, erase, export."""
 
 from __future__ import annotations
 
@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     voc_ = sub.add_parser("voc", help="print the terms and topics rising in complaints")
     voc_.add_argument("--top", type=int, default=10)
 
+    erase = sub.add_parser("erase", help="erase a customer everywhere the engine keeps them (an erase event)")
+    erase.add_argument("identifier", help="kind:value, e.g. email:a@b.c (a bare id means customer_id)")
+    erase.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the engine's confirmation")
+    export_ = sub.add_parser("export", help="print everything held about a customer as JSON")
+    export_.add_argument("identifier", help="kind:value (a bare id means customer_id)")
+    export_.add_argument("--kafka", action="store_true", help="also the customer's flags, triggers, decisions")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
@@ -90,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("profile", "kpis", "voc"):
         return _read(settings, args)
+    if args.command in ("erase", "export"):
+        from app.privacy import export_customer, request_erase
+        from livesignals import serde
+
+        if args.command == "erase":
+            doc = request_erase(settings, args.identifier, args.wait)
+        else:
+            doc = export_customer(settings, args.identifier, args.kafka)
+        sys.stdout.write(serde.dumps(doc, indent=True).decode() + "\n")
+        return 0 if doc.get("confirmed", True) else 1
     if args.command == "models":
         from app.models_cli import run_models_command
 
