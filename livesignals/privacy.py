@@ -10,11 +10,14 @@ secret can.
 **Dead-letter redaction** (``dead_letter_redact``). A dead letter keeps a
 bounded prefix of the original bytes so that people can see what was wrong.
 With redaction on, :func:`redact_dead_letter` keeps the shape and drops the
-personal data: known personal payload fields (:data:`PII_FIELDS`, also inside
-``payload.fields``) become ``"[redacted]"``, customer identifiers and the record
-key become their subject hash, and bytes that are not a JSON object (or a
-prefix cut mid-document) are dropped entirely -- their size and SHA-256 stay in
-the headers.
+personal data: known personal fields (:data:`PII_FIELDS`) and every string
+value outside the contract's vocabulary (:data:`KEPT_FIELDS`: types, topics,
+statuses, reference ids ...) become ``"[redacted]"`` -- a malformed event can
+carry a name in any field --, numbers and booleans stay, customer identifiers
+and the record key become their subject hash, and bytes that are not a JSON
+object (or a prefix cut mid-document) are dropped entirely; their size and
+SHA-256 stay in the headers, and the detail header loses the values it quotes
+(:func:`redact_detail`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from livesignals import serde
 PII_FIELDS: Final = frozenset({"email", "phone", "name", "first_name", "last_name", "address", "text", "comment"})
 """Payload fields (and profile ``fields``) a redacted dead letter never shows."""
 REDACTED: Final = "[redacted]"
+KEPT_FIELDS: Final = frozenset({
+    "schema_version", "type", "channel", "event_id", "topic", "action", "status", "kind", "response", "direction",
+    "outcome", "label", "currency", "lang", "tier", "purpose", "error_code", "order_id", "case_id", "product_id",
+    "campaign_id", "decision_id", "rates_event_id", "target_id", "request_id",
+})  # fmt: skip
+"""Fields whose string values a redacted dead letter keeps: the contract's vocabulary and reference ids."""
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?")
 
 
@@ -54,6 +63,8 @@ def redact_dead_letter(value: bytes, key: bytes | None, secret: str = "") -> tup
     False
     >>> serde.loads(v)["payload"]["topic"]
     'x'
+    >>> serde.loads(redact_dead_letter(b'{"event_time": "Al Smith", "payload": {"note": "Al"}}', None)[0])
+    {'event_time': '[redacted]', 'payload': {'note': '[redacted]'}}
     >>> redact_dead_letter(b"not json, Alice", None)
     (b'', None)
     """
@@ -64,18 +75,12 @@ def redact_dead_letter(value: bytes, key: bytes | None, secret: str = "") -> tup
         return b"", new_key
     if not isinstance(doc, dict):
         return b"", new_key
-    customer = doc.get("customer")
+    customer = doc.pop("customer", None)
+    doc = _redacted(doc)
     if isinstance(customer, dict):
         doc["customer"] = {k: subject_hash(f"{k}:{v}", secret) for k, v in customer.items()}
-    elif "customer" in doc:
+    elif customer is not None:
         doc["customer"] = REDACTED
-    payload = doc.get("payload")
-    if isinstance(payload, dict):
-        _redact_fields(payload)
-        if isinstance(payload.get("fields"), dict):
-            _redact_fields(payload["fields"])
-    elif "payload" in doc:
-        doc["payload"] = REDACTED
     return serde.dumps(doc), new_key
 
 
@@ -89,7 +94,12 @@ def redact_detail(value: str | bytes | None) -> bytes:
     return _QUOTED.sub("'…'", text).encode()
 
 
-def _redact_fields(fields: dict[str, Any]) -> None:
-    for name in list(fields):
-        if name.lower() in PII_FIELDS:
-            fields[name] = REDACTED
+def _redacted(node: Any, name: str = "") -> Any:
+    """Numbers, booleans and the strings of :data:`KEPT_FIELDS` kept; every other string redacted."""
+    if isinstance(node, dict):
+        return {k: _redacted(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redacted(v, name) for v in node]
+    if isinstance(node, str) and (name not in KEPT_FIELDS or name.lower() in PII_FIELDS):
+        return REDACTED
+    return node

@@ -1,0 +1,133 @@
+"""The PII scanner: seed known personal data into a real run, erase the customer, find none of it.
+
+Real Kafka (the session's broker) and the engine as its own Bytewax process,
+on one Redis and on Redis Cluster. The customer (an email, a phone number, a
+name in a profile update and in their texts, a device, a malformed event that
+is dead-lettered with ``dead_letter_redact``) goes through the engine with
+models on; ``livesignals erase`` is asked by email. Then the scanner looks at
+
+* Redis: every key under the prefix and every value of every type (profiles,
+  timelines, claim sets, partition aggregates, the flags stream, the models'
+  lesson stream and pickled checkpoint, the ledger, the audit stream);
+* the output topics' live records: on the keyed outputs (flags, triggers,
+  decisions: tombstoned, meant to be compacted) the latest record of each key,
+  tombstones aside (compaction removes them after ``delete.retention.ms``);
+  on the dead-letter topic (not compacted) every record;
+* the engine's captured log.
+
+and expects 0 occurrences. What it does not look at, by design (README,
+*Privacy*): the input topic and the repartition topic (inputs, kept per their
+retention), data consumers already read.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from app.engine_process import start_engine, stop_process
+from app.privacy import request_erase
+from livesignals import serde
+from livesignals.contract import primary_key
+from livesignals.privacy import subject_hash
+from state.connection import connect
+from state.erasure import ErasureLedger
+from state.keys import Keys
+from tests.helpers import produce, wait_committed
+from tests.integration.test_erase import EMAIL, NAME, PHONE, everything, journey, occurrences
+from tests.integration.test_redis_cluster import cluster_url  # noqa: F401  (the Cluster fixture)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+MIN = 60_000
+
+
+def seeded(t0: int) -> list[bytes | dict]:
+    """The journey, a bad event carrying the PII (dead-lettered), and an unrelated customer."""
+    steps: list[bytes | dict] = list(journey(t0))
+    bad = {**journey(t0)[3], "event_id": "zq-bad", "event_time": f"{NAME} {EMAIL}"}  # not a time: dead letter
+    steps.append(bad)
+    other = {**journey(t0)[0], "customer": {"customer_id": "c-other"}, "event_id": "o-1"}
+    steps.append(other)
+    return steps
+
+
+def latest_per_key(bootstrap: str, topic: str, partitions: int) -> tuple[dict[bytes, bytes | None], list[bytes]]:
+    """Compaction's view (the latest value per key) and every record's key+value+headers."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "scanner", "enable.auto.commit": False})
+    latest: dict[bytes, bytes | None] = {}
+    raw: list[bytes] = []
+    try:
+        for p in range(partitions):
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            c.assign([TopicPartition(topic, p, low)])
+            position, deadline = low, time.monotonic() + 30
+            while position < high and time.monotonic() < deadline:
+                for m in c.consume(500, 0.5):
+                    if m.error() is not None:
+                        continue
+                    position = max(position, (m.offset() or 0) + 1)
+                    key, value = m.key() or b"", m.value()
+                    latest[key] = value
+                    raw += [key, value or b"", *(v or b"" for _, v in m.headers() or [])]
+    finally:
+        c.close()
+    return latest, raw
+
+
+def run_and_erase(settings, tmp_path) -> dict[str, dict[str, int]]:
+    t0 = int(time.time() * 1000) - 30 * MIN
+    steps = seeded(t0)
+    values = []
+    for e in steps:
+        key = primary_key(e["customer"]).encode() if isinstance(e, dict) else b"x"
+        values.append((key, serde.dumps(e)))
+    log_path = tmp_path / "engine.log"
+    with open(log_path, "wb") as log:
+        engine = start_engine(settings, log=log)
+        try:
+            produce(settings.kafka_bootstrap, settings.input_topics[0], values)
+            wait_committed(settings, len(values), engine)
+            client, keys = connect(settings), Keys(settings.key_prefix)
+            before = occurrences(everything(client, settings))
+            assert EMAIL in before and NAME in before, before  # the run really holds the seeded data
+
+            asked = request_erase(settings, f"email:{EMAIL}", wait_s=120)
+            assert asked["confirmed"] and asked["erasing"] == ["customer_id:c-zq"], asked
+            ledger = ErasureLedger(client, keys)
+            erased = {f"email:{EMAIL}", f"phone:{PHONE}", "device_id:d-zq", "customer_id:c-zq"}
+            wanted = {subject_hash(k) for k in erased}
+            deadline = time.monotonic() + 120
+            while not wanted <= {r["subject"] for r in ledger.audit(asked["request_id"])}:
+                assert engine.poll() is None and time.monotonic() < deadline, "cascaded erasures not confirmed"
+                time.sleep(0.2)
+        finally:
+            stop_process(engine)
+    found = {"redis": occurrences(everything(connect(settings), settings))}
+    live: list[bytes] = []
+    for topic in (settings.flags_topic, settings.triggers_topic, settings.decisions_topic):
+        latest, _ = latest_per_key(settings.kafka_bootstrap, topic, settings.topic_partitions)
+        live += [k + b" " + v for k, v in latest.items() if v is not None]
+        assert b"customer_id:c-zq" in latest and latest[b"customer_id:c-zq"] is None  # tombstoned
+    _, dead = latest_per_key(settings.kafka_bootstrap, settings.dead_letter_topic, settings.topic_partitions)
+    assert dead, "the bad event was dead-lettered"
+    found["topics"] = occurrences(live + dead)
+    found["logs"] = occurrences([log_path.read_bytes()])
+    return found
+
+
+@pytest.fixture(params=["single", "cluster"])
+def scanner_settings(request, kafka_settings):
+    s = kafka_settings.replace(dead_letter_redact=True, policy_clock="stream", models_checkpoint_every=1)
+    if request.param == "cluster":
+        s = s.replace(redis_url=request.getfixturevalue("cluster_url"), redis_cluster=True)
+    return s
+
+
+def test_after_an_erase_no_seeded_personal_data_is_left(scanner_settings, tmp_path):
+    found = run_and_erase(scanner_settings, tmp_path)
+    assert found == {"redis": {}, "topics": {}, "logs": {}}
+
