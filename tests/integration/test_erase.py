@@ -68,9 +68,14 @@ def messages(events: list[dict], partition: int, start: int) -> list[RawMessage]
 
 def everything(client, settings) -> list[bytes]:
     """Every key under the prefix and every value it holds, whatever its type."""
-    out: list[bytes] = []
+    return [b for blobs in by_key(client, settings).values() for b in blobs]
+
+
+def by_key(client, settings) -> dict[bytes, list[bytes]]:
+    """Every key under the prefix, with its name and every value it holds, whatever its type."""
+    found: dict[bytes, list[bytes]] = {}
     for key in client.scan_iter(f"{settings.key_prefix}:*", count=1000):
-        out.append(key)
+        out = found[key] = [key]
         kind = client.type(key).decode()
         if kind == "string":
             out.append(client.get(key) or b"")
@@ -84,7 +89,13 @@ def everything(client, settings) -> list[bytes]:
             out += [b for _, fields in client.xrange(key) for kv in fields.items() for b in kv]
         elif kind == "list":
             out += client.lrange(key, 0, -1)
-    return out
+    return found
+
+
+def where(client, settings, needles=PII) -> dict[str, dict[str, int]]:
+    """Which keys hold the needles (for failure messages)."""
+    hits = {k.decode(errors="replace"): occurrences(blobs, needles) for k, blobs in by_key(client, settings).items()}
+    return {k: v for k, v in hits.items() if v}
 
 
 def occurrences(blobs: list[bytes], needles=PII) -> dict[str, int]:

@@ -35,17 +35,23 @@ from livesignals.privacy import subject_hash
 from state.connection import connect
 from state.erasure import ErasureLedger
 from state.keys import Keys
-from tests.helpers import produce, wait_committed
-from tests.integration.test_erase import EMAIL, NAME, PHONE, everything, journey, occurrences
+from tests.helpers import event, produce, wait_committed
+from tests.integration.test_erase import EMAIL, NAME, PHONE, everything, journey, occurrences, where
 from tests.integration.test_redis_cluster import cluster_url  # noqa: F401  (the Cluster fixture)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 MIN = 60_000
 
 
-def seeded(t0: int) -> list[bytes | dict]:
-    """The journey, a bad event carrying the PII (dead-lettered), and an unrelated customer."""
+def seeded(t0: int, labelled: bool = False) -> list[bytes | dict]:
+    """The journey, a bad event carrying the PII (dead-lettered), and an unrelated customer;
+    ``labelled``: a survey rating the customer's chat, so the sentiment model learns their text."""
     steps: list[bytes | dict] = list(journey(t0))
+    if labelled:
+        ids = journey(t0)[3]["customer"]
+        survey = event("survey", t=t0 + 6 * MIN, kind="csat", score=1, rates_event_id="zq-3",
+                       comment=f"{NAME} again: awful")  # fmt: skip
+        steps.append({**survey, "customer": ids, "event_id": "zq-survey"})
     bad = {**journey(t0)[3], "event_id": "zq-bad", "event_time": f"{NAME} {EMAIL}"}  # not a time: dead letter
     steps.append(bad)
     other = {**journey(t0)[0], "customer": {"customer_id": "c-other"}, "event_id": "o-1"}
@@ -78,9 +84,9 @@ def latest_per_key(bootstrap: str, topic: str, partitions: int) -> tuple[dict[by
     return latest, raw
 
 
-def run_and_erase(settings, tmp_path) -> dict[str, dict[str, int]]:
+def run_and_erase(settings, tmp_path, labelled: bool = False) -> dict[str, dict[str, int]]:
     t0 = int(time.time() * 1000) - 30 * MIN
-    steps = seeded(t0)
+    steps = seeded(t0, labelled)
     values = []
     for e in steps:
         key = primary_key(e["customer"]).encode() if isinstance(e, dict) else b"x"
@@ -106,7 +112,7 @@ def run_and_erase(settings, tmp_path) -> dict[str, dict[str, int]]:
                 time.sleep(0.2)
         finally:
             stop_process(engine)
-    found = {"redis": occurrences(everything(connect(settings), settings))}
+    found = {"redis": where(connect(settings), settings)}
     live: list[bytes] = []
     for topic in (settings.flags_topic, settings.triggers_topic, settings.decisions_topic):
         latest, _ = latest_per_key(settings.kafka_bootstrap, topic, settings.topic_partitions)
@@ -131,3 +137,17 @@ def test_after_an_erase_no_seeded_personal_data_is_left(scanner_settings, tmp_pa
     found = run_and_erase(scanner_settings, tmp_path)
     assert found == {"redis": {}, "topics": {}, "logs": {}}
 
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sentiment lessons in ls:{models}:lessons still carry the raw text until the next checkpoints "
+    "trim them (the pickled checkpoint itself is clean: hashed features); lessons without raw text are the "
+    "models helper's change -- this test turns XPASS, i.e. fails, once it lands: then drop this mark",
+)
+def test_labelled_texts_leave_nothing_either(kafka_settings, tmp_path):
+    """The customer's text is learned by the sentiment model (a survey rates it): the models' lesson
+    stream and checkpoint must not keep it either."""
+    s = kafka_settings.replace(dead_letter_redact=True, policy_clock="stream", models_checkpoint_every=1)
+    found = run_and_erase(s, tmp_path, labelled=True)
+    assert found == {"redis": {}, "topics": {}, "logs": {}}
