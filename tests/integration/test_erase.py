@@ -186,3 +186,44 @@ def test_identifiers_owned_by_other_partitions_are_erased_by_their_owner(setting
         erased += [(e.customer_key, e.cascade) for e in report.erasures]
     assert ("device_id:d-zq", True) in erased and len(erased) == len(cascades)
     assert occurrences(everything(client, s), ("d-zq", "c-zq", EMAIL)) == {}
+
+
+class FailingOnce(Capture):
+    """Kafka refusing the first publish of a batch (the batch fails before its commit and is retried)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def publish(self, records: list[OutRecord]) -> None:
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("broker down")
+        super().publish(records)
+
+
+def test_an_erase_batch_that_fails_or_is_replayed_erases_once_and_the_same(erase_settings):
+    """A batch that fails after the erase was applied in memory (before its commit), then a replay of
+    the committed erase batch (a crash before the consumer group saw it): same end state, nothing back."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    client, keys = connect(s), Keys(s.key_prefix)
+    out = FailingOnce()
+    engine = Engine(s, ProfileStore(client, keys, cluster=s.redis_cluster), out, clock=lambda: (T0 + 60 * MIN) / 1000)
+    steps = journey(T0)
+    engine.process(messages(steps, 0, 0))
+    late = {**event("chat", "c-zq", T0 + 4 * MIN + 1, text=f"late: {NAME}"), "event_id": "zq-late"}
+    batch = messages([erase_event(T0 + 10 * MIN), late], 0, 6)
+    out.fail = True
+    with pytest.raises(RuntimeError):
+        engine.process(batch)
+    engine.forget()
+    assert occurrences(everything(client, s)).keys() >= {EMAIL, NAME}  # nothing was committed
+    first = engine.process(batch)
+    assert first.erased_dropped == 1 and first.applied == 0  # the late event happened before the erasure
+    engine.forget()
+    again = engine.process(batch)  # the same batch replayed: the erase runs again, harmlessly
+    # the profile is gone, so its links are not known again: they were erased by the first commit
+    assert [e.customer_key for e in again.erasures] == ["customer_id:c-zq"] and again.erased_dropped == 1
+    assert occurrences(everything(client, s)) == {}
+    tombstones = [dict(r.headers or [])["ls.id"] for r in out.records if r.tombstone]
+    assert len(tombstones) == 3 * 5 and set(tombstones[12:]) <= set(tombstones[:12])  # the same ids again
