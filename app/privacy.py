@@ -6,7 +6,7 @@ producer must), so the engine that owns the customer's partition applies it in
 order, inside its fenced commit (:mod:`operators.erasure`); with ``--wait`` it
 then waits for the erasure's audit entry. ``export`` reads what Redis holds
 (:func:`state.erasure.export`) and, with ``--kafka``, the customer's records on
-the flags, triggers and decisions topics (their partition, from the start).
+the flags, triggers and decisions topics (every partition, from the start: slow on big topics).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from livesignals import serde
 from livesignals.contract import primary_key
-from livesignals.partitioner import PRODUCER_CONFIG, owner_partition
+from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
 from state.connection import connect
 from state.erasure import ErasureLedger, export, resolve
@@ -82,9 +82,7 @@ def request_erase(settings: Settings, identifier: str, wait_s: float = 0.0) -> d
     return out
 
 
-def export_customer(
-    settings: Settings, identifier: str, kafka: bool = False, partitions: int | None = None
-) -> dict[str, Any]:
+def export_customer(settings: Settings, identifier: str, kafka: bool = False) -> dict[str, Any]:
     """Everything held about the customer (see the module docstring)."""
     client, keys = connect(settings), Keys(settings.key_prefix)
     key = customer_key(identifier)
@@ -95,11 +93,11 @@ def export_customer(
         wanted = set(subjects)
         for c in doc["customers"]:
             wanted |= set(c["linked"])
-        doc["kafka"] = _kafka_records(settings, wanted, partitions)
+        doc["kafka"] = _kafka_records(settings, wanted)
     return doc
 
 
-def _kafka_records(settings: Settings, wanted: set[str], partitions: int | None) -> dict[str, list[Any]]:
+def _kafka_records(settings: Settings, wanted: set[str]) -> dict[str, list[Any]]:
     """The records keyed by one of ``wanted`` on the flags, triggers and decisions topics."""
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"ls-export-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})  # fmt: skip
@@ -107,9 +105,9 @@ def _kafka_records(settings: Settings, wanted: set[str], partitions: int | None)
     try:
         for topic in (settings.flags_topic, settings.triggers_topic, settings.decisions_topic):
             meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            n = partitions or (len(meta.partitions) if meta is not None and meta.partitions else 0)
             found: list[Any] = []
-            for part in sorted({owner_partition(k, n) for k in wanted} if n else ()):
+            # every partition: the engine's publisher keys by customer with librdkafka's default partitioner
+            for part in sorted(meta.partitions if meta is not None else ()):
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
                 if high <= low:
                     continue

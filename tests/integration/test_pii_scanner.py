@@ -27,7 +27,8 @@ import time
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from app.engine_process import start_engine, stop_process
+from app.cli import main
+from app.engine_process import engine_env, start_engine, stop_process
 from app.privacy import request_erase
 from livesignals import serde
 from livesignals.contract import primary_key
@@ -84,7 +85,7 @@ def latest_per_key(bootstrap: str, topic: str, partitions: int) -> tuple[dict[by
     return latest, raw
 
 
-def run_and_erase(settings, tmp_path, labelled: bool = False) -> dict[str, dict[str, int]]:
+def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None) -> dict[str, dict[str, int]]:
     t0 = int(time.time() * 1000) - 30 * MIN
     steps = seeded(t0, labelled)
     values = []
@@ -101,6 +102,8 @@ def run_and_erase(settings, tmp_path, labelled: bool = False) -> dict[str, dict[
             before = occurrences(everything(client, settings))
             assert EMAIL in before and NAME in before, before  # the run really holds the seeded data
 
+            if export_check is not None:
+                export_check(settings)
             asked = request_erase(settings, f"email:{EMAIL}", wait_s=120)
             assert asked["confirmed"] and asked["erasing"] == ["customer_id:c-zq"], asked
             ledger = ErasureLedger(client, keys)
@@ -133,8 +136,26 @@ def scanner_settings(request, kafka_settings):
     return s
 
 
-def test_after_an_erase_no_seeded_personal_data_is_left(scanner_settings, tmp_path):
-    found = run_and_erase(scanner_settings, tmp_path)
+def test_after_an_erase_no_seeded_personal_data_is_left(scanner_settings, tmp_path, monkeypatch, capsys):
+    def export_check(settings) -> None:
+        """``livesignals export --kafka``: everything held, flags and decisions with their reasons."""
+        for name, value in engine_env(settings).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        assert main(["export", f"email:{EMAIL}", "--kafka"]) == 0
+        doc = serde.loads(capsys.readouterr().out)
+        (held,) = doc["customers"]
+        assert held["customer"] == "customer_id:c-zq"
+        assert held["profile"]["identity"]["attributes"]["name"] == NAME
+        assert set(held["linked"]) == {f"email:{EMAIL}", f"phone:{PHONE}", "device_id:d-zq"}
+        assert held["flags_stream"] and all(f["reason"] for f in held["flags_stream"])
+        assert held["erasure"]["erased_cutoff"] is None
+        flags = doc["kafka"][settings.flags_topic]
+        assert {f["flag"] for f in flags} >= {f["flag"] for f in held["flags_stream"]}
+        decisions = doc["kafka"][settings.decisions_topic]
+        assert decisions and all("candidates" in d or "outcome" in d for d in decisions), decisions[:1]
+
+    found = run_and_erase(scanner_settings, tmp_path, export_check=export_check)
     assert found == {"redis": {}, "topics": {}, "logs": {}}
 
 
