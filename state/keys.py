@@ -13,17 +13,26 @@ key                                type    holds                                
 =================================  ======  ================================================  ===================
 ``ls:{<cust>}:profile``            string  the customer's facts, one compact JSON document   every list and map
                                            in sections (``profile360.profile``)              bounded (``MAX_*``);
-                                                                                             no TTL
+                                                                                             no TTL; anonymous
+                                                                                             (device, cookie):
+                                                                                             ``anonymous_ttl_s``
+                                                                                             (30 days) after its
+                                                                                             last write
 ``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
                                            compact JSON (``profile360.timeline``)            (200) and
                                                                                              ``timeline_max_age_days``
-                                                                                             (90; TTL max age + 1 day)
-``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
+                                                                                             (90; TTL max age + 1 day;
+                                                                                             anonymous: as its profile)
+``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members;
+                                                                                             ``identity_claim_ttl_s``
+                                                                                             (400 days) after its
+                                                                                             last new claim
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
-                                           epoch that last wrote the profile (Redis Cluster  Cluster only
-                                           only: a stale engine's profile write is refused)
+                                           epoch that last wrote the profile (Redis Cluster  Cluster only;
+                                           only: a stale engine's profile write is refused)  anonymous: as its
+                                                                                             profile
 ``ls:{part:<p>}:agg:<topic>``      hash    KPI and complaint-term buckets and model          buckets bounded by
                                            checkpoint of one input partition                 tier; 400 names per
                                            (:mod:`operators.partition`), ``applied``: the    bucket
@@ -39,7 +48,17 @@ key                                type    holds                                
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
 ``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --
+``ls:erased:<hash>``               string  erasure ledger: the cut-off (ms) of one erased    ``erasure_ledger_ttl_s``
+                                           customer key, ``<hash>`` its keyed BLAKE2b        (400 days; 0 = kept)
+                                           (:mod:`state.erasure`)
+``ls:erasures``                    stream  erasure audit: subject hash, request id, origin,  MAXLEN ~
+                                           cut-off, time; no personal data                   ``erasure_audit_maxlen``
 =================================  ======  ================================================  ===================
+
+An erase (:mod:`operators.erasure`, :mod:`state.erasure`) deletes the customer's
+profile, timeline, writer key and claim set, its claims on its linked identifiers
+and its entries in ``ls:flags``; the retention rules are in :mod:`state.retention`
+(checked by ``tests/integration/test_erase_retention.py`` and ``test_erase.py``).
 
 Bounds inside a profile document (``tests/unit/test_bounds.py`` checks every
 list and map of a profile against its bound over a long random stream; a new
