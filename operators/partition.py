@@ -49,7 +49,13 @@ class PartitionAggregates:
         self._dirty_days.add(day)
 
     def forget(self, customer_key: str) -> None:
-        """Drop ``customer_key`` from the due index (the customer was erased)."""
+        """Drop ``customer_key`` from the due index (the customer was erased).
+
+        >>> p = PartitionAggregates()
+        >>> p.index_due(5 * DAY_MS, "customer_id:c1"); p.index_due(5 * DAY_MS, "customer_id:c2")
+        >>> p.forget("customer_id:c1"); p.take_due(7 * DAY_MS)
+        ['customer_id:c2']
+        """
         for day, keys in self.churn_due.items():
             if customer_key in keys:
                 keys.discard(customer_key)

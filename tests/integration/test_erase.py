@@ -19,7 +19,7 @@ from livesignals.privacy import subject_hash
 from operators.engine import Engine
 from operators.ports import OutRecord
 from state.connection import connect
-from state.erasure import export
+from state.erasure import export, resolve
 from state.keys import Keys
 from state.store import ProfileStore
 from tests.helpers import T0, event
@@ -182,7 +182,9 @@ def test_identifiers_owned_by_other_partitions_are_erased_by_their_owner(setting
 
     erased = []
     for r in cascades:  # each read back by its owner partition, as from the erase's position
-        report = engine.process([RawMessage(r.value, r.key, Origin(s.repartition_topic, r.partition, 0, T0), r.headers)])
+        report = engine.process(
+            [RawMessage(r.value, r.key, Origin(s.repartition_topic, r.partition, 0, T0), r.headers)]
+        )
         erased += [(e.customer_key, e.cascade) for e in report.erasures]
     assert ("device_id:d-zq", True) in erased and len(erased) == len(cascades)
     assert occurrences(everything(client, s), ("d-zq", "c-zq", EMAIL)) == {}
@@ -227,3 +229,29 @@ def test_an_erase_batch_that_fails_or_is_replayed_erases_once_and_the_same(erase
     assert occurrences(everything(client, s)) == {}
     tombstones = [dict(r.headers or [])["ls.id"] for r in out.records if r.tombstone]
     assert len(tombstones) == 3 * 5 and set(tombstones[12:]) <= set(tombstones[:12])  # the same ids again
+
+
+def test_an_identifier_belongs_to_its_only_claimant_and_a_shared_one_is_erased_alone(settings):
+    s = settings.replace(models_enabled=False)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine = Engine(s, ProfileStore(client, keys), Capture(), clock=lambda: (T0 + 60 * MIN) / 1000)
+    both = [
+        {**event("app_event", t=T0, action="login"), "customer": {"customer_id": c, "device_id": d, "phone": p},
+         "event_id": f"{c}-login"}
+        for c, d, p in (("c-a", "d-a", "+1 555 0100"), ("c-b", "d-b", "+1 555 0100"))
+    ]  # fmt: skip
+    engine.process(messages(both, 0, 0))
+    assert resolve(client, keys, "device_id:d-a") == (["customer_id:c-a"], ["customer_id:c-a"])
+    assert resolve(client, keys, "phone:+1 555 0100") == (["phone:+1 555 0100"], ["customer_id:c-a", "customer_id:c-b"])
+    assert resolve(client, keys, "email:nobody@example.org") == (["email:nobody@example.org"], [])
+
+
+def test_what_the_erase_batch_made_for_the_customer_before_the_erase_is_never_published(settings):
+    s = settings.replace(models_enabled=False, policy_clock="stream")
+    client, keys = connect(s), Keys(s.key_prefix)
+    out = Capture()
+    engine = Engine(s, ProfileStore(client, keys), out, clock=lambda: (T0 + 60 * MIN) / 1000)
+    report = engine.process(messages([*journey(T0), erase_event(T0 + 10 * MIN)], 0, 0))
+    assert report.applied == len(journey(T0)) and not report.flags and not report.decisions
+    assert all(r.tombstone for r in out.records), [r.topic for r in out.records if not r.tombstone]
+    assert client.xlen(keys.flags_stream) == 0 and occurrences(everything(client, s)) == {}

@@ -68,3 +68,23 @@ def test_the_engine_redacts_dead_letters_when_asked(settings, redact):
     assert any(p.encode() in blob for p in PII) is not redact
     headers = dict(dead.headers or [])
     assert headers["ls.dlq.reason"] == b"bad_time" and ("ls.dlq.redacted" in headers) is redact
+
+
+def test_an_event_that_cannot_be_applied_is_logged_without_its_body(settings, caplog):
+    """The exception may quote the payload: the log line names the position and the exception type only."""
+
+    def scorer(text, lang):
+        raise ValueError(f"cannot score {text!r}")
+
+    s = settings.replace(models_enabled=False)
+    doc = event("chat", "c9", T0, text=f"I am {PII[1]}, mail {PII[0]}")
+    published = []
+
+    class Capture:
+        def publish(self, records):
+            published.extend(records)
+
+    Engine(s, InMemoryStore(), Capture(), clock=lambda: NOW / 1000, sentiment=scorer).process(raw([doc]))
+    assert [r.topic for r in published] == [s.dead_letter_topic]
+    assert "could not be applied: ValueError" in caplog.text and "in:0:0" in caplog.text
+    assert not any(p in caplog.text for p in PII) and doc["event_id"] not in caplog.text
