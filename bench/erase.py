@@ -43,11 +43,11 @@ def _events(i: int, n: int) -> list[dict]:
     ids = {"customer_id": f"c{i}", "email": f"c{i}@example.org", "device_id": f"d{i}"}
     out = []
     for j in range(n):
-        kind = ("chat", "order", "email")[j % 3]
-        payload = {"text": f"message {j} about my order", "topic": "delivery"} if kind in ("chat", "email") else {}
+        kind = ("chat", "email")[j % 2]  # contacts: every one is a timeline entry
+        payload = {"text": f"message {j} about my order", "topic": "delivery"}
         out.append({
             "schema_version": 1, "event_id": f"e{i}-{j}", "type": kind,
-            "channel": "web" if kind == "order" else kind, "customer": ids,
+            "channel": kind, "customer": ids,
             "event_time": T0 + j * 600_000, "payload": payload,
         })  # fmt: skip
     return out

@@ -47,11 +47,16 @@ for i = 3, #ARGV do wanted[ARGV[i]] = true end
 local n = 0
 for _, e in ipairs(entries) do
   local f = e[2]
-  for j = 1, #f, 2 do
-    if f[j] == 'customer' and wanted[f[j + 1]] then
-      redis.call('XDEL', KEYS[1], e[1])
-      n = n + 1
+  local who = f[4]  -- the engine writes flag_id, customer, flag, doc
+  if f[3] ~= 'customer' then
+    who = nil
+    for j = 1, #f, 2 do
+      if f[j] == 'customer' then who = f[j + 1] end
     end
+  end
+  if who and wanted[who] then
+    redis.call('XDEL', KEYS[1], e[1])
+    n = n + 1
   end
 end
 local last = entries[#entries]
