@@ -27,6 +27,7 @@ import re
 from typing import Any, Final
 
 from livesignals import serde
+from livesignals.errors import DeadLetter
 
 PII_FIELDS: Final = frozenset({"email", "phone", "name", "first_name", "last_name", "address", "text", "comment"})
 """Payload fields (and profile ``fields``) a redacted dead letter never shows."""
@@ -82,6 +83,17 @@ def redact_dead_letter(value: bytes, key: bytes | None, secret: str = "") -> tup
     elif customer is not None:
         doc["customer"] = REDACTED
     return serde.dumps(doc), new_key
+
+
+def dead_letter_record(
+    dead: DeadLetter, redact: bool, secret: str = ""
+) -> tuple[bytes | None, bytes, list[tuple[str, str | bytes | None]]]:
+    """``(key, value, headers)`` of a dead letter for Kafka; without personal data when ``redact``."""
+    if not redact:
+        return dead.key, dead.value, dead.headers()
+    value, key = redact_dead_letter(dead.value, dead.key, secret)
+    headers = [(k, redact_detail(v) if k == "ls.dlq.detail" else v) for k, v in dead.headers()]
+    return key, value, [*headers, ("ls.dlq.redacted", b"true")]
 
 
 def redact_detail(value: str | bytes | None) -> bytes:

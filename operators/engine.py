@@ -42,7 +42,7 @@ from typing import Any
 from livesignals import metrics, serde
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
-from livesignals.privacy import redact_dead_letter, redact_detail
+from livesignals.privacy import dead_letter_record
 from livesignals.settings import Settings
 from operators import erasure
 from operators.decisions import responses
@@ -171,12 +171,9 @@ class Engine:
         self, events: list[Event], report: BatchReport, messages: list[RawMessage]
     ) -> tuple[list[CustomerState], dict[tuple[str, int], PartitionAggregates]]:
         states: dict[str, CustomerState] = {}
-        ledger: dict[str, int] = {}  # erasure cut-offs of customers Redis holds no profile for
         if not self.per_event:
             states = self.store.load(e.customer_key for e in events)
-            erasures = getattr(self.store, "erasures", None)
-            if erasures is not None:
-                ledger = erasures.cutoffs([k for k, s in states.items() if erasure.is_new(s)])
+        ledger = erasure.ledger_cutoffs(self.store, states)  # of the customers Redis holds no profile for
         touched: dict[str, CustomerState] = {}
         partitions: dict[tuple[str, int], PartitionAggregates] = {}
         for event in events:
@@ -185,9 +182,10 @@ class Engine:
             if state.already_applied(event):
                 report.replay_skipped += 1
                 continue
-            if event.type == "erase":
-                for erased in self._erase(event, state, partitions, report):
-                    touched[erased.customer_key] = erased
+            if event.type == "erase":  # the customer and what it linked (operators.erasure)
+                erased = erasure.erase_all(event, state, lambda e: self._partition(e, partitions), self.router,
+                                           lambda k: self.store.load([k])[k], report)  # fmt: skip
+                touched.update((s.customer_key, s) for s in erased)
                 continue
             cut = erasure.cutoff(state, ledger)
             if cut is not None and event.event_time_ms <= cut:
@@ -207,17 +205,6 @@ class Engine:
             else:
                 touched[key] = state
         return list(touched.values()), partitions
-
-    def _erase(
-        self,
-        event: Event,
-        state: CustomerState,
-        partitions: dict[tuple[str, int], PartitionAggregates],
-        report: BatchReport,
-    ) -> list[CustomerState]:
-        """Erase ``event``'s customer and what it linked (:func:`operators.erasure.erase_all`)."""
-        return erasure.erase_all(event, state, lambda e: self._partition(e, partitions), self.router,
-                                 lambda key: self.store.load([key])[key], report)  # fmt: skip
 
     def _apply_atomically(
         self,
@@ -413,7 +400,8 @@ class Engine:
 
     def _out_records(self, report: BatchReport) -> list[OutRecord]:
         s = self.settings
-        records = [_dead_letter_record(s, d) for d in report.dead_letters]
+        records = [OutRecord(s.dead_letter_topic, *dead_letter_record(d, s.dead_letter_redact, s.erasure_ledger_secret))
+                   for d in report.dead_letters]  # fmt: skip
         records += [_signal_record(s.flags_topic, f.customer_key, f.to_json(), f.flag_id) for f in report.flags]
         records += [
             _signal_record(s.triggers_topic, t.customer_key, t.to_json(), t.trigger_id) for t in report.triggers
@@ -471,15 +459,6 @@ class Engine:
 def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id: str) -> OutRecord:
     """A flag or trigger for Kafka: keyed by customer, its deterministic id in ``ls.id``."""
     return OutRecord(topic, customer_key.encode(), serde.dumps(doc), [("ls.id", signal_id.encode())])
-
-
-def _dead_letter_record(s: Settings, d: DeadLetter) -> OutRecord:
-    """A dead letter for Kafka; its prefix without personal data when ``dead_letter_redact``."""
-    if not s.dead_letter_redact:
-        return OutRecord(s.dead_letter_topic, d.key, d.value, d.headers())
-    value, key = redact_dead_letter(d.value, d.key, s.erasure_ledger_secret)
-    headers = [(k, redact_detail(v) if k == "ls.dlq.detail" else v) for k, v in d.headers()]
-    return OutRecord(s.dead_letter_topic, key, value, [*headers, ("ls.dlq.redacted", b"true")])
 
 
 def _rules_path(setting: str) -> str | None:

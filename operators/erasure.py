@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from livesignals import serde
 from livesignals.contract import Event
@@ -143,6 +144,13 @@ def cutoff(state: CustomerState, ledger: dict[str, int]) -> int | None:
     if state.erased is not None:
         return int(state.erased["at"])
     return ledger.get(state.customer_key)
+
+
+def ledger_cutoffs(store: Any, states: dict[str, CustomerState]) -> dict[str, int]:
+    """Erasure cut-offs of the customers in ``states`` Redis holds no profile for (one round trip when
+    there are such customers; none for a store without a ledger, e.g. in-memory replays)."""
+    erasures = getattr(store, "erasures", None)
+    return erasures.cutoffs([k for k, s in states.items() if is_new(s)]) if erasures is not None else {}
 
 
 def is_new(state: CustomerState) -> bool:

@@ -23,6 +23,7 @@ retention), data consumers already read.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -77,18 +78,23 @@ def latest_per_key(bootstrap: str, topic: str, partitions: int) -> tuple[dict[by
                     if m.error() is not None:
                         continue
                     position = max(position, (m.offset() or 0) + 1)
-                    key, value = m.key() or b"", m.value()
+                    key, value = _bytes(m.key()), m.value()
                     latest[key] = value
-                    raw += [key, value or b"", *(v or b"" for _, v in m.headers() or [])]
+                    headers: Any = m.headers() or []
+                    raw += [key, value or b"", *(_bytes(v) for _, v in headers)]
     finally:
         c.close()
     return latest, raw
 
 
-def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None) -> dict[str, dict[str, int]]:
+def _bytes(value: str | bytes | None) -> bytes:
+    return value.encode() if isinstance(value, str) else (value or b"")
+
+
+def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None) -> dict[str, Any]:
     t0 = int(time.time() * 1000) - 30 * MIN
     steps = seeded(t0, labelled)
-    values = []
+    values: list[tuple[bytes | None, bytes]] = []
     for e in steps:
         key = primary_key(e["customer"]).encode() if isinstance(e, dict) else b"x"
         values.append((key, serde.dumps(e)))
@@ -116,7 +122,7 @@ def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None)
         finally:
             stop_process(engine)
     # Redis: the personal data, and the erased keys themselves (the due index, the ledger, the audit)
-    found = {"redis": where(connect(settings), settings, (*PII, "c-zq", "d-zq"))}
+    found: dict[str, Any] = {"redis": where(connect(settings), settings, (*PII, "c-zq", "d-zq"))}
     live: list[bytes] = []
     for topic in (settings.flags_topic, settings.triggers_topic, settings.decisions_topic):
         latest, _ = latest_per_key(settings.kafka_bootstrap, topic, settings.topic_partitions)
