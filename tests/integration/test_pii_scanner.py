@@ -1,7 +1,7 @@
 """The PII scanner: seed known personal data into a real run, erase the customer, find none of it.
 
-Real Kafka (the session's broker) and the engine as its own Bytewax process,
-on one Redis and on Redis Cluster. The customer (an email, a phone number, a
+Real Kafka (the session's broker, 4 partitions) and the engine as its own
+Bytewax process (two workers on one Redis, one on Redis Cluster). The customer (an email, a phone number, a
 name in a profile update and in their texts, a device, a malformed event that
 is dead-lettered with ``dead_letter_redact``) goes through the engine with
 models on; ``livesignals erase`` is asked by email. Then the scanner looks at
@@ -91,7 +91,7 @@ def _bytes(value: str | bytes | None) -> bytes:
     return value.encode() if isinstance(value, str) else (value or b"")
 
 
-def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None) -> dict[str, Any]:
+def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None, workers: int = 1) -> dict[str, Any]:
     t0 = int(time.time() * 1000) - 30 * MIN
     steps = seeded(t0, labelled)
     values: list[tuple[bytes | None, bytes]] = []
@@ -100,7 +100,7 @@ def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None)
         values.append((key, serde.dumps(e)))
     log_path = tmp_path / "engine.log"
     with open(log_path, "wb") as log:
-        engine = start_engine(settings, log=log)
+        engine = start_engine(settings, workers=workers, log=log)
         try:
             produce(settings.kafka_bootstrap, settings.input_topics[0], values)
             wait_committed(settings, len(values), engine)
@@ -162,7 +162,9 @@ def test_after_an_erase_no_seeded_personal_data_is_left(scanner_settings, tmp_pa
         decisions = doc["kafka"][settings.decisions_topic]
         assert decisions and all("candidates" in d or "outcome" in d for d in decisions), decisions[:1]
 
-    found = run_and_erase(scanner_settings, tmp_path, export_check=export_check)
+    # two workers on one Redis (cascades cross workers through the repartition topic), one on the Cluster
+    workers = 1 if scanner_settings.redis_cluster else 2
+    found = run_and_erase(scanner_settings, tmp_path, export_check=export_check, workers=workers)
     assert found == {"redis": {}, "topics": {}, "logs": {}}
 
 

@@ -88,3 +88,8 @@ def test_an_event_that_cannot_be_applied_is_logged_without_its_body(settings, ca
     assert [r.topic for r in published] == [s.dead_letter_topic]
     assert "could not be applied: ValueError" in caplog.text and "in:0:0" in caplog.text
     assert not any(p in caplog.text for p in PII) and doc["event_id"] not in caplog.text
+
+
+def test_the_ledger_secret_is_never_shown(settings):
+    s = settings.replace(erasure_ledger_secret="hunter2-ledger")
+    assert "hunter2-ledger" not in repr(s) and "hunter2-ledger" not in str(s.redacted())
