@@ -35,8 +35,8 @@ from state.keys import Keys
 from state.retention import Retention
 
 SCRUB_CHUNK = 2000
-"""Flags-stream entries one scrub call reads: each call blocks Redis for about 15 ms (measured by
-``python -m bench.erase``: about 8 ms per 1,000 entries read, whoever they belong to)."""
+"""Flags-stream entries one scrub call reads; each call blocks Redis while it runs (``python -m bench.erase``
+measured 8-15 ms per 1,000 entries read, whoever they belong to, on a shared 2-core machine)."""
 
 # Delete the entries of the given customers among COUNT entries after a cursor; return how many,
 # the last id read and how many were read. KEYS[1] stream; ARGV: start ('-' or '(<id>'), count, customers...
