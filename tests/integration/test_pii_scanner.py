@@ -128,6 +128,9 @@ def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None,
         latest, _ = latest_per_key(settings.kafka_bootstrap, topic, settings.topic_partitions)
         live += [k + b" " + v for k, v in latest.items() if v is not None]
         assert b"customer_id:c-zq" in latest and latest[b"customer_id:c-zq"] is None  # tombstoned
+    # the phone and the device are owned by other partitions (2 and 0; the customer: 3): erased there
+    cascades, _ = latest_per_key(settings.kafka_bootstrap, settings.repartition_topic, settings.topic_partitions)
+    assert {f"phone:{PHONE}".encode(), b"device_id:d-zq"} <= set(cascades)
     _, dead = latest_per_key(settings.kafka_bootstrap, settings.dead_letter_topic, settings.topic_partitions)
     assert dead, "the bad event was dead-lettered"
     found["topics"] = occurrences(live + dead)
