@@ -60,6 +60,8 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "activity.cart.items": update.MAX_PRODUCTS,
     "activity.last_return": 5,
     "activity.cancelled": 2,
+    "activity.open_contacts": len(CHANNELS),
+    "activity.open_contacts.*": 4,
     "history": 16,
     "history.by_channel": len(CHANNELS),
     "history.by_type": len(EVENT_TYPES),
@@ -182,6 +184,8 @@ def random_event(rng: random.Random, i: int, t: int) -> dict[str, Any]:
             "topic": rng.choice(["delivery", "billing", f"topic{i}"]),
             "outcome": rng.choice(["resolved", "unresolved", "escalated"]),
             "handle_time_s": rng.randint(1, 900),
+            "agent_id": f"agent{rng.randint(0, 50)}",
+            "queue": rng.choice(["billing", "delivery", f"q{i}"]),
         }
     elif etype == "survey":
         p = {
