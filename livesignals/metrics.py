@@ -164,3 +164,18 @@ KAFKA_OFFSET_COMMITS = Counter(
     "Offsets committed to the engine's Kafka consumer group after the Redis commit, by outcome.",
     ["outcome"],
 )
+
+# --- Agent desktop service (gateway/, issue 12) -------------------------------
+GATEWAY_REQUESTS = Counter(
+    "livesignals_gateway_requests_total", "HTTP requests answered by the agent desktop service.", ["route", "status"]
+)
+GATEWAY_DECISIONS = Counter(
+    "livesignals_gateway_access_total",
+    "Access decisions of the agent desktop service (each one audited), by action and result.",
+    ["action", "result"],
+)
+GATEWAY_PUSH_CONNECTIONS = Gauge("livesignals_gateway_push_connections", "Live push (SSE) connections open.")
+GATEWAY_PUSHED = Counter("livesignals_gateway_pushed_total", "Flags delivered to push connections.")
+GATEWAY_FEEDBACK = Counter(
+    "livesignals_gateway_feedback_total", "Agent feedback events produced to the input topic, by kind.", ["kind"]
+)

@@ -23,6 +23,7 @@ from operators.engine import Engine
 from operators.profile360 import update
 from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
 from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
+from operators.rules import rulebook
 from operators.scoring import behaviour, features, online
 from state.memory import MAX_FLAGS_KEPT, InMemoryStore
 from tests.helpers import T0, event
@@ -86,7 +87,8 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "value.loyalty": 2,
     "consent": 3,
     "flags": update.MAX_FLAGS,
-    "flags.*": 5,
+    "flags.*": 6,
+    "flags.*.evidence": rulebook.FLAG_EVIDENCE_KEPT,
     "predictions": 10,
     "predictions.recent_texts": online.MAX_RECENT_TEXTS,
     "predictions.recent_texts.*": 5,
