@@ -73,6 +73,7 @@ def world_for(settings: Settings, client: redis.Redis) -> World:
         models_enabled=False,
         quiet_hours="0-0",
         policy_clock="stream",
+        gateway_push_keepalive_s=0.5,
     )
     keys = Keys(s.key_prefix)
     engine = Engine(s, ProfileStore(client, keys, cache_size=0), ListPublisher())
@@ -128,7 +129,9 @@ class LiveServer:
     def __init__(self, settings: Settings, client: Any, producer: Any) -> None:
         self.port = free_port()
         self.app = create_app(settings, client=client, producer=producer, hub_block_ms=200)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
