@@ -155,9 +155,25 @@ function onEvent(event) {
     const { flag } = JSON.parse(event.data);
     if (flag.state === "cleared") flags.delete(flag.flag); else flags.set(flag.flag, flag);
     renderFlags(flag.flag);
+    scheduleRefresh();
   } else if (event.type === "reset") {
     openCustomer(current);
   }
+}
+
+let refreshTimer = null;
+function scheduleRefresh() {
+  // a flag usually comes with a new decision and mood: re-read the 360 (once per burst), no page reload
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(async () => {
+    try {
+      const doc = await api("/v1/customers/" + encodeURIComponent(current) + "?timeline=20");
+      const live = new Map(flags);
+      render(doc);
+      for (const [name, f] of live) if (!flags.has(name)) flags.set(name, f);
+      renderFlags();
+    } catch (err) { $("message").textContent = err.message; }
+  }, 300);
 }
 
 function setLive(on) {

@@ -31,7 +31,9 @@ def kclient(kworld):
 
 
 def post(client, body, key):
-    return client.post("/v1/customers/email:ann@example.com/feedback", json=body, headers={**A1, "Idempotency-Key": key})
+    return client.post(
+        "/v1/customers/email:ann@example.com/feedback", json=body, headers={**A1, "Idempotency-Key": key}
+    )
 
 
 def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency_key(kworld, kclient):
