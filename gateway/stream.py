@@ -47,7 +47,7 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
     upto = hub.subscribe(sub)
     try:
-        gap, backlog = (False, [])
+        gap, backlog = False, list[tuple[str, str, bytes]]()
         if last_id:
             gap, backlog = await run_in_threadpool(
                 catch_up, service.client, service.keys.flags_stream, last_id, upto, sub, hub.open_contacts

@@ -174,3 +174,11 @@ def test_every_decision_is_audited_in_a_bounded_stream(world, client):
     entry = newest_audit(world)
     assert entry["who"] == "a1" and entry["allowed"] == "1" and entry["customer"] == "customer_id:c1"
     assert abs(int(entry["at"]) - now_ms()) < 60_000
+
+
+def test_one_denied_customer_denies_the_whole_subscription(world, client):
+    a1 = bearer(token("a1", queues=("billing",)))
+    r = client.get("/v1/push?customer=c1&customer=c3", headers=a1)
+    assert r.status_code == 403
+    entries = AuditLog(world.client, world.settings.key_prefix, 1000).entries(2)
+    assert [(e["customer"], e["allowed"]) for e in entries] == [("customer_id:c3", "0"), ("customer_id:c1", "1")]

@@ -132,7 +132,8 @@ def test_a_flag_raised_by_the_engine_reaches_the_agent_following_the_customer(wo
     assert ("customer_id:c1", got[0] and serde.loads(got[0]["data"])["flag"]["flag_id"]) in flags_of(got)
     assert any(serde.loads(e["data"])["flag"]["flag"] == "repeat_contact" for e in got)
     assert other.wait_for(1, timeout=1.5) == []  # c2's connection hears nothing of c1
-    conn.close(), other.close()
+    conn.close()
+    other.close()
 
 
 def test_fan_out_by_customer_with_one_reader_per_process(world, server):
@@ -194,3 +195,32 @@ def test_a_queue_delivers_flags_of_customers_the_follower_may_see(world, server)
 def test_a_bad_last_event_id_is_a_problem(server):
     r = httpx.get(f"{server.url}/v1/push?customer=c1", headers={**A1, "Last-Event-ID": "drop table"})
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_stream_ends_when_its_token_expires(world, server):
+    conn = follow(server, "c1", headers=bearer(token("a1", queues=("billing",), ttl_s=2)))
+    got = conn.wait_for(1, timeout=10)
+    assert [e["event"] for e in got] == ["bye"]
+    conn.close()
+
+
+def test_analysts_get_flags_without_pii(world, server):
+    conn = follow(server, "c1", headers=bearer(token("x", role="analyst")))
+    doc = {
+        "schema_version": 1,
+        "flag_id": "f-pii",
+        "customer": "customer_id:c1",
+        "flag": "frustrated",
+        "severity": "warning",
+        "reason": "wrote from ann@example.com",
+        "evidence": ["e1"],
+        "raised_at": 1,
+        "expires_at": 2,
+    }
+    world.client.xadd(
+        world.keys.flags_stream,
+        {"flag_id": "f-pii", "customer": "customer_id:c1", "flag": "frustrated", "doc": serde.dumps(doc)},
+    )
+    got = conn.wait_for(1)
+    assert "ann@example.com" not in got[0]["data"] and "***" in got[0]["data"]
+    conn.close()
