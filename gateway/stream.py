@@ -9,9 +9,14 @@ client cannot probe. A queue may be followed only if it is one of the
 token's queues; flags of customers in it are delivered when the access rule
 lets the caller see that customer at that moment.
 
+Access is checked again every ``gateway_push_recheck_s`` for each customer
+followed: when the caller may no longer see one (the contact ended, moved to
+another agent, aged out), the stream ends with ``bye`` and the denial is audited.
+
 Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}``,
 ``id``: the stream entry id), ``reset`` (the ``Last-Event-ID`` is older than
-the stream retains: reload the card), ``bye`` (the token expired); a comment
+the stream retains: reload the card), ``bye`` (the token expired or access
+ended); a comment
 every ``gateway_push_keepalive_s`` keeps proxies from closing an idle stream.
 """
 
@@ -109,6 +114,8 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     role = principal.role
     keepalive = service.settings.gateway_push_keepalive_s
+    recheck = service.settings.gateway_push_recheck_s
+    next_check = time.monotonic() + recheck
     try:
         yield b"retry: 1000\n: connected\n\n"
         if gap:
@@ -120,8 +127,14 @@ async def _events(
             if left <= 0:
                 yield b'event: bye\ndata: {"reason": "token expired"}\n\n'
                 return
+            if sub.customers and time.monotonic() >= next_check:
+                if not await run_in_threadpool(_still_allowed, service, principal, sub):
+                    yield b'event: bye\ndata: {"reason": "access ended"}\n\n'
+                    return
+                next_check = time.monotonic() + recheck
+            wait_s = max(0.01, min(keepalive, left, next_check - time.monotonic()))
             try:
-                item = await asyncio.wait_for(sub.outbox.get(), timeout=min(keepalive, left))
+                item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
@@ -130,6 +143,20 @@ async def _events(
             yield _frame(*item, role)
     finally:
         hub.unsubscribe(sub)
+
+
+def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:
+    """May ``principal`` still see every customer ``sub`` follows? A denial is audited."""
+    max_age_ms = service.settings.gateway_contact_open_s * 1000
+    for customer in sorted(set(sub.customers.values())):
+        seen = reader.read_access(service.client, service.keys, customer)
+        decision = access.decide(principal, customer, seen["open_contacts"], now_ms=int(time.time() * 1000),
+                                 max_age_ms=max_age_ms)  # fmt: skip
+        if not decision.allowed:
+            service.audit.record(principal.subject, principal.role, "subscribe", customer, None, False,
+                                 f"access ended: {decision.reason}")  # fmt: skip
+            return False
+    return True
 
 
 def open_contacts_reader(service: api.Service) -> Any:

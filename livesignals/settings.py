@@ -239,6 +239,9 @@ class Settings:
     """Most customers one push connection may subscribe to."""
     gateway_push_keepalive_s: float = 15.0
     """Seconds between keep-alive comments on an idle push connection."""
+    gateway_push_recheck_s: float = 30.0
+    """How often a push connection checks that its caller may still see each customer it follows (a
+    contact that ended ends the stream)."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

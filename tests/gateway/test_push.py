@@ -224,3 +224,18 @@ def test_analysts_get_flags_without_pii(world, server):
     got = conn.wait_for(1)
     assert "ann@example.com" not in got[0]["data"] and "***" in got[0]["data"]
     conn.close()
+
+
+def test_a_stream_ends_when_the_contact_ends(world):
+    settings = world.settings.replace(gateway_push_recheck_s=0.3)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        conn = follow(server, "c1")
+        assert conn.wait_for(1, timeout=1.0) == []  # still serving: nothing ends
+        world.apply(
+            event("chat", "c1", now_ms() - 1000, event_id="end", agent_id="a1", queue="billing", outcome="resolved")
+        )
+        got = conn.wait_for(1, timeout=10)
+        assert got[0]["event"] == "bye" and "access ended" in got[0]["data"]
+        entry = world.client.xrevrange(f"{settings.key_prefix}:audit", count=1)[0][1]
+        assert entry[b"allowed"] == b"0" and entry[b"reason"].startswith(b"access ended")
+        conn.close()
