@@ -36,3 +36,14 @@ def test_fan_out_offers_only_to_followers_of_the_flags_customer():
         assert subs["a"].outbox.qsize() == 1 and subs["b"].outbox.qsize() == 0 and queue_sub.outbox.qsize() == 1
 
     asyncio.run(run())
+
+
+def test_token_secrets_must_be_long_enough_to_sign_with():
+    import pytest
+
+    from gateway.auth import check_secrets
+
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        check_secrets(["short"])
+    with pytest.raises(ValueError, match="empty"):
+        check_secrets([])
