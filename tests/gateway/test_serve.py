@@ -1,0 +1,37 @@
+"""``livesignals serve`` and ``livesignals token`` as the demo starts them: the service in its own process,
+the page's URL with a token that the service accepts."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import httpx
+import pytest
+
+from app.demo import start_gateway
+from app.embedded import free_port, stop_process
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_starts_the_service_and_prints_a_working_page_url(settings):
+    s = settings.replace(gateway_port=free_port(), gateway_token_secrets=(secrets.token_hex(32),))
+    proc, page = start_gateway(s)
+    try:
+        base, _, fragment = page.partition("/agent#token=")
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/agent", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "the service exited"
+            assert time.time() < deadline, "the service did not answer"
+            time.sleep(0.5)
+        headers = {"Authorization": f"Bearer {fragment}"}
+        assert httpx.get(f"{base}/v1/customers/c1", headers=headers).status_code == 404  # analyst: unknown customer
+        assert httpx.get(f"{base}/v1/customers/c1").status_code == 401
+    finally:
+        stop_process(proc)
