@@ -147,8 +147,9 @@ async def push(base: str, headers: dict[str, str], ids: list[str], connections: 
         for k in range(flags):
             c = rng.choice(ids)
             now = int(time.time() * 1000)
-            doc: dict[str, Any] = {"flag_id": f"bf{k}", "customer": f"customer_id:{c}", "flag": "bench", "severity": "info",
-                   "reason": "bench", "evidence": [], "raised_at": now, "expires_at": 0}  # fmt: skip
+            doc: dict[str, Any] = {"flag_id": f"bf{k}", "customer": f"customer_id:{c}", "flag": "bench",
+                                   "severity": "info", "reason": "bench", "evidence": [], "raised_at": now,
+                                   "expires_at": 0}  # fmt: skip
             client.xadd(stream, {"flag_id": doc["flag_id"], "customer": doc["customer"], "flag": "bench",
                                  "doc": serde.dumps(doc)})  # fmt: skip
             sent[doc["flag_id"]] = c
