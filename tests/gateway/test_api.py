@@ -135,3 +135,37 @@ def test_the_page_and_its_assets_are_served(client):
     assert "agent card" in client.get("/agent").text
     assert client.get("/assets/agent.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/assets/../../etc/passwd").status_code == 404
+
+
+def test_newer_entries_never_shift_a_page(world, client):
+    t = now_ms() - 40_000
+    world.apply(*[event("web_event", "c1", t + i, event_id=f"v{i}", action="page_view", url="/x") for i in range(6)])
+    first = client.get("/v1/customers/c1/timeline?limit=3", headers=A1).json()
+    world.apply(
+        *[
+            event("web_event", "c1", now_ms() - 1000 + i, event_id=f"new{i}", action="page_view", url="/y")
+            for i in range(4)
+        ]
+    )
+    second = client.get(f"/v1/customers/c1/timeline?limit=3&cursor={first['next']}", headers=A1).json()
+    assert [e["id"] for e in first["entries"]] == ["v5", "v4", "v3"]
+    assert [e["id"] for e in second["entries"]] == ["v2", "v1", "v0"]
+
+
+def test_a_shared_identifier_resolves_to_no_one(world, client):
+    t = now_ms() - 30_000
+    world.apply(
+        {
+            **event("web_event", "c1", t, event_id="s1", action="login"),
+            "customer": {"customer_id": "c1", "device_id": "kiosk"},
+        },
+        {
+            **event("web_event", "c3", t + 1, event_id="s2", action="login"),
+            "customer": {"customer_id": "c3", "device_id": "kiosk"},
+        },
+    )
+    analyst = bearer(token("x", role="analyst"))
+    r = client.get("/v1/customers/device_id:kiosk", headers=analyst)
+    assert r.status_code == 404  # resolved to c1 or c3 it would be found: it stays the (empty) kiosk itself
+    assert world.client.scard(world.keys.owners("device_id:kiosk")) == 2
+    assert client.get("/v1/customers/device_id:kiosk", headers=A1).status_code == 403  # not c1's, though a1 serves c1
