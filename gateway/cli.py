@@ -37,5 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.gateway_host, args.port or settings.gateway_port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    # SSE streams never end by themselves: a stop (SIGTERM) closes them after 5 s; clients resume by Last-Event-ID
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=5)  # fmt: skip
     return 0

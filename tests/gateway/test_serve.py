@@ -33,5 +33,10 @@ def test_the_demo_starts_the_service_and_prints_a_working_page_url(settings):
         headers = {"Authorization": f"Bearer {fragment}"}
         assert httpx.get(f"{base}/v1/customers/c1", headers=headers).status_code == 404  # analyst: unknown customer
         assert httpx.get(f"{base}/v1/customers/c1").status_code == 401
+        with httpx.stream("GET", f"{base}/v1/push?customer=c1", headers=headers, timeout=30) as stream:
+            assert stream.status_code == 200
+            started = time.monotonic()
+            stop_process(proc)  # SIGTERM with a live stream open: the service still stops by itself
+            assert proc.returncode != -9 and time.monotonic() - started < 9.5
     finally:
         stop_process(proc)
