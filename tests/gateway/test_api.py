@@ -3,6 +3,8 @@ problem+json errors, the OpenAPI document, PII masking by role."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
@@ -169,3 +171,22 @@ def test_a_shared_identifier_resolves_to_no_one(world, client):
     assert r.status_code == 404  # resolved to c1 or c3 it would be found: it stays the (empty) kiosk itself
     assert world.client.scard(world.keys.owners("device_id:kiosk")) == 2
     assert client.get("/v1/customers/device_id:kiosk", headers=A1).status_code == 403  # not c1's, though a1 serves c1
+
+
+def test_a_call_known_only_by_phone_opens_the_customer_it_is_linked_to(world, client):
+    t = now_ms() - 30_000
+    world.apply(
+        {
+            **event("web_event", "c6", t, event_id="l1", action="login"),
+            "customer": {"customer_id": "c6", "phone": "+15559990000"},
+        },
+        {
+            **event("call", "c6", t + 1, event_id="ivr", agent_id="a1", queue="billing"),
+            "customer": {"phone": "+15559990000"},
+        },
+    )
+    for key in ("c6", "phone:+15559990000"):
+        r = client.get(f"/v1/customers/{quote(key, safe=':')}", headers=A1)
+        assert r.status_code == 200, (key, r.text)
+        assert r.json()["customer"] == "customer_id:c6"
+    assert client.get("/v1/customers/c6", headers=bearer(token("a9", queues=("other",)))).status_code == 403
