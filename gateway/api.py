@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -173,19 +174,13 @@ def get_actions(service: Service, request: Request) -> Response:
     g = authorise(service, request, "read_actions")
     _known(g)
     doc = reader.read_360(service.client, service.keys, g.customer, timeline=1)
-    body = {"customer": access.mask_key(g.customer, g.principal.role), **_actions(doc)}
+    body = {"customer": access.mask_key(g.customer, g.principal.role),
+            "next_best_actions": doc["future"].get("next_best_actions")}  # fmt: skip
     return json_response(access.mask(body, g.principal.role))
-
-
-def _actions(doc: dict[str, Any]) -> dict[str, Any]:
-    nba = doc["future"].get("next_best_actions")
-    return {"next_best_actions": nba}
 
 
 async def post_feedback(service: Service, request: Request) -> Response:
     """An agent's verdict on an action, a flag or a text's sentiment: produced as a contract event (202)."""
-    from starlette.concurrency import run_in_threadpool
-
     try:
         body = serde.loads(await request.body())
     except serde.JSONDecodeError:
