@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 
 from livesignals.settings import Settings
@@ -25,10 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid (default 8 h)")
     args = parser.parse_args(argv)
     settings = Settings.load(args.config)
-    if args.command == "token":
-        from gateway.auth import check_secrets, issue_token
+    from gateway.auth import check_secrets, issue_token
 
+    try:
         secret = check_secrets(settings.gateway_token_secrets)[0]
+    except ValueError as exc:
+        print(f"livesignals {args.command}: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "token":
         print(issue_token(secret, args.subject, args.role, args.queue, ttl_s=args.ttl, now=int(time.time())))
         return 0
     import uvicorn

@@ -40,3 +40,23 @@ def test_the_demo_starts_the_service_and_prints_a_working_page_url(settings):
             assert proc.returncode != -9 and time.monotonic() - started < 9.5
     finally:
         stop_process(proc)
+
+
+def test_livesignals_token_is_forwarded_to_the_service_cli():
+    import os
+    import subprocess
+    import sys
+
+    from gateway.auth import verify_token
+
+    secret = secrets.token_hex(32)
+    env = {**os.environ, "LIVESIGNALS_GATEWAY_TOKEN_SECRETS": secret}
+    code = (
+        "from app.cli import main; main(['token', 'a7', '--role', 'supervisor', '--queue', 'billing', '--ttl', '60'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    principal = verify_token(out.stdout.strip(), [secret])
+    assert (principal.subject, principal.role, principal.queues) == ("a7", "supervisor", ("billing",))
+    short = subprocess.run([sys.executable, "-c", code], env={**env, "LIVESIGNALS_GATEWAY_TOKEN_SECRETS": "short"},
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert short.returncode == 2 and "at least 32 bytes" in short.stderr and "Traceback" not in short.stderr
