@@ -1,4 +1,5 @@
-"""The ``livesignals`` command: demo, run, simulate, topics, settings, models, profile, kpis, voc, erase, export."""
+"""The ``livesignals`` command: demo, run, simulate, topics, settings, models, profile, kpis, voc, erase, export,
+serve, token."""
 
 from __future__ import annotations
 
@@ -83,7 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     export_.add_argument("identifier", help="kind:value (a bare id means customer_id)")
     export_.add_argument("--kafka", action="store_true", help="also the customer's flags, triggers, decisions")
 
-    args = parser.parse_args(argv)
+    # the agent desktop service runs as its own process (python -m gateway): nothing here imports it
+    for name, text in (("serve", "run the agent desktop service"), ("token", "print a signed bearer token")):
+        sub.add_parser(name, help=text, add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
+
+    args, extra = parser.parse_known_args(argv)
+    if args.command in ("serve", "token"):
+        given = sys.argv[1:] if argv is None else argv
+        config = ["--config", args.config] if args.config else []
+        rest = given[given.index(args.command) + 1 :]
+        os.execv(sys.executable, [sys.executable, "-m", "gateway", *config, args.command, *rest])
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
         from app.demo import run_demo

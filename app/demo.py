@@ -9,6 +9,7 @@ everything it started and prints a summary.
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import embedded
-from app.engine_process import start_engine, stop_process
+from app.engine_process import engine_env, start_engine, stop_process
 from app.simulator import Simulator, SimulatorConfig
 from app.simulator.produce import produce
 from app.topics import ensure_topics
@@ -58,6 +59,7 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
     stop = threading.Event()
     services: list[embedded.Service] = []
     engine: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         print("starting embedded Kafka (Tansu) and Redis (valkey)...", flush=True)
@@ -69,9 +71,12 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
             metrics_port=embedded.free_port(),
             batch_size=2000,
             quiet_hours="0-0",  # a demo at night should still show next-best actions going out
+            gateway_port=embedded.free_port(),
+            gateway_token_secrets=(secrets.token_hex(32),),
         )
         ensure_topics(settings)
         engine = start_engine(settings)
+        gateway, page = start_gateway(settings)
         sim = Simulator(
             SimulatorConfig(
                 customers=customers,
@@ -88,7 +93,7 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
             kwargs={"stop": stop},
         )
         producer_thread.start()
-        _view(settings, duration_s, engine)
+        _view(settings, duration_s, engine, page)
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted", flush=True)
@@ -97,13 +102,26 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
         stop.set()
         if engine is not None:
             stop_process(engine)
+        if gateway is not None:
+            stop_process(gateway)
         for service in services:
             service.stop()
         signal.signal(signal.SIGTERM, previous)
         print("stopped: engine, broker and Redis are down; nothing left running.", flush=True)
 
 
-def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]) -> None:
+def start_gateway(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
+    """The agent desktop service (``livesignals serve``) as its own process, and the agent page's URL with a
+    demo token: an analyst's (simulated contacts name no agent, so an agent would be assigned no one)."""
+    env = engine_env(settings)
+    cmd = [sys.executable, "-P", "-m", "gateway"]
+    token = subprocess.run([*cmd, "token", "demo", "--role", "analyst"], env=env, capture_output=True, check=True)
+    proc = subprocess.Popen([*cmd, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    return proc, f"http://127.0.0.1:{settings.gateway_port}/agent#token={token.stdout.decode().strip()}"
+
+
+def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes], page: str = "") -> None:
     r = connect(settings)
     flags_stream = Keys(settings.key_prefix).flags_stream
     bad = Producer(settings.kafka_client_config(**PRODUCER_CONFIG))
@@ -126,7 +144,7 @@ def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]
         latest = [serde.loads(fields[b"doc"]) for _, fields in r.xrevrange(flags_stream, count=6)]
         if latest and first_flag_s is None:
             first_flag_s = elapsed
-        _draw(elapsed, duration_s, rate, stats, latest)
+        _draw(elapsed, duration_s, rate, stats, latest, page)
     bad.flush(5)
     print(
         f"\nsummary: {int(stats.get('livesignals_events_in_total', 0))} events, "
@@ -143,10 +161,12 @@ def _draw(
     rate: float,
     stats: dict[str, float],
     latest: list[dict[str, Any]],
+    page: str = "",
 ) -> None:
     flags = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("livesignals_flags_total:")}
     lines = [
         f"LiveSignals demo   {elapsed:5.0f}/{duration_s:.0f} s   (Ctrl-C to stop)",
+        f"agent page    {page}  (open a customer listed below)" if page else "",
         "",
         f"events/s      {rate:10.0f}      events in    {int(stats.get('livesignals_events_in_total', 0)):>10}",
         f"flags raised  {int(stats.get('livesignals_flags_total', 0)):>10}      triggers     "

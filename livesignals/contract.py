@@ -52,6 +52,7 @@ MAX_DEPTH: Final = 16
 REFERENCE_FIELDS: Final = (
     "order_id", "case_id", "target_id", "decision_id", "rates_event_id", "product_id", "session_id", "campaign_id",
     "request_id",
+    "agent_id", "queue",
 )  # fmt: skip
 """Payload fields that hold an id: they follow the identifier rules (:mod:`livesignals.identifiers`)."""
 

@@ -178,3 +178,18 @@ ERASED_EVENTS_DROPPED = Counter(
     "Events dropped because their customer was erased after they happened (a replay of the input, "
     "a late event): never applied, never dead-lettered.",
 )
+
+# --- Agent desktop service (gateway/, issue 12) -------------------------------
+GATEWAY_REQUESTS = Counter(
+    "livesignals_gateway_requests_total", "HTTP requests answered by the agent desktop service.", ["route", "status"]
+)
+GATEWAY_DECISIONS = Counter(
+    "livesignals_gateway_access_total",
+    "Access decisions of the agent desktop service (each one audited), by action and result.",
+    ["action", "result"],
+)
+GATEWAY_PUSH_CONNECTIONS = Gauge("livesignals_gateway_push_connections", "Live push (SSE) connections open.")
+GATEWAY_PUSHED = Counter("livesignals_gateway_pushed_total", "Flags delivered to push connections.")
+GATEWAY_FEEDBACK = Counter(
+    "livesignals_gateway_feedback_total", "Agent feedback events produced to the input topic, by kind.", ["kind"]
+)

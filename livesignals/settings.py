@@ -244,6 +244,26 @@ class Settings:
     """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""
     log_level: str = "INFO"
 
+    # --- Agent desktop service (gateway/, issue 12) ------------------------------
+    gateway_host: str = "127.0.0.1"
+    """Address ``livesignals serve`` binds (``0.0.0.0`` in a container)."""
+    gateway_port: int = 8780
+    """Port of the agent desktop service."""
+    gateway_token_secrets: tuple[str, ...] = ()
+    """HS256 secrets (>= 32 bytes each) that bearer tokens are verified against; the first signs
+    ``livesignals token``. Several during a key rotation. Never logged."""
+    gateway_contact_open_s: int = 14_400
+    """An open contact older than this (its last event's time) no longer grants an agent access."""
+    gateway_audit_maxlen: int = 1_000_000
+    """Approximate length kept in the audit stream ``<prefix>:audit``."""
+    gateway_push_max_customers: int = 50
+    """Most customers one push connection may subscribe to."""
+    gateway_push_keepalive_s: float = 15.0
+    """Seconds between keep-alive comments on an idle push connection."""
+    gateway_push_recheck_s: float = 30.0
+    """How often a push connection checks that its caller may still see each customer it follows (a
+    contact that ended ends the stream)."""
+
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
         """Defaults, then the TOML file, then ``LIVESIGNALS_*`` variables."""

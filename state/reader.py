@@ -129,4 +129,92 @@ def read_voc(client: Any, keys: Keys, now_ms: int | None = None, top: int = 10) 
     return voc.rising(_partition_aggregates(client, keys).voc, now_ms, top)
 
 
-__all__ = ["read_360", "read_kpis", "read_voc"]
+# --- for the agent desktop service (gateway/): who serves the customer, paged timeline ---------------
+# Readers name keys with Keys (re-exported: the service reads through this module only).
+
+
+def resolve(client: Any, keys: Keys, identifier: str) -> str:
+    """The customer key an identifier (``kind:value``) belongs to.
+
+    A ``customer_id`` is its own; another identifier claimed by exactly one
+    customer (an email or device linked by an event) resolves to that customer;
+    one claimed by none (anonymous) or several (shared) stays itself. One round
+    trip, none for a ``customer_id``.
+    """
+    if identifier.startswith("customer_id:"):
+        return identifier
+    owners = client.smembers(keys.owners(identifier))
+    if len(owners) == 1:
+        owner = next(iter(owners))
+        return owner.decode() if isinstance(owner, bytes) else str(owner)
+    return identifier
+
+
+def read_access(client: Any, keys: Keys, customer_key: str) -> dict[str, Any]:
+    """What an access decision about ``customer_key`` (already resolved) needs: whether it is known,
+    the open contacts (agent, queue, time) of its profile and of the identifiers its 360 merges, and
+    the keys whose flags belong to its 360 (its own first, then the linked identifiers not shared).
+
+    Two round trips (one without linked identifiers); no timeline is read.
+    """
+    row = client.get(keys.profile(customer_key))
+    state = CustomerState.from_bytes(customer_key, row)
+    linked = state.identity.get("linked", [])
+    contacts = [{"key": customer_key, "channel": ch, **c} for ch, c in state.activity.get("open_contacts", {}).items()]
+    flag_keys = [customer_key]
+    if linked:
+        pipe = client.pipeline(transaction=False)
+        for identifier in linked:
+            pipe.smembers(keys.owners(identifier))
+            pipe.get(keys.profile(identifier))
+        rows = pipe.execute()
+        for i, identifier in enumerate(linked):
+            owners, profile = rows[2 * i], rows[2 * i + 1]
+            if is_shared(owners):
+                continue
+            flag_keys.append(identifier)
+            other = CustomerState.from_bytes(identifier, profile)
+            open_contacts = other.activity.get("open_contacts", {})
+            contacts += [{"key": identifier, "channel": ch, **c} for ch, c in open_contacts.items()]
+    return {"customer": customer_key, "known": bool(row), "open_contacts": contacts, "flag_keys": flag_keys}
+
+
+def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The open contacts (channel, agent, queue, time) of each customer's own profile, in one round trip
+    (the push service asks it once per batch of flags when someone follows a queue)."""
+    if not customer_keys:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for key in customer_keys:
+        pipe.get(keys.profile(key))
+    out = {}
+    for key, row in zip(customer_keys, pipe.execute(), strict=True):
+        contacts = CustomerState.from_bytes(key, row).activity.get("open_contacts", {}) if row else {}
+        out[key] = [{"key": key, "channel": ch, **c} for ch, c in contacts.items()]
+    return out
+
+
+def read_timeline(
+    client: Any, keys: Keys, customer_key: str, cursor: str | None = None, limit: int = TIMELINE_SHOWN
+) -> dict[str, Any]:
+    """One page of the customer's own timeline, newest first, and the cursor of the next page (``None``
+    at the end). The cursor is ``<time_ms>:<n>``: entries at or before that time, skipping the ``n`` at
+    exactly that time already shown, so entries added meanwhile (newer) never shift a page.
+
+    Linked identifiers' timelines are merged in :func:`read_360` (first page) only.
+    """
+    top, skip = "+inf", 0
+    if cursor:
+        at, _, seen = cursor.partition(":")
+        top, skip = at, int(seen or 0)
+    rows = client.zrevrangebyscore(keys.timeline(customer_key), top, "-inf", start=skip, num=limit, withscores=True)
+    entries = [serde.loads(member) for member, _ in rows]
+    next_cursor = None
+    if len(rows) == limit:
+        last = int(rows[-1][1])
+        same = sum(1 for _, score in rows if int(score) == last)
+        next_cursor = f"{last}:{same + (skip if cursor and int(top) == last else 0)}"
+    return {"customer": customer_key, "entries": entries, "next": next_cursor}
+
+
+__all__ = ["Keys", "read_360", "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve"]

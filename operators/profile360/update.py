@@ -125,10 +125,39 @@ def _link(state: CustomerState, event: Event) -> None:
 def _contact(state: CustomerState, event: Event) -> None:
     h = state.history
     h["contacts"] = h.get("contacts", 0) + 1
+    _open_contact(state, event)
     if event.payload.get("direction", "inbound") == "inbound":
         state.recent_contacts.append([event.event_time_ms, event.channel, event.payload.get("topic"), event.event_id])
         state.recent_contacts.sort(key=lambda c: c[0])
         del state.recent_contacts[:-MAX_RECENT_CONTACTS]
+
+
+OPEN_CONTACT_ENDED = frozenset({"resolved", "unresolved", "abandoned"})
+"""Outcomes that end a contact: it is no longer open with its agent or queue."""
+
+
+def _open_contact(state: CustomerState, event: Event) -> None:
+    """Who serves the customer on this channel now: the newest contact naming an agent or queue.
+
+    ``activity.open_contacts`` holds one entry per channel the contacts came on,
+    ``{agent_id, queue, t, event_id}``; an outcome in :data:`OPEN_CONTACT_ENDED`
+    removes it, and an older event never overrides a newer one. The agent
+    desktop service grants access from it (and ages it out when read).
+    """
+    p = event.payload
+    if not (p.get("agent_id") or p.get("queue")):
+        return
+    contacts = state.activity.setdefault("open_contacts", {})
+    current = contacts.get(event.channel)
+    if current is not None and current["t"] > event.event_time_ms:
+        return
+    if p.get("outcome") in OPEN_CONTACT_ENDED:
+        contacts.pop(event.channel, None)
+    else:
+        t, agent, queue = event.event_time_ms, p.get("agent_id"), p.get("queue")
+        contacts[event.channel] = {"agent_id": agent, "queue": queue, "t": t, "event_id": event.event_id}
+    if not contacts:
+        del state.activity["open_contacts"]
 
 
 def _touch(state: CustomerState, event: Event) -> None:

@@ -93,6 +93,10 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 __all__ = ["ActionRule", "FlagRule", "Rulebook", "RulebookError", "RulebookSource"]
 
+FLAG_EVIDENCE_KEPT = 5
+"""Evidence items (each <= 200 characters) a raised flag keeps in the profile, for the 360 and the agent
+desktop: the raising event first. The published flag carries all of them."""
+
 
 @dataclass(frozen=True)
 class FlagRule:
@@ -179,6 +183,7 @@ class Rulebook:
                         state.flags[rule.name] = {
                             "id": flag.flag_id, "severity": flag.severity, "reason": reason,
                             "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
+                            "evidence": list(flag.evidence[:FLAG_EVIDENCE_KEPT]),
                         }  # fmt: skip
                         out.append(flag)
                 elif rule.clear_when is not None and rule.clear_when(ctx):

@@ -23,6 +23,7 @@ from operators.engine import Engine
 from operators.profile360 import update
 from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
 from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
+from operators.rules import rulebook
 from operators.scoring import behaviour, features, online
 from state.memory import MAX_FLAGS_KEPT, InMemoryStore
 from tests.helpers import T0, event
@@ -60,6 +61,8 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "activity.cart.items": update.MAX_PRODUCTS,
     "activity.last_return": 5,
     "activity.cancelled": 2,
+    "activity.open_contacts": len(CHANNELS),
+    "activity.open_contacts.*": 4,
     "history": 16,
     "history.by_channel": len(CHANNELS),
     "history.by_type": len(EVENT_TYPES),
@@ -84,7 +87,8 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "value.loyalty": 2,
     "consent": 3,
     "flags": update.MAX_FLAGS,
-    "flags.*": 5,
+    "flags.*": 6,
+    "flags.*.evidence": rulebook.FLAG_EVIDENCE_KEPT,
     "predictions": 10,
     "predictions.recent_texts": online.MAX_RECENT_TEXTS,
     "predictions.recent_texts.*": 5,
@@ -182,6 +186,8 @@ def random_event(rng: random.Random, i: int, t: int) -> dict[str, Any]:
             "topic": rng.choice(["delivery", "billing", f"topic{i}"]),
             "outcome": rng.choice(["resolved", "unresolved", "escalated"]),
             "handle_time_s": rng.randint(1, 900),
+            "agent_id": f"agent{rng.randint(0, 50)}",
+            "queue": rng.choice(["billing", "delivery", f"q{i}"]),
         }
     elif etype == "survey":
         p = {

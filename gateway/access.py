@@ -1,0 +1,148 @@
+"""Who may see which customer, and what of it: object-level authorisation and PII masking.
+
+The rule (issue 12), decided on every read, push subscription and feedback:
+
+* an **agent** sees a customer while serving them -- an open contact (the
+  360's ``activity.open_contacts``, from the events' ``agent_id``/``queue``)
+  assigned to them -- or while the customer waits, unassigned, in one of
+  their team's queues (the token's ``queues``);
+* a **supervisor** sees every customer with an open contact in their teams'
+  queues, whoever serves it;
+* an **analyst** sees any customer but no PII, and may not look a customer up
+  by a PII identifier (email, phone): the lookup itself would reveal who it is.
+
+An open contact older than ``gateway_contact_open_s`` grants nothing (a
+contact whose end was never reported does not open a customer for ever).
+A customer nobody may see and a customer that does not exist get the same
+answer, so ids cannot be probed.
+
+Masking for roles without PII: e-mail addresses, phone numbers and PII
+identifiers anywhere in the document, identity attributes (names, addresses),
+relationships and free text (timeline snippets, texts kept for the models).
+
+>>> p = Principal("a7", "agent", ("billing",), 0)
+>>> contact = {"key": "customer_id:c1", "channel": "chat", "agent_id": None, "queue": "billing", "t": 1000}
+>>> decide(p, "customer_id:c1", [contact], now_ms=2000, max_age_ms=3600_000)
+Decision(allowed=True, reason='waiting in your queue billing')
+>>> decide(p, "customer_id:c1", [{**contact, "agent_id": "a8"}], now_ms=2000, max_age_ms=3600_000)
+Decision(allowed=False, reason='not assigned to you')
+>>> mask({"email": "ann@example.com", "s": "call me on +44 20 7946 0958"}, "analyst")
+{'email': '***', 's': 'call me on ***'}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gateway.auth import Principal
+
+PII_KINDS: Final = frozenset({"email", "phone"})
+"""Identifier kinds that are personal data in themselves."""
+SEES_PII: Final = {"agent": True, "supervisor": True, "analyst": False}
+MAY_SEND_FEEDBACK: Final = frozenset({"agent", "supervisor"})
+KEPT_ATTRIBUTES: Final = frozenset({"timezone", "tier", "segment", "lang"})
+"""Identity attributes that stay readable when PII is masked; every other attribute value is masked."""
+MASK: Final = "***"
+
+_EMAIL = re.compile(r"[^\s@:]+@[^\s@]+\.[^\s@]+")
+_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+_PII_ID = re.compile(r"\b(email|phone):\S+")
+_FREE_TEXT_TYPES: Final = frozenset({"call", "chat", "email", "sms", "social", "survey"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Allowed or not, and why (the reason goes to the audit log)."""
+
+    allowed: bool
+    reason: str
+
+
+def decide(
+    principal: Principal, requested: str, open_contacts: Sequence[dict[str, Any]], *, now_ms: int, max_age_ms: int
+) -> Decision:
+    """May ``principal`` see the customer looked up as ``requested``, given its open contacts?"""
+    role = principal.role
+    if role == "analyst":
+        kind = requested.partition(":")[0]
+        if kind in PII_KINDS:
+            return Decision(False, f"analysts may not look customers up by {kind}")
+        return Decision(True, "analyst (PII masked)")
+    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms]
+    if role == "agent":
+        for c in fresh:
+            if c.get("agent_id") == principal.subject:
+                return Decision(True, f"serving on {c['channel']}")
+        for c in fresh:
+            if not c.get("agent_id") and c.get("queue") in principal.queues:
+                return Decision(True, f"waiting in your queue {c['queue']}")
+        return Decision(False, "not assigned to you")
+    if role == "supervisor":
+        for c in fresh:
+            if c.get("queue") in principal.queues:
+                return Decision(True, f"in your team's queue {c['queue']}")
+        return Decision(False, "not in your teams' queues")
+    return Decision(False, "unknown role")
+
+
+def mask(doc: Any, role: str) -> Any:
+    """``doc`` as ``role`` may see it (unchanged for roles that see PII; a masked copy otherwise)."""
+    if SEES_PII.get(role, False):
+        return doc
+    return _scrub(_mask_sections(doc))
+
+
+def mask_key(customer_key: str, role: str) -> str:
+    """A customer key as ``role`` may see it: ``email:***`` for a PII kind without PII rights."""
+    kind, _, _ = customer_key.partition(":")
+    return f"{kind}:{MASK}" if kind in PII_KINDS and not SEES_PII.get(role, False) else customer_key
+
+
+def _mask_sections(doc: Any) -> Any:
+    if not isinstance(doc, dict):
+        return doc
+    out = dict(doc)
+    identity = out.get("identity")
+    if isinstance(identity, dict):
+        identity = dict(identity)
+        ids = identity.get("ids")
+        if isinstance(ids, dict):
+            identity["ids"] = {k: ([MASK] * len(v) if k in PII_KINDS else v) for k, v in ids.items()}
+        attributes = identity.get("attributes")
+        if isinstance(attributes, dict):
+            identity["attributes"] = {k: (v if k in KEPT_ATTRIBUTES else MASK) for k, v in attributes.items()}
+        out["identity"] = identity
+    if "relationships" in out:
+        out["relationships"] = MASK
+    predictions = out.get("predictions")
+    if isinstance(predictions, dict) and "recent_texts" in predictions:
+        out["predictions"] = {k: v for k, v in predictions.items() if k != "recent_texts"}
+    for name in ("timeline", "entries"):
+        if isinstance(out.get(name), list):
+            out[name] = [_without_text(e) for e in out[name]]
+    return out
+
+
+def _without_text(entry: Any) -> Any:
+    """A timeline entry without the customer's words (a contact's or survey comment's snippet)."""
+    if not isinstance(entry, dict) or entry.get("type") not in _FREE_TEXT_TYPES or not isinstance(entry.get("s"), str):
+        return entry
+    keep = 2 if entry["type"] == "survey" else 1  # "csat survey: 4: <comment>" / "inbound chat about x: <text>"
+    return {**entry, "s": ": ".join(entry["s"].split(": ")[:keep])}
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        if "@" in value or ":" in value or any(ch.isdigit() for ch in value):
+            value = _PII_ID.sub(lambda m: f"{m[1]}:{MASK}", value)
+            value = _EMAIL.sub(MASK, value)
+            value = _PHONE.sub(MASK, value)
+        return value
+    if isinstance(value, dict):
+        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value

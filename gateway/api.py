@@ -1,0 +1,223 @@
+"""The HTTP routes: the customer 360, its timeline, flags and actions, feedback; every one authorised and audited.
+
+A customer is named by any identifier, ``kind:value`` (``customer_id:c42``,
+``email:ann@example.com``, ``phone:+44...``, ``device_id:d9``, ``cookie_id:k1``;
+a bare value means ``customer_id``), resolved to the customer it belongs to
+(:func:`state.reader.resolve`) before the access rule (:mod:`gateway.access`)
+is applied to that customer. Order of checks, the same on every route: token
+(401), identifier (400), access (403: the same answer whether the customer
+exists or not), existence (404), then the read. Each decision is audited
+before anything is returned.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import access, feedback
+from gateway.access import Decision
+from gateway.audit import AuditLog
+from gateway.auth import Principal, TokenError, verify_token
+from gateway.problems import Problem
+from livesignals import metrics, serde
+from livesignals.contract import IDENTIFIER_KINDS
+from livesignals.identifiers import normalise_identifier
+from livesignals.settings import Settings
+from state import reader
+from state.reader import Keys
+
+CURSOR = re.compile(r"^\d{1,16}:\d{1,6}$")
+MAX_PAGE = 200
+
+
+@dataclass
+class Service:
+    """What every route needs: settings, Redis, key builder, audit log, the feedback producer."""
+
+    settings: Settings
+    client: Any
+    keys: Keys
+    audit: AuditLog
+    feedback: feedback.FeedbackProducer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """A customer the caller may see: who asked, the key asked and resolved, what access said."""
+
+    principal: Principal
+    asked: str
+    customer: str
+    decision: Decision
+    known: bool
+    flag_keys: tuple[str, ...]
+
+
+def json_response(doc: Any, status: int = 200) -> Response:
+    """A JSON response (orjson)."""
+    return Response(serde.dumps(doc), status_code=status, media_type="application/json")
+
+
+def principal_of(service: Service, request: Request, action: str, asked: str) -> Principal:
+    """The caller, or a 401 problem (audited: a bad token is an attempt too)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    reason = "no bearer token"
+    if scheme.lower() == "bearer" and token:
+        try:
+            return verify_token(token.strip(), service.settings.gateway_token_secrets)
+        except TokenError as exc:
+            reason = str(exc)
+    service.audit.record("-", "-", action, asked, None, False, reason)
+    raise Problem(401, "Unauthorized", reason)
+
+
+def customer_key(raw: str) -> str:
+    """``kind:value`` from a path segment, checked and normalised, or a 400 problem.
+
+    >>> customer_key("c42"), customer_key("email:ann@example.com")
+    ('customer_id:c42', 'email:ann@example.com')
+    """
+    kind, sep, value = raw.partition(":")
+    if not sep:
+        kind, value = "customer_id", raw
+    if kind not in IDENTIFIER_KINDS:
+        raise Problem(400, "Bad identifier", f"identifier kind must be one of {', '.join(IDENTIFIER_KINDS)}")
+    if not value or len(value) > 128:
+        raise Problem(400, "Bad identifier", "an identifier holds 1-128 characters")
+    try:
+        return f"{kind}:{normalise_identifier(value)}"
+    except ValueError as exc:
+        raise Problem(400, "Bad identifier", f"identifier {exc}") from None
+
+
+def authorise(
+    service: Service, request: Request, action: str, raw: str | None = None, roles: frozenset[str] | None = None
+) -> Granted:
+    """Token, identifier, access rule, audit: the caller may see this customer, or a problem is raised
+    (``roles``: the only roles that may do ``action`` at all)."""
+    raw = request.path_params["key"] if raw is None else raw
+    principal = principal_of(service, request, action, raw[:200])
+    if roles is not None and principal.role not in roles:
+        service.audit.record(principal.subject, principal.role, action, raw[:200], None, False,
+                             f"role {principal.role} may not {action}")  # fmt: skip
+        raise Problem(403, "Forbidden", f"role {principal.role} may not {action}")
+    try:
+        asked = customer_key(raw)
+    except Problem as problem:
+        service.audit.record(principal.subject, principal.role, action, raw[:200], None, False, problem.detail)
+        raise
+    if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
+        resolved = asked  # no lookup by PII for analysts: not even resolved
+        seen: dict[str, Any] = {"known": False, "open_contacts": [], "flag_keys": [asked]}
+    else:
+        resolved = reader.resolve(service.client, service.keys, asked)
+        seen = reader.read_access(service.client, service.keys, resolved)
+    decision = access.decide(
+        principal, asked, seen["open_contacts"], now_ms=int(time.time() * 1000),
+        max_age_ms=service.settings.gateway_contact_open_s * 1000,
+    )  # fmt: skip
+    service.audit.record(principal.subject, principal.role, action, asked, resolved, decision.allowed, decision.reason)
+    if not decision.allowed:
+        raise Problem(403, "Forbidden", "this customer is not assigned to you, or does not exist")
+    return Granted(principal, asked, resolved, decision, seen["known"], tuple(seen["flag_keys"]))
+
+
+def _known(granted: Granted) -> None:
+    if not granted.known:
+        raise Problem(404, "Not Found", "no such customer")
+
+
+def get_360(service: Service, request: Request) -> Response:
+    """The customer's 360: every section, the three tenses, why now, context carried for ``?channel=``."""
+    g = authorise(service, request, "read_360")
+    _known(g)
+    channel = request.query_params.get("channel") or None
+    shown = _int(request.query_params.get("timeline"), 20, 1, MAX_PAGE)
+    doc = reader.read_360(service.client, service.keys, g.customer, channel=channel, timeline=shown)
+    doc["customer"] = access.mask_key(g.customer, g.principal.role)
+    doc["access"] = {"role": g.principal.role, "why": g.decision.reason}
+    return json_response(access.mask(doc, g.principal.role))
+
+
+def get_timeline(service: Service, request: Request) -> Response:
+    """One page of the timeline, newest first; ``?cursor=`` from the previous page's ``next``."""
+    g = authorise(service, request, "read_timeline")
+    _known(g)
+    cursor = request.query_params.get("cursor") or None
+    if cursor is not None and not CURSOR.match(cursor):
+        raise Problem(400, "Bad cursor", "use the 'next' value of the previous page")
+    limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
+    page = reader.read_timeline(service.client, service.keys, g.customer, cursor, limit)
+    page["customer"] = access.mask_key(g.customer, g.principal.role)
+    return json_response(access.mask(page, g.principal.role))
+
+
+def get_flags(service: Service, request: Request) -> Response:
+    """The flags currently raised, with their evidence and relevance."""
+    g = authorise(service, request, "read_flags")
+    _known(g)
+    doc = reader.read_360(service.client, service.keys, g.customer, timeline=1)
+    body = {"customer": access.mask_key(g.customer, g.principal.role), "flags": doc["present"]["active_flags"]}
+    return json_response(access.mask(body, g.principal.role))
+
+
+def get_actions(service: Service, request: Request) -> Response:
+    """The ranked next-best actions with their reasons (the last decision's), or ``null`` before any."""
+    g = authorise(service, request, "read_actions")
+    _known(g)
+    doc = reader.read_360(service.client, service.keys, g.customer, timeline=1)
+    body = {"customer": access.mask_key(g.customer, g.principal.role),
+            "next_best_actions": doc["future"].get("next_best_actions")}  # fmt: skip
+    return json_response(access.mask(body, g.principal.role))
+
+
+async def post_feedback(service: Service, request: Request) -> Response:
+    """An agent's verdict on an action, a flag or a text's sentiment: produced as a contract event (202)."""
+    try:
+        body = serde.loads(await request.body())
+    except serde.JSONDecodeError:
+        body = None
+    return await run_in_threadpool(_feedback, service, request, body)
+
+
+def _feedback(service: Service, request: Request, body: Any) -> Response:
+    g = authorise(service, request, "feedback", roles=access.MAY_SEND_FEEDBACK)
+    _known(g)
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad feedback", "the body must be a JSON object")
+    if service.feedback is None:
+        raise Problem(503, "Feedback unavailable", "no Kafka producer configured")
+    now_ms = int(time.time() * 1000)
+    decision = None
+    if body.get("target") == "action":
+        decision = reader.read_360(service.client, service.keys, g.customer, timeline=1)["predictions"].get(
+            "next_best_actions"
+        )
+    try:
+        doc = feedback.build_event(
+            g.customer, g.principal.subject, body, request.headers.get("idempotency-key", ""), now_ms, decision
+        )
+    except feedback.BadFeedback as exc:
+        raise Problem(400, "Bad feedback", str(exc)) from None
+    try:
+        service.feedback.send(doc)
+    except RuntimeError as exc:
+        raise Problem(503, "Feedback not delivered", str(exc)) from None
+    metrics.GATEWAY_FEEDBACK.labels(body["target"]).inc()
+    return json_response({"event_id": doc["event_id"], "type": doc["type"], "payload": doc["payload"]}, 202)
+
+
+def _int(raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise Problem(400, "Bad parameter", f"expected a whole number {low}-{high}")
+    return max(low, min(high, int(raw)))

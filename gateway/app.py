@@ -1,0 +1,127 @@
+"""The agent desktop application: routes, error handling, the live-push hub's lifetime.
+
+Why Starlette on uvicorn: a small, well-kept ASGI toolkit (the base of
+FastAPI) with streaming responses for Server-Sent Events and no framework
+magic to audit, served by uvicorn, the common production ASGI server. Reads
+run in its thread pool with redis-py's blocking client (the same
+:mod:`state.reader` code the CLI uses); live push runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from gateway import api, stream
+from gateway.audit import AuditLog
+from gateway.auth import check_secrets
+from gateway.feedback import FeedbackProducer
+from gateway.openapi import document
+from gateway.problems import Problem
+from gateway.push import FlagHub
+from livesignals import metrics
+from livesignals.partitioner import PRODUCER_CONFIG
+from livesignals.settings import Settings
+from state.reader import Keys
+
+ASSETS = {"agent.js": "text/javascript", "agent.css": "text/css", "agent.html": "text/html"}
+
+
+def redis_client(settings: Settings) -> Any:
+    """A blocking Redis client for the service (bytes in and out; Cluster when configured)."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url)
+    return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+
+
+def kafka_producer(settings: Settings) -> Any:
+    """An idempotent producer for feedback events, with the contract's partitioner."""
+    from confluent_kafka import Producer
+
+    return Producer(settings.kafka_client_config(**PRODUCER_CONFIG, **{"enable.idempotence": True, "linger.ms": 0}))
+
+
+def create_app(settings: Settings, client: Any = None, producer: Any = None, hub_block_ms: int = 1000) -> Starlette:
+    """The service for ``settings`` (``client``/``producer``: injected by tests; made from settings otherwise)."""
+    check_secrets(settings.gateway_token_secrets)
+    client = client if client is not None else redis_client(settings)
+    producer = producer if producer is not None else kafka_producer(settings)
+    keys = Keys(settings.key_prefix)
+    service = api.Service(
+        settings, client, keys, AuditLog(client, settings.key_prefix, settings.gateway_audit_maxlen),
+        FeedbackProducer(producer, settings.input_topics[0]),
+    )  # fmt: skip
+    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), block_ms=hub_block_ms)
+
+    def route(path: str, name: str, fn: Callable[..., Any], methods: tuple[str, ...] = ("GET",)) -> Route:
+        if asyncio.iscoroutinefunction(fn):
+
+            async def endpoint(request: Request) -> Response:
+                response: Response = await fn(request)
+                metrics.GATEWAY_REQUESTS.labels(name, str(response.status_code)).inc()
+                return response
+
+            return Route(path, endpoint, methods=list(methods), name=name)
+
+        def sync_endpoint(request: Request) -> Response:
+            response: Response = fn(request)
+            metrics.GATEWAY_REQUESTS.labels(name, str(response.status_code)).inc()
+            return response
+
+        return Route(path, sync_endpoint, methods=list(methods), name=name)
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        problem = exc if isinstance(exc, Problem) else Problem(500, "Internal Server Error")
+        metrics.GATEWAY_REQUESTS.labels(request.url.path.split("/")[2] if "/v1/" in request.url.path else "other",
+                                        str(problem.status)).inc()  # fmt: skip
+        return problem.response(request.url.path)
+
+    async def push(request: Request) -> Response:
+        return await stream.push(service, hub, request)
+
+    async def feedback(request: Request) -> Response:
+        return await api.post_feedback(service, request)
+
+    routes = [
+        route("/v1/customers/{key:path}/timeline", "timeline", lambda r: api.get_timeline(service, r)),
+        route("/v1/customers/{key:path}/flags", "flags", lambda r: api.get_flags(service, r)),
+        route("/v1/customers/{key:path}/actions", "actions", lambda r: api.get_actions(service, r)),
+        route("/v1/customers/{key:path}/feedback", "feedback", feedback, ("POST",)),
+        route("/v1/customers/{key:path}", "customer", lambda r: api.get_360(service, r)),
+        route("/v1/push", "push", push),
+        Route("/openapi.json", lambda r: api.json_response(document()), name="openapi"),
+        Route("/healthz", lambda r: api.json_response({"ok": True}), name="health"),
+        Route("/", lambda r: RedirectResponse("/agent"), name="root"),
+        Route("/agent", lambda r: _asset("agent.html"), name="page"),
+        Route("/assets/{name}", lambda r: _asset(r.path_params["name"]), name="assets"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        hub.start(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            hub.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Problem: on_problem, 500: on_problem})
+    app.state.service = service
+    app.state.hub = hub
+    return app
+
+
+def _asset(name: str) -> Response:
+    if name not in ASSETS:
+        raise Problem(404, "Not Found", "no such asset")
+    body = importlib.resources.files("gateway").joinpath("page", name).read_bytes()
+    return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})

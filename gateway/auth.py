@@ -1,0 +1,102 @@
+"""Bearer tokens: who is asking, verified before anything is read.
+
+Tokens are JWTs signed with HMAC-SHA256 by one of the configured secrets
+(``gateway_token_secrets``: several during a key rotation; the first signs).
+A token must name its subject (``sub``: the agent id the contact-centre events
+use), its ``role`` (``agent``, ``supervisor`` or ``analyst``), the ``queues``
+of the caller's teams, and expire (``exp``); the issuer must match. Anything
+else -- another algorithm (``none`` included), a bad signature, a token
+expired or not yet valid, a missing claim, an unknown role -- is rejected
+with one reason, never an exception that leaks the secret or the token.
+
+>>> secret = "s" * 32
+>>> token = issue_token(secret, "a7", "agent", ["billing"], ttl_s=60, now=1_000)
+>>> verify_token(token, [secret], now=1_010)
+Principal(subject='a7', role='agent', queues=('billing',), expires_at=1060)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import jwt
+
+ROLES: Final = ("agent", "supervisor", "analyst")
+ALGORITHM: Final = "HS256"
+ISSUER: Final = "livesignals"
+MIN_SECRET_BYTES: Final = 32
+"""Shortest secret accepted: HS256 needs a key as long as its hash (RFC 7518 section 3.2)."""
+
+
+class TokenError(Exception):
+    """A token that does not let its bearer in; the message is safe to return (no token, no secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: the token's subject, role and team queues."""
+
+    subject: str
+    role: str
+    queues: tuple[str, ...]
+    expires_at: int
+
+
+def check_secrets(secrets: Sequence[str]) -> list[str]:
+    """The secrets, or ``ValueError`` when there is none or one is too short to sign with."""
+    if not secrets:
+        raise ValueError("gateway_token_secrets is empty: set LIVESIGNALS_GATEWAY_TOKEN_SECRETS")
+    for secret in secrets:
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"every gateway token secret must be at least {MIN_SECRET_BYTES} bytes")
+    return list(secrets)
+
+
+def issue_token(
+    secret: str, subject: str, role: str, queues: Sequence[str] = (), *, ttl_s: int = 3600, now: int
+) -> str:
+    """A signed token for ``subject`` (``livesignals token``; demo and tests, or a login service's model)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    check_secrets([secret])
+    claims = {"sub": subject, "role": role, "queues": list(queues), "iat": now, "nbf": now, "exp": now + ttl_s,
+              "iss": ISSUER}  # fmt: skip
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) -> Principal:
+    """The principal a token names, or :class:`TokenError` with the reason (``now``: epoch seconds)."""
+    now = int(time.time()) if now is None else now
+    claims = None
+    for secret in secrets:
+        try:
+            claims = jwt.decode(
+                token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss"], "verify_exp": False, "verify_nbf": False,
+                         "verify_iat": False},
+            )  # fmt: skip
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid token: {type(exc).__name__}") from None
+    if claims is None:
+        raise TokenError("invalid token: bad signature")
+    exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+    if not isinstance(exp, int | float) or not isinstance(nbf, int | float):
+        raise TokenError("invalid token: exp and nbf must be numbers")
+    if exp <= now:
+        raise TokenError("token expired")
+    if nbf > now:
+        raise TokenError("token not valid yet")
+    role, queues, subject = claims.get("role"), claims.get("queues", []), claims.get("sub")
+    if role not in ROLES:
+        raise TokenError("invalid token: unknown role")
+    if not isinstance(subject, str) or not subject:
+        raise TokenError("invalid token: no subject")
+    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
+        raise TokenError("invalid token: queues must be a list of strings")
+    return Principal(subject, role, tuple(queues), int(exp))

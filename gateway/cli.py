@@ -1,0 +1,48 @@
+"""``livesignals serve`` and ``livesignals token`` (run as ``python -m gateway``: the engine's CLI starts
+the service as its own process and never imports it)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from livesignals.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m gateway``."""
+    parser = argparse.ArgumentParser(prog="livesignals", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (else LIVESIGNALS_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the agent desktop service (HTTP API, live push, the agent page)")
+    serve.add_argument("--host", help="bind address (default: gateway_host)")
+    serve.add_argument("--port", type=int, help="port (default: gateway_port)")
+    token = sub.add_parser("token", help="print a signed bearer token (demo and tests)")
+    token.add_argument("subject", help="the agent id (as the events' agent_id)")
+    token.add_argument("--role", choices=["agent", "supervisor", "analyst"], default="agent")
+    token.add_argument("--queue", action="append", default=[], help="a queue of the caller's team (repeat)")
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds the token is valid (default 8 h)")
+    args = parser.parse_args(argv)
+    settings = Settings.load(args.config)
+    from gateway.auth import check_secrets, issue_token
+
+    try:
+        secret = check_secrets(settings.gateway_token_secrets)[0]
+    except ValueError as exc:
+        print(f"livesignals {args.command}: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "token":
+        print(issue_token(secret, args.subject, args.role, args.queue, ttl_s=args.ttl, now=int(time.time())))
+        return 0
+    import uvicorn
+
+    from gateway.app import create_app
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = args.host or settings.gateway_host, args.port or settings.gateway_port
+    # SSE streams never end by themselves: a stop (SIGTERM) closes them after 5 s; clients resume by Last-Event-ID
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=5)  # fmt: skip
+    return 0

@@ -1,0 +1,128 @@
+"""Agents' verdicts from the desktop, written back as contract events on the input topic.
+
+The learning loops already exist in the engine; this closes them from the desk:
+
+==========================  =================================================================
+request ``verdict`` on      event produced (``livesignals/schemas/event-v1.json``)
+==========================  =================================================================
+action: accept / reject     ``offer_response`` ``accepted`` / ``rejected``; ``decision_id`` =
+                            the 360's decision when the action is the one it chose and sent
+                            (the offers model learns from that decision's features), else none
+                            (learned as an offer made by the agent)
+action: not_relevant        ``agent_feedback`` kind ``action``, label ``not_relevant``, target =
+                            the decision id
+flag: relevant /            ``agent_feedback`` kind ``flag``, target = the flag id
+not_relevant                (teaches ``flag_relevance``)
+sentiment: negative /       ``agent_feedback`` kind ``sentiment``, target = the text's event id
+neutral / positive
+==========================  =================================================================
+
+Every event carries the agent (``agent_id``), is on channel ``backoffice``,
+keyed by the customer like every producer's (murmur2), and its ``event_id``
+is derived from the agent and the request's ``Idempotency-Key``: a retried
+request produces the same event, which the engine applies once (its
+duplicate horizon). Each event is checked against the contract before it is
+sent, so the service never writes what the engine would dead-letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+from livesignals import serde
+from livesignals.contract import decode, primary_key
+from livesignals.errors import InvalidEvent, Origin
+
+VERDICTS: Final = {
+    "action": frozenset({"accept", "reject", "not_relevant"}),
+    "flag": frozenset({"relevant", "not_relevant"}),
+    "sentiment": frozenset({"negative", "neutral", "positive"}),
+}
+"""What an agent may say, per target kind."""
+
+
+class BadFeedback(ValueError):
+    """A feedback request that cannot become a valid event (the message says why)."""
+
+
+def event_id(agent: str, idempotency_key: str) -> str:
+    """The event id of a feedback request: the same agent and key give the same id.
+
+    >>> event_id("a7", "k1") == event_id("a7", "k1") != event_id("a8", "k1")
+    True
+    """
+    digest = hashlib.blake2b(f"{agent}\x1f{idempotency_key}".encode(), digest_size=16).hexdigest()
+    return f"fb-{digest}"
+
+
+def build_event(
+    customer_key: str,
+    agent: str,
+    request: dict[str, Any],
+    idempotency_key: str,
+    now_ms: int,
+    decision: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The contract event for one feedback request on ``customer_key``, or :class:`BadFeedback`.
+
+    ``request``: ``{"target": "action"|"flag"|"sentiment", "target_id": ..., "verdict": ...}``
+    (``action`` the action's name for accept/reject); ``decision`` is the 360's
+    ``next_best_actions`` (which action was chosen and sent under which id).
+
+    >>> e = build_event("customer_id:c1", "a7", {"target": "flag", "target_id": "f1", "verdict": "relevant"},
+    ...                 "k1", 1000)
+    >>> e["type"], e["payload"]
+    ('agent_feedback', {'target_id': 'f1', 'kind': 'flag', 'label': 'relevant', 'agent_id': 'a7'})
+    """
+    target, verdict = request.get("target"), request.get("verdict")
+    if target not in VERDICTS:
+        raise BadFeedback(f"target must be one of {sorted(VERDICTS)}")
+    if verdict not in VERDICTS[target]:
+        raise BadFeedback(f"verdict for {target} must be one of {sorted(VERDICTS[target])}")
+    if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200:
+        raise BadFeedback("an Idempotency-Key header of 1-200 characters is required")
+    target_id = request.get("target_id")
+    payload: dict[str, Any]
+    if target == "action" and verdict in ("accept", "reject"):
+        action = request.get("action")
+        if not isinstance(action, str) or not action:
+            raise BadFeedback("accept/reject needs the action's name (action)")
+        payload = {"action": action, "response": "accepted" if verdict == "accept" else "rejected"}
+        if decision and decision.get("chosen") == action and decision.get("sent") and decision.get("decision_id"):
+            payload["decision_id"] = decision["decision_id"]
+        etype = "offer_response"
+    else:
+        if not isinstance(target_id, str) or not target_id:
+            raise BadFeedback("target_id is required")
+        payload = {"target_id": target_id, "kind": target, "label": verdict}
+        etype = "agent_feedback"
+    payload["agent_id"] = agent
+    kind, _, value = customer_key.partition(":")
+    doc = {
+        "schema_version": 1, "event_id": event_id(agent, idempotency_key), "type": etype, "channel": "backoffice",
+        "customer": {kind: value}, "event_time": now_ms, "payload": payload,
+    }  # fmt: skip
+    try:
+        decode(serde.dumps(doc), Origin("gateway", 0, 0), now_ms=now_ms)
+    except InvalidEvent as exc:
+        raise BadFeedback(f"not a valid event: {exc}") from None
+    return doc
+
+
+class FeedbackProducer:
+    """Produces feedback events to the input topic and waits for Kafka's acknowledgement."""
+
+    def __init__(self, producer: Any, topic: str, timeout_s: float = 10.0) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.timeout_s = timeout_s
+
+    def send(self, doc: dict[str, Any]) -> None:
+        """Produce ``doc`` keyed by its customer; raises ``RuntimeError`` unless Kafka confirms it."""
+        errors: list[Any] = []
+        key = primary_key(doc["customer"]).encode()
+        self.producer.produce(self.topic, serde.dumps(doc), key=key, on_delivery=lambda err, _m: errors.append(err))
+        remaining = self.producer.flush(self.timeout_s)
+        if remaining or not errors or errors[0] is not None:
+            raise RuntimeError(f"feedback not confirmed by Kafka: {errors[0] if errors else 'timeout'}")

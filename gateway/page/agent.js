@@ -1,0 +1,187 @@
+// The agent card: reads the 360 through the service and follows its flags live (SSE over fetch, so the
+// bearer token travels in a header, never in a URL). The token comes in the URL fragment: #token=...
+"use strict";
+const params = new URLSearchParams(location.hash.slice(1));
+const token = params.get("token") || sessionStorage.getItem("ls.token") || "";
+if (token) sessionStorage.setItem("ls.token", token);
+history.replaceState(null, "", location.pathname + location.search);  // the token leaves the address bar
+const $ = (id) => document.getElementById(id);
+const auth = { Authorization: "Bearer " + token };
+let current = null, stream = null, lastEventId = "";
+const flags = new Map();
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+  return node;
+}
+const when = (ms) => new Date(ms).toLocaleString();
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { ...auth, ...(options.headers || {}) } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.detail || body.title || res.statusText);
+  return body;
+}
+
+async function openCustomer(key) {
+  $("message").textContent = "";
+  try {
+    const doc = await api("/v1/customers/" + encodeURIComponent(key) + "?timeline=20");
+    current = doc.customer;
+    render(doc);
+    follow(key);
+  } catch (err) {
+    $("card").hidden = true;
+    $("message").textContent = err.message;
+  }
+}
+
+function render(doc) {
+  $("card").hidden = false;
+  const attrs = (doc.identity && doc.identity.attributes) || {};
+  $("who-name").textContent = attrs.name || doc.customer;
+  const ids = Object.entries((doc.identity && doc.identity.ids) || {}).map(([k, v]) => k + ": " + v.join(", "));
+  $("who-ids").textContent = ids.join(" · ") + " · " + (doc.access ? doc.access.why : "");
+  const mood = doc.future && doc.future.mood;
+  $("mood").textContent = mood ? "Mood: " + moodWord(mood.last) + " (trend " + (mood.trend ?? "–") + ")" : "Mood: unknown";
+  const present = doc.present || {};
+  $("why-now").textContent = present.why_now ? present.why_now.detail : "No open reason found";
+  const ctx = present.context_carried;
+  $("context").textContent = ctx ? "Context carried: " + (ctx.detail || JSON.stringify(ctx)) : "";
+  flags.clear();
+  for (const [name, f] of Object.entries(present.active_flags || {})) flags.set(name, { flag: name, ...f });
+  renderFlags();
+  renderActions(doc.future && doc.future.next_best_actions);
+  $("timeline").replaceChildren(...(doc.timeline || []).map((e) => el("li", {}, el("time", {}, when(e.t)), e.s)));
+}
+
+function moodWord(v) {
+  if (v === undefined || v === null) return "unknown";
+  return v <= -0.3 ? "upset" : v >= 0.3 ? "happy" : "neutral";
+}
+
+function renderFlags(fresh) {
+  const items = [...flags.values()].map((f) => {
+    const li = el("li", { "data-flag": f.flag, class: f.flag === fresh ? "new" : "" },
+      el("span", { class: "sev " + (f.severity || "info") }, f.severity || "info"), el("strong", {}, f.flag), " ",
+      f.reason || "", el("div", { class: "evidence" }, "Evidence: " + (f.evidence || []).join(", ")),
+      verdict("flag", f.flag_id || f.id, "relevant", "Relevant"), " ",
+      verdict("flag", f.flag_id || f.id, "not_relevant", "Not relevant"));
+    return li;
+  });
+  $("flags").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No flags")]));
+}
+
+function renderActions(nba) {
+  const ranked = (nba && nba.ranked) || [];
+  const items = ranked.map((a) => el("li", { "data-action": a.action }, el("strong", {}, a.action), " ",
+    el("span", { class: "muted" }, a.reason || ""), " ",
+    verdict("action", nba.decision_id, "accept", "Accept", a.action), " ",
+    verdict("action", nba.decision_id, "reject", "Reject", a.action), " ",
+    verdict("action", nba.decision_id, "not_relevant", "Not relevant", a.action)));
+  $("actions").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No action proposed yet")]));
+}
+
+function verdict(target, targetId, value, label, action) {
+  const button = el("button", { type: "button", "data-verdict": value }, label);
+  const key = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now());
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await api("/v1/customers/" + encodeURIComponent(current) + "/feedback", {
+        method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+        body: JSON.stringify({ target, target_id: targetId, verdict: value, action }),
+      });
+      button.parentElement.append(el("span", { class: "done" }, " ✓ " + label));
+    } catch (err) {
+      button.disabled = false;
+      $("message").textContent = err.message;
+    }
+  });
+  return button;
+}
+
+async function follow(key) {
+  if (stream) stream.abort();
+  const controller = new AbortController();
+  stream = controller;
+  lastEventId = "";
+  let delay = 500;
+  while (!controller.signal.aborted) {
+    try {
+      const headers = { ...auth };
+      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      const res = await fetch("/v1/push?customer=" + encodeURIComponent(key), { headers, signal: controller.signal });
+      if (!res.ok) throw new Error("push " + res.status);
+      setLive(true);
+      delay = 500;
+      await readEvents(res.body.getReader(), controller);
+    } catch (err) {
+      if (controller.signal.aborted) return;
+    }
+    setLive(false);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 10000);
+  }
+}
+
+async function readEvents(reader, controller) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  while (!controller.signal.aborted) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const event = { type: "message", data: "", id: "" };
+      for (const line of block.split("\n")) {
+        const [field, ...rest] = line.split(":");
+        const v = rest.join(":").replace(/^ /, "");
+        if (field === "event") event.type = v; else if (field === "data") event.data += v; else if (field === "id") event.id = v;
+      }
+      if (event.id) lastEventId = event.id;
+      onEvent(event);
+    }
+  }
+}
+
+function onEvent(event) {
+  if (event.type === "flag") {
+    const { flag } = JSON.parse(event.data);
+    if (flag.state === "cleared") flags.delete(flag.flag); else flags.set(flag.flag, flag);
+    renderFlags(flag.flag);
+    scheduleRefresh();
+  } else if (event.type === "reset") {
+    openCustomer(current);
+  }
+}
+
+let refreshTimer = null;
+function scheduleRefresh() {
+  // a flag usually comes with a new decision and mood: re-read the 360 (once per burst), no page reload
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(async () => {
+    try {
+      const doc = await api("/v1/customers/" + encodeURIComponent(current) + "?timeline=20");
+      const live = new Map(flags);
+      render(doc);
+      for (const [name, f] of live) if (!flags.has(name)) flags.set(name, f);
+      renderFlags();
+    } catch (err) { $("message").textContent = err.message; }
+  }, 300);
+}
+
+function setLive(on) {
+  $("live").textContent = on ? "live" : "offline";
+  $("live").className = "live " + (on ? "on" : "off");
+}
+
+$("open").addEventListener("submit", (e) => { e.preventDefault(); openCustomer($("customer").value.trim()); });
+const initial = params.get("customer") || new URLSearchParams(location.search).get("customer");
+if (initial) { $("customer").value = initial; openCustomer(initial); }
+if (!token) $("message").textContent = "No token: open this page with #token=<a token from livesignals token>.";

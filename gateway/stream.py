@@ -1,0 +1,164 @@
+"""The live push route: Server-Sent Events for the customers on an agent's screen and their queues.
+
+``GET /v1/push?customer=<key>&customer=<key>&queue=<name>`` with the bearer
+token in the ``Authorization`` header (the page reads the stream with
+``fetch``, so no token travels in a URL). Each customer is resolved and
+authorised like a read and each subscription audited (action
+``subscribe``); one customer denied denies the whole request (403), so a
+client cannot probe. A queue may be followed only if it is one of the
+token's queues; flags of customers in it are delivered when the access rule
+lets the caller see that customer at that moment.
+
+Access is checked again every ``gateway_push_recheck_s`` for each customer
+followed: when the caller may no longer see one (the contact ended, moved to
+another agent, aged out), the stream ends with ``bye`` and the denial is audited.
+
+Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}``,
+``id``: the stream entry id), ``reset`` (the ``Last-Event-ID`` is older than
+the stream retains: reload the card), ``bye`` (the token expired or access
+ended); a comment
+every ``gateway_push_keepalive_s`` keeps proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway import access, api
+from gateway.auth import Principal
+from gateway.problems import Problem
+from gateway.push import FlagHub, Subscription, catch_up
+from livesignals import serde
+from state import reader
+
+EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+async def push(service: api.Service, hub: FlagHub, request: Request) -> Response:
+    """Open an SSE stream of flags for the requested customers and queues."""
+    asked = request.query_params.getlist("customer")
+    queues = request.query_params.getlist("queue")
+    last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
+    if last_id and not EVENT_ID.match(last_id):
+        raise Problem(400, "Bad Last-Event-ID", "expected a stream entry id such as 1767225600000-0")
+    sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
+    upto = hub.subscribe(sub)
+    try:
+        gap, backlog = False, list[tuple[str, str, bytes]]()
+        if last_id:
+            gap, backlog = await run_in_threadpool(
+                catch_up, service.client, service.keys.flags_stream, last_id, upto, sub, hub.open_contacts
+            )
+    except BaseException:
+        hub.unsubscribe(sub)
+        raise
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    body = _events(service, hub, sub, principal, gap, backlog)
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+
+def _authorise(
+    service: api.Service, request: Request, asked: list[str], queues: list[str]
+) -> tuple[Subscription, Principal]:
+    if not asked and not queues:
+        raise Problem(400, "Nothing to follow", "name at least one customer= or queue=")
+    limit = service.settings.gateway_push_max_customers
+    if len(asked) > limit:
+        raise Problem(400, "Too many customers", f"at most {limit} per connection")
+    customers: dict[str, str] = {}
+    principal: Principal | None = None
+    for raw in asked:
+        granted = api.authorise(service, request, "subscribe", raw)
+        principal = granted.principal
+        for key in granted.flag_keys:
+            customers[key] = granted.customer
+    if principal is None:
+        principal = api.principal_of(service, request, "subscribe", "queue:" + ",".join(queues)[:200])
+    for queue in queues:
+        allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
+        reason = "one of your queues" if allowed else "not one of your queues"
+        service.audit.record(principal.subject, principal.role, "subscribe", f"queue:{queue}"[:300], None, allowed,
+                             reason)  # fmt: skip
+        if not allowed:
+            raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
+    max_age_ms = service.settings.gateway_contact_open_s * 1000
+    who = principal
+
+    def accept(key: str, contacts: list[dict[str, Any]]) -> bool:
+        return access.decide(who, key, contacts, now_ms=int(time.time() * 1000), max_age_ms=max_age_ms).allowed
+
+    return Subscription(customers=customers, queues=frozenset(queues), accept_queue_flag=accept), principal
+
+
+def _frame(entry_id: str, customer: str, doc: bytes, role: str) -> bytes:
+    flag = access.mask(serde.loads(doc), role)
+    data = serde.dumps({"customer": access.mask_key(customer, role), "flag": flag})
+    return b"id: " + entry_id.encode() + b"\nevent: flag\ndata: " + data + b"\n\n"
+
+
+async def _events(
+    service: api.Service,
+    hub: FlagHub,
+    sub: Subscription,
+    principal: Principal,
+    gap: bool,
+    backlog: list[tuple[str, str, bytes]],
+) -> AsyncIterator[bytes]:
+    role = principal.role
+    keepalive = service.settings.gateway_push_keepalive_s
+    recheck = service.settings.gateway_push_recheck_s
+    next_check = time.monotonic() + recheck
+    try:
+        yield b"retry: 1000\n: connected\n\n"
+        if gap:
+            yield b"event: reset\ndata: {}\n\n"
+        for entry_id, customer, doc in backlog:
+            yield _frame(entry_id, customer, doc, role)
+        while True:
+            left = principal.expires_at - time.time()
+            if left <= 0:
+                yield b'event: bye\ndata: {"reason": "token expired"}\n\n'
+                return
+            if sub.customers and time.monotonic() >= next_check:
+                if not await run_in_threadpool(_still_allowed, service, principal, sub):
+                    yield b'event: bye\ndata: {"reason": "access ended"}\n\n'
+                    return
+                next_check = time.monotonic() + recheck
+            wait_s = max(0.01, min(keepalive, left, next_check - time.monotonic()))
+            try:
+                item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if item is None:  # overflowed: the client reconnects with its Last-Event-ID
+                return
+            yield _frame(*item, role)
+    finally:
+        hub.unsubscribe(sub)
+
+
+def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:
+    """May ``principal`` still see every customer ``sub`` follows? A denial is audited."""
+    max_age_ms = service.settings.gateway_contact_open_s * 1000
+    for customer in sorted(set(sub.customers.values())):
+        seen = reader.read_access(service.client, service.keys, customer)
+        decision = access.decide(principal, customer, seen["open_contacts"], now_ms=int(time.time() * 1000),
+                                 max_age_ms=max_age_ms)  # fmt: skip
+        if not decision.allowed:
+            service.audit.record(principal.subject, principal.role, "subscribe", customer, None, False,
+                                 f"access ended: {decision.reason}")  # fmt: skip
+            return False
+    return True
+
+
+def open_contacts_reader(service: api.Service) -> Any:
+    """The hub's view of open contacts: one pipelined read for a batch of customers."""
+    return lambda customer_keys: reader.read_open_contacts(service.client, service.keys, customer_keys)

@@ -1,0 +1,95 @@
+"""Feedback from the desktop through real Kafka: each verdict becomes a contract event on the input topic,
+keyed by the customer's owner partition, idempotent on retry, and the engine applies it."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from livesignals import serde
+from livesignals.contract import decode, primary_key
+from livesignals.errors import Origin
+from livesignals.partitioner import owner_partition
+from tests.gateway.conftest import bearer, now_ms, token, world_for
+from tests.helpers import consume_all
+
+pytestmark = pytest.mark.kafka
+
+A1 = bearer(token("a1", queues=("billing",)))
+
+
+@pytest.fixture
+def kworld(kafka_settings, redis_client):
+    return world_for(kafka_settings, redis_client)
+
+
+@pytest.fixture
+def kclient(kworld):
+    with TestClient(create_app(kworld.settings, client=kworld.client, hub_block_ms=200)) as c:
+        yield c
+
+
+def post(client, body, key):
+    return client.post(
+        "/v1/customers/email:ann@example.com/feedback", json=body, headers={**A1, "Idempotency-Key": key}
+    )
+
+
+def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency_key(kworld, kclient):
+    requests = [
+        ({"target": "action", "action": "retention_offer", "verdict": "accept"}, "k-accept"),
+        ({"target": "action", "action": "retention_offer", "verdict": "reject"}, "k-reject"),
+        ({"target": "action", "target_id": "d-1", "verdict": "not_relevant"}, "k-nr"),
+        ({"target": "flag", "target_id": "f-1", "verdict": "relevant"}, "k-flag"),
+        ({"target": "sentiment", "target_id": "e-1", "verdict": "negative"}, "k-sent"),
+    ]
+    ids = []
+    for body, key in requests:
+        r = post(kclient, body, key)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["event_id"])
+    retry = post(kclient, *requests[3])
+    assert retry.json()["event_id"] == ids[3]  # same key, same event: the engine applies it once
+    assert len(set(ids)) == 5
+    topic = kworld.settings.input_topics[0]
+    records = consume_all(kworld.settings.kafka_bootstrap, topic, 6)
+    assert len(records) == 6
+    docs = [serde.loads(m.value()) for m in records]
+    by_id = {d["event_id"]: d for d in docs}
+    assert set(by_id) == set(ids)
+    for m in records:
+        doc = serde.loads(m.value())
+        event = decode(m.value(), Origin(topic, m.partition(), m.offset()), now_ms=now_ms())
+        assert event.customer_key == "customer_id:c1"  # the email was resolved to its customer
+        assert m.key() == primary_key(doc["customer"]).encode()
+        assert m.partition() == owner_partition("customer_id:c1", 4)
+        assert doc["payload"]["agent_id"] == "a1" and doc["channel"] == "backoffice"
+    assert by_id[ids[0]]["type"] == "offer_response" and by_id[ids[0]]["payload"]["response"] == "accepted"
+    assert by_id[ids[2]]["payload"] == {"target_id": "d-1", "kind": "action", "label": "not_relevant", "agent_id": "a1"}
+    assert by_id[ids[4]]["payload"]["label"] == "negative"
+    # the engine applies them; the retried one is a duplicate, applied once
+    before = kworld.client.get(kworld.keys.profile("customer_id:c1"))
+    kworld.engine.process([_raw(m) for m in records])
+    after = serde.loads(kworld.client.get(kworld.keys.profile("customer_id:c1")))
+    assert after["events"] - serde.loads(before)["events"] == 5
+    assert after["history"]["by_type"]["agent_feedback"] == 3
+
+
+def _raw(m):
+    from livesignals.contract import RawMessage
+
+    return RawMessage(m.value(), m.key(), Origin(m.topic(), m.partition(), m.offset(), now_ms()))
+
+
+def test_bad_feedback_is_a_problem_and_nothing_is_produced(kclient):
+    for body, key in [
+        ({"target": "flag", "target_id": "f-1", "verdict": "accept"}, "k1"),
+        ({"target": "nonsense", "verdict": "relevant"}, "k2"),
+        ({"target": "action", "verdict": "accept"}, "k3"),
+        ({"target": "flag", "target_id": "f\u200b1", "verdict": "relevant"}, "k4"),
+        ({"target": "flag", "target_id": "f-1", "verdict": "relevant"}, ""),
+    ]:
+        r = post(kclient, body, key)
+        assert r.status_code == 400, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"

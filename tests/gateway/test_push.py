@@ -1,0 +1,241 @@
+"""Live push against real Redis and a real HTTP server: flags arrive for the customers followed (and only
+those), one stream reader per process whatever the connections, resume after a disconnect misses nothing
+still retained, queues followed by the access rule."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from livesignals import serde
+from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token
+from tests.helpers import event
+
+A1 = bearer(token("a1", queues=("billing",)))
+
+
+def add_flag(world, customer: str, name: str, i: int) -> str:
+    """A flag entry exactly as the engine's store appends it (state/store.py: _with_flags)."""
+    doc = {
+        "schema_version": 1,
+        "flag_id": f"f-{name}-{i}",
+        "customer": customer,
+        "flag": name,
+        "severity": "warning",
+        "reason": f"test {i}",
+        "evidence": [f"e{i}"],
+        "raised_at": now_ms(),
+        "expires_at": now_ms() + 60_000,
+        "state": "raised",
+        "relevance": None,
+    }
+    entry = world.client.xadd(
+        world.keys.flags_stream,
+        {"flag_id": doc["flag_id"], "customer": customer, "flag": name, "doc": serde.dumps(doc)},
+    )
+    return entry.decode()
+
+
+class Events:
+    """Reads one SSE connection in a thread; events in arrival order."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.status = 0
+        self.ready = threading.Event()
+        self.got = threading.Condition()
+        self._client = httpx.Client(timeout=httpx.Timeout(30.0, read=60.0))
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(20), "no response"
+
+    def _run(self, url: str, headers: dict[str, str]) -> None:
+        try:
+            with self._client.stream("GET", url, headers=headers) as r:
+                self.status = r.status_code
+                self.ready.set()
+                current: dict[str, Any] = {}
+                for line in r.iter_lines():
+                    if self._stop:
+                        return
+                    if line == "":
+                        if "event" in current:
+                            with self.got:
+                                self.events.append(current)
+                                self.got.notify_all()
+                        current = {}
+                    elif not line.startswith(":"):
+                        field, _, value = line.partition(": ")
+                        current[field] = value
+        except (httpx.HTTPError, RuntimeError):
+            pass
+        finally:
+            self.ready.set()
+
+    def wait_for(self, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        with self.got:
+            self.got.wait_for(lambda: len(self.events) >= n, timeout=timeout)
+        return list(self.events)
+
+    def close(self) -> None:
+        self._stop = True
+        self._client.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(world):
+    with LiveServer(world.settings, world.client, NullProducer()) as s:
+        yield s
+
+
+def follow(server, *customers: str, headers=A1, last_id: str | None = None, queues=()) -> Events:
+    query = "&".join([*(f"customer={quote(c, safe=':')}" for c in customers), *(f"queue={q}" for q in queues)])
+    h = {**headers, **({"Last-Event-ID": last_id} if last_id else {})}
+    return Events(f"{server.url}/v1/push?{query}", h)
+
+
+def flags_of(events):
+    return [
+        (serde.loads(e["data"])["customer"], serde.loads(e["data"])["flag"]["flag_id"])
+        for e in events
+        if e["event"] == "flag"
+    ]
+
+
+def test_a_flag_raised_by_the_engine_reaches_the_agent_following_the_customer(world, server):
+    conn = follow(server, "email:ann@example.com")  # any identifier: resolved to customer_id:c1
+    other = follow(server, "c2")
+    assert conn.status == 200 and other.status == 200
+    t = now_ms() - 10_000
+    world.apply(
+        *[
+            event(
+                "chat",
+                "c1",
+                t + i,
+                event_id=f"rep{i}",
+                agent_id="a1",
+                queue="billing",
+                topic="billing",
+                text="it is still broken",
+            )
+            for i in range(3)
+        ]
+    )
+    got = conn.wait_for(1)
+    assert ("customer_id:c1", got[0] and serde.loads(got[0]["data"])["flag"]["flag_id"]) in flags_of(got)
+    assert any(serde.loads(e["data"])["flag"]["flag"] == "repeat_contact" for e in got)
+    assert other.wait_for(1, timeout=1.5) == []  # c2's connection hears nothing of c1
+    conn.close()
+    other.close()
+
+
+def test_fan_out_by_customer_with_one_reader_per_process(world, server):
+    conns = {c: follow(server, c) for c in ("c1", "c2")}
+    conns["c1-again"] = follow(server, "c1")
+    add_flag(world, "customer_id:c3", "x", 0)  # nobody here may follow c3
+    for i in range(3):
+        add_flag(world, "customer_id:c1", "a", i)
+        add_flag(world, "customer_id:c2", "b", i)
+    assert [f for _, f in flags_of(conns["c1"].wait_for(3))] == ["f-a-0", "f-a-1", "f-a-2"]
+    assert [f for _, f in flags_of(conns["c1-again"].wait_for(3))] == ["f-a-0", "f-a-1", "f-a-2"]
+    assert [f for _, f in flags_of(conns["c2"].wait_for(3))] == ["f-b-0", "f-b-1", "f-b-2"]
+    assert sum(t.name == "flag-hub" for t in threading.enumerate()) == 1
+    assert server.app.state.hub.connections() == 3
+    for c in conns.values():
+        c.close()
+
+
+def test_resume_with_last_event_id_misses_nothing_and_repeats_nothing(world, server):
+    conn = follow(server, "c1")
+    first = [add_flag(world, "customer_id:c1", "a", i) for i in range(2)]
+    got = conn.wait_for(2)
+    assert [e["id"] for e in got] == first
+    conn.close()
+    missed = []
+    for i in range(2, 6):  # while disconnected: 4 for c1, interleaved with others
+        missed.append(add_flag(world, "customer_id:c1", "a", i))
+        add_flag(world, "customer_id:c2", "b", i)
+    again = follow(server, "c1", last_id=first[-1])
+    live = add_flag(world, "customer_id:c1", "a", 6)
+    got = again.wait_for(5)
+    assert [e["id"] for e in got] == [*missed, live]
+    again.close()
+
+
+def test_a_last_event_id_older_than_the_stream_keeps_says_reset(world, server):
+    for i in range(3):
+        add_flag(world, "customer_id:c1", "a", i)
+    world.client.xtrim(world.keys.flags_stream, maxlen=1, approximate=False)
+    conn = follow(server, "c1", last_id="1-0")
+    got = conn.wait_for(2)
+    assert got[0]["event"] == "reset"
+    assert [f for _, f in flags_of(got)] == ["f-a-2"]
+    conn.close()
+
+
+def test_a_queue_delivers_flags_of_customers_the_follower_may_see(world, server):
+    sup = bearer(token("s1", role="supervisor", queues=("billing",)))
+    conn = follow(server, headers=sup, queues=("billing",))
+    assert conn.status == 200
+    add_flag(world, "customer_id:c3", "x", 0)  # queue retention: not delivered
+    add_flag(world, "customer_id:c2", "b", 0)  # waits in billing
+    add_flag(world, "customer_id:c1", "a", 0)  # served in billing
+    got = conn.wait_for(2)
+    assert sorted(flags_of(got)) == [("customer_id:c1", "f-a-0"), ("customer_id:c2", "f-b-0")]
+    conn.close()
+
+
+def test_a_bad_last_event_id_is_a_problem(server):
+    r = httpx.get(f"{server.url}/v1/push?customer=c1", headers={**A1, "Last-Event-ID": "drop table"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_stream_ends_when_its_token_expires(world, server):
+    conn = follow(server, "c1", headers=bearer(token("a1", queues=("billing",), ttl_s=2)))
+    got = conn.wait_for(1, timeout=10)
+    assert [e["event"] for e in got] == ["bye"]
+    conn.close()
+
+
+def test_analysts_get_flags_without_pii(world, server):
+    conn = follow(server, "c1", headers=bearer(token("x", role="analyst")))
+    doc = {
+        "schema_version": 1,
+        "flag_id": "f-pii",
+        "customer": "customer_id:c1",
+        "flag": "frustrated",
+        "severity": "warning",
+        "reason": "wrote from ann@example.com",
+        "evidence": ["e1"],
+        "raised_at": 1,
+        "expires_at": 2,
+    }
+    world.client.xadd(
+        world.keys.flags_stream,
+        {"flag_id": "f-pii", "customer": "customer_id:c1", "flag": "frustrated", "doc": serde.dumps(doc)},
+    )
+    got = conn.wait_for(1)
+    assert "ann@example.com" not in got[0]["data"] and "***" in got[0]["data"]
+    conn.close()
+
+
+def test_a_stream_ends_when_the_contact_ends(world):
+    settings = world.settings.replace(gateway_push_recheck_s=0.3)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        conn = follow(server, "c1")
+        assert conn.wait_for(1, timeout=1.0) == []  # still serving: nothing ends
+        world.apply(
+            event("chat", "c1", now_ms() - 1000, event_id="end", agent_id="a1", queue="billing", outcome="resolved")
+        )
+        got = conn.wait_for(1, timeout=10)
+        assert got[0]["event"] == "bye" and "access ended" in got[0]["data"]
+        entry = world.client.xrevrange(f"{settings.key_prefix}:audit", count=1)[0][1]
+        assert entry[b"allowed"] == b"0" and entry[b"reason"].startswith(b"access ended")
+        conn.close()
