@@ -91,15 +91,18 @@ class KafkaClaimer:
         log.error("STATE LOSS partition %d: %s; rebuilding by replaying from Kafka at %s", partition, why, starts)
         return starts
 
-    def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Commit the engine's next offsets to its Kafka consumer group (asynchronous; never fails a batch)."""
+    def commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+        """Commit the engine's next offsets to its Kafka consumer group (asynchronous unless at shutdown;
+        never fails a batch)."""
         if not offsets:
             return
         try:
             with self._lock:
-                self._consumer.commit(
-                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True
-                )
+                listed = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                if asynchronous:
+                    self._consumer.commit(offsets=listed, asynchronous=True)
+                else:
+                    self._consumer.commit(offsets=listed, asynchronous=False)
                 self._consumer.poll(0)
             metrics.KAFKA_OFFSET_COMMITS.labels("sent").inc()
         except KafkaException as exc:

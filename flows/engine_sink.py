@@ -37,6 +37,8 @@ from confluent_kafka import KafkaException
 from redis import RedisError
 
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
+from flows.monitor import PROGRESS
+from flows.shutdown import SHUTDOWN
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.settings import Settings
@@ -111,11 +113,16 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         """After a rewind: messages above this offset were read before it, and are dropped."""
 
     def write_batch(self, items: list[RawMessage]) -> None:
-        by_partition: dict[int, list[RawMessage]] = {}
-        for m in items:
-            by_partition.setdefault(m.origin.partition, []).append(m)
-        for partition, messages in by_partition.items():
-            self._write(partition, self._fresh(messages))
+        if not SHUTDOWN.begin_batch():
+            return  # SIGTERM: read again at the next start (flows.shutdown)
+        try:
+            by_partition: dict[int, list[RawMessage]] = {}
+            for m in items:
+                by_partition.setdefault(m.origin.partition, []).append(m)
+            for partition, messages in by_partition.items():
+                self._write(partition, self._fresh(messages))
+        finally:
+            SHUTDOWN.end_batch()
 
     def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
         if not self._stale_above:
@@ -162,6 +169,10 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
                 metrics.DEPENDENCY_RETRIES.labels(dependency).inc()
                 metrics.READY.set(0)
                 outage = isinstance(exc, _OUTAGES)
+                metrics.BATCH_FAILURES.labels(_cause(exc)).inc()
+                if SHUTDOWN.requested:
+                    log.warning("batch of partition %d abandoned at shutdown (%s)", partition, type(exc).__name__)
+                    return
                 log.warning("batch of partition %d failed (%s: %s); retrying in %.1fs",
                             partition, type(exc).__name__, exc, delay, exc_info=not outage)  # fmt: skip
                 time.sleep(delay)
@@ -171,6 +182,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         metrics.READY.set(1)
         if self.claimer is not None:
             self.claimer.commit_offsets(_next_offsets(messages))
+        PROGRESS.committed(messages)
 
     def _fenced(self, exc: Fenced) -> None:
         log.error("FENCED: %s; this process stops writing it", exc)
@@ -208,6 +220,15 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
 
 
 _OUTAGES = (RedisError, KafkaException, ConnectionError, TimeoutError)
+
+
+def _cause(exc: Exception) -> str:
+    """``livesignals_batch_failures_total``'s cause: redis, kafka (unreachable or unconfirmed) or other."""
+    from flows.publisher import DeliveryError
+
+    if isinstance(exc, RedisError):
+        return "redis"
+    return "kafka" if isinstance(exc, KafkaException | DeliveryError) else "other"
 
 
 def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:

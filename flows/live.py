@@ -11,17 +11,19 @@ partitions over, it never writes beside the first.
 
 from __future__ import annotations
 
-import functools
 import logging
+import os
+import sys
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from flows.claims import KafkaClaimer
+from flows import health, monitor, shutdown
+from flows.claims import KafkaClaimer, exit_now
 from flows.engine_sink import EngineSink, default_engine
 from flows.kafka_source import KafkaPartitionSource
-from livesignals import metrics
 from livesignals.settings import Settings
+from operators.engine import Engine
 from state.ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,21 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
     settings = settings or Settings.load()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("settings: %s", settings.redacted())
-    if serve_metrics:
-        _serve_metrics(settings.metrics_port)
-
     topics = _read_topics(settings)
     claimer = KafkaClaimer(settings, topics)
     ownership = Ownership(claimer)
+    watch = monitor.Monitor(settings, ownership, topics)
+    if serve_metrics:  # the engine process (not a test building the flow in-process)
+        _serve_health(settings, watch)
+        monitor.setup_status_log()
+        shutdown.install(settings.shutdown_grace_s, lambda done, waited: _on_sigterm(watch, claimer, done, waited))
+        watch.start()
+
+    def engine_factory(s: Settings) -> Engine:
+        engine = default_engine(s, ownership=ownership)
+        watch.checks["rules_loaded"] = True  # the engine loaded its rules (or refused to start)
+        return engine
+
     flow = Dataflow("livesignals")
     source = KafkaPartitionSource(
         settings.kafka_client_config(),
@@ -47,8 +58,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         kafka_retry=claimer.kafka_retry,
     )
     raw = op.input("kafka-in", flow, source)
-    factory = functools.partial(default_engine, ownership=ownership)
-    op.output("engine", raw, EngineSink(settings, factory, ownership, claimer))
+    op.output("engine", raw, EngineSink(settings, engine_factory, ownership, claimer))
     return flow
 
 
@@ -57,14 +67,29 @@ def _read_topics(settings: Settings) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*settings.input_topics, settings.repartition_topic)))
 
 
-def _serve_metrics(port: int, tries: int = 16) -> None:
-    """Serve /metrics on ``port`` or the next free one (several processes per host)."""
-    for candidate in range(port, port + tries) if port else ():
-        try:
-            metrics.serve(candidate)
-            log.info("metrics on :%d/metrics", candidate)
-            return
-        except OSError:
-            continue
-    if port:
-        log.warning("no free metrics port in %d..%d", port, port + tries - 1)
+def _serve_health(settings: Settings, watch: monitor.Monitor) -> None:
+    """Serve /metrics, /healthz and /readyz on the fixed port, or stop the process: a port that moved
+    would lose Prometheus' target (:mod:`flows.health`)."""
+    port = health.process_port(settings.metrics_port, sys.argv, os.environ)
+    if not port:
+        return
+    try:
+        server = health.HealthServer(settings.metrics_host, port, lambda: health.engine_readiness(watch.checks))
+    except OSError as exc:
+        where = f"{settings.metrics_host}:{port}"
+        exit_now(health.EXIT_PORT_TAKEN, f"cannot serve metrics on {where}: {exc.strerror or exc} "
+                 "(another process holds it? set LIVESIGNALS_METRICS_PORT, or 0 for none)")  # fmt: skip
+    server.start()
+    log.info("metrics, health and readiness on http://%s:%d/metrics /healthz /readyz", settings.metrics_host, port)
+
+
+def _on_sigterm(watch: monitor.Monitor, claimer: KafkaClaimer, finished: bool, waited_s: float) -> None:
+    """Last steps on SIGTERM: commit the final offsets to the consumer group synchronously, log the shutdown line."""
+    offsets = {}
+    for p in watch.ownership.owned():
+        held = watch.ownership.get(p)
+        for topic, offset in (held.offsets if held is not None else {}).items():
+            if offset is not None:
+                offsets[(topic, p)] = offset
+    claimer.commit_offsets(offsets, asynchronous=False)
+    watch.log_status("shutdown", signal="SIGTERM", batch_finished=finished, waited_s=round(waited_s, 3))

@@ -193,3 +193,30 @@ GATEWAY_PUSHED = Counter("livesignals_gateway_pushed_total", "Flags delivered to
 GATEWAY_FEEDBACK = Counter(
     "livesignals_gateway_feedback_total", "Agent feedback events produced to the input topic, by kind.", ["kind"]
 )
+
+
+# --- operations (issue 13): lag, freshness, batches, suppression ------------------
+CONSUMER_LAG = Gauge(
+    "livesignals_consumer_lag_messages",
+    "Messages in Kafka not yet committed by this engine: high watermark minus committed offset, per owned "
+    "input partition (refreshed every status_interval_s).",
+    ["topic", "partition"],
+)
+EVENT_FRESHNESS = Histogram(
+    "livesignals_event_freshness_seconds",
+    "From a message's Kafka timestamp to the moment its batch was committed (Redis, then the consumer group).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+BATCHES_COMMITTED = Counter(
+    "livesignals_batches_committed_total", "Engine batches (one partition's messages) committed to Redis and Kafka."
+)
+BATCH_FAILURES = Counter(
+    "livesignals_batch_failures_total",
+    "Engine batch attempts that failed, by cause (redis, kafka, other); each is retried after a backoff "
+    "(livesignals_dependency_retries_total) unless the process is shutting down.",
+    ["cause"],
+)
+TRIGGERS_ALL_SUPPRESSED_SECONDS = Gauge(
+    "livesignals_triggers_all_suppressed_seconds",
+    "How long every action decided has been held back by the contact policy or consent (0 once one is sent).",
+)

@@ -241,7 +241,8 @@ class Settings:
 
     # --- Operations ----------------------------------------------------------
     metrics_port: int = 9464
-    """Prometheus ``/metrics`` port of the first process (0 = off); process i uses port + i."""
+    """Port of ``/metrics``, ``/healthz`` and ``/readyz`` (0 = off). Fixed: a port already taken stops the
+    engine with exit code 2; when ``-a`` puts several processes on one host, process i uses port + i."""
     log_level: str = "INFO"
 
     # --- Agent desktop service (gateway/, issue 12) ------------------------------
@@ -263,6 +264,19 @@ class Settings:
     gateway_push_recheck_s: float = 30.0
     """How often a push connection checks that its caller may still see each customer it follows (a
     contact that ended ends the stream)."""
+
+    # --- Operations: health, lag, shutdown (issue 13) ----------------------------
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod
+    """Address the metrics and health endpoints bind to (``127.0.0.1``: this host only)."""
+    status_interval_s: float = 10.0
+    """How often lag is read from Kafka's high watermarks and Redis and Kafka are checked for ``/readyz``."""
+    status_log_interval_s: float = 60.0
+    """How often the engine logs one JSON status line (throughput, lag, freshness); 0 = never."""
+    shutdown_grace_s: float = 25.0
+    """On SIGTERM, how long the batch in flight may take to commit before the process exits anyway."""
+    suppressed_alert_s: float = 300.0
+    """Every trigger held back by the contact policy for this long: one WARNING line (and
+    ``livesignals_triggers_all_suppressed_seconds``); quiet hours at night do this by design."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
