@@ -12,6 +12,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -59,7 +60,7 @@ def wait_for(check: Any, timeout_s: float = 60.0, what: str = "") -> Any:
 
 def json_lines(path: Any) -> list[dict[str, Any]]:
     out = []
-    for line in open(path, "rb").read().splitlines():
+    for line in Path(path).read_bytes().splitlines():
         if line.startswith(b"{"):
             out.append(orjson.loads(line))
     return out
@@ -91,7 +92,7 @@ def test_health_readiness_lag_freshness_status_and_graceful_shutdown(kafka_setti
         wait_committed(s, 400, engine)
         assert get(port, "/healthz")[0] == 200
         assert orjson.loads(get(port, "/healthz")[1])["status"] == "alive"
-        code, body = wait_for(lambda: (r := get(port, "/readyz"))[0] == 200 and r, what="/readyz 200")
+        _, body = wait_for(lambda: (r := get(port, "/readyz"))[0] == 200 and r, what="/readyz 200")
         checks = orjson.loads(body)["checks"]
         assert checks["redis"] and checks["kafka"] and checks["rules_loaded"] and checks["not_fenced"]
         assert checks["partitions"] == 4
@@ -120,7 +121,9 @@ def test_health_readiness_lag_freshness_status_and_graceful_shutdown(kafka_setti
         stop_process(engine)
     lines = json_lines(log_path)
     status = [d for d in lines if d["event"] == "status"]
-    assert {"throughput_per_s", "lag_messages", "freshness_s", "messages_committed", "batch_failures"} <= set(status[-1])
+    assert {"throughput_per_s", "lag_messages", "freshness_s", "messages_committed", "batch_failures"} <= set(
+        status[-1]
+    )
     shutdown = [d for d in lines if d["event"] == "shutdown"]
     assert len(shutdown) == 1 and shutdown[0]["batch_finished"] is True and shutdown[0]["messages_committed"] >= 100
     assert b"SIGTERM: finishing the batch in flight" in log_path.read_bytes()
