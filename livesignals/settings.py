@@ -322,6 +322,23 @@ class Settings:
         return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_config, **extra}
 
 
+def quiet_hours_note(quiet_hours: str) -> str:
+    """What ``quiet_hours`` means, for ``livesignals settings`` (a default that surprises at night).
+
+    >>> quiet_hours_note("21-8")
+    'no trigger from 21:00 to 08:00 customer-local time (UTC when the zone is unknown); 0-0 = none'
+    >>> quiet_hours_note("0-0")
+    'no quiet hours: triggers at any hour'
+    """
+    start, _, end = quiet_hours.partition("-")
+    if not (start.strip().isdigit() and end.strip().isdigit()):
+        return "start-end in hours, e.g. 21-8; 0-0 = none"
+    if int(start) == int(end):
+        return "no quiet hours: triggers at any hour"
+    return (f"no trigger from {int(start):02d}:00 to {int(end):02d}:00 customer-local time "
+            "(UTC when the zone is unknown); 0-0 = none")  # fmt: skip
+
+
 def _parse(raw: str, hint: Any, name: str) -> Any:
     origin = get_origin(hint)
     if hint is bool:
