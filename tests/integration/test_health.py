@@ -66,8 +66,11 @@ def json_lines(path: Any) -> list[dict[str, Any]]:
     return out
 
 
-def produce_events(settings: Any, n: int, customers: int = 40) -> None:
-    events = [event("web_event", f"c{i % customers}", T0 + i * 1000) for i in range(n)]
+def produce_events(settings: Any, n: int, customers: int = 40, start: int = 0) -> None:
+    events = [
+        event("web_event", f"c{i % customers}", T0 + i * 1000, event_id=f"e{start + i}", action="page_view")
+        for i in range(n)
+    ]
     produce(settings.kafka_bootstrap, settings.input_topics[0],
             [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in events])  # fmt: skip
 
@@ -110,7 +113,7 @@ def test_health_readiness_lag_freshness_status_and_graceful_shutdown(kafka_setti
         assert m["livesignals_batches_committed_total"][0][1] >= 1
         assert all("customer" not in labels for name in m for labels, _ in m[name])
 
-        produce_events(s, 100)  # lag appears, then drains again
+        produce_events(s, 100, start=400)  # lag appears, then drains again
         wait_committed(s, 500, engine)
         wait_for(drained, what="lag 0 after the second burst")
         wait_for(lambda: any(d["event"] == "status" for d in json_lines(log_path)), what="a JSON status line")
