@@ -75,7 +75,7 @@ def dashboard_expressions() -> list[str]:
 def engine(kafka_settings, tmp_path):
     s = kafka_settings.replace(metrics_host="127.0.0.1", status_interval_s=1.0, quiet_hours="0-0")
     events = [event("web_event", f"c{i % 30}", T0 + i * 1000, action="page_view") for i in range(300)]
-    values = [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in events]
+    values: list[tuple[bytes | None, bytes]] = [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e in events]
     values += [(b"customer_id:c1", b"{not json")] * 5  # dead letters too
     produce(s.kafka_bootstrap, s.input_topics[0], values)
     with open(tmp_path / "engine.log", "wb") as log:
