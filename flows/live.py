@@ -7,6 +7,10 @@ partitions and Bytewax processes; partition number ``p`` of every input topic
 and of the repartition topic is read by one worker, which claims it first
 (:mod:`state.ownership`): a second engine started on the same topics takes
 partitions over, it never writes beside the first.
+
+The engine process also serves ``/metrics``, ``/healthz`` and ``/readyz``
+(:mod:`flows.health`), reports lag, freshness and a JSON status line
+(:mod:`flows.monitor`) and stops gracefully on SIGTERM (:mod:`flows.shutdown`).
 """
 
 from __future__ import annotations

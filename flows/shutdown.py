@@ -4,10 +4,11 @@ On SIGTERM the engine takes no new batch (what it has read but not processed is
 read again at the next start: Redis holds where to resume), lets the batch in
 flight commit — Redis, then the consumer group, committed once more
 synchronously so that lag tools see the final offsets — writes one JSON
-``shutdown`` line (:mod:`flows.monitor`) and exits with code 0. A batch retrying
-through an outage is abandoned (nothing of it was committed, or, on a Redis
-Cluster, it is replayed as after a crash); a batch still running after
-``shutdown_grace_s`` is left the same way and the exit code is 143 (128 + SIGTERM).
+``shutdown`` line (:mod:`flows.monitor`) and exits with code 0. A batch waiting
+for Redis or Kafka before it wrote anything is abandoned at once; a batch still
+running after ``shutdown_grace_s`` (e.g. the store retrying its commit through an
+outage) is left as after a crash — the next start resumes from what Redis
+holds — and the exit code is 143 (128 + SIGTERM).
 
 The signal reaches a thread of ours through a pipe (``signal.set_wakeup_fd``), so
 it is handled whatever Bytewax's own threads are doing.

@@ -1,7 +1,8 @@
 """Every Prometheus metric LiveSignals exports, defined once, here.
 
 Labels are bounded sets (topic, reason, flag, action, event type, operation);
-never a customer id. :func:`serve` starts the ``/metrics`` endpoint.
+never a customer id. The engine serves them with its health endpoints
+(:mod:`flows.health`); :func:`serve` is a bare ``/metrics`` endpoint for other processes.
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ def test_health_readiness_lag_freshness_status_and_graceful_shutdown(kafka_setti
         assert checks["redis"] and checks["kafka"] and checks["rules_loaded"] and checks["not_fenced"]
         assert checks["partitions"] == 4
         for path in ("/", "/ready", "/metrics/extra", "/healthz/x"):
-            assert get(port, path)[0] == 404, path
+            code, body = get(port, path)
+            assert code == 404 and orjson.loads(body)["paths"] == ["/metrics", "/healthz", "/readyz"], path
 
         def drained() -> Any:
             lag = samples(port).get("livesignals_consumer_lag_messages", [])
@@ -173,3 +174,30 @@ def test_readyz_says_503_and_why_while_redis_is_unreachable_and_sigterm_still_ex
         assert engine.wait(30) == 0
     finally:
         stop_process(engine)
+
+
+def test_sigterm_during_a_redis_outage_abandons_the_waiting_batch_and_exits_0(kafka_settings, tmp_path):
+    redis_server = embedded.start_redis(prefer_system=True)
+    s = kafka_settings.replace(redis_url=f"redis://{redis_server.address}/0", retry_backoff_max_s=1.0)
+    produce_events(s, 100)
+    log_path = tmp_path / "engine.log"
+    with open(log_path, "wb") as log:
+        engine = start_engine(s, log=log)
+    try:
+        wait_committed(s, 100, engine)
+        redis_server.stop()
+        produce_events(s, 50, start=100)
+
+        def failing() -> Any:
+            return any(v >= 1 for labels, v in samples(s.metrics_port).get("livesignals_batch_failures_total", [])
+                       if labels.get("cause") == "redis")  # fmt: skip
+
+        wait_for(failing, what="a batch failing on Redis")
+        os.killpg(engine.pid, signal.SIGTERM)
+        assert engine.wait(30) == 0
+    finally:
+        stop_process(engine)
+        redis_server.stop()
+    text = log_path.read_bytes()
+    assert b"abandoned at shutdown (ConnectionError)" in text
+    assert [d["event"] for d in json_lines(log_path)].count("shutdown") == 1
