@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows.health import engine_readiness, metric_value
 from livesignals import metrics
 
-PROBES = {"redis": True, "kafka": True, "rules_loaded": True}
+PROBES: dict[str, bool | None] = {"redis": True, "kafka": True, "rules_loaded": True}
 
 
 def test_ready_only_when_every_check_passes_and_each_failure_is_named():
@@ -19,10 +19,11 @@ def test_ready_only_when_every_check_passes_and_each_failure_is_named():
         assert ready and checks["partitions"] == 4
         assert engine_readiness({**PROBES, "redis": None})[0]  # not probed yet: the batches' view decides
 
-        for probes, failing in [
+        cases: list[tuple[dict[str, bool | None], str]] = [
             ({**PROBES, "kafka": False}, "kafka"),
             ({**PROBES, "rules_loaded": None}, "rules_loaded"),
-        ]:
+        ]
+        for probes, failing in cases:
             ready, checks = engine_readiness(probes)
             assert not ready and checks[failing] is False
             assert [k for k, v in checks.items() if v is False] == [failing]
