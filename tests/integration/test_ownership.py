@@ -249,21 +249,40 @@ def test_redis_rolled_back_while_the_engine_was_down_is_seen_behind_the_consumer
     assert_same_state(reference, rolled)
 
 
+def consecutive_free_ports(n: int) -> int:
+    """A port p such that p .. p + n - 1 are free on loopback right now."""
+    import socket
+
+    while True:
+        p = embedded.free_port()
+        try:
+            for q in range(p, p + n):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            continue
+
+
 def test_two_bytewax_processes_share_the_four_partitions_and_end_with_one_engines_state(stream):
     from app.engine_process import engine_argv, engine_env
 
     s, reference = stream
     split = variant(s, batch_size=300)
     addresses = ";".join(f"127.0.0.1:{embedded.free_port()}" for _ in range(2))
+    metrics_port = consecutive_free_ports(2)  # one setting: process i serves on metrics_port + i (same host)
     procs = [
         subprocess.Popen(engine_argv("-i", str(i), "-a", addresses),
-                         env=engine_env(split.replace(metrics_port=embedded.free_port())),
+                         env=engine_env(split.replace(metrics_port=metrics_port)),
                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         for i in range(2)
     ]  # fmt: skip
     try:
         wait_for(split, N, procs)
         assert all(p.poll() is None for p in procs)
+        for i in range(2):  # both on this host: process i serves on metrics_port + i
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port + i}/healthz", timeout=5) as resp:
+                assert resp.status == 200
     finally:
         for p in procs:
             stop_process(p)
