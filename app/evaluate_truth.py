@@ -8,7 +8,10 @@
 * **Churn** -- who cancelled when: the stream's own ``cancellation`` events,
   plus any truth file lines ``{"kind": "churn", "customer_id", "at"}`` (the
   simulator's) or ``{"customer_id", "cancelled_at"}``, or a CSV with columns
-  ``customer_id,cancelled_at`` (a customers file; empty = never cancelled). A
+  ``customer_id,cancelled_at`` (a customers file; empty = never cancelled; other
+  columns ignored). Times are ISO-8601 dates or datetimes (no zone = UTC) or
+  epoch milliseconds (a number below 1e11 is read as seconds); a bad row or a
+  missing column is one line, ``file:line: what`` (:class:`TruthError`). A
   churn score at ``t`` is positive when the customer cancels in ``(t, t + horizon]``;
   a negative score closer than the horizon to the end of the stream is left out
   (censored: its label is not known yet), as are scores in the first
@@ -26,40 +29,133 @@ from __future__ import annotations
 
 import bisect
 import csv
+import math
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from livesignals import serde
 from livesignals.contract import primary_key
 
+CSV_COLUMNS = ("customer_id", "cancelled_at")
+TIME_FORMS = "an ISO-8601 date or datetime (2026-03-01, 2026-03-01T09:30:00Z; no zone = UTC) or epoch ms (or s)"
+EPOCH_S_BELOW = 100_000_000_000
+"""An epoch number below this (year 5138 in seconds, 1973 in milliseconds) is read as seconds."""
+
+
+class TruthError(ValueError):
+    """A truth file that cannot be read as given: the message is one line, ``file:line: what``."""
+
+
+def parse_time(value: Any, where: str) -> int:
+    """Milliseconds since the epoch from an ISO-8601 date/datetime or an epoch number (ms, or s).
+
+    >>> parse_time("2026-03-01", "t.csv:2"), parse_time("2026-03-01T00:00:00+01:00", "t.csv:2")
+    (1772323200000, 1772319600000)
+    >>> parse_time(1772323200, "t.csv:2"), parse_time("1772323200000", "t.csv:2")
+    (1772323200000, 1772323200000)
+    >>> try:
+    ...     parse_time("yesterday", "t.csv:3")
+    ... except TruthError as exc:
+    ...     print(str(exc)[:51])
+    t.csv:3: cancelled_at 'yesterday' is not a time: gi
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TruthError(f"{where}: cancelled_at {value!r} is not a time: give {TIME_FORMS}")
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise TruthError(f"{where}: cancelled_at {value!r} is not a time: give {TIME_FORMS}") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.timestamp() * 1000)
+    if not math.isfinite(number) or number < 0:
+        raise TruthError(f"{where}: cancelled_at {value!r} is not a time: give {TIME_FORMS}")
+    return int(number * 1000) if number < EPOCH_S_BELOW else int(number)
+
 
 def read_truth(paths: Iterable[str | Path]) -> tuple[dict[str, dict[str, Any]], dict[str, list[int]]]:
-    """Sentiment truth by event id, and cancellation times by customer key, from truth files."""
+    """Sentiment truth by event id, and cancellation times by customer key, from truth files.
+
+    A ``.csv`` file needs the columns ``customer_id,cancelled_at`` (others are
+    allowed and ignored; an empty ``cancelled_at`` = never cancelled); any other
+    file is JSON lines. A missing column, a bad time, a line that is not a JSON
+    object, or a JSON lines file with no line of a known shape raises
+    :class:`TruthError` naming the file and line.
+    """
     texts: dict[str, dict[str, Any]] = {}
     cancels: dict[str, list[int]] = defaultdict(list)
     for path in paths:
         if str(path).endswith(".csv"):
-            with open(path, newline="") as fh:
-                for row in csv.DictReader(fh):
-                    if row.get("cancelled_at"):
-                        cancels[primary_key({"customer_id": row["customer_id"]})].append(
-                            int(float(row["cancelled_at"]))
-                        )
-            continue
-        with open(path, "rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                doc = serde.loads(line)
-                if doc.get("kind") == "text":
-                    texts[doc["event_id"]] = doc
-                elif doc.get("kind") == "churn" and doc.get("at") is not None:
-                    cancels[primary_key({"customer_id": doc["customer_id"]})].append(int(doc["at"]))
-                elif doc.get("cancelled_at") is not None and doc.get("customer_id"):
-                    cancels[primary_key({"customer_id": doc["customer_id"]})].append(int(doc["cancelled_at"]))
+            _read_csv(path, cancels)
+        else:
+            _read_jsonl(path, texts, cancels)
     return texts, dict(cancels)
+
+
+def _read_csv(path: str | Path, cancels: dict[str, list[int]]) -> None:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise TruthError(
+                f"{path}:1: missing column(s) {', '.join(missing)}; a customers CSV needs the header "
+                f"{','.join(CSV_COLUMNS)} (found: {','.join(header) or 'nothing'}); cancelled_at is {TIME_FORMS}"
+            )
+        reader.fieldnames = header
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            customer = (row.get("customer_id") or "").strip()
+            at = (row.get("cancelled_at") or "").strip()
+            if not customer:
+                if at:
+                    raise TruthError(f"{where}: cancelled_at {at!r} without a customer_id")
+                continue
+            if at:
+                cancels[primary_key({"customer_id": customer})].append(parse_time(at, where))
+
+
+def _read_jsonl(path: str | Path, texts: dict[str, dict[str, Any]], cancels: dict[str, list[int]]) -> None:
+    known = lines = 0
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            lines += 1
+            where = f"{path}:{number}"
+            try:
+                doc = serde.loads(line)
+            except Exception:  # any undecodable line is the same error for the user
+                raise TruthError(f"{where}: not a JSON object (a truth file is JSON lines, or a .csv)") from None
+            if not isinstance(doc, dict):
+                raise TruthError(f"{where}: not a JSON object (a truth file is JSON lines, or a .csv)")
+            if doc.get("kind") == "text" and doc.get("event_id"):
+                texts[doc["event_id"]] = doc
+            elif doc.get("kind") == "churn" and doc.get("customer_id") and doc.get("at") is not None:
+                cancels[primary_key({"customer_id": doc["customer_id"]})].append(parse_time(doc["at"], where))
+            elif doc.get("customer_id") and doc.get("cancelled_at") is not None:
+                cancels[primary_key({"customer_id": doc["customer_id"]})].append(parse_time(doc["cancelled_at"], where))
+            elif "kind" not in doc:
+                raise TruthError(
+                    f'{where}: neither a cancellation {{"customer_id", "cancelled_at"}} nor a simulator truth '
+                    f'line {{"kind": "churn"|"text", ...}} (keys: {", ".join(sorted(map(str, doc))[:6])})'
+                )
+            else:
+                continue  # the simulator's other kinds (customers, offers, renewals) are not churn or text truth
+            known += 1
+    if lines and not known:
+        raise TruthError(f"{path}:1: no cancellation or text truth in the file (see `livesignals models evaluate -h`)")
 
 
 def churn_labels(

@@ -64,6 +64,13 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     import sys
 
     from app.evaluate import evaluate, read_jsonl, read_kafka, rejection_note, table, to_csv
+    from app.evaluate_truth import TruthError, read_truth
+
+    try:
+        read_truth(args.truth)  # before a replay that may take minutes: a bad file is one line now
+    except (TruthError, OSError) as exc:
+        print(f"livesignals models evaluate: {exc}", file=sys.stderr)
+        return 2
 
     events = (
         read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
