@@ -54,6 +54,9 @@ MAX_STEM_TOKEN = 40
 PLAIN, NEGATOR, BOOSTER, WORD = range(4)
 PLAIN_ROLE = (PLAIN, 0.0, False)
 """The role of most tokens: one shared object, so the hot loop tests it by identity."""
+PLAIN_HEAD = (PLAIN, 0.0, False)
+"""A plain token that starts a phrase: equal to :data:`PLAIN_ROLE`, not the same object (the hot
+loop must try the phrases)."""
 ALPHA = 15.0
 """Squashing constant: a sum of 4 (one strong word) reads about 0.72."""
 
@@ -130,6 +133,7 @@ class Lexicon:
         if len(toks) > 1:
             self.phrases[toks] = value
             self.heads.add(toks[0])
+            self.roles.clear()
         elif toks:
             self.words[toks[0]] = value
             self.memo.clear()
@@ -228,7 +232,7 @@ class Lexicon:
             elif (value := self.lookup(tok)) is not None:
                 role = (WORD, value, post)
             else:
-                role = (PLAIN, 0.0, True) if post else PLAIN_ROLE
+                role = (PLAIN, 0.0, True) if post else PLAIN_HEAD if tok in self.heads else PLAIN_ROLE
             self.roles[tok] = role
         return role
 
@@ -241,7 +245,7 @@ class Lexicon:
         while i < n:
             tok = clause[i]
             role = roles.get(tok)
-            if role is PLAIN_ROLE and tok not in heads:  # the common case: a word with no sentiment
+            if role is PLAIN_ROLE:  # the common case: a word with no sentiment, starting no phrase
                 if negate_left:
                     negated.append(tok)
                     negate_left -= 1

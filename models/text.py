@@ -37,6 +37,9 @@ _FOLD = str.maketrans({
     **{chr(0x0660 + i): str(i) for i in range(10)},
     "ς": "σ", "’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'",
 })  # fmt: skip
+_FOLD_CHARS = re.compile("[" + re.escape("".join(map(chr, _FOLD))) + "]")
+"""The characters :data:`_FOLD` changes: substituting only those is ~5x faster than ``str.translate``
+with a dict (which looks up, and misses, every character of a Persian or Greek text)."""
 _EMOJI = "\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764"
 _TOKEN = re.compile(rf"[^\W_]+(?:'[^\W_]+)*|[{_EMOJI}]", re.UNICODE)
 _CLAUSE = re.compile(r"[.,;:!?،؛؟\n()\[\]\"«»]+|\s[-–—]\s")
@@ -53,9 +56,13 @@ def normalize(text: str) -> str:
     if text.isascii():  # the common case: no folding, accents or combining marks to remove
         text = text.lower().replace("`", "'")
     else:
-        text = unicodedata.normalize("NFKC", text).translate(_FOLD).lower()
+        text = _FOLD_CHARS.sub(_fold_one, unicodedata.normalize("NFKC", text)).lower()
         text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
     return _REPEAT.sub(r"\1\1", text) if _REPEAT.search(text) else text
+
+
+def _fold_one(match: re.Match[str]) -> str:
+    return _FOLD[ord(match.group())]  # type: ignore[return-value]  # maketrans made every value a str
 
 
 def tokens(text: str) -> list[str]:
@@ -76,5 +83,8 @@ def clauses(text: str) -> list[tuple[str, ...]]:
 
 @lru_cache(maxsize=4096)
 def _cached_clauses(text: str) -> tuple[tuple[str, ...], ...]:
-    parts = (tuple(_TOKEN.findall(part)) for part in _CLAUSE.split(normalize(text)))
-    return tuple(p for p in parts if p)
+    parts = _CLAUSE.split(normalize(text))
+    if len(parts) == 1:  # one clause (short texts): no generator
+        toks = tuple(_TOKEN.findall(parts[0]))
+        return (toks,) if toks else ()
+    return tuple(p for p in map(tuple, map(_TOKEN.findall, parts)) if p)
