@@ -200,7 +200,11 @@ class Lexicon:
         values: list[float] = []
         negated: list[str] = []
         contrast_at = -1
+        praise: list[tuple[int, int]] = []  # values of lone praise clauses (sarcasm candidates)
+        thanks: list[tuple[int, int]] = []  # values of lone thanks clauses (sarcastic before a never again)
+        complaint_after = leaving = False
         for clause in clauses(text):
+            start = len(values)
             if rules.CONTRAST.isdisjoint(clause):
                 self._clause(clause, values, negated)
             else:  # the words after the last "but" weigh more, the words before it less
@@ -208,6 +212,20 @@ class Lexicon:
                 self._clause(clause[:at], values, negated)
                 contrast_at = len(values)
                 self._clause(clause[at + 1 :], values, negated)
+            if not rules.NEVER.isdisjoint(clause) and not rules.AGAIN.isdisjoint(clause) and _never_again(clause):
+                values.append(rules.NEVER_AGAIN)
+                leaving = bool(thanks)
+            if len(values) > start:
+                if praise and sum(values[start:]) <= rules.SARCASM_COMPLAINT:
+                    complaint_after = True
+                elif min(values[start:]) > 0 and _lone(clause, rules.SARCASTIC):
+                    praise.append((start, len(values)))
+                elif min(values[start:]) > 0 and _lone(clause, rules.THANKS):
+                    thanks.append((start, len(values)))
+        # "Great, another delay.": praise before a complaint is sarcasm; so are thanks before a never again
+        for first, end in (praise if complaint_after else []) + (thanks if leaving else []):
+            for at in range(first, end):
+                values[at] *= rules.NEGATION_SCALE
         if not values:
             return 0.0, 0, negated
         total = 0.0
@@ -276,7 +294,7 @@ class Lexicon:
                 if negate_left:
                     value *= rules.NEGATION_SCALE
                     negated.append(tok)
-                found.append((i, len(values)))
+                found.append((i if step == 1 else -1, len(values)))  # an idiom is not negated after it
                 values.append(value)
                 boost_left = 0
             elif negate_left and kind == PLAIN:
@@ -302,3 +320,27 @@ class Lexicon:
                 values[at] *= rules.NEGATION_SCALE
                 negated.append(clause[pos])
                 found[k] = (-1, at)  # flipped once
+
+
+def _never_again(clause: tuple[str, ...]) -> bool:
+    """*never* and *again* (any of the languages' words) within :data:`~models.polarity_rules.NEVER_AGAIN_GAP`
+    tokens of each other in one clause.
+
+    >>> _never_again(("i", "will", "never", "order", "from", "you", "again"))
+    True
+    >>> _never_again(("never", "had", "a", "problem", "and", "i", "will", "buy", "again"))
+    False
+    """
+    nevers = [i for i, tok in enumerate(clause) if tok in rules.NEVER]
+    agains = [i for i, tok in enumerate(clause) if tok in rules.AGAIN]
+    return any(abs(i - j) <= rules.NEVER_AGAIN_GAP for i in nevers for j in agains)
+
+
+def _lone(clause: tuple[str, ...], words: frozenset[str]) -> bool:
+    """A short clause of ``words`` (praise, or thanks) and fillers only ("Great", "oh wonderful",
+    «چه عالی», «τέλεια», "thanks a lot")."""
+    return (
+        len(clause) <= rules.SARCASM_CLAUSE_TOKENS
+        and not words.isdisjoint(clause)
+        and all(tok in words or tok in rules.SARCASM_FILLERS for tok in clause)
+    )

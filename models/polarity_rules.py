@@ -52,6 +52,35 @@ BOOSTERS: dict[str, float] = {
 
 CONTRAST = frozenset({"but", "however", "yet", "though", "ولی", "اما", "ولیکن", "αλλα", "ομωσ", "μα"})
 
+SARCASTIC = frozenset({
+    # English praise that, alone in its clause and followed by a complaint, is sarcasm ("Great, another delay.")
+    "great", "wonderful", "perfect", "brilliant", "fantastic", "lovely", "nice", "awesome", "amazing", "excellent",
+    "super", "terrific", "marvelous", "marvellous", "fabulous", "splendid", "superb", "cool",
+    # Persian
+    "عالی", "عالیه", "ایول", "افرین", "محشر", "محشره", "خوبه", "دمت", "دمتون",
+    # Greek
+    "τελεια", "τελειο", "υπεροχα", "υπεροχο", "ωραια", "ωραιο", "μπραβο", "φανταστικα", "εξαιρετικα", "θαυμασια",
+})  # fmt: skip
+"""Words of praise that turn sarcastic when they stand alone in a clause and a complaint follows."""
+SARCASM_FILLERS = frozenset({
+    "oh", "just", "yeah", "wow", "ah", "well", "how", "so", "really", "simply", "absolutely", "very", "lot", "a",
+    "چه", "وای", "واقعا", "خیلی", "اوه", "به", "گرم",
+    "ω", "α", "πωπω", "τι", "απλα", "πολυ", "ρε",
+})  # fmt: skip
+"""Words that may stand beside the praise in such a clause ("oh great", "just perfect", «چه عالی», «ω τι ωραία»)."""
+THANKS = frozenset({"thanks", "thank", "you", "ty", "ممنون", "مرسی", "متشکرم", "سپاس", "ευχαριστω", "ευχαριστουμε"})
+"""Thanks alone in a clause: polite before a complaint ("Thanks! My parcel is late"), sarcastic before a
+*never again* ("Thanks a lot. Never again.")."""
+SARCASM_CLAUSE_TOKENS = 3
+SARCASM_COMPLAINT = -1.0
+"""A later clause at or below this valence (VADER's scale) makes the lone praise sarcastic."""
+NEVER = frozenset({"never", "هیچوقت", "هرگز", "ποτε"})
+AGAIN = frozenset({"again", "anymore", "دیگه", "دیگر", "دوباره", "ξανα", "πια"})
+NEVER_AGAIN = -2.5
+""""I will never order from you again", «دیگه هیچوقت خرید نمی‌کنم», «ποτέ ξανά»: a customer who
+says they are gone (never and again in one clause, at most :data:`NEVER_AGAIN_GAP` tokens apart)."""
+NEVER_AGAIN_GAP = 6
+
 _FA_SUFFIXES = ("هایی", "هاشون", "هامون", "هاش", "های", "ترین", "ها", "تر", "ان", "مون", "تون", "شون", "اش",
                 "ش", "م", "ت", "ه", "ی", "یه", "ست", "ای", "ام", "ات", "ید", "یم", "ند", "ن")  # fmt: skip
 _FA_LIGHT_VERBS = ("بود", "بوده", "شد", "شده", "شو", "ش", "دار", "داشت", "داشته", "کرد", "کرده", "کن", "داد",

@@ -152,3 +152,60 @@ def test_a_checkpoint_of_the_earlier_model_loads_as_a_fresh_model():
     old = SentimentModel.__new__(SentimentModel)
     old.__setstate__({"warmup": 7, "window": 30, "eta": 20.0, "neutral_band": 0.15, "seed": 1, "classifier": object()})
     assert old.warmup == 7 and old.labels == 0 and old.score("terrible") < 0
+
+
+SARCASM_AND_GOODBYES = [
+    # English
+    "Great, another delay. Never again.",
+    "yeah right, thanks for nothing",
+    "Thanks a lot for nothing",
+    "Oh great, another outage",
+    "Wonderful, the app crashed again",
+    "Great, just great. My order is late again.",
+    "I will never order from you again",
+    "Thanks a lot. Never again.",
+    "so much for fast delivery",
+    # Persian
+    "عالیه، باز هم تاخیر",
+    "چه عالی، دوباره دیر رسید",
+    "ممنون از هیچی",
+    "خیلی ممنون، دیگه هیچوقت سفارش نمیدم",
+    "مرسی. دیگه هرگز ازتون خرید نمی‌کنم",
+    # Greek
+    "Τέλεια, πάλι καθυστέρηση. Ποτέ ξανά.",
+    "Ω τι ωραία, πάλι χάλασε η εφαρμογή",
+    "Ευχαριστώ για τίποτα",
+    "Ευχαριστώ πολύ. Ποτέ ξανά.",
+]
+
+
+@pytest.mark.parametrize("text", SARCASM_AND_GOODBYES)
+def test_sarcasm_and_never_again_read_negative(text):
+    assert Lexicon.load().score(text) < -0.2
+    assert SentimentModel().score(text) < 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks! My parcel is late, can you check?",  # polite thanks before a problem is not sarcasm
+        "Great, thanks! The problem is solved.",
+        "Perfect, thank you so much!",
+        "Ευχαριστώ! Το δέμα άργησε, μπορείτε να το ελέγξετε;",
+        "ممنون، سفارشم دیر رسید، میشه پیگیری کنید؟",
+    ],
+)
+def test_praise_and_thanks_without_a_complaint_or_goodbye_are_not_sarcasm(text):
+    assert Lexicon.load().score(text) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The food was good but the delivery was awful",
+        "غذا خوب بود ولی پیک خیلی دیر رسید",
+        "Το φαγητό ήταν καλό αλλά η παράδοση άργησε πολύ",
+    ],
+)
+def test_what_follows_but_decides(text):
+    assert Lexicon.load().score(text) < 0
