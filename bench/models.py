@@ -205,11 +205,42 @@ def across(w: Workload, settings: Settings, partitions: list[int], models_off: b
     aucs = [r["online_roc_auc"] for r in out.values()]
     out["online_roc_auc_spread"] = round(max(aucs) - min(aucs), 4)
     out["worst_gap_to_batch"] = max(r["gap"] for k, r in out.items() if isinstance(r, dict))
-    for n, r in out.items():
+    for count, r in out.items():
         if isinstance(r, dict):
-            print(f"{w.name} partitions={n}: online (shown) {r['online_roc_auc']} / batch LR {r['batch_lr_roc_auc']}"
+            print(f"{w.name} partitions={count}: shown {r['online_roc_auc']} / batch LR {r['batch_lr_roc_auc']}"
                   f" (gap {r['gap']}); online fresh {r['online_fresh_roc_auc']}; trusted {r['trusted_share_test']}",
                   flush=True)  # fmt: skip
+    return out
+
+
+def checkpoint_growth(events: int, seed: int = 7) -> dict[str, Any]:
+    """Checkpoint bytes of the shared models as lessons of ``events`` events arrive (no engine: the
+    lessons a reference mix would teach -- 5 % labelled texts with ever new words, 10 % churn
+    snapshots naming ever new behaviours, 10 % orders for fraud -- so the run is minutes, not hours)."""
+    import random
+
+    from models.registry import ModelSet
+
+    rng = random.Random(seed)
+    models = ModelSet.from_config()
+    marks, out = {events // 100, events // 10, events}, {}
+    words = ["great", "late", "refund", "thanks", "broken", "parcel", "خوب", "بد", "καλό", "κακό"]
+    for i in range(1, events + 1):
+        r = i % 20
+        if r == 0:  # a labelled text: never seen words every time (a vocabulary would grow without end)
+            text = " ".join([*rng.sample(words, 3), f"w{rng.getrandbits(40):x}", f"w{rng.getrandbits(40):x}"])
+            models.teach("sentiment", [models.model("sentiment").lesson(text), rng.choice(("negative", "positive"))])
+        elif r in (1, 2):  # a churn snapshot, with a behaviour name never seen before
+            x = {"events_30d": rng.random() * 5, "orders_30d": rng.random() * 2, f"b{i}_7d": rng.random()}
+            models.teach("churn", [x, rng.random() < 0.05], {"champion": 0.05})
+        elif r in (3, 4):  # an order
+            models.teach("fraud", [{"amount": rng.lognormvariate(3, 1), "amount_ratio": rng.random() * 2,
+                                    "orders_1h": float(rng.randrange(3)), "return_ratio": rng.random(),
+                                    "new_identity_1h": 0.0}])  # fmt: skip
+        if i in marks:
+            out[str(i)] = {"bytes": len(pickle.dumps(models)),
+                           **{k: len(pickle.dumps(slot.model)) for k, slot in models.champions.items()}}  # fmt: skip
+            print(f"after {i} events: checkpoint {out[str(i)]['bytes']} bytes", flush=True)
     return out
 
 
@@ -223,7 +254,17 @@ def main() -> None:
     ap.add_argument("--partitions", default="1,12,48", help="comma-separated input partition counts")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--models-off", action="store_true", help="also time the engine with models off")
+    ap.add_argument(
+        "--checkpoint-growth",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="only measure checkpoint bytes as lessons of EVENTS events arrive (e.g. 1000000)",
+    )
     args = ap.parse_args()
+    if args.checkpoint_growth:
+        write_result("models_checkpoint_growth", checkpoint_growth(args.checkpoint_growth, args.seed))
+        return
     settings = Settings.load(env={}).replace(churn_horizon_days=args.horizon_days, rules_path="none")
     counts = [int(n) for n in args.partitions.split(",")]
     result: dict[str, Any] = {}

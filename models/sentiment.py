@@ -136,12 +136,32 @@ class SentimentModel:
 
     def predict_proba_one(self, text: str) -> dict[str, float]:
         """Probability of each class."""
-        w = self._blend()
         lexical, x = self._read(text)
+        return self._proba(lexical, x)
+
+    def _proba(self, lexical: dict[str, float], x: list[int] | None) -> dict[str, float]:
+        w = self._blend()
         if w == 0.0 or x is None:
             return lexical
         learned = self.classifier.predict_proba_one(x)
         return {c: (1 - w) * lexical[c] + w * learned[c] for c in CLASSES}
+
+    def lesson(self, text: str, buckets: int | None = None) -> dict[str, Any]:
+        """What :meth:`learn_one` needs from ``text``, without the text: its hashed feature buckets
+        (``buckets``, a power of two, default :attr:`n_features`) and the lexicon's score.
+
+        The shared learner's lessons carry this instead of a customer's words (issue #14): a model
+        with fewer buckets folds them (``bucket & (n_features - 1)``), so one lesson serves champion
+        and challenger. Words are hashed, not encrypted: the buckets are a lossy, one-way digest.
+
+        >>> m = SentimentModel()
+        >>> lesson = m.lesson("the parcel never arrived")
+        >>> sorted(lesson), "parcel" in str(lesson)
+        (['h', 'lex'], False)
+        """
+        lex, hits, negated = self.lexicon.analyse(text)
+        n = buckets or self.n_features
+        return {"h": hashed_features(tokens(text), negated, [lexicon_band(lex, hits)], n), "lex": lex}
 
     def predict_one(self, text: str) -> str:
         """The most likely class."""
@@ -153,14 +173,17 @@ class SentimentModel:
         proba = self.predict_proba_one(text)
         return round(proba["positive"] - proba["negative"], 4)
 
-    def learn_one(self, text: str, label: str) -> None:
-        """Learn one labelled text (progressive validation first)."""
+    def learn_one(self, text: str | dict[str, Any], label: str) -> None:
+        """Learn one labelled text, or its :meth:`lesson` (progressive validation first)."""
         if label not in CLASSES:
             raise ValueError(f"unknown sentiment label {label!r}")
-        self.validation.update(label, self.predict_one(text))
-        lex, hits, negated = self.lexicon.analyse(text)
-        lexical = lexical_proba(lex, self.neutral_band)
-        x = hashed_features(tokens(text), negated, [lexicon_band(lex, hits)], self.n_features)
+        if isinstance(text, str):
+            text = self.lesson(text)
+        mask = self.n_features - 1
+        x = [int(j) & mask for j in text["h"]]
+        lexical = lexical_proba(float(text["lex"]), self.neutral_band)
+        proba = self._proba(lexical, x if self.labels else None)
+        self.validation.update(label, max(CLASSES, key=lambda c: proba[c]))
         learned = self.classifier.predict_proba_one(x) if self.labels else None
         hit = (
             float(max(CLASSES, key=lambda c: lexical[c]) == label),

@@ -62,7 +62,7 @@ def normalize(text: str) -> str:
 
 
 def _fold_one(match: re.Match[str]) -> str:
-    return _FOLD[ord(match.group())]  # type: ignore[return-value]  # maketrans made every value a str
+    return str(_FOLD[ord(match.group())])  # maketrans made every value a str
 
 
 def tokens(text: str) -> list[str]:

@@ -26,17 +26,12 @@ Delayed labels, as handled (each counted in
 * a label for an interaction still remembered is learned once per source
   (survey, agent); a second label from the same source is a ``duplicate``;
 * a label for an unknown, forgotten or not-yet-seen interaction is ``unmatched``;
-* churn: **every snapshot is learned exactly once, when its horizon has
-  passed** -- positive if a cancellation came within the horizon after it
-  (the cancellation marks the pending snapshots), negative otherwise. Both
-  classes wait the same horizon, so when a label is learned never tells its
-  class (learning positives at the cancellation taught the model from recent
-  positives against month-old negatives). A snapshot falls due at the
-  customer's next event, or -- for a customer who goes silent or cancelled --
-  at the sweep of its due day (:func:`expire_churn`, run by the engine once
-  the partition's event time has passed that day), which also rescores a
-  silent customer who has not cancelled, so the profile's risk follows the
-  silence. Memory is bounded by the cadence: at most
+* churn: **every snapshot is learned exactly once.** A cancellation turns every
+  pending snapshot taken within the horizon before it positive (older ones
+  negative). A snapshot whose horizon has passed turns negative at the
+  customer's next event, or -- for a customer who goes silent -- at the sweep
+  of its due day (:func:`expire_churn`, run by the engine once the partition's
+  event time has passed that day). Memory is bounded by the cadence: at most
   ``horizon / snapshot_every + 1`` pending snapshots per customer.
 """
 
@@ -146,7 +141,10 @@ def _learn_remembered(
 
 
 def _learn_text(models: Models, text: str, label: str, report: ScoringReport) -> None:
-    models.teach("sentiment", [text, label])
+    """Teach a labelled text as hashed buckets and a lexicon score, never its words: lessons travel
+    through Redis to every worker (issue #14). Buckets: the largest any sentiment role uses."""
+    buckets = max(slot.model.n_features for _, slot in models.all("sentiment"))
+    models.teach("sentiment", [models.model("sentiment").lesson(text, buckets), label])
     report.labels[("sentiment", "learned")] += 1
     report.learned = True
 
@@ -169,10 +167,9 @@ def score_churn(
     behaviour.record(state, event)
     pending = state.predictions.get("churn_pending", [])
     if event.type == "cancellation":
-        pending = _learn_due(models, state, pending, now, cfg, report)
         for snap in pending:
-            snap["y"] = 1  # learned at its horizon like every snapshot: label timing must not tell the class
-        state.predictions["churn_pending"] = pending
+            _learn_churn(models, state, snap, now - snap["t"] <= cfg.churn_horizon_ms, report)
+        state.predictions["churn_pending"] = []
         state.predictions["churn"] = {"p": 1.0, "t": now, "cancelled": True}
         return None
     was_empty = not pending
@@ -180,7 +177,15 @@ def score_churn(
     if event.type in ("web_event", "app_event") and _skip_digital(state, event, pending, cfg):
         state.predictions["churn_pending"] = pending
         return None
-    x, predicted = _show_churn(models, state, event.customer_key, event.event_id, now, report)
+    x = churn_inputs(state, now)
+    predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
+    champion = models.champions["churn"]
+    report.scored["churn"] += 1
+    report.scores.append(("churn", event.customer_key, event.event_id, now, predicted["champion"]))
+    state.predictions["churn"] = {
+        "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
+        "top": champion.model.explain_one(x), "warm": _warm(champion.model.validation),
+    }  # fmt: skip
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
         values = [float(f"{v:.4g}") for v in x.values()]
         pending.append({"t": now, "x": values, "k": behaviour.behaviours(state), "p": predicted})
@@ -188,22 +193,6 @@ def score_churn(
         del pending[: -cfg.max_pending]  # only reached if the clock jumps back: the cadence bounds the list
     state.predictions["churn_pending"] = pending
     return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending and was_empty else None
-
-
-def _show_churn(
-    models: Models, state: CustomerState, customer_key: str, event_id: str, now: int, report: ScoringReport
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Score churn now with every role; the champion's figure is what the profile shows."""
-    x = churn_inputs(state, now)
-    predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
-    champion = models.champions["churn"]
-    report.scored["churn"] += 1
-    report.scores.append(("churn", customer_key, event_id, now, predicted["champion"]))
-    state.predictions["churn"] = {
-        "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
-        "top": champion.model.explain_one(x), "warm": _warm(champion.model.validation),
-    }  # fmt: skip
-    return x, predicted
 
 
 def _warm(validation: Any) -> bool:
@@ -242,9 +231,6 @@ def expire_churn(
     """
     pending = _learn_due(models, state, state.predictions.get("churn_pending", []), now_ms, cfg, report)
     state.predictions["churn_pending"] = pending
-    shown = state.predictions.get("churn")
-    if shown and not shown.get("cancelled"):
-        _show_churn(models, state, state.customer_key, "sweep", now_ms, report)  # silence is news: rescore
     return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending else None
 
 
@@ -256,12 +242,11 @@ def _learn_due(
     cfg: ScoringConfig,
     report: ScoringReport,
 ) -> list[dict[str, Any]]:
-    """Learn the snapshots older than the horizon -- positive if a cancellation marked them, else
-    negative; the rest stay pending."""
+    """Learn the snapshots older than the horizon as negatives; the rest stay pending."""
     keep = []
     for snap in pending:
         if now - snap["t"] > cfg.churn_horizon_ms:
-            _learn_churn(models, state, snap, bool(snap.get("y")), report)
+            _learn_churn(models, state, snap, False, report)
         else:
             keep.append(snap)
     return keep

@@ -65,18 +65,11 @@ def test_a_survey_comment_is_labelled_by_its_own_score():
 
 
 def test_churn_snapshots_turn_positive_on_cancellation_within_the_horizon():
-    # Positives wait for the horizon like negatives (changed on purpose: learning them at the
-    # cancellation let the label's timing tell its class); the sweep learns them at their due time.
     docs = [event("call", t=T0, topic="billing"), event("call", t=T0 + 2 * DAY), event("cancellation", t=T0 + 5 * DAY)]
     models, state, report = run(docs)
-    assert report.labels[("churn", "positive")] == 0 and models.model("churn").validation.labels == 0
-    assert [s.get("y") for s in state.predictions["churn_pending"]] == [1, 1] and state.predictions["churn"]["cancelled"]
-    online.expire_churn(models, state, T0 + 29 * DAY, CFG, report)
-    assert report.labels[("churn", "positive")] == 0  # not due yet
-    online.expire_churn(models, state, T0 + 33 * DAY, CFG, report)
     assert report.labels[("churn", "positive")] == 2 and report.labels[("churn", "negative")] == 0
-    assert state.predictions["churn_pending"] == [] and models.model("churn").validation.labels == 2
-    assert state.predictions["churn"]["p"] == 1.0  # a cancelled customer is not rescored by the sweep
+    assert state.predictions["churn_pending"] == [] and state.predictions["churn"]["cancelled"]
+    assert models.model("churn").validation.labels == 2
 
 
 def test_churn_snapshots_turn_negative_when_the_horizon_passes():
@@ -88,21 +81,8 @@ def test_churn_snapshots_turn_negative_when_the_horizon_passes():
 
 def test_a_cancellation_after_the_horizon_labels_only_recent_snapshots():
     docs = [event("call", t=T0), event("call", t=T0 + 20 * DAY), event("cancellation", t=T0 + 40 * DAY)]
-    models, state, report = run(docs)
-    assert report.labels[("churn", "negative")] == 1 and report.labels[("churn", "positive")] == 0
-    online.expire_churn(models, state, T0 + 51 * DAY, CFG, report)
+    _, _, report = run(docs)
     assert report.labels[("churn", "negative")] == 1 and report.labels[("churn", "positive")] == 1
-
-
-def test_the_sweep_rescores_a_silent_customer():
-    models, state, report = run([event("call", t=T0), event("call", t=T0 + 2 * DAY)])
-    before = dict(state.predictions["churn"])
-    online.expire_churn(models, state, T0 + 31 * DAY, CFG, report)
-    after = state.predictions["churn"]
-    assert after["t"] == T0 + 31 * DAY and before["t"] == T0 + 2 * DAY
-    assert ("churn", "customer_id:c1", "sweep", T0 + 31 * DAY, after["p"]) in [
-        (m, k, e, t, round(p, 4)) for m, k, e, t, p in report.scores
-    ]
 
 
 def test_scores_carry_probability_version_and_drivers():

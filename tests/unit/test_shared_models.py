@@ -140,3 +140,25 @@ def test_a_lesson_no_model_can_learn_is_skipped_and_counted_not_a_failed_batch()
     assert worker.catch_up() == 2
     assert metrics.MODEL_LESSONS.labels("failed")._value.get() == failed + 1
     assert worker.state.applied == 2 and worker.catch_up() == 0, "the log moved past both, once"
+
+
+def test_lessons_carry_hashed_buckets_not_the_customers_words():
+    settings = Settings(metrics_port=0).replace(rules_path="none")
+    comment = "the courier Zarathustra left my parcel in the rain"
+    chat = event("chat", "c1", T0, event_id="m1", text="where is my parcel, Mr Quetzalcoatl?")
+    docs = [chat, event("survey", "c1", T0 + 1, kind="csat", score=1, comment=comment, rates_event_id="m1")]
+    e = Engine(settings, InMemoryStore(), _Discard(), clock=lambda: 4e12)
+    lessons = _lessons_of(e, raw(docs))
+    taught = [lesson for lesson in lessons if lesson[3] == "sentiment"]
+    assert len(taught) == 2
+    published = serde.dumps(lessons).decode()
+    assert "Zarathustra" not in published and "Quetzalcoatl" not in published and "parcel" not in published
+    # learning from the lesson is learning from the text
+    from models.sentiment import SentimentModel
+
+    by_text, by_lesson = SentimentModel(), SentimentModel()
+    for _ in range(3):
+        by_text.learn_one(comment, "negative")
+        by_lesson.learn_one(serde.loads(serde.dumps(by_lesson.lesson(comment))), "negative")
+    assert pickle.dumps(by_text.classifier) == pickle.dumps(by_lesson.classifier)
+    assert by_text.score("my parcel in the rain") == by_lesson.score("my parcel in the rain")
