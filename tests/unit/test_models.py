@@ -131,3 +131,23 @@ def test_model_set_from_settings_with_challenger_and_promotion():
         ModelSet.from_config({"magic": {}})
     restored = ModelSet.from_bytes(ms.to_bytes())
     assert [r["version"] for r in restored.summary()] == [r["version"] for r in ms.summary()]
+
+
+def test_checkpoint_bytes_are_bounded_whatever_words_and_behaviours_arrive():
+    """The README's bound: new words and behaviour names do not grow the shared models' checkpoint."""
+    import pickle as _pickle
+    import random as _random
+
+    from models.registry import ModelSet
+
+    rng, models = _random.Random(3), ModelSet.from_config()
+
+    def teach(n: int) -> int:
+        for i in range(n):
+            text = f"parcel w{rng.getrandbits(40):x} w{rng.getrandbits(40):x} late"
+            models.teach("sentiment", [models.model("sentiment").lesson(text), rng.choice(("negative", "positive"))])
+            models.teach("churn", [{"events_30d": rng.random(), f"b{rng.getrandbits(32)}_7d": 1.0}, i % 9 == 0])
+        return len(_pickle.dumps(models))
+
+    first, later = teach(1100), teach(1100)  # once the rolling windows (1,000 labels) are full
+    assert later < 1_600_000 and later - first < 0.01 * first
