@@ -171,12 +171,6 @@ def test_after_an_erase_no_seeded_personal_data_is_left(scanner_settings, tmp_pa
     assert found == {"redis": {}, "topics": {}, "logs": {}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sentiment lessons in ls:{models}:lessons still carry the raw text until the next checkpoints "
-    "trim them (the pickled checkpoint itself is clean: hashed features); lessons without raw text are the "
-    "models helper's change -- this test turns XPASS, i.e. fails, once it lands: then drop this mark",
-)
 def test_labelled_texts_leave_nothing_either(kafka_settings, tmp_path):
     """The customer's text is learned by the sentiment model (a survey rates it): the models' lesson
     stream and checkpoint must not keep it either."""
