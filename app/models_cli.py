@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from app.progress import Progress
 from livesignals import serde
 from livesignals.settings import Settings
 
@@ -42,6 +43,7 @@ def _evaluate_policy(settings: Settings, args: argparse.Namespace) -> int:
     lines = (
         read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
     )
+    lines = Progress("read", unit="records").over(lines)  # a topic replay can take minutes: say so on stderr
     rows = evaluate_policies((serde.loads(line) for line in lines), args.policies or ["logged", "greedy", "random"])
     print(table(rows))
     if args.json:

@@ -158,7 +158,17 @@ def _argmax(score: Callable[[dict[str, Any], dict[str, Any]], float]) -> Policy:
 
 
 def _load_model(path: str) -> Any:
-    """A challenger's propensity model: a ``ModelSet`` checkpoint (its ``offers`` champion) or a ``ResponseModel``."""
-    with open(path, "rb") as fh:
-        obj = pickle.load(fh)  # noqa: S301 - a checkpoint the operator points us at
-    return obj.model("offers") if hasattr(obj, "model") else obj
+    """A challenger's propensity model: a ``ModelSet`` checkpoint (its ``offers`` champion) or a ``ResponseModel``
+    (``livesignals models export`` writes one). A file that is neither is a one-line ``ValueError``."""
+    try:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)  # noqa: S301 - a checkpoint the operator points us at
+    except OSError as exc:
+        raise ValueError(f"model:{path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # unpickling junk raises nearly anything
+        raise ValueError(f"model:{path}: not a model checkpoint ({type(exc).__name__}: {exc})"[:300]) from None
+    model = obj.model("offers") if hasattr(obj, "model") else obj
+    if not callable(getattr(model, "predict_one", None)):
+        raise ValueError(f"model:{path}: not a propensity model (a {type(model).__name__}); "
+                         "write one with: livesignals models export --kind offers --out FILE")  # fmt: skip
+    return model

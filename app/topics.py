@@ -20,12 +20,16 @@ def engine_topics(settings: Settings) -> list[str]:
     ]
 
 
-def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
-    """Create missing topics with ``settings.topic_partitions`` partitions; return those created.
+def ensure_topics(settings: Settings, replication: int = 1, partitions: int | None = None) -> list[str]:
+    """Create missing topics with ``partitions`` (default ``settings.topic_partitions``) partitions and
+    ``replication`` replicas each; return those created.
 
     The repartition topic gets the input topics' partition count when they exist
-    already (routing needs one count for all: :mod:`operators.routing`).
+    already (routing needs one count for all: :mod:`operators.routing`). A topic
+    Kafka refuses raises ``KafkaException`` (say, more replicas than brokers).
     """
+    if partitions is not None:
+        settings = settings.replace(topic_partitions=partitions)
     admin = AdminClient(settings.kafka_client_config())
     existing = admin.list_topics(timeout=10).topics
     wanted = [t for t in engine_topics(settings) if t not in existing]

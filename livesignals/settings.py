@@ -17,13 +17,29 @@ False
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
+
+from livesignals.settings_check import (
+    HOUR_RANGE,
+    LOG_LEVEL,
+    NOT_EMPTY,
+    REDIS_URL,
+    TOPIC,
+    TOPICS,
+    Range,
+    SettingsError,
+    check_settings,
+    parse_env,
+)
+
+__all__ = ["REDACTED", "Range", "Settings", "SettingsError", "redact_url"]
 
 _SECRET_KEY = re.compile(
     r"pass|pwd|secret|token|credential|private|api[._-]?key|(^|\.)key($|\.)|\.pem$|^sasl\.|jaas|keystore|auth|user\.info",
@@ -96,83 +112,83 @@ class Settings:
     """Every knob of the engine, with production-sane defaults."""
 
     # --- Kafka ---------------------------------------------------------------
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: Annotated[str, NOT_EMPTY] = "127.0.0.1:9092"
     """Bootstrap servers, comma-separated."""
-    kafka_config: dict[str, str] = field(default_factory=dict)
+    kafka_config: dict[str, str | int | float | bool] = field(default_factory=dict)
     """Extra librdkafka options for every client (security, SASL, ...); TOML only."""
-    input_topics: tuple[str, ...] = ("ls.interactions",)
+    input_topics: Annotated[tuple[str, ...], TOPICS] = ("ls.interactions",)
     """Topics of interaction events (the event contract)."""
-    repartition_topic: str = "ls.repartition"
+    repartition_topic: Annotated[str, TOPIC] = "ls.repartition"
     """Events re-keyed by the engine to the partition that owns their customer (read like an input topic)."""
-    dead_letter_topic: str = "ls.deadletter"
+    dead_letter_topic: Annotated[str, TOPIC] = "ls.deadletter"
     """Rejected input: original bytes as value, reason and origin in headers."""
-    triggers_topic: str = "ls.triggers"
+    triggers_topic: Annotated[str, TOPIC] = "ls.triggers"
     """Next-best-action triggers for marketing systems."""
-    flags_topic: str = "ls.flags"
+    flags_topic: Annotated[str, TOPIC] = "ls.flags"
     """Live flags, also on Kafka for systems that do not read Redis."""
-    decisions_topic: str = "ls.decisions"
+    decisions_topic: Annotated[str, TOPIC] = "ls.decisions"
     """Decision log: every next-best-action decision with its candidates and propensities, then its outcome."""
-    topic_partitions: int = 4
+    topic_partitions: Annotated[int, Range(1, 100_000)] = 4
     """Partitions used when ``livesignals topics create`` makes the topics."""
-    batch_size: int = 5000
+    batch_size: Annotated[int, Range(1, 10_000_000)] = 5000
     """Most messages taken from one partition per engine batch."""
-    produce_timeout_s: float = 30.0
+    produce_timeout_s: Annotated[float, Range(0.001, None)] = 30.0
     """How long a batch waits for Kafka to confirm its outputs before it fails."""
 
     # --- Redis ---------------------------------------------------------------
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: Annotated[str, REDIS_URL] = "redis://127.0.0.1:6379/0"
     """Redis (or Valkey) URL; a password in it is never logged."""
     redis_cluster: bool = False
     """Speak Redis Cluster: every key of one customer shares one hash slot."""
-    key_prefix: str = "ls"
+    key_prefix: Annotated[str, NOT_EMPTY] = "ls"
     """Prefix of every key the engine writes."""
     redis_mode: Literal["batched", "per_event"] = "batched"
     """``per_event`` is the benchmark baseline: one round trip per event, no cache."""
-    cache_size: int = 200_000
+    cache_size: Annotated[int, Range(0, None)] = 200_000
     """Customer states kept in each worker's read-through cache."""
-    flags_stream_maxlen: int = 100_000
+    flags_stream_maxlen: Annotated[int, Range(1, None)] = 100_000
     """Approximate length kept in the replayable flags stream."""
 
     # --- Ingest rules --------------------------------------------------------
-    max_event_bytes: int = 65_536
+    max_event_bytes: Annotated[int, Range(1, None)] = 65_536
     """Larger messages are dead-lettered as ``oversized``."""
-    max_future_skew_s: int = 86_400
+    max_future_skew_s: Annotated[int, Range(0, None)] = 86_400
     """Events further in the future than this are dead-lettered as ``future_time``."""
 
     # --- Flags and actions (thresholds live in the rules file) -----------------
     rules_path: str = ""
     """Rules file (TOML) of flags and actions; empty = the shipped catalogue, ``none`` = none."""
-    rules_reload_s: float = 5.0
+    rules_reload_s: Annotated[float, Range(0, None)] = 5.0
     """How often the rules file is checked for changes while running."""
-    repeat_contact_window_s: int = 86_400
+    repeat_contact_window_s: Annotated[int, Range(0, None)] = 86_400
     """Contacts within this window count in ``derived.same_topic_contacts``."""
-    context_window_s: int = 86_400
+    context_window_s: Annotated[int, Range(0, None)] = 86_400
     """A contact this soon after a touch on another channel carries its context."""
     nba_policy: Literal["learned", "fixed", "random"] = "learned"
     """How an action is chosen: ``learned`` (epsilon-greedy on propensity x value x weight),
     ``fixed`` (value x weight, no learning) or ``random`` (baselines)."""
-    nba_epsilon: float = 0.1
+    nba_epsilon: Annotated[float, Range(0, 1)] = 0.1
     """Share of decisions that explore (``learned``): what makes off-policy evaluation possible."""
-    nba_top_n: int = 3
+    nba_top_n: Annotated[int, Range(1, 1000)] = 3
     """Ranked actions shown in the 360 and attached to a trigger."""
     nba_seed: int = 0
     """Seed of the exploration draws."""
 
-    contact_daily_cap: int = 2
+    contact_daily_cap: Annotated[int, Range(0, None)] = 2
     """Triggers per customer per day, all channels."""
-    contact_weekly_cap: int = 5
+    contact_weekly_cap: Annotated[int, Range(0, None)] = 5
     """Triggers per customer per 7 days."""
-    quiet_hours: str = "21-8"
+    quiet_hours: Annotated[str, HOUR_RANGE] = "21-8"
     """Local hours (customer's time zone, UTC if unknown) with no triggers, ``start-end`` (``0-0``: none)."""
-    max_ignored_offers: int = 3
+    max_ignored_offers: Annotated[int, Range(0, None)] = 3
     """Offers ignored or rejected in a row after which marketing triggers stop."""
 
     # --- Routing and event time (issue 10) -------------------------------------
-    late_event_grace_s: int = 3600
+    late_event_grace_s: Annotated[int, Range(0, None)] = 3600
     """An event older than the customer's newest event time by more than this is *late*: it still
     updates windows, totals and the timeline, but raises no flag and no trigger
     (``livesignals_late_events_total``); a response this late after its offer expired is unmatched."""
-    trigger_max_age_s: int = 21_600
+    trigger_max_age_s: Annotated[int, Range(0, None)] = 21_600
     """A trigger whose decision moment (event time) is older than this at send time, or whose
     expiry has passed, is not sent (suppressed, reason ``stale``)."""
     policy_clock: Literal["wall", "stream"] = "wall"
@@ -181,37 +197,37 @@ class Settings:
     (replays of recorded streams, simulations and tests, where wall time means nothing)."""
 
     # --- The 360 -------------------------------------------------------------
-    timeline_max_entries: int = 200
+    timeline_max_entries: Annotated[int, Range(0, None)] = 200
     """Timeline entries kept per customer (oldest dropped)."""
-    timeline_max_age_days: int = 90
+    timeline_max_age_days: Annotated[int, Range(1, None)] = 90
     """Timeline entries older than this are dropped; the key expires after it too."""
 
     # --- Models (issue 4) -----------------------------------------------------
     models: dict[str, Any] = field(default_factory=dict)
     """Model choice and hyper-parameters per kind and role (TOML only), e.g.
     ``[models.churn.challenger] learning_rate = 0.2``; see :mod:`models.registry`."""
-    churn_horizon_days: float = 30.0
+    churn_horizon_days: Annotated[float, Range(0.000001, None)] = 30.0
     """A cancellation within this many days after scoring makes the churn label positive."""
     models_enabled: bool = True
     """Score the online models in the flow (off: profiles and rules only)."""
-    model_control_poll_s: float = 10.0
+    model_control_poll_s: Annotated[float, Range(0, None)] = 10.0
     """How often workers look for promotions (``livesignals models promote``)."""
 
     # --- Shared models: churn labels and checkpoints (issue 11) ----------------
-    churn_snapshots_per_horizon: int = 6
+    churn_snapshots_per_horizon: Annotated[int, Range(1, None)] = 6
     """Churn feature snapshots per customer per horizon (the cadence; bounds pending snapshots)."""
-    models_checkpoint_every: int = 20_000
+    models_checkpoint_every: Annotated[int, Range(1, None)] = 20_000
     """Write the shared models' checkpoint after this many lessons learned ..."""
-    models_checkpoint_every_s: float = 300.0
+    models_checkpoint_every_s: Annotated[float, Range(0, None)] = 300.0
     """... or after this many seconds with lessons learned, whichever comes first."""
 
     # --- Ownership and durability (issue 10) ------------------------------------
-    consumer_group: str = "livesignals-engine"
+    consumer_group: Annotated[str, NOT_EMPTY] = "livesignals-engine"
     """Kafka consumer group the engine commits its offsets to after each Redis commit (lag tooling;
     a Redis that is behind them has lost data). Partitions are claimed in Redis, not by the group."""
-    retry_backoff_s: float = 0.5
+    retry_backoff_s: Annotated[float, Range(0, None)] = 0.5
     """First wait after Redis or Kafka failed a batch; doubled per failure up to ``retry_backoff_max_s``."""
-    retry_backoff_max_s: float = 30.0
+    retry_backoff_max_s: Annotated[float, Range(0, None)] = 30.0
     """Longest wait between retries: the engine retries for as long as the outage lasts."""
     on_state_loss: Literal["rebuild", "stop"] = "rebuild"
     """When Redis lost or rolled back committed state: ``rebuild`` replays the partition from the
@@ -240,10 +256,11 @@ class Settings:
     customer identifiers and the record key are hashed; a value that is not a JSON object is dropped."""
 
     # --- Operations ----------------------------------------------------------
-    metrics_port: int = 9464
+    metrics_port: Annotated[int, Range(0, 65_535)] = 9464
     """Port of ``/metrics``, ``/healthz`` and ``/readyz`` (0 = off). Fixed: a port already taken stops the
     engine with exit code 2; when ``-a`` puts several processes on one host, process i uses port + i."""
-    log_level: str = "INFO"
+    log_level: Annotated[str, LOG_LEVEL] = "INFO"
+    """Python log level of the engine and the CLI (DEBUG, INFO, WARNING, ERROR, CRITICAL)."""
 
     # --- Agent desktop service (gateway/, issue 12) ------------------------------
     gateway_host: str = "127.0.0.1"
@@ -278,31 +295,57 @@ class Settings:
     """Every trigger held back by the contact policy for this long: one WARNING line (and
     ``livesignals_triggers_all_suppressed_seconds``); quiet hours at night do this by design."""
 
+    def __post_init__(self) -> None:
+        """Check every value by its type and range (:mod:`livesignals.settings_check`), converting what
+        loses nothing (a TOML integer for a float, a list for a tuple); raise :class:`SettingsError`."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in check_settings(values, _hints(), _redact).items():
+            object.__setattr__(self, name, value)
+        if self.retry_backoff_max_s < self.retry_backoff_s:
+            raise SettingsError(
+                f"retry_backoff_max_s: must be at least retry_backoff_s ({self.retry_backoff_s:g}), "
+                f"got {self.retry_backoff_max_s:g}", "retry_backoff_max_s",
+            )  # fmt: skip
+        outputs = {self.dead_letter_topic, self.flags_topic, self.triggers_topic, self.decisions_topic}
+        looped = sorted(outputs & set(self.input_topics))
+        if looped:
+            raise SettingsError(f"input_topics: {looped} are also output topics of the engine: "
+                                "it would read its own output", "input_topics")  # fmt: skip
+
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-        """Defaults, then the TOML file, then ``LIVESIGNALS_*`` variables."""
+        """Defaults, then the TOML file, then ``LIVESIGNALS_*`` variables; every value checked.
+
+        Raises :class:`SettingsError` (a ``ValueError``) with one line naming the setting and where its
+        value came from: ``batch_size: expected an integer, got 'x' (str) (in ls.toml)``.
+        """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        source: dict[str, str] = {}
         path = path or env.get("LIVESIGNALS_CONFIG")
         if path:
-            with open(path, "rb") as fh:
-                values.update(tomllib.load(fh))
-        hints = get_type_hints(cls)
+            values.update(_read_toml(path))
+            source = dict.fromkeys(values, f"in {path}")
+        hints = _hints()
         for f in fields(cls):
-            raw = env.get(f"LIVESIGNALS_{f.name.upper()}")
+            variable = f"LIVESIGNALS_{f.name.upper()}"
+            raw = env.get(variable)
             if raw is not None:
-                values[f.name] = _parse(raw, hints[f.name], f.name)
+                values[f.name] = parse_env(variable, raw, hints[f.name])
+                source[f.name] = f"from {variable}"
         moved = [name for name in _MOVED_TO_RULES if name in values or f"LIVESIGNALS_{name.upper()}" in env]
         if moved:
-            raise ValueError(f"settings {moved} are now thresholds in the rules file (rules_path): "
-                             f"copy livesignals/rules/catalogue.toml and edit {_MOVED_TO_RULES[moved[0]]}")  # fmt: skip
+            raise SettingsError(f"settings {moved} are now thresholds in the rules file (rules_path): "
+                                f"copy livesignals/rules/catalogue.toml and edit {_MOVED_TO_RULES[moved[0]]}",
+                                moved[0])  # fmt: skip
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"unknown settings: {sorted(unknown)}")
-        for name, value in values.items():
-            if isinstance(value, list):
-                values[name] = tuple(value)
-        return cls(**values)
+            raise SettingsError(f"unknown settings: {sorted(unknown)}" + (f" {source[min(unknown)]}" if path else ""))
+        try:
+            return cls(**values)
+        except SettingsError as exc:
+            where = source.get(exc.setting)
+            raise SettingsError(f"{exc} ({where})" if where else str(exc), exc.setting) from None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
@@ -339,22 +382,18 @@ def quiet_hours_note(quiet_hours: str) -> str:
             "(UTC when the zone is unknown); 0-0 = none")  # fmt: skip
 
 
-def _parse(raw: str, hint: Any, name: str) -> Any:
-    origin = get_origin(hint)
-    if hint is bool:
-        if raw.lower() in {"1", "true", "yes", "on"}:
-            return True
-        if raw.lower() in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(f"LIVESIGNALS_{name.upper()}: not a boolean: {raw!r}")
-    if hint in (int, float):
-        return hint(raw)
-    if origin is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if origin is Literal:
-        if raw not in get_args(hint):
-            raise ValueError(f"LIVESIGNALS_{name.upper()}: {raw!r} not in {get_args(hint)}")
-        return raw
-    if origin is dict:
-        raise ValueError(f"{name} can only be set in the TOML file")
-    return raw
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """The fields' type hints with their ``Annotated`` ranges and formats."""
+    return get_type_hints(Settings, include_extras=True)
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings file as a dict; a missing or malformed file is a :class:`SettingsError`."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise SettingsError(f"settings file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None

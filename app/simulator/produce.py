@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,12 +30,24 @@ def produce(
     rate: float = 0.0,
     truth_path: str | Path | None = None,
     stop: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Produce ``count`` events (forever if None) at ``rate`` events/s (0 = as fast as possible).
 
-    Returns the number of events produced. ``stop`` ends an endless run.
+    Returns the number of events produced. ``stop`` ends an endless run; ``progress(n)`` is told of
+    every 100 events handed to the producer. Raises ``RuntimeError`` if Kafka did not confirm every
+    event (a record is given up after ``message.timeout.ms``, 30 s unless ``kafka_config`` says).
     """
-    producer = Producer({"linger.ms": 5, "enable.idempotence": True, **PRODUCER_CONFIG, **kafka_config})
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer = Producer(
+        {"linger.ms": 5, "enable.idempotence": True, "message.timeout.ms": 30_000, **PRODUCER_CONFIG, **kafka_config,
+         "on_delivery": delivered}
+    )  # fmt: skip
     truth: IO[bytes] | None = open(truth_path, "wb") if truth_path else None  # noqa: SIM115
     sent = 0
     started = time.monotonic()
@@ -50,13 +63,16 @@ def produce(
                 for record in records:
                     truth.write(serde.dumps(record) + b"\n")
             sent += 1
+            if progress is not None and sent % 100 == 0:
+                progress(100)
             if rate > 0 and sent % 100 == 0:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
         remaining = producer.flush(60)
-        if remaining:
-            raise RuntimeError(f"{remaining} simulated events were not delivered")
+        if remaining or failures:
+            reason = f": {failures[0]}" if failures else ""
+            raise RuntimeError(f"{remaining + len(failures)} of {sent} simulated events were not delivered{reason}")
         return sent
     finally:
         if truth is not None:
