@@ -31,10 +31,11 @@ class Progress:
         verb: str,
         total: int | None = None,
         unit: str = "events",
-        every_s: float = EVERY_S,
+        every_s: float | None = None,
         stream: IO[str] | None = None,
     ) -> None:
-        self.verb, self.total, self.unit, self.every_s = verb, total, unit, every_s
+        self.verb, self.total, self.unit = verb, total, unit
+        self.every_s = EVERY_S if every_s is None else every_s
         self.stream = stream
         self.count = 0
         self.started = self._last = time.monotonic()
