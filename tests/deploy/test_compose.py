@@ -27,7 +27,11 @@ def compose() -> dict:
 
 def _deps(service: dict) -> dict[str, str]:
     deps = service.get("depends_on") or {}
-    return dict.fromkeys(deps, "service_started") if isinstance(deps, list) else {k: v["condition"] for k, v in deps.items()}
+    return (
+        dict.fromkeys(deps, "service_started")
+        if isinstance(deps, list)
+        else {k: v["condition"] for k, v in deps.items()}
+    )
 
 
 def test_the_service_graph_is_complete_and_acyclic(compose):
@@ -115,7 +119,9 @@ def test_prometheus_scrapes_every_engine_and_loads_the_rules(compose):
 def test_the_image_copies_every_package_the_project_installs():
     containerfile = (DEPLOY / "container" / "Containerfile").read_text()
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    copied = {line.split()[1] for line in containerfile.splitlines() if line.startswith("COPY ") and "--from" not in line}
+    copied = {
+        line.split()[1] for line in containerfile.splitlines() if line.startswith("COPY ") and "--from" not in line
+    }
     assert {p.split(".")[0] for p in packages} <= copied
     assert 'ENTRYPOINT ["livesignals"]' in containerfile and "USER 10001" in containerfile
     assert "/healthz" in containerfile and "EXPOSE 9464 9999" in containerfile

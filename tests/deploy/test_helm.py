@@ -25,9 +25,7 @@ SAMPLE_RULES = "groups:\n  - name: sample\n    rules:\n      - alert: Up\n      
 
 
 def _helm() -> str:
-    found = shutil.which("helm") or next(
-        (str(p) for p in (Path.home() / "go" / "bin" / "helm",) if p.exists()), None
-    )
+    found = shutil.which("helm") or next((str(p) for p in (Path.home() / "go" / "bin" / "helm",) if p.exists()), None)
     if found is None:
         if os.environ.get("LIVESIGNALS_TEST_HELM") == "required":
             pytest.fail("helm is required (LIVESIGNALS_TEST_HELM=required) but not found")

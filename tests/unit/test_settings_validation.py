@@ -164,3 +164,12 @@ def _base_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("LIVESIGNALS_")}
+
+
+def test_the_engine_started_directly_refuses_bad_settings(monkeypatch):
+    """``python -m bytewax.run "flows.live:build()"``: the same one-line message, before anything starts."""
+    import flows.live
+
+    monkeypatch.setenv("LIVESIGNALS_BATCH_SIZE", "abc")
+    with pytest.raises(SettingsError, match=r"^batch_size: LIVESIGNALS_BATCH_SIZE is not an integer: 'abc'$"):
+        flows.live.build(serve_metrics=False)
