@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         from app.commands import run_command
 
         return run_command(args)
+    except KeyboardInterrupt:
+        print("livesignals: interrupted", file=sys.stderr, flush=True)
+        return 130
     except Exception as exc:
         if args.debug:
             raise

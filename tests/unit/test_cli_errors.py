@@ -142,3 +142,12 @@ def test_debug_shows_the_traceback(monkeypatch):
 
     with pytest.raises(SettingsError):
         main(["--debug", "settings"])
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("app.commands.run_command", interrupted)
+    assert main(["settings"]) == 130
+    assert capsys.readouterr().err == "livesignals: interrupted\n"
