@@ -123,3 +123,20 @@ def test_simulate_reports_progress_on_stderr(monkeypatch, capsys, kafka_settings
     captured = capsys.readouterr()
     assert "produced 300 events" in captured.out
     assert "produced 100/300 events" in captured.err and "produced 300/300 events" in captured.err
+
+
+@pytest.mark.kafka
+def test_run_checks_kafka_redis_and_topics_then_hands_over_to_bytewax(monkeypatch, capsys, kafka_settings):
+    _use(monkeypatch, kafka_settings)
+    seen: list[list[str]] = []
+    monkeypatch.setattr("os.execv", lambda exe, argv: seen.append(argv))
+    monkeypatch.delenv("BYTEWAX_WORKERS_PER_PROCESS", raising=False)
+    assert main(["run", "-i", "1", "-a", "h0:9999;h1:9999", "--wait", "5"]) == 0
+    assert seen[0][-6:] == ["-w", "1", "-i", "1", "-a", "h0:9999;h1:9999"]
+    monkeypatch.setenv("BYTEWAX_WORKERS_PER_PROCESS", "3")  # the Helm chart's way: bytewax.run reads it
+    assert main(["run", "--wait", "5"]) == 0
+    assert seen[1][-1] == "flows.live:build()"
+
+    monkeypatch.setenv("LIVESIGNALS_INPUT_TOPICS", "ls.never-created")
+    assert main(["run", "--wait", "1"]) == 1
+    assert "ls.never-created" in _error(capsys)
