@@ -125,3 +125,9 @@ def test_the_image_copies_every_package_the_project_installs():
     assert {p.split(".")[0] for p in packages} <= copied
     assert 'ENTRYPOINT ["livesignals"]' in containerfile and "USER 10001" in containerfile
     assert "/healthz" in containerfile and "EXPOSE 9464 9999" in containerfile
+
+
+def test_only_engine_processes_keep_the_images_engine_health_check(compose):
+    for name, service in compose["services"].items():
+        if service.get("image") == IMAGE and service["command"][0] != "run":
+            assert service.get("healthcheck") == {"disable": True}, f"{name} serves no /healthz"
