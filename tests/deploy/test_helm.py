@@ -152,3 +152,11 @@ def test_topics_job_and_agent_run_livesignals_commands(rendered):
     (container,) = agent["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["serve"] and container["image"] == "livesignals:0.1.0"
     assert not unknown_settings([e["name"] for e in container["env"]])
+
+
+def test_a_file_that_is_no_rules_file_is_refused(tmp_path):
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text("scrape_configs: []\n")
+    done = _run("template", "ls", str(CHART), *REQUIRED, "--set", "metrics.prometheusRule.enabled=true",
+                "--set-file", f"metrics.prometheusRule.rules={wrong}")  # fmt: skip
+    assert done.returncode != 0 and "not a Prometheus rules file" in done.stderr
