@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -10,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from app.cli import main
 from app.engine_process import engine_env
+from app.topics import engine_topics
 from operators.engine import Engine
 from state.connection import connect
 from state.keys import Keys
@@ -23,6 +25,18 @@ def _use(monkeypatch, settings) -> None:
     for name, value in engine_env(settings).items():
         if name.startswith("LIVESIGNALS_"):
             monkeypatch.setenv(name, value)
+
+
+def _wait_visible(bootstrap: str, topic: str, partitions: int | None = None) -> None:
+    """Apache Kafka's metadata shows a just-created topic a moment later (as in test_routing)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = admin.list_topics(timeout=10).topics.get(topic)
+        if found is not None and found.error is None and (partitions is None or len(found.partitions) == partitions):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{topic} not visible")
 
 
 def _error(capsys) -> str:
@@ -61,6 +75,8 @@ def test_topics_create_takes_partitions_and_replication(monkeypatch, capsys, set
     assert main(["topics", "create", "--partitions", "6", "--replication-factor", "1"]) == 0
     out = capsys.readouterr().out
     assert f"created {s.input_topics[0]}" in out and "replication factor 1, 6 partitions" in out
+    for topic in engine_topics(s):
+        _wait_visible(kafka_bootstrap, topic, 6)
     topics = admin.list_topics(timeout=10).topics
     assert len(topics[s.input_topics[0]].partitions) == 6
     assert all(len(p.replicas) == 1 for p in topics[s.input_topics[0]].partitions.values())
@@ -118,6 +134,7 @@ def test_export_before_any_checkpoint_is_one_line(monkeypatch, capsys, settings,
 @pytest.mark.kafka
 def test_simulate_reports_progress_on_stderr(monkeypatch, capsys, kafka_settings):
     _use(monkeypatch, kafka_settings)
+    _wait_visible(kafka_settings.kafka_bootstrap, kafka_settings.input_topics[0])
     monkeypatch.setattr("app.progress.EVERY_S", 0.0)
     assert main(["simulate", "--count", "300", "--rate", "0", "--customers", "50"]) == 0
     captured = capsys.readouterr()
