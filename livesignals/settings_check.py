@@ -221,8 +221,35 @@ def _check_type(name: str, value: Any, hint: Any, redact: Callable[[Any], Any]) 
             raise _wrong(name, value, "a table", redact)
         if name == "kafka_config":
             return flatten_kafka_config(value, redact)
+        if name == "models":
+            check_models_table(value)
         return dict(value)
     return value
+
+
+MODEL_KINDS = ("sentiment", "churn", "fraud", "offers", "flag_relevance")
+"""The model kinds of ``models.registry.KINDS`` (the kernel may not import ``models``; a test keeps them equal)."""
+MODEL_ROLES = ("champion", "challenger")
+
+
+def check_models_table(table: Mapping[str, Any]) -> None:
+    """``[models.<kind>.<role>]`` tables only: a misspelt kind or role is an error, not silently ignored.
+
+    >>> check_models_table({"churn": {"chalenger": {}}})
+    Traceback (most recent call last):
+    ...
+    livesignals.settings_check.SettingsError: models.churn: unknown role 'chalenger' (champion or challenger)
+    """
+    for kind, roles in table.items():
+        if kind not in MODEL_KINDS:
+            raise SettingsError(f"models: unknown model kind {kind!r} (one of {', '.join(MODEL_KINDS)})", "models")
+        if not isinstance(roles, Mapping):
+            raise SettingsError(f"models.{kind}: expected a table of roles, got {type(roles).__name__}", "models")
+        for role, params in roles.items():
+            if role not in MODEL_ROLES:
+                raise SettingsError(f"models.{kind}: unknown role {role!r} (champion or challenger)", "models")
+            if not isinstance(params, Mapping):
+                raise SettingsError(f"models.{kind}.{role}: expected a table of parameters", "models")
 
 
 def flatten_kafka_config(table: Mapping[str, Any], redact: Callable[[Any], Any], path: str = "") -> dict[str, Any]:

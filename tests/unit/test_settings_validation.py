@@ -173,3 +173,16 @@ def test_the_engine_started_directly_refuses_bad_settings(monkeypatch):
     monkeypatch.setenv("LIVESIGNALS_BATCH_SIZE", "abc")
     with pytest.raises(SettingsError, match=r"^batch_size: LIVESIGNALS_BATCH_SIZE is not an integer: 'abc'$"):
         flows.live.build(serve_metrics=False)
+
+
+def test_a_misspelt_model_kind_or_role_is_an_error_not_silently_ignored(tmp_path):
+    assert "chalenger" in _error(toml="[models.churn.chalenger]\nl2 = 0.1\n", tmp_path=tmp_path)
+    assert "churm" in _error(toml="[models.churm.challenger]\nl2 = 0.1\n", tmp_path=tmp_path)
+
+
+def test_the_settings_know_the_model_kinds_the_registry_and_the_cli_know():
+    from app.cli import KINDS as CLI_KINDS
+    from livesignals.settings_check import MODEL_KINDS
+    from models.registry import KINDS
+
+    assert tuple(KINDS) == MODEL_KINDS == CLI_KINDS
