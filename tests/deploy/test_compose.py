@@ -92,6 +92,7 @@ def test_engine_processes_agree_on_their_addresses(compose):
     for name, p in parsed.items():
         host = listed[p.process_id].split(":")[0]
         assert host == engines[name]["hostname"] == name, "process i's address is its own host"
+        assert p.workers == 2
         assert engines[name]["build"]["dockerfile"] == "deploy/container/Containerfile"
 
 
@@ -131,3 +132,10 @@ def test_only_engine_processes_keep_the_images_engine_health_check(compose):
     for name, service in compose["services"].items():
         if service.get("image") == IMAGE and service["command"][0] != "run":
             assert service.get("healthcheck") == {"disable": True}, f"{name} serves no /healthz"
+
+
+def test_redis_keeps_every_acknowledged_commit(compose):
+    """README, durability table: AOF with an fsync per commit."""
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "always"
