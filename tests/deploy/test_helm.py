@@ -74,6 +74,27 @@ def test_helm_lint_passes():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+KUBERNETES_VERSIONS = ("1.30", "1.37")
+"""Oldest and newest Kubernetes the manifests are validated against (kubernetes-validate's bundled schemas)."""
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_is_valid_by_kubernetes_own_schema(rendered, version):
+    """Strict: an unknown or misplaced field (a typo in a template) fails, as ``kubectl --validate=strict`` would."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    checked = []
+    for (kind, name), doc in rendered.items():
+        if kind in ("rules", "ServiceMonitor", "PrometheusRule"):  # CRDs of the Prometheus Operator: no schema here
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked.append(kind)
+    assert {"StatefulSet", "Service", "Secret", "Job", "Deployment", "ServiceAccount"} <= set(checked)
+    broken = {**_one(rendered, "StatefulSet")}
+    broken["spec"] = {**broken["spec"], "replica": 2}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
+
+
 def test_kafka_and_redis_are_required_values():
     done = _run("template", "ls", str(CHART))
     assert done.returncode != 0 and "kafka.bootstrap is required" in done.stderr
