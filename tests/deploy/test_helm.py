@@ -21,6 +21,7 @@ from tests.deploy.manifests import DEPLOY, parse, unknown_settings
 
 CHART = DEPLOY / "helm" / "livesignals"
 REQUIRED = ["--set", "kafka.bootstrap=kafka-0.kafka:9092", "--set", "redis.url=redis://:s3cret@redis:6379/0"]
+TOKEN_SECRET = "t" * 40
 SAMPLE_RULES = "groups:\n  - name: sample\n    rules:\n      - alert: Up\n        expr: up == 0\n"
 
 
@@ -55,7 +56,7 @@ def rendered(tmp_path_factory) -> dict[tuple[str, str], dict]:
         "template", "ls", str(CHART), "--namespace", "signals", *REQUIRED,
         "--set", "engine.processes=3", "--set", "metrics.serviceMonitor.enabled=true",
         "--set", "metrics.prometheusRule.enabled=true", "--set-file", f"metrics.prometheusRule.rules={rules}",
-        "--set", "agent.enabled=true", "--set", "settingsFile.content=[kafka_config]\n\"sasl.password\" = \"x\"\n",
+        "--set", "agent.enabled=true", "--set", f"agent.tokenSecrets={TOKEN_SECRET}", "--set", "settingsFile.content=[kafka_config]\n\"sasl.password\" = \"x\"\n",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     docs = [d for d in yaml.safe_load_all(done.stdout) if d]
@@ -153,6 +154,7 @@ def test_redis_url_and_settings_file_live_in_a_secret(rendered):
     for (kind, _), doc in rendered.items():
         if kind not in ("Secret", "rules"):
             assert "s3cret" not in yaml.safe_dump(doc), f"{kind} holds the Redis password"
+            assert TOKEN_SECRET not in yaml.safe_dump(doc), f"{kind} holds the token secret"
 
 
 def test_prometheus_wiring(rendered):
@@ -173,6 +175,11 @@ def test_topics_job_and_agent_run_livesignals_commands(rendered):
     (container,) = agent["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["serve"] and container["image"] == "livesignals:0.1.0"
     assert not unknown_settings([e["name"] for e in container["env"]])
+    env = {e["name"]: e for e in container["env"]}
+    assert env["LIVESIGNALS_GATEWAY_HOST"]["value"] == "0.0.0.0"
+    assert env["LIVESIGNALS_GATEWAY_PORT"]["value"] == str(container["ports"][0]["containerPort"]) == "8780"
+    assert "secretKeyRef" in env["LIVESIGNALS_GATEWAY_TOKEN_SECRETS"]["valueFrom"]
+    assert _one(rendered, "Secret")["stringData"]["gateway-token-secrets"] == TOKEN_SECRET
 
 
 def test_a_file_that_is_no_rules_file_is_refused(tmp_path):
