@@ -50,17 +50,19 @@ def _run(monkeypatch, capsys, env: dict[str, str], argv: list[str], code: int = 
         ["models", "evaluate-policy", "--topic", "ls.decisions"],
         ["models", "evaluate", "--topic", "ls.interactions"],
         ["run", "--wait", "1"],
+        ["erase", "c1", "--wait", "0"],
+        ["export", "c1", "--kafka"],
     ],
 )
-def test_kafka_unreachable_is_one_line_and_exit_1(monkeypatch, capsys, argv):
-    line = _run(monkeypatch, capsys, NO_KAFKA, argv)
+def test_kafka_unreachable_is_one_line_and_exit_1(monkeypatch, capsys, argv, redis_url):
+    line = _run(monkeypatch, capsys, {**NO_KAFKA, "LIVESIGNALS_REDIS_URL": redis_url}, argv)
     assert f"Kafka at 127.0.0.1:{DEAD} unreachable" in line
 
 
 @pytest.mark.parametrize(
     "argv",
     [["kpis"], ["voc"], ["profile", "c1"], ["models", "status"], ["models", "promote", "churn"],
-     ["models", "export", "--out", "x.pkl"]],
+     ["models", "export", "--out", "x.pkl"], ["erase", "c1"], ["export", "c1"]],
 )  # fmt: skip
 def test_redis_unreachable_is_one_line_and_exit_1_with_the_password_hidden(monkeypatch, capsys, argv):
     line = _run(monkeypatch, capsys, NO_REDIS, argv)
