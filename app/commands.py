@@ -49,10 +49,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _read(settings: Settings, args: argparse.Namespace) -> int:
+    client = redis_client(settings)  # before the readers' imports (seconds): an outage is said at once
     from state.keys import Keys
     from state.reader import read_360, read_kpis, read_voc
 
-    client, keys = redis_client(settings), Keys(settings.key_prefix)
+    keys = Keys(settings.key_prefix)
     if args.command == "profile":
         customer = args.customer if ":" in args.customer else f"customer_id:{args.customer}"
         doc = read_360(client, keys, customer, channel=args.channel)
