@@ -30,8 +30,11 @@ def run_command(args: argparse.Namespace) -> int:
         return run_demo(args.duration, args.rate, args.customers, args.seed)
     settings = Settings.load(args.config)
     if args.command == "settings":
+        from livesignals.settings import quiet_hours_note
+
         for key, value in settings.redacted().items():
-            print(f"{key} = {value!r}")
+            note = f"  # {quiet_hours_note(value)}" if key == "quiet_hours" else ""
+            print(f"{key} = {value!r}{note}")
         return 0
     if args.command in ("profile", "kpis", "voc"):
         return _read(settings, args)
