@@ -136,8 +136,10 @@ class Settings:
     # --- Ingest rules --------------------------------------------------------
     max_event_bytes: int = 65_536
     """Larger messages are dead-lettered as ``oversized``."""
-    max_future_skew_s: int = 86_400
-    """Events further in the future than this are dead-lettered as ``future_time``."""
+    max_future_skew_s: int = 300
+    """Events whose ``event_time`` is further ahead of the engine's wall clock than this are
+    dead-lettered as ``future_time``: they never become a customer's present, so they cannot make
+    real events late nor move the churn sweep's clock (5 minutes covers producers' clock drift)."""
 
     # --- Flags and actions (thresholds live in the rules file) -----------------
     rules_path: str = ""
