@@ -136,6 +136,10 @@ class Settings:
     # --- Ingest rules --------------------------------------------------------
     max_event_bytes: int = 65_536
     """Larger messages are dead-lettered as ``oversized``."""
+    repartition_secret: str = ""
+    """Key that signs the ``ls.origin.*`` headers of rerouted events (``ls.origin.sig``); a secret,
+    never printed. Empty: derived from ``redis_url`` and ``kafka_config`` (their passwords included),
+    which every engine of a deployment shares -- set it when those hold no secret."""
     max_future_skew_s: int = 300
     """Events whose ``event_time`` is further ahead of the engine's wall clock than this are
     dead-lettered as ``future_time``: they never become a customer's present, so they cannot make
