@@ -84,7 +84,8 @@ section                                     bound (constant)
 ``flags``                                   32 raised (``update.MAX_FLAGS``)
 ``predictions.recent_texts``                3 texts of <= 200 chars (``online.MAX_RECENT_TEXTS``)
 ``predictions.churn_pending``               horizon / cadence + 2 snapshots (``ScoringConfig.max_pending``)
-``predictions.churn_activity``              12 behaviours x 30 days (``behaviour.MAX_BEHAVIOURS``, ``KEEP_DAYS``)
+``predictions.churn_activity``              12 behaviours x 30 days (``behaviour.MAX_BEHAVIOURS``, ``KEEP_DAYS``);
+                                            a new behaviour takes the least seen one's slot (``hits``)
 ``predictions.offers_pending``              5 offers (``responses.MAX_PENDING_OFFERS``)
 ``recent_contacts``                         20 (``update.MAX_RECENT_CONTACTS``)
 ``recent_ids``                              32 event-id fingerprints: the dedup horizon
