@@ -147,8 +147,9 @@ class _Derived(dict[str, Any]):
 
     def product_to_offer(self) -> str | None:
         held = self.state.value.get("products", [])
-        viewed = self.state.windows.recent_distinct("products_viewed", "7d", self.now)
-        return next((p for p in viewed if p not in held), None)
+        since = (self.now // DAY_MS - 6) * DAY_MS  # the 7d window: UTC days including today
+        viewed = self.state.activity.get("viewed", [])
+        return next((p for p, t in reversed(viewed) if since <= t <= self.now and p not in held), None)
 
     def churn_risk(self) -> float | None:
         churn = self.state.predictions.get("churn")

@@ -82,6 +82,8 @@ FIELDS = {
 
 SEVERITIES = frozenset({"info", "warning", "critical"})
 _RANK = {"info": 1, "warning": 2, "critical": 3}
+MAX_STORED_REASON = 200
+"""A raised flag's reason as the profile keeps it, in characters (the published flag has it whole)."""
 MAX_RULES = 256
 """Most ``[[flag]]`` and most ``[[action]]`` tables in one file: every rule runs for every event."""
 PURPOSES = frozenset({"marketing", "service"})
@@ -190,7 +192,7 @@ class Rulebook:
                         evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
                         flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
                         state.flags[rule.name] = {
-                            "id": flag.flag_id, "severity": flag.severity, "reason": reason,
+                            "id": flag.flag_id, "severity": flag.severity, "reason": clip(reason, MAX_STORED_REASON),
                             "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
                             "evidence": list(flag.evidence[:FLAG_EVIDENCE_KEPT]),
                         }  # fmt: skip

@@ -43,6 +43,7 @@ from typing import Any
 
 from livesignals.contract import Event
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import stored
 from operators.scoring.features import CHURN_FEATURES
 
 DAY_MS = 86_400_000
@@ -79,7 +80,7 @@ def behaviour_of(event: Event) -> str:
         action = event.payload.get("action")
         if isinstance(action, str) and action:
             name = "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
-            return f"{name}_action" if name in RESERVED else name
+            return stored(f"{name}_action" if name in RESERVED else name)  # at most 64 bytes
     return event.type
 
 
