@@ -220,8 +220,8 @@ class Rulebook:
         flags = state.flags
         if len(flags) < MAX_FLAGS:
             return True
-        weakest = min(flags, key=lambda n: (_RANK.get(flags[n].get("severity"), 0), -flags[n].get("raised_at", 0)))
-        if _RANK[rule.severity] <= _RANK.get(flags[weakest].get("severity"), 0):
+        weakest = min(flags, key=lambda n: (_RANK.get(str(flags[n].get("severity")), 0), -flags[n].get("raised_at", 0)))
+        if _RANK[rule.severity] <= _RANK.get(str(flags[weakest].get("severity")), 0):
             metrics.FLAGS_HELD_BACK.labels(rule.name).inc()
             return False
         shown = clip(f"displaced by {rule.name}: {flags[weakest].get('reason', weakest)}")

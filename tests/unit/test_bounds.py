@@ -418,10 +418,12 @@ def test_every_string_of_a_profile_has_a_byte_bound_and_the_document_stays_under
 def test_the_text_token_cache_is_bounded_by_text_length_too():
     from models import text
 
-    text._cached_clauses.cache_clear()  # type: ignore[attr-defined]
+    text._cached_clauses.cache_clear()
     for i in range(3 * text.CACHE_LONG_TEXTS):
         assert text.tokens(f"{i} " + "parcel late " * 2000)[0] == str(i)  # 24,000 characters each
     for i in range(50):
         text.tokens(f"short text {i}")
     assert text._long_clauses.cache_info().currsize == text.CACHE_LONG_TEXTS
-    assert text._short_clauses.cache_info().currsize == 50 and text._short_clauses.cache_info().maxsize <= 1024
+    assert (
+        text._short_clauses.cache_info().currsize == 50 and text._short_clauses.cache_info().maxsize == text.CACHE_TEXTS
+    )

@@ -29,7 +29,7 @@ class _CountingText(str):
 
     splits = 0
 
-    def splitlines(self, keepends: bool = False) -> list[str]:  # type: ignore[override]
+    def splitlines(self, keepends: bool = False) -> list[str]:
         type(self).splits += 1
         return super().splitlines(keepends)
 
@@ -81,7 +81,8 @@ def test_more_rules_holding_than_max_flags_raise_once_and_then_stay_put(tmp_path
     rules = tmp_path / "rules.toml"
     rules.write_text(_flags(MAX_FLAGS + 3) + _flags(1, "critical", "alarm"))
     out = _Capture()
-    engine = Engine(Settings(metrics_port=0, rules_path=str(rules)), InMemoryStore(), out, clock=lambda: NOON / 1000)
+    store = InMemoryStore()
+    engine = Engine(Settings(metrics_port=0, rules_path=str(rules)), store, out, clock=lambda: NOON / 1000)
     per_event = []
     before = _held_back(f"f{MAX_FLAGS:04d}")
     for i in range(4):
@@ -93,7 +94,7 @@ def test_more_rules_holding_than_max_flags_raise_once_and_then_stay_put(tmp_path
     assert len(raised) == MAX_FLAGS + 1 and "alarm0000" in raised, "32 raised, then the critical one displaced one"
     assert [name for name, cleared in first if cleared] == ["f0000"], "the displaced flag is published as cleared"
     assert per_event[1:] == [[], [], []], "no raise/clear churn on later events"
-    state = engine.store.states["customer_id:c1"]
+    state = store.states["customer_id:c1"]
     assert len(state.flags) == MAX_FLAGS and "alarm0000" in state.flags
     assert _held_back(f"f{MAX_FLAGS:04d}") - before == 4, "the overflow is counted, once per event"
 

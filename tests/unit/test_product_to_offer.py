@@ -1,0 +1,58 @@
+"""``derived.product_to_offer``: the newest product viewed in the last 7 days that the customer does not hold.
+
+Windows now keep only digests of the products viewed (their sets are counted,
+and bounded in bytes); the products themselves are the last 10 in
+``activity.viewed``.
+"""
+
+from __future__ import annotations
+
+from livesignals import serde
+from livesignals.settings import Settings
+from operators.engine import Engine
+from state.memory import InMemoryStore
+from tests.helpers import T0, event, raw
+
+NOON = T0 + 12 * 3_600_000
+DAY = 86_400_000
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.records: list = []
+
+    def publish(self, records) -> None:
+        self.records.extend(records)
+
+
+def _offered(tmp_path, docs) -> list:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[action]]\nname = "upsell"\npurpose = "service"\neligible_when = "derived.product_to_offer != null"\n'
+        'item = "derived.product_to_offer"\ncooldown_hours = 0\n'
+    )
+    out = _Capture()
+    wall = docs[-1]["event_time"] / 1000
+    settings = Settings(metrics_port=0, rules_path=str(rules), quiet_hours="0-0", nba_policy="fixed")
+    engine = Engine(settings, InMemoryStore(), out, clock=lambda: wall)
+    engine.process(raw(docs))
+    return [serde.loads(r.value).get("item") for r in out.records if r.topic == settings.triggers_topic]
+
+
+def test_the_newest_product_viewed_not_held_is_offered(tmp_path):
+    docs = [
+        event("order", t=NOON, order_id="o1", amount=10.0, items=["p-held"]),
+        event("web_event", t=NOON + 1000, action="product_view", product_id="p-old"),
+        event("web_event", t=NOON + 2000, action="product_view", product_id="p-new"),
+        event("web_event", t=NOON + 3000, action="product_view", product_id="p-held"),
+        event("chat", t=NOON + 4000, text="hello", direction="inbound"),
+    ]
+    assert _offered(tmp_path, docs) == ["p-new"]
+
+
+def test_a_product_viewed_more_than_7_days_ago_is_not_offered(tmp_path):
+    docs = [
+        event("web_event", t=NOON, action="product_view", product_id="p-old"),
+        event("chat", t=NOON + 8 * DAY, text="hello", direction="inbound"),
+    ]
+    assert _offered(tmp_path, docs) == []
