@@ -1,8 +1,11 @@
-"""``derived.product_to_offer``: the newest product viewed in the last 7 days that the customer does not hold.
+"""What reads the profile's stored forms (``operators.profile360.sizes``) still finds what it looks for.
 
-Windows now keep only digests of the products viewed (their sets are counted,
-and bounded in bytes); the products themselves are the last 10 in
-``activity.viewed``.
+``derived.product_to_offer`` is the newest product viewed in the last 7 days
+that the customer does not hold: windows now keep only digests of the products
+viewed (their sets are counted, and bounded in bytes); the products themselves
+are the last 10 in ``activity.viewed``. A survey rating a contact whose event
+id is longer than the profile stores whole still counts for that contact's
+channel.
 """
 
 from __future__ import annotations
@@ -56,3 +59,20 @@ def test_a_product_viewed_more_than_7_days_ago_is_not_offered(tmp_path):
         event("chat", t=NOON + 8 * DAY, text="hello", direction="inbound"),
     ]
     assert _offered(tmp_path, docs) == []
+
+
+def test_a_survey_rating_a_contact_with_a_long_event_id_counts_for_that_contacts_channel():
+    """The profile stores event ids of more than 64 bytes in their stored form; the rating still finds it."""
+    from livesignals.contract import decode
+    from livesignals.errors import Origin
+    from operators.profile360 import kpis
+    from operators.profile360.profile import CustomerState
+    from operators.profile360.update import apply_event
+
+    long_id = "call-" + "é" * 80  # 165 bytes
+    state = CustomerState("customer_id:c1")
+    call = event("call", t=NOON, event_id=long_id, text="hi", direction="inbound", outcome="resolved")
+    apply_event(state, decode(serde.dumps(call), Origin("in", 0, 0), now_ms=NOON))
+    survey = event("survey", t=NOON + 1000, kind="csat", score=5, rates_event_id=long_id)
+    out = kpis.contributions(state, decode(serde.dumps(survey), Origin("in", 0, 1), now_ms=NOON))
+    assert out.get("phone|csat_n") == 1, out
