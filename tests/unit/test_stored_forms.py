@@ -76,3 +76,20 @@ def test_a_survey_rating_a_contact_with_a_long_event_id_counts_for_that_contacts
     survey = event("survey", t=NOON + 1000, kind="csat", score=5, rates_event_id=long_id)
     out = kpis.contributions(state, decode(serde.dumps(survey), Origin("in", 0, 1), now_ms=NOON))
     assert out.get("phone|csat_n") == 1, out
+
+
+def test_repeat_contacts_on_a_long_topic_are_counted_on_its_stored_form():
+    from livesignals.contract import decode
+    from livesignals.errors import Origin
+    from operators.profile360.profile import CustomerState
+    from operators.profile360.update import apply_event
+    from operators.rules.context import ContextWindows, context
+
+    topic = "billing-" + "ü" * 60  # 128 bytes: stored as prefix ~ digest
+    state = CustomerState("customer_id:c1")
+    for i in range(3):
+        doc = event("chat", t=NOON + i * 1000, text="hi", direction="inbound", topic=topic)
+        e = decode(serde.dumps(doc), Origin("in", 0, i), now_ms=NOON + DAY)
+        apply_event(state, e)
+    ctx = context(state, e, ContextWindows(), NOON + 2000)
+    assert ctx["derived"].get("same_topic_contacts") == 3
