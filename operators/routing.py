@@ -113,7 +113,7 @@ class Reroute:
         ]
         if self.original_key is not None:  # bounded: a huge key must not make a valid event unpublishable
             out.append(("ls.origin.key", self.original_key[:MAX_ORIGIN_KEY_BYTES]))
-        out.append((SIGNATURE_HEADER, _signature(self.signing_key, o, self.value).encode()))
+        out.append((SIGNATURE_HEADER, origin_signature(self.signing_key, o, self.value).encode()))
         return out
 
 
@@ -127,7 +127,8 @@ def origin_key(settings: Any) -> bytes:
     return hashlib.sha256(b"livesignals-origin\0" + str(material).encode()).digest()
 
 
-def _signature(key: bytes, origin: Origin, value: bytes) -> str:
+def origin_signature(key: bytes, origin: Origin, value: bytes) -> str:
+    """The ``ls.origin.sig`` of a record re-published to the repartition topic (hex)."""
     o = origin
     head = f"{o.topic}\0{o.partition}\0{o.offset}\0{o.timestamp_ms}\0".encode()
     return hmac.new(key, head + value, hashlib.sha256).hexdigest()
@@ -169,6 +170,11 @@ class Router:
             raise ValueError(f"input topics and the repartition topic need one partition count, not {wanted}")
         return cls(input_topics, repartition_topic, next(iter(wanted.values())), signing_key)
 
+    @classmethod
+    def for_settings(cls, settings: Any, counts: Mapping[str, int] | None) -> Router | None:
+        """:meth:`from_counts` for the deployment's topics, signing with :func:`origin_key`."""
+        return cls.from_counts(settings.input_topics, settings.repartition_topic, counts, origin_key(settings))
+
     def owner(self, customer_key: str) -> int:
         """The partition that owns this customer."""
         return _owner(customer_key, self.partitions)
@@ -203,7 +209,7 @@ def restore(
             int(found["ls.origin.offset"]),
             int(found["ls.origin.timestamp"]),
         )
-        if not hmac.compare_digest(found[SIGNATURE_HEADER], _signature(signing_key, first, value)):
+        if not hmac.compare_digest(found[SIGNATURE_HEADER], origin_signature(signing_key, first, value)):
             return None
     except (KeyError, ValueError, UnicodeDecodeError, TypeError):
         return None
