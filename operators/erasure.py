@@ -210,9 +210,9 @@ def cascade_records(erasures: list[Erasure], repartition_topic: str, signing_key
                 ("ls.origin.offset", str(o.offset).encode()),
                 ("ls.origin.timestamp", str(o.timestamp_ms).encode()),
             ]
-            value = serde.dumps(doc)
-            headers.append((SIGNATURE_HEADER, origin_signature(signing_key, o, value).encode()))
-            out.append(OutRecord(repartition_topic, identifier.encode(), value, headers, partition))
+            record = serde.dumps(doc)
+            headers.append((SIGNATURE_HEADER, origin_signature(signing_key, o, record).encode()))
+            out.append(OutRecord(repartition_topic, identifier.encode(), record, headers, partition))
     return out
 
 
