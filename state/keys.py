@@ -101,13 +101,14 @@ Bytes: every string a profile stores is at most 64 bytes of UTF-8
 digest of the whole; window sets hold 8-hex digests), except customer
 identifiers (256 characters, kept whole: they key profiles), attribute names and
 relationship types (64 characters), flag reasons (``MAX_STORED_REASON``, 200
-characters), the top actions' reasons (500), recent texts (200) and their event
-ids (128). Worst cases, at 4 bytes a character, JSON overhead included:
-identity 86 KB (ids 26, linked 33, attributes 23, merges 4), relationships 54
-KB, windows 66 KB (66 buckets x 32 + 32 digests), flags 45 KB, predictions 20
-KB, history 13 KB, activity 9 KB, value, recent contacts, recent ids, applied
-offsets (48 partitions x 2 topics) 9 KB: about 310 KB, declared as
-``sizes.MAX_PROFILE_BYTES`` = 320 KiB (before: about 530 KB reached; the undo
+characters) and evidence (5 items of ``MAX_STORED_EVIDENCE``, 100), the top
+actions' reasons (500), recent texts (200) and their event ids (128). Worst
+cases, at 4 bytes a character, JSON overhead included: identity 86 KB (ids 26,
+linked 33, attributes 23, merges 4), relationships 54 KB, windows 66 KB (66
+buckets x 32 + 32 digests), flags 100 KB, predictions 20 KB, history 13 KB,
+activity 9 KB, value, recent contacts, recent ids, applied offsets (48
+partitions x 2 topics) 9 KB: about 365 KB, declared as
+``sizes.MAX_PROFILE_BYTES`` = 384 KiB (before: about 530 KB reached; the undo
 record encodes the profile once per event). ``tests/unit/test_bounds.py``
 checks each string's bound and the document's size under an adversarial
 stream of the longest, widest values the contract accepts.

@@ -34,9 +34,9 @@ from livesignals.contract import Event
 
 MAX_STORED_BYTES = 64
 """Longest payload string a profile stores, in UTF-8 bytes (longer ones: prefix ``~`` digest)."""
-MAX_PROFILE_BYTES = 320 * 1024
+MAX_PROFILE_BYTES = 384 * 1024
 """Worst-case size of one stored profile document (``ls:{<cust>}:profile``), in bytes: the sum
-of the per-section worst cases in :mod:`state.keys` (about 310 KB)."""
+of the per-section worst cases in :mod:`state.keys` (about 365 KB)."""
 FREE_TEXT = frozenset({"text", "comment"})
 """Payload fields of free text: scored, never stored whole in the profile."""
 _DIGEST_HEX = 16

@@ -99,6 +99,9 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 __all__ = ["ActionRule", "FlagRule", "Rulebook", "RulebookError", "RulebookSource"]
 
+MAX_STORED_EVIDENCE = 100
+"""An evidence item as the profile keeps it, in characters (the published flag has it whole): with
+:data:`FLAG_EVIDENCE_KEPT` it bounds a profile's flags in bytes (``state/keys.py``)."""
 FLAG_EVIDENCE_KEPT = 5
 """Evidence items (each <= 200 characters) a raised flag keeps in the profile, for the 360 and the agent
 desktop: the raising event first. The published flag carries all of them."""
@@ -194,7 +197,7 @@ class Rulebook:
                         state.flags[rule.name] = {
                             "id": flag.flag_id, "severity": flag.severity, "reason": clip(reason, MAX_STORED_REASON),
                             "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
-                            "evidence": list(flag.evidence[:FLAG_EVIDENCE_KEPT]),
+                            "evidence": [clip(e, MAX_STORED_EVIDENCE) for e in flag.evidence[:FLAG_EVIDENCE_KEPT]],
                         }  # fmt: skip
                         out.append(flag)
                 elif rule.clear_when is not None and rule.clear_when(ctx):

@@ -334,6 +334,7 @@ STRING_BYTES: dict[str, int] = {
     "identity.ids.*.*": 4 * IDENTIFIER_MAX_CHARS,  # customer identifiers: kept whole (they key profiles)
     "identity.linked.*": 16 + 4 * IDENTIFIER_MAX_CHARS,  # kind:value
     "flags.*.reason": 4 * MAX_STORED_REASON,
+    "flags.*.evidence.*": 4 * rulebook.MAX_STORED_EVIDENCE,
     "predictions.next_best_actions.ranked.*.3": 4 * MAX_REASON,  # the reasons of the top 3 actions
     "predictions.recent_texts.*.2": 4 * online.TEXT_CHARS,
     "predictions.recent_texts.*.0": 4 * EVENT_ID_MAX_CHARS,  # whole: labels name the event it rates
