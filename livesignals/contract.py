@@ -11,10 +11,12 @@ reason code -- whatever the bytes. A valid event costs no exception object.
 
 from __future__ import annotations
 
+import calendar
 import importlib.resources
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final
 
@@ -45,6 +47,11 @@ def load_schema(name: str = "event-v1.json") -> dict[str, Any]:
 
 EVENT_TYPES: Final = frozenset(load_schema()["properties"]["type"]["enum"])
 CHANNELS: Final = frozenset(load_schema()["properties"]["channel"]["enum"])
+
+EVENT_ID_MAX_CHARS: Final[int] = load_schema()["properties"]["event_id"]["maxLength"]
+IDENTIFIER_MAX_CHARS: Final[int] = load_schema()["definitions"]["identifier"]["maxLength"]
+REFERENCE_MAX_CHARS: Final[int] = load_schema()["definitions"]["reference"]["maxLength"]
+"""The schema's ``maxLength`` of ids, checked again after NFC normalisation (which can lengthen a string)."""
 
 MAX_DEPTH: Final = 16
 """Deepest nesting of objects and arrays an event may have (the envelope itself is level 1)."""
@@ -148,21 +155,43 @@ def _no_payload_rules(_payload: dict[str, Any]) -> None:
     """A type the schema gives no payload definition: the common field types were checked."""
 
 
+_RFC3339: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))", re.ASCII
+)
+"""RFC 3339 ``date-time`` (section 5.6), offset required: ``2026-01-01T09:30:00.250+03:30`` or ``...Z``.
+
+Not whatever :meth:`datetime.fromisoformat` takes: no space for ``T``, no basic
+format (``20260101T000000Z``), no week dates, no hour-only or minute-only
+times, no comma fractions, no ``+0000`` or ``+00`` offsets: each reads as
+something, but a producer sending them is not following the contract."""
+
+
 def _event_time_ms(value: Any) -> int:
+    """Epoch milliseconds of an RFC 3339 ``date-time`` with an offset, or of epoch milliseconds.
+
+    >>> _event_time_ms("2026-01-01T00:00:00.5+01:00"), _event_time_ms("1970-01-01T00:00:01z")
+    (1767222000500, 1000)
+    >>> _event_time_ms("2026-01-01 00:00:00Z")
+    Traceback (most recent call last):
+    ...
+    livesignals.errors.InvalidEvent: bad_time: event_time '2026-01-01 00:00:00Z' is not RFC 3339 with an offset or Z
+    """
     if isinstance(value, int):
         return value  # the schema bounds it to [0, year 9999]
     if isinstance(value, float):
         return int(value)  # integer-valued: the schema said "integer"
+    m = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is not RFC 3339 with an offset or Z")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    offset_min = 0 if m.group(8) else (int(m.group(10)) * 60 + int(m.group(11))) * (1 if m.group(9) == "+" else -1)
     try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is not RFC 3339") from exc
-    if parsed.tzinfo is None:
-        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} has no UTC offset")
-    try:
-        ms = int(parsed.timestamp() * 1000)
-    except (OverflowError, ValueError, OSError) as exc:
-        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is out of range") from exc
+        if int(m.group(10) or 0) > 23 or int(m.group(11) or 0) > 59:
+            raise ValueError("offset out of range")
+        local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is out of range ({exc})") from None
+    ms = (calendar.timegm(local.timetuple()) - offset_min * 60) * 1000 + int((m.group(7) or "0")[:3].ljust(3, "0"))
     if ms < 0:
         raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is before 1970")
     return ms
@@ -205,9 +234,9 @@ def _too_deep(doc: Any, limit: int) -> bool:
     return False
 
 
-def _identifier(where: str, value: str) -> str:
+def _identifier(where: str, value: str, max_chars: int = 0) -> str:
     try:
-        return normalise_identifier(value)
+        return normalise_identifier(value, max_chars or REFERENCE_MAX_CHARS)
     except ValueError as exc:
         raise InvalidEvent(Reason.BAD_IDENTIFIER, f"{where} {exc}") from None
 
@@ -243,7 +272,7 @@ def decode(
     *,
     now_ms: int,
     max_bytes: int = 65536,
-    max_future_skew_ms: int = 86_400_000,
+    max_future_skew_ms: int = 300_000,
 ) -> Event:
     """Decode and validate one raw message, or raise :class:`InvalidEvent`.
 
@@ -295,10 +324,10 @@ def decode(
         ahead_s = (event_time_ms - now_ms) // 1000
         raise InvalidEvent(Reason.FUTURE_TIME, f"event_time is {ahead_s}s in the future")
     return Event(
-        event_id=_identifier("event_id", doc["event_id"]),
+        event_id=_identifier("event_id", doc["event_id"], EVENT_ID_MAX_CHARS),
         type=event_type,
         channel=doc["channel"],
-        ids={kind: _identifier(f"customer.{kind}", v) for kind, v in doc["customer"].items()},
+        ids={kind: _identifier(f"customer.{kind}", v, IDENTIFIER_MAX_CHARS) for kind, v in doc["customer"].items()},
         event_time_ms=event_time_ms,
         payload=_checked_payload(event_type, payload),
         origin=origin,

@@ -12,7 +12,9 @@ what an agent reads, a zero-width space). The rule, decided for the contract:
   other than the ASCII space (no-break space, ideographic space), surrogates,
   private-use and unassigned code points -- and an id that is blank;
 * **normalised**: surrounding ASCII spaces are stripped and the id is put in
-  Unicode NFC, so ``"é"`` composed or decomposed keys one customer.
+  Unicode NFC, so ``"é"`` composed or decomposed keys one customer; the
+  normalised id must still fit the schema's ``maxLength`` (NFC lengthens a few
+  characters), else it is rejected too.
 
 The ASCII fast path costs two C calls per id.
 
@@ -42,8 +44,12 @@ _INVISIBLE = frozenset([0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, *range(0xFE00, 0
 selectors): ``"c1\u3164"`` would look like ``c1`` and be another customer."""
 
 
-def normalise_identifier(value: str) -> str:
+def normalise_identifier(value: str, max_chars: int | None = None) -> str:
     """The id in its one spelling, or ``ValueError`` saying which character is not allowed.
+
+    ``max_chars`` is the schema's ``maxLength``, checked again *after*
+    normalisation: NFC can make a string longer (U+FB2C, one character,
+    becomes three), so the schema's check alone does not bound what is stored.
 
     >>> normalise_identifier(" c42 ")
     'c42'
@@ -51,11 +57,17 @@ def normalise_identifier(value: str) -> str:
     Traceback (most recent call last):
     ...
     ValueError: holds U+3164 (invisible)
+    >>> normalise_identifier("\ufb2c" * 50, max_chars=128)
+    Traceback (most recent call last):
+    ...
+    ValueError: is 150 characters once NFC-normalised, more than 128
     """
     if value.isprintable():
         stripped = (value if value.isascii() else unicodedata.normalize("NFC", value)).strip(" ")
         if not stripped:
             raise ValueError("is blank")
+        if max_chars is not None and len(stripped) > max_chars:
+            raise ValueError(f"is {len(stripped)} characters once NFC-normalised, more than {max_chars}")
         if stripped.isascii():
             return stripped
         hidden = next((c for c in stripped if ord(c) in _INVISIBLE), None)

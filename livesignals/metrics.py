@@ -274,3 +274,17 @@ TRIGGERS_ALL_SUPPRESSED_SECONDS = Gauge(
     "livesignals_triggers_all_suppressed_seconds",
     "How long every action decided has been held back by the contact policy or consent (0 once one is sent).",
 )
+
+
+# input safety (issue 9: guard)
+FLAGS_HELD_BACK = Counter(
+    "livesignals_flags_held_back_total",
+    "Flags whose rule held but were not raised: the customer already holds the most raised flags "
+    "(32) and none weaker to displace.",
+    ["flag"],
+)
+ORIGIN_HEADERS_IGNORED = Counter(
+    "livesignals_origin_headers_ignored_total",
+    "Records on the repartition topic whose ls.origin.* headers were not signed by the engine "
+    "(missing or wrong ls.origin.sig): applied where they were read, never as from another position.",
+)

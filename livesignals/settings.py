@@ -152,8 +152,14 @@ class Settings:
     # --- Ingest rules --------------------------------------------------------
     max_event_bytes: Annotated[int, Range(1, None)] = 65_536
     """Larger messages are dead-lettered as ``oversized``."""
-    max_future_skew_s: Annotated[int, Range(0, None)] = 86_400
-    """Events further in the future than this are dead-lettered as ``future_time``."""
+    repartition_secret: str = ""
+    """Key that signs the ``ls.origin.*`` headers of rerouted events (``ls.origin.sig``); a secret,
+    never printed. Empty: derived from ``redis_url`` and ``kafka_config`` (their passwords included),
+    which every engine of a deployment shares -- set it when those hold no secret."""
+    max_future_skew_s: Annotated[int, Range(0, None)] = 300
+    """Events whose ``event_time`` is further ahead of the engine's wall clock than this are
+    dead-lettered as ``future_time``: they never become a customer's present, so they cannot make
+    real events late nor move the churn sweep's clock (5 minutes covers producers' clock drift)."""
 
     # --- Flags and actions (thresholds live in the rules file) -----------------
     rules_path: str = ""

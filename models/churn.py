@@ -32,6 +32,7 @@ from typing import Any
 
 from river import preprocessing
 
+from models.slots import count_in
 from models.validation import BinaryValidation
 
 
@@ -40,9 +41,10 @@ class ChurnModel:
 
     Parameters kept as attributes: ``learning_rate``, ``l2``, ``clip``,
     ``average_window``, ``seed`` (no randomness is used: kept for the version
-    name), ``max_features`` -- the model learns at most this many feature names
-    (the first it is taught; later new names are ignored), so its size is
-    bounded whatever behaviours the events name.
+    name), ``max_features`` -- the model learns at most this many feature names,
+    so its size is bounded whatever behaviours the events name; beyond it a new
+    name takes the slot of the least taught one (space-saving, :mod:`models.slots`),
+    so names sent first cannot lock the frequent ones out.
     """
 
     def __init__(
@@ -60,7 +62,8 @@ class ChurnModel:
         self.average_window = average_window
         self.seed = seed
         self.max_features = max_features
-        self.known: dict[str, None] = {}
+        self.known: dict[str, int] = {}
+        """Feature names learned, with their space-saving counts."""
         self.scaler = preprocessing.StandardScaler()
         self.weights: dict[str, float] = {}
         self.intercept = 0.0
@@ -82,9 +85,8 @@ class ChurnModel:
     def learn_one(self, x: dict[str, float], y: bool, predicted: float | None = None) -> None:
         """Learn one delayed label; ``predicted`` is what was said at scoring time."""
         self.validation.update(y, self.predict_proba_one(x) if predicted is None else predicted)
-        for name in x:
-            if name not in self.known and len(self.known) < self.max_features:
-                self.known[name] = None
+        for name in count_in(self.known, x, self.max_features):  # space-saving: junk names cannot lock out
+            self._forget(name)
         known = self._known(x)
         self.scaler.learn_one(known)
         z = self._scaled(known)
@@ -105,6 +107,11 @@ class ChurnModel:
     def summary(self) -> dict[str, Any]:
         """Labels learned and rolling validation figures."""
         return {"model": "churn", **self.validation.summary()}
+
+    def _forget(self, name: str) -> None:
+        """Drop an evicted feature name's weights and scaling (it starts afresh if it returns)."""
+        for table in (self.weights, self.averaged, self.scaler.counts, self.scaler.means, self.scaler.vars):
+            table.pop(name, None)
 
     def _known(self, x: dict[str, float]) -> dict[str, float]:
         """``x`` without the feature names beyond :attr:`max_features`."""

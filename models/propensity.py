@@ -27,10 +27,12 @@ from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
 
+from models.slots import count_in
 from models.validation import BinaryValidation
 
 MAX_ARMS = 64
-"""Arms kept per model: responses naming more distinct actions than this are not learned."""
+"""Arms kept per model. Beyond it the arm with the fewest responses gives its slot to the new one
+(space-saving, :mod:`models.slots`): junk action names sent first cannot lock real ones out."""
 
 
 class ResponseModel:
@@ -49,7 +51,14 @@ class ResponseModel:
         self.arms: dict[str, compose.Pipeline] = {}
         self.labels: dict[str, list[int]] = {}
         """Per arm: ``[positives, labels]``."""
+        self.slots: dict[str, int] = {}
+        """Per arm kept: its space-saving count (responses, plus what an evicted arm left)."""
         self.validation = BinaryValidation()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, also a model pickled before arms were evicted (its slots: its label counts)."""
+        state.setdefault("slots", {arm: counts[1] for arm, counts in state.get("labels", {}).items()})
+        self.__dict__.update(state)
 
     def predict_one(self, arm: str, x: dict[str, float]) -> float:
         """Probability of a positive response to ``arm`` (the prior for an arm never seen)."""
@@ -59,11 +68,12 @@ class ResponseModel:
         return float(pipeline.predict_proba_one(x).get(True, self.prior))
 
     def learn_one(self, arm: str, x: dict[str, float], y: bool, predicted: float | None = None) -> bool:
-        """Learn one response; ``predicted`` is what was said at decision time. False if not learned."""
+        """Learn one response; ``predicted`` is what was said at decision time (always learned: a new
+        arm beyond :data:`MAX_ARMS` takes the slot of the arm with the fewest responses)."""
+        for evicted in count_in(self.slots, [arm], MAX_ARMS):
+            del self.arms[evicted], self.labels[evicted]  # back to the prior if it returns
         pipeline = self.arms.get(arm)
         if pipeline is None:
-            if len(self.arms) >= MAX_ARMS:
-                return False
             pipeline = self.arms[arm] = self._new_arm()
             self.labels[arm] = [0, 0]
         self.validation.update(y, self.predict_one(arm, x) if predicted is None else predicted)

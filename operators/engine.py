@@ -54,7 +54,7 @@ from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
-from operators.routing import Reroute, Router, read_position
+from operators.routing import Reroute, Router, origin_key, read_position
 from operators.rules.context import ContextWindows, context
 from operators.rules.rulebook import RulebookSource
 from operators.rules.signals import Trigger
@@ -97,7 +97,7 @@ class Engine:
         self.windows = ContextWindows(settings.context_window_s * 1000, settings.repeat_contact_window_s * 1000)
         self.arbiter = Arbiter(settings.nba_policy, settings.nba_epsilon, settings.nba_top_n, settings.nba_seed)
         self.per_event = settings.redis_mode == "per_event"
-        self.router = Router.from_counts(settings.input_topics, settings.repartition_topic, partition_counts)
+        self.router = Router.for_settings(settings, partition_counts)
         self.late_grace_ms = settings.late_event_grace_s * 1000
         self.scoring = online.ScoringConfig(
             churn_horizon_ms=int(settings.churn_horizon_days * 86_400_000),
@@ -419,7 +419,7 @@ class Engine:
         ]
         if report.erasures:
             records += erasure.tombstones(report.erasures, (s.flags_topic, s.triggers_topic, s.decisions_topic))
-            records += erasure.cascade_records(report.erasures, s.repartition_topic)
+            records += erasure.cascade_records(report.erasures, s.repartition_topic, origin_key(s))
         return records
 
     # --- routing and event time ------------------------------------------------

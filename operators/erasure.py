@@ -45,7 +45,7 @@ from operators.partition import PartitionAggregates
 from operators.ports import OutRecord
 from operators.profile360.profile import SECTIONS, CustomerState
 from operators.report import BatchReport
-from operators.routing import Router, read_position
+from operators.routing import SIGNATURE_HEADER, Router, origin_signature, read_position
 
 CASCADE_PREFIX = "ls-erase-cascade-"
 """``event_id`` prefix of the erase events the engine makes for linked identifiers."""
@@ -186,11 +186,12 @@ def tombstones(erasures: list[Erasure], topics: tuple[str, ...]) -> list[OutReco
     ]
 
 
-def cascade_records(erasures: list[Erasure], repartition_topic: str) -> list[OutRecord]:
+def cascade_records(erasures: list[Erasure], repartition_topic: str, signing_key: bytes = b"") -> list[OutRecord]:
     """Erase events for linked identifiers owned elsewhere, re-published at their owner partition.
 
-    They carry the ``ls.origin.*`` headers of the erase that caused them, so their owner applies
-    them as from that position (:mod:`operators.routing`), and a deterministic ``ls.id``.
+    They carry the ``ls.origin.*`` headers of the erase that caused them, signed with
+    ``signing_key`` (:func:`operators.routing.origin_key`), so their owner applies them as from
+    that position (:mod:`operators.routing`), and a deterministic ``ls.id``.
     """
     out = []
     for e in erasures:
@@ -209,7 +210,9 @@ def cascade_records(erasures: list[Erasure], repartition_topic: str) -> list[Out
                 ("ls.origin.offset", str(o.offset).encode()),
                 ("ls.origin.timestamp", str(o.timestamp_ms).encode()),
             ]
-            out.append(OutRecord(repartition_topic, identifier.encode(), serde.dumps(doc), headers, partition))
+            record = serde.dumps(doc)
+            headers.append((SIGNATURE_HEADER, origin_signature(signing_key, o, record).encode()))
+            out.append(OutRecord(repartition_topic, identifier.encode(), record, headers, partition))
     return out
 
 

@@ -25,14 +25,30 @@ session, a producer with another partitioner) is not applied there: it is
 Events on the repartition topic are at the right partition by construction.
 Routing needs every input topic and the repartition topic to have the same
 partition count (``livesignals topics create`` makes them so).
+
+**Origin headers are signed.** The ``ls.origin.*`` headers decide an event's
+ids and its replay check, so a forged set (say, an offset far ahead) could make
+the engine skip a customer's real events as replays. The engine signs what it
+re-publishes: ``ls.origin.sig`` is an HMAC-SHA256 over the origin headers and
+the value, keyed by :func:`origin_key` (the setting ``repartition_secret``, else
+derived from the deployment's Redis URL and Kafka options, passwords included).
+Origin headers are honoured only on records read from the repartition topic and
+only with a valid signature; any other record there is applied as read -- at
+its own repartition position, rerouted first if it sits at the wrong partition
+-- and counted in ``livesignals_origin_headers_ignored_total``. Headers named
+``ls.origin.*`` on input topics are never read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from typing import Any
 
+from livesignals import metrics
 from livesignals.contract import Event, RawMessage
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
@@ -40,6 +56,8 @@ from livesignals.partitioner import owner_partition
 MAX_ORIGIN_KEY_BYTES = 1024
 """The original Kafka key kept in a rerouted record's headers, at most (as dead letters keep)."""
 ORIGIN_HEADERS = ("ls.origin.topic", "ls.origin.partition", "ls.origin.offset", "ls.origin.timestamp")
+SIGNATURE_HEADER = "ls.origin.sig"
+"""HMAC-SHA256 (hex) of the origin headers and the value: only the engine's reroutes carry a valid one."""
 """Headers of a rerouted record that say where it was first published."""
 _NOWHERE = Origin("", -1, -1)
 
@@ -70,6 +88,8 @@ class Reroute:
     partition: int
     origin: Origin
     original_key: bytes | None = None
+    signing_key: bytes = field(default=b"", repr=False)
+    """The key of ``ls.origin.sig`` (:func:`origin_key`)."""
 
     @property
     def reroute_id(self) -> str:
@@ -93,22 +113,47 @@ class Reroute:
         ]
         if self.original_key is not None:  # bounded: a huge key must not make a valid event unpublishable
             out.append(("ls.origin.key", self.original_key[:MAX_ORIGIN_KEY_BYTES]))
+        out.append((SIGNATURE_HEADER, origin_signature(self.signing_key, o, self.value).encode()))
         return out
+
+
+def origin_key(settings: Any) -> bytes:
+    """The key that signs origin headers: ``repartition_secret``, else one derived from the
+    deployment's connection settings (Redis URL and Kafka options, passwords included), so that
+    every engine of one deployment agrees without configuration. Never logged."""
+    material = settings.repartition_secret or "\0".join(
+        [settings.redis_url, *(f"{k}={v}" for k, v in sorted(settings.kafka_config.items()))]
+    )
+    return hashlib.sha256(b"livesignals-origin\0" + str(material).encode()).digest()
+
+
+def origin_signature(key: bytes, origin: Origin, value: bytes) -> str:
+    """The ``ls.origin.sig`` of a record re-published to the repartition topic (hex)."""
+    o = origin
+    head = f"{o.topic}\0{o.partition}\0{o.offset}\0{o.timestamp_ms}\0".encode()
+    return hmac.new(key, head + value, hashlib.sha256).hexdigest()
 
 
 class Router:
     """Decides, per decoded event, whether this partition owns it (see the module docstring)."""
 
-    def __init__(self, input_topics: Sequence[str], repartition_topic: str, partitions: int) -> None:
+    def __init__(
+        self, input_topics: Sequence[str], repartition_topic: str, partitions: int, signing_key: bytes = b""
+    ) -> None:
         if partitions <= 0:
             raise ValueError(f"partition count must be positive, not {partitions}")
         self.input_topics = frozenset(input_topics)
         self.repartition_topic = repartition_topic
         self.partitions = partitions
+        self.signing_key = signing_key
 
     @classmethod
     def from_counts(
-        cls, input_topics: Sequence[str], repartition_topic: str, counts: Mapping[str, int] | None
+        cls,
+        input_topics: Sequence[str],
+        repartition_topic: str,
+        counts: Mapping[str, int] | None,
+        signing_key: bytes = b"",
     ) -> Router | None:
         """A router for these topics' partition counts (None: routing off, e.g. in-memory tests).
 
@@ -123,7 +168,12 @@ class Router:
         wanted = {t: counts[t] for t in (*input_topics, repartition_topic) if t in counts}
         if len(set(wanted.values())) != 1:
             raise ValueError(f"input topics and the repartition topic need one partition count, not {wanted}")
-        return cls(input_topics, repartition_topic, next(iter(wanted.values())))
+        return cls(input_topics, repartition_topic, next(iter(wanted.values())), signing_key)
+
+    @classmethod
+    def for_settings(cls, settings: Any, counts: Mapping[str, int] | None) -> Router | None:
+        """:meth:`from_counts` for the deployment's topics, signing with :func:`origin_key`."""
+        return cls.from_counts(settings.input_topics, settings.repartition_topic, counts, origin_key(settings))
 
     def owner(self, customer_key: str) -> int:
         """The partition that owns this customer."""
@@ -133,26 +183,36 @@ class Router:
         """The event to apply here (restored to its first position when rerouted), or its reroute."""
         o = event.origin
         if o.topic == self.repartition_topic:
-            return restore(event, message.headers)
-        if o.topic in self.input_topics:
-            owner = self.owner(event.customer_key)
-            if owner != o.partition:
-                return Reroute(message.value or b"", event.customer_key, owner, o, message.key)
+            restored = restore(event, message.headers, message.value or b"", self.signing_key)
+            if restored is not None:
+                return restored
+            metrics.ORIGIN_HEADERS_IGNORED.inc()  # not the engine's reroute: an event like any other
+        elif o.topic not in self.input_topics:
+            return event
+        owner = self.owner(event.customer_key)
+        if owner != o.partition:
+            return Reroute(message.value or b"", event.customer_key, owner, o, message.key, self.signing_key)
         return event
 
 
-def restore(event: Event, headers: Sequence[tuple[str, str | bytes | None]] | None) -> Event:
-    """``event`` as first published, from its ``ls.origin.*`` headers (as read, if they are absent)."""
+def restore(
+    event: Event, headers: Sequence[tuple[str, str | bytes | None]] | None, value: bytes, signing_key: bytes
+) -> Event | None:
+    """``event`` as first published, from its signed ``ls.origin.*`` headers (None: absent or not
+    signed by ``signing_key``)."""
     try:
-        found = {k: v if isinstance(v, str) else v.decode() for k, v in headers or () if k in ORIGIN_HEADERS and v}
+        wanted = (*ORIGIN_HEADERS, SIGNATURE_HEADER)
+        found = {k: v if isinstance(v, str) else v.decode() for k, v in headers or () if k in wanted and v}
         first = Origin(
             found["ls.origin.topic"],
             int(found["ls.origin.partition"]),
             int(found["ls.origin.offset"]),
-            int(found.get("ls.origin.timestamp", "0")),
+            int(found["ls.origin.timestamp"]),
         )
-    except (KeyError, ValueError, UnicodeDecodeError):
-        return event
+        if not hmac.compare_digest(found[SIGNATURE_HEADER], origin_signature(signing_key, first, value)):
+            return None
+    except (KeyError, ValueError, UnicodeDecodeError, TypeError):
+        return None
     values = {f.name: getattr(event, f.name) for f in fields(Event)}
     values["origin"] = first
     return RoutedEvent(**values, read_at=event.origin)

@@ -73,7 +73,8 @@ section                                     bound (constant)
 ``identity.attributes``                     30 names of <= 64 chars, each value <= 512 bytes of JSON
                                             (``MAX_ATTRIBUTES``, ``MAX_KEY_CHARS``, ``MAX_ITEM_BYTES``)
 ``relationships``                           10 types x 10 links of <= 512 bytes (``MAX_RELATIONSHIP_TYPES``)
-``activity.open_orders/deliveries/...``     10 each (``update.MAX_OPEN_ITEMS``); errors 10; cart 20 items
+``activity.open_orders/deliveries/...``     10 each (``update.MAX_OPEN_ITEMS``); errors 10; cart 20 items;
+                                            products viewed 10 (``update.MAX_VIEWED``)
 ``history.campaigns``                       16 actions + ``last`` (``update.MAX_CAMPAIGN_ACTIONS``)
 ``history.sent``                            30 (``policy.MAX_SENT_KEPT``)
 ``history.proposed``                        16 actions (``responses.MAX_PROPOSED``)
@@ -84,7 +85,8 @@ section                                     bound (constant)
 ``flags``                                   32 raised (``update.MAX_FLAGS``)
 ``predictions.recent_texts``                3 texts of <= 200 chars (``online.MAX_RECENT_TEXTS``)
 ``predictions.churn_pending``               horizon / cadence + 2 snapshots (``ScoringConfig.max_pending``)
-``predictions.churn_activity``              12 behaviours x 30 days (``behaviour.MAX_BEHAVIOURS``, ``KEEP_DAYS``)
+``predictions.churn_activity``              12 behaviours x 30 days (``behaviour.MAX_BEHAVIOURS``, ``KEEP_DAYS``);
+                                            a new behaviour takes the least seen one's slot (``hits``)
 ``predictions.offers_pending``              5 offers (``responses.MAX_PENDING_OFFERS``)
 ``recent_contacts``                         20 (``update.MAX_RECENT_CONTACTS``)
 ``recent_ids``                              32 event-id fingerprints: the dedup horizon
@@ -94,9 +96,27 @@ section                                     bound (constant)
                                             sets <= 32 values (``windows.TIERS``, ``MAX_DISTINCT``)
 ==========================================  ============================================================
 
+Bytes: every string a profile stores is at most 64 bytes of UTF-8
+(``sizes.MAX_STORED_BYTES``: payload labels and ids keep a prefix, ``~`` and a
+digest of the whole; window sets hold 8-hex digests), except customer
+identifiers (256 characters, kept whole: they key profiles), attribute names and
+relationship types (64 characters), flag reasons (``MAX_STORED_REASON``, 200
+characters) and evidence (5 items of ``MAX_STORED_EVIDENCE``, 100), the top
+actions' reasons (500), recent texts (200) and their event ids (128). Worst
+cases, at 4 bytes a character, JSON overhead included: identity 86 KB (ids 26,
+linked 33, attributes 23, merges 4), relationships 54 KB, windows 66 KB (66
+buckets x 32 + 32 digests), flags 100 KB, predictions 20 KB, history 13 KB,
+activity 9 KB, value, recent contacts, recent ids, applied offsets (48
+partitions x 2 topics) 9 KB: about 365 KB, declared as
+``sizes.MAX_PROFILE_BYTES`` = 384 KiB (before: about 530 KB reached; the undo
+record encodes the profile once per event). ``tests/unit/test_bounds.py``
+checks each string's bound and the document's size under an adversarial
+stream of the longest, widest values the contract accepts.
+
 In memory, per worker: the profile cache (LRU, ``cache_size``), the time-zone
-cache (LRU, ``policy.ZONE_CACHE_SIZE`` = 512), the text-token cache (LRU
-4096), and the engine's own maps -- one entry per input partition read
+cache (LRU, ``policy.ZONE_CACHE_SIZE`` = 512), the text-token cache (LRU of
+1024 texts of at most 512 characters; longer texts: the last 4), and the
+engine's own maps -- one entry per input partition read
 (aggregates; cleared when partitions move) and, per event, its staged
 aggregate changes (emptied when the event ends). The in-memory store of
 offline replays keeps every customer (it *is* the store) and the last

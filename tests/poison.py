@@ -15,6 +15,7 @@ normalised, duplicate keys whose last value is valid) that must be applied.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +161,23 @@ CORPUS: tuple[Poison, ...] = (
     P("time_words", _env(event_time="last tuesday"), R.BAD_TIME),
     P("time_naive", _env(event_time="2026-01-01T00:00:00"), R.BAD_TIME),
     P("time_before_1970", _env(event_time="0001-01-01T00:00:00+05:00"), R.BAD_TIME),
+    # event_time forms datetime.fromisoformat takes but RFC 3339 does not
+    P("time_space_separator", _env(event_time="2026-01-01 00:00:00Z"), R.BAD_TIME),
+    P("time_basic_format", _env(event_time="20260101T000000Z"), R.BAD_TIME),
+    P("time_week_date", _env(event_time="2026-W01-1T00:00:00Z"), R.BAD_TIME),
+    P("time_hour_only", _env(event_time="2026-01-01T00Z"), R.BAD_TIME),
+    P("time_no_seconds", _env(event_time="2026-01-01T00:00+00:00"), R.BAD_TIME),
+    P("time_comma_fraction", _env(event_time="2026-01-01T00:00:00,5Z"), R.BAD_TIME),
+    P("time_offset_without_colon", _env(event_time="2026-01-01T00:00:00+0000"), R.BAD_TIME),
+    P("time_offset_hours_only", _env(event_time="2026-01-01T00:00:00+00"), R.BAD_TIME),
+    P("time_offset_24h", _env(event_time="2026-01-01T00:00:00+24:00"), R.BAD_TIME),
+    # an hour ahead of the wall clock: beyond max_future_skew_s (5 min)
+    P("future_time_one_hour", _env(event_time=int(time.time() * 1000) + 3_600_000), R.FUTURE_TIME),
+    # NFC makes these ids longer than the schema's maxLength (U+FB2C: one character, three once composed)
+    P("id_longer_after_nfc", _ids("\ufb2c" * 100), R.BAD_IDENTIFIER),
+    P("event_id_longer_after_nfc", _env(event_id="\ufb2c" * 50), R.BAD_IDENTIFIER),
+    P("order_id_longer_after_nfc", serde.dumps(event("order", "c-poison", order_id="\ufb2c" * 50, amount=5)),
+      R.BAD_IDENTIFIER),
 )  # fmt: skip
 """Every kind of poison, once."""
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from livesignals.contract import Event
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import stored
 from operators.profile360.update import SELF_SERVICE_ACTIONS
 from operators.profile360.windows import Windows
 
@@ -99,6 +100,7 @@ def contributions(state_before: CustomerState, event: Event) -> dict[str, Any]:
 def _rated_channel(state: CustomerState, rated_event: str | None) -> str | None:
     if not rated_event:
         return None
+    rated_event = stored(rated_event)  # the profile keeps event ids in their stored form (sizes.py)
     for contact in reversed(state.recent_contacts):
         if contact[3:] == [rated_event]:
             return str(contact[1])

@@ -15,6 +15,7 @@ from livesignals import serde
 from livesignals.contract import Event
 from operators.profile360 import identity, timeline
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import digest, stored, stored_event
 from operators.profile360.surveys import is_negative_survey
 from operators.scoring.features import record_response
 
@@ -35,6 +36,8 @@ MAX_LINKED = 32
 MAX_RELATIONSHIP_TYPES = 10
 MAX_CAMPAIGN_ACTIONS = 16
 """Distinct campaign actions counted per customer (``history.campaigns``); new ones beyond are not counted."""
+MAX_VIEWED = 10
+"""Products viewed kept (``activity.viewed``: newest last, with when), for ``derived.product_to_offer``."""
 MAX_FLAGS = 32
 """Flags held raised in a profile (the rules in force raise fewer; flags of rules since removed are
 dropped, soonest expiring first, beyond it)."""
@@ -55,6 +58,7 @@ def apply_event(state: CustomerState, event: Event, sentiment: float | None = No
     >>> (s.events, s.value["orders"], s.value["spend"], list(s.activity["open_orders"]))
     (1, 1, 40.0, ['o1'])
     """
+    event = stored_event(event)  # every payload string it keeps bounded in bytes (sizes.py)
     t = event.event_time_ms
     state.events += 1
     _identity(state, event)
@@ -118,7 +122,7 @@ def _link(state: CustomerState, event: Event) -> None:
             state.new_links.append(other)
             del linked[:-MAX_LINKED]
             merges = state.identity.setdefault("merges", [])
-            merges.append({"id": other, "t": event.event_time_ms, "event": event.event_id})
+            merges.append({"id": stored(other), "t": event.event_time_ms, "event": event.event_id})
             del merges[:-MAX_MERGES]
 
 
@@ -265,6 +269,11 @@ def _digital(state: CustomerState, event: Event) -> None:
         del errors[:-MAX_ERRORS]
     elif action == "login":
         state.identity["last_login"] = max(state.identity.get("last_login", 0), t)
+    elif action == "product_view" and p.get("product_id"):
+        viewed = [v for v in a.get("viewed", []) if v[0] != p["product_id"]]
+        viewed.append([p["product_id"], t])
+        viewed.sort(key=lambda v: v[1])
+        a["viewed"] = viewed[-MAX_VIEWED:]
 
 
 def _survey(state: CustomerState, event: Event) -> None:
@@ -344,9 +353,9 @@ def _window_values(state: CustomerState, event: Event, sentiment: float | None) 
     if p.get("action") == "error" or (event.type == "ticket" and p.get("error_code")):
         values["errors"] = 1
     if p.get("session_id"):
-        values["web_sessions"] = p["session_id"]
+        values["web_sessions"] = digest(p["session_id"])  # only counted
     if p.get("product_id") and p.get("action") == "product_view":
-        values["products_viewed"] = p["product_id"]
+        values["products_viewed"] = digest(p["product_id"])  # counted; the ids: activity.viewed
     if is_complaint(event, sentiment):
         values["complaints"] = 1
     return values

@@ -44,6 +44,7 @@ from typing import Any
 from livesignals.contract import Event
 from operators.profile360 import views
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import stored
 from operators.profile360.surveys import is_negative_survey
 from operators.profile360.windows import METRICS, Windows
 
@@ -133,7 +134,7 @@ class _Derived(dict[str, Any]):
     def contact_topic(self) -> str | None:
         topic = self.event.payload.get("topic")
         if topic:
-            return str(topic)
+            return stored(str(topic))  # as recent contacts keep it (sizes.py): a long topic still matches
         since = self.at - self.windows.repeat_ms
         recent = [c for c in self.state.recent_contacts if since <= c[0] <= self.at and c[2]]
         return recent[-1][2] if recent else None
@@ -147,8 +148,9 @@ class _Derived(dict[str, Any]):
 
     def product_to_offer(self) -> str | None:
         held = self.state.value.get("products", [])
-        viewed = self.state.windows.recent_distinct("products_viewed", "7d", self.now)
-        return next((p for p in viewed if p not in held), None)
+        since = (self.now // DAY_MS - 6) * DAY_MS  # the 7d window: UTC days including today
+        viewed = self.state.activity.get("viewed", [])
+        return next((p for p, t in reversed(viewed) if since <= t <= self.now and p not in held), None)
 
     def churn_risk(self) -> float | None:
         churn = self.state.predictions.get("churn")

@@ -52,9 +52,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from livesignals import metrics
+from livesignals import metrics, serde
 from livesignals.contract import CONTACT_CHANNELS, Event
 from operators.profile360.profile import CustomerState
+from operators.profile360.update import MAX_FLAGS
 from operators.profile360.windows import METRICS
 from operators.rules import rules_file
 from operators.rules.context import DERIVED_NAMES
@@ -62,7 +63,7 @@ from operators.rules.expressions import Condition, ConditionError, compile_condi
 from operators.rules.failures import counted_errors, rule_failed
 from operators.rules.rules_file import RulebookError
 from operators.rules.signals import Flag, new_flag
-from operators.rules.templates import MAX_EVIDENCE_ITEMS, Template, clip, compile_evidence, evidence_items
+from operators.rules.templates import MAX_EVIDENCE_ITEMS, MAX_REASON, Template, clip, compile_evidence, evidence_items
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,11 @@ FIELDS = {
 """Names checked at load under these roots (a typo is an error, not a silent null)."""
 
 SEVERITIES = frozenset({"info", "warning", "critical"})
+_RANK = {"info": 1, "warning": 2, "critical": 3}
+MAX_STORED_REASON = 200
+"""A raised flag's reason as the profile keeps it, in characters (the published flag has it whole)."""
+MAX_RULES = 256
+"""Most ``[[flag]]`` and most ``[[action]]`` tables in one file: every rule runs for every event."""
 PURPOSES = frozenset({"marketing", "service"})
 HOUR_MS = 3_600_000
 MAX_HOURS = 24 * 366 * 10
@@ -93,6 +99,9 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 __all__ = ["ActionRule", "FlagRule", "Rulebook", "RulebookError", "RulebookSource"]
 
+MAX_STORED_EVIDENCE = 100
+"""An evidence item as the profile keeps it, in characters (the published flag has it whole): with
+:data:`FLAG_EVIDENCE_KEPT` it bounds a profile's flags in bytes (``state/keys.py``)."""
 FLAG_EVIDENCE_KEPT = 5
 """Evidence items (each <= 200 characters) a raised flag keeps in the profile, for the 360 and the agent
 desktop: the raising event first. The published flag carries all of them."""
@@ -147,9 +156,14 @@ class Rulebook:
                 f"{source}:{rules_file.line_of(text, sorted(unknown)[0])}: unknown table {sorted(unknown)[0]!r}"
             )
         reader = _Reader(text, source)
+        found = {kind: rules_file.tables(doc, kind, source, text) for kind in ("flag", "action")}
+        for kind, tables in found.items():
+            if len(tables) > MAX_RULES:
+                line = reader.lines.table_line(kind, MAX_RULES)
+                raise RulebookError(f"{source}:{line}: more than {MAX_RULES} [[{kind}]] tables (at most {MAX_RULES})")
         try:
-            flags = tuple(reader.flag(t, i) for i, t in enumerate(rules_file.tables(doc, "flag", source, text)))
-            actions = tuple(reader.action(t, i) for i, t in enumerate(rules_file.tables(doc, "action", source, text)))
+            flags = tuple(reader.flag(t, i) for i, t in enumerate(found["flag"]))
+            actions = tuple(reader.action(t, i) for i, t in enumerate(found["action"]))
         except (RecursionError, MemoryError) as exc:  # the limits should make this impossible; say where anyway
             raise RulebookError(f"{source}:1: rules too large to compile ({type(exc).__name__})") from None
         return cls(flags, actions, source)
@@ -176,14 +190,14 @@ class Rulebook:
                     out.append(expired)
                     active = None
                 if active is None:
-                    if rule.raise_when(ctx):
+                    if rule.raise_when(ctx) and self._room_for(state, event, rule, out):
                         reason = rule.reason.render(ctx)
                         evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
                         flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
                         state.flags[rule.name] = {
-                            "id": flag.flag_id, "severity": flag.severity, "reason": reason,
+                            "id": flag.flag_id, "severity": flag.severity, "reason": clip(reason, MAX_STORED_REASON),
                             "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
-                            "evidence": list(flag.evidence[:FLAG_EVIDENCE_KEPT]),
+                            "evidence": [clip(e, MAX_STORED_EVIDENCE) for e in flag.evidence[:FLAG_EVIDENCE_KEPT]],
                         }  # fmt: skip
                         out.append(flag)
                 elif rule.clear_when is not None and rule.clear_when(ctx):
@@ -195,6 +209,29 @@ class Rulebook:
                 rule_failed("flag", rule.name, "evaluate", exc)
         return out
 
+    @staticmethod
+    def _room_for(state: CustomerState, event: Event, rule: FlagRule, out: list[Flag]) -> bool:
+        """Whether ``rule`` may raise now: a profile holds at most :data:`MAX_FLAGS` raised flags.
+
+        When full, the new flag takes the place of the weakest raised one (lowest
+        severity, then the most recently raised) only if it is strictly more
+        severe -- that one is published as cleared; otherwise it is held back and
+        counted in ``livesignals_flags_held_back_total{flag}``. Raised flags stay
+        raised while their conditions hold: no raise/clear churn however many
+        rules hold (each displacement raises the total severity, so they end).
+        """
+        flags = state.flags
+        if len(flags) < MAX_FLAGS:
+            return True
+        weakest = min(flags, key=lambda n: (_RANK.get(str(flags[n].get("severity")), 0), -flags[n].get("raised_at", 0)))
+        if _RANK[rule.severity] <= _RANK.get(str(flags[weakest].get("severity")), 0):
+            metrics.FLAGS_HELD_BACK.labels(rule.name).inc()
+            return False
+        shown = clip(f"displaced by {rule.name}: {flags[weakest].get('reason', weakest)}")
+        out.append(new_flag(event, weakest, "info", shown, 0, cleared=True))
+        del flags[weakest]
+        return True
+
 
 class _Reader:
     """Turns the TOML tables into rules, naming the line of any error (wrong types included)."""
@@ -202,6 +239,7 @@ class _Reader:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
         self.source = source
+        self.lines = rules_file.LineIndex(text)
         self.seen: set[tuple[str, str]] = set()
 
     def flag(self, table: dict[str, Any], index: int) -> FlagRule:
@@ -255,7 +293,7 @@ class _Reader:
             cooldown_ms=self._hours(table, "cooldown_hours", 72, where, label),
             ttl_ms=self._hours(table, "ttl_hours", 48, where, label),
             reason=self._template(table, "action", name, where),
-            item=None if item is None else _short_text(item),
+            item=None if item is None else _short_text(item, counted_errors("action", name, "item")),
         )
 
     def _one_of(
@@ -268,16 +306,12 @@ class _Reader:
 
     def _at(self, key: str, where: str) -> str:
         """``source:line`` of ``key = ...`` in the table around ``where`` (else ``where``)."""
-        line = rules_file.key_line(self.text, key, int(where.rsplit(":", 1)[1]))
+        line = self.lines.key_line(key, int(where.rsplit(":", 1)[1]))
         return where if line is None else f"{self.source}:{line}"
 
     def _name(self, table: dict[str, Any], kind: str, index: int, keys: set[str]) -> tuple[str, str]:
         name = table.get("name")
-        line = (
-            rules_file.line_of(self.text, _quoted(name))
-            if isinstance(name, str)
-            else rules_file.nth_table_line(self.text, kind, index)
-        )
+        line = (self.lines.name_line(name) if isinstance(name, str) else None) or self.lines.table_line(kind, index)
         where = f"{self.source}:{line}"
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise RulebookError(f"{where}: {kind} needs a name of lower-case letters, digits and _")
@@ -331,19 +365,31 @@ class _Reader:
 _CHANNELS = CONTACT_CHANNELS | {"push", "web", "app"}
 
 
-def _short_text(read: Condition) -> Condition:
-    """An ``item`` reader whose value, shown on the trigger, is at most a reason's length."""
+def _short_text(read: Condition, on_error: Any) -> Condition:
+    """An ``item`` reader whose value, shown on the trigger, is at most a reason's length.
+
+    A string is cut to :data:`~operators.rules.templates.MAX_REASON` characters; a list
+    or map is kept only if its JSON is at most that many bytes, else the item is null
+    and the rule's error is counted (``livesignals_rule_errors_total``): an item must
+    name what to offer, not carry a payload.
+    """
 
     def item(ctx: dict[str, Any]) -> Any:
         value = read(ctx)
-        return clip(value) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return clip(value)
+        if isinstance(value, dict | list):
+            try:
+                size = len(serde.dumps(value))
+            except (TypeError, ValueError) as exc:  # not JSON (odd keys, 64-bit overflow)
+                on_error(exc)
+                return None
+            if size > MAX_REASON:
+                on_error(ValueError(f"item is {size} bytes of JSON, more than {MAX_REASON}"))
+                return None
+        return value
 
     return item
-
-
-def _quoted(value: Any) -> str:
-    """How a string value appears in TOML (to find its line)."""
-    return f'"{value}"'
 
 
 class RulebookSource:

@@ -17,6 +17,7 @@ operators.rules.rules_file.RulebookError: rules.toml:2: not UTF-8 (byte 0xff at 
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -80,25 +81,62 @@ def line_of(text: str, needle: str) -> int:
     return 1
 
 
-def nth_table_line(text: str, kind: str, index: int) -> int:
-    """The line of the ``index``-th ``[[kind]]`` header (1 if none)."""
-    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == f"[[{kind}]]"]
-    return lines[index] if index < len(lines) else 1
+class LineIndex:
+    """Where things are in a rules file, found in one pass over its lines (errors name lines).
+
+    Looking a key up rescanned the text per rule, which made a file of 8,000
+    flags take a minute to load; the index makes loading linear in the file.
+
+    >>> ix = LineIndex('[[flag]]\\nname = "a"\\nraise_when = "x"\\n\\n[[flag]]\\nname = "b"\\n')
+    >>> ix.table_line("flag", 1), ix.name_line("b"), ix.key_line("raise_when", 2), ix.key_line("reason", 6)
+    (5, 6, 3, None)
+    """
+
+    def __init__(self, text: str) -> None:
+        self.headers: list[int] = []
+        """Line numbers of every line that opens a table (``[...]``), in order."""
+        self.tables: dict[str, list[int]] = {}
+        """Per ``[[kind]]``: the lines of its headers, in order."""
+        self.names: dict[str, int] = {}
+        """First line of ``name = "<value>"`` per value."""
+        self._keys: dict[int, dict[str, int]] = {}
+        """Per table (its header line; 1 before any header): key -> first line of ``key = ...``."""
+        current = 1
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if line.startswith("["):
+                current = number
+                self.headers.append(number)
+                if line.startswith("[[") and line.endswith("]]"):
+                    self.tables.setdefault(line[2:-2].strip(), []).append(number)
+                continue
+            key = _KEY.match(line)
+            if key is None:
+                continue
+            self._keys.setdefault(current, {}).setdefault(key.group(1), number)
+            if key.group(1) == "name":
+                value = _QUOTED.match(line, key.end())
+                if value is not None:
+                    self.names.setdefault(value.group(1) or value.group(2), number)
+
+    def table_line(self, kind: str, index: int) -> int:
+        """The line of the ``index``-th ``[[kind]]`` header (1 if none)."""
+        lines = self.tables.get(kind, [])
+        return lines[index] if index < len(lines) else 1
+
+    def name_line(self, name: str) -> int | None:
+        """The line of ``name = "<name>"`` (None if not written so)."""
+        return self.names.get(name)
+
+    def key_line(self, key: str, near: int) -> int | None:
+        """The line of ``key = ...`` in the table around line ``near`` (None if not found)."""
+        at = bisect.bisect_right(self.headers, near)
+        table = self.headers[at - 1] if at else 1
+        return self._keys.get(table, {}).get(key)
 
 
-def key_line(text: str, key: str, near: int) -> int | None:
-    """The line of ``key = ...`` in the table around line ``near`` (None if not found)."""
-    lines = text.splitlines()
-    start = min(near, len(lines))
-    while start > 1 and not lines[start - 1].lstrip().startswith("["):
-        start -= 1
-    for number in range(start, len(lines) + 1):
-        line = lines[number - 1].strip()
-        if number > start and line.startswith("["):
-            break
-        if line.startswith(f"{key} ") or line.startswith(f"{key}="):
-            return number
-    return None
+_KEY = re.compile(r"([A-Za-z0-9_-]+)\s*=")
+_QUOTED = re.compile(r"\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
 def tables(doc: dict[str, Any], kind: str, source: str, text: str) -> list[dict[str, Any]]:

@@ -13,9 +13,12 @@ type of any other event (``order``, ``call``, ...). From them:
 * ``tenure_days`` -- since ``customer_since`` (profile attribute, epoch ms or
   ``YYYY-MM-DD``) or else the first event seen, capped at 3650.
 
-Bounded: at most :data:`MAX_BEHAVIOURS` behaviour names per customer (the first
-seen; later new names are counted in ``events`` only) and :data:`KEEP_DAYS` days.
-The churn model caps the feature names it learns as well (``max_features``).
+Bounded: at most :data:`MAX_BEHAVIOURS` behaviour names per customer and
+:data:`KEEP_DAYS` days. Beyond it a new name takes the slot of the least seen
+one (space-saving counts in ``hits``, :mod:`models.slots`): its daily counts
+start from zero and the pending snapshots forget its values, so twelve junk
+actions sent first cannot lock a customer's real behaviours out. The churn
+model bounds the feature names it learns the same way (``max_features``).
 
 >>> from operators.profile360.profile import CustomerState
 >>> from livesignals.contract import decode
@@ -40,10 +43,12 @@ from typing import Any
 
 from livesignals.contract import Event
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import stored
+from operators.scoring.features import CHURN_FEATURES
 
 DAY_MS = 86_400_000
 MAX_BEHAVIOURS = 12
-"""Behaviour names counted per customer (the first seen)."""
+"""Behaviour names counted per customer (the most seen: a new one takes the least seen's slot)."""
 KEEP_DAYS = 30
 MAX_NAME = 32
 FIXED = ("events_30d", "active_days_30d", "trend_7d", "days_since_active", "tenure_days")
@@ -75,7 +80,7 @@ def behaviour_of(event: Event) -> str:
         action = event.payload.get("action")
         if isinstance(action, str) and action:
             name = "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
-            return f"{name}_action" if name in RESERVED else name
+            return stored(f"{name}_action" if name in RESERVED else name)  # at most 64 bytes
     return event.type
 
 
@@ -90,8 +95,7 @@ def record(state: CustomerState, event: Event) -> None:
         act["prev"], act["last"] = act["last"] if t > act["last"] else act["prev"], t
     name = behaviour_of(event)
     names: list[str] = act["names"]
-    if name not in names and len(names) < MAX_BEHAVIOURS:
-        names.append(name)
+    _admit(state, act, names, name)
     day = t // DAY_MS
     newest = act["last"] // DAY_MS
     if day <= newest - KEEP_DAYS:
@@ -105,6 +109,27 @@ def record(state: CustomerState, event: Event) -> None:
         counts[slot] += 1
     for old in [d for d in days if int(d) <= newest - KEEP_DAYS]:
         del days[old]
+
+
+def _admit(state: CustomerState, act: dict[str, Any], names: list[str], name: str) -> None:
+    """Count a sighting of ``name``; a new name beyond :data:`MAX_BEHAVIOURS` takes the least seen slot."""
+    hits: list[int] = act.setdefault("hits", [1] * len(names))  # a profile from before: all equal
+    if name in names:
+        hits[names.index(name)] += 1
+        return
+    if len(names) < MAX_BEHAVIOURS:
+        names.append(name)
+        hits.append(1)
+        return
+    slot = min(range(len(names)), key=hits.__getitem__)  # the first least seen: deterministic
+    names[slot], hits[slot] = name, hits[slot] + 1
+    for counts in act["days"].values():
+        if len(counts) > slot + 1:
+            counts[slot + 1] = 0
+    at = len(CHURN_FEATURES) + len(FIXED) + 2 * slot  # a snapshot's values: CHURN_FEATURES, FIXED, then per slot
+    for snap in state.predictions.get("churn_pending", []):
+        if snap.get("k", 0) > slot and len(snap["x"]) > at + 1:
+            snap["x"][at] = snap["x"][at + 1] = None  # that name's values: not taught under the new name
 
 
 def features(state: CustomerState, now_ms: int) -> dict[str, float]:

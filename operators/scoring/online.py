@@ -254,10 +254,11 @@ def _learn_due(
 
 def _learn_churn(models: Models, state: CustomerState, snap: dict[str, Any], y: bool, report: ScoringReport) -> None:
     """Teach one snapshot: its values follow :data:`CHURN_FEATURES` then the customer's behaviour
-    feature names as they were (``k`` behaviours; the list of names only grows)."""
+    feature names (``k`` behaviours; a slot reused since the snapshot holds None: skipped)."""
     names = [*CHURN_FEATURES, *behaviour.feature_names(state, snap["k"])] if "k" in snap else list(CHURN_FEATURES)
     values = snap["x"][: len(names)]
-    models.teach("churn", [dict(zip(names, values, strict=True)), y], snap["p"])
+    x = {n: v for n, v in zip(names, values, strict=True) if v is not None}  # None: a behaviour slot reused since
+    models.teach("churn", [x, y], snap["p"])
     report.labels[("churn", "positive" if y else "negative")] += 1
     report.learned = True
 

@@ -15,15 +15,24 @@ import random
 from typing import Any
 
 from livesignals import serde
-from livesignals.contract import CHANNELS, EVENT_TYPES, IDENTIFIER_KINDS, RawMessage
+from livesignals.contract import (
+    CHANNELS,
+    EVENT_ID_MAX_CHARS,
+    EVENT_TYPES,
+    IDENTIFIER_KINDS,
+    IDENTIFIER_MAX_CHARS,
+    RawMessage,
+)
 from livesignals.errors import Origin
 from livesignals.settings import Settings
 from operators.decisions import policy, responses
 from operators.engine import Engine
-from operators.profile360 import update
+from operators.profile360 import sizes, update
 from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
 from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
 from operators.rules import rulebook
+from operators.rules.rulebook import MAX_STORED_REASON
+from operators.rules.templates import MAX_REASON
 from operators.scoring import behaviour, features, online
 from state.memory import MAX_FLAGS_KEPT, InMemoryStore
 from tests.helpers import T0, event
@@ -48,7 +57,9 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "relationships": update.MAX_RELATIONSHIP_TYPES,
     "relationships.*": update.MAX_OPEN_ITEMS,
     "relationships.*.*": (SIZE, update.MAX_ITEM_BYTES),
-    "activity": 8,
+    "activity": 9,
+    "activity.viewed": update.MAX_VIEWED,
+    "activity.viewed.*": 2,
     "activity.open_orders": update.MAX_OPEN_ITEMS,
     "activity.open_orders.*": 3,
     "activity.deliveries": update.MAX_OPEN_ITEMS,
@@ -96,8 +107,9 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "predictions.churn_pending": online.ScoringConfig().max_pending,
     "predictions.churn_pending.*": 4,
     "predictions.churn_pending.*.x": len(features.CHURN_FEATURES) + len(behaviour.FIXED) + 2 * behaviour.MAX_BEHAVIOURS,
-    "predictions.churn_activity": 5,
+    "predictions.churn_activity": 6,
     "predictions.churn_activity.names": behaviour.MAX_BEHAVIOURS,
+    "predictions.churn_activity.hits": behaviour.MAX_BEHAVIOURS,
     "predictions.churn_activity.days": behaviour.KEEP_DAYS + 1,
     "predictions.churn_activity.days.*": behaviour.MAX_BEHAVIOURS + 1,
     "predictions.churn_pending.*.p": 2,
@@ -310,3 +322,109 @@ def test_the_time_zone_cache_is_bounded_and_odd_zones_never_raise():
 class _Drop:
     def publish(self, records: list[Any]) -> None:
         """Drop the records."""
+
+
+# --- bytes: every string has a byte bound, so the document has one -----------------------
+
+WIDE = "\U0001d4c1"
+"""A character of 4 bytes in UTF-8: the most bytes a string of the contract's length can hold."""
+
+STRING_BYTES: dict[str, int] = {
+    # path (fnmatch) of strings allowed beyond sizes.MAX_STORED_BYTES, and their bound
+    "identity.ids.*.*": 4 * IDENTIFIER_MAX_CHARS,  # customer identifiers: kept whole (they key profiles)
+    "identity.linked.*": 16 + 4 * IDENTIFIER_MAX_CHARS,  # kind:value
+    "flags.*.reason": 4 * MAX_STORED_REASON,
+    "flags.*.evidence.*": 4 * rulebook.MAX_STORED_EVIDENCE,
+    "predictions.next_best_actions.ranked.*.3": 4 * MAX_REASON,  # the reasons of the top 3 actions
+    "predictions.recent_texts.*.2": 4 * online.TEXT_CHARS,
+    "predictions.recent_texts.*.0": 4 * EVENT_ID_MAX_CHARS,  # whole: labels name the event it rates
+    "identity.attributes": 4 * update.MAX_KEY_CHARS,  # the names of attributes (values: sized leaves)
+    "relationships": 4 * 64,  # relationship types (the schema's maxLength)
+}
+"""Strings (values, and keys of the maps named) that may be longer than ``MAX_STORED_BYTES``."""
+
+
+def long_strings(doc: Any, path: str = "") -> list[str]:
+    """Strings in ``doc`` over their byte bound (sized leaves are not walked)."""
+    problems = []
+    items: Any = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in items:
+        child = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and len(key.encode()) > _string_bound(path):
+            problems.append(f"{child}: key of {len(key.encode())} bytes")
+        if isinstance(bound_of(child), tuple):
+            continue
+        if isinstance(value, str) and len(value.encode()) > _string_bound(child):
+            problems.append(f"{child}: {len(value.encode())} bytes")
+        problems += long_strings(value, child)
+    return problems
+
+
+def _string_bound(path: str) -> int:
+    for pattern, bound in STRING_BYTES.items():
+        if fnmatch.fnmatchcase(path, pattern) and pattern.count(".") == path.count("."):
+            return bound
+    return sizes.MAX_STORED_BYTES
+
+
+def wide(n: int, i: int, rng: random.Random) -> str:
+    """A unique string of ``n`` characters, nearly all of 4 bytes."""
+    return (f"{i}-{rng.randrange(10**9)}-" + WIDE * n)[:n]
+
+
+def hostile_event(rng: random.Random, i: int, t: int) -> dict[str, Any]:
+    """A valid event whose every string is as long (in bytes) as the contract lets it be, and new."""
+    doc = random_event(rng, i, t)
+    p = doc["payload"]
+    for name, limit in (("topic", 128), ("error_code", 128), ("reason", 256), ("tier", 64),
+                        ("lang", 16), ("url", 2048)):  # fmt: skip
+        if name in p or rng.random() < 0.3:
+            p[name] = wide(limit, i, rng)
+    for name in ("order_id", "case_id", "product_id", "session_id", "campaign_id", "rates_event_id", "target_id"):
+        if name in p:
+            p[name] = wide(128, i, rng)
+    if "action" in p and rng.random() < 0.5:
+        p["action"] = wide(64, i, rng)
+    if "items" in p:
+        p["items"] = [wide(128, i, rng) for _ in p["items"]]
+    if "text" in p or "comment" in p:
+        p["text" if "text" in p else "comment"] = wide(13_000, i, rng)  # 52 KB: within max_event_bytes
+    if "fields" in p:
+        p["fields"] = {wide(64, j, rng): wide(120, i, rng) for j in range(3)}
+    doc["event_id"] = wide(128, i, rng)
+    doc["customer"] = {"customer_id": "c1", rng.choice(["device_id", "cookie_id", "email"]): wide(256, i, rng)}
+    return doc
+
+
+def test_every_string_of_a_profile_has_a_byte_bound_and_the_document_stays_under_max_profile_bytes():
+    rng = random.Random(11)
+    store = InMemoryStore()
+    engine = Engine(SETTINGS.replace(max_future_skew_s=10**9), store, _Drop())
+    t, batch, dead, peak = T0, [], 0, 0
+    for i in range(1500):
+        t += rng.choice([1_000, 60_000, 3_600_000, -600_000])
+        batch.append(RawMessage(serde.dumps(hostile_event(rng, i, t)), None, Origin("in", 0, i, T0)))
+        if len(batch) == 100:
+            report = engine.process(batch)
+            dead += len(report.dead_letters)
+            batch = []
+            state = store.states["customer_id:c1"]
+            peak = max(peak, len(state.to_bytes()))
+            problems = long_strings(serde.loads(state.to_bytes())) + check(state)
+            assert not problems, problems[:10]
+    assert dead < 150, "the stream was (nearly all) valid"
+    assert peak <= sizes.MAX_PROFILE_BYTES, f"{peak} bytes"
+
+
+def test_the_text_token_cache_is_bounded_by_text_length_too():
+    from models import text
+
+    text._cached_clauses.cache_clear()
+    for i in range(3 * text.CACHE_LONG_TEXTS):
+        assert text.tokens(f"{i} " + "parcel late " * 2000)[0] == str(i)  # 24,000 characters each
+    for i in range(50):
+        text.tokens(f"short text {i}")
+    assert text._long_clauses.cache_info().currsize == text.CACHE_LONG_TEXTS
+    assert (
+        text._short_clauses.cache_info().currsize == 50 and text._short_clauses.cache_info().maxsize == text.CACHE_TEXTS
+    )

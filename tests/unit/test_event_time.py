@@ -57,6 +57,9 @@ class Run:
     """One engine on an in-memory store; each event in its own batch, at the next offset of partition 0."""
 
     def __init__(self, wall_ms: int = NOON, **settings) -> None:
+        # The wall clock stands still at ``wall_ms`` while these stories run hours past it: allow
+        # a day of skew (what the engine accepts from producers is tested in test_future_events.py).
+        settings.setdefault("max_future_skew_s", DAY // 1000)
         self.clock = Clock(wall_ms)
         self.out = Capture()
         self.store = Store()
