@@ -61,7 +61,13 @@ class KafkaClaimer:
 
     def __call__(self, partition: int) -> Claim:
         """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
-        held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics))
+        cluster = self.settings.redis_cluster
+        held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics, cluster))
+        if held.lost_nodes:
+            why = f"Redis Cluster masters lost their data (markers {', '.join(held.lost_nodes)})"
+            held.replay_from = self.resolve_loss(partition, dict.fromkeys(self.topics, 0), why)
+            log.info("claimed partition %d (epoch %s), replaying from %s", partition, held.epoch, held.replay_from)
+            return held
         group = self.kafka_retry.run(lambda: self._committed(partition))
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k

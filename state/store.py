@@ -27,12 +27,11 @@ a retry resumes the Cluster commit at the step that failed and never recomputes,
 so it can neither lose nor double count. A commit whose offsets Redis already
 holds (the reply of a successful attempt was lost) writes nothing.
 
-Known limit (Cluster only): a process that *dies* between steps (3) and (4)
-leaves profiles ahead of the partition aggregates; the replay then skips those
-events for the aggregates too (KPIs and voice of the customer miss the events
-of that batch that reached a profile; profiles are exact).
-Closing it needs a write-ahead record of the batch in the partition's slot. One
-Redis has no such gap.
+A process that *dies* between steps (3) and (4) on a Cluster leaves profiles
+ahead of the partition aggregates: the batch's aggregates, recorded ahead in
+the partition's slot (:mod:`state.write_ahead`), are written at the next claim
+and the replay counts no event twice. A Cluster master that lost its data is
+seen by its store marker, even when it held only profiles (:mod:`state.node_markers`).
 
 Redis applies a MULTI block only when EXEC arrives, so a worker that dies
 mid-commit leaves nothing behind. (MULTI does not roll back a command that
@@ -53,6 +52,7 @@ from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
+from state import node_markers, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.erasure import ErasureLedger
 from state.keys import Keys
@@ -111,6 +111,7 @@ class ProfileStore:
         self._profile = profile_script(client)
         self.retention = retention or Retention()
         self.erasures = ErasureLedger(client, keys, self.retention)  # erase, ledger, audit (state.erasure)
+        self._write_ahead = write_ahead.write_script(client)
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers: cached ones from memory, the rest in one round trip."""
@@ -202,6 +203,9 @@ class ProfileStore:
         row = self.client.hgetall(self.keys.partition_meta(partition))
         metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
         check(held, row, {t: 0 for t in held.offsets})
+        if self.cluster:
+            node_markers.check(self.client, held)  # a master holding only profiles lost them
+            metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
 
     def _claims(self, by_part: dict[int, dict[str, int]]) -> dict[int, Claim]:
         if self.ownership is None:
