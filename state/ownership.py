@@ -134,6 +134,8 @@ class Claim:
     """Redis Cluster: marker key -> store id of every master, as recorded in the meta at the claim."""
     lost_nodes: list[str] | None = None
     """Redis Cluster: markers recorded before that are gone or changed (a master lost its data)."""
+    rebuild_until: dict[str, int] | None = None
+    """After a lost master: the resume offsets at the claim; the replay below them still writes profiles."""
 
 
 def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str], cluster: bool = False) -> Claim:
@@ -157,6 +159,8 @@ def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str], cluste
 
         write_ahead.apply_pending(client, keys, partition, topics)
         held.nodes, held.lost_nodes = node_markers.settle(client, keys, partition, fields)
+        if held.lost_nodes:
+            held.rebuild_until = {t: o for t, o in offsets.items() if o is not None}
     return held
 
 
@@ -164,7 +168,8 @@ def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) ->
     """Raise :class:`StateLost` or :class:`Fenced` unless ``claim`` may commit ``new_offsets``.
 
     ``row`` is the meta hash as read inside the commit's ``WATCH``. Returns False when
-    Redis already holds every one of ``new_offsets`` (a retried commit: write nothing).
+    Redis already holds every one of ``new_offsets`` (a retried commit: write nothing), unless the
+    claim is rebuilding profiles a Cluster master lost (``rebuild_until``).
     """
     fields = {_text(k): _text(v) for k, v in row.items()}
     p = claim.partition
@@ -181,6 +186,7 @@ def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) ->
         if expected is not None and (current is None or int(current) < expected):
             raise StateLost(p, f"{topic} offset {current} behind {expected}")
         pending |= current is None or int(current) < new
+        pending |= claim.rebuild_until is not None and new <= claim.rebuild_until.get(topic, -1)
     return pending
 
 

@@ -65,9 +65,7 @@ return done
 """
 
 
-def record(
-    aggregates: dict[tuple[str, int], dict[str, bytes]], partition: int, offsets: dict[str, int]
-) -> list[Any]:
+def record(aggregates: dict[tuple[str, int], dict[str, bytes]], partition: int, offsets: dict[str, int]) -> list[Any]:
     """The write-ahead fields of ``partition``'s batch: per topic read, its new offset and aggregates.
 
     >>> record({("in", 0): {"kpi": b"{}"}}, 0, {"in": 7})

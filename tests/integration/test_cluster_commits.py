@@ -209,3 +209,47 @@ def test_a_crash_between_the_profiles_and_the_partition_script_loses_no_kpi(sett
     assert len(got[0]) > 100 and len(got[1]) == PARTS
     assert got == expected
     assert not any(client.exists(keys.write_ahead(p)) for p in range(PARTS)), "dropped by the commit"
+
+
+def test_a_master_that_held_only_profiles_restarting_empty_is_seen_and_rebuilt(settings, cluster_url):  # noqa: F811
+    """Each master's store marker is recorded in every partition's meta: a master that lost its data is seen before
+    the next batch of every partition, and a claim then replays the partition from its first offset, which rebuilds
+    the lost profiles without counting any event twice in the surviving profiles or the aggregates."""
+    from state.ownership import StateLost
+
+    t0 = int(time.time() * 1000) - 3 * 3_600_000
+    s = settings.replace(redis_url=cluster_url, redis_cluster=True, models_enabled=False)
+    client, keys = connect(s), Keys(s.key_prefix)
+    by_master: dict[str, set[int]] = {n.name: set() for n in client.get_primaries()}
+    for p in range(PARTS):
+        by_master[client.get_node_from_key(keys.partition_meta(p)).name].add(p)
+    spare = min(by_master, key=lambda name: len(by_master[name]))  # the victim: partitions on it are left out
+    kept = set(range(PARTS)) - by_master[spare]
+    assert kept
+    plain, faulty = s.replace(key_prefix=s.key_prefix + "np"), s.replace(key_prefix=s.key_prefix + "nf")
+    work = [b for b in batches(t0) if b[0].origin.partition in kept]
+    engine, client, keys = engine_on(plain, t0)
+    for b in work:
+        engine.process(b)
+    expected = snapshot(client, keys, plain)
+
+    engine, client, keys = engine_on(faulty, t0)
+    half = len(work) // 2
+    for b in work[:half]:
+        engine.process(b)
+    host, port = spare.rsplit(":", 1)
+    victim = redis.Redis(host=host, port=int(port))
+    assert victim.keys(f"{faulty.key_prefix}:*:profile"), "the victim held profiles"
+    victim.flushall()  # restarted empty (no persistence)
+    for p in kept:
+        with pytest.raises(StateLost) as lost:
+            engine.store.verify(p)
+        assert lost.value.from_start
+    engine, client, keys = engine_on(faulty, t0)  # the re-claims: replay every partition from its first offset
+    held = [engine.store.ownership.get(p) for p in kept]
+    assert all(h is not None and h.lost_nodes for h in held), "each claim saw the lost master"
+    for b in work:
+        engine.process(b)
+    got = snapshot(client, keys, faulty)
+    assert len(got[0]) > 50 and len(got[1]) == len(kept)
+    assert got == expected
