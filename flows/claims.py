@@ -52,11 +52,12 @@ class KafkaClaimer:
         self.topics = topics
         self.client = connect(settings)
         self.keys = Keys(settings.key_prefix)
-        self.redis_retry = Backoff.for_redis(settings)
-        self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,))
+        self.redis_retry = Backoff.for_redis(settings, self.client)
         self._consumer = Consumer(
             settings.kafka_client_config(**{"group.id": settings.consumer_group, "enable.auto.commit": False})
         )
+        self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,),
+                                   probe=lambda: self._consumer.list_topics(timeout=1))  # fmt: skip
         self._lock = threading.Lock()
 
     def __call__(self, partition: int) -> Claim:

@@ -305,7 +305,9 @@ class Settings:
 
     def kafka_client_config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka config for a client of this deployment."""
-        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_config, **extra}
+        # durable (#10): librdkafka's reconnect backoff grows to 10 s by default; 1 s bounds recovery after a restart
+        defaults = {"bootstrap.servers": self.kafka_bootstrap, "reconnect.backoff.max.ms": 1000}
+        return {**defaults, **self.kafka_config, **extra}
 
 
 def _parse(raw: str, hint: Any, name: str) -> Any:
