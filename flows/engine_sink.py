@@ -73,6 +73,8 @@ def default_engine(
         ownership=ownership,
         retry=Backoff.for_redis(settings, client),
         retention=Retention.from_settings(settings),
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
     counts = None
     if publisher is None:

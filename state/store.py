@@ -47,6 +47,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import redis
+
 from livesignals import metrics, serde
 from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
@@ -71,6 +73,10 @@ return redis.call('SADD', KEYS[1], ARGV[1])
 """
 
 
+class ReplicasBehind(redis.RedisError):
+    """Fewer replicas than ``redis_wait_replicas`` acknowledged a commit in time: an outage, retried."""
+
+
 class ProfileStore:
     """Loads and commits :class:`CustomerState` in batches.
 
@@ -93,6 +99,8 @@ class ProfileStore:
         ownership: Ownership | None = None,
         retry: Retry | None = None,
         retention: Retention | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -105,6 +113,8 @@ class ProfileStore:
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
         self.ownership = ownership
         self.retry = retry
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._claim = client.register_script(_CLAIM)
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
         self._commit_partition = commit_script(client)
@@ -177,6 +187,7 @@ class ProfileStore:
             def run(plan: Plan) -> None:
                 self.erasures.scrub_flags(erased)  # before the commit: a retried batch scrubs again
                 write(plan)
+                self._wait_for_replicas()
 
             if self.retry is None:
                 run(plan)
@@ -190,6 +201,28 @@ class ProfileStore:
             if held is not None:
                 for topic, new in news.items():
                     held.offsets[topic] = max(new, held.offsets.get(topic) or 0)
+
+    def _wait_for_replicas(self) -> None:
+        """``WAIT`` for ``wait_replicas`` replicas on every master the commit wrote to (off at 0).
+
+        WAIT counts the writes of its own connection: the store's client is used by one worker at a
+        time, so its pool hands the commit's connection back for the WAIT. A retry of a commit that
+        reached Redis writes nothing and waits again, so nothing is acknowledged before its replicas have it.
+        """
+        if self.wait_replicas <= 0:
+            return
+        if self.cluster:
+            clients = [self.client.get_redis_connection(node) for node in self.client.get_primaries()]
+        else:
+            clients = [self.client]
+        for client in clients:
+            acknowledged = int(client.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            metrics.REDIS_ROUNDTRIPS.labels("wait").inc()
+            if acknowledged < self.wait_replicas:
+                raise ReplicasBehind(
+                    f"{acknowledged} of {self.wait_replicas} replicas acknowledged the commit "
+                    f"within {self.wait_timeout_ms} ms (redis_wait_replicas)"
+                )
 
     def verify(self, partition: int) -> None:
         """Raise :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost` unless this process
