@@ -59,3 +59,14 @@ def test_a_probe_that_answers_while_the_batch_still_fails_stops_cutting_the_wait
     retry = Backoff("redis", initial_s=0.5, max_s=4.0, errors=(ConnectionError,), sleep=clock.sleep, probe=lambda: None)
     retry.run(batch)
     assert calls == [0.0, 0.25, 1.25, 3.25, 7.25, 11.25]
+
+
+def test_kafka_clients_reconnect_within_a_second_unless_the_operator_says_otherwise():
+    from livesignals.settings import Settings
+
+    s = Settings.load(env={})
+    assert s.kafka_client_config()["reconnect.backoff.max.ms"] == 1000
+    assert (
+        s.replace(kafka_config={"reconnect.backoff.max.ms": 5000}).kafka_client_config()["reconnect.backoff.max.ms"]
+        == 5000
+    )
