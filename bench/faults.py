@@ -89,6 +89,7 @@ def _settings(kafka: str, redis_url: str, name: str) -> Settings:
         triggers_topic=f"faults.triggers.{tag}", decisions_topic=f"faults.decisions.{tag}",
         consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0",
         batch_size=500, models_enabled=False,  # the default backoff (0.5 s .. 30 s): recovery must not wait it out
+        policy_clock="stream",  # sends judged at stream time: outputs a function of the input, not of when a run ran
     )  # fmt: skip
 
 
