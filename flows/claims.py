@@ -52,16 +52,23 @@ class KafkaClaimer:
         self.topics = topics
         self.client = connect(settings)
         self.keys = Keys(settings.key_prefix)
-        self.redis_retry = Backoff.for_redis(settings)
-        self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,))
+        self.redis_retry = Backoff.for_redis(settings, self.client)
         self._consumer = Consumer(
             settings.kafka_client_config(**{"group.id": settings.consumer_group, "enable.auto.commit": False})
         )
+        self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,),
+                                   probe=lambda: self._consumer.list_topics(timeout=1))  # fmt: skip
         self._lock = threading.Lock()
 
     def __call__(self, partition: int) -> Claim:
         """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
-        held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics))
+        cluster = self.settings.redis_cluster
+        held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics, cluster))
+        if held.lost_nodes:
+            why = f"Redis Cluster masters lost their data (markers {', '.join(held.lost_nodes)})"
+            held.replay_from = self.resolve_loss(partition, dict.fromkeys(self.topics, 0), why)
+            log.info("claimed partition %d (epoch %s), replaying from %s", partition, held.epoch, held.replay_from)
+            return held
         group = self.kafka_retry.run(lambda: self._committed(partition))
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k

@@ -12,7 +12,8 @@ partition number, so ownership is decided per partition.
   engine publishes nothing.
 * **Outages** (Redis or Kafka unreachable, a node refusing writes): the batch is
   retried with capped exponential backoff for as long as it takes
-  (``retry_backoff_s`` .. ``retry_backoff_max_s``), ``livesignals_ready`` and
+  (``retry_backoff_s`` .. ``retry_backoff_max_s``; the dependency is probed
+  meanwhile and the batch retried as soon as it answers), ``livesignals_ready`` and
   ``livesignals_dependency_up`` at 0 meanwhile; the partitions stay owned. A
   failed publish or load wrote nothing to Redis, so the batch is recomputed; a
   failed commit is retried by the store as planned, so nothing counts twice.
@@ -28,7 +29,6 @@ partition number, so ownership is decided per partition.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,8 +62,9 @@ def default_engine(
     routing by customer on when it publishes to Kafka itself: the partition counts come from Kafka's metadata)."""
     from flows.publisher import KafkaPublisher
 
+    client = connect(settings)
     store = ProfileStore(
-        connect(settings),
+        client,
         Keys(settings.key_prefix),
         cache_size=0 if settings.redis_mode == "per_event" else settings.cache_size,
         cluster=settings.redis_cluster,
@@ -72,8 +73,10 @@ def default_engine(
         timeline_max_age_days=settings.timeline_max_age_days,
         models_config=settings.models,
         ownership=ownership,
-        retry=Backoff.for_redis(settings),
+        retry=Backoff.for_redis(settings, client),
         retention=Retention.from_settings(settings),
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
     counts = None
     if publisher is None:
@@ -173,9 +176,9 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
                 if SHUTDOWN.requested:
                     log.warning("batch of partition %d abandoned at shutdown (%s)", partition, type(exc).__name__)
                     return
-                log.warning("batch of partition %d failed (%s: %s); retrying in %.1fs",
+                log.warning("batch of partition %d failed (%s: %s); retrying in <= %.1fs",
                             partition, type(exc).__name__, exc, delay, exc_info=not outage)  # fmt: skip
-                time.sleep(delay)
+                Backoff(dependency, probe=self._probe(dependency)).wait(delay)  # back as soon as it answers
                 delay = min(delay * 2, self.settings.retry_backoff_max_s)
         metrics.DEPENDENCY_UP.labels("redis").set(1)
         metrics.DEPENDENCY_UP.labels("kafka").set(1)
@@ -183,6 +186,14 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         if self.claimer is not None:
             self.claimer.commit_offsets(_next_offsets(messages))
         PROGRESS.committed(messages)
+
+    def _probe(self, dependency: str) -> Callable[[], object] | None:
+        """A cheap request to ``dependency`` (Redis ``PING``, Kafka metadata) that raises while it is down."""
+        if dependency == "redis":
+            client = getattr(self.engine.store, "client", None)
+            return client.ping if client is not None else None
+        producer = getattr(self.engine.publisher, "_producer", None)
+        return (lambda: producer.list_topics(timeout=1)) if producer is not None else None
 
     def _fenced(self, exc: Fenced) -> None:
         log.error("FENCED: %s; this process stops writing it", exc)

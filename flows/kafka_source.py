@@ -44,7 +44,9 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._batch_size = batch_size
         self._released = False
         held = ownership.get(partition)
-        starts = held.offsets if held is not None else {}
+        starts: dict[str, int | None] = {}
+        if held is not None:
+            starts = {**held.offsets, **(held.replay_from or {})}
         self._consumer = Consumer(config)
         self._assign({t: starts.get(t) for t in topics})
 

@@ -239,6 +239,12 @@ class Settings:
     """When Redis lost or rolled back committed state: ``rebuild`` replays the partition from the
     offset Redis still holds (from the earliest one if none) when Kafka's retention still has it,
     else stops (exit code 4); ``stop`` always stops."""
+    redis_wait_replicas: int = 0
+    """After each Redis commit, ``WAIT`` until this many replicas acknowledged it (0 = off). With a
+    replica and this at 1, a failover loses no commit the engine acknowledged (to Kafka, to the next
+    batch); a commit not acknowledged in time is retried (the engine waits for its replicas)."""
+    redis_wait_timeout_ms: int = 1000
+    """How long one ``WAIT`` blocks before the commit counts as failed and is retried."""
 
     # --- Privacy: erasure and retention (issue 14) ---------------------------
     anonymous_ttl_s: int = 30 * 86_400
@@ -368,7 +374,9 @@ class Settings:
 
     def kafka_client_config(self, **extra: Any) -> dict[str, Any]:
         """librdkafka config for a client of this deployment."""
-        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_config, **extra}
+        # durable (#10): librdkafka's reconnect backoff grows to 10 s by default; 1 s bounds recovery after a restart
+        defaults = {"bootstrap.servers": self.kafka_bootstrap, "reconnect.backoff.max.ms": 1000}
+        return {**defaults, **self.kafka_config, **extra}
 
 
 def quiet_hours_note(quiet_hours: str) -> str:

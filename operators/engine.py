@@ -256,19 +256,23 @@ class Engine:
         text = online.text_of(event)
         score = self._score_before(part, state, event, text, report, present)
         contributions = kpis.contributions(state, event)
-        self._aggregates.add(part.kpi, event.event_time_ms, contributions)
+        # a replayed event the stored aggregates already include (state.write_ahead) is not counted again
+        counted = read_position(event).offset >= part.applied
+        if counted:
+            self._aggregates.add(part.kpi, event.event_time_ms, contributions)
         for name, value in contributions.items():
             report.kpi[name] += value
             if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
                 report.kpi[name + "_n"] += 1
         apply_event(state, event, score)
-        self._aggregates.later(_advance_watermark, part, event.event_time_ms)
+        if counted:
+            self._aggregates.later(_advance_watermark, part, event.event_time_ms)
         if self.models_enabled:
             due = online.score_churn(self._view, state, event, self.scoring, report.scoring)
-            if due is not None:
+            if due is not None and counted:
                 self._aggregates.later(part.index_due, due, state.customer_key)
             online.score_fraud(self._view, state, event, report.scoring)
-        if is_complaint(event, score):
+        if is_complaint(event, score) and counted:
             self._aggregates.add(part.voc, event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
         if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, present, report):

@@ -40,6 +40,9 @@ class PartitionAggregates:
     """Due day -> customers with a pending churn snapshot falling due that day."""
     watermark_ms: int = 0
     """The newest event time this partition has applied."""
+    applied: int = -1
+    """The next offset these aggregates include (Redis field ``applied``; -1: not known). A replayed event
+    below it is already counted (a Cluster batch's write-ahead record was applied: :mod:`state.write_ahead`)."""
     _dirty_days: set[int] = field(default_factory=set, repr=False, compare=False)
 
     def index_due(self, due_ms: int, customer_key: str) -> None:
@@ -96,4 +99,5 @@ class PartitionAggregates:
             voc.new_windows(serde.loads(fields[b"voc"]) if b"voc" in fields else None),
             due,
             int(fields.get(b"watermark", b"0")),
+            int(fields.get(b"applied", b"-1")),
         )

@@ -5,6 +5,10 @@ A batch spans hash slots, so it cannot be one transaction. In order:
 1. the ownership check (:func:`state.ownership.check` on each partition's meta):
    a stale engine that is already fenced writes nothing;
 2. flags (stream, then the live push);
+2b. the batch's partition aggregates, as a write-ahead record in the
+   partition's slot (:mod:`state.write_ahead`), so that a process dying
+   between (3) and (4) loses none of the batch's KPI and voice-of-the-customer
+   contributions;
 3. each customer's timeline and identity claims, then its profile — one
    document that carries the offsets it has applied — written by a script that
    refuses to replace a profile last written by a newer owner of the same
@@ -13,7 +17,7 @@ A batch spans hash slots, so it cannot be one transaction. In order:
    owner's work; the scripts are pipelined per node;
 4. one script in the partition's slot checks the claim again and writes the
    partition aggregates — only if their ``applied`` offset is behind, so a
-   retry never counts twice — and the resume offsets.
+   retry never counts twice — and the resume offsets, and drops the write-ahead record.
 
 A :class:`Plan` is made once per batch; a retry resumes at the step that failed
 (``Plan.done``) and writes the same bytes.
@@ -32,6 +36,7 @@ from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state.keys import Keys
 from state.ownership import Claim, Fenced, StateLost, check
+from state.write_ahead import record
 
 
 @dataclass
@@ -95,6 +100,10 @@ def commit_cluster(store: Any, plan: Plan) -> None:
         store._execute(store._with_flags(store.client.pipeline(transaction=False), plan.flags, pushes), "flags")
         store._execute(pushes, "flags")
     plan.done.add("flags")
+    if "wal" not in plan.done:
+        for partition, news in plan.offsets.items():
+            _write_ahead(store, plan, partition, news)
+        plan.done.add("wal")
     if "customers" not in plan.done:
         _customers(store, plan)
         plan.done.add("customers")
@@ -170,7 +179,23 @@ def _partition(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> 
         for name, value in fields.items():
             args += [name, value]
     keys = [store.keys.partition_meta(partition)] + [store.keys.partition(t, partition) for t in topics]
+    keys.append(store.keys.write_ahead(partition))
     verdict, detail = (_text(v) for v in store._commit_partition(keys=keys, args=args))
+    metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
+    if verdict == "fenced":
+        raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
+    if verdict == "lost":
+        raise StateLost(partition, detail)
+
+
+def _write_ahead(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> None:
+    """Record the batch's aggregates of ``partition`` in its slot before any profile (checked like the commit)."""
+    held = plan.claims.get(partition)
+    fields = record(plan.aggregates, partition, news)
+    if held is None or not fields:
+        return
+    names = [store.keys.partition_meta(partition), store.keys.write_ahead(partition)]
+    verdict, detail = (_text(v) for v in store._write_ahead(keys=names, args=[held.epoch, held.store, *fields]))
     metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
     if verdict == "fenced":
         raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")

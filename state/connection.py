@@ -5,6 +5,12 @@ unreachable: capped exponential waits, ``livesignals_dependency_up`` at 0 and
 ``livesignals_ready`` at 0 meanwhile, one log line per failure streak (then
 every ``max_s``) rather than a traceback per attempt. Fencing and state loss
 are not outages: they are raised at once.
+
+Recovery does not wait out the cap: during a wait the dependency is *probed*
+every ``probe_every_s`` (a Redis ``PING``, a Kafka metadata request: cheap,
+unlike the batch) and the operation is retried as soon as it answers. So the
+cap bounds the load a long outage puts on the dependency, not how long the
+engine stays idle once it is back.
 """
 
 from __future__ import annotations
@@ -24,6 +30,18 @@ from state.ownership import Fenced, StateLost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+PROBE_EVERY_S = 0.25
+"""How often an unreachable dependency is probed during a backoff wait."""
+
+
+def probed(probe: Callable[[], object]) -> bool:
+    """True if ``probe()`` returns without raising (whatever it returns: the dependency answered)."""
+    try:
+        probe()
+    except Exception:  # still down: any error of the client's
+        return False
+    return True
 
 
 def connect(settings: Settings) -> Any:
@@ -60,6 +78,8 @@ class Backoff:
         errors: tuple[type[BaseException], ...] = (redis.RedisError, RedisClusterException),
         max_attempts: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        probe: Callable[[], object] | None = None,
+        probe_every_s: float = PROBE_EVERY_S,
     ) -> None:
         self.dependency = dependency
         self.initial_s = initial_s
@@ -67,15 +87,33 @@ class Backoff:
         self.errors = errors
         self.max_attempts = max_attempts
         self.sleep = sleep
+        self.probe = probe
+        self.probe_every_s = probe_every_s
 
     @classmethod
-    def for_redis(cls, settings: Settings) -> Backoff:
-        """Redis retries with the settings' waits."""
-        return cls("redis", settings.retry_backoff_s, settings.retry_backoff_max_s)
+    def for_redis(cls, settings: Settings, client: Any = None) -> Backoff:
+        """Redis retries with the settings' waits (probing ``client`` with ``PING`` while waiting)."""
+        probe = client.ping if client is not None else None
+        return cls("redis", settings.retry_backoff_s, settings.retry_backoff_max_s, probe=probe)
+
+    def wait(self, delay: float, probing: bool = True) -> bool:
+        """Wait up to ``delay`` seconds, less if the probe says the dependency answers again (then True)."""
+        if self.probe is None or not probing or delay <= self.probe_every_s:
+            self.sleep(delay)
+            return False
+        waited = 0.0
+        while waited < delay:
+            step = min(self.probe_every_s, delay - waited)
+            self.sleep(step)
+            waited += step
+            if probed(self.probe):
+                return True
+        return False
 
     def run(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried until it succeeds (or ``max_attempts`` failed: then its error is raised)."""
         delay, failures, logged = self.initial_s, 0, 0.0
+        probing = True  # off once the probe answered but the operation failed again (a node refusing writes)
         while True:
             try:
                 result = fn()
@@ -95,7 +133,7 @@ class Backoff:
                     log.warning("%s unavailable (%s: %s); retrying every <= %.0fs, partitions kept",
                                 self.dependency, type(exc).__name__, exc, self.max_s)  # fmt: skip
                     logged = now
-                self.sleep(delay)
+                probing = not self.wait(delay, probing) and probing
                 delay = min(delay * 2, self.max_s)
                 continue
             if failures:

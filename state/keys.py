@@ -44,6 +44,14 @@ key                                type    holds                                
                                            id of this Redis's data, set once), ``owner``     per input topic
                                            (host and pid), ``offset:<topic>`` (next offset
                                            to read: the resume point) (:mod:`state.ownership`)
+``ls:{part:<p>}:wal``              hash    Redis Cluster only: the aggregates of the batch   one batch; deleted
+                                           being committed (``offset|<topic>``,              by the commit's last
+                                           ``f|<topic>|<field>``), written before its        step
+                                           profiles (:mod:`state.write_ahead`)
+``ls:{node:<i>}:store``            string  Redis Cluster only: a random id per master,       one per master
+                                           recorded in each ``meta`` (``node:<i>``); gone
+                                           or changed = that node lost its data
+                                           (:mod:`state.node_markers`)
 ``ls:models:control``              hash    model kind -> latest promotion id                 one field per kind
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
@@ -193,6 +201,15 @@ class Keys:
     def partition_meta(self, partition: int) -> str:
         """Ownership and resume offsets of partition number ``partition`` of every input topic."""
         return f"{self.part_tag(partition)}:meta"
+
+    def write_ahead(self, partition: int) -> str:
+        """Redis Cluster: the aggregates of partition ``partition``'s batch in flight (:mod:`state.write_ahead`)."""
+        return f"{self.part_tag(partition)}:wal"
+
+    def node_marker(self, index: int) -> str:
+        """Redis Cluster: a store marker; index ``index`` is chosen so the key lands on a given master
+        (:mod:`state.node_markers`)."""
+        return f"{self.prefix}:{{node:{index}}}:store"
 
     def meta_pattern(self) -> str:
         """SCAN pattern of every partition's ownership hash."""

@@ -47,8 +47,9 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # Cluster: check ownership, then write the aggregates (unless they already include the batch) and
-# the resume offsets, in the partition's slot. ARGV: epoch, store, n topics, then per topic: topic,
-# expected offset ('' = none), new offset, n fields, field, value, ...; KEYS[1] meta, KEYS[1+i] agg.
+# the resume offsets, in the partition's slot, and drop the batch's write-ahead record. ARGV: epoch,
+# store, n topics, then per topic: topic, expected offset ('' = none), new offset, n fields, field,
+# value, ...; KEYS[1] meta, KEYS[1+i] agg, KEYS[2+n] (optional) the write-ahead record.
 _COMMIT = """
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'store')
 if not m[2] then return {'lost', 'the partition meta is missing'} end
@@ -79,6 +80,7 @@ for t = 1, n do
     redis.call('HSET', KEYS[1], 'offset:' .. topic, new)
   end
 end
+if KEYS[2 + n] then redis.call('DEL', KEYS[2 + n]) end
 return {'ok', ''}
 """
 
@@ -108,9 +110,11 @@ class Fenced(Exception):
 class StateLost(Exception):
     """Redis no longer holds what this engine committed (lost or rolled back)."""
 
-    def __init__(self, partition: int, detail: str) -> None:
+    def __init__(self, partition: int, detail: str, from_start: bool = False) -> None:
         super().__init__(f"partition {partition}: Redis lost committed state ({detail})")
         self.partition = partition
+        self.from_start = from_start
+        """A master holding customers' profiles lost them: only a replay from the earliest offset rebuilds them."""
 
 
 @dataclass
@@ -126,10 +130,21 @@ class Claim:
     """Set when fenced: the source stops reading the partition, the sink drops its messages."""
     replay_from: dict[str, int] | None = None
     """Set when the claim found Redis behind Kafka and chose to rebuild: where to read again."""
+    nodes: dict[str, str] | None = None
+    """Redis Cluster: marker key -> store id of every master, as recorded in the meta at the claim."""
+    lost_nodes: list[str] | None = None
+    """Redis Cluster: markers recorded before that are gone or changed (a master lost its data)."""
+    rebuild_until: dict[str, int] | None = None
+    """After a lost master: the resume offsets at the claim; the replay below them still writes profiles."""
 
 
-def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str]) -> Claim:
-    """Become the owner of ``partition``: bump its epoch and read its resume offsets, atomically."""
+def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str], cluster: bool = False) -> Claim:
+    """Become the owner of ``partition``: bump its epoch and read its resume offsets, atomically.
+
+    ``cluster``: also write a batch's aggregates that a crash left in the write-ahead record
+    (:mod:`state.write_ahead`) and check the masters' store markers (:mod:`state.node_markers`).
+    """
+    topics = list(topics)
     script = client.register_script(_CLAIM)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     row = script(keys=[keys.partition_meta(partition)], args=[uuid.uuid4().hex, owner, int(time.time() * 1000)])
@@ -138,14 +153,23 @@ def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str]) -> Cla
     for topic in topics:
         value = fields.get(f"offset:{topic}")
         offsets[topic] = int(value) if value is not None else None
-    return Claim(partition, fields["epoch"], fields["store"], offsets)
+    held = Claim(partition, fields["epoch"], fields["store"], offsets)
+    if cluster:
+        from state import node_markers, write_ahead
+
+        write_ahead.apply_pending(client, keys, partition, topics)
+        held.nodes, held.lost_nodes = node_markers.settle(client, keys, partition, fields)
+        if held.lost_nodes:
+            held.rebuild_until = {t: o for t, o in offsets.items() if o is not None}
+    return held
 
 
 def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) -> bool:
     """Raise :class:`StateLost` or :class:`Fenced` unless ``claim`` may commit ``new_offsets``.
 
     ``row`` is the meta hash as read inside the commit's ``WATCH``. Returns False when
-    Redis already holds every one of ``new_offsets`` (a retried commit: write nothing).
+    Redis already holds every one of ``new_offsets`` (a retried commit: write nothing), unless the
+    claim is rebuilding profiles a Cluster master lost (``rebuild_until``).
     """
     fields = {_text(k): _text(v) for k, v in row.items()}
     p = claim.partition
@@ -162,6 +186,7 @@ def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) ->
         if expected is not None and (current is None or int(current) < expected):
             raise StateLost(p, f"{topic} offset {current} behind {expected}")
         pending |= current is None or int(current) < new
+        pending |= claim.rebuild_until is not None and new <= claim.rebuild_until.get(topic, -1)
     return pending
 
 

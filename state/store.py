@@ -27,12 +27,11 @@ a retry resumes the Cluster commit at the step that failed and never recomputes,
 so it can neither lose nor double count. A commit whose offsets Redis already
 holds (the reply of a successful attempt was lost) writes nothing.
 
-Known limit (Cluster only): a process that *dies* between steps (3) and (4)
-leaves profiles ahead of the partition aggregates; the replay then skips those
-events for the aggregates too (KPIs and voice of the customer miss the events
-of that batch that reached a profile; profiles are exact).
-Closing it needs a write-ahead record of the batch in the partition's slot. One
-Redis has no such gap.
+A process that *dies* between steps (3) and (4) on a Cluster leaves profiles
+ahead of the partition aggregates: the batch's aggregates, recorded ahead in
+the partition's slot (:mod:`state.write_ahead`), are written at the next claim
+and the replay counts no event twice. A Cluster master that lost its data is
+seen by its store marker, even when it held only profiles (:mod:`state.node_markers`).
 
 Redis applies a MULTI block only when EXEC arrives, so a worker that dies
 mid-commit leaves nothing behind. (MULTI does not roll back a command that
@@ -48,11 +47,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import redis
+
 from livesignals import metrics, serde
 from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
+from state import node_markers, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.erasure import ErasureLedger
 from state.keys import Keys
@@ -69,6 +71,10 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 return redis.call('SADD', KEYS[1], ARGV[1])
 """
+
+
+class ReplicasBehind(redis.RedisError):
+    """Fewer replicas than ``redis_wait_replicas`` acknowledged a commit in time: an outage, retried."""
 
 
 class ProfileStore:
@@ -93,6 +99,8 @@ class ProfileStore:
         ownership: Ownership | None = None,
         retry: Retry | None = None,
         retention: Retention | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -105,12 +113,15 @@ class ProfileStore:
         self._cache: OrderedDict[str, CustomerState] = OrderedDict()
         self.ownership = ownership
         self.retry = retry
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._claim = client.register_script(_CLAIM)
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
         self._commit_partition = commit_script(client)
         self._profile = profile_script(client)
         self.retention = retention or Retention()
         self.erasures = ErasureLedger(client, keys, self.retention)  # erase, ledger, audit (state.erasure)
+        self._write_ahead = write_ahead.write_script(client)
 
     def load(self, customer_keys: Iterable[str]) -> dict[str, CustomerState]:
         """States of these customers: cached ones from memory, the rest in one round trip."""
@@ -176,6 +187,7 @@ class ProfileStore:
             def run(plan: Plan) -> None:
                 self.erasures.scrub_flags(erased)  # before the commit: a retried batch scrubs again
                 write(plan)
+                self._wait_for_replicas()
 
             if self.retry is None:
                 run(plan)
@@ -190,6 +202,28 @@ class ProfileStore:
                 for topic, new in news.items():
                     held.offsets[topic] = max(new, held.offsets.get(topic) or 0)
 
+    def _wait_for_replicas(self) -> None:
+        """``WAIT`` for ``wait_replicas`` replicas on every master the commit wrote to (off at 0).
+
+        WAIT counts the writes of its own connection: the store's client is used by one worker at a
+        time, so its pool hands the commit's connection back for the WAIT. A retry of a commit that
+        reached Redis writes nothing and waits again, so nothing is acknowledged before its replicas have it.
+        """
+        if self.wait_replicas <= 0:
+            return
+        if self.cluster:
+            clients = [self.client.get_redis_connection(node) for node in self.client.get_primaries()]
+        else:
+            clients = [self.client]
+        for client in clients:
+            acknowledged = int(client.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            metrics.REDIS_ROUNDTRIPS.labels("wait").inc()
+            if acknowledged < self.wait_replicas:
+                raise ReplicasBehind(
+                    f"{acknowledged} of {self.wait_replicas} replicas acknowledged the commit "
+                    f"within {self.wait_timeout_ms} ms (redis_wait_replicas)"
+                )
+
     def verify(self, partition: int) -> None:
         """Raise :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost` unless this process
         still owns ``partition`` and Redis still holds what it committed (before a batch: no output is
@@ -202,6 +236,9 @@ class ProfileStore:
         row = self.client.hgetall(self.keys.partition_meta(partition))
         metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
         check(held, row, {t: 0 for t in held.offsets})
+        if self.cluster:
+            node_markers.check(self.client, held)  # a master holding only profiles lost them
+            metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
 
     def _claims(self, by_part: dict[int, dict[str, int]]) -> dict[int, Claim]:
         if self.ownership is None:

@@ -48,7 +48,7 @@ def batches(t0: int) -> list[list[RawMessage]]:
 
 def engine_on(settings, t0):
     client, keys = connect(settings), Keys(settings.key_prefix)
-    ownership = Ownership(lambda p: claim(client, keys, p, ("in",)))
+    ownership = Ownership(lambda p: claim(client, keys, p, ("in",), cluster=True))
     for p in range(PARTS):
         ownership.claim(p)
     store = ProfileStore(client, keys, cluster=True, ownership=ownership,
@@ -151,3 +151,105 @@ def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_pro
     with pytest.raises(Fenced):
         _customers(old, plan)
     assert CustomerState.from_bytes("customer_id:c1", client.get(keys.profile("customer_id:c1"))).events == 2
+
+
+class Crash(RuntimeError):
+    """The process dies here (nothing after it runs; a new engine takes over)."""
+
+
+@pytest.mark.parametrize("where", ["after_profiles", "half_the_profiles"])
+def test_a_crash_between_the_profiles_and_the_partition_script_loses_no_kpi(settings, cluster_url, where):  # noqa: F811
+    """A batch's aggregates are recorded ahead in the partition's slot; the next claim writes them and the replay
+    counts no event twice, whether the crash came after every profile of the batch or after half of them."""
+    from dataclasses import replace
+
+    from state import cluster_commit
+
+    t0 = int(time.time() * 1000) - 3 * 3_600_000
+    # models off: the shared learner's scores follow batch boundaries, which a crash moves (see test_crash_recovery)
+    s = settings.replace(redis_url=cluster_url, redis_cluster=True, models_enabled=False)
+    plain, faulty = s.replace(key_prefix=s.key_prefix + "wa"), s.replace(key_prefix=s.key_prefix + "wb")
+    work = batches(t0)
+    engine, client, keys = engine_on(plain, t0)
+    for b in work:
+        engine.process(b)
+    expected = snapshot(client, keys, plain)
+
+    engine, client, keys = engine_on(faulty, t0)
+    crash_at = {len(work) // 3, 2 * len(work) // 3}
+    real_partition, real_customers = cluster_commit._partition, cluster_commit._customers
+
+    def crash_after_profiles(store, plan, partition, news):
+        raise Crash("after the profiles step")
+
+    def half_the_profiles(store, plan):
+        real_customers(store, replace(plan, customers=plan.customers[: len(plan.customers) // 2]))
+        raise Crash("after half the profiles")
+
+    with pytest.MonkeyPatch.context() as mp:
+        i = 0
+        while i < len(work):
+            if i in crash_at:
+                crash_at.discard(i)
+                if where == "after_profiles":
+                    mp.setattr(cluster_commit, "_partition", crash_after_profiles)
+                else:
+                    mp.setattr(cluster_commit, "_customers", half_the_profiles)
+                with pytest.raises(Crash):
+                    engine.process(work[i])
+                mp.setattr(cluster_commit, "_partition", real_partition)
+                mp.setattr(cluster_commit, "_customers", real_customers)
+                assert client.exists(keys.write_ahead(work[i][0].origin.partition)), "recorded ahead"
+                engine, client, keys = engine_on(faulty, t0)  # a new process: claims, then replays the batch
+                continue
+            engine.process(work[i])
+            i += 1
+    assert not crash_at
+    got = snapshot(client, keys, faulty)
+    assert len(got[0]) > 100 and len(got[1]) == PARTS
+    assert got == expected
+    assert not any(client.exists(keys.write_ahead(p)) for p in range(PARTS)), "dropped by the commit"
+
+
+def test_a_master_that_held_only_profiles_restarting_empty_is_seen_and_rebuilt(settings, cluster_url):  # noqa: F811
+    """Each master's store marker is recorded in every partition's meta: a master that lost its data is seen before
+    the next batch of every partition, and a claim then replays the partition from its first offset, which rebuilds
+    the lost profiles without counting any event twice in the surviving profiles or the aggregates."""
+    from state.ownership import StateLost
+
+    t0 = int(time.time() * 1000) - 3 * 3_600_000
+    s = settings.replace(redis_url=cluster_url, redis_cluster=True, models_enabled=False)
+    client, keys = connect(s), Keys(s.key_prefix)
+    by_master: dict[str, set[int]] = {n.name: set() for n in client.get_primaries()}
+    for p in range(PARTS):
+        by_master[client.get_node_from_key(keys.partition_meta(p)).name].add(p)
+    spare = min(by_master, key=lambda name: len(by_master[name]))  # the victim: partitions on it are left out
+    kept = set(range(PARTS)) - by_master[spare]
+    assert kept
+    plain, faulty = s.replace(key_prefix=s.key_prefix + "np"), s.replace(key_prefix=s.key_prefix + "nf")
+    work = [b for b in batches(t0) if b[0].origin.partition in kept]
+    engine, client, keys = engine_on(plain, t0)
+    for b in work:
+        engine.process(b)
+    expected = snapshot(client, keys, plain)
+
+    engine, client, keys = engine_on(faulty, t0)
+    half = len(work) // 2
+    for b in work[:half]:
+        engine.process(b)
+    host, port = spare.rsplit(":", 1)
+    victim = redis.Redis(host=host, port=int(port))
+    assert victim.keys(f"{faulty.key_prefix}:*:profile"), "the victim held profiles"
+    victim.flushall()  # restarted empty (no persistence)
+    for p in kept:
+        with pytest.raises(StateLost) as lost:
+            engine.store.verify(p)
+        assert lost.value.from_start
+    engine, client, keys = engine_on(faulty, t0)  # the re-claims: replay every partition from its first offset
+    held = [engine.store.ownership.get(p) for p in kept]
+    assert all(h is not None and h.lost_nodes for h in held), "each claim saw the lost master"
+    for b in work:
+        engine.process(b)
+    got = snapshot(client, keys, faulty)
+    assert len(got[0]) > 50 and len(got[1]) == len(kept)
+    assert got == expected
