@@ -7,6 +7,16 @@ delivery report of every record, re-sends records that failed, and raises
 :class:`DeliveryError` if some still fail, so that the batch is retried and
 no output is silently lost. A record Kafka refuses for good is replaced by its
 last resort (:mod:`flows.last_resort`) instead of failing the batch forever.
+
+While the broker is down, a batch's records stay in librdkafka's queue after the
+wait for their confirmation gave up (librdkafka would deliver them later, up to
+``message.timeout.ms``), and the retried batch is produced again. So before a
+batch is produced again, whatever is still queued or in flight is *purged*:
+copies never pile up with the length of an outage. A record the broker had
+already written before the failure is published once more by the retry (the
+``ls.id`` header lets consumers drop it). Known limit: a broker that *receives*
+produce requests but never answers them (frozen, not down) may write a copy per
+attempt that reached it.
 """
 
 from __future__ import annotations
@@ -31,6 +41,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 500000,
 }
+
+
+PURGE_REPORTS_S = 1.0
+"""How long to serve the delivery reports of purged records (they come back at once)."""
 
 
 class DeliveryError(RuntimeError):
@@ -58,6 +72,7 @@ class KafkaPublisher:
 
     def publish(self, records: list[OutRecord]) -> None:
         """Send ``records`` and return once every one is confirmed (or replaced by its last resort), else raise."""
+        self._purge_pending()  # left over from a publish that raised: never sent beside this batch's copies
         batch, attempt = list(records), 0
         alone: list[OutRecord] = []
         while batch or alone:
@@ -100,12 +115,33 @@ class KafkaPublisher:
             self._produce(record)
         unsent = self._producer.flush(self.timeout_s)
         if unsent:
-            raise DeliveryError(f"{unsent} records unconfirmed after {self.timeout_s}s")
+            purged = self._purge_pending()
+            raise DeliveryError(
+                f"{unsent} records unconfirmed after {self.timeout_s}s ({purged} purged before a retry)"
+            )
         for record, _ in self._failed:
             metrics.KAFKA_DELIVERY_FAILURES.labels(record.topic).inc()
         for topic, n in self._confirmed.items():
             metrics.KAFKA_PRODUCED.labels(topic).inc(n)
         return self._failed
+
+    def pending(self) -> int:
+        """Records in the producer's queue or in flight, not yet confirmed or failed."""
+        return len(self._producer)
+
+    def _purge_pending(self) -> int:
+        """Drop every record still queued or in flight, so that a retry produces the only copy; how many.
+
+        Their delivery reports (``_PURGE_QUEUE``/``_PURGE_INFLIGHT``) are served here, so none reaches a later batch.
+        """
+        self._producer.poll(0)  # serve waiting events first: only records count
+        pending = len(self._producer)
+        if pending:
+            self._producer.purge(in_queue=True, in_flight=True)
+            self._producer.flush(PURGE_REPORTS_S)
+            self._failed, self._confirmed = [], {}
+            log.warning("purged %d undelivered records before the batch is retried", pending)
+        return pending
 
     def _produce(self, record: OutRecord) -> None:
         while True:

@@ -28,3 +28,26 @@ def test_an_unreachable_broker_raises_instead_of_losing_records():
     )
     with pytest.raises(DeliveryError):
         pub.publish([OutRecord("t", b"k", b"v")])
+
+
+def test_retries_while_the_broker_is_down_never_queue_more_copies():
+    """Review of #10: each retry during an outage queued one more copy of the batch (84, 168, 252... records
+    unconfirmed), all delivered once the broker came back. Now the queue is purged before a retry: after five
+    failed attempts nothing is left queued, and the broker, once up, holds each record once."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from app import embedded
+
+    port, topic, n = free_port(), "outage-copies", 60
+    records = [OutRecord(topic, f"c{i}".encode(), f"v{i}".encode(), [("ls.id", f"id{i}".encode())]) for i in range(n)]
+    pub = KafkaPublisher({"bootstrap.servers": f"127.0.0.1:{port}", "log_level": 0}, timeout_s=1.0, attempts=1)
+    for _ in range(5):  # the engine retries the batch for as long as the broker is down
+        with pytest.raises(DeliveryError):
+            pub.publish(records)
+        assert pub.pending() == 0, "nothing undelivered is left queued beside the next attempt's copies"
+    with embedded.start_kafka(port=port) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.address})
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        pub.publish(records)
+        got = consume_all(broker.address, topic, 10 * n, partitions=1, timeout_s=8)  # all there is
+    assert sorted(m.value() for m in got) == sorted(r.value for r in records), "each record written once"
