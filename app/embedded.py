@@ -153,10 +153,21 @@ def start_kafka(port: int | None = None) -> Service:
     return _spawn("kafka", argv, port, workdir)
 
 
-def start_redis(port: int | None = None, prefer_system: bool = False, cluster: bool = False) -> Service:
-    """Start an embedded Redis-compatible server with no persistence (a bare cluster node if ``cluster``)."""
+def start_redis(
+    port: int | None = None,
+    prefer_system: bool = False,
+    cluster: bool = False,
+    workdir: Path | None = None,
+    bus_port: int | None = None,
+    args: tuple[str, ...] = (),
+) -> Service:
+    """Start an embedded Redis-compatible server with no persistence (a bare cluster node if ``cluster``).
+
+    ``port``, ``workdir`` and ``bus_port`` of a node whose process was stopped start it again as the same
+    cluster node (its ``nodes.conf``, and its RDB file if it saved one). ``args``: more server options.
+    """
     port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="ls-redis-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="ls-redis-"))
     argv = [
         valkey_binary(prefer_system),
         "--port",
@@ -169,10 +180,11 @@ def start_redis(port: int | None = None, prefer_system: bool = False, cluster: b
         "no",
         "--dir",
         str(workdir),
+        *args,
     ]
     if cluster:
         # The bus port defaults to port + 10000, which may be taken or past 65535: choose it.
-        bus_port = free_port()
+        bus_port = bus_port or free_port()
         argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus_port)]
         service = _spawn("redis", argv, port, workdir)
         service.bus_port = bus_port

@@ -35,6 +35,7 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaException
 from redis import RedisError
+from redis.exceptions import RedisClusterException
 
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
 from flows.monitor import PROGRESS
@@ -167,7 +168,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
                 return
             except Exception as exc:  # Redis or Kafka unreachable (or a bug): wait, then recompute
                 self.engine.forget()
-                dependency = "redis" if isinstance(exc, RedisError) else "kafka"
+                dependency = "redis" if isinstance(exc, (RedisError, RedisClusterException)) else "kafka"
                 metrics.DEPENDENCY_UP.labels(dependency).set(0)
                 metrics.DEPENDENCY_RETRIES.labels(dependency).inc()
                 metrics.READY.set(0)
@@ -185,6 +186,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         metrics.READY.set(1)
         if self.claimer is not None:
             self.claimer.commit_offsets(_next_offsets(messages))
+            self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
 
     def _probe(self, dependency: str) -> Callable[[], object] | None:
@@ -230,14 +232,14 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         self.ownership.request_seek(partition, starts)
 
 
-_OUTAGES = (RedisError, KafkaException, ConnectionError, TimeoutError)
+_OUTAGES = (RedisError, RedisClusterException, KafkaException, ConnectionError, TimeoutError)
 
 
 def _cause(exc: Exception) -> str:
     """``livesignals_batch_failures_total``'s cause: redis, kafka (unreachable or unconfirmed) or other."""
     from flows.publisher import DeliveryError
 
-    if isinstance(exc, RedisError):
+    if isinstance(exc, RedisError | RedisClusterException):
         return "redis"
     return "kafka" if isinstance(exc, KafkaException | DeliveryError) else "other"
 

@@ -47,10 +47,12 @@ def probed(probe: Callable[[], object]) -> bool:
 def connect(settings: Settings) -> Any:
     """A client for ``settings.redis_url``; a cluster client when ``redis_cluster``.
 
-    The client returns bytes; the store decodes what it reads.
+    The client returns bytes; the store decodes what it reads. A cluster client reads the slot map as
+    it is built: a node that does not answer then is waited out with :class:`Backoff` (not-ready
+    meanwhile), as a single Redis is at its first command, instead of failing the start-up.
     """
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url)
+        return Backoff.for_redis(settings).run(lambda: RedisCluster.from_url(settings.redis_url))
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
 
 
