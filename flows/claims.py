@@ -14,7 +14,11 @@ process stops with exit code :data:`EXIT_STATE_LOST` and a clear log line.
 Exit codes: :data:`EXIT_FENCED` (3) when every partition this process claimed
 is now owned by another engine — a supervisor should not restart it blindly,
 the other engine is doing the work; :data:`EXIT_STATE_LOST` (4) when state
-cannot be rebuilt. Everything else (Redis or Kafka unreachable) is waited out.
+cannot be rebuilt, or when one partition lost its state more than
+``state_loss_max_rebuilds`` times within ``state_loss_window_s`` (a rebuild loop:
+:mod:`flows.rebuild_guard`); :data:`EXIT_BAD_CONFIG` (2) when a Redis master may
+evict keys (:mod:`state.eviction`: checked at start-up, at every state loss and
+every minute). Everything else (Redis or Kafka unreachable) is waited out.
 """
 
 from __future__ import annotations
@@ -24,13 +28,18 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import NoReturn
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from redis import RedisError
+from redis.exceptions import RedisClusterException
 
+from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
 from livesignals.settings import Settings
 from state.connection import Backoff, connect
+from state.eviction import EvictingRedis, check_no_eviction, unknown
 from state.keys import Keys
 from state.ownership import Claim, claim
 
@@ -38,6 +47,10 @@ log = logging.getLogger(__name__)
 
 EXIT_FENCED = 3
 EXIT_STATE_LOST = 4
+EXIT_BAD_CONFIG = 2
+
+MEMORY_CHECK_EVERY_S = 60.0
+"""How often a running engine reads Redis's eviction policy again (a restart or ``CONFIG SET`` may change it)."""
 
 
 class StateNotRebuildable(Exception):
@@ -59,6 +72,9 @@ class KafkaClaimer:
         self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,),
                                    probe=lambda: self._consumer.list_topics(timeout=1))  # fmt: skip
         self._lock = threading.Lock()
+        self._rebuilds = RebuildGuard(settings.state_loss_max_rebuilds, settings.state_loss_window_s)
+        self._memory_checked = time.monotonic()
+        self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
 
     def __call__(self, partition: int) -> Claim:
         """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
@@ -82,6 +98,7 @@ class KafkaClaimer:
 
     def resolve_loss(self, partition: int, offsets: dict[str, int | None], why: str) -> dict[str, int]:
         """Where to replay ``partition`` from after a loss; raises :class:`StateNotRebuildable` if nowhere."""
+        self.check_redis_memory()  # eviction is a configuration error, not a loss to rebuild from
         starts: dict[str, int] = {}
         for topic in self.topics:
             low = self.kafka_retry.run(functools.partial(self._low_watermark, topic, partition))
@@ -94,9 +111,42 @@ class KafkaClaimer:
                     f"accept the loss by resetting the consumer group"
                 )
             starts[topic] = start if start is not None else low
+        if not self._rebuilds.allow(partition):
+            metrics.STATE_LOSS.labels("stopped").inc()
+            raise StateNotRebuildable(
+                f"{why}; partition {partition} lost its state more than {self.settings.state_loss_max_rebuilds} "
+                f"times in {self.settings.state_loss_window_s:.0f}s: something keeps deleting Redis's data (an "
+                f"evicting maxmemory-policy, a Redis restarting without persistence, a flush); stopping instead of "
+                f"rebuilding in a loop"
+            )
         metrics.STATE_LOSS.labels("rebuilt").inc()
         log.error("STATE LOSS partition %d: %s; rebuilding by replaying from Kafka at %s", partition, why, starts)
         return starts
+
+    def check_redis_memory(self) -> None:
+        """Exit with :data:`EXIT_BAD_CONFIG` if a Redis master may evict keys (waits while Redis is down)."""
+        try:
+            policies = self.redis_retry.run(lambda: check_no_eviction(self.client, self.settings.redis_cluster))
+        except EvictingRedis as exc:
+            exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {exc}")
+        if unknown(policies):
+            log.warning("cannot read maxmemory-policy of %s (CONFIG and INFO refused): it must be noeviction",
+                        unknown(policies))  # fmt: skip
+
+    def watch_redis_memory(self) -> None:
+        """:meth:`check_redis_memory` at most every :data:`MEMORY_CHECK_EVERY_S`, one attempt (the next batch
+        tries again): a Redis restarted or reconfigured since start-up is caught before it evicts for long."""
+        now = time.monotonic()
+        if now - self._memory_checked < MEMORY_CHECK_EVERY_S:
+            return
+        self._memory_checked = now
+        try:
+            check_no_eviction(self.client, self.settings.redis_cluster)
+        except EvictingRedis as exc:
+            exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {exc}")
+        except (RedisError, RedisClusterException) as exc:
+            log.debug("eviction policy not read (%s); next batch tries again", exc)
+            self._memory_checked = 0.0
 
     def commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         """Commit the engine's next offsets to its Kafka consumer group (asynchronous unless at shutdown;

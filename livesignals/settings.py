@@ -267,6 +267,13 @@ class Settings:
     ``name``, ``address``, ``text``, ``comment`` (and profile fields of those names) are replaced,
     customer identifiers and the record key are hashed; a value that is not a JSON object is dropped."""
 
+    # --- Outages and rebuild loops (issue 10, outside review) ------------------
+    state_loss_max_rebuilds: int = 5
+    """Most state-loss rebuilds of one partition within ``state_loss_window_s``; one more means
+    something keeps deleting Redis's data (a rebuild loop): the engine stops with exit code 4."""
+    state_loss_window_s: float = 600.0
+    """Window, in seconds, in which ``state_loss_max_rebuilds`` is counted."""
+
     # --- Operations ----------------------------------------------------------
     metrics_port: Annotated[int, Range(0, 65_535)] = 9464
     """Port of ``/metrics``, ``/healthz`` and ``/readyz`` (0 = off). Fixed: a port already taken stops the
