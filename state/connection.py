@@ -52,7 +52,9 @@ def connect(settings: Settings) -> Any:
     meanwhile), as a single Redis is at its first command, instead of failing the start-up.
     """
     if settings.redis_cluster:
-        return Backoff.for_redis(settings).run(lambda: RedisCluster.from_url(settings.redis_url))
+        node = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)  # probed while waiting
+        wait = Backoff("redis", settings.retry_backoff_s, settings.retry_backoff_max_s, probe=node.ping)
+        return wait.run(lambda: RedisCluster.from_url(settings.redis_url))
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
 
 
