@@ -129,6 +129,7 @@ class Monitor:
         self._consumer: Consumer | None = None
         self._redis: Any = None
         self._lags: dict[tuple[str, int], int] = {}
+        self._partitions: dict[str, tuple[int, float]] = {}
         self._started = time.monotonic()
         self._last_log = (time.monotonic(), 0)
         self._stop = threading.Event()
@@ -175,6 +176,8 @@ class Monitor:
                 continue
             for topic in self.topics:
                 try:
+                    if p >= self._partition_count(topic):
+                        continue  # this topic has fewer partitions than the source (the repartition topic may)
                     low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)
                 except KafkaException as exc:
                     log.warning("lag: Kafka did not answer for %s[%d]: %s", topic, p, exc)
@@ -184,6 +187,18 @@ class Monitor:
                 self._lags[(topic, p)] = lag
                 metrics.CONSUMER_LAG.labels(topic, str(p)).set(lag)
         return True
+
+    def _partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has, from metadata at most a minute old (0 while unknown: a
+        topic that does not exist has no lag to report and must not make Kafka look unreachable).
+        Raises ``KafkaException`` when Kafka does not answer."""
+        cached = self._partitions.get(topic)
+        if cached is not None and time.monotonic() - cached[1] < 60:
+            return cached[0]
+        meta = self._consumer.list_topics(topic, timeout=5).topics.get(topic)  # type: ignore[union-attr]
+        count = len(meta.partitions) if meta is not None and meta.error is None else 0
+        self._partitions[topic] = (count, time.monotonic())
+        return count
 
     def _ping_redis(self) -> bool:
         from state.connection import connect
