@@ -49,6 +49,7 @@ from state.connection import Backoff, connect
 from state.keys import Keys
 from state.ownership import Fenced, Ownership, StateLost
 from state.retention import Retention
+from state.secrets import deployment_secret
 from state.store import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def default_engine(
     from flows.publisher import KafkaPublisher
 
     client = connect(settings)
+    if not settings.repartition_secret:  # never a key derived from settings that may hold no secret
+        keys = Keys(settings.key_prefix)
+        secret = Backoff.for_redis(settings, client).run(lambda: deployment_secret(client, keys, "origin"))
+        settings = settings.replace(repartition_secret=secret)
     store = ProfileStore(
         client,
         Keys(settings.key_prefix),

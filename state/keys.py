@@ -53,6 +53,10 @@ key                                type    holds                                
                                            or changed = that node lost its data
                                            (:mod:`state.node_markers`)
 ``ls:models:control``              hash    model kind -> latest promotion id                 one field per kind
+``ls:secret:<name>``               string  a per-deployment random secret created once       one per name
+                                           (``SET NX``) when its setting is empty: ``origin``
+                                           signs rerouted events' origin headers
+                                           (:mod:`state.secrets`)
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
 ``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --
@@ -219,6 +223,10 @@ class Keys:
     def model_control(self) -> str:
         """Hash of model kind -> the latest promotion id (``livesignals models promote``)."""
         return f"{self.prefix}:models:control"
+
+    def secret(self, name: str) -> str:
+        """A per-deployment random secret, created once (:mod:`state.secrets`)."""
+        return f"{self.prefix}:secret:{name}"
 
     @property
     def flags_stream(self) -> str:

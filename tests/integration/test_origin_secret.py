@@ -1,0 +1,24 @@
+"""With ``repartition_secret`` left empty, the engines of one deployment sign origin headers with a
+random secret kept in Redis -- never a key derived from settings that may hold no password."""
+
+from __future__ import annotations
+
+from flows.engine_sink import default_engine
+from operators.routing import origin_key
+from tests.fuzzing import ListPublisher
+
+
+def test_an_empty_secret_becomes_one_random_secret_per_deployment(settings):
+    first = default_engine(settings, publisher=ListPublisher())
+    second = default_engine(settings, publisher=ListPublisher())
+    secret = first.settings.repartition_secret
+    assert len(secret) == 64 and secret == second.settings.repartition_secret
+    # what a forger who knows every setting would compute is not the key the engines use
+    assert origin_key(settings) != origin_key(first.settings)
+    other = default_engine(settings.replace(key_prefix=settings.key_prefix + "x"), publisher=ListPublisher())
+    assert other.settings.repartition_secret != secret  # another deployment, another secret
+
+
+def test_a_configured_secret_is_kept(settings):
+    engine = default_engine(settings.replace(repartition_secret="s3cret-from-vault"), publisher=ListPublisher())
+    assert engine.settings.repartition_secret == "s3cret-from-vault"
