@@ -25,6 +25,7 @@ from operators.partition import PartitionAggregates
 from state.connection import connect
 from state.erasure import export, resolve
 from state.keys import Keys
+from state.ownership import Ownership, claim
 from state.retention import Retention
 from state.store import ProfileStore
 from tests.helpers import T0, event
@@ -37,10 +38,18 @@ EMAIL = "zelda.quill@example.org"
 CLOCK = (T0 + 60 * MIN) / 1000
 
 
-def engine_for(s, parts: int | None = None, out: Capture | None = None) -> tuple[Engine, Capture]:
-    out = out or Capture()
+def engine_for(s, parts: int | None = None, claimed: tuple[int, ...] = ()) -> tuple[Engine, Capture]:
+    """An engine on real Redis; with ``claimed``, fenced as in production (owning those partition numbers)."""
+    out = Capture()
     client, keys = connect(s), Keys(s.key_prefix)
-    store = ProfileStore(client, keys, cluster=s.redis_cluster, retention=Retention.from_settings(s))
+    ownership = None
+    if claimed:
+        ownership = Ownership(lambda p: claim(client, keys, p, [*s.input_topics, s.repartition_topic]))
+        for partition in claimed:
+            ownership.claim(partition)
+    store = ProfileStore(
+        client, keys, cluster=s.redis_cluster, retention=Retention.from_settings(s), ownership=ownership
+    )
     counts = None if parts is None else {s.input_topics[0]: parts, s.repartition_topic: parts}
     return Engine(s, store, out, clock=lambda: CLOCK, partition_counts=counts), out
 
@@ -102,7 +111,7 @@ def test_an_erase_naming_only_an_email_erases_its_customer_on_another_partition(
 def test_an_identifier_claimed_by_nobody_is_erased_alone_in_one_batch(settings):
     s = settings.replace(models_enabled=False, policy_clock="stream")
     engine, _ = engine_for(s)
-    client, keys = connect(s), Keys(s.key_prefix)
+    client = connect(s)
     engine.process(messages(journey(T0), 0, 0))
     raw = {**event("erase", t=T0 + 10 * MIN, channel="backoffice"), "event_id": "raw-erase",
            "customer": {"email": EMAIL}}  # fmt: skip
@@ -174,15 +183,16 @@ def test_an_erase_by_a_shared_phone_erases_the_phone_alone_and_keeps_its_claims(
     assert client.exists(keys.profile("customer_id:c-alice"), keys.profile("customer_id:c-bob")) == 2
 
 
-def test_an_erase_read_on_the_repartition_topic_forgets_the_churn_index_of_the_input_topic(settings):
-    """A customer indexed for churn on the input topic at its partition, erased by an erase naming
-    their email (owned by another partition): the customer's erase arrives through the repartition
-    topic, and the input topic's due index forgets the customer."""
-    s = settings.replace(policy_clock="stream", input_topics=("in",))
+def test_an_erase_read_on_the_repartition_topic_forgets_the_churn_index_of_the_input_topic(erase_settings):
+    """A customer (and their email) indexed for churn on the input topic at its partition, erased
+    through the other: the cascaded erase arrives on the repartition topic, and the input topic's due
+    index forgets the key. Fenced, as in production (on the Cluster: the ordered, checked commit)."""
+    s = erase_settings.replace(policy_clock="stream", input_topics=("in",))
     parts = 16
-    engine, out = engine_for(s, parts)
-    client, keys = connect(s), Keys(s.key_prefix)
     home, email_home = owner_partition("customer_id:c-zq", parts), owner_partition(f"email:{EMAIL}", parts)
+    other_home = owner_partition("customer_id:c-other", parts)
+    engine, out = engine_for(s, parts, claimed=tuple(range(parts)))
+    client, keys = connect(s), Keys(s.key_prefix)
     assert home != email_home
     engine.process(messages(journey(T0)[1:], home, 0))
 
@@ -210,7 +220,7 @@ def test_an_erase_read_on_the_repartition_topic_forgets_the_churn_index_of_the_i
     assert "customer_id:c-zq" not in indexed("in", home)
     engine.forget()  # a fresh engine reading the aggregates back and indexing another customer: still gone
     other = {**event("chat", "c-other", T0 + 11 * MIN, text="hello"), "event_id": "other"}
-    engine.process(messages([other], owner_partition("customer_id:c-other", parts), 50))
+    engine.process(messages([other], other_home, 50))
     assert "customer_id:c-zq" not in indexed("in", home)
 
 
