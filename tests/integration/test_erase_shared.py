@@ -14,7 +14,12 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 
+import pytest
+from confluent_kafka import Consumer
+
+from app.privacy import request_erase
 from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -239,3 +244,40 @@ def test_hashes_are_keyed_and_redacted_dead_letters_hash_their_ids_without_a_con
     assert doc["event_id"] == subject_hash("event_id:zelda-quill-9", secret)
     assert doc["payload"]["target_id"] == subject_hash("target_id:zelda-quill-4", secret)
     assert b"zelda" not in dead.value and b"zelda" not in dead.key
+
+
+def _erase_events(s) -> list[tuple[bytes | None, dict]]:
+    """The erase events on the input topic (every partition), with their keys."""
+    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"t-{s.key_prefix}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([s.input_topics[0]])
+    found: list[tuple[bytes | None, dict]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and len(found) < 2:
+            for m in consumer.consume(10, 1.0):
+                if m.error() is None:
+                    found.append((m.key(), serde.loads(m.value())))
+    finally:
+        consumer.close()
+    return found
+
+
+def test_the_cli_spells_the_identifier_as_the_engine_and_says_when_nothing_was_found(kafka_settings):
+    """``livesignals erase "email:<it> "`` (a trailing space, decomposed accents) finds the customer the
+    engine keyed; an identifier nobody holds gets ``found: false`` and a note, not a silent success."""
+    s = kafka_settings.replace(models_enabled=False)
+    engine, _ = engine_for(s)
+    mail = "zoé.quill@example.org"
+    engine.process(messages([{**event("login", t=T0), "event_id": "cli-1", "type": "app_event", "channel": "app",
+                              "payload": {"action": "login"}, "customer": {"customer_id": "c-cli", "email": mail}}],
+                            0, 0))  # fmt: skip
+    spelled = " email: " + unicodedata.normalize("NFD", mail) + " "
+    asked = request_erase(s, spelled)
+    assert asked["found"] and asked["identifier"] == f"email:{mail}" and asked["erasing"] == ["customer_id:c-cli"]
+    nobody = request_erase(s, "email:nobody@example.org")
+    assert not nobody["found"] and "nothing is held under email:nobody@example.org" in nobody["note"]
+    events = _erase_events(s)
+    assert (b"customer_id:c-cli", {"customer_id": "c-cli", "email": mail}) in [(k, e["customer"]) for k, e in events]
+    with pytest.raises(ValueError, match="U\\+200B"):
+        request_erase(s, "email:a\u200b@b.c")
