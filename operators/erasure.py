@@ -9,17 +9,21 @@ input order, inside a batch whose commit is fenced like any other
 Applying it (:func:`erase`):
 
 * the customer's state is reset in place (the cache holds the same object) and
-  marked ``erased``; the store then deletes the profile, timeline, writer key,
-  claim set and the customer's claims on its linked identifiers, records the
+  marked ``erased``; the store then deletes the profile, timeline, writer key
+  and the customer's claims on its linked identifiers, records the
   erasure in the ledger and the audit stream, and scrubs the flags stream
   (:mod:`state.erasure`);
 * the flags, triggers, decisions and outcomes this batch produced for the
   customer before the erase are dropped (never published nor stored);
-* the partition's churn due index forgets the customer;
-* every identifier the customer linked (and every other identifier named in the
-  event) is erased too: here when this partition owns it, else by an ``erase``
-  event re-published to its owner partition through the repartition topic
-  (:func:`cascade_records`) -- the owner of each key stays its only writer;
+* the churn due index of every topic at the partition number forgets the
+  customer (a cascade is read on the repartition topic, the entry was made on
+  an input topic);
+* every identifier the customer linked that no other customer claims (and every
+  other identifier named in the event) is erased too; an erase naming an
+  identifier alone erases its only claimant too (a shared one is erased alone):
+  here when this partition owns it, else by an ``erase`` event re-published to
+  its owner partition through the repartition topic (:func:`cascade_records`)
+  -- the owner of each key stays its only writer;
 * tombstones (the customer's key, no value) go to the flags, triggers and
   decisions topics (:func:`tombstones`).
 

@@ -15,9 +15,10 @@ key                               type    holds                                 
 The commit of a batch that erased customer ``K`` (:meth:`ErasureLedger.plan`,
 run by :class:`state.store.ProfileStore` in the batch's own commit: one
 MULTI/EXEC on one Redis, the ordered Cluster commit on Redis Cluster) sets the
-ledger entry first, then deletes ``K``'s profile, timeline, writer key and
-claim set, removes ``K`` from the claim set of every identifier it linked, and
-appends the audit entry. Before that commit the flags stream is scrubbed of
+ledger entry first, then deletes ``K``'s profile, timeline and writer key,
+removes ``K`` from the claim set of every identifier it linked (a claim set is
+never deleted while a claimant stays: Redis drops it when its last claimant
+goes), and appends the audit entry. Before that commit the flags stream is scrubbed of
 ``K``'s entries (:meth:`ErasureLedger.scrub_flags`, a script run in chunks;
 idempotent, so a retried batch scrubs again). The keys of linked identifiers
 owned by other partitions are erased by their own owner (:mod:`operators.erasure`).
