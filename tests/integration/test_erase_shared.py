@@ -257,7 +257,7 @@ def _erase_events(s) -> list[tuple[bytes | None, dict]]:
         while time.monotonic() < deadline and len(found) < 2:
             for m in consumer.consume(10, 1.0):
                 if m.error() is None:
-                    found.append((m.key(), serde.loads(m.value())))
+                    found.append((m.key(), serde.loads(m.value() or b"{}")))
     finally:
         consumer.close()
     return found
