@@ -10,6 +10,9 @@ key                               type    holds                                 
                                           ``subject`` (hash), ``request``,           ``erasure_audit_maxlen``
                                           ``origin``, ``cutoff``, ``cascade``,
                                           ``at``; no personal data
+``ls:{privacy}:secret``            string  the deployment's hashing secret when       none (made once,
+                                          ``erasure_ledger_secret`` is not set       ``SET NX``)
+                                          (:func:`deployment_secret`)
 ================================  ======  =========================================  ==========================
 
 The commit of a batch that erased customer ``K`` (:meth:`ErasureLedger.plan`,
