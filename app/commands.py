@@ -79,10 +79,14 @@ def _privacy(settings: Settings, args: argparse.Namespace) -> int:
         require_topic(settings, settings.input_topics[0])
     elif args.kafka:
         kafka_topics(settings)
-    if args.command == "erase":
-        doc = request_erase(settings, args.identifier, args.wait)
-    else:
-        doc = export_customer(settings, args.identifier, args.kafka)
+    try:
+        if args.command == "erase":
+            doc = request_erase(settings, args.identifier, args.wait)
+        else:
+            doc = export_customer(settings, args.identifier, args.kafka)
+    except ValueError as exc:  # an identifier the engine could never have keyed (app.privacy.customer_key)
+        sys.stderr.write(f"livesignals {args.command}: {exc}\n")
+        return 2
     sys.stdout.write(serde.dumps(doc, indent=True).decode() + "\n")
     return 0 if doc.get("confirmed", True) else 1
 

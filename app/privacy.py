@@ -18,7 +18,8 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from livesignals import serde
-from livesignals.contract import primary_key
+from livesignals.contract import IDENTIFIER_KINDS, primary_key
+from livesignals.identifiers import normalise_identifier
 from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
 from state.connection import connect
@@ -28,12 +29,29 @@ from state.retention import Retention
 
 
 def customer_key(identifier: str) -> str:
-    """``kind:value``; a bare id means ``customer_id``.
+    """``kind:value``; a bare id means ``customer_id``; the value spelled as the engine keys it
+    (:func:`livesignals.identifiers.normalise_identifier`: stripped, NFC), else ``ValueError``.
 
-    >>> customer_key("c42"), customer_key("email:a@b.c")
-    ('customer_id:c42', 'email:a@b.c')
+    >>> customer_key("c42"), customer_key("email:a@b.c "), customer_key(" email: cafe\u0301@b.c")
+    ('customer_id:c42', 'email:a@b.c', 'email:caf\xe9@b.c')
+    >>> customer_key("mail:a@b.c")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown identifier kind 'mail' (one of customer_id, email, phone, device_id, cookie_id)
     """
-    return identifier if ":" in identifier else f"customer_id:{identifier}"
+    kind, _, value = identifier.partition(":") if ":" in identifier else ("customer_id", ":", identifier)
+    kind = kind.strip()
+    if kind not in IDENTIFIER_KINDS:
+        raise ValueError(f"unknown identifier kind {kind!r} (one of {', '.join(IDENTIFIER_KINDS)})")
+    try:
+        return f"{kind}:{normalise_identifier(value)}"
+    except ValueError as exc:
+        raise ValueError(f"the {kind} {exc}") from None
+
+
+def held(client: Any, keys: Keys, key: str) -> bool:
+    """True when Redis holds anything under ``key``: a profile, a timeline or a claim set."""
+    return bool(client.exists(keys.profile(key), keys.timeline(key)) or client.exists(keys.owners(key)))
 
 
 def erase_event(subject: str, also: str | None, request_id: str, now_ms: int) -> dict[str, Any]:
@@ -53,6 +71,7 @@ def request_erase(settings: Settings, identifier: str, wait_s: float = 0.0) -> d
     client, keys = connect(settings), Keys(settings.key_prefix)
     key = customer_key(identifier)
     subjects, claimants = resolve(client, keys, key)
+    found = bool(claimants) or held(client, keys, key)
     request_id = uuid.uuid4().hex
     now = int(time.time() * 1000)
     producer = Producer({**settings.kafka_client_config(), "enable.idempotence": True, **PRODUCER_CONFIG})
@@ -66,9 +85,17 @@ def request_erase(settings: Settings, identifier: str, wait_s: float = 0.0) -> d
         raise RuntimeError("the erase request was not confirmed by Kafka")
     out: dict[str, Any] = {
         "request_id": request_id,
+        "identifier": key,
         "erasing": keyed,
         "shared_with": claimants if len(claimants) > 1 else [],
+        "found": found,
     }
+    if not found:
+        out["note"] = (f"nothing is held under {key} (no profile, timeline or claim): no customer was found "
+                       "to erase; the erase event was sent anyway, so events of it in flight are dropped")  # fmt: skip
+    elif len(claimants) > 1:
+        out["note"] = (f"{key} is shared by {len(claimants)} customers: it is erased alone, the customers "
+                       "stay (erase each by their customer_id)")  # fmt: skip
     if wait_s > 0:
         ledger = ErasureLedger(client, keys, Retention.from_settings(settings))
         wanted = {ledger.subject(k) for k in keyed}
@@ -78,6 +105,11 @@ def request_erase(settings: Settings, identifier: str, wait_s: float = 0.0) -> d
             done = {r["subject"] for r in ledger.audit(request_id)}
             time.sleep(0.1)
         out["confirmed"] = wanted <= done
+        if not out["confirmed"]:
+            out["why"] = (
+                f"no audit entry from the engine within {wait_s:g} s: is it running and reading "
+                f"{settings.input_topics[0]}?"
+            )
         out["keys_erased"] = len(ledger.audit(request_id))
     return out
 
@@ -92,7 +124,7 @@ def export_customer(settings: Settings, identifier: str, kafka: bool = False) ->
     if kafka:
         wanted = set(subjects)
         for c in doc["customers"]:
-            wanted |= set(c["linked"])
+            wanted |= {i for i, linked in c["linked"].items() if not linked.get("shared")}
         doc["kafka"] = _kafka_records(settings, wanted)
     return doc
 

@@ -3,9 +3,10 @@
 **Subject hash.** The erasure ledger and the audit stream must recognise an
 erased customer again without holding the customer's key (``email:alice@...``
 is personal data). They hold :func:`subject_hash`: BLAKE2b-128 of the key,
-keyed with ``erasure_ledger_secret`` when set. Unkeyed, anyone who can read
-Redis and guesses a key can confirm it was erased; keyed, only holders of the
-secret can.
+keyed with ``erasure_ledger_secret``, or when that is not set with the
+deployment's own random secret kept in Redis
+(:func:`state.erasure.deployment_secret`). Unkeyed, anyone who guesses a key
+could confirm it was erased; keyed, only holders of the secret can.
 
 **Dead-letter redaction** (``dead_letter_redact``). A dead letter keeps a
 bounded prefix of the original bytes so that people can see what was wrong.
@@ -13,8 +14,9 @@ With redaction on, :func:`redact_dead_letter` keeps the shape and drops the
 personal data: known personal fields (:data:`PII_FIELDS`) and every string
 value outside the contract's vocabulary (:data:`KEPT_FIELDS`: types, topics,
 statuses, reference ids ...) become ``"[redacted]"`` -- a malformed event can
-carry a name in any field --, numbers and booleans stay, customer identifiers
-and the record key become their subject hash, and bytes that are not a JSON
+carry a name in any field --, numbers and booleans stay, customer identifiers,
+the record key and the ids a producer makes up per customer (:data:`HASHED_FIELDS`: event, target, order and
+case ids) become their subject hash, and bytes that are not a JSON
 object (or a prefix cut mid-document) are dropped entirely; their size and
 SHA-256 stay in the headers, and the detail header loses the values it quotes
 (:func:`redact_detail`).
@@ -38,6 +40,9 @@ KEPT_FIELDS: Final = frozenset({
     "campaign_id", "decision_id", "rates_event_id", "target_id", "request_id",
 })  # fmt: skip
 """Fields whose string values a redacted dead letter keeps: the contract's vocabulary and reference ids."""
+HASHED_FIELDS: Final = frozenset({"event_id", "target_id", "rates_event_id", "order_id", "case_id"})
+"""Reference ids a producer makes up per customer (they may embed a name or an email): a redacted dead letter
+holds their subject hash, which still matches another dead letter of the same id."""
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?")
 
 
@@ -64,6 +69,8 @@ def redact_dead_letter(value: bytes, key: bytes | None, secret: str = "") -> tup
     False
     >>> serde.loads(v)["payload"]["topic"]
     'x'
+    >>> serde.loads(redact_dead_letter(b'{"event_id": "zelda-1"}', None, "k")[0])["event_id"] != "zelda-1"
+    True
     >>> serde.loads(redact_dead_letter(b'{"event_time": "Al Smith", "payload": {"note": "Al"}}', None)[0])
     {'event_time': '[redacted]', 'payload': {'note': '[redacted]'}}
     >>> redact_dead_letter(b"not json, Alice", None)
@@ -77,7 +84,7 @@ def redact_dead_letter(value: bytes, key: bytes | None, secret: str = "") -> tup
     if not isinstance(doc, dict):
         return b"", new_key
     customer = doc.pop("customer", None)
-    doc = _redacted(doc)
+    doc = _redacted(doc, secret=secret)
     if isinstance(customer, dict):
         doc["customer"] = {k: subject_hash(f"{k}:{v}", secret) for k, v in customer.items()}
     elif customer is not None:
@@ -106,12 +113,15 @@ def redact_detail(value: str | bytes | None) -> bytes:
     return _QUOTED.sub("'…'", text).encode()
 
 
-def _redacted(node: Any, name: str = "") -> Any:
-    """Numbers, booleans and the strings of :data:`KEPT_FIELDS` kept; every other string redacted."""
+def _redacted(node: Any, name: str = "", secret: str = "") -> Any:
+    """Numbers, booleans and the strings of :data:`KEPT_FIELDS` kept (those of :data:`HASHED_FIELDS` as their
+    subject hash); every other string redacted."""
     if isinstance(node, dict):
-        return {k: _redacted(v, k) for k, v in node.items()}
+        return {k: _redacted(v, k, secret) for k, v in node.items()}
     if isinstance(node, list):
-        return [_redacted(v, name) for v in node]
+        return [_redacted(v, name, secret) for v in node]
+    if isinstance(node, str) and name in HASHED_FIELDS:
+        return subject_hash(f"{name}:{node}", secret)
     if isinstance(node, str) and (name not in KEPT_FIELDS or name.lower() in PII_FIELDS):
         return REDACTED
     return node

@@ -183,8 +183,9 @@ class Engine:
                 report.replay_skipped += 1
                 continue
             if event.type == "erase":  # the customer and what it linked (operators.erasure)
-                erased = erasure.erase_all(event, state, lambda e: self._partition(e, partitions), self.router,
-                                           lambda k: self.store.load([k])[k], report)  # fmt: skip
+                erased = erasure.erase_all(event, state, lambda e: self._partitions_at(e, partitions), self.router,
+                                           lambda k: self.store.load([k])[k], report,
+                                           erasure.claimants_of(self.store))  # fmt: skip
                 touched.update((s.customer_key, s) for s in erased)
                 continue
             cut = erasure.cutoff(state, ledger)
@@ -402,9 +403,24 @@ class Engine:
         touched[pos] = part
         return part
 
+    def _partitions_at(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> list[_Forgetting]:
+        """The aggregates of every topic at ``event``'s partition number (an erase read on the repartition
+        topic forgets a churn due index entry made on an input topic); those changed count as touched."""
+        self._partition(event, touched)  # where the erase is read: committed with its offsets, as any event's
+        number = read_position(event).partition
+        topics = (*self.settings.input_topics, self.settings.repartition_topic)
+        return [_Forgetting(self._loaded((t, number)), (t, number), touched) for t in topics]
+
+    def _loaded(self, pos: tuple[str, int]) -> PartitionAggregates:
+        part = self._partitions.get(pos)
+        if part is None:
+            part = self._partitions[pos] = self.store.load_partition(*pos)
+        return part
+
     def _out_records(self, report: BatchReport) -> list[OutRecord]:
         s = self.settings
-        records = [OutRecord(s.dead_letter_topic, *dead_letter_record(d, s.dead_letter_redact, s.erasure_ledger_secret))
+        secret = erasure.hashing_secret(self.store, s.erasure_ledger_secret) if report.dead_letters else ""
+        records = [OutRecord(s.dead_letter_topic, *dead_letter_record(d, s.dead_letter_redact, secret))
                    for d in report.dead_letters]  # fmt: skip
         records += [_signal_record(s.flags_topic, f.customer_key, f.to_json(), f.flag_id) for f in report.flags]
         records += [
@@ -500,3 +516,18 @@ def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:
         if o.offset + 1 > out.get(pos, -1):
             out[pos] = o.offset + 1
     return out
+
+
+class _Forgetting:
+    """A partition's aggregates that count as touched (committed) once an erase made them forget a key."""
+
+    def __init__(
+        self, part: PartitionAggregates, pos: tuple[str, int], touched: dict[tuple[str, int], PartitionAggregates]
+    ) -> None:
+        self.part, self.pos, self.touched = part, pos, touched
+
+    def forget(self, customer_key: str) -> None:
+        """Forget ``customer_key`` in the due index; mark the aggregates touched when it was there."""
+        if any(customer_key in keys for keys in self.part.churn_due.values()):
+            self.part.forget(customer_key)
+            self.touched[self.pos] = self.part

@@ -9,17 +9,21 @@ input order, inside a batch whose commit is fenced like any other
 Applying it (:func:`erase`):
 
 * the customer's state is reset in place (the cache holds the same object) and
-  marked ``erased``; the store then deletes the profile, timeline, writer key,
-  claim set and the customer's claims on its linked identifiers, records the
+  marked ``erased``; the store then deletes the profile, timeline, writer key
+  and the customer's claims on its linked identifiers, records the
   erasure in the ledger and the audit stream, and scrubs the flags stream
   (:mod:`state.erasure`);
 * the flags, triggers, decisions and outcomes this batch produced for the
   customer before the erase are dropped (never published nor stored);
-* the partition's churn due index forgets the customer;
-* every identifier the customer linked (and every other identifier named in the
-  event) is erased too: here when this partition owns it, else by an ``erase``
-  event re-published to its owner partition through the repartition topic
-  (:func:`cascade_records`) -- the owner of each key stays its only writer;
+* the churn due index of every topic at the partition number forgets the
+  customer (a cascade is read on the repartition topic, the entry was made on
+  an input topic);
+* every identifier the customer linked that no other customer claims (and every
+  other identifier named in the event) is erased too; an erase naming an
+  identifier alone erases its only claimant too (a shared one is erased alone):
+  here when this partition owns it, else by an ``erase`` event re-published to
+  its owner partition through the repartition topic (:func:`cascade_records`)
+  -- the owner of each key stays its only writer;
 * tombstones (the customer's key, no value) go to the flags, triggers and
   decisions topics (:func:`tombstones`).
 
@@ -33,15 +37,15 @@ customer came back).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from livesignals import serde
 from livesignals.contract import Event
 from livesignals.errors import Origin
 from livesignals.privacy import subject_hash
-from operators.partition import PartitionAggregates
 from operators.ports import OutRecord
 from operators.profile360.profile import SECTIONS, CustomerState
 from operators.report import BatchReport
@@ -72,15 +76,24 @@ class Erasure:
         return f"erase:{o.topic}:{o.partition}:{o.offset}:{subject_hash(self.customer_key)[:16]}"
 
 
-def erase(state: CustomerState, event: Event, part: PartitionAggregates | None) -> list[str]:
+class Forgets(Protocol):
+    """What forgets an erased customer: a partition's aggregates (their churn due index)."""
+
+    def forget(self, customer_key: str) -> None:
+        """Drop ``customer_key``."""
+
+
+def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = ()) -> list[str]:
     """Reset ``state`` and mark it erased (see the module docstring); the identifiers to erase with it.
+
+    ``parts``: the aggregates of the partition number (every topic) whose churn due index forgets it.
 
     >>> from livesignals.errors import Origin
     >>> s = CustomerState("customer_id:c1")
     >>> s.identity = {"linked": ["device_id:d1"], "last_seen": 5000}
     >>> s.events = 3
     >>> e = Event("x", "erase", "backoffice", {"customer_id": "c1"}, 4000, {}, Origin("in", 0, 9))
-    >>> erase(s, e, None), s.events, s.erased["at"]
+    >>> erase(s, e), s.events, s.erased["at"]
     (['device_id:d1'], 0, 5000)
     """
     key = state.customer_key
@@ -101,28 +114,41 @@ def erase(state: CustomerState, event: Event, part: PartitionAggregates | None) 
         "request": event.payload.get("request_id"),
         "origin": f"{o.topic}:{o.partition}:{o.offset}",
     }
-    if part is not None:
+    for part in parts:
         part.forget(key)
     return sorted(dict.fromkeys(links))
+
+
+Claimants = Callable[[list[str]], dict[str, set[str]]]
+"""Reads the claim sets of identifiers (``identifier -> claimant keys``) from the store."""
 
 
 def erase_all(
     event: Event,
     state: CustomerState,
-    partition_of: Callable[[Event], PartitionAggregates],
+    partitions_of: Callable[[Event], Iterable[Forgets]],
     router: Router | None,
     load: Callable[[str], CustomerState],
     report: BatchReport,
+    claimants: Claimants = lambda identifiers: {},
 ) -> list[CustomerState]:
-    """Erase ``event``'s customer and every identifier it linked that this partition owns (loaded by
-    ``load``); the others are recorded for an erase event at their owner. The states erased."""
+    """Erase ``event``'s customer and what goes with it (:func:`plan_targets`); those this partition owns
+    are loaded by ``load`` and erased here, the others get an erase event at their owner. The states erased."""
     here = read_position(event).partition
     done: list[CustomerState] = []
+    explicit = not event.event_id.startswith(CASCADE_PREFIX)
     todo, seen = [(event, state)], {state.customer_key}
+    root_claimant = _only_claimant(state.customer_key, claimants) if explicit else None
     while todo:
         ev, st = todo.pop()
+        named = set() if ev is not event else {f"{k}:{v}" for k, v in ev.ids.items()} - {st.customer_key}
+        linked = list(st.identity.get("linked", []))
+        erase(st, ev, partitions_of(ev))
+        targets = [*sorted(named), *_not_shared(linked, seen | set(named), claimants)]
+        if ev is event and root_claimant is not None:
+            targets.append(root_claimant)
         remote = []
-        for link in erase(st, ev, partition_of(ev)):
+        for link in dict.fromkeys(targets):
             if link in seen:
                 continue
             seen.add(link)
@@ -132,11 +158,59 @@ def erase_all(
             else:
                 remote.append((link, owner))
         drop_signals(report, st.customer_key)
-        cascade = ev is not event or ev.event_id.startswith(CASCADE_PREFIX)
+        cascade = ev is not event or not explicit
         report.erasures.append(Erasure(st.customer_key, event.origin, event.event_time_ms,
                                        ev.payload.get("request_id"), cascade, tuple(remote)))  # fmt: skip
         done.append(st)
     return done
+
+
+def _only_claimant(identifier: str, claimants: Claimants) -> str | None:
+    """The customer an identifier named alone in an erase belongs to: its only claimant, if it has one.
+
+    An identifier claimed by several customers (a family phone) is shared: erased alone, no claimant.
+    """
+    if identifier.startswith("customer_id:"):
+        return None  # never claimed: the strongest kind links others, is linked by none
+    owners = claimants([identifier]).get(identifier, set()) - {identifier}
+    return next(iter(owners)) if len(owners) == 1 else None
+
+
+def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:
+    """Of the identifiers an erased customer linked, those no customer outside ``erasing`` claims.
+
+    A linked identifier another customer also claims (a shared phone) is not erased with this one: the
+    erased customer's claim on it goes (:meth:`state.erasure.ErasureLedger.plan`), the other claimants'
+    claims, and the identifier's own profile and timeline (theirs as much as this customer's), stay.
+    """
+    if not linked:
+        return []
+    owners = claimants(linked)
+    keep = [i for i in linked if i not in erasing]
+    while True:  # an identifier kept for a claimant that is itself shared (and so stays) is shared too
+        going = erasing | set(keep)
+        still = [i for i in keep if owners.get(i, set()) <= going]
+        if still == keep:
+            return keep
+        keep = still
+
+
+def claimants_of(store: Any) -> Claimants:
+    """The store's claim-set reader (none for a store without a ledger, e.g. in-memory replays)."""
+    erasures = getattr(store, "erasures", None)
+    return erasures.claimants if erasures is not None else (lambda identifiers: {})
+
+
+_PROCESS_SECRET = secrets.token_hex(32)
+"""Keys dead-letter hashes of a store with no Redis (in-memory replays) when no secret is set."""
+
+
+def hashing_secret(store: Any, configured: str) -> str:
+    """The secret subject hashes are keyed with: ``configured``, else the deployment's (kept in Redis)."""
+    erasures = getattr(store, "erasures", None)
+    if erasures is not None:
+        return str(erasures.secret)
+    return configured or _PROCESS_SECRET
 
 
 def cutoff(state: CustomerState, ledger: dict[str, int]) -> int | None:

@@ -120,7 +120,7 @@ def _customers(store: Any, plan: Plan) -> None:
             if op[0] == "claim":
                 # redis-py does not pipeline scripts on a cluster: a claim is its own (idempotent)
                 # round trip. New links are rare (a login, a first purchase).
-                store._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=store.client)
+                store._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT, *op[3:]], client=store.client)
             elif op[0] == "profile":
                 profiles.append(op[1:])
             elif op[0] == "ttl":
@@ -186,6 +186,12 @@ def _partition(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> 
         raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
     if verdict == "lost":
         raise StateLost(partition, detail)
+    others = {t: f for (t, p), f in plan.aggregates.items() if p == partition and t not in news}
+    if others:  # aggregates of a topic this batch read nothing from (an erase forgot a key there): after the check
+        pipe = store.client.pipeline(transaction=False)
+        for topic, fields in others.items():
+            pipe.hset(store.keys.partition(topic, partition), mapping=fields)
+        store._execute(pipe, "commit")
 
 
 def _write_ahead(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> None:

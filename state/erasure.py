@@ -10,14 +10,18 @@ key                               type    holds                                 
                                           ``subject`` (hash), ``request``,           ``erasure_audit_maxlen``
                                           ``origin``, ``cutoff``, ``cascade``,
                                           ``at``; no personal data
+``ls:{privacy}:secret``            string  the deployment's hashing secret when       none (made once,
+                                          ``erasure_ledger_secret`` is not set       ``SET NX``)
+                                          (:func:`deployment_secret`)
 ================================  ======  =========================================  ==========================
 
 The commit of a batch that erased customer ``K`` (:meth:`ErasureLedger.plan`,
 run by :class:`state.store.ProfileStore` in the batch's own commit: one
 MULTI/EXEC on one Redis, the ordered Cluster commit on Redis Cluster) sets the
-ledger entry first, then deletes ``K``'s profile, timeline, writer key and
-claim set, removes ``K`` from the claim set of every identifier it linked, and
-appends the audit entry. Before that commit the flags stream is scrubbed of
+ledger entry first, then deletes ``K``'s profile, timeline and writer key,
+removes ``K`` from the claim set of every identifier it linked (a claim set is
+never deleted while a claimant stays: Redis drops it when its last claimant
+goes), and appends the audit entry. Before that commit the flags stream is scrubbed of
 ``K``'s entries (:meth:`ErasureLedger.scrub_flags`, a script run in chunks;
 idempotent, so a retried batch scrubs again). The keys of linked identifiers
 owned by other partitions are erased by their own owner (:mod:`operators.erasure`).
@@ -25,6 +29,8 @@ owned by other partitions are erased by their own owner (:mod:`operators.erasure
 
 from __future__ import annotations
 
+import functools
+import secrets
 import time
 from typing import Any
 
@@ -79,7 +85,12 @@ class ErasureLedger:
 
     def subject(self, customer_key: str) -> str:
         """The customer key's hash, as the ledger and the audit stream hold it."""
-        return subject_hash(customer_key, self.retention.erasure_ledger_secret)
+        return subject_hash(customer_key, self.secret)
+
+    @functools.cached_property
+    def secret(self) -> str:
+        """``erasure_ledger_secret``, else this deployment's own (:func:`deployment_secret`): never unkeyed."""
+        return self.retention.erasure_ledger_secret or deployment_secret(self.client, self.keys)
 
     @property
     def audit_key(self) -> str:
@@ -97,13 +108,26 @@ class ErasureLedger:
         metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
         return {k: int(v) for k, v in zip(customer_keys, rows, strict=True) if v is not None}
 
+    def claimants(self, identifiers: list[str]) -> dict[str, set[str]]:
+        """The claim sets of ``identifiers`` (one round trip; none if no identifiers)."""
+        if not identifiers:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for identifier in identifiers:
+            pipe.smembers(self.keys.owners(identifier))
+        rows = pipe.execute()
+        metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
+        return {i: {_text(m) for m in row} for i, row in zip(identifiers, rows, strict=True)}
+
     def plan(self, state: CustomerState) -> list[tuple[Any, ...]]:
         """The writes that erase ``state``'s customer (``state.erased`` is set), in order: ledger first."""
         erased = state.erased or {}
         key, k = state.customer_key, self.keys
         ttl = self.retention.erasure_ledger_ttl_s or None
         ops: list[tuple[Any, ...]] = [("set", self.ledger_key(key), str(erased.get("at", 0)), ttl)]
-        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.owners(key))]
+        # the key's claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
+        # drops an empty set) when its last claimant is erased -- never while a claimant stays
+        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key))]
         ops += [("srem", k.owners(link), key) for link in erased.get("links", [])]
         entry = {
             "subject": self.subject(key),
@@ -135,6 +159,21 @@ class ErasureLedger:
         return [r for r in out if request_id is None or r.get("request") == request_id]
 
 
+def deployment_secret(client: Any, keys: Keys) -> str:
+    """The deployment's hashing secret held in Redis (``ls:{privacy}:secret``), made once (``SET NX``, 32
+    random bytes) by whichever process asks first; used when ``erasure_ledger_secret`` is not set.
+
+    Without a secret, a subject hash is a plain digest: anyone holding a candidate email could confirm
+    it was erased, or find it in a redacted dead letter. This one keys the hashes against readers of
+    Kafka (dead letters, audit copies) at no setup cost; it does not protect against readers of Redis
+    itself (they can read it too), and it is lost with Redis's data (the ledger too; later dead letters
+    hash differently). Set ``erasure_ledger_secret`` from a secret store to protect against both.
+    """
+    name = f"{keys.prefix}:{{privacy}}:secret"
+    client.set(name, secrets.token_hex(32), nx=True)
+    return _text(client.get(name))
+
+
 def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[str]]:
     """``(customer keys to erase, claimants)`` for an identifier (``kind:value``).
 
@@ -149,11 +188,19 @@ def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[s
 
 
 def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) -> dict[str, Any]:
-    """Everything Redis holds about ``customer_key`` and the identifiers it linked, as JSON-ready data."""
+    """Everything Redis holds about ``customer_key`` and the identifiers it linked, as JSON-ready data.
+
+    A linked identifier another customer also claims is reported as ``{"shared": true}``: its profile,
+    timeline and claimants are not this customer's alone.
+    """
     doc = _one(client, keys, customer_key)
     linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
-    doc["linked"] = {identifier: _one(client, keys, identifier) for identifier in linked}
-    everyone = {customer_key, *linked}
+    claims = ledger.claimants(linked)
+    # a linked identifier's own profile and timeline are this customer's only when no other customer claims
+    # it: a shared one (a family phone) holds the other claimants' data too, so only the link is reported
+    own = [i for i in linked if claims.get(i, set()) <= {customer_key}]
+    doc["linked"] = {i: _one(client, keys, i) if i in own else {"customer": i, "shared": True} for i in linked}
+    everyone = {customer_key, *own}
     doc["flags_stream"] = [
         {"id": _text(i), **serde.loads(f[b"doc"])}
         for i, f in _scan_stream(client, keys.flags_stream)

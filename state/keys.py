@@ -23,7 +23,9 @@ key                                type    holds                                
                                                                                              ``timeline_max_age_days``
                                                                                              (90; TTL max age + 1 day;
                                                                                              anonymous: as its profile)
-``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members;
+``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
+                                                                                             while a known customer
+                                                                                             claims it, else
                                                                                              ``identity_claim_ttl_s``
                                                                                              (400 days) after its
                                                                                              last new claim
@@ -68,7 +70,8 @@ key                                type    holds                                
 =================================  ======  ================================================  ===================
 
 An erase (:mod:`operators.erasure`, :mod:`state.erasure`) deletes the customer's
-profile, timeline, writer key and claim set, its claims on its linked identifiers
+profile, timeline and writer key, its claims on its linked identifiers (a claim set
+goes with its last claimant)
 and its entries in ``ls:flags``; the retention rules are in :mod:`state.retention`
 (checked by ``tests/integration/test_erase_retention.py`` and ``test_erase.py``).
 

@@ -6,8 +6,9 @@ what                                kept
 anonymous profile (``device_id``,   ``anonymous_ttl_s`` (30 days) after the last event applied to it:
 ``cookie_id``), its timeline and    every write sets the TTL again, so an idle anonymous id disappears
 writer key                          by itself
-identity claim set                  ``identity_claim_ttl_s`` (400 days) after its last new claim
-(``ls:{<ident>}:owners``)
+identity claim set                  while a known customer (not an anonymous id) claims it: no TTL (it
+(``ls:{<ident>}:owners``)           goes when its last claimant is erased); with anonymous claimants only,
+                                    ``identity_claim_ttl_s`` (400 days) after its last new claim
 customer profile                    no TTL (a customer's 360 is the point); erased on request
 customer timeline                   ``timeline_max_entries`` / ``timeline_max_age_days`` (existing bound)
 flags stream ``ls:flags``           ``flags_stream_maxlen`` entries (approximate MAXLEN), erased per

@@ -65,11 +65,22 @@ from state.retention import Retention, is_anonymous
 Retry = Callable[[Callable[[], None]], None]
 """Runs a commit until it succeeds (backing off while Redis is unreachable); see :mod:`state.connection`."""
 
-# Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants.
+# Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants, then its lifetime
+# (state.retention): a claim set a known customer (not an anonymous id) is a member of has no TTL -- it
+# goes when its last claimant is erased -- and one with anonymous claimants only expires ARGV[3] s after
+# its last new claim. ARGV: claimant, max claimants, ttl, 1 if the claimant is a known customer.
 _CLAIM = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-return redis.call('SADD', KEYS[1], ARGV[1])
+local persistent = redis.call('EXISTS', KEYS[1]) == 1 and redis.call('TTL', KEYS[1]) == -1
+local added = 0
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  added = redis.call('SADD', KEYS[1], ARGV[1])
+end
+if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PERSIST', KEYS[1])
+elseif not persistent and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+end
+return added
 """
 
 
@@ -268,7 +279,7 @@ class ProfileStore:
             for ops in plan.customers:
                 for op in ops:
                     if op[0] == "claim":
-                        self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT], client=pipe)
+                        self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT, *op[3:]], client=pipe)
                     elif op[0] == "profile":
                         pipe.set(op[1], op[3])
                     elif op[0] == "ttl":  # after the profile's SET (which clears a TTL)
@@ -290,9 +301,8 @@ class ProfileStore:
                 return ops
         if state.new_timeline:
             ops += self._append_timeline(state)
-        claim_ttl = self.retention.identity_claim_ttl_s
-        for identifier in state.new_links:
-            ops += [("claim", self.keys.owners(identifier), key), ("expire", self.keys.owners(identifier), claim_ttl)]
+        claim_ttl, known = self.retention.identity_claim_ttl_s, int(not is_anonymous(key))
+        ops += [("claim", self.keys.owners(identifier), key, claim_ttl, known) for identifier in state.new_links]
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
         if is_anonymous(key):  # an idle anonymous id expires (state.retention)
             ttl = self.retention.anonymous_ttl_s

@@ -134,7 +134,9 @@ def test_erase_removes_the_customer_everywhere_and_a_replay_brings_nothing_back(
     assert client.xlen(keys.flags_stream) == 0
     audit = client.xrange(f"{s.key_prefix}:erasures")
     subjects = {fields[b"subject"].decode() for _, fields in audit}
-    assert subject_hash("customer_id:c-zq") in subjects and len(audit) == 4
+    # keyed (the deployment's secret, no setting needed): never the plain digest a guesser could compute
+    assert ProfileStore(client, keys).erasures.subject("customer_id:c-zq") in subjects and len(audit) == 4
+    assert subject_hash("customer_id:c-zq") not in subjects
     assert all(fields[b"request"] == b"req-1" for _, fields in audit)
     tombstones = [r for r in out.records if r.tombstone]
     assert {(r.topic, r.key) for r in tombstones} >= {(s.flags_topic, b"customer_id:c-zq"),

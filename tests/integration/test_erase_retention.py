@@ -27,7 +27,10 @@ MIN = 60_000
 
 
 def test_an_idle_anonymous_id_disappears_and_its_claim_expires(erase_settings):
-    """Fenced, as in production: on the Cluster the anonymous id's writer key exists and expires too."""
+    """Fenced, as in production: on the Cluster the anonymous id's writer key exists and expires too.
+
+    A claim set with anonymous claimants only (a cookie the device linked) expires with them; one a
+    known customer claimed (the device the customer logged in with) stays while the customer does."""
     s = erase_settings.replace(models_enabled=False, anonymous_ttl_s=2, identity_claim_ttl_s=3)
     client, keys = connect(s), Keys(s.key_prefix)
     ownership = Ownership(lambda p: claim(client, keys, p, ["in"]))
@@ -42,20 +45,24 @@ def test_an_idle_anonymous_id_disappears_and_its_claim_expires(erase_settings):
         {**event("web_event", t=T0 + MIN, action="page_view", url="/b"), "customer": anon, "event_id": "a2"},
         {**event("app_event", t=T0 + 2 * MIN, action="login"), "customer": {"customer_id": "c-idle", **anon},
          "event_id": "a3"},
+        {**event("web_event", t=T0 + 3 * MIN, action="page_view", url="/c"),
+         "customer": {**anon, "cookie_id": "k-idle"}, "event_id": "a4"},
     ]  # fmt: skip
     engine.process([RawMessage(serde.dumps(e), b"k", Origin("in", 0, i, T0)) for i, e in enumerate(steps)])
     anonymous = [keys.profile("device_id:d-idle"), keys.timeline("device_id:d-idle")]
     assert all(client.exists(k) for k in anonymous)
     assert all(0 < client.ttl(k) <= 2 for k in anonymous)
-    assert 0 < client.ttl(keys.owners("device_id:d-idle")) <= 3
+    assert 0 < client.ttl(keys.owners("cookie_id:k-idle")) <= 3  # claimed by the anonymous device only
+    assert client.ttl(keys.owners("device_id:d-idle")) == -1  # claimed by the customer: no TTL
     if s.redis_cluster:
         assert 0 < client.ttl(keys.writer("device_id:d-idle")) <= 2
 
     deadline = time.monotonic() + 10
-    while any(client.exists(k) for k in [*anonymous, keys.owners("device_id:d-idle")]):
+    while any(client.exists(k) for k in [*anonymous, keys.owners("cookie_id:k-idle")]):
         assert time.monotonic() < deadline, "the idle anonymous id is still there"
         time.sleep(0.2)
     assert not client.exists(keys.writer("device_id:d-idle"))
+    assert client.smembers(keys.owners("device_id:d-idle")) == {b"customer_id:c-idle"}
     assert client.exists(keys.profile("customer_id:c-idle"))
     assert client.ttl(keys.profile("customer_id:c-idle")) == -1  # a customer's 360 has no TTL
 

@@ -114,7 +114,8 @@ def run_and_erase(settings, tmp_path, labelled: bool = False, export_check=None,
             assert asked["confirmed"] and asked["erasing"] == ["customer_id:c-zq"], asked
             ledger = ErasureLedger(client, keys)
             erased = {f"email:{EMAIL}", f"phone:{PHONE}", "device_id:d-zq", "customer_id:c-zq"}
-            wanted = {subject_hash(k) for k in erased}
+            wanted = {ledger.subject(k) for k in erased}  # keyed (the deployment's secret)
+            assert not wanted & {subject_hash(k) for k in erased}  # never the plain digest
             deadline = time.monotonic() + 120
             while not wanted <= {r["subject"] for r in ledger.audit(asked["request_id"])}:
                 assert engine.poll() is None and time.monotonic() < deadline, "cascaded erasures not confirmed"

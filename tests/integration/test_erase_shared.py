@@ -1,0 +1,283 @@
+"""Erasing by an identifier, and identifiers several customers share (the outside review of issue #14).
+
+* an identifier a customer claimed keeps naming that customer however long ago the claim was made
+  (its claim set has no TTL while a known customer claims it);
+* an erase event naming an identifier alone erases its only claimant, wherever the claimant's
+  partition is, and no claim set goes while its claimant stays;
+* ``livesignals erase`` spells the identifier as the engine does, and says when nothing was found;
+* a shared identifier (a family phone) is never another customer's way in: an export shows only that
+  it is linked and shared, and erasing one claimant leaves the other's claim and phone-keyed events;
+* an erase read on the repartition topic forgets the churn due index entry an input topic made;
+* subject hashes and redacted dead letters are keyed even with no secret configured.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+import pytest
+from confluent_kafka import Consumer
+
+from app.privacy import request_erase
+from livesignals import serde
+from livesignals.contract import RawMessage
+from livesignals.errors import Origin
+from livesignals.partitioner import owner_partition
+from livesignals.privacy import subject_hash
+from operators.engine import Engine
+from operators.partition import PartitionAggregates
+from state.connection import connect
+from state.erasure import export, resolve
+from state.keys import Keys
+from state.ownership import Ownership, claim
+from state.retention import Retention
+from state.store import ProfileStore
+from tests.helpers import T0, event
+from tests.integration.test_erase import Capture, everything, journey, messages, occurrences
+from tests.integration.test_erase import erase_settings as erase_settings  # the fixture: single and Cluster
+from tests.integration.test_redis_cluster import cluster_url  # noqa: F401
+
+MIN = 60_000
+EMAIL = "zelda.quill@example.org"
+CLOCK = (T0 + 60 * MIN) / 1000
+
+
+def engine_for(s, parts: int | None = None, claimed: tuple[int, ...] = ()) -> tuple[Engine, Capture]:
+    """An engine on real Redis; with ``claimed``, fenced as in production (owning those partition numbers)."""
+    out = Capture()
+    client, keys = connect(s), Keys(s.key_prefix)
+    ownership = None
+    if claimed:
+        ownership = Ownership(lambda p: claim(client, keys, p, [*s.input_topics, s.repartition_topic]))
+        for partition in claimed:
+            ownership.claim(partition)
+    store = ProfileStore(
+        client, keys, cluster=s.redis_cluster, retention=Retention.from_settings(s), ownership=ownership
+    )
+    counts = None if parts is None else {s.input_topics[0]: parts, s.repartition_topic: parts}
+    return Engine(s, store, out, clock=lambda: CLOCK, partition_counts=counts), out
+
+
+def drain(engine: Engine, out: Capture, s) -> list[str]:
+    """Apply every erase re-published to the repartition topic (read back at its partition) until none
+    is left; the keys those erased."""
+    done, erased, offset = 0, [], 1000
+    while done < len(out.records):
+        new, done = out.records[done:], len(out.records)
+        for r in new:
+            if r.topic == s.repartition_topic and r.value and b'"erase"' in r.value:
+                offset += 1
+                origin = Origin(s.repartition_topic, r.partition or 0, offset, T0)
+                report = engine.process([RawMessage(r.value, r.key, origin, r.headers)])
+                erased += [e.customer_key for e in report.erasures]
+    return erased
+
+
+def test_a_claim_by_a_known_customer_does_not_expire(erase_settings):
+    """identity_claim_ttl_s counts only for claim sets with anonymous claimants only: the email a
+    customer linked once still names them long after (here: after the TTL passed)."""
+    s = erase_settings.replace(models_enabled=False, identity_claim_ttl_s=1)
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(journey(T0), 0, 0))
+    time.sleep(2.2)
+    assert client.ttl(keys.owners(f"email:{EMAIL}")) == -1
+    assert resolve(client, keys, f"email:{EMAIL}")[0] == ["customer_id:c-zq"]
+
+
+def test_an_erase_naming_only_an_email_erases_its_customer_on_another_partition(settings):
+    """The raw erase event {"email": ...} (any producer, no CLI resolution): the email's owner finds
+    the claimant and re-publishes its erase to the claimant's partition; the claim set stays until the
+    claimant is gone, so nothing is left half-erased."""
+    s = settings.replace(models_enabled=False, policy_clock="stream", input_topics=("in",))
+    parts = 16
+    engine, out = engine_for(s, parts)
+    client, keys = connect(s), Keys(s.key_prefix)
+    home, email_home = owner_partition("customer_id:c-zq", parts), owner_partition(f"email:{EMAIL}", parts)
+    assert home != email_home  # the case under test
+    engine.process(messages(journey(T0)[1:], home, 0))
+    by_email = {**event("email", t=T0 + 7 * MIN, text="Zelda Quillfeather writes again"), "event_id": "zq-mail",
+                "customer": {"email": EMAIL}}  # fmt: skip
+    engine.process(messages([by_email], email_home, 0))
+    assert client.exists(keys.profile("customer_id:c-zq"), keys.profile(f"email:{EMAIL}")) == 2
+
+    raw = {**event("erase", t=T0 + 10 * MIN, channel="backoffice", request_id="raw-1"), "event_id": "raw-erase",
+           "customer": {"email": EMAIL}}  # fmt: skip
+    first = engine.process(messages([raw], email_home, 1))
+    assert [e.customer_key for e in first.erasures] == [f"email:{EMAIL}"]
+    assert client.smembers(keys.owners(f"email:{EMAIL}")) == {b"customer_id:c-zq"}  # its claimant is still there
+    erased = drain(engine, out, s)
+    assert "customer_id:c-zq" in erased
+    assert not client.exists(keys.profile("customer_id:c-zq"), keys.owners(f"email:{EMAIL}"))
+    assert occurrences(everything(client, s)) == {}
+
+
+def test_an_identifier_claimed_by_nobody_is_erased_alone_in_one_batch(settings):
+    s = settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client = connect(s)
+    engine.process(messages(journey(T0), 0, 0))
+    raw = {**event("erase", t=T0 + 10 * MIN, channel="backoffice"), "event_id": "raw-erase",
+           "customer": {"email": EMAIL}}  # fmt: skip
+    report = engine.process(messages([raw], 0, 10))
+    assert "customer_id:c-zq" in {e.customer_key for e in report.erasures}
+    assert occurrences(everything(client, s)) == {}
+
+
+ALICE = {"customer_id": "c-alice", "phone": "+15550111222", "email": "alice.sh@example.org"}
+BOB = {"customer_id": "c-bob", "phone": "+15550111222", "email": "bob.sh@example.org"}
+PHONE = "phone:+15550111222"
+
+
+def family(t0: int) -> list[dict]:
+    return [
+        {**event("profile_update", t=t0, fields={"name": "Alice Secretalice"}), "customer": ALICE, "event_id": "f0"},
+        {**event("profile_update", t=t0 + MIN, fields={"name": "Bob Secretbob"}), "customer": BOB, "event_id": "f1"},
+        {**event("sms", t=t0 + 2 * MIN, text="Bob here, Secretbobhealth", direction="inbound"),
+         "customer": {"phone": "+15550111222"}, "event_id": "f2"},
+    ]  # fmt: skip
+
+
+def test_an_export_shows_a_shared_identifier_as_shared_and_nothing_of_it(erase_settings):
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    store = ProfileStore(client, keys)
+    doc = export(client, keys, "customer_id:c-alice", store.erasures)
+    assert doc["linked"][PHONE] == {"customer": PHONE, "shared": True}
+    assert doc["linked"]["email:alice.sh@example.org"]["claimed_by"] == ["customer_id:c-alice"]
+    blob = serde.dumps(doc)
+    assert b"Secretbob" not in blob and b"c-bob" not in blob
+
+
+def test_erasing_one_claimant_of_a_shared_phone_leaves_the_other_whole(erase_settings):
+    """Alice's erase removes Alice's claim on the family phone only: Bob's claim stays, the phone's own
+    profile and timeline (Bob's SMS) stay, and no ledger entry drops the phone's events on a replay."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    erase = {**event("erase", "c-alice", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-alice"}
+    report = engine.process(messages([erase], 0, 3))
+    assert {e.customer_key for e in report.erasures} == {"customer_id:c-alice", "email:alice.sh@example.org"}
+    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob"}
+    assert client.exists(keys.profile(PHONE)) and client.exists(keys.profile("customer_id:c-bob"))
+    assert ProfileStore(client, keys).erasures.cutoffs([PHONE, "customer_id:c-alice"]).keys() == {"customer_id:c-alice"}
+    assert occurrences(everything(client, s), ("Secretalice", "alice.sh", "c-alice")) == {}
+    assert resolve(client, keys, PHONE)[0] == ["customer_id:c-bob"]  # the phone is now Bob's alone
+
+    # a replay of the input: Bob's SMS and profile are applied again (skipped as already applied), not dropped
+    engine.forget()
+    replay = engine.process(messages(family(T0)[1:], 0, 1))
+    assert replay.erased_dropped == 0
+
+
+def test_an_erase_by_a_shared_phone_erases_the_phone_alone_and_keeps_its_claims(settings):
+    s = settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    raw = {**event("erase", t=T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-phone",
+           "customer": {"phone": "+15550111222"}}  # fmt: skip
+    report = engine.process(messages([raw], 0, 3))
+    assert [e.customer_key for e in report.erasures] == [PHONE]
+    assert not client.exists(keys.profile(PHONE), keys.timeline(PHONE))
+    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-alice", b"customer_id:c-bob"}
+    assert client.exists(keys.profile("customer_id:c-alice"), keys.profile("customer_id:c-bob")) == 2
+
+
+def test_an_erase_read_on_the_repartition_topic_forgets_the_churn_index_of_the_input_topic(erase_settings):
+    """A customer (and their email) indexed for churn on the input topic at its partition, erased
+    through the other: the cascaded erase arrives on the repartition topic, and the input topic's due
+    index forgets the key. Fenced, as in production (on the Cluster: the ordered, checked commit)."""
+    s = erase_settings.replace(policy_clock="stream", input_topics=("in",))
+    parts = 16
+    home, email_home = owner_partition("customer_id:c-zq", parts), owner_partition(f"email:{EMAIL}", parts)
+    other_home = owner_partition("customer_id:c-other", parts)
+    engine, out = engine_for(s, parts, claimed=tuple(range(parts)))
+    client, keys = connect(s), Keys(s.key_prefix)
+    assert home != email_home
+    engine.process(messages(journey(T0)[1:], home, 0))
+
+    def indexed(topic: str, partition: int) -> set[str]:
+        part = PartitionAggregates.from_fields(client.hgetall(keys.partition(topic, partition)))
+        return set().union(*part.churn_due.values()) if part.churn_due else set()
+
+    by_email = {**event("email", t=T0 + 7 * MIN, text="still waiting"), "event_id": "zq-mail",
+                "customer": {"email": EMAIL}}  # fmt: skip
+    engine.process(messages([by_email], email_home, 0))
+    assert "customer_id:c-zq" in indexed("in", home) and f"email:{EMAIL}" in indexed("in", email_home)
+    # erased by their customer_id: the email's erase is the cascade, read on the repartition topic
+    engine.process(messages([{**event("erase", "c-zq", T0 + 10 * MIN, channel="backoffice"), "event_id": "e1"}],
+                            home, 100))  # fmt: skip
+    assert f"email:{EMAIL}" in drain(engine, out, s)
+    assert f"email:{EMAIL}" not in indexed("in", email_home)
+    assert "customer_id:c-zq" not in indexed("in", home)
+    # erased by the email alone: the customer's erase is the cascade, read on the repartition topic
+    engine.process(messages(journey(T0 + 20 * MIN)[1:], home, 200))
+    assert "customer_id:c-zq" in indexed("in", home)
+    raw = {**event("erase", t=T0 + 30 * MIN, channel="backoffice"), "event_id": "raw-erase",
+           "customer": {"email": EMAIL}}  # fmt: skip
+    engine.process(messages([raw], email_home, 1))
+    assert "customer_id:c-zq" in drain(engine, out, s)
+    assert "customer_id:c-zq" not in indexed("in", home)
+    engine.forget()  # a fresh engine reading the aggregates back and indexing another customer: still gone
+    other = {**event("chat", "c-other", T0 + 11 * MIN, text="hello"), "event_id": "other"}
+    engine.process(messages([other], other_home, 50))
+    assert "customer_id:c-zq" not in indexed("in", home)
+
+
+def test_hashes_are_keyed_and_redacted_dead_letters_hash_their_ids_without_a_configured_secret(settings):
+    s = settings.replace(models_enabled=False, dead_letter_redact=True, erasure_ledger_secret="")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    bad = {**event("agent_feedback", "c-zq", T0, label="negative", target_id="zelda-quill-4"),
+           "event_id": "zelda-quill-9", "extra_envelope": "Zelda"}  # fmt: skip
+    engine.process([RawMessage(serde.dumps(bad), b"email:" + EMAIL.encode(), Origin("in", 0, 0, T0))])
+    (dead,) = [r for r in out.records if r.topic == s.dead_letter_topic]
+    secret = ProfileStore(client, keys).erasures.secret
+    assert len(secret) == 64 and secret == ProfileStore(client, keys).erasures.secret  # made once, shared
+    assert dead.key == subject_hash(f"email:{EMAIL}", secret).encode() != subject_hash(f"email:{EMAIL}").encode()
+    doc = serde.loads(dead.value)
+    assert doc["event_id"] == subject_hash("event_id:zelda-quill-9", secret)
+    assert doc["payload"]["target_id"] == subject_hash("target_id:zelda-quill-4", secret)
+    assert b"zelda" not in dead.value and b"zelda" not in dead.key
+
+
+def _erase_events(s) -> list[tuple[bytes | None, dict]]:
+    """The erase events on the input topic (every partition), with their keys."""
+    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"t-{s.key_prefix}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([s.input_topics[0]])
+    found: list[tuple[bytes | None, dict]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and len(found) < 2:
+            for m in consumer.consume(10, 1.0):
+                if m.error() is None:
+                    found.append((m.key(), serde.loads(m.value() or b"{}")))
+    finally:
+        consumer.close()
+    return found
+
+
+def test_the_cli_spells_the_identifier_as_the_engine_and_says_when_nothing_was_found(kafka_settings):
+    """``livesignals erase "email:<it> "`` (a trailing space, decomposed accents) finds the customer the
+    engine keyed; an identifier nobody holds gets ``found: false`` and a note, not a silent success."""
+    s = kafka_settings.replace(models_enabled=False)
+    engine, _ = engine_for(s)
+    mail = "zoé.quill@example.org"
+    engine.process(messages([{**event("login", t=T0), "event_id": "cli-1", "type": "app_event", "channel": "app",
+                              "payload": {"action": "login"}, "customer": {"customer_id": "c-cli", "email": mail}}],
+                            0, 0))  # fmt: skip
+    spelled = " email: " + unicodedata.normalize("NFD", mail) + " "
+    asked = request_erase(s, spelled)
+    assert asked["found"] and asked["identifier"] == f"email:{mail}" and asked["erasing"] == ["customer_id:c-cli"]
+    nobody = request_erase(s, "email:nobody@example.org")
+    assert not nobody["found"] and "nothing is held under email:nobody@example.org" in nobody["note"]
+    events = _erase_events(s)
+    assert (b"customer_id:c-cli", {"customer_id": "c-cli", "email": mail}) in [(k, e["customer"]) for k, e in events]
+    with pytest.raises(ValueError, match="U\\+200B"):
+        request_erase(s, "email:a\u200b@b.c")
