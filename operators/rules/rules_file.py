@@ -24,10 +24,18 @@ import re
 import tomllib
 from typing import Any
 
-MAX_FILE_BYTES = 1_000_000
-"""Largest rules file read (the shipped catalogue is about 10 kB)."""
+MAX_FILE_BYTES = 262_144
+"""Largest rules file read (the shipped catalogue is about 10 kB; 256 flags and 256 actions fit
+several times over). Python's TOML parser slows more than linearly with the number of keys
+(100k one-line keys took seconds), so the cap also bounds a reload's pause."""
+
+MAX_DOTS_PER_LINE = 8
+"""Most dots on one line outside quoted strings: a dotted key's cost in Python's TOML parser grows
+with the square of its depth (a 100 kB key of 50k parts took 140 s), so deeper keys are refused
+before parsing; a rules file nests two or three levels."""
 
 _TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
 
 
 class RulebookError(ValueError):
@@ -58,7 +66,19 @@ def decode(data: bytes, source: str) -> str:
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
-    """The TOML document, else an error naming the line."""
+    """The TOML document, else an error naming the line (keys nested deeper than
+    :data:`MAX_DOTS_PER_LINE` are refused before parsing, in time linear in the text).
+
+    >>> parse_toml("a" + ".a" * 100 + " = 1", "rules.toml")
+    Traceback (most recent call last):
+    ...
+    operators.rules.rules_file.RulebookError: rules.toml:1: more than 8 dots outside quotes: keys nest too deeply
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.count(".") > MAX_DOTS_PER_LINE and _QUOTED.sub("", line).count(".") > MAX_DOTS_PER_LINE:
+            raise RulebookError(
+                f"{source}:{number}: more than {MAX_DOTS_PER_LINE} dots outside quotes: keys nest too deeply"
+            )
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
