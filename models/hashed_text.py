@@ -13,10 +13,10 @@ Three learners, River style (``learn_one`` / ``predict_proba_one``):
   buckets seen; strong after a few hundred labels;
 * :class:`HashedSoftmax` -- multinomial logistic regression, sparse SGD with a
   per-bucket AdaGrad step;
-* :class:`HashedEnsemble` -- the mean of the two: naive Bayes on the words
-  present (all ``n_features`` buckets, 16-bit counts), the softmax on the
-  buckets folded to ``n_features / 2``; smaller than the softmax alone at full
-  size, and better than either on held-out outside data.
+* :class:`HashedEnsemble` -- the two mixed by their recent accuracy: naive
+  Bayes on the words present (all ``n_features`` buckets, 16-bit counts), the
+  softmax on the buckets folded to ``n_features / 2``; smaller than the
+  softmax alone at full size, and better than either on held-out Persian.
 
 ``bench/sentiment.py`` compares them on outside data (progressive
 predict-then-learn); :class:`models.sentiment.SentimentModel` uses the winner,
@@ -162,17 +162,20 @@ class HashedSoftmax:
 
 
 class HashedEnsemble:
-    """The mean of naive Bayes and softmax regression on the same hashed buckets.
+    """Naive Bayes and softmax regression on the same hashed buckets, mixed by recent accuracy.
 
     Naive Bayes reads which buckets are present (a word said twice in a short
     review is no stronger), on all ``n_features`` buckets with 16-bit counts;
     the softmax reads the buckets with their repeats, folded to
     ``n_features / 2`` (``bucket & (n_features / 2 - 1)``). The two err
     differently -- naive Bayes is sure early, the softmax weighs words against
-    each other -- so their mean beats either (``bench/sentiment.py``).
-    Per bucket: 3 x 2 bytes of counts and half of the softmax's 16 bytes, about
-    0.9 MB pickled at 2^16 buckets (the softmax alone at 2^16: 1.05 MB).
-    ``nb_weight`` is naive Bayes' share of the mean.
+    each other -- and which is better depends on the data: their mix gives
+    naive Bayes ``0.5 + 0.5 tanh(eta x lead)`` of the weight, ``lead`` being
+    its accuracy minus the softmax's, each a moving average over about
+    ``1 / decay`` labels (an even mix while they tie, the better one's as it
+    leads). Per bucket: 3 x 2 bytes of counts and half of the softmax's 16
+    bytes, about 0.92 MB pickled at 2^16 buckets (the softmax alone at 2^16:
+    1.05 MB).
 
     >>> m = HashedEnsemble(n_features=2**10)
     >>> for _ in range(20):
@@ -182,25 +185,37 @@ class HashedEnsemble:
     True
     """
 
-    def __init__(self, n_features: int = 2**16, learning_rate: float = 0.5, nb_weight: float = 0.5) -> None:
+    def __init__(
+        self, n_features: int = 2**16, learning_rate: float = 0.5, eta: float = 40.0, decay: float = 0.002
+    ) -> None:
         self.n_features = n_features
         self.learning_rate = learning_rate
-        self.nb_weight = nb_weight
+        self.eta = eta
+        self.decay = decay
         self.nb = HashedNB(n_features, typecode="H")
         self.softmax = HashedSoftmax(max(2, n_features // 2), learning_rate)
+        self.accuracy = [0.0, 0.0]
+        """Moving accuracy of naive Bayes and of the softmax on the labels before each was learned."""
 
-    def _split(self, x: list[int]) -> tuple[list[int], list[int]]:
+    def nb_weight(self) -> float:
+        """Naive Bayes' share of the mix: 0.5 while the two tie, more as it leads."""
+        return 0.5 + 0.5 * math.tanh(self.eta * (self.accuracy[0] - self.accuracy[1]))
+
+    def _both(self, x: list[int]) -> tuple[dict[str, float], dict[str, float], list[int], list[int]]:
         fold = self.softmax.n_features - 1
-        return list(dict.fromkeys(x)), [j & fold for j in x]
+        present, folded = list(dict.fromkeys(x)), [j & fold for j in x]
+        return self.nb.predict_proba_one(present), self.softmax.predict_proba_one(folded), present, folded
 
     def predict_proba_one(self, x: list[int]) -> dict[str, float]:
-        """Class probabilities: the weighted mean of the two learners'."""
-        present, folded = self._split(x)
-        nb, softmax, w = self.nb.predict_proba_one(present), self.softmax.predict_proba_one(folded), self.nb_weight
+        """Class probabilities: the mix of the two learners'."""
+        nb, softmax, _, _ = self._both(x)
+        w = self.nb_weight()
         return {c: w * nb[c] + (1 - w) * softmax[c] for c in CLASSES}
 
     def learn_one(self, x: list[int], label: str) -> None:
-        """Both learners learn the labelled buckets."""
-        present, folded = self._split(x)
+        """Score each learner on the label (its moving accuracy), then both learn the buckets."""
+        nb, softmax, present, folded = self._both(x)
+        for i, proba in enumerate((nb, softmax)):
+            self.accuracy[i] += self.decay * (float(max(CLASSES, key=proba.__getitem__) == label) - self.accuracy[i])
         self.nb.learn_one(present, label)
         self.softmax.learn_one(folded, label)

@@ -3,9 +3,9 @@
 Cold start: the lexicons and their rules (:mod:`models.lexicon`), whose graded
 score becomes three class probabilities. As labels arrive (survey answers
 joined to the interaction they rate, agent corrections), an online classifier
-on hashed features (:mod:`models.hashed_text`: by default the mean of naive
-Bayes and softmax regression, which beat either alone on held-out outside
-data; bounded size, no raw word kept) learns; its features
+on hashed features (:mod:`models.hashed_text`: by default naive Bayes and
+softmax regression mixed by their recent accuracy, which beat either alone on
+held-out Persian; bounded size, no raw word kept) learns; its features
 include the lexicon's verdict and the words read under negation. The two are
 blended by how well each predicted the recent labels (a logistic weight on the
 difference of their accuracy over the last ``window`` labels, after
@@ -68,8 +68,9 @@ class SentimentModel:
     """Lexicon cold start blended into an online text classifier on hashed features.
 
     Parameters are kept as attributes (River style): ``learner``
-    (``"ensemble"``, the mean of the two below, ``"softmax"``, multinomial logistic
-    regression, or ``"nb"``, naive Bayes), ``learning_rate`` (softmax and ensemble), ``n_features`` (hash buckets: bounds the model's size),
+    (``"ensemble"``, the two below mixed by their recent accuracy, ``"softmax"``,
+    multinomial logistic regression, or ``"nb"``, naive Bayes), ``learning_rate``
+    (softmax and ensemble), ``n_features`` (hash buckets: bounds the model's size),
     ``warmup`` (labels before the learned model gets any weight), ``window``
     (labels over which the two are compared), ``eta`` (how sharply the more
     the learned model gains weight with its lead in accuracy, ``tanh(eta x

@@ -119,6 +119,18 @@ def test_the_ensemble_is_smaller_than_the_softmax_it_replaced():
     assert len(pickle.dumps(ensemble)) < 0.9 * len(pickle.dumps(softmax))
 
 
+def test_the_ensemble_mixes_evenly_while_its_learners_tie_and_leans_to_the_one_that_leads():
+    m = HashedEnsemble(2**8)
+    assert m.nb_weight() == 0.5
+    m.accuracy = [0.80, 0.85]  # the softmax five points ahead
+    assert m.nb_weight() < 0.05
+    m = HashedEnsemble(2**8)
+    for _ in range(300):  # both learn a clean separation: their moving accuracies climb from 0
+        m.learn_one([1, 2], "positive")
+        m.learn_one([3, 4], "negative")
+    assert min(m.accuracy) > 0.6 and max(m.accuracy) <= 1
+
+
 def test_sixteen_bit_counts_halve_a_full_bucket_and_keep_the_ratio():
     nb = HashedNB(2**4, typecode="H")
     nb.counts[0][3], nb.counts[2][3] = COUNT_CEILING, 1000
