@@ -3,9 +3,9 @@
 Cold start: the lexicons and their rules (:mod:`models.lexicon`), whose graded
 score becomes three class probabilities. As labels arrive (survey answers
 joined to the interaction they rate, agent corrections), an online classifier
-on hashed features (:mod:`models.hashed_text`: softmax regression by
-default, which won on outside data in English and Greek and tied in Persian;
-bounded size, no raw word kept) learns; its features
+on hashed features (:mod:`models.hashed_text`: by default naive Bayes and
+softmax regression mixed by their recent accuracy, which beat either alone on
+held-out Persian; bounded size, no raw word kept) learns; its features
 include the lexicon's verdict and the words read under negation. The two are
 blended by how well each predicted the recent labels (a logistic weight on the
 difference of their accuracy over the last ``window`` labels, after
@@ -32,12 +32,14 @@ import math
 from collections import deque
 from typing import Any
 
-from models.hashed_text import HashedNB, HashedSoftmax, hashed_features, lexicon_band
+from models.hashed_text import HashedEnsemble, HashedNB, HashedSoftmax, hashed_features, lexicon_band
 from models.lexicon import Lexicon
 from models.text import tokens
 from models.validation import MulticlassValidation
 
 CLASSES = ("negative", "neutral", "positive")
+LEARNERS = ("ensemble", "nb", "softmax")
+"""The learned model's kinds (:mod:`models.hashed_text`); the ensemble is the default."""
 
 
 def label_from_score(score: float, neutral_band: float = 0.2) -> str:
@@ -66,8 +68,9 @@ class SentimentModel:
     """Lexicon cold start blended into an online text classifier on hashed features.
 
     Parameters are kept as attributes (River style): ``learner``
-    (``"softmax"``, multinomial logistic regression, or ``"nb"``, naive
-    Bayes), ``learning_rate`` (softmax only), ``n_features`` (hash buckets: bounds the model's size),
+    (``"ensemble"``, the two below mixed by their recent accuracy, ``"softmax"``,
+    multinomial logistic regression, or ``"nb"``, naive Bayes), ``learning_rate``
+    (softmax and ensemble), ``n_features`` (hash buckets: bounds the model's size),
     ``warmup`` (labels before the learned model gets any weight), ``window``
     (labels over which the two are compared), ``eta`` (how sharply the more
     the learned model gains weight with its lead in accuracy, ``tanh(eta x
@@ -78,11 +81,11 @@ class SentimentModel:
     """
 
     def __init__(
-        self, learner: str = "softmax", learning_rate: float = 0.5, n_features: int = 2**16, warmup: int = 50,
+        self, learner: str = "ensemble", learning_rate: float = 0.5, n_features: int = 2**16, warmup: int = 50,
         window: int = 500, eta: float = 20.0, neutral_band: float = 0.15, seed: int = 42, l2: float = 0.0,
     ) -> None:  # fmt: skip
-        if learner not in ("nb", "softmax"):
-            raise ValueError(f"unknown sentiment learner {learner!r} (nb or softmax)")
+        if learner not in LEARNERS:
+            raise ValueError(f"unknown sentiment learner {learner!r} ({', '.join(LEARNERS)})")
         if n_features < 2 or n_features & (n_features - 1):
             raise ValueError(f"n_features must be a power of two, not {n_features}")
         self.learner = learner
@@ -95,8 +98,12 @@ class SentimentModel:
         self.seed = seed
         self.l2 = l2
         self.lexicon = _shared_lexicon()
-        self.classifier: HashedNB | HashedSoftmax = (
-            HashedNB(n_features) if learner == "nb" else HashedSoftmax(n_features, learning_rate)
+        self.classifier: HashedEnsemble | HashedNB | HashedSoftmax = (
+            HashedNB(n_features)
+            if learner == "nb"
+            else HashedSoftmax(n_features, learning_rate)
+            if learner == "softmax"
+            else HashedEnsemble(n_features, learning_rate)
         )
         self.labels = 0
         self.validation = MulticlassValidation()

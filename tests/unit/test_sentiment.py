@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from models.hashed_text import HashedNB, HashedSoftmax
+from models.hashed_text import COUNT_CEILING, HashedEnsemble, HashedNB, HashedSoftmax
 from models.lexicon import Lexicon, vader_lexicon_path
 from models.sentiment import SentimentModel
 from models.text import tokens
@@ -87,7 +87,7 @@ def test_the_learned_model_is_bounded_and_keeps_no_raw_token():
     assert sizes[2] - sizes[0] < 512, f"fixed by n_features and window, whatever the vocabulary: {sizes}"
 
 
-@pytest.mark.parametrize("learner", ["nb", "softmax"])
+@pytest.mark.parametrize("learner", ["ensemble", "nb", "softmax"])
 def test_learners_pickle_and_repeat(learner):
     def run():
         m = SentimentModel(learner=learner, warmup=5)
@@ -105,11 +105,37 @@ def test_learners_pickle_and_repeat(learner):
 
 
 def test_hashed_learners_learn_a_simple_separation():
-    for model in (HashedNB(2**8), HashedSoftmax(2**8)):
+    for model in (HashedNB(2**8), HashedSoftmax(2**8), HashedEnsemble(2**8)):
         for _ in range(50):
             model.learn_one([1, 2, 3], "positive")
             model.learn_one([4, 5, 6], "negative")
         assert model.predict_proba_one([1, 2])["positive"] > 0.8 > model.predict_proba_one([5])["positive"]
+
+
+def test_the_ensemble_is_smaller_than_the_softmax_it_replaced():
+    """The module docstring's claim: naive Bayes (16-bit counts) plus a softmax on half the
+    buckets pickles smaller than the softmax alone on all of them."""
+    ensemble, softmax = SentimentModel(learner="ensemble"), SentimentModel(learner="softmax")
+    assert len(pickle.dumps(ensemble)) < 0.9 * len(pickle.dumps(softmax))
+
+
+def test_the_ensemble_mixes_evenly_while_its_learners_tie_and_leans_to_the_one_that_leads():
+    m = HashedEnsemble(2**8)
+    assert m.nb_weight() == 0.5
+    m.accuracy = [0.80, 0.85]  # the softmax five points ahead
+    assert m.nb_weight() < 0.05
+    m = HashedEnsemble(2**8)
+    for _ in range(300):  # both learn a clean separation: their moving accuracies climb from 0
+        m.learn_one([1, 2], "positive")
+        m.learn_one([3, 4], "negative")
+    assert min(m.accuracy) > 0.6 and max(m.accuracy) <= 1
+
+
+def test_sixteen_bit_counts_halve_a_full_bucket_and_keep_the_ratio():
+    nb = HashedNB(2**4, typecode="H")
+    nb.counts[0][3], nb.counts[2][3] = COUNT_CEILING, 1000
+    nb.learn_one([3], "negative")
+    assert (nb.counts[0][3], nb.counts[2][3]) == (COUNT_CEILING // 2 + 1, 500)
 
 
 def _stream(n: int, rng: random.Random, noise: float) -> list[tuple[str, str]]:
