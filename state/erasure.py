@@ -10,7 +10,7 @@ key                               type    holds                                 
                                           ``subject`` (hash), ``request``,           ``erasure_audit_maxlen``
                                           ``origin``, ``cutoff``, ``cascade``,
                                           ``at``; no personal data
-``ls:{privacy}:secret``            string  the deployment's hashing secret when       none (made once,
+``ls:secret:privacy``             string  the deployment's hashing secret when       none (made once,
                                           ``erasure_ledger_secret`` is not set       ``SET NX``)
                                           (:func:`deployment_secret`)
 ================================  ======  =========================================  ==========================
@@ -30,7 +30,6 @@ owned by other partitions are erased by their own owner (:mod:`operators.erasure
 from __future__ import annotations
 
 import functools
-import secrets
 import time
 from typing import Any
 
@@ -39,6 +38,7 @@ from livesignals.privacy import subject_hash
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
 from state.retention import Retention
+from state.secrets import deployment_secret as shared_secret
 
 SCRUB_CHUNK = 2000
 """Flags-stream entries one scrub call reads; each call blocks Redis while it runs (``python -m bench.erase``
@@ -160,8 +160,9 @@ class ErasureLedger:
 
 
 def deployment_secret(client: Any, keys: Keys) -> str:
-    """The deployment's hashing secret held in Redis (``ls:{privacy}:secret``), made once (``SET NX``, 32
-    random bytes) by whichever process asks first; used when ``erasure_ledger_secret`` is not set.
+    """The deployment's hashing secret held in Redis (``ls:secret:privacy``, :mod:`state.secrets`), made
+    once (``SET NX``, 32 random bytes) by whichever process asks first; used when
+    ``erasure_ledger_secret`` is not set.
 
     Without a secret, a subject hash is a plain digest: anyone holding a candidate email could confirm
     it was erased, or find it in a redacted dead letter. This one keys the hashes against readers of
@@ -169,9 +170,7 @@ def deployment_secret(client: Any, keys: Keys) -> str:
     itself (they can read it too), and it is lost with Redis's data (the ledger too; later dead letters
     hash differently). Set ``erasure_ledger_secret`` from a secret store to protect against both.
     """
-    name = f"{keys.prefix}:{{privacy}}:secret"
-    client.set(name, secrets.token_hex(32), nx=True)
-    return _text(client.get(name))
+    return shared_secret(client, keys, "privacy")
 
 
 def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[str]]:

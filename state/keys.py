@@ -57,7 +57,8 @@ key                                type    holds                                
 ``ls:models:control``              hash    model kind -> latest promotion id                 one field per kind
 ``ls:secret:<name>``               string  a per-deployment random secret created once       one per name
                                            (``SET NX``) when its setting is empty: ``origin``
-                                           signs rerouted events' origin headers
+                                           signs rerouted events' origin headers, ``privacy``
+                                           keys erasure and dead-letter hashes
                                            (:mod:`state.secrets`)
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
