@@ -10,7 +10,11 @@ what an agent reads, a zero-width space). The rule, decided for the contract:
   control (NUL, tab, newline, DEL, C1), format (zero-width space/joiners, RTL/LTR
   marks and overrides, BOM, soft hyphen), line/paragraph separators, separators
   other than the ASCII space (no-break space, ideographic space), surrogates,
-  private-use and unassigned code points -- and an id that is blank;
+  private-use and unassigned code points -- an id that is blank, a character that
+  prints as nothing or stands for no character (see ``_INVISIBLE``: combining
+  grapheme joiner, Khmer inherent vowels, Mongolian variation selectors, Hangul
+  fillers, U+FFFC/U+FFFD) anywhere, and an id that starts with a combining mark
+  (any of categories Mn/Mc/Me; a mark after a base character is kept);
 * **normalised**: surrounding ASCII spaces are stripped and the id is put in
   Unicode NFC, so ``"é"`` composed or decomposed keys one customer; the
   normalised id must still fit the schema's ``maxLength`` (NFC lengthens a few
@@ -39,9 +43,22 @@ _CATEGORY_NAMES = {
 }  # fmt: skip
 
 
-_INVISIBLE = frozenset([0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
-"""Printable by Python's rules yet invisible on screen (Hangul fillers, braille blank, variation
-selectors): ``"c1\u3164"`` would look like ``c1`` and be another customer."""
+_INVISIBLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164, 0xFFA0, 0x2800, 0xFFFC, 0xFFFD,
+     *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
+)  # fmt: skip
+"""Printable by Python's rules yet invisible on screen, or standing for no character: Unicode's
+default-ignorable code points that are not format characters (combining grapheme joiner U+034F,
+Khmer inherent vowels U+17B4/U+17B5, Mongolian free variation selectors U+180B-U+180F, Hangul
+fillers, variation selectors), the braille blank, and the object/replacement characters
+U+FFFC/U+FFFD (a decoder's stand-in for bytes it could not read): ``"c1\u3164"`` would look
+like ``c1`` and be another customer. Rejected anywhere in an id, trailing included."""
+
+_MARK_CATEGORIES = frozenset(["Mn", "Mc", "Me"])
+"""Combining marks (nonspacing, spacing, enclosing): one cannot start an id, whatever its
+combining class (U+034F and the Khmer vowels have class 0, so ``unicodedata.combining`` misses
+them). A mark *after* a base character is part of how many scripts are written (Devanagari
+vowel signs, Thai tone marks, a decomposed accent) and is kept unless it is invisible."""
 
 
 def normalise_identifier(value: str, max_chars: int | None = None) -> str:
@@ -73,7 +90,7 @@ def normalise_identifier(value: str, max_chars: int | None = None) -> str:
         hidden = next((c for c in stripped if ord(c) in _INVISIBLE), None)
         if hidden is not None:
             raise ValueError(f"holds U+{ord(hidden):04X} (invisible)")
-        if unicodedata.combining(stripped[0]):
+        if unicodedata.category(stripped[0]) in _MARK_CATEGORIES:
             raise ValueError(f"starts with the combining mark U+{ord(stripped[0]):04X}")
         return stripped
     bad = next(c for c in value if not c.isprintable())
