@@ -47,8 +47,8 @@ _SECRET_KEY = re.compile(
 )
 """Option or parameter names whose values are secrets (librdkafka ``*.password``, ``*.pem``,
 ``*.key``, ``sasl.*``, anything with secret/token/credential; matched anywhere in a name)."""
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s]*)")
-_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)", re.DOTALL)
+_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#]*)")
 REDACTED = "***"
 
 
@@ -62,11 +62,18 @@ _MOVED_TO_RULES = {
 def redact_url(text: str) -> str:
     """``text`` with URL user info (user and password) and secret query parameters hidden.
 
-    The user info runs to the *last* ``@`` of the URL, so a password holding ``@`` or
-    ``/`` is hidden whole; if in doubt, more is hidden, never less.
+    The user info runs to the *last* ``@`` of the text, so a password holding ``@``, ``/``,
+    a space or a tab is hidden whole; text with an ``@`` but no ``scheme://`` (a mistyped
+    ``redis:/u:pw@h``, a Kafka bootstrap ``user:pw@broker:9092``) loses everything before its
+    last ``@``. A secret query parameter is hidden up to the next ``&``, ``;`` or ``#``. If in
+    doubt, more is hidden, never less.
 
     >>> redact_url("redis://user:pa/ss@db:6379/0")
     'redis://***@db:6379/0'
+    >>> redact_url("redis://u:pass word@db:6379/0")
+    'redis://***@db:6379/0'
+    >>> redact_url("user:pw@broker:9092")
+    '***@broker:9092'
     >>> redact_url("rediss://db:6380/0?password=hunter2&ssl_cert_reqs=none")
     'rediss://db:6380/0?password=***&ssl_cert_reqs=none'
     """
@@ -82,6 +89,8 @@ def redact_url(text: str) -> str:
 
     if "://" in text:
         text = _URL_USERINFO.sub(userinfo, text)
+    elif "@" in text:
+        text = REDACTED + text[text.rfind("@") :]
     return _QUERY_PARAM.sub(param, text) if "=" in text else text
 
 

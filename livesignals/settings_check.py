@@ -70,6 +70,10 @@ class Check:
 
     test: Callable[[Any], bool]
     expects: str
+    quote: bool = True
+    """False for a setting that may hold a password (a URL): its error names what was expected
+    and never quotes the value, even redacted, since a malformed URL may hide its secret where
+    redaction cannot find it."""
 
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -86,7 +90,7 @@ TOPIC = Check(lambda v: bool(_TOPIC_NAME.fullmatch(v)) and v not in (".", ".."),
 TOPICS = Check(lambda v: bool(v) and all(TOPIC.test(t) for t in v), "one or more Kafka topic names")
 HOUR_RANGE = Check(_hour_range, "local hours 'start-end', each 0-23 (e.g. '21-8'; '0-0' for none)")
 REDIS_URL = Check(lambda v: v.split("://", 1)[0] in ("redis", "rediss", "unix") and "://" in v,
-                  "a redis://, rediss:// or unix:// URL")  # fmt: skip
+                  "a redis://, rediss:// or unix:// URL", quote=False)  # fmt: skip
 LOG_LEVEL = Check(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
                   "DEBUG, INFO, WARNING, ERROR or CRITICAL")  # fmt: skip
 
@@ -166,7 +170,8 @@ def check_value(name: str, value: Any, hint: Any, redact: Callable[[Any], Any]) 
             if problem:
                 raise SettingsError(f"{name}: {problem}, got {shown(value, redact)}", name)
         elif not extra.test(value):
-            raise SettingsError(f"{name}: expected {extra.expects}, got {shown(value, redact)}", name)
+            got = shown(value, redact) if extra.quote else "something else (not shown: it may hold a password)"
+            raise SettingsError(f"{name}: expected {extra.expects}, got {got}", name)
     return value
 
 

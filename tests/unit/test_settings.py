@@ -46,6 +46,11 @@ URL_CASES = [
     ("redis://db:6379/0?ssl=1&token=abc123&db=2", ["abc123"], "redis://db:6379/0?ssl=1&token=***&db=2"),
     ("redis://admin@db:6379/0", ["admin"], "redis://***@db:6379/0"),
     ("redis://db:6379/0", [], "redis://db:6379/0"),
+    # issue #9: whitespace in the password or in a secret parameter
+    ("redis://u:SPACE PW@h:1/0", ["SPACE", "PW@"], "redis://***@h:1/0"),
+    ("redis://u:TAB\tPW@h:1/0", ["TAB", "PW@"], "redis://***@h:1/0"),
+    ("redis://u:NL\nPW@h:1/0", ["NL", "PW@"], "redis://***@h:1/0"),
+    ("redis://db:6379/0?password=two words&db=1", ["two", "words"], "redis://db:6379/0?password=***&db=1"),
 ]
 
 
@@ -97,6 +102,22 @@ def test_urls_in_any_setting_and_in_kafka_options_are_redacted(tmp_path):
     for secret in ("bootpw", "urlpw", "srpw"):
         assert secret not in repr(s)
     assert s.redacted()["key_prefix"] == "ls", "names like key_prefix are not secrets"
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "shown"),
+    [
+        ("user:BOOTPW9@broker:9092", "***@broker:9092"),
+        ("b1:9092,user:BOOTPW9@b2:9092", "***@b2:9092"),
+        ("user:BOOT PW9@broker:9092", "***@broker:9092"),
+        ("broker:9092,b2:9092", "broker:9092,b2:9092"),
+    ],
+)
+def test_user_info_without_a_scheme_is_redacted(bootstrap, shown):
+    """Issue #9: ``kafka_bootstrap = 'user:pw@broker:9092'`` was printed as is."""
+    s = Settings.load(env={"LIVESIGNALS_KAFKA_BOOTSTRAP": bootstrap})
+    assert s.redacted()["kafka_bootstrap"] == shown
+    assert "BOOTPW9" not in repr(s) and "PW9" not in str(s.redacted())
 
 
 def test_the_settings_command_and_the_start_up_log_show_only_redacted_values(tmp_path, capsys, caplog, monkeypatch):

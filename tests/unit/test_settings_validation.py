@@ -102,6 +102,17 @@ def test_a_secret_is_never_quoted_in_a_settings_error(tmp_path):
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["redis:/u:TYPOPW1@h:1/0", "redis:u:TYPOPW1@h:1/0", "redis:TYPOPW1", "redis//u:TYPOPW1@h", "u:TYPOPW1 @h:1/0"],
+)
+def test_a_malformed_redis_url_is_refused_without_quoting_it(url):
+    """Issue #9: a mistyped scheme hid the password from redaction and the error quoted it."""
+    with pytest.raises(SettingsError) as info:
+        Settings.load(env={"LIVESIGNALS_REDIS_URL": url})
+    assert "TYPOPW1" not in str(info.value) and "redis_url" in str(info.value)
+
+
 def test_good_values_convert_where_nothing_is_lost(tmp_path):
     path = tmp_path / "ls.toml"
     path.write_text('produce_timeout_s = 5\ninput_topics = ["a", "b"]\n')
