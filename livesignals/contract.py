@@ -169,8 +169,14 @@ something, but a producer sending them is not following the contract."""
 def _event_time_ms(value: Any) -> int:
     """Epoch milliseconds of an RFC 3339 ``date-time`` with an offset, or of epoch milliseconds.
 
+    A leap second (``23:59:60Z``; RFC 3339 allows ``:60`` at UTC minute 59) is read as the last
+    millisecond of its minute, ``:59.999``: it stays in its day and orders before the next one
+    (epoch milliseconds cannot name it).
+
     >>> _event_time_ms("2026-01-01T00:00:00.5+01:00"), _event_time_ms("1970-01-01T00:00:01z")
     (1767222000500, 1000)
+    >>> _event_time_ms("2016-12-31T23:59:60Z") - _event_time_ms("2016-12-31T23:59:59Z")
+    999
     >>> _event_time_ms("2026-01-01 00:00:00Z")
     Traceback (most recent call last):
     ...
@@ -185,13 +191,16 @@ def _event_time_ms(value: Any) -> int:
         raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is not RFC 3339 with an offset or Z")
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
     offset_min = 0 if m.group(8) else (int(m.group(10)) * 60 + int(m.group(11))) * (1 if m.group(9) == "+" else -1)
+    leap = second == 60 and (minute - offset_min) % 60 == 59  # minute 59 in UTC
+    second -= leap
     try:
         if int(m.group(10) or 0) > 23 or int(m.group(11) or 0) > 59:
             raise ValueError("offset out of range")
         local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is out of range ({exc})") from None
-    ms = (calendar.timegm(local.timetuple()) - offset_min * 60) * 1000 + int((m.group(7) or "0")[:3].ljust(3, "0"))
+    fraction_ms = 999 if leap else int((m.group(7) or "0")[:3].ljust(3, "0"))
+    ms = (calendar.timegm(local.timetuple()) - offset_min * 60) * 1000 + fraction_ms
     if ms < 0:
         raise InvalidEvent(Reason.BAD_TIME, f"event_time {_show(value)} is before 1970")
     return ms

@@ -65,6 +65,29 @@ def test_rfc3339_event_time_is_accepted():
     assert decode(serde.dumps(doc), O, now_ms=T0).event_time_ms == T0
 
 
+@pytest.mark.parametrize(
+    ("leap", "second_before"),
+    [
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59Z"),
+        ("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59Z"),
+        ("2017-01-01T01:29:60+01:30", "2017-01-01T01:29:59+01:30"),
+    ],
+)
+def test_a_leap_second_is_the_last_millisecond_of_its_minute(leap, second_before):
+    """Issue #9: valid RFC 3339, it was dead-lettered as bad_time; epoch ms cannot name it."""
+    times = []
+    for text in (leap, second_before, "2017-01-01T00:00:00Z"):
+        doc = event()
+        doc["event_time"] = text
+        times.append(decode(serde.dumps(doc), O, now_ms=T0 + 10**12).event_time_ms)
+    assert times[0] == times[1] + 999 and times[0] < times[2]
+
+
+@pytest.mark.parametrize("text", ["2016-12-31T23:58:60Z", "2016-12-31T23:59:61Z"])
+def test_a_second_60_outside_minute_59_is_still_a_bad_time(text):
+    assert reason_of(serde.dumps({**event(), "event_time": text}), now_ms=T0 + 10**12) == Reason.BAD_TIME
+
+
 def test_anonymous_events_key_by_the_strongest_identifier():
     doc = event()
     doc["customer"] = {"cookie_id": "k1", "device_id": "d1"}
