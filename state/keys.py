@@ -127,7 +127,15 @@ partitions x 2 topics) 9 KB: about 365 KB, declared as
 ``sizes.MAX_PROFILE_BYTES`` = 384 KiB (before: about 530 KB reached; the undo
 record encodes the profile once per event). ``tests/unit/test_bounds.py``
 checks each string's bound and the document's size under an adversarial
-stream of the longest, widest values the contract accepts.
+stream of the longest, widest values the contract accepts, and of control
+characters: stored strings lose their C0/DEL/C1 controls (``sizes.printable``),
+since JSON writes a C0 control in 6 bytes and the arithmetic above assumes 4.
+
+Timeline bytes: an entry (``ls:{<cust>}:timeline`` member) is at most
+``timeline.MAX_ENTRY_BYTES`` = 1 KiB (summary cut to ``timeline.MAX_SUMMARY_BYTES``
+= 640 bytes without controls, stored id and outcome), so one customer's timeline
+holds at most ``timeline_max_entries`` (200) x 1 KiB = 200 KiB of members (before:
+a snippet of controls or an uncut summary could make it several times that).
 
 In memory, per worker: the profile cache (LRU, ``cache_size``), the time-zone
 cache (LRU, ``policy.ZONE_CACHE_SIZE`` = 512), the text-token cache (LRU of

@@ -13,6 +13,10 @@ same long id always maps to the same stored form. Free text (``text``,
 ``predictions.recent_texts`` 200 characters); customer identifiers are kept
 whole (they key other customers' profiles); session and product ids in windows
 are kept as digests (only counted; the products themselves: ``activity.viewed``).
+Every string the profile stores also loses its control characters (C0, DEL, C1:
+:func:`printable`): JSON writes a C0 control as a 6-byte ``\\u001f`` escape, which
+would break the "at most 4 bytes a character" arithmetic of :mod:`state.keys`
+(a flags section of ``\x1f`` reasons reached 122.5 KB against its 100 KB).
 With the entry bounds of :mod:`state.keys` this gives the worst case
 :data:`MAX_PROFILE_BYTES`, checked by ``tests/unit/test_bounds.py`` against an
 adversarial stream.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from typing import Any
 
 from livesignals.contract import Event
@@ -41,17 +46,32 @@ FREE_TEXT = frozenset({"text", "comment"})
 """Payload fields of free text: scored, never stored whole in the profile."""
 _DIGEST_HEX = 16
 _PREFIX_BYTES = MAX_STORED_BYTES - _DIGEST_HEX - 1
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""C0 controls (JSON escapes most as 6 bytes), DEL and C1 controls: never stored."""
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters, so that JSON writes every stored character in at most
+    4 bytes (a C0 control would take 6, ``\\u001f``); one C call when there is none.
+
+    >>> printable("late\\x1f\\x00 order\\x85")
+    'late order'
+    """
+    return text if text.isprintable() else _CONTROL.sub("", text)
 
 
 def stored(value: str) -> str:
-    """``value`` in at most :data:`MAX_STORED_BYTES` bytes, distinct long values kept distinct."""
-    if len(value) <= MAX_STORED_BYTES // 4:
-        return value  # at most 4 bytes a character
-    raw = value.encode()
+    """``value`` in at most :data:`MAX_STORED_BYTES` bytes, without control characters, distinct
+    long values kept distinct (the digest is of the value as sent)."""
+    clean = printable(value)
+    if len(clean) <= MAX_STORED_BYTES // 4:
+        return clean  # at most 4 bytes a character
+    raw = clean.encode()
     if len(raw) <= MAX_STORED_BYTES:
-        return value
+        return clean
     head = raw[:_PREFIX_BYTES].decode("utf-8", "ignore")
-    return f"{head}~{hashlib.blake2b(raw, digest_size=_DIGEST_HEX // 2).hexdigest()}"
+    whole = value.encode("utf-8", "surrogatepass")
+    return f"{head}~{hashlib.blake2b(whole, digest_size=_DIGEST_HEX // 2).hexdigest()}"
 
 
 def digest(value: str) -> str:
@@ -72,7 +92,7 @@ def stored_event(event: Event) -> Event:
         if name in FREE_TEXT:
             continue
         short: Any = value
-        if isinstance(value, str) and len(value) > MAX_STORED_BYTES // 4:
+        if isinstance(value, str) and (len(value) > MAX_STORED_BYTES // 4 or not value.isprintable()):
             short = stored(value)
         elif name == "items" and isinstance(value, list):
             short = [_item(i) for i in value]

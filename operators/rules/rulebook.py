@@ -55,6 +55,7 @@ from typing import Any
 from livesignals import metrics, serde
 from livesignals.contract import CONTACT_CHANNELS, Event
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import printable
 from operators.profile360.update import MAX_FLAGS
 from operators.profile360.windows import METRICS
 from operators.rules import rules_file
@@ -194,10 +195,12 @@ class Rulebook:
                         reason = rule.reason.render(ctx)
                         evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
                         flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
+                        kept = flag.evidence[:FLAG_EVIDENCE_KEPT]  # without controls: 4 bytes a character at most
                         state.flags[rule.name] = {
-                            "id": flag.flag_id, "severity": flag.severity, "reason": clip(reason, MAX_STORED_REASON),
+                            "id": flag.flag_id, "severity": flag.severity,
+                            "reason": clip(printable(reason), MAX_STORED_REASON),
                             "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
-                            "evidence": [clip(e, MAX_STORED_EVIDENCE) for e in flag.evidence[:FLAG_EVIDENCE_KEPT]],
+                            "evidence": [clip(printable(e), MAX_STORED_EVIDENCE) for e in kept],
                         }  # fmt: skip
                         out.append(flag)
                 elif rule.clear_when is not None and rule.clear_when(ctx):

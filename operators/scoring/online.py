@@ -45,11 +45,13 @@ from livesignals.contract import Event
 from models.registry import Models
 from models.sentiment import label_from_survey
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import printable
 from operators.scoring import behaviour
 from operators.scoring.features import CHURN_FEATURES, churn_features, fraud_features
 
 MAX_RECENT_TEXTS = 3
 TEXT_CHARS = 200
+"""Characters of a text kept for delayed labels, controls removed first (``sizes.printable``: 4 bytes each)."""
 MOOD_ALPHA = 0.3
 CHURN_WARM_LABELS = 200
 """Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``) ..."""
@@ -102,7 +104,7 @@ def score_text(models: Models, state: CustomerState, event: Event, text: str, re
     report.scored["sentiment"] += 1
     report.scores.append(("sentiment", event.customer_key, event.event_id, event.event_time_ms, score))
     texts = state.predictions.setdefault("recent_texts", [])
-    texts.append([event.event_id, event.event_time_ms, text[:TEXT_CHARS], [], score])
+    texts.append([event.event_id, event.event_time_ms, printable(text)[:TEXT_CHARS], [], score])
     del texts[:-MAX_RECENT_TEXTS]
     mood = state.predictions.get("mood") or {"n": 0, "avg": 0.0}
     avg = score if mood["n"] == 0 else (1 - MOOD_ALPHA) * mood["avg"] + MOOD_ALPHA * score

@@ -14,6 +14,8 @@ import fnmatch
 import random
 from typing import Any
 
+import pytest
+
 from livesignals import serde
 from livesignals.contract import (
     CHANNELS,
@@ -27,7 +29,7 @@ from livesignals.errors import Origin
 from livesignals.settings import Settings
 from operators.decisions import policy, responses
 from operators.engine import Engine
-from operators.profile360 import sizes, update
+from operators.profile360 import sizes, timeline, update
 from operators.profile360.profile import MAX_EVENT_IDS, CustomerState
 from operators.profile360.windows import MAX_DISTINCT, METRICS, TIERS
 from operators.rules import rulebook
@@ -350,14 +352,19 @@ def long_strings(doc: Any, path: str = "") -> list[str]:
     items: Any = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
     for key, value in items:
         child = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and len(key.encode()) > _string_bound(path):
-            problems.append(f"{child}: key of {len(key.encode())} bytes")
+        if isinstance(key, str) and json_bytes(key) > _string_bound(path):
+            problems.append(f"{child}: key of {json_bytes(key)} bytes")
         if isinstance(bound_of(child), tuple):
             continue
-        if isinstance(value, str) and len(value.encode()) > _string_bound(child):
-            problems.append(f"{child}: {len(value.encode())} bytes")
+        if isinstance(value, str) and json_bytes(value) > _string_bound(child):
+            problems.append(f"{child}: {json_bytes(value)} bytes")
         problems += long_strings(value, child)
     return problems
+
+
+def json_bytes(text: str) -> int:
+    """Bytes ``text`` takes in the stored JSON (a C0 control is a 6-byte escape), quotes excluded."""
+    return len(serde.dumps(text)) - 2
 
 
 def _string_bound(path: str) -> int:
@@ -367,43 +374,50 @@ def _string_bound(path: str) -> int:
     return sizes.MAX_STORED_BYTES
 
 
-def wide(n: int, i: int, rng: random.Random) -> str:
-    """A unique string of ``n`` characters, nearly all of 4 bytes."""
-    return (f"{i}-{rng.randrange(10**9)}-" + WIDE * n)[:n]
+CONTROL = "\x1f"
+"""A character JSON writes in 6 bytes (``\\u001f``): more than any UTF-8 character (issue #9)."""
 
 
-def hostile_event(rng: random.Random, i: int, t: int) -> dict[str, Any]:
-    """A valid event whose every string is as long (in bytes) as the contract lets it be, and new."""
+def wide(n: int, i: int, rng: random.Random, char: str = WIDE) -> str:
+    """A unique string of ``n`` characters, nearly all ``char`` (4 bytes, or a 6-byte escape)."""
+    return (f"{i}-{rng.randrange(10**9)}-" + char * n)[:n]
+
+
+def hostile_event(rng: random.Random, i: int, t: int, char: str = WIDE) -> dict[str, Any]:
+    """A valid event whose every string is as long (in bytes) as the contract lets it be, and new;
+    ``char`` fills the labels and texts (identifiers stay ``WIDE``: a control makes them invalid)."""
     doc = random_event(rng, i, t)
     p = doc["payload"]
     for name, limit in (("topic", 128), ("error_code", 128), ("reason", 256), ("tier", 64),
                         ("lang", 16), ("url", 2048)):  # fmt: skip
         if name in p or rng.random() < 0.3:
-            p[name] = wide(limit, i, rng)
+            p[name] = wide(limit, i, rng, char if name != "lang" else WIDE)
     for name in ("order_id", "case_id", "product_id", "session_id", "campaign_id", "rates_event_id", "target_id"):
         if name in p:
             p[name] = wide(128, i, rng)
     if "action" in p and rng.random() < 0.5:
-        p["action"] = wide(64, i, rng)
+        p["action"] = wide(64, i, rng, char)
     if "items" in p:
         p["items"] = [wide(128, i, rng) for _ in p["items"]]
     if "text" in p or "comment" in p:
-        p["text" if "text" in p else "comment"] = wide(13_000, i, rng)  # 52 KB: within max_event_bytes
+        p["text" if "text" in p else "comment"] = wide(13_000 if char == WIDE else 8_000, i, rng, char)  # <64 KB
     if "fields" in p:
-        p["fields"] = {wide(64, j, rng): wide(120, i, rng) for j in range(3)}
+        p["fields"] = {wide(64, j, rng): wide(120, i, rng, char) for j in range(3)}
     doc["event_id"] = wide(128, i, rng)
     doc["customer"] = {"customer_id": "c1", rng.choice(["device_id", "cookie_id", "email"]): wide(256, i, rng)}
     return doc
 
 
-def test_every_string_of_a_profile_has_a_byte_bound_and_the_document_stays_under_max_profile_bytes():
+@pytest.mark.parametrize("char", [WIDE, CONTROL], ids=["wide", "control"])
+def test_every_string_of_a_profile_has_a_byte_bound_and_the_document_stays_under_max_profile_bytes(char):
+    """Bounds in bytes of the stored JSON: 4-byte characters, and controls JSON escapes in 6 (issue #9)."""
     rng = random.Random(11)
-    store = InMemoryStore()
+    store = _TimelineStore()
     engine = Engine(SETTINGS.replace(max_future_skew_s=10**9), store, _Drop())
     t, batch, dead, peak = T0, [], 0, 0
     for i in range(1500):
         t += rng.choice([1_000, 60_000, 3_600_000, -600_000])
-        batch.append(RawMessage(serde.dumps(hostile_event(rng, i, t)), None, Origin("in", 0, i, T0)))
+        batch.append(RawMessage(serde.dumps(hostile_event(rng, i, t, char)), None, Origin("in", 0, i, T0)))
         if len(batch) == 100:
             report = engine.process(batch)
             dead += len(report.dead_letters)
@@ -414,6 +428,38 @@ def test_every_string_of_a_profile_has_a_byte_bound_and_the_document_stays_under
             assert not problems, problems[:10]
     assert dead < 150, "the stream was (nearly all) valid"
     assert peak <= sizes.MAX_PROFILE_BYTES, f"{peak} bytes"
+    longest = max(len(member) for member in store.timeline_entries)
+    assert longest <= timeline.MAX_ENTRY_BYTES, f"a timeline entry of {longest} bytes"
+
+
+class _TimelineStore(InMemoryStore):
+    """The in-memory store, keeping the timeline entries it is given (it drops them otherwise)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeline_entries: list[bytes] = []
+
+    def commit(self, states: Any, flags: Any, offsets: Any, partitions: Any = None) -> None:
+        """Record the new timeline entries, then commit as the in-memory store does."""
+        states = list(states)
+        for state in states:
+            self.timeline_entries += [member for _, member in state.new_timeline]
+        super().commit(states, flags, offsets, partitions)
+
+
+def test_a_timeline_summary_is_cut_to_its_byte_bound_without_controls():
+    """Issue #9: a web_event's 2048-character URL of 4-byte characters, or a snippet of controls."""
+    from livesignals.contract import Event
+
+    url = Event("e1", "web_event", "web", {"customer_id": "c1"}, 0, {"action": "view", "url": WIDE * 2048},
+                Origin("in", 0, 0, T0))  # fmt: skip
+    chat = Event("e2", "chat", "chat", {"customer_id": "c1"}, 0, {"text": "\x01" * 5000, "topic": "\x1f" * 16},
+                 Origin("in", 0, 1, T0))  # fmt: skip
+    for ev in (url, chat):
+        line = timeline.summary(ev)
+        assert len(line.encode()) <= timeline.MAX_SUMMARY_BYTES and line.isprintable()
+        assert len(timeline.entry(ev, 0.5)) <= timeline.MAX_ENTRY_BYTES
+    assert timeline.summary(url).endswith("…")
 
 
 def test_the_text_token_cache_is_bounded_by_text_length_too():
