@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 from importlib import metadata
-from typing import Any
+from typing import Any, NoReturn
 
 from app.reach import CliError
 from livesignals.settings import SettingsError
@@ -47,11 +47,19 @@ def _not_negative(text: str) -> float:
     return value
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad options end in one line, ``livesignals: error: …`` (exit 2), not a usage block: ``--help``
+    shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"livesignals: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, every option with its help (``tests/unit/test_cli_help.py`` walks it)."""
     from livesignals.contract import CHANNELS
 
-    parser = argparse.ArgumentParser(prog="livesignals", description=__doc__.split("\n\n")[0])
+    parser = _OneLineParser(prog="livesignals", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="TOML settings file (else LIVESIGNALS_CONFIG)")
     parser.add_argument("--version", action="version", version=f"livesignals {version()}",
                         help="print the version and exit")  # fmt: skip

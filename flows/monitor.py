@@ -130,6 +130,7 @@ class Monitor:
         self._redis: Any = None
         self._lags: dict[tuple[str, int], int] = {}
         self._partitions: dict[str, tuple[int, float]] = {}
+        self._lowered: set[str] = set()
         self._started = time.monotonic()
         self._last_log = (time.monotonic(), 0)
         self._stop = threading.Event()
@@ -155,6 +156,8 @@ class Monitor:
         """One pass: lag, Redis probe, suppression watch, and the status line when due."""
         self.checks["kafka"] = self._read_lag()
         self.checks["redis"] = self._ping_redis()
+        for dependency in ("kafka", "redis"):
+            self._publish_probe(dependency, self.checks[dependency])
         self.suppression.tick(time.time())
         every = self.settings.status_log_interval_s
         if every > 0 and time.monotonic() - self._last_log[0] >= every:
@@ -187,6 +190,23 @@ class Monitor:
                 self._lags[(topic, p)] = lag
                 metrics.CONSUMER_LAG.labels(topic, str(p)).set(lag)
         return True
+
+    def _publish_probe(self, dependency: str, answered: bool | None) -> None:
+        """Let the metrics say what the probe found: an idle engine has no batch to notice an outage, so
+        without this ``livesignals_dependency_up`` and ``livesignals_ready`` would stay 1 and no alert
+        would fire. What a probe lowered, its next success raises again; a batch's own failure stays
+        the sink's to clear (:mod:`flows.engine_sink`)."""
+        if answered is False:
+            if dependency not in self._lowered:
+                metrics.DEPENDENCY_RETRIES.labels(dependency).inc()
+            self._lowered.add(dependency)
+            metrics.DEPENDENCY_UP.labels(dependency).set(0)
+            metrics.READY.set(0)
+        elif answered is True and dependency in self._lowered:
+            self._lowered.discard(dependency)
+            metrics.DEPENDENCY_UP.labels(dependency).set(1)
+            if not self._lowered:
+                metrics.READY.set(1)
 
     def _partition_count(self, topic: str) -> int:
         """How many partitions ``topic`` has, from metadata at most a minute old (0 while unknown: a

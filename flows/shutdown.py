@@ -73,9 +73,18 @@ SHUTDOWN = Shutdown()
 """This process's shutdown state (one per process)."""
 
 
+def _last_steps(on_exit: Callable[[bool, float], None], finished: bool, started: float) -> None:
+    try:
+        on_exit(finished, time.monotonic() - started)
+    except Exception:
+        log.exception("shutdown: the last steps failed (state is safe: Redis holds where to resume)")
+
+
 def install(grace_s: float, on_exit: Callable[[bool, float], None]) -> threading.Thread:
     """Handle SIGTERM: stop taking batches, wait up to ``grace_s`` for the one in flight, call
-    ``on_exit(finished, waited_s)`` (final commit, shutdown line), then end the process.
+    ``on_exit(finished, waited_s)`` (final commit, shutdown line), then end the process -- all within
+    ``grace_s`` (at least 1 s for the last steps): a consumer-group commit that Kafka does not answer
+    is abandoned, never a reason to outlive the grace.
 
     Call from the main thread. Whichever thread the kernel hands the signal to, Python's C-level
     handler writes its number to a pipe (``signal.set_wakeup_fd``), which a thread of ours reads:
@@ -94,10 +103,12 @@ def install(grace_s: float, on_exit: Callable[[bool, float], None]) -> threading
         SHUTDOWN.request()
         finished = SHUTDOWN.wait_idle(grace_s)
         code = EXIT_CLEAN if finished else EXIT_GRACE_EXPIRED
-        try:
-            on_exit(finished, time.monotonic() - started)
-        except Exception:
-            log.exception("shutdown: the last steps failed (state is safe: Redis holds where to resume)")
+        last_steps = threading.Thread(target=_last_steps, args=(on_exit, finished, started), daemon=True)
+        last_steps.start()
+        last_steps.join(max(1.0, grace_s - (time.monotonic() - started)))  # the whole stop within the grace
+        if last_steps.is_alive():
+            log.warning("shutdown: the last steps did not finish within %.0f s (Kafka not answering?); "
+                        "exiting anyway: Redis holds where to resume", grace_s)  # fmt: skip
         for handler in [*logging.getLogger().handlers, *logging.getLogger("livesignals.status").handlers]:
             handler.flush()
         sys.stderr.flush()

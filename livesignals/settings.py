@@ -311,15 +311,15 @@ class Settings:
     contact that ended ends the stream)."""
 
     # --- Operations: health, lag, shutdown (issue 13) ----------------------------
-    metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod
+    metrics_host: Annotated[str, NOT_EMPTY] = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod
     """Address the metrics and health endpoints bind to (``127.0.0.1``: this host only)."""
-    status_interval_s: float = 10.0
+    status_interval_s: Annotated[float, Range(0.1, None)] = 10.0
     """How often lag is read from Kafka's high watermarks and Redis and Kafka are checked for ``/readyz``."""
-    status_log_interval_s: float = 60.0
+    status_log_interval_s: Annotated[float, Range(0, None)] = 60.0
     """How often the engine logs one JSON status line (throughput, lag, freshness); 0 = never."""
-    shutdown_grace_s: float = 25.0
+    shutdown_grace_s: Annotated[float, Range(1, None)] = 25.0
     """On SIGTERM, how long the batch in flight may take to commit before the process exits anyway."""
-    suppressed_alert_s: float = 300.0
+    suppressed_alert_s: Annotated[float, Range(0, None)] = 300.0
     """Every trigger held back by the contact policy for this long: one WARNING line (and
     ``livesignals_triggers_all_suppressed_seconds``); quiet hours at night do this by design."""
 

@@ -42,3 +42,28 @@ def test_ready_only_when_every_check_passes_and_each_failure_is_named():
     finally:
         metrics.PARTITIONS_OWNED.set(before[0])
         metrics.READY.set(before[1])
+
+
+def test_an_outage_the_probe_sees_reaches_the_metrics_even_when_no_batch_runs(monkeypatch):
+    """Outside review of #13: with Kafka stopped under an idle engine, /readyz said 503 but
+    livesignals_ready and livesignals_dependency_up{kafka} stayed 1, so no alert could fire."""
+    from flows.monitor import Monitor
+    from livesignals import metrics
+    from livesignals.settings import Settings
+    from state.ownership import Ownership
+
+    watch = Monitor(Settings.load(env={}), Ownership(), ("ls.interactions",))
+    answers = iter([False, False, True])
+    monkeypatch.setattr(watch, "_read_lag", lambda: next(answers))
+    monkeypatch.setattr(watch, "_ping_redis", lambda: True)
+    metrics.DEPENDENCY_UP.labels("kafka").set(1)
+    metrics.READY.set(1)
+    retries = metrics.DEPENDENCY_RETRIES.labels("kafka")._value.get()
+    watch.tick()
+    watch.tick()
+    assert metrics.DEPENDENCY_UP.labels("kafka")._value.get() == 0
+    assert metrics.READY._value.get() == 0
+    assert metrics.DEPENDENCY_RETRIES.labels("kafka")._value.get() == retries + 1  # one outage, counted once
+    watch.tick()  # Kafka answers again
+    assert metrics.DEPENDENCY_UP.labels("kafka")._value.get() == 1
+    assert metrics.READY._value.get() == 1
