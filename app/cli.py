@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _models_parser(sub: argparse._SubParsersAction[Any]) -> None:
     models_ = sub.add_parser("models", help="online models: status, promote, export, evaluate configurations")
     msub = models_.add_subparsers(dest="models_command", required=True, metavar="MODELS_COMMAND")
     msub.add_parser("status", help="every model's version and live validation figures")
