@@ -131,6 +131,8 @@ def parse_env(variable: str, raw: str, hint: Any) -> Any:
         raise SettingsError(f"{where} is not a boolean: {shown(raw)} (true/false, 1/0, yes/no, on/off)", name)
     if hint in (int, float):
         try:
+            if not raw.strip().isascii():  # Python would read '١٢' (Arabic-Indic digits) as 12
+                raise ValueError(raw)
             return hint(raw.strip())
         except ValueError:
             raise SettingsError(f"{where} is not {_type_name(hint)}: {shown(raw)}", name) from None

@@ -197,3 +197,13 @@ def test_the_settings_know_the_model_kinds_the_registry_and_the_cli_know():
     from models.registry import KINDS
 
     assert tuple(KINDS) == MODEL_KINDS == CLI_KINDS
+
+
+def test_digits_of_other_scripts_and_misspelt_variables_are_not_taken_quietly(caplog):
+    """Outside review of #13: LIVESIGNALS_BATCH_SIZE=١٢ was read as 12; LIVESIGNALS_BATCHSIZE=5 was ignored silently."""
+    with pytest.raises(SettingsError, match="batch_size"):
+        Settings.load(env={"LIVESIGNALS_BATCH_SIZE": "١٢"})
+    with caplog.at_level("WARNING"):
+        Settings.load(env={"LIVESIGNALS_BATCHSIZE": "5", "LIVESIGNALS_TEST_KAFKA": "x"})
+    assert "LIVESIGNALS_BATCHSIZE names no setting" in caplog.text
+    assert "LIVESIGNALS_TEST_KAFKA" not in caplog.text
