@@ -4,7 +4,9 @@ With models off: the shared models learn with a lag of about one batch (issue 11
 :mod:`operators.scoring.learner`), so scores -- and what depends on them: mood,
 complaints, flags -- follow the batch boundaries, which a restart moves. That a
 restart neither forgets nor learns a label twice is tested on the models
-themselves in ``tests/integration/test_shared_models_redis.py``.
+themselves in ``tests/integration/test_shared_models_redis.py``; with models on,
+three SIGKILLs are compared on everything not model-derived, lessons included
+(the last test; :mod:`tests.faults_models`).
 """
 
 from __future__ import annotations
