@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.faults                     # every scenario (~15 min)
     .venv/bin/python -m bench.faults --only kill9 --events 30000 --redis-down-s 30
+    .venv/bin/python -m bench.faults --only kill9 --models on   # models on: see below
 
 Scenarios: ``kill9`` (SIGKILL x ``--kills`` at random points, the first within
 the first seconds), ``two_engines`` (started together), ``redis_empty`` (Redis
@@ -14,6 +15,16 @@ profiles), whether the partition aggregates equal the reference's, trigger
 records whose id repeats (at-least-once outputs: harmless, consumers dedupe),
 trigger ids missing or extra against the reference, and the recovery time
 (fault cleared -> the engine commits again beyond where it was).
+
+``--models on`` runs the engine as deployed, with the online models: what is
+model-derived (scores, the flags and triggers decided from them; the list is in
+:mod:`tests.faults_models`) may differ from the reference after a fault, so
+the figures then compare everything else exactly -- profiles without their
+predictions, KPIs, non-model flags, and ids on every output topic, each saying
+one thing -- and print ``labels learned: reference vs fault run`` (lessons kept
+by the shared learner, per kind). Default ``off``: with models on the suite
+takes about twice as long (the engine's models-on throughput is about half),
+beyond its time budget.
 """
 
 from __future__ import annotations
@@ -48,14 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--redis-down-s", type=float, default=120.0)
     ap.add_argument("--broker-down-s", type=float, default=100.0)
     ap.add_argument("--only", action="append", help="run only these scenarios")
+    ap.add_argument("--models", choices=("on", "off"), default="off", help="online models on or off (see above)")
     args = ap.parse_args(argv)
+    models = args.models == "on"
     with embedded.start_kafka() as broker, embedded.start_redis(prefer_system=True) as redis_server:
-        base = _settings(broker.address, f"redis://{redis_server.address}/0", "ref")
+        base = _settings(broker.address, f"redis://{redis_server.address}/0", "ref", models)
         from app.topics import ensure_topics
 
         ensure_topics(base)
         produce_events(reference_simulator(3000, step_ms=50), broker.address, base.input_topics[0], args.events)
-        reference = _drain(base, args.events)
+        reference = _drain(base, args.events, models)
         scenarios = {
             "kill9": lambda s: _kill9(s, args.events, args.kills),
             "two_engines": lambda s: _two_engines(s, args.events),
@@ -68,27 +81,30 @@ def main(argv: list[str] | None = None) -> None:
         for name, run in scenarios.items():
             if args.only and name not in args.only:
                 continue
-            s = _settings(broker.address, base.redis_url, name)
+            s = _settings(broker.address, base.redis_url, name, models)
             started = time.monotonic()
             recovery = run(s)
-            got = _state(s if not isinstance(recovery, tuple) else recovery[1])
-            results[name] = {**_compare(reference, got), "recovery_s": _first(recovery),
-                             "wall_s": round(time.monotonic() - started, 1)}  # fmt: skip
-            print(name, results[name], flush=True)
+            got = _state(s if not isinstance(recovery, tuple) else recovery[1], models)
+            compared = _compare_models_on(reference, got) if models else _compare(reference, got)
+            results[name] = {**compared, "recovery_s": _first(recovery), "wall_s": round(time.monotonic() - started, 1)}
+            print(name, {k: v for k, v in results[name].items() if k != "labels_learned"}, flush=True)
+            if models:
+                print(f"  labels learned: reference vs fault run {results[name]['labels_learned']}", flush=True)
         if not args.only or "cluster_refusing" in args.only:
             results["cluster_refusing"] = _cluster_refusing()
             print("cluster_refusing", results["cluster_refusing"], flush=True)
-    write_result("faults", results)
+    write_result("faults" if not models else "faults-models-on", results)
 
 
-def _settings(kafka: str, redis_url: str, name: str) -> Settings:
+def _settings(kafka: str, redis_url: str, name: str, models: bool) -> Settings:
     tag = f"{name}-{uuid.uuid4().hex[:4]}"
     return Settings.load(env={}).replace(
         kafka_bootstrap=kafka, redis_url=redis_url, key_prefix=f"f-{tag}", input_topics=("faults.in",),
         repartition_topic="faults.rep", dead_letter_topic=f"faults.dlq.{tag}", flags_topic=f"faults.flags.{tag}",
         triggers_topic=f"faults.triggers.{tag}", decisions_topic=f"faults.decisions.{tag}",
         consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0",
-        batch_size=500, models_enabled=False,  # the default backoff (0.5 s .. 30 s): recovery must not wait it out
+        batch_size=500, models_enabled=models,  # the default backoff (0.5 s .. 30 s): recovery must not wait it out
+        models_checkpoint_every_s=10**6,  # checkpoints by count only: the lesson log stays whole for the comparison
         policy_clock="stream",  # sends judged at stream time: outputs a function of the input, not of when a run ran
     )  # fmt: skip
 
@@ -120,13 +136,13 @@ def _progress_after(settings: Settings, mark: int, procs: list[subprocess.Popen[
     return round(_wait(settings, mark + 1, procs) - t0, 2)
 
 
-def _drain(settings: Settings, n: int) -> dict[str, Any]:
+def _drain(settings: Settings, n: int, models: bool) -> dict[str, Any]:
     proc = start_engine(settings)
     try:
         _wait(settings, n, [proc])
     finally:
         stop_process(proc)
-    return _state(settings)
+    return _state(settings, models)
 
 
 def _kill9(s: Settings, n: int, kills: int) -> list[float]:
@@ -238,7 +254,11 @@ def _cluster_refusing() -> dict[str, Any]:
             "wall_s": round(time.monotonic() - t0, 1)}  # fmt: skip
 
 
-def _state(s: Settings) -> dict[str, Any]:
+def _state(s: Settings, models: bool = False) -> dict[str, Any]:
+    if models:
+        from tests.faults_models import outcome
+
+        return outcome(s)
     client, keys = connect(s), Keys(s.key_prefix)
     n = len(s.key_prefix)
     events = {}
@@ -272,6 +292,23 @@ def _compare(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
         "duplicate_id_records": len(got["ids"]) - len(ids),
         "ids_missing": len(ref_ids - ids),
         "ids_extra": len(ids - ref_ids),
+    }
+
+
+def _compare_models_on(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
+    """With models on: the same headline figures, and every exact part (:mod:`tests.faults_models`)."""
+    from tests.faults_models import compare, failures
+
+    figures = compare(ref, got)
+    return {
+        "lost": figures["lost"],
+        "double_counted": figures["double_counted"],
+        "aggregates_equal": figures["kpi_equal"],
+        "duplicate_id_records": figures["triggers_duplicate_id_records"],
+        "ids_missing": figures["triggers_ids_missing_model"],
+        "ids_extra": figures["triggers_ids_extra_model"],
+        "not_exact": failures(figures),
+        "labels_learned": figures["labels_by_kind"],
     }
 
 

@@ -2,7 +2,8 @@
 
 Every scenario reads the same 4-partition topic as one uninterrupted reference
 run and must end with the same profiles, timelines and partition aggregates
-(models off, as in ``test_crash_recovery``).
+(models off, as in ``test_crash_recovery``); the two-engines scenario also runs
+with models on, comparing all that is not model-derived (:mod:`tests.faults_models`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,43 @@ def test_two_engines_started_together_end_with_one_engines_state(stream):
     assert all(c in (None, EXIT_FENCED) for c in codes), codes
     assert_same_state(reference, both)
     assert trigger_ids(both) == trigger_ids(reference) != set()
+
+
+@pytest.fixture(scope="module")
+def models_on_reference(stream):
+    """The module's input run once uninterrupted with models on (the production default)."""
+    s, _ = stream
+    # checkpoints by count only, so the lesson log is kept whole for the comparison (tests/faults_models.py)
+    on = s.replace(models_enabled=True, models_checkpoint_every_s=10**6)
+    reference = variant(on)
+    engine = start_engine(reference)
+    try:
+        wait_for(reference, N, [engine])
+    finally:
+        stop_process(engine)
+    return on, reference
+
+
+def test_two_engines_started_together_with_models_on_lose_nothing_and_count_nothing_twice(models_on_reference):
+    """Fencing with models on: the engine that lost the race wrote nothing, the survivor's run is exact
+    in everything not model-derived, and every lesson was learned once (:mod:`tests.faults_models` lists
+    what is excluded: scores, the flags decided from them, triggers and decisions beyond their ids)."""
+    from tests.faults_models import compare, failures, outcome
+
+    on, reference = models_on_reference
+    both = variant(on, batch_size=200)
+    engines = [start_engine(both), start_engine(both.replace(metrics_port=embedded.free_port()))]
+    try:
+        wait_for(both, N, engines, allow_exit=(EXIT_FENCED,))
+        time.sleep(1)
+        codes = [e.poll() for e in engines]
+    finally:
+        for e in engines:
+            stop_process(e)
+    assert all(c in (None, EXIT_FENCED) for c in codes), codes
+    figures = compare(outcome(reference), outcome(both))
+    assert figures["customers"] > 500
+    assert failures(figures) == {}, figures
 
 
 def test_a_stale_engine_resumed_after_a_newer_one_took_over_is_fenced_before_writing(stream, tmp_path):
