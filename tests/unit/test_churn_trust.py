@@ -10,6 +10,7 @@ import pickle
 import random
 
 import pytest
+from river import metrics
 
 from models.validation import BinaryValidation, ClassWindowAUC
 from operators.scoring.online import CHURN_TRUST_AUC, _warm
@@ -69,6 +70,10 @@ def test_a_churn_model_ranking_at_075_with_small_probabilities_is_measured_so_an
     assert 0.7 < truth < 0.8
     assert v.recent_auc() == pytest.approx(truth, abs=1e-12)
     assert _warm(v)
+    river_auc = metrics.ROCAUC()  # what the gate used before: ten thresholds over [0, 1]
+    for y, p in zip(ys, ps, strict=True):
+        river_auc.update(y, p)
+    assert river_auc.get() == 0.5
 
 
 def test_auc_is_exact_against_pairs_with_ties_and_windows_per_class():
