@@ -97,7 +97,8 @@ def test_a_burst_of_positives_does_not_empty_the_negative_window():
     v = validation(auc_like=True)
     for _ in range(1500):
         v.update(True, 0.8)
-    assert v.recent_auc() is not None and v.recent_auc() >= CHURN_TRUST_AUC and _warm(v)
+    auc = v.recent_auc()
+    assert auc is not None and auc >= CHURN_TRUST_AUC and _warm(v)
 
 
 def test_validation_pickles_and_an_old_checkpoint_restarts_its_auc_windows():
