@@ -37,6 +37,7 @@ from livesignals.settings import Settings
 from models.sentiment import label_from_score
 from operators.engine import Engine
 from operators.scoring.learner import MemoryModelLog
+from operators.scoring.online import SWEEP_EVENT_ID
 from state.memory import InMemoryStore
 
 COLUMNS = ("config", "kind", "role", "version", "labels", "balance", "roc_auc", "log_loss", "accuracy", "macro_f1",
@@ -204,7 +205,7 @@ def _collect(
 ) -> None:
     """Keep what the truth needs from a batch's scores (and write them all, with ``--scores``)."""
     for model, key, event_id, t, score in scores:
-        if model == "churn":
+        if model == "churn" and event_id != SWEEP_EVENT_ID:  # pooled truth: scores at events (see evaluate_truth)
             churn.append((key, t, score))
         elif model == "sentiment" and event_id in texts:
             sentiment[texts[event_id]["lang"]].append((texts[event_id]["sentiment"], score))

@@ -18,6 +18,10 @@
   ``warmup`` share of the stream's time or its first two horizons, whichever is
   longer (until one horizon has passed, a model has seen only positive labels:
   every early score is high, and pooled with later ones it would rank backwards).
+  The pool holds scores taken at the customers' events; the rescores the
+  silent-customer sweep gives (event id ``sweep``) are written by ``--scores``
+  but not pooled, so the figure stays comparable across releases; what a
+  profile shows at month ends is ``bench.models``' figure.
 
 >>> roc_auc([True, False, True, False], [0.9, 0.1, 0.4, 0.5])
 0.75

@@ -63,9 +63,9 @@ class Workload:
     times: list[int] = field(default_factory=list)
 
 
-def subscription_workload(scale: float, seed: int) -> Workload:
+def subscription_workload(scale: float, seed: int, customers: int = 1500) -> Workload:
     """The subscription app: reads at every renewal, labelled by whether it was cancelled."""
-    sim = SubscriptionSimulator(SubscriptionConfig(seed=seed, events_per_day=10.0 * scale))
+    sim = SubscriptionSimulator(SubscriptionConfig(customers=customers, seed=seed, events_per_day=10.0 * scale))
     events, times, reads = [], [], []
     for e, truth in sim.stream():
         events.append(serde.dumps(e))
@@ -189,6 +189,7 @@ def run(w: Workload, settings: Settings, partitions: int, models_off: bool) -> d
     result = replay(w, settings, partitions)
     out: dict[str, Any] = {"events": len(w.events), "partitions": partitions, **compare(result["rows"])}
     out["churn_labels"] = result["engine"].learner.models.model("churn").summary()
+    out["trust_gate_auc"] = out["churn_labels"]["roc_auc"]
     out |= checkpoint_cost(result["engine"])
     out["events_per_s_models_on"] = round(result["events_per_s"])
     if models_off:
@@ -208,7 +209,8 @@ def across(w: Workload, settings: Settings, partitions: list[int], models_off: b
     for count, r in out.items():
         if isinstance(r, dict):
             print(f"{w.name} partitions={count}: shown {r['online_roc_auc']} / batch LR {r['batch_lr_roc_auc']}"
-                  f" (gap {r['gap']}); online fresh {r['online_fresh_roc_auc']}; trusted {r['trusted_share_test']}",
+                  f" (gap {r['gap']}); online fresh {r['online_fresh_roc_auc']}; trusted {r['trusted_share_test']}"
+                  f" (gate AUC {r['trust_gate_auc']}, labels {r['churn_labels']['labels']})",
                   flush=True)  # fmt: skip
     return out
 
@@ -249,6 +251,7 @@ def main() -> None:
     ap.add_argument("--stream", choices=("subscription", "simulator", "both"), default="both")
     ap.add_argument("--scale", type=float, default=1.0, help="subscription events per customer-day x 10")
     ap.add_argument("--customers", type=int, default=5_000, help="simulator customers")
+    ap.add_argument("--sub-customers", type=int, default=1_500, help="subscription customers")
     ap.add_argument("--events", type=int, default=300_000, help="simulator events")
     ap.add_argument("--horizon-days", type=float, default=30.0)
     ap.add_argument("--partitions", default="1,12,48", help="comma-separated input partition counts")
@@ -269,8 +272,8 @@ def main() -> None:
     counts = [int(n) for n in args.partitions.split(",")]
     result: dict[str, Any] = {}
     if args.stream in ("subscription", "both"):
-        result["subscription"] = across(subscription_workload(args.scale, args.seed), settings, counts,
-                                        args.models_off)  # fmt: skip
+        w = subscription_workload(args.scale, args.seed, args.sub_customers)
+        result["subscription"] = across(w, settings, counts, args.models_off)
     if args.stream in ("simulator", "both"):
         w = simulator_workload(args.customers, args.events, args.seed, int(args.horizon_days * DAY))
         result["simulator"] = across(w, settings, counts, args.models_off)

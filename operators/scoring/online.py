@@ -31,7 +31,12 @@ Delayed labels, as handled (each counted in
   negative). A snapshot whose horizon has passed turns negative at the
   customer's next event, or -- for a customer who goes silent -- at the sweep
   of its due day (:func:`expire_churn`, run by the engine once the partition's
-  event time has passed that day). Memory is bounded by the cadence: at most
+  event time has passed that day). The sweep also rescores a customer who has
+  been silent for less than a horizon once their shown risk is a snapshot
+  cadence old (``predictions.churn_visit`` books the visit), so the profile's
+  risk follows the silence: read at month ends, risks left as they were at the
+  last event ranked 0.61 where the model itself ranked 0.71 (``bench.models``,
+  a sparse subscription stream). Memory is bounded by the cadence: at most
   ``horizon / snapshot_every + 1`` pending snapshots per customer.
 """
 
@@ -62,6 +67,8 @@ CHURN_TRUST_AUC = 0.65
 a model that ranks no better than chance raises no ``high_churn_risk`` (better silent than crying wolf)."""
 DIGITAL_RESCORE_MS = 6 * 3_600_000
 """App and web events re-score churn at most this often (other events always score)."""
+SWEEP_EVENT_ID = "sweep"
+"""The event id of a churn score the silent-customer sweep gave (no event of the customer's own)."""
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
 BROWSING = frozenset({"page_view", "product_view", "search"})
 
@@ -161,9 +168,9 @@ def score_churn(
 ) -> int | None:
     """Count the behaviour, learn the churn labels that are due, then score and maybe snapshot.
 
-    Returns the time the customer's oldest pending snapshot falls due when this
-    event started a pending list (the engine indexes it for the silent-customer
-    sweep), else None.
+    Returns when the partition's sweep should visit the customer (the engine
+    indexes it) when no visit was booked before that time, else None
+    (see :func:`_book_visit`).
     """
     now = event.event_time_ms
     behaviour.record(state, event)
@@ -174,27 +181,52 @@ def score_churn(
         state.predictions["churn_pending"] = []
         state.predictions["churn"] = {"p": 1.0, "t": now, "cancelled": True}
         return None
-    was_empty = not pending
     pending = _learn_due(models, state, pending, now, cfg, report)
     if event.type in ("web_event", "app_event") and _skip_digital(state, event, pending, cfg):
         state.predictions["churn_pending"] = pending
         return None
-    x = churn_inputs(state, now)
-    predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
-    champion = models.champions["churn"]
-    report.scored["churn"] += 1
-    report.scores.append(("churn", event.customer_key, event.event_id, now, predicted["champion"]))
-    state.predictions["churn"] = {
-        "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
-        "top": champion.model.explain_one(x), "warm": _warm(champion.model.validation),
-    }  # fmt: skip
+    x, predicted = _show_churn(models, state, event.customer_key, event.event_id, now, report)
     if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
         values = [float(f"{v:.4g}") for v in x.values()]
         pending.append({"t": now, "x": values, "k": behaviour.behaviours(state), "p": predicted})
         report.snapshots += 1
         del pending[: -cfg.max_pending]  # only reached if the clock jumps back: the cadence bounds the list
     state.predictions["churn_pending"] = pending
-    return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending and was_empty else None
+    booked = state.predictions.get("churn_visit")
+    if booked is None or booked <= now or booked > now + cfg.snapshot_every_ms:
+        return _book_visit(state, pending, now, cfg)
+    return None
+
+
+def _show_churn(
+    models: Models, state: CustomerState, customer_key: str, event_id: str, now: int, report: ScoringReport
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Score churn at ``now`` with every role; the champion's figure is what the profile shows."""
+    x = churn_inputs(state, now)
+    predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
+    champion = models.champions["churn"]
+    report.scored["churn"] += 1
+    report.scores.append(("churn", customer_key, event_id, now, predicted["champion"]))
+    state.predictions["churn"] = {
+        "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
+        "top": champion.model.explain_one(x), "warm": _warm(champion.model.validation),
+    }  # fmt: skip
+    return x, predicted
+
+
+def _book_visit(state: CustomerState, pending: list[dict[str, Any]], now: int, cfg: ScoringConfig) -> int | None:
+    """When the partition's sweep should next look at the customer: the oldest pending snapshot's due
+    time, or sooner, one cadence after the last score while the customer has been silent for less
+    than a horizon (the shown risk then follows the silence). None: nothing to come back for."""
+    times = [pending[0]["t"] + cfg.churn_horizon_ms + 1] if pending else []
+    shown = state.predictions.get("churn") or {}
+    last_event = (state.predictions.get("churn_activity") or {}).get("last")
+    silent_for = None if last_event is None else now - last_event
+    if "t" in shown and not shown.get("cancelled") and silent_for is not None and silent_for < cfg.churn_horizon_ms:
+        times.append(shown["t"] + cfg.snapshot_every_ms)
+    visit = min(times) if times else None
+    state.predictions["churn_visit"] = visit
+    return visit
 
 
 def _warm(validation: Any) -> bool:
@@ -227,13 +259,22 @@ def _skip_digital(state: CustomerState, event: Event, pending: list[dict[str, An
 def expire_churn(
     models: Models, state: CustomerState, now_ms: int, cfg: ScoringConfig, report: ScoringReport
 ) -> int | None:
-    """The silent-customer sweep: learn as negative the snapshots whose horizon passed by ``now_ms``.
+    """The silent-customer sweep: learn as negative the snapshots whose horizon passed by ``now_ms``,
+    and rescore a customer silent for less than a horizon whose shown risk is a cadence old.
 
-    Returns when the next pending snapshot falls due (to index again), or None.
+    Returns when to visit again (to index), or None (nothing due, or a later visit is booked).
     """
     pending = _learn_due(models, state, state.predictions.get("churn_pending", []), now_ms, cfg, report)
     state.predictions["churn_pending"] = pending
-    return pending[0]["t"] + cfg.churn_horizon_ms + 1 if pending else None
+    shown = state.predictions.get("churn") or {}
+    last_event = (state.predictions.get("churn_activity") or {}).get("last")
+    silent = last_event is not None and 0 <= now_ms - last_event <= cfg.churn_horizon_ms
+    if silent and "t" in shown and not shown.get("cancelled") and now_ms - shown["t"] >= cfg.snapshot_every_ms:
+        _show_churn(models, state, state.customer_key, SWEEP_EVENT_ID, now_ms, report)  # silence is news: rescore
+    booked = state.predictions.get("churn_visit")
+    if booked is not None and booked > now_ms:
+        return None  # a later visit is booked already (the customer's events booked it)
+    return _book_visit(state, pending, now_ms, cfg)
 
 
 def _learn_due(

@@ -3,6 +3,7 @@ activity that predicts retention is learned with the right sign."""
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 from livesignals import serde
@@ -137,3 +138,34 @@ def test_tenure_comes_from_customer_since_when_given():
             event("app_event", "c1", T0 + DAY, action="post")])  # fmt: skip
     f = features(states(e)["customer_id:c1"], T0 + DAY)
     assert 365 <= f["tenure_days"] <= 367
+
+
+def test_the_sweep_rescores_a_silent_customer_each_cadence_for_one_horizon_only():
+    """A customer who goes quiet: the shown risk follows the silence (rescored by the sweep every
+    snapshot cadence, 5 days), and after a horizon of silence the sweep stops coming (bounded cost)."""
+    e = engine(churn_horizon_days=30, churn_snapshots_per_horizon=6)
+    docs = [event("app_event", "quiet", T0 + d * DAY, action="post") for d in range(10)]
+    docs += [event("app_event", "busy", T0 + d * DAY + 1000, action="post") for d in range(80)]
+    shown_at = []
+    for i in range(0, len(docs := sorted(docs, key=lambda d: d["event_time"])), 3):
+        report = e.process(raw(docs[i : i + 3], start=i))
+        shown_at += [s[3] for s in report.scoring.scores if s[1] == "customer_id:quiet" and s[2] == "sweep"]
+    quiet = states(e)["customer_id:quiet"]
+    last = T0 + 9 * DAY
+    assert shown_at and all(b - a >= 5 * DAY for a, b in itertools.pairwise(shown_at)), shown_at
+    assert min(shown_at) >= last + 5 * DAY and max(shown_at) <= last + 31 * DAY, shown_at
+    assert quiet.predictions["churn"]["t"] == max(shown_at)  # what the profile shows is the sweep's score
+    assert quiet.predictions["churn_pending"] == [] and quiet.predictions["churn_visit"] is None
+
+
+def test_a_cancelled_customer_is_never_rescored():
+    e = engine(churn_horizon_days=30)
+    docs = [event("app_event", "gone", T0 + d * DAY, action="post") for d in range(3)]
+    docs += [event("cancellation", "gone", T0 + 3 * DAY)]
+    docs += [event("app_event", "busy", T0 + d * DAY + 1000, action="post") for d in range(50)]
+    sweep_scores = []
+    docs = sorted(docs, key=lambda d: d["event_time"])
+    for i in range(0, len(docs), 3):
+        report = e.process(raw(docs[i : i + 3], start=i))
+        sweep_scores += [s for s in report.scoring.scores if s[1] == "customer_id:gone" and s[2] == "sweep"]
+    assert sweep_scores == [] and states(e)["customer_id:gone"].predictions["churn"]["cancelled"]
