@@ -40,7 +40,8 @@ from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from livesignals.settings import Settings
-from operators.engine import Engine, OutRecord
+from operators.engine import Engine
+from operators.ports import OutRecord
 from state.memory import InMemoryStore
 
 HOUR = 3_600_000

@@ -20,7 +20,8 @@ from livesignals import serde
 from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from livesignals.settings import Settings
-from operators.engine import Engine, OutRecord
+from operators.engine import Engine
+from operators.ports import OutRecord
 from state.memory import InMemoryStore
 
 PARTITIONS = 4

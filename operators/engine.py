@@ -39,22 +39,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from livesignals import metrics, serde
+from livesignals import metrics
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
-from livesignals.privacy import dead_letter_record
 from livesignals.settings import Settings
 from operators import erasure
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
-from operators.partition import PartitionAggregates
-from operators.ports import OutRecord, Publisher, Store
+from operators.outputs import out_records
+from operators.partition import ForgettingAggregates, PartitionAggregates
+from operators.ports import Publisher, Store
 from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
-from operators.routing import Reroute, Router, origin_key, read_position
+from operators.routing import Reroute, Router, read_position
 from operators.rules.context import ContextWindows, context
 from operators.rules.rulebook import RulebookSource
 from operators.rules.signals import Trigger
@@ -131,7 +131,7 @@ class Engine:
         touched, partitions = self._apply(events, report, messages)
         if self.models_enabled:
             touched += self._sweep_silent(partitions, report, {s.customer_key: s for s in touched}, messages)
-        self.publisher.publish(self._out_records(report))
+        self.publisher.publish(out_records(self.settings, self.store, report))
         if self.models_enabled:
             self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped
         self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
@@ -403,44 +403,21 @@ class Engine:
         touched[pos] = part
         return part
 
-    def _partitions_at(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> list[_Forgetting]:
+    def _partitions_at(
+        self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]
+    ) -> list[ForgettingAggregates]:
         """The aggregates of every topic at ``event``'s partition number (an erase read on the repartition
         topic forgets a churn due index entry made on an input topic); those changed count as touched."""
         self._partition(event, touched)  # where the erase is read: committed with its offsets, as any event's
         number = read_position(event).partition
         topics = (*self.settings.input_topics, self.settings.repartition_topic)
-        return [_Forgetting(self._loaded((t, number)), (t, number), touched) for t in topics]
+        return [ForgettingAggregates(self._loaded((t, number)), (t, number), touched) for t in topics]
 
     def _loaded(self, pos: tuple[str, int]) -> PartitionAggregates:
         part = self._partitions.get(pos)
         if part is None:
             part = self._partitions[pos] = self.store.load_partition(*pos)
         return part
-
-    def _out_records(self, report: BatchReport) -> list[OutRecord]:
-        s = self.settings
-        secret = erasure.hashing_secret(self.store, s.erasure_ledger_secret) if report.dead_letters else ""
-        records = [OutRecord(s.dead_letter_topic, *dead_letter_record(d, s.dead_letter_redact, secret))
-                   for d in report.dead_letters]  # fmt: skip
-        records += [_signal_record(s.flags_topic, f.customer_key, f.to_json(), f.flag_id) for f in report.flags]
-        records += [
-            _signal_record(s.triggers_topic, t.customer_key, t.to_json(), t.trigger_id) for t in report.triggers
-        ]
-        records += [
-            _signal_record(s.decisions_topic, d.customer_key, d.to_json(outcome), d.decision_id)
-            for d, outcome in report.decisions
-        ]
-        records += [
-            _signal_record(s.decisions_topic, o.customer_key, o.to_json(), o.outcome_id) for o in report.outcomes
-        ]
-        records += [
-            OutRecord(s.repartition_topic, r.customer_key.encode(), r.value, r.headers(), r.partition)
-            for r in report.reroutes
-        ]
-        if report.erasures:
-            records += erasure.tombstones(report.erasures, (s.flags_topic, s.triggers_topic, s.decisions_topic))
-            records += erasure.cascade_records(report.erasures, s.repartition_topic, origin_key(s))
-        return records
 
     # --- routing and event time ------------------------------------------------
 
@@ -474,11 +451,6 @@ class Engine:
     def _send_time(self, present: int) -> int:
         """*Now* for the contact policy and staleness: the wall clock, or the customer's present."""
         return present if self.settings.policy_clock == "stream" else int(self.clock() * 1000)
-
-
-def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id: str) -> OutRecord:
-    """A flag or trigger for Kafka: keyed by customer, its deterministic id in ``ls.id``."""
-    return OutRecord(topic, customer_key.encode(), serde.dumps(doc), [("ls.id", signal_id.encode())])
 
 
 def _rules_path(setting: str) -> str | None:
@@ -516,18 +488,3 @@ def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:
         if o.offset + 1 > out.get(pos, -1):
             out[pos] = o.offset + 1
     return out
-
-
-class _Forgetting:
-    """A partition's aggregates that count as touched (committed) once an erase made them forget a key."""
-
-    def __init__(
-        self, part: PartitionAggregates, pos: tuple[str, int], touched: dict[tuple[str, int], PartitionAggregates]
-    ) -> None:
-        self.part, self.pos, self.touched = part, pos, touched
-
-    def forget(self, customer_key: str) -> None:
-        """Forget ``customer_key`` in the due index; mark the aggregates touched when it was there."""
-        if any(customer_key in keys for keys in self.part.churn_due.values()):
-            self.part.forget(customer_key)
-            self.touched[self.pos] = self.part

@@ -101,3 +101,18 @@ class PartitionAggregates:
             int(fields.get(b"watermark", b"0")),
             int(fields.get(b"applied", b"-1")),
         )
+
+
+class ForgettingAggregates:
+    """A partition's aggregates that count as touched (committed) once an erase made them forget a key."""
+
+    def __init__(
+        self, part: PartitionAggregates, pos: tuple[str, int], touched: dict[tuple[str, int], PartitionAggregates]
+    ) -> None:
+        self.part, self.pos, self.touched = part, pos, touched
+
+    def forget(self, customer_key: str) -> None:
+        """Forget ``customer_key`` in the due index; mark the aggregates touched when it was there."""
+        if any(customer_key in keys for keys in self.part.churn_due.values()):
+            self.part.forget(customer_key)
+            self.touched[self.pos] = self.part

@@ -19,7 +19,7 @@ from livesignals import serde
 from livesignals.contract import CHANNELS, EVENT_TYPES, Event
 from livesignals.errors import InvalidEvent, Reason
 from livesignals.identifiers import normalise_identifier
-from operators.engine import OutRecord
+from operators.ports import OutRecord
 from operators.profile360 import views
 from operators.profile360.profile import CustomerState
 from operators.report import BatchReport

@@ -21,7 +21,8 @@ from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
 from livesignals.settings import Settings
-from operators.engine import Engine, OutRecord
+from operators.engine import Engine
+from operators.ports import OutRecord
 from state.memory import InMemoryStore
 from tests.helpers import T0
 
