@@ -89,8 +89,18 @@ TOPIC = Check(lambda v: bool(_TOPIC_NAME.fullmatch(v)) and v not in (".", ".."),
               "a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")  # fmt: skip
 TOPICS = Check(lambda v: bool(v) and all(TOPIC.test(t) for t in v), "one or more Kafka topic names")
 HOUR_RANGE = Check(_hour_range, "local hours 'start-end', each 0-23 (e.g. '21-8'; '0-0' for none)")
-REDIS_URL = Check(lambda v: v.split("://", 1)[0] in ("redis", "rediss", "unix") and "://" in v,
-                  "a redis://, rediss:// or unix:// URL", quote=False)  # fmt: skip
+
+
+def _redis_url_ok(value: str) -> bool:
+    """A ``redis://``, ``rediss://`` or ``unix://`` URL whose port, if any, is a number 0-65535."""
+    if "://" not in value or value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+        return False
+    host = value.split("://", 1)[1].rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]  # a password may hold / or @
+    port = host.rsplit("]", 1)[-1].rpartition(":")[2] if ":" in host.rsplit("]", 1)[-1] else ""
+    return not port or (port.isascii() and port.isdigit() and int(port) <= 65535)
+
+
+REDIS_URL = Check(_redis_url_ok, "a redis://, rediss:// or unix:// URL (with a numeric port)", quote=False)
 LOG_LEVEL = Check(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
                   "DEBUG, INFO, WARNING, ERROR or CRITICAL")  # fmt: skip
 

@@ -188,3 +188,20 @@ def test_a_file_that_is_no_rules_file_is_refused(tmp_path):
     done = _run("template", "ls", str(CHART), *REQUIRED, "--set", "metrics.prometheusRule.enabled=true",
                 "--set-file", f"metrics.prometheusRule.rules={wrong}")  # fmt: skip
     assert done.returncode != 0 and "not a Prometheus rules file" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("engine.processes=0", "minimum"),
+        ("engine.metricsPort=70000", "maximum"),
+        ("topics.partitions=0", "minimum"),
+        ("settings.batch_size=5", "does not match pattern"),
+    ],
+)
+def test_odd_values_fail_at_render_time_not_as_a_crash_loop(value, why):
+    """Outside review of #13: processes=0 rendered replicas: 0 without a word (values.schema.json)."""
+    base = ("--set", "kafka.bootstrap=k:9092", "--set", "redis.url=redis://r:6379/0")
+    assert _run("template", "ls", str(CHART), *base).returncode == 0
+    done = _run("template", "ls", str(CHART), *base, "--set", value)
+    assert done.returncode != 0 and why in done.stderr

@@ -207,3 +207,11 @@ def test_digits_of_other_scripts_and_misspelt_variables_are_not_taken_quietly(ca
         Settings.load(env={"LIVESIGNALS_BATCHSIZE": "5", "LIVESIGNALS_TEST_KAFKA": "x"})
     assert "LIVESIGNALS_BATCHSIZE names no setting" in caplog.text
     assert "LIVESIGNALS_TEST_KAFKA" not in caplog.text
+
+
+def test_a_redis_url_with_a_port_that_is_no_number_is_refused_without_quoting_it():
+    """Outside review of #13: redis://:pw@h:notaport/0 passed."""
+    with pytest.raises(SettingsError, match="redis_url") as refused:
+        Settings.load(env={"LIVESIGNALS_REDIS_URL": "redis://:pw@h:notaport/0"})
+    assert "pw" not in str(refused.value)
+    Settings.load(env={"LIVESIGNALS_REDIS_URL": "redis://:pw@h:6379/0"})
