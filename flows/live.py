@@ -39,14 +39,17 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("settings: %s", settings.redacted())
     topics = _read_topics(settings)
-    claimer = KafkaClaimer(settings, topics)
-    ownership = Ownership(claimer)
+    ownership = Ownership()
     watch = monitor.Monitor(settings, ownership, topics)
+    claimers: list[KafkaClaimer] = []
     if serve_metrics:  # the engine process (not a test building the flow in-process)
-        _serve_health(settings, watch)
+        _serve_health(settings, watch)  # before anything waits for Redis or Kafka: /readyz says why it waits
         monitor.setup_status_log()
-        shutdown.install(settings.shutdown_grace_s, lambda done, waited: _on_sigterm(watch, claimer, done, waited))
+        shutdown.install(settings.shutdown_grace_s, lambda done, waited: _on_sigterm(watch, claimers, done, waited))
         watch.start()
+    claimer = KafkaClaimer(settings, topics)  # waits for Redis (its start-up checks) while health is served
+    claimers.append(claimer)
+    ownership.claimer = claimer
 
     def engine_factory(s: Settings) -> Engine:
         engine = default_engine(s, ownership=ownership)
@@ -87,13 +90,15 @@ def _serve_health(settings: Settings, watch: monitor.Monitor) -> None:
     log.info("metrics, health and readiness on http://%s:%d/metrics /healthz /readyz", settings.metrics_host, port)
 
 
-def _on_sigterm(watch: monitor.Monitor, claimer: KafkaClaimer, finished: bool, waited_s: float) -> None:
-    """Last steps on SIGTERM: commit the final offsets to the consumer group synchronously, log the shutdown line."""
+def _on_sigterm(watch: monitor.Monitor, claimers: list[KafkaClaimer], finished: bool, waited_s: float) -> None:
+    """Last steps on SIGTERM: commit the final offsets to the consumer group synchronously (once a claimer
+    exists: SIGTERM may come while start-up still waits for Redis), log the shutdown line."""
     offsets = {}
     for p in watch.ownership.owned():
         held = watch.ownership.get(p)
         for topic, offset in (held.offsets if held is not None else {}).items():
             if offset is not None:
                 offsets[(topic, p)] = offset
-    claimer.commit_offsets(offsets, asynchronous=False)
+    for claimer in claimers:
+        claimer.commit_offsets(offsets, asynchronous=False)
     watch.log_status("shutdown", signal="SIGTERM", batch_finished=finished, waited_s=round(waited_s, 3))

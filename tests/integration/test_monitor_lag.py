@@ -3,6 +3,7 @@ topic often has) is skipped, not reported as Kafka not answering -- which would 
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -28,9 +29,10 @@ def test_a_topic_with_fewer_partitions_is_skipped_and_kafka_stays_reachable(kafk
     for p in range(4):
         ownership.claim(p)
     watch = Monitor(kafka_settings, ownership, (wide, narrow))
-    for _ in range(30):  # metadata of just-created topics can take a moment on Apache Kafka
+    for _ in range(60):  # metadata and leaders of just-created topics can take a moment on Apache Kafka
         if watch._read_lag() and len(watch._lags) == 5:
             break
+        time.sleep(0.5)
     assert watch._read_lag() is True
     assert sorted(watch._lags) == sorted([*((wide, p) for p in range(4)), (narrow, 0)])
     sample = metrics.CONSUMER_LAG.labels(narrow, "0")._value.get()
