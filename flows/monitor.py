@@ -217,7 +217,8 @@ class Monitor:
             return cached[0]
         meta = self._consumer.list_topics(topic, timeout=5).topics.get(topic)  # type: ignore[union-attr]
         count = len(meta.partitions) if meta is not None and meta.error is None else 0
-        self._partitions[topic] = (count, time.monotonic())
+        if count:  # a topic not (yet) in the metadata is asked about again next time
+            self._partitions[topic] = (count, time.monotonic())
         return count
 
     def _ping_redis(self) -> bool:
