@@ -17,6 +17,7 @@ from livesignals.settings import Settings
 from operators.engine import Engine
 from operators.profile360.update import MAX_FLAGS
 from operators.rules.rulebook import MAX_RULES, Rulebook, RulebookError
+from operators.rules.rules_file import parse_toml
 from operators.rules.templates import MAX_REASON
 from state.memory import InMemoryStore
 from tests.helpers import T0, event, raw
@@ -115,3 +116,11 @@ def test_an_action_item_that_reads_a_map_or_list_is_bounded():
     after = REGISTRY.get_sample_value("livesignals_rule_errors_total", {"kind": "action", "rule": "echo"})
     assert after == before + 2
     assert len(serde.dumps(small)) <= MAX_REASON
+
+
+def test_a_deeply_dotted_key_is_refused_before_the_parser_spends_minutes_on_it():
+    """Outside review of #9: one 100 kB dotted key took Python's TOML parser 140 s (quadratic in depth)."""
+    with pytest.raises(RulebookError, match=r"rules\.toml:2: more than 8 dots outside quotes"):
+        Rulebook.parse("# rules\n" + "a" + ".a" * 50_000 + " = 1\n", "rules.toml")
+    # dots inside quoted strings (expressions, reasons) are not keys
+    parse_toml('x = "' + "event.payload." * 40 + '"\n', "rules.toml")
