@@ -33,8 +33,13 @@ fetch() {
 }
 
 start() {
-  fetch
   stop quiet
+  for p in "$port" "$controller_port"; do  # a port someone else holds would read as "up" below
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      log "port $p is already in use by another process: choose another KAFKA_PORT"; exit 1
+    fi
+  done
+  fetch
   rm -rf "$data"; mkdir -p "$data"
   cat > "$home/server.properties" <<PROPS
 process.roles=broker,controller
