@@ -147,6 +147,11 @@ def _open_contact(state: CustomerState, event: Event) -> None:
     ``{agent_id, queue, t, event_id}``; an outcome in :data:`OPEN_CONTACT_ENDED`
     removes it, and an older event never overrides a newer one. The agent
     desktop service grants access from it (and ages it out when read).
+
+    An assignment stays until an outcome ends it, another agent is named, or the
+    contact moves to another queue: a message without ``agent_id`` in the same
+    queue (the customer writing again, as chat and telephony platforms send it)
+    keeps the serving agent and does not open the customer to the whole queue.
     """
     p = event.payload
     if not (p.get("agent_id") or p.get("queue")):
@@ -159,6 +164,8 @@ def _open_contact(state: CustomerState, event: Event) -> None:
         contacts.pop(event.channel, None)
     else:
         t, agent, queue = event.event_time_ms, p.get("agent_id"), p.get("queue")
+        if not agent and current is not None and queue in (None, current["queue"]):
+            agent, queue = current["agent_id"], current["queue"]
         contacts[event.channel] = {"agent_id": agent, "queue": queue, "t": t, "event_id": event.event_id}
     if not contacts:
         del state.activity["open_contacts"]

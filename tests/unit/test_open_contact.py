@@ -51,3 +51,16 @@ def test_contacts_without_agent_or_queue_change_nothing():
     s = CustomerState("customer_id:c1")
     _apply(s, event("chat", text="hello"))
     assert "open_contacts" not in s.activity
+
+
+def test_a_message_without_an_agent_keeps_the_serving_agent():
+    """Outside review of #12: the customer writing again (``queue``, no ``agent_id``, as chat platforms send it)
+    reset the assignment to "waiting unassigned", so every agent of the queue could read the customer."""
+    s = CustomerState("customer_id:c1")
+    _apply(s, event("chat", t=T0, agent_id="a8", queue="billing", direction="outbound"))
+    _apply(s, event("chat", t=T0 + 10, queue="billing", direction="inbound", text="still there?"), 1)
+    contact = s.activity["open_contacts"]["chat"]
+    assert (contact["agent_id"], contact["queue"], contact["t"]) == ("a8", "billing", T0 + 10)
+    _apply(s, event("chat", t=T0 + 20, queue="retention"), 2)  # moved to another queue: waiting there
+    moved = s.activity["open_contacts"]["chat"]
+    assert (moved["agent_id"], moved["queue"], moved["t"]) == (None, "retention", T0 + 20)
