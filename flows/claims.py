@@ -38,7 +38,7 @@ from redis.exceptions import RedisClusterException
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
 from livesignals.settings import Settings
-from state import rebuild
+from state import deployments, rebuild
 from state.connection import Backoff, connect
 from state.eviction import EvictingRedis, check_no_eviction, unknown
 from state.keys import Keys
@@ -76,6 +76,8 @@ class KafkaClaimer:
         self._rebuilds = RebuildGuard(settings.state_loss_max_rebuilds, settings.state_loss_window_s)
         self._memory_checked = time.monotonic()
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
+        self._warned: set[str] = set()
+        self.redis_retry.run(self.check_deployments)  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
         """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
@@ -172,11 +174,32 @@ class KafkaClaimer:
         self._memory_checked = now
         try:
             check_no_eviction(self.client, self.settings.redis_cluster)
+            self.check_deployments()  # refreshes our entry too
         except EvictingRedis as exc:
             exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {exc}")
         except (RedisError, RedisClusterException) as exc:
             log.debug("eviction policy not read (%s); next batch tries again", exc)
             self._memory_checked = 0.0
+
+    def check_deployments(self) -> None:
+        """Register this deployment; exit with :data:`EXIT_BAD_CONFIG` if another ``key_prefix`` reads our
+        topics through our consumer group, warn (once per deployment) if through another group."""
+        s = self.settings
+        try:
+            warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group)
+        except deployments.SharedGroup as exc:
+            exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {exc}")
+        for warning in warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("TWO DEPLOYMENTS: %s", warning)
+
+    def leave(self) -> None:
+        """At a clean shutdown: drop this deployment's entry (one attempt; a stale one expires by itself)."""
+        try:
+            deployments.leave(self.client, self.settings.key_prefix)
+        except (RedisError, RedisClusterException) as exc:
+            log.debug("deployment entry not removed (%s)", exc)
 
     def commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         """Commit the engine's next offsets to its Kafka consumer group (asynchronous unless at shutdown;

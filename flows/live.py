@@ -128,4 +128,5 @@ def _on_sigterm(watch: monitor.Monitor, claimers: list[KafkaClaimer], finished: 
                 offsets[(topic, p)] = offset
     for claimer in claimers:
         claimer.commit_offsets(offsets, asynchronous=False)
+        claimer.leave()
     watch.log_status("shutdown", signal="SIGTERM", batch_finished=finished, waited_s=round(waited_s, 3))
