@@ -77,7 +77,7 @@ class KafkaClaimer:
         self._memory_checked = time.monotonic()
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
         self._warned: set[str] = set()
-        self.redis_retry.run(self.check_deployments)  # another key_prefix on our topics (state.deployments)
+        self._wait_for_other_deployments()  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
         """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
@@ -174,21 +174,44 @@ class KafkaClaimer:
         self._memory_checked = now
         try:
             check_no_eviction(self.client, self.settings.redis_cluster)
-            self.check_deployments()  # refreshes our entry too
         except EvictingRedis as exc:
             exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {exc}")
         except (RedisError, RedisClusterException) as exc:
             log.debug("eviction policy not read (%s); next batch tries again", exc)
             self._memory_checked = 0.0
 
-    def check_deployments(self) -> None:
-        """Register this deployment; exit with :data:`EXIT_BAD_CONFIG` if another ``key_prefix`` reads our
-        topics through our consumer group, warn (once per deployment) if through another group."""
+    def _wait_for_other_deployments(self) -> None:
+        """Register this deployment, first waiting (unregistered) while another ``key_prefix`` reads our topics
+        through our consumer group; then refresh the entry every ``REFRESH_S`` in the background."""
+        said = 0.0
+        while True:
+            try:
+                self.redis_retry.run(lambda: self.check_deployments(force=False))
+                break
+            except deployments.SharedGroup as exc:
+                if time.monotonic() - said > 30.0:
+                    said = time.monotonic()
+                    log.error("TWO DEPLOYMENTS, one consumer group: %s; waiting until it stops", exc)
+                time.sleep(2.0)
+        threading.Thread(target=self._refresh_deployment, name="deployment-entry", daemon=True).start()
+
+    def _refresh_deployment(self) -> None:
+        while True:
+            time.sleep(deployments.REFRESH_S)
+            try:
+                self.check_deployments(force=True)
+            except deployments.SharedGroup as exc:  # both started at once: say so, keep running
+                if str(exc) not in self._warned:
+                    self._warned.add(str(exc))
+                    log.error("TWO DEPLOYMENTS, one consumer group: %s", exc)
+            except (RedisError, RedisClusterException) as exc:
+                log.debug("deployment entry not refreshed (%s)", exc)
+
+    def check_deployments(self, force: bool = True) -> None:
+        """Register (or refresh) this deployment, warning once per other deployment on our topics; raises
+        :class:`~state.deployments.SharedGroup` if one uses our consumer group (see there for ``force``)."""
         s = self.settings
-        try:
-            warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group)
-        except deployments.SharedGroup as exc:
-            exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {exc}")
+        warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group, force=force)
         for warning in warnings:
             if warning not in self._warned:
                 self._warned.add(warning)

@@ -10,11 +10,13 @@ consumer group" — a state loss — and rebuilds from Kafka, again and again.
 
 So every engine registers in one hash outside any prefix, ``livesignals:deployments``
 (field: its key prefix; value: its input topics, consumer group and when it was
-last seen), at start-up and then every minute, and reads the others:
+last seen), at start-up and then every :data:`REFRESH_S`, and reads the others:
 another prefix seen within :data:`LIVE_S` on an input topic of ours is
-reported — :class:`SharedGroup` (the engine refuses to start: exit 2) when it
-uses our consumer group, else a warning per other deployment. A SIGTERM removes
-the engine's own field. Deployments on different Redis servers are not seen.
+reported — :class:`SharedGroup` when it uses our consumer group (an engine
+starting then waits, unregistered, until the other is gone: it never runs
+beside it), else a warning per other deployment. A SIGTERM removes the
+engine's own field; a killed engine's goes stale after :data:`LIVE_S`.
+Deployments on different Redis servers are not seen.
 
 >>> clash = Deployment("a", ("in",), "g", 0).clash(Deployment("b", ("in", "x"), "g", 0))
 >>> clash
@@ -30,8 +32,10 @@ from typing import Any
 
 KEY = "livesignals:deployments"
 """The hash every deployment registers in (no prefix: deployments with different prefixes must meet)."""
-LIVE_S = 180.0
-"""A deployment not seen for this long is taken as stopped (engines refresh their entry every minute)."""
+REFRESH_S = 10.0
+"""How often a running engine refreshes its entry."""
+LIVE_S = 30.0
+"""A deployment not seen for this long is taken as stopped (a killed engine's entry stays behind)."""
 
 
 class SharedGroup(Exception):
@@ -58,14 +62,28 @@ class Deployment:
         return json.dumps({"topics": list(self.topics), "group": self.group, "seen_s": self.seen_s})
 
 
-def register(client: Any, prefix: str, topics: tuple[str, ...], group: str, now_s: float | None = None) -> list[str]:
+def register(
+    client: Any, prefix: str, topics: tuple[str, ...], group: str, now_s: float | None = None, force: bool = False
+) -> list[str]:
     """Register (or refresh) this deployment; warnings about the others on our topics.
 
-    Raises :class:`SharedGroup` if one of them uses our consumer group.
+    Raises :class:`SharedGroup` if one of them uses our consumer group — without
+    registering, unless ``force`` (a running engine keeps its entry fresh).
     """
     now_s = time.time() if now_s is None else now_s
     me = Deployment(prefix, topics, group, now_s)
+    try:
+        warnings = _others(client, me)
+    except SharedGroup:
+        if force:
+            client.hset(KEY, prefix, me.encode())
+        raise
     client.hset(KEY, prefix, me.encode())
+    return warnings
+
+
+def _others(client: Any, me: Deployment) -> list[str]:
+    group, now_s = me.group, me.seen_s
     warnings = []
     for name, raw in client.hgetall(KEY).items():
         try:
