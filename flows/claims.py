@@ -38,6 +38,7 @@ from redis.exceptions import RedisClusterException
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
 from livesignals.settings import Settings
+from state import deployments, rebuild
 from state.connection import Backoff, connect
 from state.eviction import EvictingRedis, check_no_eviction, unknown
 from state.keys import Keys
@@ -75,6 +76,8 @@ class KafkaClaimer:
         self._rebuilds = RebuildGuard(settings.state_loss_max_rebuilds, settings.state_loss_window_s)
         self._memory_checked = time.monotonic()
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
+        self._warned: set[str] = set()
+        self._wait_for_other_deployments()  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
         """Claim ``partition``; if Redis is behind the consumer group, rebuild or stop (see the module)."""
@@ -82,6 +85,9 @@ class KafkaClaimer:
         held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics, cluster))
         if held.lost_nodes:
             why = f"Redis Cluster masters lost their data (markers {', '.join(held.lost_nodes)})"
+            if self._rebuild_whole(held, why, {}):  # exact, and resumed by the next claim after a crash
+                log.info("claimed partition %d (epoch %s), rebuilding it from offset 0", partition, held.epoch)
+                return held
             held.replay_from = self.resolve_loss(partition, dict.fromkeys(self.topics, 0), why)
             log.info("claimed partition %d (epoch %s), replaying from %s", partition, held.epoch, held.replay_from)
             return held
@@ -89,12 +95,38 @@ class KafkaClaimer:
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k
         }  # fmt: skip
+        why = ""
         if behind:
             detail = ", ".join(f"{t}[{partition}] Redis {r} < Kafka group {k}" for t, (r, k) in behind.items())
             why = f"Redis is behind the committed offsets: {detail}"
+        if cluster and self._rebuild_whole(held, why, group):
+            log.info("claimed partition %d (epoch %s), rebuilding it from offset 0 (profiles written before are "
+                     "stale until %s)", partition, held.epoch, held.stale_until)  # fmt: skip
+            return held
+        if behind:
             held.replay_from = self.resolve_loss(partition, held.offsets, why)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
         return held
+
+    def _rebuild_whole(self, held: Claim, why: str, group: dict[str, int]) -> bool:
+        """Redis Cluster: rebuild the partition as a whole when its ``{part:<p>}`` master lost or rolled back its
+        data and Kafka holds every event (:mod:`state.rebuild`); False leaves it to the usual resume or replay.
+
+        Profiles are stale until the replay passes the end of the log as Kafka reports it, or the group's or
+        Redis's offsets if further (one broker, the embedded Tansu, reports 1 as every high watermark)."""
+        partition = held.partition
+        fresh = all(offset is None for offset in held.offsets.values())
+        if not (why or fresh):
+            return False
+        marks = {t: self.kafka_retry.run(functools.partial(self._watermarks, t, partition)) for t in self.topics}
+        lows = {t: m[0] for t, m in marks.items()}
+        highs = {t: max(m[1], group.get(t, -1), held.offsets.get(t) or 0) for t, m in marks.items()}
+        if not rebuild.wanted(held, bool(why), lows, highs):
+            return False
+        if why:  # a loss: counted, logged and bounded like every rebuild (never on a first start)
+            self.resolve_loss(partition, dict.fromkeys(self.topics), why + "; rebuilding the partition as a whole")
+        self.redis_retry.run(lambda: rebuild.begin(self.client, self.keys, held, highs))
+        return True
 
     def resolve_loss(self, partition: int, offsets: dict[str, int | None], why: str) -> dict[str, int]:
         """Where to replay ``partition`` from after a loss; raises :class:`StateNotRebuildable` if nowhere."""
@@ -148,6 +180,50 @@ class KafkaClaimer:
             log.debug("eviction policy not read (%s); next batch tries again", exc)
             self._memory_checked = 0.0
 
+    def _wait_for_other_deployments(self) -> None:
+        """Register this deployment, first waiting (unregistered) while another ``key_prefix`` reads our topics
+        through our consumer group; then refresh the entry every ``REFRESH_S`` in the background."""
+        said = 0.0
+        while True:
+            try:
+                self.redis_retry.run(lambda: self.check_deployments(force=False))
+                break
+            except deployments.SharedGroup as exc:
+                if time.monotonic() - said > 30.0:
+                    said = time.monotonic()
+                    log.error("TWO DEPLOYMENTS, one consumer group: %s; waiting until it stops", exc)
+                time.sleep(2.0)
+        threading.Thread(target=self._refresh_deployment, name="deployment-entry", daemon=True).start()
+
+    def _refresh_deployment(self) -> None:
+        while True:
+            time.sleep(deployments.REFRESH_S)
+            try:
+                self.check_deployments(force=True)
+            except deployments.SharedGroup as exc:  # both started at once: say so, keep running
+                if str(exc) not in self._warned:
+                    self._warned.add(str(exc))
+                    log.error("TWO DEPLOYMENTS, one consumer group: %s", exc)
+            except (RedisError, RedisClusterException) as exc:
+                log.debug("deployment entry not refreshed (%s)", exc)
+
+    def check_deployments(self, force: bool = True) -> None:
+        """Register (or refresh) this deployment, warning once per other deployment on our topics; raises
+        :class:`~state.deployments.SharedGroup` if one uses our consumer group (see there for ``force``)."""
+        s = self.settings
+        warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group, force=force)
+        for warning in warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("TWO DEPLOYMENTS: %s", warning)
+
+    def leave(self) -> None:
+        """At a clean shutdown: drop this deployment's entry (one attempt; a stale one expires by itself)."""
+        try:
+            deployments.leave(self.client, self.settings.key_prefix)
+        except (RedisError, RedisClusterException) as exc:
+            log.debug("deployment entry not removed (%s)", exc)
+
     def commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
         """Commit the engine's next offsets to its Kafka consumer group (asynchronous unless at shutdown;
         never fails a batch)."""
@@ -172,9 +248,12 @@ class KafkaClaimer:
         return {tp.topic: tp.offset for tp in got}
 
     def _low_watermark(self, topic: str, partition: int) -> int:
+        return self._watermarks(topic, partition)[0]
+
+    def _watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         with self._lock:
-            low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        return int(low)
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        return int(low), int(high)
 
     def close(self) -> None:
         """Close the Kafka client."""

@@ -30,8 +30,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from river import preprocessing
-
 from models.slots import count_in
 from models.validation import BinaryValidation
 
@@ -64,6 +62,8 @@ class ChurnModel:
         self.max_features = max_features
         self.known: dict[str, int] = {}
         """Feature names learned, with their space-saving counts."""
+        from river import preprocessing  # at build: River's import pulls in scipy (seconds at start-up)
+
         self.scaler = preprocessing.StandardScaler()
         self.weights: dict[str, float] = {}
         self.intercept = 0.0

@@ -31,8 +31,6 @@ import math
 from collections import deque
 from typing import Any
 
-from river import anomaly, compose, preprocessing, stats
-
 
 def squash(x: dict[str, float]) -> dict[str, float]:
     """Standardised values into (0, 1): 0 sd -> 0.5, +-4 sd -> 0.73 / 0.27, far out -> the edges."""
@@ -54,6 +52,8 @@ class FraudModel:
         self.window_size = window_size
         self.calibration_size = calibration_size
         self.seed = seed
+        from river import anomaly, compose, preprocessing  # at build: River's import pulls in scipy (seconds)
+
         self.pipeline = compose.Pipeline(
             preprocessing.StandardScaler(),
             compose.FuncTransformer(squash),
@@ -82,6 +82,8 @@ class FraudModel:
         if len(self._recent) > self.calibration_size:
             del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
         self.pipeline.learn_one(x)
+        from river import stats  # imported by the build already: a lookup
+
         for name, value in x.items():
             self.moments.setdefault(name, stats.Var()).update(value)
         self.seen += 1

@@ -23,9 +23,10 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from river import compose, linear_model, optim, preprocessing
+if TYPE_CHECKING:  # imported where an arm is built: River's import pulls in scipy (seconds at start-up)
+    from river import compose
 
 from models.slots import count_in
 from models.validation import BinaryValidation
@@ -94,6 +95,8 @@ class ResponseModel:
         return {"model": "propensity", **self.validation.summary(), "rates": rates}
 
     def _new_arm(self) -> compose.Pipeline:
+        from river import compose, linear_model, optim, preprocessing
+
         regression = linear_model.LogisticRegression(
             optimizer=optim.SGD(self.learning_rate),
             l2=self.l2,

@@ -21,8 +21,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from river import metrics, utils
-
 
 class ClassWindowAUC:
     """Exact ROC AUC over the last ``window`` scores of each class, kept up to date per label.
@@ -92,6 +90,8 @@ class BinaryValidation:
     _accuracy: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from river import metrics, utils  # at build: River's import pulls in scipy (seconds at start-up)
+
         self._auc = ClassWindowAUC(self.window)
         self._logloss = utils.Rolling(metrics.LogLoss, window_size=self.window)
         self._accuracy = utils.Rolling(metrics.Accuracy, window_size=self.window)
@@ -149,6 +149,8 @@ class MulticlassValidation:
     _f1: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from river import metrics, utils  # at build: River's import pulls in scipy (seconds at start-up)
+
         self._accuracy = utils.Rolling(metrics.Accuracy, window_size=self.window)
         self._f1 = utils.Rolling(metrics.MacroF1, window_size=self.window)
 

@@ -43,6 +43,7 @@ from livesignals import metrics
 from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent, Reason
 from livesignals.settings import Settings
+from models.registry import ModelSet
 from operators import erasure
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
@@ -107,7 +108,8 @@ class Engine:
         self.learner = SharedLearner(
             store.models_log, settings.models, settings.models_checkpoint_every, settings.models_checkpoint_every_s
         )
-        self._view: ModelView = self.learner.view()
+        # models off: an empty view (building the models would import River: seconds at start-up)
+        self._view: ModelView = self.learner.view() if self.models_enabled else ModelView(ModelSet())
         self._control_checked = 0.0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
         self._rules_now = self.rulebook.current()

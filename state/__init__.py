@@ -7,7 +7,9 @@ service), :mod:`state.memory` (an in-memory store for tests and offline
 evaluation), :mod:`state.connection` (a Redis or Redis Cluster client from
 settings, and riding out outages), :mod:`state.ownership` (partition claims,
 owner epochs and the checks that fence commits) and :mod:`state.cluster_commit`
-(the ordered Redis Cluster commit). Layer: above ``operators`` (whose types it stores), below ``flows``.
+(the ordered Redis Cluster commit), :mod:`state.rebuild` (rebuilding a Cluster partition as a
+whole after its master lost its data) and :mod:`state.deployments` (deployments of other key prefixes
+on the same topics). Layer: above ``operators`` (whose types it stores), below ``flows``.
 
 Nothing here imports Bytewax. Every key of one customer shares one hash slot
 (``{...}`` hash tag), so the same code works on one Redis and on Redis Cluster.

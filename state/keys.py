@@ -45,7 +45,10 @@ key                                type    holds                                
                                            each engine that claims it), ``store`` (random    ``offset:<topic>``
                                            id of this Redis's data, set once), ``owner``     per input topic
                                            (host and pid), ``offset:<topic>`` (next offset
-                                           to read: the resume point) (:mod:`state.ownership`)
+                                           to read: the resume point) (:mod:`state.ownership`);
+                                           Cluster, while the partition is rebuilt as a
+                                           whole: ``stale_before`` and ``stale_until:<topic>``
+                                           (:mod:`state.rebuild`)
 ``ls:{part:<p>}:wal``              hash    Redis Cluster only: the aggregates of the batch   one batch; deleted
                                            being committed (``offset|<topic>``,              by the commit's last
                                            ``f|<topic>|<field>``), written before its        step
@@ -60,6 +63,11 @@ key                                type    holds                                
                                            signs rerouted events' origin headers, ``privacy``
                                            keys erasure and dead-letter hashes
                                            (:mod:`state.secrets`)
+``livesignals:deployments``        hash    no prefix: per key prefix, its input topics,      one field per
+                                           consumer group and when last seen, so that two    deployment; removed
+                                           deployments on one Redis notice each other        at SIGTERM, ignored
+                                           (:mod:`state.deployments`)                        30 s after its last
+                                                                                             refresh
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
 ``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --

@@ -136,6 +136,11 @@ class Claim:
     """Redis Cluster: markers recorded before that are gone or changed (a master lost its data)."""
     rebuild_until: dict[str, int] | None = None
     """After a lost master: the resume offsets at the claim; the replay below them still writes profiles."""
+    stale_before: int | None = None
+    """Rebuilding the partition as a whole (:mod:`state.rebuild`): its profiles written by an owner epoch
+    below this are stale, replaced by the replay rather than trusted to skip it."""
+    stale_until: dict[str, int] | None = None
+    """Per topic: the offset the replay must pass before the stale marks are dropped."""
 
 
 def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str], cluster: bool = False) -> Claim:
@@ -155,7 +160,9 @@ def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str], cluste
         offsets[topic] = int(value) if value is not None else None
     held = Claim(partition, fields["epoch"], fields["store"], offsets)
     if cluster:
-        from state import node_markers, write_ahead
+        from state import node_markers, rebuild, write_ahead
+
+        rebuild.read_marks(held, fields)
 
         write_ahead.apply_pending(client, keys, partition, topics)
         held.nodes, held.lost_nodes = node_markers.settle(client, keys, partition, fields)

@@ -31,7 +31,9 @@ A process that *dies* between steps (3) and (4) on a Cluster leaves profiles
 ahead of the partition aggregates: the batch's aggregates, recorded ahead in
 the partition's slot (:mod:`state.write_ahead`), are written at the next claim
 and the replay counts no event twice. A Cluster master that lost its data is
-seen by its store marker, even when it held only profiles (:mod:`state.node_markers`).
+seen by its store marker, even when it held only profiles (:mod:`state.node_markers`);
+a partition rebuilt as a whole after its ``{part:<p>}`` master lost its data has
+its older profiles treated as stale by :meth:`ProfileStore.load` (:mod:`state.rebuild`).
 
 Redis applies a MULTI block only when EXEC arrives, so a worker that dies
 mid-commit leaves nothing behind. (MULTI does not roll back a command that
@@ -43,24 +45,28 @@ the cache, so nothing half-applied is served from memory.
 from __future__ import annotations
 
 import functools
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from livesignals import metrics, serde
 from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
-from state import node_markers, write_ahead
+from state import node_markers, rebuild, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.erasure import ErasureLedger
 from state.keys import Keys
 from state.models_store import RedisModelLog
 from state.ownership import Claim, Fenced, Ownership, check, commit_script, profile_script
 from state.retention import Retention, is_anonymous
+
+log = logging.getLogger(__name__)
 
 Retry = Callable[[Callable[[], None]], None]
 """Runs a commit until it succeeds (backing off while Redis is unreachable); see :mod:`state.connection`."""
@@ -146,17 +152,34 @@ class ProfileStore:
                 self._cache.move_to_end(key)
                 found[key] = state
         if missing:
+            stale = self._rebuilding()
             pipe = self.client.pipeline(transaction=False)
             for key in missing:
                 pipe.get(self.keys.profile(key))
+                if stale:  # a partition is rebuilt as a whole: whose profiles are stale (state.rebuild)
+                    pipe.get(self.keys.writer(key))
             rows = pipe.execute()
             metrics.REDIS_ROUNDTRIPS.labels("load").inc()
-            metrics.REDIS_COMMANDS.labels("load").inc(len(missing))
-            for key, row in zip(missing, rows, strict=True):
-                state = CustomerState.from_bytes(key, row)
+            metrics.REDIS_COMMANDS.labels("load").inc(len(rows))
+            step = 2 if stale else 1
+            for i, key in enumerate(missing):
+                state = CustomerState.from_bytes(key, rows[i * step])
+                if stale and rows[i * step] is not None and rebuild.is_stale(rows[i * step + 1], state.applied, stale):
+                    state = CustomerState.from_bytes(key, None)  # rebuilt from its first event by the replay
                 found[key] = state
                 self._remember(key, state)
         return found
+
+    def _rebuilding(self) -> dict[int, int]:
+        """Partition -> epoch of the whole-partition rebuilds this process runs (Redis Cluster only)."""
+        if not self.cluster or self.ownership is None:
+            return {}
+        out = {}
+        for partition in self.ownership.owned():
+            held = self.ownership.get(partition)
+            if held is not None and held.stale_before is not None:
+                out[partition] = held.stale_before
+        return out
 
     def load_partition(self, topic: str, partition: int) -> PartitionAggregates:
         """One input partition's shared aggregates (KPIs, voice of the customer)."""
@@ -212,6 +235,15 @@ class ProfileStore:
             if held is not None:
                 for topic, new in news.items():
                     held.offsets[topic] = max(new, held.offsets.get(topic) or 0)
+                if rebuild.passed(held):
+                    self._finish_rebuild(held)
+
+    def _finish_rebuild(self, held: Claim) -> None:
+        """Drop the stale marks of a rebuild the replay completed; an outage leaves them for the next commit."""
+        try:
+            rebuild.finish(self.client, self.keys, held)
+        except (redis.RedisError, RedisClusterException) as exc:
+            log.warning("partition %d: rebuild marks kept for now (%s)", held.partition, exc)
 
     def _wait_for_replicas(self) -> None:
         """``WAIT`` for ``wait_replicas`` replicas on every master the commit wrote to (off at 0).

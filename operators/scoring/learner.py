@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from livesignals import metrics, serde
-from models.registry import ModelSet, Slot
+from models.registry import KINDS, ModelSet, Slot
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +172,26 @@ class SharedLearner:
         self.checkpoint_every_s = checkpoint_every_s
         self.clock = clock
         self.read_count = read_count
-        self.state = LearnerState(ModelSet.from_config(models_config))
+        unknown = set(models_config or {}) - set(KINDS)
+        if unknown:  # checked now, built at first use (a models-off engine never imports River: seconds at start)
+            raise ValueError(f"unknown model kinds in settings: {sorted(unknown)}")
+        self._state: LearnerState | None = None
         self.checkpoints_written = 0
         self.last_checkpoint_bytes = 0
         self.last_checkpoint_s = 0.0
         self._checkpointed_at = clock()
         self._started = False
+
+    @property
+    def state(self) -> LearnerState:
+        """The models and how far into the log they learned (the models are built at first use)."""
+        if self._state is None:
+            self._state = LearnerState(ModelSet.from_config(self.models_config))
+        return self._state
+
+    @state.setter
+    def state(self, value: LearnerState) -> None:
+        self._state = value
 
     @property
     def models(self) -> ModelSet:
