@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from gateway import access, feedback
 from gateway.access import Decision
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, refused_token
 from gateway.auth import Principal, TokenError, verify_token
 from gateway.problems import Problem
 from livesignals import serde
@@ -74,7 +74,7 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
             return verify_token(token.strip(), service.settings.gateway_token_secrets)
         except TokenError as exc:
             reason = str(exc)
-    service.audit.record("-", "-", action, asked, None, False, reason)
+    service.audit.record("-", "-", action, asked, None, False, reason, **refused_token(request, token.strip()))
     raise Problem(401, "Unauthorized", reason)
 
 

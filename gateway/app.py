@@ -59,7 +59,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     producer = producer if producer is not None else kafka_producer(settings)
     keys = Keys(settings.key_prefix)
     service = api.Service(
-        settings, client, keys, AuditLog(client, settings.key_prefix, settings.gateway_audit_maxlen),
+        settings, client, keys, AuditLog.from_settings(client, settings),
         FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s),
     )  # fmt: skip
     hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), block_ms=hub_block_ms)
