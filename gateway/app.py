@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway import api, feedback_api, limits, stream
+from gateway import api, feedback_api, limits, metrics_route, stream
 from gateway.audit import AuditLog
 from gateway.auth import check_secrets
 from gateway.feedback import FeedbackProducer, producer_config
@@ -102,6 +102,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         route("/v1/push", "push", push),
         Route("/openapi.json", lambda r: api.json_response(document()), name="openapi"),
         Route("/healthz", lambda r: api.json_response({"ok": True}), name="health"),
+        metrics_route.ROUTE,
         Route("/", lambda r: RedirectResponse("/agent"), name="root"),
         Route("/agent", lambda r: _asset("agent.html"), name="page"),
         Route("/assets/{name}", lambda r: _asset(r.path_params["name"]), name="assets"),
