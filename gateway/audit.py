@@ -37,8 +37,7 @@ from livesignals import metrics
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.privacy import subject_hash
 from livesignals.settings import Settings
-from state.erasure import deployment_secret
-from state.keys import Keys
+from state.reader import Keys, privacy_secret
 
 QUEUE_CHARS = 64
 """Longest queue name kept in an entry."""
@@ -73,7 +72,7 @@ class AuditLog:
     @functools.cached_property
     def secret(self) -> str:
         """``erasure_ledger_secret``, else the deployment's privacy secret: the erasure ledger's own."""
-        return self._secret or deployment_secret(self.client, Keys(self.prefix))
+        return self._secret or privacy_secret(self.client, Keys(self.prefix))
 
     def pseudonym(self, key: str) -> str:
         """How ``key`` (``kind:value``, as asked or resolved) appears in the trail: its kind and keyed hash."""

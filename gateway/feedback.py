@@ -76,7 +76,7 @@ def verdict_target(request: dict[str, Any], decision: dict[str, Any] | None) -> 
 
     >>> verdict_target({"target": "flag", "target_id": "f1"}, None)
     'flag:f1'
-    >>> verdict_target({"target": "action", "action": "x"}, {"decision_id": "d9"})
+    >>> verdict_target({"target": "action", "action": "x", "verdict": "accept"}, {"decision_id": "d9"})
     'action:d9'
     """
     if request.get("target") == "action":

@@ -16,6 +16,7 @@ from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
+from state.erasure import deployment_secret
 from state.keys import Keys
 from state.models_store import RedisModelLog
 
@@ -227,3 +228,9 @@ def read_timeline(
 
 
 __all__ = ["Keys", "read_360", "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve"]
+
+
+def privacy_secret(client: Any, keys: Keys) -> str:
+    """The deployment's privacy hashing secret, the erasure ledger's (:func:`state.erasure.deployment_secret`):
+    the desktop service's audit pseudonymises customers with it."""
+    return deployment_secret(client, keys)
