@@ -13,12 +13,19 @@ The rule (issue 12), decided on every read, push subscription and feedback:
 
 An open contact older than ``gateway_contact_open_s`` grants nothing (a
 contact whose end was never reported does not open a customer for ever).
+An open contact on an identifier the customer claimed (a device, a phone)
+grants their 360 only if it went on after the claim: the agent of an
+anonymous chat on a device gets nothing of whoever logs in on it later; the
+reason then says the grant came ``via a linked <kind>``.
 A customer nobody may see and a customer that does not exist get the same
 answer, so ids cannot be probed.
 
-Masking for roles without PII: e-mail addresses, phone numbers and PII
-identifiers anywhere in the document, identity attributes (names, addresses),
-relationships and free text (timeline snippets, texts kept for the models).
+Masking for roles without PII: identity attributes (names, addresses),
+relationships, the texts kept for the models, every free-text field whole
+(:data:`FREE_TEXT_KEYS`: timeline summaries, topics, details, URLs, error
+codes, order and ticket ids -- whatever a customer or producer wrote), and
+e-mail addresses (percent-encoded too), phone numbers and PII identifiers in
+any other string; ids (:data:`ID_KEYS`) are left whole.
 
 >>> p = Principal("a7", "agent", ("billing",), 0)
 >>> contact = {"key": "customer_id:c1", "channel": "chat", "agent_id": None, "queue": "billing", "t": 1000}
@@ -26,8 +33,9 @@ relationships and free text (timeline snippets, texts kept for the models).
 Decision(allowed=True, reason='waiting in your queue billing')
 >>> decide(p, "customer_id:c1", [{**contact, "agent_id": "a8"}], now_ms=2000, max_age_ms=3600_000)
 Decision(allowed=False, reason='not assigned to you')
->>> mask({"email": "ann@example.com", "s": "call me on +44 20 7946 0958"}, "analyst")
-{'email': '***', 's': 'call me on ***'}
+>>> mask({"email": "ann@example.com", "s": "call me on +44 20 7946 0958", "id": "f4b1f0cb-9bdf-821526b5d412"},
+...      "analyst")
+{'email': '***', 's': '***', 'id': 'f4b1f0cb-9bdf-821526b5d412'}
 """
 
 from __future__ import annotations
@@ -47,10 +55,19 @@ KEPT_ATTRIBUTES: Final = frozenset({"timezone", "tier", "segment", "lang"})
 """Identity attributes that stay readable when PII is masked; every other attribute value is masked."""
 MASK: Final = "***"
 
-_EMAIL = re.compile(r"[^\s@:]+@[^\s@]+\.[^\s@]+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+_EMAIL = re.compile(r"[^\s@:%/?&=]+(?:@|%40)[^\s@%/?&=]+\.[^\s@/?&=]+", re.IGNORECASE)
+_PHONE = re.compile(r"(?<![\w-])\+?\d[\d\s().-]{6,}\d(?![\w-])")
 _PII_ID = re.compile(r"\b(email|phone):\S+")
-_FREE_TEXT_TYPES: Final = frozenset({"call", "chat", "email", "sms", "social", "survey"})
+FREE_TEXT_KEYS: Final = frozenset({
+    "s", "topic", "detail", "text", "url", "error_code", "comment", "query", "message", "subject", "body",
+    "note", "title", "order_id", "ticket_id", "case_id", "product_id", "address", "name", "errors", "evidence",
+})  # fmt: skip
+"""Fields that hold what a customer or a producer wrote: masked whole for roles without PII (a regex
+misses a percent-encoded e-mail in a URL or a name in a ticket's topic)."""
+KEYED_BY_FREE_TEXT: Final = frozenset({"open_orders", "deliveries", "open_cases"})
+"""Maps keyed by a producer's id (an order id may be made of a name): their keys are numbered instead."""
+ID_KEYS: Final = frozenset({"id", "event_id", "decision_id", "event", "target_id", "flag_id", "customer"})
+"""Fields that hold ids: left whole (a digit run inside a UUID is no phone number), bar a PII identifier."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +88,43 @@ def decide(
         if kind in PII_KINDS:
             return Decision(False, f"analysts may not look customers up by {kind}")
         return Decision(True, "analyst (PII masked)")
-    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms]
+    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms and _since_claimed(c)]
     if role == "agent":
         for c in fresh:
             if c.get("agent_id") == principal.subject:
-                return Decision(True, f"serving on {c['channel']}")
+                return Decision(True, f"serving on {c['channel']}{_via(c)}")
         for c in fresh:
             if not c.get("agent_id") and c.get("queue") in principal.queues:
-                return Decision(True, f"waiting in your queue {c['queue']}")
+                return Decision(True, f"waiting in your queue {c['queue']}{_via(c)}")
         return Decision(False, "not assigned to you")
     if role == "supervisor":
         for c in fresh:
             if c.get("queue") in principal.queues:
-                return Decision(True, f"in your team's queue {c['queue']}")
+                return Decision(True, f"in your team's queue {c['queue']}{_via(c)}")
         return Decision(False, "not in your teams' queues")
     return Decision(False, "unknown role")
+
+
+def _since_claimed(contact: dict[str, Any]) -> bool:
+    """A contact on a linked identifier counts only if it went on after the customer claimed the identifier.
+
+    An anonymous chat on a device that someone logs in on later was with whoever used the device then:
+    its agent gets nothing of the customer who claimed the device (a kiosk, a shared laptop), unless the
+    contact goes on after the login (then it is that customer's). Own contacts carry no ``linked_at``.
+
+    >>> _since_claimed({"t": 5, "linked_at": 9}), _since_claimed({"t": 9, "linked_at": 9}), _since_claimed({"t": 1})
+    (False, True, True)
+    """
+    linked_at = contact.get("linked_at")
+    return linked_at is None or contact.get("t", 0) >= linked_at
+
+
+def _via(contact: dict[str, Any]) -> str:
+    """`` via a linked device_id`` for a grant that came from a linked identifier's contact (the kind only:
+    the audit keeps no identifier in clear)."""
+    if contact.get("linked_at") is None:
+        return ""
+    return f" via a linked {str(contact.get('key', '')).partition(':')[0]}"
 
 
 def mask(doc: Any, role: str) -> Any:
@@ -120,29 +159,25 @@ def _mask_sections(doc: Any) -> Any:
     predictions = out.get("predictions")
     if isinstance(predictions, dict) and "recent_texts" in predictions:
         out["predictions"] = {k: v for k, v in predictions.items() if k != "recent_texts"}
-    for name in ("timeline", "entries"):
-        if isinstance(out.get(name), list):
-            out[name] = [_without_text(e) for e in out[name]]
     return out
 
 
-def _without_text(entry: Any) -> Any:
-    """A timeline entry without the customer's words (a contact's or survey comment's snippet)."""
-    if not isinstance(entry, dict) or entry.get("type") not in _FREE_TEXT_TYPES or not isinstance(entry.get("s"), str):
-        return entry
-    keep = 2 if entry["type"] == "survey" else 1  # "csat survey: 4: <comment>" / "inbound chat about x: <text>"
-    return {**entry, "s": ": ".join(entry["s"].split(": ")[:keep])}
-
-
-def _scrub(value: Any) -> Any:
+def _scrub(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
-        if "@" in value or ":" in value or any(ch.isdigit() for ch in value):
+        if key in FREE_TEXT_KEYS:
+            return MASK if value else value
+        if key in ID_KEYS:
+            return _PII_ID.sub(lambda m: f"{m[1]}:{MASK}", value)
+        if "@" in value or "%" in value or ":" in value or any(ch.isdigit() for ch in value):
             value = _PII_ID.sub(lambda m: f"{m[1]}:{MASK}", value)
             value = _EMAIL.sub(MASK, value)
             value = _PHONE.sub(MASK, value)
         return value
     if isinstance(value, dict):
-        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in value.items()}
+        if key in KEYED_BY_FREE_TEXT:
+            return {f"{MASK}{i}": _scrub(v) for i, v in enumerate(value.values(), 1)}
+        return {(_scrub(k) if isinstance(k, str) else k): _scrub(v, k if isinstance(k, str) else "")
+                for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, key) for v in value]
     return value

@@ -17,16 +17,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import access, feedback
 from gateway.access import Decision
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, refused_token
 from gateway.auth import Principal, TokenError, verify_token
 from gateway.problems import Problem
-from livesignals import metrics, serde
+from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.identifiers import normalise_identifier
 from livesignals.settings import Settings
@@ -75,7 +74,7 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
             return verify_token(token.strip(), service.settings.gateway_token_secrets)
         except TokenError as exc:
             reason = str(exc)
-    service.audit.record("-", "-", action, asked, None, False, reason)
+    service.audit.record("-", "-", action, asked, None, False, reason, **refused_token(request, token.strip()))
     raise Problem(401, "Unauthorized", reason)
 
 
@@ -177,42 +176,6 @@ def get_actions(service: Service, request: Request) -> Response:
     body = {"customer": access.mask_key(g.customer, g.principal.role),
             "next_best_actions": doc["future"].get("next_best_actions")}  # fmt: skip
     return json_response(access.mask(body, g.principal.role))
-
-
-async def post_feedback(service: Service, request: Request) -> Response:
-    """An agent's verdict on an action, a flag or a text's sentiment: produced as a contract event (202)."""
-    try:
-        body = serde.loads(await request.body())
-    except serde.JSONDecodeError:
-        body = None
-    return await run_in_threadpool(_feedback, service, request, body)
-
-
-def _feedback(service: Service, request: Request, body: Any) -> Response:
-    g = authorise(service, request, "feedback", roles=access.MAY_SEND_FEEDBACK)
-    _known(g)
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad feedback", "the body must be a JSON object")
-    if service.feedback is None:
-        raise Problem(503, "Feedback unavailable", "no Kafka producer configured")
-    now_ms = int(time.time() * 1000)
-    decision = None
-    if body.get("target") == "action":
-        decision = reader.read_360(service.client, service.keys, g.customer, timeline=1)["predictions"].get(
-            "next_best_actions"
-        )
-    try:
-        doc = feedback.build_event(
-            g.customer, g.principal.subject, body, request.headers.get("idempotency-key", ""), now_ms, decision
-        )
-    except feedback.BadFeedback as exc:
-        raise Problem(400, "Bad feedback", str(exc)) from None
-    try:
-        service.feedback.send(doc)
-    except RuntimeError as exc:
-        raise Problem(503, "Feedback not delivered", str(exc)) from None
-    metrics.GATEWAY_FEEDBACK.labels(body["target"]).inc()
-    return json_response({"event_id": doc["event_id"], "type": doc["type"], "payload": doc["payload"]}, 202)
 
 
 def _int(raw: str | None, default: int, low: int, high: int) -> int:

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway import api, stream
+from gateway import api, feedback_api, limits, metrics_route, stream
 from gateway.audit import AuditLog
 from gateway.auth import check_secrets
-from gateway.feedback import FeedbackProducer
+from gateway.feedback import FeedbackProducer, producer_config
 from gateway.openapi import document
 from gateway.problems import Problem
 from gateway.push import FlagHub
@@ -48,7 +48,8 @@ def kafka_producer(settings: Settings) -> Any:
     """An idempotent producer for feedback events, with the contract's partitioner."""
     from confluent_kafka import Producer
 
-    return Producer(settings.kafka_client_config(**PRODUCER_CONFIG, **{"enable.idempotence": True, "linger.ms": 0}))
+    config = producer_config(settings.gateway_feedback_timeout_s)
+    return Producer(settings.kafka_client_config(**PRODUCER_CONFIG, **config))
 
 
 def create_app(settings: Settings, client: Any = None, producer: Any = None, hub_block_ms: int = 1000) -> Starlette:
@@ -58,8 +59,8 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     producer = producer if producer is not None else kafka_producer(settings)
     keys = Keys(settings.key_prefix)
     service = api.Service(
-        settings, client, keys, AuditLog(client, settings.key_prefix, settings.gateway_audit_maxlen),
-        FeedbackProducer(producer, settings.input_topics[0]),
+        settings, client, keys, AuditLog.from_settings(client, settings),
+        FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s),
     )  # fmt: skip
     hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), block_ms=hub_block_ms)
 
@@ -90,7 +91,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         return await stream.push(service, hub, request)
 
     async def feedback(request: Request) -> Response:
-        return await api.post_feedback(service, request)
+        return await feedback_api.post_feedback(service, request)
 
     routes = [
         route("/v1/customers/{key:path}/timeline", "timeline", lambda r: api.get_timeline(service, r)),
@@ -101,6 +102,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         route("/v1/push", "push", push),
         Route("/openapi.json", lambda r: api.json_response(document()), name="openapi"),
         Route("/healthz", lambda r: api.json_response({"ok": True}), name="health"),
+        metrics_route.ROUTE,
         Route("/", lambda r: RedirectResponse("/agent"), name="root"),
         Route("/agent", lambda r: _asset("agent.html"), name="page"),
         Route("/assets/{name}", lambda r: _asset(r.path_params["name"]), name="assets"),
@@ -115,6 +117,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
             hub.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Problem: on_problem, 500: on_problem})
+    limits.install(app, settings.gateway_body_max_bytes)
     app.state.service = service
     app.state.hub = hub
     return app

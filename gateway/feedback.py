@@ -19,15 +19,20 @@ neutral / positive
 
 Every event carries the agent (``agent_id``), is on channel ``backoffice``,
 keyed by the customer like every producer's (murmur2), and its ``event_id``
-is derived from the agent and the request's ``Idempotency-Key``: a retried
-request produces the same event, which the engine applies once (its
-duplicate horizon). Each event is checked against the contract before it is
-sent, so the service never writes what the engine would dead-letter.
+is derived from the agent, the customer and the request's ``Idempotency-Key``.
+Retries are answered from a record in Redis (:mod:`gateway.feedback_ledger`),
+not re-sent, so a retry is applied once however late it comes. Accept and
+reject are taken only for an action the customer was offered (the ranked
+actions of the 360's decision): an invented action name would be taught to
+the shared offers model. Each event is checked against the contract before it
+is sent, so the service never writes what the engine would dead-letter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from typing import Any, Final
 
 from livesignals import serde
@@ -46,13 +51,52 @@ class BadFeedback(ValueError):
     """A feedback request that cannot become a valid event (the message says why)."""
 
 
-def event_id(agent: str, idempotency_key: str) -> str:
-    """The event id of a feedback request: the same agent and key give the same id.
+class NotOffered(BadFeedback):
+    """Accept or reject of an action the customer was not offered."""
 
-    >>> event_id("a7", "k1") == event_id("a7", "k1") != event_id("a8", "k1")
-    True
+
+def offered_actions(decision: dict[str, Any] | None) -> frozenset[str]:
+    """The actions a decision (the 360's ``next_best_actions``) offered: its ranked actions and its choice.
+
+    >>> sorted(offered_actions({"chosen": "a", "ranked": [["a", 0.9, 0.5, "r"], {"action": "b"}]}))
+    ['a', 'b']
+    >>> offered_actions(None)
+    frozenset()
     """
-    digest = hashlib.blake2b(f"{agent}\x1f{idempotency_key}".encode(), digest_size=16).hexdigest()
+    if not isinstance(decision, dict):
+        return frozenset()
+    names = {decision.get("chosen")}
+    for row in decision.get("ranked") or ():
+        names.add(row.get("action") if isinstance(row, dict) else (row[0] if row else None))
+    return frozenset(n for n in names if isinstance(n, str) and n)
+
+
+def verdict_target(request: dict[str, Any], decision: dict[str, Any] | None) -> str:
+    """What one verdict is about (an agent gives one per target): the flag, the text, or the decision.
+
+    >>> verdict_target({"target": "flag", "target_id": "f1"}, None)
+    'flag:f1'
+    >>> verdict_target({"target": "action", "action": "x", "verdict": "accept"}, {"decision_id": "d9"})
+    'action:d9'
+    """
+    if request.get("target") == "action":
+        if request.get("verdict") in ("accept", "reject"):
+            decision_id = (decision or {}).get("decision_id") or "-"
+            return f"action:{decision_id}"
+        return f"action:{request.get('target_id')}"
+    return f"{request.get('target')}:{request.get('target_id')}"
+
+
+def event_id(agent: str, idempotency_key: str, customer_key: str = "") -> str:
+    """The event id of a feedback request: the same agent, customer and key give the same id.
+
+    >>> event_id("a7", "k1", "customer_id:c1") == event_id("a7", "k1", "customer_id:c1")
+    True
+    >>> len({event_id("a7", "k1", "customer_id:c1"), event_id("a8", "k1", "customer_id:c1"),
+    ...      event_id("a7", "k1", "customer_id:c2")})
+    3
+    """
+    digest = hashlib.blake2b(f"{agent}\x1f{customer_key}\x1f{idempotency_key}".encode(), digest_size=16).hexdigest()
     return f"fb-{digest}"
 
 
@@ -88,6 +132,8 @@ def build_event(
         action = request.get("action")
         if not isinstance(action, str) or not action:
             raise BadFeedback("accept/reject needs the action's name (action)")
+        if action not in offered_actions(decision):
+            raise NotOffered(f"action {action[:64]!r} was not offered to this customer")
         payload = {"action": action, "response": "accepted" if verdict == "accept" else "rejected"}
         if decision and decision.get("chosen") == action and decision.get("sent") and decision.get("decision_id"):
             payload["decision_id"] = decision["decision_id"]
@@ -100,8 +146,8 @@ def build_event(
     payload["agent_id"] = agent
     kind, _, value = customer_key.partition(":")
     doc = {
-        "schema_version": 1, "event_id": event_id(agent, idempotency_key), "type": etype, "channel": "backoffice",
-        "customer": {kind: value}, "event_time": now_ms, "payload": payload,
+        "schema_version": 1, "event_id": event_id(agent, idempotency_key, customer_key), "type": etype,
+        "channel": "backoffice", "customer": {kind: value}, "event_time": now_ms, "payload": payload,
     }  # fmt: skip
     try:
         decode(serde.dumps(doc), Origin("gateway", 0, 0), now_ms=now_ms)
@@ -111,18 +157,54 @@ def build_event(
 
 
 class FeedbackProducer:
-    """Produces feedback events to the input topic and waits for Kafka's acknowledgement."""
+    """Produces feedback events to the input topic and waits, on the event loop, for this event's delivery.
+
+    It never flushes the producer (that would wait for every request's events)
+    and holds no worker thread while it waits (reads keep their pool): it polls
+    the producer for delivery reports without blocking and sleeps between polls.
+    The producer gives an event up after ``message.timeout.ms``, which
+    :func:`producer_config` sets to the wait (``timeout_s``); the wait lasts a
+    little longer, so a failure reported to the desk is an event librdkafka no
+    longer holds and will not send later.
+    """
+
+    GRACE_S: Final = 2.0
+    """How much longer than twice the producer's own timeout a request waits for the delivery report
+    (librdkafka scans for timed-out events about once a second, later on a loaded host)."""
 
     def __init__(self, producer: Any, topic: str, timeout_s: float = 10.0) -> None:
         self.producer = producer
         self.topic = topic
         self.timeout_s = timeout_s
 
-    def send(self, doc: dict[str, Any]) -> None:
+    async def send(self, doc: dict[str, Any]) -> None:
         """Produce ``doc`` keyed by its customer; raises ``RuntimeError`` unless Kafka confirms it."""
-        errors: list[Any] = []
+        outcome: list[Any] = []
         key = primary_key(doc["customer"]).encode()
-        self.producer.produce(self.topic, serde.dumps(doc), key=key, on_delivery=lambda err, _m: errors.append(err))
-        remaining = self.producer.flush(self.timeout_s)
-        if remaining or not errors or errors[0] is not None:
-            raise RuntimeError(f"feedback not confirmed by Kafka: {errors[0] if errors else 'timeout'}")
+        try:
+            self.producer.produce(
+                self.topic, serde.dumps(doc), key=key, on_delivery=lambda err, _m: outcome.append(err)
+            )
+        except BufferError:
+            raise RuntimeError("feedback not sent: the producer's queue is full") from None
+        deadline = time.monotonic() + 2 * self.timeout_s + self.GRACE_S
+        delay = 0.002
+        while not outcome:
+            self.producer.poll(0)
+            if outcome:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("feedback not confirmed by Kafka in time (it may still be delivered)")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        if outcome[0] is not None:
+            raise RuntimeError(f"feedback not delivered by Kafka: {outcome[0]}")
+
+
+def producer_config(timeout_s: float) -> dict[str, Any]:
+    """Producer settings for feedback: idempotent, no lingering, an event given up after ``timeout_s``.
+
+    >>> producer_config(5.0)["message.timeout.ms"]
+    5000
+    """
+    return {"enable.idempotence": True, "linger.ms": 0, "message.timeout.ms": int(timeout_s * 1000)}

@@ -74,6 +74,8 @@ def document() -> dict[str, Any]:
                                       "content": {"text/event-stream": {}}}, **_ERRORS}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "JSON"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (livesignals_gateway_*)",
+                                 "responses": {"200": {"description": "Prometheus text format"}}}},
             "/agent": {"get": {"summary": "The agent card (HTML page; token in the URL fragment)",
                                "responses": {"200": {"description": "HTML"}}}},
         },

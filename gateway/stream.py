@@ -45,7 +45,7 @@ EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 async def push(service: api.Service, hub: FlagHub, request: Request) -> Response:
     """Open an SSE stream of flags for the requested customers and queues."""
     asked = request.query_params.getlist("customer")
-    queues = request.query_params.getlist("queue")
+    queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
     if last_id and not EVENT_ID.match(last_id):
         raise Problem(400, "Bad Last-Event-ID", "expected a stream entry id such as 1767225600000-0")

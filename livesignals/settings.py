@@ -311,6 +311,17 @@ class Settings:
     """How often a push connection checks that its caller may still see each customer it follows (a
     contact that ended ends the stream)."""
 
+    # --- Agent desktop service: abuse limits (gateway/, issue 12 break-test) ------
+    gateway_body_max_bytes: Annotated[int, Range(256, 1_048_576)] = 16_384
+    """Largest request body the service reads; a longer one is refused (413) while it streams in."""
+    gateway_feedback_timeout_s: Annotated[float, Range(0.1, 60.0)] = 5.0
+    """How long a feedback request waits for Kafka to confirm its event; the producer gives the event up
+    after the same time (``message.timeout.ms``), so a 503 means it was not sent."""
+    gateway_feedback_ttl_s: Annotated[int, Range(60, None)] = 86_400
+    """How long an Idempotency-Key, and an agent's verdict on one flag or decision, are remembered."""
+    gateway_audit_max_age_s: Annotated[int, Range(60, None)] = 90 * 86_400
+    """Audit entries older than this are trimmed (as well as beyond ``gateway_audit_maxlen``)."""
+
     # --- Operations: health, lag, shutdown (issue 13) ----------------------------
     metrics_host: Annotated[str, NOT_EMPTY] = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod
     """Address the metrics and health endpoints bind to (``127.0.0.1``: this host only)."""

@@ -16,6 +16,7 @@ from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
+from state.erasure import deployment_secret
 from state.keys import Keys
 from state.models_store import RedisModelLog
 
@@ -175,8 +176,17 @@ def read_access(client: Any, keys: Keys, customer_key: str) -> dict[str, Any]:
             flag_keys.append(identifier)
             other = CustomerState.from_bytes(identifier, profile)
             open_contacts = other.activity.get("open_contacts", {})
-            contacts += [{"key": identifier, "channel": ch, **c} for ch, c in open_contacts.items()]
+            since = linked_since(state, identifier)
+            contacts += [{"key": identifier, "channel": ch, **c, "linked_at": since} for ch, c in open_contacts.items()]
     return {"customer": customer_key, "known": bool(row), "open_contacts": contacts, "flag_keys": flag_keys}
+
+
+def linked_since(state: CustomerState, identifier: str) -> int:
+    """When ``state``'s customer claimed ``identifier`` (its merge record's event time; 0 when that record
+    was trimmed: an old link). The agent desktop grants nothing from a contact on it older than this."""
+    value = identifier.partition(":")[2]
+    times = [m.get("t", 0) for m in state.identity.get("merges", []) if m.get("id") in (identifier, value)]
+    return max(times) if times else 0
 
 
 def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -218,3 +228,9 @@ def read_timeline(
 
 
 __all__ = ["Keys", "read_360", "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve"]
+
+
+def privacy_secret(client: Any, keys: Keys) -> str:
+    """The deployment's privacy hashing secret, the erasure ledger's (:func:`state.erasure.deployment_secret`):
+    the desktop service's audit pseudonymises customers with it."""
+    return deployment_secret(client, keys)

@@ -114,6 +114,15 @@ async function follow(key) {
       const headers = { ...auth };
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
       const res = await fetch("/v1/push?customer=" + encodeURIComponent(key), { headers, signal: controller.signal });
+      if (res.status === 401 || res.status === 403) {
+        // refused, not failed: retrying cannot help (token expired, contact ended) and each try is an audited denial
+        setLive(false);
+        $("live").textContent = "stopped";
+        $("message").textContent = res.status === 401
+          ? "Live updates stopped: your token expired; sign in again."
+          : "Live updates stopped: this customer is no longer yours.";
+        return;
+      }
       if (!res.ok) throw new Error("push " + res.status);
       setLive(true);
       delay = 500;

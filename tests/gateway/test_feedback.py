@@ -12,7 +12,7 @@ from livesignals.contract import decode, primary_key
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
 from tests.gateway.conftest import bearer, now_ms, token, world_for
-from tests.helpers import consume_all
+from tests.helpers import consume_all, event
 
 pytestmark = pytest.mark.kafka
 
@@ -36,10 +36,20 @@ def post(client, body, key):
     )
 
 
+def offered(world):
+    """Give c1 a decision (three contacts: repeat_contact) and return the actions it ranked."""
+    t = now_ms() - 20_000
+    world.apply(*[event("chat", "c1", t + i, event_id=f"rc{i}", agent_id="a1", queue="billing", text="still broken")
+                  for i in range(3)])  # fmt: skip
+    nba = serde.loads(world.client.get(world.keys.profile("customer_id:c1")))["predictions"]["next_best_actions"]
+    return [row[0] for row in nba["ranked"]], nba["decision_id"]
+
+
 def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency_key(kworld, kclient):
+    actions, decision_id = offered(kworld)
     requests = [
-        ({"target": "action", "action": "retention_offer", "verdict": "accept"}, "k-accept"),
-        ({"target": "action", "action": "retention_offer", "verdict": "reject"}, "k-reject"),
+        ({"target": "action", "action": actions[0], "verdict": "accept"}, "k-accept"),
+        ({"target": "sentiment", "target_id": "e-2", "verdict": "positive"}, "k-sent-2"),
         ({"target": "action", "target_id": "d-1", "verdict": "not_relevant"}, "k-nr"),
         ({"target": "flag", "target_id": "f-1", "verdict": "relevant"}, "k-flag"),
         ({"target": "sentiment", "target_id": "e-1", "verdict": "negative"}, "k-sent"),
@@ -50,11 +60,14 @@ def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency
         assert r.status_code == 202, r.text
         ids.append(r.json()["event_id"])
     retry = post(kclient, *requests[3])
-    assert retry.json()["event_id"] == ids[3]  # same key, same event: the engine applies it once
+    assert retry.status_code == 202 and retry.json()["event_id"] == ids[3]  # same key, same answer
+    # one verdict per agent per decision: rejecting what a1 accepted is refused, nothing produced
+    second = post(kclient, {"target": "action", "action": actions[0], "verdict": "reject"}, "k-reject")
+    assert second.status_code == 409, second.text
     assert len(set(ids)) == 5
     topic = kworld.settings.input_topics[0]
-    records = consume_all(kworld.settings.kafka_bootstrap, topic, 6)
-    assert len(records) == 6
+    records = consume_all(kworld.settings.kafka_bootstrap, topic, 6, timeout_s=8)
+    assert len(records) == 5  # the retry was answered from the ledger, not produced again
     docs = [serde.loads(m.value()) for m in records]
     by_id = {d["event_id"]: d for d in docs}
     assert set(by_id) == set(ids)
@@ -66,14 +79,15 @@ def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency
         assert m.partition() == owner_partition("customer_id:c1", 4)
         assert doc["payload"]["agent_id"] == "a1" and doc["channel"] == "backoffice"
     assert by_id[ids[0]]["type"] == "offer_response" and by_id[ids[0]]["payload"]["response"] == "accepted"
+    assert by_id[ids[0]]["payload"].get("decision_id") in (None, decision_id)
     assert by_id[ids[2]]["payload"] == {"target_id": "d-1", "kind": "action", "label": "not_relevant", "agent_id": "a1"}
     assert by_id[ids[4]]["payload"]["label"] == "negative"
-    # the engine applies them; the retried one is a duplicate, applied once
+    # the engine applies each once
     before = kworld.client.get(kworld.keys.profile("customer_id:c1"))
     kworld.engine.process([_raw(m) for m in records])
     after = serde.loads(kworld.client.get(kworld.keys.profile("customer_id:c1")))
     assert after["events"] - serde.loads(before)["events"] == 5
-    assert after["history"]["by_type"]["agent_feedback"] == 3
+    assert after["history"]["by_type"]["agent_feedback"] == 4
 
 
 def _raw(m):

@@ -1,0 +1,74 @@
+"""The feedback route: token first, then a capped body, then the verdict checked, taken once and sent.
+
+Order: token, role and access (401/403, audited, before a byte of the body is
+read), existence (404), the body (at most ``gateway_body_max_bytes``, else
+413), its shape (400), the action offered (422), the Idempotency-Key and the
+one-verdict rule (:mod:`gateway.feedback_ledger`: the stored answer, or 409),
+then the event is produced and its delivery awaited on the event loop (503
+when Kafka does not confirm it: the event was not sent; the desk may retry
+with the same key).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import access, feedback
+from gateway.api import Service, _known, authorise, json_response
+from gateway.feedback_ledger import FeedbackLedger
+from gateway.limits import read_capped
+from gateway.problems import Problem
+from livesignals import metrics, serde
+from state import reader
+
+
+async def post_feedback(service: Service, request: Request) -> Response:
+    """An agent's verdict on an action, a flag or a text's sentiment: produced as a contract event (202)."""
+    g = await run_in_threadpool(authorise, service, request, "feedback", None, access.MAY_SEND_FEEDBACK)
+    _known(g)
+    raw = await read_capped(request, service.settings.gateway_body_max_bytes)
+    try:
+        body = serde.loads(raw)
+    except serde.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad feedback", "the body must be a JSON object")
+    if service.feedback is None:
+        raise Problem(503, "Feedback unavailable", "no Kafka producer configured")
+    key = request.headers.get("idempotency-key", "")
+    doc, target = await run_in_threadpool(_event, service, g.customer, g.principal.subject, body, key)
+    ledger = FeedbackLedger(service.client, service.settings.key_prefix, service.settings.gateway_feedback_ttl_s)
+    agent = g.principal.subject
+    answer = await run_in_threadpool(ledger.begin, agent, g.customer, key, body, target)
+    if answer is not None:
+        return json_response(answer, 202)
+    try:
+        await service.feedback.send(doc)
+    except RuntimeError as exc:
+        await run_in_threadpool(ledger.release, agent, g.customer, key, target)
+        raise Problem(503, "Feedback not delivered", str(exc)) from None
+    answer = {"event_id": doc["event_id"], "type": doc["type"], "payload": doc["payload"]}
+    await run_in_threadpool(ledger.done, agent, g.customer, key, body, target, answer)
+    metrics.GATEWAY_FEEDBACK.labels(body["target"]).inc()
+    return json_response(answer, 202)
+
+
+def _event(service: Service, customer: str, agent: str, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+    """The event for ``body`` and the target of its verdict (400/422 problems for what cannot be taken)."""
+    decision = None
+    if body.get("target") == "action":
+        decision = reader.read_360(service.client, service.keys, customer, timeline=1)["predictions"].get(
+            "next_best_actions"
+        )
+    try:
+        doc = feedback.build_event(customer, agent, body, key, int(time.time() * 1000), decision)
+    except feedback.NotOffered as exc:
+        raise Problem(422, "Action not offered", str(exc)) from None
+    except feedback.BadFeedback as exc:
+        raise Problem(400, "Bad feedback", str(exc)) from None
+    return doc, feedback.verdict_target(body, decision)

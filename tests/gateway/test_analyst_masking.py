@@ -1,0 +1,32 @@
+"""Analysts see no free text at all, however it is written, and ids come back whole (break-test of issue 12,
+finding 6: names in a ticket's topic, an e-mail percent-encoded in a URL, an order id made of a name, and event
+ids whose digit runs were masked as phone numbers)."""
+
+from __future__ import annotations
+
+from tests.gateway.conftest import bearer, now_ms, token
+from tests.helpers import event
+
+ANALYST = bearer(token("x", role="analyst"))
+UUID = "f4b1f0cb-4c2a-4f0e-9bdf-821526b5d412"
+
+
+def test_free_text_is_masked_whole_and_ids_are_left_whole(world, client):
+    t = now_ms() - 20_000
+    world.apply(
+        event("ticket", "c1", t, event_id="tk1", case_id="t1", status="opened",
+              topic="Ann Smith says parcel stolen from 12 Rose Street, ring 07700900123"),
+        event("web_event", "c1", t + 1, event_id=UUID, action="search",
+              url="https://shop.example/search?q=ann.smith%40example.com&name=Ann+Smith"),
+        event("app_event", "c1", t + 2, event_id="ae1", action="error", error_code="ann.smith at example dot com"),
+        event("order", "c1", t + 3, event_id="o1", order_id="o-ann-smith-0770", amount=10.0),
+    )  # fmt: skip
+    for path in ("/v1/customers/c1?timeline=50", "/v1/customers/c1/timeline?limit=50"):
+        r = client.get(path, headers=ANALYST)
+        assert r.status_code == 200, r.text
+        text = r.text.lower()
+        for pii in ("ann smith", "ann.smith", "ann+smith", "smith", "rose street", "07700900123", "0770", "%40example"):
+            assert pii not in text, (path, pii)
+        assert UUID in r.text  # the event's id, whole: it still matches the event
+    agent = client.get("/v1/customers/c1?timeline=50", headers=bearer(token("a1", queues=("billing",))))
+    assert "Ann Smith says parcel" in agent.text  # agents see it all

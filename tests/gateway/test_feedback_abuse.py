@@ -1,0 +1,160 @@
+"""The feedback route under attack (break-test of issue 12): bodies are capped and never read before the token,
+a slow or unreachable Kafka stalls no read and a 503 means the event was not sent, an Idempotency-Key answers once
+whatever comes between, one agent gives one verdict per target and accepts only what was offered."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from app.embedded import free_port
+from gateway.app import create_app, kafka_producer
+from livesignals import serde
+from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token, world_for
+from tests.helpers import consume_all, event
+
+A1 = bearer(token("a1", queues=("billing",)))
+FLAG = {"target": "flag", "target_id": "f-1", "verdict": "not_relevant"}
+
+
+def _exchange(port: int, head: str, chunks: list[bytes]) -> tuple[bytes, int]:
+    """Send ``head`` then ``chunks`` (stopping when the server answers or closes); the answer's first line
+    and how many body bytes were sent before it came."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sent = 0
+    try:
+        sock.sendall(head.encode())
+        sock.setblocking(False)
+        for chunk in chunks:
+            try:
+                answer = sock.recv(4096)
+                if answer:
+                    return answer.split(b"\r\n", 1)[0], sent
+            except BlockingIOError:
+                pass
+            try:
+                sock.setblocking(True)
+                sock.sendall(chunk)
+                sent += len(chunk)
+                sock.setblocking(False)
+            except OSError:
+                break
+        sock.setblocking(True)
+        sock.settimeout(10)
+        return sock.recv(4096).split(b"\r\n", 1)[0], sent
+    finally:
+        sock.close()
+
+
+def _chunked(size: int, count: int) -> list[bytes]:
+    return [f"{size:x}\r\n".encode() + b"a" * size + b"\r\n" for _ in range(count)]
+
+
+def test_a_body_is_capped_while_it_streams_and_never_read_before_the_token(world):
+    path = "/v1/customers/c1/feedback"
+    with LiveServer(world.settings, world.client, NullProducer()) as s:
+        # no token, a body of unknown length: 401 without the service waiting for (or reading) the body
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        status, sent = _exchange(s.port, head, [*_chunked(8192, 2), *[b"" for _ in range(200)]])
+        assert b" 401 " in status, status
+        # a declared 300 MB: refused at once, before a byte of the body
+        auth = f"Authorization: {A1['Authorization']}\r\n"
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 300000000\r\n\r\n"
+        status, sent = _exchange(s.port, head, [])
+        assert b" 413 " in status, status
+        # a valid token and an endless chunked body: refused once past the cap, not read to its end
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\n"
+        status, sent = _exchange(s.port, head, _chunked(4096, 20_000))
+        assert b" 413 " in status, status
+        assert sent < 20_000 * 4096 // 10
+
+
+@pytest.mark.kafka
+def test_an_unreachable_kafka_stalls_no_read_and_a_503_means_not_sent(kafka_settings, redis_client):
+    settings = kafka_settings.replace(kafka_bootstrap=f"127.0.0.1:{free_port()}", gateway_feedback_timeout_s=1.5)
+    world = world_for(settings, redis_client)
+    producer = kafka_producer(world.settings)
+    answers: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+    with LiveServer(world.settings, world.client, producer) as s:
+
+        def send(i: int) -> None:
+            body = {**FLAG, "target_id": f"f-{i}"}
+            r = httpx.post(f"{s.url}/v1/customers/c1/feedback", json=body,
+                           headers={**A1, "Idempotency-Key": f"k{i}"}, timeout=60)  # fmt: skip
+            with lock:
+                answers.append((i, r.status_code, r.json()["detail"]))
+
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(45)]
+        for t in senders:
+            t.start()
+        read = httpx.get(f"{s.url}/v1/customers/c1", headers=A1, timeout=60)
+        with lock:
+            answered_before_the_read = len(answers)
+        for t in senders:
+            t.join()
+        assert read.status_code == 200
+        assert answered_before_the_read == 0  # the read did not wait for the feedback requests
+        assert sorted(status for _, status, _ in answers) == [503] * 45
+        assert all("not delivered" in detail for _, _, detail in answers)  # Kafka's own report: given up
+        producer.poll(0)
+        assert len(producer) == 0  # librdkafka gave the events up: they will not be sent when Kafka is back
+        # the ledger let go of the failed requests: a retry is tried again (503), not "in progress" (409)
+        retry = httpx.post(f"{s.url}/v1/customers/c1/feedback", json={**FLAG, "target_id": "f-0"},
+                           headers={**A1, "Idempotency-Key": "k0"}, timeout=60)  # fmt: skip
+        assert retry.status_code == 503
+
+
+@pytest.fixture
+def kworld(kafka_settings, redis_client):
+    return world_for(kafka_settings, redis_client)
+
+
+@pytest.fixture
+def kclient(kworld):
+    with TestClient(create_app(kworld.settings, client=kworld.client, hub_block_ms=200)) as c:
+        yield c
+
+
+def _post(client: TestClient, customer: str, body: dict[str, Any], key: str, headers: dict[str, str] = A1) -> Any:
+    return client.post(f"/v1/customers/{customer}/feedback", json=body, headers={**headers, "Idempotency-Key": key})
+
+
+@pytest.mark.kafka
+def test_an_idempotency_key_answers_once_per_customer_and_body_however_late_the_retry(kworld, kclient):
+    first = _post(kclient, "c1", FLAG, "same-key")
+    assert first.status_code == 202, first.text
+    conflicting = _post(kclient, "c1", {**FLAG, "verdict": "relevant"}, "same-key")
+    assert conflicting.status_code == 409, conflicting.text  # not 202 and silently dropped
+    other_customer = _post(kclient, "c2", FLAG, "same-key")  # c2 waits in billing
+    assert other_customer.status_code == 202, other_customer.text
+    assert other_customer.json()["event_id"] != first.json()["event_id"]
+    t = now_ms() - 10_000
+    kworld.apply(*[event("web_event", "c1", t + i, event_id=f"pv{i}", action="page_view") for i in range(40)])
+    late = _post(kclient, "c1", FLAG, "same-key")  # after more events than the engine's duplicate horizon
+    assert late.status_code == 202 and late.json() == first.json()
+    records = consume_all(kworld.settings.kafka_bootstrap, kworld.settings.input_topics[0], 3, timeout_s=8)
+    assert sorted(serde.loads(m.value())["event_id"] for m in records) == sorted(
+        [first.json()["event_id"], other_customer.json()["event_id"]]
+    )
+    ledger = kworld.client.keys(f"{kworld.settings.key_prefix}:feedback:*")
+    assert ledger and not any(b"c1" in k or b"a1" in k or b"same-key" in k for k in ledger)
+
+
+@pytest.mark.kafka
+def test_one_verdict_per_agent_per_target_and_only_offered_actions(kworld, kclient):
+    answers = [_post(kclient, "c1", FLAG, f"poison-{i}").status_code for i in range(30)]
+    assert answers == [202] + [409] * 29
+    supervisor = bearer(token("s1", role="supervisor", queues=("billing",)))
+    assert _post(kclient, "c1", FLAG, "poison-0", supervisor).status_code == 202  # another person's verdict
+    invented = _post(kclient, "c1", {"target": "action", "verdict": "accept", "action": "free_iphone"}, "k2")
+    assert invented.status_code == 422, invented.text
+    records = consume_all(kworld.settings.kafka_bootstrap, kworld.settings.input_topics[0], 3, timeout_s=8)
+    assert sorted(serde.loads(m.value())["payload"]["agent_id"] for m in records) == ["a1", "s1"]
