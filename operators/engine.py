@@ -188,6 +188,8 @@ class Engine:
                 erased = erasure.erase_all(event, state, lambda e: self._partitions_at(e, partitions), self.router,
                                            lambda k: self.store.load([k])[k], report,
                                            erasure.claimants_of(self.store))  # fmt: skip
+                for s in erased:
+                    s.changed()  # changed outside an event: its next undo record is encoded afresh
                 touched.update((s.customer_key, s) for s in erased)
                 continue
             cut = erasure.cutoff(state, ledger)
@@ -382,6 +384,7 @@ class Engine:
             loaded = self.store.load(missing) if missing else {}
             for key in keys:
                 state = touched.get(key) or loaded[key]
+                state.changed()  # changed outside an event: its next undo record is encoded afresh
                 try:
                     due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
                 except Exception:  # one customer's snapshots must never fail every retry of the batch
