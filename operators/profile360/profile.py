@@ -40,6 +40,7 @@ a corrected retry with the same id applies.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,7 +131,8 @@ class CustomerState:
         ``copy.deepcopy``), and restoring from it gives exactly the state a
         restart would load. Most customers have one event per batch: their
         state is still the document it was loaded from (or last committed
-        as), so that document is the record and nothing is encoded. Taking a
+        as, or a new customer's), so that document is the record and nothing
+        is encoded. Taking a
         record hands the state to a change: the next record encodes, unless
         :meth:`to_bytes`, :meth:`from_bytes` or :meth:`undo` said what it is again.
         Whoever changes a state outside an event says so with :meth:`changed`.
@@ -174,6 +176,7 @@ class CustomerState:
         """Rebuild from the stored document; ``None`` (no such key) gives a new customer."""
         state = cls(customer_key)
         if not data:
+            state._document = _new_document()  # a new customer's document: the same for every key
             return state
         doc = serde.loads(data)
         for name in SECTIONS:
@@ -183,6 +186,12 @@ class CustomerState:
         state.windows = Windows.from_json(doc.get("windows"))
         state._document = bytes(data)
         return state
+
+
+@functools.cache
+def _new_document() -> bytes:
+    """The stored document of a new customer (it names no key: the same for all)."""
+    return CustomerState("").to_bytes_fresh()
 
 
 @dataclass(frozen=True, slots=True)
