@@ -135,7 +135,8 @@ class CustomerState:
         is encoded. Taking a
         record hands the state to a change: the next record encodes, unless
         :meth:`to_bytes`, :meth:`from_bytes` or :meth:`undo` said what it is again.
-        Whoever changes a state outside an event says so with :meth:`changed`.
+        Whoever changes a state outside an event says so with :meth:`changed`
+        (an erasure marks the state ``erased`` until its commit: that says it).
 
         >>> s = CustomerState.from_bytes("customer_id:c1", CustomerState("customer_id:c1").to_bytes())
         >>> first = s.undo_record(); s.events += 1
@@ -143,6 +144,8 @@ class CustomerState:
         True
         """
         document, self._document = self._document, None
+        if self.erased is not None:  # erased in this batch (operators.erasure): changed outside an event
+            document = None
         return Undo(self.to_bytes_fresh() if document is None else document, len(self.new_timeline),
                     len(self.new_links))  # fmt: skip
 
