@@ -6,17 +6,27 @@ prints events/s. Run it on two commits, close in time, to see what a change
 of the apply path costs (this 2-core machine drifts by tens of percent over
 minutes: compare ratios of runs made back to back, never absolute figures).
 
-    python -m bench.apply [--events 30000] [--customers 3000] [--batch 1000] [--models on|off]
+It also prints where the batches' wall time went (``livesignals_batch_stage_seconds``:
+decode, apply, publish, commit; here publish and commit are in memory), and with
+``--profile`` the top frames of a profile of the run (pyinstrument when installed,
+else cProfile's top functions by own time).
+
+    python -m bench.apply [--events 30000] [--customers 3000] [--batch 1000] [--models on|off] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import time
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 from app.simulator import Simulator, SimulatorConfig
-from livesignals import serde
+from livesignals import metrics, serde
 from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from livesignals.settings import Settings
@@ -61,6 +71,35 @@ def run(msgs: list[RawMessage], batch: int, models: bool) -> tuple[float, float]
     return len(msgs) / (time.perf_counter() - started), len(msgs) / (time.process_time() - cpu)
 
 
+def stage_seconds() -> dict[str, float]:
+    """Seconds spent so far in each stage of the engine's batches (``livesignals_batch_stage_seconds``)."""
+    return {
+        s.labels["stage"]: s.value
+        for m in metrics.BATCH_STAGE_SECONDS.collect()
+        for s in m.samples
+        if s.name.endswith("_sum")
+    }
+
+
+def profiled(work: Callable[[], Any]) -> tuple[Any, str]:
+    """``work()``'s result and a text profile of it: pyinstrument's call tree if installed, else cProfile's top."""
+    try:
+        from pyinstrument import Profiler  # optional: pip install pyinstrument
+    except ImportError:
+        profile = cProfile.Profile()
+        result = profile.runcall(work)
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
+        return result, out.getvalue()
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    try:
+        result = work()
+    finally:
+        profiler.stop()
+    return result, profiler.output_text(unicode=False, color=False)
+
+
 def main() -> None:
     """Parse arguments, run once, print events/s."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,10 +107,19 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--models", choices=("on", "off"), default="on")
+    parser.add_argument("--profile", action="store_true", help="print the run's profile (slows it down)")
     args = parser.parse_args()
     msgs = messages(args.events, args.customers)
-    wall, cpu = run(msgs, args.batch, args.models == "on")
+    before = stage_seconds()
+    if args.profile:
+        (wall, cpu), text = profiled(lambda: run(msgs, args.batch, args.models == "on"))
+        print(text)
+    else:
+        wall, cpu = run(msgs, args.batch, args.models == "on")
     print(f"events={args.events} models={args.models} events_per_s={wall:,.0f} events_per_cpu_s={cpu:,.0f}")
+    spent = {stage: seconds - before.get(stage, 0.0) for stage, seconds in stage_seconds().items()}
+    total = sum(spent.values()) or 1.0
+    print("batch time by stage: " + ", ".join(f"{stage} {seconds / total:.0%}" for stage, seconds in spent.items()))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@ Kafka and Redis and reports, in one run:
   (``--pairs``, default 3), each pair's ratio and the median: this 2-core
   machine's speed drifts by tens of percent over minutes, so only runs close
   in time compare;
+* with ``--full-ref``: that commit's full engine (models on, shipped rules) and
+  ours in ``--pairs`` alternating pairs, each pair's ratio and the median (what
+  a change of the engine gained or cost);
 * the same with one Redis round trip per event (the baseline), and the ratio;
 * Redis commands per event for both;
 * Kafka-in to flag-in-Redis latency p50/p99 under a steady live rate.
 
     python -m bench.reference [--events 200000] [--customers 100000] [--live-rate 3000] [--compare-ref REV]
+                              [--full-ref REV]
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=20.0)
     ap.add_argument("--compare-ref", help="also run this git commit's engine on the same backlog (e.g. the skeleton)")
     ap.add_argument("--pairs", type=int, default=3, help="alternating runs of --compare-ref and the 360 alone")
+    ap.add_argument("--full-ref", help="also run this git commit's full engine in --pairs alternating pairs with ours")
     args = ap.parse_args()
 
     with services() as (kafka, redis_url):
@@ -108,6 +113,13 @@ def main() -> None:
                     ref = drain(fresh(f"ref{i}"), args.events, code_dir=code_dir)
                     print(f"{args.compare_ref:>12}: {ref.steady_events_per_s:9.0f} events/s")
                     pairs.append((ref.steady_events_per_s, run(f"profile{i}", models_enabled=False, rules_path="none")))
+        full_pairs: list[tuple[float, float]] = []
+        if args.full_ref:
+            with worktree(args.full_ref) as code_dir:
+                for i in range(args.pairs):
+                    old = drain(fresh(f"fullref{i}"), args.events, code_dir=code_dir)
+                    print(f"{args.full_ref:>12}: {old.steady_events_per_s:9.0f} events/s (its full engine)")
+                    full_pairs.append((old.steady_events_per_s, run(f"full{i + 1}")))
         latencies = live_latencies(kafka, redis_url, args)
 
     result: dict[str, Any] = {
@@ -130,6 +142,13 @@ def main() -> None:
             "profile_only_ratio_median": round(statistics.median(p / r for r, p in pairs), 2),
             "models_off_ratio_to_ref_median": round(models_off / ref_median, 2),
             "full_ratio_to_ref_median": round(full / ref_median, 2),
+        })  # fmt: skip
+    if full_pairs:
+        result.update({
+            f"{args.full_ref}_full_events_per_s": [round(r) for r, _ in full_pairs],
+            "full_events_per_s_paired": [round(p) for _, p in full_pairs],
+            "full_ratio_to_full_ref_per_pair": [round(p / r, 2) for r, p in full_pairs],
+            "full_ratio_to_full_ref_median": round(statistics.median(p / r for r, p in full_pairs), 2),
         })  # fmt: skip
     result.update({
         "live_rate": args.live_rate, "flags_measured": len(latencies),

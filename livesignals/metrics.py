@@ -288,3 +288,13 @@ ORIGIN_HEADERS_IGNORED = Counter(
     "Records on the repartition topic whose ls.origin.* headers were not signed by the engine "
     "(missing or wrong ls.origin.sig): applied where they were read, never as from another position.",
 )
+
+
+# where a batch's time goes (issue 16: fastpath)
+BATCH_STAGE_SECONDS = Histogram(
+    "livesignals_batch_stage_seconds",
+    "Wall time of one stage of an engine batch: decode (bytes to events), apply (state, models, rules, "
+    "actions), publish (until Kafka confirmed the outputs), commit (the Redis commit).",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
