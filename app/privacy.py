@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS, primary_key
-from livesignals.identifiers import normalise_identifier
+from livesignals.identifiers import canonical_identifier
 from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
 from state.connection import connect
@@ -30,9 +30,9 @@ from state.retention import Retention
 
 def customer_key(identifier: str) -> str:
     """``kind:value``; a bare id means ``customer_id``; the value spelled as the engine keys it
-    (:func:`livesignals.identifiers.normalise_identifier`: stripped, NFC), else ``ValueError``.
+    (:func:`livesignals.identifiers.canonical_identifier`: stripped, NFC, e-mails lower-cased), else ``ValueError``.
 
-    >>> customer_key("c42"), customer_key("email:a@b.c "), customer_key(" email: cafe\u0301@b.c")
+    >>> customer_key("c42"), customer_key("email:a@b.c "), customer_key(" email: Cafe\u0301@B.c")
     ('customer_id:c42', 'email:a@b.c', 'email:caf\xe9@b.c')
     >>> customer_key("mail:a@b.c")
     Traceback (most recent call last):
@@ -44,7 +44,7 @@ def customer_key(identifier: str) -> str:
     if kind not in IDENTIFIER_KINDS:
         raise ValueError(f"unknown identifier kind {kind!r} (one of {', '.join(IDENTIFIER_KINDS)})")
     try:
-        return f"{kind}:{normalise_identifier(value)}"
+        return f"{kind}:{canonical_identifier(kind, value)}"
     except ValueError as exc:
         raise ValueError(f"the {kind} {exc}") from None
 

@@ -24,7 +24,7 @@ import fastjsonschema
 
 from livesignals import serde
 from livesignals.errors import InvalidEvent, Origin, Reason
-from livesignals.identifiers import normalise_identifier
+from livesignals.identifiers import canonical_identifier, normalise_identifier
 
 SCHEMA_VERSION: Final = 1
 
@@ -250,6 +250,13 @@ def _identifier(where: str, value: str, max_chars: int = 0) -> str:
         raise InvalidEvent(Reason.BAD_IDENTIFIER, f"{where} {exc}") from None
 
 
+def _customer_id(kind: str, value: str) -> str:
+    try:
+        return canonical_identifier(kind, value, IDENTIFIER_MAX_CHARS)
+    except ValueError as exc:
+        raise InvalidEvent(Reason.BAD_IDENTIFIER, f"customer.{kind} {exc}") from None
+
+
 def _checked_payload(event_type: str, p: dict[str, Any]) -> dict[str, Any]:
     """What the schema cannot say cheaply: referenced ids, scales per survey kind, labels per kind."""
     for name in REFERENCE_FIELDS:
@@ -336,7 +343,7 @@ def decode(
         event_id=_identifier("event_id", doc["event_id"], EVENT_ID_MAX_CHARS),
         type=event_type,
         channel=doc["channel"],
-        ids={kind: _identifier(f"customer.{kind}", v, IDENTIFIER_MAX_CHARS) for kind, v in doc["customer"].items()},
+        ids={kind: _customer_id(kind, v) for kind, v in doc["customer"].items()},
         event_time_ms=event_time_ms,
         payload=_checked_payload(event_type, payload),
         origin=origin,

@@ -18,7 +18,10 @@ what an agent reads, a zero-width space). The rule, decided for the contract:
 * **normalised**: surrounding ASCII spaces are stripped and the id is put in
   Unicode NFC, so ``"é"`` composed or decomposed keys one customer; the
   normalised id must still fit the schema's ``maxLength`` (NFC lengthens a few
-  characters), else it is rejected too.
+  characters), else it is rejected too;
+* **case-folded by kind**: an ``email`` is lower-cased (:func:`canonical_identifier`),
+  as every mail system treats addresses, so ``Ann@Example.com`` typed by an agent
+  finds the customer the engine keyed from ``ann@example.com``.
 
 The ASCII fast path costs two C calls per id.
 
@@ -96,3 +99,23 @@ def normalise_identifier(value: str, max_chars: int | None = None) -> str:
     bad = next(c for c in value if not c.isprintable())
     category = unicodedata.category(bad)
     raise ValueError(f"holds U+{ord(bad):04X} ({_CATEGORY_NAMES.get(category, category)})")
+
+
+FOLDED_KINDS = frozenset(["email"])
+"""Identifier kinds compared without case: an e-mail address (its local part is case-sensitive by
+RFC 5321, but no mail system in use treats it so, and customers type it every way)."""
+
+
+def canonical_identifier(kind: str, value: str, max_chars: int | None = None) -> str:
+    """The one spelling of an id of ``kind``: :func:`normalise_identifier`, then lower case for an e-mail.
+
+    Used wherever a customer is keyed or looked up (the event contract, the agent desktop service,
+    ``livesignals erase/export``), so every door spells an id the same way.
+
+    >>> canonical_identifier("email", " Ann.Smith@Example.COM ")
+    'ann.smith@example.com'
+    >>> canonical_identifier("customer_id", "C42")
+    'C42'
+    """
+    spelled = normalise_identifier(value, max_chars)
+    return spelled.lower() if kind in FOLDED_KINDS else spelled

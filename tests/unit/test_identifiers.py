@@ -39,3 +39,20 @@ def test_lookalikes_of_one_id_do_not_become_three_customers() -> None:
     for lookalike in ("\u034fc42", "c42\u17b4"):
         with pytest.raises(ValueError):
             normalise_identifier(lookalike)
+
+
+def test_an_email_keys_one_customer_however_it_is_cased() -> None:
+    """Outside review of #12 (finding 20): an agent typing ``ANN.SMITH@EXAMPLE.COM`` was refused the customer the
+    engine keyed from ``ann.smith@example.com`` (and the refusal was audited as a BOLA attempt). Every door spells
+    an e-mail in lower case: the event contract, ``livesignals erase/export`` and the agent desktop service."""
+    from app.privacy import customer_key
+    from livesignals import serde
+    from livesignals.contract import decode
+    from livesignals.errors import Origin
+    from tests.helpers import T0, event
+
+    doc = event("chat", text="hi")
+    doc["customer"] = {"customer_id": "C1", "email": "Ann.Smith@Example.COM"}
+    ev = decode(serde.dumps(doc), Origin("in", 0, 0), now_ms=T0 + 1000)
+    assert ev.ids == {"customer_id": "C1", "email": "ann.smith@example.com"}, "customer ids keep their case"
+    assert customer_key("email:ANN.SMITH@EXAMPLE.COM") == "email:ann.smith@example.com"
