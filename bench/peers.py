@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from app.engine_process import start_engine, stop_process
-from bench.common import bench_settings, committed, percentile, produce_events, reference_simulator, services
+from bench.common import bench_settings, percentile, produce_events, reference_simulator, services
+from bench.scale import committed_fast
 from livesignals import serde
 from state.connection import connect
 
@@ -143,7 +144,7 @@ def run_livesignals(kafka: str, redis_url: str, topic: str, events: int, timeout
     t0 = time.monotonic()
     mark: tuple[float, int, float, float] | None = None
     try:
-        while (n := committed(s)) < events:
+        while (n := committed_fast(s)) < events:
             if proc.poll() is not None:
                 raise RuntimeError(f"engine exited with {proc.returncode}")
             if time.monotonic() - t0 > timeout_s:
