@@ -263,7 +263,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with services() as (kafka, redis_url):
         topic = f"peers.in.{uuid.uuid4().hex[:8]}"
         create_topics(kafka, [topic])
-        produce_events(reference_simulator(args.customers), kafka, topic, args.events)
+        if args.pairs:
+            produce_events(reference_simulator(args.customers), kafka, topic, args.events)
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
         for i in range(args.pairs):
             for peer in peers:
@@ -283,22 +284,28 @@ def summarise(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], l
     result: dict[str, Any] = {"events": args.events, "customers": args.customers, "rounds": args.pairs,
                               "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     for peer, rs in runs.items():
-        result[peer] = {
+        result[peer] = {"live_rate": args.live_rate, "live": live[peer]} if peer in live else {}
+        if not rs:  # --pairs 0: latency only
+            continue
+        result[peer].update({
             "events_per_s": [round(r["events_per_s"]) for r in rs],
             "events_per_s_median": round(statistics.median(r["events_per_s"] for r in rs)),
             "cpu_us_per_event_median": round(statistics.median(r["cpu_us_per_event"] for r in rs), 1),
             "flags": [r["flags"] for r in rs],
-            **({"redis_cpu_us_per_event_median": round(statistics.median(r["redis_cpu_us_per_event"] for r in rs), 1)}
-               if "redis_cpu_us_per_event" in rs[0] else {}),
-            **({"live_rate": args.live_rate, "live": live[peer]} if peer in live else {}),
-        }  # fmt: skip
-    if "livesignals" in runs:
+        })  # fmt: skip
+        if "redis_cpu_us_per_event" in rs[0]:
+            result[peer]["redis_cpu_us_per_event_median"] = round(
+                statistics.median(r["redis_cpu_us_per_event"] for r in rs), 1
+            )
+    if runs.get("livesignals"):
         for peer in runs:
             if peer != "livesignals":
-                pairs = zip(runs["livesignals"], runs[peer], strict=True)
+                pairs = list(zip(runs["livesignals"], runs[peer], strict=True))
                 ratios = [a["events_per_s"] / b["events_per_s"] for a, b in pairs]
                 result[f"livesignals_to_{peer}_per_round"] = [round(x, 2) for x in ratios]
                 result[f"livesignals_to_{peer}_median"] = round(statistics.median(ratios), 2)
+                cpu = statistics.median(a["cpu_us_per_event"] / b["cpu_us_per_event"] for a, b in pairs)
+                result[f"livesignals_cpu_per_event_to_{peer}_median"] = round(cpu, 2)
     return result
 
 
@@ -307,7 +314,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--customers", type=int, default=100_000)
-    ap.add_argument("--pairs", type=int, default=2, help="rounds of all the peers over the same backlog")
+    ap.add_argument(
+        "--pairs", type=int, default=2, help="rounds of all the peers over the same backlog (0: latency only)"
+    )
     ap.add_argument("--peers", default=",".join(PEERS), help="which to run, comma-separated")
     ap.add_argument("--live-rate", type=float, default=2000.0)
     ap.add_argument("--live-seconds", type=float, default=20.0, help="0: no latency phase")
