@@ -312,15 +312,15 @@ def summarise(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], l
 def parser() -> argparse.ArgumentParser:
     """Command-line options (the test runs the same with tiny sizes)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument(
         "--pairs", type=int, default=2, help="rounds of all the peers over the same backlog (0: latency only)"
     )
     ap.add_argument("--peers", default=",".join(PEERS), help="which to run, comma-separated")
-    ap.add_argument("--live-rate", type=float, default=2000.0)
-    ap.add_argument("--live-seconds", type=float, default=20.0, help="0: no latency phase")
-    ap.add_argument("--live-customers", type=int, default=5000)
+    ap.add_argument("--live-rate", type=float, default=200.0)
+    ap.add_argument("--live-seconds", type=float, default=30.0, help="0: no latency phase")
+    ap.add_argument("--live-customers", type=int, default=1000)
     ap.add_argument("--start-wait", type=float, default=120.0, help="most seconds a live run may take to start")
     ap.add_argument("--timeout", type=float, default=900.0)
     return ap

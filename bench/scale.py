@@ -16,7 +16,7 @@ cost per event and per customer move as the customer count grows.
 Kafka and Redis: ``LIVESIGNALS_BENCH_KAFKA`` / ``LIVESIGNALS_BENCH_REDIS_URL``,
 else the embedded ones (see ``bench.common``).
 
-    python -m bench.scale processes [--events 200000] [--customers 100000] [--pairs 2] [--models on|off]
+    python -m bench.scale processes [--events 50000] [--customers 100000] [--pairs 2] [--models on|off]
     python -m bench.scale customers [--counts 100000,1000000] [--events-per-customer 2] [--models on|off]
 """
 
@@ -165,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
     """Command-line options (the test runs the same with tiny sizes)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["processes", "customers"])
-    ap.add_argument("--events", type=int, default=200_000, help="processes: backlog size")
+    ap.add_argument("--events", type=int, default=50_000, help="processes: backlog size")
     ap.add_argument("--customers", type=int, default=100_000, help="processes: customers in the backlog")
     ap.add_argument("--pairs", type=int, default=2, help="processes: alternating 1-process / 2-process runs")
     ap.add_argument("--counts", default="100000,1000000", help="customers: customer counts, comma-separated")
