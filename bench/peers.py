@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,12 @@ def peer_argv(peer: str, kafka: str, topic: str, flags: str, events: int) -> lis
     return argv
 
 
+def remove_state(argv: list[str]) -> None:
+    """Delete the Quix child's state directory (each run starts from an empty store)."""
+    if "--state-dir" in argv:
+        shutil.rmtree(argv[argv.index("--state-dir") + 1], ignore_errors=True)
+
+
 def child_env() -> dict[str, str]:
     """The children import ``bench`` from this checkout (``-P`` leaves out the current directory)."""
     root = str(Path(__file__).resolve().parent.parent)
@@ -123,8 +130,11 @@ def run_peer(peer: str, kafka: str, topic: str, events: int, timeout_s: float) -
     """One drain of the backlog by a Quix or Bytewax child: its own marks give the figures."""
     flags = f"peers.flags.{peer}.{uuid.uuid4().hex[:8]}"
     create_topics(kafka, [flags])
-    done = subprocess.run(peer_argv(peer, kafka, topic, flags, events), env=child_env(), capture_output=True,
-                          timeout=timeout_s, check=False)  # fmt: skip
+    argv = peer_argv(peer, kafka, topic, flags, events)
+    try:
+        done = subprocess.run(argv, env=child_env(), capture_output=True, timeout=timeout_s, check=False)
+    finally:
+        remove_state(argv)
     lines = done.stdout.decode().strip().splitlines()
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{peer} exited with {done.returncode}: {done.stderr.decode()[-2000:]}")
@@ -229,8 +239,9 @@ def live_latency(peer: str, kafka: str, redis_url: str, args: argparse.Namespace
         connect(s).flushall()
         proc = start_engine(s)
     else:
-        proc = subprocess.Popen(peer_argv(peer, kafka, topic, flags, 0), env=child_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        argv = peer_argv(peer, kafka, topic, flags, 0)
+        proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
     clock = FlagClock(kafka, flags)
     try:
         clock.start()
@@ -243,6 +254,8 @@ def live_latency(peer: str, kafka: str, redis_url: str, args: argparse.Namespace
         clock.stopping.set()
         clock.join(10)
         stop_process(proc)
+        if peer != "livesignals":
+            remove_state(argv)
     lat = clock.latencies
     return {"flags": len(lat), "p50_ms": round(percentile(lat, 0.5), 1), "p99_ms": round(percentile(lat, 0.99), 1)}
 
