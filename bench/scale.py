@@ -148,7 +148,7 @@ def one_count(kafka: str, redis_url: str, customers: int, args: argparse.Namespa
            "redis_bytes_per_customer": round(used / max(1, len(profiles))),
            "profile_document_bytes_mean": round(doc), "redis_keys": client.dbsize()}  # fmt: skip
     print(row, flush=True)
-    client.flushall()
+    client.flushall(asynchronous=True)  # a synchronous FLUSHALL of a million customers outlasts the socket timeout
     return row
 
 
