@@ -196,9 +196,10 @@ class FlagClock(threading.Thread):
         try:
             while not self.stopping.is_set():
                 for m in c.consume(1000, 0.05):
-                    if m.error() is None:
+                    value = m.value()
+                    if m.error() is None and value:
                         now = time.time() * 1000
-                        doc = serde.loads(m.value())
+                        doc = serde.loads(value)
                         if WARM_UP in doc["customer"]:
                             self.warm.set()
                         else:
