@@ -140,20 +140,22 @@ def test_tenure_comes_from_customer_since_when_given():
     assert 365 <= f["tenure_days"] <= 367
 
 
-def test_the_sweep_rescores_a_silent_customer_each_cadence_for_one_horizon_only():
-    """A customer who goes quiet: the shown risk follows the silence (rescored by the sweep every
-    snapshot cadence, 5 days), and after a horizon of silence the sweep stops coming (bounded cost)."""
+def test_the_sweep_rescores_a_silent_customer_daily_for_one_horizon_only():
+    """A customer who goes quiet: the shown risk follows the silence (rescored by the sweep each day
+    that passes, not once per 5-day snapshot cadence: a risk read at a month end was up to 5 days
+    stale), and after a horizon of silence the sweep stops coming (bounded cost)."""
     e = engine(churn_horizon_days=30, churn_snapshots_per_horizon=6)
     docs = [event("app_event", "quiet", T0 + d * DAY, action="post") for d in range(10)]
     docs += [event("app_event", "busy", T0 + d * DAY + 1000, action="post") for d in range(80)]
     shown_at = []
-    for i in range(0, len(docs := sorted(docs, key=lambda d: d["event_time"])), 3):
-        report = e.process(raw(docs[i : i + 3], start=i))
+    for i, doc in enumerate(sorted(docs, key=lambda d: d["event_time"])):
+        report = e.process(raw([doc], start=i))
         shown_at += [s[3] for s in report.scoring.scores if s[1] == "customer_id:quiet" and s[2] == "sweep"]
     quiet = states(e)["customer_id:quiet"]
     last = T0 + 9 * DAY
-    assert shown_at and all(b - a >= 5 * DAY for a, b in itertools.pairwise(shown_at)), shown_at
-    assert min(shown_at) >= last + 5 * DAY and max(shown_at) <= last + 31 * DAY, shown_at
+    assert shown_at and all(DAY <= b - a < 2 * DAY for a, b in itertools.pairwise(shown_at)), shown_at
+    assert last + DAY // 2 <= min(shown_at) < last + 2 * DAY and max(shown_at) <= last + 31 * DAY, shown_at
+    assert len(shown_at) >= 28  # every day of the horizon's silence
     assert quiet.predictions["churn"]["t"] == max(shown_at)  # what the profile shows is the sweep's score
     assert quiet.predictions["churn_pending"] == [] and quiet.predictions["churn_visit"] is None
 
