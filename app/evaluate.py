@@ -77,13 +77,15 @@ def read_jsonl(path: str | Path) -> Iterator[bytes]:
                 yield line.rstrip(b"\n")
 
 
-def read_kafka(bootstrap: str, topic: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """Raw values of ``topic`` from offset ``start`` to ``end`` (exclusive) on every partition."""
+def read_kafka(client_config: dict[str, Any], topic: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Raw values of ``topic`` from offset ``start`` to ``end`` (exclusive) on every partition.
+
+    ``client_config`` is the engine's own (``Settings.kafka_client_config()``: bootstrap servers plus
+    ``kafka_config``, so TLS and SASL settings reach this replay as they reach the engine).
+    """
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "livesignals-evaluate", "enable.auto.commit": False}
-    )
+    consumer = Consumer({**client_config, "group.id": "livesignals-evaluate", "enable.auto.commit": False})
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, start) for p in parts])
     idle = 0

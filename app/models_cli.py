@@ -41,7 +41,9 @@ def _evaluate_policy(settings: Settings, args: argparse.Namespace) -> int:
     from app.policy_eval import evaluate_policies, table
 
     lines = (
-        read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
+        read_jsonl(args.input)
+        if args.input
+        else read_kafka(settings.kafka_client_config(), args.topic, args.start, args.end)
     )
     lines = Progress("read", unit="records").over(lines)  # a topic replay can take minutes: say so on stderr
     rows = evaluate_policies((serde.loads(line) for line in lines), args.policies or ["logged", "greedy", "random"])
@@ -75,7 +77,9 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     events = (
-        read_jsonl(args.input) if args.input else read_kafka(settings.kafka_bootstrap, args.topic, args.start, args.end)
+        read_jsonl(args.input)
+        if args.input
+        else read_kafka(settings.kafka_client_config(), args.topic, args.start, args.end)
     )
     if args.churn_horizon_days is not None:
         settings = settings.replace(churn_horizon_days=args.churn_horizon_days)
