@@ -348,7 +348,7 @@ class ProfileStore:
         return ops
 
     def _updates(self, state: CustomerState) -> list[tuple[Any, ...]]:
-        """XADD to ``ls:updates`` when the customer's mood or next-best-action decision changed since the
+        """XADD to ``{ls:flags}:updates`` when the customer's mood or next-best-action decision changed since the
         last one written (for desktops: gateway.push). What was written last is kept in the profile's
         ``timeline_meta`` (``mood_n``: the mood's count of texts; ``nba``: CRC-32 of the decision id), so it
         is exact across batches, caches and restarts, and written in the same commit as the profile."""

@@ -1,4 +1,4 @@
-"""The engine's updates stream (``ls:updates``, state/store.py): a customer's mood change and each new
+"""The engine's updates stream (``{ls:flags}:updates``, state/store.py): a customer's mood change and each new
 next-best-action decision are written once, in the commit of the batch that made them, through the real
 engine and Redis; nothing is written again by a batch that changed neither, nor after a restart; an
 erase scrubs them like the flags stream."""
