@@ -141,9 +141,23 @@ def next_best_actions(loaded: Loaded) -> dict[str, Any] | None:
     return views.future(loaded.state)["next_best_actions"]
 
 
+def update_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """An updates-stream entry (``{"customer", "kind", <kind>: ...}``, state.store) as the 360 shows it:
+    ``{"mood": ...}`` as ``future.mood``, ``{"next_best_actions": ...}`` as ``future.next_best_actions``."""
+    kind = doc.get("kind")
+    if kind == "next_best_actions":
+        state = CustomerState(str(doc.get("customer", "")), predictions={kind: doc.get(kind)})
+        return {kind: views.future(state)[kind]}
+    return {str(kind): doc.get(str(kind))}
+
+
 def active_flags(loaded: Loaded, now_ms: int) -> dict[str, dict[str, Any]]:
-    """The flags raised and not expired at ``now_ms`` (the 360's ``present.active_flags``), by name."""
-    return {k: f for k, f in loaded.state.flags.items() if f.get("expires_at", 0) > now_ms}
+    """The flags raised and not expired at ``now_ms`` (the 360's ``present.active_flags``), by name, each
+    with its ``relevance``: the chance agents find it relevant as estimated when it was raised (the
+    ``flag_relevance`` model, learning from agents' verdicts), ``None`` before any verdict on its name
+    or with the models off."""
+    return {k: {**f, "relevance": f.get("relevance")} for k, f in loaded.state.flags.items()
+            if f.get("expires_at", 0) > now_ms}  # fmt: skip
 
 
 def _merge_timelines(own: list[bytes], merged: dict[str, list[bytes]], limit: int) -> list[bytes]:
@@ -269,6 +283,6 @@ def privacy_secret(client: Any, keys: Keys) -> str:
 
 
 __all__ = [
-    "Keys", "Loaded", "access_of", "active_flags", "load", "next_best_actions", "read_360", "read_access", "read_kpis",
-    "read_open_contacts", "read_timeline", "read_voc", "resolve", "view_360", "privacy_secret",
+    "Keys", "Loaded", "access_of", "active_flags", "load", "next_best_actions", "privacy_secret", "read_360",
+    "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve", "update_view", "view_360",
 ]  # fmt: skip

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from starlette.testclient import TestClient
+
+from operators.engine import Engine
+from state.store import ProfileStore
+from tests.fuzzing import ListPublisher
 from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
@@ -190,3 +195,30 @@ def test_a_call_known_only_by_phone_opens_the_customer_it_is_linked_to(world, cl
         assert r.status_code == 200, (key, r.text)
         assert r.json()["customer"] == "customer_id:c6"
     assert client.get("/v1/customers/c6", headers=bearer(token("a9", queues=("other",)))).status_code == 403
+
+
+def test_flags_carry_their_relevance_null_before_any_verdict_then_the_models_estimate(settings, redis_client):
+    """Flag relevance (issue 12): the chance agents find a flag relevant, as estimated when it was raised by
+    the flag_relevance model that agents' verdicts teach; null before any verdict on that flag's name."""
+    from gateway.app import create_app
+    from tests.gateway.conftest import NullProducer, world_for
+
+    world = world_for(settings, redis_client)
+    s = world.settings.replace(models_enabled=True)
+    world.engine = Engine(s, ProfileStore(redis_client, world.keys, cache_size=0), ListPublisher())
+    t = now_ms() - 30_000
+
+    def repeat(customer: str, agent: str, start: int) -> None:
+        world.apply(*[event("chat", customer, start + i, event_id=f"{customer}-r{i}", agent_id=agent,
+                            queue="billing", topic="billing") for i in range(3)])  # fmt: skip
+
+    repeat("c1", "a1", t)
+    with TestClient(create_app(s, client=redis_client, producer=NullProducer())) as http:
+        first = http.get("/v1/customers/c1/flags", headers=A1).json()["flags"]["repeat_contact"]
+        assert first["relevance"] is None
+        verdict = event("agent_feedback", "c1", t + 10, channel="backoffice", event_id="v1",
+                        target_id=first["id"], kind="flag", label="relevant", agent_id="a1")  # fmt: skip
+        world.apply(verdict)
+        repeat("c2", "a1", t + 20)  # the same flag for another customer, after the verdict
+        later = http.get("/v1/customers/c2/flags", headers=A1).json()["flags"]["repeat_contact"]
+    assert isinstance(later["relevance"], float) and 0.0 <= later["relevance"] <= 1.0
