@@ -62,7 +62,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         settings, client, keys, AuditLog.from_settings(client, settings),
         FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s),
     )  # fmt: skip
-    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), block_ms=hub_block_ms)
+    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), hub_block_ms, keys.updates_stream)
 
     def route(path: str, name: str, fn: Callable[..., Any], methods: tuple[str, ...] = ("GET",)) -> Route:
         if asyncio.iscoroutinefunction(fn):
@@ -121,6 +121,12 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     app.state.service = service
     app.state.hub = hub
     return app
+
+
+def from_environment() -> Starlette:
+    """The service for the settings of the environment (``LIVESIGNALS_*``, ``LIVESIGNALS_CONFIG``): what each
+    worker process of ``livesignals serve --workers N`` builds."""
+    return create_app(Settings.load(None))
 
 
 def _asset(name: str) -> Response:

@@ -1,4 +1,5 @@
-"""The live push route: Server-Sent Events for the customers on an agent's screen and their queues.
+"""The live push route: Server-Sent Events for the customers on an agent's screen and their queues: their
+flags, mood changes and new next-best actions.
 
 ``GET /v1/push?customer=<key>&customer=<key>&queue=<name>`` with the bearer
 token in the ``Authorization`` header (the page reads the stream with
@@ -13,10 +14,13 @@ Access is checked again every ``gateway_push_recheck_s`` for each customer
 followed: when the caller may no longer see one (the contact ended, moved to
 another agent, aged out), the stream ends with ``bye`` and the denial is audited.
 
-Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}``,
-``id``: the stream entry id), ``reset`` (the ``Last-Event-ID`` is older than
-the stream retains: reload the card), ``bye`` (the token expired or access
-ended); a comment
+Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}``),
+``mood`` (``{"customer": ..., "mood": {"last", "avg", "trend", "n", "t"}}``, the
+360's ``future.mood``), ``actions`` (``{"customer": ..., "next_best_actions":
+...}``, the 360's ``future.next_best_actions``: a new decision), each with
+``id`` the connection's position in both streams (:class:`gateway.push.Cursor`);
+``reset`` (the ``Last-Event-ID`` is older than the streams retain: reload the
+card), ``bye`` (the token expired or access ended); a comment
 every ``gateway_push_keepalive_s`` keeps proxies from closing an idle stream.
 """
 
@@ -35,11 +39,12 @@ from starlette.responses import Response, StreamingResponse
 from gateway import access, api
 from gateway.auth import Principal
 from gateway.problems import Problem
-from gateway.push import FlagHub, Subscription, catch_up
+from gateway.push import Cursor, FlagHub, Item, Subscription, catch_up
 from livesignals import serde
 from state import reader
 
-EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}(\.\d{1,20}-\d{1,20})?$")
+EVENT_NAMES = {"flag": b"flag", "mood": b"mood", "next_best_actions": b"actions"}
 
 
 async def push(service: api.Service, hub: FlagHub, request: Request) -> Response:
@@ -48,20 +53,20 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
     queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
     if last_id and not EVENT_ID.match(last_id):
-        raise Problem(400, "Bad Last-Event-ID", "expected a stream entry id such as 1767225600000-0")
+        raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
     upto = hub.subscribe(sub)
     try:
-        gap, backlog = False, list[tuple[str, str, bytes]]()
+        gap, backlog, start = False, list[Item](), upto
         if last_id:
-            gap, backlog = await run_in_threadpool(
-                catch_up, service.client, service.keys.flags_stream, last_id, upto, sub, hub.open_contacts
-            )
+            start = Cursor.parse(last_id)
+            gap, backlog = await run_in_threadpool(catch_up, service.client, hub.keys, start, upto, sub,
+                                                   hub.open_contacts)  # fmt: skip
     except BaseException:
         hub.unsubscribe(sub)
         raise
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    body = _events(service, hub, sub, principal, gap, backlog)
+    body = _events(service, hub, sub, principal, gap, backlog, start)
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
@@ -98,10 +103,13 @@ def _authorise(
     return Subscription(customers=customers, queues=frozenset(queues), accept_queue_flag=accept), principal
 
 
-def _frame(entry_id: str, customer: str, doc: bytes, role: str) -> bytes:
-    flag = access.mask(serde.loads(doc), role)
-    data = serde.dumps({"customer": access.mask_key(customer, role), "flag": flag})
-    return b"id: " + entry_id.encode() + b"\nevent: flag\ndata: " + data + b"\n\n"
+def _frame(cursor: Cursor, item: Item, role: str) -> bytes:
+    _, _, customer, doc, kind = item
+    body = serde.loads(doc)
+    shown = {"flag": body} if kind == "flag" else reader.update_view(body)
+    data = serde.dumps({"customer": access.mask_key(customer, role), **access.mask(shown, role)})
+    name = EVENT_NAMES.get(kind, b"update")
+    return b"id: " + str(cursor).encode() + b"\nevent: " + name + b"\ndata: " + data + b"\n\n"
 
 
 async def _events(
@@ -110,7 +118,8 @@ async def _events(
     sub: Subscription,
     principal: Principal,
     gap: bool,
-    backlog: list[tuple[str, str, bytes]],
+    backlog: list[Item],
+    cursor: Cursor,
 ) -> AsyncIterator[bytes]:
     role = principal.role
     keepalive = service.settings.gateway_push_keepalive_s
@@ -120,8 +129,9 @@ async def _events(
         yield b"retry: 1000\n: connected\n\n"
         if gap:
             yield b"event: reset\ndata: {}\n\n"
-        for entry_id, customer, doc in backlog:
-            yield _frame(entry_id, customer, doc, role)
+        for entry in backlog:
+            cursor = cursor.after(entry[0], entry[1])
+            yield _frame(cursor, entry, role)
         while True:
             left = principal.expires_at - time.time()
             if left <= 0:
@@ -140,7 +150,8 @@ async def _events(
                 continue
             if item is None:  # overflowed: the client reconnects with its Last-Event-ID
                 return
-            yield _frame(*item, role)
+            cursor = cursor.after(item[0], item[1])
+            yield _frame(cursor, item, role)
     finally:
         hub.unsubscribe(sub)
 

@@ -100,6 +100,19 @@ def follow(server, *customers: str, headers=A1, last_id: str | None = None, queu
     return Events(f"{server.url}/v1/push?{query}", h)
 
 
+def flags_position(e) -> str:
+    """The flags-stream part of an event id (``<flags entry id>.<updates entry id>``, gateway.push.Cursor)."""
+    return e["id"].split(".")[0]
+
+
+def add_update(world, customer: str, kind: str, value: dict) -> str:
+    """An updates entry exactly as the engine's store appends it (state/store.py: _updates)."""
+    doc = {"customer": customer, "kind": kind, kind: value}
+    entry = world.client.xadd(world.keys.updates_stream, {"customer": customer, "kind": kind,
+                                                          "doc": serde.dumps(doc)})  # fmt: skip
+    return entry.decode()
+
+
 def flags_of(events):
     return [
         (serde.loads(e["data"])["customer"], serde.loads(e["data"])["flag"]["flag_id"])
@@ -156,7 +169,7 @@ def test_resume_with_last_event_id_misses_nothing_and_repeats_nothing(world, ser
     conn = follow(server, "c1")
     first = [add_flag(world, "customer_id:c1", "a", i) for i in range(2)]
     got = conn.wait_for(2)
-    assert [e["id"] for e in got] == first
+    assert [flags_position(e) for e in got] == first
     conn.close()
     missed = []
     for i in range(2, 6):  # while disconnected: 4 for c1, interleaved with others
@@ -165,7 +178,7 @@ def test_resume_with_last_event_id_misses_nothing_and_repeats_nothing(world, ser
     again = follow(server, "c1", last_id=first[-1])
     live = add_flag(world, "customer_id:c1", "a", 6)
     got = again.wait_for(5)
-    assert [e["id"] for e in got] == [*missed, live]
+    assert [flags_position(e) for e in got] == [*missed, live]
     again.close()
 
 
@@ -239,3 +252,58 @@ def test_a_stream_ends_when_the_contact_ends(world):
         entry = world.client.xrevrange(f"{settings.key_prefix}:audit", count=1)[0][1]
         assert entry[b"allowed"] == b"0" and entry[b"reason"].startswith(b"access ended")
         conn.close()
+
+
+MOOD = {"last": -0.8, "avg": -0.5, "trend": -0.2, "n": 3, "t": 1}
+
+
+def test_mood_changes_and_new_actions_are_pushed_to_followers_only(world, server):
+    conn = follow(server, "email:ann@example.com")  # resolved to customer_id:c1
+    other = follow(server, "c2")
+    add_update(world, "customer_id:c3", "mood", MOOD)  # nobody here may follow c3
+    add_update(world, "customer_id:c1", "mood", MOOD)
+    got = conn.wait_for(1)
+    assert got[0]["event"] == "mood"
+    assert serde.loads(got[0]["data"]) == {"customer": "customer_id:c1", "mood": MOOD}
+    # a real decision by the engine (three contacts about billing: a flag, then an action)
+    t = now_ms() - 10_000
+    world.apply(*[event("chat", "c1", t + i, event_id=f"nba{i}", agent_id="a1", queue="billing", topic="billing")
+                  for i in range(3)])  # fmt: skip
+    got = conn.wait_for(3)
+    actions = [serde.loads(e["data"]) for e in got if e["event"] == "actions"]
+    assert actions and actions[-1]["customer"] == "customer_id:c1"
+    ranked = actions[-1]["next_best_actions"]["ranked"]
+    assert ranked and all({"action", "score", "propensity", "reason"} <= set(a) for a in ranked)
+    assert other.wait_for(1, timeout=1.5) == []
+    conn.close()
+    other.close()
+
+
+def test_resume_covers_flags_and_updates_together(world, server):
+    conn = follow(server, "c1")
+    add_flag(world, "customer_id:c1", "a", 0)
+    add_update(world, "customer_id:c1", "mood", MOOD)
+    got = conn.wait_for(2)
+    assert [e["event"] for e in got] == ["flag", "mood"]
+    last = got[-1]["id"]
+    conn.close()
+    missed = [("flag", add_flag(world, "customer_id:c1", "a", 1)),
+              ("mood", add_update(world, "customer_id:c1", "mood", {**MOOD, "n": 4})),
+              ("flag", add_flag(world, "customer_id:c1", "a", 2))]  # fmt: skip
+    add_update(world, "customer_id:c2", "mood", MOOD)  # not c1's
+    again = follow(server, "c1", last_id=last)
+    live = add_update(world, "customer_id:c1", "mood", {**MOOD, "n": 5})
+    got = again.wait_for(4)
+    assert [e["event"] for e in got] == ["flag", "mood", "flag", "mood"]
+    assert [serde.loads(e["data"]).get("mood", {}).get("n") for e in got] == [None, 4, None, 5]
+    flags_ids = [flags_position(e) for e in got]
+    assert flags_ids[0] == missed[0][1] and flags_ids[2] == missed[2][1]
+    assert got[-1]["id"].split(".")[1] == live
+    assert again.wait_for(5, timeout=1.5)[4:] == []  # nothing twice
+    again.close()
+
+
+def test_a_bad_composite_last_event_id_is_a_problem(server):
+    for bad in ("1-0.", "1-0.2-0.3-0", "1-0.x"):
+        r = httpx.get(f"{server.url}/v1/push?customer=c1", headers={**A1, "Last-Event-ID": bad})
+        assert r.status_code == 400, bad
