@@ -199,6 +199,6 @@ def get_actions(service: Service, request: Request) -> Response:
 def _int(raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # '²' is a digit to str.isdigit, not to int()
         raise Problem(400, "Bad parameter", f"expected a whole number {low}-{high}")
     return max(low, min(high, int(raw)))

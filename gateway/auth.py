@@ -17,11 +17,12 @@ Principal(subject='a7', role='agent', queues=('billing',), expires_at=1060)
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeGuard
 
 import jwt
 
@@ -87,8 +88,8 @@ def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) 
     if claims is None:
         raise TokenError("invalid token: bad signature")
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
-    if not isinstance(exp, int | float) or not isinstance(nbf, int | float):
-        raise TokenError("invalid token: exp and nbf must be numbers")
+    if not _finite(exp) or not _finite(nbf):
+        raise TokenError("invalid token: exp and nbf must be finite numbers")
     if exp <= now:
         raise TokenError("token expired")
     if nbf > now:
@@ -101,6 +102,13 @@ def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) 
     if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
         raise TokenError("invalid token: queues must be a list of strings")
     return Principal(subject, role, tuple(queues), int(exp))
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A JSON number a date can be (not a boolean, not NaN or infinite, within 64-bit seconds)."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 2**62
+    )
 
 
 class VerifiedTokens:

@@ -28,9 +28,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import redis
 
 from livesignals import metrics
 
@@ -40,6 +43,8 @@ QUEUE_SIZE = 1000
 """Events buffered per connection before it is closed as too slow."""
 READ_COUNT = 500
 """Stream entries read per XREAD."""
+CATCH_UP_MAX = 5000
+"""Entries of a stream a reconnecting client may be behind by; further behind, it reloads the card (reset)."""
 FLAGS, UPDATES = "flags", "updates"
 """The two streams a hub follows (their positions in a :class:`Cursor`)."""
 
@@ -99,19 +104,25 @@ class Subscription:
     queues: frozenset[str] = frozenset()
     accept_queue_flag: Callable[[str, list[dict[str, Any]]], bool] = lambda _key, _contacts: False
     """For a flag of a customer found in a followed queue: may this connection see it (access rule)?"""
-    outbox: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    outbox: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
+    """Entries to send, then ``None`` after an overflow (one slot is kept for it)."""
     overflowed: bool = False
+    subject: str = ""
+    """The caller's token subject (a cap on connections per caller)."""
 
     def offer(self, item: Item) -> None:
-        """Queue one entry; on overflow, mark the connection to be closed (it will catch up on reconnect)."""
+        """Queue one entry; on overflow, mark the connection to be closed (it will catch up on reconnect).
+
+        The entry that does not fit is dropped, never one already queued: the client receives everything
+        queued before it, so the last id it holds comes before every entry it missed, and its resume
+        (``Last-Event-ID``) replays them all."""
         if self.overflowed:
             return
-        try:
-            self.outbox.put_nowait(item)
-        except asyncio.QueueFull:
+        if self.outbox.qsize() >= QUEUE_SIZE:
             self.overflowed = True
-            self.outbox.get_nowait()
             self.outbox.put_nowait(None)
+            return
+        self.outbox.put_nowait(item)
 
 
 class FlagHub:
@@ -136,9 +147,12 @@ class FlagHub:
         self._by_customer: dict[str, set[Subscription]] = {}
         self._by_queue: dict[str, set[Subscription]] = {}
         self._queues_followed: frozenset[str] = frozenset()
+        self._by_subject: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.read_at = time.monotonic()
+        """When the reader last completed a read (monotonic clock): health."""
 
     # --- lifecycle (event loop) ---------------------------------------------------------
 
@@ -164,6 +178,7 @@ class FlagHub:
         for queue in sub.queues:
             self._by_queue.setdefault(queue, set()).add(sub)
         self._queues_followed = frozenset(self._by_queue)
+        self._by_subject[sub.subject] = self._by_subject.get(sub.subject, 0) + 1
         metrics.GATEWAY_PUSH_CONNECTIONS.inc()
         return self.position
 
@@ -177,7 +192,16 @@ class FlagHub:
                     if not subs:
                         del index[name]
         self._queues_followed = frozenset(self._by_queue)
+        left = self._by_subject.get(sub.subject, 0) - 1
+        if left > 0:
+            self._by_subject[sub.subject] = left
+        else:
+            self._by_subject.pop(sub.subject, None)
         metrics.GATEWAY_PUSH_CONNECTIONS.dec()
+
+    def connections_of(self, subject: str) -> int:
+        """Push connections open for one caller (the cap per caller: gateway_push_max_connections)."""
+        return self._by_subject.get(subject, 0)
 
     def connections(self) -> int:
         """Distinct subscriptions (tests, benchmarks)."""
@@ -187,7 +211,6 @@ class FlagHub:
 
     def _read_forever(self, position: Cursor) -> None:
         backoff = 0.5
-        names = {self.stream_key.encode(): FLAGS, self.updates_key.encode(): UPDATES}
         while not self._stop.is_set():
             try:
                 streams = {self.stream_key: position.flags, self.updates_key: position.updates}
@@ -199,16 +222,39 @@ class FlagHub:
                 backoff = min(backoff * 2, 30.0)
                 continue
             if not reply:
+                self.read_at = time.monotonic()
                 continue
-            entries: list[Item] = []
-            for name, rows in reply:
-                stream = names[name if isinstance(name, bytes) else name.encode()]
-                entries += [_item(stream, i, f) for i, f in rows]
-                if rows:
-                    position = position.after(stream, rows[-1][0].decode())
-            queued = self._queued_contacts(entries)
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._deliver, entries, queued)
+            try:
+                position = self._hand_over(reply, position)
+            except Exception as exc:  # never let one batch end live push for the process
+                log.exception("push batch failed (%s); going on after it", type(exc).__name__)
+                position = _after_reply(reply, position, self.stream_key)
+            self.read_at = time.monotonic()
+
+    def _hand_over(self, reply: Any, position: Cursor) -> Cursor:
+        """Parse one XREAD reply and hand its entries to the event loop; the position after it."""
+        names = {self.stream_key.encode(): FLAGS, self.updates_key.encode(): UPDATES}
+        entries: list[Item] = []
+        for name, rows in reply:
+            stream = names[name if isinstance(name, bytes) else name.encode()]
+            for entry_id, fields in rows:
+                item = _item(stream, entry_id, fields)
+                if item is None:  # not an entry the engine writes: skipped, the stream goes on
+                    log.warning("skipped %s entry %r: no customer or doc", stream, entry_id)
+                    metrics.GATEWAY_PUSH_SKIPPED.inc()
+                else:
+                    entries.append(item)
+            if rows:
+                position = position.after(stream, rows[-1][0].decode())
+        queued = self._queued_contacts(entries)
+        if self._loop is not None and entries:
+            self._loop.call_soon_threadsafe(self._deliver, entries, queued)
+        return position
+
+    def health(self) -> dict[str, Any]:
+        """Is the reader thread running, and how long since it last completed a read (Redis down: growing)?"""
+        running = self._thread is not None and self._thread.is_alive()
+        return {"push_reader": running, "push_read_s_ago": round(time.monotonic() - self.read_at, 1)}
 
     def _queued_contacts(self, entries: list[Item]) -> dict[str, list[dict[str, Any]]]:
         if not self._queues_followed:
@@ -227,14 +273,27 @@ class FlagHub:
         metrics.GATEWAY_PUSHED.inc(delivered)
 
 
+def _after_reply(reply: Any, position: Cursor, flags_key: str) -> Cursor:
+    """The position after every entry of an XREAD reply (a batch that failed is skipped, not re-read)."""
+    for name, rows in reply:
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        if rows:
+            position = position.after(FLAGS if text == flags_key else UPDATES, rows[-1][0].decode())
+    return position
+
+
 def _newest(client: Any, key: str) -> str:
     newest = client.xrevrange(key, count=1)
     return newest[0][0].decode() if newest else "0-0"
 
 
-def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item:
-    kind = "flag" if stream == FLAGS else fields.get(b"kind", b"").decode()
-    return (stream, entry_id.decode(), fields[b"customer"].decode(), fields[b"doc"], kind)
+def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
+    """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8)."""
+    try:
+        kind = "flag" if stream == FLAGS else fields[b"kind"].decode()
+        return (stream, entry_id.decode(), fields[b"customer"].decode(), fields[b"doc"], kind)
+    except (KeyError, UnicodeDecodeError):
+        return None
 
 
 def fan_out(
@@ -267,15 +326,16 @@ def catch_up(
     upto: Cursor,
     sub: Subscription,
     open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
-    chunk: int = 1000,
+    limit: int | None = None,
 ) -> tuple[bool, list[Item]]:
     """Entries of both streams (``keys``: stream -> Redis key) after ``after`` up to ``upto`` (inclusive)
-    that ``sub`` follows, in time order, and whether a stream was trimmed past ``after`` (a gap the client
-    cannot fill). Blocking: run in a worker thread."""
-    gap, out = False, list[Item]()
+    that ``sub`` follows, in time order, and whether the client missed entries it cannot get back (a
+    stream lost entries past ``after``, or more than ``limit`` entries followed it). Blocking: run in a
+    worker thread."""
+    gap, out, limit = False, list[Item](), CATCH_UP_MAX if limit is None else limit
     for stream in (FLAGS, UPDATES):
         trimmed, items = _catch_up_one(client, keys[stream], stream, after.of(stream), upto.of(stream), sub,
-                                       open_contacts, chunk)  # fmt: skip
+                                       open_contacts, limit)  # fmt: skip
         gap, out = gap or trimmed, out + items
     out.sort(key=lambda item: stream_id(item[1]))  # each stream's own order is kept (a stable sort)
     return gap, out
@@ -289,27 +349,42 @@ def _catch_up_one(
     upto: str,
     sub: Subscription,
     open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
-    chunk: int,
+    limit: int,
 ) -> tuple[bool, list[Item]]:
-    oldest = client.xrange(stream_key, count=1)
-    gap = bool(oldest) and stream_id(oldest[0][0]) > stream_id(after) and after != "0-0"
+    """One stream's catch-up: at most ``limit`` entries read (newest first, one XREVRANGE); a client
+    further behind gets a gap (reset: reload the card), so a forged or very old id costs one bounded read."""
+    gap = after != "0-0" and _trimmed_past(client, stream_key, after)
     if stream_id(upto) <= stream_id(after):
         return gap, []
+    rows = client.xrevrange(stream_key, max=upto, min="(" + after, count=limit + 1)
+    if len(rows) > limit:
+        return True, []
+    rows.reverse()
+    entries = [e for e in (_item(stream, i, f) for i, f in rows) if e is not None]
+    others = sorted({e[2] for e in entries if e[2] not in sub.customers})
+    queued = open_contacts(others) if sub.queues and others else {}
     out: list[Item] = []
-    start = "(" + after
-    while True:
-        rows = client.xrange(stream_key, min=start, max=upto, count=chunk)
-        entries = [_item(stream, i, f) for i, f in rows]
-        others = sorted({e[2] for e in entries if e[2] not in sub.customers})
-        queued = open_contacts(others) if sub.queues and others else {}
-        for item in entries:
-            customer = item[2]
-            if customer in sub.customers:
-                out.append((stream, item[1], sub.customers[customer], item[3], item[4]))
-            elif any(c.get("queue") in sub.queues for c in queued.get(customer, ())) and sub.accept_queue_flag(
-                customer, queued[customer]
-            ):
-                out.append(item)
-        if len(rows) < chunk:
-            return gap, out
-        start = "(" + entries[-1][1]
+    for item in entries:
+        customer = item[2]
+        if customer in sub.customers:
+            out.append((stream, item[1], sub.customers[customer], item[3], item[4]))
+        elif any(c.get("queue") in sub.queues for c in queued.get(customer, ())) and sub.accept_queue_flag(
+            customer, queued[customer]
+        ):
+            out.append(item)
+    return gap, out
+
+
+def _trimmed_past(client: Any, stream_key: str, after: str) -> bool:
+    """Might the stream have lost entries newer than ``after`` (trimmed by MAXLEN)? Only if ``after`` is older
+    than the oldest entry kept and the stream ever lost one (Redis 7's ``entries-added`` against its length:
+    an untrimmed stream never says reset). Entries deleted by an erasure are gone on purpose: no gap."""
+    try:
+        info = client.xinfo_stream(stream_key)
+    except redis.ResponseError:  # no such stream: nothing was lost
+        return False
+    oldest = info.get("first-entry")
+    if not oldest or stream_id(oldest[0]) <= stream_id(after):
+        return False
+    added = info.get("entries-added")
+    return added is None or int(added) > int(info.get("length", 0))

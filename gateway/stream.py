@@ -35,6 +35,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from gateway import access, api
 from gateway.auth import Principal
@@ -52,9 +53,13 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
     asked = request.query_params.getlist("customer")
     queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
-    if last_id and not EVENT_ID.match(last_id):
+    if last_id and not (EVENT_ID.match(last_id) and all(int(n) < 2**64 for n in re.split(r"[-.]", last_id))):
         raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
+    limit = service.settings.gateway_push_max_connections
+    if hub.connections_of(principal.subject) >= limit:
+        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+    sub.subject = principal.subject
     upto = hub.subscribe(sub)
     try:
         gap, backlog, start = False, list[Item](), upto
@@ -67,7 +72,36 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         raise
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     body = _events(service, hub, sub, principal, gap, backlog, start)
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+    write_timeout_s = max(10.0, 2 * service.settings.gateway_push_keepalive_s)
+    return PushResponse(body, principal.expires_at, write_timeout_s, media_type="text/event-stream", headers=headers)
+
+
+class PushResponse(StreamingResponse):
+    """A stream that a client who stops reading cannot hold open: a write still waiting after
+    ``write_timeout_s``, or when the token expires (``deadline``, epoch seconds), ends the connection
+    (what is already in the sockets' buffers may still arrive; nothing more is written)."""
+
+    def __init__(self, content: AsyncIterator[bytes], deadline: float, write_timeout_s: float, **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.deadline = deadline
+        self.write_timeout_s = write_timeout_s
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the events; stop at the first write that outlasts its timeout or the token."""
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                # the events end themselves at expiry (bye); a write blocked past it gets a second more
+                wait_s = min(self.write_timeout_s, max(1.0, self.deadline - time.time()))
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                await asyncio.wait_for(send(message), wait_s)
+        except TimeoutError:
+            return  # the server closes the connection: the response never completed
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()  # the generator's finally: unsubscribe
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _authorise(
@@ -129,7 +163,10 @@ async def _events(
         yield b"retry: 1000\n: connected\n\n"
         if gap:
             yield b"event: reset\ndata: {}\n\n"
+        followed, via_queue = set(sub.customers.values()), set[str]()
         for entry in backlog:
+            if entry[2] not in followed and entry[2] not in via_queue:
+                await run_in_threadpool(_audit_queue_delivery, service, principal, entry[2], via_queue)
             cursor = cursor.after(entry[0], entry[1])
             yield _frame(cursor, entry, role)
         while True:
@@ -150,10 +187,19 @@ async def _events(
                 continue
             if item is None:  # overflowed: the client reconnects with its Last-Event-ID
                 return
+            if item[2] not in followed and item[2] not in via_queue:
+                await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
             cursor = cursor.after(item[0], item[1])
             yield _frame(cursor, item, role)
     finally:
         hub.unsubscribe(sub)
+
+
+def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
+    """Audit the first entry of a customer a connection receives through a followed queue (its subscription
+    named the queue, not the customer): who saw which customer stays known, once per customer and connection."""
+    service.audit.record(principal.subject, principal.role, "push", customer, None, True, "in a followed queue")
+    audited.add(customer)
 
 
 def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:

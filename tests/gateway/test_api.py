@@ -222,3 +222,43 @@ def test_flags_carry_their_relevance_null_before_any_verdict_then_the_models_est
         repeat("c2", "a1", t + 20)  # the same flag for another customer, after the verdict
         later = http.get("/v1/customers/c2/flags", headers=A1).json()["flags"]["repeat_contact"]
     assert isinstance(later["relevance"], float) and 0.0 <= later["relevance"] <= 1.0
+
+
+# --- outside review (findings-12.md) -----------------------------------------------------------------
+
+
+def test_odd_numbers_are_a_400_not_a_500(client):
+    """#10: '²' passes str.isdigit but not int(); a 5,000-digit limit hit Python's int limit; a stream id
+    beyond 64 bits reached Redis; a token with exp Infinity or NaN raised."""
+    import json
+
+    import jwt
+
+    from tests.gateway.conftest import SECRET
+
+    for url in ("/v1/customers/c1/timeline?limit=%C2%B2", "/v1/customers/c1?timeline=%C2%B2",
+                "/v1/customers/c1/timeline?limit=" + "9" * 5000):  # fmt: skip
+        r = client.get(url, headers=A1)
+        assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", url
+    r = client.get("/v1/push?customer=c1", headers={**A1, "Last-Event-ID": "0-99999999999999999999"})
+    assert r.status_code == 400
+    for exp in ("Infinity", "NaN", "1e300"):
+        body = json.dumps({"sub": "a1", "role": "agent", "queues": ["billing"], "iss": "livesignals", "nbf": 0})
+        claims = json.loads(body[:-1] + f', "exp": {exp}}}')
+        tok = jwt.encode(claims, SECRET, algorithm="HS256")
+        r = client.get("/v1/customers/c1", headers=bearer(tok))
+        assert r.status_code == 401, exp
+
+
+def test_every_error_is_problem_json_and_every_answer_carries_the_security_headers(client):
+    """#12: unknown routes and methods answered text/plain; the page could be framed; PII was cacheable."""
+    for method, url in (("GET", "/v2/x"), ("DELETE", "/v1/customers/c1")):
+        r = client.request(method, url, headers=A1)
+        assert r.status_code in (404, 405) and r.headers["content-type"] == "application/problem+json"
+    page = client.get("/agent")
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/v1/customers/c1", headers=A1).headers["cache-control"] == "no-store"

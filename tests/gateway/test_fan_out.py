@@ -15,7 +15,10 @@ def test_a_full_outbox_closes_the_connection_and_leaves_a_close_marker():
             sub.offer(("flags", f"{i}-0", "customer_id:c1", b"{}", "flag"))
         assert sub.overflowed
         items = [sub.outbox.get_nowait() for _ in range(sub.outbox.qsize())]
-        assert items[-1] is None and len(items) == push.QUEUE_SIZE
+        # the entries that did not fit are dropped, never one queued before them (findings-12 #23): the client
+        # gets 0..QUEUE_SIZE-1 in order, then the close marker, and resumes after QUEUE_SIZE-1
+        assert items[-1] is None and len(items) == push.QUEUE_SIZE + 1
+        assert [item[1] for item in items[:-1] if item] == [f"{i}-0" for i in range(push.QUEUE_SIZE)]
 
     asyncio.run(run())
 

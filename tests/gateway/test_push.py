@@ -294,10 +294,9 @@ def test_resume_covers_flags_and_updates_together(world, server):
     again = follow(server, "c1", last_id=last)
     live = add_update(world, "customer_id:c1", "mood", {**MOOD, "n": 5})
     got = again.wait_for(4)
-    assert [e["event"] for e in got] == ["flag", "mood", "flag", "mood"]
-    assert [serde.loads(e["data"]).get("mood", {}).get("n") for e in got] == [None, 4, None, 5]
-    flags_ids = [flags_position(e) for e in got]
-    assert flags_ids[0] == missed[0][1] and flags_ids[2] == missed[2][1]
+    # each stream's own order (entries of the two streams in the same millisecond have no order between them)
+    assert [flags_position(e) for e in got if e["event"] == "flag"] == [missed[0][1], missed[2][1]]
+    assert [serde.loads(e["data"])["mood"]["n"] for e in got if e["event"] == "mood"] == [4, 5]
     assert got[-1]["id"].split(".")[1] == live
     assert again.wait_for(5, timeout=1.5)[4:] == []  # nothing twice
     again.close()
@@ -307,3 +306,106 @@ def test_a_bad_composite_last_event_id_is_a_problem(server):
     for bad in ("1-0.", "1-0.2-0.3-0", "1-0.x"):
         r = httpx.get(f"{server.url}/v1/push?customer=c1", headers={**A1, "Last-Event-ID": bad})
         assert r.status_code == 400, bad
+
+
+# --- outside review (findings-12.md) -----------------------------------------------------------------
+
+
+def test_a_malformed_stream_entry_is_skipped_and_push_goes_on(world, server):
+    """#22: an entry without doc ended the reader thread for good (every connection silent, health green)."""
+    conn = follow(server, "c1")
+    world.client.xadd(world.keys.flags_stream, {"customer": "customer_id:c1", "note": "no doc field"})
+    world.client.xadd(world.keys.updates_stream, {"customer": b"\xff\xfe", "kind": "mood", "doc": b"{}"})
+    after = add_flag(world, "customer_id:c1", "a", 1)
+    got = conn.wait_for(1)
+    assert [flags_position(e) for e in got] == [after]
+    health = httpx.get(f"{server.url}/healthz")
+    assert health.status_code == 200 and health.json()["push_reader"] is True
+    conn.close()
+
+
+def test_a_client_too_far_behind_gets_a_reset_from_one_bounded_read(world, server, monkeypatch):
+    """#3: Last-Event-ID 0-0 (or any old id) made one request scan the whole retained stream."""
+    from gateway import push
+
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    reads: list[tuple] = []
+    real = world.client.xrange
+    monkeypatch.setattr(world.client, "xrange", lambda *a, **k: reads.append(a) or real(*a, **k))
+    first = add_flag(world, "customer_id:c1", "a", 0)
+    pipe = world.client.pipeline()
+    for i in range(60):
+        pipe.xadd(world.keys.flags_stream, {"customer": "customer_id:c2", "flag": "b", "doc": b"{}"})
+    pipe.execute()
+    conn = follow(server, "c1", last_id=first)
+    got = conn.wait_for(1)
+    assert got[0]["event"] == "reset" and reads == []  # no chunked scan
+    conn.close()
+
+
+def test_an_old_id_on_a_stream_never_trimmed_is_no_reset(world, server):
+    """#18: Last-Event-ID 1-0 got a reset although nothing was trimmed."""
+    ids = [add_flag(world, "customer_id:c1", "a", i) for i in range(2)]
+    conn = follow(server, "c1", last_id="1-0")
+    got = conn.wait_for(2)
+    assert [e["event"] for e in got] == ["flag", "flag"] and [flags_position(e) for e in got] == ids
+    conn.close()
+
+
+def test_flags_delivered_through_a_queue_are_audited_per_customer(world, server):
+    """#8: a queue follower's deliveries named no customer in the audit (only ``queue:billing``)."""
+    sup = bearer(token("s1", role="supervisor", queues=("billing",)))
+    conn = follow(server, headers=sup, queues=("billing",))
+    add_flag(world, "customer_id:c2", "b", 0)
+    add_flag(world, "customer_id:c2", "b", 1)
+    add_flag(world, "customer_id:c1", "a", 0)
+    conn.wait_for(3)
+    rows = [
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(f"{world.keys.prefix}:audit")
+    ]
+    pushes = [(r["who"], r["customer"]) for r in rows if r["action"] == "push"]
+    assert sorted(pushes) == [("s1", "customer_id:c1"), ("s1", "customer_id:c2")]  # once per customer
+    conn.close()
+
+
+def test_push_connections_per_caller_are_capped(world):
+    """#9: one token could open as many streams as the process had file descriptors."""
+    settings = world.settings.replace(gateway_push_max_connections=2)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        conns = [follow(server, "c1") for _ in range(2)]
+        assert [c.status for c in conns] == [200, 200]
+        r = httpx.get(f"{server.url}/v1/push?customer=c1", headers=A1)
+        assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
+        other = follow(server, "c1", headers=bearer(token("a9", role="supervisor", queues=("billing",))))
+        assert other.status == 200  # another caller is not affected
+        for c in [*conns, other]:
+            c.close()
+
+
+def test_a_client_that_stops_reading_is_cut_when_a_write_waits_too_long():
+    """#11: a stalled connection kept its stream (and kept receiving after its token expired)."""
+    import asyncio
+    import time
+
+    from gateway.stream import PushResponse
+
+    async def events():
+        for i in range(3):
+            yield b"data: %d\n\n" % i
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+        if message.get("body"):
+            await asyncio.sleep(3600)  # the client reads nothing more
+
+    async def run() -> float:
+        response = PushResponse(events(), time.time() + 600, 0.3, media_type="text/event-stream")
+        started = time.monotonic()
+        await asyncio.wait_for(response.stream_response(send), 10)
+        return time.monotonic() - started
+
+    took = asyncio.run(run())
+    assert took < 5 and [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[-1]["more_body"] is True  # never completed: the server closes the connection
