@@ -217,6 +217,8 @@ async def push(base: str, headers: dict[str, str], ids: list[str], connections: 
     async def conn(i: int, http: httpx.AsyncClient) -> None:
         nonlocal opened
         async with http.stream("GET", f"{base}/v1/push?customer={follows[i]}", headers=headers) as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"push refused: {r.status_code}")
             opened += 1
             if opened == connections:
                 ready.set()
@@ -273,6 +275,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=1_000)
     ap.add_argument("--flags", type=int, default=1_000)
     ap.add_argument("--no-push", action="store_true")
+    ap.add_argument("--no-reads", action="store_true")
     args = ap.parse_args()
     server = None
     url = os.environ.get("LIVESIGNALS_BENCH_REDIS_URL")
@@ -283,7 +286,7 @@ def main() -> None:
     settings = Settings.load(env={}).replace(
         redis_url=url, key_prefix=f"bgw{secrets.token_hex(3)}", models_enabled=False, quiet_hours="0-0",
         policy_clock="stream", gateway_port=embedded.free_port(), gateway_token_secrets=(secret,),
-        gateway_push_max_customers=50,
+        gateway_push_max_customers=50, gateway_push_max_connections=args.connections + 10,
     )  # fmt: skip
     client = redis.Redis.from_url(url)
     keys = Keys(settings.key_prefix)
@@ -311,7 +314,9 @@ def main() -> None:
             print(f"360 reads, {name}:", {k: round(v, 2) for k, v in r.items()})
             runs.append((name, r))
 
-        if args.compare_ref:
+        if args.no_reads:
+            pass
+        elif args.compare_ref:
             with worktree(args.compare_ref) as code_dir:
                 for _ in range(args.pairs):
                     measure(args.compare_ref, code_dir)
