@@ -6,7 +6,8 @@ read as a browser's ``fetch`` reads them) following every one of ``--customers``
 analyst's token: any customer, ``gateway_push_max_customers`` per connection); then produces the
 simulator's reference mix at ``--rate`` events/s for ``--seconds``. For each flag a connection
 receives: its arrival time at the client minus the Kafka timestamp of the event that raised it
-(``source_timestamp``), p50/p99; and how many mood and actions events arrived beside them.
+(``source_timestamp``), p50/p99, split at the engine's append to the flags stream (engine: Kafka to
+stream; push: stream to browser); and how many mood and actions events arrived beside them.
 
 This 2-core machine is shared: the engine, the broker, Redis, the service and the clients all run on
 it. Read the figures as orders of magnitude.
@@ -33,9 +34,13 @@ from gateway.auth import issue_token
 from livesignals import serde
 
 
+Latencies = dict[str, list[float]]
+
+
 async def listen(base: str, headers: dict[str, str], customers: list[str], per: int, until: list[float],
-                 got: list[float], kinds: Counter[str], ready: asyncio.Event, total: int) -> None:  # fmt: skip
-    """One push connection per ``per`` customers; records each flag's Kafka-to-client latency."""
+                 got: Latencies, kinds: Counter[str], ready: asyncio.Event, total: int) -> None:  # fmt: skip
+    """One push connection per ``per`` customers; records each flag's Kafka-to-client latency, split at the
+    moment the engine appended it to the flags stream (the entry id's time, in the event's SSE id)."""
     opened = 0
     limits = httpx.Limits(max_connections=total + 5, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, read=None), limits=limits) as http:
@@ -49,16 +54,21 @@ async def listen(base: str, headers: dict[str, str], customers: list[str], per: 
                 opened += 1
                 if opened == total:
                     ready.set()
-                event = ""
+                event, entry_ms = "", 0
                 async for line in r.aiter_lines():
-                    if line.startswith("event: "):
+                    if line.startswith("id: "):
+                        entry_ms = int(line[4:].split("-", 1)[0])
+                    elif line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: ") and event:
                         kinds[event] += 1
                         if event == "flag":
                             source = serde.loads(line[6:])["flag"].get("source_timestamp")
                             if source:
-                                got.append(time.time() * 1000 - source)
+                                now = time.time() * 1000
+                                got["total"].append(now - source)
+                                got["engine"].append(entry_ms - source)
+                                got["push"].append(now - entry_ms)
                     if time.time() > until[0]:
                         return
 
@@ -86,7 +96,7 @@ def main() -> None:
             customers = [f"c{i:07d}" for i in range(args.customers)]
             token = issue_token(secret, "bench", "analyst", ttl_s=3600, now=int(time.time()))
             headers = {"Authorization": f"Bearer {token}"}
-            got: list[float] = []
+            got: dict[str, list[float]] = {"total": [], "engine": [], "push": []}
             kinds: Counter[str] = Counter()
             until = [time.time() + 3600.0]
             total = (len(customers) + per - 1) // per
@@ -110,10 +120,15 @@ def main() -> None:
             stop_process(engine)
     result: dict[str, Any] = {
         "customers_followed": args.customers, "connections": total, "rate": args.rate, "seconds": args.seconds,
-        "flags_received": len(got), "events_received": dict(kinds),
-        "kafka_to_browser_p50_ms": round(percentile(got, 0.5), 1),
-        "kafka_to_browser_p99_ms": round(percentile(got, 0.99), 1),
+        "flags_received": len(got["total"]), "events_received": dict(kinds),
     }  # fmt: skip
+    for part, name in (
+        ("total", "kafka_to_browser"),
+        ("engine", "kafka_to_flags_stream"),
+        ("push", "stream_to_browser"),
+    ):
+        result[f"{name}_p50_ms"] = round(percentile(got[part], 0.5), 1)
+        result[f"{name}_p99_ms"] = round(percentile(got[part], 0.99), 1)
     write_result("gateway_live", result)
 
 

@@ -85,6 +85,19 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
     raise Problem(401, "Unauthorized", reason)
 
 
+def printable(text: str) -> str:
+    r"""``text`` as it may be written to the audit: control and format characters (terminal escapes, CR, NUL,
+    direction overrides) escaped, so a reader of the trail sees what was sent, not what it would do.
+
+    >>> printable("c1\x1b[2K\u202eFAKE")
+    'c1\\x1b[2K\\u202eFAKE'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+                   for c in text)  # fmt: skip
+
+
 def customer_key(raw: str) -> str:
     """``kind:value`` from a path segment, checked and normalised, or a 400 problem.
 
@@ -116,15 +129,16 @@ def authorise(
     (``roles``: the only roles that may do ``action`` at all). The customer is read once, with its
     ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``)."""
     raw = request.path_params["key"] if raw is None else raw
-    principal = principal_of(service, request, action, raw[:200])
+    shown = printable(raw[:200])
+    principal = principal_of(service, request, action, shown)
     if roles is not None and principal.role not in roles:
-        service.audit.record(principal.subject, principal.role, action, raw[:200], None, False,
+        service.audit.record(principal.subject, principal.role, action, shown, None, False,
                              f"role {principal.role} may not {action}")  # fmt: skip
         raise Problem(403, "Forbidden", f"role {principal.role} may not {action}")
     try:
         asked = customer_key(raw)
     except Problem as problem:
-        service.audit.record(principal.subject, principal.role, action, raw[:200], None, False, problem.detail)
+        service.audit.record(principal.subject, principal.role, action, shown, None, False, problem.detail)
         raise
     if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
         resolved = asked  # no lookup by PII for analysts: not even resolved

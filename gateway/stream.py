@@ -120,12 +120,12 @@ def _authorise(
         for key in granted.flag_keys:
             customers[key] = granted.customer
     if principal is None:
-        principal = api.principal_of(service, request, "subscribe", "queue:" + ",".join(queues)[:200])
+        principal = api.principal_of(service, request, "subscribe", api.printable("queue:" + ",".join(queues)[:200]))
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
-        service.audit.record(principal.subject, principal.role, "subscribe", f"queue:{queue}"[:300], None, allowed,
-                             reason)  # fmt: skip
+        asked = api.printable(f"queue:{queue}"[:300])
+        service.audit.record(principal.subject, principal.role, "subscribe", asked, None, allowed, reason)
         if not allowed:
             raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
     max_age_ms = service.settings.gateway_contact_open_s * 1000
