@@ -33,7 +33,6 @@ from bench.gateway import serve
 from gateway.auth import issue_token
 from livesignals import serde
 
-
 Latencies = dict[str, list[float]]
 
 
