@@ -14,8 +14,8 @@ supervisor's token for that queue:
   engine's profiles and timelines to N customers in all (1M: the issue's
   scale); reads then go to every copy of a target. ``--compare-ref REV`` also
   serves that commit's code as it ran then (h11, asyncio loop) and alternates
-  the two, ``--pairs`` times: ratios of runs close in time. ``--workers``
-  measures ``livesignals serve --workers``;
+  the two, ``--pairs`` times: ratios of runs close in time. ``--workers N``
+  alternates one process with ``livesignals serve --workers N``;
 * **push**: ``--connections`` SSE connections, each following one target
   customer; ``--flags`` flags appended to the stream for random targets;
   delivery latency (stream append to client receipt) p50/p99, every flag
@@ -305,8 +305,8 @@ def main() -> None:
         tok = issue_token(secret, "sup", "supervisor", ["bench"], ttl_s=3600, now=int(time.time()))
         runs: list[tuple[str, dict[str, float]]] = []
 
-        def measure(name: str, code_dir: str | None) -> None:
-            p = serve(settings, code_dir, args.workers if code_dir is None else 1)
+        def measure(name: str, code_dir: str | None, workers: int = args.workers) -> None:
+            p = serve(settings, code_dir, workers if code_dir is None else 1)
             try:
                 r = reads(settings.gateway_port, tok, read_ids, args.seconds, args.threads, p.pid)
             finally:
@@ -322,6 +322,11 @@ def main() -> None:
                     measure(args.compare_ref, code_dir)
                     measure("this", None)
             _ratios(args.compare_ref, runs, args.threads)
+        elif args.workers > 1:  # one process against --workers, back to back
+            for _ in range(args.pairs):
+                measure("this, 1 worker", None, 1)
+                measure(f"this, {args.workers} workers", None)
+            _ratios("1 worker", runs, args.threads)
         else:
             measure("this", None)
         if not args.no_push:
