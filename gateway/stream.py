@@ -124,8 +124,8 @@ def _authorise(
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
-        asked = api.printable(f"queue:{queue}"[:300])
-        service.audit.record(principal.subject, principal.role, "subscribe", asked, None, allowed, reason)
+        queue_key = api.printable(f"queue:{queue}"[:300])
+        service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, allowed, reason)
         if not allowed:
             raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
     max_age_ms = service.settings.gateway_contact_open_s * 1000

@@ -331,7 +331,12 @@ def test_a_client_too_far_behind_gets_a_reset_from_one_bounded_read(world, serve
     monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
     reads: list[tuple] = []
     real = world.client.xrange
-    monkeypatch.setattr(world.client, "xrange", lambda *a, **k: reads.append(a) or real(*a, **k))
+
+    def counted(*a, **k):
+        reads.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(world.client, "xrange", counted)
     first = add_flag(world, "customer_id:c1", "a", 0)
     pipe = world.client.pipeline()
     for i in range(60):

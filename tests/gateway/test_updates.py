@@ -5,6 +5,8 @@ erase scrubs them like the flags stream."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from livesignals import serde
@@ -21,7 +23,8 @@ MIN = 60_000
 
 
 def updates(client: redis.Redis, keys: Keys) -> list[dict]:
-    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange(keys.updates_stream)]
+    rows: Any = client.xrange(keys.updates_stream)
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in rows]
 
 
 def engine_for(settings: Settings, client: redis.Redis) -> Engine:
