@@ -268,5 +268,5 @@ def test_the_audit_stores_control_characters_escaped(client, world):
     """#21: terminal escapes, CR, NUL and a direction override in a path reached the audit verbatim."""
     r = client.get("/v1/customers/c1%1b%5b2K%0d%e2%80%aeFAKE%00x", headers=bearer("x"))
     assert r.status_code == 401
-    entry = world.client.xrevrange(f"{world.keys.prefix}:audit", count=1)[0][1][b"customer"].decode()
-    assert entry.isprintable() and "\\x1b[2K\\x0d\\u202eFAKE\\x00x" in entry
+    entry = world.client.xrevrange(f"{world.keys.prefix}:audit", count=1)[0][1]
+    assert all(v.decode().isprintable() for v in entry.values())  # the customer is a pseudonym; no raw escape
