@@ -7,8 +7,15 @@ supervisor's token for that queue:
 
 * **reads**: ``GET /v1/customers/<id>`` on one keep-alive connection for
   ``--seconds``: p50/p99 latency at the client and requests/s; then
-  ``--threads`` connections at once: requests/s (every read is authorised
-  and audited: two to four Redis round trips and one XADD);
+  ``--threads`` connections at once: requests/s, and requests per CPU second
+  of the service (the figure the shared machine disturbs least). Every read
+  is authorised and audited: one round trip for the profile and timeline
+  (two with linked identifiers), one XADD. ``--clone-to N`` first copies the
+  engine's profiles and timelines to N customers in all (1M: the issue's
+  scale); reads then go to every copy of a target. ``--compare-ref REV`` also
+  serves that commit's code as it ran then (h11, asyncio loop) and alternates
+  the two, ``--pairs`` times: ratios of runs close in time. ``--workers N``
+  alternates one process with ``livesignals serve --workers N``;
 * **push**: ``--connections`` SSE connections, each following one target
   customer; ``--flags`` flags appended to the stream for random targets;
   delivery latency (stream append to client receipt) p50/p99, every flag
@@ -18,6 +25,7 @@ This 2-core machine is shared and drifts: read the figures as ratios of runs
 made back to back. ``LIVESIGNALS_BENCH_REDIS_URL`` measures against another Redis.
 
     python -m bench.gateway [--events 20000] [--customers 5000] [--targets 1000] [--connections 1000]
+                            [--clone-to 1000000] [--compare-ref main] [--workers 2] [--no-push]
 """
 
 from __future__ import annotations
@@ -29,8 +37,8 @@ import random
 import secrets
 import subprocess
 import sys
-import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +47,7 @@ import redis
 from app import embedded
 from app.engine_process import engine_env
 from bench.apply import messages
+from bench.reference import worktree
 from gateway.auth import issue_token
 from livesignals import serde
 from livesignals.contract import RawMessage
@@ -88,34 +97,114 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def reads(base: str, headers: dict[str, str], ids: list[str], seconds: float, threads: int) -> dict[str, float]:
-    lat: list[float] = []
-    with httpx.Client(headers=headers, timeout=10) as c:
-        end = time.perf_counter() + seconds
-        n = 0
+def clone(client: Any, keys: Keys, customers: int, targets: list[str], total: int) -> list[str]:
+    """Copy the engine's ``customers`` profiles and timelines round-robin to ``c<customers>`` .. ``c<total-1>``;
+    the ids to read: the targets and every copy of one (they have the targets' open contacts)."""
+    pool = [f"c{i:07d}" for i in range(customers)]
+    pipe = client.pipeline(transaction=False)
+    for c in pool:
+        pipe.get(keys.profile(f"customer_id:{c}"))
+        pipe.zrange(keys.timeline(f"customer_id:{c}"), 0, -1, withscores=True)
+    rows = pipe.execute()
+    profiles, timelines = rows[0::2], rows[1::2]
+    wanted, read_ids = set(targets), list(targets)
+    pipe = client.pipeline(transaction=False)
+    for j in range(customers, total):
+        src, c = j % customers, f"c{j:07d}"
+        if profiles[src]:
+            pipe.set(keys.profile(f"customer_id:{c}"), profiles[src])
+        if timelines[src]:
+            pipe.zadd(keys.timeline(f"customer_id:{c}"), dict(timelines[src]))
+        if pool[src] in wanted:
+            read_ids.append(c)
+        if len(pipe) >= 2000:
+            pipe.execute()
+    pipe.execute()
+    return read_ids
+
+
+SERVE = """
+import sys, uvicorn
+from gateway.app import create_app
+from livesignals.settings import Settings
+s = Settings.load(None)
+uvicorn.run(create_app(s), host="127.0.0.1", port=s.gateway_port, log_level="warning", access_log=False,
+            http=sys.argv[1], loop=sys.argv[2])
+"""
+
+
+def serve(settings: Settings, code_dir: str | None = None, workers: int = 1) -> subprocess.Popen[bytes]:
+    """The service in its own process: this checkout's ``livesignals serve``, or ``code_dir``'s code as it
+    ran then (h11 and the asyncio loop, the defaults before httptools and uvloop were dependencies)."""
+    env = engine_env(settings)
+    if code_dir is None:
+        argv = [sys.executable, "-P", "-m", "gateway", "serve", "--workers", str(workers)]
+    else:
+        known = Path(code_dir, "livesignals", "settings.py").read_text()
+        env = {k: v for k, v in env.items() if not k.startswith("LIVESIGNALS_") or k[12:].lower() in known}
+        env["PYTHONPATH"] = code_dir + os.pathsep + env.get("PYTHONPATH", "")
+        argv = [sys.executable, "-P", "-c", SERVE, "h11", "asyncio"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd=code_dir)  # fmt: skip
+    base = f"http://127.0.0.1:{settings.gateway_port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    embedded.stop_process(proc)
+    raise RuntimeError("the service did not start")
+
+
+async def _get_loop(port: int, token: str, ids: list[str], start: int, step: int, end: float,
+                    lat: list[float] | None) -> int:  # fmt: skip
+    """GET 360s on one keep-alive connection until ``end``: a lean HTTP/1.1 client (httpx's own cost would
+    be a large share of the machine's CPU); returns how many."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    n, i = 0, start
+    try:
         while time.perf_counter() < end:
             t = time.perf_counter()
-            r = c.get(f"{base}/v1/customers/{ids[n % len(ids)]}")
-            lat.append(time.perf_counter() - t)
-            if r.status_code != 200:
-                raise RuntimeError(f"read failed: {r.status_code} {r.text[:200]}")
-            n += 1
-    counts = [0] * threads
+            writer.write(f"GET /v1/customers/{ids[i % len(ids)]} HTTP/1.1\r\nHost: b\r\n"
+                         f"Authorization: Bearer {token}\r\n\r\n".encode())  # fmt: skip
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"read failed: {head[:200]!r}")
+            length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            await reader.readexactly(length)
+            if lat is not None:
+                lat.append(time.perf_counter() - t)
+            n, i = n + 1, i + step
+    finally:
+        writer.close()
+    return n
 
-    def worker(k: int) -> None:
-        with httpx.Client(headers=headers, timeout=10) as c:
-            end = time.perf_counter() + seconds
-            while time.perf_counter() < end:
-                c.get(f"{base}/v1/customers/{ids[(counts[k] * threads + k) % len(ids)]}")
-                counts[k] += 1
 
-    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join()
+def reads(port: int, token: str, ids: list[str], seconds: float, threads: int, pid: int) -> dict[str, float]:
+    """One connection (latency), then ``threads`` connections at once (throughput, per CPU second too)."""
+    lat: list[float] = []
+    asyncio.run(_get_loop(port, token, ids, 0, 1, time.perf_counter() + seconds, lat))
+
+    async def many() -> int:
+        end = time.perf_counter() + seconds
+        return sum(await asyncio.gather(*(_get_loop(port, token, ids, k, threads, end, None) for k in range(threads))))
+
+    cpu0 = cpu_s(pid) + sum(cpu_s(c) for c in _children(pid))
+    done = asyncio.run(many())
+    cpu = cpu_s(pid) + sum(cpu_s(c) for c in _children(pid)) - cpu0
     return {"p50_ms": percentile(lat, 0.5) * 1000, "p99_ms": percentile(lat, 0.99) * 1000,
-            "rps_one_connection": len(lat) / seconds, f"rps_{threads}_connections": sum(counts) / seconds}  # fmt: skip
+            "rps_one_connection": len(lat) / seconds, f"rps_{threads}_connections": done / seconds,
+            "requests_per_service_cpu_s": done / cpu if cpu else 0.0}  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return []
 
 
 async def push(base: str, headers: dict[str, str], ids: list[str], connections: int, flags: int, client: Any,
@@ -128,6 +217,8 @@ async def push(base: str, headers: dict[str, str], ids: list[str], connections: 
     async def conn(i: int, http: httpx.AsyncClient) -> None:
         nonlocal opened
         async with http.stream("GET", f"{base}/v1/push?customer={follows[i]}", headers=headers) as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"push refused: {r.status_code}")
             opened += 1
             if opened == connections:
                 ready.set()
@@ -175,10 +266,16 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--customers", type=int, default=5_000)
     ap.add_argument("--targets", type=int, default=1_000)
+    ap.add_argument("--clone-to", type=int, default=0, help="customers in Redis in all (copies of the engine's)")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=8, help="connections at once for the throughput figure")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--compare-ref", help="also serve this commit's code (e.g. main), alternating")
+    ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--connections", type=int, default=1_000)
     ap.add_argument("--flags", type=int, default=1_000)
+    ap.add_argument("--no-push", action="store_true")
+    ap.add_argument("--no-reads", action="store_true")
     args = ap.parse_args()
     server = None
     url = os.environ.get("LIVESIGNALS_BENCH_REDIS_URL")
@@ -189,37 +286,72 @@ def main() -> None:
     settings = Settings.load(env={}).replace(
         redis_url=url, key_prefix=f"bgw{secrets.token_hex(3)}", models_enabled=False, quiet_hours="0-0",
         policy_clock="stream", gateway_port=embedded.free_port(), gateway_token_secrets=(secret,),
-        gateway_push_max_customers=50,
+        gateway_push_max_customers=50, gateway_push_max_connections=args.connections + 10,
     )  # fmt: skip
     client = redis.Redis.from_url(url)
+    keys = Keys(settings.key_prefix)
     proc = None
     try:
         t0 = time.perf_counter()
         ids = fill(settings, client, args.events, args.customers, args.targets)
         print(f"filled {args.customers} customers ({args.events} events) in {time.perf_counter() - t0:.0f} s")
-        argv = [sys.executable, "-P", "-m", "gateway", "serve"]
-        out = subprocess.DEVNULL
-        proc = subprocess.Popen(argv, env=engine_env(settings), stdout=out, stderr=out, start_new_session=True)
-        base = f"http://127.0.0.1:{settings.gateway_port}"
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        read_ids = ids
+        if args.clone_to > args.customers:
+            t0 = time.perf_counter()
+            read_ids = clone(client, keys, args.customers, ids, args.clone_to)
+            print(f"copied to {args.clone_to} customers in {time.perf_counter() - t0:.0f} s; "
+                  f"{client.dbsize()} keys, Redis {client.info('memory')['used_memory_human']}")  # fmt: skip
+        random.Random(3).shuffle(read_ids)
         tok = issue_token(secret, "sup", "supervisor", ["bench"], ttl_s=3600, now=int(time.time()))
-        headers = {"Authorization": f"Bearer {tok}"}
-        r = reads(base, headers, ids, args.seconds, args.threads)
-        print("360 reads:", {k: round(v, 2) for k, v in r.items()})
-        p = asyncio.run(push(base, headers, ids, args.connections, args.flags, client,
-                             Keys(settings.key_prefix).flags_stream, proc.pid))  # fmt: skip
-        print("push:", {k: round(v, 2) if isinstance(v, float) else v for k, v in p.items()})
+        runs: list[tuple[str, dict[str, float]]] = []
+
+        def measure(name: str, code_dir: str | None, workers: int = args.workers) -> None:
+            p = serve(settings, code_dir, workers if code_dir is None else 1)
+            try:
+                r = reads(settings.gateway_port, tok, read_ids, args.seconds, args.threads, p.pid)
+            finally:
+                embedded.stop_process(p)
+            print(f"360 reads, {name}:", {k: round(v, 2) for k, v in r.items()})
+            runs.append((name, r))
+
+        if args.no_reads:
+            pass
+        elif args.compare_ref:
+            with worktree(args.compare_ref) as code_dir:
+                for _ in range(args.pairs):
+                    measure(args.compare_ref, code_dir)
+                    measure("this", None)
+            _ratios(args.compare_ref, runs, args.threads)
+        elif args.workers > 1:  # one process against --workers, back to back
+            for _ in range(args.pairs):
+                measure("this, 1 worker", None, 1)
+                measure(f"this, {args.workers} workers", None)
+            _ratios("1 worker", runs, args.threads)
+        else:
+            measure("this", None)
+        if not args.no_push:
+            proc = serve(settings, None, 1)
+            headers = {"Authorization": f"Bearer {tok}"}
+            base = f"http://127.0.0.1:{settings.gateway_port}"
+            p = asyncio.run(push(base, headers, ids, args.connections, args.flags, client, keys.flags_stream,
+                                 proc.pid))  # fmt: skip
+            print("push:", {k: round(v, 2) if isinstance(v, float) else v for k, v in p.items()})
         print("audit entries:", client.xlen(f"{settings.key_prefix}:audit"))
     finally:
         if proc is not None:
             embedded.stop_process(proc)
         if server is not None:
             server.stop()
+
+
+def _ratios(ref: str, runs: list[tuple[str, dict[str, float]]], threads: int) -> None:
+    """This code's figures over the reference's, pair by pair (each pair ran back to back)."""
+    for (_, old), (_, new) in zip(runs[0::2], runs[1::2], strict=True):
+        print(f"ratio this/{ref}:", {
+            "p50": round(new["p50_ms"] / old["p50_ms"], 3), "p99": round(new["p99_ms"] / old["p99_ms"], 3),
+            f"rps_{threads}": round(new[f"rps_{threads}_connections"] / old[f"rps_{threads}_connections"], 2),
+            "per_cpu_s": round(new["requests_per_service_cpu_s"] / old["requests_per_service_cpu_s"], 2),
+        })  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +23,7 @@ from starlette.responses import Response
 from gateway import access, feedback
 from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
-from gateway.auth import Principal, TokenError, verify_token
+from gateway.auth import Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
@@ -38,13 +38,18 @@ MAX_PAGE = 200
 
 @dataclass
 class Service:
-    """What every route needs: settings, Redis, key builder, audit log, the feedback producer."""
+    """What every route needs: settings, Redis, key builder, audit log, the feedback producer, and the
+    tokens already verified (:class:`~gateway.auth.VerifiedTokens`)."""
 
     settings: Settings
     client: Any
     keys: Keys
     audit: AuditLog
     feedback: feedback.FeedbackProducer | None = None
+    tokens: VerifiedTokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class Granted:
     decision: Decision
     known: bool
     flag_keys: tuple[str, ...]
+    loaded: reader.Loaded | None = None
+    """What was read to decide (profile, timeline, linked identifiers): the route answers from it."""
 
 
 def json_response(doc: Any, status: int = 200) -> Response:
@@ -71,11 +78,24 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
     reason = "no bearer token"
     if scheme.lower() == "bearer" and token:
         try:
-            return verify_token(token.strip(), service.settings.gateway_token_secrets)
+            return service.tokens.verify(token.strip())
         except TokenError as exc:
             reason = str(exc)
     service.audit.record("-", "-", action, asked, None, False, reason, **refused_token(request, token.strip()))
     raise Problem(401, "Unauthorized", reason)
+
+
+def printable(text: str) -> str:
+    r"""``text`` as it may be written to the audit: control and format characters (terminal escapes, CR, NUL,
+    direction overrides) escaped, so a reader of the trail sees what was sent, not what it would do.
+
+    >>> printable("c1\x1b[2K\u202eFAKE")
+    'c1\\x1b[2K\\u202eFAKE'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+                   for c in text)  # fmt: skip
 
 
 def customer_key(raw: str) -> str:
@@ -98,27 +118,36 @@ def customer_key(raw: str) -> str:
 
 
 def authorise(
-    service: Service, request: Request, action: str, raw: str | None = None, roles: frozenset[str] | None = None
+    service: Service,
+    request: Request,
+    action: str,
+    raw: str | None = None,
+    roles: frozenset[str] | None = None,
+    timeline: int = 0,
 ) -> Granted:
     """Token, identifier, access rule, audit: the caller may see this customer, or a problem is raised
-    (``roles``: the only roles that may do ``action`` at all)."""
+    (``roles``: the only roles that may do ``action`` at all). The customer is read once, with its
+    ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``)."""
     raw = request.path_params["key"] if raw is None else raw
-    principal = principal_of(service, request, action, raw[:200])
+    shown = printable(raw[:200])
+    principal = principal_of(service, request, action, shown)
     if roles is not None and principal.role not in roles:
-        service.audit.record(principal.subject, principal.role, action, raw[:200], None, False,
+        service.audit.record(principal.subject, principal.role, action, shown, None, False,
                              f"role {principal.role} may not {action}")  # fmt: skip
         raise Problem(403, "Forbidden", f"role {principal.role} may not {action}")
     try:
         asked = customer_key(raw)
     except Problem as problem:
-        service.audit.record(principal.subject, principal.role, action, raw[:200], None, False, problem.detail)
+        service.audit.record(principal.subject, principal.role, action, shown, None, False, problem.detail)
         raise
     if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
         resolved = asked  # no lookup by PII for analysts: not even resolved
         seen: dict[str, Any] = {"known": False, "open_contacts": [], "flag_keys": [asked]}
+        loaded = None
     else:
         resolved = reader.resolve(service.client, service.keys, asked)
-        seen = reader.read_access(service.client, service.keys, resolved)
+        loaded = reader.load(service.client, service.keys, resolved, timeline)
+        seen = reader.access_of(loaded)
     decision = access.decide(
         principal, asked, seen["open_contacts"], now_ms=int(time.time() * 1000),
         max_age_ms=service.settings.gateway_contact_open_s * 1000,
@@ -126,21 +155,27 @@ def authorise(
     service.audit.record(principal.subject, principal.role, action, asked, resolved, decision.allowed, decision.reason)
     if not decision.allowed:
         raise Problem(403, "Forbidden", "this customer is not assigned to you, or does not exist")
-    return Granted(principal, asked, resolved, decision, seen["known"], tuple(seen["flag_keys"]))
+    return Granted(principal, asked, resolved, decision, seen["known"], tuple(seen["flag_keys"]), loaded)
 
 
-def _known(granted: Granted) -> None:
-    if not granted.known:
+def _known(granted: Granted) -> reader.Loaded:
+    if not granted.known or granted.loaded is None:
         raise Problem(404, "Not Found", "no such customer")
+    return granted.loaded
 
 
 def get_360(service: Service, request: Request) -> Response:
     """The customer's 360: every section, the three tenses, why now, context carried for ``?channel=``."""
-    g = authorise(service, request, "read_360")
-    _known(g)
     channel = request.query_params.get("channel") or None
-    shown = _int(request.query_params.get("timeline"), 20, 1, MAX_PAGE)
-    doc = reader.read_360(service.client, service.keys, g.customer, channel=channel, timeline=shown)
+    try:
+        shown, bad = _int(request.query_params.get("timeline"), 20, 1, MAX_PAGE), None
+    except Problem as problem:  # reported after the token and access checks, as on every route
+        shown, bad = 20, problem
+    g = authorise(service, request, "read_360", timeline=shown)
+    loaded = _known(g)
+    if bad is not None:
+        raise bad
+    doc = reader.view_360(loaded, channel=channel, timeline=shown)
     doc["customer"] = access.mask_key(g.customer, g.principal.role)
     doc["access"] = {"role": g.principal.role, "why": g.decision.reason}
     return json_response(access.mask(doc, g.principal.role))
@@ -162,25 +197,22 @@ def get_timeline(service: Service, request: Request) -> Response:
 def get_flags(service: Service, request: Request) -> Response:
     """The flags currently raised, with their evidence and relevance."""
     g = authorise(service, request, "read_flags")
-    _known(g)
-    doc = reader.read_360(service.client, service.keys, g.customer, timeline=1)
-    body = {"customer": access.mask_key(g.customer, g.principal.role), "flags": doc["present"]["active_flags"]}
+    flags = reader.active_flags(_known(g), int(time.time() * 1000))
+    body = {"customer": access.mask_key(g.customer, g.principal.role), "flags": flags}
     return json_response(access.mask(body, g.principal.role))
 
 
 def get_actions(service: Service, request: Request) -> Response:
     """The ranked next-best actions with their reasons (the last decision's), or ``null`` before any."""
     g = authorise(service, request, "read_actions")
-    _known(g)
-    doc = reader.read_360(service.client, service.keys, g.customer, timeline=1)
-    body = {"customer": access.mask_key(g.customer, g.principal.role),
-            "next_best_actions": doc["future"].get("next_best_actions")}  # fmt: skip
+    actions = reader.next_best_actions(_known(g))
+    body = {"customer": access.mask_key(g.customer, g.principal.role), "next_best_actions": actions}
     return json_response(access.mask(body, g.principal.role))
 
 
 def _int(raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:  # '²' is a digit to str.isdigit, not to int()
         raise Problem(400, "Bad parameter", f"expected a whole number {low}-{high}")
     return max(low, min(high, int(raw)))

@@ -13,14 +13,18 @@ import asyncio
 import contextlib
 import importlib.resources
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Final
 
 import redis
 from redis.cluster import RedisCluster
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import api, feedback_api, limits, metrics_route, stream
 from gateway.audit import AuditLog
@@ -62,7 +66,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         settings, client, keys, AuditLog.from_settings(client, settings),
         FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s),
     )  # fmt: skip
-    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), block_ms=hub_block_ms)
+    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), hub_block_ms, keys.updates_stream)
 
     def route(path: str, name: str, fn: Callable[..., Any], methods: tuple[str, ...] = ("GET",)) -> Route:
         if asyncio.iscoroutinefunction(fn):
@@ -101,7 +105,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         route("/v1/customers/{key:path}", "customer", lambda r: api.get_360(service, r)),
         route("/v1/push", "push", push),
         Route("/openapi.json", lambda r: api.json_response(document()), name="openapi"),
-        Route("/healthz", lambda r: api.json_response({"ok": True}), name="health"),
+        Route("/healthz", lambda r: _health(hub), name="health"),
         metrics_route.ROUTE,
         Route("/", lambda r: RedirectResponse("/agent"), name="root"),
         Route("/agent", lambda r: _asset("agent.html"), name="page"),
@@ -116,15 +120,67 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         finally:
             hub.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Problem: on_problem, 500: on_problem})
+    async def on_http_error(request: Request, exc: Exception) -> Response:  # no route (404), wrong method (405)
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return await on_problem(request, Problem(status, HTTPStatus(status).phrase))
+
+    handlers = {Problem: on_problem, HTTPException: on_http_error, 500: on_problem}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                    middleware=[Middleware(SecurityHeaders)])  # fmt: skip
     limits.install(app, settings.gateway_body_max_bytes)
     app.state.service = service
     app.state.hub = hub
     return app
 
 
+class SecurityHeaders:
+    """Headers on every response: nothing cached (PII), no MIME sniffing, no referrer, never framed (the card's
+    buttons cannot be clickjacked), scripts and styles from the service only (no inline code to inject)."""
+
+    HEADERS: Final = [
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.HEADERS if k not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _health(hub: FlagHub) -> Response:
+    """200 while the push reader runs; 503 once it has stopped (a process that can no longer push)."""
+    doc = hub.health()
+    ok = bool(doc["push_reader"])
+    return api.json_response({"ok": ok, **doc}, 200 if ok else 503)
+
+
+def from_environment() -> Starlette:
+    """The service for the settings of the environment (``LIVESIGNALS_*``, ``LIVESIGNALS_CONFIG``): what each
+    worker process of ``livesignals serve --workers N`` builds."""
+    return create_app(Settings.load(None))
+
+
 def _asset(name: str) -> Response:
     if name not in ASSETS:
         raise Problem(404, "Not Found", "no such asset")
     body = importlib.resources.files("gateway").joinpath("page", name).read_bytes()
-    return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+    return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})  # not no-store: no PII

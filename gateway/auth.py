@@ -17,10 +17,12 @@ Principal(subject='a7', role='agent', queues=('billing',), expires_at=1060)
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeGuard
 
 import jwt
 
@@ -86,8 +88,8 @@ def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) 
     if claims is None:
         raise TokenError("invalid token: bad signature")
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
-    if not isinstance(exp, int | float) or not isinstance(nbf, int | float):
-        raise TokenError("invalid token: exp and nbf must be numbers")
+    if not _finite(exp) or not _finite(nbf):
+        raise TokenError("invalid token: exp and nbf must be finite numbers")
     if exp <= now:
         raise TokenError("token expired")
     if nbf > now:
@@ -100,3 +102,54 @@ def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) 
     if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
         raise TokenError("invalid token: queues must be a list of strings")
     return Principal(subject, role, tuple(queues), int(exp))
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A JSON number a date can be (not a boolean, not NaN or infinite, within 64-bit seconds)."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 2**62
+    )
+
+
+class VerifiedTokens:
+    """Tokens already verified, so a desktop's every request does not pay the signature check again.
+
+    Bounded (``size`` tokens; the oldest verified is dropped first) and keyed by the whole token: a
+    token is the same token only byte for byte, and only tokens that passed :func:`verify_token` enter.
+    A cached token is used only while its ``exp`` is in the future (checked on every use, as
+    :func:`verify_token` would); once expired it is verified again, and refused. ``nbf`` needs no
+    re-check: a token is cached only once it is valid, and time only moves on.
+
+    >>> secret = "s" * 32
+    >>> tokens = VerifiedTokens([secret], size=2)
+    >>> t = issue_token(secret, "a7", "agent", ttl_s=60, now=1_000)
+    >>> tokens.verify(t, now=1_010) is tokens.verify(t, now=1_020)
+    True
+    >>> tokens.verify(t, now=1_060)
+    Traceback (most recent call last):
+    ...
+    gateway.auth.TokenError: token expired
+    """
+
+    def __init__(self, secrets: Sequence[str], size: int = 10_000) -> None:
+        self.secrets = list(secrets)
+        self.size = size
+        self._verified: dict[str, Principal] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, token: str, *, now: int | None = None) -> Principal:
+        """The principal ``token`` names (:func:`verify_token`), from the cache while it has not expired."""
+        now = int(time.time()) if now is None else now
+        principal = self._verified.get(token)
+        if principal is not None and principal.expires_at > now:
+            return principal
+        principal = verify_token(token, self.secrets, now=now)  # raises TokenError
+        with self._lock:
+            self._verified.pop(token, None)
+            self._verified[token] = principal
+            while len(self._verified) > self.size:
+                del self._verified[next(iter(self._verified))]
+        return principal
+
+    def __len__(self) -> int:
+        return len(self._verified)

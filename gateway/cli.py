@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the agent desktop service (HTTP API, live push, the agent page)")
     serve.add_argument("--host", help="bind address (default: gateway_host)")
     serve.add_argument("--port", type=int, help="port (default: gateway_port)")
+    serve.add_argument("--workers", type=int, help="processes serving the port (default: gateway_workers)")
     token = sub.add_parser("token", help="print a signed bearer token (demo and tests)")
     token.add_argument("subject", help="the agent id (as the events' agent_id)")
     token.add_argument("--role", choices=["agent", "supervisor", "analyst"], default="agent")
@@ -42,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.gateway_host, args.port or settings.gateway_port
+    workers = args.workers or settings.gateway_workers
     # SSE streams never end by themselves: a stop (SIGTERM) closes them after 5 s; clients resume by Last-Event-ID
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=5)  # fmt: skip
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5}
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return 0
+    if args.config:  # each worker process loads the settings again, from the same file
+        os.environ["LIVESIGNALS_CONFIG"] = args.config
+    uvicorn.run("gateway.app:from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     return 0

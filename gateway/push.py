@@ -1,22 +1,25 @@
-"""Live flags for agent desktops: one Redis reader per process, fanned out in memory by customer.
+"""Live flags, mood changes and new actions for agent desktops: one Redis reader per process, fanned
+out in memory by customer.
 
 The engine appends every flag (raised or cleared) to the stream ``<prefix>:flags``
-(:mod:`state.keys`), each entry naming its ``customer``. One thread per
-process reads it with ``XREAD BLOCK`` from where it left off and hands each
-batch to the event loop, which looks each entry's customer up in a dict of
+and every mood change and new next-best-action decision to ``{<prefix>:flags}:updates``
+(:mod:`state.keys`; same Cluster slot), each entry naming its ``customer``. One
+thread per process reads both with one ``XREAD BLOCK`` from where it left off
+and hands each batch to the event loop, which looks each entry's customer up in a dict of
 subscriptions: delivering a flag costs one dict lookup plus one queue put per
 connection that follows that customer, whatever the number of connections
 -- no connection scans other customers' flags. Connections that follow a
 *queue* are served from one extra read per batch (the open contacts of the
 batch's customers), made only while someone follows a queue.
 
-**Catch-up.** Every event a connection receives carries the stream entry id
-as its SSE ``id``. A client that reconnects sends it back (``Last-Event-ID``);
-the connection subscribes first, then replays the stream from that id up to
-the position the hub had delivered at that instant, filtered to its
-customers: nothing still retained is missed, nothing is sent twice. If the id
-is older than the oldest entry the stream still holds, a ``reset`` event says
-so (reload the card). A connection whose queue overflows (a client too slow)
+**Catch-up.** Every event a connection receives carries, as its SSE ``id``, the
+connection's position in both streams, ``<flags entry id>.<updates entry id>``
+(:class:`Cursor`). A client that reconnects sends it back (``Last-Event-ID``);
+the connection subscribes first, then replays each stream from its position
+up to the position the hub had delivered at that instant, filtered to its
+customers: nothing still retained is missed, nothing is sent twice. If a
+position is older than the oldest entry its stream still holds, a ``reset``
+event says so (reload the card). A connection whose queue overflows (a client too slow)
 is closed; it reconnects and catches up the same way.
 """
 
@@ -25,9 +28,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import redis
 
 from livesignals import metrics
 
@@ -37,6 +43,45 @@ QUEUE_SIZE = 1000
 """Events buffered per connection before it is closed as too slow."""
 READ_COUNT = 500
 """Stream entries read per XREAD."""
+CATCH_UP_MAX = 5000
+"""Entries of a stream a reconnecting client may be behind by; further behind, it reloads the card (reset)."""
+FLAGS, UPDATES = "flags", "updates"
+"""The two streams a hub follows (their positions in a :class:`Cursor`)."""
+
+Item = tuple[str, str, str, bytes, str]
+"""One entry to deliver: ``(stream, entry id, customer, doc, kind)``; ``kind`` is ``flag`` or the
+updates entry's kind (``mood``, ``next_best_actions``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A connection's position in both streams: everything up to it that concerns the connection was sent.
+
+    >>> Cursor.parse("1767225600000-0.1767225600005-2")
+    Cursor(flags='1767225600000-0', updates='1767225600005-2')
+    >>> str(Cursor("5-0", "7-1")), Cursor.parse("5-0")  # a single id (before mood/actions): both streams
+    ('5-0.7-1', Cursor(flags='5-0', updates='5-0'))
+    """
+
+    flags: str
+    updates: str
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """From a ``Last-Event-ID`` (checked by the caller: ``<id>`` or ``<id>.<id>``)."""
+        first, _, second = text.partition(".")
+        return cls(first, second or first)
+
+    def after(self, stream: str, entry_id: str) -> Cursor:
+        """This cursor moved to ``entry_id`` in ``stream``."""
+        return Cursor(entry_id, self.updates) if stream == FLAGS else Cursor(self.flags, entry_id)
+
+    def of(self, stream: str) -> str:
+        """The position in ``stream``."""
+        return self.flags if stream == FLAGS else self.updates
+
+    def __str__(self) -> str:
+        return f"{self.flags}.{self.updates}"
 
 
 def stream_id(value: bytes | str) -> tuple[int, int]:
@@ -59,23 +104,29 @@ class Subscription:
     queues: frozenset[str] = frozenset()
     accept_queue_flag: Callable[[str, list[dict[str, Any]]], bool] = lambda _key, _contacts: False
     """For a flag of a customer found in a followed queue: may this connection see it (access rule)?"""
-    outbox: asyncio.Queue[tuple[str, str, bytes] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    outbox: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE + 1))
+    """Entries to send, then ``None`` after an overflow (one slot is kept for it)."""
     overflowed: bool = False
+    subject: str = ""
+    """The caller's token subject (a cap on connections per caller)."""
 
-    def offer(self, entry_id: str, customer: str, doc: bytes) -> None:
-        """Queue one flag; on overflow, mark the connection to be closed (it will catch up on reconnect)."""
+    def offer(self, item: Item) -> None:
+        """Queue one entry; on overflow, mark the connection to be closed (it will catch up on reconnect).
+
+        The entry that does not fit is dropped, never one already queued: the client receives everything
+        queued before it, so the last id it holds comes before every entry it missed, and its resume
+        (``Last-Event-ID``) replays them all."""
         if self.overflowed:
             return
-        try:
-            self.outbox.put_nowait((entry_id, customer, doc))
-        except asyncio.QueueFull:
+        if self.outbox.qsize() >= QUEUE_SIZE:
             self.overflowed = True
-            self.outbox.get_nowait()
             self.outbox.put_nowait(None)
+            return
+        self.outbox.put_nowait(item)
 
 
 class FlagHub:
-    """Reads the flags stream once per process and fans each entry out to its subscribers."""
+    """Reads the flags and updates streams once per process and fans each entry out to its subscribers."""
 
     def __init__(
         self,
@@ -83,27 +134,32 @@ class FlagHub:
         stream_key: str,
         open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
         block_ms: int = 1000,
+        updates_key: str | None = None,
     ) -> None:
         self.client = client
         self.stream_key = stream_key
+        self.updates_key = updates_key or f"{{{stream_key}}}:updates"  # as state.keys names it
+        self.keys = {FLAGS: self.stream_key, UPDATES: self.updates_key}
         self.open_contacts = open_contacts
         self.block_ms = block_ms
-        self.position = "0-0"
-        """The newest entry id handed to subscribers (read and written on the event loop only)."""
+        self.position = Cursor("0-0", "0-0")
+        """The newest entries handed to subscribers (read and written on the event loop only)."""
         self._by_customer: dict[str, set[Subscription]] = {}
         self._by_queue: dict[str, set[Subscription]] = {}
         self._queues_followed: frozenset[str] = frozenset()
+        self._by_subject: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.read_at = time.monotonic()
+        """When the reader last completed a read (monotonic clock): health."""
 
     # --- lifecycle (event loop) ---------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start reading from the stream's current end."""
         self._loop = loop
-        newest = self.client.xrevrange(self.stream_key, count=1)
-        self.position = newest[0][0].decode() if newest else "0-0"
+        self.position = Cursor(*(_newest(self.client, self.keys[s]) for s in (FLAGS, UPDATES)))
         self._thread = threading.Thread(target=self._read_forever, args=(self.position,), name="flag-hub", daemon=True)
         self._thread.start()
 
@@ -115,13 +171,14 @@ class FlagHub:
 
     # --- subscriptions (event loop) -----------------------------------------------------
 
-    def subscribe(self, sub: Subscription) -> str:
+    def subscribe(self, sub: Subscription) -> Cursor:
         """Follow ``sub``'s customers and queues from now; returns the position to catch up to."""
         for key in sub.customers:
             self._by_customer.setdefault(key, set()).add(sub)
         for queue in sub.queues:
             self._by_queue.setdefault(queue, set()).add(sub)
         self._queues_followed = frozenset(self._by_queue)
+        self._by_subject[sub.subject] = self._by_subject.get(sub.subject, 0) + 1
         metrics.GATEWAY_PUSH_CONNECTIONS.inc()
         return self.position
 
@@ -135,7 +192,16 @@ class FlagHub:
                     if not subs:
                         del index[name]
         self._queues_followed = frozenset(self._by_queue)
+        left = self._by_subject.get(sub.subject, 0) - 1
+        if left > 0:
+            self._by_subject[sub.subject] = left
+        else:
+            self._by_subject.pop(sub.subject, None)
         metrics.GATEWAY_PUSH_CONNECTIONS.dec()
+
+    def connections_of(self, subject: str) -> int:
+        """Push connections open for one caller (the cap per caller: gateway_push_max_connections)."""
+        return self._by_subject.get(subject, 0)
 
     def connections(self) -> int:
         """Distinct subscriptions (tests, benchmarks)."""
@@ -143,11 +209,12 @@ class FlagHub:
 
     # --- reading (hub thread) and delivery (event loop) ---------------------------------
 
-    def _read_forever(self, position: str) -> None:
+    def _read_forever(self, position: Cursor) -> None:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                reply = self.client.xread({self.stream_key: position}, count=READ_COUNT, block=self.block_ms)
+                streams = {self.stream_key: position.flags, self.updates_key: position.updates}
+                reply = self.client.xread(streams, count=READ_COUNT, block=self.block_ms)
                 backoff = 0.5
             except Exception as exc:  # any Redis failure: wait and read again from the same position
                 log.warning("flags stream read failed (%s); retrying in %.1fs", type(exc).__name__, backoff)
@@ -155,81 +222,169 @@ class FlagHub:
                 backoff = min(backoff * 2, 30.0)
                 continue
             if not reply:
+                self.read_at = time.monotonic()
                 continue
-            entries = [(i.decode(), f[b"customer"].decode(), f[b"doc"]) for i, f in reply[0][1]]
-            position = entries[-1][0]
-            queued = self._queued_contacts(entries)
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._deliver, entries, queued)
+            try:
+                position = self._hand_over(reply, position)
+            except Exception as exc:  # never let one batch end live push for the process
+                log.exception("push batch failed (%s); going on after it", type(exc).__name__)
+                position = _after_reply(reply, position, self.stream_key)
+            self.read_at = time.monotonic()
 
-    def _queued_contacts(self, entries: list[tuple[str, str, bytes]]) -> dict[str, list[dict[str, Any]]]:
+    def _hand_over(self, reply: Any, position: Cursor) -> Cursor:
+        """Parse one XREAD reply and hand its entries to the event loop; the position after it."""
+        names = {self.stream_key.encode(): FLAGS, self.updates_key.encode(): UPDATES}
+        entries: list[Item] = []
+        for name, rows in reply:
+            stream = names[name if isinstance(name, bytes) else name.encode()]
+            for entry_id, fields in rows:
+                item = _item(stream, entry_id, fields)
+                if item is None:  # not an entry the engine writes: skipped, the stream goes on
+                    log.warning("skipped %s entry %r: no customer or doc", stream, entry_id)
+                    metrics.GATEWAY_PUSH_SKIPPED.inc()
+                else:
+                    entries.append(item)
+            if rows:
+                position = position.after(stream, rows[-1][0].decode())
+        queued = self._queued_contacts(entries)
+        if self._loop is not None and entries:
+            self._loop.call_soon_threadsafe(self._deliver, entries, queued)
+        return position
+
+    def health(self) -> dict[str, Any]:
+        """Is the reader thread running, and how long since it last completed a read (Redis down: growing)?"""
+        running = self._thread is not None and self._thread.is_alive()
+        return {"push_reader": running, "push_read_s_ago": round(time.monotonic() - self.read_at, 1)}
+
+    def _queued_contacts(self, entries: list[Item]) -> dict[str, list[dict[str, Any]]]:
         if not self._queues_followed:
             return {}
         try:
-            return self.open_contacts(sorted({customer for _, customer, _ in entries}))
+            return self.open_contacts(sorted({item[2] for item in entries}))
         except Exception as exc:
             log.warning("open contacts read failed (%s): queue followers miss this batch live", type(exc).__name__)
             return {}
 
-    def _deliver(self, entries: list[tuple[str, str, bytes]], queued: dict[str, list[dict[str, Any]]]) -> None:
+    def _deliver(self, entries: list[Item], queued: dict[str, list[dict[str, Any]]]) -> None:
         delivered = 0
-        for entry_id, customer, doc in entries:
-            delivered += fan_out(entry_id, customer, doc, self._by_customer.get(customer, ()), self._by_queue, queued)
-            self.position = entry_id
+        for item in entries:
+            delivered += fan_out(item, self._by_customer.get(item[2], ()), self._by_queue, queued)
+            self.position = self.position.after(item[0], item[1])
         metrics.GATEWAY_PUSHED.inc(delivered)
 
 
+def _after_reply(reply: Any, position: Cursor, flags_key: str) -> Cursor:
+    """The position after every entry of an XREAD reply (a batch that failed is skipped, not re-read)."""
+    for name, rows in reply:
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        if rows:
+            position = position.after(FLAGS if text == flags_key else UPDATES, rows[-1][0].decode())
+    return position
+
+
+def _newest(client: Any, key: str) -> str:
+    newest = client.xrevrange(key, count=1)
+    return newest[0][0].decode() if newest else "0-0"
+
+
+def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
+    """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8)."""
+    try:
+        kind = "flag" if stream == FLAGS else fields[b"kind"].decode()
+        return (stream, entry_id.decode(), fields[b"customer"].decode(), fields[b"doc"], kind)
+    except (KeyError, UnicodeDecodeError):
+        return None
+
+
 def fan_out(
-    entry_id: str,
-    customer: str,
-    doc: bytes,
+    item: Item,
     followers: Iterable[Subscription],
     by_queue: dict[str, set[Subscription]],
     queued: dict[str, list[dict[str, Any]]],
 ) -> int:
-    """Offer one flag to the connections following its customer, or a queue it is in; returns how many."""
+    """Offer one entry to the connections following its customer, or a queue it is in; returns how many.
+    A follower gets it under the key of the card it follows (a linked identifier's entry: its customer's)."""
+    customer = item[2]
     sent: set[Subscription] = set()
     for sub in followers:
-        sub.offer(entry_id, sub.customers[customer], doc)
+        sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
         sent.add(sub)
     contacts = queued.get(customer)
     if contacts:
         for queue in {c.get("queue") for c in contacts}:
             for sub in by_queue.get(queue or "", ()):
                 if sub not in sent and sub.accept_queue_flag(customer, contacts):
-                    sub.offer(entry_id, customer, doc)
+                    sub.offer(item)
                     sent.add(sub)
     return len(sent)
 
 
 def catch_up(
     client: Any,
+    keys: dict[str, str],
+    after: Cursor,
+    upto: Cursor,
+    sub: Subscription,
+    open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
+    limit: int | None = None,
+) -> tuple[bool, list[Item]]:
+    """Entries of both streams (``keys``: stream -> Redis key) after ``after`` up to ``upto`` (inclusive)
+    that ``sub`` follows, in time order, and whether the client missed entries it cannot get back (a
+    stream lost entries past ``after``, or more than ``limit`` entries followed it). Blocking: run in a
+    worker thread."""
+    gap, out, limit = False, list[Item](), CATCH_UP_MAX if limit is None else limit
+    for stream in (FLAGS, UPDATES):
+        trimmed, items = _catch_up_one(client, keys[stream], stream, after.of(stream), upto.of(stream), sub,
+                                       open_contacts, limit)  # fmt: skip
+        gap, out = gap or trimmed, out + items
+    out.sort(key=lambda item: stream_id(item[1]))  # each stream's own order is kept (a stable sort)
+    return gap, out
+
+
+def _catch_up_one(
+    client: Any,
     stream_key: str,
+    stream: str,
     after: str,
     upto: str,
     sub: Subscription,
     open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
-    chunk: int = 1000,
-) -> tuple[bool, list[tuple[str, str, bytes]]]:
-    """Entries after ``after`` up to ``upto`` (inclusive) that ``sub`` follows, and whether the stream was
-    trimmed past ``after`` (a gap the client cannot fill). Blocking: run in a worker thread."""
-    oldest = client.xrange(stream_key, count=1)
-    gap = bool(oldest) and stream_id(oldest[0][0]) > stream_id(after) and after != "0-0"
+    limit: int,
+) -> tuple[bool, list[Item]]:
+    """One stream's catch-up: at most ``limit`` entries read (newest first, one XREVRANGE); a client
+    further behind gets a gap (reset: reload the card), so a forged or very old id costs one bounded read."""
+    gap = after != "0-0" and _trimmed_past(client, stream_key, after)
     if stream_id(upto) <= stream_id(after):
         return gap, []
-    out: list[tuple[str, str, bytes]] = []
-    start = "(" + after
-    while True:
-        rows = client.xrange(stream_key, min=start, max=upto, count=chunk)
-        entries = [(i.decode(), f[b"customer"].decode(), f[b"doc"]) for i, f in rows]
-        queued = open_contacts(sorted({c for _, c, _ in entries if c not in sub.customers})) if sub.queues else {}
-        for entry_id, customer, doc in entries:
-            if customer in sub.customers:
-                out.append((entry_id, sub.customers[customer], doc))
-            elif any(c.get("queue") in sub.queues for c in queued.get(customer, ())) and sub.accept_queue_flag(
-                customer, queued[customer]
-            ):
-                out.append((entry_id, customer, doc))
-        if len(rows) < chunk:
-            return gap, out
-        start = "(" + entries[-1][0]
+    rows = client.xrevrange(stream_key, max=upto, min="(" + after, count=limit + 1)
+    if len(rows) > limit:
+        return True, []
+    rows.reverse()
+    entries = [e for e in (_item(stream, i, f) for i, f in rows) if e is not None]
+    others = sorted({e[2] for e in entries if e[2] not in sub.customers})
+    queued = open_contacts(others) if sub.queues and others else {}
+    out: list[Item] = []
+    for item in entries:
+        customer = item[2]
+        if customer in sub.customers:
+            out.append((stream, item[1], sub.customers[customer], item[3], item[4]))
+        elif any(c.get("queue") in sub.queues for c in queued.get(customer, ())) and sub.accept_queue_flag(
+            customer, queued[customer]
+        ):
+            out.append(item)
+    return gap, out
+
+
+def _trimmed_past(client: Any, stream_key: str, after: str) -> bool:
+    """Might the stream have lost entries newer than ``after`` (trimmed by MAXLEN)? Only if ``after`` is older
+    than the oldest entry kept and the stream ever lost one (Redis 7's ``entries-added`` against its length:
+    an untrimmed stream never says reset). Entries deleted by an erasure are gone on purpose: no gap."""
+    try:
+        info = client.xinfo_stream(stream_key)
+    except redis.ResponseError:  # no such stream: nothing was lost
+        return False
+    oldest = info.get("first-entry")
+    if not oldest or stream_id(oldest[0]) <= stream_id(after):
+        return False
+    added = info.get("entries-added")
+    return added is None or int(added) > int(info.get("length", 0))

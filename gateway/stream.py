@@ -1,4 +1,5 @@
-"""The live push route: Server-Sent Events for the customers on an agent's screen and their queues.
+"""The live push route: Server-Sent Events for the customers on an agent's screen and their queues: their
+flags, mood changes and new next-best actions.
 
 ``GET /v1/push?customer=<key>&customer=<key>&queue=<name>`` with the bearer
 token in the ``Authorization`` header (the page reads the stream with
@@ -13,10 +14,13 @@ Access is checked again every ``gateway_push_recheck_s`` for each customer
 followed: when the caller may no longer see one (the contact ended, moved to
 another agent, aged out), the stream ends with ``bye`` and the denial is audited.
 
-Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}``,
-``id``: the stream entry id), ``reset`` (the ``Last-Event-ID`` is older than
-the stream retains: reload the card), ``bye`` (the token expired or access
-ended); a comment
+Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}``),
+``mood`` (``{"customer": ..., "mood": {"last", "avg", "trend", "n", "t"}}``, the
+360's ``future.mood``), ``actions`` (``{"customer": ..., "next_best_actions":
+...}``, the 360's ``future.next_best_actions``: a new decision), each with
+``id`` the connection's position in both streams (:class:`gateway.push.Cursor`);
+``reset`` (the ``Last-Event-ID`` is older than the streams retain: reload the
+card), ``bye`` (the token expired or access ended); a comment
 every ``gateway_push_keepalive_s`` keeps proxies from closing an idle stream.
 """
 
@@ -31,15 +35,17 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from gateway import access, api
 from gateway.auth import Principal
 from gateway.problems import Problem
-from gateway.push import FlagHub, Subscription, catch_up
+from gateway.push import Cursor, FlagHub, Item, Subscription, catch_up
 from livesignals import serde
 from state import reader
 
-EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}(\.\d{1,20}-\d{1,20})?$")
+EVENT_NAMES = {"flag": b"flag", "mood": b"mood", "next_best_actions": b"actions"}
 
 
 async def push(service: api.Service, hub: FlagHub, request: Request) -> Response:
@@ -47,22 +53,55 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
     asked = request.query_params.getlist("customer")
     queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
-    if last_id and not EVENT_ID.match(last_id):
-        raise Problem(400, "Bad Last-Event-ID", "expected a stream entry id such as 1767225600000-0")
+    if last_id and not (EVENT_ID.match(last_id) and all(int(n) < 2**64 for n in re.split(r"[-.]", last_id))):
+        raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
+    limit = service.settings.gateway_push_max_connections
+    if hub.connections_of(principal.subject) >= limit:
+        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+    sub.subject = principal.subject
     upto = hub.subscribe(sub)
     try:
-        gap, backlog = False, list[tuple[str, str, bytes]]()
+        gap, backlog, start = False, list[Item](), upto
         if last_id:
-            gap, backlog = await run_in_threadpool(
-                catch_up, service.client, service.keys.flags_stream, last_id, upto, sub, hub.open_contacts
-            )
+            start = Cursor.parse(last_id)
+            gap, backlog = await run_in_threadpool(catch_up, service.client, hub.keys, start, upto, sub,
+                                                   hub.open_contacts)  # fmt: skip
     except BaseException:
         hub.unsubscribe(sub)
         raise
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    body = _events(service, hub, sub, principal, gap, backlog)
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+    body = _events(service, hub, sub, principal, gap, backlog, start)
+    write_timeout_s = max(10.0, 2 * service.settings.gateway_push_keepalive_s)
+    return PushResponse(body, principal.expires_at, write_timeout_s, media_type="text/event-stream", headers=headers)
+
+
+class PushResponse(StreamingResponse):
+    """A stream that a client who stops reading cannot hold open: a write still waiting after
+    ``write_timeout_s``, or when the token expires (``deadline``, epoch seconds), ends the connection
+    (what is already in the sockets' buffers may still arrive; nothing more is written)."""
+
+    def __init__(self, content: AsyncIterator[bytes], deadline: float, write_timeout_s: float, **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.deadline = deadline
+        self.write_timeout_s = write_timeout_s
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the events; stop at the first write that outlasts its timeout or the token."""
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                # the events end themselves at expiry (bye); a write blocked past it gets a second more
+                wait_s = min(self.write_timeout_s, max(1.0, self.deadline - time.time()))
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                await asyncio.wait_for(send(message), wait_s)
+        except TimeoutError:
+            return  # the server closes the connection: the response never completed
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()  # the generator's finally: unsubscribe
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _authorise(
@@ -81,12 +120,12 @@ def _authorise(
         for key in granted.flag_keys:
             customers[key] = granted.customer
     if principal is None:
-        principal = api.principal_of(service, request, "subscribe", "queue:" + ",".join(queues)[:200])
+        principal = api.principal_of(service, request, "subscribe", api.printable("queue:" + ",".join(queues)[:200]))
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
-        service.audit.record(principal.subject, principal.role, "subscribe", f"queue:{queue}"[:300], None, allowed,
-                             reason)  # fmt: skip
+        queue_key = api.printable(f"queue:{queue}"[:300])
+        service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, allowed, reason)
         if not allowed:
             raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
     max_age_ms = service.settings.gateway_contact_open_s * 1000
@@ -98,10 +137,13 @@ def _authorise(
     return Subscription(customers=customers, queues=frozenset(queues), accept_queue_flag=accept), principal
 
 
-def _frame(entry_id: str, customer: str, doc: bytes, role: str) -> bytes:
-    flag = access.mask(serde.loads(doc), role)
-    data = serde.dumps({"customer": access.mask_key(customer, role), "flag": flag})
-    return b"id: " + entry_id.encode() + b"\nevent: flag\ndata: " + data + b"\n\n"
+def _frame(cursor: Cursor, item: Item, role: str) -> bytes:
+    _, _, customer, doc, kind = item
+    body = serde.loads(doc)
+    shown = {"flag": body} if kind == "flag" else reader.update_view(body)
+    data = serde.dumps({"customer": access.mask_key(customer, role), **access.mask(shown, role)})
+    name = EVENT_NAMES.get(kind, b"update")
+    return b"id: " + str(cursor).encode() + b"\nevent: " + name + b"\ndata: " + data + b"\n\n"
 
 
 async def _events(
@@ -110,7 +152,8 @@ async def _events(
     sub: Subscription,
     principal: Principal,
     gap: bool,
-    backlog: list[tuple[str, str, bytes]],
+    backlog: list[Item],
+    cursor: Cursor,
 ) -> AsyncIterator[bytes]:
     role = principal.role
     keepalive = service.settings.gateway_push_keepalive_s
@@ -120,8 +163,12 @@ async def _events(
         yield b"retry: 1000\n: connected\n\n"
         if gap:
             yield b"event: reset\ndata: {}\n\n"
-        for entry_id, customer, doc in backlog:
-            yield _frame(entry_id, customer, doc, role)
+        followed, via_queue = set(sub.customers.values()), set[str]()
+        for entry in backlog:
+            if entry[2] not in followed and entry[2] not in via_queue:
+                await run_in_threadpool(_audit_queue_delivery, service, principal, entry[2], via_queue)
+            cursor = cursor.after(entry[0], entry[1])
+            yield _frame(cursor, entry, role)
         while True:
             left = principal.expires_at - time.time()
             if left <= 0:
@@ -140,9 +187,19 @@ async def _events(
                 continue
             if item is None:  # overflowed: the client reconnects with its Last-Event-ID
                 return
-            yield _frame(*item, role)
+            if item[2] not in followed and item[2] not in via_queue:
+                await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
+            cursor = cursor.after(item[0], item[1])
+            yield _frame(cursor, item, role)
     finally:
         hub.unsubscribe(sub)
+
+
+def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
+    """Audit the first entry of a customer a connection receives through a followed queue (its subscription
+    named the queue, not the customer): who saw which customer stays known, once per customer and connection."""
+    service.audit.record(principal.subject, principal.role, "push", customer, None, True, "in a followed queue")
+    audited.add(customer)
 
 
 def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:

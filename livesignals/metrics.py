@@ -298,3 +298,10 @@ BATCH_STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+# agent desktop service (issue 12: gateway, session 10)
+GATEWAY_PUSH_SKIPPED = Counter(
+    "livesignals_gateway_push_skipped_total",
+    "Flags/updates stream entries the push reader skipped: not as the engine writes them (no customer or doc).",
+)

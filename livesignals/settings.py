@@ -310,6 +310,12 @@ class Settings:
     gateway_push_recheck_s: float = 30.0
     """How often a push connection checks that its caller may still see each customer it follows (a
     contact that ended ends the stream)."""
+    gateway_push_max_connections: Annotated[int, Range(1, None)] = 20
+    """Most push connections one caller (token subject) may hold open on one process (more: 429)."""
+    gateway_workers: Annotated[int, Range(1, 64)] = 1
+    """Processes ``livesignals serve`` runs (uvicorn workers on one port). One process serves reads on
+    one core (Python); each has its own push reader and in-memory fan-out. Set it to the cores the
+    service may use (bench/gateway.py measures both)."""
 
     # --- Agent desktop service: abuse limits (gateway/, issue 12 break-test) ------
     gateway_body_max_bytes: Annotated[int, Range(256, 1_048_576)] = 16_384

@@ -296,6 +296,7 @@ class Engine:
                 if self.models_enabled:
                     flags[i] = replace(flag, relevance=responses.flag_relevance(self._view, state, flag.name,
                                                                                 event.event_time_ms))  # fmt: skip
+                    responses.note_relevance(state, flags[i])
         report.flags.extend(flags)
         if self._rules_now.actions and (ctx["event"]["inbound"] or raised):
             ctx["event"]["raised"] = raised

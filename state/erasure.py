@@ -140,17 +140,20 @@ class ErasureLedger:
         return ops
 
     def scrub_flags(self, customer_keys: list[str]) -> int:
-        """Delete the flags-stream entries of these customers; how many were deleted (idempotent)."""
+        """Delete the entries of these customers in the flags and updates streams; how many (idempotent)."""
         if not customer_keys:
             return 0
-        stream, start, deleted = self.keys.flags_stream, "-", 0
-        while True:
-            n, last, read = self._scrub(keys=[stream], args=[start, SCRUB_CHUNK, *customer_keys])
-            metrics.REDIS_ROUNDTRIPS.labels("scrub").inc()
-            deleted += int(n)
-            if int(read) < SCRUB_CHUNK:
-                return deleted
-            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+        deleted = 0
+        for stream in (self.keys.flags_stream, self.keys.updates_stream):
+            start = "-"
+            while True:
+                n, last, read = self._scrub(keys=[stream], args=[start, SCRUB_CHUNK, *customer_keys])
+                metrics.REDIS_ROUNDTRIPS.labels("scrub").inc()
+                deleted += int(n)
+                if int(read) < SCRUB_CHUNK:
+                    break
+                start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+        return deleted
 
     def audit(self, request_id: str | None = None, count: int = 1000) -> list[dict[str, str]]:
         """The newest audit entries (newest first), those of ``request_id`` only when given."""
@@ -203,6 +206,11 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
     doc["flags_stream"] = [
         {"id": _text(i), **serde.loads(f[b"doc"])}
         for i, f in _scan_stream(client, keys.flags_stream)
+        if _text(f.get(b"customer", b"")) in everyone and b"doc" in f
+    ]
+    doc["updates_stream"] = [
+        {"id": _text(i), **serde.loads(f[b"doc"])}
+        for i, f in _scan_stream(client, keys.updates_stream)
         if _text(f.get(b"customer", b"")) in everyone and b"doc" in f
     ]
     cut = ledger.cutoffs([customer_key])

@@ -71,6 +71,10 @@ key                                type    holds                                
 ``ls:flags``                       stream  every flag raised, for desktops to read/replay    MAXLEN ~
                                                                                              ``flags_stream_maxlen``
 ``ls:flags:live``                  pubsub  the same flags, pushed as they are raised         --
+``{ls:flags}:updates``             stream  a customer's mood changed, or a new next-best     MAXLEN ~
+                                           action decision: for desktops to read/replay      ``flags_stream_maxlen``
+                                           (in ``ls:flags``'s Cluster slot: one XREAD reads
+                                           both)
 ``ls:erased:<hash>``               string  erasure ledger: the cut-off (ms) of one erased    ``erasure_ledger_ttl_s``
                                            customer key, ``<hash>`` its keyed BLAKE2b        (400 days; 0 = kept)
                                            (:mod:`state.erasure`)
@@ -81,7 +85,7 @@ key                                type    holds                                
 An erase (:mod:`operators.erasure`, :mod:`state.erasure`) deletes the customer's
 profile, timeline and writer key, its claims on its linked identifiers (a claim set
 goes with its last claimant)
-and its entries in ``ls:flags``; the retention rules are in :mod:`state.retention`
+and its entries in ``ls:flags`` and ``{ls:flags}:updates``; the retention rules are in :mod:`state.retention`
 (checked by ``tests/integration/test_erase_retention.py`` and ``test_erase.py``).
 
 Bounds inside a profile document (``tests/unit/test_bounds.py`` checks every
@@ -252,6 +256,12 @@ class Keys:
     def flags_stream(self) -> str:
         """Stream of all raised flags (XREAD/XRANGE to replay)."""
         return f"{self.prefix}:flags"
+
+    @property
+    def updates_stream(self) -> str:
+        """Stream of mood changes and new next-best-action decisions, per customer (desktops replay it);
+        hash-tagged into the flags stream's Cluster slot, so one XREAD follows both."""
+        return f"{{{self.prefix}:flags}}:updates"
 
     @property
     def flags_channel(self) -> str:

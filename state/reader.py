@@ -3,12 +3,13 @@
 This is what an agent desktop, a bot or a CRM sync calls when a conversation
 starts. The 360 merges, at read time, the anonymous profiles linked to the
 customer (a device that browsed before logging in), unless an identifier is
-shared by several customers. Each call costs two or three Redis round trips.
+shared by several customers. A 360 costs one Redis round trip, two when identifiers are linked.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals import serde
@@ -36,20 +37,90 @@ def read_360(
     ``channel`` is where the customer is contacting us now, if known (it
     decides which earlier touch "carries context").
     """
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    return view_360(load(client, keys, customer_key, timeline), now_ms, channel, timeline)
+
+
+@dataclass
+class Loaded:
+    """One customer's stored facts, read once for a request: the profile and the newest timeline entries,
+    and those of the linked identifiers its 360 merges (:func:`load`). The service decides access from it
+    (:func:`access_of`) and answers from it (:func:`view_360`) without reading the profile twice."""
+
+    customer: str
+    known: bool
+    state: CustomerState
+    entries: list[bytes]
+    linked: list[tuple[str, CustomerState | None, list[bytes]]] = field(default_factory=list)
+    """``(identifier, its state or None without a profile, its newest timeline entries)`` of each linked
+    identifier not shared."""
+    shared: list[str] = field(default_factory=list)
+    """Linked identifiers claimed by several customers: merged into nobody's 360."""
+
+
+def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
+    """Read ``customer_key``'s profile and its ``timeline`` newest entries (none at 0) in one round trip,
+    plus one more for its linked identifiers (claims, profiles, timelines) when it has any."""
     pipe = client.pipeline(transaction=False)
     pipe.get(keys.profile(customer_key))
-    pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
-    row, entries = pipe.execute()
+    if timeline > 0:
+        pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
+    row, *rest = pipe.execute()
     state = CustomerState.from_bytes(customer_key, row)
+    out = Loaded(customer_key, bool(row), state, rest[0] if rest else [])
     linked = state.identity.get("linked", [])
-    merged, shared = _merge_linked(client, keys, state, linked, timeline)
-    entries = _merge_timelines(entries, merged, timeline)
+    if not linked:
+        return out
+    per = 3 if timeline > 0 else 2
+    pipe = client.pipeline(transaction=False)
+    for identifier in linked:
+        pipe.smembers(keys.owners(identifier))
+        pipe.get(keys.profile(identifier))
+        if timeline > 0:
+            pipe.zrevrange(keys.timeline(identifier), 0, timeline - 1)
+    rows = pipe.execute()
+    for i, identifier in enumerate(linked):
+        owners, profile, *entries = rows[per * i : per * i + per]
+        if is_shared(owners):
+            out.shared.append(identifier)
+            continue
+        other = CustomerState.from_bytes(identifier, profile) if profile else None
+        out.linked.append((identifier, other, entries[0] if entries else []))
+    return out
+
+
+def access_of(loaded: Loaded) -> dict[str, Any]:
+    """What an access decision needs: whether the customer is known, the open contacts (agent, queue,
+    time) of its profile and of the identifiers its 360 merges, and the keys whose flags belong to its 360
+    (its own first, then the linked identifiers not shared)."""
+    own = loaded.state
+    contacts = [{"key": loaded.customer, "channel": ch, **c} for ch, c in own.activity.get("open_contacts", {}).items()]
+    for identifier, other, _ in loaded.linked:
+        if other is not None:  # a contact on a linked identifier counts only from the claim on (linked_since)
+            since = linked_since(own, identifier)
+            contacts += [{"key": identifier, "channel": ch, **c, "linked_at": since}
+                         for ch, c in other.activity.get("open_contacts", {}).items()]  # fmt: skip
+    flag_keys = [loaded.customer, *(i for i, _, _ in loaded.linked)]
+    return {"customer": loaded.customer, "known": loaded.known, "open_contacts": contacts, "flag_keys": flag_keys}
+
+
+def view_360(
+    loaded: Loaded, now_ms: int | None = None, channel: str | None = None, timeline: int = TIMELINE_SHOWN
+) -> dict[str, Any]:
+    """The 360 (:func:`read_360`) of what :func:`load` read (folds the linked profiles into ``loaded.state``:
+    take :func:`access_of` first)."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    state = loaded.state
+    merged: dict[str, list[bytes]] = {}
+    for identifier, other, entries in loaded.linked:
+        if other is not None:
+            merge_linked(state, other)
+        merged[identifier] = entries
+    entries = _merge_timelines(loaded.entries, merged, timeline)
     return {
-        "customer": customer_key,
-        "known": bool(row),
+        "customer": loaded.customer,
+        "known": loaded.known,
         "as_of": now_ms,
-        "identity": {**state.identity, "merged": sorted(merged), "shared_identifiers": shared},
+        "identity": {**state.identity, "merged": sorted(merged), "shared_identifiers": loaded.shared},
         "relationships": state.relationships,
         "activity": state.activity,
         "history": state.history,
@@ -65,28 +136,28 @@ def read_360(
     }  # fmt: skip
 
 
-def _merge_linked(
-    client: Any, keys: Keys, state: CustomerState, linked: list[str], timeline: int
-) -> tuple[dict[str, list[bytes]], list[str]]:
-    if not linked:
-        return {}, []
-    pipe = client.pipeline(transaction=False)
-    for identifier in linked:
-        pipe.smembers(keys.owners(identifier))
-        pipe.get(keys.profile(identifier))
-        pipe.zrevrange(keys.timeline(identifier), 0, timeline - 1)
-    rows = pipe.execute()
-    merged: dict[str, list[bytes]] = {}
-    shared: list[str] = []
-    for i, identifier in enumerate(linked):
-        owners, profile, entries = rows[3 * i : 3 * i + 3]
-        if is_shared(owners):
-            shared.append(identifier)
-            continue
-        if profile:
-            merge_linked(state, CustomerState.from_bytes(identifier, profile))
-        merged[identifier] = entries
-    return merged, shared
+def next_best_actions(loaded: Loaded) -> dict[str, Any] | None:
+    """The last decision's ranked actions with reasons (the 360's ``future.next_best_actions``), or None."""
+    return views.future(loaded.state)["next_best_actions"]
+
+
+def update_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """An updates-stream entry (``{"customer", "kind", <kind>: ...}``, state.store) as the 360 shows it:
+    ``{"mood": ...}`` as ``future.mood``, ``{"next_best_actions": ...}`` as ``future.next_best_actions``."""
+    kind = doc.get("kind")
+    if kind == "next_best_actions":
+        state = CustomerState(str(doc.get("customer", "")), predictions={kind: doc.get(kind)})
+        return {kind: views.future(state)[kind]}
+    return {str(kind): doc.get(str(kind))}
+
+
+def active_flags(loaded: Loaded, now_ms: int) -> dict[str, dict[str, Any]]:
+    """The flags raised and not expired at ``now_ms`` (the 360's ``present.active_flags``), by name, each
+    with its ``relevance``: the chance agents find it relevant as estimated when it was raised (the
+    ``flag_relevance`` model, learning from agents' verdicts), ``None`` before any verdict on its name
+    or with the models off."""
+    return {k: {**f, "relevance": f.get("relevance")} for k, f in loaded.state.flags.items()
+            if f.get("expires_at", 0) > now_ms}  # fmt: skip
 
 
 def _merge_timelines(own: list[bytes], merged: dict[str, list[bytes]], limit: int) -> list[bytes]:
@@ -152,33 +223,11 @@ def resolve(client: Any, keys: Keys, identifier: str) -> str:
 
 
 def read_access(client: Any, keys: Keys, customer_key: str) -> dict[str, Any]:
-    """What an access decision about ``customer_key`` (already resolved) needs: whether it is known,
-    the open contacts (agent, queue, time) of its profile and of the identifiers its 360 merges, and
-    the keys whose flags belong to its 360 (its own first, then the linked identifiers not shared).
+    """What an access decision about ``customer_key`` (already resolved) needs (:func:`access_of`).
 
-    Two round trips (one without linked identifiers); no timeline is read.
+    One round trip (two with linked identifiers); no timeline is read.
     """
-    row = client.get(keys.profile(customer_key))
-    state = CustomerState.from_bytes(customer_key, row)
-    linked = state.identity.get("linked", [])
-    contacts = [{"key": customer_key, "channel": ch, **c} for ch, c in state.activity.get("open_contacts", {}).items()]
-    flag_keys = [customer_key]
-    if linked:
-        pipe = client.pipeline(transaction=False)
-        for identifier in linked:
-            pipe.smembers(keys.owners(identifier))
-            pipe.get(keys.profile(identifier))
-        rows = pipe.execute()
-        for i, identifier in enumerate(linked):
-            owners, profile = rows[2 * i], rows[2 * i + 1]
-            if is_shared(owners):
-                continue
-            flag_keys.append(identifier)
-            other = CustomerState.from_bytes(identifier, profile)
-            open_contacts = other.activity.get("open_contacts", {})
-            since = linked_since(state, identifier)
-            contacts += [{"key": identifier, "channel": ch, **c, "linked_at": since} for ch, c in open_contacts.items()]
-    return {"customer": customer_key, "known": bool(row), "open_contacts": contacts, "flag_keys": flag_keys}
+    return access_of(load(client, keys, customer_key))
 
 
 def linked_since(state: CustomerState, identifier: str) -> int:
@@ -227,10 +276,13 @@ def read_timeline(
     return {"customer": customer_key, "entries": entries, "next": next_cursor}
 
 
-__all__ = ["Keys", "read_360", "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve"]
-
-
 def privacy_secret(client: Any, keys: Keys) -> str:
     """The deployment's privacy hashing secret, the erasure ledger's (:func:`state.erasure.deployment_secret`):
     the desktop service's audit pseudonymises customers with it."""
     return deployment_secret(client, keys)
+
+
+__all__ = [
+    "Keys", "Loaded", "access_of", "active_flags", "load", "next_best_actions", "privacy_secret", "read_360",
+    "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve", "update_view", "view_360",
+]  # fmt: skip

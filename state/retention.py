@@ -13,6 +13,7 @@ customer profile                    no TTL (a customer's 360 is the point); eras
 customer timeline                   ``timeline_max_entries`` / ``timeline_max_age_days`` (existing bound)
 flags stream ``ls:flags``           ``flags_stream_maxlen`` entries (approximate MAXLEN), erased per
                                     customer on request
+updates ``{ls:flags}:updates``      the same
 erasure ledger                      ``erasure_ledger_ttl_s`` (400 days; 0 = forever): at least the input
 ``ls:erased:<hash>``                topics' retention, so no replay can bring an erased customer back
 erasure audit ``ls:erasures``       ``erasure_audit_maxlen`` entries (approximate MAXLEN)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -335,6 +336,7 @@ class ProfileStore:
             ops += self._append_timeline(state)
         claim_ttl, known = self.retention.identity_claim_ttl_s, int(not is_anonymous(key))
         ops += [("claim", self.keys.owners(identifier), key, claim_ttl, known) for identifier in state.new_links]
+        ops += self._updates(state)
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
         if is_anonymous(key):  # an idle anonymous id expires (state.retention)
             ttl = self.retention.anonymous_ttl_s
@@ -343,6 +345,23 @@ class ProfileStore:
                 ops.append(("ttl", self.keys.timeline(key), ttl))
         state.new_timeline = []
         state.new_links = []
+        return ops
+
+    def _updates(self, state: CustomerState) -> list[tuple[Any, ...]]:
+        """XADD to ``{ls:flags}:updates`` when the customer's mood or next-best-action decision changed since the
+        last one written (for desktops: gateway.push). What was written last is kept in the profile's
+        ``timeline_meta`` (``mood_n``: the mood's count of texts; ``nba``: CRC-32 of the decision id), so it
+        is exact across batches, caches and restarts, and written in the same commit as the profile."""
+        meta, p, ops = state.timeline_meta, state.predictions, []
+        decision = (p.get("next_best_actions") or {}).get("decision_id", "")
+        changes = (("mood", "mood_n", (p.get("mood") or {}).get("n", 0)),
+                   ("next_best_actions", "nba", zlib.crc32(decision.encode()) if decision else 0))  # fmt: skip
+        for kind, mark, now in changes:
+            if now and meta.get(mark, 0) != now:
+                meta[mark] = now
+                doc = serde.dumps({"customer": state.customer_key, "kind": kind, kind: p[kind]})
+                fields = {"customer": state.customer_key, "kind": kind, "doc": doc}
+                ops.append(("xadd", self.keys.updates_stream, fields, "*", self.flags_stream_maxlen, True))
         return ops
 
     def _append_timeline(self, state: CustomerState) -> list[tuple[Any, ...]]:

@@ -14,7 +14,8 @@ model-derived parts, checked for presence and range only:
   caps read the triggers sent before (so their ids too);
 * in profiles: ``predictions`` (scores, mood, pending churn snapshots and offers
   with what the models said), the model flags in the ``flags`` section and every
-  flag's ``relevance``, :data:`MODEL_HISTORY` (what was proposed and sent, the
+  flag's ``relevance``, the marks of what the updates stream last carried
+  (``timeline_meta``'s ``mood_n`` and ``nba``: the mood and the decisions), :data:`MODEL_HISTORY` (what was proposed and sent, the
   flags raised, responses counted per action, which include expired decisions), and the ``complaints`` window metric (a text is
   a complaint when its sentiment score says so);
 * a timeline entry's ``sentiment``; in the partition aggregates, the
@@ -56,6 +57,7 @@ def exact_profile(raw: bytes) -> dict[str, Any]:
     """The part of a stored profile that must equal the uninterrupted run's (see the module docstring)."""
     doc = serde.loads(raw)
     doc.pop("predictions", None)
+    doc["timeline_meta"] = _without_keys(doc.get("timeline_meta") or {}, frozenset({"mood_n", "nba"}))
     doc["flags"] = {n: _without(f, "relevance") for n, f in doc.get("flags", {}).items() if n not in MODEL_FLAGS}
     doc["history"] = {k: v for k, v in doc.get("history", {}).items() if k not in MODEL_HISTORY}
     windows = doc.get("windows") or {}

@@ -44,8 +44,7 @@ function render(doc) {
   $("who-name").textContent = attrs.name || doc.customer;
   const ids = Object.entries((doc.identity && doc.identity.ids) || {}).map(([k, v]) => k + ": " + v.join(", "));
   $("who-ids").textContent = ids.join(" · ") + " · " + (doc.access ? doc.access.why : "");
-  const mood = doc.future && doc.future.mood;
-  $("mood").textContent = mood ? "Mood: " + moodWord(mood.last) + " (trend " + (mood.trend ?? "–") + ")" : "Mood: unknown";
+  showMood(doc.future && doc.future.mood);
   const present = doc.present || {};
   $("why-now").textContent = present.why_now ? present.why_now.detail : "No open reason found";
   const ctx = present.context_carried;
@@ -55,6 +54,10 @@ function render(doc) {
   renderFlags();
   renderActions(doc.future && doc.future.next_best_actions);
   $("timeline").replaceChildren(...(doc.timeline || []).map((e) => el("li", {}, el("time", {}, when(e.t)), e.s)));
+}
+
+function showMood(mood) {
+  $("mood").textContent = mood ? "Mood: " + moodWord(mood.last) + " (trend " + (mood.trend ?? "–") + ")" : "Mood: unknown";
 }
 
 function moodWord(v) {
@@ -164,25 +167,13 @@ function onEvent(event) {
     const { flag } = JSON.parse(event.data);
     if (flag.state === "cleared") flags.delete(flag.flag); else flags.set(flag.flag, flag);
     renderFlags(flag.flag);
-    scheduleRefresh();
+  } else if (event.type === "mood") {
+    showMood(JSON.parse(event.data).mood);
+  } else if (event.type === "actions") {
+    renderActions(JSON.parse(event.data).next_best_actions);
   } else if (event.type === "reset") {
     openCustomer(current);
   }
-}
-
-let refreshTimer = null;
-function scheduleRefresh() {
-  // a flag usually comes with a new decision and mood: re-read the 360 (once per burst), no page reload
-  clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(async () => {
-    try {
-      const doc = await api("/v1/customers/" + encodeURIComponent(current) + "?timeline=20");
-      const live = new Map(flags);
-      render(doc);
-      for (const [name, f] of live) if (!flags.has(name)) flags.set(name, f);
-      renderFlags();
-    } catch (err) { $("message").textContent = err.message; }
-  }, 300);
 }
 
 function setLive(on) {

@@ -105,6 +105,14 @@ def remember(state: CustomerState, decision: Decision, sent: bool, top_n: int) -
     del pending[:-MAX_PENDING_OFFERS]
 
 
+def note_relevance(state: CustomerState, flag: Flag) -> None:
+    """Keep a raised flag's relevance (:func:`flag_relevance`, None before any verdict on its name) with the
+    flag in the 360, so readers (the agent desktop's flags API) show what was published with it."""
+    active = state.flags.get(flag.name)
+    if active is not None and active.get("id") == flag.flag_id:
+        active["relevance"] = flag.relevance
+
+
 def note_flag(state: CustomerState, flag: Flag) -> None:
     """Remember a raised flag's id, so an agent's verdict on it can be learned."""
     recent = state.history.setdefault("recent_flags", [])

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from starlette.testclient import TestClient
+
+from operators.engine import Engine
+from state.store import ProfileStore
+from tests.fuzzing import ListPublisher
 from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
@@ -190,3 +195,78 @@ def test_a_call_known_only_by_phone_opens_the_customer_it_is_linked_to(world, cl
         assert r.status_code == 200, (key, r.text)
         assert r.json()["customer"] == "customer_id:c6"
     assert client.get("/v1/customers/c6", headers=bearer(token("a9", queues=("other",)))).status_code == 403
+
+
+def test_flags_carry_their_relevance_null_before_any_verdict_then_the_models_estimate(settings, redis_client):
+    """Flag relevance (issue 12): the chance agents find a flag relevant, as estimated when it was raised by
+    the flag_relevance model that agents' verdicts teach; null before any verdict on that flag's name."""
+    from gateway.app import create_app
+    from tests.gateway.conftest import NullProducer, world_for
+
+    world = world_for(settings, redis_client)
+    s = world.settings.replace(models_enabled=True)
+    world.engine = Engine(s, ProfileStore(redis_client, world.keys, cache_size=0), ListPublisher())
+    t = now_ms() - 30_000
+
+    def repeat(customer: str, agent: str, start: int) -> None:
+        world.apply(*[event("chat", customer, start + i, event_id=f"{customer}-r{i}", agent_id=agent,
+                            queue="billing", topic="billing") for i in range(3)])  # fmt: skip
+
+    repeat("c1", "a1", t)
+    with TestClient(create_app(s, client=redis_client, producer=NullProducer())) as http:
+        first = http.get("/v1/customers/c1/flags", headers=A1).json()["flags"]["repeat_contact"]
+        assert first["relevance"] is None
+        verdict = event("agent_feedback", "c1", t + 10, channel="backoffice", event_id="v1",
+                        target_id=first["id"], kind="flag", label="relevant", agent_id="a1")  # fmt: skip
+        world.apply(verdict)
+        repeat("c2", "a1", t + 20)  # the same flag for another customer, after the verdict
+        later = http.get("/v1/customers/c2/flags", headers=A1).json()["flags"]["repeat_contact"]
+    assert isinstance(later["relevance"], float) and 0.0 <= later["relevance"] <= 1.0
+
+
+# --- outside review (findings-12.md) -----------------------------------------------------------------
+
+
+def test_odd_numbers_are_a_400_not_a_500(client):
+    """#10: '²' passes str.isdigit but not int(); a 5,000-digit limit hit Python's int limit; a stream id
+    beyond 64 bits reached Redis; a token with exp Infinity or NaN raised."""
+    import json
+
+    import jwt
+
+    from tests.gateway.conftest import SECRET
+
+    for url in ("/v1/customers/c1/timeline?limit=%C2%B2", "/v1/customers/c1?timeline=%C2%B2",
+                "/v1/customers/c1/timeline?limit=" + "9" * 5000):  # fmt: skip
+        r = client.get(url, headers=A1)
+        assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", url
+    r = client.get("/v1/push?customer=c1", headers={**A1, "Last-Event-ID": "0-99999999999999999999"})
+    assert r.status_code == 400
+    for exp in ("Infinity", "NaN", "1e300"):
+        body = json.dumps({"sub": "a1", "role": "agent", "queues": ["billing"], "iss": "livesignals", "nbf": 0})
+        claims = json.loads(body[:-1] + f', "exp": {exp}}}')
+        tok = jwt.encode(claims, SECRET, algorithm="HS256")
+        r = client.get("/v1/customers/c1", headers=bearer(tok))
+        assert r.status_code == 401, exp
+
+
+def test_every_error_is_problem_json_and_every_answer_carries_the_security_headers(client):
+    """#12: unknown routes and methods answered text/plain; the page could be framed; PII was cacheable."""
+    for method, url in (("GET", "/v2/x"), ("DELETE", "/v1/customers/c1")):
+        r = client.request(method, url, headers=A1)
+        assert r.status_code in (404, 405) and r.headers["content-type"] == "application/problem+json"
+    page = client.get("/agent")
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/v1/customers/c1", headers=A1).headers["cache-control"] == "no-store"
+
+
+def test_the_audit_stores_control_characters_escaped(client, world):
+    """#21: terminal escapes, CR, NUL and a direction override in a path reached the audit verbatim."""
+    r = client.get("/v1/customers/c1%1b%5b2K%0d%e2%80%aeFAKE%00x", headers=bearer("x"))
+    assert r.status_code == 401
+    entry = world.client.xrevrange(f"{world.keys.prefix}:audit", count=1)[0][1]
+    assert all(v.decode().isprintable() for v in entry.values())  # the customer is a pseudonym; no raw escape

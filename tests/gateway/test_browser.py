@@ -72,6 +72,12 @@ def test_the_agent_card_live(kafka_settings, redis_client, browser):
         )
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#flags li[data-flag='repeat_contact']")))
         assert browser.execute_script("return window.notReloaded") is True
+        # a mood change, as the engine's store writes it, shows without a reload or a re-read
+        mood = {"last": -0.9, "avg": -0.6, "trend": -0.3, "n": 9, "t": now_ms()}
+        doc = {"customer": "customer_id:c1", "kind": "mood", "mood": mood}
+        world.client.xadd(world.keys.updates_stream, {"customer": "customer_id:c1", "kind": "mood",
+                                                      "doc": serde.dumps(doc)})  # fmt: skip
+        wait.until(ec.text_to_be_present_in_element((By.ID, "mood"), "upset (trend -0.3)"))
         accept = wait.until(
             ec.element_to_be_clickable((By.CSS_SELECTOR, "#actions li[data-action] button[data-verdict='accept']"))
         )

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from gateway.audit import AuditLog
 from livesignals import serde
 from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token
 from tests.helpers import event
@@ -100,6 +101,19 @@ def follow(server, *customers: str, headers=A1, last_id: str | None = None, queu
     return Events(f"{server.url}/v1/push?{query}", h)
 
 
+def flags_position(e) -> str:
+    """The flags-stream part of an event id (``<flags entry id>.<updates entry id>``, gateway.push.Cursor)."""
+    return e["id"].split(".")[0]
+
+
+def add_update(world, customer: str, kind: str, value: dict) -> str:
+    """An updates entry exactly as the engine's store appends it (state/store.py: _updates)."""
+    doc = {"customer": customer, "kind": kind, kind: value}
+    entry = world.client.xadd(world.keys.updates_stream, {"customer": customer, "kind": kind,
+                                                          "doc": serde.dumps(doc)})  # fmt: skip
+    return entry.decode()
+
+
 def flags_of(events):
     return [
         (serde.loads(e["data"])["customer"], serde.loads(e["data"])["flag"]["flag_id"])
@@ -156,7 +170,7 @@ def test_resume_with_last_event_id_misses_nothing_and_repeats_nothing(world, ser
     conn = follow(server, "c1")
     first = [add_flag(world, "customer_id:c1", "a", i) for i in range(2)]
     got = conn.wait_for(2)
-    assert [e["id"] for e in got] == first
+    assert [flags_position(e) for e in got] == first
     conn.close()
     missed = []
     for i in range(2, 6):  # while disconnected: 4 for c1, interleaved with others
@@ -165,7 +179,7 @@ def test_resume_with_last_event_id_misses_nothing_and_repeats_nothing(world, ser
     again = follow(server, "c1", last_id=first[-1])
     live = add_flag(world, "customer_id:c1", "a", 6)
     got = again.wait_for(5)
-    assert [e["id"] for e in got] == [*missed, live]
+    assert [flags_position(e) for e in got] == [*missed, live]
     again.close()
 
 
@@ -239,3 +253,167 @@ def test_a_stream_ends_when_the_contact_ends(world):
         entry = world.client.xrevrange(f"{settings.key_prefix}:audit", count=1)[0][1]
         assert entry[b"allowed"] == b"0" and entry[b"reason"].startswith(b"access ended")
         conn.close()
+
+
+MOOD = {"last": -0.8, "avg": -0.5, "trend": -0.2, "n": 3, "t": 1}
+
+
+def test_mood_changes_and_new_actions_are_pushed_to_followers_only(world, server):
+    conn = follow(server, "email:ann@example.com")  # resolved to customer_id:c1
+    other = follow(server, "c2")
+    add_update(world, "customer_id:c3", "mood", MOOD)  # nobody here may follow c3
+    add_update(world, "customer_id:c1", "mood", MOOD)
+    got = conn.wait_for(1)
+    assert got[0]["event"] == "mood"
+    assert serde.loads(got[0]["data"]) == {"customer": "customer_id:c1", "mood": MOOD}
+    # a real decision by the engine (three contacts about billing: a flag, then an action)
+    t = now_ms() - 10_000
+    world.apply(*[event("chat", "c1", t + i, event_id=f"nba{i}", agent_id="a1", queue="billing", topic="billing")
+                  for i in range(3)])  # fmt: skip
+    got = conn.wait_for(3)
+    actions = [serde.loads(e["data"]) for e in got if e["event"] == "actions"]
+    assert actions and actions[-1]["customer"] == "customer_id:c1"
+    ranked = actions[-1]["next_best_actions"]["ranked"]
+    assert ranked and all({"action", "score", "propensity", "reason"} <= set(a) for a in ranked)
+    assert other.wait_for(1, timeout=1.5) == []
+    conn.close()
+    other.close()
+
+
+def test_resume_covers_flags_and_updates_together(world, server):
+    conn = follow(server, "c1")
+    add_flag(world, "customer_id:c1", "a", 0)
+    add_update(world, "customer_id:c1", "mood", MOOD)
+    got = conn.wait_for(2)
+    assert [e["event"] for e in got] == ["flag", "mood"]
+    last = got[-1]["id"]
+    conn.close()
+    missed = [("flag", add_flag(world, "customer_id:c1", "a", 1)),
+              ("mood", add_update(world, "customer_id:c1", "mood", {**MOOD, "n": 4})),
+              ("flag", add_flag(world, "customer_id:c1", "a", 2))]  # fmt: skip
+    add_update(world, "customer_id:c2", "mood", MOOD)  # not c1's
+    again = follow(server, "c1", last_id=last)
+    live = add_update(world, "customer_id:c1", "mood", {**MOOD, "n": 5})
+    got = again.wait_for(4)
+    # each stream's own order (entries of the two streams in the same millisecond have no order between them)
+    assert [flags_position(e) for e in got if e["event"] == "flag"] == [missed[0][1], missed[2][1]]
+    assert [serde.loads(e["data"])["mood"]["n"] for e in got if e["event"] == "mood"] == [4, 5]
+    assert got[-1]["id"].split(".")[1] == live
+    assert again.wait_for(5, timeout=1.5)[4:] == []  # nothing twice
+    again.close()
+
+
+def test_a_bad_composite_last_event_id_is_a_problem(server):
+    for bad in ("1-0.", "1-0.2-0.3-0", "1-0.x"):
+        r = httpx.get(f"{server.url}/v1/push?customer=c1", headers={**A1, "Last-Event-ID": bad})
+        assert r.status_code == 400, bad
+
+
+# --- outside review (findings-12.md) -----------------------------------------------------------------
+
+
+def test_a_malformed_stream_entry_is_skipped_and_push_goes_on(world, server):
+    """#22: an entry without doc ended the reader thread for good (every connection silent, health green)."""
+    conn = follow(server, "c1")
+    world.client.xadd(world.keys.flags_stream, {"customer": "customer_id:c1", "note": "no doc field"})
+    world.client.xadd(world.keys.updates_stream, {"customer": b"\xff\xfe", "kind": "mood", "doc": b"{}"})
+    after = add_flag(world, "customer_id:c1", "a", 1)
+    got = conn.wait_for(1)
+    assert [flags_position(e) for e in got] == [after]
+    health = httpx.get(f"{server.url}/healthz")
+    assert health.status_code == 200 and health.json()["push_reader"] is True
+    conn.close()
+
+
+def test_a_client_too_far_behind_gets_a_reset_from_one_bounded_read(world, server, monkeypatch):
+    """#3: Last-Event-ID 0-0 (or any old id) made one request scan the whole retained stream."""
+    from gateway import push
+
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    reads: list[tuple] = []
+    real = world.client.xrange
+
+    def counted(*a, **k):
+        reads.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(world.client, "xrange", counted)
+    first = add_flag(world, "customer_id:c1", "a", 0)
+    pipe = world.client.pipeline()
+    for i in range(60):
+        pipe.xadd(world.keys.flags_stream, {"customer": "customer_id:c2", "flag": "b", "doc": b"{}"})
+    pipe.execute()
+    conn = follow(server, "c1", last_id=first)
+    got = conn.wait_for(1)
+    assert got[0]["event"] == "reset" and reads == []  # no chunked scan
+    conn.close()
+
+
+def test_an_old_id_on_a_stream_never_trimmed_is_no_reset(world, server):
+    """#18: Last-Event-ID 1-0 got a reset although nothing was trimmed."""
+    ids = [add_flag(world, "customer_id:c1", "a", i) for i in range(2)]
+    conn = follow(server, "c1", last_id="1-0")
+    got = conn.wait_for(2)
+    assert [e["event"] for e in got] == ["flag", "flag"] and [flags_position(e) for e in got] == ids
+    conn.close()
+
+
+def test_flags_delivered_through_a_queue_are_audited_per_customer(world, server):
+    """#8: a queue follower's deliveries named no customer in the audit (only ``queue:billing``)."""
+    sup = bearer(token("s1", role="supervisor", queues=("billing",)))
+    conn = follow(server, headers=sup, queues=("billing",))
+    add_flag(world, "customer_id:c2", "b", 0)
+    add_flag(world, "customer_id:c2", "b", 1)
+    add_flag(world, "customer_id:c1", "a", 0)
+    conn.wait_for(3)
+    rows = [
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(f"{world.keys.prefix}:audit")
+    ]
+    pushes = [(r["who"], r["customer"]) for r in rows if r["action"] == "push"]
+    log = AuditLog(world.client, world.settings.key_prefix, 1000)
+    expected = [("s1", log.pseudonym("customer_id:c1")), ("s1", log.pseudonym("customer_id:c2"))]
+    assert sorted(pushes) == sorted(expected)  # once per customer (pseudonymised, as every audited customer)
+    conn.close()
+
+
+def test_push_connections_per_caller_are_capped(world):
+    """#9: one token could open as many streams as the process had file descriptors."""
+    settings = world.settings.replace(gateway_push_max_connections=2)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        conns = [follow(server, "c1") for _ in range(2)]
+        assert [c.status for c in conns] == [200, 200]
+        r = httpx.get(f"{server.url}/v1/push?customer=c1", headers=A1)
+        assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
+        other = follow(server, "c1", headers=bearer(token("a9", role="supervisor", queues=("billing",))))
+        assert other.status == 200  # another caller is not affected
+        for c in [*conns, other]:
+            c.close()
+
+
+def test_a_client_that_stops_reading_is_cut_when_a_write_waits_too_long():
+    """#11: a stalled connection kept its stream (and kept receiving after its token expired)."""
+    import asyncio
+    import time
+
+    from gateway.stream import PushResponse
+
+    async def events():
+        for i in range(3):
+            yield b"data: %d\n\n" % i
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+        if message.get("body"):
+            await asyncio.sleep(3600)  # the client reads nothing more
+
+    async def run() -> float:
+        response = PushResponse(events(), time.time() + 600, 0.3, media_type="text/event-stream")
+        started = time.monotonic()
+        await asyncio.wait_for(response.stream_response(send), 10)
+        return time.monotonic() - started
+
+    took = asyncio.run(run())
+    assert took < 5 and [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[-1]["more_body"] is True  # never completed: the server closes the connection

@@ -100,7 +100,7 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "value.loyalty": 2,
     "consent": 3,
     "flags": update.MAX_FLAGS,
-    "flags.*": 6,
+    "flags.*": 7,  # id, severity, reason, raised_at, expires_at, evidence, relevance
     "flags.*.evidence": rulebook.FLAG_EVIDENCE_KEPT,
     "predictions": 10,
     "predictions.recent_texts": online.MAX_RECENT_TEXTS,
@@ -130,7 +130,7 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "recent_contacts": update.MAX_RECENT_CONTACTS,
     "recent_contacts.*": 4,
     "applied": PARTITIONS,
-    "timeline_meta": 2,
+    "timeline_meta": 4,  # n, ttl_day; mood_n, nba: the updates stream's marks (state.store._updates)
     "recent_ids": MAX_EVENT_IDS,
     "windows": 2,
     "windows.b": len(TIERS),
