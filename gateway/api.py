@@ -27,7 +27,7 @@ from gateway.auth import Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
-from livesignals.identifiers import normalise_identifier
+from livesignals.identifiers import canonical_identifier
 from livesignals.settings import Settings
 from state import reader
 from state.reader import Keys
@@ -101,7 +101,7 @@ def printable(text: str) -> str:
 def customer_key(raw: str) -> str:
     """``kind:value`` from a path segment, checked and normalised, or a 400 problem.
 
-    >>> customer_key("c42"), customer_key("email:ann@example.com")
+    >>> customer_key("c42"), customer_key("email:Ann@Example.com")
     ('customer_id:c42', 'email:ann@example.com')
     """
     kind, sep, value = raw.partition(":")
@@ -112,7 +112,7 @@ def customer_key(raw: str) -> str:
     if not value or len(value) > 128:
         raise Problem(400, "Bad identifier", "an identifier holds 1-128 characters")
     try:
-        return f"{kind}:{normalise_identifier(value)}"
+        return f"{kind}:{canonical_identifier(kind, value)}"
     except ValueError as exc:
         raise Problem(400, "Bad identifier", f"identifier {exc}") from None
 

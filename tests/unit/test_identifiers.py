@@ -56,3 +56,6 @@ def test_an_email_keys_one_customer_however_it_is_cased() -> None:
     ev = decode(serde.dumps(doc), Origin("in", 0, 0), now_ms=T0 + 1000)
     assert ev.ids == {"customer_id": "C1", "email": "ann.smith@example.com"}, "customer ids keep their case"
     assert customer_key("email:ANN.SMITH@EXAMPLE.COM") == "email:ann.smith@example.com"
+    from gateway.api import customer_key as path_key
+
+    assert path_key("email:ANN.SMITH@EXAMPLE.COM") == "email:ann.smith@example.com"
