@@ -92,9 +92,16 @@ def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: flo
     return count
 
 
-def committed(settings: Settings) -> int:
-    """Input messages the engine has committed (sum of resume offsets)."""
+def committed(settings: Settings, layout: str = "current") -> int:
+    """Input messages the engine has committed (sum of resume offsets).
+
+    ``layout="skeleton"`` reads where the walking skeleton (4359b0b, the yardstick of
+    ``--compare-ref``) kept them: one hash ``<prefix>:offsets:<topic>`` of partition -> next offset.
+    Today's engine keeps them in each partition's meta, which the skeleton never writes.
+    """
     r = connect(settings)
+    if layout == "skeleton":
+        return sum(int(o) for t in settings.input_topics for o in r.hvals(f"{settings.key_prefix}:offsets:{t}"))
     keys = Keys(settings.key_prefix)
     store = ProfileStore(r, keys)
     return sum(sum(store.resume_offsets(t).values()) for t in settings.input_topics)
@@ -115,14 +122,20 @@ class RunResult:
     redis_commands_per_event: float
 
 
-def drain(settings: Settings, total: int, timeout_s: float = 900.0, code_dir: str | None = None) -> RunResult:
-    """Start one engine worker on the backlog, time it until ``total`` are committed."""
+def drain(
+    settings: Settings, total: int, timeout_s: float = 900.0, code_dir: str | None = None, layout: str = "current"
+) -> RunResult:
+    """Start one engine worker on the backlog, time it until ``total`` are committed.
+
+    ``code_dir``: run another commit's engine (a worktree); ``layout``: where that engine keeps its
+    offsets (see :func:`committed`).
+    """
     cmds_before = redis_commands(settings)
     proc = start_engine(settings, code_dir=code_dir)
     t0 = time.monotonic()
     mark: tuple[float, int] | None = None
     try:
-        while (done := committed(settings)) < total:
+        while (done := committed(settings, layout)) < total:
             if proc.poll() is not None:
                 raise RuntimeError(f"engine exited with {proc.returncode}")
             if time.monotonic() - t0 > timeout_s:

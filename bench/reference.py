@@ -79,6 +79,12 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=20.0)
     ap.add_argument("--compare-ref", help="also run this git commit's engine on the same backlog (e.g. the skeleton)")
     ap.add_argument("--pairs", type=int, default=3, help="alternating runs of --compare-ref and the 360 alone")
+    ap.add_argument(
+        "--ref-layout",
+        choices=["skeleton", "current"],
+        default="skeleton",
+        help="where --compare-ref's engine keeps its offsets: the skeleton's one hash per topic (default), or today's",
+    )
     ap.add_argument("--full-ref", help="also run this git commit's full engine in --pairs alternating pairs with ours")
     args = ap.parse_args()
 
@@ -110,7 +116,7 @@ def main() -> None:
         if args.compare_ref:
             with worktree(args.compare_ref) as code_dir:
                 for i in range(args.pairs):
-                    ref = drain(fresh(f"ref{i}"), args.events, code_dir=code_dir)
+                    ref = drain(fresh(f"ref{i}"), args.events, code_dir=code_dir, layout=args.ref_layout)
                     print(f"{args.compare_ref:>12}: {ref.steady_events_per_s:9.0f} events/s")
                     pairs.append((ref.steady_events_per_s, run(f"profile{i}", models_enabled=False, rules_path="none")))
         full_pairs: list[tuple[float, float]] = []
