@@ -123,6 +123,18 @@ def client(world: World) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def kworld(kafka_settings: Settings, redis_client: redis.Redis) -> World:
+    """A world whose feedback goes to the embedded Kafka broker (the service's own producer)."""
+    return world_for(kafka_settings, redis_client)
+
+
+@pytest.fixture
+def kclient(kworld: World) -> Iterator[TestClient]:
+    with TestClient(create_app(kworld.settings, client=kworld.client, hub_block_ms=200)) as c:
+        yield c
+
+
 class LiveServer:
     """The service on a real port (uvicorn in a thread): for push, which needs real streaming."""
 

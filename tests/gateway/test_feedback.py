@@ -4,30 +4,17 @@ keyed by the customer's owner partition, idempotent on retry, and the engine app
 from __future__ import annotations
 
 import pytest
-from starlette.testclient import TestClient
 
-from gateway.app import create_app
 from livesignals import serde
 from livesignals.contract import decode, primary_key
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
-from tests.gateway.conftest import bearer, now_ms, token, world_for
+from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import consume_all, event
 
 pytestmark = pytest.mark.kafka
 
 A1 = bearer(token("a1", queues=("billing",)))
-
-
-@pytest.fixture
-def kworld(kafka_settings, redis_client):
-    return world_for(kafka_settings, redis_client)
-
-
-@pytest.fixture
-def kclient(kworld):
-    with TestClient(create_app(kworld.settings, client=kworld.client, hub_block_ms=200)) as c:
-        yield c
 
 
 def post(client, body, key):

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.embedded import free_port
-from gateway.app import create_app, kafka_producer
+from gateway.app import kafka_producer
 from livesignals import serde
 from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token, world_for
 from tests.helpers import consume_all, event
@@ -110,17 +110,6 @@ def test_an_unreachable_kafka_stalls_no_read_and_a_503_means_not_sent(kafka_sett
         retry = httpx.post(f"{s.url}/v1/customers/c1/feedback", json={**FLAG, "target_id": "f-0"},
                            headers={**A1, "Idempotency-Key": "k0"}, timeout=60)  # fmt: skip
         assert retry.status_code == 503
-
-
-@pytest.fixture
-def kworld(kafka_settings, redis_client):
-    return world_for(kafka_settings, redis_client)
-
-
-@pytest.fixture
-def kclient(kworld):
-    with TestClient(create_app(kworld.settings, client=kworld.client, hub_block_ms=200)) as c:
-        yield c
 
 
 def _post(client: TestClient, customer: str, body: dict[str, Any], key: str, headers: dict[str, str] = A1) -> Any:
