@@ -19,7 +19,7 @@ Kafka and Redis and reports, in one run:
 * Kafka-in to flag-in-Redis latency p50/p99 under a steady live rate.
 
     python -m bench.reference [--events 200000] [--customers 100000] [--live-rate 3000] [--compare-ref REV]
-                              [--full-ref REV]
+                              [--full-ref REV [--full-ref-layout skeleton]]
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ def main() -> None:
         help="where --compare-ref's engine keeps its offsets: the skeleton's one hash per topic (default), or today's",
     )
     ap.add_argument("--full-ref", help="also run this git commit's full engine in --pairs alternating pairs with ours")
+    ap.add_argument(
+        "--full-ref-layout",
+        choices=["skeleton", "current"],
+        default="current",
+        help="where --full-ref's engine keeps its offsets (commits before session 9's, e.g. 7a01cd4: skeleton)",
+    )
     args = ap.parse_args()
 
     with services() as (kafka, redis_url):
@@ -123,7 +129,7 @@ def main() -> None:
         if args.full_ref:
             with worktree(args.full_ref) as code_dir:
                 for i in range(args.pairs):
-                    old = drain(fresh(f"fullref{i}"), args.events, code_dir=code_dir)
+                    old = drain(fresh(f"fullref{i}"), args.events, code_dir=code_dir, layout=args.full_ref_layout)
                     print(f"{args.full_ref:>12}: {old.steady_events_per_s:9.0f} events/s (its full engine)")
                     full_pairs.append((old.steady_events_per_s, run(f"full{i + 1}")))
         latencies = live_latencies(kafka, redis_url, args)
