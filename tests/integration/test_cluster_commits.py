@@ -23,7 +23,6 @@ from state.connection import Backoff, connect
 from state.keys import Keys
 from state.ownership import Ownership, claim
 from state.store import ProfileStore
-from tests.integration.test_redis_cluster import cluster_url  # noqa: F401 - the module's cluster fixture
 
 N, PARTS, BATCH = 1600, 4, 100
 
@@ -68,7 +67,7 @@ def node_of(client, key):
     return redis.Redis(host=node.host, port=node.port)
 
 
-def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothing(settings, cluster_url):  # noqa: F811
+def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothing(settings, cluster_url):
     t0 = int(time.time() * 1000) - 3 * 3_600_000
     s = settings.replace(redis_url=cluster_url, redis_cluster=True)
     plain, faulty = s.replace(key_prefix=s.key_prefix + "a"), s.replace(key_prefix=s.key_prefix + "b")
@@ -124,7 +123,7 @@ def test_a_node_refusing_writes_mid_commit_then_a_retry_loses_and_doubles_nothin
     assert got == expected
 
 
-def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_profile(settings, cluster_url):  # noqa: F811
+def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_profile(settings, cluster_url):
     from operators.profile360.profile import CustomerState
     from state.cluster_commit import Plan, _customers
     from state.ownership import Fenced
@@ -158,7 +157,7 @@ class Crash(RuntimeError):
 
 
 @pytest.mark.parametrize("where", ["after_profiles", "half_the_profiles"])
-def test_a_crash_between_the_profiles_and_the_partition_script_loses_no_kpi(settings, cluster_url, where):  # noqa: F811
+def test_a_crash_between_the_profiles_and_the_partition_script_loses_no_kpi(settings, cluster_url, where):
     """A batch's aggregates are recorded ahead in the partition's slot; the next claim writes them and the replay
     counts no event twice, whether the crash came after every profile of the batch or after half of them."""
     from dataclasses import replace
@@ -211,7 +210,7 @@ def test_a_crash_between_the_profiles_and_the_partition_script_loses_no_kpi(sett
     assert not any(client.exists(keys.write_ahead(p)) for p in range(PARTS)), "dropped by the commit"
 
 
-def test_a_master_that_held_only_profiles_restarting_empty_is_seen_and_rebuilt(settings, cluster_url):  # noqa: F811
+def test_a_master_that_held_only_profiles_restarting_empty_is_seen_and_rebuilt(settings, cluster_url):
     """Each master's store marker is recorded in every partition's meta: a master that lost its data is seen before
     the next batch of every partition, and a claim then replays the partition from its first offset, which rebuilds
     the lost profiles without counting any event twice in the surviving profiles or the aggregates."""

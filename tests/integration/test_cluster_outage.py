@@ -6,9 +6,7 @@ on the session's broker."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,29 +21,11 @@ from livesignals import serde
 from livesignals.contract import primary_key
 from operators.profile360.profile import CustomerState
 from tests.helpers import produce, profiles, wait_committed
+from tests.integration.cluster import three_nodes
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-SLOTS = 16384
 N = 1500
-
-
-@contextlib.contextmanager
-def three_nodes() -> Iterator[list[Service]]:
-    """A three-master Redis Cluster, slots split in three."""
-    with contextlib.ExitStack() as stack:
-        nodes = [stack.enter_context(embedded.start_redis(prefer_system=True, cluster=True)) for _ in range(3)]
-        clients = [redis.Redis(host="127.0.0.1", port=n.port) for n in nodes]
-        for i, client in enumerate(clients):
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * SLOTS // 3, (i + 1) * SLOTS // 3 - 1)
-        for node in nodes[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
-        deadline = time.monotonic() + 30
-        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
-            if time.monotonic() > deadline:
-                pytest.fail("the cluster did not come up")
-            time.sleep(0.1)
-        yield nodes
 
 
 def start_again(node: Service) -> None:

@@ -20,7 +20,6 @@ from state.keys import Keys
 from state.ownership import Ownership, StateLost, claim
 from state.store import ProfileStore
 from tests.integration.test_cluster_commits import PARTS, Capture, batches, snapshot
-from tests.integration.test_redis_cluster import cluster_url  # noqa: F401 - the module's cluster fixture
 
 
 def engine_after_loss(settings, t0, highs):
@@ -44,7 +43,7 @@ def engine_after_loss(settings, t0, highs):
 
 
 @pytest.mark.parametrize("crash_during_rebuild", [False, True])
-def test_losing_the_master_of_a_partitions_keys_rebuilds_its_kpis_exactly(settings, cluster_url, crash_during_rebuild):  # noqa: F811
+def test_losing_the_master_of_a_partitions_keys_rebuilds_its_kpis_exactly(settings, cluster_url, crash_during_rebuild):
     from tests.integration.test_cluster_commits import engine_on
 
     t0 = int(time.time() * 1000) - 3 * 3_600_000

@@ -18,7 +18,8 @@ from app.engine_process import engine_argv, engine_env, start_engine, stop_proce
 from state.connection import connect
 from state.keys import Keys
 from tests.helpers import committed, produce
-from tests.integration.test_cluster_outage import events, three_nodes
+from tests.integration.cluster import three_nodes
+from tests.integration.test_cluster_outage import events
 from tests.integration.test_ownership import state_of, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -23,7 +23,6 @@ from state.erasure import export, resolve
 from state.keys import Keys
 from state.store import ProfileStore
 from tests.helpers import T0, event
-from tests.integration.test_redis_cluster import cluster_url  # noqa: F401  (the Cluster fixture)
 
 MIN = 60_000
 EMAIL, PHONE, NAME = "zelda.quill@example.org", "+44 7700 900123", "Zelda Quillfeather"

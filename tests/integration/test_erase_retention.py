@@ -21,7 +21,6 @@ from state.store import ProfileStore
 from tests.helpers import T0, event
 from tests.integration.test_erase import Capture
 from tests.integration.test_erase import erase_settings as erase_settings  # the fixture: single and Cluster
-from tests.integration.test_redis_cluster import cluster_url  # noqa: F401
 
 MIN = 60_000
 

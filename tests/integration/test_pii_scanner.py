@@ -39,7 +39,6 @@ from state.erasure import ErasureLedger
 from state.keys import Keys
 from tests.helpers import event, produce, wait_committed
 from tests.integration.test_erase import EMAIL, NAME, PHONE, PII, everything, journey, occurrences, where
-from tests.integration.test_redis_cluster import cluster_url  # noqa: F401  (the Cluster fixture)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 MIN = 60_000

@@ -9,14 +9,10 @@ one from a single Redis.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis
 
-from app import embedded
 from livesignals import serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -27,26 +23,7 @@ from state.reader import read_360
 from state.store import ProfileStore
 from tests.integration.test_customer_journey import journey
 
-SLOTS = 16384
 MIN = 60_000
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    """A three-node Redis Cluster for this module."""
-    with contextlib.ExitStack() as stack:
-        nodes = [stack.enter_context(embedded.start_redis(prefer_system=True, cluster=True)) for _ in range(3)]
-        clients = [redis.Redis(host="127.0.0.1", port=n.port) for n in nodes]
-        for i, client in enumerate(clients):
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * SLOTS // 3, (i + 1) * SLOTS // 3 - 1)
-        for node in nodes[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
-        deadline = time.monotonic() + 30
-        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
-            if time.monotonic() > deadline:
-                pytest.fail("the cluster did not come up")
-            time.sleep(0.1)
-        yield f"redis://127.0.0.1:{nodes[0].port}/0"
 
 
 class Capture:
