@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, feedback_api, limits, metrics_route, stream
+from gateway import api, feedback_api, headers_timeout, limits, metrics_route, stream
 from gateway.audit import AuditLog
 from gateway.auth import check_secrets
 from gateway.feedback import FeedbackProducer, producer_config
@@ -176,7 +176,9 @@ def _health(hub: FlagHub) -> Response:
 def from_environment() -> Starlette:
     """The service for the settings of the environment (``LIVESIGNALS_*``, ``LIVESIGNALS_CONFIG``): what each
     worker process of ``livesignals serve --workers N`` builds."""
-    return create_app(Settings.load(None))
+    settings = Settings.load(None)
+    headers_timeout.configure(settings.gateway_header_timeout_s)  # this worker's connections
+    return create_app(settings)
 
 
 def _asset(name: str) -> Response:

@@ -4,9 +4,11 @@ One entry per decision in ``<prefix>:audit``, fields ``at`` (epoch ms), ``who``
 (token subject, or ``-`` when no valid token), ``role``, ``action``
 (``read_360``, ``read_timeline``, ``read_flags``, ``read_actions``,
 ``subscribe``, ``feedback``), ``customer``, ``allowed`` (``1``/``0``) and
-``reason``; for a refused token also ``claimed`` (the subject the token claims,
-unverified) and ``source`` (the caller's address), so a forged or expired
-token's attempts can be attributed.
+``reason``; for every refusal also ``source`` (the caller's address), and for
+a refused token ``claimed`` (the subject the token claims, unverified), so a
+forged or expired token's attempts can be attributed. Refusals are bounded
+per caller (:mod:`gateway.refusals`: ``gateway_audit_refusals_per_min``, then
+one ``refusals_over_limit`` entry per minute, the rest counted in a metric).
 
 **No customer identifier in clear.** ``customer`` holds pseudonyms, the kind
 and the keyed hash of the key as asked and as resolved (``email#<hash> ->
@@ -77,6 +79,8 @@ class AuditLog:
     def pseudonym(self, key: str) -> str:
         """How ``key`` (``kind:value``, as asked or resolved) appears in the trail: its kind and keyed hash."""
         kind, sep, _ = key.partition(":")
+        if key == "-":
+            return key
         if kind == "queue" and sep:
             return key[: len("queue:") + QUEUE_CHARS]
         return f"{kind if kind in IDENTIFIER_KINDS else '?'}#{subject_hash(key, self.secret)}"
@@ -95,17 +99,23 @@ class AuditLog:
         """Record one decision (a Redis failure propagates: an unaudited read is not served); ``refused``:
         :func:`refused_token`'s fields for a token that let nobody in."""
         customer = self.pseudonym(asked)
+        other = self.pseudonym(asked if resolved is None else resolved)  # hashed either way: the same work
         if resolved not in (None, asked):
-            customer = f"{customer} -> {self.pseudonym(resolved)}"
+            customer = f"{customer} -> {other}"
+        self.append(who, role, action, customer, allowed, reason, **refused)
+        metrics.GATEWAY_DECISIONS.labels(action, "allowed" if allowed else "denied").inc()
+
+    def append(self, who: str, role: str, action: str, customer: str, allowed: bool, reason: str,
+               **extra: str) -> None:  # fmt: skip
+        """Append one entry as given (``customer`` already pseudonymised) and trim: one round trip."""
         now_ms = int(time.time() * 1000)
         fields = {"at": now_ms, "who": who[:64], "role": role, "action": action, "customer": customer,
-                  "allowed": int(allowed), "reason": reason[:200], **refused}  # fmt: skip
+                  "allowed": int(allowed), "reason": reason[:200], **extra}  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
         if self.max_age_s:
             pipe.xtrim(self.key, minid=f"{now_ms - self.max_age_s * 1000}-0", approximate=True)
         pipe.execute()
-        metrics.GATEWAY_DECISIONS.labels(action, "allowed" if allowed else "denied").inc()
 
     def entries(self, count: int = 100) -> list[dict[str, str]]:
         """The newest ``count`` entries, newest first (tests, tooling)."""

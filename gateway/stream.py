@@ -125,8 +125,10 @@ def _authorise(
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
         queue_key = api.printable(f"queue:{queue}"[:300])
-        service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, allowed, reason)
+        if allowed:
+            service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, True, reason)
         if not allowed:
+            api.refuse(service, request, principal, "subscribe", queue_key, None, reason)
             raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
     max_age_ms = service.settings.gateway_contact_open_s * 1000
     who = principal
