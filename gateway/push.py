@@ -35,7 +35,7 @@ from typing import Any
 
 import redis
 
-from livesignals import metrics
+from livesignals import metrics, serde
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class FlagHub:
             for entry_id, fields in rows:
                 item = _item(stream, entry_id, fields)
                 if item is None:  # not an entry the engine writes: skipped, the stream goes on
-                    log.warning("skipped %s entry %r: no customer or doc", stream, entry_id)
+                    log.warning("skipped %s entry %r: no customer, or no JSON object as doc", stream, entry_id)
                     metrics.GATEWAY_PUSH_SKIPPED.inc()
                 else:
                     entries.append(item)
@@ -288,11 +288,15 @@ def _newest(client: Any, key: str) -> str:
 
 
 def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
-    """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8)."""
+    """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8, a doc
+    that is not a JSON object): checked once, here, before any connection gets it."""
     try:
         kind = "flag" if stream == FLAGS else fields[b"kind"].decode()
-        return (stream, entry_id.decode(), fields[b"customer"].decode(), fields[b"doc"], kind)
-    except (KeyError, UnicodeDecodeError):
+        doc = fields[b"doc"]
+        if not isinstance(serde.loads(doc), dict):
+            return None
+        return (stream, entry_id.decode(), fields[b"customer"].decode(), doc, kind)
+    except (KeyError, UnicodeDecodeError, serde.JSONDecodeError):
         return None
 
 
