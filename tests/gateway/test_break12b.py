@@ -65,3 +65,31 @@ def test_a_customer_named_many_times_is_authorised_and_audited_once(world, clien
     r = client.get("/v1/push?" + "&".join(f"customer={n}" for n in names), headers=A1)
     assert r.status_code == 403
     assert world.client.xlen(log.key) - before == 2  # c1 once (allowed), c3 once (denied)
+
+
+def test_queue_followers_cost_the_push_reader_no_full_profile_decode(world):
+    """B5 (in part): with a queue followed, the reader built every batch customer's whole state (windows
+    included) only to learn its open contacts; it now takes them from the profile's JSON."""
+    import sys
+
+    from operators.profile360.profile import CustomerState
+    from state import reader
+
+    keys = [f"customer_id:c{i}" for i in range(1, 6)] + ["customer_id:nobody"]
+    calls: list[str] = []
+
+    def profile(frame, what, arg):
+        if what == "call" and frame.f_code.co_name in ("from_json", "from_bytes"):
+            calls.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        got = reader.read_open_contacts(world.client, world.keys, keys)
+    finally:
+        sys.setprofile(None)
+    assert calls == []
+    for key in keys:  # the same contacts a full decode gives
+        row = world.client.get(world.keys.profile(key))
+        contacts = CustomerState.from_bytes(key, row).activity.get("open_contacts", {}) if row else {}
+        assert got[key] == [{"key": key, "channel": ch, **c} for ch, c in contacts.items()]
+    assert got["customer_id:c1"] and got["customer_id:c1"][0]["agent_id"] == "a1"
