@@ -6,14 +6,21 @@ from __future__ import annotations
 import secrets
 
 import httpx
+import pytest
 
 from gateway.app import ROUTE_NAMES
 from gateway.audit import AuditLog
 from livesignals import metrics
-from tests.gateway.conftest import bearer, token
-from tests.gateway.test_push import add_flag, flags_position, follow, server  # noqa: F401 - the live server fixture
+from tests.gateway.conftest import LiveServer, NullProducer, bearer, token
+from tests.gateway.test_push import add_flag, flags_position, follow
 
 A1 = bearer(token("a1", queues=("billing",)))
+
+
+@pytest.fixture
+def server(world):
+    with LiveServer(world.settings, world.client, NullProducer()) as s:
+        yield s
 
 
 def route_labels() -> set[str]:
@@ -31,7 +38,7 @@ def test_unknown_paths_add_no_metric_label(client):
     assert 'route="other"' in page and 'route="customer"' in page
 
 
-def test_a_doc_that_is_no_json_object_is_skipped_and_push_goes_on(world, server):  # noqa: F811
+def test_a_doc_that_is_no_json_object_is_skipped_and_push_goes_on(world, server):
     """B3: a doc that was not JSON (flags) or not an object (updates) cut every connection that would get it,
     and each resume replayed it and was cut again."""
     conn = follow(server, "c1")
