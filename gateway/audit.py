@@ -21,8 +21,9 @@ caller sent (a queue followed is kept as ``queue:<name>``, cut at 64
 characters).
 
 **Bounded by count and by time.** Each XADD trims to ``MAXLEN ~
-gateway_audit_maxlen``, and the same round trip trims entries older than
-``gateway_audit_max_age_s`` (``XTRIM MINID ~``). Read it with ``XRANGE
+gateway_audit_maxlen``, and, at most once a second (:data:`TRIM_EVERY_S`), the
+same round trip trims entries older than ``gateway_audit_max_age_s`` (``XTRIM
+MINID ~``). Read it with ``XRANGE
 <prefix>:audit - +`` or ship it on with a stream consumer. The stream lives
 beside the engine's keys but the engine never reads it.
 """
@@ -43,6 +44,8 @@ from state.reader import Keys, privacy_secret
 
 QUEUE_CHARS = 64
 """Longest queue name kept in an entry."""
+TRIM_EVERY_S = 1.0
+"""How often (at most) an append also trims the trail by age; the count bound is applied on every append."""
 
 
 def audit_key(prefix: str) -> str:
@@ -64,6 +67,7 @@ class AuditLog:
         self.maxlen = maxlen
         self.max_age_s = max_age_s
         self._secret = secret
+        self._trim_due = 0.0
 
     @classmethod
     def from_settings(cls, client: Any, settings: Settings) -> AuditLog:
@@ -113,7 +117,8 @@ class AuditLog:
                   "allowed": int(allowed), "reason": reason[:200], **extra}  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
-        if self.max_age_s:
+        if self.max_age_s and time.monotonic() >= self._trim_due:  # by age: once a second is enough
+            self._trim_due = time.monotonic() + TRIM_EVERY_S
             pipe.xtrim(self.key, minid=f"{now_ms - self.max_age_s * 1000}-0", approximate=True)
         pipe.execute()
 
