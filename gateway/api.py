@@ -31,7 +31,7 @@ from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
 from gateway.auth import NO_TOKEN, Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
-from gateway.refusals import RefusalBudget, record_refusal
+from gateway.refusals import CallerRate, RefusalBudget, record_refusal
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.identifiers import canonical_identifier
@@ -46,7 +46,8 @@ MAX_PAGE = 200
 @dataclass
 class Service:
     """What every route needs: settings, Redis, key builder, audit log, the feedback producer, the tokens
-    already verified (:class:`~gateway.auth.VerifiedTokens`) and the refused callers' audit budget."""
+    already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget and each
+    caller's rate of push subscriptions."""
 
     settings: Settings
     client: Any
@@ -56,10 +57,12 @@ class Service:
     tokens: VerifiedTokens = field(init=False)
 
     refusals: RefusalBudget = field(init=False)
+    subscribes: CallerRate = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
         self.refusals = RefusalBudget(self.settings.gateway_audit_refusals_per_min)
+        self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,3 +105,35 @@ def record_refusal(
                 f"the window's are counted (livesignals_gateway_refusals_unaudited_total), not written")  # fmt: skip
         audit.append(who, role, SUMMARY_ACTION, "-", False, note, **{"source": source, **refused})
     metrics.GATEWAY_DECISIONS.labels(action, "denied").inc()
+
+
+class CallerRate:
+    """At most ``per_window`` actions per caller (a token subject) per window (fixed windows, per process;
+    at most :data:`MAX_CALLERS` callers counted apart, newcomers beyond share one count): the push route
+    uses it to bound how often one caller opens subscriptions, each of which reads and audits its customers.
+
+    >>> rate = CallerRate(2, clock=lambda: 0.0)
+    >>> [rate.allow("a7") for _ in range(3)], rate.allow("a8")
+    ([True, True, False], True)
+    """
+
+    def __init__(
+        self, per_window: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_window = per_window
+        self.window_s = window_s
+        self.clock = clock
+        self._window = -1
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, caller: str) -> bool:
+        """Count one action of ``caller``; False once it is past the bound in this window."""
+        with self._lock:
+            window = int(self.clock() // self.window_s)
+            if window != self._window:
+                self._window, self._counts = window, {}
+            if caller not in self._counts and len(self._counts) >= MAX_CALLERS:
+                caller = "*"
+            n = self._counts[caller] = self._counts.get(caller, 0) + 1
+        return n <= self.per_window

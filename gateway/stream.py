@@ -131,15 +131,16 @@ def _authorise(
     limit = service.settings.gateway_push_max_customers
     if len(asked) > limit:
         raise Problem(400, "Too many customers", f"at most {limit} per connection")
+    first = asked[0] if asked else "queue:" + ",".join(queues)
+    principal = api.principal_of(service, request, "subscribe", api.printable(first[:200]))
+    per_min = service.settings.gateway_push_subscribes_per_min
+    if not service.subscribes.allow(principal.subject):  # before any customer is read or audited
+        raise Problem(429, "Too many subscriptions", f"at most {per_min} push subscriptions a minute per caller")
     customers: dict[str, str] = {}
-    principal: Principal | None = None
     for raw in asked:
         granted = api.authorise(service, request, "subscribe", raw)
-        principal = granted.principal
         for key in granted.flag_keys:
             customers[key] = granted.customer
-    if principal is None:
-        principal = api.principal_of(service, request, "subscribe", api.printable("queue:" + ",".join(queues)[:200]))
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"

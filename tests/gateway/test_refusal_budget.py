@@ -131,3 +131,20 @@ def test_the_table_of_callers_is_bounded():
 def test_the_setting_is_validated(bad):
     with pytest.raises(SettingsError):
         Settings(gateway_audit_refusals_per_min=bad)
+
+
+def test_one_caller_opens_at_most_the_bound_of_push_subscriptions_a_minute(world, clock):
+    """Second break-test, B4: opening and closing a subscription in a loop read and audited its customers
+    each time, without limit."""
+    app = create_app(world.settings.replace(gateway_push_subscribes_per_min=3), client=world.client,
+                     producer=NullProducer(), hub_block_ms=200)  # fmt: skip
+    app.state.service.subscribes.clock = clock
+    c = caller(app, "10.4.0.1")
+    a1, a2 = bearer(token("a1", queues=("billing",))), bearer(token("a2", queues=("retention",)))
+    before = world.client.xlen(f"{world.settings.key_prefix}:audit")
+    answers = [c.get("/v1/push?queue=retention", headers=a1).status_code for _ in range(5)]
+    assert answers == [403, 403, 403, 429, 429]
+    assert world.client.xlen(f"{world.settings.key_prefix}:audit") - before == 3  # a 429 reads and audits nothing
+    assert c.get("/v1/push?queue=billing", headers=a2).status_code == 403  # another caller: its own count
+    clock.now += 60
+    assert c.get("/v1/push?queue=retention", headers=a1).status_code == 403  # a new minute
