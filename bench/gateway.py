@@ -135,7 +135,7 @@ uvicorn.run(create_app(s), host="127.0.0.1", port=s.gateway_port, log_level="war
 
 def serve(settings: Settings, code_dir: str | None = None, workers: int = 1) -> subprocess.Popen[bytes]:
     """The service in its own process: this checkout's ``livesignals serve``, or ``code_dir``'s code as it
-    ran then (h11 and the asyncio loop, the defaults before httptools and uvloop were dependencies)."""
+    ran then (httptools and uvloop when its pyproject names them, else h11 and the asyncio loop)."""
     env = engine_env(settings)
     if code_dir is None:
         argv = [sys.executable, "-P", "-m", "gateway", "serve", "--workers", str(workers)]
@@ -143,7 +143,8 @@ def serve(settings: Settings, code_dir: str | None = None, workers: int = 1) -> 
         known = Path(code_dir, "livesignals", "settings.py").read_text()
         env = {k: v for k, v in env.items() if not k.startswith("LIVESIGNALS_") or k[12:].lower() in known}
         env["PYTHONPATH"] = code_dir + os.pathsep + env.get("PYTHONPATH", "")
-        argv = [sys.executable, "-P", "-c", SERVE, "h11", "asyncio"]
+        fast = "httptools" in Path(code_dir, "pyproject.toml").read_text()  # a ref that had them used them
+        argv = [sys.executable, "-P", "-c", SERVE, *(("httptools", "uvloop") if fast else ("h11", "asyncio"))]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, cwd=code_dir)  # fmt: skip
     base = f"http://127.0.0.1:{settings.gateway_port}"

@@ -23,7 +23,8 @@ answer, so ids cannot be probed.
 Masking for roles without PII: identity attributes (names, addresses),
 relationships, the texts kept for the models, every free-text field whole
 (:data:`FREE_TEXT_KEYS`: timeline summaries, topics, details, URLs, error
-codes, order and ticket ids -- whatever a customer or producer wrote), and
+codes, order and ticket ids, reasons and summaries -- whatever a customer or
+producer wrote, or a rule quoted from it), and
 e-mail addresses (percent-encoded too), phone numbers and PII identifiers in
 any other string; ids (:data:`ID_KEYS`) are left whole.
 
@@ -61,6 +62,7 @@ _PII_ID = re.compile(r"\b(email|phone):\S+")
 FREE_TEXT_KEYS: Final = frozenset({
     "s", "topic", "detail", "text", "url", "error_code", "comment", "query", "message", "subject", "body",
     "note", "title", "order_id", "ticket_id", "case_id", "product_id", "address", "name", "errors", "evidence",
+    "reason", "summary",
 })  # fmt: skip
 """Fields that hold what a customer or a producer wrote: masked whole for roles without PII (a regex
 misses a percent-encoded e-mail in a URL or a name in a ticket's topic)."""

@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, feedback_api, limits, metrics_route, stream
+from gateway import api, feedback_api, headers_timeout, limits, metrics_route, stream
 from gateway.audit import AuditLog
 from gateway.auth import check_secrets
 from gateway.feedback import FeedbackProducer, producer_config
@@ -87,8 +87,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         problem = exc if isinstance(exc, Problem) else Problem(500, "Internal Server Error")
-        metrics.GATEWAY_REQUESTS.labels(request.url.path.split("/")[2] if "/v1/" in request.url.path else "other",
-                                        str(problem.status)).inc()  # fmt: skip
+        metrics.GATEWAY_REQUESTS.labels(route_label(request), str(problem.status)).inc()
         return problem.response(request.url.path)
 
     async def push(request: Request) -> Response:
@@ -131,6 +130,23 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     app.state.service = service
     app.state.hub = hub
     return app
+
+
+def route_label(request: Request) -> str:
+    """The ``route`` label of a request: the name of the route it matched, ``other`` for every path that matched
+    none (never a piece of the path: a caller must not be able to add time series).
+
+    >>> class R: scope = {}
+    >>> route_label(R())
+    'other'
+    """
+    name = getattr(request.scope.get("route"), "name", None)
+    return name if name in ROUTE_NAMES else "other"
+
+
+ROUTE_NAMES: Final = frozenset({"timeline", "flags", "actions", "feedback", "customer", "push", "openapi", "health",
+                                "metrics", "root", "page", "assets"})  # fmt: skip
+"""Every route's name: the only ``route`` label values besides ``other``."""
 
 
 class SecurityHeaders:
@@ -176,7 +192,9 @@ def _health(hub: FlagHub) -> Response:
 def from_environment() -> Starlette:
     """The service for the settings of the environment (``LIVESIGNALS_*``, ``LIVESIGNALS_CONFIG``): what each
     worker process of ``livesignals serve --workers N`` builds."""
-    return create_app(Settings.load(None))
+    settings = Settings.load(None)
+    headers_timeout.configure(settings.gateway_header_timeout_s)  # this worker's connections
+    return create_app(settings)
 
 
 def _asset(name: str) -> Response:

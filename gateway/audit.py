@@ -4,9 +4,11 @@ One entry per decision in ``<prefix>:audit``, fields ``at`` (epoch ms), ``who``
 (token subject, or ``-`` when no valid token), ``role``, ``action``
 (``read_360``, ``read_timeline``, ``read_flags``, ``read_actions``,
 ``subscribe``, ``feedback``), ``customer``, ``allowed`` (``1``/``0``) and
-``reason``; for a refused token also ``claimed`` (the subject the token claims,
-unverified) and ``source`` (the caller's address), so a forged or expired
-token's attempts can be attributed.
+``reason``; for every refusal also ``source`` (the caller's address), and for
+a refused token ``claimed`` (the subject the token claims, unverified), so a
+forged or expired token's attempts can be attributed. Refusals are bounded
+per caller (:mod:`gateway.refusals`: ``gateway_audit_refusals_per_min``, then
+one ``refusals_over_limit`` entry per minute, the rest counted in a metric).
 
 **No customer identifier in clear.** ``customer`` holds pseudonyms, the kind
 and the keyed hash of the key as asked and as resolved (``email#<hash> ->
@@ -19,8 +21,9 @@ caller sent (a queue followed is kept as ``queue:<name>``, cut at 64
 characters).
 
 **Bounded by count and by time.** Each XADD trims to ``MAXLEN ~
-gateway_audit_maxlen``, and the same round trip trims entries older than
-``gateway_audit_max_age_s`` (``XTRIM MINID ~``). Read it with ``XRANGE
+gateway_audit_maxlen``, and, at most once a second (:data:`TRIM_EVERY_S`), the
+same round trip trims entries older than ``gateway_audit_max_age_s`` (``XTRIM
+MINID ~``). Read it with ``XRANGE
 <prefix>:audit - +`` or ship it on with a stream consumer. The stream lives
 beside the engine's keys but the engine never reads it.
 """
@@ -41,6 +44,8 @@ from state.reader import Keys, privacy_secret
 
 QUEUE_CHARS = 64
 """Longest queue name kept in an entry."""
+TRIM_EVERY_S = 1.0
+"""How often (at most) an append also trims the trail by age; the count bound is applied on every append."""
 
 
 def audit_key(prefix: str) -> str:
@@ -62,6 +67,7 @@ class AuditLog:
         self.maxlen = maxlen
         self.max_age_s = max_age_s
         self._secret = secret
+        self._trim_due = 0.0
 
     @classmethod
     def from_settings(cls, client: Any, settings: Settings) -> AuditLog:
@@ -77,6 +83,8 @@ class AuditLog:
     def pseudonym(self, key: str) -> str:
         """How ``key`` (``kind:value``, as asked or resolved) appears in the trail: its kind and keyed hash."""
         kind, sep, _ = key.partition(":")
+        if key == "-":
+            return key
         if kind == "queue" and sep:
             return key[: len("queue:") + QUEUE_CHARS]
         return f"{kind if kind in IDENTIFIER_KINDS else '?'}#{subject_hash(key, self.secret)}"
@@ -95,17 +103,24 @@ class AuditLog:
         """Record one decision (a Redis failure propagates: an unaudited read is not served); ``refused``:
         :func:`refused_token`'s fields for a token that let nobody in."""
         customer = self.pseudonym(asked)
+        other = self.pseudonym(asked if resolved is None else resolved)  # hashed either way: the same work
         if resolved not in (None, asked):
-            customer = f"{customer} -> {self.pseudonym(resolved)}"
+            customer = f"{customer} -> {other}"
+        self.append(who, role, action, customer, allowed, reason, **refused)
+        metrics.GATEWAY_DECISIONS.labels(action, "allowed" if allowed else "denied").inc()
+
+    def append(self, who: str, role: str, action: str, customer: str, allowed: bool, reason: str,
+               **extra: str) -> None:  # fmt: skip
+        """Append one entry as given (``customer`` already pseudonymised) and trim: one round trip."""
         now_ms = int(time.time() * 1000)
         fields = {"at": now_ms, "who": who[:64], "role": role, "action": action, "customer": customer,
-                  "allowed": int(allowed), "reason": reason[:200], **refused}  # fmt: skip
+                  "allowed": int(allowed), "reason": reason[:200], **extra}  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.key, fields, maxlen=self.maxlen, approximate=True)
-        if self.max_age_s:
+        if self.max_age_s and time.monotonic() >= self._trim_due:  # by age: once a second is enough
+            self._trim_due = time.monotonic() + TRIM_EVERY_S
             pipe.xtrim(self.key, minid=f"{now_ms - self.max_age_s * 1000}-0", approximate=True)
         pipe.execute()
-        metrics.GATEWAY_DECISIONS.labels(action, "allowed" if allowed else "denied").inc()
 
     def entries(self, count: int = 100) -> list[dict[str, str]]:
         """The newest ``count`` entries, newest first (tests, tooling)."""

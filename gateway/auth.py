@@ -7,7 +7,9 @@ use), its ``role`` (``agent``, ``supervisor`` or ``analyst``), the ``queues``
 of the caller's teams, and expire (``exp``); the issuer must match. Anything
 else -- another algorithm (``none`` included), a bad signature, a token
 expired or not yet valid, a missing claim, an unknown role -- is rejected
-with one reason, never an exception that leaks the secret or the token.
+with one of the fixed reasons of :data:`REASONS` (the 401's ``detail``):
+never an exception's text or class name, so a caller learns neither the
+secret, the token nor which library checks it.
 
 >>> secret = "s" * 32
 >>> token = issue_token(secret, "a7", "agent", ["billing"], ttl_s=60, now=1_000)
@@ -33,8 +35,52 @@ MIN_SECRET_BYTES: Final = 32
 """Shortest secret accepted: HS256 needs a key as long as its hash (RFC 7518 section 3.2)."""
 
 
+NO_TOKEN: Final = "no bearer token"  # noqa: S105 - a reason, not a secret
+MALFORMED: Final = "token malformed"
+BAD_SIGNATURE: Final = "token signature does not verify"
+BAD_ALGORITHM: Final = "token algorithm not accepted"
+EXPIRED: Final = "token expired"
+NOT_YET_VALID: Final = "token not valid yet"
+WRONG_ISSUER: Final = "token from another issuer"
+WRONG_AUDIENCE: Final = "token for another audience"
+MISSING_CLAIM: Final = "token lacks a required claim (sub, exp, iss)"
+BAD_CLAIMS: Final = "token claims invalid (role, queues, sub, exp, nbf)"
+REASONS: Final = (NO_TOKEN, MALFORMED, BAD_SIGNATURE, BAD_ALGORITHM, EXPIRED, NOT_YET_VALID, WRONG_ISSUER,
+                  WRONG_AUDIENCE, MISSING_CLAIM, BAD_CLAIMS)  # fmt: skip
+"""Every reason a token is refused for: a 401's ``detail`` is exactly one of these (README, *Who sees what*)."""
+_LIBRARY_REASONS: Final = (
+    (jwt.InvalidAlgorithmError, BAD_ALGORITHM),
+    (jwt.InvalidIssuerError, WRONG_ISSUER),
+    (jwt.InvalidAudienceError, WRONG_AUDIENCE),
+    (jwt.MissingRequiredClaimError, MISSING_CLAIM),
+    (jwt.ExpiredSignatureError, EXPIRED),
+    (jwt.ImmatureSignatureError, NOT_YET_VALID),
+    (jwt.DecodeError, MALFORMED),
+)
+"""PyJWT's refusals, most specific first, as the reason shown (anything else: :data:`BAD_CLAIMS`)."""
+
+
 class TokenError(Exception):
-    """A token that does not let its bearer in; the message is safe to return (no token, no secret)."""
+    """A token that does not let its bearer in; the message is one of :data:`REASONS` (no token, no secret,
+    no library internals)."""
+
+    def __init__(self, reason: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"not a documented token refusal: {reason!r}")
+        super().__init__(reason)
+        self.reason = reason
+
+
+def library_reason(exc: Exception) -> str:
+    """The documented reason (:data:`REASONS`) for a refusal PyJWT raised.
+
+    >>> library_reason(jwt.InvalidAudienceError("Invalid audience"))
+    'token for another audience'
+    """
+    for kind, reason in _LIBRARY_REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return BAD_CLAIMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +130,23 @@ def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) 
         except jwt.InvalidSignatureError:
             continue
         except jwt.InvalidTokenError as exc:
-            raise TokenError(f"invalid token: {type(exc).__name__}") from None
+            raise TokenError(library_reason(exc)) from None
     if claims is None:
-        raise TokenError("invalid token: bad signature")
+        raise TokenError(BAD_SIGNATURE)
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
     if not _finite(exp) or not _finite(nbf):
-        raise TokenError("invalid token: exp and nbf must be finite numbers")
+        raise TokenError(BAD_CLAIMS)  # NaN, Infinity, a string: no date
     if exp <= now:
-        raise TokenError("token expired")
+        raise TokenError(EXPIRED)
     if nbf > now:
-        raise TokenError("token not valid yet")
+        raise TokenError(NOT_YET_VALID)
     role, queues, subject = claims.get("role"), claims.get("queues", []), claims.get("sub")
     if role not in ROLES:
-        raise TokenError("invalid token: unknown role")
+        raise TokenError(BAD_CLAIMS)
     if not isinstance(subject, str) or not subject:
-        raise TokenError("invalid token: no subject")
+        raise TokenError(BAD_CLAIMS)
     if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        raise TokenError("invalid token: queues must be a list of strings")
+        raise TokenError(BAD_CLAIMS)
     return Principal(subject, role, tuple(queues), int(exp))
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
 from livesignals.settings import Settings
 
@@ -45,12 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.gateway_host, args.port or settings.gateway_port
     workers = args.workers or settings.gateway_workers
-    # SSE streams never end by themselves: a stop (SIGTERM) closes them after 5 s; clients resume by Last-Event-ID
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5}
+    options = server_options(settings, host, port)
     if workers <= 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **options)
         return 0
     if args.config:  # each worker process loads the settings again, from the same file
         os.environ["LIVESIGNALS_CONFIG"] = args.config
-    uvicorn.run("gateway.app:from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    uvicorn.run("gateway.app:from_environment", factory=True, workers=workers, **options)
     return 0
+
+
+def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options for ``livesignals serve`` (and the tests' live server): the request head must
+    arrive within ``gateway_header_timeout_s`` (:mod:`gateway.headers_timeout`; uvicorn has no such timeout
+    of its own); SSE streams never end by themselves, so a stop (SIGTERM) closes them after 5 s and clients
+    resume by Last-Event-ID."""
+    from gateway import headers_timeout
+
+    headers_timeout.configure(settings.gateway_header_timeout_s)
+    return {"host": host, "port": port, "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5,
+            "http": headers_timeout.IMPORT_PATH}  # fmt: skip

@@ -10,7 +10,10 @@ subscriptions: delivering a flag costs one dict lookup plus one queue put per
 connection that follows that customer, whatever the number of connections
 -- no connection scans other customers' flags. Connections that follow a
 *queue* are served from one extra read per batch (the open contacts of the
-batch's customers), made only while someone follows a queue.
+batch's customers), made only while someone follows a queue: a pipelined GET
+of each of those customers' whole profile, of which only the open contacts
+are decoded (no state built) -- about 2.5x cheaper than before, but still one
+profile read per batch customer on the hub's thread.
 
 **Catch-up.** Every event a connection receives carries, as its SSE ``id``, the
 connection's position in both streams, ``<flags entry id>.<updates entry id>``
@@ -35,7 +38,7 @@ from typing import Any
 
 import redis
 
-from livesignals import metrics
+from livesignals import metrics, serde
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +243,7 @@ class FlagHub:
             for entry_id, fields in rows:
                 item = _item(stream, entry_id, fields)
                 if item is None:  # not an entry the engine writes: skipped, the stream goes on
-                    log.warning("skipped %s entry %r: no customer or doc", stream, entry_id)
+                    log.warning("skipped %s entry %r: no customer, or no JSON object as doc", stream, entry_id)
                     metrics.GATEWAY_PUSH_SKIPPED.inc()
                 else:
                     entries.append(item)
@@ -288,11 +291,15 @@ def _newest(client: Any, key: str) -> str:
 
 
 def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
-    """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8)."""
+    """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8, a doc
+    that is not a JSON object): checked once, here, before any connection gets it."""
     try:
         kind = "flag" if stream == FLAGS else fields[b"kind"].decode()
-        return (stream, entry_id.decode(), fields[b"customer"].decode(), fields[b"doc"], kind)
-    except (KeyError, UnicodeDecodeError):
+        doc = fields[b"doc"]
+        if not isinstance(serde.loads(doc), dict):
+            return None
+        return (stream, entry_id.decode(), fields[b"customer"].decode(), doc, kind)
+    except (KeyError, UnicodeDecodeError, serde.JSONDecodeError):
         return None
 
 

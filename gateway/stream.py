@@ -27,6 +27,7 @@ every ``gateway_push_keepalive_s`` keeps proxies from closing an idle stream.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -41,16 +42,17 @@ from gateway import access, api
 from gateway.auth import Principal
 from gateway.problems import Problem
 from gateway.push import Cursor, FlagHub, Item, Subscription, catch_up
-from livesignals import serde
+from livesignals import metrics, serde
 from state import reader
 
+log = logging.getLogger(__name__)
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}(\.\d{1,20}-\d{1,20})?$")
 EVENT_NAMES = {"flag": b"flag", "mood": b"mood", "next_best_actions": b"actions"}
 
 
 async def push(service: api.Service, hub: FlagHub, request: Request) -> Response:
     """Open an SSE stream of flags for the requested customers and queues."""
-    asked = request.query_params.getlist("customer")
+    asked = _distinct(request.query_params.getlist("customer"))  # one customer named twice: authorised once
     queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
     if last_id and not (EVENT_ID.match(last_id) and all(int(n) < 2**64 for n in re.split(r"[-.]", last_id))):
@@ -104,6 +106,23 @@ class PushResponse(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+def _distinct(raw_keys: list[str]) -> list[str]:
+    """The customers asked for, each once however it was spelt (``c1``, ``customer_id:c1``), first spelling
+    kept; a key that is no identifier is kept as sent (refused and audited once).
+
+    >>> _distinct(["c1", "customer_id:c1", "c2", "c1", "bad kind:x", "bad kind:x"])
+    ['c1', 'c2', 'bad kind:x']
+    """
+    first: dict[str, str] = {}
+    for raw in raw_keys:
+        try:
+            key = api.customer_key(raw)
+        except Problem:
+            key = raw
+        first.setdefault(key, raw)
+    return list(first.values())
+
+
 def _authorise(
     service: api.Service, request: Request, asked: list[str], queues: list[str]
 ) -> tuple[Subscription, Principal]:
@@ -112,21 +131,24 @@ def _authorise(
     limit = service.settings.gateway_push_max_customers
     if len(asked) > limit:
         raise Problem(400, "Too many customers", f"at most {limit} per connection")
+    first = asked[0] if asked else "queue:" + ",".join(queues)
+    principal = api.principal_of(service, request, "subscribe", api.printable(first[:200]))
+    per_min = service.settings.gateway_push_subscribes_per_min
+    if not service.subscribes.allow(principal.subject):  # before any customer is read or audited
+        raise Problem(429, "Too many subscriptions", f"at most {per_min} push subscriptions a minute per caller")
     customers: dict[str, str] = {}
-    principal: Principal | None = None
     for raw in asked:
         granted = api.authorise(service, request, "subscribe", raw)
-        principal = granted.principal
         for key in granted.flag_keys:
             customers[key] = granted.customer
-    if principal is None:
-        principal = api.principal_of(service, request, "subscribe", api.printable("queue:" + ",".join(queues)[:200]))
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
         queue_key = api.printable(f"queue:{queue}"[:300])
-        service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, allowed, reason)
+        if allowed:
+            service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, True, reason)
         if not allowed:
+            api.refuse(service, request, principal, "subscribe", queue_key, None, reason)
             raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
     max_age_ms = service.settings.gateway_contact_open_s * 1000
     who = principal
@@ -144,6 +166,17 @@ def _frame(cursor: Cursor, item: Item, role: str) -> bytes:
     data = serde.dumps({"customer": access.mask_key(customer, role), **access.mask(shown, role)})
     name = EVENT_NAMES.get(kind, b"update")
     return b"id: " + str(cursor).encode() + b"\nevent: " + name + b"\ndata: " + data + b"\n\n"
+
+
+def _safe_frame(cursor: Cursor, item: Item, role: str) -> bytes:
+    """The entry's frame, or nothing for one that cannot be shown (skipped and counted, never the end of the
+    connection: the client's next event id is past it, so a resume does not replay it)."""
+    try:
+        return _frame(cursor, item, role)
+    except Exception as exc:  # a doc of an unexpected shape: this entry only
+        log.warning("skipped %s entry %s: cannot show it (%s)", item[0], item[1], type(exc).__name__)
+        metrics.GATEWAY_PUSH_SKIPPED.inc()
+        return b""
 
 
 async def _events(
@@ -168,7 +201,9 @@ async def _events(
             if entry[2] not in followed and entry[2] not in via_queue:
                 await run_in_threadpool(_audit_queue_delivery, service, principal, entry[2], via_queue)
             cursor = cursor.after(entry[0], entry[1])
-            yield _frame(cursor, entry, role)
+            frame = _safe_frame(cursor, entry, role)
+            if frame:
+                yield frame
         while True:
             left = principal.expires_at - time.time()
             if left <= 0:
@@ -190,7 +225,9 @@ async def _events(
             if item[2] not in followed and item[2] not in via_queue:
                 await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
             cursor = cursor.after(item[0], item[1])
-            yield _frame(cursor, item, role)
+            frame = _safe_frame(cursor, item, role)
+            if frame:
+                yield frame
     finally:
         hub.unsubscribe(sub)
 

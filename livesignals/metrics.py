@@ -305,3 +305,12 @@ GATEWAY_PUSH_SKIPPED = Counter(
     "livesignals_gateway_push_skipped_total",
     "Flags/updates stream entries the push reader skipped: not as the engine writes them (no customer or doc).",
 )
+
+
+# agent desktop service: refused callers (issue 12: gateway2, session 11)
+GATEWAY_REFUSALS_UNAUDITED = Counter(
+    "livesignals_gateway_refusals_unaudited_total",
+    "Refusals of the agent desktop service not written to the audit trail one by one: their caller passed "
+    "gateway_audit_refusals_per_min (one summarising entry per caller and minute), by the count it passed.",
+    ["limit"],
+)

@@ -328,6 +328,18 @@ class Settings:
     gateway_audit_max_age_s: Annotated[int, Range(60, None)] = 90 * 86_400
     """Audit entries older than this are trimmed (as well as beyond ``gateway_audit_maxlen``)."""
 
+    # --- Agent desktop service: refused callers, slow senders (gateway/, issue 12 break-tests) ------
+    gateway_audit_refusals_per_min: Annotated[int, Range(1, 1_000_000)] = 60
+    """Most refusals (401, 403, audited 400) one caller -- by address, and by the token's subject -- writes
+    to the audit trail per minute and process; beyond, one summarising entry, the rest only counted
+    (``livesignals_gateway_refusals_unaudited_total``), so refusals cannot flush the trail."""
+    gateway_push_subscribes_per_min: Annotated[int, Range(1, 1_000_000)] = 120
+    """Most push subscriptions (``GET /v1/push``) one caller (token subject) opens per minute and process;
+    beyond, 429 before any customer is read or audited (each subscription reads and audits its customers)."""
+    gateway_header_timeout_s: Annotated[float, Range(0.5, 300.0)] = 10.0
+    """A connection that has not sent a whole request head (request line and headers) this long after it
+    opened, or after its previous response, is closed (slow-header senders hold no socket for long)."""
+
     # --- Operations: health, lag, shutdown (issue 13) ----------------------------
     metrics_host: Annotated[str, NOT_EMPTY] = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod
     """Address the metrics and health endpoints bind to (``127.0.0.1``: this host only)."""

@@ -8,15 +8,19 @@ shared by several customers. A 360 costs one Redis round trip, two when identifi
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals import serde
+from livesignals.contract import Event
+from livesignals.errors import Origin
 from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
+from operators.profile360.update import MAX_LINKED, apply_event
 from state.erasure import deployment_secret
 from state.keys import Keys
 from state.models_store import RedisModelLog
@@ -60,32 +64,94 @@ class Loaded:
 def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
     """Read ``customer_key``'s profile and its ``timeline`` newest entries (none at 0) in one round trip,
     plus one more for its linked identifiers (claims, profiles, timelines) when it has any."""
+    return load_linked(client, keys, load_own(client, keys, customer_key, timeline), timeline)
+
+
+DENIAL_SLOTS = MAX_LINKED
+"""Linked identifiers read for an access decision the customer's own open contacts do not grant: the
+customer's own ones, then stand-ins that never exist, so that such a decision always costs the same Redis
+commands whatever the customer has (:func:`load_linked`)."""
+_STAND_IN = "device_id:\x00absent-"
+"""Prefix of the stand-in identifiers (a NUL is refused in every real identifier: none exists)."""
+
+
+def load_own(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
+    """Read ``customer_key``'s own profile and its ``timeline`` newest entries (none at 0): one round trip,
+    the same commands whether the customer exists or not, and one profile decoded either way (a stand-in
+    document, :func:`decoy_profile`, when there is none: an unknown customer costs what a known one does)."""
     pipe = client.pipeline(transaction=False)
     pipe.get(keys.profile(customer_key))
     if timeline > 0:
         pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
     row, *rest = pipe.execute()
-    state = CustomerState.from_bytes(customer_key, row)
-    out = Loaded(customer_key, bool(row), state, rest[0] if rest else [])
-    linked = state.identity.get("linked", [])
-    if not linked:
-        return out
+    return Loaded(customer_key, bool(row), _decode(customer_key, row), rest[0] if rest else [])
+
+
+def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slots: int = 0) -> Loaded:
+    """Add to ``loaded`` its linked identifiers' claims, profiles and ``timeline`` newest entries, in one
+    round trip (none without links, unless ``slots``).
+
+    ``slots`` > 0 (an access decision that may end in a denial): exactly ``max(slots, linked)``
+    identifiers are read, stand-ins after the customer's own, and every profile read is decoded (the
+    stand-in document for one that does not exist), so the commands sent and the decoding done are the
+    same for a customer with links, one without and one that does not exist."""
+    linked = list(loaded.state.identity.get("linked", []))
+    if not linked and slots <= 0:
+        return loaded
+    names = [*linked, *(f"{_STAND_IN}{i}" for i in range(len(linked), slots))]
     per = 3 if timeline > 0 else 2
     pipe = client.pipeline(transaction=False)
-    for identifier in linked:
+    for identifier in names:
         pipe.smembers(keys.owners(identifier))
         pipe.get(keys.profile(identifier))
         if timeline > 0:
             pipe.zrevrange(keys.timeline(identifier), 0, timeline - 1)
     rows = pipe.execute()
-    for i, identifier in enumerate(linked):
+    for i, identifier in enumerate(names):
         owners, profile, *entries = rows[per * i : per * i + per]
-        if is_shared(owners):
-            out.shared.append(identifier)
+        other = _decode(identifier, profile) if slots > 0 or profile else None
+        shared = is_shared(owners)
+        if i >= len(linked):
+            continue  # a stand-in: read and decoded for the work only
+        if shared:
+            loaded.shared.append(identifier)
             continue
-        other = CustomerState.from_bytes(identifier, profile) if profile else None
-        out.linked.append((identifier, other, entries[0] if entries else []))
-    return out
+        loaded.linked.append((identifier, other if profile else None, entries[0] if entries else []))
+    return loaded
+
+
+def _decode(customer_key: str, row: bytes | None) -> CustomerState:
+    """The stored state, or a new customer's after decoding :func:`decoy_profile` (the same work)."""
+    if row:
+        return CustomerState.from_bytes(customer_key, row)
+    CustomerState.from_bytes(customer_key, decoy_profile())
+    return CustomerState.from_bytes(customer_key, None)
+
+
+@functools.cache
+def decoy_profile() -> bytes:
+    """A stored document shaped like a customer's after a day of ordinary events (web visits, an order,
+    a chat, a delivery), decoded in place of a profile that does not exist, never shown or granted
+    anything (no open contact: the chat is resolved).
+
+    >>> CustomerState.from_bytes("customer_id:x", decoy_profile()).activity.get("open_contacts", {})
+    {}
+    """
+    state = CustomerState("customer_id:decoy")
+    t = 1_767_225_600_000
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        ("web_event", "web", {"action": "page_view", "url": "https://shop.example/p/1"}),
+        ("web_event", "web", {"action": "product_view", "url": "https://shop.example/p/2", "product_id": "p2"}),
+        ("order", "web", {"order_id": "o1", "amount": 40.0, "status": "placed"}),
+        ("chat", "chat", {"text": "where is my parcel", "topic": "delivery", "agent_id": "a0", "queue": "q0"}),
+        ("delivery", "web", {"order_id": "o1", "status": "shipped"}),
+        ("chat", "chat", {"text": "thanks", "outcome": "resolved", "agent_id": "a0", "queue": "q0"}),
+    ]
+    for i, (kind, channel, payload) in enumerate(steps * 3):
+        origin = Origin("decoy", 0, i)
+        apply_event(state, Event(f"decoy-{i}", kind, channel, {"customer_id": "decoy"}, t + i * 600_000,
+                                 payload, origin))  # fmt: skip
+    return state.to_bytes_fresh()
 
 
 def access_of(loaded: Loaded) -> dict[str, Any]:
@@ -240,7 +306,8 @@ def linked_since(state: CustomerState, identifier: str) -> int:
 
 def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The open contacts (channel, agent, queue, time) of each customer's own profile, in one round trip
-    (the push service asks it once per batch of flags when someone follows a queue)."""
+    (the push service asks it once per batch of flags when someone follows a queue), read from the
+    profile's JSON without building its state (about 2.5x cheaper than a full decode)."""
     if not customer_keys:
         return {}
     pipe = client.pipeline(transaction=False)
@@ -248,9 +315,16 @@ def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dic
         pipe.get(keys.profile(key))
     out = {}
     for key, row in zip(customer_keys, pipe.execute(), strict=True):
-        contacts = CustomerState.from_bytes(key, row).activity.get("open_contacts", {}) if row else {}
-        out[key] = [{"key": key, "channel": ch, **c} for ch, c in contacts.items()]
+        out[key] = [{"key": key, "channel": ch, **c} for ch, c in _open_contacts_of(row).items()]
     return out
+
+
+def _open_contacts_of(row: bytes | None) -> dict[str, Any]:
+    """A stored profile's ``activity.open_contacts``, from its JSON alone: no state is built (no windows
+    decoded), since the push reader asks this of every customer in a batch while someone follows a queue."""
+    activity = serde.loads(row).get("activity") if row else None
+    contacts = activity.get("open_contacts") if isinstance(activity, dict) else None
+    return contacts if isinstance(contacts, dict) else {}
 
 
 def read_timeline(
@@ -283,6 +357,7 @@ def privacy_secret(client: Any, keys: Keys) -> str:
 
 
 __all__ = [
-    "Keys", "Loaded", "access_of", "active_flags", "load", "next_best_actions", "privacy_secret", "read_360",
+    "DENIAL_SLOTS", "Keys", "Loaded", "access_of", "active_flags", "decoy_profile", "load", "load_linked",
+    "load_own", "next_best_actions", "privacy_secret", "read_360",
     "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve", "update_view", "view_360",
 ]  # fmt: skip

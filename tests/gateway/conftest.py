@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from app.embedded import free_port
 from gateway.app import create_app
 from gateway.auth import issue_token
+from gateway.cli import server_options
 from livesignals.settings import Settings
 from operators.engine import Engine
 from state.keys import Keys
@@ -141,9 +142,8 @@ class LiveServer:
     def __init__(self, settings: Settings, client: Any, producer: Any) -> None:
         self.port = free_port()
         self.app = create_app(settings, client=client, producer=producer, hub_block_ms=200)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
-        )
+        options = server_options(settings, "127.0.0.1", self.port)  # as `livesignals serve` runs it
+        config = uvicorn.Config(self.app, **{**options, "lifespan": "on", "timeout_graceful_shutdown": 2})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -30,3 +30,22 @@ def test_free_text_is_masked_whole_and_ids_are_left_whole(world, client):
         assert UUID in r.text  # the event's id, whole: it still matches the event
     agent = client.get("/v1/customers/c1?timeline=50", headers=bearer(token("a1", queues=("billing",))))
     assert "Ann Smith says parcel" in agent.text  # agents see it all
+
+
+def test_reasons_that_quote_what_a_customer_or_producer_wrote_are_masked(world, client):
+    """Second break-test, B1: flag reasons rendered from a contact's topic, a return's and a cancellation's
+    reason reached analysts in clear (360, flags route, push)."""
+    t = now_ms() - 30_000
+    world.apply(
+        *[event("call", "c6", t + i, event_id=f"z{i}", queue="billing", topic="Zelda Quuxworth refund")
+          for i in range(3)],
+        event("return", "c6", t + 10, event_id="r1", order_id="o9", reason="Zelda Quuxworth moved to 99 Marigold Lane"),
+        event("cancellation", "c6", t + 11, event_id="x1", reason="Zelda Quuxworth is unhappy, call 07700 900456"),
+    )  # fmt: skip
+    agent = client.get("/v1/customers/c6?timeline=50&channel=chat", headers=bearer(token("a1", queues=("billing",))))
+    assert agent.status_code == 200 and "Quuxworth" in agent.text  # the agent sees it: the fields are there
+    for path in ("/v1/customers/c6?timeline=200&channel=chat", "/v1/customers/c6/flags", "/v1/customers/c6/actions"):
+        r = client.get(path, headers=ANALYST)
+        assert r.status_code == 200, r.text
+        for pii in ("zelda", "quuxworth", "marigold"):
+            assert pii not in r.text.lower(), (path, pii, r.text[r.text.lower().index(pii) - 200 :][:400])

@@ -55,3 +55,18 @@ def test_a_refused_token_keeps_the_subject_it_claims_and_where_it_came_from(worl
     assert client.get("/v1/customers/c3", headers=bearer(forged)).status_code == 401
     entry = log_of(world).entries(1)[0]
     assert (entry["who"], entry["claimed"], entry["source"]) == ("-", "a2", "testclient")
+
+
+def test_trimming_by_age_is_sent_at_most_once_a_second(world):
+    """A read's audit append carried an XTRIM MINID every time: one more command to pack, send and parse per
+    read. The count bound (MAXLEN ~) still rides on every XADD."""
+    from gateway.audit import TRIM_EVERY_S
+
+    log = log_of(world, max_age_s=3600)
+    before = world.client.info("commandstats").get("cmdstat_xtrim", {}).get("calls", 0)
+    started = time.monotonic()
+    for i in range(50):
+        log.record("a1", "agent", "read_360", f"customer_id:c{i}", None, True, "test")
+    elapsed = time.monotonic() - started
+    trims = world.client.info("commandstats").get("cmdstat_xtrim", {}).get("calls", 0) - before
+    assert 1 <= trims <= elapsed / TRIM_EVERY_S + 1

@@ -1,0 +1,139 @@
+"""A bound on what refused callers can write to the audit trail: per address and per claimed subject, per minute.
+
+Every refusal is audited (a bad token, a role that may not, a bad identifier, a
+customer or queue not yours), but a caller who is refused again and again must
+not be able to fill the trail and push older entries out of it (``MAXLEN``):
+each caller may write at most ``gateway_audit_refusals_per_min`` refusal
+entries per minute, counted both by its address (the TCP peer) and by the
+subject it names (the token's ``sub``: verified, or only claimed for a token
+that let nobody in), so neither a fresh address nor a fresh made-up subject
+resets the count on its own. Past the bound, in that minute:
+
+* the first refusal over it writes one summarising entry in its place
+  (action ``refusals_over_limit``, the caller's address and subject, the
+  bound) -- one per caller and window;
+* none of them is written as itself; each is counted:
+  ``livesignals_gateway_refusals_unaudited_total{limit="source"|"subject"}``
+  (and ``livesignals_gateway_access_total`` as every denial).
+
+Allowed reads are never held back. The count is per process (``--workers N``:
+at most N times the bound) and forgets a caller when its window ends. At most
+:data:`MAX_CALLERS` callers are counted per window; beyond, new ones share
+one count, so a flood of addresses cannot grow the table.
+
+>>> budget = RefusalBudget(2, clock=lambda: 0.0)
+>>> [budget.admit("10.0.0.9", "a7") for _ in range(4)]
+['write', 'write', 'summarise', 'count']
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final, Literal
+
+from livesignals import metrics
+
+MAX_CALLERS: Final = 50_000
+"""Callers (addresses and subjects) counted separately in one window."""
+WINDOW_S: Final = 60.0
+SUMMARY_ACTION: Final = "refusals_over_limit"
+"""The audit action of a summarising entry."""
+
+Admission = Literal["write", "summarise", "count"]
+
+
+class RefusalBudget:
+    """How many refusal entries each caller has written in the current window (see the module docstring);
+    thread-safe (reads are answered in a thread pool). ``clock``: seconds, injected by tests."""
+
+    def __init__(
+        self, per_window: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_window = per_window
+        self.window_s = window_s
+        self.clock = clock
+        self._window = -1
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, source: str, subject: str) -> Admission:
+        """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none): ``write`` it,
+        ``summarise`` (the caller just passed the bound: write one entry saying so), or only ``count`` it."""
+        callers = [("source", source)] + ([("subject", subject)] if subject and subject != "-" else [])
+        with self._lock:
+            window = int(self.clock() // self.window_s)
+            if window != self._window:
+                self._window, self._counts = window, {}
+            seen = []
+            for caller in callers:
+                if caller not in self._counts and len(self._counts) >= MAX_CALLERS:
+                    caller = (caller[0], "*")  # the table is full: newcomers share one count
+                n = self._counts.get(caller, 0) + 1
+                self._counts[caller] = n
+                seen.append((caller[0], n))
+        over = [(kind, n) for kind, n in seen if n > self.per_window]
+        if not over:
+            return "write"
+        metrics.GATEWAY_REFUSALS_UNAUDITED.labels(over[0][0]).inc()
+        return "summarise" if any(n == self.per_window + 1 for _, n in over) else "count"
+
+
+def record_refusal(
+    audit: Any,
+    budget: RefusalBudget,
+    source: str,
+    who: str,
+    role: str,
+    action: str,
+    asked: str,
+    resolved: str | None,
+    reason: str,
+    **refused: str,
+) -> None:
+    """Audit one refusal (``audit``: :class:`gateway.audit.AuditLog`) within the caller's budget: the entry,
+    a summarising entry in its place, or only the metrics. ``who``: the verified subject, else ``-`` and
+    ``refused['claimed']`` the subject the token claims."""
+    subject = who if who != "-" else refused.get("claimed", "-")
+    admission = budget.admit(source, subject)
+    if admission == "write":
+        audit.record(who, role, action, asked, resolved, False, reason, **{"source": source, **refused})
+        return
+    if admission == "summarise":
+        note = (f"more than {budget.per_window} refusals in {budget.window_s:g} s from this caller: the rest of "
+                f"the window's are counted (livesignals_gateway_refusals_unaudited_total), not written")  # fmt: skip
+        audit.append(who, role, SUMMARY_ACTION, "-", False, note, **{"source": source, **refused})
+    metrics.GATEWAY_DECISIONS.labels(action, "denied").inc()
+
+
+class CallerRate:
+    """At most ``per_window`` actions per caller (a token subject) per window (fixed windows, per process;
+    at most :data:`MAX_CALLERS` callers counted apart, newcomers beyond share one count): the push route
+    uses it to bound how often one caller opens subscriptions, each of which reads and audits its customers.
+
+    >>> rate = CallerRate(2, clock=lambda: 0.0)
+    >>> [rate.allow("a7") for _ in range(3)], rate.allow("a8")
+    ([True, True, False], True)
+    """
+
+    def __init__(
+        self, per_window: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_window = per_window
+        self.window_s = window_s
+        self.clock = clock
+        self._window = -1
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, caller: str) -> bool:
+        """Count one action of ``caller``; False once it is past the bound in this window."""
+        with self._lock:
+            window = int(self.clock() // self.window_s)
+            if window != self._window:
+                self._window, self._counts = window, {}
+            if caller not in self._counts and len(self._counts) >= MAX_CALLERS:
+                caller = "*"
+            n = self._counts[caller] = self._counts.get(caller, 0) + 1
+        return n <= self.per_window

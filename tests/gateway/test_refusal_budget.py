@@ -1,0 +1,150 @@
+"""A refused caller cannot flush the audit trail: at most N refusal entries per minute, by address and by
+claimed subject; beyond, one summarising entry per window and a metric (the clock is the test's)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.audit import AuditLog
+from gateway.refusals import SUMMARY_ACTION, RefusalBudget
+from livesignals import metrics
+from livesignals.settings import Settings
+from livesignals.settings_check import SettingsError
+from tests.gateway.conftest import SECRET, NullProducer, bearer, token
+
+LIMIT = 5
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def app(world):
+    return create_app(world.settings.replace(gateway_audit_refusals_per_min=LIMIT), client=world.client,
+                      producer=NullProducer(), hub_block_ms=200)  # fmt: skip
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    c = Clock()
+    app.state.service.refusals.clock = c
+    return c
+
+
+def caller(app, address: str) -> TestClient:
+    """A client calling from ``address`` (no lifespan: reads need no push reader)."""
+    return TestClient(app, client=(address, 4000))
+
+
+def audit(world) -> list[dict[str, str]]:
+    return list(reversed(AuditLog(world.client, world.settings.key_prefix, 1000).entries(1000)))
+
+
+def unaudited(limit: str) -> float:
+    return metrics.GATEWAY_REFUSALS_UNAUDITED.labels(limit)._value.get()
+
+
+def expired_token(sub: str) -> str:
+    now = int(time.time())
+    claims = {"sub": sub, "role": "agent", "queues": [], "iss": "livesignals", "exp": now - 5}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def test_one_address_writes_at_most_the_bound_then_one_summary_per_window(world, app, clock):
+    before = unaudited("source")
+    c = caller(app, "10.0.0.7")
+    for _ in range(LIMIT + 20):
+        assert c.get("/v1/customers/c1").status_code == 401  # no token at all
+    entries = audit(world)
+    refusals = [e for e in entries if e["action"] == "read_360"]
+    summaries = [e for e in entries if e["action"] == SUMMARY_ACTION]
+    assert len(refusals) == LIMIT and len(summaries) == 1
+    assert summaries[0]["source"] == "10.0.0.7" and summaries[0]["allowed"] == "0"
+    assert unaudited("source") - before == 20
+    clock.now += 60  # the next minute: written again, and summarised again past the bound
+    for _ in range(LIMIT + 2):
+        c.get("/v1/customers/c1")
+    entries = audit(world)
+    assert len([e for e in entries if e["action"] == "read_360"]) == 2 * LIMIT
+    assert len([e for e in entries if e["action"] == SUMMARY_ACTION]) == 2
+
+
+def test_one_claimed_subject_from_many_addresses_is_bounded_too(world, app, clock):
+    before = unaudited("subject")
+    for i in range(LIMIT + 4):
+        c = caller(app, f"10.1.0.{i}")
+        assert c.get("/v1/customers/c1", headers=bearer(expired_token("mallory"))).status_code == 401
+    entries = audit(world)
+    assert len([e for e in entries if e["action"] == "read_360"]) == LIMIT
+    (summary,) = [e for e in entries if e["action"] == SUMMARY_ACTION]
+    assert summary["claimed"] == "mallory"
+    assert unaudited("subject") - before == 4
+
+
+def test_an_authenticated_caller_refused_again_and_again_is_bounded_but_its_allowed_reads_are_all_audited(
+    world, app, clock
+):
+    a1 = bearer(token("a1", queues=("billing",)))
+    c = caller(app, "10.2.0.1")
+    for _ in range(LIMIT + 3):
+        assert c.get("/v1/customers/c3", headers=a1).status_code == 403  # c3 is a2's
+    for _ in range(3):
+        assert c.get("/v1/customers/c1", headers=a1).status_code == 200
+    entries = audit(world)
+    denied = [e for e in entries if e["action"] == "read_360" and e["allowed"] == "0"]
+    allowed = [e for e in entries if e["action"] == "read_360" and e["allowed"] == "1"]
+    assert len(denied) == LIMIT and len(allowed) == 3
+    assert all(e["source"] == "10.2.0.1" and e["who"] == "a1" for e in denied)
+    (summary,) = [e for e in entries if e["action"] == SUMMARY_ACTION]
+    assert summary["who"] == "a1"
+
+
+def test_other_callers_keep_their_own_budget(world, app, clock):
+    noisy, other = caller(app, "10.3.0.1"), caller(app, "10.3.0.2")
+    for _ in range(LIMIT + 5):
+        noisy.get("/v1/customers/c1")
+    assert other.get("/v1/customers/c1").status_code == 401
+    entries = audit(world)
+    assert [e["source"] for e in entries if e["action"] == "read_360"].count("10.3.0.2") == 1
+
+
+def test_the_table_of_callers_is_bounded():
+    budget = RefusalBudget(1, clock=lambda: 0.0)
+    import gateway.refusals as refusals
+
+    for i in range(refusals.MAX_CALLERS + 10):
+        budget.admit(f"10.{i}", "-")
+    assert len(budget._counts) <= refusals.MAX_CALLERS + 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, "many"])
+def test_the_setting_is_validated(bad):
+    with pytest.raises(SettingsError):
+        Settings(gateway_audit_refusals_per_min=bad)
+
+
+def test_one_caller_opens_at_most_the_bound_of_push_subscriptions_a_minute(world, clock):
+    """Second break-test, B4: opening and closing a subscription in a loop read and audited its customers
+    each time, without limit."""
+    app = create_app(world.settings.replace(gateway_push_subscribes_per_min=3), client=world.client,
+                     producer=NullProducer(), hub_block_ms=200)  # fmt: skip
+    app.state.service.subscribes.clock = clock
+    c = caller(app, "10.4.0.1")
+    a1, a2 = bearer(token("a1", queues=("billing",))), bearer(token("a2", queues=("retention",)))
+    before = world.client.xlen(f"{world.settings.key_prefix}:audit")
+    answers = [c.get("/v1/push?queue=retention", headers=a1).status_code for _ in range(5)]
+    assert answers == [403, 403, 403, 429, 429]
+    assert world.client.xlen(f"{world.settings.key_prefix}:audit") - before == 3  # a 429 reads and audits nothing
+    assert c.get("/v1/push?queue=billing", headers=a2).status_code == 403  # another caller: its own count
+    clock.now += 60
+    assert c.get("/v1/push?queue=retention", headers=a1).status_code == 403  # a new minute
