@@ -211,7 +211,8 @@ class KafkaClaimer:
         """Register (or refresh) this deployment, warning once per other deployment on our topics; raises
         :class:`~state.deployments.SharedGroup` if one uses our consumer group (see there for ``force``)."""
         s = self.settings
-        warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group, force=force)
+        warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group, force=force,
+                                        repartition=s.repartition_topic)  # fmt: skip
         for warning in warnings:
             if warning not in self._warned:
                 self._warned.add(warning)
