@@ -108,12 +108,17 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         metrics.KAFKA_OFFSET_OUT_OF_RANGE.labels("deleted" if deleted else "log_reset").inc()
         where = f"{topic}[{self._partition}] resumes at offset {at}; Kafka holds offsets {low} to {high - 1}"
         if deleted:
-            exit_now(EXIT_STATE_LOST, f"EVENTS LOST, stopping: {where}: retention deleted events this deployment "
-                     f"never applied ({why}); restore them, or accept the loss by resetting the consumer group")  # fmt: skip
-        exit_now(EXIT_STATE_LOST, f"KAFKA LOG RESET, stopping: {where}: the broker lost its log or the topic was "
-                 f"re-created ({why}); its new events would be skipped as replays of offsets already applied. "
-                 f"Restore the broker's data, or start afresh: a new key_prefix (or this deployment's Redis "
-                 f"keys deleted) rebuilds from the new log")  # fmt: skip
+            exit_now(
+                EXIT_STATE_LOST,
+                f"EVENTS LOST, stopping: {where}: retention deleted events this deployment never applied ({why}); "
+                f"restore them, or accept the loss by resetting the consumer group",
+            )
+        exit_now(
+            EXIT_STATE_LOST,
+            f"KAFKA LOG RESET, stopping: {where}: the broker lost its log or the topic was re-created ({why}); its "
+            f"new events would be skipped as replays of offsets already applied. Restore the broker's data, or start "
+            f"afresh: a new key_prefix (or this deployment's Redis keys deleted) rebuilds from the new log",
+        )
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + timedelta(seconds=1) if self._released else None
