@@ -112,6 +112,7 @@ class KafkaClaimer:
 
     def _check_log_holds(self, partition: int, offsets: dict[str, int | None]) -> None:
         """Kafka's log must still hold where ``partition`` resumes (:mod:`flows.log_reset`); else the claim fails."""
+
         def check() -> None:
             with self._lock:
                 check_log_holds(self._consumer, partition, offsets, self._watermarks_unlocked)

@@ -13,9 +13,9 @@ def test_the_default_follows_the_key_prefix_and_keeps_ls_repartition_for_the_def
     blue = Settings(key_prefix="blue")
     assert blue.repartition_topic == "blue.repartition"
     assert blue.replace(key_prefix="green").repartition_topic == "green.repartition"
-    assert Settings.load(env={"LIVESIGNALS_KEY_PREFIX": "b", "LIVESIGNALS_REPARTITION_TOPIC": ""}).repartition_topic == (
-        "b.repartition"
-    )
+    assert Settings.load(
+        env={"LIVESIGNALS_KEY_PREFIX": "b", "LIVESIGNALS_REPARTITION_TOPIC": ""}
+    ).repartition_topic == ("b.repartition")
 
 
 def test_a_configured_topic_is_kept_whatever_the_prefix():
