@@ -40,6 +40,13 @@ def test_a_topic_recreated_below_the_resume_offsets_stops_the_engine_with_exit_c
     finally:
         stop_process(engine)
 
+    produce(s.kafka_bootstrap, topic, _orders(40, first=400))  # the log intact: a restart resumes
+    engine = start_engine(s, workers=2)
+    try:
+        wait_committed(s, 440, engine, timeout_s=240)
+    finally:
+        stop_process(engine)
+
     admin = AdminClient(s.kafka_client_config())
     admin.delete_topics([topic])[topic].result()
     deadline = time.monotonic() + 60
@@ -50,7 +57,7 @@ def test_a_topic_recreated_below_the_resume_offsets_stops_the_engine_with_exit_c
         except Exception:
             assert time.monotonic() < deadline, "topic not re-created"
             time.sleep(0.5)
-    produce(s.kafka_bootstrap, topic, _orders(40, first=400))  # ~10 a partition, Redis resumes at ~100
+    produce(s.kafka_bootstrap, topic, _orders(40, first=440))  # ~10 a partition, Redis resumes at ~110
 
     log_path = tmp_path / "engine.log"
     with open(log_path, "wb") as log:
@@ -62,4 +69,4 @@ def test_a_topic_recreated_below_the_resume_offsets_stops_the_engine_with_exit_c
     text = log_path.read_text(errors="replace")
     assert code == EXIT_STATE_LOST, text[-3000:]
     assert "KAFKA LOG RESET" in text and f"{topic}[" in text
-    assert committed(s) == 400, "nothing applied past the reset"
+    assert committed(s) == 440, "nothing applied past the reset"
