@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
+from flows.log_reset import LogReset, check_log_holds
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
 from livesignals.settings import Settings
@@ -105,8 +106,21 @@ class KafkaClaimer:
             return held
         if behind:
             held.replay_from = self.resolve_loss(partition, held.offsets, why)
+        self._check_log_holds(partition, held.offsets)  # durability (#10 break-test F3)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
         return held
+
+    def _check_log_holds(self, partition: int, offsets: dict[str, int | None]) -> None:
+        """Kafka's log must still hold where ``partition`` resumes (:mod:`flows.log_reset`); else the claim fails."""
+
+        def check() -> None:
+            with self._lock:
+                check_log_holds(self._consumer, partition, offsets, self._watermarks_unlocked)
+
+        try:
+            self.kafka_retry.run(check)  # a broker still starting is waited out, as for every claim step
+        except LogReset as exc:
+            raise StateNotRebuildable(str(exc)) from None
 
     def _rebuild_whole(self, held: Claim, why: str, group: dict[str, int]) -> bool:
         """Redis Cluster: rebuild the partition as a whole when its ``{part:<p>}`` master lost or rolled back its
@@ -211,7 +225,8 @@ class KafkaClaimer:
         """Register (or refresh) this deployment, warning once per other deployment on our topics; raises
         :class:`~state.deployments.SharedGroup` if one uses our consumer group (see there for ``force``)."""
         s = self.settings
-        warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group, force=force)
+        warnings = deployments.register(self.client, s.key_prefix, s.input_topics, s.consumer_group, force=force,
+                                        repartition=s.repartition_topic)  # fmt: skip
         for warning in warnings:
             if warning not in self._warned:
                 self._warned.add(warning)
@@ -252,7 +267,10 @@ class KafkaClaimer:
 
     def _watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         with self._lock:
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            return self._watermarks_unlocked(topic, partition)
+
+    def _watermarks_unlocked(self, topic: str, partition: int) -> tuple[int, int]:
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         return int(low), int(high)
 
     def close(self) -> None:

@@ -13,13 +13,23 @@ none). Workers therefore keep no local state and Bytewax recovery snapshots are
 not used: Redis is the one record of progress. The engine sink may ask for a
 rewind (Redis lost state: replay) or release the partition (fenced: stop
 reading it); both go through the process's :class:`~state.ownership.Ownership`.
+
+Out-of-range offsets are never silent (``auto.offset.reset = error``): when
+Kafka no longer holds the offset a partition resumes at, the process stops
+with exit code 4 (:data:`~flows.claims.EXIT_STATE_LOST`), a CRITICAL line and
+``livesignals_kafka_offset_out_of_range_total{cause}`` -- ``deleted`` when the
+offset is below the log's start (retention removed events never applied),
+``log_reset`` when it is not (the broker lost its log or the topic was
+re-created: events there have offsets the profiles already count as applied,
+and would be skipped as replays). librdkafka's default would jump to the log
+end and skip every event, engine ready, lag 0 (issue 10, break-test F3).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -48,9 +58,11 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         if held is not None:
             starts = {**held.offsets, **(held.replay_from or {})}
         self._consumer = Consumer(config)
+        self._next: dict[str, int | None] = {}
         self._assign({t: starts.get(t) for t in topics})
 
     def _assign(self, starts: dict[str, int | None]) -> None:
+        self._next.update(starts)
         self._consumer.assign(
             [TopicPartition(t, self._partition, OFFSET_BEGINNING if o is None else o) for t, o in starts.items()]
         )
@@ -73,6 +85,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
+                if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                    self._out_of_range(msg.topic() or "?", str(err))
                 if err.retriable() or not err.fatal():
                     log.warning("kafka partition %d: %s", self._partition, err)
                     continue
@@ -81,9 +95,30 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
             topic: str = msg.topic()  # type: ignore[assignment]  # set on every fetched message
             offset: int = msg.offset()  # type: ignore[assignment]
             origin = Origin(topic, self._partition, offset, ts if ts_type else 0)
+            self._next[topic] = offset + 1
             # headers: a list of pairs when consumed
             out.append(RawMessage(msg.value(), msg.key(), origin, msg.headers()))  # type: ignore[arg-type]
         return out
+
+    def _out_of_range(self, topic: str, why: str) -> NoReturn:
+        """Kafka no longer holds the offset this partition reads next: stop (see the module docstring)."""
+        at = self._next.get(topic)
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, self._partition), timeout=10)
+        deleted = at is not None and at < low
+        metrics.KAFKA_OFFSET_OUT_OF_RANGE.labels("deleted" if deleted else "log_reset").inc()
+        where = f"{topic}[{self._partition}] resumes at offset {at}; Kafka holds offsets {low} to {high - 1}"
+        if deleted:
+            exit_now(
+                EXIT_STATE_LOST,
+                f"EVENTS LOST, stopping: {where}: retention deleted events this deployment never applied ({why}); "
+                f"restore them, or accept the loss by resetting the consumer group",
+            )
+        exit_now(
+            EXIT_STATE_LOST,
+            f"KAFKA LOG RESET, stopping: {where}: the broker lost its log or the topic was re-created ({why}); its "
+            f"new events would be skipped as replays of offsets already applied. Restore the broker's data, or start "
+            f"afresh: a new key_prefix (or this deployment's Redis keys deleted) rebuilds from the new log",
+        )
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + timedelta(seconds=1) if self._released else None
@@ -114,6 +149,7 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             "group.id": "livesignals-engine",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            "auto.offset.reset": "error",  # out of range: an error we act on, never a silent jump (break-test F3)
             "fetch.wait.max.ms": 10,
             **config,
         }

@@ -57,6 +57,10 @@ class Reason(StrEnum):
     UNPUBLISHABLE = "unpublishable"
     """An output record (a flag, trigger or decision) that Kafka refused for good (too
     large, invalid): replaced on the dead-letter topic by a minimal record that names it."""
+    UNVERIFIED_REROUTE = "unverified_reroute"
+    """A record on the repartition topic without a valid ``ls.origin.sig`` (signed with a secret
+    Redis no longer holds, or not written by the engine): never applied as a fresh event, since
+    the input topic it came from re-routes the event again (issue 10, break-test F1)."""
 
 
 class InvalidEvent(ValueError):

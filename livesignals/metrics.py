@@ -286,7 +286,7 @@ FLAGS_HELD_BACK = Counter(
 ORIGIN_HEADERS_IGNORED = Counter(
     "livesignals_origin_headers_ignored_total",
     "Records on the repartition topic whose ls.origin.* headers were not signed by the engine "
-    "(missing or wrong ls.origin.sig): applied where they were read, never as from another position.",
+    "(missing or wrong ls.origin.sig): dead-lettered as unverified_reroute, never applied.",
 )
 
 
@@ -313,4 +313,19 @@ GATEWAY_REFUSALS_UNAUDITED = Counter(
     "Refusals of the agent desktop service not written to the audit trail one by one: their caller passed "
     "gateway_audit_refusals_per_min (one summarising entry per caller and minute), by the count it passed.",
     ["limit"],
+)
+
+
+# durability (issue 10, break-test)
+REPARTITION_FOREIGN_SKIPPED = Counter(
+    "livesignals_repartition_foreign_skipped_total",
+    "Records on the repartition topic rerouted by another deployment (ls.origin.deployment names another "
+    "key_prefix): skipped, that deployment applies them.",
+)
+KAFKA_OFFSET_OUT_OF_RANGE = Counter(
+    "livesignals_kafka_offset_out_of_range_total",
+    "Partitions whose resume offset Kafka no longer holds; the process stops with exit code 4. cause: "
+    "deleted (below the log start: retention removed unapplied events) or log_reset (the broker lost its "
+    "log or the topic was re-created).",
+    ["cause"],
 )

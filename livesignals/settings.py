@@ -33,6 +33,7 @@ from livesignals.settings_check import (
     NOT_EMPTY,
     REDIS_URL,
     TOPIC,
+    TOPIC_OR_DERIVED,
     TOPICS,
     Range,
     SettingsError,
@@ -128,8 +129,10 @@ class Settings:
     """Extra librdkafka options for every client (security, SASL, ...); TOML only."""
     input_topics: Annotated[tuple[str, ...], TOPICS] = ("ls.interactions",)
     """Topics of interaction events (the event contract)."""
-    repartition_topic: Annotated[str, TOPIC] = "ls.repartition"
-    """Events re-keyed by the engine to the partition that owns their customer (read like an input topic)."""
+    repartition_topic: Annotated[str, TOPIC_OR_DERIVED] = ""
+    """Events re-keyed by the engine to the partition that owns their customer (read like an input topic).
+    Empty (the default): ``<key_prefix>.repartition`` (``ls.repartition`` for the default prefix), so that two
+    deployments never read each other's reroutes (:func:`derived_repartition_topic`)."""
     dead_letter_topic: Annotated[str, TOPIC] = "ls.deadletter"
     """Rejected input: original bytes as value, reason and origin in headers."""
     triggers_topic: Annotated[str, TOPIC] = "ls.triggers"
@@ -364,6 +367,11 @@ class Settings:
                 f"retry_backoff_max_s: must be at least retry_backoff_s ({self.retry_backoff_s:g}), "
                 f"got {self.retry_backoff_max_s:g}", "retry_backoff_max_s",
             )  # fmt: skip
+        # durability (issue 10, break-test F2): one repartition topic per deployment unless set
+        derived = not self.repartition_topic
+        if derived:
+            object.__setattr__(self, "repartition_topic", derived_repartition_topic(self.key_prefix))
+        object.__setattr__(self, "_derived_repartition", derived)
         outputs = {self.dead_letter_topic, self.flags_topic, self.triggers_topic, self.decisions_topic}
         looped = sorted(outputs & set(self.input_topics))
         if looped:
@@ -407,7 +415,13 @@ class Settings:
             raise SettingsError(f"{exc} ({where})" if where else str(exc), exc.setting) from None
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed."""
+        """A copy with some fields changed (a derived ``repartition_topic`` follows a new ``key_prefix``).
+
+        >>> Settings(key_prefix="blue").replace(key_prefix="green").repartition_topic
+        'green.repartition'
+        """
+        if getattr(self, "_derived_repartition", False) and "repartition_topic" not in changes:
+            changes = {**changes, "repartition_topic": ""}
         return dataclasses.replace(self, **changes)
 
     def redacted(self) -> dict[str, Any]:
@@ -424,6 +438,16 @@ class Settings:
         # durable (#10): librdkafka's reconnect backoff grows to 10 s by default; 1 s bounds recovery after a restart
         defaults = {"bootstrap.servers": self.kafka_bootstrap, "reconnect.backoff.max.ms": 1000}
         return {**defaults, **self.kafka_config, **extra}
+
+
+def derived_repartition_topic(key_prefix: str) -> str:
+    """The default repartition topic of the deployment with this ``key_prefix``: one per deployment
+    (characters Kafka refuses in topic names become ``_``).
+
+    >>> derived_repartition_topic("ls"), derived_repartition_topic("tenant:a")
+    ('ls.repartition', 'tenant_a.repartition')
+    """
+    return re.sub(r"[^A-Za-z0-9._-]", "_", key_prefix)[: 249 - len(".repartition")] + ".repartition"
 
 
 def quiet_hours_note(quiet_hours: str) -> str:

@@ -87,6 +87,8 @@ def _hour_range(text: Any) -> bool:
 NOT_EMPTY = Check(lambda v: bool(v.strip()), "a non-empty string")
 TOPIC = Check(lambda v: bool(_TOPIC_NAME.fullmatch(v)) and v not in (".", ".."),
               "a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")  # fmt: skip
+TOPIC_OR_DERIVED = Check(lambda v: v == "" or TOPIC.test(v),
+                         "a Kafka topic name, or empty for the default derived from key_prefix")  # fmt: skip
 TOPICS = Check(lambda v: bool(v) and all(TOPIC.test(t) for t in v), "one or more Kafka topic names")
 HOUR_RANGE = Check(_hour_range, "local hours 'start-end', each 0-23 (e.g. '21-8'; '0-0' for none)")
 

@@ -442,7 +442,9 @@ class Engine:
             routed = router.route(event, by_position[event.origin])
             if isinstance(routed, Reroute):
                 report.reroutes.append(routed)
-            else:
+            elif isinstance(routed, DeadLetter):  # a repartition record that does not verify: never applied
+                report.dead_letters.append(routed)
+            elif routed is not None:  # None: another deployment's reroute, skipped (counted by the router)
                 kept.append(routed)
         return kept
 

@@ -31,12 +31,26 @@ ids and its replay check, so a forged set (say, an offset far ahead) could make
 the engine skip a customer's real events as replays. The engine signs what it
 re-publishes: ``ls.origin.sig`` is an HMAC-SHA256 over the origin headers and
 the value, keyed by :func:`origin_key` (the setting ``repartition_secret``, else
-derived from the deployment's Redis URL and Kafka options, passwords included).
-Origin headers are honoured only on records read from the repartition topic and
-only with a valid signature; any other record there is applied as read -- at
-its own repartition position, rerouted first if it sits at the wrong partition
--- and counted in ``livesignals_origin_headers_ignored_total``. Headers named
-``ls.origin.*`` on input topics are never read.
+the deployment's random secret in Redis, :mod:`state.secrets`). Origin headers
+are honoured only on records read from the repartition topic and only with a
+valid signature. Headers named ``ls.origin.*`` on input topics are never read.
+
+**A repartition record that does not verify is never applied.** It is
+dead-lettered as ``unverified_reroute`` and counted in
+``livesignals_origin_headers_ignored_total``. Such a record is either forged
+(whoever wrote it may not decide ids) or the engine's own, signed with a secret
+Redis has since lost: then Redis lost the state too, the partition is replayed
+from the input topics, and that replay re-routes the same event with the new
+signature. Applying the old record as well would count it twice (issue 10,
+break-test F1).
+
+**Another deployment's reroutes are skipped.** Every reroute names its
+deployment (``ls.origin.deployment``: the ``key_prefix``). A record naming
+another deployment (two deployments given one ``repartition_topic``) is skipped
+before anything else, counted in
+``livesignals_repartition_foreign_skipped_total``: that deployment applies it
+(break-test F2). The default repartition topic is per deployment anyway
+(``<key_prefix>.repartition``, :attr:`livesignals.settings.Settings.repartition_topic`).
 """
 
 from __future__ import annotations
@@ -50,15 +64,17 @@ from typing import Any
 
 from livesignals import metrics
 from livesignals.contract import Event, RawMessage
-from livesignals.errors import Origin
+from livesignals.errors import DeadLetter, Origin, Reason
 from livesignals.partitioner import owner_partition
 
 MAX_ORIGIN_KEY_BYTES = 1024
 """The original Kafka key kept in a rerouted record's headers, at most (as dead letters keep)."""
 ORIGIN_HEADERS = ("ls.origin.topic", "ls.origin.partition", "ls.origin.offset", "ls.origin.timestamp")
+"""Headers of a rerouted record that say where it was first published."""
 SIGNATURE_HEADER = "ls.origin.sig"
 """HMAC-SHA256 (hex) of the origin headers and the value: only the engine's reroutes carry a valid one."""
-"""Headers of a rerouted record that say where it was first published."""
+DEPLOYMENT_HEADER = "ls.origin.deployment"
+"""The ``key_prefix`` of the deployment that rerouted the record (records of another one are skipped)."""
 _NOWHERE = Origin("", -1, -1)
 
 
@@ -90,6 +106,8 @@ class Reroute:
     original_key: bytes | None = None
     signing_key: bytes = field(default=b"", repr=False)
     """The key of ``ls.origin.sig`` (:func:`origin_key`)."""
+    deployment: str = ""
+    """The rerouting deployment's ``key_prefix`` (header ``ls.origin.deployment``; empty: none)."""
 
     @property
     def reroute_id(self) -> str:
@@ -113,6 +131,8 @@ class Reroute:
         ]
         if self.original_key is not None:  # bounded: a huge key must not make a valid event unpublishable
             out.append(("ls.origin.key", self.original_key[:MAX_ORIGIN_KEY_BYTES]))
+        if self.deployment:
+            out.append((DEPLOYMENT_HEADER, self.deployment.encode()))
         out.append((SIGNATURE_HEADER, origin_signature(self.signing_key, o, self.value).encode()))
         return out
 
@@ -138,7 +158,12 @@ class Router:
     """Decides, per decoded event, whether this partition owns it (see the module docstring)."""
 
     def __init__(
-        self, input_topics: Sequence[str], repartition_topic: str, partitions: int, signing_key: bytes = b""
+        self,
+        input_topics: Sequence[str],
+        repartition_topic: str,
+        partitions: int,
+        signing_key: bytes = b"",
+        deployment: str = "",
     ) -> None:
         if partitions <= 0:
             raise ValueError(f"partition count must be positive, not {partitions}")
@@ -146,6 +171,7 @@ class Router:
         self.repartition_topic = repartition_topic
         self.partitions = partitions
         self.signing_key = signing_key
+        self.deployment = deployment
 
     @classmethod
     def from_counts(
@@ -154,6 +180,7 @@ class Router:
         repartition_topic: str,
         counts: Mapping[str, int] | None,
         signing_key: bytes = b"",
+        deployment: str = "",
     ) -> Router | None:
         """A router for these topics' partition counts (None: routing off, e.g. in-memory tests).
 
@@ -168,31 +195,57 @@ class Router:
         wanted = {t: counts[t] for t in (*input_topics, repartition_topic) if t in counts}
         if len(set(wanted.values())) != 1:
             raise ValueError(f"input topics and the repartition topic need one partition count, not {wanted}")
-        return cls(input_topics, repartition_topic, next(iter(wanted.values())), signing_key)
+        return cls(input_topics, repartition_topic, next(iter(wanted.values())), signing_key, deployment)
 
     @classmethod
     def for_settings(cls, settings: Any, counts: Mapping[str, int] | None) -> Router | None:
-        """:meth:`from_counts` for the deployment's topics, signing with :func:`origin_key`."""
-        return cls.from_counts(settings.input_topics, settings.repartition_topic, counts, origin_key(settings))
+        """:meth:`from_counts` for the deployment's topics, signing with :func:`origin_key`, naming the
+        deployment by its ``key_prefix``."""
+        topics, key = settings.input_topics, origin_key(settings)
+        return cls.from_counts(topics, settings.repartition_topic, counts, key, settings.key_prefix)
 
     def owner(self, customer_key: str) -> int:
         """The partition that owns this customer."""
         return _owner(customer_key, self.partitions)
 
-    def route(self, event: Event, message: RawMessage) -> Event | Reroute:
-        """The event to apply here (restored to its first position when rerouted), or its reroute."""
+    def route(self, event: Event, message: RawMessage) -> Event | Reroute | DeadLetter | None:
+        """The event to apply here (restored to its first position when rerouted), its reroute, the dead
+        letter of a repartition record that does not verify, or None for another deployment's reroute."""
         o = event.origin
         if o.topic == self.repartition_topic:
+            if self._foreign(message.headers):
+                metrics.REPARTITION_FOREIGN_SKIPPED.inc()
+                return None
             restored = restore(event, message.headers, message.value or b"", self.signing_key)
             if restored is not None:
                 return restored
-            metrics.ORIGIN_HEADERS_IGNORED.inc()  # not the engine's reroute: an event like any other
-        elif o.topic not in self.input_topics:
+            metrics.ORIGIN_HEADERS_IGNORED.inc()
+            return DeadLetter(message.value or b"", message.key, Reason.UNVERIFIED_REROUTE, UNVERIFIED_DETAIL, o)
+        if o.topic not in self.input_topics:
             return event
         owner = self.owner(event.customer_key)
         if owner != o.partition:
-            return Reroute(message.value or b"", event.customer_key, owner, o, message.key, self.signing_key)
+            value, key = message.value or b"", message.key
+            return Reroute(value, event.customer_key, owner, o, key, self.signing_key, self.deployment)
         return event
+
+    def _foreign(self, headers: Sequence[tuple[str, str | bytes | None]] | None) -> bool:
+        """True when the record names a deployment other than this one."""
+        if not self.deployment:
+            return False
+        for name, value in headers or ():
+            if name == DEPLOYMENT_HEADER:
+                named = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+                return named != self.deployment
+        return False
+
+
+UNVERIFIED_DETAIL = (
+    "repartition record without a valid ls.origin.sig: signed with a secret this deployment no longer holds "
+    "(Redis lost its data; the replay of the input topics re-routes the event) or not written by the engine; "
+    "not applied"
+)
+"""The detail of an ``unverified_reroute`` dead letter."""
 
 
 def restore(

@@ -18,6 +18,12 @@ beside it), else a warning per other deployment. A SIGTERM removes the
 engine's own field; a killed engine's goes stale after :data:`LIVE_S`.
 Deployments on different Redis servers are not seen.
 
+Each entry also names the deployment's repartition topic: another live prefix
+with the same one is reported too (whatever the input topics). Each deployment
+then skips the other's reroutes (:mod:`operators.routing`,
+``ls.origin.deployment``), but both still write to one topic; the default,
+``<key_prefix>.repartition``, is one per deployment.
+
 >>> clash = Deployment("a", ("in",), "g", 0).clash(Deployment("b", ("in", "x"), "g", 0))
 >>> clash
 ('in',)
@@ -50,6 +56,8 @@ class Deployment:
     topics: tuple[str, ...]
     group: str
     seen_s: float
+    repartition: str = ""
+    """Its repartition topic (empty: an engine that did not say)."""
 
     def clash(self, other: Deployment) -> tuple[str, ...]:
         """The input topics ``other`` reads too (none when it is this deployment)."""
@@ -57,21 +65,37 @@ class Deployment:
             return ()
         return tuple(t for t in self.topics if t in other.topics)
 
+    def shares_repartition(self, other: Deployment) -> bool:
+        """True when ``other`` is another deployment writing to our repartition topic.
+
+        >>> Deployment("a", ("x",), "g", 0, "rep").shares_repartition(Deployment("b", ("y",), "h", 0, "rep"))
+        True
+        """
+        return other.prefix != self.prefix and bool(self.repartition) and self.repartition == other.repartition
+
     def encode(self) -> str:
         """The hash value."""
-        return json.dumps({"topics": list(self.topics), "group": self.group, "seen_s": self.seen_s})
+        doc = {"topics": list(self.topics), "group": self.group, "seen_s": self.seen_s}
+        return json.dumps({**doc, "repartition": self.repartition} if self.repartition else doc)
 
 
 def register(
-    client: Any, prefix: str, topics: tuple[str, ...], group: str, now_s: float | None = None, force: bool = False
+    client: Any,
+    prefix: str,
+    topics: tuple[str, ...],
+    group: str,
+    now_s: float | None = None,
+    force: bool = False,
+    repartition: str = "",
 ) -> list[str]:
-    """Register (or refresh) this deployment; warnings about the others on our topics.
+    """Register (or refresh) this deployment; warnings about the others on our topics (input topics,
+    or the ``repartition`` topic).
 
     Raises :class:`SharedGroup` if one of them uses our consumer group — without
     registering, unless ``force`` (a running engine keeps its entry fresh).
     """
     now_s = time.time() if now_s is None else now_s
-    me = Deployment(prefix, topics, group, now_s)
+    me = Deployment(prefix, topics, group, now_s, repartition)
     try:
         warnings = _others(client, me)
     except SharedGroup:
@@ -88,11 +112,21 @@ def _others(client: Any, me: Deployment) -> list[str]:
     for name, raw in client.hgetall(KEY).items():
         try:
             doc = json.loads(raw)
-            other = Deployment(_text(name), tuple(doc["topics"]), str(doc["group"]), float(doc["seen_s"]))
-        except (ValueError, KeyError, TypeError):
+            other = Deployment(_text(name), tuple(doc["topics"]), str(doc["group"]), float(doc["seen_s"]),
+                               str(doc.get("repartition", "")))  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # not ours to judge
+        if now_s - other.seen_s > LIVE_S:
+            continue
+        if me.shares_repartition(other):
+            warnings.append(
+                f"another deployment (key_prefix {other.prefix!r}) uses our repartition topic "
+                f"{me.repartition!r}: each skips the other's reroutes (livesignals_repartition_foreign_skipped_total) "
+                f"but both write there; give each deployment its own repartition_topic (the default, "
+                f"<key_prefix>.repartition, is)"
+            )
         shared = me.clash(other)
-        if not shared or now_s - other.seen_s > LIVE_S:
+        if not shared:
             continue
         if other.group == group:
             raise SharedGroup(

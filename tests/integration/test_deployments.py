@@ -85,3 +85,20 @@ def test_a_second_key_prefix_on_the_same_topics_waits_on_one_group_and_warns_wit
         assert first.poll() is None
     finally:
         stop_process(first)
+
+
+def test_two_deployments_on_one_repartition_topic_are_reported_whatever_their_input_topics(redis_client):
+    """Break-test F2 of #10: the clash was only looked for on input topics."""
+    tag = str(time.time_ns())
+    a, b, c = f"a{tag}", f"b{tag}", f"c{tag}"
+    try:
+        assert deployments.register(redis_client, a, (f"in{tag}",), "g1", repartition=f"rep{tag}") == []
+        warnings = deployments.register(redis_client, b, (f"other{tag}",), "g2", repartition=f"rep{tag}")
+        assert len(warnings) == 1 and repr(a) in warnings[0] and f"rep{tag}" in warnings[0]
+        assert deployments.register(redis_client, c, (f"third{tag}",), "g3", repartition=f"{c}.repartition") == []
+        assert deployments.register(redis_client, c, (f"third{tag}",), "g3") == [], "an engine that did not say"
+        deployments.leave(redis_client, a)
+        assert deployments.register(redis_client, b, (f"other{tag}",), "g2", repartition=f"rep{tag}") == [], "a left"
+    finally:
+        for prefix in (a, b, c):
+            deployments.leave(redis_client, prefix)

@@ -10,7 +10,7 @@ import pytest
 
 from livesignals import serde
 from livesignals.contract import RawMessage, decode
-from livesignals.errors import Origin
+from livesignals.errors import DeadLetter, Origin, Reason
 from livesignals.partitioner import murmur2, owner_partition
 from livesignals.settings import Settings
 from operators.engine import Engine
@@ -101,11 +101,13 @@ def test_read_back_from_the_repartition_topic_it_is_applied_as_from_its_first_po
     assert pickle.loads(pickle.dumps(restored)) == restored
 
 
-def test_a_repartition_record_without_origin_headers_is_applied_as_read():
+def test_a_repartition_record_without_origin_headers_is_dead_lettered_never_applied():
+    # was "applied as read": after Redis lost the signing secret that double-counted every reroute (#10 F1)
     m = message(event(customer="c1"), "rep", OWNER, 3, headers=[("ls.origin.topic", b"in")])
     e = decoded(m)
     assert read_position(e) == m.origin
-    assert ROUTER.route(e, m) is e
+    dead = ROUTER.route(e, m)
+    assert isinstance(dead, DeadLetter) and dead.reason == Reason.UNVERIFIED_REROUTE and dead.origin == m.origin
 
 
 def test_topics_outside_the_engines_are_applied_as_read():
