@@ -276,12 +276,13 @@ class Engine:
         apply_event(state, event, score)
         if counted:
             self._aggregates.later(_advance_watermark, part, event.event_time_ms)
+        complaint = is_complaint(event, score)
         if self.models_enabled:
-            due = online.score_churn(self._view, state, event, self.scoring, report.scoring)
+            due = online.score_churn(self._view, state, event, self.scoring, report.scoring, complaint)
             if due is not None and counted:
                 self._aggregates.later(part.index_due, due, state.customer_key)
             online.score_fraud(self._view, state, event, report.scoring)
-        if is_complaint(event, score) and counted:
+        if complaint and counted:
             self._aggregates.add(part.voc, event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
         if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, present, report):
