@@ -280,7 +280,7 @@ class Engine:
             self._aggregates.later(_advance_watermark, part, event.event_time_ms)
         complaint = is_complaint(event, score)
         if self.models_enabled:
-            due = online.score_churn(self._view, state, event, self.scoring, report.scoring, complaint)
+            due = online.score_churn(self._view, state, event, self.scoring, report.scoring, is_complaint(event, None))
             if due is not None and counted:
                 self._aggregates.later(part.index_due, due, state.customer_key)
             online.score_fraud(self._view, state, event, report.scoring)

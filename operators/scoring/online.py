@@ -70,8 +70,8 @@ a model that ranks no better than chance raises no ``high_churn_risk`` (better s
 DIGITAL_RESCORE_MS = 6 * 3_600_000
 """App and web events re-score churn at most this often (unless a snapshot is due)."""
 STEADY_RESCORE_MS = 3_600_000
-"""Other events that move no strong churn signal (a contact that is no complaint, a loyalty, campaign or
-profile update, a positive survey) re-score churn at most this often per customer, in event time: a chat
+"""Other events that move no strong churn signal (a contact, a loyalty, campaign or profile update, a
+survey answer that is not bad) re-score churn at most this often per customer, in event time: a chat
 of ten messages is scored once, not ten times (see :func:`_steady`)."""
 MATERIAL_TYPES = frozenset({"order", "return", "delivery", "ticket", "offer_response", "consent"})
 """Event types that always re-score churn: each moves a feature the risk turns on (orders, spend,
@@ -198,11 +198,13 @@ def score_churn(
     Scoring has a cadence (a snapshot that is due is always taken, so what
     the model learns does not depend on it): app and web events as
     :func:`_skip_digital` says; other events always when they are of
-    :data:`MATERIAL_TYPES` or a ``complaint`` (the engine says: a negative
-    text, a bad survey answer, a case opened; ``None``: unknown, scored),
+    :data:`MATERIAL_TYPES` or a ``complaint`` the event itself says (the
+    engine: a bad survey answer, a case opened; ``None``: unknown, scored),
     else at most every :attr:`ScoringConfig.rescore_steady_ms` of event time.
-    Everything it reads is in the customer's state and the event, so the
-    cadence is the same whatever the batch boundaries and restarts.
+    Only the event and the customer's state decide, never a model's score (a
+    text's sentiment follows the shared models' learning, hence the batch
+    boundaries): when churn is scored is the same whatever the batch
+    boundaries and restarts (``tests/faults_models.py``: ``scored_when``).
 
     Returns when the partition's sweep should visit the customer (the engine
     indexes it) when no visit was booked before that time, else None
