@@ -11,7 +11,13 @@ decode, apply, publish, commit; here publish and commit are in memory), and with
 ``--profile`` the top frames of a profile of the run (pyinstrument when installed,
 else cProfile's top functions by own time).
 
+With ``--compare-ref REV`` it runs that commit's engine (a temporary checkout)
+and ours in ``--pairs`` alternating pairs of fresh processes on the same
+workload and prints each pair's ratio of events per CPU second (ours / REV)
+and the median: what a change of the apply path gained or cost, in one run.
+
     python -m bench.apply [--events 30000] [--customers 3000] [--batch 1000] [--models on|off] [--profile]
+                          [--compare-ref REV [--pairs 3]]
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
+import re
+import statistics
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -100,15 +111,50 @@ def profiled(work: Callable[[], Any]) -> tuple[Any, str]:
     return result, profiler.output_text(unicode=False, color=False)
 
 
+_CPU_RATE = re.compile(r"events_per_cpu_s=([0-9,]+)")
+
+
+def one_run(code_dir: str, args: list[str]) -> float:
+    """Events per CPU second of one ``bench.apply`` run of the code in ``code_dir`` (a fresh process)."""
+    env = {**os.environ, "PYTHONPATH": code_dir}
+    done = subprocess.run([sys.executable, "-m", "bench.apply", *args], cwd=code_dir, env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    found = _CPU_RATE.search(done.stdout)
+    if found is None:
+        raise RuntimeError(f"no events_per_cpu_s in the output of {code_dir}: {done.stdout[-500:]}{done.stderr[-500:]}")
+    return float(found.group(1).replace(",", ""))
+
+
+def compare(ref: str, pairs: int, args: list[str]) -> None:
+    """``ref``'s engine and ours in ``pairs`` alternating pairs of runs: each pair's ratio and the median."""
+    from bench.reference import worktree
+
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ratios = []
+    with worktree(ref) as theirs:
+        for i in range(pairs):
+            old, new = one_run(theirs, args), one_run(ours, args)
+            ratios.append(new / old)
+            print(f"pair {i + 1}: {ref} {old:,.0f} ours {new:,.0f} events per CPU s: ratio {new / old:.2f}", flush=True)
+    print(f"ratio to {ref} (events per CPU s, median of {pairs}): {statistics.median(ratios):.2f}")
+
+
 def main() -> None:
-    """Parse arguments, run once, print events/s."""
+    """Parse arguments, run once (or pairs against ``--compare-ref``), print events/s."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--customers", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--models", choices=("on", "off"), default="on")
     parser.add_argument("--profile", action="store_true", help="print the run's profile (slows it down)")
+    parser.add_argument("--compare-ref", help="also run this git commit's engine, in alternating pairs with ours")
+    parser.add_argument("--pairs", type=int, default=3)
     args = parser.parse_args()
+    if args.compare_ref:
+        same = ["--events", str(args.events), "--customers", str(args.customers), "--batch", str(args.batch),
+                "--models", args.models]  # fmt: skip
+        compare(args.compare_ref, args.pairs, same)
+        return
     msgs = messages(args.events, args.customers)
     before = stage_seconds()
     if args.profile:

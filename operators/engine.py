@@ -57,6 +57,7 @@ from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
 from operators.routing import Reroute, Router, read_position
 from operators.rules.context import ContextWindows, context
+from operators.rules.dependencies import changed_by
 from operators.rules.rulebook import RulebookSource
 from operators.rules.signals import Trigger
 from operators.scoring import online
@@ -113,6 +114,7 @@ class Engine:
         self._control_checked = 0.0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
         self._rules_now = self.rulebook.current()
+        self.rules_dependency_aware = True  # False: every flag rule on every event (operators.rules.dependencies)
         quiet_start, quiet_end = (int(h) for h in settings.quiet_hours.split("-"))
         self.policy = ContactPolicy(
             daily_cap=settings.contact_daily_cap, weekly_cap=settings.contact_weekly_cap,
@@ -276,18 +278,21 @@ class Engine:
         apply_event(state, event, score)
         if counted:
             self._aggregates.later(_advance_watermark, part, event.event_time_ms)
+        complaint = is_complaint(event, score)
         if self.models_enabled:
-            due = online.score_churn(self._view, state, event, self.scoring, report.scoring)
+            due = online.score_churn(self._view, state, event, self.scoring, report.scoring, is_complaint(event, None))
             if due is not None and counted:
                 self._aggregates.later(part.index_due, due, state.customer_key)
             online.score_fraud(self._view, state, event, report.scoring)
-        if is_complaint(event, score) and counted:
+        if complaint and counted:
             self._aggregates.add(part.voc, event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
         if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, present, report):
+            state.rules_memo = None  # rules did not see what this event changed: all run next time
             return
         ctx = context(state, event, self.windows, present)
-        flags = self._rules_now.evaluate(state, event, ctx)
+        changed = changed_by(event, text is not None, self.models_enabled) if self.rules_dependency_aware else None
+        flags = self._rules_now.evaluate(state, event, ctx, changed)
         bound_flags(state)
         raised = [f.name for f in flags if not f.cleared]
         for i, flag in enumerate(flags):

@@ -106,6 +106,7 @@ def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = ()) -> 
         setattr(state, name, getattr(fresh, name))
     state.new_timeline.clear()
     state.new_links.clear()
+    state.rules_memo = None  # every flag rule runs afresh on what is left (operators.rules.dependencies)
     old_links = state.erased["links"] if state.erased else []
     o = event.origin
     state.erased = {

@@ -103,6 +103,9 @@ class CustomerState:
     erased: dict[str, Any] | None = field(default=None, compare=False)
     """Set when an ``erase`` event of the current batch erased this customer (:mod:`operators.erasure`):
     the store deletes what Redis holds before writing anything newer; not kept."""
+    rules_memo: Any = field(default=None, compare=False, repr=False)
+    """What the last rule evaluation left (:class:`operators.rules.dependencies.RuleMemo`), in memory
+    only: None (every rule runs) after a load, a change outside an event, an undo or a late event."""
     _document: bytes | None = field(default=None, compare=False, repr=False)
     """The stored document equal to this state as it is now, when known (see :meth:`undo_record`)."""
 
@@ -152,6 +155,7 @@ class CustomerState:
     def changed(self) -> None:
         """Say that this state was changed outside an event (its last known document is stale)."""
         self._document = None
+        self.rules_memo = None
 
     def undo(self, record: Undo) -> None:
         """Put the state back as it was when ``record`` was taken (in place: caches hold this object)."""
@@ -161,6 +165,7 @@ class CustomerState:
         del self.new_timeline[record.timeline :]
         del self.new_links[record.links :]
         self._document = record.document
+        self.rules_memo = None
 
     def to_bytes(self) -> bytes:
         """The stored document (compact JSON); remembered as what this state is until it changes."""

@@ -21,10 +21,18 @@ MAX_LOGGED = 1000
 """Most distinct (kind, rule, key) failures logged per process (each once)."""
 
 _logged: set[tuple[str, str, str]] = set()
+_failures = 0
+
+
+def failures_so_far() -> int:
+    """How many rule failures this process has seen (a rule that failed is evaluated again next time)."""
+    return _failures
 
 
 def rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
     """Count a rule that raised while it ran; log its first failure per rule and key, with the cause."""
+    global _failures
+    _failures += 1
     metrics.RULE_ERRORS.labels(kind, name).inc()
     if (kind, name, key) not in _logged and len(_logged) < MAX_LOGGED:
         _logged.add((kind, name, key))

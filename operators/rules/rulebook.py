@@ -45,11 +45,12 @@ fails the batch.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals import metrics, serde
@@ -60,8 +61,9 @@ from operators.profile360.update import MAX_FLAGS
 from operators.profile360.windows import METRICS
 from operators.rules import rules_file
 from operators.rules.context import DERIVED_NAMES
+from operators.rules.dependencies import RuleMemo, inputs_of
 from operators.rules.expressions import Condition, ConditionError, compile_condition
-from operators.rules.failures import counted_errors, rule_failed
+from operators.rules.failures import counted_errors, failures_so_far, rule_failed
 from operators.rules.rules_file import RulebookError
 from operators.rules.signals import Flag, new_flag
 from operators.rules.templates import MAX_EVIDENCE_ITEMS, MAX_REASON, Template, clip, compile_evidence, evidence_items
@@ -119,6 +121,9 @@ class FlagRule:
     ttl_ms: int
     reason: Template
     evidence: tuple[Condition, ...] = ()
+    inputs: frozenset[str] | None = None
+    """What ``raise_when`` and ``clear_when`` read, when all of it is tracked
+    (:mod:`operators.rules.dependencies`); None: the rule runs on every event."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ class Rulebook:
     flags: tuple[FlagRule, ...]
     actions: tuple[ActionRule, ...] = ()
     source: str = ""
+    token: int = field(default_factory=itertools.count().__next__, compare=False)
+    """Unique per rulebook built: a customer's :class:`RuleMemo` holds for this one only."""
 
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> Rulebook:
@@ -174,13 +181,20 @@ class Rulebook:
         """Read and validate a rules file (:func:`operators.rules.rules_file.read_file` limits it)."""
         return cls.parse(rules_file.read_file(path), str(path))
 
-    def evaluate(self, state: CustomerState, event: Event, ctx: dict[str, Any]) -> list[Flag]:
+    def evaluate(
+        self, state: CustomerState, event: Event, ctx: dict[str, Any], changed: frozenset[str] | None = None
+    ) -> list[Flag]:
         """Flags this event raises or clears, deduplicated against the state (which it updates).
 
-        ``ctx`` is :func:`operators.rules.context.context` for this event.
+        ``ctx`` is :func:`operators.rules.context.context` for this event. ``changed``: the tracked
+        inputs the event changed (:func:`operators.rules.dependencies.changed_by`); a rule whose
+        inputs it misses and that was stable is skipped. None: every rule runs (no memo kept).
         """
         now = event.event_time_ms
         out: list[Flag] = []
+        memo = state.rules_memo if changed is not None and state.erased is None else None
+        known = memo.stable if memo is not None and memo.rulebook == self.token else {}
+        stable: dict[str, str | None] = {}
         for rule in self.flags:
             try:  # free unless it raises; state.flags changes only once all is computed
                 active = state.flags.get(rule.name)
@@ -190,27 +204,48 @@ class Rulebook:
                     del state.flags[rule.name]
                     out.append(expired)
                     active = None
+                elif (
+                    rule.inputs is not None
+                    and rule.name in known
+                    and known[rule.name] == (None if active is None else active.get("id"))
+                    and rule.inputs.isdisjoint(changed or ())
+                ):
+                    stable[rule.name] = known[rule.name]  # nothing it reads changed since it last ran
+                    continue
+                produced, failed, held = len(out), failures_so_far(), False
                 if active is None:
-                    if rule.raise_when(ctx) and self._room_for(state, event, rule, out):
-                        reason = rule.reason.render(ctx)
-                        evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
-                        flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
-                        kept = flag.evidence[:FLAG_EVIDENCE_KEPT]  # without controls: 4 bytes a character at most
-                        state.flags[rule.name] = {
-                            "id": flag.flag_id, "severity": flag.severity,
-                            "reason": clip(printable(reason), MAX_STORED_REASON),
-                            "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
-                            "evidence": [clip(printable(e), MAX_STORED_EVIDENCE) for e in kept],
-                        }  # fmt: skip
-                        out.append(flag)
+                    if rule.raise_when(ctx):
+                        if self._room_for(state, event, rule, out):
+                            out.append(self._raise(state, event, rule, ctx))
+                        else:
+                            held = True
                 elif rule.clear_when is not None and rule.clear_when(ctx):
                     cleared = new_flag(event, rule.name, "info", clip(f"cleared: {active.get('reason', rule.name)}"),
                                        0, cleared=True)  # fmt: skip
                     del state.flags[rule.name]
                     out.append(cleared)
+                if rule.inputs is not None and len(out) == produced and not held and failures_so_far() == failed:
+                    active = state.flags.get(rule.name)
+                    stable[rule.name] = None if active is None else active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
                 rule_failed("flag", rule.name, "evaluate", exc)
+        state.rules_memo = None if changed is None else RuleMemo(self.token, stable)
         return out
+
+    @staticmethod
+    def _raise(state: CustomerState, event: Event, rule: FlagRule, ctx: dict[str, Any]) -> Flag:
+        """Raise ``rule``'s flag: published whole, kept in the profile clipped."""
+        reason = rule.reason.render(ctx)
+        evidence = (event.event_id, *evidence_items([read(ctx) for read in rule.evidence]))
+        flag = new_flag(event, rule.name, rule.severity, reason, rule.ttl_ms, evidence=evidence)
+        kept = flag.evidence[:FLAG_EVIDENCE_KEPT]  # without controls: 4 bytes a character at most
+        state.flags[rule.name] = {
+            "id": flag.flag_id, "severity": flag.severity,
+            "reason": clip(printable(reason), MAX_STORED_REASON),
+            "raised_at": flag.raised_at_ms, "expires_at": flag.expires_at_ms,
+            "evidence": [clip(printable(e), MAX_STORED_EVIDENCE) for e in kept],
+        }  # fmt: skip
+        return flag
 
     @staticmethod
     def _room_for(state: CustomerState, event: Event, rule: FlagRule, out: list[Flag]) -> bool:
@@ -262,6 +297,7 @@ class _Reader:
             clear_when=self._expr(table, "clear_when", name, "flag", where),
             ttl_ms=self._hours(table, "ttl_hours", 24, where, label),
             reason=self._template(table, "flag", name, where),
+            inputs=inputs_of(table["raise_when"], table.get("clear_when")),
             evidence=tuple(
                 self._guard(
                     lambda: compile_evidence(evidence, ROOTS, FIELDS, on_error),

@@ -68,7 +68,17 @@ CHURN_TRUST_AUC = 0.65
 """... and whose rolling ROC AUC on its own labels (each scored before it was learned) is at least this:
 a model that ranks no better than chance raises no ``high_churn_risk`` (better silent than crying wolf)."""
 DIGITAL_RESCORE_MS = 6 * 3_600_000
-"""App and web events re-score churn at most this often (other events always score)."""
+"""App and web events re-score churn at most this often (unless a snapshot is due)."""
+STEADY_RESCORE_MS = 3_600_000
+"""Other events that move no strong churn signal (a contact, a loyalty, campaign or profile update, a
+survey answer that is not bad) re-score churn at most this often per customer, in event time: a chat
+of ten messages is scored once, not ten times (see :func:`_steady`)."""
+MATERIAL_TYPES = frozenset({"order", "return", "delivery", "ticket", "offer_response", "consent"})
+"""Event types that always re-score churn: each moves a feature the risk turns on (orders, spend,
+recency of the last order, returns, delivery problems, open cases, offers rejected, marketing opt-out)."""
+EXPLAIN_STEP = 0.05
+"""The churn explanation (``predictions.churn.top``) is recomputed when the shown risk moves by at least
+this much, or into another tenth, or the model version changes; otherwise the drivers shown stay."""
 SWEEP_EVENT_ID = "sweep"
 """The event id of a churn score the silent-customer sweep gave (no event of the customer's own)."""
 FRAUD_TYPES = frozenset({"order", "return", "profile_update", "consent"})
@@ -84,6 +94,8 @@ class ScoringConfig:
     rescore_silent_ms: int = 12 * 3_600_000
     """How soon after its last score the sweep rescores a customer gone silent (at most a snapshot cadence).
     The sweep's due index is by day, so 12 h means about once a day: each day that passes is news."""
+    rescore_steady_ms: int = STEADY_RESCORE_MS
+    """How often, at most, events that move no strong churn signal re-score a customer (:func:`_steady`)."""
 
     @property
     def rescore_every_ms(self) -> int:
@@ -174,9 +186,25 @@ def churn_inputs(state: CustomerState, now_ms: int) -> dict[str, float]:
 
 
 def score_churn(
-    models: Models, state: CustomerState, event: Event, cfg: ScoringConfig, report: ScoringReport
+    models: Models,
+    state: CustomerState,
+    event: Event,
+    cfg: ScoringConfig,
+    report: ScoringReport,
+    complaint: bool | None = None,
 ) -> int | None:
     """Count the behaviour, learn the churn labels that are due, then score and maybe snapshot.
+
+    Scoring has a cadence (a snapshot that is due is always taken, so what
+    the model learns does not depend on it): app and web events as
+    :func:`_skip_digital` says; other events always when they are of
+    :data:`MATERIAL_TYPES` or a ``complaint`` the event itself says (the
+    engine: a bad survey answer, a case opened; ``None``: unknown, scored),
+    else at most every :attr:`ScoringConfig.rescore_steady_ms` of event time.
+    Only the event and the customer's state decide, never a model's score (a
+    text's sentiment follows the shared models' learning, hence the batch
+    boundaries): when churn is scored is the same whatever the batch
+    boundaries and restarts (``tests/faults_models.py``: ``scored_when``).
 
     Returns when the partition's sweep should visit the customer (the engine
     indexes it) when no visit was booked before that time, else None
@@ -192,11 +220,16 @@ def score_churn(
         state.predictions["churn"] = {"p": 1.0, "t": now, "cancelled": True}
         return None
     pending = _learn_due(models, state, pending, now, cfg, report)
-    if event.type in ("web_event", "app_event") and _skip_digital(state, event, pending, cfg):
+    snapshot_due = not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms
+    if event.type in ("web_event", "app_event"):
+        skip = _skip_digital(state, event, pending, cfg)
+    else:
+        skip = not snapshot_due and not complaint and complaint is not None and _steady(state, event, cfg)
+    if skip:
         state.predictions["churn_pending"] = pending
         return None
-    x, predicted = _show_churn(models, state, event.customer_key, event.event_id, now, report)
-    if not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms:
+    x, predicted = _show_churn(models, state, event.customer_key, event.event_id, now, report, snapshot_due)
+    if snapshot_due:
         values = [float(f"{v:.4g}") for v in x.values()]
         pending.append({"t": now, "x": values, "k": behaviour.behaviours(state), "p": predicted})
         report.snapshots += 1
@@ -209,19 +242,49 @@ def score_churn(
 
 
 def _show_churn(
-    models: Models, state: CustomerState, customer_key: str, event_id: str, now: int, report: ScoringReport
+    models: Models,
+    state: CustomerState,
+    customer_key: str,
+    event_id: str,
+    now: int,
+    report: ScoringReport,
+    every_role: bool = False,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Score churn at ``now`` with every role; the champion's figure is what the profile shows."""
+    """Score churn at ``now``; the champion's figure is what the profile shows. ``every_role``: the
+    challenger's too (a snapshot keeps what each role said; nothing else reads it)."""
     x = churn_inputs(state, now)
-    predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
     champion = models.champions["churn"]
+    if every_role:
+        predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
+    else:
+        predicted = {"champion": champion.model.predict_proba_one(x)}
     report.scored["churn"] += 1
     report.scores.append(("churn", customer_key, event_id, now, predicted["champion"]))
+    p = round(predicted["champion"], 4)
+    before = state.predictions.get("churn") or {}
+    top = before.get("top")
+    if top is None or _explanation_moved(before, p, champion.version):
+        top = champion.model.explain_one(x)
     state.predictions["churn"] = {
-        "p": round(predicted["champion"], 4), "t": now, "version": champion.version,
-        "top": champion.model.explain_one(x), "warm": _warm(champion.model.validation),
+        "p": p, "t": now, "version": champion.version, "top": top, "warm": _warm(champion.model.validation),
     }  # fmt: skip
     return x, predicted
+
+
+def _explanation_moved(before: dict[str, Any], p: float, version: str) -> bool:
+    """Whether the drivers shown with the risk ``before`` may no longer be those of ``p``: the risk moved
+    by :data:`EXPLAIN_STEP` or more or into another tenth, the model version changed, or there was none.
+
+    >>> _explanation_moved({"p": 0.52, "version": "v1", "top": []}, 0.56, "v1")
+    False
+    >>> [_explanation_moved({"p": 0.52, "version": "v1", "top": []}, p, v) for p, v in
+    ...  [(0.58, "v1"), (0.49, "v1"), (0.52, "v2")]]
+    [True, True, True]
+    """
+    shown = before.get("p")
+    if shown is None or before.get("cancelled") or before.get("version") != version:
+        return True
+    return abs(p - shown) >= EXPLAIN_STEP or int(p * 10) != int(shown * 10)
 
 
 def _book_visit(state: CustomerState, pending: list[dict[str, Any]], now: int, cfg: ScoringConfig) -> int | None:
@@ -264,6 +327,15 @@ def _skip_digital(state: CustomerState, event: Event, pending: list[dict[str, An
         return False
     last = (state.predictions.get("churn") or {}).get("t")
     return last is not None and 0 <= now - last < DIGITAL_RESCORE_MS
+
+
+def _steady(state: CustomerState, event: Event, cfg: ScoringConfig) -> bool:
+    """True when the event moves no strong churn signal and the risk shown was scored less than
+    :attr:`ScoringConfig.rescore_steady_ms` before it (event time): it then waits for the cadence."""
+    if event.type in MATERIAL_TYPES:
+        return False
+    last = (state.predictions.get("churn") or {}).get("t")
+    return last is not None and 0 <= event.event_time_ms - last < cfg.rescore_steady_ms
 
 
 def expire_churn(

@@ -1,0 +1,152 @@
+"""Dependency-aware flag evaluation (issue 16) gives exactly the flags and triggers of running every
+rule on every event: a long simulated stream (several customers, 4 partitions, late and duplicated
+events, more rules than a profile holds flags, models on, restarts) through both paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import random
+import zlib
+from pathlib import Path
+
+from app.simulator import Simulator, SimulatorConfig
+from livesignals import serde
+from livesignals.contract import RawMessage, primary_key
+from livesignals.errors import Origin
+from livesignals.settings import Settings
+from operators.engine import Engine
+from operators.profile360.profile import CustomerState
+from operators.rules import dependencies
+from operators.rules.rulebook import Rulebook
+from operators.scoring import online
+from state.memory import InMemoryStore
+from tests.fuzzing import ListPublisher
+from tests.helpers import T0, event
+
+MINUTE = 60_000
+PARTITIONS = 4
+SEVERITIES = ("info", "warning", "critical")
+
+
+def test_tracked_inputs_follow_the_scoring_rooms_constants():
+    assert dependencies._FRAUD_TYPES == online.FRAUD_TYPES
+    assert dependencies._BROWSING == online.BROWSING
+
+
+def test_inputs_of_the_shipped_rules():
+    book = Rulebook.load(_catalogue())
+    tracked = {rule.name: rule.inputs for rule in book.flags if rule.inputs is not None}
+    assert tracked == {
+        "frustrated": {"predictions.mood"}, "high_churn_risk": {"predictions.churn"},
+        "delivery_problem": {"activity.deliveries"}, "likely_to_negotiate": {"history.offers", "predictions.churn"},
+        "vip": {"value"}, "consent_withdrawn": {"consent"},
+    }  # fmt: skip
+    assert dependencies.inputs_of("w1h.errors >= 1") is None and dependencies.inputs_of("event.inbound") is None
+    assert (
+        dependencies.inputs_of("flags.vip != null") is None and dependencies.inputs_of("derived.cart_abandoned") is None
+    )
+
+
+def test_a_stable_rule_runs_again_only_when_an_input_changes(tmp_path):
+    calls = []
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "big"\nraise_when = "value.spend >= 100"\nclear_when = "value.spend < 50"\n')
+    e = _engine(path)
+    rule = e.rulebook.rulebook.flags[0]
+
+    def raise_when(ctx):
+        calls.append(1)
+        return rule.raise_when(ctx)
+
+    counted = dataclasses.replace(rule, raise_when=raise_when)
+    e.rulebook.rulebook = dataclasses.replace(e.rulebook.rulebook, flags=(counted,))
+    views = [event("web_event", "c1", T0 + i * MINUTE, event_id=f"v{i}", action="page_view") for i in range(5)]
+    order = event("order", "c1", T0 + 6 * MINUTE, event_id="o", order_id="o1", amount=150.0)
+    e.process(_raw([*views, order], PARTITIONS))
+    assert len(calls) == 2  # the first event (no memo yet) and the order (it changes value)
+    assert "big" in e.store.load(["customer_id:c1"])["customer_id:c1"].flags
+
+
+def test_every_flag_and_trigger_is_the_same_as_running_every_rule(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(_catalogue().read_text() + _extra_rules())
+    docs = _stream(customers=30, events=3000, seed=5)
+    messages = _raw(docs, PARTITIONS)
+    batches = _batches(len(messages), random.Random(9))
+    aware, every = _engine(path), _engine(path)
+    every.rules_dependency_aware = False
+    for n, (start, end) in enumerate(batches):
+        aware.process(messages[start:end])
+        every.process(messages[start:end])
+        if n % 7 == 3:  # a restart of the dependency-aware engine: states reloaded, memos gone
+            store = aware.store
+            assert isinstance(store, InMemoryStore)
+            store.states = {k: CustomerState.from_bytes(k, s.to_bytes()) for k, s in store.states.items()}
+    out_aware, out_every = aware.publisher.records, every.publisher.records  # type: ignore[attr-defined]
+    kinds = {r.topic for r in out_every}
+    assert len(out_every) > 100 and {"ls.flags", "ls.triggers"} <= kinds, kinds
+    assert [(r.topic, r.key, r.value) for r in out_aware] == [(r.topic, r.key, r.value) for r in out_every]
+    states_aware, states_every = aware.store.states, every.store.states  # type: ignore[attr-defined]
+    assert {k: s.to_bytes() for k, s in states_aware.items()} == {k: s.to_bytes() for k, s in states_every.items()}
+
+
+def _engine(rules: Path) -> Engine:
+    settings = Settings(metrics_port=0).replace(rules_path=str(rules), policy_clock="stream")
+    return Engine(settings, InMemoryStore(), ListPublisher(), clock=lambda: 4e12)
+
+
+def _catalogue() -> Path:
+    return Path(str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml")))
+
+
+def _extra_rules() -> str:
+    """More flag rules than a profile holds (32), most on tracked inputs: hold-backs and displacements."""
+    out = []
+    for k in range(1, 25):
+        out.append(f'[[flag]]\nname = "spend_{k}"\nseverity = "{SEVERITIES[k % 3]}"\nraise_when = "value.spend >= {k * 25}"'
+                   f'\nclear_when = "value.spend < {k * 20}"\nttl_hours = {1 + k % 5}\n')  # fmt: skip
+    for name, raise_when, clear_when in (
+        ("no_marketing", "consent.marketing == false", "consent.marketing"),
+        ("two_deliveries_late", "derived.deliveries_in_trouble >= 2", "derived.deliveries_in_trouble == 0"),
+        ("offers_refused", "history.offers.rejected >= 1", "history.offers.accepted >= 1"),
+        ("moody", "predictions.mood.avg < -0.1", "predictions.mood.avg > 0.1"),
+        ("churny", "predictions.churn.p > 0.3", "predictions.churn.p < 0.2"),
+        ("odd_order", "predictions.fraud.score > 0.5", "predictions.fraud.score < 0.2"),
+        ("gold", "value.loyalty.tier == 'gold'", "value.loyalty.tier != 'gold'"),
+    ):
+        out.append(f'[[flag]]\nname = "{name}"\nseverity = "critical"\nraise_when = "{raise_when}"\n'
+                   f'clear_when = "{clear_when}"\nttl_hours = 3\n')  # fmt: skip
+    return "\n" + "\n".join(out)
+
+
+def _stream(customers: int, events: int, seed: int) -> list[dict]:
+    """The simulator's mix over ~2 days; 3 % of events again later (duplicates), 3 % moved hours later (late)."""
+    sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=T0, step_ms=MINUTE))
+    docs = [doc for doc, _ in sim.stream(events)]
+    rng = random.Random(seed)
+    for _ in range(events * 3 // 100):
+        docs.insert(rng.randrange(len(docs)), dict(rng.choice(docs)))  # the same event again, anywhere
+    for _ in range(events * 3 // 100):
+        i = rng.randrange(len(docs) - 400)
+        docs.insert(i + 300, docs.pop(i))  # ~5 hours after its time: late for its customer
+    return docs
+
+
+def _raw(docs: list[dict], partitions: int) -> list[RawMessage]:
+    offsets = [0] * partitions
+    out = []
+    for doc in docs:
+        p = zlib.crc32(primary_key(doc["customer"]).encode()) % partitions
+        out.append(RawMessage(serde.dumps(doc), None, Origin("in", p, offsets[p], T0)))
+        offsets[p] += 1
+    return out
+
+
+def _batches(total: int, rng: random.Random) -> list[tuple[int, int]]:
+    out, start = [], 0
+    while start < total:
+        end = min(total, start + rng.choice((1, 7, 50, 200, 500)))
+        out.append((start, end))
+        start = end
+    return out
