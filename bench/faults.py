@@ -1,6 +1,6 @@
 """The fault suite: each fault against an uninterrupted run over the same 4-partition input.
 
-    .venv/bin/python -m bench.faults                     # every scenario (~15 min)
+    .venv/bin/python -m bench.faults                     # every scenario (~20 min)
     .venv/bin/python -m bench.faults --only kill9 --events 30000 --redis-down-s 30
     .venv/bin/python -m bench.faults --only kill9 --models on   # models on: see below
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import signal
 import statistics
 import subprocess
@@ -46,18 +45,21 @@ from typing import Any
 from app import embedded
 from app.engine_process import engine_argv, engine_env, start_engine, stop_process
 from bench.common import committed, produce_events, reference_simulator, write_result
+from flows.startup import read_steps
 from livesignals.settings import Settings
 from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 
-N_DEFAULT = 20_000
+N_DEFAULT = 100_000
+"""Enough input for ``--kills 20`` on a quiet machine: a kill cycle commits ~1-5k events there (fewer under
+load), and kill9 stops killing once the input is all committed (it then says how many kills happened)."""
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=N_DEFAULT)
-    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--kills", type=int, default=20, help="kill9: SIGKILLs (fewer if --events runs out first)")
     ap.add_argument("--redis-down-s", type=float, default=120.0)
     ap.add_argument("--broker-down-s", type=float, default=100.0)
     ap.add_argument("--only", action="append", help="run only these scenarios")
@@ -181,8 +183,10 @@ def _kill9(s: Settings, n: int, kills: int) -> list[float]:
             finally:
                 stop_process(proc)
             log.seek(0)
-            steps.append(startup_steps(log.read().decode(errors="replace")))
+            steps.append(read_steps(log.read().decode(errors="replace")))
     _STARTUP_STEPS[:] = steps
+    if len(recoveries) < kills:
+        print(f"kill9: only {len(recoveries)} of {kills} kills before the input ran out: raise --events", flush=True)
     proc = start_engine(s)
     try:
         _wait(s, n, [proc])
@@ -193,21 +197,6 @@ def _kill9(s: Settings, n: int, kills: int) -> list[float]:
 
 _STARTUP_STEPS: list[dict[str, tuple[float, float]]] = []
 """kill9: each restart's start-up steps, (wall, cpu) seconds since its process started."""
-
-
-def startup_steps(log_text: str) -> dict[str, tuple[float, float]]:
-    """The steps of the engine's start-up line (:mod:`flows.startup`) in ``log_text``: step -> (wall, cpu).
-
-    >>> startup_steps("... INFO flows.startup: start-up (s since the process started, wall/cpu): imports 1.61/0.70, "
-    ...               "first_commit 2.94/1.19")
-    {'imports': (1.61, 0.7), 'first_commit': (2.94, 1.19)}
-    """
-    for line in log_text.splitlines():
-        if "flows.startup: start-up" in line:
-            listed = line.split("): ", 1)[1]
-            return {step: (float(wall), float(cpu)) for step, wall, cpu in
-                    (re.split(r"[ /]", part.strip()) for part in listed.split(","))}  # fmt: skip
-    return {}
 
 
 def _steps_p50(steps: list[dict[str, tuple[float, float]]]) -> dict[str, str]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +97,21 @@ class StartupClock:
             ordered = sorted(self.steps.items(), key=lambda kv: kv[1])
         log.info("start-up (s since the process started, wall/cpu): %s",
                  ", ".join(f"{k} {v:.2f}/{self.cpu[k]:.2f}" for k, v in ordered))  # fmt: skip
+
+
+def read_steps(log_text: str) -> dict[str, tuple[float, float]]:
+    """The steps of the engine's start-up line (this module) in ``log_text``: step -> (wall, cpu).
+
+    >>> read_steps("... INFO flows.startup: start-up (s since the process started, wall/cpu): imports 1.61/0.70, "
+    ...               "first_commit 2.94/1.19")
+    {'imports': (1.61, 0.7), 'first_commit': (2.94, 1.19)}
+    """
+    for line in log_text.splitlines():
+        if "flows.startup: start-up" in line:
+            listed = line.split("): ", 1)[1]
+            return {step: (float(wall), float(cpu)) for step, wall, cpu in
+                    (re.split(r"[ /]", part.strip()) for part in listed.split(","))}  # fmt: skip
+    return {}
 
 
 STARTUP = StartupClock()

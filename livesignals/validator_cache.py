@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import functools
 import hashlib
 import importlib.util
@@ -87,9 +88,13 @@ def compile_validator(
 
 
 def _compile(definition: Mapping[str, Any], formats: Mapping[str, Any]) -> tuple[str, Any]:
-    """The entry function's name and the compiled module code (what ``fastjsonschema.compile`` would exec)."""
-    source = fastjsonschema.compile_to_code(dict(definition), formats=dict(formats))
-    name = RefResolver.from_schema(dict(definition), store={}).get_scope_name()
+    """The entry function's name and the compiled module code (what ``fastjsonschema.compile`` would exec).
+
+    fastjsonschema rewrites the ``$ref`` it resolves in place (to absolute URIs): it gets a copy, so that the
+    caller's definition -- and the keys computed from definitions sharing its parts -- never change."""
+    copied: dict[str, Any] = copy.deepcopy(dict(definition))
+    source = fastjsonschema.compile_to_code(copied, formats=dict(formats))
+    name = RefResolver.from_schema(copied, store={}).get_scope_name()
     return name, builtins.compile(source, f"<validator {name}>", "exec")
 
 
