@@ -1,6 +1,6 @@
 """The fault suite: each fault against an uninterrupted run over the same 4-partition input.
 
-    .venv/bin/python -m bench.faults                     # every scenario (~15 min)
+    .venv/bin/python -m bench.faults                     # every scenario (~20 min)
     .venv/bin/python -m bench.faults --only kill9 --events 30000 --redis-down-s 30
     .venv/bin/python -m bench.faults --only kill9 --models on   # models on: see below
 
@@ -33,6 +33,7 @@ import argparse
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,24 +45,28 @@ from typing import Any
 from app import embedded
 from app.engine_process import engine_argv, engine_env, start_engine, stop_process
 from bench.common import committed, produce_events, reference_simulator, write_result
+from flows.startup import read_steps
 from livesignals.settings import Settings
 from operators.profile360.profile import CustomerState
 from state.connection import connect
 from state.keys import Keys
 
-N_DEFAULT = 20_000
+N_DEFAULT = 100_000
+"""Enough input for ``--kills 20`` on a quiet machine: a kill cycle commits ~1-5k events there (fewer under
+load), and kill9 stops killing once the input is all committed (it then says how many kills happened)."""
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=N_DEFAULT)
-    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--kills", type=int, default=20, help="kill9: SIGKILLs (fewer if --events runs out first)")
     ap.add_argument("--redis-down-s", type=float, default=120.0)
     ap.add_argument("--broker-down-s", type=float, default=100.0)
     ap.add_argument("--only", action="append", help="run only these scenarios")
     ap.add_argument("--models", choices=("on", "off"), default="off", help="online models on or off (see above)")
     args = ap.parse_args(argv)
     models = args.models == "on"
+    _compile_bytecode()
     with embedded.start_kafka() as broker, embedded.start_redis(prefer_system=True) as redis_server:
         base = _settings(broker.address, f"redis://{redis_server.address}/0", "ref", models)
         from app.topics import ensure_topics
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
             got = _state(s if not isinstance(recovery, tuple) else recovery[1], models)
             compared = _compare_models_on(reference, got) if models else _compare(reference, got)
             results[name] = {**compared, "recovery_s": _first(recovery), "wall_s": round(time.monotonic() - started, 1)}
+            if name == "kill9" and _STARTUP_STEPS:
+                results[name]["startup_p50_wall_cpu_s"] = _steps_p50(_STARTUP_STEPS)
             print(name, {k: v for k, v in results[name].items() if k != "labels_learned"}, flush=True)
             if models:
                 print(f"  labels learned: reference vs fault run {results[name]['labels_learned']}", flush=True)
@@ -94,6 +101,17 @@ def main(argv: list[str] | None = None) -> None:
             results["cluster_refusing"] = _cluster_refusing()
             print("cluster_refusing", results["cluster_refusing"], flush=True)
     write_result("faults" if not models else "faults-models-on", results)
+
+
+def _compile_bytecode() -> None:
+    """Compile the engine's modules to bytecode once, as an installed wheel has them: a checkout run with
+    ``PYTHONDONTWRITEBYTECODE`` (or never run before) would otherwise compile every module at every
+    engine start -- ~0.3 s of CPU on each kill -9 restart that a deployment does not pay."""
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    for package in ("livesignals", "models", "operators", "state", "flows", "app"):
+        compileall.compile_dir(root / package, quiet=1)
 
 
 def _settings(kafka: str, redis_url: str, name: str, models: bool) -> Settings:
@@ -148,6 +166,8 @@ def _drain(settings: Settings, n: int, models: bool) -> dict[str, Any]:
 def _kill9(s: Settings, n: int, kills: int) -> list[float]:
     rng = random.Random(1)
     recoveries = []
+    logged = s.replace(log_level="INFO")  # the restarted engine's start-up line (flows.startup) is read back
+    steps: list[dict[str, tuple[float, float]]] = []
     for i in range(kills):
         proc = start_engine(s)
         time.sleep(rng.uniform(0.5, 3.0) if i == 0 else rng.uniform(1.0, 4.0))
@@ -156,17 +176,37 @@ def _kill9(s: Settings, n: int, kills: int) -> list[float]:
         mark = committed(s)
         if mark >= n:
             break
-        proc = start_engine(s)
-        try:
-            recoveries.append(_progress_after(s, mark, [proc]) if mark < n else 0.0)
-        finally:
-            stop_process(proc)
+        with tempfile.TemporaryFile() as log:
+            proc = start_engine(logged, log=log)
+            try:
+                recoveries.append(_progress_after(s, mark, [proc]) if mark < n else 0.0)
+            finally:
+                stop_process(proc)
+            log.seek(0)
+            steps.append(read_steps(log.read().decode(errors="replace")))
+    _STARTUP_STEPS[:] = steps
+    if len(recoveries) < kills:
+        print(f"kill9: only {len(recoveries)} of {kills} kills before the input ran out: raise --events", flush=True)
     proc = start_engine(s)
     try:
         _wait(s, n, [proc])
     finally:
         stop_process(proc)
     return recoveries
+
+
+_STARTUP_STEPS: list[dict[str, tuple[float, float]]] = []
+"""kill9: each restart's start-up steps, (wall, cpu) seconds since its process started."""
+
+
+def _steps_p50(steps: list[dict[str, tuple[float, float]]]) -> dict[str, str]:
+    """Per step, the median wall and CPU seconds since the process started, as ``"wall/cpu"``."""
+
+    def median(step: str, i: int) -> float:
+        return statistics.median(one[step][i] for one in steps if step in one)
+
+    names = sorted({k for one in steps for k in one}, key=lambda k: median(k, 0))
+    return {k: f"{median(k, 0):.2f}/{median(k, 1):.2f}" for k in names}
 
 
 def _two_engines(s: Settings, n: int) -> float:

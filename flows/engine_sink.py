@@ -40,6 +40,7 @@ from redis.exceptions import RedisClusterException
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
 from flows.monitor import PROGRESS
 from flows.shutdown import SHUTDOWN
+from flows.startup import STARTUP
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.settings import Settings
@@ -124,6 +125,8 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
     def write_batch(self, items: list[RawMessage]) -> None:
         if not SHUTDOWN.begin_batch():
             return  # SIGTERM: read again at the next start (flows.shutdown)
+        if items:
+            STARTUP.mark("first_batch")
         try:
             by_partition: dict[int, list[RawMessage]] = {}
             for m in items:
@@ -193,6 +196,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             self.claimer.commit_offsets(_next_offsets(messages))
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
+        STARTUP.committed()
 
     def _probe(self, dependency: str) -> Callable[[], object] | None:
         """A cheap request to ``dependency`` (Redis ``PING``, Kafka metadata) that raises while it is down."""

@@ -35,6 +35,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from flows.startup import STARTUP
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -169,6 +170,7 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
                 f"every input topic and the repartition topic must have the same partition count "
                 f"(partition p of each is read by one worker): {counts}"
             )
+        STARTUP.mark("kafka_metadata")
         return [str(p) for p in range(next(iter(counts.values())))]
 
     def _partition_counts(self) -> dict[str, int]:
@@ -194,4 +196,6 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             metrics.PARTITIONS_OWNED.set(len(self.ownership.owned()))
             metrics.READY.set(1)  # claimed: Redis and Kafka answered, the partition is owned
             log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
-        return _PartitionReader(self.config, self.topics, partition, self.ownership, self.batch_size)
+        reader = _PartitionReader(self.config, self.topics, partition, self.ownership, self.batch_size)
+        STARTUP.mark("claimed", again=True)
+        return reader

@@ -28,6 +28,7 @@ from flows import health, monitor, shutdown
 from flows.claims import KafkaClaimer, exit_now
 from flows.engine_sink import EngineSink, default_engine
 from flows.kafka_source import KafkaPartitionSource
+from flows.startup import STARTUP
 from livesignals.contract import decode
 from livesignals.errors import InvalidEvent, Origin
 from livesignals.settings import Settings
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataflow:
     """The engine dataflow for ``settings`` (default: from the environment)."""
+    STARTUP.mark("imports")
     settings = settings or Settings.load()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("settings: %s", settings.redacted())
@@ -54,12 +56,14 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         watch.start()
     claimer = KafkaClaimer(settings, topics)  # waits for Redis (its start-up checks) while health is served
     claimers.append(claimer)
+    STARTUP.mark("redis_checks")
     ownership.claimer = claimer
 
     def engine_factory(s: Settings) -> Engine:
         warm.join()  # never compiled twice: the first batch finds the validators (and River) ready
         engine = default_engine(s, ownership=ownership)
         watch.checks["rules_loaded"] = True  # the engine loaded its rules (or refused to start)
+        STARTUP.mark("engine")
         return engine
 
     flow = Dataflow("livesignals")
@@ -90,6 +94,7 @@ def warm_up(settings: Settings) -> threading.Thread:
             import river.linear_model
             import river.metrics
             import river.preprocessing  # noqa: F401 - imported for the side effect
+        STARTUP.mark("warm_up")
 
     thread = threading.Thread(target=run, name="warm-up", daemon=True)
     thread.start()

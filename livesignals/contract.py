@@ -25,6 +25,7 @@ import fastjsonschema
 from livesignals import serde
 from livesignals.errors import InvalidEvent, Origin, Reason
 from livesignals.identifiers import canonical_identifier, normalise_identifier
+from livesignals.validator_cache import compile_validator
 
 SCHEMA_VERSION: Final = 1
 
@@ -89,7 +90,8 @@ def _validators() -> tuple[Any, dict[str, Any], dict[str, Any]]:
     defs = schema["definitions"]
 
     def compiled(sub: dict[str, Any]) -> Any:
-        return fastjsonschema.compile({"$id": schema["$id"], "definitions": defs, **sub}, formats=formats)
+        # compiled once per schema and kept on disk: a restarted engine loads them (issue #10, recovery)
+        return compile_validator({"$id": schema["$id"], "definitions": defs, **sub}, formats=formats)
 
     properties = {**schema["properties"], "payload": {"type": "object"}}  # its common part: below
     envelope = compiled({k: v for k, v in schema.items() if k not in ("allOf", "definitions", "properties")}

@@ -329,3 +329,12 @@ KAFKA_OFFSET_OUT_OF_RANGE = Counter(
     "log or the topic was re-created).",
     ["cause"],
 )
+
+
+# restart time (issue 10: recovery, session 11)
+STARTUP_SECONDS = Gauge(
+    "livesignals_startup_seconds",
+    "Seconds from the engine process's start to the end of each start-up step (imports, redis_checks, warm_up, "
+    "kafka_metadata, engine, claimed, first_batch, first_commit: flows.startup); kill -9 recovery is this start.",
+    ["step"],
+)

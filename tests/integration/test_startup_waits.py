@@ -1,5 +1,6 @@
 """Start-up waits for its dependencies: an engine started before Redis and while the broker does not answer
-claims its partitions once both are there and applies every event (real servers, a broker of its own)."""
+claims its partitions once both are there and applies every event (real servers, a broker of its own); its
+start-up line (:mod:`flows.startup`) counts the waits."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from app import embedded
 from app.engine_process import start_engine, stop_process
 from app.simulator import Simulator, SimulatorConfig
+from flows.startup import STEPS, read_steps
 from livesignals import serde
 from livesignals.contract import primary_key
 from operators.profile360.profile import CustomerState
@@ -56,6 +58,11 @@ def test_an_engine_started_before_redis_and_while_the_broker_is_frozen_waits_the
                 assert engine.poll() is None
                 applied = sum(CustomerState.from_bytes("c", doc).events for doc in profiles(s).values())
                 assert applied == N, "every event applied once"
+            log.flush()
+            text = (tmp_path / "engine.log").read_text(errors="replace")
+            steps = read_steps(text)
+            assert list(steps) == sorted(STEPS, key=lambda k: steps[k][0]), "every start-up step, timed (flows.startup)"
+            assert steps["first_commit"][0] >= 12, "the waits for Redis and the broker are start-up time"
         finally:
             os.killpg(broker.proc.pid, signal.SIGCONT)
             stop_process(engine)
