@@ -60,7 +60,7 @@ from operators.rules.context import ContextWindows, context
 from operators.rules.dependencies import changed_by
 from operators.rules.rulebook import RulebookSource
 from operators.rules.signals import Trigger
-from operators.scoring import online
+from operators.scoring import online, silence
 from operators.scoring.features import churn_features
 from operators.scoring.learner import ModelView, SharedLearner
 from operators.staging import StagedAggregates
@@ -263,6 +263,8 @@ class Engine:
         ``report`` is the event's own; partition aggregates go through the
         engine's stage (:mod:`operators.staging`), kept by the caller on success.
         """
+        if self.models_enabled:  # the silent stretch before this event, as it was (operators.scoring.silence)
+            silence.take(self._view, state, event.event_time_ms, self.scoring, report.scoring)
         present = self._present(state, event)
         text = online.text_of(event)
         score = self._score_before(part, state, event, text, report, present)
@@ -379,7 +381,8 @@ class Engine:
         messages: list[RawMessage],
     ) -> list[CustomerState]:
         """Label the churn snapshots of customers gone silent: those indexed on due days the
-        partition's event time has passed (see :func:`operators.scoring.online.expire_churn`).
+        partition's event time has passed (see :func:`operators.scoring.online.expire_churn`),
+        after snapshotting their silence (:mod:`operators.scoring.silence`).
 
         Their lessons carry the batch's last offset of the partition and sequence numbers from
         :data:`SWEEP_SEQ`, after every lesson of the batch's events."""
@@ -396,6 +399,8 @@ class Engine:
                 state = touched.get(key) or loaded[key]
                 state.changed()  # changed outside an event: its next undo record is encoded afresh
                 try:
+                    silence.take(self._view, state, part.watermark_ms - silence.settle_ms(self.scoring) + 1,
+                                 self.scoring, report.scoring)  # fmt: skip
                     due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
                 except Exception:  # one customer's snapshots must never fail every retry of the batch
                     log.exception("churn snapshots of %s could not be labelled; dropped", key)

@@ -109,7 +109,7 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "predictions.churn_pending": online.ScoringConfig().max_pending,
     "predictions.churn_pending.*": 4,
     "predictions.churn_pending.*.x": len(features.CHURN_FEATURES) + len(behaviour.FIXED) + 2 * behaviour.MAX_BEHAVIOURS,
-    "predictions.churn_activity": 6,
+    "predictions.churn_activity": 7,  # first, last, prev, names, hits, days, quiet (silence.QUIET_KEY)
     "predictions.churn_activity.names": behaviour.MAX_BEHAVIOURS,
     "predictions.churn_activity.hits": behaviour.MAX_BEHAVIOURS,
     "predictions.churn_activity.days": behaviour.KEEP_DAYS + 1,

@@ -104,7 +104,9 @@ def test_every_snapshot_is_learned_exactly_once():
 def test_a_customer_who_goes_silent_still_yields_a_negative_once_the_horizon_passes():
     e = engine(churn_horizon_days=30)
     docs = [event("call", "quiet", T0)]
-    docs += [event("app_event", "busy", T0 + d * DAY, action="post") for d in range(1, 40)]
+    # its silence is snapshotted for a horizon after its last event (operators/scoring/silence.py):
+    # the last of those falls due 60 days after it
+    docs += [event("app_event", "busy", T0 + d * DAY, action="post") for d in range(1, 70)]
     run(e, docs, batch=5)
     quiet = states(e)["customer_id:quiet"]
     assert quiet.predictions["churn_pending"] == []  # learned by the sweep: no event of its own since
