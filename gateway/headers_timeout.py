@@ -73,7 +73,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Count the bytes of a head still coming in; answer 431 and close past :data:`MAX_HEAD_BYTES`."""
+        """Parse ``data``; if a head is still incomplete after it, count it, and past :data:`MAX_HEAD_BYTES`
+        answer 431 and close (a chunk that completes its head, body bytes and all, is never counted)."""
+        super().data_received(data)
         if self in self._waiting.pending:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
@@ -81,8 +83,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
                 if not self.transport.is_closing():
                     self.transport.write(TOO_LARGE)
                     self.transport.close()
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         """A request began (a later one on a keep-alive connection too): its head is due within the deadline."""
