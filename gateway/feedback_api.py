@@ -2,7 +2,8 @@
 
 Order: token, role and access (401/403, audited, before a byte of the body is
 read), existence (404), the body (at most ``gateway_body_max_bytes``, else
-413), its shape (400), the action offered (422), the Idempotency-Key and the
+413), its shape (400), the action offered or the target known for this
+customer (422, :func:`gateway.feedback.known_targets`), the Idempotency-Key and the
 one-verdict rule (:mod:`gateway.feedback_ledger`: the stored answer, or 409),
 then the event is produced and its delivery awaited on the event loop (503
 when Kafka does not confirm it: the event was not sent; the desk may retry
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import access, feedback
-from gateway.api import Service, _known, authorise, json_response
+from gateway.api import Granted, Service, _known, authorise, json_response
 from gateway.feedback_ledger import FeedbackLedger
 from gateway.limits import read_capped
 from gateway.problems import Problem
@@ -41,7 +42,7 @@ async def post_feedback(service: Service, request: Request) -> Response:
     if service.feedback is None:
         raise Problem(503, "Feedback unavailable", "no Kafka producer configured")
     key = request.headers.get("idempotency-key", "")
-    doc, target = await run_in_threadpool(_event, service, g.customer, g.principal.subject, body, key)
+    doc, target = await run_in_threadpool(_event, service, g, body, key)
     ledger = FeedbackLedger(service.client, service.settings.key_prefix, service.settings.gateway_feedback_ttl_s)
     agent = g.principal.subject
     answer = await run_in_threadpool(ledger.begin, agent, g.customer, key, body, target)
@@ -58,8 +59,9 @@ async def post_feedback(service: Service, request: Request) -> Response:
     return json_response(answer, 202)
 
 
-def _event(service: Service, customer: str, agent: str, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+def _event(service: Service, g: Granted, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
     """The event for ``body`` and the target of its verdict (400/422 problems for what cannot be taken)."""
+    customer, agent = g.customer, g.principal.subject
     decision = None
     if body.get("target") == "action":
         decision = reader.read_360(service.client, service.keys, customer, timeline=1)["predictions"].get(
@@ -71,4 +73,10 @@ def _event(service: Service, customer: str, agent: str, body: dict[str, Any], ke
         raise Problem(422, "Action not offered", str(exc)) from None
     except feedback.BadFeedback as exc:
         raise Problem(400, "Bad feedback", str(exc)) from None
+    if doc["type"] == "agent_feedback":
+        loaded = g.loaded if g.loaded is not None else reader.load_own(service.client, service.keys, customer)
+        state = loaded.state  # the profile the access decision read: no second read
+        known = feedback.known_targets(state.history, state.flags, state.predictions)
+        if doc["payload"]["target_id"] not in known[doc["payload"]["kind"]]:
+            raise Problem(422, "Unknown target", f"this customer has no {doc['payload']['kind']} with that id")
     return doc, feedback.verdict_target(body, decision)

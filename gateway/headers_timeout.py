@@ -9,7 +9,10 @@ connection opens, and again whenever a new request begins on it (its first
 byte: an idle keep-alive connection is uvicorn's ``timeout_keep_alive``'s),
 the whole head (request line and headers) must have arrived within
 ``gateway_header_timeout_s``, else the connection is closed without an
-answer. Once the head is in, nothing changes: a request body is bounded by
+answer. A head larger than :data:`MAX_HEAD_BYTES` is answered ``431`` and
+the connection closed (httptools sets no bound: four 100 MB headers grew
+the process by 440 MB and two 60 MB ones stalled every desk for seconds,
+second break-test B6). Once the head is in, nothing changes: a request body is bounded by
 ``gateway_body_max_bytes`` and a live push stream by its token, not by this
 deadline. ``livesignals serve`` selects it (uvicorn's ``http=``, an import
 path, so ``--workers N`` processes use it too).
@@ -27,12 +30,23 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+MAX_HEAD_BYTES = 64 * 1024
+"""Most bytes a request line and its headers may take (nginx's default allows 32 KiB of headers)."""
+
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\ncontent-length: 32\r\n"
+    b"x-content-type-options: nosniff\r\ncache-control: no-store\r\nconnection: close\r\n\r\n"
+    b"request head over 64 KiB: closed"
+)
+"""The whole answer to a head over :data:`MAX_HEAD_BYTES` (written before the connection closes)."""
+
 IMPORT_PATH = "gateway.headers_timeout:HeaderTimeoutProtocol"
 """What ``uvicorn.run(http=...)`` is given."""
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing a connection whose request head is not in within ``timeout_s``.
+    """uvicorn's httptools protocol, closing a connection whose request head is not in within ``timeout_s``
+    or is over :data:`MAX_HEAD_BYTES`.
 
     No timer per request (a ``call_later`` and a ``cancel`` per request cost about 5 % of a 360 read's
     CPU): a connection waiting for a head is kept in its loop's :class:`_Waiting` set with the time it
@@ -45,6 +59,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_since = 0.0
+        self.head_bytes = 0
         self._waiting = _Waiting.of(self.loop)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -56,6 +71,18 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         """The connection closed: no deadline left to enforce."""
         self._waiting.pending.discard(self)
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse ``data``; if a head is still incomplete after it, count it, and past :data:`MAX_HEAD_BYTES`
+        answer 431 and close (a chunk that completes its head, body bytes and all, is never counted)."""
+        super().data_received(data)
+        if self in self._waiting.pending:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._waiting.pending.discard(self)
+                if not self.transport.is_closing():
+                    self.transport.write(TOO_LARGE)
+                    self.transport.close()
 
     def on_message_begin(self) -> None:
         """A request began (a later one on a keep-alive connection too): its head is due within the deadline."""
@@ -70,6 +97,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _arm(self) -> None:
         if self not in self._waiting.pending:
             self.head_since = self.loop.time()
+            self.head_bytes = 0
             self._waiting.add(self)
 
     def too_slow(self) -> None:

@@ -18,6 +18,7 @@ from app.embedded import free_port
 from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.cli import server_options
+from livesignals import serde
 from livesignals.settings import Settings
 from operators.engine import Engine
 from state.keys import Keys
@@ -66,6 +67,23 @@ class World:
     def apply(self, *events: dict[str, Any]) -> None:
         self.engine.process(raw(list(events), topic=self.settings.input_topics[0], start=self.offset))
         self.offset += len(events)
+
+    def give_targets(
+        self,
+        customer_key: str,
+        flags: tuple[str, ...] = (),
+        texts: tuple[str, ...] = (),
+        decisions: tuple[str, ...] = (),
+    ) -> None:
+        """Give a stored customer flags, texts and pending offers with these ids: what agents' verdicts may
+        name (gateway.feedback.known_targets). The profile must exist (apply an event first)."""
+        key = self.keys.profile(customer_key)
+        doc = serde.loads(self.client.get(key))
+        doc.setdefault("history", {}).setdefault("recent_flags", []).extend([f, "frustrated"] for f in flags)
+        predictions = doc.setdefault("predictions", {})
+        predictions.setdefault("recent_texts", []).extend([t, 0, "", [], 0.0] for t in texts)
+        predictions.setdefault("offers_pending", []).extend({"id": d} for d in decisions)
+        self.client.set(key, serde.dumps(doc), keepttl=True)
 
 
 def world_for(settings: Settings, client: redis.Redis) -> World:

@@ -34,6 +34,7 @@ def offered(world):
 
 def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency_key(kworld, kclient):
     actions, decision_id = offered(kworld)
+    kworld.give_targets("customer_id:c1", flags=("f-1",), texts=("e-1", "e-2"), decisions=("d-1",))
     requests = [
         ({"target": "action", "action": actions[0], "verdict": "accept"}, "k-accept"),
         ({"target": "sentiment", "target_id": "e-2", "verdict": "positive"}, "k-sent-2"),

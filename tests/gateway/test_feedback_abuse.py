@@ -80,6 +80,7 @@ def test_a_body_is_capped_while_it_streams_and_never_read_before_the_token(world
 def test_an_unreachable_kafka_stalls_no_read_and_a_503_means_not_sent(kafka_settings, redis_client):
     settings = kafka_settings.replace(kafka_bootstrap=f"127.0.0.1:{free_port()}", gateway_feedback_timeout_s=1.5)
     world = world_for(settings, redis_client)
+    world.give_targets("customer_id:c1", flags=tuple(f"f-{i}" for i in range(45)))
     producer = kafka_producer(world.settings)
     answers: list[tuple[int, int, str]] = []
     lock = threading.Lock()
@@ -118,6 +119,8 @@ def _post(client: TestClient, customer: str, body: dict[str, Any], key: str, hea
 
 @pytest.mark.kafka
 def test_an_idempotency_key_answers_once_per_customer_and_body_however_late_the_retry(kworld, kclient):
+    for customer in ("customer_id:c1", "customer_id:c2"):
+        kworld.give_targets(customer, flags=("f-1",))
     first = _post(kclient, "c1", FLAG, "same-key")
     assert first.status_code == 202, first.text
     conflicting = _post(kclient, "c1", {**FLAG, "verdict": "relevant"}, "same-key")
@@ -139,11 +142,20 @@ def test_an_idempotency_key_answers_once_per_customer_and_body_however_late_the_
 
 @pytest.mark.kafka
 def test_one_verdict_per_agent_per_target_and_only_offered_actions(kworld, kclient):
+    kworld.give_targets("customer_id:c1", flags=("f-1",))
     answers = [_post(kclient, "c1", FLAG, f"poison-{i}").status_code for i in range(30)]
     assert answers == [202] + [409] * 29
     supervisor = bearer(token("s1", role="supervisor", queues=("billing",)))
     assert _post(kclient, "c1", FLAG, "poison-0", supervisor).status_code == 202  # another person's verdict
     invented = _post(kclient, "c1", {"target": "action", "verdict": "accept", "action": "free_iphone"}, "k2")
     assert invented.status_code == 422, invented.text
+    # second break-test B13: verdicts on made-up flags, texts or decisions would each put an event in the
+    # customer's bounded timeline (200 of them pushed every real entry out): refused, nothing produced
+    for i, target in enumerate(("flag", "sentiment", "action")):
+        verdict = {"flag": "relevant", "sentiment": "positive", "action": "not_relevant"}[target]
+        made_up = _post(kclient, "c1", {"target": target, "target_id": f"made-up-{i}", "verdict": verdict}, f"m{i}")
+        assert made_up.status_code == 422, made_up.text
+    padded = _post(kclient, "c1", {**FLAG, "target_id": " f-1 "}, "padded")  # B8: another spelling of f-1
+    assert padded.status_code == 422, padded.text
     records = consume_all(kworld.settings.kafka_bootstrap, kworld.settings.input_topics[0], 3, timeout_s=8)
     assert sorted(serde.loads(m.value())["payload"]["agent_id"] for m in records) == ["a1", "s1"]
