@@ -78,7 +78,10 @@ class World:
         """Give a stored customer flags, texts and pending offers with these ids: what agents' verdicts may
         name (gateway.feedback.known_targets). The profile must exist (apply an event first)."""
         key = self.keys.profile(customer_key)
-        doc = serde.loads(self.client.get(key))
+        stored = self.client.get(key)
+        if stored is None:
+            raise LookupError(f"no stored profile for {customer_key}: apply an event first")
+        doc = serde.loads(stored)
         doc.setdefault("history", {}).setdefault("recent_flags", []).extend([f, "frustrated"] for f in flags)
         predictions = doc.setdefault("predictions", {})
         predictions.setdefault("recent_texts", []).extend([t, 0, "", [], 0.0] for t in texts)
