@@ -200,7 +200,8 @@ def score_churn(
     :func:`_skip_digital` says; other events always when they are of
     :data:`MATERIAL_TYPES` or a ``complaint`` the event itself says (the
     engine: a bad survey answer, a case opened; ``None``: unknown, scored),
-    else at most every :attr:`ScoringConfig.rescore_steady_ms` of event time.
+    else at most every :attr:`ScoringConfig.rescore_steady_ms` of event time; and always when the risk
+    shown came from another champion (a promotion reaches the customer's next event).
     Only the event and the customer's state decide, never a model's score (a
     text's sentiment follows the shared models' learning, hence the batch
     boundaries): when churn is scored is the same whatever the batch
@@ -221,7 +222,10 @@ def score_churn(
         return None
     pending = _learn_due(models, state, pending, now, cfg, report)
     snapshot_due = not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms
-    if event.type in ("web_event", "app_event"):
+    shown_by = (state.predictions.get("churn") or {}).get("version")
+    if shown_by not in (None, models.champions["churn"].version):
+        skip = False  # a promotion (or new settings) since: the next event shows the new champion's figure
+    elif event.type in ("web_event", "app_event"):
         skip = _skip_digital(state, event, pending, cfg)
     else:
         skip = not snapshot_due and not complaint and complaint is not None and _steady(state, event, cfg)
