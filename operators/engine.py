@@ -41,10 +41,11 @@ from typing import Any
 
 from livesignals import metrics
 from livesignals.contract import Event, RawMessage, decode
-from livesignals.errors import DeadLetter, InvalidEvent, Reason
+from livesignals.errors import DeadLetter, InvalidEvent
 from livesignals.settings import Settings
 from models.registry import ModelSet
 from operators import erasure
+from operators.batch_positions import next_offsets, position_text, unprocessable
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
@@ -141,7 +142,7 @@ class Engine:
         if self.models_enabled:
             self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped
         marks.append(time.perf_counter())
-        self.store.commit(touched, report.flags, _next_offsets(messages), partitions)
+        self.store.commit(touched, report.flags, next_offsets(messages), partitions)
         marks.append(time.perf_counter())
         if self.models_enabled:
             export_model_metrics(self.learner.models, self.learner.catch_up() > 0)
@@ -242,9 +243,9 @@ class Engine:
             self._view.discard_current()
             self._aggregates.discard()
             # no message body, no ids: the exception's text may quote the payload (it is in the dead letter)
-            log.error("event at %s could not be applied: %s\n%s", _position(event), type(exc).__name__,
+            log.error("event at %s could not be applied: %s\n%s", position_text(event), type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)))  # fmt: skip
-            report.dead_letters.append(_unprocessable(event, messages, exc))
+            report.dead_letters.append(unprocessable(event, messages, exc))
             return False
         self._aggregates.commit()
         effects.applied += 1
@@ -387,12 +388,12 @@ class Engine:
         Their lessons carry the batch's last offset of the partition and sequence numbers from
         :data:`SWEEP_SEQ`, after every lesson of the batch's events."""
         swept: list[CustomerState] = []
-        next_offsets = _next_offsets(messages)
+        resume_at = next_offsets(messages)
         for (topic, partition), part in sorted(partitions.items()):
             keys = part.take_due(part.watermark_ms)
             if not keys:
                 continue
-            self._view.at(f"{topic}:{partition}", next_offsets.get((topic, partition), 1) - 1, SWEEP_SEQ)
+            self._view.at(f"{topic}:{partition}", resume_at.get((topic, partition), 1) - 1, SWEEP_SEQ)
             missing = [k for k in keys if k not in touched]
             loaded = self.store.load(missing) if missing else {}
             for key in keys:
@@ -488,25 +489,3 @@ def _rules_path(setting: str) -> str | None:
 
 def _advance_watermark(part: PartitionAggregates, event_time_ms: int) -> None:
     part.watermark_ms = max(part.watermark_ms, event_time_ms)
-
-
-def _unprocessable(event: Event, messages: list[RawMessage], exc: Exception) -> DeadLetter:
-    read = read_position(event)
-    m = next(m for m in messages if m.origin == read)
-    detail = f"{type(exc).__name__}: {exc}"
-    return DeadLetter(m.value or b"", m.key, Reason.PROCESSING_ERROR, detail, m.origin)
-
-
-def _position(event: Event) -> str:
-    o = read_position(event)
-    return f"{o.topic}:{o.partition}:{o.offset}"
-
-
-def _next_offsets(messages: list[RawMessage]) -> dict[tuple[str, int], int]:
-    out: dict[tuple[str, int], int] = {}
-    for m in messages:
-        o = m.origin
-        pos = (o.topic, o.partition)
-        if o.offset + 1 > out.get(pos, -1):
-            out[pos] = o.offset + 1
-    return out
