@@ -44,9 +44,16 @@ SUMMARY_ACTION: Final = "refusals_over_limit"
 Admission = Literal["write", "summarise", "count"]
 
 
-class RefusalBudget:
-    """How many refusal entries each caller has written in the current window (see the module docstring);
-    thread-safe (reads are answered in a thread pool). ``clock``: seconds, injected by tests."""
+class WindowCounts:
+    """Counts per caller in fixed windows of ``window_s`` seconds (per process, thread-safe): the counter
+    :class:`RefusalBudget` and :class:`CallerRate` are built on. At most :data:`MAX_CALLERS` callers are
+    counted apart; beyond, a newcomer ``(kind, name)`` shares the count of ``(kind, "*")``.
+    ``clock``: seconds, injected by tests.
+
+    >>> counts = WindowCounts(2, clock=lambda: 0.0)
+    >>> counts.count([("source", "10.0.0.1"), ("subject", "a7")]), counts.count([("subject", "a7")])
+    ([1, 1], [2])
+    """
 
     def __init__(
         self, per_window: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic
@@ -58,21 +65,30 @@ class RefusalBudget:
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def admit(self, source: str, subject: str) -> Admission:
-        """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none): ``write`` it,
-        ``summarise`` (the caller just passed the bound: write one entry saying so), or only ``count`` it."""
-        callers = [("source", source)] + ([("subject", subject)] if subject and subject != "-" else [])
+    def count(self, callers: list[tuple[str, str]]) -> list[int]:
+        """Count one more for each caller (in one step); each one's count in the current window."""
+        out = []
         with self._lock:
             window = int(self.clock() // self.window_s)
             if window != self._window:
                 self._window, self._counts = window, {}
-            seen = []
             for caller in callers:
                 if caller not in self._counts and len(self._counts) >= MAX_CALLERS:
                     caller = (caller[0], "*")  # the table is full: newcomers share one count
-                n = self._counts.get(caller, 0) + 1
-                self._counts[caller] = n
-                seen.append((caller[0], n))
+                n = self._counts[caller] = self._counts.get(caller, 0) + 1
+                out.append(n)
+        return out
+
+
+class RefusalBudget(WindowCounts):
+    """How many refusal entries each caller has written in the current window (see the module docstring);
+    thread-safe (reads are answered in a thread pool). ``clock``: seconds, injected by tests."""
+
+    def admit(self, source: str, subject: str) -> Admission:
+        """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none): ``write`` it,
+        ``summarise`` (the caller just passed the bound: write one entry saying so), or only ``count`` it."""
+        callers = [("source", source)] + ([("subject", subject)] if subject and subject != "-" else [])
+        seen = zip((kind for kind, _ in callers), self.count(callers), strict=True)
         over = [(kind, n) for kind, n in seen if n > self.per_window]
         if not over:
             return "write"
@@ -107,7 +123,7 @@ def record_refusal(
     metrics.GATEWAY_DECISIONS.labels(action, "denied").inc()
 
 
-class CallerRate:
+class CallerRate(WindowCounts):
     """At most ``per_window`` actions per caller (a token subject) per window (fixed windows, per process;
     at most :data:`MAX_CALLERS` callers counted apart, newcomers beyond share one count): the push route
     uses it to bound how often one caller opens subscriptions, each of which reads and audits its customers.
@@ -117,23 +133,6 @@ class CallerRate:
     ([True, True, False], True)
     """
 
-    def __init__(
-        self, per_window: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.per_window = per_window
-        self.window_s = window_s
-        self.clock = clock
-        self._window = -1
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
     def allow(self, caller: str) -> bool:
         """Count one action of ``caller``; False once it is past the bound in this window."""
-        with self._lock:
-            window = int(self.clock() // self.window_s)
-            if window != self._window:
-                self._window, self._counts = window, {}
-            if caller not in self._counts and len(self._counts) >= MAX_CALLERS:
-                caller = "*"
-            n = self._counts[caller] = self._counts.get(caller, 0) + 1
-        return n <= self.per_window
+        return self.count([("subject", caller)])[0] <= self.per_window
