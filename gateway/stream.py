@@ -179,6 +179,23 @@ def _safe_frame(cursor: Cursor, item: Item, role: str) -> bytes:
         return b""
 
 
+async def _delivered(
+    service: api.Service,
+    principal: Principal,
+    role: str,
+    cursor: Cursor,
+    item: Item,
+    followed: set[str],
+    via_queue: set[str],
+) -> tuple[Cursor, bytes]:
+    """One entry for the connection (from the catch-up or live): a customer reached only through a followed
+    queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
+    if item[2] not in followed and item[2] not in via_queue:
+        await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
+    cursor = cursor.after(item[0], item[1])
+    return cursor, _safe_frame(cursor, item, role)
+
+
 async def _events(
     service: api.Service,
     hub: FlagHub,
@@ -198,10 +215,7 @@ async def _events(
             yield b"event: reset\ndata: {}\n\n"
         followed, via_queue = set(sub.customers.values()), set[str]()
         for entry in backlog:
-            if entry[2] not in followed and entry[2] not in via_queue:
-                await run_in_threadpool(_audit_queue_delivery, service, principal, entry[2], via_queue)
-            cursor = cursor.after(entry[0], entry[1])
-            frame = _safe_frame(cursor, entry, role)
+            cursor, frame = await _delivered(service, principal, role, cursor, entry, followed, via_queue)
             if frame:
                 yield frame
         while True:
@@ -222,10 +236,7 @@ async def _events(
                 continue
             if item is None:  # overflowed: the client reconnects with its Last-Event-ID
                 return
-            if item[2] not in followed and item[2] not in via_queue:
-                await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
-            cursor = cursor.after(item[0], item[1])
-            frame = _safe_frame(cursor, item, role)
+            cursor, frame = await _delivered(service, principal, role, cursor, item, followed, via_queue)
             if frame:
                 yield frame
     finally:
