@@ -5,7 +5,9 @@ but a payload can still hold values Python cannot compare (nested thousands of
 levels deep, say). Every compiled piece of a rule gets :func:`counted_errors`
 as its error handler: the failure is counted in ``livesignals_rule_errors_total``
 by rule kind and name (a bounded set: the rules file's names), its first
-occurrence per rule and key is logged with the cause, and the piece gives null.
+occurrence per rule and key is logged with the cause's exception type (never its
+message, which may quote a payload value: log lines carry no message body), and
+the piece gives null.
 """
 
 from __future__ import annotations
@@ -30,14 +32,17 @@ def failures_so_far() -> int:
 
 
 def rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
-    """Count a rule that raised while it ran; log its first failure per rule and key, with the cause."""
+    """Count a rule that raised while it ran; log its first failure per rule and key, with the cause's type.
+
+    The exception's message is not logged: it may quote a value of the event.
+    """
     global _failures
     _failures += 1
     metrics.RULE_ERRORS.labels(kind, name).inc()
     if (kind, name, key) not in _logged and len(_logged) < MAX_LOGGED:
         _logged.add((kind, name, key))
-        log.warning("%s %r: %s raised %s: %s (taken as false; counted in livesignals_rule_errors_total)",
-                    kind, name, key, type(exc).__name__, str(exc)[:200])  # fmt: skip
+        log.warning("%s %r: %s raised %s (taken as false; counted in livesignals_rule_errors_total)",
+                    kind, name, key, type(exc).__name__)  # fmt: skip
 
 
 def counted_errors(kind: str, name: str, key: str) -> OnError:
