@@ -12,10 +12,13 @@ the whole head (request line and headers) must have arrived within
 answer. A head larger than :data:`MAX_HEAD_BYTES` is answered ``431`` and
 the connection closed (httptools sets no bound: four 100 MB headers grew
 the process by 440 MB and two 60 MB ones stalled every desk for seconds,
-second break-test B6). Once the head is in, nothing changes: a request body is bounded by
+second break-test B6). Once the head is in, a request body is bounded by
 ``gateway_body_max_bytes`` and a live push stream by its token, not by this
-deadline. ``livesignals serve`` selects it (uvicorn's ``http=``, an import
-path, so ``--workers N`` processes use it too).
+deadline; and a connection whose request was answered before its body ended
+(a body on a ``GET``, a refused ``POST``) is closed after the answer instead of
+draining that body for as long as it trickles (third break-test C8).
+``livesignals serve`` selects it (uvicorn's ``http=``, an import path, so
+``--workers N`` processes use it too).
 
 What it does not do: bound the number of connections one address opens, or
 how slowly a body arrives; put a reverse proxy (nginx, Envoy, a cloud load
@@ -33,12 +36,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 MAX_HEAD_BYTES = 64 * 1024
 """Most bytes a request line and its headers may take (nginx's default allows 32 KiB of headers)."""
 
-TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\ncontent-length: 32\r\n"
-    b"x-content-type-options: nosniff\r\ncache-control: no-store\r\nconnection: close\r\n\r\n"
-    b"request head over 64 KiB: closed"
+_TOO_LARGE_BODY = (
+    b'{"type":"about:blank","title":"Request Header Fields Too Large","status":431,'
+    b'"detail":"request head over 64 KiB: closed"}'
 )
-"""The whole answer to a head over :data:`MAX_HEAD_BYTES` (written before the connection closes)."""
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/problem+json\r\n"
+    b"content-length: " + str(len(_TOO_LARGE_BODY)).encode() + b"\r\n"
+    b"x-content-type-options: nosniff\r\ncache-control: no-store\r\nconnection: close\r\n\r\n" + _TOO_LARGE_BODY
+)
+"""The whole answer to a head over :data:`MAX_HEAD_BYTES` (written before the connection closes): problem+json,
+like every other error of the service."""
 
 IMPORT_PATH = "gateway.headers_timeout:HeaderTimeoutProtocol"
 """What ``uvicorn.run(http=...)`` is given."""
@@ -93,6 +101,16 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         """The head is in: the deadline is met."""
         self._waiting.pending.discard(self)
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """An answer was sent: if the request's body has not ended, close the connection after it.
+
+        uvicorn would keep the connection and drain the body (a chunked one for ever, one chunk at a time,
+        no token needed); nothing more on it can be served before that body ends anyway."""
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            self.transport.close()
+        super().on_response_complete()
 
     def _arm(self) -> None:
         if self not in self._waiting.pending:

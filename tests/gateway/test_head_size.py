@@ -7,6 +7,7 @@ import contextlib
 import socket
 
 import httpx
+import orjson
 import pytest
 
 from gateway.headers_timeout import MAX_HEAD_BYTES
@@ -46,3 +47,60 @@ def test_a_head_under_the_bound_is_served(server):
     big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * (MAX_HEAD_BYTES // 2) + b"\r\n\r\n"
     answer = send_head(server.port, big + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+
+
+def test_the_431_is_problem_json_like_every_other_error(server):
+    huge = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * (2 * MAX_HEAD_BYTES) + b"\r\n\r\n"
+    head, _, body = send_head(server.port, huge).partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert orjson.loads(body)["status"] == 431
+
+
+def read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read one whole answer: its head and its Content-Length body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(
+        next(line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length"))
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head, body[length:]
+
+
+def still_open_while_trickling(sock: socket.socket, seconds: int) -> bool:
+    """Send one body chunk a second (each resets uvicorn's keep-alive timer): is the socket still open after?"""
+    sock.settimeout(0.5)
+    for _ in range(seconds):
+        try:
+            sock.sendall(b"\r\n400\r\n" + b"a" * 1024)
+            if sock.recv(65536) == b"":
+                return False
+        except TimeoutError:
+            continue  # nothing to read: still open
+        except (ConnectionResetError, BrokenPipeError):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("request_line", [b"GET /v1/customers/c1", b"POST /v1/customers/c1/feedback"])
+def test_a_body_that_never_ends_does_not_hold_the_connection_after_the_answer(server, request_line):
+    """Third break-test C8: a chunked body trickling after a refusal (no token) held the socket for ever."""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(30)  # a bound for the test only
+        sock.sendall(request_line + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + b"a" * 1024)
+        head, _ = read_answer(sock)
+        assert head.startswith(b"HTTP/1.1 401"), head[:80]
+        assert not still_open_while_trickling(sock, 8), "closed after the answer, not kept to drain the body"
+
+
+def test_a_request_whose_body_ended_keeps_its_connection(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(30)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        first, _ = read_answer(sock)
+        second, _ = read_answer(sock)
+        assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200"), (first[:40], second[:40])
