@@ -102,20 +102,56 @@ def offered_actions(decision: dict[str, Any] | None) -> frozenset[str]:
     return frozenset(n for n in names if isinstance(n, str) and n)
 
 
+ANSWER: Final = "answer:"
+"""The prefix of a verdict target that is the customer's own answer (accept or reject of a decision):
+recorded once per customer, whichever desk clicks (:mod:`gateway.feedback_ledger`)."""
+
+
 def verdict_target(request: dict[str, Any], decision: dict[str, Any] | None) -> str:
-    """What one verdict is about (an agent gives one per target): the flag, the text, or the decision.
+    """What one verdict is about: the flag, the text, or the decision an agent judged (one verdict per
+    agent each), or the decision the customer answered (one answer per customer, :data:`ANSWER`).
 
     >>> verdict_target({"target": "flag", "target_id": "f1"}, None)
     'flag:f1'
     >>> verdict_target({"target": "action", "action": "x", "verdict": "accept"}, {"decision_id": "d9"})
+    'answer:d9'
+    >>> verdict_target({"target": "action", "target_id": "d9", "verdict": "not_relevant"}, {"decision_id": "d9"})
     'action:d9'
     """
     if request.get("target") == "action":
         if request.get("verdict") in ("accept", "reject"):
             decision_id = (decision or {}).get("decision_id") or "-"
-            return f"action:{decision_id}"
+            return f"{ANSWER}{decision_id}"
         return f"action:{request.get('target_id')}"
     return f"{request.get('target')}:{request.get('target_id')}"
+
+
+def label_kind(request: dict[str, Any], flag_names: dict[str, str]) -> str:
+    """Which shared model's labels a verdict feeds, for the per-agent daily quota: ``flag:<name>``
+    (``flag_relevance`` learns per flag name), ``sentiment``, ``action`` or ``answer`` (the offers model).
+
+    >>> label_kind({"target": "flag", "target_id": "f1"}, {"f1": "frustrated"})
+    'flag:frustrated'
+    >>> label_kind({"target": "action", "verdict": "accept"}, {})
+    'answer'
+    """
+    target = request.get("target")
+    if target == "flag":
+        return f"flag:{flag_names.get(str(request.get('target_id')), '?')}"
+    if target == "action" and request.get("verdict") in ("accept", "reject"):
+        return "answer"
+    return str(target)
+
+
+def flag_names(history: dict[str, Any], flags: dict[str, Any]) -> dict[str, str]:
+    """Flag id -> flag name, from a customer's recent and raised flags (what :func:`known_targets` accepts).
+
+    >>> flag_names({"recent_flags": [["f1", "frustrated"]]}, {"vip": {"id": "f2"}})
+    {'f1': 'frustrated', 'f2': 'vip'}
+    """
+    names = {str(f[0]): str(f[1]) for f in history.get("recent_flags", []) if isinstance(f, list) and len(f) > 1}
+    names.update({str(f["id"]): str(name) for name, f in flags.items() if isinstance(f, dict) and f.get("id")})
+    return names
 
 
 def event_id(agent: str, idempotency_key: str, customer_key: str = "") -> str:
@@ -151,9 +187,9 @@ def build_event(
     ('agent_feedback', {'target_id': 'f1', 'kind': 'flag', 'label': 'relevant', 'agent_id': 'a7'})
     """
     target, verdict = request.get("target"), request.get("verdict")
-    if target not in VERDICTS:
+    if not isinstance(target, str) or target not in VERDICTS:  # a list or an object is not hashable
         raise BadFeedback(f"target must be one of {sorted(VERDICTS)}")
-    if verdict not in VERDICTS[target]:
+    if not isinstance(verdict, str) or verdict not in VERDICTS[target]:
         raise BadFeedback(f"verdict for {target} must be one of {sorted(VERDICTS[target])}")
     if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200:
         raise BadFeedback("an Idempotency-Key header of 1-200 characters is required")

@@ -4,7 +4,8 @@ Order: token, role and access (401/403, audited, before a byte of the body is
 read), existence (404), the body (at most ``gateway_body_max_bytes``, else
 413), its shape (400), the action offered or the target known for this
 customer (422, :func:`gateway.feedback.known_targets`), the Idempotency-Key and the
-one-verdict rule (:mod:`gateway.feedback_ledger`: the stored answer, or 409),
+one-verdict and one-answer rules (:mod:`gateway.feedback_ledger`: the stored
+answer, or 409), the agent's daily quota for the model the verdict teaches (429),
 then the event is produced and its delivery awaited on the event loop (503
 when Kafka does not confirm it: the event was not sent; the desk may retry
 with the same key).
@@ -42,16 +43,22 @@ async def post_feedback(service: Service, request: Request) -> Response:
     if service.feedback is None:
         raise Problem(503, "Feedback unavailable", "no Kafka producer configured")
     key = request.headers.get("idempotency-key", "")
-    doc, target = await run_in_threadpool(_event, service, g, body, key)
-    ledger = FeedbackLedger(service.client, service.settings.key_prefix, service.settings.gateway_feedback_ttl_s)
-    agent = g.principal.subject
+    doc, target, kind = await run_in_threadpool(_event, service, g, body, key)
+    ledger = await run_in_threadpool(_ledger, service)
+    agent, now_s = g.principal.subject, time.time()
     answer = await run_in_threadpool(ledger.begin, agent, g.customer, key, body, target)
     if answer is not None:
         return json_response(answer, 202)
     try:
+        await run_in_threadpool(ledger.spend, agent, kind, now_s)
+    except Problem:
+        await run_in_threadpool(ledger.release, agent, g.customer, key, target)
+        raise
+    try:
         await service.feedback.send(doc)
     except RuntimeError as exc:
         await run_in_threadpool(ledger.release, agent, g.customer, key, target)
+        await run_in_threadpool(ledger.refund, agent, kind, now_s)
         raise Problem(503, "Feedback not delivered", str(exc)) from None
     answer = {"event_id": doc["event_id"], "type": doc["type"], "payload": doc["payload"]}
     await run_in_threadpool(ledger.done, agent, g.customer, key, body, target, answer)
@@ -59,8 +66,19 @@ async def post_feedback(service: Service, request: Request) -> Response:
     return json_response(answer, 202)
 
 
-def _event(service: Service, g: Granted, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
-    """The event for ``body`` and the target of its verdict (400/422 problems for what cannot be taken)."""
+def _ledger(service: Service) -> FeedbackLedger:
+    """The feedback ledger, its digests keyed with the deployment's privacy secret."""
+    settings = service.settings
+    pending_s = int(2 * settings.gateway_feedback_timeout_s + feedback.FeedbackProducer.GRACE_S) + 10
+    return FeedbackLedger(
+        service.client, settings.key_prefix, settings.gateway_feedback_ttl_s, secret=service.audit.secret,
+        pending_s=pending_s, per_agent_day=settings.gateway_feedback_per_agent_day,
+    )  # fmt: skip
+
+
+def _event(service: Service, g: Granted, body: dict[str, Any], key: str) -> tuple[dict[str, Any], str, str]:
+    """The event for ``body``, the target of its verdict and the model it teaches (400/422 problems for
+    what cannot be taken)."""
     customer, agent = g.customer, g.principal.subject
     decision = None
     if body.get("target") == "action":
@@ -73,10 +91,12 @@ def _event(service: Service, g: Granted, body: dict[str, Any], key: str) -> tupl
         raise Problem(422, "Action not offered", str(exc)) from None
     except feedback.BadFeedback as exc:
         raise Problem(400, "Bad feedback", str(exc)) from None
+    names: dict[str, str] = {}
     if doc["type"] == "agent_feedback":
         loaded = g.loaded if g.loaded is not None else reader.load_own(service.client, service.keys, customer)
         state = loaded.state  # the profile the access decision read: no second read
         known = feedback.known_targets(state.history, state.flags, state.predictions)
         if doc["payload"]["target_id"] not in known[doc["payload"]["kind"]]:
             raise Problem(422, "Unknown target", f"this customer has no {doc['payload']['kind']} with that id")
-    return doc, feedback.verdict_target(body, decision)
+        names = feedback.flag_names(state.history, state.flags)
+    return doc, feedback.verdict_target(body, decision), feedback.label_kind(body, names)

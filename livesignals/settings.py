@@ -328,6 +328,9 @@ class Settings:
     after the same time (``message.timeout.ms``), so a 503 means it was not sent."""
     gateway_feedback_ttl_s: Annotated[int, Range(60, None)] = 86_400
     """How long an Idempotency-Key, and an agent's verdict on one flag or decision, are remembered."""
+    gateway_feedback_per_agent_day: Annotated[int, Range(0, 1_000_000)] = 20
+    """Most verdicts one agent gives one shared model a day (per flag name for flag relevance; sentiment
+    corrections; action verdicts; offer answers); beyond, 429. 0 = no quota."""
     gateway_audit_max_age_s: Annotated[int, Range(60, None)] = 90 * 86_400
     """Audit entries older than this are trimmed (as well as beyond ``gateway_audit_maxlen``)."""
 

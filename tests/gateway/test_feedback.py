@@ -52,6 +52,13 @@ def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency
     # one verdict per agent per decision: rejecting what a1 accepted is refused, nothing produced
     second = post(kclient, {"target": "action", "action": actions[0], "verdict": "reject"}, "k-reject")
     assert second.status_code == 409, second.text
+    # third break-test C9: the customer answered once; a supervisor looking at the same card does not record
+    # the answer again (acceptance counts and offer labels multiplied with the people watching)
+    supervisor = bearer(token("s1", role="supervisor", queues=("billing",)))
+    again = kclient.post(
+        "/v1/customers/c1/feedback", json=requests[0][0], headers={**supervisor, "Idempotency-Key": "s"}
+    )
+    assert again.status_code == 409 and again.json()["title"] == "Answer already recorded", again.text
     assert len(set(ids)) == 5
     topic = kworld.settings.input_topics[0]
     records = consume_all(kworld.settings.kafka_bootstrap, topic, 6, timeout_s=8)
@@ -91,6 +98,9 @@ def test_bad_feedback_is_a_problem_and_nothing_is_produced(kclient):
         ({"target": "action", "verdict": "accept"}, "k3"),
         ({"target": "flag", "target_id": "f\u200b1", "verdict": "relevant"}, "k4"),
         ({"target": "flag", "target_id": "f-1", "verdict": "relevant"}, ""),
+        ({"target": ["flag"], "target_id": "f-1", "verdict": "relevant"}, "k5"),  # third break-test C7: was 500
+        ({"target": "flag", "target_id": "f-1", "verdict": ["relevant"]}, "k6"),
+        ({"target": {"a": 1}, "target_id": "f-1", "verdict": {"b": 2}}, "k7"),
     ]:
         r = post(kclient, body, key)
         assert r.status_code == 400, (body, r.text)
