@@ -25,8 +25,8 @@ not re-sent, so a retry is applied once however late it comes. Accept and
 reject are taken only for an action the customer was offered (the ranked
 actions of the 360's decision): an invented action name would be taught to
 the shared offers model. Every other verdict names something the customer
-has (:func:`known_targets`: a recent or raised flag, a recent text, the
-current decision or a pending offer), else 422: each verdict is an event in
+has (:func:`known_targets`: a recent or raised flag, a recent text, or a
+pending offer -- and a not-relevant naming an action names that offer's), else 422: each verdict is an event in
 the customer's bounded timeline. Each event is checked against the contract before it
 is sent, so the service never writes what the engine would dead-letter.
 """
@@ -64,7 +64,8 @@ class UnknownTarget(BadFeedback):
 
 def known_targets(history: dict[str, Any], flags: dict[str, Any], predictions: dict[str, Any]) -> dict[str, set[str]]:
     """What a verdict may be about for one customer, from its stored sections: the ids of its recent and
-    raised flags, of its recent texts, and of its current decision and pending offers.
+    raised flags, of its recent texts, and of its pending offers (a decision that was not sent has no
+    offer the engine could learn "not relevant" on: third break-test C14).
 
     A verdict on anything else is refused: each verdict becomes an event folded into the customer's
     timeline and counts, so made-up ids let one agent push a customer's real history out of its
@@ -74,16 +75,26 @@ def known_targets(history: dict[str, Any], flags: dict[str, Any], predictions: d
     ...                       {"recent_texts": [["e9", 1, "hi", [], 0.1]], "next_best_actions": {"decision_id": "d1"},
     ...                        "offers_pending": [{"id": "o1"}]})
     >>> sorted(known["flag"]), sorted(known["sentiment"]), sorted(known["action"])
-    (['f1', 'f2'], ['e9'], ['d1', 'o1'])
+    (['f1', 'f2'], ['e9'], ['o1'])
     """
     flag_ids = {str(f[0]) for f in history.get("recent_flags", []) if f}
     flag_ids |= {str(f["id"]) for f in flags.values() if isinstance(f, dict) and f.get("id")}
     texts = {str(t[0]) for t in predictions.get("recent_texts", []) if t}
-    decision = predictions.get("next_best_actions") or {}
     actions = {str(o["id"]) for o in predictions.get("offers_pending", []) if isinstance(o, dict) and o.get("id")}
-    if decision.get("decision_id"):
-        actions.add(str(decision["decision_id"]))
     return {"flag": flag_ids, "sentiment": texts, "action": actions}
+
+
+def pending_action(predictions: dict[str, Any], offer_id: str) -> str | None:
+    """The action of the pending offer ``offer_id`` (what a not-relevant verdict on it teaches), if any.
+
+    >>> pending_action({"offers_pending": [{"id": "d1", "action": "callback"}]}, "d1")
+    'callback'
+    """
+    for offer in predictions.get("offers_pending", []):
+        if isinstance(offer, dict) and str(offer.get("id")) == offer_id:
+            action = offer.get("action")
+            return action if isinstance(action, str) else None
+    return None
 
 
 def offered_actions(decision: dict[str, Any] | None) -> frozenset[str]:

@@ -92,11 +92,15 @@ def _event(service: Service, g: Granted, body: dict[str, Any], key: str) -> tupl
     except feedback.BadFeedback as exc:
         raise Problem(400, "Bad feedback", str(exc)) from None
     names: dict[str, str] = {}
+    target_id = str(doc["payload"].get("target_id"))
     if doc["type"] == "agent_feedback":
         loaded = g.loaded if g.loaded is not None else reader.load_own(service.client, service.keys, customer)
         state = loaded.state  # the profile the access decision read: no second read
         known = feedback.known_targets(state.history, state.flags, state.predictions)
         if doc["payload"]["target_id"] not in known[doc["payload"]["kind"]]:
             raise Problem(422, "Unknown target", f"this customer has no {doc['payload']['kind']} with that id")
+        named, kind = body.get("action"), doc["payload"]["kind"]
+        if kind == "action" and named is not None and named != feedback.pending_action(state.predictions, target_id):
+            raise Problem(422, "Not the offer sent", "not relevant applies to the action that was sent")
         names = feedback.flag_names(state.history, state.flags)
     return doc, feedback.verdict_target(body, decision), feedback.label_kind(body, names)

@@ -82,8 +82,10 @@ function renderActions(nba) {
   const items = ranked.map((a) => el("li", { "data-action": a.action }, el("strong", {}, a.action), " ",
     el("span", { class: "muted" }, a.reason || ""), " ",
     verdict("action", nba.decision_id, "accept", "Accept", a.action), " ",
-    verdict("action", nba.decision_id, "reject", "Reject", a.action), " ",
-    verdict("action", nba.decision_id, "not_relevant", "Not relevant", a.action)));
+    verdict("action", nba.decision_id, "reject", "Reject", a.action),
+    // "not relevant" teaches the offer that was sent: only that action has it
+    ...(nba.sent && a.action === nba.chosen
+      ? [" ", verdict("action", nba.decision_id, "not_relevant", "Not relevant", a.action)] : [])));
   $("actions").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No action proposed yet")]));
 }
 

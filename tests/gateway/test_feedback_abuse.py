@@ -204,3 +204,25 @@ def test_the_ledger_keys_are_keyed_and_a_pending_request_holds_nothing_for_a_day
     assert all(0 < redis_client.ttl(k) <= 60 for k in names)
     ledger.done("a7", "customer_id:y1", "k1", body, "flag:f-1", {"event_id": "fb-1"})
     assert all(redis_client.ttl(k) > 60 for k in names)
+
+
+@pytest.mark.kafka
+def test_not_relevant_on_an_action_names_the_offer_that_was_sent(kworld, kclient):
+    """Third break-test C14: the card's Not-relevant beside any ranked action was applied to the sent offer,
+    or dropped as unmatched when the decision was not sent, with 202 either way."""
+    kworld.apply(event("chat", "c1", now_ms() - 5_000, event_id="nr-0", queue="billing", text="hello"))
+    doc = serde.loads(kworld.client.get(kworld.keys.profile("customer_id:c1")))
+    doc.setdefault("predictions", {})["offers_pending"] = [{"id": "d-sent", "action": "callback", "t": 0, "exp": 0}]
+    doc["predictions"]["next_best_actions"] = {
+        "decision_id": "d-unsent",
+        "chosen": "discount",
+        "sent": False,
+        "ranked": [],
+    }
+    kworld.client.set(kworld.keys.profile("customer_id:c1"), serde.dumps(doc))
+    body = {"target": "action", "target_id": "d-unsent", "verdict": "not_relevant", "action": "discount"}
+    assert _post(kclient, "c1", body, "nr-1").status_code == 422  # not sent: nothing could learn from it
+    other = {"target": "action", "target_id": "d-sent", "verdict": "not_relevant", "action": "discount"}
+    assert _post(kclient, "c1", other, "nr-2").status_code == 422  # another action than the one sent
+    sent = {"target": "action", "target_id": "d-sent", "verdict": "not_relevant", "action": "callback"}
+    assert _post(kclient, "c1", sent, "nr-3").status_code == 202
