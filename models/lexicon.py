@@ -29,6 +29,8 @@ True
 (0.0, 0.0)
 >>> lex.score("I can't log in") <= 0 and lex.score("good") < lex.score("very good")
 True
+>>> lex.score("So much for fast delivery") < 0 < lex.score("They do so much for our town, wonderful")
+True
 >>> [lex.score(t) < 0 for t in ("خوب نبود", "راضی نیستم", "کیفیتش خوب نیست", "δεν είναι καλή")]
 [True, True, True, True]
 >>> [lex.score(t) > 0 for t in ("عالیه", "مرسی", "καλό", "مشکلی نداشت", "no problem")]
@@ -275,6 +277,8 @@ class Lexicon:
             if tok in heads:
                 for size in (3, 2):
                     value = phrases.get(clause[i : i + size])
+                    if value is not None and i and clause[i : i + size] in rules.CLAUSE_START_PHRASES:
+                        value = None
                     if value is not None:
                         step = size
                         break

@@ -74,6 +74,9 @@ THANKS = frozenset({"thanks", "thank", "you", "ty", "ممنون", "مرسی", "�
 SARCASM_CLAUSE_TOKENS = 3
 SARCASM_COMPLAINT = -1.0
 """A later clause at or below this valence (VADER's scale) makes the lone praise sarcastic."""
+CLAUSE_START_PHRASES = frozenset({("so", "much", "for")})
+"""Idioms that mean what the lexicon says only at the start of a clause: "So much for fast delivery"
+is sarcasm, "they do so much for our town" is praise."""
 NEVER = frozenset({"never", "هیچوقت", "هرگز", "ποτε"})
 AGAIN = frozenset({"again", "anymore", "دیگه", "دیگر", "دوباره", "ξανα", "πια"})
 NEVER_AGAIN = -2.5

@@ -11,6 +11,8 @@ contraction stays one token.
 
 >>> normalize("خیلي ممنون، مشكلم حل شد ۱۲۳")
 'خیلی ممنون، مشکلم حل شد 123'
+>>> normalize("قائل") == normalize("قایل")  # yeh with hamza
+True
 >>> tokens("Πολύ ΚΑΚΗ εξυπηρέτηση!!")
 ['πολυ', 'κακη', 'εξυπηρετηση']
 >>> tokens("می‌خواستم")  # the ZWNJ keeps the prefix attached
@@ -58,6 +60,8 @@ def normalize(text: str) -> str:
     else:
         text = _FOLD_CHARS.sub(_fold_one, unicodedata.normalize("NFKC", text)).lower()
         text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
+        if "ي" in text:  # ئ (yeh with hamza) decomposes to Arabic yeh and a hamza mark: fold it too
+            text = text.replace("ي", "ی")
     return _REPEAT.sub(r"\1\1", text) if _REPEAT.search(text) else text
 
 
