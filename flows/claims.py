@@ -104,7 +104,12 @@ class KafkaClaimer:
             log.info("claimed partition %d (epoch %s), rebuilding it from offset 0 (profiles written before are "
                      "stale until %s)", partition, held.epoch, held.stale_until)  # fmt: skip
             return held
-        if behind:
+        if held.rolled_back:  # profiles on those masters are older than the resume offsets (state.watermarks)
+            rolled = f"Redis Cluster masters rolled back (applied watermarks of {', '.join(held.rolled_back)} " \
+                     f"behind the resume offsets {held.rebuild_until})"  # fmt: skip
+            starts: dict[str, int | None] = dict(held.replay_from or {})  # <= Redis's resume offsets
+            held.replay_from = self.resolve_loss(partition, starts, "; ".join(filter(None, [why, rolled])))
+        elif behind:
             held.replay_from = self.resolve_loss(partition, held.offsets, why)
         self._check_log_holds(partition, held.offsets)  # durability (#10 break-test F3)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
