@@ -66,20 +66,31 @@ def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0, sk
     return Simulator(config)
 
 
-def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0) -> int:
-    """Produce ``count`` simulated events keyed by customer (rate 0 = flat out)."""
+def produce_events(
+    sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0, misrouted: float = 0.0, seed: int = 5
+) -> int:
+    """Produce ``count`` simulated events keyed by customer (rate 0 = flat out).
+
+    ``misrouted``: the share of events keyed by a random cookie instead (a mis-keyed web tracker, seeded by
+    ``seed``): with ``P`` partitions about ``(P - 1) / P`` of them land on a partition that does not own their
+    customer and go through the repartition topic (:mod:`operators.routing`).
+    """
+    import random
+
     from confluent_kafka import Producer
 
     from livesignals.partitioner import PRODUCER_CONFIG
 
+    rng = random.Random(seed)
     p = Producer({"bootstrap.servers": kafka, "linger.ms": 5, "enable.idempotence": True, **PRODUCER_CONFIG})
     started = time.monotonic()
     for i, (e, _) in enumerate(sim.stream(count), 1):
         if rate:
             e["event_time"] = int(time.time() * 1000)
+        key = f"cookie-{rng.randrange(10**9)}" if misrouted and rng.random() < misrouted else primary_key(e["customer"])
         while True:
             try:
-                p.produce(topic, serde.dumps(e), primary_key(e["customer"]).encode())
+                p.produce(topic, serde.dumps(e), key.encode())
                 break
             except BufferError:
                 p.poll(0.05)
