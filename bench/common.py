@@ -71,23 +71,28 @@ def produce_events(
 ) -> int:
     """Produce ``count`` simulated events keyed by customer (rate 0 = flat out).
 
-    ``misrouted``: the share of events keyed by a random cookie instead (a mis-keyed web tracker, seeded by
-    ``seed``): with ``P`` partitions about ``(P - 1) / P`` of them land on a partition that does not own their
-    customer and go through the repartition topic (:mod:`operators.routing`).
+    ``misrouted``: the share of customers whose events are keyed by their visitor cookie instead (a mis-keyed
+    web tracker; one stable cookie per customer, chosen by ``seed``): with ``P`` partitions about
+    ``(P - 1) / P`` of them land on a partition that does not own the customer and go through the repartition
+    topic (:mod:`operators.routing`). One cookie per customer keeps each customer's events in order, so two
+    uninterrupted runs still end in the same state (a random key per event would not: how a customer's
+    direct and rerouted events interleave would depend on timing).
     """
-    import random
+    import zlib
 
     from confluent_kafka import Producer
 
     from livesignals.partitioner import PRODUCER_CONFIG
 
-    rng = random.Random(seed)
     p = Producer({"bootstrap.servers": kafka, "linger.ms": 5, "enable.idempotence": True, **PRODUCER_CONFIG})
     started = time.monotonic()
     for i, (e, _) in enumerate(sim.stream(count), 1):
         if rate:
             e["event_time"] = int(time.time() * 1000)
-        key = f"cookie-{rng.randrange(10**9)}" if misrouted and rng.random() < misrouted else primary_key(e["customer"])
+        key = primary_key(e["customer"])
+        cookie = zlib.crc32(f"{seed}|{key}".encode())
+        if cookie % 10_000 < misrouted * 10_000:
+            key = f"cookie-{cookie}"
         while True:
             try:
                 p.produce(topic, serde.dumps(e), key.encode())
