@@ -52,11 +52,9 @@ from typing import Any
 from app import embedded
 from app.engine_process import engine_argv, engine_env, start_engine, stop_process
 from bench.common import committed, produce_events, reference_simulator, write_result
+from bench.faults_outcome import compare, compare_models_on, first, resume_offsets, state, topic_ends
 from flows.startup import read_steps
 from livesignals.settings import Settings
-from operators.profile360.profile import CustomerState
-from state.connection import connect
-from state.keys import Keys
 
 N_DEFAULT = 100_000
 """Enough input for ``--kills 20`` on a quiet machine: a kill cycle commits ~1-5k events there (fewer under
@@ -74,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--misrouted", type=float, default=0.25, help="share of customers keyed by a cookie")
     args = ap.parse_args(argv)
     models = args.models == "on"
-    global _EXACT_AGGREGATES
-    _EXACT_AGGREGATES = args.misrouted == 0
+    exact = args.misrouted == 0  # misrouted: aggregates as read (bench.faults_outcome.kpis)
     _compile_bytecode()
     with embedded.start_kafka() as broker, embedded.start_redis(prefer_system=True) as redis_server:
         base = _settings(broker.address, f"redis://{redis_server.address}/0", "ref", models)
@@ -84,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         ensure_topics(base)
         sim = reference_simulator(3000, step_ms=50)
         produce_events(sim, broker.address, base.input_topics[0], args.events, misrouted=args.misrouted)
-        reference = _drain(base, args.events, models)
+        reference = _drain(base, args.events, models, exact)
         scenarios = {
             "kill9": lambda s: _kill9(s, args.events, args.kills),
             "two_engines": lambda s: _two_engines(s, args.events),
@@ -101,9 +98,9 @@ def main(argv: list[str] | None = None) -> None:
             ensure_topics(s)  # the scenario's own repartition topic
             started = time.monotonic()
             recovery = run(s)
-            got = _state(s if not isinstance(recovery, tuple) else recovery[1], models)
-            compared = _compare_models_on(reference, got) if models else _compare(reference, got)
-            results[name] = {**compared, "recovery_s": _first(recovery), "wall_s": round(time.monotonic() - started, 1)}
+            got = state(s if not isinstance(recovery, tuple) else recovery[1], models, exact)
+            compared = compare_models_on(reference, got) if models else compare(reference, got)
+            results[name] = {**compared, "recovery_s": first(recovery), "wall_s": round(time.monotonic() - started, 1)}
             if name == "kill9" and _STARTUP_STEPS:
                 results[name]["startup_p50_wall_cpu_s"] = _steps_p50(_STARTUP_STEPS)
             print(name, {k: v for k, v in results[name].items() if k != "labels_learned"}, flush=True)
@@ -162,8 +159,8 @@ def _wait(
         if committed(settings) >= target:
             if not final:
                 break
-            ends = ends if ends is not None else _topic_ends(settings.kafka_bootstrap, settings.repartition_topic)
-            done = _resume_offsets(settings, settings.repartition_topic)
+            ends = ends if ends is not None else topic_ends(settings.kafka_bootstrap, settings.repartition_topic)
+            done = resume_offsets(settings, settings.repartition_topic)
             if all(done.get(p, 0) >= end for p, end in ends.items()):
                 break
         if all(p.poll() is not None for p in procs):
@@ -174,48 +171,19 @@ def _wait(
     return time.monotonic()
 
 
-def _resume_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    from state.store import ProfileStore
-
-    return ProfileStore(connect(settings), Keys(settings.key_prefix)).resume_offsets(topic)
-
-
-def _topic_ends(kafka: str, topic: str) -> dict[int, int]:
-    """Per partition of ``topic``, one past its last record, read to the end (no watermark API: Tansu's is off)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": kafka, "group.id": "faults-ends", "enable.auto.commit": False})
-    try:
-        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        ends = dict.fromkeys(parts, 0)
-        idle = time.monotonic()
-        while time.monotonic() - idle < 2.0:
-            batch = [m for m in c.consume(1000, 0.5) if m.error() is None]
-            if batch:
-                idle = time.monotonic()
-            for m in batch:
-                part, offset = m.partition(), m.offset()
-                if part is not None and offset is not None:
-                    ends[part] = max(ends[part], offset + 1)
-        return ends
-    finally:
-        c.close()
-
-
 def _progress_after(settings: Settings, mark: int, procs: list[subprocess.Popen[bytes]]) -> float:
     """Seconds until the engine commits beyond ``mark`` again."""
     t0 = time.monotonic()
     return round(_wait(settings, mark + 1, procs) - t0, 2)
 
 
-def _drain(settings: Settings, n: int, models: bool) -> dict[str, Any]:
+def _drain(settings: Settings, n: int, models: bool, exact: bool = True) -> dict[str, Any]:
     proc = start_engine(settings)
     try:
         _wait(settings, n, [proc], final=True)
     finally:
         stop_process(proc)
-    return _state(settings, models)
+    return state(settings, models, exact)
 
 
 def _kill9(s: Settings, n: int, kills: int) -> list[float]:
@@ -354,92 +322,6 @@ def _cluster_test(path: str) -> dict[str, Any]:
     ok = subprocess.run(cmd, capture_output=True, check=False).returncode == 0
     return {"lost": 0 if ok else None, "double_counted": 0 if ok else None, "equal_to_reference": ok,
             "wall_s": round(time.monotonic() - t0, 1)}  # fmt: skip
-
-
-def _state(s: Settings, models: bool = False) -> dict[str, Any]:
-    if models:
-        from tests.faults_models import outcome
-
-        return outcome(s)
-    client, keys = connect(s), Keys(s.key_prefix)
-    n = len(s.key_prefix)
-    events = {}
-    for k in client.scan_iter(f"{s.key_prefix}:{{*}}:profile", count=1000):
-        name = k.decode()[n + 2 : -len("}:profile")]
-        events[name] = CustomerState.from_bytes(name, client.get(k)).events
-    names = client.scan_iter(keys.partition_pattern(), count=1000)
-    read = (lambda raw: raw) if _EXACT_AGGREGATES else _kpis
-    rep = s.repartition_topic  # each scenario has its own: named alike in every run
-    aggs = {k.decode()[n:].replace(rep, "<repartition>"): read(client.hget(k, "kpi")) for k in names}
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "faults-read", "enable.auto.commit": False})
-    c.assign([TopicPartition(s.triggers_topic, p, 0) for p in range(s.topic_partitions)])
-    ids: list[Any] = []
-    idle = time.monotonic()
-    while time.monotonic() - idle < 3:
-        batch = [m for m in c.consume(1000, 0.5) if m.error() is None]
-        if batch:
-            idle = time.monotonic()
-        ids += [dict(m.headers() or [])["ls.id"] for m in batch]
-    c.close()
-    return {"events": events, "aggs": aggs, "ids": ids}
-
-
-_EXACT_AGGREGATES = True
-"""Aggregates compared byte for byte (correctly keyed input), else as read (:func:`_kpis`)."""
-
-
-def _kpis(raw: bytes | None) -> Any:
-    """A partition's KPIs as read (every metric's total over every window at its newest event), sums to 1e-6.
-    Not the stored bytes: with misrouted input, customers' direct and rerouted events reach the partition in an
-    order that depends on timing, which changes dict and bucket order and float rounding, not the KPIs."""
-    from livesignals import serde
-    from operators.profile360.kpis import new_windows
-    from operators.profile360.windows import WINDOWS
-
-    w = new_windows(serde.loads(raw) if raw else None)
-    return {window: {m: round(v, 6) for m, v in sorted(w.totals(window, w.newest_ms).items())} for window in WINDOWS}
-
-
-def _compare(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
-    customers = set(ref["events"]) | set(got["events"])
-    diff = [got["events"].get(c, 0) - ref["events"].get(c, 0) for c in customers]
-    ref_ids, ids = set(ref["ids"]), set(got["ids"])
-    return {
-        "lost": -sum(d for d in diff if d < 0),
-        "double_counted": sum(d for d in diff if d > 0),
-        "aggregates_equal": ref["aggs"] == got["aggs"],
-        "duplicate_id_records": len(got["ids"]) - len(ids),
-        "ids_missing": len(ref_ids - ids),
-        "ids_extra": len(ids - ref_ids),
-    }
-
-
-def _compare_models_on(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
-    """With models on: the same headline figures, and every exact part (:mod:`tests.faults_models`)."""
-    from tests.faults_models import compare, failures
-
-    figures = compare(ref, got)
-    return {
-        "lost": figures["lost"],
-        "double_counted": figures["double_counted"],
-        "aggregates_equal": figures["kpi_equal"],
-        "duplicate_id_records": figures["triggers_duplicate_id_records"],
-        "ids_missing": figures["triggers_ids_missing_model"],
-        "ids_extra": figures["triggers_ids_extra_model"],
-        "not_exact": failures(figures),
-        "labels_learned": figures["labels_by_kind"],
-    }
-
-
-def _first(recovery: Any) -> Any:
-    value = recovery[0] if isinstance(recovery, tuple) else recovery
-    if isinstance(value, list):
-        ordered = sorted(value)
-        at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None  # noqa: E731
-        return {"p50": at(0.5), "p95": at(0.95), "max": max(value, default=None), "n": len(value)}
-    return value
 
 
 if __name__ == "__main__":
