@@ -152,7 +152,12 @@ class Claim:
     """Redis Cluster: markers of the masters whose applied watermark was behind at the claim (rolled back)."""
 
     def lower_floor(self) -> None:
-        """A replay starts below the resume offsets: the watermarks need only hold where it starts."""
+        """A replay starts below the resume offsets: the watermarks need only hold where it starts.
+
+        >>> c = Claim(0, "5", "s", {"in": 40, "rep": None}, replay_from={"in": 12}, applied_floor={"in": 40})
+        >>> c.lower_floor(); c.applied_floor
+        {'in': 12}
+        """
         if self.applied_floor is None:
             return
         for topic, start in (self.replay_from or {}).items():
