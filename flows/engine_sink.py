@@ -194,6 +194,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         metrics.READY.set(1)
         if self.claimer is not None:
             self.claimer.commit_offsets(_next_offsets(messages))
+            self.claimer.remember_log(partition, messages)  # which records were applied (flows.log_reset)
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
         STARTUP.committed()

@@ -149,6 +149,9 @@ class Claim:
     """Redis Cluster: per topic, the offset every master's applied watermark must hold (the resume offset, or
     the replay's start, then each commit's): one below it rolled back (:mod:`state.watermarks`)."""
     rolled_back: list[str] | None = None
+    log_marks: dict[str, str] | None = None
+    """Per topic, which record of Kafka's log the engine applied, as recorded in the meta (``log:<topic>``:
+    :func:`flows.log_reset.fingerprint`): a claim reads it again to tell a log reset."""
     """Redis Cluster: markers of the masters whose applied watermark was behind at the claim (rolled back)."""
 
     def lower_floor(self) -> None:
@@ -203,6 +206,7 @@ def claim(
         value = fields.get(f"offset:{topic}")
         offsets[topic] = int(value) if value is not None else None
     held = Claim(partition, fields["epoch"], fields["store"], offsets)
+    held.log_marks = {name[len("log:") :]: v for name, v in fields.items() if name.startswith("log:")}
     if cluster:
         from state import rebuild, write_ahead
 
