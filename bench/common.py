@@ -66,8 +66,20 @@ def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0, sk
     return Simulator(config)
 
 
-def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0) -> int:
-    """Produce ``count`` simulated events keyed by customer (rate 0 = flat out)."""
+def produce_events(
+    sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0, misrouted: float = 0.0, seed: int = 5
+) -> int:
+    """Produce ``count`` simulated events keyed by customer (rate 0 = flat out).
+
+    ``misrouted``: the share of customers whose events are keyed by their visitor cookie instead (a mis-keyed
+    web tracker; one stable cookie per customer, chosen by ``seed``): with ``P`` partitions about
+    ``(P - 1) / P`` of them land on a partition that does not own the customer and go through the repartition
+    topic (:mod:`operators.routing`). One cookie per customer keeps each customer's events in order, so two
+    uninterrupted runs still end in the same state (a random key per event would not: how a customer's
+    direct and rerouted events interleave would depend on timing).
+    """
+    import zlib
+
     from confluent_kafka import Producer
 
     from livesignals.partitioner import PRODUCER_CONFIG
@@ -77,9 +89,13 @@ def produce_events(sim: Simulator, kafka: str, topic: str, count: int, rate: flo
     for i, (e, _) in enumerate(sim.stream(count), 1):
         if rate:
             e["event_time"] = int(time.time() * 1000)
+        key = primary_key(e["customer"])
+        cookie = zlib.crc32(f"{seed}|{key}".encode())
+        if cookie % 10_000 < misrouted * 10_000:
+            key = f"cookie-{cookie}"
         while True:
             try:
-                p.produce(topic, serde.dumps(e), primary_key(e["customer"]).encode())
+                p.produce(topic, serde.dumps(e), key.encode())
                 break
             except BufferError:
                 p.poll(0.05)

@@ -9,7 +9,14 @@ the first seconds), ``two_engines`` (started together), ``redis_empty`` (Redis
 restarted empty mid-stream), ``redis_down`` (Redis stopped ``--redis-down-s``,
 AOF kept), ``broker_down`` (the broker frozen ``--broker-down-s``),
 ``cluster_refusing`` (a Redis Cluster master refusing writes mid-commit) and
-``two_processes`` (two Bytewax processes share the 4 partitions). Each prints:
+``two_processes`` (two Bytewax processes share the 4 partitions), and
+``cluster_rollback`` (a Cluster master restarted from an older snapshot: the
+test's scenario, tests/integration/test_cluster_rollback.py). A share of the
+customers (``--misrouted``, default 0.25) have their events keyed by a visitor
+cookie, as a mis-keyed web tracker would: about 3/4 of them land on a partition
+that does not own the customer and go through the scenario's own repartition topic, so the
+repartition path is under every fault too; a run ends once the input *and*
+the repartition topic are committed. Each prints:
 events lost and double counted (per customer, against the reference run's
 profiles), whether the partition aggregates equal the reference's, trigger
 records whose id repeats (at-least-once outputs: harmless, consumers dedupe),
@@ -45,11 +52,9 @@ from typing import Any
 from app import embedded
 from app.engine_process import engine_argv, engine_env, start_engine, stop_process
 from bench.common import committed, produce_events, reference_simulator, write_result
+from bench.faults_outcome import compare, compare_models_on, first, resume_offsets, state, topic_ends
 from flows.startup import read_steps
 from livesignals.settings import Settings
-from operators.profile360.profile import CustomerState
-from state.connection import connect
-from state.keys import Keys
 
 N_DEFAULT = 100_000
 """Enough input for ``--kills 20`` on a quiet machine: a kill cycle commits ~1-5k events there (fewer under
@@ -64,16 +69,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--broker-down-s", type=float, default=100.0)
     ap.add_argument("--only", action="append", help="run only these scenarios")
     ap.add_argument("--models", choices=("on", "off"), default="off", help="online models on or off (see above)")
+    ap.add_argument("--misrouted", type=float, default=0.25, help="share of customers keyed by a cookie")
     args = ap.parse_args(argv)
     models = args.models == "on"
+    exact = args.misrouted == 0  # misrouted: aggregates as read (bench.faults_outcome.kpis)
     _compile_bytecode()
     with embedded.start_kafka() as broker, embedded.start_redis(prefer_system=True) as redis_server:
         base = _settings(broker.address, f"redis://{redis_server.address}/0", "ref", models)
         from app.topics import ensure_topics
 
         ensure_topics(base)
-        produce_events(reference_simulator(3000, step_ms=50), broker.address, base.input_topics[0], args.events)
-        reference = _drain(base, args.events, models)
+        sim = reference_simulator(3000, step_ms=50)
+        produce_events(sim, broker.address, base.input_topics[0], args.events, misrouted=args.misrouted)
+        reference = _drain(base, args.events, models, exact)
         scenarios = {
             "kill9": lambda s: _kill9(s, args.events, args.kills),
             "two_engines": lambda s: _two_engines(s, args.events),
@@ -87,19 +95,21 @@ def main(argv: list[str] | None = None) -> None:
             if args.only and name not in args.only:
                 continue
             s = _settings(broker.address, base.redis_url, name, models)
+            ensure_topics(s)  # the scenario's own repartition topic
             started = time.monotonic()
             recovery = run(s)
-            got = _state(s if not isinstance(recovery, tuple) else recovery[1], models)
-            compared = _compare_models_on(reference, got) if models else _compare(reference, got)
-            results[name] = {**compared, "recovery_s": _first(recovery), "wall_s": round(time.monotonic() - started, 1)}
+            got = state(s if not isinstance(recovery, tuple) else recovery[1], models, exact)
+            compared = compare_models_on(reference, got) if models else compare(reference, got)
+            results[name] = {**compared, "recovery_s": first(recovery), "wall_s": round(time.monotonic() - started, 1)}
             if name == "kill9" and _STARTUP_STEPS:
                 results[name]["startup_p50_wall_cpu_s"] = _steps_p50(_STARTUP_STEPS)
             print(name, {k: v for k, v in results[name].items() if k != "labels_learned"}, flush=True)
             if models:
                 print(f"  labels learned: reference vs fault run {results[name]['labels_learned']}", flush=True)
-        if not args.only or "cluster_refusing" in args.only:
-            results["cluster_refusing"] = _cluster_refusing()
-            print("cluster_refusing", results["cluster_refusing"], flush=True)
+        for name, test in _CLUSTER_TESTS.items():
+            if not args.only or name in args.only:
+                results[name] = _cluster_test(test)
+                print(name, results[name], flush=True)
     write_result("faults" if not models else "faults-models-on", results)
 
 
@@ -118,7 +128,7 @@ def _settings(kafka: str, redis_url: str, name: str, models: bool) -> Settings:
     tag = f"{name}-{uuid.uuid4().hex[:4]}"
     return Settings.load(env={}).replace(
         kafka_bootstrap=kafka, redis_url=redis_url, key_prefix=f"f-{tag}", input_topics=("faults.in",),
-        repartition_topic="faults.rep", dead_letter_topic=f"faults.dlq.{tag}", flags_topic=f"faults.flags.{tag}",
+        repartition_topic=f"faults.rep.{tag}", dead_letter_topic=f"faults.dlq.{tag}", flags_topic=f"faults.flags.{tag}",
         triggers_topic=f"faults.triggers.{tag}", decisions_topic=f"faults.decisions.{tag}",
         consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0",
         batch_size=500, models_enabled=models,  # the default backoff (0.5 s .. 30 s): recovery must not wait it out
@@ -130,16 +140,29 @@ def _settings(kafka: str, redis_url: str, name: str, models: bool) -> Settings:
 def _run_until_committed(s: Settings, n: int, procs: list[subprocess.Popen[bytes]]) -> None:
     """Wait until ``n`` messages are committed by ``procs``, then stop them all."""
     try:
-        _wait(s, n, procs)
+        _wait(s, n, procs, final=True)
     finally:
         for p in procs:
             stop_process(p)
 
 
-def _wait(settings: Settings, target: int, procs: list[subprocess.Popen[bytes]], timeout_s: float = 900.0) -> float:
-    """Until ``target`` are committed; returns when. Fails if every engine exited."""
+def _wait(
+    settings: Settings, target: int, procs: list[subprocess.Popen[bytes]], timeout_s: float = 900.0, final: bool = False
+) -> float:
+    """Until ``target`` are committed; returns when. Fails if every engine exited.
+
+    ``final``: then also until the repartition topic is committed to its end (the reroutes of the last
+    batches are applied only when read back from there; they are all in the topic once the input is committed)."""
     deadline = time.monotonic() + timeout_s
-    while committed(settings) < target:
+    ends: dict[int, int] | None = None
+    while True:
+        if committed(settings) >= target:
+            if not final:
+                break
+            ends = ends if ends is not None else topic_ends(settings.kafka_bootstrap, settings.repartition_topic)
+            done = resume_offsets(settings, settings.repartition_topic)
+            if all(done.get(p, 0) >= end for p, end in ends.items()):
+                break
         if all(p.poll() is not None for p in procs):
             raise RuntimeError(f"every engine exited ({[p.returncode for p in procs]}) at {committed(settings)}")
         if time.monotonic() > deadline:
@@ -154,13 +177,13 @@ def _progress_after(settings: Settings, mark: int, procs: list[subprocess.Popen[
     return round(_wait(settings, mark + 1, procs) - t0, 2)
 
 
-def _drain(settings: Settings, n: int, models: bool) -> dict[str, Any]:
+def _drain(settings: Settings, n: int, models: bool, exact: bool = True) -> dict[str, Any]:
     proc = start_engine(settings)
     try:
-        _wait(settings, n, [proc])
+        _wait(settings, n, [proc], final=True)
     finally:
         stop_process(proc)
-    return _state(settings, models)
+    return state(settings, models, exact)
 
 
 def _kill9(s: Settings, n: int, kills: int) -> list[float]:
@@ -189,7 +212,7 @@ def _kill9(s: Settings, n: int, kills: int) -> list[float]:
         print(f"kill9: only {len(recoveries)} of {kills} kills before the input ran out: raise --events", flush=True)
     proc = start_engine(s)
     try:
-        _wait(s, n, [proc])
+        _wait(s, n, [proc], final=True)
     finally:
         stop_process(proc)
     return recoveries
@@ -228,7 +251,7 @@ def _redis_restart(s: Settings, n: int, persist: bool, down_s: float) -> tuple[f
         time.sleep(down_s)
         server = _redis_at(port, workdir, persist)
         recovery = _progress_after(s, mark, [proc])
-        _wait(s, n, [proc])
+        _wait(s, n, [proc], final=True)
         alive = proc.poll() is None
         if not alive:
             raise RuntimeError(f"engine exited with {proc.returncode}")
@@ -267,7 +290,7 @@ def _broker_down(s: Settings, n: int, broker: embedded.Service, down_s: float) -
         time.sleep(down_s)
         os.killpg(broker.proc.pid, signal.SIGCONT)
         recovery = _progress_after(s, mark, [proc])
-        _wait(s, n, [proc])
+        _wait(s, n, [proc], final=True)
         return recovery
     finally:
         stop_process(proc)
@@ -285,80 +308,20 @@ def _two_processes(s: Settings, n: int) -> float:
     return 0.0
 
 
-def _cluster_refusing() -> dict[str, Any]:
-    """The Cluster test's scenario, measured (see tests/integration/test_cluster_commits.py)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration/test_cluster_commits.py"]
+_CLUSTER_TESTS = {
+    "cluster_refusing": "tests/integration/test_cluster_commits.py",
+    "cluster_rollback": "tests/integration/test_cluster_rollback.py",
+}
+"""Redis Cluster scenarios: the tests that build them, each on a three-master cluster, against an uninterrupted run."""
+
+
+def _cluster_test(path: str) -> dict[str, Any]:
+    """A Cluster test's scenario, measured: its assertions are lost 0, double counted 0, state equal."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path]
     t0 = time.monotonic()
     ok = subprocess.run(cmd, capture_output=True, check=False).returncode == 0
     return {"lost": 0 if ok else None, "double_counted": 0 if ok else None, "equal_to_reference": ok,
             "wall_s": round(time.monotonic() - t0, 1)}  # fmt: skip
-
-
-def _state(s: Settings, models: bool = False) -> dict[str, Any]:
-    if models:
-        from tests.faults_models import outcome
-
-        return outcome(s)
-    client, keys = connect(s), Keys(s.key_prefix)
-    n = len(s.key_prefix)
-    events = {}
-    for k in client.scan_iter(f"{s.key_prefix}:{{*}}:profile", count=1000):
-        name = k.decode()[n + 2 : -len("}:profile")]
-        events[name] = CustomerState.from_bytes(name, client.get(k)).events
-    aggs = {k.decode()[n:]: client.hget(k, "kpi") for k in client.scan_iter(keys.partition_pattern(), count=1000)}
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "faults-read", "enable.auto.commit": False})
-    c.assign([TopicPartition(s.triggers_topic, p, 0) for p in range(s.topic_partitions)])
-    ids: list[Any] = []
-    idle = time.monotonic()
-    while time.monotonic() - idle < 3:
-        batch = [m for m in c.consume(1000, 0.5) if m.error() is None]
-        if batch:
-            idle = time.monotonic()
-        ids += [dict(m.headers() or [])["ls.id"] for m in batch]
-    c.close()
-    return {"events": events, "aggs": aggs, "ids": ids}
-
-
-def _compare(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
-    customers = set(ref["events"]) | set(got["events"])
-    diff = [got["events"].get(c, 0) - ref["events"].get(c, 0) for c in customers]
-    ref_ids, ids = set(ref["ids"]), set(got["ids"])
-    return {
-        "lost": -sum(d for d in diff if d < 0),
-        "double_counted": sum(d for d in diff if d > 0),
-        "aggregates_equal": ref["aggs"] == got["aggs"],
-        "duplicate_id_records": len(got["ids"]) - len(ids),
-        "ids_missing": len(ref_ids - ids),
-        "ids_extra": len(ids - ref_ids),
-    }
-
-
-def _compare_models_on(ref: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
-    """With models on: the same headline figures, and every exact part (:mod:`tests.faults_models`)."""
-    from tests.faults_models import compare, failures
-
-    figures = compare(ref, got)
-    return {
-        "lost": figures["lost"],
-        "double_counted": figures["double_counted"],
-        "aggregates_equal": figures["kpi_equal"],
-        "duplicate_id_records": figures["triggers_duplicate_id_records"],
-        "ids_missing": figures["triggers_ids_missing_model"],
-        "ids_extra": figures["triggers_ids_extra_model"],
-        "not_exact": failures(figures),
-        "labels_learned": figures["labels_by_kind"],
-    }
-
-
-def _first(recovery: Any) -> Any:
-    value = recovery[0] if isinstance(recovery, tuple) else recovery
-    if isinstance(value, list):
-        ordered = sorted(value)
-        at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None  # noqa: E731
-        return {"p50": at(0.5), "p95": at(0.95), "max": max(value, default=None), "n": len(value)}
-    return value
 
 
 if __name__ == "__main__":

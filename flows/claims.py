@@ -29,13 +29,13 @@ import os
 import sys
 import threading
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
-from flows.log_reset import LogReset, check_log_holds
+from flows.log_reset import MARK_FIELD, LogMarks, LogReset, check_log_holds, marks_of
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
 from livesignals.settings import Settings
@@ -74,6 +74,7 @@ class KafkaClaimer:
         self.kafka_retry = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, (KafkaException,),
                                    probe=lambda: self._consumer.list_topics(timeout=1))  # fmt: skip
         self._lock = threading.Lock()
+        self._log_marks = LogMarks()
         self._rebuilds = RebuildGuard(settings.state_loss_max_rebuilds, settings.state_loss_window_s)
         self._memory_checked = time.monotonic()
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
@@ -104,18 +105,26 @@ class KafkaClaimer:
             log.info("claimed partition %d (epoch %s), rebuilding it from offset 0 (profiles written before are "
                      "stale until %s)", partition, held.epoch, held.stale_until)  # fmt: skip
             return held
-        if behind:
+        if held.rolled_back:  # profiles on those masters are older than the resume offsets (state.watermarks)
+            rolled = f"Redis Cluster masters rolled back (applied watermarks of {', '.join(held.rolled_back)} " \
+                     f"behind the resume offsets {held.rebuild_until})"  # fmt: skip
+            starts: dict[str, int | None] = dict(held.replay_from or {})  # <= Redis's resume offsets
+            held.replay_from = self.resolve_loss(partition, starts, "; ".join(filter(None, [why, rolled])))
+        elif behind:
             held.replay_from = self.resolve_loss(partition, held.offsets, why)
-        self._check_log_holds(partition, held.offsets)  # durability (#10 break-test F3)
+        self._check_log_holds(partition, held.offsets, held.log_marks)  # durability (#10 break-tests F3, G1)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
         return held
 
-    def _check_log_holds(self, partition: int, offsets: dict[str, int | None]) -> None:
-        """Kafka's log must still hold where ``partition`` resumes (:mod:`flows.log_reset`); else the claim fails."""
+    def _check_log_holds(
+        self, partition: int, offsets: dict[str, int | None], marks: dict[str, str] | None = None
+    ) -> None:
+        """Kafka's log must still hold where ``partition`` resumes, and the records the engine applied
+        (:mod:`flows.log_reset`); else the claim fails."""
 
         def check() -> None:
             with self._lock:
-                check_log_holds(self._consumer, partition, offsets, self._watermarks_unlocked)
+                check_log_holds(self._consumer, partition, offsets, self._watermarks_unlocked, marks=marks)
 
         try:
             self.kafka_retry.run(check)  # a broker still starting is waited out, as for every claim step
@@ -168,6 +177,18 @@ class KafkaClaimer:
         metrics.STATE_LOSS.labels("rebuilt").inc()
         log.error("STATE LOSS partition %d: %s; rebuilding by replaying from Kafka at %s", partition, why, starts)
         return starts
+
+    def remember_log(self, partition: int, messages: list[Any]) -> None:
+        """After a commit: record in ``partition``'s meta which records were applied (at most every
+        :data:`flows.log_reset.MARK_EVERY_S`; one attempt: a failure waits for the next commit)."""
+        if not messages or not self._log_marks.due(partition):
+            return
+        fields = {MARK_FIELD + t: mark for t, mark in marks_of(messages).items()}
+        try:
+            self.client.hset(self.keys.partition_meta(partition), mapping=fields)
+        except (RedisError, RedisClusterException) as exc:
+            self._log_marks.forget(partition)
+            log.debug("log marks not written (%s); next commit tries again", exc)
 
     def check_redis_memory(self) -> None:
         """Exit with :data:`EXIT_BAD_CONFIG` if a Redis master may evict keys (waits while Redis is down)."""

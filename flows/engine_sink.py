@@ -50,7 +50,7 @@ from state.connection import Backoff, connect
 from state.keys import Keys
 from state.ownership import Fenced, Ownership, StateLost
 from state.retention import Retention
-from state.secrets import deployment_secret
+from state.secrets import deployment_secret, keep_secret
 from state.store import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         metrics.READY.set(1)
         if self.claimer is not None:
             self.claimer.commit_offsets(_next_offsets(messages))
+            self.claimer.remember_log(partition, messages)  # which records were applied (flows.log_reset)
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
         STARTUP.committed()
@@ -205,6 +206,20 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             return client.ping if client is not None else None
         producer = getattr(self.engine.publisher, "_producer", None)
         return (lambda: producer.list_topics(timeout=1)) if producer is not None else None
+
+    def _keep_secret(self) -> None:
+        """Redis lost its data: write back the origin secret this engine signs reroutes with (before its replay
+        re-routes anything), so a restart verifies them (:func:`state.secrets.keep_secret`)."""
+        signing = self.engine.settings.repartition_secret
+        client = getattr(self.engine.store, "client", None)
+        if self.settings.repartition_secret or not signing or client is None:
+            return  # set in the settings: nothing in Redis to lose
+        try:
+            if not keep_secret(client, Keys(self.settings.key_prefix), "origin", signing):
+                log.error("the origin secret in Redis is not the one this engine signs with (another process "
+                          "created one after the loss): its reroutes are dead-lettered there")  # fmt: skip
+        except (RedisError, RedisClusterException) as exc:
+            log.warning("origin secret not written back (%s)", exc)
 
     def _fenced(self, exc: Fenced) -> None:
         log.error("FENCED: %s; this process stops writing it", exc)
@@ -221,6 +236,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
     def _lost(self, partition: int, exc: StateLost) -> None:
         log.error("STATE LOSS detected at commit: %s", exc)
         self.engine.forget()
+        self._keep_secret()
         if self.ownership is None or self.claimer is None:
             raise exc
         old = self.ownership.get(partition)

@@ -338,3 +338,18 @@ STARTUP_SECONDS = Gauge(
     "kafka_metadata, engine, claimed, first_batch, first_commit: flows.startup); kill -9 recovery is this start.",
     ["step"],
 )
+
+
+# durability (issue 10, session 12)
+CLUSTER_ROLLBACKS = Counter(
+    "livesignals_cluster_master_rollbacks_total",
+    "Redis Cluster masters seen rolled back (a backup restored, a failover to a lagging replica): their applied "
+    "watermark for a partition was behind its committed offsets; the partition is replayed from the watermark "
+    "(state.watermarks). seen_at: claim or batch (the check before each batch).",
+    ["seen_at"],
+)
+CLAIM_EPOCH_ABOVE_CLOCK = Counter(
+    "livesignals_claim_epoch_above_clock_total",
+    "Redis Cluster claims whose owner epoch came from the epochs recorded on the masters, not from the host "
+    "clock (the clock was behind an earlier owner's epoch: state.watermarks).",
+)

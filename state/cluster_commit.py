@@ -14,7 +14,9 @@ A batch spans hash slots, so it cannot be one transaction. In order:
    refuses to replace a profile last written by a newer owner of the same
    partition number (``ls:{<cust>}:writer`` holds ``<p>|<epoch>``), so a stale
    engine that passed (1) just before being fenced cannot overwrite the new
-   owner's work; the scripts are pipelined per node;
+   owner's work; the scripts are pipelined per node, each node's pipeline
+   ending with its applied watermark (:mod:`state.watermarks`: written to
+   every master, so a master that later rolls back is noticed);
 4. one script in the partition's slot checks the claim again and writes the
    partition aggregates — only if their ``applied`` offset is behind, so a
    retry never counts twice — and the resume offsets, and drops the write-ahead record.
@@ -34,6 +36,7 @@ from livesignals import metrics
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
+from state import watermarks
 from state.keys import Keys
 from state.ownership import Claim, Fenced, StateLost, check
 from state.write_ahead import record
@@ -114,7 +117,7 @@ def commit_cluster(store: Any, plan: Plan) -> None:
 def _customers(store: Any, plan: Plan) -> None:
     pipe = store.client.pipeline(transaction=False)
     profiles: list[tuple[str, ...]] = []
-    ttls = store.client.pipeline(transaction=False)  # TTLs of profiles and writer keys: after their SET
+    expires: list[tuple[Any, ...]] = []  # TTLs of profiles and writer keys: after their SET
     for ops in plan.customers:
         for op in ops:
             if op[0] == "claim":
@@ -124,7 +127,7 @@ def _customers(store: Any, plan: Plan) -> None:
             elif op[0] == "profile":
                 profiles.append(op[1:])
             elif op[0] == "ttl":
-                ttls.expire(op[1], op[2])
+                expires.append(op)
             else:
                 getattr(pipe, op[0])(*op[1:])
     store._execute(pipe, "commit")
@@ -133,20 +136,35 @@ def _customers(store: Any, plan: Plan) -> None:
         for key, _, data in profiles:
             pipe.set(key, data)
         store._execute(pipe, "commit")
-        if len(ttls):
+        if expires:
+            ttls = store.client.pipeline(transaction=False)
+            for op in expires:
+                ttls.expire(op[1], op[2])
             store._execute(ttls, "commit")
         return
-    # Conditional writes (a stale owner's profile never replaces a newer one's), pipelined per node.
-    by_node: dict[str, tuple[Any, list[tuple[str, ...]]]] = {}
+    # Conditional writes (a stale owner's profile never replaces a newer one's), pipelined per master: its
+    # profiles, their TTLs, then its applied watermark (state.watermarks): every master, profiles or not.
+    by_node: dict[str, tuple[Any, list[tuple[str, ...]], list[tuple[Any, ...]], str | None]] = {}
+    for mark in sorted({k for held in plan.claims.values() for k in held.nodes or {}}):
+        node = store.client.get_node_from_key(mark)
+        by_node.setdefault(node.name, (node, [], [], mark))
     for item in profiles:
         node = store.client.get_node_from_key(item[0])
-        by_node.setdefault(node.name, (node, []))[1].append(item)
-    for node, items in by_node.values():
+        by_node.setdefault(node.name, (node, [], [], None))[1].append(item)
+    for op in expires:
+        node = store.client.get_node_from_key(op[1])
+        by_node.setdefault(node.name, (node, [], [], None))[2].append(op)
+    applied = watermarks.write_args(plan.claims, plan.offsets)
+    for node, items, ttl_ops, marker in by_node.values():
         pipe = store.client.get_redis_connection(node).pipeline(transaction=False)
         for key, partition, data in items:
             held = plan.claims[int(partition)]
             customer = key[: -len(":profile")]
             store._profile(keys=[key, customer + ":writer"], args=[partition, held.epoch, data], client=pipe)
+        for op in ttl_ops:
+            pipe.expire(op[1], op[2])
+        if marker is not None:
+            store._applied(keys=[watermarks.applied_key(marker)], args=applied, client=pipe)
         try:
             results = pipe.execute()
         except redis.ResponseError as exc:
@@ -154,12 +172,12 @@ def _customers(store: Any, plan: Plan) -> None:
                 store.client.nodes_manager.initialize()
             raise
         metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
-        metrics.REDIS_COMMANDS.labels("commit").inc(len(items))
-        for (_, partition, _), ok in zip(items, results, strict=True):
+        metrics.REDIS_COMMANDS.labels("commit").inc(len(results))
+        for (_, partition, _), ok in zip(items, results, strict=False):
             if not ok:
                 raise Fenced(int(partition), "a newer owner wrote one of its profiles")
-    if len(ttls):
-        store._execute(ttls, "commit")
+        if marker is not None and _text(results[-1]):
+            raise Fenced(int(_text(results[-1])), "a newer owner claimed it (applied watermark)")
 
 
 def _partition(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> None:

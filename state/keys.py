@@ -57,6 +57,11 @@ key                                type    holds                                
                                            recorded in each ``meta`` (``node:<i>``); gone
                                            or changed = that node lost its data
                                            (:mod:`state.node_markers`)
+``ls:{node:<i>}:applied``          hash    Redis Cluster only, next to the marker: per       one per master;
+                                           partition ``<p>:<topic>`` = offset up to which    two fields per
+                                           its writes to that master are committed, and      partition and topic
+                                           ``epoch:<p>`` = newest owner epoch seen there
+                                           (:mod:`state.watermarks`)
 ``ls:models:control``              hash    model kind -> latest promotion id                 one field per kind
 ``ls:secret:<name>``               string  a per-deployment random secret created once       one per name
                                            (``SET NX``) when its setting is empty: ``origin``

@@ -13,7 +13,8 @@ Kafka holds (``StateLost.from_start``): profiles' applied offsets and the
 aggregates' ``applied`` make the replay apply and count each event once. A
 claim (start-up, or the re-claim after a loss) compares the recorded markers
 with the masters' (:func:`settle`), so a loss while the engine was down is seen
-too.
+too. A master that *rolled back* keeps its marker: its applied watermark tells
+(:mod:`state.watermarks`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from livesignals import metrics
+from state import watermarks
 from state.keys import Keys
 from state.ownership import Claim, StateLost
 
@@ -48,10 +51,13 @@ def _read(client: Any, names: list[str]) -> dict[str, str | None]:
     return {k: None if v is None else _text(v) for k, v in zip(names, pipe.execute(), strict=True)}
 
 
-def settle(client: Any, keys: Keys, partition: int, meta: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def settle(
+    client: Any, keys: Keys, partition: int, meta: dict[str, str], current: list[str] | None = None
+) -> tuple[dict[str, str], list[str]]:
     """At a claim: make sure every master has its marker, record them in the partition's meta, and return
-    them with the recorded markers that are gone or changed (masters that lost their data since)."""
-    current = marker_keys(client, keys)
+    them with the recorded markers that are gone or changed (masters that lost their data since).
+    ``current``: the masters' marker keys if the caller already has them (:func:`marker_keys`)."""
+    current = marker_keys(client, keys) if current is None else current
     pipe = client.pipeline(transaction=False)
     for key in current:
         pipe.set(key, uuid.uuid4().hex, nx=True)
@@ -70,13 +76,32 @@ def settle(client: Any, keys: Keys, partition: int, meta: dict[str, str]) -> tup
 
 
 def check(client: Any, held: Claim) -> None:
-    """Raise :class:`~state.ownership.StateLost` (``from_start``) if a master's marker is gone or changed."""
+    """Raise :class:`~state.ownership.StateLost` (``from_start``) if a master's marker is gone or changed, or
+    (``from_start`` False) if its applied watermark is below what the partition committed: it rolled back
+    (:mod:`state.watermarks`). One pipelined read per master."""
     if not held.nodes:
         return
-    now = _read(client, sorted(held.nodes))
+    names = sorted(held.nodes)
+    floor = held.applied_floor or {}
+    topics = sorted(floor)
+    pipe = client.pipeline(transaction=False)
+    for key in names:
+        pipe.get(key)
+        if topics:
+            pipe.hmget(watermarks.applied_key(key), [watermarks.field(held.partition, t) for t in topics])
+    rows = pipe.execute()
+    step = 2 if topics else 1
+    now = {k: None if rows[i * step] is None else _text(rows[i * step]) for i, k in enumerate(names)}
     lost = [k for k, v in held.nodes.items() if now.get(k) != v]
     if lost:
         raise StateLost(held.partition, f"a Redis Cluster master lost its data (marker {', '.join(lost)})", True)
+    if topics:
+        rolled = watermarks.compare(names, topics, [rows[i * step + 1] for i in range(len(names))], floor)
+        if rolled:
+            metrics.CLUSTER_ROLLBACKS.labels("batch").inc()
+            detail = ", ".join(f"{k} at {s}" for k, s in rolled)
+            raise StateLost(held.partition, f"a Redis Cluster master rolled back (applied watermark {detail} "
+                            f"behind {floor})")  # fmt: skip
 
 
 def _text(value: Any) -> str:

@@ -2,7 +2,8 @@
 
 An engine *claims* partition number ``p`` (of every input topic) before it
 reads it: one Lua script on ``ls:{part:<p>}:meta`` raises the owner ``epoch``
-(to at least the claimer's clock in ms, so it grows even across a lost meta),
+(to at least the claimer's clock in ms and, on a Cluster, above every epoch
+recorded on any master, so it grows even across a lost meta and a host clock behind),
 sets the ``store`` id once (a random id: the marker that this Redis holds the
 data it held before) and returns the resume offsets, all atomically. Every
 commit then checks, atomically with its writes, that
@@ -33,10 +34,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from livesignals import metrics
 from state.keys import Keys
 
-# The epoch is at least the claimer's clock in milliseconds, so it keeps growing even after Redis lost the
-# meta hash (a Cluster node restarted empty) while ``ls:{<cust>}:writer`` keys elsewhere kept older epochs.
+# The epoch is at least ARGV[3]: the claimer's clock in milliseconds and, on a Cluster, one above every epoch of
+# the partition recorded on any master (state.watermarks), so it keeps growing even after Redis lost the meta
+# hash (a Cluster node restarted empty) while ``ls:{<cust>}:writer`` keys elsewhere kept older epochs, whatever
+# the claiming host's clock says.
 _CLAIM = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 local epoch = string.format('%d', math.max(current + 1, tonumber(ARGV[3])))
@@ -141,33 +145,83 @@ class Claim:
     below this are stale, replaced by the replay rather than trusted to skip it."""
     stale_until: dict[str, int] | None = None
     """Per topic: the offset the replay must pass before the stale marks are dropped."""
+    applied_floor: dict[str, int] | None = None
+    """Redis Cluster: per topic, the offset every master's applied watermark must hold (the resume offset, or
+    the replay's start, then each commit's): one below it rolled back (:mod:`state.watermarks`)."""
+    rolled_back: list[str] | None = None
+    log_marks: dict[str, str] | None = None
+    """Per topic, which record of Kafka's log the engine applied, as recorded in the meta (``log:<topic>``:
+    :func:`flows.log_reset.fingerprint`): a claim reads it again to tell a log reset."""
+    """Redis Cluster: markers of the masters whose applied watermark was behind at the claim (rolled back)."""
+
+    def lower_floor(self) -> None:
+        """A replay starts below the resume offsets: the watermarks need only hold where it starts.
+
+        >>> c = Claim(0, "5", "s", {"in": 40, "rep": None}, replay_from={"in": 12}, applied_floor={"in": 40})
+        >>> c.lower_floor(); c.applied_floor
+        {'in': 12}
+        """
+        if self.applied_floor is None:
+            return
+        for topic, start in (self.replay_from or {}).items():
+            if topic in self.applied_floor:
+                self.applied_floor[topic] = min(self.applied_floor[topic], start)
+        for topic, offset in self.offsets.items():
+            if offset is None:
+                self.applied_floor.pop(topic, None)
 
 
-def claim(client: Any, keys: Keys, partition: int, topics: Iterable[str], cluster: bool = False) -> Claim:
+def claim(
+    client: Any,
+    keys: Keys,
+    partition: int,
+    topics: Iterable[str],
+    cluster: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Claim:
     """Become the owner of ``partition``: bump its epoch and read its resume offsets, atomically.
 
-    ``cluster``: also write a batch's aggregates that a crash left in the write-ahead record
-    (:mod:`state.write_ahead`) and check the masters' store markers (:mod:`state.node_markers`).
+    ``cluster``: also take an epoch above every one recorded on any master, whatever ``clock`` says, and
+    announce it there (:mod:`state.watermarks`); write a batch's aggregates that a crash left in the write-ahead
+    record (:mod:`state.write_ahead`); check the masters' store markers (:mod:`state.node_markers`) and applied
+    watermarks (a master that rolled back: replay from its watermark).
     """
     topics = list(topics)
     script = client.register_script(_CLAIM)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    row = script(keys=[keys.partition_meta(partition)], args=[uuid.uuid4().hex, owner, int(time.time() * 1000)])
+    at_least = int(clock() * 1000)
+    markers: list[str] = []
+    if cluster:
+        from state import node_markers, watermarks
+
+        markers = node_markers.marker_keys(client, keys)
+        recorded = watermarks.epoch_floor(client, markers, partition)
+        if recorded >= at_least:
+            metrics.CLAIM_EPOCH_ABOVE_CLOCK.inc()
+        at_least = max(at_least, recorded + 1)
+    row = script(keys=[keys.partition_meta(partition)], args=[uuid.uuid4().hex, owner, at_least])
     fields = {_text(row[i]): _text(row[i + 1]) for i in range(0, len(row), 2)}
     offsets: dict[str, int | None] = {}
     for topic in topics:
         value = fields.get(f"offset:{topic}")
         offsets[topic] = int(value) if value is not None else None
     held = Claim(partition, fields["epoch"], fields["store"], offsets)
+    held.log_marks = {name[len("log:") :]: v for name, v in fields.items() if name.startswith("log:")}
     if cluster:
-        from state import node_markers, rebuild, write_ahead
+        from state import rebuild, write_ahead
 
+        watermarks.announce(client, markers, partition, held.epoch)
         rebuild.read_marks(held, fields)
 
         write_ahead.apply_pending(client, keys, partition, topics)
-        held.nodes, held.lost_nodes = node_markers.settle(client, keys, partition, fields)
+        held.nodes, held.lost_nodes = node_markers.settle(client, keys, partition, fields, markers)
+        held.applied_floor = {t: o for t, o in offsets.items() if o is not None}
+        held.rolled_back = watermarks.settle(client, keys, held, fields)
+        if held.rolled_back:
+            metrics.CLUSTER_ROLLBACKS.labels("claim").inc()
         if held.lost_nodes:
             held.rebuild_until = {t: o for t, o in offsets.items() if o is not None}
+        held.lower_floor()
     return held
 
 
@@ -225,6 +279,7 @@ class Ownership:
         if self.claimer is None:
             raise RuntimeError("no claimer configured")
         new = self.claimer(partition)
+        new.lower_floor()
         with self._lock:
             self._claims[partition] = new
         return new

@@ -6,8 +6,10 @@ topic cannot make a customer's real events look like replays. Deriving the key f
 connection settings is guessable when those hold no password (the defaults, a Redis without
 AUTH), so the engine takes a random one from Redis instead: ``SET NX`` makes the first engine's
 choice everyone's. Whoever can read Redis can read it -- and could change any profile anyway.
-If Redis loses its data the secret changes; records signed with the old one are then applied as
-read (:mod:`operators.routing`), and the state loss is detected and replayed (:mod:`state.ownership`).
+If Redis loses its data under a running engine, the engine writes the secret it signs with back
+(:func:`keep_secret`, at the state loss, before its replay re-routes anything): a restart then reads
+the same secret and verifies the reroutes still in the topic (outside review of #10, G4: a new
+secret made every reroute of the rebuild's backlog unverifiable, dead-lettered and lost).
 """
 
 from __future__ import annotations
@@ -29,3 +31,12 @@ def deployment_secret(client: Any, keys: Keys, name: str) -> str:
     if value is None:
         raise RuntimeError(f"Redis did not keep the deployment secret {key!r}")
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def keep_secret(client: Any, keys: Keys, name: str, value: str) -> bool:
+    """Put ``value`` back as the deployment's secret ``name`` unless Redis holds one (``SET NX``, after Redis lost
+    its data); True if Redis now holds ``value``."""
+    key = keys.secret(name)
+    client.set(key, value, nx=True)
+    held = client.get(key)
+    return held is not None and (held.decode() if isinstance(held, bytes) else str(held)) == value

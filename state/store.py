@@ -31,7 +31,8 @@ A process that *dies* between steps (3) and (4) on a Cluster leaves profiles
 ahead of the partition aggregates: the batch's aggregates, recorded ahead in
 the partition's slot (:mod:`state.write_ahead`), are written at the next claim
 and the replay counts no event twice. A Cluster master that lost its data is
-seen by its store marker, even when it held only profiles (:mod:`state.node_markers`);
+seen by its store marker, even when it held only profiles (:mod:`state.node_markers`),
+and one that rolled back by its applied watermark (:mod:`state.watermarks`);
 a partition rebuilt as a whole after its ``{part:<p>}`` master lost its data has
 its older profiles treated as stale by :meth:`ProfileStore.load` (:mod:`state.rebuild`).
 
@@ -59,7 +60,7 @@ from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
-from state import node_markers, rebuild, write_ahead
+from state import node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.erasure import ErasureLedger
 from state.keys import Keys
@@ -137,6 +138,7 @@ class ProfileStore:
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
         self._commit_partition = commit_script(client)
         self._profile = profile_script(client)
+        self._applied = watermarks.write_script(client)  # Cluster: each master's applied watermark
         self.retention = retention or Retention()
         self.erasures = ErasureLedger(client, keys, self.retention)  # erase, ledger, audit (state.erasure)
         self._write_ahead = write_ahead.write_script(client)
@@ -236,6 +238,8 @@ class ProfileStore:
             if held is not None:
                 for topic, new in news.items():
                     held.offsets[topic] = max(new, held.offsets.get(topic) or 0)
+                    if held.applied_floor is not None:  # every master's watermark holds this now
+                        held.applied_floor[topic] = new
                 if rebuild.passed(held):
                     self._finish_rebuild(held)
 

@@ -30,7 +30,13 @@ def _orders(n: int, first: int = 0) -> list[tuple[bytes | None, bytes]]:
     return [(primary_key(d["customer"]).encode(), serde.dumps(d)) for d in docs]
 
 
-def test_a_topic_recreated_below_the_resume_offsets_stops_the_engine_with_exit_code_4(kafka_settings, tmp_path: Path):
+@pytest.mark.parametrize("new_events", [40, 800])
+def test_a_topic_recreated_below_the_resume_offsets_stops_the_engine_with_exit_code_4(
+    kafka_settings, tmp_path: Path, new_events: int
+):
+    """``new_events`` 800: the new log has grown past the old resume offsets by the time the engine starts (outside
+    review of #10, G1: a record existed before the resume offset, only not the one applied; half the new log was
+    skipped). The record the engine applied, as recorded in the meta, is read again and differs."""
     s = kafka_settings.replace(models_enabled=False)
     topic = s.input_topics[0]
     produce(s.kafka_bootstrap, topic, _orders(400))
@@ -57,7 +63,7 @@ def test_a_topic_recreated_below_the_resume_offsets_stops_the_engine_with_exit_c
         except Exception:
             assert time.monotonic() < deadline, "topic not re-created"
             time.sleep(0.5)
-    produce(s.kafka_bootstrap, topic, _orders(40, first=440))  # ~10 a partition, Redis resumes at ~110
+    produce(s.kafka_bootstrap, topic, _orders(new_events, first=440))  # 40: ~10 a partition, Redis resumes at ~110
 
     log_path = tmp_path / "engine.log"
     with open(log_path, "wb") as log:
