@@ -1,0 +1,65 @@
+"""A connection's Last-Event-ID moves with the streams (findings-12b B11): a desk following a quiet customer
+resumes instead of being told ``reset`` after many entries of other customers, and the 360 hands the page
+the streams' position read before the profile, so a flag raised between the read and the subscription
+arrives. Real Redis and a real HTTP server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway import push
+from tests.gateway.conftest import LiveServer, NullProducer
+from tests.gateway.test_push import A1, add_flag, flags_of, follow
+
+
+@pytest.fixture
+def server(world):
+    with LiveServer(world.settings, world.client, NullProducer()) as s:
+        yield s
+
+
+def test_an_idle_connection_is_handed_the_streams_position(world, server):
+    conn = follow(server, "c1")
+    assert conn.status == 200
+    last = [add_flag(world, f"customer_id:o{i}", "o", i) for i in range(3)][-1]
+    assert conn.wait_for_id(lambda got: got.split(".")[0] == last).split(".")[0] == last
+    assert conn.events == []  # an id without an event: nothing dispatched
+    conn.close()
+
+
+def test_a_quiet_customers_desk_resumes_after_many_entries_of_others_instead_of_a_reset(world, monkeypatch):
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    monkeypatch.setattr(push, "POSITION_EVERY", 20)
+    settings = world.settings.replace(gateway_push_keepalive_s=600.0)  # no keep-alive: the markers move the id
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        conn = follow(server, "c1")
+        add_flag(world, "customer_id:c1", "a", 0)
+        got = conn.wait_for(1)
+        assert flags_of(got) == [("customer_id:c1", "f-a-0")]
+        own = got[0]["id"]
+        pipe = world.client.pipeline()
+        for i in range(60):  # more than CATCH_UP_MAX entries of other customers
+            pipe.xadd(world.keys.flags_stream, {"customer": f"customer_id:o{i}", "flag": "b", "doc": b"{}"})
+        pipe.execute()
+        resume_from = conn.wait_for_id(lambda got: got != own)  # moved by a position marker
+        conn.close()
+        assert resume_from != own
+        again = follow(server, "c1", last_id=resume_from)
+        add_flag(world, "customer_id:c1", "a", 1)
+        got = again.wait_for(1)
+        assert [e["event"] for e in got] == ["flag"] and flags_of(got) == [("customer_id:c1", "f-a-1")]
+        again.close()
+
+
+def test_a_flag_raised_between_the_360_read_and_the_subscription_is_delivered(world, server):
+    before = add_flag(world, "customer_id:c1", "a", 0)
+    r = httpx.get(f"{server.url}/v1/customers/c1", headers=A1)
+    assert r.status_code == 200
+    position = r.json()["stream_id"]
+    assert position.split(".")[0] == before  # the streams' position when the 360 was read
+    add_flag(world, "customer_id:c1", "b", 1)  # after the read, before the subscription
+    conn = follow(server, "c1", last_id=position)
+    got = conn.wait_for(1)
+    assert flags_of(got) == [("customer_id:c1", "f-b-1")]  # nothing the 360 already showed
+    conn.close()
