@@ -41,9 +41,11 @@ stream's cap may long have trimmed past (findings-12b B11).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,12 +175,16 @@ class FlagHub:
         self.block_ms = block_ms
         self.position = Cursor("0-0", "0-0")
         """The newest entries handed to subscribers (read and written on the event loop only)."""
+        self.started_at = self.position
+        """Where the hub started reading: it knows every entry after it."""
         self._by_customer: dict[str, set[Subscription]] = {}
         self._by_queue: dict[str, set[Subscription]] = {}
         self._queues_followed: frozenset[str] = frozenset()
         self._by_subject: dict[str, int] = {}
         self._subs: set[Subscription] = set()
         self._since_marker = 0
+        self._recent = {s: deque[tuple[int, int]](maxlen=CATCH_UP_MAX + 1) for s in (FLAGS, UPDATES)}
+        """The ids of the newest entries handed over, per stream (event loop): how far behind a resume is."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,6 +197,7 @@ class FlagHub:
         """Start reading from the stream's current end."""
         self._loop = loop
         self.position = Cursor(*(_newest(self.client, self.keys[s]) for s in (FLAGS, UPDATES)))
+        self.started_at = self.position
         self._thread = threading.Thread(target=self._read_forever, args=(self.position,), name="flag-hub", daemon=True)
         self._thread.start()
 
@@ -303,6 +310,19 @@ class FlagHub:
             if item[1] in routes and routes[item[1]] is None:
                 routes[item[1]] = found.get(item[2], [])
 
+    def entries_between(self, stream: str, after: str, upto: str) -> int | None:
+        """How many entries of ``stream`` the hub handed over after ``after`` up to ``upto``, from memory (event
+        loop): at least ``CATCH_UP_MAX + 1`` when ``after`` is older than every id it keeps; ``None`` when it
+        cannot tell (``after`` comes before the hub started and it has not yet seen that many: read Redis).
+        A resume far behind, or with a forged old id, is answered ``reset`` without reading any entry."""
+        recent, start = self._recent[stream], stream_id(after)
+        full = len(recent) == recent.maxlen
+        if full and start < recent[0]:
+            return len(recent)
+        if start < stream_id(self.started_at.of(stream)):
+            return None
+        return bisect.bisect_right(recent, stream_id(upto)) - bisect.bisect_right(recent, start)
+
     def health(self) -> dict[str, Any]:
         """Is the reader thread running, and how long since it last completed a read (Redis down: growing)?"""
         running = self._thread is not None and self._thread.is_alive()
@@ -313,6 +333,7 @@ class FlagHub:
         for item in entries:
             delivered += fan_out(item, self._by_customer.get(item[2], ()), self._by_queue, routes.get(item[1]))
             self.position = self.position.after(item[0], item[1])
+            self._recent[item[0]].append(stream_id(item[1]))
         metrics.GATEWAY_PUSHED.inc(delivered)
         self._since_marker += len(entries)
         if self._since_marker >= POSITION_EVERY:  # every connection's id moves with the streams

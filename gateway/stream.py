@@ -50,7 +50,7 @@ from gateway import access, api
 from gateway.auth import Principal
 from gateway.catch_up import catch_up
 from gateway.problems import Problem
-from gateway.push import POSITION, Cursor, FlagHub, Item, Subscription
+from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
 from livesignals import metrics, serde
 from state import reader
 
@@ -76,8 +76,9 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         gap, backlog, start = False, list[Item](), upto
         if last_id:
             start = Cursor.parse(last_id)
+            behind = {s: hub.entries_between(s, start.of(s), upto.of(s)) for s in (FLAGS, UPDATES)}
             gap, backlog = await run_in_threadpool(catch_up, service.client, hub.keys, start, upto, sub,
-                                                   hub.open_contacts)  # fmt: skip
+                                                   hub.open_contacts, None, behind)  # fmt: skip
     except BaseException:
         hub.unsubscribe(sub)
         raise

@@ -5,6 +5,8 @@ arrives. Real Redis and a real HTTP server."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -62,4 +64,33 @@ def test_a_flag_raised_between_the_360_read_and_the_subscription_is_delivered(wo
     conn = follow(server, "c1", last_id=position)
     got = conn.wait_for(1)
     assert flags_of(got) == [("customer_id:c1", "f-b-1")]  # nothing the 360 already showed
+    conn.close()
+
+
+def test_a_client_too_far_behind_is_told_reset_without_any_entry_read(world, server, monkeypatch):
+    """findings-12c C4: a resume with an old id read (and parsed) CATCH_UP_MAX + 1 entries of each stream before
+    answering reset; now the hub knows how far behind it is from the ids it handed over, and none is read."""
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    first = add_flag(world, "customer_id:c1", "a", 0)
+    pipe = world.client.pipeline()
+    for i in range(60):
+        pipe.xadd(world.keys.flags_stream, {"customer": "customer_id:c2", "flag": "b", "doc": b"{}"})
+    newest = pipe.execute()[-1].decode()
+    hub = server.app.state.hub
+    for _ in range(300):  # until the hub has handed them over (a wait, not a timed assertion)
+        if hub.position.flags == newest:
+            break
+        time.sleep(0.05)
+    reads: list[dict] = []
+    real = world.client.xrevrange
+
+    def counted(*a, **k):
+        if str(k.get("min", "")).startswith("("):  # a catch-up read (not a newest-id probe)
+            reads.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(world.client, "xrevrange", counted)
+    conn = follow(server, "c1", last_id=first)
+    got = conn.wait_for(1)
+    assert got[0]["event"] == "reset" and reads == []
     conn.close()
