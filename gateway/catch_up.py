@@ -45,6 +45,8 @@ def catch_up(
         if known is not None and known > limit:
             gap = True  # findings-12c C4: no entry read (nor sent) for a client that far behind
             continue
+        if known == 0:  # nothing since (a page subscribing with its 360's stream_id, as a rule): no read
+            continue
         trimmed, items = _catch_up_one(client, keys[stream], stream, after.of(stream), upto.of(stream), sub,
                                        open_contacts, limit)  # fmt: skip
         gap, out = gap or trimmed, out + items
