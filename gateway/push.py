@@ -61,6 +61,8 @@ READ_COUNT = 500
 """Stream entries read per XREAD."""
 CATCH_UP_MAX = 5000
 """Entries of a stream a reconnecting client may be behind by; further behind, it reloads the card (reset)."""
+STALE_S = 10.0
+"""A push reader that completed no read for this long is reported unhealthy (``/healthz`` 503)."""
 POSITION_EVERY = CATCH_UP_MAX // 5
 """Entries handed over between two ``position`` markers to every connection (well inside ``CATCH_UP_MAX``)."""
 FLAGS, UPDATES = "flags", "updates"
@@ -324,9 +326,13 @@ class FlagHub:
         return bisect.bisect_right(recent, stream_id(upto)) - bisect.bisect_right(recent, start)
 
     def health(self) -> dict[str, Any]:
-        """Is the reader thread running, and how long since it last completed a read (Redis down: growing)?"""
+        """Is the reader running *and reading* (a read completed within ``STALE_S``, or 5 blocking reads: an
+        idle stream completes one every ``block_ms``), and how long since it last completed one? A reader that
+        cannot read (Redis unreachable or paused) is unhealthy, not only a dead thread (findings-12c C15)."""
         running = self._thread is not None and self._thread.is_alive()
-        return {"push_reader": running, "push_read_s_ago": round(time.monotonic() - self.read_at, 1)}
+        ago = time.monotonic() - self.read_at
+        reading = ago <= max(STALE_S, 5 * self.block_ms / 1000)
+        return {"push_reader": running and reading, "push_read_s_ago": round(ago, 1)}
 
     def _deliver(self, entries: list[Item], routes: dict[str, Contacts | None]) -> None:
         delivered = 0

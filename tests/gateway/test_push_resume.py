@@ -94,3 +94,24 @@ def test_a_client_too_far_behind_is_told_reset_without_any_entry_read(world, ser
     got = conn.wait_for(1)
     assert got[0]["event"] == "reset" and reads == []
     conn.close()
+
+
+def test_a_reader_that_completes_no_read_is_unhealthy(world, server, monkeypatch):
+    """findings-12c: /healthz stayed 200 while the reader could not read (Redis paused): only a dead thread
+    counted."""
+    import redis
+
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    monkeypatch.setattr(push, "STALE_S", 0.5)
+    hub = server.app.state.hub
+
+    def unreachable(*a, **k):
+        raise redis.ConnectionError("paused")
+
+    monkeypatch.setattr(hub.client, "xread", unreachable)
+    for _ in range(300):  # until no read has completed for longer than the bound (a wait, not a timed assertion)
+        r = httpx.get(f"{server.url}/healthz")
+        if r.status_code != 200:
+            break
+        time.sleep(0.05)
+    assert r.status_code == 503 and r.json()["push_reader"] is False and hub.health()["push_read_s_ago"] >= 1.0
