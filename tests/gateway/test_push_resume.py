@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from gateway import push
-from tests.gateway.conftest import LiveServer, NullProducer
-from tests.gateway.test_push import A1, add_flag, flags_of, follow
+from livesignals import serde
+from tests.gateway.conftest import LiveServer, NullProducer, now_ms
+from tests.gateway.test_push import A1, add_flag, add_update, flags_of, follow
+from tests.helpers import event
 
 
 @pytest.fixture
@@ -115,3 +117,30 @@ def test_a_reader_that_completes_no_read_is_unhealthy(world, server, monkeypatch
             break
         time.sleep(0.05)
     assert r.status_code == 503 and r.json()["push_reader"] is False and hub.health()["push_read_s_ago"] >= 1.0
+
+
+def test_a_linked_identifiers_mood_is_not_pushed_as_the_customers(world, server):
+    """findings-12c C15: the card showed the anonymous profile's mood live and the customer's on reload."""
+    t = now_ms() - 30_000
+    world.apply(
+        {**event("chat", "x", t, event_id="anon", agent_id="a1", queue="billing", text="hi"),
+         "customer": {"device_id": "d9"}},
+        {**event("web_event", "c3", t + 10, event_id="login", action="login"),
+         "customer": {"customer_id": "c3", "device_id": "d9"}},
+        {**event("chat", "x", t + 20, event_id="anon2", agent_id="a1", queue="billing", text="still me"),
+         "customer": {"device_id": "d9"}},
+    )  # fmt: skip
+    start = add_flag(world, "customer_id:c5", "z", 0)
+    conn = follow(server, "c3")
+    assert conn.status == 200
+    add_update(world, "device_id:d9", "mood", {"last": -0.9, "n": 4})
+    add_flag(world, "device_id:d9", "a", 0)  # a linked identifier's flag: on the card, under its key
+    add_update(world, "customer_id:c3", "mood", {"last": 0.5, "n": 2})
+    got = conn.wait_for(2)
+    assert [(e["event"], serde.loads(e["data"])["customer"]) for e in got] == [
+        ("flag", "customer_id:c3"), ("mood", "customer_id:c3")]  # fmt: skip
+    assert serde.loads(got[1]["data"])["mood"]["last"] == 0.5
+    conn.close()
+    again = follow(server, "c3", last_id=start)  # a replay: the same
+    assert [e["event"] for e in again.wait_for(2)] == ["flag", "mood"]
+    again.close()
