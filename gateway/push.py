@@ -9,13 +9,19 @@ and hands each batch to the event loop, which looks each entry's customer up in 
 subscriptions: delivering a flag costs one dict lookup plus one queue put per
 connection that follows that customer, whatever the number of connections
 -- no connection scans other customers' flags. Connections that follow a
-*queue* are served from one extra read per batch (the open contacts of the
-batch's customers), made only while someone follows a queue: a pipelined GET
-of each of those customers' whole profile, of which only the open contacts
-are decoded (no state built) -- about 2.5x cheaper than before, but still one
-profile read per batch customer on the hub's thread.
+*queue* are served from the entry alone: the engine writes, with each entry,
+the customer's open contacts (channel, agent, queue, time) as committed with its
+profile (:mod:`state.entry_contacts`), so the hub reads no profile while queues
+are followed (an entry written without them, by an older engine, costs one
+profile read as before). The access rule is applied at delivery, to the contacts
+the entry carries: a contact that moves to another queue or ends reaches its new
+queue's followers (or none) from the customer's next entry on; an entry written
+before the move and delivered after it (a few milliseconds) still goes to the
+old queue's followers. A catch-up (below) confirms each customer it would
+deliver through a queue against the profile at the time of the resume, so a
+replay never hands over a customer the caller may no longer see.
 
-**Catch-up.** Every event a connection receives carries, as its SSE ``id``, the
+**Catch-up** (:mod:`gateway.catch_up`). Every event a connection receives carries, as its SSE ``id``, the
 connection's position in both streams, ``<flags entry id>.<updates entry id>``
 (:class:`Cursor`). A client that reconnects sends it back (``Last-Event-ID``);
 the connection subscribes first, then replays each stream from its position
@@ -24,21 +30,28 @@ customers: nothing still retained is missed, nothing is sent twice. If a
 position is older than the oldest entry its stream still holds, a ``reset``
 event says so (reload the card). A connection whose queue overflows (a client too slow)
 is closed; it reconnects and catches up the same way.
+
+**Position.** A connection's id moves with the streams, not only with its own customers' events: every
+:data:`POSITION_EVERY` entries the hub offers each connection a ``position`` marker (the hub's position once
+the entries before it were offered), and an idle connection is sent the hub's position with its keep-alive;
+so a desk following a quiet customer resumes from a recent id instead of from its last own event, which the
+stream's cap may long have trimmed past (findings-12b B11).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from livesignals import metrics, serde
+from state import reader
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +61,16 @@ READ_COUNT = 500
 """Stream entries read per XREAD."""
 CATCH_UP_MAX = 5000
 """Entries of a stream a reconnecting client may be behind by; further behind, it reloads the card (reset)."""
+STALE_S = 10.0
+"""A push reader that completed no read for this long is reported unhealthy (``/healthz`` 503)."""
+POSITION_EVERY = CATCH_UP_MAX // 5
+"""Entries handed over between two ``position`` markers to every connection (well inside ``CATCH_UP_MAX``)."""
 FLAGS, UPDATES = "flags", "updates"
 """The two streams a hub follows (their positions in a :class:`Cursor`)."""
+POSITION = "position"
+"""The kind of a marker item: ``(POSITION, <cursor>, "", b"", POSITION)``, no entry."""
+Contacts = list[dict[str, Any]]
+"""A customer's open contacts, as the access rule reads them (:func:`state.reader.read_open_contacts`)."""
 
 Item = tuple[str, str, str, bytes, str]
 """One entry to deliver: ``(stream, entry id, customer, doc, kind)``; ``kind`` is ``flag`` or the
@@ -85,6 +106,15 @@ class Cursor:
 
     def __str__(self) -> str:
         return f"{self.flags}.{self.updates}"
+
+    def latest(self, other: Cursor) -> Cursor:
+        """The newer position in each stream.
+
+        >>> Cursor("5-0", "9-0").latest(Cursor("7-0", "8-0"))
+        Cursor(flags='7-0', updates='9-0')
+        """
+        pick = lambda a, b: a if stream_id(a) >= stream_id(b) else b  # noqa: E731
+        return Cursor(pick(self.flags, other.flags), pick(self.updates, other.updates))
 
 
 def stream_id(value: bytes | str) -> tuple[int, int]:
@@ -135,7 +165,7 @@ class FlagHub:
         self,
         client: Any,
         stream_key: str,
-        open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
+        open_contacts: Callable[[list[str]], dict[str, Contacts]],
         block_ms: int = 1000,
         updates_key: str | None = None,
     ) -> None:
@@ -147,10 +177,16 @@ class FlagHub:
         self.block_ms = block_ms
         self.position = Cursor("0-0", "0-0")
         """The newest entries handed to subscribers (read and written on the event loop only)."""
+        self.started_at = self.position
+        """Where the hub started reading: it knows every entry after it."""
         self._by_customer: dict[str, set[Subscription]] = {}
         self._by_queue: dict[str, set[Subscription]] = {}
         self._queues_followed: frozenset[str] = frozenset()
         self._by_subject: dict[str, int] = {}
+        self._subs: set[Subscription] = set()
+        self._since_marker = 0
+        self._recent = {s: deque[tuple[int, int]](maxlen=CATCH_UP_MAX + 1) for s in (FLAGS, UPDATES)}
+        """The ids of the newest entries handed over, per stream (event loop): how far behind a resume is."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,6 +199,7 @@ class FlagHub:
         """Start reading from the stream's current end."""
         self._loop = loop
         self.position = Cursor(*(_newest(self.client, self.keys[s]) for s in (FLAGS, UPDATES)))
+        self.started_at = self.position
         self._thread = threading.Thread(target=self._read_forever, args=(self.position,), name="flag-hub", daemon=True)
         self._thread.start()
 
@@ -181,6 +218,7 @@ class FlagHub:
         for queue in sub.queues:
             self._by_queue.setdefault(queue, set()).add(sub)
         self._queues_followed = frozenset(self._by_queue)
+        self._subs.add(sub)
         self._by_subject[sub.subject] = self._by_subject.get(sub.subject, 0) + 1
         metrics.GATEWAY_PUSH_CONNECTIONS.inc()
         return self.position
@@ -195,6 +233,7 @@ class FlagHub:
                     if not subs:
                         del index[name]
         self._queues_followed = frozenset(self._by_queue)
+        self._subs.discard(sub)
         left = self._by_subject.get(sub.subject, 0) - 1
         if left > 0:
             self._by_subject[sub.subject] = left
@@ -208,7 +247,7 @@ class FlagHub:
 
     def connections(self) -> int:
         """Distinct subscriptions (tests, benchmarks)."""
-        return len({s for subs in (*self._by_customer.values(), *self._by_queue.values()) for s in subs})
+        return len(self._subs)
 
     # --- reading (hub thread) and delivery (event loop) ---------------------------------
 
@@ -238,42 +277,76 @@ class FlagHub:
         """Parse one XREAD reply and hand its entries to the event loop; the position after it."""
         names = {self.stream_key.encode(): FLAGS, self.updates_key.encode(): UPDATES}
         entries: list[Item] = []
+        routes: dict[str, Contacts | None] = {}
+        queues_followed = bool(self._queues_followed)
         for name, rows in reply:
             stream = names[name if isinstance(name, bytes) else name.encode()]
             for entry_id, fields in rows:
-                item = _item(stream, entry_id, fields)
+                item = entry_item(stream, entry_id, fields)
                 if item is None:  # not an entry the engine writes: skipped, the stream goes on
                     log.warning("skipped %s entry %r: no customer, or no JSON object as doc", stream, entry_id)
                     metrics.GATEWAY_PUSH_SKIPPED.inc()
-                else:
-                    entries.append(item)
+                    continue
+                entries.append(item)
+                if queues_followed:  # who serves the customer: from the entry, no profile read
+                    routes[item[1]] = reader.entry_open_contacts(item[2], fields)
             if rows:
                 position = position.after(stream, rows[-1][0].decode())
-        queued = self._queued_contacts(entries)
+        self._older_entries(entries, routes)
         if self._loop is not None and entries:
-            self._loop.call_soon_threadsafe(self._deliver, entries, queued)
+            self._loop.call_soon_threadsafe(self._deliver, entries, routes)
         return position
 
-    def health(self) -> dict[str, Any]:
-        """Is the reader thread running, and how long since it last completed a read (Redis down: growing)?"""
-        running = self._thread is not None and self._thread.is_alive()
-        return {"push_reader": running, "push_read_s_ago": round(time.monotonic() - self.read_at, 1)}
-
-    def _queued_contacts(self, entries: list[Item]) -> dict[str, list[dict[str, Any]]]:
-        if not self._queues_followed:
-            return {}
+    def _older_entries(self, entries: list[Item], routes: dict[str, Contacts | None]) -> None:
+        """Entries written without their contacts (by an engine before :mod:`state.entry_contacts`): read
+        their customers' profiles, as before (one pipelined read)."""
+        missing = sorted({item[2] for item in entries if item[1] in routes and routes[item[1]] is None})
+        if not missing:
+            return
         try:
-            return self.open_contacts(sorted({item[2] for item in entries}))
+            found = self.open_contacts(missing)
         except Exception as exc:
             log.warning("open contacts read failed (%s): queue followers miss this batch live", type(exc).__name__)
-            return {}
+            found = {}
+        for item in entries:
+            if item[1] in routes and routes[item[1]] is None:
+                routes[item[1]] = found.get(item[2], [])
 
-    def _deliver(self, entries: list[Item], queued: dict[str, list[dict[str, Any]]]) -> None:
+    def entries_between(self, stream: str, after: str, upto: str) -> int | None:
+        """How many entries of ``stream`` the hub handed over after ``after`` up to ``upto``, from memory (event
+        loop): at least ``CATCH_UP_MAX + 1`` when ``after`` is older than every id it keeps; ``None`` when it
+        cannot tell (``after`` comes before the hub started and it has not yet seen that many: read Redis).
+        A resume far behind, or with a forged old id, is answered ``reset`` without reading any entry."""
+        recent, start = self._recent[stream], stream_id(after)
+        full = len(recent) == recent.maxlen
+        if full and start < recent[0]:
+            return len(recent)
+        if start < stream_id(self.started_at.of(stream)):
+            return None
+        return bisect.bisect_right(recent, stream_id(upto)) - bisect.bisect_right(recent, start)
+
+    def health(self) -> dict[str, Any]:
+        """Is the reader running *and reading* (a read completed within ``STALE_S``, or 5 blocking reads: an
+        idle stream completes one every ``block_ms``), and how long since it last completed one? A reader that
+        cannot read (Redis unreachable or paused) is unhealthy, not only a dead thread (findings-12c C15)."""
+        running = self._thread is not None and self._thread.is_alive()
+        ago = time.monotonic() - self.read_at
+        reading = ago <= max(STALE_S, 5 * self.block_ms / 1000)
+        return {"push_reader": running and reading, "push_read_s_ago": round(ago, 1)}
+
+    def _deliver(self, entries: list[Item], routes: dict[str, Contacts | None]) -> None:
         delivered = 0
         for item in entries:
-            delivered += fan_out(item, self._by_customer.get(item[2], ()), self._by_queue, queued)
+            delivered += fan_out(item, self._by_customer.get(item[2], ()), self._by_queue, routes.get(item[1]))
             self.position = self.position.after(item[0], item[1])
+            self._recent[item[0]].append(stream_id(item[1]))
         metrics.GATEWAY_PUSHED.inc(delivered)
+        self._since_marker += len(entries)
+        if self._since_marker >= POSITION_EVERY:  # every connection's id moves with the streams
+            self._since_marker = 0
+            marker: Item = (POSITION, str(self.position), "", b"", POSITION)
+            for sub in self._subs:
+                sub.offer(marker)
 
 
 def _after_reply(reply: Any, position: Cursor, flags_key: str) -> Cursor:
@@ -285,12 +358,22 @@ def _after_reply(reply: Any, position: Cursor, flags_key: str) -> Cursor:
     return position
 
 
+def stream_position(client: Any, flags_key: str, updates_key: str) -> str:
+    """Both streams' newest entry ids now, as a :class:`Cursor` (one round trip): read *before* a 360, it is
+    where a page subscribes from (``Last-Event-ID``) to miss nothing raised between its read and its push."""
+    pipe = client.pipeline(transaction=False)
+    for key in (flags_key, updates_key):
+        pipe.xrevrange(key, count=1)
+    newest = [rows[0][0].decode() if rows else "0-0" for rows in pipe.execute()]
+    return str(Cursor(*newest))
+
+
 def _newest(client: Any, key: str) -> str:
     newest = client.xrevrange(key, count=1)
     return newest[0][0].decode() if newest else "0-0"
 
 
-def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
+def entry_item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
     """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8, a doc
     that is not a JSON object): checked once, here, before any connection gets it."""
     try:
@@ -303,20 +386,36 @@ def _item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | No
         return None
 
 
+def shown_on_card(item: Item, card: str) -> bool:
+    """Does an entry of a customer key a connection follows belong on the card ``card``? Flags of the card's
+    linked identifiers do (delivered under the card's key); their mood and next-best actions do not: the card's
+    mood and actions are the customer's own, as its 360 shows them (findings-12c C15: the card flipped between
+    the anonymous profile's mood and the customer's).
+
+    >>> flag, mood = ("flags", "1-0", "device_id:d1", b"{}", "flag"), ("updates", "1-0", "device_id:d1", b"{}", "mood")
+    >>> [shown_on_card(flag, "customer_id:c1"), shown_on_card(mood, "customer_id:c1")]
+    [True, False]
+    >>> shown_on_card(mood, "device_id:d1")  # the card of the identifier itself
+    True
+    """
+    return item[0] == FLAGS or item[2] == card
+
+
 def fan_out(
     item: Item,
     followers: Iterable[Subscription],
     by_queue: dict[str, set[Subscription]],
-    queued: dict[str, list[dict[str, Any]]],
+    contacts: Contacts | None,
 ) -> int:
-    """Offer one entry to the connections following its customer, or a queue it is in; returns how many.
-    A follower gets it under the key of the card it follows (a linked identifier's entry: its customer's)."""
+    """Offer one entry to the connections following its customer, or a queue it is in (``contacts``: the
+    customer's open contacts the entry carries); returns how many. A follower gets it under the key of the
+    card it follows (a linked identifier's entry: its customer's)."""
     customer = item[2]
     sent: set[Subscription] = set()
     for sub in followers:
-        sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
-        sent.add(sub)
-    contacts = queued.get(customer)
+        if shown_on_card(item, sub.customers[customer]):
+            sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
+            sent.add(sub)
     if contacts:
         for queue in {c.get("queue") for c in contacts}:
             for sub in by_queue.get(queue or "", ()):
@@ -324,74 +423,3 @@ def fan_out(
                     sub.offer(item)
                     sent.add(sub)
     return len(sent)
-
-
-def catch_up(
-    client: Any,
-    keys: dict[str, str],
-    after: Cursor,
-    upto: Cursor,
-    sub: Subscription,
-    open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
-    limit: int | None = None,
-) -> tuple[bool, list[Item]]:
-    """Entries of both streams (``keys``: stream -> Redis key) after ``after`` up to ``upto`` (inclusive)
-    that ``sub`` follows, in time order, and whether the client missed entries it cannot get back (a
-    stream lost entries past ``after``, or more than ``limit`` entries followed it). Blocking: run in a
-    worker thread."""
-    gap, out, limit = False, list[Item](), CATCH_UP_MAX if limit is None else limit
-    for stream in (FLAGS, UPDATES):
-        trimmed, items = _catch_up_one(client, keys[stream], stream, after.of(stream), upto.of(stream), sub,
-                                       open_contacts, limit)  # fmt: skip
-        gap, out = gap or trimmed, out + items
-    out.sort(key=lambda item: stream_id(item[1]))  # each stream's own order is kept (a stable sort)
-    return gap, out
-
-
-def _catch_up_one(
-    client: Any,
-    stream_key: str,
-    stream: str,
-    after: str,
-    upto: str,
-    sub: Subscription,
-    open_contacts: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
-    limit: int,
-) -> tuple[bool, list[Item]]:
-    """One stream's catch-up: at most ``limit`` entries read (newest first, one XREVRANGE); a client
-    further behind gets a gap (reset: reload the card), so a forged or very old id costs one bounded read."""
-    gap = after != "0-0" and _trimmed_past(client, stream_key, after)
-    if stream_id(upto) <= stream_id(after):
-        return gap, []
-    rows = client.xrevrange(stream_key, max=upto, min="(" + after, count=limit + 1)
-    if len(rows) > limit:
-        return True, []
-    rows.reverse()
-    entries = [e for e in (_item(stream, i, f) for i, f in rows) if e is not None]
-    others = sorted({e[2] for e in entries if e[2] not in sub.customers})
-    queued = open_contacts(others) if sub.queues and others else {}
-    out: list[Item] = []
-    for item in entries:
-        customer = item[2]
-        if customer in sub.customers:
-            out.append((stream, item[1], sub.customers[customer], item[3], item[4]))
-        elif any(c.get("queue") in sub.queues for c in queued.get(customer, ())) and sub.accept_queue_flag(
-            customer, queued[customer]
-        ):
-            out.append(item)
-    return gap, out
-
-
-def _trimmed_past(client: Any, stream_key: str, after: str) -> bool:
-    """Might the stream have lost entries newer than ``after`` (trimmed by MAXLEN)? Only if ``after`` is older
-    than the oldest entry kept and the stream ever lost one (Redis 7's ``entries-added`` against its length:
-    an untrimmed stream never says reset). Entries deleted by an erasure are gone on purpose: no gap."""
-    try:
-        info = client.xinfo_stream(stream_key)
-    except redis.ResponseError:  # no such stream: nothing was lost
-        return False
-    oldest = info.get("first-entry")
-    if not oldest or stream_id(oldest[0]) <= stream_id(after):
-        return False
-    added = info.get("entries-added")
-    return added is None or int(added) > int(info.get("length", 0))

@@ -22,6 +22,14 @@ Events: ``flag`` (``data``: ``{"customer": <the card's key>, "flag": <flag-v1>}`
 ``reset`` (the ``Last-Event-ID`` is older than the streams retain: reload the
 card), ``bye`` (the token expired or access ended); a comment
 every ``gateway_push_keepalive_s`` keeps proxies from closing an idle stream.
+
+The id moves with the streams, not only with the connection's own events: a block with an ``id`` and a
+comment but no event (``id: <position>`` / ``: position``: the SSE standard sets the client's Last-Event-ID
+from it and dispatches nothing) is sent with the keep-alive when the hub moved on, and after every
+``gateway.push.POSITION_EVERY`` entries of anyone's, so a desk following a quiet customer resumes instead of
+being told ``reset``. The 360 (``GET /v1/customers/{key}``) returns ``stream_id``, the streams' position
+read before the profile: a page that subscribes with it as ``Last-Event-ID`` misses no flag raised between
+its 360 read and its subscription.
 """
 
 from __future__ import annotations
@@ -40,8 +48,9 @@ from starlette.types import Send
 
 from gateway import access, api
 from gateway.auth import Principal
+from gateway.catch_up import catch_up
 from gateway.problems import Problem
-from gateway.push import Cursor, FlagHub, Item, Subscription, catch_up
+from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
 from livesignals import metrics, serde
 from state import reader
 
@@ -67,8 +76,9 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         gap, backlog, start = False, list[Item](), upto
         if last_id:
             start = Cursor.parse(last_id)
+            behind = {s: hub.entries_between(s, start.of(s), upto.of(s)) for s in (FLAGS, UPDATES)}
             gap, backlog = await run_in_threadpool(catch_up, service.client, hub.keys, start, upto, sub,
-                                                   hub.open_contacts)  # fmt: skip
+                                                   hub.open_contacts, None, behind)  # fmt: skip
     except BaseException:
         hub.unsubscribe(sub)
         raise
@@ -231,16 +241,38 @@ async def _events(
             wait_s = max(0.01, min(keepalive, left, next_check - time.monotonic()))
             try:
                 item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
-            except TimeoutError:
-                yield b": keep-alive\n\n"
+            except TimeoutError:  # nothing queued: every entry up to the hub's position was sent
+                cursor, frame = _position(cursor, hub.position, b": keep-alive\n\n")
+                yield frame
                 continue
             if item is None:  # overflowed: the client reconnects with its Last-Event-ID
                 return
+            if item[4] == POSITION:  # everything queued before the marker was sent
+                cursor, frame = _position(cursor, Cursor.parse(item[1]), b"")
+                if frame:
+                    yield frame
+                continue
             cursor, frame = await _delivered(service, principal, role, cursor, item, followed, via_queue)
             if frame:
                 yield frame
     finally:
         hub.unsubscribe(sub)
+
+
+def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor, bytes]:
+    """The connection's cursor moved to ``reached`` (all entries up to it that concern the connection were sent)
+    and the frame that hands it to the client: an ``id`` with a comment and no data, which sets the client's
+    Last-Event-ID and dispatches no event (the SSE standard); ``otherwise`` when the cursor did not move.
+
+    >>> _position(Cursor("5-0", "5-0"), Cursor("7-0", "4-0"), b"")
+    (Cursor(flags='7-0', updates='5-0'), b'id: 7-0.5-0\\n: position\\n\\n')
+    >>> _position(Cursor("5-0", "5-0"), Cursor("5-0", "4-0"), b": keep-alive\\n\\n")[1]
+    b': keep-alive\\n\\n'
+    """
+    moved = cursor.latest(reached)
+    if moved == cursor:
+        return cursor, otherwise
+    return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
 def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:

@@ -52,6 +52,8 @@ class Plan:
     offsets: dict[int, dict[str, int]]
     claims: dict[int, Claim]
     done: set[str] = field(default_factory=set)
+    contacts: dict[str, bytes] = field(default_factory=dict)
+    """Customer key -> its open contacts as its flag entries carry them (:mod:`state.entry_contacts`)."""
 
 
 def owner_partition(state: CustomerState, partitions: set[int]) -> int:
@@ -100,7 +102,9 @@ def commit_cluster(store: Any, plan: Plan) -> None:
         # pipeline it on a cluster client: the pushes go through one node's own client.
         node = store.client.get_redis_connection(store.client.get_default_node())
         pushes = node.pipeline(transaction=False)
-        store._execute(store._with_flags(store.client.pipeline(transaction=False), plan.flags, pushes), "flags")
+        store._execute(
+            store._with_flags(store.client.pipeline(transaction=False), plan.flags, pushes, plan.contacts), "flags"
+        )
         store._execute(pushes, "flags")
     plan.done.add("flags")
     if "wal" not in plan.done:

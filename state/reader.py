@@ -21,6 +21,7 @@ from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
 from operators.profile360.update import MAX_LINKED, apply_event
+from state import entry_contacts
 from state.erasure import deployment_secret
 from state.keys import Keys
 from state.models_store import RedisModelLog
@@ -319,6 +320,12 @@ def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dic
     return out
 
 
+def entry_open_contacts(customer_key: str, fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
+    """The open contacts a flag or update stream entry carries (as :func:`read_open_contacts` gives them), or
+    ``None`` for an entry written without them (:mod:`state.entry_contacts`)."""
+    return entry_contacts.decode(customer_key, fields.get(entry_contacts.FIELD.encode()))
+
+
 def _open_contacts_of(row: bytes | None) -> dict[str, Any]:
     """A stored profile's ``activity.open_contacts``, from its JSON alone: no state is built (no windows
     decoded), since the push reader asks this of every customer in a batch while someone follows a queue."""
@@ -357,7 +364,7 @@ def privacy_secret(client: Any, keys: Keys) -> str:
 
 
 __all__ = [
-    "DENIAL_SLOTS", "Keys", "Loaded", "access_of", "active_flags", "decoy_profile", "load", "load_linked",
-    "load_own", "next_best_actions", "privacy_secret", "read_360",
+    "DENIAL_SLOTS", "Keys", "Loaded", "access_of", "active_flags", "decoy_profile", "entry_open_contacts", "load",
+    "load_linked", "load_own", "next_best_actions", "privacy_secret", "read_360",
     "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve", "update_view", "view_360",
 ]  # fmt: skip

@@ -60,7 +60,7 @@ from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
-from state import node_markers, rebuild, watermarks, write_ahead
+from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.erasure import ErasureLedger
 from state.keys import Keys
@@ -217,6 +217,7 @@ class ProfileStore:
             aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
             offsets=by_part,
             claims=self._claims(by_part),
+            contacts=self._flag_contacts(states, flags),
         )
         try:
             write = functools.partial(commit_cluster, self) if self.cluster else self._commit_single
@@ -312,7 +313,7 @@ class ProfileStore:
                 if not pending:
                     return  # a retry of a commit that reached Redis: nothing to do
                 pipe.multi()
-            self._with_flags(pipe, plan.flags)
+            self._with_flags(pipe, plan.flags, contacts=plan.contacts)
             for ops in plan.customers:
                 for op in ops:
                     if op[0] == "claim":
@@ -325,6 +326,13 @@ class ProfileStore:
                         getattr(pipe, op[0])(*op[1:])
             write_partitions(pipe, self.keys, plan, current)
             self._execute(pipe, "commit")
+
+    @staticmethod
+    def _flag_contacts(states: list[CustomerState], flags: list[Flag]) -> dict[str, bytes]:
+        """The open contacts of each customer flagged in this batch, as its flag entries carry them."""
+        flagged = {flag.customer_key for flag in flags}
+        return {s.customer_key: entry_contacts.encode(s.activity.get("open_contacts", {}))
+                for s in states if s.customer_key in flagged}  # fmt: skip
 
     def _plan_customer(self, state: CustomerState, partitions: set[int]) -> list[tuple[Any, ...]]:
         """The writes of one customer, in order; the profile last (it carries the timeline meta)."""
@@ -364,7 +372,12 @@ class ProfileStore:
             if now and meta.get(mark, 0) != now:
                 meta[mark] = now
                 doc = serde.dumps({"customer": state.customer_key, "kind": kind, kind: p[kind]})
-                fields = {"customer": state.customer_key, "kind": kind, "doc": doc}
+                fields = {
+                    "customer": state.customer_key,
+                    "kind": kind,
+                    "doc": doc,
+                    entry_contacts.FIELD: entry_contacts.encode(state.activity.get("open_contacts", {})),
+                }
                 ops.append(("xadd", self.keys.updates_stream, fields, "*", self.flags_stream_maxlen, True))
         return ops
 
@@ -411,20 +424,26 @@ class ProfileStore:
         """Drop the cache (after a failure, or when partitions move)."""
         self._cache.clear()
 
-    def _with_flags(self, pipe: Any, flags: list[Flag], pushes: Any = None) -> Any:
-        """Append each flag to the replayable stream (on ``pipe``) and push it live (on ``pushes``,
-        default ``pipe``)."""
+    def _with_flags(
+        self, pipe: Any, flags: list[Flag], pushes: Any = None, contacts: dict[str, bytes] | None = None
+    ) -> Any:
+        """Append each flag to the replayable stream (on ``pipe``) with its customer's open contacts
+        (``contacts``, :mod:`state.entry_contacts`: the push service routes queue followers from them) and
+        push it live (on ``pushes``, default ``pipe``)."""
         pushes = pipe if pushes is None else pushes
         for flag in flags:
             doc = serde.dumps(flag.to_json())
+            fields: dict[str, Any] = {
+                "flag_id": flag.flag_id,
+                "customer": flag.customer_key,
+                "flag": flag.name,
+                "doc": doc,
+            }
+            if contacts and flag.customer_key in contacts:
+                fields[entry_contacts.FIELD] = contacts[flag.customer_key]
             pipe.xadd(
                 self.keys.flags_stream,
-                {
-                    "flag_id": flag.flag_id,
-                    "customer": flag.customer_key,
-                    "flag": flag.name,
-                    "doc": doc,
-                },
+                fields,
                 maxlen=self.flags_stream_maxlen,
                 approximate=True,
             )

@@ -31,7 +31,7 @@ async function openCustomer(key) {
     const doc = await api("/v1/customers/" + encodeURIComponent(key) + "?timeline=20");
     current = doc.customer;
     render(doc);
-    follow(key);
+    follow(key, doc.stream_id || "");  // from where the 360 was read: no flag raised since is missed
   } catch (err) {
     $("card").hidden = true;
     $("message").textContent = err.message;
@@ -108,11 +108,11 @@ function verdict(target, targetId, value, label, action) {
   return button;
 }
 
-async function follow(key) {
+async function follow(key, from) {
   if (stream) stream.abort();
   const controller = new AbortController();
   stream = controller;
-  lastEventId = "";
+  lastEventId = from;
   let delay = 500;
   while (!controller.signal.aborted) {
     try {

@@ -31,7 +31,7 @@ def test_fan_out_offers_only_to_followers_of_the_flags_customer():
             ("flags", "1-0", "customer_id:a", b"{}", "flag"),
             [subs["a"]],
             {"q1": {queue_sub}},
-            {"customer_id:a": [{"queue": "q1", "agent_id": None}]},
+            [{"queue": "q1", "agent_id": None}],  # the open contacts the entry carries
         )
         assert sent == 2
         assert subs["a"].outbox.qsize() == 1 and subs["b"].outbox.qsize() == 0 and queue_sub.outbox.qsize() == 1

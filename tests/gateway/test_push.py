@@ -19,8 +19,10 @@ from tests.helpers import event
 A1 = bearer(token("a1", queues=("billing",)))
 
 
-def add_flag(world, customer: str, name: str, i: int) -> str:
-    """A flag entry exactly as the engine's store appends it (state/store.py: _with_flags)."""
+def add_flag(world, customer: str, name: str, i: int, contacts: list | None = None) -> str:
+    """A flag entry exactly as the engine's store appends it (state/store.py: _with_flags); ``contacts``: the
+    customer's open contacts it carries, ``[[channel, agent, queue, t], ...]`` (state.entry_contacts), or none
+    (an entry of an engine before them)."""
     doc = {
         "schema_version": 1,
         "flag_id": f"f-{name}-{i}",
@@ -34,11 +36,10 @@ def add_flag(world, customer: str, name: str, i: int) -> str:
         "state": "raised",
         "relevance": None,
     }
-    entry = world.client.xadd(
-        world.keys.flags_stream,
-        {"flag_id": doc["flag_id"], "customer": customer, "flag": name, "doc": serde.dumps(doc)},
-    )
-    return entry.decode()
+    fields = {"flag_id": doc["flag_id"], "customer": customer, "flag": name, "doc": serde.dumps(doc)}
+    if contacts is not None:
+        fields["contacts"] = serde.dumps(contacts)
+    return world.client.xadd(world.keys.flags_stream, fields).decode()
 
 
 class Events:
@@ -46,6 +47,8 @@ class Events:
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.events: list[dict[str, Any]] = []
+        self.last_id = ""
+        """The client's Last-Event-ID: the id of the last block that had one (an event or a position)."""
         self.status = 0
         self.ready = threading.Event()
         self.got = threading.Condition()
@@ -65,10 +68,11 @@ class Events:
                     if self._stop:
                         return
                     if line == "":
-                        if "event" in current:
-                            with self.got:
+                        with self.got:
+                            if "event" in current:
                                 self.events.append(current)
-                                self.got.notify_all()
+                            self.last_id = current.get("id", self.last_id)
+                            self.got.notify_all()
                         current = {}
                     elif not line.startswith(":"):
                         field, _, value = line.partition(": ")
@@ -82,6 +86,12 @@ class Events:
         with self.got:
             self.got.wait_for(lambda: len(self.events) >= n, timeout=timeout)
         return list(self.events)
+
+    def wait_for_id(self, ok: Any, timeout: float = 15.0) -> str:
+        """The client's Last-Event-ID once ``ok(it)`` holds (or as it is after ``timeout``)."""
+        with self.got:
+            self.got.wait_for(lambda: bool(self.last_id) and ok(self.last_id), timeout=timeout)
+        return self.last_id
 
     def close(self) -> None:
         self._stop = True
