@@ -94,8 +94,26 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
             return service.tokens.verify(token.strip())
         except TokenError as exc:
             reason = exc.reason
+    asked = audit_name(asked)
     refuse(service, request, None, action, asked, None, reason, **refused_token(request, token.strip()))
     raise Problem(401, "Unauthorized", reason)
+
+
+def audit_name(asked: str) -> str:
+    """The customer of a refused-token attempt as the trail names it: canonical as a read would resolve
+    it (``x2``, ``customer_id:x2`` and ``email:BOB@x.com``/``email:bob@x.com`` share one pseudonym, so
+    ``ErasureLedger.subject`` finds every attempt), or as sent when it is no identifier. Not resolved: a
+    caller without a valid token gets no Redis read.
+
+    >>> audit_name("x2"), audit_name("email:BOB.X2@Example.com"), audit_name("queue:billing")
+    ('customer_id:x2', 'email:bob.x2@example.com', 'queue:billing')
+    """
+    if asked.startswith("queue:") or asked == "-":
+        return asked
+    try:
+        return customer_key(asked)
+    except Problem:
+        return asked
 
 
 def refuse(
