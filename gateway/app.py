@@ -124,9 +124,10 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         return await on_problem(request, Problem(status, HTTPStatus(status).phrase))
 
     handlers = {Problem: on_problem, HTTPException: on_http_error, 500: on_problem}
+    body_limit = Middleware(limits.BodyLimit, max_bytes=settings.gateway_body_max_bytes)
+    # outermost first: the security headers are put on every answer, the body limit's 413 included
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                    middleware=[Middleware(SecurityHeaders)])  # fmt: skip
-    limits.install(app, settings.gateway_body_max_bytes)
+                    middleware=[Middleware(SecurityHeaders), body_limit])  # fmt: skip
     app.state.service = service
     app.state.hub = hub
     return app
