@@ -105,7 +105,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         route("/v1/push", "push", push),
         Route("/openapi.json", lambda r: api.json_response(document()), name="openapi"),
         Route("/healthz", lambda r: _health(hub), name="health"),
-        metrics_route.ROUTE,
+        metrics_route.route(hub.health),
         Route("/", lambda r: RedirectResponse("/agent"), name="root"),
         Route("/agent", lambda r: _asset("agent.html"), name="page"),
         Route("/assets/{name}", lambda r: _asset(r.path_params["name"]), name="assets"),
