@@ -148,3 +148,24 @@ def test_one_caller_opens_at_most_the_bound_of_push_subscriptions_a_minute(world
     assert c.get("/v1/push?queue=billing", headers=a2).status_code == 403  # another caller: its own count
     clock.now += 60
     assert c.get("/v1/push?queue=retention", headers=a1).status_code == 403  # a new minute
+
+
+def test_nobody_elses_refusals_silence_an_authenticated_callers(world, app, clock):
+    """Break-test 12c, C2: 61 tokenless requests from an address (one NAT, the reverse proxy) spent its budget,
+    and every refusal of every agent behind it went unaudited; forged tokens claiming an agent's name must not
+    spend that agent's budget either."""
+    c = caller(app, "10.4.0.1")
+    for _ in range(LIMIT + 3):
+        assert c.get("/v1/customers/c1").status_code == 401  # no token: the address's budget is spent
+    for i in range(LIMIT + 3):
+        assert c.get("/v1/customers/c1", headers=bearer(expired_token("a1"))).status_code == 401  # "a1", forged
+    a1 = bearer(token("a1", queues=("billing",)))
+    for key in ("c3", "email:nobody@example.com", "c5"):
+        assert c.get(f"/v1/customers/{key}", headers=a1).status_code == 403
+    entries = audit(world)
+    probes = [e for e in entries if e["who"] == "a1" and e["action"] == "read_360"]
+    assert len(probes) == 3 and all(e["allowed"] == "0" and e["source"] == "10.4.0.1" for e in probes)
+    for _ in range(LIMIT):  # its own refusals still spend its own budget
+        c.get("/v1/customers/c3", headers=a1)
+    summaries = [e for e in audit(world) if e["action"] == SUMMARY_ACTION and e["who"] == "a1"]
+    assert len(summaries) == 1
