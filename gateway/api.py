@@ -46,8 +46,8 @@ MAX_PAGE = 200
 @dataclass
 class Service:
     """What every route needs: settings, Redis, key builder, audit log, the feedback producer, the tokens
-    already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget and each
-    caller's rate of push subscriptions."""
+    already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget, each
+    caller's rate of push subscriptions and of audited customer decisions."""
 
     settings: Settings
     client: Any
@@ -58,11 +58,13 @@ class Service:
 
     refusals: RefusalBudget = field(init=False)
     subscribes: CallerRate = field(init=False)
+    decisions: CallerRate = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
         self.refusals = RefusalBudget(self.settings.gateway_audit_refusals_per_min)
         self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
+        self.decisions = CallerRate(self.settings.gateway_audited_per_min)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,9 @@ def authorise(
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
+    if not service.decisions.allow(principal.subject):  # before anything is read or audited
+        per_min = service.settings.gateway_audited_per_min
+        raise Problem(429, "Too many requests", f"at most {per_min} customer requests a minute per caller")
     if roles is not None and principal.role not in roles:
         refuse(service, request, principal, action, shown, None, f"role {principal.role} may not {action}")
         raise Problem(403, "Forbidden", f"role {principal.role} may not {action}")

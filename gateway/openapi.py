@@ -18,11 +18,11 @@ _PROBLEM = {
     "description": "problem+json",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
-_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
+_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM, "429": _PROBLEM}
 """What every customer route may answer; ``tests/gateway/test_openapi_codes.py`` drives each route to each
 documented status, and fails on a status a route answers that its entry does not list."""
 _FEEDBACK_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
-                    "422": _PROBLEM, "503": _PROBLEM}  # fmt: skip
+                    "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}  # fmt: skip
 """No 404: feedback is for agents and supervisors, who see only customers with an open contact, which exist."""
 _PUSH_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "429": _PROBLEM}
 

@@ -353,6 +353,10 @@ class Settings:
     believes: a refusal's audited ``source`` and the per-address refusal budget then use the address
     they forward. Empty (the default): the headers are ignored and the socket peer is the caller, so no
     caller writes the address it likes into the audit trail. Set it to the reverse proxy's addresses."""
+    gateway_audited_per_min: Annotated[int, Range(1, 1_000_000)] = 600
+    """Most customer requests (reads, feedback, each customer of a push subscription: every one an audit
+    entry) one caller (token subject) makes per minute and process; beyond, 429 before anything is read or
+    audited, so one token cannot flush the audit trail (``MAXLEN``) with allowed reads (break-test 12c, C3)."""
 
     # --- Operations: health, lag, shutdown (issue 13) ----------------------------
     metrics_host: Annotated[str, NOT_EMPTY] = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod

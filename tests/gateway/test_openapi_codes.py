@@ -63,6 +63,12 @@ def test_every_route_answers_exactly_the_errors_it_documents(kworld, kclient):
             push.get("/v1/push?customer=c3", headers=A1).status_code,
             push.get("/v1/push?customer=c3", headers=A1).status_code,  # the second subscription this minute
         }
+    s = kworld.settings.replace(gateway_audited_per_min=1)
+    with TestClient(create_app(s, client=kworld.client, producer=NullProducer(), hub_block_ms=200)) as limited:
+        for path, tail in READS.items():  # one customer request a minute: the second is a 429
+            seen[("get", path)] |= {limited.get(f"/v1/customers/c1{tail}", headers=bearer(token(f"r{tail}"))).status_code
+                                    for _ in range(2)}  # fmt: skip
+        feedback |= {post(limited, verdict, headers=bearer(token("f9")), key=f"k{i}") for i in range(2)}
     errors = {route: {code for code in codes if code >= 400} for route, codes in seen.items()}
     docs = documented()
     assert {route: docs[route] for route in errors} == errors

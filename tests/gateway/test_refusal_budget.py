@@ -169,3 +169,20 @@ def test_nobody_elses_refusals_silence_an_authenticated_callers(world, app, cloc
         c.get("/v1/customers/c3", headers=a1)
     summaries = [e for e in audit(world) if e["action"] == SUMMARY_ACTION and e["who"] == "a1"]
     assert len(summaries) == 1
+
+
+def test_one_caller_makes_at_most_the_bound_of_audited_customer_requests_a_minute(world, clock):
+    """Break-test 12c, C3: allowed reads of its own customer let one agent flush the audit trail (MAXLEN)."""
+    app = create_app(world.settings.replace(gateway_audited_per_min=LIMIT), client=world.client,
+                     producer=NullProducer(), hub_block_ms=200)  # fmt: skip
+    app.state.service.decisions.clock = clock
+    c = caller(app, "10.5.0.1")
+    a1, s1 = bearer(token("a1", queues=("billing",))), bearer(token("s1", role="supervisor", queues=("billing",)))
+    key = f"{world.settings.key_prefix}:audit"
+    before = world.client.xlen(key)
+    answers = [c.get("/v1/customers/c1/actions", headers=a1).status_code for _ in range(LIMIT + 3)]
+    assert answers == [200] * LIMIT + [429] * 3
+    assert world.client.xlen(key) - before == LIMIT  # a 429 reads and audits nothing
+    assert c.get("/v1/customers/c1", headers=s1).status_code == 200  # another caller: its own count
+    clock.now += 60
+    assert c.get("/v1/customers/c1/actions", headers=a1).status_code == 200  # a new minute
