@@ -62,12 +62,17 @@ _PII_ID = re.compile(r"\b(email|phone):\S+")
 FREE_TEXT_KEYS: Final = frozenset({
     "s", "topic", "detail", "text", "url", "error_code", "comment", "query", "message", "subject", "body",
     "note", "title", "order_id", "ticket_id", "case_id", "product_id", "address", "name", "errors", "evidence",
-    "reason", "summary",
+    "reason", "summary", "products", "items", "viewed", "names",
 })  # fmt: skip
 """Fields that hold what a customer or a producer wrote: masked whole for roles without PII (a regex
-misses a percent-encoded e-mail in a URL or a name in a ticket's topic)."""
+misses a percent-encoded e-mail in a URL or a name in a ticket's topic). Lists under them are masked item
+by item: products and order or cart items (an engraving text given as an item), products viewed, churn
+feature names (derived from producers' web action names)."""
 KEYED_BY_FREE_TEXT: Final = frozenset({"open_orders", "deliveries", "open_cases"})
 """Maps keyed by a producer's id (an order id may be made of a name): their keys are numbered instead."""
+PRODUCER_NAMED: Final = frozenset({"campaigns"})
+"""Maps whose keys and every string inside are a producer's names (campaign actions and ids, often made of a
+customer's name): keys numbered, strings masked, numbers kept (break-test 12c, C1)."""
 ID_KEYS: Final = frozenset({"id", "event_id", "decision_id", "event", "target_id", "flag_id", "customer"})
 """Fields that hold ids: left whole (a digit run inside a UUID is no phone number), bar a PII identifier."""
 
@@ -158,6 +163,10 @@ def _mask_sections(doc: Any) -> Any:
         out["identity"] = identity
     if "relationships" in out:
         out["relationships"] = MASK
+    value = out.get("value")
+    loyalty = value.get("loyalty") if isinstance(value, dict) else None
+    if isinstance(loyalty, dict) and "tier" in loyalty:  # a loyalty event's tier: any producer text
+        out["value"] = {**value, "loyalty": {**loyalty, "tier": MASK}}
     predictions = out.get("predictions")
     if isinstance(predictions, dict) and "recent_texts" in predictions:
         out["predictions"] = {k: v for k, v in predictions.items() if k != "recent_texts"}
@@ -176,10 +185,23 @@ def _scrub(value: Any, key: str = "") -> Any:
             value = _PHONE.sub(MASK, value)
         return value
     if isinstance(value, dict):
+        if key in PRODUCER_NAMED:
+            return {f"{MASK}{i}": _mask_strings(v) for i, v in enumerate(value.values(), 1)}
         if key in KEYED_BY_FREE_TEXT:
             return {f"{MASK}{i}": _scrub(v) for i, v in enumerate(value.values(), 1)}
         return {(_scrub(k) if isinstance(k, str) else k): _scrub(v, k if isinstance(k, str) else "")
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [_scrub(v, key) for v in value]
+    return value
+
+
+def _mask_strings(value: Any) -> Any:
+    """``value`` with every string masked, numbers, field names and structure kept."""
+    if isinstance(value, str):
+        return MASK if value else value
+    if isinstance(value, dict):  # the keys inside are the engine's field names
+        return {k: _mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_strings(v) for v in value]
     return value
