@@ -13,10 +13,13 @@ The rule (issue 12), decided on every read, push subscription and feedback:
 
 An open contact older than ``gateway_contact_open_s`` grants nothing (a
 contact whose end was never reported does not open a customer for ever).
-An open contact on an identifier the customer claimed (a device, a phone)
-grants their 360 only if it went on after the claim: the agent of an
-anonymous chat on a device gets nothing of whoever logs in on it later; the
-reason then says the grant came ``via a linked <kind>``.
+Only the customer's own contacts grant: a contact keyed by an identifier the
+customer once claimed (a cookie, a device, a phone number, an e-mail address)
+grants nothing of them, since none of these is a credential -- a browser's
+cookie can be copied, a device shared, a caller id or a From address spoofed
+(break-tests 12, finding 15; 12b, B9; 12c, C6). A contact opens the
+customer's 360 once its events name the customer (``customer_id``: the
+contact was identified).
 A customer nobody may see and a customer that does not exist get the same
 answer, so ids cannot be probed.
 
@@ -95,43 +98,31 @@ def decide(
         if kind in PII_KINDS:
             return Decision(False, f"analysts may not look customers up by {kind}")
         return Decision(True, "analyst (PII masked)")
-    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms and _since_claimed(c)]
+    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms and _own(c)]
     if role == "agent":
         for c in fresh:
             if c.get("agent_id") == principal.subject:
-                return Decision(True, f"serving on {c['channel']}{_via(c)}")
+                return Decision(True, f"serving on {c['channel']}")
         for c in fresh:
             if not c.get("agent_id") and c.get("queue") in principal.queues:
-                return Decision(True, f"waiting in your queue {c['queue']}{_via(c)}")
+                return Decision(True, f"waiting in your queue {c['queue']}")
         return Decision(False, "not assigned to you")
     if role == "supervisor":
         for c in fresh:
             if c.get("queue") in principal.queues:
-                return Decision(True, f"in your team's queue {c['queue']}{_via(c)}")
+                return Decision(True, f"in your team's queue {c['queue']}")
         return Decision(False, "not in your teams' queues")
     return Decision(False, "unknown role")
 
 
-def _since_claimed(contact: dict[str, Any]) -> bool:
-    """A contact on a linked identifier counts only if it went on after the customer claimed the identifier.
+def _own(contact: dict[str, Any]) -> bool:
+    """A contact of the customer's own profile (a linked identifier's carries ``linked_at``): the only kind
+    that grants (the module docstring says why).
 
-    An anonymous chat on a device that someone logs in on later was with whoever used the device then:
-    its agent gets nothing of the customer who claimed the device (a kiosk, a shared laptop), unless the
-    contact goes on after the login (then it is that customer's). Own contacts carry no ``linked_at``.
-
-    >>> _since_claimed({"t": 5, "linked_at": 9}), _since_claimed({"t": 9, "linked_at": 9}), _since_claimed({"t": 1})
-    (False, True, True)
+    >>> _own({"t": 9, "linked_at": 5}), _own({"t": 1})
+    (False, True)
     """
-    linked_at = contact.get("linked_at")
-    return linked_at is None or contact.get("t", 0) >= linked_at
-
-
-def _via(contact: dict[str, Any]) -> str:
-    """`` via a linked device_id`` for a grant that came from a linked identifier's contact (the kind only:
-    the audit keeps no identifier in clear)."""
-    if contact.get("linked_at") is None:
-        return ""
-    return f" via a linked {str(contact.get('key', '')).partition(':')[0]}"
+    return contact.get("linked_at") is None
 
 
 def mask(doc: Any, role: str) -> Any:
@@ -165,7 +156,7 @@ def _mask_sections(doc: Any) -> Any:
         out["relationships"] = MASK
     value = out.get("value")
     loyalty = value.get("loyalty") if isinstance(value, dict) else None
-    if isinstance(loyalty, dict) and "tier" in loyalty:  # a loyalty event's tier: any producer text
+    if isinstance(value, dict) and isinstance(loyalty, dict) and "tier" in loyalty:  # any producer text
         out["value"] = {**value, "loyalty": {**loyalty, "tier": MASK}}
     predictions = out.get("predictions")
     if isinstance(predictions, dict) and "recent_texts" in predictions:

@@ -1,5 +1,6 @@
-"""An anonymous contact on an identifier that a customer claims later grants nothing of that customer's 360
-(break-test of issue 12, finding 15); one that goes on after the claim does, and says so in the audit."""
+"""A contact keyed by an identifier a customer claimed (a cookie, a device, a phone) grants nothing of that
+customer's 360, before or after the claim: none of these is a credential (break-tests of issue 12: finding 15,
+12b B9, 12c C6). A contact opens the customer once its events name them."""
 
 from __future__ import annotations
 
@@ -21,16 +22,41 @@ def test_an_anonymous_chat_does_not_open_whoever_later_logs_in_on_the_device(wor
     for key in ("c3", "device_id:d9"):
         r = client.get(f"/v1/customers/{key}", headers=A1)
         assert r.status_code == 403, (key, r.text)  # c3 is served by a2; a1 only chatted with the device before
-    # the anonymous chat goes on after the login: it is c3's now, and the audit says where the grant came from
+    # the anonymous chat goes on after the login: still nothing (12c, C6: whoever carries the device id, or a
+    # copy of the cookie, is not shown that customer's 360) ...
     world.apply(
         {**event("chat", "x", t + 20, event_id="anon2", agent_id="a1", queue="billing", text="still me"),
          "customer": {"device_id": "d9"}},
     )  # fmt: skip
+    for key in ("c3", "device_id:d9"):
+        assert client.get(f"/v1/customers/{key}", headers=A1).status_code == 403, key
+    # ... until the contact names the customer (identified): then it is c3's own contact
+    world.apply(
+        {**event("chat", "c3", t + 30, event_id="anon3", agent_id="a1", queue="billing", text="logged in"),
+         "customer": {"customer_id": "c3", "device_id": "d9"}},
+    )  # fmt: skip
     r = client.get("/v1/customers/c3", headers=A1)
     assert r.status_code == 200, r.text
-    assert r.json()["access"]["why"] == "serving on chat via a linked device_id"
-    entry = client.app.state.service.audit.entries(1)[0]
-    assert entry["reason"] == "serving on chat via a linked device_id" and "d9" not in entry["reason"]
+    assert r.json()["access"]["why"] == "serving on chat"
+
+
+def test_a_chat_carrying_a_copied_cookie_opens_nobody(world, client):
+    """12c, C6: y2 logged in once with cookie ck-y2; an anonymous chat carrying only that cookie, assigned to a1
+    (or waiting in a1's queue), gave a1 y2's name, e-mail and phone."""
+    t = now_ms() - 30_000
+    world.apply(
+        {**event("web_event", "c7", t, event_id="login7", action="login"),
+         "customer": {"customer_id": "c7", "email": "bob.c7@example.com", "cookie_id": "ck-c7"}},
+        {**event("chat", "x", t + 10, event_id="spoof", agent_id="a1", queue="billing", text="my address?"),
+         "customer": {"cookie_id": "ck-c7"}},
+        {**event("chat", "x", t + 20, event_id="spoof2", queue="billing", text="anyone?"),
+         "customer": {"cookie_id": "ck-c7"}},
+    )  # fmt: skip
+    a2 = bearer(token("a2", queues=("billing",)))
+    for headers in (A1, a2):
+        for key in ("c7", "cookie_id:ck-c7", "email:bob.c7@example.com"):
+            r = client.get(f"/v1/customers/{key}", headers=headers)
+            assert r.status_code == 403 and "identity" not in r.text, (key, r.text)
 
 
 def test_a_claim_whose_merge_record_was_trimmed_grants_nothing(world, client):
