@@ -142,6 +142,10 @@ CONTACT_END_GRACE_MS = 60_000
 """After an outcome ended a channel's contact, an event on that channel naming the same agent and queue
 (or none) this soon after it is the ended contact's tail (the customer's "thanks, bye" stamped by the chat
 platform's clock after the agent's "resolved" stamped by the desktop's), not a new contact."""
+CONTACT_IDLE_MS = 4 * 3_600_000
+"""A contact whose newest event is older than this is over, reported or not (the customer closed the chat
+window): a message after it opens a new, unassigned contact in its queue rather than going back to the
+agent who served the old one (break-test 12c, C10). The agent desktop's ``gateway_contact_open_s`` default."""
 
 
 def _open_contact(state: CustomerState, event: Event) -> None:
@@ -173,12 +177,13 @@ def _open_contact(state: CustomerState, event: Event) -> None:
     """
     p = event.payload
     agent, queue = p.get("agent_id"), p.get("queue")
-    if not (agent or queue):
+    ends = p.get("outcome") in OPEN_CONTACT_ENDED
+    if not (agent or queue or ends):  # an outcome ends the contact even naming neither (12c, C11)
         return
     t, channel, activity = event.event_time_ms, event.channel, state.activity
     contacts = activity.setdefault("open_contacts", {})
     current = contacts.get(channel)
-    if p.get("outcome") in OPEN_CONTACT_ENDED:
+    if ends:
         if current is None or current["t"] <= t or _of_contact(current, agent, queue, t):
             ended = current or {}
             contacts.pop(channel, None)
@@ -186,6 +191,8 @@ def _open_contact(state: CustomerState, event: Event) -> None:
     elif _tail_of_ended(activity, channel, agent, queue, t):
         pass
     elif current is None or current["t"] <= t:
+        if current is not None and current["t"] < t - CONTACT_IDLE_MS:
+            current = None  # over long ago: this message opens a new contact
         if not agent and current is not None and queue in (None, current["queue"]):
             agent, queue = current["agent_id"], current["queue"]
         since = t if current is None else min(t, current.get("since", current["t"]))
@@ -202,7 +209,10 @@ def _of_contact(current: dict[str, Any], agent: str | None, queue: str | None, t
     """Is an outcome at ``t``, older than the open contact's newest event, this contact's end? It names the
     contact's agent (or, where either names no agent, its queue), and the contact opened (its earliest event
     seen) at most :data:`CONTACT_END_GRACE_MS` after it: a contact opened later is a new one."""
-    same = agent == current["agent_id"] if agent and current["agent_id"] else queue == current["queue"]
+    if agent and current["agent_id"]:
+        same = agent == current["agent_id"]
+    else:
+        same = queue in (None, current["queue"]) if not agent else queue == current["queue"]
     return same and current.get("since", t) <= t + CONTACT_END_GRACE_MS
 
 

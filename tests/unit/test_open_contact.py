@@ -113,3 +113,28 @@ def test_an_event_older_than_the_end_never_reopens_the_channel():
     _apply(s, event("chat", t=T0 + 1000, agent_id="a7", queue="billing", outcome="resolved"))
     _apply(s, event("chat", t=T0 + 10, event_id="stale", agent_id="a9", queue="sales", text="hello?"), 1)
     assert "open_contacts" not in s.activity
+
+
+def test_an_outcome_naming_neither_agent_nor_queue_ends_the_contact():
+    """Break-test 12c, C11: ``{"direction": "outbound", "outcome": "resolved"}`` was ignored for access."""
+    s = CustomerState("customer_id:c1")
+    _apply(s, event("chat", t=T0, agent_id="a7", queue="billing", text="hi"))
+    _apply(s, event("chat", t=T0 + 10, direction="outbound", outcome="resolved"), 1)
+    assert "open_contacts" not in s.activity
+    # in the other order as well (the outcome stamped before the customer's last message)
+    s = CustomerState("customer_id:c1")
+    _apply(s, event("chat", t=T0, agent_id="a7", queue="billing", text="hi"))
+    _apply(s, event("chat", t=T0 + 20, queue="billing", text="thanks"), 1)
+    _apply(s, event("chat", t=T0 + 10, direction="outbound", outcome="resolved"), 2)
+    assert "open_contacts" not in s.activity
+
+
+def test_a_message_long_after_an_unreported_end_opens_a_new_unassigned_contact():
+    """Break-test 12c, C10: a customer writing again hours later (no agent named) went back to whoever served
+    them then, hidden from the queue."""
+    s = CustomerState("customer_id:c1")
+    _apply(s, event("chat", t=T0, agent_id="a7", queue="billing", text="hi"))  # never ended
+    later = T0 + update.CONTACT_IDLE_MS + 1
+    _apply(s, event("chat", t=later, queue="billing", text="me again"), 1)
+    contact = s.activity["open_contacts"]["chat"]
+    assert (contact["agent_id"], contact["queue"], contact["since"]) == (None, "billing", later)
