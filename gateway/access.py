@@ -16,10 +16,14 @@ contact whose end was never reported does not open a customer for ever).
 Only the customer's own contacts grant: a contact keyed by an identifier the
 customer once claimed (a cookie, a device, a phone number, an e-mail address)
 grants nothing of them, since none of these is a credential -- a browser's
-cookie can be copied, a device shared, a caller id or a From address spoofed
-(break-tests 12, finding 15; 12b, B9; 12c, C6). A contact opens the
-customer's 360 once its events name the customer (``customer_id``: the
-contact was identified).
+cookie can be copied, a device shared, a caller id or a From address spoofed,
+an e-mail typed into a pre-chat form (break-tests 12, finding 15; 12b, B9;
+12c, C6, C16). A contact opens the customer's 360 once its events name the
+customer (``customer_id``: the contact was identified). A contact keyed by an
+e-mail address or a phone number alone opens nothing either, not even that
+identifier's own profile (anyone can type the address; it holds what was sent
+from it); one keyed by a cookie or device alone opens that anonymous profile
+(what the browser or app did), never a customer's.
 A customer nobody may see and a customer that does not exist get the same
 answer, so ids cannot be probed.
 
@@ -53,6 +57,9 @@ from gateway.auth import Principal
 
 PII_KINDS: Final = frozenset({"email", "phone"})
 """Identifier kinds that are personal data in themselves."""
+GRANTING_KINDS: Final = frozenset({"customer_id", "device_id", "cookie_id"})
+"""Profiles whose own contacts grant: a customer's (identified), an anonymous device's or cookie's (what it
+did); never a profile keyed by an e-mail address or phone number someone typed or spoofed (12c, C16)."""
 SEES_PII: Final = {"agent": True, "supervisor": True, "analyst": False}
 MAY_SEND_FEEDBACK: Final = frozenset({"agent", "supervisor"})
 KEPT_ATTRIBUTES: Final = frozenset({"timezone", "tier", "segment", "lang"})
@@ -116,13 +123,17 @@ def decide(
 
 
 def _own(contact: dict[str, Any]) -> bool:
-    """A contact of the customer's own profile (a linked identifier's carries ``linked_at``): the only kind
-    that grants (the module docstring says why).
+    """A contact of the profile asked for itself (a linked identifier's carries ``linked_at``), keyed by a
+    :data:`GRANTING_KINDS` kind: the only kind that grants (the module docstring says why).
 
-    >>> _own({"t": 9, "linked_at": 5}), _own({"t": 1})
+    >>> _own({"t": 9, "linked_at": 5, "key": "customer_id:c1"}), _own({"t": 1, "key": "customer_id:c1"})
+    (False, True)
+    >>> _own({"t": 1, "key": "email:ann@example.com"}), _own({"t": 1, "key": "cookie_id:k1"})
     (False, True)
     """
-    return contact.get("linked_at") is None
+    return (
+        contact.get("linked_at") is None and str(contact.get("key", "customer_id:")).partition(":")[0] in GRANTING_KINDS
+    )
 
 
 def mask(doc: Any, role: str) -> Any:

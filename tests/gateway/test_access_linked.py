@@ -85,3 +85,41 @@ def test_a_claim_whose_merge_record_was_trimmed_grants_nothing(world, client):
     for key in ("c6", "device_id:dz6"):
         r = client.get(f"/v1/customers/{key}", headers=A1)
         assert r.status_code == 403, (key, r.text)
+
+
+def test_an_email_typed_into_a_pre_chat_form_opens_nobody(world, client):
+    """12c, C16: a chat keyed by a typed e-mail gave its agent the full 360 of the customer owning the address,
+    or of the e-mail's own profile (a survey answered from it, with a home address); and a cookie linked to the
+    e-mail by any unauthenticated form event opened it too."""
+    t = now_ms() - 30_000
+    world.apply(
+        {**event("web_event", "c9", t, event_id="l9", action="login"),
+         "customer": {"customer_id": "c9", "email": "vic.c9@example.com"}},
+        {**event("survey", "x", t + 1, event_id="sv9", kind="csat", score=2, comment="7 Birch Road again"),
+         "customer": {"email": "solo.c9@example.com"}},
+        {**event("web_event", "x", t + 2, event_id="nl9", action="newsletter_signup"),
+         "customer": {"email": "solo.c9@example.com", "cookie_id": "ck-att9"}},
+        {**event("chat", "x", t + 10, event_id="pre1", agent_id="a1", queue="billing", text="what's on file?"),
+         "customer": {"email": "vic.c9@example.com"}},
+        {**event("chat", "x", t + 11, event_id="pre2", agent_id="a1", queue="billing", text="my address?"),
+         "customer": {"email": "solo.c9@example.com"}},
+        {**event("chat", "x", t + 12, event_id="pre3", agent_id="a1", queue="billing", text="hi"),
+         "customer": {"cookie_id": "ck-att9"}},
+    )  # fmt: skip
+    for key in ("c9", "email:vic.c9@example.com", "email:solo.c9@example.com"):
+        r = client.get(f"/v1/customers/{key}", headers=A1)
+        assert r.status_code == 403 and "Birch" not in r.text, (key, r.text)
+    # the attacker's own cookie resolves to the e-mail's profile it was linked to: nothing either
+    assert client.get("/v1/customers/cookie_id:ck-att9", headers=A1).status_code == 403
+
+
+def test_an_anonymous_visitors_chat_opens_what_that_cookie_did(world, client):
+    """The other side of the rule: a cookie nobody claimed is its own profile, and its chat's agent sees it."""
+    t = now_ms() - 30_000
+    world.apply(
+        {**event("web_event", "x", t, event_id="v1", action="page_view"), "customer": {"cookie_id": "ck-anon"}},
+        {**event("chat", "x", t + 1, event_id="ac1", agent_id="a1", queue="billing", text="hello"),
+         "customer": {"cookie_id": "ck-anon"}},
+    )  # fmt: skip
+    r = client.get("/v1/customers/cookie_id:ck-anon", headers=A1)
+    assert r.status_code == 200 and r.json()["access"]["why"] == "serving on chat", r.text
