@@ -10,13 +10,16 @@ the same address (a NAT, the reverse proxy), or forged tokens claiming its
 name -- can spend its budget and silence its refusals (break-test 12c, C2). A
 caller without one is counted both by its address (the TCP peer) and by the
 subject its token only claims, so neither a fresh address nor a fresh made-up
-subject resets the count on its own. Past the bound, in that minute:
+subject resets the count on its own; and all of them together by one shared
+count of :data:`UNVERIFIED_SHARE` times the bound, so rotating addresses and
+subjects at once (IPv6, proxies) does not either (break-test 12c, C3). Past
+the bound, in that minute:
 
 * the first refusal over it writes one summarising entry in its place
   (action ``refusals_over_limit``, the caller's address and subject, the
   bound) -- one per caller and window;
 * none of them is written as itself; each is counted:
-  ``livesignals_gateway_refusals_unaudited_total{limit="source"|"subject"}``
+  ``livesignals_gateway_refusals_unaudited_total{limit="source"|"subject"|"unverified"}``
   (and ``livesignals_gateway_access_total`` as every denial).
 
 Allowed reads are never held back. The count is per process (``--workers N``:
@@ -41,6 +44,9 @@ from livesignals import metrics
 MAX_CALLERS: Final = 50_000
 """Callers (addresses and subjects) counted separately in one window."""
 WINDOW_S: Final = 60.0
+UNVERIFIED_SHARE: Final = 10
+"""Callers without a valid token write at most this many times the per-caller bound of refusal entries per
+window between them all (per process)."""
 SUMMARY_ACTION: Final = "refusals_over_limit"
 """The audit action of a summarising entry."""
 
@@ -98,6 +104,8 @@ class RefusalBudget(WindowCounts):
         super().__init__(per_window, window_s, clock)
         self._verified = WindowCounts(per_window, window_s, clock=lambda: self.clock())
         """Verified subjects: a table only signed tokens add to (a flood of made-up names cannot fill it)."""
+        self._unverified = WindowCounts(per_window * UNVERIFIED_SHARE, window_s, clock=lambda: self.clock())
+        """Every caller without a valid token, together."""
 
     def admit(self, source: str, subject: str, verified: bool = False) -> Admission:
         """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none; ``verified``: the
@@ -108,6 +116,10 @@ class RefusalBudget(WindowCounts):
         else:
             callers = [("source", source)] + ([("subject", subject)] if subject and subject != "-" else [])
             counts = self.count(callers)
+            (together,) = self._unverified.count([("unverified", "*")])
+            if together > self._unverified.per_window:  # over the shared bound: one summary, when first passed
+                first = together == self._unverified.per_window + 1
+                callers, counts = [*callers, ("unverified", "*")], [*counts, self.per_window + (1 if first else 2)]
         seen = zip((kind for kind, _ in callers), counts, strict=True)
         over = [(kind, n) for kind, n in seen if n > self.per_window]
         if not over:

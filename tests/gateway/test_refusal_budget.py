@@ -186,3 +186,23 @@ def test_one_caller_makes_at_most_the_bound_of_audited_customer_requests_a_minut
     assert c.get("/v1/customers/c1", headers=s1).status_code == 200  # another caller: its own count
     clock.now += 60
     assert c.get("/v1/customers/c1/actions", headers=a1).status_code == 200  # a new minute
+
+
+def test_rotating_addresses_without_a_token_is_bounded_too(world, app, clock):
+    """Break-test 12c, C3: each new source address started a fresh count; all tokenless callers together
+    write at most UNVERIFIED_SHARE times the bound a minute, then one summary."""
+    from gateway.refusals import UNVERIFIED_SHARE
+
+    before = unaudited("unverified")
+    addresses = 3 * UNVERIFIED_SHARE
+    for i in range(addresses):
+        c = caller(app, f"10.6.{i // 250}.{i % 250}")
+        for _ in range(LIMIT):
+            assert c.get("/v1/customers/c1").status_code == 401
+    entries = audit(world)
+    assert len([e for e in entries if e["action"] == "read_360"]) == UNVERIFIED_SHARE * LIMIT
+    assert len([e for e in entries if e["action"] == SUMMARY_ACTION]) == 1
+    assert unaudited("unverified") - before == (addresses - UNVERIFIED_SHARE) * LIMIT
+    a1 = bearer(token("a1", queues=("billing",)))  # a verified caller is not held back by them
+    assert caller(app, "10.6.0.1").get("/v1/customers/c3", headers=a1).status_code == 403
+    assert audit(world)[-1]["who"] == "a1"
