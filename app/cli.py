@@ -210,7 +210,8 @@ def _forward_to_gateway(args: argparse.Namespace, argv: list[str] | None) -> Non
     given = sys.argv[1:] if argv is None else argv
     config = ["--config", args.config] if args.config else []
     rest = given[given.index(args.command) + 1 :]
-    os.execv(sys.executable, [sys.executable, "-m", "gateway", *config, args.command, *rest])
+    # -P: the working directory is not put on sys.path, so a jwt.py or redis.py there cannot stand in for ours
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "gateway", *config, args.command, *rest])
 
 
 def explain(exc: BaseException) -> tuple[int, str]:

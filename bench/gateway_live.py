@@ -87,7 +87,8 @@ def main() -> None:
     with services() as (kafka, redis_url):
         settings = bench_settings(kafka, redis_url, f"gwlive{secrets.token_hex(2)}", input_topics=("bench.gwlive",),
                                   gateway_port=embedded.free_port(), gateway_token_secrets=(secret,),
-                                  gateway_push_max_customers=per, gateway_push_max_connections=10_000)  # fmt: skip
+                                  gateway_push_max_customers=per, gateway_push_max_connections=10_000,
+                                  gateway_audited_per_min=1_000_000)  # fmt: skip
         engine = start_engine(settings)
         service = serve(settings)
         try:

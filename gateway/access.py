@@ -13,10 +13,17 @@ The rule (issue 12), decided on every read, push subscription and feedback:
 
 An open contact older than ``gateway_contact_open_s`` grants nothing (a
 contact whose end was never reported does not open a customer for ever).
-An open contact on an identifier the customer claimed (a device, a phone)
-grants their 360 only if it went on after the claim: the agent of an
-anonymous chat on a device gets nothing of whoever logs in on it later; the
-reason then says the grant came ``via a linked <kind>``.
+Only the customer's own contacts grant: a contact keyed by an identifier the
+customer once claimed (a cookie, a device, a phone number, an e-mail address)
+grants nothing of them, since none of these is a credential -- a browser's
+cookie can be copied, a device shared, a caller id or a From address spoofed,
+an e-mail typed into a pre-chat form (break-tests 12, finding 15; 12b, B9;
+12c, C6, C16). A contact opens the customer's 360 once its events name the
+customer (``customer_id``: the contact was identified). A contact keyed by an
+e-mail address or a phone number alone opens nothing either, not even that
+identifier's own profile (anyone can type the address; it holds what was sent
+from it); one keyed by a cookie or device alone opens that anonymous profile
+(what the browser or app did), never a customer's.
 A customer nobody may see and a customer that does not exist get the same
 answer, so ids cannot be probed.
 
@@ -50,6 +57,9 @@ from gateway.auth import Principal
 
 PII_KINDS: Final = frozenset({"email", "phone"})
 """Identifier kinds that are personal data in themselves."""
+GRANTING_KINDS: Final = frozenset({"customer_id", "device_id", "cookie_id"})
+"""Profiles whose own contacts grant: a customer's (identified), an anonymous device's or cookie's (what it
+did); never a profile keyed by an e-mail address or phone number someone typed or spoofed (12c, C16)."""
 SEES_PII: Final = {"agent": True, "supervisor": True, "analyst": False}
 MAY_SEND_FEEDBACK: Final = frozenset({"agent", "supervisor"})
 KEPT_ATTRIBUTES: Final = frozenset({"timezone", "tier", "segment", "lang"})
@@ -62,12 +72,17 @@ _PII_ID = re.compile(r"\b(email|phone):\S+")
 FREE_TEXT_KEYS: Final = frozenset({
     "s", "topic", "detail", "text", "url", "error_code", "comment", "query", "message", "subject", "body",
     "note", "title", "order_id", "ticket_id", "case_id", "product_id", "address", "name", "errors", "evidence",
-    "reason", "summary",
+    "reason", "summary", "products", "items", "viewed", "names",
 })  # fmt: skip
 """Fields that hold what a customer or a producer wrote: masked whole for roles without PII (a regex
-misses a percent-encoded e-mail in a URL or a name in a ticket's topic)."""
+misses a percent-encoded e-mail in a URL or a name in a ticket's topic). Lists under them are masked item
+by item: products and order or cart items (an engraving text given as an item), products viewed, churn
+feature names (derived from producers' web action names)."""
 KEYED_BY_FREE_TEXT: Final = frozenset({"open_orders", "deliveries", "open_cases"})
 """Maps keyed by a producer's id (an order id may be made of a name): their keys are numbered instead."""
+PRODUCER_NAMED: Final = frozenset({"campaigns"})
+"""Maps whose keys and every string inside are a producer's names (campaign actions and ids, often made of a
+customer's name): keys numbered, strings masked, numbers kept (break-test 12c, C1)."""
 ID_KEYS: Final = frozenset({"id", "event_id", "decision_id", "event", "target_id", "flag_id", "customer"})
 """Fields that hold ids: left whole (a digit run inside a UUID is no phone number), bar a PII identifier."""
 
@@ -90,43 +105,35 @@ def decide(
         if kind in PII_KINDS:
             return Decision(False, f"analysts may not look customers up by {kind}")
         return Decision(True, "analyst (PII masked)")
-    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms and _since_claimed(c)]
+    fresh = [c for c in open_contacts if c.get("t", 0) >= now_ms - max_age_ms and _own(c)]
     if role == "agent":
         for c in fresh:
             if c.get("agent_id") == principal.subject:
-                return Decision(True, f"serving on {c['channel']}{_via(c)}")
+                return Decision(True, f"serving on {c['channel']}")
         for c in fresh:
             if not c.get("agent_id") and c.get("queue") in principal.queues:
-                return Decision(True, f"waiting in your queue {c['queue']}{_via(c)}")
+                return Decision(True, f"waiting in your queue {c['queue']}")
         return Decision(False, "not assigned to you")
     if role == "supervisor":
         for c in fresh:
             if c.get("queue") in principal.queues:
-                return Decision(True, f"in your team's queue {c['queue']}{_via(c)}")
+                return Decision(True, f"in your team's queue {c['queue']}")
         return Decision(False, "not in your teams' queues")
     return Decision(False, "unknown role")
 
 
-def _since_claimed(contact: dict[str, Any]) -> bool:
-    """A contact on a linked identifier counts only if it went on after the customer claimed the identifier.
+def _own(contact: dict[str, Any]) -> bool:
+    """A contact of the profile asked for itself (a linked identifier's carries ``linked_at``), keyed by a
+    :data:`GRANTING_KINDS` kind: the only kind that grants (the module docstring says why).
 
-    An anonymous chat on a device that someone logs in on later was with whoever used the device then:
-    its agent gets nothing of the customer who claimed the device (a kiosk, a shared laptop), unless the
-    contact goes on after the login (then it is that customer's). Own contacts carry no ``linked_at``.
-
-    >>> _since_claimed({"t": 5, "linked_at": 9}), _since_claimed({"t": 9, "linked_at": 9}), _since_claimed({"t": 1})
-    (False, True, True)
+    >>> _own({"t": 9, "linked_at": 5, "key": "customer_id:c1"}), _own({"t": 1, "key": "customer_id:c1"})
+    (False, True)
+    >>> _own({"t": 1, "key": "email:ann@example.com"}), _own({"t": 1, "key": "cookie_id:k1"})
+    (False, True)
     """
-    linked_at = contact.get("linked_at")
-    return linked_at is None or contact.get("t", 0) >= linked_at
-
-
-def _via(contact: dict[str, Any]) -> str:
-    """`` via a linked device_id`` for a grant that came from a linked identifier's contact (the kind only:
-    the audit keeps no identifier in clear)."""
-    if contact.get("linked_at") is None:
-        return ""
-    return f" via a linked {str(contact.get('key', '')).partition(':')[0]}"
+    return (
+        contact.get("linked_at") is None and str(contact.get("key", "customer_id:")).partition(":")[0] in GRANTING_KINDS
+    )
 
 
 def mask(doc: Any, role: str) -> Any:
@@ -158,6 +165,10 @@ def _mask_sections(doc: Any) -> Any:
         out["identity"] = identity
     if "relationships" in out:
         out["relationships"] = MASK
+    value = out.get("value")
+    loyalty = value.get("loyalty") if isinstance(value, dict) else None
+    if isinstance(value, dict) and isinstance(loyalty, dict) and "tier" in loyalty:  # any producer text
+        out["value"] = {**value, "loyalty": {**loyalty, "tier": MASK}}
     predictions = out.get("predictions")
     if isinstance(predictions, dict) and "recent_texts" in predictions:
         out["predictions"] = {k: v for k, v in predictions.items() if k != "recent_texts"}
@@ -176,10 +187,23 @@ def _scrub(value: Any, key: str = "") -> Any:
             value = _PHONE.sub(MASK, value)
         return value
     if isinstance(value, dict):
+        if key in PRODUCER_NAMED:
+            return {f"{MASK}{i}": _mask_strings(v) for i, v in enumerate(value.values(), 1)}
         if key in KEYED_BY_FREE_TEXT:
             return {f"{MASK}{i}": _scrub(v) for i, v in enumerate(value.values(), 1)}
         return {(_scrub(k) if isinstance(k, str) else k): _scrub(v, k if isinstance(k, str) else "")
                 for k, v in value.items()}  # fmt: skip
     if isinstance(value, list):
         return [_scrub(v, key) for v in value]
+    return value
+
+
+def _mask_strings(value: Any) -> Any:
+    """``value`` with every string masked, numbers, field names and structure kept."""
+    if isinstance(value, str):
+        return MASK if value else value
+    if isinstance(value, dict):  # the keys inside are the engine's field names
+        return {k: _mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_strings(v) for v in value]
     return value

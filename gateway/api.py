@@ -46,8 +46,8 @@ MAX_PAGE = 200
 @dataclass
 class Service:
     """What every route needs: settings, Redis, key builder, audit log, the feedback producer, the tokens
-    already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget and each
-    caller's rate of push subscriptions."""
+    already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget, each
+    caller's rate of push subscriptions and of audited customer decisions."""
 
     settings: Settings
     client: Any
@@ -58,11 +58,13 @@ class Service:
 
     refusals: RefusalBudget = field(init=False)
     subscribes: CallerRate = field(init=False)
+    decisions: CallerRate = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
         self.refusals = RefusalBudget(self.settings.gateway_audit_refusals_per_min)
         self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
+        self.decisions = CallerRate(self.settings.gateway_audited_per_min)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +96,26 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
             return service.tokens.verify(token.strip())
         except TokenError as exc:
             reason = exc.reason
+    asked = audit_name(asked)
     refuse(service, request, None, action, asked, None, reason, **refused_token(request, token.strip()))
     raise Problem(401, "Unauthorized", reason)
+
+
+def audit_name(asked: str) -> str:
+    """The customer of a refused-token attempt as the trail names it: canonical as a read would resolve
+    it (``x2``, ``customer_id:x2`` and ``email:BOB@x.com``/``email:bob@x.com`` share one pseudonym, so
+    ``ErasureLedger.subject`` finds every attempt), or as sent when it is no identifier. Not resolved: a
+    caller without a valid token gets no Redis read.
+
+    >>> audit_name("x2"), audit_name("email:BOB.X2@Example.com"), audit_name("queue:billing")
+    ('customer_id:x2', 'email:bob.x2@example.com', 'queue:billing')
+    """
+    if asked.startswith("queue:") or asked == "-":
+        return asked
+    try:
+        return customer_key(asked)
+    except Problem:
+        return asked
 
 
 def refuse(
@@ -161,6 +181,9 @@ def authorise(
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
+    if not service.decisions.allow(principal.subject):  # before anything is read or audited
+        per_min = service.settings.gateway_audited_per_min
+        raise Problem(429, "Too many requests", f"at most {per_min} customer requests a minute per caller")
     if roles is not None and principal.role not in roles:
         refuse(service, request, principal, action, shown, None, f"role {principal.role} may not {action}")
         raise Problem(403, "Forbidden", f"role {principal.role} may not {action}")

@@ -105,7 +105,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         route("/v1/push", "push", push),
         Route("/openapi.json", lambda r: api.json_response(document()), name="openapi"),
         Route("/healthz", lambda r: _health(hub), name="health"),
-        metrics_route.ROUTE,
+        metrics_route.route(hub.health),
         Route("/", lambda r: RedirectResponse("/agent"), name="root"),
         Route("/agent", lambda r: _asset("agent.html"), name="page"),
         Route("/assets/{name}", lambda r: _asset(r.path_params["name"]), name="assets"),
@@ -124,9 +124,10 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
         return await on_problem(request, Problem(status, HTTPStatus(status).phrase))
 
     handlers = {Problem: on_problem, HTTPException: on_http_error, 500: on_problem}
+    body_limit = Middleware(limits.BodyLimit, max_bytes=settings.gateway_body_max_bytes)
+    # outermost first: the security headers are put on every answer, the body limit's 413 included
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                    middleware=[Middleware(SecurityHeaders)])  # fmt: skip
-    limits.install(app, settings.gateway_body_max_bytes)
+                    middleware=[Middleware(SecurityHeaders), body_limit])  # fmt: skip
     app.state.service = service
     app.state.hub = hub
     return app

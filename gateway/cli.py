@@ -60,9 +60,11 @@ def server_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """uvicorn's options for ``livesignals serve`` (and the tests' live server): the request head must
     arrive within ``gateway_header_timeout_s`` (:mod:`gateway.headers_timeout`; uvicorn has no such timeout
     of its own); SSE streams never end by themselves, so a stop (SIGTERM) closes them after 5 s and clients
-    resume by Last-Event-ID."""
+    resume by Last-Event-ID. ``X-Forwarded-For`` is believed only from ``gateway_trusted_proxies``
+    (uvicorn would believe it from 127.0.0.1 by default, or from ``FORWARDED_ALLOW_IPS``)."""
     from gateway import headers_timeout
 
     headers_timeout.configure(settings.gateway_header_timeout_s)
     return {"host": host, "port": port, "log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5,
-            "http": headers_timeout.IMPORT_PATH}  # fmt: skip
+            "http": headers_timeout.IMPORT_PATH, "proxy_headers": bool(settings.gateway_trusted_proxies),
+            "forwarded_allow_ips": list(settings.gateway_trusted_proxies)}  # fmt: skip

@@ -12,8 +12,6 @@ caller gets its 401 without the service reading what it sent.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,8 +76,3 @@ async def read_capped(request: Request, max_bytes: int) -> bytes:
             raise BodyTooLarge(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def install(app: Any, max_bytes: int) -> None:
-    """Wrap ``app`` (a Starlette application) in :class:`BodyLimit`."""
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)

@@ -18,7 +18,13 @@ _PROBLEM = {
     "description": "problem+json",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
-_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
+_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM, "429": _PROBLEM}
+"""What every customer route may answer; ``tests/gateway/test_openapi_codes.py`` drives each route to each
+documented status, and fails on a status a route answers that its entry does not list."""
+_FEEDBACK_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
+                    "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}  # fmt: skip
+"""No 404: feedback is for agents and supervisors, who see only customers with an open contact, which exist."""
+_PUSH_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "429": _PROBLEM}
 
 
 def _get(summary: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -62,8 +68,7 @@ def document() -> dict[str, Any]:
                     "type": "object", "required": ["target", "verdict"], "properties": {
                         "target": {"enum": ["action", "flag", "sentiment"]}, "target_id": {"type": "string"},
                         "action": {"type": "string"}, "verdict": {"type": "string"}}}}}},
-                "responses": {"202": {"description": "the event produced"}, **_ERRORS,
-                              "503": _PROBLEM}}},
+                "responses": {"202": {"description": "the event produced"}, **_FEEDBACK_ERRORS}}},
             "/v1/push": {"get": {
                 "summary": "Server-Sent Events: flags of the customers named and of the queues followed; resume "
                            "with Last-Event-ID",
@@ -71,7 +76,7 @@ def document() -> dict[str, Any]:
                 "parameters": [q("customer", "a customer to follow (repeat)"), q("queue", "a queue to follow"),
                                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "text/event-stream",
-                                      "content": {"text/event-stream": {}}}, **_ERRORS}}},
+                                      "content": {"text/event-stream": {}}}, **_PUSH_ERRORS}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "JSON"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (livesignals_gateway_*)",

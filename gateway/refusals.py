@@ -4,16 +4,22 @@ Every refusal is audited (a bad token, a role that may not, a bad identifier, a
 customer or queue not yours), but a caller who is refused again and again must
 not be able to fill the trail and push older entries out of it (``MAXLEN``):
 each caller may write at most ``gateway_audit_refusals_per_min`` refusal
-entries per minute, counted both by its address (the TCP peer) and by the
-subject it names (the token's ``sub``: verified, or only claimed for a token
-that let nobody in), so neither a fresh address nor a fresh made-up subject
-resets the count on its own. Past the bound, in that minute:
+entries per minute. A caller with a verified token is counted by its subject
+alone, in a table of its own: nobody else's traffic -- tokenless requests from
+the same address (a NAT, the reverse proxy), or forged tokens claiming its
+name -- can spend its budget and silence its refusals (break-test 12c, C2). A
+caller without one is counted both by its address (the TCP peer) and by the
+subject its token only claims, so neither a fresh address nor a fresh made-up
+subject resets the count on its own; and all of them together by one shared
+count of :data:`UNVERIFIED_SHARE` times the bound, so rotating addresses and
+subjects at once (IPv6, proxies) does not either (break-test 12c, C3). Past
+the bound, in that minute:
 
 * the first refusal over it writes one summarising entry in its place
   (action ``refusals_over_limit``, the caller's address and subject, the
   bound) -- one per caller and window;
 * none of them is written as itself; each is counted:
-  ``livesignals_gateway_refusals_unaudited_total{limit="source"|"subject"}``
+  ``livesignals_gateway_refusals_unaudited_total{limit="source"|"subject"|"unverified"}``
   (and ``livesignals_gateway_access_total`` as every denial).
 
 Allowed reads are never held back. The count is per process (``--workers N``:
@@ -38,6 +44,9 @@ from livesignals import metrics
 MAX_CALLERS: Final = 50_000
 """Callers (addresses and subjects) counted separately in one window."""
 WINDOW_S: Final = 60.0
+UNVERIFIED_SHARE: Final = 10
+"""Callers without a valid token write at most this many times the per-caller bound of refusal entries per
+window between them all (per process)."""
 SUMMARY_ACTION: Final = "refusals_over_limit"
 """The audit action of a summarising entry."""
 
@@ -82,13 +91,36 @@ class WindowCounts:
 
 class RefusalBudget(WindowCounts):
     """How many refusal entries each caller has written in the current window (see the module docstring);
-    thread-safe (reads are answered in a thread pool). ``clock``: seconds, injected by tests."""
+    thread-safe (reads are answered in a thread pool). ``clock``: seconds, injected by tests.
 
-    def admit(self, source: str, subject: str) -> Admission:
-        """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none): ``write`` it,
-        ``summarise`` (the caller just passed the bound: write one entry saying so), or only ``count`` it."""
-        callers = [("source", source)] + ([("subject", subject)] if subject and subject != "-" else [])
-        seen = zip((kind for kind, _ in callers), self.count(callers), strict=True)
+    >>> budget = RefusalBudget(1, clock=lambda: 0.0)
+    >>> budget.admit("10.0.0.9", "-"), budget.admit("10.0.0.9", "a7", verified=True)
+    ('write', 'write')
+    """
+
+    def __init__(
+        self, per_window: int, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(per_window, window_s, clock)
+        self._verified = WindowCounts(per_window, window_s, clock=lambda: self.clock())
+        """Verified subjects: a table only signed tokens add to (a flood of made-up names cannot fill it)."""
+        self._unverified = WindowCounts(per_window * UNVERIFIED_SHARE, window_s, clock=lambda: self.clock())
+        """Every caller without a valid token, together."""
+
+    def admit(self, source: str, subject: str, verified: bool = False) -> Admission:
+        """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none; ``verified``: the
+        subject of a valid token, counted alone): ``write`` it, ``summarise`` (the caller just passed the bound:
+        write one entry saying so), or only ``count`` it."""
+        if verified:
+            callers, counts = [("subject", subject)], self._verified.count([("subject", subject)])
+        else:
+            callers = [("source", source)] + ([("subject", subject)] if subject and subject != "-" else [])
+            counts = self.count(callers)
+            (together,) = self._unverified.count([("unverified", "*")])
+            if together > self._unverified.per_window:  # over the shared bound: one summary, when first passed
+                first = together == self._unverified.per_window + 1
+                callers, counts = [*callers, ("unverified", "*")], [*counts, self.per_window + (1 if first else 2)]
+        seen = zip((kind for kind, _ in callers), counts, strict=True)
         over = [(kind, n) for kind, n in seen if n > self.per_window]
         if not over:
             return "write"
@@ -112,7 +144,7 @@ def record_refusal(
     a summarising entry in its place, or only the metrics. ``who``: the verified subject, else ``-`` and
     ``refused['claimed']`` the subject the token claims."""
     subject = who if who != "-" else refused.get("claimed", "-")
-    admission = budget.admit(source, subject)
+    admission = budget.admit(source, subject, verified=who != "-")
     if admission == "write":
         audit.record(who, role, action, asked, resolved, False, reason, **{"source": source, **refused})
         return

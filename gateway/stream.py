@@ -65,6 +65,8 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
     queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
     if last_id and not (EVENT_ID.match(last_id) and all(int(n) < 2**64 for n in re.split(r"[-.]", last_id))):
+        first = asked[0] if asked else "queue:" + ",".join(queues)  # the token first, as on every route
+        await run_in_threadpool(api.principal_of, service, request, "subscribe", api.printable(first[:200]))
         raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
     limit = service.settings.gateway_push_max_connections

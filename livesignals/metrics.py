@@ -353,3 +353,15 @@ CLAIM_EPOCH_ABOVE_CLOCK = Counter(
     "Redis Cluster claims whose owner epoch came from the epochs recorded on the masters, not from the host "
     "clock (the clock was behind an earlier owner's epoch: state.watermarks).",
 )
+
+
+# agent desktop service: the push reader seen by Prometheus (issue 12: gate3, session 12, break-test 12b B14)
+GATEWAY_PUSH_READER_UP = Gauge(
+    "livesignals_gateway_push_reader_up",
+    "1 while this agent desktop process's push reader runs (its /healthz answers 503 at 0): set at each scrape.",
+)
+GATEWAY_PUSH_READ_AGE = Gauge(
+    "livesignals_gateway_push_read_age_seconds",
+    "Seconds since this process's push reader last completed a read of the flag streams (grows while Redis "
+    "does not answer): set at each scrape.",
+)

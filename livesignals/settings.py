@@ -31,6 +31,7 @@ from livesignals.settings_check import (
     HOUR_RANGE,
     LOG_LEVEL,
     NOT_EMPTY,
+    PROXY_ADDRESSES,
     REDIS_URL,
     TOPIC,
     TOPIC_OR_DERIVED,
@@ -345,6 +346,17 @@ class Settings:
     gateway_header_timeout_s: Annotated[float, Range(0.5, 300.0)] = 10.0
     """A connection that has not sent a whole request head (request line and headers) this long after it
     opened, or after its previous response, is closed (slow-header senders hold no socket for long)."""
+
+    # --- Agent desktop service: callers' addresses (gateway/, issue 12 break-test 12b, B7) ------
+    gateway_trusted_proxies: Annotated[tuple[str, ...], PROXY_ADDRESSES] = ()
+    """Peer addresses (IPs or networks) whose ``X-Forwarded-For``/``X-Forwarded-Proto`` the service
+    believes: a refusal's audited ``source`` and the per-address refusal budget then use the address
+    they forward. Empty (the default): the headers are ignored and the socket peer is the caller, so no
+    caller writes the address it likes into the audit trail. Set it to the reverse proxy's addresses."""
+    gateway_audited_per_min: Annotated[int, Range(1, 1_000_000)] = 600
+    """Most customer requests (reads, feedback, each customer of a push subscription: every one an audit
+    entry) one caller (token subject) makes per minute and process; beyond, 429 before anything is read or
+    audited, so one token cannot flush the audit trail (``MAXLEN``) with allowed reads (break-test 12c, C3)."""
 
     # --- Operations: health, lag, shutdown (issue 13) ----------------------------
     metrics_host: Annotated[str, NOT_EMPTY] = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host or pod

@@ -24,6 +24,7 @@ False
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import re
 import types
@@ -102,6 +103,23 @@ def _redis_url_ok(value: str) -> bool:
     return not port or (port.isascii() and port.isdigit() and int(port) <= 65535)
 
 
+def _addresses_ok(values: Any) -> bool:
+    """Each an IP address or network (``10.0.0.0/8``, ``::1``), or ``*`` (every peer).
+
+    >>> _addresses_ok(("10.0.0.0/8", "::1", "*")), _addresses_ok(("proxy.local",))
+    (True, False)
+    """
+    for value in values:
+        if value == "*":
+            continue
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return False
+    return True
+
+
+PROXY_ADDRESSES = Check(_addresses_ok, "IP addresses or networks (e.g. 10.0.0.0/8), or * for every peer")
 REDIS_URL = Check(_redis_url_ok, "a redis://, rediss:// or unix:// URL (with a numeric port)", quote=False)
 LOG_LEVEL = Check(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
                   "DEBUG, INFO, WARNING, ERROR or CRITICAL")  # fmt: skip

@@ -108,6 +108,7 @@ section                                     bound (constant)
 ``relationships``                           10 types x 10 links of <= 512 bytes (``MAX_RELATIONSHIP_TYPES``)
 ``activity.open_orders/deliveries/...``     10 each (``update.MAX_OPEN_ITEMS``); errors 10; cart 20 items;
                                             products viewed 10 (``update.MAX_VIEWED``)
+``activity.open_contacts/contacts_ended``   one per channel (the contract's enum)
 ``history.campaigns``                       16 actions + ``last`` (``update.MAX_CAMPAIGN_ACTIONS``)
 ``history.sent``                            30 (``policy.MAX_SENT_KEPT``)
 ``history.proposed``                        16 actions (``responses.MAX_PROPOSED``)

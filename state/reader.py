@@ -20,6 +20,7 @@ from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
+from operators.profile360.sizes import stored
 from operators.profile360.update import MAX_LINKED, apply_event
 from state import entry_contacts
 from state.erasure import deployment_secret
@@ -297,12 +298,26 @@ def read_access(client: Any, keys: Keys, customer_key: str) -> dict[str, Any]:
     return access_of(load(client, keys, customer_key))
 
 
+CLAIM_UNKNOWN = 2**63 - 1
+"""The claim time of a linked identifier whose merge record was trimmed (the profile keeps
+``MAX_LINKED`` links but ``MAX_MERGES`` merge records): later than any contact, so a contact on it grants
+nothing -- an unknown claim time fails closed (break-test of issue 12, B9)."""
+
+
 def linked_since(state: CustomerState, identifier: str) -> int:
-    """When ``state``'s customer claimed ``identifier`` (its merge record's event time; 0 when that record
-    was trimmed: an old link). The agent desktop grants nothing from a contact on it older than this."""
+    """When ``state``'s customer claimed ``identifier`` (its merge record's event time;
+    :data:`CLAIM_UNKNOWN` when that record was trimmed). The agent desktop grants nothing from a contact on
+    it older than this.
+
+    >>> s = CustomerState("customer_id:c1")
+    >>> s.identity["merges"] = [{"id": "d1", "t": 5}]
+    >>> linked_since(s, "device_id:d1"), linked_since(s, "device_id:d2") == CLAIM_UNKNOWN
+    (5, True)
+    """
     value = identifier.partition(":")[2]
-    times = [m.get("t", 0) for m in state.identity.get("merges", []) if m.get("id") in (identifier, value)]
-    return max(times) if times else 0
+    names = (identifier, value, stored(identifier))  # a long identifier's record holds its stored form
+    times = [m.get("t", 0) for m in state.identity.get("merges", []) if m.get("id") in names]
+    return max(times) if times else CLAIM_UNKNOWN
 
 
 def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -122,10 +122,15 @@ def test_engine_processes_agree_on_their_addresses(compose):
 def test_prometheus_scrapes_every_engine_and_loads_the_rules(compose):
     services = compose["services"]
     config = yaml.safe_load((COMPOSE.parent / "prometheus.yml").read_text())
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    targets = {job["job_name"]: {t for sc in job["static_configs"] for t in sc["targets"]}
+               for job in config["scrape_configs"]}  # fmt: skip
     engines = {n for n, s in services.items() if s.get("image") == IMAGE and s["command"][0] == "run"}
-    assert targets == {f"{n}:9464" for n in engines}
-    assert [job["job_name"] for job in config["scrape_configs"]] == ["livesignals"]
+    agents = {n for n, s in services.items() if s.get("image") == IMAGE and s["command"][0] == "serve"}
+    # the rules select job="livesignals" (engines) and job="livesignals-agent" (the agent desktop service)
+    assert targets == {"livesignals": {f"{n}:9464" for n in engines},
+                       "livesignals-agent": {f"{n}:{services[n]['environment']['LIVESIGNALS_GATEWAY_PORT']}"
+                                             for n in agents}}  # fmt: skip
+    assert agents and all(metrics_path(config, job) == "/metrics" for job in targets)
     mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in services["prometheus"]["volumes"])
     assert mounts["../prometheus"] == "/etc/prometheus/rules"
     (pattern,) = config["rule_files"]
@@ -160,10 +165,51 @@ def test_the_agent_service_listens_beyond_its_container_with_a_secret_from_the_s
     assert agent["command"] == ["serve"]
 
 
+def metrics_path(config: dict, job: str) -> str:
+    (found,) = [j.get("metrics_path", "/metrics") for j in config["scrape_configs"] if j["job_name"] == job]
+    return found
+
+
 def test_only_engine_processes_keep_the_images_engine_health_check(compose):
+    """The agent desktop service checks its own /healthz (503 once its push reader stopped: break-test 12b,
+    B14); other one-off commands serve none."""
     for name, service in compose["services"].items():
-        if service.get("image") == IMAGE and service["command"][0] != "run":
+        if service.get("image") == IMAGE and service["command"][0] == "serve":
+            test = service["healthcheck"]["test"]
+            port = service["environment"]["LIVESIGNALS_GATEWAY_PORT"]
+            assert test[:2] == ["CMD", "python"] and f"127.0.0.1:{port}/healthz" in test[-1], name
+        elif service.get("image") == IMAGE and service["command"][0] != "run":
             assert service.get("healthcheck") == {"disable": True}, f"{name} serves no /healthz"
+
+
+def test_the_agent_health_check_fails_on_a_503(compose, tmp_path):
+    """The check's command itself, run against a server answering /healthz 200 then 503."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    status = [200]
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status[0] if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        agent = compose["services"]["agent"]
+        port = agent["environment"]["LIVESIGNALS_GATEWAY_PORT"]
+        code = agent["healthcheck"]["test"][-1].replace(f"127.0.0.1:{port}", f"127.0.0.1:{server.server_port}")
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
+        status[0] = 503
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode != 0
+    finally:
+        server.shutdown()
 
 
 def test_redis_keeps_every_acknowledged_commit(compose):

@@ -158,7 +158,8 @@ def test_redis_url_and_settings_file_live_in_a_secret(rendered):
 
 
 def test_prometheus_wiring(rendered):
-    monitor, sts = _one(rendered, "ServiceMonitor"), _one(rendered, "StatefulSet")
+    sts = _one(rendered, "StatefulSet")
+    monitor = rendered[("ServiceMonitor", sts["metadata"]["name"].removesuffix("-engine"))]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
@@ -205,3 +206,32 @@ def test_odd_values_fail_at_render_time_not_as_a_crash_loop(value, why):
     assert _run("template", "ls", str(CHART), *base).returncode == 0
     done = _run("template", "ls", str(CHART), *base, "--set", value)
     assert done.returncode != 0 and why in done.stderr
+
+
+def test_the_agent_service_is_scraped_probed_at_healthz_and_alerted_on(rendered):
+    """Break-test 12b, B14: the agent desktop service's /metrics is scraped (a ServiceMonitor of its own whose
+    job the rules' LiveSignalsAgent* alerts select, and the pods' scrape annotations), and its pods are probed
+    at /healthz (503 once the push reader has stopped), not by a TCP connect that a dead reader passes."""
+    agent = _one(rendered, "Deployment")
+    pod = agent["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    port = container["ports"][0]
+    assert port["name"] == "http"
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    monitor = rendered[("ServiceMonitor", agent["metadata"]["name"])]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    service = rendered[("Service", agent["metadata"]["name"])]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]} and endpoint["path"] == "/metrics"
+    (relabel,) = endpoint["relabelings"]
+    job = relabel["replacement"]
+    assert relabel["targetLabel"] == "job" and job == "livesignals-agent"
+    rules = [r for g in _one(rendered, "PrometheusRule")["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    agent_alerts = {r["alert"]: r["expr"] for r in rules if r["alert"].startswith("LiveSignalsAgent")}
+    assert f'up{{job="{job}"}}' in agent_alerts["LiveSignalsAgentDown"]
+    assert {"LiveSignalsAgentPushReaderDown", "LiveSignalsAgentDenialBurst"} <= set(agent_alerts)

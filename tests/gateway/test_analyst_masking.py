@@ -59,3 +59,27 @@ def test_reasons_that_quote_what_a_customer_or_producer_wrote_are_masked(world, 
         assert r.status_code == 200, r.text
         for pii in ("zelda", "quuxworth", "marigold"):
             assert pii not in r.text.lower(), (path, pii, r.text[r.text.lower().index(pii) - 200 :][:400])
+
+
+def test_producer_names_in_items_campaigns_web_actions_and_loyalty_tiers_are_masked(world, client):
+    """Third break-test, C1: an order item given as a string, campaign action names (dict keys) and ids, web
+    action names turned into churn feature names, and a loyalty event's tier reached analysts in clear."""
+    t = now_ms() - 30_000
+    world.apply(
+        event("order", "c1", t, event_id="o1", order_id="o1", amount=10.0, items=["p1", "Zelda Quuxworth engraving"]),
+        event("campaign", "c1", t + 1, event_id="cp1", campaign_id="zelda-quuxworth-birthday",
+              action="opened Zelda Quuxworth mail"),
+        event("web_event", "c1", t + 2, event_id="w1", action="searched for Zelda Quuxworth 99 Marigold Lane"),
+        event("web_event", "c1", t + 3, event_id="pv1", action="product_view", product_id="zelda-quuxworth-ring"),
+        event("loyalty", "c1", t + 4, event_id="l1", tier="Zelda Quuxworth gold", points=10),
+    )  # fmt: skip
+    agent = client.get("/v1/customers/c1?timeline=50", headers=bearer(token("a1", queues=("billing",))))
+    assert agent.status_code == 200  # the agent sees them all: they are there
+    for shown in ("engraving", "birthday", "Marigold", "ring", "gold", "mail"):
+        assert f"{shown}" in agent.text, shown
+    for path in ("/v1/customers/c1?timeline=200&channel=chat", "/v1/customers/c1/timeline?limit=50",
+                 "/v1/customers/c1/flags", "/v1/customers/c1/actions"):  # fmt: skip
+        r = client.get(path, headers=ANALYST)
+        assert r.status_code == 200, r.text
+        for pii in ("zelda", "quuxworth", "marigold"):
+            assert pii not in r.text.lower(), (path, pii, r.text[r.text.lower().index(pii) - 200 :][:400])

@@ -178,7 +178,9 @@ def test_a_shared_identifier_resolves_to_no_one(world, client):
     assert client.get("/v1/customers/device_id:kiosk", headers=A1).status_code == 403  # not c1's, though a1 serves c1
 
 
-def test_a_call_known_only_by_phone_opens_the_customer_it_is_linked_to(world, client):
+def test_a_call_known_only_by_phone_opens_the_customer_once_identified(world, client):
+    """Was: a call keyed by the phone number alone opened the customer who claimed it. A caller id is not a
+    credential (break-test 12c, C6: spoofable); the call opens the customer once its events name them."""
     t = now_ms() - 30_000
     world.apply(
         {
@@ -188,6 +190,14 @@ def test_a_call_known_only_by_phone_opens_the_customer_it_is_linked_to(world, cl
         {
             **event("call", "c6", t + 1, event_id="ivr", agent_id="a1", queue="billing"),
             "customer": {"phone": "+15559990000"},
+        },
+    )
+    for key in ("c6", "phone:+15559990000"):
+        assert client.get(f"/v1/customers/{quote(key, safe=':')}", headers=A1).status_code == 403, key
+    world.apply(
+        {
+            **event("call", "c6", t + 2, event_id="verified", agent_id="a1", queue="billing"),
+            "customer": {"customer_id": "c6", "phone": "+15559990000"},
         },
     )
     for key in ("c6", "phone:+15559990000"):

@@ -170,7 +170,7 @@ def test_a_denial_runs_the_same_code_whether_the_customer_exists_or_not(counted)
         e_outcome, e_calls = authorise_traced(service, existing, tok)
         u_outcome, u_calls = authorise_traced(service, unknown, tok)
         assert e_outcome == u_outcome == "403 this customer is not assigned to you, or does not exist"
-        per_contact = {("access.py", "_since_claimed")}  # the rule looks at each open contact (others')
+        per_contact = {("access.py", "_own")}  # the rule looks at each open contact (others')
         assert set(e_calls) - per_contact == set(u_calls) - per_contact, (existing, set(e_calls) ^ set(u_calls))
         decodes = ("windows.py", "Windows.from_json")  # once per stored document decoded
         assert e_calls[decodes] == u_calls[decodes] == 1 + reader.DENIAL_SLOTS, (existing, e_calls[decodes])

@@ -148,3 +148,61 @@ def test_one_caller_opens_at_most_the_bound_of_push_subscriptions_a_minute(world
     assert c.get("/v1/push?queue=billing", headers=a2).status_code == 403  # another caller: its own count
     clock.now += 60
     assert c.get("/v1/push?queue=retention", headers=a1).status_code == 403  # a new minute
+
+
+def test_nobody_elses_refusals_silence_an_authenticated_callers(world, app, clock):
+    """Break-test 12c, C2: 61 tokenless requests from an address (one NAT, the reverse proxy) spent its budget,
+    and every refusal of every agent behind it went unaudited; forged tokens claiming an agent's name must not
+    spend that agent's budget either."""
+    c = caller(app, "10.4.0.1")
+    for _ in range(LIMIT + 3):
+        assert c.get("/v1/customers/c1").status_code == 401  # no token: the address's budget is spent
+    for i in range(LIMIT + 3):
+        assert c.get("/v1/customers/c1", headers=bearer(expired_token("a1"))).status_code == 401  # "a1", forged
+    a1 = bearer(token("a1", queues=("billing",)))
+    for key in ("c3", "email:nobody@example.com", "c5"):
+        assert c.get(f"/v1/customers/{key}", headers=a1).status_code == 403
+    entries = audit(world)
+    probes = [e for e in entries if e["who"] == "a1" and e["action"] == "read_360"]
+    assert len(probes) == 3 and all(e["allowed"] == "0" and e["source"] == "10.4.0.1" for e in probes)
+    for _ in range(LIMIT):  # its own refusals still spend its own budget
+        c.get("/v1/customers/c3", headers=a1)
+    summaries = [e for e in audit(world) if e["action"] == SUMMARY_ACTION and e["who"] == "a1"]
+    assert len(summaries) == 1
+
+
+def test_one_caller_makes_at_most_the_bound_of_audited_customer_requests_a_minute(world, clock):
+    """Break-test 12c, C3: allowed reads of its own customer let one agent flush the audit trail (MAXLEN)."""
+    app = create_app(world.settings.replace(gateway_audited_per_min=LIMIT), client=world.client,
+                     producer=NullProducer(), hub_block_ms=200)  # fmt: skip
+    app.state.service.decisions.clock = clock
+    c = caller(app, "10.5.0.1")
+    a1, s1 = bearer(token("a1", queues=("billing",))), bearer(token("s1", role="supervisor", queues=("billing",)))
+    key = f"{world.settings.key_prefix}:audit"
+    before = world.client.xlen(key)
+    answers = [c.get("/v1/customers/c1/actions", headers=a1).status_code for _ in range(LIMIT + 3)]
+    assert answers == [200] * LIMIT + [429] * 3
+    assert world.client.xlen(key) - before == LIMIT  # a 429 reads and audits nothing
+    assert c.get("/v1/customers/c1", headers=s1).status_code == 200  # another caller: its own count
+    clock.now += 60
+    assert c.get("/v1/customers/c1/actions", headers=a1).status_code == 200  # a new minute
+
+
+def test_rotating_addresses_without_a_token_is_bounded_too(world, app, clock):
+    """Break-test 12c, C3: each new source address started a fresh count; all tokenless callers together
+    write at most UNVERIFIED_SHARE times the bound a minute, then one summary."""
+    from gateway.refusals import UNVERIFIED_SHARE
+
+    before = unaudited("unverified")
+    addresses = 3 * UNVERIFIED_SHARE
+    for i in range(addresses):
+        c = caller(app, f"10.6.{i // 250}.{i % 250}")
+        for _ in range(LIMIT):
+            assert c.get("/v1/customers/c1").status_code == 401
+    entries = audit(world)
+    assert len([e for e in entries if e["action"] == "read_360"]) == UNVERIFIED_SHARE * LIMIT
+    assert len([e for e in entries if e["action"] == SUMMARY_ACTION]) == 1
+    assert unaudited("unverified") - before == (addresses - UNVERIFIED_SHARE) * LIMIT
+    a1 = bearer(token("a1", queues=("billing",)))  # a verified caller is not held back by them
+    assert caller(app, "10.6.0.1").get("/v1/customers/c3", headers=a1).status_code == 403
+    assert audit(world)[-1]["who"] == "a1"

@@ -105,3 +105,16 @@ def test_pickle_round_trip():
     w = Windows()
     w.add(0, {"events": 1, "channels": "web"})
     assert pickle.loads(pickle.dumps(w)) == w
+
+
+def test_summary_is_every_query_at_once():
+    """``summary`` (every 360 read) answers from one pass per window what ``query`` answers metric by metric."""
+    rng = random.Random(7)
+    w = Windows()
+    t = 1_767_225_600_000
+    for _ in range(400):
+        t += rng.randrange(0, 3 * 3_600_000)
+        late = t - rng.randrange(0, 40 * 86_400_000) if rng.random() < 0.2 else t
+        w.add(late, {"events": 1, "spend": rng.choice([0.0, 12.5, 40.0]), "channels": rng.choice(["web", "chat"])})
+        for now in (t, t + 1, t + 3_600_000, t + 8 * 86_400_000):
+            assert w.summary(now) == {win: {m: w.query(m, win, now) for m in w.kinds} for win in WINDOWS}
