@@ -26,8 +26,8 @@ customer's *present*, its newest event time (a late event never makes the
 present look older). An event older than the present by more than
 ``late_event_grace_s`` is *late*: it updates windows, totals and the timeline
 but raises no flag and no trigger. The contact policy (quiet hours, caps) and
-a trigger's staleness are judged at send time by the wall clock
-(``policy_clock``).
+a trigger's staleness are judged at send time by the wall clock, read once
+per batch (``policy_clock``).
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ from operators.outputs import out_records
 from operators.partition import ForgettingAggregates, PartitionAggregates
 from operators.ports import Publisher, Store
 from operators.profile360 import kpis, voc
-from operators.profile360.profile import CustomerState, fingerprint
+from operators.profile360.profile import CustomerState, Undo, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
 from operators.routing import Reroute, Router, read_position
+from operators.rules import failures
 from operators.rules.context import ContextWindows, context
 from operators.rules.dependencies import changed_by
 from operators.rules.rulebook import RulebookSource
@@ -113,6 +114,7 @@ class Engine:
         # models off: an empty view (building the models would import River: seconds at start-up)
         self._view: ModelView = self.learner.view() if self.models_enabled else ModelView(ModelSet())
         self._control_checked = 0.0
+        self._batch, self._batch_ms = 0, 0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
         self._rules_now = self.rulebook.current()
         self.rules_dependency_aware = True  # False: every flag rule on every event (operators.rules.dependencies)
@@ -127,6 +129,8 @@ class Engine:
         """Process one batch end to end (see the module docstring for the order)."""
         marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, publish, commit
         report = BatchReport(messages=len(messages))
+        self._batch += 1  # undo records replay events of their own batch only (CustomerState.undo_record)
+        self._batch_ms = int(self.clock() * 1000)
         events = self._route(self._decode(messages, report), messages, report)
         marks.append(time.perf_counter())
         if self.models_enabled:
@@ -161,7 +165,6 @@ class Engine:
 
     def _decode(self, messages: list[RawMessage], report: BatchReport) -> list[Event]:
         s = self.settings
-        now_ms = int(self.clock() * 1000)
         events: list[Event] = []
         for m in messages:
             try:
@@ -169,7 +172,7 @@ class Engine:
                     decode(
                         m.value,
                         m.origin,
-                        now_ms=now_ms,
+                        now_ms=self._batch_ms,
                         max_bytes=s.max_event_bytes,
                         max_future_skew_ms=s.max_future_skew_s * 1000,
                     )
@@ -211,6 +214,7 @@ class Engine:
             if not self._apply_atomically(event, state, partitions, effects, report, messages):
                 continue
             state.remember_id(event_fingerprint)  # only once applied: a dead-lettered event's retry applies
+            state.note_applied(event)
             report.absorb(effects)
             if self.per_event:
                 self.store.commit([state], [], {})  # benchmark baseline: a round trip per event
@@ -233,15 +237,15 @@ class Engine:
         failure; partition aggregates, model lessons and ``effects`` (the
         event's own report) are staged, kept only once every stage succeeded.
         """
-        undo = state.undo_record()
+        undo = state.undo_record(self._batch)
         self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
         try:
             part = self._partition(event, partitions)
             self._apply_one(event, state, part, effects)
         except Exception as exc:  # never let one event stop the flow: dead-letter it, change nothing
-            state.undo(undo)
             self._view.discard_current()
             self._aggregates.discard()
+            self._restore(state, undo, partitions)
             # no message body, no ids: the exception's text may quote the payload (it is in the dead letter)
             log.error("event at %s could not be applied: %s\n%s", position_text(event), type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)))  # fmt: skip
@@ -251,6 +255,28 @@ class Engine:
         effects.applied += 1
         effects.applied_by_type[event.type] = 1
         return True
+
+    def _restore(
+        self, state: CustomerState, undo: Undo, partitions: dict[tuple[str, int], PartitionAggregates]
+    ) -> None:
+        """Put ``state`` back as ``undo`` found it: its document, then the events of this batch applied since,
+        applied again the same way (same state, models, rules and batch time) with what they stage dropped:
+        their outputs, lessons and aggregates are already kept. Raises if one fails now (the batch is retried)."""
+        state.undo(undo)
+        if not undo.replayed:
+            return
+        timeline, links = state.new_timeline, state.new_links  # as undo left them: the record's moment
+        state.new_timeline, state.new_links = [], []
+        with failures.uncounted():  # counted when they were first applied
+            for event in undo.replay():
+                self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
+                self._apply_one(event, state, self._partition(event, partitions), BatchReport())
+                state.remember_id(fingerprint(event.event_id))
+                self._view.discard_current()
+                self._aggregates.discard()
+        state.new_timeline, state.new_links = timeline, links
+        state.to_bytes()  # known again: a later failure of this customer replays from here
+        state.rules_memo = None
 
     def _apply_one(
         self,
@@ -472,8 +498,9 @@ class Engine:
         return True
 
     def _send_time(self, present: int) -> int:
-        """*Now* for the contact policy and staleness: the wall clock, or the customer's present."""
-        return present if self.settings.policy_clock == "stream" else int(self.clock() * 1000)
+        """*Now* for the contact policy and staleness: the customer's present, or the wall clock read once at
+        the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike)."""
+        return present if self.settings.policy_clock == "stream" else self._batch_ms
 
 
 def _rules_path(setting: str) -> str | None:
