@@ -190,6 +190,7 @@ class Engine:
         ledger = erasure.ledger_cutoffs(self.store, states)  # of the customers Redis holds no profile for
         touched: dict[str, CustomerState] = {}
         partitions: dict[tuple[str, int], PartitionAggregates] = {}
+        effects = BatchReport()  # each applied event's own, absorbed into ``report`` once it fully applied
         for event in events:
             key = event.customer_key
             state = self.store.load([key])[key] if self.per_event else states[key]
@@ -210,7 +211,7 @@ class Engine:
             if state.is_duplicate(event_fingerprint):
                 report.duplicates += 1
                 continue
-            effects = BatchReport()
+            effects.clear_event()
             if not self._apply_atomically(event, state, partitions, effects, report, messages):
                 continue
             state.remember_id(event_fingerprint)  # only once applied: a dead-lettered event's retry applies
