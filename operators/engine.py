@@ -66,11 +66,9 @@ from operators.scoring import online, silence
 from operators.scoring.features import churn_features
 from operators.scoring.learner import ModelView, SharedLearner
 from operators.staging import StagedAggregates
+from operators.sweep import sweep_silent
 
 log = logging.getLogger(__name__)
-
-SWEEP_SEQ = 1_000_000
-"""Lessons of the silent-customer sweep number from here (after any event's own lessons)."""
 
 TextScorer = Callable[[str, str | None], float]
 """``(text, language hint) -> sentiment in [-1, 1]``: replaces the sentiment model (tests)."""
@@ -140,7 +138,8 @@ class Engine:
         self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
         if self.models_enabled:
-            touched += self._sweep_silent(partitions, report, {s.customer_key: s for s in touched}, messages)
+            touched += sweep_silent(self._view, self.store, self.scoring, partitions, report,
+                                    {s.customer_key: s for s in touched}, next_offsets(messages))  # fmt: skip
         marks.append(time.perf_counter())
         self.publisher.publish(out_records(self.settings, self.store, report))
         if self.models_enabled:
@@ -400,46 +399,6 @@ class Engine:
         report.outcomes += responses.learn_responses(self._view, state, event, report.scoring, present,
                                                      self.late_grace_ms)  # fmt: skip
         return online.score_text(self._view, state, event, text, report.scoring) if text else None
-
-    def _sweep_silent(
-        self,
-        partitions: dict[tuple[str, int], PartitionAggregates],
-        report: BatchReport,
-        touched: dict[str, CustomerState],
-        messages: list[RawMessage],
-    ) -> list[CustomerState]:
-        """Label the churn snapshots of customers gone silent: those indexed on due days the
-        partition's event time has passed (see :func:`operators.scoring.online.expire_churn`),
-        after snapshotting their silence (:mod:`operators.scoring.silence`).
-
-        Their lessons carry the batch's last offset of the partition and sequence numbers from
-        :data:`SWEEP_SEQ`, after every lesson of the batch's events."""
-        swept: list[CustomerState] = []
-        resume_at = next_offsets(messages)
-        for (topic, partition), part in sorted(partitions.items()):
-            keys = part.take_due(part.watermark_ms)
-            if not keys:
-                continue
-            self._view.at(f"{topic}:{partition}", resume_at.get((topic, partition), 1) - 1, SWEEP_SEQ)
-            missing = [k for k in keys if k not in touched]
-            loaded = self.store.load(missing) if missing else {}
-            for key in keys:
-                state = touched.get(key) or loaded[key]
-                state.changed()  # changed outside an event: its next undo record is encoded afresh
-                try:
-                    silence.take(self._view, state, part.watermark_ms - silence.settle_ms(self.scoring) + 1,
-                                 self.scoring, report.scoring)  # fmt: skip
-                    due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
-                except Exception:  # one customer's snapshots must never fail every retry of the batch
-                    log.exception("churn snapshots of %s could not be labelled; dropped", key)
-                    metrics.MODEL_LESSONS.labels("failed").inc()
-                    state.predictions.pop("churn_pending", None)
-                    due = None
-                if due is not None:
-                    part.index_due(due, key)
-                if key not in touched:
-                    swept.append(state)
-        return swept
 
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
         # A rerouted event counts where it is read: with the offsets of the repartition partition.
