@@ -26,8 +26,8 @@ customer's *present*, its newest event time (a late event never makes the
 present look older). An event older than the present by more than
 ``late_event_grace_s`` is *late*: it updates windows, totals and the timeline
 but raises no flag and no trigger. The contact policy (quiet hours, caps) and
-a trigger's staleness are judged at send time by the wall clock
-(``policy_clock``).
+a trigger's staleness are judged at send time by the wall clock, read once
+per batch (``policy_clock``).
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ from operators.outputs import out_records
 from operators.partition import ForgettingAggregates, PartitionAggregates
 from operators.ports import Publisher, Store
 from operators.profile360 import kpis, voc
-from operators.profile360.profile import CustomerState, fingerprint
+from operators.profile360.profile import CustomerState, Undo, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
 from operators.routing import Reroute, Router, read_position
+from operators.rules import failures
 from operators.rules.context import ContextWindows, context
 from operators.rules.dependencies import changed_by
 from operators.rules.rulebook import RulebookSource
@@ -65,11 +66,9 @@ from operators.scoring import online, silence
 from operators.scoring.features import churn_features
 from operators.scoring.learner import ModelView, SharedLearner
 from operators.staging import StagedAggregates
+from operators.sweep import sweep_silent
 
 log = logging.getLogger(__name__)
-
-SWEEP_SEQ = 1_000_000
-"""Lessons of the silent-customer sweep number from here (after any event's own lessons)."""
 
 TextScorer = Callable[[str, str | None], float]
 """``(text, language hint) -> sentiment in [-1, 1]``: replaces the sentiment model (tests)."""
@@ -113,6 +112,7 @@ class Engine:
         # models off: an empty view (building the models would import River: seconds at start-up)
         self._view: ModelView = self.learner.view() if self.models_enabled else ModelView(ModelSet())
         self._control_checked = 0.0
+        self._batch, self._batch_ms = 0, 0
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
         self._rules_now = self.rulebook.current()
         self.rules_dependency_aware = True  # False: every flag rule on every event (operators.rules.dependencies)
@@ -127,6 +127,8 @@ class Engine:
         """Process one batch end to end (see the module docstring for the order)."""
         marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, publish, commit
         report = BatchReport(messages=len(messages))
+        self._batch += 1  # undo records replay events of their own batch only (CustomerState.undo_record)
+        self._batch_ms = int(self.clock() * 1000)
         events = self._route(self._decode(messages, report), messages, report)
         marks.append(time.perf_counter())
         if self.models_enabled:
@@ -136,7 +138,8 @@ class Engine:
         self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
         if self.models_enabled:
-            touched += self._sweep_silent(partitions, report, {s.customer_key: s for s in touched}, messages)
+            touched += sweep_silent(self._view, self.store, self.scoring, partitions, report,
+                                    {s.customer_key: s for s in touched}, next_offsets(messages))  # fmt: skip
         marks.append(time.perf_counter())
         self.publisher.publish(out_records(self.settings, self.store, report))
         if self.models_enabled:
@@ -161,7 +164,6 @@ class Engine:
 
     def _decode(self, messages: list[RawMessage], report: BatchReport) -> list[Event]:
         s = self.settings
-        now_ms = int(self.clock() * 1000)
         events: list[Event] = []
         for m in messages:
             try:
@@ -169,7 +171,7 @@ class Engine:
                     decode(
                         m.value,
                         m.origin,
-                        now_ms=now_ms,
+                        now_ms=self._batch_ms,
                         max_bytes=s.max_event_bytes,
                         max_future_skew_ms=s.max_future_skew_s * 1000,
                     )
@@ -187,6 +189,7 @@ class Engine:
         ledger = erasure.ledger_cutoffs(self.store, states)  # of the customers Redis holds no profile for
         touched: dict[str, CustomerState] = {}
         partitions: dict[tuple[str, int], PartitionAggregates] = {}
+        effects = BatchReport()  # each applied event's own, absorbed into ``report`` once it fully applied
         for event in events:
             key = event.customer_key
             state = self.store.load([key])[key] if self.per_event else states[key]
@@ -207,10 +210,11 @@ class Engine:
             if state.is_duplicate(event_fingerprint):
                 report.duplicates += 1
                 continue
-            effects = BatchReport()
+            effects.clear_event()
             if not self._apply_atomically(event, state, partitions, effects, report, messages):
                 continue
             state.remember_id(event_fingerprint)  # only once applied: a dead-lettered event's retry applies
+            state.note_applied(event)
             report.absorb(effects)
             if self.per_event:
                 self.store.commit([state], [], {})  # benchmark baseline: a round trip per event
@@ -233,15 +237,15 @@ class Engine:
         failure; partition aggregates, model lessons and ``effects`` (the
         event's own report) are staged, kept only once every stage succeeded.
         """
-        undo = state.undo_record()
+        undo = state.undo_record(self._batch)
         self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
         try:
             part = self._partition(event, partitions)
             self._apply_one(event, state, part, effects)
         except Exception as exc:  # never let one event stop the flow: dead-letter it, change nothing
-            state.undo(undo)
             self._view.discard_current()
             self._aggregates.discard()
+            self._restore(state, undo, partitions)
             # no message body, no ids: the exception's text may quote the payload (it is in the dead letter)
             log.error("event at %s could not be applied: %s\n%s", position_text(event), type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)))  # fmt: skip
@@ -251,6 +255,28 @@ class Engine:
         effects.applied += 1
         effects.applied_by_type[event.type] = 1
         return True
+
+    def _restore(
+        self, state: CustomerState, undo: Undo, partitions: dict[tuple[str, int], PartitionAggregates]
+    ) -> None:
+        """Put ``state`` back as ``undo`` found it: its document, then the events of this batch applied since,
+        applied again the same way (same state, models, rules and batch time) with what they stage dropped:
+        their outputs, lessons and aggregates are already kept. Raises if one fails now (the batch is retried)."""
+        state.undo(undo)
+        if not undo.replayed:
+            return
+        timeline, links = state.new_timeline, state.new_links  # as undo left them: the record's moment
+        state.new_timeline, state.new_links = [], []
+        with failures.uncounted():  # counted when they were first applied
+            for event in undo.replay():
+                self._view.at(f"{event.origin.topic}:{event.origin.partition}", event.origin.offset)
+                self._apply_one(event, state, self._partition(event, partitions), BatchReport())
+                state.remember_id(fingerprint(event.event_id))
+                self._view.discard_current()
+                self._aggregates.discard()
+        state.new_timeline, state.new_links = timeline, links
+        state.to_bytes()  # known again: a later failure of this customer replays from here
+        state.rules_memo = None
 
     def _apply_one(
         self,
@@ -374,46 +400,6 @@ class Engine:
                                                      self.late_grace_ms)  # fmt: skip
         return online.score_text(self._view, state, event, text, report.scoring) if text else None
 
-    def _sweep_silent(
-        self,
-        partitions: dict[tuple[str, int], PartitionAggregates],
-        report: BatchReport,
-        touched: dict[str, CustomerState],
-        messages: list[RawMessage],
-    ) -> list[CustomerState]:
-        """Label the churn snapshots of customers gone silent: those indexed on due days the
-        partition's event time has passed (see :func:`operators.scoring.online.expire_churn`),
-        after snapshotting their silence (:mod:`operators.scoring.silence`).
-
-        Their lessons carry the batch's last offset of the partition and sequence numbers from
-        :data:`SWEEP_SEQ`, after every lesson of the batch's events."""
-        swept: list[CustomerState] = []
-        resume_at = next_offsets(messages)
-        for (topic, partition), part in sorted(partitions.items()):
-            keys = part.take_due(part.watermark_ms)
-            if not keys:
-                continue
-            self._view.at(f"{topic}:{partition}", resume_at.get((topic, partition), 1) - 1, SWEEP_SEQ)
-            missing = [k for k in keys if k not in touched]
-            loaded = self.store.load(missing) if missing else {}
-            for key in keys:
-                state = touched.get(key) or loaded[key]
-                state.changed()  # changed outside an event: its next undo record is encoded afresh
-                try:
-                    silence.take(self._view, state, part.watermark_ms - silence.settle_ms(self.scoring) + 1,
-                                 self.scoring, report.scoring)  # fmt: skip
-                    due = online.expire_churn(self._view, state, part.watermark_ms, self.scoring, report.scoring)
-                except Exception:  # one customer's snapshots must never fail every retry of the batch
-                    log.exception("churn snapshots of %s could not be labelled; dropped", key)
-                    metrics.MODEL_LESSONS.labels("failed").inc()
-                    state.predictions.pop("churn_pending", None)
-                    due = None
-                if due is not None:
-                    part.index_due(due, key)
-                if key not in touched:
-                    swept.append(state)
-        return swept
-
     def _partition(self, event: Event, touched: dict[tuple[str, int], PartitionAggregates]) -> PartitionAggregates:
         # A rerouted event counts where it is read: with the offsets of the repartition partition.
         read = read_position(event)
@@ -472,8 +458,9 @@ class Engine:
         return True
 
     def _send_time(self, present: int) -> int:
-        """*Now* for the contact policy and staleness: the wall clock, or the customer's present."""
-        return present if self.settings.policy_clock == "stream" else int(self.clock() * 1000)
+        """*Now* for the contact policy and staleness: the customer's present, or the wall clock read once at
+        the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike)."""
+        return present if self.settings.policy_clock == "stream" else self._batch_ms
 
 
 def _rules_path(setting: str) -> str | None:

@@ -79,6 +79,26 @@ class BatchReport:
         if scoring.scores:
             self.scoring.scores += scoring.scores
 
+    def clear_event(self) -> None:
+        """Empty what :meth:`absorb` reads, for the next event (one report per batch serves every event:
+        building one per event cost more than clearing the few fields an event filled)."""
+        self.applied = self.complaints = self.late = 0
+        for items in (self.flags, self.triggers, self.suppressed, self.decisions, self.outcomes):
+            if items:
+                items.clear()
+        if self.applied_by_type:
+            self.applied_by_type.clear()
+        if self.kpi:
+            self.kpi.clear()
+        scoring = self.scoring
+        if scoring.labels:
+            scoring.labels.clear()
+        if scoring.scored:
+            scoring.scored.clear()
+        if scoring.scores:
+            scoring.scores.clear()
+        scoring.learned, scoring.snapshots = False, 0
+
     def export(self, messages: list[RawMessage], actions: set[str]) -> None:
         """Count this batch in Prometheus (``actions``: the declared ones; others are labelled ``other``)."""
         metrics.BATCH_EVENTS.observe(len(messages))

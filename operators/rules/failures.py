@@ -12,7 +12,9 @@ the piece gives null.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from livesignals import metrics
 from operators.rules.expressions import OnError
@@ -24,6 +26,23 @@ MAX_LOGGED = 1000
 
 _logged: set[tuple[str, str, str]] = set()
 _failures = 0
+_uncounted = False
+
+
+@contextlib.contextmanager
+def uncounted() -> Iterator[None]:
+    """Rules run again for events already counted (an undo's re-applied events): no metric, no log."""
+    global _uncounted
+    before, _uncounted = _uncounted, True
+    try:
+        yield
+    finally:
+        _uncounted = before
+
+
+def counting() -> bool:
+    """False inside :func:`uncounted`."""
+    return not _uncounted
 
 
 def failures_so_far() -> int:
@@ -38,6 +57,8 @@ def rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
     """
     global _failures
     _failures += 1
+    if _uncounted:
+        return
     metrics.RULE_ERRORS.labels(kind, name).inc()
     if (kind, name, key) not in _logged and len(_logged) < MAX_LOGGED:
         _logged.add((kind, name, key))

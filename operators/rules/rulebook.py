@@ -63,7 +63,7 @@ from operators.rules import rules_file
 from operators.rules.context import DERIVED_NAMES
 from operators.rules.dependencies import RuleMemo, inputs_of
 from operators.rules.expressions import Condition, ConditionError, compile_condition
-from operators.rules.failures import counted_errors, failures_so_far, rule_failed
+from operators.rules.failures import counted_errors, counting, failures_so_far, rule_failed
 from operators.rules.rules_file import RulebookError
 from operators.rules.signals import Flag, new_flag
 from operators.rules.templates import MAX_EVIDENCE_ITEMS, MAX_REASON, Template, clip, compile_evidence, evidence_items
@@ -263,7 +263,8 @@ class Rulebook:
             return True
         weakest = min(flags, key=lambda n: (_RANK.get(str(flags[n].get("severity")), 0), -flags[n].get("raised_at", 0)))
         if _RANK[rule.severity] <= _RANK.get(str(flags[weakest].get("severity")), 0):
-            metrics.FLAGS_HELD_BACK.labels(rule.name).inc()
+            if counting():  # not again when an undo re-applies the event
+                metrics.FLAGS_HELD_BACK.labels(rule.name).inc()
             return False
         shown = clip(f"displaced by {rule.name}: {flags[weakest].get('reason', weakest)}")
         out.append(new_flag(event, weakest, "info", shown, 0, cleared=True))
