@@ -129,7 +129,8 @@ def test_a_linked_identifiers_mood_is_not_pushed_as_the_customers(world, server)
          "customer": {"customer_id": "c3", "device_id": "d9"}},
         {**event("chat", "x", t + 20, event_id="anon2", agent_id="a1", queue="billing", text="still me"),
          "customer": {"device_id": "d9"}},
-    )  # fmt: skip
+        event("chat", "c3", t + 30, event_id="own", agent_id="a1", queue="billing", text="it is me"),
+    )  # fmt: skip  # the customer's own contact grants a1 (a linked device's does not: 12c C6)
     start = add_flag(world, "customer_id:c5", "z", 0)
     conn = follow(server, "c3")
     assert conn.status == 200
