@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_type_hints
 
+from livesignals.redaction import REDACTED, redact, redact_url
 from livesignals.settings_check import (
     HOUR_RANGE,
     LOG_LEVEL,
@@ -44,79 +45,11 @@ from livesignals.settings_check import (
 
 __all__ = ["REDACTED", "Range", "Settings", "SettingsError", "redact_url"]
 
-_SECRET_KEY = re.compile(
-    r"pass|pwd|secret|token|credential|private|api[._-]?key|(^|\.)key($|\.)|\.pem$|^sasl\.|jaas|keystore|auth|user\.info",
-    re.IGNORECASE,
-)
-"""Option or parameter names whose values are secrets (librdkafka ``*.password``, ``*.pem``,
-``*.key``, ``sasl.*``, anything with secret/token/credential; matched anywhere in a name)."""
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)", re.DOTALL)
-_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#]*)")
-REDACTED = "***"
-
-
 _MOVED_TO_RULES = {
     "churn_flag_threshold": "flag high_churn_risk", "fraud_flag_threshold": "flag fraud_risk",
     "repeat_contact_threshold": "flag repeat_contact", "high_value_spend": "the actions' eligible_when",
 }  # fmt: skip
 """Settings of earlier versions that the rules file now holds."""
-
-
-def redact_url(text: str) -> str:
-    """``text`` with URL user info (user and password) and secret query parameters hidden.
-
-    The user info runs to the *last* ``@`` of the text, so a password holding ``@``, ``/``,
-    a space or a tab is hidden whole; text with an ``@`` but no ``scheme://`` (a mistyped
-    ``redis:/u:pw@h``, a Kafka bootstrap ``user:pw@broker:9092``) loses everything before its
-    last ``@``. A secret query parameter is hidden up to the next ``&``, ``;`` or ``#``. If in
-    doubt, more is hidden, never less.
-
-    >>> redact_url("redis://user:pa/ss@db:6379/0")
-    'redis://***@db:6379/0'
-    >>> redact_url("redis://u:pass word@db:6379/0")
-    'redis://***@db:6379/0'
-    >>> redact_url("user:pw@broker:9092")
-    '***@broker:9092'
-    >>> redact_url("rediss://db:6380/0?password=hunter2&ssl_cert_reqs=none")
-    'rediss://db:6380/0?password=***&ssl_cert_reqs=none'
-    """
-
-    def userinfo(m: re.Match[str]) -> str:
-        rest = m["rest"]
-        at = rest.rfind("@")
-        return m["scheme"] + (REDACTED + rest[at:] if at >= 0 else rest)
-
-    def param(m: re.Match[str]) -> str:
-        secret = _SECRET_KEY.search(m["name"])
-        return f"{m['sep']}{m['name']}={REDACTED if secret else m['value']}"
-
-    if "://" in text:
-        text = _URL_USERINFO.sub(userinfo, text)
-    elif "@" in text:
-        text = REDACTED + text[text.rfind("@") :]
-    return _QUERY_PARAM.sub(param, text) if "=" in text else text
-
-
-def _is_secret(path: str) -> bool:
-    """A dotted setting path names a secret if any of its tails does: TOML turns an unquoted
-    ``ssl.key.pem = ...`` under ``[kafka_config]`` into nested tables, so the option's name is a
-    tail of ``kafka_config.ssl.key.pem``."""
-    parts = path.split(".")
-    return any(_SECRET_KEY.search(".".join(parts[i:])) for i in range(len(parts)))
-
-
-def _redact(name: str, value: Any) -> Any:
-    """``value`` safe to print: secret names hide their value (a whole table when the table's path
-    is secret), strings lose URL secrets."""
-    if _is_secret(name) and value not in ("", None, {}):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: _redact(f"{name}.{k}", v) for k, v in value.items()}
-    if isinstance(value, str):
-        return redact_url(value)
-    if isinstance(value, list | tuple):
-        return type(value)(_redact(name, v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -375,7 +308,7 @@ class Settings:
         """Check every value by its type and range (:mod:`livesignals.settings_check`), converting what
         loses nothing (a TOML integer for a float, a list for a tuple); raise :class:`SettingsError`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in check_settings(values, _hints(), _redact).items():
+        for name, value in check_settings(values, _hints(), redact).items():
             object.__setattr__(self, name, value)
         if self.retry_backoff_max_s < self.retry_backoff_s:
             raise SettingsError(
@@ -441,8 +374,8 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict that is safe to log: what ``repr``, the start-up log line and
-        ``livesignals settings`` show (see :func:`redact_url` and ``_SECRET_KEY``)."""
-        return {f.name: _redact(f.name, getattr(self, f.name)) for f in fields(self)}
+        ``livesignals settings`` show (see :mod:`livesignals.redaction`)."""
+        return {f.name: redact(f.name, getattr(self, f.name)) for f in fields(self)}
 
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
