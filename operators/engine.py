@@ -60,7 +60,7 @@ from operators.routing import Reroute, Router, read_position
 from operators.rules import failures
 from operators.rules.context import ContextWindows, context
 from operators.rules.dependencies import changed_by
-from operators.rules.rulebook import RulebookSource
+from operators.rules.rulebook_source import RulebookSource
 from operators.rules.signals import Trigger
 from operators.scoring import online, silence
 from operators.scoring.features import churn_features

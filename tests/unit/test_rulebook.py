@@ -14,7 +14,8 @@ from operators.profile360.profile import CustomerState
 from operators.profile360.update import apply_event
 from operators.rules.context import context
 from operators.rules.expressions import ConditionError, compile_condition
-from operators.rules.rulebook import Rulebook, RulebookError, RulebookSource
+from operators.rules.rulebook import Rulebook, RulebookError
+from operators.rules.rulebook_source import RulebookSource
 from tests.helpers import T0, event
 
 CTX = {"value": {"spend": 600.0, "tags": ["a", "b"]}, "consent": {"marketing": False}, "w1h": {"errors": 2}}

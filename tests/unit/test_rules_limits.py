@@ -28,7 +28,8 @@ from livesignals.settings import Settings
 from operators.engine import Engine, _rules_path
 from operators.profile360.profile import CustomerState
 from operators.rules.expressions import MAX_DEPTH, MAX_NODES, MAX_TEXT, ConditionError, compile_condition
-from operators.rules.rulebook import ROOTS, Rulebook, RulebookError, RulebookSource
+from operators.rules.rulebook import ROOTS, Rulebook, RulebookError
+from operators.rules.rulebook_source import RulebookSource
 from operators.rules.rules_file import MAX_DOTS_PER_LINE, MAX_FILE_BYTES
 from operators.rules.templates import (
     MAX_EVIDENCE_CHARS,
