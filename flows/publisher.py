@@ -17,6 +17,14 @@ already written before the failure is published once more by the retry (the
 ``ls.id`` header lets consumers drop it). Known limit: a broker that *receives*
 produce requests but never answers them (frozen, not down) may write a copy per
 attempt that reached it.
+
+An idempotent producer can hit a *fatal* error (``UNKNOWN_PRODUCER_ID`` after the
+broker lost its log or the producer's state expired, ``OUT_OF_ORDER_SEQUENCE``
+after an unclean leader election): librdkafka then refuses every later record,
+for good. The publisher notices it (the error callback, a delivery report or a
+refused ``produce``), counts it in ``livesignals_kafka_producer_renewed_total``,
+and replaces the producer with a new one (a new producer id) before the records
+are sent again: the engine carries on instead of retrying a dead producer for ever.
 """
 
 from __future__ import annotations
@@ -66,12 +74,14 @@ class KafkaPublisher:
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.dead_letter_topic = dead_letter_topic
-        self._producer = Producer({**PRODUCER_DEFAULTS, **config})
+        self._fatal: KafkaError | None = None
+        self._producer = self._new_producer()
         self._failed: list[tuple[OutRecord, KafkaError]] = []
         self._confirmed: dict[str, int] = {}
 
     def publish(self, records: list[OutRecord]) -> None:
         """Send ``records`` and return once every one is confirmed (or replaced by its last resort), else raise."""
+        self._renew_if_fatal()
         self._purge_pending()  # left over from a publish that raised: never sent beside this batch's copies
         batch, attempt = list(records), 0
         alone: list[OutRecord] = []
@@ -99,11 +109,37 @@ class KafkaPublisher:
                     raise DeliveryError(f"{len(transient)} records failed: {transient[0][1]}")
                 log.warning("attempt %d: %d records failed (%s); re-sending", attempt, len(transient), transient[0][1])
                 time.sleep(0.2 * attempt)
+                self._renew_if_fatal()
                 batch += [record for record, _ in transient]
 
     def close(self) -> None:
         """Flush what is left."""
         self._producer.flush(self.timeout_s)
+
+    def _new_producer(self) -> Producer:
+        return Producer({**PRODUCER_DEFAULTS, "error_cb": self._on_error, **self.config})
+
+    def _on_error(self, err: KafkaError) -> None:
+        """librdkafka's error callback: a fatal error is remembered (the producer is replaced before the next
+        send); the others (a broker down, a timeout) are librdkafka's own to retry and are logged by it."""
+        if err.fatal():
+            self._fatal = err
+
+    def _renew_if_fatal(self) -> None:
+        """Replace a producer that hit a fatal error by a new one; what it still held comes back as failures."""
+        if self._fatal is None:
+            return
+        err, old = self._fatal, self._producer
+        log.error("Kafka producer hit a fatal error (%s): a new producer replaces it and the batch is sent again",
+                  err.str())  # fmt: skip
+        metrics.KAFKA_PRODUCER_RENEWED.inc()
+        try:
+            old.purge(in_queue=True, in_flight=True)
+            old.flush(PURGE_REPORTS_S)
+        except (KafkaException, SystemError) as exc:  # the fatal error again, out of the wait
+            log.warning("the failed producer could not be purged (%s)", exc)
+        self._fatal, self._failed, self._confirmed = None, [], {}
+        self._producer = self._new_producer()
 
     def _send(self, records: list[OutRecord]) -> list[tuple[OutRecord, KafkaError]]:
         """Produce ``records``, wait for every delivery report; the records that failed, with why."""
@@ -113,7 +149,14 @@ class KafkaPublisher:
         self._confirmed = {}
         for record in records:
             self._produce(record)
-        unsent = self._producer.flush(self.timeout_s)
+        try:
+            unsent = self._producer.flush(self.timeout_s)
+        except (KafkaException, SystemError) as exc:  # confluent-kafka raises a fatal error out of the wait
+            fatal = _fatal_error(exc)
+            if fatal is None:
+                raise
+            self._fatal = self._fatal or fatal
+            return [(record, fatal) for record in records]  # all sent again, by a new producer (ls.id dedups)
         if unsent:
             purged = self._purge_pending()
             raise DeliveryError(
@@ -138,7 +181,13 @@ class KafkaPublisher:
         pending = len(self._producer)
         if pending:
             self._producer.purge(in_queue=True, in_flight=True)
-            self._producer.flush(PURGE_REPORTS_S)
+            try:
+                self._producer.flush(PURGE_REPORTS_S)
+            except (KafkaException, SystemError) as exc:  # a fatal error: the next publish renews the producer
+                fatal = _fatal_error(exc)
+                if fatal is None:
+                    raise
+                self._fatal = self._fatal or fatal
             self._failed, self._confirmed = [], {}
             log.warning("purged %d undelivered records before the batch is retried", pending)
         return pending
@@ -166,6 +215,10 @@ class KafkaPublisher:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
             except KafkaException as exc:  # refused before sending (e.g. larger than message.max.bytes)
                 err = exc.args[0]
+                if err.fatal() or err.code() == KafkaError._FATAL:
+                    self._fatal = self._fatal or err
+                    self._failed.append((record, err))  # sent again by the new producer
+                    return
                 if not last_resort.is_permanent(err):
                     raise
                 self._failed.append((record, err))
@@ -175,4 +228,17 @@ class KafkaPublisher:
         if err is None:
             self._confirmed[record.topic] = self._confirmed.get(record.topic, 0) + 1
         else:
+            if err.fatal():
+                self._fatal = self._fatal or err
             self._failed.append((record, err))
+
+
+def _fatal_error(exc: BaseException) -> KafkaError | None:
+    """The fatal :class:`KafkaError` behind ``exc`` (raised directly, or as the cause of the ``SystemError``
+    confluent-kafka raises when a callback runs while the fatal error is pending), else None."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if isinstance(candidate, KafkaException) and candidate.args and isinstance(candidate.args[0], KafkaError):
+            err: KafkaError = candidate.args[0]
+            if err.fatal() or err.code() == KafkaError._FATAL:
+                return err
+    return None

@@ -45,6 +45,11 @@ KAFKA_DELIVERY_FAILURES = Counter(
     "Records Kafka did not confirm (retried, then the batch fails).",
     ["topic"],
 )
+KAFKA_PRODUCER_RENEWED = Counter(
+    "livesignals_kafka_producer_renewed_total",
+    "Kafka producers replaced after a fatal error (e.g. UNKNOWN_PRODUCER_ID once the broker lost its log): a "
+    "fatal producer refuses every record for good (flows.publisher).",
+)
 REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"])
 REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
 KPI_EVENTS = Counter(

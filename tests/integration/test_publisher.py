@@ -65,3 +65,44 @@ def test_retries_while_the_broker_is_down_never_queue_more_copies():
         parts = len(admin.list_topics(topic, timeout=10).topics[topic].partitions)  # 1, unless auto-created
         got = consume_all(broker.address, topic, 10 * n, partitions=parts, timeout_s=8)  # all there is
     assert sorted(m.value() for m in got) == sorted(r.value for r in records), "each record written once"
+
+
+def test_a_producer_killed_by_a_fatal_error_is_replaced_and_the_records_are_confirmed():
+    """Review of #10 (H1): the broker lost its log (restarted empty on the same address) under a running
+    engine; its idempotent producer got UNKNOWN_PRODUCER_ID, a *fatal* error after which librdkafka refuses
+    every record for good, and the engine retried the dead producer for ever (307 failed batches in 90 s).
+    Now the producer is replaced (counted) and the batch is confirmed; the new log holds the records."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from app import embedded
+    from livesignals import metrics
+
+    port, topic = free_port(), "fatal-producer"
+
+    def new_log(address: str) -> None:
+        admin = AdminClient({"bootstrap.servers": address})  # held until the result: its handle answers it
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+    renewed = metrics.KAFKA_PRODUCER_RENEWED._value.get()
+    broker = embedded.start_kafka(port=port)
+    try:
+        new_log(broker.address)
+        pub = KafkaPublisher({"bootstrap.servers": broker.address, "log_level": 0}, timeout_s=5.0, attempts=3)
+        pub.publish([OutRecord(topic, b"k", b"before", [("ls.id", b"b")])])
+        broker.stop()
+        broker = embedded.start_kafka(port=port)  # the same address, an empty log: the producer id is unknown
+        new_log(broker.address)
+        records = [OutRecord(topic, f"k{i}".encode(), f"after{i}".encode(), [("ls.id", f"a{i}".encode())])
+                   for i in range(20)]  # fmt: skip
+        deadline = time.monotonic() + 90
+        while True:  # as the engine does: a failed batch is retried
+            try:
+                pub.publish(records)
+                break
+            except DeliveryError:
+                assert time.monotonic() < deadline, "the batch is confirmed once a new producer replaced the dead one"
+        got = consume_all(broker.address, topic, 100, timeout_s=8)
+    finally:
+        broker.stop()
+    assert metrics.KAFKA_PRODUCER_RENEWED._value.get() > renewed, "the fatal producer was replaced, and counted"
+    assert {m.value() for m in got} == {r.value for r in records}
