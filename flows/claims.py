@@ -190,6 +190,16 @@ class KafkaClaimer:
             self._log_marks.forget(partition)
             log.debug("log marks not written (%s); next commit tries again", exc)
 
+    def pin_log_marks(self, partition: int, marks: dict[str, str]) -> None:
+        """A running check found the log reset (:mod:`flows.log_watch`): write the applied records' fingerprints
+        back as ``partition``'s log marks, so that a restart's claim stops too. One attempt, logged if it fails."""
+        self._log_marks.freeze(partition)
+        try:
+            self.client.hset(self.keys.partition_meta(partition), mapping={MARK_FIELD + t: m for t, m in marks.items()})
+        except (RedisError, RedisClusterException) as exc:
+            log.error("log marks of partition %d not written back (%s): a restart may not notice the reset", partition,
+                      exc)  # fmt: skip
+
     def check_redis_memory(self) -> None:
         """Exit with :data:`EXIT_BAD_CONFIG` if a Redis master may evict keys (waits while Redis is down)."""
         try:

@@ -35,6 +35,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.startup import STARTUP
 from livesignals import metrics
 from livesignals.contract import RawMessage
@@ -47,7 +48,13 @@ log = logging.getLogger(__name__)
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
     def __init__(
-        self, config: dict[str, Any], topics: tuple[str, ...], partition: int, ownership: Ownership, batch_size: int
+        self,
+        config: dict[str, Any],
+        topics: tuple[str, ...],
+        partition: int,
+        ownership: Ownership,
+        batch_size: int,
+        log_check_s: float = CHECK_EVERY_S,
     ) -> None:
         self._topics = topics
         self._partition = partition
@@ -58,12 +65,18 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         starts: dict[str, int | None] = {}
         if held is not None:
             starts = {**held.offsets, **(held.replay_from or {})}
-        self._consumer = Consumer(config)
+        self._watch = LogWatch(log_check_s)  # is the log still the one applied? (flows.log_watch)
+        if held is not None and held.log_marks:
+            self._watch.anchor_at({t: m for t, m in held.log_marks.items() if t in topics})
+        self._consumer = Consumer({**config, "error_cb": self._watch.on_error})
         self._next: dict[str, int | None] = {}
+        self._last: dict[str, Any] = {}
+        """The last message handed out per topic (its fingerprint is computed only for a check)."""
         self._assign({t: starts.get(t) for t in topics})
 
-    def _assign(self, starts: dict[str, int | None]) -> None:
-        self._next.update(starts)
+    def _assign(self, starts: dict[str, int | None], remember: bool = True) -> None:
+        if remember:
+            self._next.update(starts)
         self._consumer.assign(
             [TopicPartition(t, self._partition, OFFSET_BEGINNING if o is None else o) for t, o in starts.items()]
         )
@@ -79,27 +92,93 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         seek = self._ownership.take_seek(self._partition)
         if seek is not None:
             log.warning("partition %d: reading again from %s", self._partition, seek)
+            self._watch.checking.clear()  # a replay re-reads from its own offsets; a later check starts anew
             self._assign({t: seek.get(t) for t in self._topics})
+        self._begin_check()
         out: list[RawMessage] = []
+        last: dict[str, Any] = {}
+        reposition = False
         for msg in self._consumer.consume(self._batch_size, 0.001):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
                 if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                    if (msg.topic() or "") in self._watch.checking:
+                        reposition |= self._checked_out_of_range(msg.topic() or "")
+                        continue
                     self._out_of_range(msg.topic() or "?", str(err))
                 if err.retriable() or not err.fatal():
                     log.warning("kafka partition %d: %s", self._partition, err)
                     continue
                 raise KafkaException(err)
-            ts_type, ts = msg.timestamp()
             topic: str = msg.topic()  # type: ignore[assignment]  # set on every fetched message
             offset: int = msg.offset()  # type: ignore[assignment]
+            if topic in self._watch.checking:
+                verdict = self._watch.judge(topic, offset, fingerprint_of(msg))
+                if verdict == "reset":
+                    self._log_reset(topic, offset)
+                reposition |= verdict in ("same", "gone")
+            upto = self._next.get(topic)
+            if upto is not None and offset < upto:
+                continue  # read again for a check, or before a reposition: handed out already
+            ts_type, ts = msg.timestamp()
             origin = Origin(topic, self._partition, offset, ts if ts_type else 0)
-            self._next[topic] = offset + 1
+            last[topic] = msg
             # headers: a list of pairs when consumed
             out.append(RawMessage(msg.value(), msg.key(), origin, msg.headers()))  # type: ignore[arg-type]
+        if self._watch.suspect:  # a disconnect during this fetch: what came after it waits for the check
+            self._begin_check(force_reposition=True)
+            return []
+        for topic, msg in last.items():
+            self._next[topic] = msg.offset() + 1
+        self._last.update(last)
+        if reposition:
+            self._reposition(self._watch.targets())
         return out
+
+    def _begin_check(self, force_reposition: bool = False) -> None:
+        """Start a check of the log if one is due (:class:`flows.log_watch.LogWatch`): re-read its records.
+        ``force_reposition``: what was fetched was not handed out, so read again from where the batch began."""
+        targets = None
+        if not self._watch.checking and (self._watch.suspect or self._last):
+            targets = self._watch.begin({t: fingerprint_of(m) for t, m in self._last.items()})
+        if targets or force_reposition:
+            self._reposition(targets or self._watch.targets())
+
+    def _reposition(self, checking: dict[str, int]) -> None:
+        """Read each topic from the record a check re-reads, else from the next record to hand out."""
+        self._assign({t: checking.get(t, self._next.get(t)) for t in self._topics}, remember=False)
+
+    def _checked_out_of_range(self, topic: str) -> bool:
+        """The record a check re-reads is out of range: below the log's start (retention) proves nothing, above
+        its end means the log is shorter than what was applied."""
+        expected = self._watch.checking[topic]
+        at = int(expected.split("|", 1)[0])
+        low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, self._partition), timeout=10)
+        if at < low:
+            self._watch.drop(topic)  # gone: nothing to compare, the check of this topic ends
+            return True
+        self._log_reset(topic, None)
+
+    def _log_reset(self, topic: str, offset: int | None) -> NoReturn:
+        """A check read another record where the applied one was: pin the applied record as the log mark (a
+        restart's claim stops too), then stop like :meth:`_out_of_range`."""
+        expected = self._watch.checking[topic]
+        claimer = self._ownership.claimer
+        pin = getattr(claimer, "pin_log_marks", None)
+        if pin is not None:
+            pin(self._partition, {topic: expected})
+        metrics.KAFKA_OFFSET_OUT_OF_RANGE.labels("log_reset").inc()
+        found = "no record" if offset is None else "another record"
+        exit_now(
+            EXIT_STATE_LOST,
+            f"KAFKA LOG RESET, stopping: {topic}[{self._partition}] holds {found} where the record applied at "
+            f"offset {expected.split('|', 1)[0]} was: the broker lost its log or the topic was re-created while the "
+            f"engine ran; its new events would be skipped as replays of offsets already applied. Restore the "
+            f"broker's data, or start afresh: a new key_prefix (or this deployment's Redis keys deleted) rebuilds "
+            f"from the new log",
+        )
 
     def _out_of_range(self, topic: str, why: str) -> NoReturn:
         """Kafka no longer holds the offset this partition reads next: stop (see the module docstring)."""
@@ -144,7 +223,9 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         batch_size: int = 5000,
         ownership: Ownership | None = None,
         kafka_retry: Backoff | None = None,
+        log_check_s: float = CHECK_EVERY_S,
     ) -> None:
+        self.log_check_s = log_check_s
         self.config = {
             # librdkafka wants a group id; partitions are assigned, never joined (claims fence, not the group).
             "group.id": "livesignals-engine",
@@ -196,6 +277,8 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             metrics.PARTITIONS_OWNED.set(len(self.ownership.owned()))
             metrics.READY.set(1)  # claimed: Redis and Kafka answered, the partition is owned
             log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
-        reader = _PartitionReader(self.config, self.topics, partition, self.ownership, self.batch_size)
+        reader = _PartitionReader(
+            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s
+        )
         STARTUP.mark("claimed", again=True)
         return reader

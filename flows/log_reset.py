@@ -130,9 +130,17 @@ class LogMarks:
     def __init__(self, every_s: float = MARK_EVERY_S) -> None:
         self.every_s = every_s
         self._last: dict[int, float] = {}
+        self._frozen: set[int] = set()
+
+    def freeze(self, partition: int) -> None:
+        """Never write ``partition``'s mark again (its log was found reset: the mark names the applied record)."""
+        self._frozen.add(partition)
 
     def due(self, partition: int) -> bool:
-        """Whether to write ``partition``'s mark now (the first commit after a start, then every ``every_s``)."""
+        """Whether to write ``partition``'s mark now (the first commit after a start, then every ``every_s``;
+        never once :meth:`freeze` was called for it)."""
+        if partition in self._frozen:
+            return False
         now = time.monotonic()
         if now - self._last.get(partition, -1e18) < self.every_s:
             return False

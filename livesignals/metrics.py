@@ -50,6 +50,12 @@ KAFKA_PRODUCER_RENEWED = Counter(
     "Kafka producers replaced after a fatal error (e.g. UNKNOWN_PRODUCER_ID once the broker lost its log): a "
     "fatal producer refuses every record for good (flows.publisher).",
 )
+KAFKA_LOG_CHECKS = Counter(
+    "livesignals_kafka_log_checks_total",
+    "Records a running engine read again to check that a partition's log is still the one it applied "
+    "(flows.log_watch). trigger: disconnect (after a broker disconnect) or periodic (kafka_log_check_s).",
+    ["trigger"],
+)
 REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"])
 REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
 KPI_EVENTS = Counter(

@@ -182,6 +182,10 @@ class Settings:
     """First wait after Redis or Kafka failed a batch; doubled per failure up to ``retry_backoff_max_s``."""
     retry_backoff_max_s: Annotated[float, Range(0, None)] = 30.0
     """Longest wait between retries: the engine retries for as long as the outage lasts."""
+    kafka_log_check_s: Annotated[float, Range(0.1, None)] = 30.0
+    """How often a running engine reads again an earlier record of each partition it reads, to notice a log
+    that was reset under it (a topic re-created on a live broker); after a disconnect it checks at once
+    (``flows.log_watch``)."""
     on_state_loss: Literal["rebuild", "stop"] = "rebuild"
     """When Redis lost or rolled back committed state: ``rebuild`` replays the partition from the
     offset Redis still holds (from the earliest one if none) when Kafka's retention still has it,

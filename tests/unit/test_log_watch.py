@@ -1,0 +1,73 @@
+"""The running check of a partition's log (flows.log_watch): when it re-reads which record, and its verdicts."""
+
+from __future__ import annotations
+
+import pickle
+
+from confluent_kafka import KafkaError
+
+from flows.log_watch import LogWatch
+
+
+class _Err:
+    def __init__(self, code: int) -> None:
+        self._code = code
+
+    def code(self) -> int:
+        return self._code
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_disconnect_re_reads_the_last_record_handed_out_at_once():
+    watch = LogWatch(every_s=30, clock=_Clock())
+    assert watch.begin({"t": "5|1|1|1"}) is None, "nothing due, no disconnect"
+    watch.on_error(_Err(KafkaError._TRANSPORT))
+    assert watch.begin({"t": "5|1|1|1", "u": "7|1|1|1"}) == {"t": 5, "u": 7}
+    assert watch.judge("t", 5, "5|1|1|1") == "same"
+    assert watch.judge("u", 7, "7|9|9|9") == "reset", "another record where the applied one was"
+    assert watch.checking == {"u": "7|1|1|1"}, "kept for the mark written back"
+
+
+def test_other_errors_do_not_make_the_log_suspect():
+    watch = LogWatch(clock=_Clock())
+    watch.on_error(_Err(KafkaError._TIMED_OUT))
+    assert not watch.suspect
+
+
+def test_the_periodic_check_re_reads_the_anchor_from_before_the_previous_check():
+    """A topic re-created on a live broker gives no disconnect: the anchor is a record handed out before the
+    previous check, so records of a new log handed out since cannot vouch for themselves."""
+    clock = _Clock()
+    watch = LogWatch(every_s=30, clock=clock)
+    watch.anchor_at({"t": "3|1|1|1"})  # the claim's checked mark
+    clock.now = 31
+    assert watch.begin({"t": "40|1|1|1"}) == {"t": 3}
+    assert watch.judge("t", 3, "3|1|1|1") == "same"
+    clock.now = 50
+    assert watch.begin({"t": "90|1|1|1"}) is None, "not due yet"
+    clock.now = 62
+    assert watch.begin({"t": "90|1|1|1"}) == {"t": 40}, "the last record of the previous check is the new anchor"
+
+
+def test_a_record_no_longer_kept_ends_the_check_without_a_verdict():
+    watch = LogWatch(clock=_Clock())
+    watch.on_error(_Err(KafkaError._ALL_BROKERS_DOWN))
+    watch.begin({"t": "5|1|1|1"})
+    assert watch.judge("t", 4, "4|1|1|1") == "other", "before the record checked"
+    assert watch.judge("t", 9, "9|1|1|1") == "gone"
+    assert watch.checking == {}
+
+
+def test_pickle_round_trip_keeps_the_check_in_progress():
+    watch = LogWatch(every_s=30)
+    watch.on_error(_Err(KafkaError._TRANSPORT))
+    watch.begin({"t": "5|1|1|1"})
+    copy = pickle.loads(pickle.dumps(watch))
+    assert copy.checking == watch.checking and copy.every_s == 30
