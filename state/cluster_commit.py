@@ -38,7 +38,7 @@ from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state import watermarks
 from state.keys import Keys
-from state.ownership import Claim, Fenced, StateLost, check
+from state.ownership import Claim, Fenced, StateLost, check, superseded
 from state.write_ahead import record
 
 
@@ -205,7 +205,7 @@ def _partition(store: Any, plan: Plan, partition: int, news: dict[str, int]) -> 
     verdict, detail = (_text(v) for v in store._commit_partition(keys=keys, args=args))
     metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
     if verdict == "fenced":
-        raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
+        raise superseded(partition, detail, held.epoch)
     if verdict == "lost":
         raise StateLost(partition, detail)
     others = {t: f for (t, p), f in plan.aggregates.items() if p == partition and t not in news}
@@ -226,7 +226,7 @@ def _write_ahead(store: Any, plan: Plan, partition: int, news: dict[str, int]) -
     verdict, detail = (_text(v) for v in store._write_ahead(keys=names, args=[held.epoch, held.store, *fields]))
     metrics.REDIS_ROUNDTRIPS.labels("commit").inc()
     if verdict == "fenced":
-        raise Fenced(partition, f"epoch {detail} > ours {held.epoch}")
+        raise superseded(partition, detail, held.epoch)
     if verdict == "lost":
         raise StateLost(partition, detail)
 

@@ -11,8 +11,11 @@ commit then checks, atomically with its writes, that
 * the meta hash still exists and carries the same ``store`` id — otherwise
   Redis lost its data (restarted empty, flushed, another server):
   :class:`StateLost`;
-* the ``epoch`` is still the one claimed — otherwise another engine claimed
-  the partition since: :class:`Fenced`;
+* the ``epoch`` is still the one claimed — a higher one: another engine
+  claimed the partition since, :class:`Fenced`; a *lower* one: Redis rolled
+  back to before this claim (a backup restored, a lagging replica promoted),
+  :class:`StateLost` (outside review of #10, 10d H4: this was reported as
+  fenced, exit 3, and a supervisor told not to restart on 3 left it stopped);
 * each resume offset is not behind the one this engine last committed (or
   found at its claim) — otherwise Redis rolled back (a lagging replica took
   over, AOF lost its last second): :class:`StateLost`.
@@ -239,7 +242,7 @@ def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) ->
     if fields["store"] != claim.store:
         raise StateLost(p, "the store id changed")
     if fields.get("epoch") != claim.epoch:
-        raise Fenced(p, f"epoch {fields.get('epoch')} > ours {claim.epoch}, owner {fields.get('owner')}")
+        raise superseded(p, fields.get("epoch"), claim.epoch, f", owner {fields.get('owner')}")
     pending = False
     for topic, new in new_offsets.items():
         current = fields.get(f"offset:{topic}")
@@ -249,6 +252,23 @@ def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) ->
         pending |= current is None or int(current) < new
         pending |= claim.rebuild_until is not None and new <= claim.rebuild_until.get(topic, -1)
     return pending
+
+
+def superseded(partition: int, found: str | None, ours: str, detail: str = "") -> Fenced | StateLost:
+    """What a meta whose epoch is ``found`` instead of ``ours`` means: a higher epoch, another engine claimed the
+    partition since (:class:`Fenced`); a lower one, Redis went back to before this claim (:class:`StateLost`).
+
+    >>> type(superseded(3, "200", "100")).__name__, type(superseded(3, "99", "100")).__name__
+    ('Fenced', 'StateLost')
+    """
+    try:
+        older = found is not None and int(found) < int(ours)
+    except ValueError:
+        older = False
+    if older:
+        return StateLost(partition, f"the owner epoch went back ({found} < ours {ours}{detail}): Redis rolled back to "
+                                    "before this claim")  # fmt: skip
+    return Fenced(partition, f"epoch {found} > ours {ours}{detail}")
 
 
 def commit_script(client: Any) -> Any:

@@ -41,7 +41,7 @@ import logging
 from typing import Any
 
 from state.keys import Keys
-from state.ownership import Claim, Fenced
+from state.ownership import Claim, superseded
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def begin(client: Any, keys: Keys, held: Claim, highs: dict[str, int]) -> None:
         args += [topic, highs.get(topic, 0)]
     verdict, detail = (_text(v) for v in client.register_script(_BEGIN)(keys=names, args=args))
     if verdict == "fenced":
-        raise Fenced(held.partition, f"epoch {detail} > ours {held.epoch}")
+        raise superseded(held.partition, detail, held.epoch)
     held.offsets = dict.fromkeys(topics)
     held.replay_from = dict.fromkeys(topics, 0)
     held.stale_before = int(held.epoch)

@@ -73,3 +73,20 @@ def test_epochs_keep_growing_even_when_the_meta_hash_was_lost(redis_client, sett
     time.sleep(0.01)  # a restart takes far longer than the clock's millisecond
     third = claim(redis_client, keys, 0, ("in",))
     assert int(first.epoch) < int(second.epoch) < int(third.epoch)
+
+
+def test_redis_rolled_back_to_before_this_claim_is_state_lost_not_fenced(redis_client, settings):
+    """Outside review of #10 (10d H4): a backup taken before the running engine's claim, restored under it,
+    holds an *older* epoch. That was reported as FENCED (exit 3, which supervisors are told not to restart,
+    or a partition released for good on a Cluster); it is a rollback: StateLost, and the sink replays."""
+    keys = Keys(settings.key_prefix)
+    first = owned_store(redis_client, keys)
+    first.commit([state(1, 0)], [], {("in", 0): 1})
+    backup = redis_client.hgetall(keys.partition_meta(0))  # the backup, taken before the next claim
+    time.sleep(0.01)
+    running = owned_store(redis_client, keys)  # a restart or deploy: a newer claim
+    running.commit([state(2, 1)], [], {("in", 0): 2})
+    redis_client.delete(keys.partition_meta(0))
+    redis_client.hset(keys.partition_meta(0), mapping=backup)  # the backup restored under the running engine
+    with pytest.raises(StateLost, match="epoch went back"):
+        running.commit([state(3, 2)], [], {("in", 0): 3})
