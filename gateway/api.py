@@ -238,8 +238,8 @@ def get_360(service: Service, request: Request) -> Response:
         raise bad
     doc = reader.view_360(loaded, channel=channel, timeline=shown)
     doc["customer"] = access.mask_key(g.customer, g.principal.role)
-    doc["access"] = {"role": g.principal.role, "why": g.decision.reason}
     shown_doc = access.mask(doc, g.principal.role)
+    shown_doc["access"] = {"role": g.principal.role, "why": g.decision.reason}  # the service's own words
     shown_doc["stream_id"] = position  # after masking: an id, never scrubbed as if it were a number of a person
     return json_response(shown_doc)
 
