@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,6 @@ class Granted:
     customer: str
     decision: Decision
     known: bool
-    flag_keys: tuple[str, ...]
     loaded: reader.Loaded | None = None
     """What was read to decide (profile, timeline, linked identifiers): the route answers from it."""
 
@@ -174,10 +174,13 @@ def authorise(
     raw: str | None = None,
     roles: frozenset[str] | None = None,
     timeline: int = 0,
+    already: Collection[str] = (),
 ) -> Granted:
     """Token, identifier, access rule, audit: the caller may see this customer, or a problem is raised
     (``roles``: the only roles that may do ``action`` at all). The customer is read once, with its
-    ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``)."""
+    ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``). A customer in
+    ``already`` (granted earlier in the same request, under another of its identifiers) is neither read
+    nor audited again: ``Granted.loaded`` is then ``None``."""
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
@@ -194,10 +197,12 @@ def authorise(
         raise
     if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
         resolved = asked  # no lookup by PII for analysts: not even resolved
-        seen: dict[str, Any] = {"known": False, "open_contacts": [], "flag_keys": [asked]}
+        seen: dict[str, Any] = {"known": False, "open_contacts": []}
         loaded = None
     else:
         resolved = reader.resolve(service.client, service.keys, asked)
+        if resolved in already:
+            return Granted(principal, asked, resolved, Decision(True, "named twice"), True)
         loaded = reader.load_own(service.client, service.keys, resolved, timeline)
         by_own = _decide(service, principal, asked, reader.access_of(loaded))
         # not granted by its own contacts: a denial is likely, and must cost the same for every customer
@@ -209,7 +214,7 @@ def authorise(
         refuse(service, request, principal, action, asked, resolved, decision.reason)
         raise Problem(403, "Forbidden", "this customer is not assigned to you, or does not exist")
     service.audit.record(principal.subject, principal.role, action, asked, resolved, True, decision.reason)
-    return Granted(principal, asked, resolved, decision, seen["known"], tuple(seen["flag_keys"]), loaded)
+    return Granted(principal, asked, resolved, decision, seen["known"], loaded)
 
 
 def _decide(service: Service, principal: Principal, asked: str, seen: dict[str, Any]) -> Decision:

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from gateway import push
-from gateway.push import FLAGS, UPDATES, Contacts, Cursor, Item, Subscription, entry_item, shown_on_card, stream_id
+from gateway.push import FLAGS, UPDATES, Contacts, Cursor, Item, Subscription, entry_item, stream_id
 from state import reader
 
 
@@ -80,8 +80,6 @@ def _catch_up_one(
         if item is None:
             continue
         if item[2] in sub.customers:
-            if not shown_on_card(item, sub.customers[item[2]]):
-                continue
             out.append((stream, item[1], sub.customers[item[2]], item[3], item[4]))
         elif sub.queues:
             out.append(item)

@@ -133,7 +133,8 @@ class Subscription:
     """One push connection: the customer keys (and queues) it follows, and its outbox."""
 
     customers: dict[str, str] = field(default_factory=dict)
-    """Flag key -> the customer (as resolved) whose card it belongs to (linked identifiers map to it)."""
+    """Customer key followed -> the card's key (the customer as resolved: its own key; a linked identifier's
+    entries are not the customer's, 12c C15)."""
     queues: frozenset[str] = frozenset()
     accept_queue_flag: Callable[[str, list[dict[str, Any]]], bool] = lambda _key, _contacts: False
     """For a flag of a customer found in a followed queue: may this connection see it (access rule)?"""
@@ -386,21 +387,6 @@ def entry_item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item
         return None
 
 
-def shown_on_card(item: Item, card: str) -> bool:
-    """Does an entry of a customer key a connection follows belong on the card ``card``? Flags of the card's
-    linked identifiers do (delivered under the card's key); their mood and next-best actions do not: the card's
-    mood and actions are the customer's own, as its 360 shows them (findings-12c C15: the card flipped between
-    the anonymous profile's mood and the customer's).
-
-    >>> flag, mood = ("flags", "1-0", "device_id:d1", b"{}", "flag"), ("updates", "1-0", "device_id:d1", b"{}", "mood")
-    >>> [shown_on_card(flag, "customer_id:c1"), shown_on_card(mood, "customer_id:c1")]
-    [True, False]
-    >>> shown_on_card(mood, "device_id:d1")  # the card of the identifier itself
-    True
-    """
-    return item[0] == FLAGS or item[2] == card
-
-
 def fan_out(
     item: Item,
     followers: Iterable[Subscription],
@@ -408,14 +394,12 @@ def fan_out(
     contacts: Contacts | None,
 ) -> int:
     """Offer one entry to the connections following its customer, or a queue it is in (``contacts``: the
-    customer's open contacts the entry carries); returns how many. A follower gets it under the key of the
-    card it follows (a linked identifier's entry: its customer's)."""
+    customer's open contacts the entry carries); returns how many."""
     customer = item[2]
     sent: set[Subscription] = set()
     for sub in followers:
-        if shown_on_card(item, sub.customers[customer]):
-            sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
-            sent.add(sub)
+        sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
+        sent.add(sub)
     if contacts:
         for queue in {c.get("queue") for c in contacts}:
             for sub in by_queue.get(queue or "", ()):

@@ -68,10 +68,8 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         first = asked[0] if asked else "queue:" + ",".join(queues)  # the token first, as on every route
         await run_in_threadpool(api.principal_of, service, request, "subscribe", api.printable(first[:200]))
         raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
-    sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
-    limit = service.settings.gateway_push_max_connections
-    if hub.connections_of(principal.subject) >= limit:
-        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+    sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues, hub)
+    _check_connections(service, hub, principal)  # again: another connection may have opened meanwhile
     sub.subject = principal.subject
     upto = hub.subscribe(sub)
     try:
@@ -135,9 +133,22 @@ def _distinct(raw_keys: list[str]) -> list[str]:
     return list(first.values())
 
 
+def _check_connections(service: api.Service, hub: FlagHub, principal: Principal) -> None:
+    """A 429 when the caller already holds ``gateway_push_max_connections`` open push connections."""
+    limit = service.settings.gateway_push_max_connections
+    if hub.connections_of(principal.subject) >= limit:
+        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+
+
 def _authorise(
-    service: api.Service, request: Request, asked: list[str], queues: list[str]
+    service: api.Service, request: Request, asked: list[str], queues: list[str], hub: FlagHub
 ) -> tuple[Subscription, Principal]:
+    """The connection's subscription: the token, the caller's connection cap and subscription rate (429s,
+    before anything is read or audited: a refused connection is never audited as a subscription; 12c C13),
+    then each customer authorised and audited once -- however many of its identifiers were named (12c C13)
+    -- and each queue checked. A connection follows each customer's own key only: a linked identifier's
+    flags, mood and actions are not the customer's (the 360, ``/flags`` and feedback show only the
+    customer's own; 12c C15, after C6/C16's rule that a linked identifier's contact grants nothing)."""
     if not asked and not queues:
         raise Problem(400, "Nothing to follow", "name at least one customer= or queue=")
     limit = service.settings.gateway_push_max_customers
@@ -145,14 +156,14 @@ def _authorise(
         raise Problem(400, "Too many customers", f"at most {limit} per connection")
     first = asked[0] if asked else "queue:" + ",".join(queues)
     principal = api.principal_of(service, request, "subscribe", api.printable(first[:200]))
+    _check_connections(service, hub, principal)
     per_min = service.settings.gateway_push_subscribes_per_min
     if not service.subscribes.allow(principal.subject):  # before any customer is read or audited
         raise Problem(429, "Too many subscriptions", f"at most {per_min} push subscriptions a minute per caller")
     customers: dict[str, str] = {}
     for raw in asked:
-        granted = api.authorise(service, request, "subscribe", raw)
-        for key in granted.flag_keys:
-            customers[key] = granted.customer
+        granted = api.authorise(service, request, "subscribe", raw, already=customers)
+        customers[granted.customer] = granted.customer
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
