@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -175,12 +176,14 @@ def authorise(
     roles: frozenset[str] | None = None,
     timeline: int = 0,
     already: Collection[str] = (),
+    ahead: Callable[[Any], int] | None = None,
 ) -> Granted:
     """Token, identifier, access rule, audit: the caller may see this customer, or a problem is raised
     (``roles``: the only roles that may do ``action`` at all). The customer is read once, with its
     ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``). A customer in
     ``already`` (granted earlier in the same request, under another of its identifiers) is neither read
-    nor audited again: ``Granted.loaded`` is then ``None``."""
+    nor audited again: ``Granted.loaded`` is then ``None``. ``ahead``: commands to run before the profile
+    read, in its round trip (:func:`state.reader.load_own`)."""
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
@@ -203,7 +206,7 @@ def authorise(
         resolved = reader.resolve(service.client, service.keys, asked)
         if resolved in already:
             return Granted(principal, asked, resolved, Decision(True, "named twice"), True)
-        loaded = reader.load_own(service.client, service.keys, resolved, timeline)
+        loaded = reader.load_own(service.client, service.keys, resolved, timeline, ahead)
         by_own = _decide(service, principal, asked, reader.access_of(loaded))
         # not granted by its own contacts: a denial is likely, and must cost the same for every customer
         slots = 0 if by_own.allowed else reader.DENIAL_SLOTS
@@ -235,9 +238,15 @@ def get_360(service: Service, request: Request) -> Response:
         shown, bad = _int(request.query_params.get("timeline"), 20, 1, MAX_PAGE), None
     except Problem as problem:  # reported after the token and access checks, as on every route
         shown, bad = 20, problem
-    # where a page subscribes from to miss no flag raised after this read: taken before the profile is read
-    position = push.stream_position(service.client, service.keys.flags_stream, service.keys.updates_stream)
-    g = authorise(service, request, "read_360", timeline=shown)
+    # where a page subscribes from to miss no flag raised after this read: taken before the profile is read,
+    # in its round trip on a single Redis (one connection's commands run in order), separately on a cluster
+    streams = (service.keys.flags_stream, service.keys.updates_stream)
+    if isinstance(service.client, redis.RedisCluster):
+        position = push.stream_position(service.client, *streams)
+        g = authorise(service, request, "read_360", timeline=shown)
+    else:
+        g = authorise(service, request, "read_360", timeline=shown, ahead=lambda p: push.queue_position(p, *streams))
+        position = push.position_of(g.loaded.ahead) if g.loaded is not None else "0-0.0-0"
     loaded = _known(g)
     if bad is not None:
         raise bad

@@ -363,9 +363,21 @@ def stream_position(client: Any, flags_key: str, updates_key: str) -> str:
     """Both streams' newest entry ids now, as a :class:`Cursor` (one round trip): read *before* a 360, it is
     where a page subscribes from (``Last-Event-ID``) to miss nothing raised between its read and its push."""
     pipe = client.pipeline(transaction=False)
+    queue_position(pipe, flags_key, updates_key)
+    return position_of(pipe.execute())
+
+
+def queue_position(pipe: Any, flags_key: str, updates_key: str) -> int:
+    """Queue :func:`stream_position`'s reads on ``pipe`` (ahead of a profile read in the same round trip:
+    a single Redis runs one connection's commands in order); returns how many (:func:`position_of`)."""
     for key in (flags_key, updates_key):
         pipe.xrevrange(key, count=1)
-    newest = [rows[0][0].decode() if rows else "0-0" for rows in pipe.execute()]
+    return 2
+
+
+def position_of(replies: list[Any]) -> str:
+    """The :class:`Cursor` text of :func:`queue_position`'s two replies."""
+    newest = [rows[0][0].decode() if rows else "0-0" for rows in replies]
     return str(Cursor(*newest))
 
 
