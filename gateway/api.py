@@ -33,7 +33,7 @@ from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
 from gateway.auth import NO_TOKEN, Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
-from gateway.refusals import CallerRate, RefusalBudget, record_refusal
+from gateway.refusals import AuditedInWindow, CallerRate, RefusalBudget, record_refusal
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.identifiers import canonical_identifier
@@ -49,7 +49,8 @@ MAX_PAGE = 200
 class Service:
     """What every route needs: settings, Redis, key builder, audit log, the feedback producer, the tokens
     already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget, each
-    caller's rate of push subscriptions and of audited customer decisions."""
+    caller's rate of push subscriptions and of audited customer decisions, and the customers each caller
+    was audited as receiving through a queue this minute."""
 
     settings: Settings
     client: Any
@@ -61,12 +62,14 @@ class Service:
     refusals: RefusalBudget = field(init=False)
     subscribes: CallerRate = field(init=False)
     decisions: CallerRate = field(init=False)
+    queue_audited: AuditedInWindow = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
         self.refusals = RefusalBudget(self.settings.gateway_audit_refusals_per_min)
         self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
         self.decisions = CallerRate(self.settings.gateway_audited_per_min)
+        self.queue_audited = AuditedInWindow()
 
 
 @dataclass(frozen=True, slots=True)

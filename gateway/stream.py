@@ -213,10 +213,11 @@ async def _delivered(
 ) -> tuple[Cursor, bytes]:
     """One entry for the connection (from the catch-up or live): a customer reached only through a followed
     queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
-    if item[2] not in followed and item[2] not in via_queue:
-        await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
-    cursor = cursor.after(item[0], item[1])
-    return cursor, _safe_frame(cursor, item, role)
+    cursor_after = cursor.after(item[0], item[1])
+    through_queue = item[2] not in followed and item[2] not in via_queue
+    if through_queue and not await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue):
+        return cursor_after, b""  # not audited, so not shown (the caller is past its audited rate)
+    return cursor_after, _safe_frame(cursor_after, item, role)
 
 
 async def _events(
@@ -288,11 +289,21 @@ def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor
     return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
-def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
+def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> bool:
     """Audit the first entry of a customer a connection receives through a followed queue (its subscription
-    named the queue, not the customer): who saw which customer stays known, once per customer and connection."""
-    service.audit.record(principal.subject, principal.role, "push", customer, None, True, "in a followed queue")
+    named the queue, not the customer): who saw which customer stays known, once per customer and caller a
+    minute whatever the connections (``Service.queue_audited``), each entry counted against the caller's
+    ``gateway_audited_per_min`` like a read (break-test 12d, D1: re-opened queue streams wrote 36 times that
+    bound). False, and nothing audited or shown, for a caller past that bound (counted)."""
+    subject = principal.subject
+    if service.queue_audited.first(subject, customer):
+        if not service.decisions.allow(subject):
+            service.queue_audited.forget(subject, customer)
+            metrics.GATEWAY_PUSH_OVER_RATE.inc()
+            return False
+        service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
     audited.add(customer)
+    return True
 
 
 def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:
