@@ -145,3 +145,27 @@ def test_a_linked_identifiers_mood_and_flags_are_not_pushed_as_the_customers(wor
     again = follow(server, "c3", last_id=start)  # a replay: the same
     assert [e["event"] for e in again.wait_for(1)] == ["mood"]
     again.close()
+
+
+def test_a_process_started_after_many_entries_answers_an_old_id_reset_without_reading_them(world, monkeypatch):
+    """Break-test 12d, D3: a far-behind resume was answered from memory only by a process that had seen
+    CATCH_UP_MAX entries itself; after a restart (or in a new worker) it read 2 x CATCH_UP_MAX + 1 entries."""
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    first = add_flag(world, "customer_id:c1", "a", 0)
+    pipe = world.client.pipeline()
+    for _ in range(60):
+        pipe.xadd(world.keys.flags_stream, {"customer": "customer_id:c2", "flag": "b", "doc": b"{}"})
+    pipe.execute()
+    reads: list[dict] = []
+    real = world.client.xrevrange
+
+    def counted(*a, **k):
+        reads.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(world.client, "xrevrange", counted)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:  # started after the entries
+        conn = follow(server, "c1", last_id=first)
+        got = conn.wait_for(1)
+        conn.close()
+    assert got[0]["event"] == "reset" and [k for k in reads if "min" in k] == []  # no catch-up read
