@@ -42,11 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,8 @@ class FlagHub:
         self._since_marker = 0
         self._recent = {s: deque[tuple[int, int]](maxlen=CATCH_UP_MAX + 1) for s in (FLAGS, UPDATES)}
         """The ids of the newest entries handed over, per stream (event loop): how far behind a resume is."""
+        self._recent_customers = {s: deque[str](maxlen=CATCH_UP_MAX + 1) for s in (FLAGS, UPDATES)}
+        """The customer key of each id in ``_recent`` (same order): which entries a resume needs."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -207,7 +210,11 @@ class FlagHub:
             pipe.xrevrange(self.keys[s], count=self._recent[s].maxlen)
         newest = []
         for s, rows in zip((FLAGS, UPDATES), pipe.execute(), strict=True):
-            self._recent[s].extend(stream_id(entry_id) for entry_id, _ in reversed(rows))
+            for entry_id, fields in reversed(rows):
+                item = entry_item(s, entry_id, fields)
+                if item is not None:  # as the reader hands them over: entries it would skip are not counted
+                    self._recent[s].append(stream_id(item[1]))
+                    self._recent_customers[s].append(item[2])
             newest.append(rows[0][0].decode() if rows else "0-0")
         self.position = Cursor(*newest)
         self.started_at = Cursor("0-0", "0-0")  # it knows every entry still kept, or the newest CATCH_UP_MAX + 1
@@ -336,6 +343,19 @@ class FlagHub:
             return None
         return bisect.bisect_right(recent, stream_id(upto)) - bisect.bisect_right(recent, start)
 
+    def entry_ids_of(self, stream: str, after: str, upto: str, customers: Collection[str]) -> list[str] | None:
+        """The ids of ``stream``'s entries of ``customers`` after ``after`` up to ``upto``, from memory (event
+        loop), or ``None`` when the hub does not hold every id in that range: a resume of a connection that
+        follows customers only reads those entries, by id, not every entry since its id (break-test 12d, D4:
+        an id just inside ``CATCH_UP_MAX`` read 2 x 5,000 entries, docs and all, per resume)."""
+        recent, start = self._recent[stream], stream_id(after)
+        if start < stream_id(self.started_at.of(stream)) or (len(recent) == recent.maxlen and start < recent[0]):
+            return None
+        lo, hi = bisect.bisect_right(recent, start), bisect.bisect_right(recent, stream_id(upto))
+        customers_of = self._recent_customers[stream]
+        pairs = zip(itertools.islice(recent, lo, hi), itertools.islice(customers_of, lo, hi), strict=True)
+        return [f"{ms}-{seq}" for (ms, seq), customer in pairs if customer in customers]
+
     def health(self) -> dict[str, Any]:
         """Is the reader running *and reading* (a read completed within ``STALE_S``, or 5 blocking reads: an
         idle stream completes one every ``block_ms``), and how long since it last completed one? A reader that
@@ -351,6 +371,7 @@ class FlagHub:
             delivered += fan_out(item, self._by_customer.get(item[2], ()), self._by_queue, routes.get(item[1]))
             self.position = self.position.after(item[0], item[1])
             self._recent[item[0]].append(stream_id(item[1]))
+            self._recent_customers[item[0]].append(item[2])
         metrics.GATEWAY_PUSHED.inc(delivered)
         self._since_marker += len(entries)
         if self._since_marker >= POSITION_EVERY:  # every connection's id moves with the streams

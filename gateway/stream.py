@@ -77,8 +77,10 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         if last_id:
             start = Cursor.parse(last_id)
             behind = {s: hub.entries_between(s, start.of(s), upto.of(s)) for s in (FLAGS, UPDATES)}
+            wanted = None if sub.queues else {s: hub.entry_ids_of(s, start.of(s), upto.of(s), sub.customers)
+                                              for s in (FLAGS, UPDATES)}  # fmt: skip
             gap, backlog = await run_in_threadpool(catch_up, service.client, hub.keys, start, upto, sub,
-                                                   hub.open_contacts, None, behind)  # fmt: skip
+                                                   hub.open_contacts, None, behind, wanted)  # fmt: skip
     except BaseException:
         hub.unsubscribe(sub)
         raise

@@ -13,7 +13,7 @@ import pytest
 from gateway import push
 from livesignals import serde
 from tests.gateway.conftest import LiveServer, NullProducer, now_ms
-from tests.gateway.test_push import A1, add_flag, add_update, flags_of, follow
+from tests.gateway.test_push import A1, add_flag, add_update, flags_of, flags_position, follow
 from tests.helpers import event
 
 
@@ -169,3 +169,31 @@ def test_a_process_started_after_many_entries_answers_an_old_id_reset_without_re
         got = conn.wait_for(1)
         conn.close()
     assert got[0]["event"] == "reset" and [k for k in reads if "min" in k] == []  # no catch-up read
+
+
+def test_a_resume_just_inside_the_bound_reads_only_the_followed_customers_entries(world, monkeypatch):
+    """Break-test 12d, D4: an id just inside CATCH_UP_MAX made every resume read (and decode) every entry
+    since it, docs and all, whatever the connection followed; now a connection that follows customers only
+    reads its customers' entries, by id."""
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        add_flag(world, "customer_id:o0", "b", 0)
+        start = push.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
+        own = []
+        for i in range(45):  # 45 entries behind: inside the bound; two of them c1's
+            own += [add_flag(world, "customer_id:c1", "a", i)] if i in (10, 30) else []
+            world.client.xadd(world.keys.flags_stream, {"customer": f"customer_id:o{i}", "flag": "b", "doc": b"{}"})
+        reads: list[dict] = []
+        real = world.client.xrevrange
+
+        def counted(*a, **k):
+            reads.append(k)
+            return real(*a, **k)
+
+        monkeypatch.setattr(world.client, "xrevrange", counted)
+        time.sleep(0.5)  # the hub has handed every entry over
+        conn = follow(server, "c1", last_id=start)
+        got = [e for e in conn.wait_for(2) if e["event"] == "flag"]
+        conn.close()
+    assert [flags_position(e) for e in got] == own  # both of c1's, in order
+    assert [k for k in reads if "min" in k] == []  # not a read of every entry since the id
