@@ -28,7 +28,7 @@ import redis
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import access, feedback, push
+from gateway import access, feedback, positions
 from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
 from gateway.auth import NO_TOKEN, Principal, TokenError, VerifiedTokens
@@ -245,11 +245,12 @@ def get_360(service: Service, request: Request) -> Response:
     # in its round trip on a single Redis (one connection's commands run in order), separately on a cluster
     streams = (service.keys.flags_stream, service.keys.updates_stream)
     if isinstance(service.client, redis.RedisCluster):
-        position = push.stream_position(service.client, *streams)
+        position = positions.stream_position(service.client, *streams)
         g = authorise(service, request, "read_360", timeline=shown)
     else:
-        g = authorise(service, request, "read_360", timeline=shown, ahead=lambda p: push.queue_position(p, *streams))
-        position = push.position_of(g.loaded.ahead) if g.loaded is not None else "0-0.0-0"
+        ahead = lambda pipe: positions.queue_position(pipe, *streams)  # noqa: E731
+        g = authorise(service, request, "read_360", timeline=shown, ahead=ahead)
+        position = positions.position_of(g.loaded.ahead) if g.loaded is not None else "0-0.0-0"
     loaded = _known(g)
     if bad is not None:
         raise bad

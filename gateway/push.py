@@ -51,6 +51,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.positions import FLAGS, UPDATES, Cursor, stream_id
 from livesignals import metrics, serde
 from state import reader
 
@@ -66,8 +67,6 @@ STALE_S = 10.0
 """A push reader that completed no read for this long is reported unhealthy (``/healthz`` 503)."""
 POSITION_EVERY = CATCH_UP_MAX // 5
 """Entries handed over between two ``position`` markers to every connection (well inside ``CATCH_UP_MAX``)."""
-FLAGS, UPDATES = "flags", "updates"
-"""The two streams a hub follows (their positions in a :class:`Cursor`)."""
 POSITION = "position"
 """The kind of a marker item: ``(POSITION, <cursor>, "", b"", POSITION)``, no entry."""
 Contacts = list[dict[str, Any]]
@@ -76,57 +75,6 @@ Contacts = list[dict[str, Any]]
 Item = tuple[str, str, str, bytes, str]
 """One entry to deliver: ``(stream, entry id, customer, doc, kind)``; ``kind`` is ``flag`` or the
 updates entry's kind (``mood``, ``next_best_actions``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """A connection's position in both streams: everything up to it that concerns the connection was sent.
-
-    >>> Cursor.parse("1767225600000-0.1767225600005-2")
-    Cursor(flags='1767225600000-0', updates='1767225600005-2')
-    >>> str(Cursor("5-0", "7-1")), Cursor.parse("5-0")  # a single id (before mood/actions): both streams
-    ('5-0.7-1', Cursor(flags='5-0', updates='5-0'))
-    """
-
-    flags: str
-    updates: str
-
-    @classmethod
-    def parse(cls, text: str) -> Cursor:
-        """From a ``Last-Event-ID`` (checked by the caller: ``<id>`` or ``<id>.<id>``)."""
-        first, _, second = text.partition(".")
-        return cls(first, second or first)
-
-    def after(self, stream: str, entry_id: str) -> Cursor:
-        """This cursor moved to ``entry_id`` in ``stream``."""
-        return Cursor(entry_id, self.updates) if stream == FLAGS else Cursor(self.flags, entry_id)
-
-    def of(self, stream: str) -> str:
-        """The position in ``stream``."""
-        return self.flags if stream == FLAGS else self.updates
-
-    def __str__(self) -> str:
-        return f"{self.flags}.{self.updates}"
-
-    def latest(self, other: Cursor) -> Cursor:
-        """The newer position in each stream.
-
-        >>> Cursor("5-0", "9-0").latest(Cursor("7-0", "8-0"))
-        Cursor(flags='7-0', updates='9-0')
-        """
-        pick = lambda a, b: a if stream_id(a) >= stream_id(b) else b  # noqa: E731
-        return Cursor(pick(self.flags, other.flags), pick(self.updates, other.updates))
-
-
-def stream_id(value: bytes | str) -> tuple[int, int]:
-    """A stream entry id as a comparable pair.
-
-    >>> stream_id(b"1700000000000-3") < stream_id("1700000000001-0")
-    True
-    """
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(eq=False)
@@ -388,28 +336,6 @@ def _after_reply(reply: Any, position: Cursor, flags_key: str) -> Cursor:
         if rows:
             position = position.after(FLAGS if text == flags_key else UPDATES, rows[-1][0].decode())
     return position
-
-
-def stream_position(client: Any, flags_key: str, updates_key: str) -> str:
-    """Both streams' newest entry ids now, as a :class:`Cursor` (one round trip): read *before* a 360, it is
-    where a page subscribes from (``Last-Event-ID``) to miss nothing raised between its read and its push."""
-    pipe = client.pipeline(transaction=False)
-    queue_position(pipe, flags_key, updates_key)
-    return position_of(pipe.execute())
-
-
-def queue_position(pipe: Any, flags_key: str, updates_key: str) -> int:
-    """Queue :func:`stream_position`'s reads on ``pipe`` (ahead of a profile read in the same round trip:
-    a single Redis runs one connection's commands in order); returns how many (:func:`position_of`)."""
-    for key in (flags_key, updates_key):
-        pipe.xrevrange(key, count=1)
-    return 2
-
-
-def position_of(replies: list[Any]) -> str:
-    """The :class:`Cursor` text of :func:`queue_position`'s two replies."""
-    newest = [rows[0][0].decode() if rows else "0-0" for rows in replies]
-    return str(Cursor(*newest))
 
 
 def entry_item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from gateway import push
+from gateway import positions
 from livesignals import serde
 from tests.gateway.conftest import LiveServer, NullProducer, now_ms
 from tests.gateway.test_push import A1, add_flag, flags_of, follow
@@ -27,7 +27,7 @@ def _linked_flag(world) -> tuple[str, str]:
     """c3 logs in on device d9, which chats anonymously about a refund three times (before and after the
     login): d9's profile raises repeat_contact. c3's own chat is a1's. Returns (the streams' position before
     any of it, d9's flag id)."""
-    start = push.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
+    start = positions.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
     t = now_ms() - 30_000
     anon = {"customer": {"device_id": "d9"}}
     world.apply(

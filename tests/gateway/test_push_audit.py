@@ -10,7 +10,7 @@ import time
 import httpx
 from prometheus_client import REGISTRY
 
-from gateway import push
+from gateway import positions
 from tests.gateway.conftest import LiveServer, NullProducer, now_ms
 from tests.gateway.test_push import A1, add_flag, flags_of, follow
 from tests.helpers import event
@@ -63,7 +63,7 @@ def _queue_flags(world, n: int) -> str:
     """``n`` customers waiting unassigned in billing, one flag each (the entry carries the open contact);
     returns the streams' position before them."""
     add_flag(world, "customer_id:other", "x", 0)  # the streams hold an entry: a position that is not 0-0
-    start = push.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
+    start = positions.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
     t = now_ms() - 10_000
     world.apply(*[event("chat", f"q{i}", t + i, event_id=f"q{i}", queue="billing", text="hi") for i in range(n)])
     for i in range(n):

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from gateway import push
+from gateway import positions, push
 from livesignals import serde
 from tests.gateway.conftest import LiveServer, NullProducer, now_ms
 from tests.gateway.test_push import A1, add_flag, add_update, flags_of, flags_position, follow
@@ -178,7 +178,7 @@ def test_a_resume_just_inside_the_bound_reads_only_the_followed_customers_entrie
     monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
     with LiveServer(world.settings, world.client, NullProducer()) as server:
         add_flag(world, "customer_id:o0", "b", 0)
-        start = push.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
+        start = positions.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
         own = []
         for i in range(45):  # 45 entries behind: inside the bound; two of them c1's
             own += [add_flag(world, "customer_id:c1", "a", i)] if i in (10, 30) else []
