@@ -182,7 +182,10 @@ def authorise(
     ahead: Callable[[Any], int] | None = None,
 ) -> Granted:
     """Token, identifier, access rule, audit: the caller may see this customer, or a problem is raised
-    (``roles``: the only roles that may do ``action`` at all). The customer is read once, with its
+    (``roles``: the only roles that may do ``action`` at all). A verified caller's denial on a customer is
+    always written (like its allowed reads, at most ``gateway_audited_per_min`` a minute); the refusal
+    budget (:mod:`gateway.refusals`) bounds only the cheap refusals -- tokens, roles, malformed ids -- so a
+    caller cannot spend it first to probe customers unrecorded (break-test 12d, D5). The customer is read once, with its
     ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``). A customer in
     ``already`` (granted earlier in the same request, under another of its identifiers) is neither read
     nor audited again: ``Granted.loaded`` is then ``None``. ``ahead``: commands to run before the profile
@@ -216,8 +219,11 @@ def authorise(
         reader.load_linked(service.client, service.keys, loaded, timeline, slots)
         seen = reader.access_of(loaded)
     decision = _decide(service, principal, asked, seen)
-    if not decision.allowed:
-        refuse(service, request, principal, action, asked, resolved, decision.reason)
+    if not decision.allowed:  # written whatever the refusal budget: bounded by gateway_audited_per_min above
+        client = request.client
+        source = client[0] if client else "-"
+        service.audit.record(principal.subject, principal.role, action, asked, resolved, False, decision.reason,
+                             source=source)  # fmt: skip
         raise Problem(403, "Forbidden", "this customer is not assigned to you, or does not exist")
     service.audit.record(principal.subject, principal.role, action, asked, resolved, True, decision.reason)
     return Granted(principal, asked, resolved, decision, seen["known"], loaded)
