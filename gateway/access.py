@@ -27,13 +27,8 @@ from it); one keyed by a cookie or device alone opens that anonymous profile
 A customer nobody may see and a customer that does not exist get the same
 answer, so ids cannot be probed.
 
-Masking for roles without PII: identity attributes (names, addresses),
-relationships, the texts kept for the models, every free-text field whole
-(:data:`FREE_TEXT_KEYS`: timeline summaries, topics, details, URLs, error
-codes, order and ticket ids, reasons and summaries -- whatever a customer or
-producer wrote, or a rule quoted from it), and
-e-mail addresses (percent-encoded too), phone numbers and PII identifiers in
-any other string; ids (:data:`ID_KEYS`) are left whole.
+Masking for roles without PII (an allow-list of what is known to be non-personal):
+:mod:`gateway.masking`.
 
 >>> p = Principal("a7", "agent", ("billing",), 0)
 >>> contact = {"key": "customer_id:c1", "channel": "chat", "agent_id": None, "queue": "billing", "t": 1000}
@@ -48,43 +43,21 @@ Decision(allowed=False, reason='not assigned to you')
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.auth import Principal
+from gateway.masking import MASK, PII_KINDS, SEES_PII, mask_document
 
-PII_KINDS: Final = frozenset({"email", "phone"})
-"""Identifier kinds that are personal data in themselves."""
+__all__ = [
+    "GRANTING_KINDS", "MASK", "MAY_SEND_FEEDBACK", "PII_KINDS", "SEES_PII", "Decision", "decide", "mask", "mask_key",
+]  # fmt: skip
+
 GRANTING_KINDS: Final = frozenset({"customer_id", "device_id", "cookie_id"})
 """Profiles whose own contacts grant: a customer's (identified), an anonymous device's or cookie's (what it
 did); never a profile keyed by an e-mail address or phone number someone typed or spoofed (12c, C16)."""
-SEES_PII: Final = {"agent": True, "supervisor": True, "analyst": False}
 MAY_SEND_FEEDBACK: Final = frozenset({"agent", "supervisor"})
-KEPT_ATTRIBUTES: Final = frozenset({"timezone", "tier", "segment", "lang"})
-"""Identity attributes that stay readable when PII is masked; every other attribute value is masked."""
-MASK: Final = "***"
-
-_EMAIL = re.compile(r"[^\s@:%/?&=]+(?:@|%40)[^\s@%/?&=]+\.[^\s@/?&=]+", re.IGNORECASE)
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d\s().-]{6,}\d(?![\w-])")
-_PII_ID = re.compile(r"\b(email|phone):\S+")
-FREE_TEXT_KEYS: Final = frozenset({
-    "s", "topic", "detail", "text", "url", "error_code", "comment", "query", "message", "subject", "body",
-    "note", "title", "order_id", "ticket_id", "case_id", "product_id", "address", "name", "errors", "evidence",
-    "reason", "summary", "products", "items", "viewed", "names",
-})  # fmt: skip
-"""Fields that hold what a customer or a producer wrote: masked whole for roles without PII (a regex
-misses a percent-encoded e-mail in a URL or a name in a ticket's topic). Lists under them are masked item
-by item: products and order or cart items (an engraving text given as an item), products viewed, churn
-feature names (derived from producers' web action names)."""
-KEYED_BY_FREE_TEXT: Final = frozenset({"open_orders", "deliveries", "open_cases"})
-"""Maps keyed by a producer's id (an order id may be made of a name): their keys are numbered instead."""
-PRODUCER_NAMED: Final = frozenset({"campaigns"})
-"""Maps whose keys and every string inside are a producer's names (campaign actions and ids, often made of a
-customer's name): keys numbered, strings masked, numbers kept (break-test 12c, C1)."""
-ID_KEYS: Final = frozenset({"id", "event_id", "decision_id", "event", "target_id", "flag_id", "customer"})
-"""Fields that hold ids: left whole (a digit run inside a UUID is no phone number), bar a PII identifier."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,73 +110,12 @@ def _own(contact: dict[str, Any]) -> bool:
 
 
 def mask(doc: Any, role: str) -> Any:
-    """``doc`` as ``role`` may see it (unchanged for roles that see PII; a masked copy otherwise)."""
-    if SEES_PII.get(role, False):
-        return doc
-    return _scrub(_mask_sections(doc))
+    """``doc`` as ``role`` may see it (unchanged for roles that see PII; the allow-listed copy otherwise:
+    :func:`gateway.masking.mask_document`)."""
+    return mask_document(doc, role)
 
 
 def mask_key(customer_key: str, role: str) -> str:
     """A customer key as ``role`` may see it: ``email:***`` for a PII kind without PII rights."""
     kind, _, _ = customer_key.partition(":")
     return f"{kind}:{MASK}" if kind in PII_KINDS and not SEES_PII.get(role, False) else customer_key
-
-
-def _mask_sections(doc: Any) -> Any:
-    if not isinstance(doc, dict):
-        return doc
-    out = dict(doc)
-    identity = out.get("identity")
-    if isinstance(identity, dict):
-        identity = dict(identity)
-        ids = identity.get("ids")
-        if isinstance(ids, dict):
-            identity["ids"] = {k: ([MASK] * len(v) if k in PII_KINDS else v) for k, v in ids.items()}
-        attributes = identity.get("attributes")
-        if isinstance(attributes, dict):
-            identity["attributes"] = {k: (v if k in KEPT_ATTRIBUTES else MASK) for k, v in attributes.items()}
-        out["identity"] = identity
-    if "relationships" in out:
-        out["relationships"] = MASK
-    value = out.get("value")
-    loyalty = value.get("loyalty") if isinstance(value, dict) else None
-    if isinstance(value, dict) and isinstance(loyalty, dict) and "tier" in loyalty:  # any producer text
-        out["value"] = {**value, "loyalty": {**loyalty, "tier": MASK}}
-    predictions = out.get("predictions")
-    if isinstance(predictions, dict) and "recent_texts" in predictions:
-        out["predictions"] = {k: v for k, v in predictions.items() if k != "recent_texts"}
-    return out
-
-
-def _scrub(value: Any, key: str = "") -> Any:
-    if isinstance(value, str):
-        if key in FREE_TEXT_KEYS:
-            return MASK if value else value
-        if key in ID_KEYS:
-            return _PII_ID.sub(lambda m: f"{m[1]}:{MASK}", value)
-        if "@" in value or "%" in value or ":" in value or any(ch.isdigit() for ch in value):
-            value = _PII_ID.sub(lambda m: f"{m[1]}:{MASK}", value)
-            value = _EMAIL.sub(MASK, value)
-            value = _PHONE.sub(MASK, value)
-        return value
-    if isinstance(value, dict):
-        if key in PRODUCER_NAMED:
-            return {f"{MASK}{i}": _mask_strings(v) for i, v in enumerate(value.values(), 1)}
-        if key in KEYED_BY_FREE_TEXT:
-            return {f"{MASK}{i}": _scrub(v) for i, v in enumerate(value.values(), 1)}
-        return {(_scrub(k) if isinstance(k, str) else k): _scrub(v, k if isinstance(k, str) else "")
-                for k, v in value.items()}  # fmt: skip
-    if isinstance(value, list):
-        return [_scrub(v, key) for v in value]
-    return value
-
-
-def _mask_strings(value: Any) -> Any:
-    """``value`` with every string masked, numbers, field names and structure kept."""
-    if isinstance(value, str):
-        return MASK if value else value
-    if isinstance(value, dict):  # the keys inside are the engine's field names
-        return {k: _mask_strings(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_strings(v) for v in value]
-    return value

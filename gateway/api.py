@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import access, feedback, push
+from gateway import access, feedback, positions
 from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
 from gateway.auth import NO_TOKEN, Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
-from gateway.refusals import CallerRate, RefusalBudget, record_refusal
+from gateway.refusals import AuditedInWindow, CallerRate, RefusalBudget, record_refusal
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.identifiers import canonical_identifier
@@ -47,7 +49,8 @@ MAX_PAGE = 200
 class Service:
     """What every route needs: settings, Redis, key builder, audit log, the feedback producer, the tokens
     already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget, each
-    caller's rate of push subscriptions and of audited customer decisions."""
+    caller's rate of push subscriptions and of audited customer decisions, and the customers each caller
+    was audited as receiving through a queue this minute."""
 
     settings: Settings
     client: Any
@@ -59,12 +62,14 @@ class Service:
     refusals: RefusalBudget = field(init=False)
     subscribes: CallerRate = field(init=False)
     decisions: CallerRate = field(init=False)
+    queue_audited: AuditedInWindow = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
         self.refusals = RefusalBudget(self.settings.gateway_audit_refusals_per_min)
         self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
         self.decisions = CallerRate(self.settings.gateway_audited_per_min)
+        self.queue_audited = AuditedInWindow()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,6 @@ class Granted:
     customer: str
     decision: Decision
     known: bool
-    flag_keys: tuple[str, ...]
     loaded: reader.Loaded | None = None
     """What was read to decide (profile, timeline, linked identifiers): the route answers from it."""
 
@@ -174,10 +178,18 @@ def authorise(
     raw: str | None = None,
     roles: frozenset[str] | None = None,
     timeline: int = 0,
+    already: Collection[str] = (),
+    ahead: Callable[[Any], int] | None = None,
 ) -> Granted:
     """Token, identifier, access rule, audit: the caller may see this customer, or a problem is raised
-    (``roles``: the only roles that may do ``action`` at all). The customer is read once, with its
-    ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``)."""
+    (``roles``: the only roles that may do ``action`` at all). A verified caller's denial on a customer is
+    always written (like its allowed reads, at most ``gateway_audited_per_min`` a minute); the refusal
+    budget (:mod:`gateway.refusals`) bounds only the cheap refusals -- tokens, roles, malformed ids -- so a
+    caller cannot spend it first to probe customers unrecorded (break-test 12d, D5). The customer is read once, with its
+    ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``). A customer in
+    ``already`` (granted earlier in the same request, under another of its identifiers) is neither read
+    nor audited again: ``Granted.loaded`` is then ``None``. ``ahead``: commands to run before the profile
+    read, in its round trip (:func:`state.reader.load_own`)."""
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
@@ -194,22 +206,27 @@ def authorise(
         raise
     if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
         resolved = asked  # no lookup by PII for analysts: not even resolved
-        seen: dict[str, Any] = {"known": False, "open_contacts": [], "flag_keys": [asked]}
+        seen: dict[str, Any] = {"known": False, "open_contacts": []}
         loaded = None
     else:
         resolved = reader.resolve(service.client, service.keys, asked)
-        loaded = reader.load_own(service.client, service.keys, resolved, timeline)
+        if resolved in already:
+            return Granted(principal, asked, resolved, Decision(True, "named twice"), True)
+        loaded = reader.load_own(service.client, service.keys, resolved, timeline, ahead)
         by_own = _decide(service, principal, asked, reader.access_of(loaded))
         # not granted by its own contacts: a denial is likely, and must cost the same for every customer
         slots = 0 if by_own.allowed else reader.DENIAL_SLOTS
         reader.load_linked(service.client, service.keys, loaded, timeline, slots)
         seen = reader.access_of(loaded)
     decision = _decide(service, principal, asked, seen)
-    if not decision.allowed:
-        refuse(service, request, principal, action, asked, resolved, decision.reason)
+    if not decision.allowed:  # written whatever the refusal budget: bounded by gateway_audited_per_min above
+        client = request.client
+        source = client[0] if client else "-"
+        service.audit.record(principal.subject, principal.role, action, asked, resolved, False, decision.reason,
+                             source=source)  # fmt: skip
         raise Problem(403, "Forbidden", "this customer is not assigned to you, or does not exist")
     service.audit.record(principal.subject, principal.role, action, asked, resolved, True, decision.reason)
-    return Granted(principal, asked, resolved, decision, seen["known"], tuple(seen["flag_keys"]), loaded)
+    return Granted(principal, asked, resolved, decision, seen["known"], loaded)
 
 
 def _decide(service: Service, principal: Principal, asked: str, seen: dict[str, Any]) -> Decision:
@@ -230,16 +247,23 @@ def get_360(service: Service, request: Request) -> Response:
         shown, bad = _int(request.query_params.get("timeline"), 20, 1, MAX_PAGE), None
     except Problem as problem:  # reported after the token and access checks, as on every route
         shown, bad = 20, problem
-    # where a page subscribes from to miss no flag raised after this read: taken before the profile is read
-    position = push.stream_position(service.client, service.keys.flags_stream, service.keys.updates_stream)
-    g = authorise(service, request, "read_360", timeline=shown)
+    # where a page subscribes from to miss no flag raised after this read: taken before the profile is read,
+    # in its round trip on a single Redis (one connection's commands run in order), separately on a cluster
+    streams = (service.keys.flags_stream, service.keys.updates_stream)
+    if isinstance(service.client, redis.RedisCluster):
+        position = positions.stream_position(service.client, *streams)
+        g = authorise(service, request, "read_360", timeline=shown)
+    else:
+        ahead = lambda pipe: positions.queue_position(pipe, *streams)  # noqa: E731
+        g = authorise(service, request, "read_360", timeline=shown, ahead=ahead)
+        position = positions.position_of(g.loaded.ahead) if g.loaded is not None else "0-0.0-0"
     loaded = _known(g)
     if bad is not None:
         raise bad
     doc = reader.view_360(loaded, channel=channel, timeline=shown)
     doc["customer"] = access.mask_key(g.customer, g.principal.role)
-    doc["access"] = {"role": g.principal.role, "why": g.decision.reason}
     shown_doc = access.mask(doc, g.principal.role)
+    shown_doc["access"] = {"role": g.principal.role, "why": g.decision.reason}  # the service's own words
     shown_doc["stream_id"] = position  # after masking: an id, never scrubbed as if it were a number of a person
     return json_response(shown_doc)
 

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from gateway import push
-from gateway.push import FLAGS, UPDATES, Contacts, Cursor, Item, Subscription, entry_item, shown_on_card, stream_id
+from gateway.push import FLAGS, UPDATES, Contacts, Cursor, Item, Subscription, entry_item, stream_id
 from state import reader
 
 
@@ -32,13 +32,15 @@ def catch_up(
     open_contacts: Callable[[list[str]], dict[str, Contacts]],
     limit: int | None = None,
     behind: dict[str, int | None] | None = None,
+    wanted: dict[str, list[str] | None] | None = None,
 ) -> tuple[bool, list[Item]]:
     """Entries of both streams (``keys``: stream -> Redis key) after ``after`` up to ``upto`` (inclusive)
     that ``sub`` follows, in time order, and whether the client missed entries it cannot get back (a
     stream lost entries past ``after``, or more than ``limit`` entries followed it). Blocking: run in a
     worker thread. ``behind``: per stream, how many entries the client is behind, when the hub knows
     (:meth:`gateway.push.FlagHub.entries_between`); a client more than ``limit`` behind is answered with a
-    gap without any entry read."""
+    gap without any entry read. ``wanted``: per stream, the ids of the entries ``sub`` needs, when the hub
+    knows them (:meth:`gateway.push.FlagHub.entry_ids_of`, a connection without queues): only those are read."""
     gap, out, limit = False, list[Item](), push.CATCH_UP_MAX if limit is None else limit
     for stream in (FLAGS, UPDATES):
         known = (behind or {}).get(stream)
@@ -48,7 +50,7 @@ def catch_up(
         if known == 0:  # nothing since (a page subscribing with its 360's stream_id, as a rule): no read
             continue
         trimmed, items = _catch_up_one(client, keys[stream], stream, after.of(stream), upto.of(stream), sub,
-                                       open_contacts, limit)  # fmt: skip
+                                       open_contacts, limit, (wanted or {}).get(stream))  # fmt: skip
         gap, out = gap or trimmed, out + items
     out.sort(key=lambda item: stream_id(item[1]))  # each stream's own order is kept (a stable sort)
     return gap, out
@@ -63,16 +65,26 @@ def _catch_up_one(
     sub: Subscription,
     open_contacts: Callable[[list[str]], dict[str, Contacts]],
     limit: int,
+    ids: list[str] | None = None,
 ) -> tuple[bool, list[Item]]:
-    """One stream's catch-up: at most ``limit`` entries read (newest first, one XREVRANGE); a client
-    further behind gets a gap (reset: reload the card), so a forged or very old id costs one bounded read."""
+    """One stream's catch-up: at most ``limit`` entries read (newest first, one XREVRANGE), or only the
+    entries ``ids`` (one pipelined read); a client further behind gets a gap (reset: reload the card), so a
+    forged or very old id costs one bounded read."""
     gap = after != "0-0" and _trimmed_past(client, stream_key, after)
     if stream_id(upto) <= stream_id(after):
         return gap, []
-    rows = client.xrevrange(stream_key, max=upto, min="(" + after, count=limit + 1)
-    if len(rows) > limit:
-        return True, []
-    rows.reverse()
+    if ids is not None:
+        if len(ids) > limit:
+            return True, []
+        pipe = client.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xrange(stream_key, min=entry_id, max=entry_id)
+        rows = [row for found in (pipe.execute() if ids else []) for row in found]
+    else:
+        rows = client.xrevrange(stream_key, max=upto, min="(" + after, count=limit + 1)
+        if len(rows) > limit:
+            return True, []
+        rows.reverse()
     out: list[Item] = []
     via_queue: dict[str, Contacts | None] = {}  # entry id -> the contacts it carries, for queue candidates
     for entry_id, fields in rows:
@@ -80,8 +92,6 @@ def _catch_up_one(
         if item is None:
             continue
         if item[2] in sub.customers:
-            if not shown_on_card(item, sub.customers[item[2]]):
-                continue
             out.append((stream, item[1], sub.customers[item[2]], item[3], item[4]))
         elif sub.queues:
             out.append(item)

@@ -24,7 +24,11 @@ Short records in Redis per accepted request (``SET NX EX``):
   agent gave one shared model today (per flag name for ``flag_relevance``, see
   :func:`gateway.feedback.label_kind`); over ``gateway_feedback_per_agent_day`` a
   verdict is a 429 (third break-test C5: one agent marking every waiting customer's
-  flag taught every desk's relevance alone).
+  flag taught every desk's relevance alone). The quota bounds the agent's own
+  opinions (relevance, sentiment, not relevant), not the customers' accept or
+  reject of an offer the desk records (:data:`UNQUOTED`): those are bounded by the
+  one-answer-per-customer-and-decision rule, and a desk records far more than 20
+  a day (fourth break-test D2).
 
 Keys hold digests only, keyed with the deployment's privacy secret (no customer
 identifier, no agent id in clear, and nobody without the secret can recompute
@@ -37,7 +41,7 @@ records and refunds its quota, so the desk's retry goes through.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -69,6 +73,11 @@ def body_digest(body: dict[str, Any]) -> str:
     return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
+UNQUOTED: Final = frozenset({"answer"})
+"""Label kinds (:func:`gateway.feedback.label_kind`) no daily quota applies to: a customer's accept or reject,
+one per customer and decision already."""
+
+
 class FeedbackLedger:
     """Idempotency and one-verdict records of the feedback route (see the module docstring)."""
 
@@ -98,8 +107,9 @@ class FeedbackLedger:
         return f"{self.prefix}:feedback:{{{self._digest(agent)}}}:quota:{self._digest(kind)}:{int(now_s // DAY_S)}"
 
     def spend(self, agent: str, kind: str, now_s: float) -> None:
-        """Count one label of ``kind`` by ``agent`` today; a 429 problem (nothing counted) over the quota."""
-        if self.per_agent_day <= 0:
+        """Count one label of ``kind`` by ``agent`` today; a 429 problem (nothing counted) over the quota.
+        A customer's answer (:data:`UNQUOTED`) is not counted."""
+        if self.per_agent_day <= 0 or kind in UNQUOTED:
             return
         key = self._quota_key(agent, kind, now_s)
         pipe = self.client.pipeline(transaction=False)
@@ -115,7 +125,7 @@ class FeedbackLedger:
 
     def refund(self, agent: str, kind: str, now_s: float) -> None:
         """Give back a label counted by :meth:`spend` whose event was not sent."""
-        if self.per_agent_day > 0:
+        if self.per_agent_day > 0 and kind not in UNQUOTED:
             self.client.decr(self._quota_key(agent, kind, now_s))
 
     def begin(

@@ -42,14 +42,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.positions import FLAGS, UPDATES, Cursor, stream_id
 from livesignals import metrics, serde
 from state import reader
 
@@ -65,8 +67,6 @@ STALE_S = 10.0
 """A push reader that completed no read for this long is reported unhealthy (``/healthz`` 503)."""
 POSITION_EVERY = CATCH_UP_MAX // 5
 """Entries handed over between two ``position`` markers to every connection (well inside ``CATCH_UP_MAX``)."""
-FLAGS, UPDATES = "flags", "updates"
-"""The two streams a hub follows (their positions in a :class:`Cursor`)."""
 POSITION = "position"
 """The kind of a marker item: ``(POSITION, <cursor>, "", b"", POSITION)``, no entry."""
 Contacts = list[dict[str, Any]]
@@ -77,63 +77,13 @@ Item = tuple[str, str, str, bytes, str]
 updates entry's kind (``mood``, ``next_best_actions``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """A connection's position in both streams: everything up to it that concerns the connection was sent.
-
-    >>> Cursor.parse("1767225600000-0.1767225600005-2")
-    Cursor(flags='1767225600000-0', updates='1767225600005-2')
-    >>> str(Cursor("5-0", "7-1")), Cursor.parse("5-0")  # a single id (before mood/actions): both streams
-    ('5-0.7-1', Cursor(flags='5-0', updates='5-0'))
-    """
-
-    flags: str
-    updates: str
-
-    @classmethod
-    def parse(cls, text: str) -> Cursor:
-        """From a ``Last-Event-ID`` (checked by the caller: ``<id>`` or ``<id>.<id>``)."""
-        first, _, second = text.partition(".")
-        return cls(first, second or first)
-
-    def after(self, stream: str, entry_id: str) -> Cursor:
-        """This cursor moved to ``entry_id`` in ``stream``."""
-        return Cursor(entry_id, self.updates) if stream == FLAGS else Cursor(self.flags, entry_id)
-
-    def of(self, stream: str) -> str:
-        """The position in ``stream``."""
-        return self.flags if stream == FLAGS else self.updates
-
-    def __str__(self) -> str:
-        return f"{self.flags}.{self.updates}"
-
-    def latest(self, other: Cursor) -> Cursor:
-        """The newer position in each stream.
-
-        >>> Cursor("5-0", "9-0").latest(Cursor("7-0", "8-0"))
-        Cursor(flags='7-0', updates='9-0')
-        """
-        pick = lambda a, b: a if stream_id(a) >= stream_id(b) else b  # noqa: E731
-        return Cursor(pick(self.flags, other.flags), pick(self.updates, other.updates))
-
-
-def stream_id(value: bytes | str) -> tuple[int, int]:
-    """A stream entry id as a comparable pair.
-
-    >>> stream_id(b"1700000000000-3") < stream_id("1700000000001-0")
-    True
-    """
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
 @dataclass(eq=False)
 class Subscription:
     """One push connection: the customer keys (and queues) it follows, and its outbox."""
 
     customers: dict[str, str] = field(default_factory=dict)
-    """Flag key -> the customer (as resolved) whose card it belongs to (linked identifiers map to it)."""
+    """Customer key followed -> the card's key (the customer as resolved: its own key; a linked identifier's
+    entries are not the customer's, 12c C15)."""
     queues: frozenset[str] = frozenset()
     accept_queue_flag: Callable[[str, list[dict[str, Any]]], bool] = lambda _key, _contacts: False
     """For a flag of a customer found in a followed queue: may this connection see it (access rule)?"""
@@ -178,7 +128,7 @@ class FlagHub:
         self.position = Cursor("0-0", "0-0")
         """The newest entries handed to subscribers (read and written on the event loop only)."""
         self.started_at = self.position
-        """Where the hub started reading: it knows every entry after it."""
+        """Before the oldest entry the hub knows: it knows every entry after it (:meth:`start`)."""
         self._by_customer: dict[str, set[Subscription]] = {}
         self._by_queue: dict[str, set[Subscription]] = {}
         self._queues_followed: frozenset[str] = frozenset()
@@ -187,6 +137,8 @@ class FlagHub:
         self._since_marker = 0
         self._recent = {s: deque[tuple[int, int]](maxlen=CATCH_UP_MAX + 1) for s in (FLAGS, UPDATES)}
         """The ids of the newest entries handed over, per stream (event loop): how far behind a resume is."""
+        self._recent_customers = {s: deque[str](maxlen=CATCH_UP_MAX + 1) for s in (FLAGS, UPDATES)}
+        """The customer key of each id in ``_recent`` (same order): which entries a resume needs."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -196,10 +148,24 @@ class FlagHub:
     # --- lifecycle (event loop) ---------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start reading from the stream's current end."""
+        """Start reading from the streams' current end, knowing the ids of their newest ``CATCH_UP_MAX + 1``
+        entries (one read per process), so that a resume far behind is answered ``reset`` from memory in a
+        process that has just started too (break-test 12d, D3: after every restart an old id cost
+        2 x 5,001 entries read until the process had seen that many)."""
         self._loop = loop
-        self.position = Cursor(*(_newest(self.client, self.keys[s]) for s in (FLAGS, UPDATES)))
-        self.started_at = self.position
+        pipe = self.client.pipeline(transaction=False)
+        for s in (FLAGS, UPDATES):
+            pipe.xrevrange(self.keys[s], count=self._recent[s].maxlen)
+        newest = []
+        for s, rows in zip((FLAGS, UPDATES), pipe.execute(), strict=True):
+            for entry_id, fields in reversed(rows):
+                item = entry_item(s, entry_id, fields)
+                if item is not None:  # as the reader hands them over: entries it would skip are not counted
+                    self._recent[s].append(stream_id(item[1]))
+                    self._recent_customers[s].append(item[2])
+            newest.append(rows[0][0].decode() if rows else "0-0")
+        self.position = Cursor(*newest)
+        self.started_at = Cursor("0-0", "0-0")  # it knows every entry still kept, or the newest CATCH_UP_MAX + 1
         self._thread = threading.Thread(target=self._read_forever, args=(self.position,), name="flag-hub", daemon=True)
         self._thread.start()
 
@@ -325,6 +291,19 @@ class FlagHub:
             return None
         return bisect.bisect_right(recent, stream_id(upto)) - bisect.bisect_right(recent, start)
 
+    def entry_ids_of(self, stream: str, after: str, upto: str, customers: Collection[str]) -> list[str] | None:
+        """The ids of ``stream``'s entries of ``customers`` after ``after`` up to ``upto``, from memory (event
+        loop), or ``None`` when the hub does not hold every id in that range: a resume of a connection that
+        follows customers only reads those entries, by id, not every entry since its id (break-test 12d, D4:
+        an id just inside ``CATCH_UP_MAX`` read 2 x 5,000 entries, docs and all, per resume)."""
+        recent, start = self._recent[stream], stream_id(after)
+        if start < stream_id(self.started_at.of(stream)) or (len(recent) == recent.maxlen and start < recent[0]):
+            return None
+        lo, hi = bisect.bisect_right(recent, start), bisect.bisect_right(recent, stream_id(upto))
+        customers_of = self._recent_customers[stream]
+        pairs = zip(itertools.islice(recent, lo, hi), itertools.islice(customers_of, lo, hi), strict=True)
+        return [f"{ms}-{seq}" for (ms, seq), customer in pairs if customer in customers]
+
     def health(self) -> dict[str, Any]:
         """Is the reader running *and reading* (a read completed within ``STALE_S``, or 5 blocking reads: an
         idle stream completes one every ``block_ms``), and how long since it last completed one? A reader that
@@ -340,6 +319,7 @@ class FlagHub:
             delivered += fan_out(item, self._by_customer.get(item[2], ()), self._by_queue, routes.get(item[1]))
             self.position = self.position.after(item[0], item[1])
             self._recent[item[0]].append(stream_id(item[1]))
+            self._recent_customers[item[0]].append(item[2])
         metrics.GATEWAY_PUSHED.inc(delivered)
         self._since_marker += len(entries)
         if self._since_marker >= POSITION_EVERY:  # every connection's id moves with the streams
@@ -358,21 +338,6 @@ def _after_reply(reply: Any, position: Cursor, flags_key: str) -> Cursor:
     return position
 
 
-def stream_position(client: Any, flags_key: str, updates_key: str) -> str:
-    """Both streams' newest entry ids now, as a :class:`Cursor` (one round trip): read *before* a 360, it is
-    where a page subscribes from (``Last-Event-ID``) to miss nothing raised between its read and its push."""
-    pipe = client.pipeline(transaction=False)
-    for key in (flags_key, updates_key):
-        pipe.xrevrange(key, count=1)
-    newest = [rows[0][0].decode() if rows else "0-0" for rows in pipe.execute()]
-    return str(Cursor(*newest))
-
-
-def _newest(client: Any, key: str) -> str:
-    newest = client.xrevrange(key, count=1)
-    return newest[0][0].decode() if newest else "0-0"
-
-
 def entry_item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item | None:
     """The entry to deliver, or None for one the engine does not write (no customer or doc, not UTF-8, a doc
     that is not a JSON object): checked once, here, before any connection gets it."""
@@ -386,21 +351,6 @@ def entry_item(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Item
         return None
 
 
-def shown_on_card(item: Item, card: str) -> bool:
-    """Does an entry of a customer key a connection follows belong on the card ``card``? Flags of the card's
-    linked identifiers do (delivered under the card's key); their mood and next-best actions do not: the card's
-    mood and actions are the customer's own, as its 360 shows them (findings-12c C15: the card flipped between
-    the anonymous profile's mood and the customer's).
-
-    >>> flag, mood = ("flags", "1-0", "device_id:d1", b"{}", "flag"), ("updates", "1-0", "device_id:d1", b"{}", "mood")
-    >>> [shown_on_card(flag, "customer_id:c1"), shown_on_card(mood, "customer_id:c1")]
-    [True, False]
-    >>> shown_on_card(mood, "device_id:d1")  # the card of the identifier itself
-    True
-    """
-    return item[0] == FLAGS or item[2] == card
-
-
 def fan_out(
     item: Item,
     followers: Iterable[Subscription],
@@ -408,14 +358,12 @@ def fan_out(
     contacts: Contacts | None,
 ) -> int:
     """Offer one entry to the connections following its customer, or a queue it is in (``contacts``: the
-    customer's open contacts the entry carries); returns how many. A follower gets it under the key of the
-    card it follows (a linked identifier's entry: its customer's)."""
+    customer's open contacts the entry carries); returns how many."""
     customer = item[2]
     sent: set[Subscription] = set()
     for sub in followers:
-        if shown_on_card(item, sub.customers[customer]):
-            sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
-            sent.add(sub)
+        sub.offer((item[0], item[1], sub.customers[customer], item[3], item[4]))
+        sent.add(sub)
     if contacts:
         for queue in {c.get("queue") for c in contacts}:
             for sub in by_queue.get(queue or "", ()):

@@ -168,3 +168,43 @@ class CallerRate(WindowCounts):
     def allow(self, caller: str) -> bool:
         """Count one action of ``caller``; False once it is past the bound in this window."""
         return self.count([("subject", caller)])[0] <= self.per_window
+
+
+class AuditedInWindow:
+    """Which customers each caller was already audited as receiving through a followed queue in the current
+    window (per process, thread-safe): a caller re-opening its queue streams is not audited again for the
+    same customers, however many connections it opens (break-test 12d, D1). At most ``max_pairs`` pairs a
+    window are remembered; beyond, a pair counts as new (audited again, never the other way).
+
+    >>> seen = AuditedInWindow(clock=lambda: 0.0)
+    >>> seen.first("a7", "customer_id:c1"), seen.first("a7", "customer_id:c1"), seen.first("a8", "customer_id:c1")
+    (True, False, True)
+    """
+
+    def __init__(
+        self, window_s: float = WINDOW_S, max_pairs: int = 20 * MAX_CALLERS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window_s = window_s
+        self.max_pairs = max_pairs
+        self.clock = clock
+        self._window = -1
+        self._pairs: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def first(self, caller: str, customer: str) -> bool:
+        """True the first time in this window ``caller`` is seen with ``customer`` (and remember it)."""
+        with self._lock:
+            window = int(self.clock() // self.window_s)
+            if window != self._window:
+                self._window, self._pairs = window, set()
+            pair = (caller, customer)
+            if pair in self._pairs:
+                return False
+            if len(self._pairs) < self.max_pairs:
+                self._pairs.add(pair)
+            return True
+
+    def forget(self, caller: str, customer: str) -> None:
+        """Undo :meth:`first` for a pair that was not audited after all (the caller was past its rate)."""
+        with self._lock:
+            self._pairs.discard((caller, customer))

@@ -68,10 +68,8 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         first = asked[0] if asked else "queue:" + ",".join(queues)  # the token first, as on every route
         await run_in_threadpool(api.principal_of, service, request, "subscribe", api.printable(first[:200]))
         raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
-    sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues)
-    limit = service.settings.gateway_push_max_connections
-    if hub.connections_of(principal.subject) >= limit:
-        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+    sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues, hub)
+    _check_connections(service, hub, principal)  # again: another connection may have opened meanwhile
     sub.subject = principal.subject
     upto = hub.subscribe(sub)
     try:
@@ -79,8 +77,10 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
         if last_id:
             start = Cursor.parse(last_id)
             behind = {s: hub.entries_between(s, start.of(s), upto.of(s)) for s in (FLAGS, UPDATES)}
+            wanted = None if sub.queues else {s: hub.entry_ids_of(s, start.of(s), upto.of(s), sub.customers)
+                                              for s in (FLAGS, UPDATES)}  # fmt: skip
             gap, backlog = await run_in_threadpool(catch_up, service.client, hub.keys, start, upto, sub,
-                                                   hub.open_contacts, None, behind)  # fmt: skip
+                                                   hub.open_contacts, None, behind, wanted)  # fmt: skip
     except BaseException:
         hub.unsubscribe(sub)
         raise
@@ -135,9 +135,22 @@ def _distinct(raw_keys: list[str]) -> list[str]:
     return list(first.values())
 
 
+def _check_connections(service: api.Service, hub: FlagHub, principal: Principal) -> None:
+    """A 429 when the caller already holds ``gateway_push_max_connections`` open push connections."""
+    limit = service.settings.gateway_push_max_connections
+    if hub.connections_of(principal.subject) >= limit:
+        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+
+
 def _authorise(
-    service: api.Service, request: Request, asked: list[str], queues: list[str]
+    service: api.Service, request: Request, asked: list[str], queues: list[str], hub: FlagHub
 ) -> tuple[Subscription, Principal]:
+    """The connection's subscription: the token, the caller's connection cap and subscription rate (429s,
+    before anything is read or audited: a refused connection is never audited as a subscription; 12c C13),
+    then each customer authorised and audited once -- however many of its identifiers were named (12c C13)
+    -- and each queue checked. A connection follows each customer's own key only: a linked identifier's
+    flags, mood and actions are not the customer's (the 360, ``/flags`` and feedback show only the
+    customer's own; 12c C15, after C6/C16's rule that a linked identifier's contact grants nothing)."""
     if not asked and not queues:
         raise Problem(400, "Nothing to follow", "name at least one customer= or queue=")
     limit = service.settings.gateway_push_max_customers
@@ -145,14 +158,14 @@ def _authorise(
         raise Problem(400, "Too many customers", f"at most {limit} per connection")
     first = asked[0] if asked else "queue:" + ",".join(queues)
     principal = api.principal_of(service, request, "subscribe", api.printable(first[:200]))
+    _check_connections(service, hub, principal)
     per_min = service.settings.gateway_push_subscribes_per_min
     if not service.subscribes.allow(principal.subject):  # before any customer is read or audited
         raise Problem(429, "Too many subscriptions", f"at most {per_min} push subscriptions a minute per caller")
     customers: dict[str, str] = {}
     for raw in asked:
-        granted = api.authorise(service, request, "subscribe", raw)
-        for key in granted.flag_keys:
-            customers[key] = granted.customer
+        granted = api.authorise(service, request, "subscribe", raw, already=customers)
+        customers[granted.customer] = granted.customer
     for queue in queues:
         allowed = queue in principal.queues and principal.role in ("agent", "supervisor")
         reason = "one of your queues" if allowed else "not one of your queues"
@@ -202,10 +215,11 @@ async def _delivered(
 ) -> tuple[Cursor, bytes]:
     """One entry for the connection (from the catch-up or live): a customer reached only through a followed
     queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
-    if item[2] not in followed and item[2] not in via_queue:
-        await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
-    cursor = cursor.after(item[0], item[1])
-    return cursor, _safe_frame(cursor, item, role)
+    cursor_after = cursor.after(item[0], item[1])
+    through_queue = item[2] not in followed and item[2] not in via_queue
+    if through_queue and not await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue):
+        return cursor_after, b""  # not audited, so not shown (the caller is past its audited rate)
+    return cursor_after, _safe_frame(cursor_after, item, role)
 
 
 async def _events(
@@ -277,11 +291,21 @@ def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor
     return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
-def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
+def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> bool:
     """Audit the first entry of a customer a connection receives through a followed queue (its subscription
-    named the queue, not the customer): who saw which customer stays known, once per customer and connection."""
-    service.audit.record(principal.subject, principal.role, "push", customer, None, True, "in a followed queue")
+    named the queue, not the customer): who saw which customer stays known, once per customer and caller a
+    minute whatever the connections (``Service.queue_audited``), each entry counted against the caller's
+    ``gateway_audited_per_min`` like a read (break-test 12d, D1: re-opened queue streams wrote 36 times that
+    bound). False, and nothing audited or shown, for a caller past that bound (counted)."""
+    subject = principal.subject
+    if service.queue_audited.first(subject, customer):
+        if not service.decisions.allow(subject):
+            service.queue_audited.forget(subject, customer)
+            metrics.GATEWAY_PUSH_OVER_RATE.inc()
+            return False
+        service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
     audited.add(customer)
+    return True
 
 
 def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:

@@ -376,3 +376,13 @@ GATEWAY_PUSH_READ_AGE = Gauge(
     "Seconds since this process's push reader last completed a read of the flag streams (grows while Redis "
     "does not answer): set at each scrape.",
 )
+
+
+# gateway (issue 12, session 13)
+GATEWAY_PUSH_OVER_RATE = Counter(
+    "livesignals_gateway_push_over_rate_total",
+    "Entries of a customer reached through a followed queue not delivered to a caller past "
+    "gateway_audited_per_min: the first delivery of each customer to a caller in a minute is an audit entry "
+    "counted against that bound (break-test 12d, D1); the customer's later entries are delivered once the "
+    "caller is back under it.",
+)

@@ -268,7 +268,8 @@ class Settings:
     """How long an Idempotency-Key, and an agent's verdict on one flag or decision, are remembered."""
     gateway_feedback_per_agent_day: Annotated[int, Range(0, 1_000_000)] = 20
     """Most verdicts one agent gives one shared model a day (per flag name for flag relevance; sentiment
-    corrections; action verdicts; offer answers); beyond, 429. 0 = no quota."""
+    corrections; action verdicts; not the customers' offer answers it records, one per customer and decision
+    already); beyond, 429. 0 = no quota."""
     gateway_audit_max_age_s: Annotated[int, Range(60, None)] = 90 * 86_400
     """Audit entries older than this are trimmed (as well as beyond ``gateway_audit_maxlen``)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ class Loaded:
     identifier not shared."""
     shared: list[str] = field(default_factory=list)
     """Linked identifiers claimed by several customers: merged into nobody's 360."""
+    ahead: list[Any] = field(default_factory=list)
+    """Replies of the commands :func:`load_own` was asked to run before the profile read."""
 
 
 def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
@@ -77,16 +80,26 @@ _STAND_IN = "device_id:\x00absent-"
 """Prefix of the stand-in identifiers (a NUL is refused in every real identifier: none exists)."""
 
 
-def load_own(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
+def load_own(
+    client: Any, keys: Keys, customer_key: str, timeline: int = 0, ahead: Callable[[Any], int] | None = None
+) -> Loaded:
     """Read ``customer_key``'s own profile and its ``timeline`` newest entries (none at 0): one round trip,
     the same commands whether the customer exists or not, and one profile decoded either way (a stand-in
-    document, :func:`decoy_profile`, when there is none: an unknown customer costs what a known one does)."""
+    document, :func:`decoy_profile`, when there is none: an unknown customer costs what a known one does).
+
+    ``ahead(pipe)`` queues commands to run *before* the profile is read, in the same round trip, and
+    returns how many; their replies are ``Loaded.ahead`` (the agent desktop reads the streams' position
+    there: one round trip less per 360)."""
     pipe = client.pipeline(transaction=False)
+    first = ahead(pipe) if ahead is not None else 0
     pipe.get(keys.profile(customer_key))
     if timeline > 0:
         pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
-    row, *rest = pipe.execute()
-    return Loaded(customer_key, bool(row), _decode(customer_key, row), rest[0] if rest else [])
+    replies = pipe.execute()
+    row, *rest = replies[first:]
+    loaded = Loaded(customer_key, bool(row), _decode(customer_key, row), rest[0] if rest else [])
+    loaded.ahead = replies[:first]
+    return loaded
 
 
 def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slots: int = 0) -> Loaded:

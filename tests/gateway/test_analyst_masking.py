@@ -83,3 +83,36 @@ def test_producer_names_in_items_campaigns_web_actions_and_loyalty_tiers_are_mas
         assert r.status_code == 200, r.text
         for pii in ("zelda", "quuxworth", "marigold"):
             assert pii not in r.text.lower(), (path, pii, r.text[r.text.lower().index(pii) - 200 :][:400])
+
+
+def test_analysts_see_an_allow_list_producer_named_attributes_and_pii_inside_ids_are_hidden(world, client):
+    """Third break-test, C1 (rest): masking was a deny-list of key names, so an attribute a producer named
+    itself, identity attributes, and e-mails or phone numbers inside event and campaign ids reached analysts.
+    Now only what the service knows to be non-personal is shown: counts, times, flag names, enumerations."""
+    t = now_ms() - 30_000
+    world.apply(
+        {**event("chat", "u5", t, event_id="ann.other@example.com-1795720000", queue="billing", topic="refund"),
+         "customer": {"customer_id": "u5", "cookie_id": "ck-u5-secret"}},
+        event("web_event", "u5", t + 1, event_id="evt-+447700900999-1", action="search"),
+        event("campaign", "u5", t + 2, event_id="cp-u5", campaign_id="spring|ann.other@example.com", action="opened"),
+        event("profile_update", "u5", t + 3, event_id="pu-u5",
+              fields={"partner_name": "Zelda Quuxworth", "tier": "Quuxworth gold", "segment": "zelda",
+                      "lang": "en-GB", "timezone": "Europe/London", "birth_year": 1984}),
+        *[event("chat", "u5", t + 10 + i, event_id=f"u5-{i}", queue="billing", topic="refund") for i in range(3)],
+    )  # fmt: skip
+    agent = client.get("/v1/customers/u5?timeline=50", headers=bearer(token("a1", queues=("billing",))))
+    assert agent.status_code == 200 and "partner_name" in agent.text and "ck-u5-secret" in agent.text
+    for path in ("/v1/customers/u5?timeline=50&channel=chat", "/v1/customers/u5/timeline?limit=50",
+                 "/v1/customers/u5/flags", "/v1/customers/u5/actions"):  # fmt: skip
+        r = client.get(path, headers=ANALYST)
+        assert r.status_code == 200, r.text
+        for pii in ("ann.other", "example.com", "7700900999", "zelda", "quuxworth", "partner_name", "birth_year",
+                    "1984", "ck-u5-secret"):  # fmt: skip
+            assert pii not in r.text.lower(), (path, pii)
+    doc = client.get("/v1/customers/u5?timeline=50", headers=ANALYST).json()
+    assert doc["identity"]["attributes"] == {"lang": "en-GB", "timezone": "Europe/London"}  # validated: kept
+    assert doc["identity"]["ids"]["customer_id"] == ["u5"] and doc["identity"]["ids"]["cookie_id"] == ["***"]
+    assert doc["history"]["by_channel"]["chat"] == 4 and doc["history"]["contacts"] == 4  # counts in clear
+    assert "repeat_contact" in doc["flags"] and doc["flags"]["repeat_contact"]["severity"] == "warning"
+    ids = [e["id"] for e in doc["timeline"]]
+    assert "evt-***-1" in ids and "u5-0" in ids  # the id's PII masked, the rest of it (and plain ids) whole

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -226,3 +227,20 @@ def test_not_relevant_on_an_action_names_the_offer_that_was_sent(kworld, kclient
     assert _post(kclient, "c1", other, "nr-2").status_code == 422  # another action than the one sent
     sent = {"target": "action", "target_id": "d-sent", "verdict": "not_relevant", "action": "callback"}
     assert _post(kclient, "c1", sent, "nr-3").status_code == 202
+
+
+def test_the_daily_quota_bounds_an_agents_opinions_not_the_customers_answers_it_records(redis_client):
+    """Fourth break-test D2: accept/reject (the customer's answer, one per customer and decision already)
+    shared the 20-a-day quota, so a desk could record no customer's answer after its 20th."""
+    from gateway.feedback_ledger import FeedbackLedger
+    from gateway.problems import Problem
+
+    ledger = FeedbackLedger(redis_client, "lsq", ttl_s=86_400, secret="s" * 32, per_agent_day=20)
+    now_s = time.time()
+    for _ in range(60):  # sixty customers' answers in a day: all recorded
+        ledger.spend("a8", "answer", now_s)
+    for _ in range(20):
+        ledger.spend("a8", "flag:frustrated", now_s)
+    with pytest.raises(Problem) as refused:  # the agent's own verdicts: still 20 a day per model
+        ledger.spend("a8", "flag:frustrated", now_s)
+    assert refused.value.status == 429

@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
-from gateway import push
+from gateway import positions, push
 from livesignals import serde
 from tests.gateway.conftest import LiveServer, NullProducer, now_ms
-from tests.gateway.test_push import A1, add_flag, add_update, flags_of, follow
+from tests.gateway.test_push import A1, add_flag, add_update, flags_of, flags_position, follow
 from tests.helpers import event
 
 
@@ -119,8 +119,9 @@ def test_a_reader_that_completes_no_read_is_unhealthy(world, server, monkeypatch
     assert r.status_code == 503 and r.json()["push_reader"] is False and hub.health()["push_read_s_ago"] >= 1.0
 
 
-def test_a_linked_identifiers_mood_is_not_pushed_as_the_customers(world, server):
-    """findings-12c C15: the card showed the anonymous profile's mood live and the customer's on reload."""
+def test_a_linked_identifiers_mood_and_flags_are_not_pushed_as_the_customers(world, server):
+    """findings-12c C15: the card showed the anonymous profile's mood live and the customer's on reload; its
+    flags too (now not pushed either: the 360, /flags and feedback show the customer's own only)."""
     t = now_ms() - 30_000
     world.apply(
         {**event("chat", "x", t, event_id="anon", agent_id="a1", queue="billing", text="hi"),
@@ -135,13 +136,64 @@ def test_a_linked_identifiers_mood_is_not_pushed_as_the_customers(world, server)
     conn = follow(server, "c3")
     assert conn.status == 200
     add_update(world, "device_id:d9", "mood", {"last": -0.9, "n": 4})
-    add_flag(world, "device_id:d9", "a", 0)  # a linked identifier's flag: on the card, under its key
+    add_flag(world, "device_id:d9", "a", 0)  # a linked identifier's flag: not the customer's (12c C15)
     add_update(world, "customer_id:c3", "mood", {"last": 0.5, "n": 2})
-    got = conn.wait_for(2)
-    assert [(e["event"], serde.loads(e["data"])["customer"]) for e in got] == [
-        ("flag", "customer_id:c3"), ("mood", "customer_id:c3")]  # fmt: skip
-    assert serde.loads(got[1]["data"])["mood"]["last"] == 0.5
+    got = conn.wait_for(1)
+    assert [(e["event"], serde.loads(e["data"])["customer"]) for e in got] == [("mood", "customer_id:c3")]
+    assert serde.loads(got[0]["data"])["mood"]["last"] == 0.5
     conn.close()
     again = follow(server, "c3", last_id=start)  # a replay: the same
-    assert [e["event"] for e in again.wait_for(2)] == ["flag", "mood"]
+    assert [e["event"] for e in again.wait_for(1)] == ["mood"]
     again.close()
+
+
+def test_a_process_started_after_many_entries_answers_an_old_id_reset_without_reading_them(world, monkeypatch):
+    """Break-test 12d, D3: a far-behind resume was answered from memory only by a process that had seen
+    CATCH_UP_MAX entries itself; after a restart (or in a new worker) it read 2 x CATCH_UP_MAX + 1 entries."""
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    first = add_flag(world, "customer_id:c1", "a", 0)
+    pipe = world.client.pipeline()
+    for _ in range(60):
+        pipe.xadd(world.keys.flags_stream, {"customer": "customer_id:c2", "flag": "b", "doc": b"{}"})
+    pipe.execute()
+    reads: list[dict] = []
+    real = world.client.xrevrange
+
+    def counted(*a, **k):
+        reads.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(world.client, "xrevrange", counted)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:  # started after the entries
+        conn = follow(server, "c1", last_id=first)
+        got = conn.wait_for(1)
+        conn.close()
+    assert got[0]["event"] == "reset" and [k for k in reads if "min" in k] == []  # no catch-up read
+
+
+def test_a_resume_just_inside_the_bound_reads_only_the_followed_customers_entries(world, monkeypatch):
+    """Break-test 12d, D4: an id just inside CATCH_UP_MAX made every resume read (and decode) every entry
+    since it, docs and all, whatever the connection followed; now a connection that follows customers only
+    reads its customers' entries, by id."""
+    monkeypatch.setattr(push, "CATCH_UP_MAX", 50)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        add_flag(world, "customer_id:o0", "b", 0)
+        start = positions.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
+        own = []
+        for i in range(45):  # 45 entries behind: inside the bound; two of them c1's
+            own += [add_flag(world, "customer_id:c1", "a", i)] if i in (10, 30) else []
+            world.client.xadd(world.keys.flags_stream, {"customer": f"customer_id:o{i}", "flag": "b", "doc": b"{}"})
+        reads: list[dict] = []
+        real = world.client.xrevrange
+
+        def counted(*a, **k):
+            reads.append(k)
+            return real(*a, **k)
+
+        monkeypatch.setattr(world.client, "xrevrange", counted)
+        time.sleep(0.5)  # the hub has handed every entry over
+        conn = follow(server, "c1", last_id=start)
+        got = [e for e in conn.wait_for(2) if e["event"] == "flag"]
+        conn.close()
+    assert [flags_position(e) for e in got] == own  # both of c1's, in order
+    assert [k for k in reads if "min" in k] == []  # not a read of every entry since the id

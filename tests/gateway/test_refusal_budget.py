@@ -91,20 +91,27 @@ def test_one_claimed_subject_from_many_addresses_is_bounded_too(world, app, cloc
     assert unaudited("subject") - before == 4
 
 
-def test_an_authenticated_caller_refused_again_and_again_is_bounded_but_its_allowed_reads_are_all_audited(
+def test_an_authenticated_callers_cheap_refusals_are_bounded_but_its_denials_and_reads_are_all_audited(
     world, app, clock
 ):
+    """Fourth break-test, D5: a verified agent spent its own refusal budget with malformed ids, then probed
+    customers with no entry naming them. Its denials on customers are now written like its reads (bounded
+    by gateway_audited_per_min); the budget bounds the cheap refusals (malformed ids, roles, tokens)."""
     a1 = bearer(token("a1", queues=("billing",)))
     c = caller(app, "10.2.0.1")
+    for i in range(LIMIT + 3):
+        assert c.get(f"/v1/customers/nokind:x{i}", headers=a1).status_code == 400  # cheap: budgeted
     for _ in range(LIMIT + 3):
-        assert c.get("/v1/customers/c3", headers=a1).status_code == 403  # c3 is a2's
+        assert c.get("/v1/customers/c3", headers=a1).status_code == 403  # c3 is a2's: every probe written
     for _ in range(3):
         assert c.get("/v1/customers/c1", headers=a1).status_code == 200
     entries = audit(world)
     denied = [e for e in entries if e["action"] == "read_360" and e["allowed"] == "0"]
     allowed = [e for e in entries if e["action"] == "read_360" and e["allowed"] == "1"]
-    assert len(denied) == LIMIT and len(allowed) == 3
+    malformed, probes = denied[:LIMIT], denied[LIMIT:]
+    assert len(malformed) == LIMIT and len(probes) == LIMIT + 3 and len(allowed) == 3
     assert all(e["source"] == "10.2.0.1" and e["who"] == "a1" for e in denied)
+    assert len({e["customer"] for e in probes}) == 1 and "nokind" not in probes[0]["customer"]
     (summary,) = [e for e in entries if e["action"] == SUMMARY_ACTION]
     assert summary["who"] == "a1"
 
@@ -165,8 +172,8 @@ def test_nobody_elses_refusals_silence_an_authenticated_callers(world, app, cloc
     entries = audit(world)
     probes = [e for e in entries if e["who"] == "a1" and e["action"] == "read_360"]
     assert len(probes) == 3 and all(e["allowed"] == "0" and e["source"] == "10.4.0.1" for e in probes)
-    for _ in range(LIMIT):  # its own refusals still spend its own budget
-        c.get("/v1/customers/c3", headers=a1)
+    for i in range(LIMIT + 1):  # its own cheap refusals still spend its own budget (denials do not: D5)
+        assert c.get(f"/v1/customers/nokind:x{i}", headers=a1).status_code == 400
     summaries = [e for e in audit(world) if e["action"] == SUMMARY_ACTION and e["who"] == "a1"]
     assert len(summaries) == 1
 

@@ -1,0 +1,231 @@
+"""What a role without PII rights (analysts) sees of a customer: an allow-list, not a deny-list.
+
+Only what the service knows to be non-personal is shown in clear (break-test 12c, C1: a deny-list of key
+names let through whatever a producer put under a key it did not list -- identity attributes a producer
+added, campaign and web action names used as keys, e-mails and phone numbers inside event or campaign ids):
+
+* **numbers, booleans and nulls** (counts, amounts, scores, times) under a field the engine writes;
+* **field names** of the engine's documents (:data:`FIELDS`) and the contract's enumerations (event types,
+  channels, identifier kinds, statuses, outcomes, ...): any other key is a producer's word (an order id, a
+  campaign's action, an attribute's name) and is replaced by a number, its value masked whole;
+* the keys of maps named by the deployment (:data:`NAMED_BY_DEPLOYMENT`: flag names, action names, window
+  names);
+* **enumeration values** (:data:`ENUM_FIELDS`: kinds, channels, statuses, flag and action names, queues)
+  when they have the shape of a name (lower case, digits and ``_``, no spaces);
+* **ids** (:data:`ID_FIELDS`) with every e-mail address and phone number inside them masked (a UUID or an
+  engine digest is left whole: its digit runs are no phone number);
+* of the identity, the ``customer_id`` and the validated ``timezone`` and ``lang`` attributes only: other
+  identifiers' values are masked, other attributes dropped.
+
+Every other string is masked whole. Masking returns a copy; roles that see PII get the document unchanged.
+
+>>> mask_document({"email": "ann@example.com", "status": "placed", "topic": "Ann's refund", "n": 3,
+...                "id": "evt-+447700900999-1", "favourite": "Zelda"}, "analyst")
+{'email': '***', 'status': 'placed', 'topic': '***', 'n': 3, 'id': 'evt-***-1', '***1': '***'}
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zoneinfo
+from typing import Any, Final
+
+from livesignals.contract import IDENTIFIER_KINDS, load_schema
+
+MASK: Final = "***"
+PII_KINDS: Final = frozenset({"email", "phone"})
+"""Identifier kinds that are personal data in themselves."""
+SEES_PII: Final = {"agent": True, "supervisor": True, "analyst": False}
+"""Which roles see a customer's personal data (every other role gets the masked view)."""
+
+FIELDS: Final = frozenset({
+    "access", "accepted", "action", "active_flags", "activity", "agent_id", "amount", "as_of", "attributes",
+    "avg", "by_channel", "by_type", "campaigns", "cancelled", "cases", "ch", "channel", "channels", "chosen",
+    "churn", "churn_activity", "churn_pending", "churn_visit", "complaints", "consent", "contacts",
+    "contacts_30d", "context_carried", "orders", "customer", "days", "decision_id", "deliveries", "detail", "entries",
+    "errors", "event", "event_id", "events", "evidence", "exp", "expires_at", "first", "first_order",
+    "first_seen", "flag", "flag_id", "flags", "fraud", "frequency", "future", "h", "history", "id", "identity",
+    "ids", "ignored", "kind", "known", "label", "last", "last_order", "last_return", "last_seen",
+    "lifetime_value", "linked", "loyalty", "merged", "merges", "minutes_ago", "monetary", "mood", "n", "names",
+    "negotiation", "next", "next_best_actions", "offers", "offers_by_action", "offers_pending", "offer_streak",
+    "open_cases", "open_contacts", "open_orders", "opened", "outcome", "p", "past", "points", "predictions",
+    "present", "prev", "products", "products_viewed", "propensity", "proposed", "queue", "quiet", "raised_at",
+    "ranked", "reason", "reasons", "recency_days", "recent_flags", "refunded", "relationships", "relevance",
+    "returns", "role", "s", "lang", "timezone", "score", "sent", "severity", "shared_identifiers", "since",
+    "source_timestamp", "spend", "state", "status", "stream_id", "summary", "surveys", "t", "target_id",
+    "tenure_days", "tier", "timeline", "top", "top_channels", "topic", "touch", "trend", "type", "upsell",
+    "value", "version", "warm", "web_sessions", "why", "why_now", "windows", "x", "z",
+})  # fmt: skip
+"""Field names of the engine's documents (the 360, its timeline, flags, updates): shown as they are."""
+NAMED_BY_DEPLOYMENT: Final = frozenset({"flags", "active_flags", "proposed", "windows"})
+"""Maps keyed by names the deployment chose (rules' flag names, the action catalogue, window lengths), not
+a producer: their keys are shown when they have the shape of a name."""
+NAMED_BY_PRODUCER: Final = frozenset({"campaigns", "offers_by_action"})
+"""Maps whose keys (campaign actions, offers made elsewhere) and every string inside are a producer's
+words: keys numbered, strings masked, numbers kept."""
+ENUM_FIELDS: Final = frozenset({
+    "type", "ch", "channel", "severity", "status", "outcome", "direction", "chosen", "action", "kind", "label",
+    "purpose", "response", "role", "queue", "flag", "state", "top_channels", "sent", "recent_flags",
+})  # fmt: skip
+"""Fields whose string values are engine or contract enumerations (flag, action, queue names included)."""
+ENUM_UNDER: Final = {"why_now": frozenset({"reason"}), "reasons": frozenset({"reason"})}
+"""Fields that are enumerations under one parent only (a why-now ``reason`` is a code; a flag's or a
+return's ``reason`` is text)."""
+VALIDATED_UNDER: Final = {"attributes": frozenset({"timezone", "lang"}), "identity": frozenset({"lang"})}
+"""Identity fields shown as they are: kept only when valid (a known time zone, a language tag)."""
+ID_FIELDS: Final = frozenset({
+    "id", "event_id", "decision_id", "event", "target_id", "flag_id", "customer", "stream_id", "version",
+    "customer_id", "linked", "merged", "shared_identifiers",
+})  # fmt: skip
+"""Fields that hold ids: shown with e-mail addresses and phone numbers inside them masked."""
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+_LANG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}")
+_OPAQUE_ID = re.compile(r"[0-9a-f]{16,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_EMAIL = re.compile(r"[^\s@:%/?&=|]+(?:@|%40)[^\s@%/?&=|]+\.[^\s@/?&=|]+", re.IGNORECASE)
+_DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s().]?\d){6,14}(?!\d)")
+_PII_ID = re.compile(r"\b(email|phone):[^\s,;]+")
+_CUSTOMER_ID = "customer_id:"
+
+
+def mask_document(doc: Any, role: str) -> Any:
+    """``doc`` as ``role`` may see it: unchanged for roles that see PII, the allow-listed copy otherwise."""
+    if SEES_PII.get(role, False):
+        return doc
+    return _walk(_identity_masked(doc), "", "")
+
+
+def mask_id(value: str) -> str:
+    """An id with the e-mail addresses and phone numbers inside it masked; a UUID or a hex digest whole.
+    Digit runs of 7-15 digits count as phone numbers, except epoch times (10 or 13 digits from 1...).
+
+    >>> mask_id("spring|ann.other@example.com"), mask_id("evt-+447700900999-1"), mask_id("e-c1-1795732275721-chat")
+    ('spring|***', 'evt-***-1', 'e-c1-1795732275721-chat')
+    >>> mask_id("550e8400-e29b-41d4-a716-446655440000"), mask_id("email:ann@example.com")
+    ('550e8400-e29b-41d4-a716-446655440000', 'email:***')
+    """
+    if _OPAQUE_ID.fullmatch(value):
+        return value
+    value = _PII_ID.sub(lambda m: f"{m[1]}:{MASK}", value)
+    value = _EMAIL.sub(MASK, value)
+    return _DIGITS.sub(_phone_or_time, value)
+
+
+def _phone_or_time(match: re.Match[str]) -> str:
+    text = match[0]
+    if text.isdigit() and len(text) in (10, 13) and text[0] == "1":
+        return text  # an epoch time in seconds or milliseconds
+    return MASK
+
+
+def _identifier(key: str) -> str:
+    """``kind:value`` with the value masked unless it is a ``customer_id`` (cookies and devices are online
+    identifiers, e-mail addresses and phone numbers PII)."""
+    kind, sep, _ = key.partition(":")
+    return key if not sep or kind == "customer_id" else f"{kind}:{MASK}"
+
+
+def _identity_masked(doc: Any) -> Any:
+    if not isinstance(doc, dict) or not isinstance(doc.get("identity"), dict):
+        return doc
+    identity = dict(doc["identity"])
+    ids = identity.get("ids")
+    if isinstance(ids, dict):
+        identity["ids"] = {k: (v if k == "customer_id" else [MASK] * len(v) if isinstance(v, list) else MASK)
+                           for k, v in ids.items()}  # fmt: skip
+    for name in ("linked", "merged", "shared_identifiers"):
+        if isinstance(identity.get(name), list):
+            identity[name] = [_identifier(i) if isinstance(i, str) else MASK for i in identity[name]]
+    if isinstance(identity.get("merges"), list):
+        identity["merges"] = [{**m, "id": _identifier(str(m.get("id", "")))} if isinstance(m, dict) else MASK
+                              for m in identity["merges"]]  # fmt: skip
+    attributes = identity.get("attributes")
+    if isinstance(attributes, dict):
+        identity["attributes"] = {k: v for k, v in attributes.items() if _kept_attribute(k, v)}
+    if "lang" in identity and not _kept_attribute("lang", identity["lang"]):
+        identity["lang"] = MASK
+    return {**doc, "identity": identity, **({"relationships": MASK} if "relationships" in doc else {})}
+
+
+def _kept_attribute(name: str, value: Any) -> bool:
+    """Attributes shown to roles without PII: a known time zone, a language tag; nothing else."""
+    if not isinstance(value, str):
+        return False
+    if name == "timezone":
+        return value in _time_zones()
+    return name == "lang" and _LANG.fullmatch(value) is not None
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
+def _vocabulary() -> frozenset[str]:
+    """:data:`FIELDS` and every enumeration of the event contract (types, channels, statuses, ...)."""
+    words: set[str] = set(FIELDS)
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "enum" and isinstance(v, list):
+                    words.update(w for w in v if isinstance(w, str))
+                else:
+                    collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    collect(load_schema())
+    collect(load_schema("flag-v1.json"))
+    return frozenset(words | set(IDENTIFIER_KINDS))
+
+
+def _walk(value: Any, key: str, parent: str) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _string(value, key, parent)
+    if isinstance(value, list | tuple):
+        return [_walk(v, key, parent) for v in value]
+    if not isinstance(value, dict):
+        return MASK
+    if key in NAMED_BY_PRODUCER:
+        return {f"{MASK}{i}": _strings_masked(v) for i, v in enumerate(value.values(), 1)}
+    vocabulary = _vocabulary()
+    out: dict[str, Any] = {}
+    hidden = 0
+    for k, v in value.items():
+        name = k if isinstance(k, str) else ""
+        if name in vocabulary or (key in NAMED_BY_DEPLOYMENT and _DEPLOYMENT_NAME.fullmatch(name)):
+            out[name] = _walk(v, name, key)
+        else:  # a producer's word used as a key (an order id, an attribute's name): numbered, value walked
+            hidden += 1
+            out[f"{MASK}{hidden}"] = _walk(v, "", key) if isinstance(v, dict | list) else MASK
+    return out
+
+
+def _string(value: str, key: str, parent: str) -> str:
+    if not value:
+        return value
+    if key in ID_FIELDS:
+        return mask_id(value)
+    if key in VALIDATED_UNDER.get(parent, ()) and _kept_attribute(key, value):
+        return value
+    if (key in ENUM_FIELDS or key in ENUM_UNDER.get(parent, ())) and _NAME.fullmatch(value):
+        return value
+    return MASK
+
+
+def _strings_masked(value: Any) -> Any:
+    """``value`` with every string masked, numbers, field names and structure kept."""
+    if isinstance(value, str):
+        return MASK if value else value
+    if isinstance(value, dict):
+        return {k: _strings_masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strings_masked(v) for v in value]
+    return value

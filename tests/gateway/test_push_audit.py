@@ -1,0 +1,106 @@
+"""A push subscription is audited once per customer and only when it is made (break-test 12c, C13): a
+customer named by several identifier kinds in one request (``c1``, ``device_id:d1``, ``email:...``) is read
+and audited once, and a request refused 429 at the connection cap is not audited as an allowed subscription.
+Real Redis, a real HTTP server."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from prometheus_client import REGISTRY
+
+from gateway import positions
+from tests.gateway.conftest import LiveServer, NullProducer, now_ms
+from tests.gateway.test_push import A1, add_flag, flags_of, follow
+from tests.helpers import event
+
+
+def _subscribes(world) -> list[dict[str, str]]:
+    rows = [
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(f"{world.keys.prefix}:audit")
+    ]
+    return [r for r in rows if r["action"] == "subscribe"]
+
+
+def _gets(world) -> int:
+    return world.client.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+
+
+def test_a_customer_named_by_three_identifier_kinds_is_read_and_audited_once(world):
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        alone = follow(server, "c1")  # also warms what is read once per process (the privacy secret)
+        assert alone.status == 200
+        alone.close()
+        before, audited_before = _gets(world), len(_subscribes(world))
+        conn = follow(server, "c1")
+        assert conn.status == 200
+        one_name = _gets(world) - before
+        conn.close()
+        before, audited_before = _gets(world), len(_subscribes(world))
+        conn = follow(server, "c1", "device_id:d1", "email:ann@example.com")  # all three are c1's (conftest)
+        assert conn.status == 200
+        assert _gets(world) - before == one_name  # c1 (and its linked identifiers) read once, not three times
+        entries = _subscribes(world)[audited_before:]
+        assert [(e["who"], e["allowed"]) for e in entries] == [("a1", "1")], entries
+        conn.close()
+
+
+def test_a_push_refused_at_the_connection_cap_is_not_audited_as_a_subscription(world):
+    settings = world.settings.replace(gateway_push_max_connections=2)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        conns = [follow(server, "c1") for _ in range(2)]
+        assert [c.status for c in conns] == [200, 200]
+        before = len(_subscribes(world))
+        refused = [httpx.get(f"{server.url}/v1/push?customer=c1", headers=A1).status_code for _ in range(5)]
+        assert refused == [429] * 5
+        assert len(_subscribes(world)) == before  # nothing audited as subscribed: no subscription was made
+        for c in conns:
+            c.close()
+
+
+def _queue_flags(world, n: int) -> str:
+    """``n`` customers waiting unassigned in billing, one flag each (the entry carries the open contact);
+    returns the streams' position before them."""
+    add_flag(world, "customer_id:other", "x", 0)  # the streams hold an entry: a position that is not 0-0
+    start = positions.stream_position(world.client, world.keys.flags_stream, world.keys.updates_stream)
+    t = now_ms() - 10_000
+    world.apply(*[event("chat", f"q{i}", t + i, event_id=f"q{i}", queue="billing", text="hi") for i in range(n)])
+    for i in range(n):
+        add_flag(world, f"customer_id:q{i}", "frustrated", i, contacts=[["chat", None, "billing", now_ms()]])
+    return start
+
+
+def _pushes(world) -> int:
+    rows = world.client.xrange(f"{world.keys.prefix}:audit")
+    return sum(1 for _, f in rows if f.get(b"action") == b"push")
+
+
+def _replay(server, start: str, n: int, headers=A1):
+    conn = follow(server, queues=("billing",), last_id=start, headers=headers)
+    assert conn.status == 200
+    got = conn.wait_for(n, timeout=10.0)
+    conn.close()
+    return got
+
+
+def test_re_opening_a_queue_stream_does_not_audit_its_customers_again(world):
+    """Break-test 12d, D1: each new queue connection audited every customer of its replay again (an agent
+    wrote 36 times gateway_audited_per_min by re-opening /v1/push?queue=billing with an old Last-Event-ID)."""
+    start = _queue_flags(world, 5)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        for _ in range(4):
+            assert len(flags_of(_replay(server, start, 5))) == 5  # every customer's flag, each time
+    assert 5 <= _pushes(world) <= 10  # once per customer and caller a minute (twice if a minute turned), not 20
+
+
+def test_queue_deliveries_count_against_the_callers_audited_rate(world):
+    settings = world.settings.replace(gateway_audited_per_min=4)
+    start = _queue_flags(world, 12)
+    before = REGISTRY.get_sample_value("livesignals_gateway_push_over_rate_total") or 0.0
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        got = _replay(server, start, 12)
+        time.sleep(0.5)  # let the rest of the replay arrive, if it were sent
+    shown, audited = len(flags_of(got)), _pushes(world)
+    assert shown == audited and 4 <= audited <= 8, (shown, audited)  # at most the bound (two windows): not 12
+    assert (REGISTRY.get_sample_value("livesignals_gateway_push_over_rate_total") or 0.0) - before >= 12 - audited
