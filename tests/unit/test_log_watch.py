@@ -9,14 +9,6 @@ from confluent_kafka import KafkaError
 from flows.log_watch import LogWatch
 
 
-class _Err:
-    def __init__(self, code: int) -> None:
-        self._code = code
-
-    def code(self) -> int:
-        return self._code
-
-
 class _Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -28,7 +20,7 @@ class _Clock:
 def test_a_disconnect_re_reads_the_last_record_handed_out_at_once():
     watch = LogWatch(every_s=30, clock=_Clock())
     assert watch.begin({"t": "5|1|1|1"}) is None, "nothing due, no disconnect"
-    watch.on_error(_Err(KafkaError._TRANSPORT))
+    watch.on_error(KafkaError(KafkaError._TRANSPORT))
     assert watch.begin({"t": "5|1|1|1", "u": "7|1|1|1"}) == {"t": 5, "u": 7}
     assert watch.judge("t", 5, "5|1|1|1") == "same"
     assert watch.judge("u", 7, "7|9|9|9") == "reset", "another record where the applied one was"
@@ -37,7 +29,7 @@ def test_a_disconnect_re_reads_the_last_record_handed_out_at_once():
 
 def test_other_errors_do_not_make_the_log_suspect():
     watch = LogWatch(clock=_Clock())
-    watch.on_error(_Err(KafkaError._TIMED_OUT))
+    watch.on_error(KafkaError(KafkaError._TIMED_OUT))
     assert not watch.suspect
 
 
@@ -58,7 +50,7 @@ def test_the_periodic_check_re_reads_the_anchor_from_before_the_previous_check()
 
 def test_a_record_no_longer_kept_ends_the_check_without_a_verdict():
     watch = LogWatch(clock=_Clock())
-    watch.on_error(_Err(KafkaError._ALL_BROKERS_DOWN))
+    watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     watch.begin({"t": "5|1|1|1"})
     assert watch.judge("t", 4, "4|1|1|1") == "other", "before the record checked"
     assert watch.judge("t", 9, "9|1|1|1") == "gone"
@@ -67,7 +59,7 @@ def test_a_record_no_longer_kept_ends_the_check_without_a_verdict():
 
 def test_pickle_round_trip_keeps_the_check_in_progress():
     watch = LogWatch(every_s=30)
-    watch.on_error(_Err(KafkaError._TRANSPORT))
+    watch.on_error(KafkaError(KafkaError._TRANSPORT))
     watch.begin({"t": "5|1|1|1"})
     copy = pickle.loads(pickle.dumps(watch))
     assert copy.checking == watch.checking and copy.every_s == 30
