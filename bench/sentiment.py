@@ -12,8 +12,9 @@ you converted (the README names the ones we used). Per file, in one run:
   intensifiers, clitics...), the way a plain word-list tool reads;
 * learning: progressive predict-then-learn (each text is predicted, then
   learned), binary macro-F1 over the whole stream and over its second half,
-  for the model as shipped (the mean of naive Bayes and softmax regression on
-  hashed features), each of those two learners alone, and River's BagOfWords + MultinomialNB (the reference the issue
+  for the model as shipped (naive Bayes and softmax regression on hashed
+  features, mixed by their recent accuracy), each of those two learners
+  alone, and River's BagOfWords + MultinomialNB (the reference the issue
   names: unbounded vocabulary);
 * cost: microseconds per text to score at cold start and after learning (one
   run), and the pickled model's size.

@@ -6,7 +6,8 @@ Sources (graded valences on VADER's scale, -4 .. +4):
   licence), read at run time from the installed ``vaderSentiment`` package,
   with a customer-service supplement of our own (``models/lexicons/en.txt``)
   whose entries take precedence (polite words such as *please* or *help* are
-  neutral in a request; delivery and billing words are added);
+  neutral in a request -- *help* and *hope* keep VADER's valence in a clause
+  with no request marker; delivery and billing words are added);
 * Persian and Greek: lexicons written for this project
   (``models/lexicons/fa.txt``, ``el.txt``; Apache-2.0 like the code).
 
@@ -27,6 +28,8 @@ all-or-nothing.
 True
 >>> lex.score("Can you check my order?"), lex.score("Can I change the delivery address?")
 (0.0, 0.0)
+>>> lex.score("Can you help me?") < 0.15 < lex.score("Proud to help our local food bank")
+True
 >>> lex.score("I can't log in") <= 0 and lex.score("good") < lex.score("very good")
 True
 >>> lex.score("So much for fast delivery") < 0 < lex.score("They do so much for our town, wonderful")
@@ -110,6 +113,9 @@ class Lexicon:
     """Token -> valence already worked out (bounded by :data:`MEMO_SIZE`): word forms repeat."""
     roles: dict[str, tuple[int, float, bool]] = field(default_factory=dict, repr=False)
     """Token -> what it does in a clause (:meth:`_role`), bounded like ``memo``."""
+    outside_request: dict[str, float] = field(default_factory=dict)
+    """VADER's valence of the :data:`~models.polarity_rules.REQUEST_WORDS` (*help*, *hope*), read in
+    a clause with no request marker; the supplement's near-neutral value holds in a request."""
 
     @classmethod
     def load(cls, languages: tuple[str, ...] = LANGUAGES) -> Lexicon:
@@ -120,6 +126,8 @@ class Lexicon:
             for word, value in _entries(vader.read_text(encoding="utf-8")):
                 if _is_vader_word(word):
                     lex.add(word, value)
+                    if word in rules.REQUEST_WORDS:
+                        lex.outside_request[word] = value
         for lang in languages:
             for word, value in _entries(root.joinpath(f"{lang}.txt").read_text(encoding="utf-8")):
                 lex.add(word, value)
@@ -286,6 +294,8 @@ class Lexicon:
                 kind, number, post = role or self._role(tok)
                 if kind == WORD:
                     value = number
+                    if tok in self.outside_request and rules.REQUEST_MARKERS.isdisjoint(clause):
+                        value = self.outside_request[tok]  # "proud to help" is praise, "can you help?" is not
                 elif kind == NEGATOR:
                     negate_left = rules.NEGATION_SCOPE + 1
                 elif kind == BOOSTER:

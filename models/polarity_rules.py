@@ -77,6 +77,19 @@ SARCASM_COMPLAINT = -1.0
 CLAUSE_START_PHRASES = frozenset({("so", "much", "for")})
 """Idioms that mean what the lexicon says only at the start of a clause: "So much for fast delivery"
 is sarcasm, "they do so much for our town" is praise."""
+REQUEST_WORDS = frozenset({"help", "hope"})
+"""Words the customer-service supplement reads nearly neutral *in a request* ("Can you help?",
+"I hope you can fix it"); in a clause without a request marker ("Proud to help", "Hope you all
+have a great day") they keep VADER's valence (:attr:`models.lexicon.Lexicon.outside_request`)."""
+REQUEST_MARKERS = frozenset({
+    "please", "pls", "plz", "can", "could", "would", "need", "needs", "needed", "want", "wanted",
+    "can't", "cant", "cannot", "couldn't", "you", "me", "my", "i", "someone", "anyone",
+})  # fmt: skip
+"""A clause with one of these is a request (or about the customer's own problem): the
+supplement's near-neutral value of a :data:`REQUEST_WORDS` word holds there. *will* is not one
+("this will help families"); chosen on a dev split (every other text of the English SentiMP set)
+and the UCI sentences, never on the other half."""
+
 NEVER = frozenset({"never", "هیچوقت", "هرگز", "ποτε"})
 AGAIN = frozenset({"again", "anymore", "دیگه", "دیگر", "دوباره", "ξανα", "πια"})
 NEVER_AGAIN = -2.5

@@ -138,6 +138,43 @@ def test_sixteen_bit_counts_halve_a_full_bucket_and_keep_the_ratio():
     assert (nb.counts[0][3], nb.counts[2][3]) == (COUNT_CEILING // 2 + 1, 500)
 
 
+def test_the_ensembles_naive_bayes_weighs_a_long_text_less_per_bucket():
+    """A text of 64 buckets adds 2 to each (16 / sqrt(64)), one of 4 buckets adds 8: a long review
+    does not outvote many short ones (the 0.842 / 0.849 on held-out Persian, README)."""
+    m = HashedEnsemble(2**10)
+    m.learn_one(list(range(64)), "positive")
+    m.learn_one([100, 101, 102, 103], "negative")
+    assert (m.nb.counts[2][0], m.nb.counts[0][100]) == (2, 8)
+    assert m.nb.text_weight(10_000) == 1  # never rounds to nothing
+
+
+def test_weighted_sixteen_bit_counts_halve_before_they_would_overflow():
+    nb = HashedNB(2**4, typecode="H", length_power=0.5, scale=16)
+    nb.counts[0][3], nb.counts[2][3] = COUNT_CEILING - 3, 1000
+    nb.learn_one([3], "negative")  # weight 16 would pass the 16-bit ceiling
+    assert (nb.counts[0][3], nb.counts[2][3]) == ((COUNT_CEILING - 3) // 2 + 16, 500)
+
+
+def test_a_naive_bayes_pickled_before_length_weights_keeps_counting_one_per_bucket():
+    nb = HashedNB(2**4, typecode="H")
+    state = nb.__dict__.copy()
+    del state["length_power"], state["scale"]  # as pickled by the earlier version
+    old = HashedNB.__new__(HashedNB)
+    old.__dict__.update(state)
+    restored = pickle.loads(pickle.dumps(old))
+    restored.learn_one([1, 2, 3, 4], "positive")
+    assert restored.counts[2][1] == 1 and restored.totals[2] == 4
+
+
+@pytest.mark.parametrize(
+    ("request_text", "praise"),
+    [("Can you help me with my order?", "Proud to help our local food bank"),
+     ("I hope you can sort this out", "Hope everyone has a lovely weekend")],
+)  # fmt: skip
+def test_help_and_hope_are_neutral_in_a_request_and_keep_vaders_valence_elsewhere(request_text, praise):
+    assert abs(LEX.score(request_text)) < 0.15 < LEX.score(praise)
+
+
 def _stream(n: int, rng: random.Random, noise: float) -> list[tuple[str, str]]:
     """Clear texts whose labels agree with the lexicon, with a share of random labels."""
     good = ["great service, thank you", "excellent, very happy", "perfect, love it", "wonderful help"]
