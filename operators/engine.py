@@ -447,11 +447,6 @@ class Engine:
                 kept.append(routed)
         return kept
 
-    @staticmethod
-    def _present(state: CustomerState, event: Event) -> int:
-        """The customer's present: its newest event time, this event included."""
-        return max(event.event_time_ms, state.identity.get("last_seen", event.event_time_ms))
-
     def _late(self, event: Event, now: int, report: BatchReport) -> bool:
         """True (and counted) when the event is older than ``now`` (its present at its input position,
         :func:`operators.lateness.as_of`) by more than the grace."""
