@@ -23,9 +23,10 @@ once) while state is applied exactly once.
 
 **Event time and wall time.** Rules read a customer's windows at the
 customer's *present*, its newest event time (a late event never makes the
-present look older). An event older than the present by more than
-``late_event_grace_s`` is *late*: it updates windows, totals and the timeline
-but raises no flag and no trigger. The contact policy (quiet hours, caps) and
+present look older). An event older than the present *at its input position*
+(:mod:`operators.lateness`: a rerouted event is not judged by the engine's own
+reroute delay) by more than ``late_event_grace_s`` is *late*: it updates
+windows, totals and the timeline but raises no flag and no trigger. The contact policy (quiet hours, caps) and
 a trigger's staleness are judged at send time by the wall clock, read once
 per batch (``policy_clock``).
 """
@@ -44,7 +45,7 @@ from livesignals.contract import Event, RawMessage, decode
 from livesignals.errors import DeadLetter, InvalidEvent
 from livesignals.settings import Settings
 from models.registry import ModelSet
-from operators import erasure
+from operators import erasure, lateness
 from operators.batch_positions import next_offsets, position_text, unprocessable
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
@@ -292,9 +293,10 @@ class Engine:
         """
         if self.models_enabled:  # the silent stretch before this event, as it was (operators.scoring.silence)
             silence.take(self._view, state, event.event_time_ms, self.scoring, report.scoring)
-        present = self._present(state, event)
+        now = lateness.as_of(state, event)  # the present at the event's input position (operators.lateness)
+        lateness.note(state, event)
         text = online.text_of(event)
-        score = self._score_before(part, state, event, text, report, present)
+        score = self._score_before(part, state, event, text, report, now)
         contributions = kpis.contributions(state, event)
         # a replayed event the stored aggregates already include (state.write_ahead) is not counted again
         counted = read_position(event).offset >= part.applied
@@ -316,10 +318,10 @@ class Engine:
         if complaint and counted:
             self._aggregates.add(part.voc, event.event_time_ms, voc.contributions(event.payload.get("topic"), text))
             report.complaints += 1
-        if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, present, report):
+        if not (self._rules_now.flags or self._rules_now.actions) or self._late(event, now, report):
             state.rules_memo = None  # rules did not see what this event changed: all run next time
             return
-        ctx = context(state, event, self.windows, present)
+        ctx = context(state, event, self.windows, now)
         changed = changed_by(event, text is not None, self.models_enabled) if self.rules_dependency_aware else None
         flags = self._rules_now.evaluate(state, event, ctx, changed)
         bound_flags(state)
@@ -334,7 +336,7 @@ class Engine:
         report.flags.extend(flags)
         if self._rules_now.actions and (ctx["event"]["inbound"] or raised):
             ctx["event"]["raised"] = raised
-            self._decide(event, state, ctx, part, report, present)
+            self._decide(event, state, ctx, part, report, now)
 
     def _decide(
         self,
@@ -445,21 +447,17 @@ class Engine:
                 kept.append(routed)
         return kept
 
-    @staticmethod
-    def _present(state: CustomerState, event: Event) -> int:
-        """The customer's present: its newest event time, this event included."""
-        return max(event.event_time_ms, state.identity.get("last_seen", event.event_time_ms))
-
-    def _late(self, event: Event, present: int, report: BatchReport) -> bool:
-        """True (and counted) when the event is older than the present by more than the grace."""
-        if present - event.event_time_ms <= self.late_grace_ms:
+    def _late(self, event: Event, now: int, report: BatchReport) -> bool:
+        """True (and counted) when the event is older than ``now`` (its present at its input position,
+        :func:`operators.lateness.as_of`) by more than the grace."""
+        if not lateness.is_late(now, event, self.late_grace_ms):
             return False
         report.late += 1
         return True
 
     def _send_time(self, present: int) -> int:
-        """*Now* for the contact policy and staleness: the customer's present, or the wall clock read once at
-        the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike)."""
+        """*Now* for the contact policy and staleness: the present at the event's input position, or the wall
+        clock read once at the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike)."""
         return present if self.settings.policy_clock == "stream" else self._batch_ms
 
 

@@ -24,7 +24,9 @@ Sections (issue 3, the seeds' "360 snapshot"):
 * ``windows`` -- event-time window buckets (:mod:`operators.profile360.windows`);
 * ``applied`` -- last applied offset per ``topic:partition`` (replays are skipped);
 * ``recent_ids`` -- fingerprints of the last :data:`MAX_EVENT_IDS` event ids applied
-  (a redelivery of one of them is a duplicate and has no effect).
+  (a redelivery of one of them is a duplicate and has no effect);
+* ``seen`` -- newest event time per ``topic:partition`` of first publication
+  (lateness at an event's input position, :mod:`operators.lateness`).
 
 **Deduplication horizon.** An event whose ``event_id`` is among the last
 :data:`MAX_EVENT_IDS` events applied to the same customer is a duplicate,
@@ -51,7 +53,7 @@ from operators.profile360.windows import Windows
 
 SECTIONS = (
     "identity", "relationships", "activity", "history", "value", "consent",
-    "flags", "predictions", "recent_contacts", "applied", "timeline_meta", "recent_ids",
+    "flags", "predictions", "recent_contacts", "applied", "timeline_meta", "recent_ids", "seen",
 )  # fmt: skip
 """Keys of the stored document holding a section as is (``windows`` and ``events`` apart)."""
 
@@ -99,6 +101,9 @@ class CustomerState:
     overcount), and ``ttl_day``, the event day its TTL was last refreshed."""
     recent_ids: list[str] = field(default_factory=list)
     """:func:`fingerprint` of the last :data:`MAX_EVENT_IDS` event ids applied, oldest first."""
+    seen: dict[str, list[int]] = field(default_factory=dict)
+    """``topic:partition`` where events were first published -> ``[newest event time, its record's Kafka
+    timestamp]``: lateness is judged at an event's input position (:mod:`operators.lateness`)."""
     new_links: list[str] = field(default_factory=list, compare=False)
     """Identifiers linked by events of the current batch (written by the store, not kept)."""
     new_timeline: list[tuple[int, bytes]] = field(default_factory=list, compare=False)

@@ -7,7 +7,9 @@ condition reads it, once per event.
 
 **Read at the customer's present.** Windows (``w1h`` ...), RFM and the
 customer-wide ``derived`` values are read at ``present``, the customer's
-newest event time -- not at the event's own time: a page view arriving 3 h
+newest event time at the event's input position (:mod:`operators.lateness`:
+for a customer whose events share one Kafka key, its newest event time) --
+not at the event's own time: a page view arriving 3 h
 late must not make "the last hour" the hour three hours ago. Values about
 *this* contact (``context_carried``, ``contact_topic``,
 ``same_topic_contacts``) and ``fraud_score`` (this event's score) stay at the

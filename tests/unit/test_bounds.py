@@ -134,6 +134,8 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "applied": PARTITIONS,
     "timeline_meta": 4,  # n, ttl_day; mood_n, nba: the updates stream's marks (state.store._updates)
     "recent_ids": MAX_EVENT_IDS,
+    "seen": PARTITIONS,  # one per input partition (operators.lateness)
+    "seen.*": 2,
     "windows": 2,
     "windows.b": len(TIERS),
     "windows.b.*": max(keep for _, keep in TIERS.values()) + 1,
