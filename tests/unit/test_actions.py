@@ -91,9 +91,11 @@ channel = "phone"
     state = CustomerState("customer_id:c1")
     e = decode(serde.dumps(event("call", t=NOON)), Origin("in", 0, 0), now_ms=NOON + 1)
     first, _ = Arbiter("fixed").decide(state, e, context(state, e), book.actions, None, dict)
+    assert first is not None
     assert {c.action: c.channel for c in first.ranked} == {"offer": "email", "callback": "phone"}, "none yet: email"
     state.history["by_channel"] = {"web": 9, "chat": 3, "sms": 1}
     later, _ = Arbiter("fixed").decide(state, e, context(state, e), book.actions, None, dict)
+    assert later is not None
     assert {c.action: c.channel for c in later.ranked} == {"offer": "chat", "callback": "phone"}, "web is no contact"
 
 
