@@ -150,7 +150,8 @@ class Arbiter:
         if not eligible:
             return None, excluded
         x: dict[str, float] = features() if propensity is not None else {}
-        candidates = [self._candidate(rule, state, ctx, propensity, x) for rule in eligible]
+        preferred = preferred_channel(state) if any(rule.channel == "preferred" for rule in eligible) else ""
+        candidates = [self._candidate(rule, state, ctx, propensity, x, preferred) for rule in eligible]
         ranked = self._rank(candidates)
         o = event.origin
         decision_id = serde.deterministic_id("decision", event.customer_key, o.topic, o.partition, o.offset)
@@ -162,15 +163,21 @@ class Arbiter:
 
     @staticmethod
     def _candidate(
-        rule: ActionRule, state: CustomerState, ctx: dict[str, Any], model: ResponseModel | None, x: dict[str, float]
+        rule: ActionRule,
+        state: CustomerState,
+        ctx: dict[str, Any],
+        model: ResponseModel | None,
+        x: dict[str, float],
+        preferred: str,
     ) -> Candidate:
+        """One eligible action's terms; ``preferred``: the customer's preferred channel (once per decision)."""
         value = rule.value(ctx)
         value = max(0.0, float(value)) if isinstance(value, int | float) else 0.0
         if model is not None:
             p = model.predict_one(rule.name, {**x, **response_features(offer_history(state, rule.name))})
         else:
             p = 1.0
-        channel = preferred_channel(state) if rule.channel == "preferred" else rule.channel
+        channel = preferred if rule.channel == "preferred" else rule.channel
         item = rule.item(ctx) if rule.item is not None else None
         return Candidate(rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms,
                          None if item is None else str(item))  # fmt: skip

@@ -75,6 +75,30 @@ def test_consent_excludes_actions_of_its_purpose_with_a_reason_and_cooldown_hold
     assert [c.action for c in decide(Arbiter(), state)[0].ranked] == ["small"]
 
 
+def test_preferred_channel_is_the_customers_most_used_contact_channel_and_a_named_channel_stays():
+    book = Rulebook.parse("""
+[[action]]
+name = "offer"
+eligible_when = "true"
+value = "2"
+
+[[action]]
+name = "callback"
+eligible_when = "true"
+value = "1"
+channel = "phone"
+""")
+    state = CustomerState("customer_id:c1")
+    e = decode(serde.dumps(event("call", t=NOON)), Origin("in", 0, 0), now_ms=NOON + 1)
+    first, _ = Arbiter("fixed").decide(state, e, context(state, e), book.actions, None, dict)
+    assert first is not None
+    assert {c.action: c.channel for c in first.ranked} == {"offer": "email", "callback": "phone"}, "none yet: email"
+    state.history["by_channel"] = {"web": 9, "chat": 3, "sms": 1}
+    later, _ = Arbiter("fixed").decide(state, e, context(state, e), book.actions, None, dict)
+    assert later is not None
+    assert {c.action: c.channel for c in later.ranked} == {"offer": "chat", "callback": "phone"}, "web is no contact"
+
+
 def test_the_arbiter_pickles():
     arbiter = Arbiter("learned", 0.3, 2, seed=9)
     assert decide(pickle.loads(pickle.dumps(arbiter)))[0] == decide(arbiter)[0]
