@@ -37,7 +37,9 @@ def test_redis_emptied_under_an_idle_engine_is_rebuilt_without_new_input_and_a_l
     kafka_settings_module, tmp_path
 ):
     sim = Simulator(SimulatorConfig(customers=200, seed=13, start_ms=int(time.time() * 1000) - 3_600_000, step_ms=50))
-    stream = [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e, _ in sim.stream(N + 1)]
+    stream: list[tuple[bytes | None, bytes]] = [
+        (primary_key(e["customer"]).encode(), serde.dumps(e)) for e, _ in sim.stream(N + 1)
+    ]
     port = embedded.free_port()
     server = start_redis_at(port, tmp_path, persist=False)
     s = variant(kafka_settings_module.replace(quiet_hours="0-0", models_enabled=False),
@@ -64,7 +66,7 @@ def test_redis_emptied_under_an_idle_engine_is_rebuilt_without_new_input_and_a_l
         produce(s.kafka_bootstrap, s.input_topics[0], stream[N:])  # a later event: applied once
         wait_for(s, N + 1, [engine])
         after = events_per_customer(s)
-        later = Keys(s.key_prefix).profile(stream[N][0].decode()).encode()
+        later = Keys(s.key_prefix).profile((stream[N][0] or b"").decode()).encode()
         assert after[later] == before.get(later, 0) + 1
         assert sum(after.values()) == N + 1
         assert engine.poll() is None
