@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kills", type=int, default=20, help="kill9: SIGKILLs (fewer if --events runs out first)")
     ap.add_argument("--redis-down-s", type=float, default=120.0)
     ap.add_argument("--broker-down-s", type=float, default=100.0)
-    ap.add_argument("--only", action="append", help="run only these scenarios")
+    ap.add_argument("--only", action="append", help="run only these scenarios, in this order")
     ap.add_argument("--models", choices=("on", "off"), default="off", help="online models on or off (see above)")
     ap.add_argument("--misrouted", type=float, default=0.25, help="share of customers keyed by a cookie")
     args = ap.parse_args(argv)
@@ -91,13 +91,22 @@ def main(argv: list[str] | None = None) -> None:
             "two_processes": lambda s: _two_processes(s, args.events),
         }
         results: dict[str, Any] = {}
-        for name, run in scenarios.items():
-            if args.only and name not in args.only:
+        for name in args.only or [*scenarios, *_CLUSTER_TESTS]:  # in the order asked for
+            if name in _CLUSTER_TESTS:
+                results[name] = _cluster_test(_CLUSTER_TESTS[name])
+                print(name, results[name], flush=True)
                 continue
+            run = scenarios[name]
             s = _settings(broker.address, base.redis_url, name, models)
             ensure_topics(s)  # the scenario's own repartition topic
             started = time.monotonic()
-            recovery = run(s)
+            try:
+                recovery = run(s)
+            except (RuntimeError, TimeoutError) as exc:  # a scenario that never finished: said, and the suite goes on
+                took = round(time.monotonic() - started, 1)
+                results[name] = {"error": f"{type(exc).__name__}: {exc}", "wall_s": took}
+                print(name, results[name], flush=True)
+                continue
             got = state(s if not isinstance(recovery, tuple) else recovery[1], models, exact)
             compared = compare_models_on(reference, got) if models else compare(reference, got)
             results[name] = {**compared, "recovery_s": first(recovery), "wall_s": round(time.monotonic() - started, 1)}
@@ -106,10 +115,6 @@ def main(argv: list[str] | None = None) -> None:
             print(name, {k: v for k, v in results[name].items() if k != "labels_learned"}, flush=True)
             if models:
                 print(f"  labels learned: reference vs fault run {results[name]['labels_learned']}", flush=True)
-        for name, test in _CLUSTER_TESTS.items():
-            if not args.only or name in args.only:
-                results[name] = _cluster_test(test)
-                print(name, results[name], flush=True)
     write_result("faults" if not models else "faults-models-on", results)
 
 
@@ -242,15 +247,19 @@ def _redis_restart(s: Settings, n: int, persist: bool, down_s: float) -> tuple[f
     workdir = Path(tempfile.mkdtemp(prefix="faults-redis-"))
     port = embedded.free_port()
     server = _redis_at(port, workdir, persist)
-    s = s.replace(redis_url=f"redis://127.0.0.1:{port}/0")
-    proc = start_engine(s)
+    s = s.replace(redis_url=f"redis://127.0.0.1:{port}/0", log_level="INFO")
+    log = open(workdir / "engine.log", "wb")  # noqa: SIM115 - kept open while the engine writes it
+    print(f"{'redis_down' if persist else 'redis_empty'}: engine log {workdir / 'engine.log'}", flush=True)
+    proc = start_engine(s, log=log)
     try:
         _wait(s, n // 3, [proc])
         mark = committed(s)
         stop_process(server)
         time.sleep(down_s)
         server = _redis_at(port, workdir, persist)
+        trace = _trace_commits(s, mark)
         recovery = _progress_after(s, mark, [proc])
+        print(f"  committed after the restart (s, messages; mark {mark}): {trace}", flush=True)
         _wait(s, n, [proc], final=True)
         alive = proc.poll() is None
         if not alive:
@@ -263,6 +272,29 @@ def _redis_restart(s: Settings, n: int, persist: bool, down_s: float) -> tuple[f
 
 
 _KEEP: list[subprocess.Popen[bytes]] = []
+
+
+def _trace_commits(s: Settings, mark: int) -> list[tuple[float, int]]:
+    """Every 2 s until the engine commits beyond ``mark`` (at most 10 min): seconds since now, messages committed
+    -- where a recovery's time goes (waiting, then the replay's throughput). Filled by a daemon thread."""
+    import threading
+
+    out: list[tuple[float, int]] = []
+    t0 = time.monotonic()
+
+    def run() -> None:
+        while time.monotonic() - t0 < 600:
+            try:
+                done = committed(s)
+            except Exception:  # Redis not answering yet
+                done = -1
+            out.append((round(time.monotonic() - t0, 1), done))
+            if done > mark:
+                return
+            time.sleep(2)
+
+    threading.Thread(target=run, daemon=True).start()
+    return out
 
 
 def _redis_at(port: int, workdir: Path, persist: bool) -> subprocess.Popen[bytes]:
@@ -282,7 +314,9 @@ def _redis_at(port: int, workdir: Path, persist: bool) -> subprocess.Popen[bytes
 
 
 def _broker_down(s: Settings, n: int, broker: embedded.Service, down_s: float) -> float:
-    proc = start_engine(s)
+    log = tempfile.NamedTemporaryFile(prefix="faults-broker-down-", suffix=".log", delete=False)  # noqa: SIM115
+    print(f"broker_down: engine log {log.name}", flush=True)
+    proc = start_engine(s.replace(log_level="INFO"), log=log)
     try:
         _wait(s, n // 3, [proc])
         mark = committed(s)

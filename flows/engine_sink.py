@@ -41,6 +41,7 @@ from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotReb
 from flows.monitor import PROGRESS
 from flows.shutdown import SHUTDOWN
 from flows.startup import STARTUP
+from flows.state_probe import is_probe
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.settings import Settings
@@ -132,7 +133,10 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             for m in items:
                 by_partition.setdefault(m.origin.partition, []).append(m)
             for partition, messages in by_partition.items():
-                self._write(partition, self._fresh(messages))
+                events = [m for m in messages if not is_probe(m)]
+                if len(events) < len(messages) and not events:
+                    self._check(partition)  # a probe alone: the monitor saw a loss no batch came to notice
+                self._write(partition, self._fresh(events))
         finally:
             SHUTDOWN.end_batch()
 
@@ -198,6 +202,25 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
         STARTUP.committed()
+
+    def _check(self, partition: int) -> None:
+        """A probe (:mod:`flows.state_probe`): the batch's own check, and on a loss the batch's own STATE LOSS
+        path; nothing found (a batch re-claimed meanwhile) lets the engine be ready again."""
+        verify = getattr(self.engine.store, "verify", None)
+        if verify is None:
+            return
+        try:
+            verify(partition)
+        except Fenced as exc:
+            self._fenced(exc)
+            return
+        except StateLost as exc:
+            self._lost(partition, exc)
+            return
+        except (RedisError, RedisClusterException) as exc:
+            log.warning("partition %d: state probe not answered (%s); the next batch checks again", partition, exc)
+            return
+        metrics.READY.set(1)
 
     def _probe(self, dependency: str) -> Callable[[], object] | None:
         """A cheap request to ``dependency`` (Redis ``PING``, Kafka metadata) that raises while it is down."""

@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.startup import STARTUP
+from flows.state_probe import probe_message
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -135,6 +136,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._last.update(last)
         if reposition:
             self._reposition(self._watch.targets())
+        if self._ownership.take_probe(self._partition):  # the monitor saw Redis lose this partition's state
+            out.append(probe_message(self._partition))
         return out
 
     def _begin_check(self, force_reposition: bool = False) -> None:

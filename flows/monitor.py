@@ -7,8 +7,11 @@
   high watermark from Kafka and sets ``livesignals_consumer_lag_messages{topic,
   partition}`` to high watermark minus the offset this engine committed (the one
   Redis held at the claim until the first commit), pings Redis, and keeps both
-  probes for ``/readyz``. Every ``status_log_interval_s`` it writes one JSON line
-  (logger ``livesignals.status``): throughput, lag, freshness, failures.
+  probes for ``/readyz``. When Redis answers it also checks that Redis still
+  holds each owned partition's committed state, so a Redis restarted empty
+  under an idle engine is rebuilt within a pass (:mod:`flows.state_probe`).
+  Every ``status_log_interval_s`` it writes one JSON line (logger
+  ``livesignals.status``): throughput, lag, freshness, failures.
 * It also watches the contact policy: when every action decided for
   ``suppressed_alert_s`` was held back (quiet hours at night, caps, consent), it
   logs one WARNING saying why and for how long, and
@@ -26,6 +29,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from flows.state_probe import IdleLossWatch
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.settings import Settings
@@ -126,6 +130,7 @@ class Monitor:
         self.topics = topics
         self.checks: dict[str, bool | None] = {"redis": None, "kafka": None, "rules_loaded": None}
         self.suppression = SuppressionWatch(settings.suppressed_alert_s)
+        self.losses = IdleLossWatch(settings, ownership)
         self._consumer: Consumer | None = None
         self._redis: Any = None
         self._lags: dict[tuple[str, int], int] = {}
@@ -156,6 +161,8 @@ class Monitor:
         """One pass: lag, Redis probe, suppression watch, and the status line when due."""
         self.checks["kafka"] = self._read_lag()
         self.checks["redis"] = self._ping_redis()
+        if self.checks["redis"]:
+            self._check_state()
         for dependency in ("kafka", "redis"):
             self._publish_probe(dependency, self.checks[dependency])
         self.suppression.tick(time.time())
@@ -220,6 +227,13 @@ class Monitor:
         if count:  # a topic not (yet) in the metadata is asked about again next time
             self._partitions[topic] = (count, time.monotonic())
         return count
+
+    def _check_state(self) -> None:
+        """Redis answers: does it still hold the owned partitions' state? (:mod:`flows.state_probe`)"""
+        try:
+            self.losses.tick(self._redis)
+        except Exception as exc:  # an outage between the ping and these reads: the next pass asks again
+            log.warning("state check between batches failed: %s", exc)
 
     def _ping_redis(self) -> bool:
         from state.connection import connect

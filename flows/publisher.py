@@ -25,6 +25,11 @@ for good. The publisher notices it (the error callback, a delivery report or a
 refused ``produce``), counts it in ``livesignals_kafka_producer_renewed_total``,
 and replaces the producer with a new one (a new producer id) before the records
 are sent again: the engine carries on instead of retrying a dead producer for ever.
+A delivery refused with ``PRODUCER_FENCED`` or ``INVALID_PRODUCER_EPOCH`` is treated
+the same way: librdkafka does not flag it fatal for an idempotent producer, yet
+every later record of that producer is refused too (seen after a broker frozen
+longer than the delivery wait: the purge bumps the producer's epoch, which the
+embedded broker refuses).
 """
 
 from __future__ import annotations
@@ -122,7 +127,7 @@ class KafkaPublisher:
     def _on_error(self, err: KafkaError) -> None:
         """librdkafka's error callback: a fatal error is remembered (the producer is replaced before the next
         send); the others (a broker down, a timeout) are librdkafka's own to retry and are logged by it."""
-        if err.fatal():
+        if _dead(err):
             self._fatal = err
 
     def _renew_if_fatal(self) -> None:
@@ -215,7 +220,7 @@ class KafkaPublisher:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
             except KafkaException as exc:  # refused before sending (e.g. larger than message.max.bytes)
                 err = exc.args[0]
-                if err.fatal() or err.code() == KafkaError._FATAL:
+                if _dead(err):
                     self._fatal = self._fatal or err
                     self._failed.append((record, err))  # sent again by the new producer
                     return
@@ -228,7 +233,7 @@ class KafkaPublisher:
         if err is None:
             self._confirmed[record.topic] = self._confirmed.get(record.topic, 0) + 1
         else:
-            if err.fatal():
+            if _dead(err):
                 self._fatal = self._fatal or err
             self._failed.append((record, err))
 
@@ -239,6 +244,19 @@ def _fatal_error(exc: BaseException) -> KafkaError | None:
     for candidate in (exc, exc.__cause__, exc.__context__):
         if isinstance(candidate, KafkaException) and candidate.args and isinstance(candidate.args[0], KafkaError):
             err: KafkaError = candidate.args[0]
-            if err.fatal() or err.code() == KafkaError._FATAL:
+            if _dead(err):
                 return err
     return None
+
+
+_FENCED_PRODUCER = (KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+
+
+def _dead(err: KafkaError) -> bool:
+    """True when the producer that got ``err`` will refuse every later record: a fatal error, or its producer
+    epoch refused (``PRODUCER_FENCED``, ``INVALID_PRODUCER_EPOCH``; not flagged fatal for an idempotent producer).
+
+    >>> _dead(KafkaError(KafkaError.PRODUCER_FENCED)), _dead(KafkaError(KafkaError._MSG_TIMED_OUT))
+    (True, False)
+    """
+    return bool(err.fatal()) or err.code() in (KafkaError._FATAL, *_FENCED_PRODUCER)

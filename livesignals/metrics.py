@@ -386,3 +386,12 @@ GATEWAY_PUSH_OVER_RATE = Counter(
     "counted against that bound (break-test 12d, D1); the customer's later entries are delivered once the "
     "caller is back under it.",
 )
+
+
+# operations (issue 10, session 13)
+STATE_LOSS_NOTICED_IDLE = Counter(
+    "livesignals_state_loss_noticed_idle_total",
+    "Times the monitor found, between batches, that Redis lost a partition's committed state (a Redis restarted "
+    "empty under an idle engine): the partition's worker then takes the STATE LOSS path a batch would "
+    "(flows.state_probe), counted in livesignals_state_loss_total too.",
+)

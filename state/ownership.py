@@ -292,6 +292,7 @@ class Ownership:
         self.claimer = claimer
         self._claims: dict[int, Claim] = {}
         self._seeks: dict[int, dict[str, int]] = {}
+        self._probes: set[int] = set()
         self._lock = threading.Lock()
 
     def claim(self, partition: int) -> Claim:
@@ -313,6 +314,24 @@ class Ownership:
         """The pending rewind of ``partition``, if any (the source calls this before each read)."""
         with self._lock:
             return self._seeks.pop(partition, None)
+
+    def request_probe(self, partition: int, held: Claim) -> bool:
+        """Ask the source reading ``partition`` to send the sink a probe (:mod:`flows.state_probe`): the
+        monitor found Redis lost ``held``'s state while no batch came to notice. False (nothing asked)
+        when ``held`` is no longer the partition's claim: a batch re-claimed it since."""
+        with self._lock:
+            if self._claims.get(partition) is not held or held.released:
+                return False
+            self._probes.add(partition)
+            return True
+
+    def take_probe(self, partition: int) -> bool:
+        """True once after :meth:`request_probe` for ``partition`` (the source calls this before each read)."""
+        with self._lock:
+            if partition not in self._probes:
+                return False
+            self._probes.discard(partition)
+            return True
 
     def get(self, partition: int) -> Claim | None:
         """The current claim on ``partition``, if this process holds one."""

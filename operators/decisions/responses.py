@@ -220,12 +220,14 @@ def _learn(
     report.learned = True
 
 
-def _take_expired(state: CustomerState, now_ms: int) -> list[dict[str, Any]]:
+def _take_expired(state: CustomerState, due_ms: int) -> list[dict[str, Any]]:
+    """Remove and return the pending offers whose expiry is *before* ``due_ms`` (strictly: an offer due exactly
+    now still waits, as an event exactly the grace old is still on time)."""
     pending = state.predictions.get("offers_pending")
-    if not pending or all(o["exp"] > now_ms for o in pending):
+    if not pending or all(o["exp"] >= due_ms for o in pending):
         return []
-    state.predictions["offers_pending"] = [o for o in pending if o["exp"] > now_ms]
-    return [o for o in pending if o["exp"] <= now_ms]
+    state.predictions["offers_pending"] = [o for o in pending if o["exp"] >= due_ms]
+    return [o for o in pending if o["exp"] < due_ms]
 
 
 def _take_pending(state: CustomerState, decision_id: str | None, action: str | None) -> dict[str, Any] | None:

@@ -106,3 +106,45 @@ def test_a_producer_killed_by_a_fatal_error_is_replaced_and_the_records_are_conf
         broker.stop()
     assert metrics.KAFKA_PRODUCER_RENEWED._value.get() > renewed, "the fatal producer was replaced, and counted"
     assert {m.value() for m in got} == {r.value for r in records}
+
+
+def test_a_producer_refused_as_fenced_after_a_frozen_broker_is_replaced_and_the_records_are_confirmed():
+    """bench.faults broker_down (the broker frozen, log kept): the delivery wait gave up, the purge bumped the
+    idempotent producer's epoch, and the broker then refused every record with PRODUCER_FENCED -- not flagged fatal,
+    so the engine retried that producer for ever (the scenario never finished). Now it is replaced like a fatal one."""
+    import os
+    import signal
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from app import embedded
+    from livesignals import metrics
+
+    topic = "fenced-producer"
+    renewed = metrics.KAFKA_PRODUCER_RENEWED._value.get()
+    broker = embedded.start_kafka(port=free_port())
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.address})
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        pub = KafkaPublisher({"bootstrap.servers": broker.address, "log_level": 0}, timeout_s=3.0, attempts=3)
+        pub.publish([OutRecord(topic, b"k", b"before", [("ls.id", b"b")])])
+        records = [OutRecord(topic, f"k{i}".encode(), f"after{i}".encode(), [("ls.id", f"a{i}".encode())])
+                   for i in range(20)]  # fmt: skip
+        os.killpg(broker.proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(DeliveryError):
+                pub.publish(records)  # unconfirmed while frozen: purged before the retry
+        finally:
+            os.killpg(broker.proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 90
+        while True:  # as the engine does: a failed batch is retried
+            try:
+                pub.publish(records)
+                break
+            except DeliveryError:
+                assert time.monotonic() < deadline, "the batch is confirmed once a new producer replaced the fenced one"
+        got = consume_all(broker.address, topic, 100, timeout_s=8)
+    finally:
+        broker.stop()
+    assert {r.value for r in records} <= {m.value() for m in got}
+    assert metrics.KAFKA_PRODUCER_RENEWED._value.get() > renewed, "the fenced producer was replaced, and counted"

@@ -239,3 +239,20 @@ def test_an_offer_expired_beyond_the_grace_is_learned_expired_and_a_later_answer
     run.feed(answer(trigger, NOON + 24 * HOUR))
     assert [o["response"] for o in run.outcomes()] == ["expired", "accepted"]
     assert offers_labels(run) == [0, 1], "the late answer is not learned"
+
+
+def test_an_offer_is_expired_only_once_the_present_passes_its_expiry_by_more_than_the_grace():
+    """Outside review of #10, G6: at exactly expiry + grace the offer still waits (the engine treats an event exactly
+    the grace old as on time, so an answer that happened at the expiry instant may still arrive); 1 ms later it
+    is learned expired."""
+    grace = Settings.load(env={}).late_event_grace_s * 1000
+    run, trigger = notified()
+    expiry = trigger["expires_at"]
+    run.feed(event("web_event", t=expiry + grace, action="page_view", event_id="at-grace"))
+    assert run.outcomes() == [], "exactly the grace past the expiry: not expired yet"
+    run.feed(answer(trigger, expiry))  # happened at the expiry instant, arriving exactly the grace behind
+    assert [(o["decision_id"], o["response"]) for o in run.outcomes()] == [(trigger["trigger_id"], "accepted")]
+
+    run, trigger = notified()
+    run.feed(event("web_event", t=trigger["expires_at"] + grace + 1, action="page_view", event_id="past-grace"))
+    assert [o["response"] for o in run.outcomes()] == ["expired"]
