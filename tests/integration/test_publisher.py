@@ -94,13 +94,7 @@ def test_a_producer_killed_by_a_fatal_error_is_replaced_and_the_records_are_conf
         new_log(broker.address)
         records = [OutRecord(topic, f"k{i}".encode(), f"after{i}".encode(), [("ls.id", f"a{i}".encode())])
                    for i in range(20)]  # fmt: skip
-        deadline = time.monotonic() + 90
-        while True:  # as the engine does: a failed batch is retried
-            try:
-                pub.publish(records)
-                break
-            except DeliveryError:
-                assert time.monotonic() < deadline, "the batch is confirmed once a new producer replaced the dead one"
+        _publish_until_confirmed(pub, records)  # once a new producer replaced the dead one
         got = consume_all(broker.address, topic, 100, timeout_s=8)
     finally:
         broker.stop()
@@ -136,15 +130,20 @@ def test_a_producer_refused_as_fenced_after_a_frozen_broker_is_replaced_and_the_
                 pub.publish(records)  # unconfirmed while frozen: purged before the retry
         finally:
             os.killpg(broker.proc.pid, signal.SIGCONT)
-        deadline = time.monotonic() + 90
-        while True:  # as the engine does: a failed batch is retried
-            try:
-                pub.publish(records)
-                break
-            except DeliveryError:
-                assert time.monotonic() < deadline, "the batch is confirmed once a new producer replaced the fenced one"
+        _publish_until_confirmed(pub, records)  # once a new producer replaced the fenced one
         got = consume_all(broker.address, topic, 100, timeout_s=8)
     finally:
         broker.stop()
     assert {r.value for r in records} <= {m.value() for m in got}
     assert metrics.KAFKA_PRODUCER_RENEWED._value.get() > renewed, "the fenced producer was replaced, and counted"
+
+
+def _publish_until_confirmed(pub: KafkaPublisher, records: list[OutRecord], within_s: float = 90) -> None:
+    """Publish as the engine does, a failed batch retried, until Kafka confirms it (fails after ``within_s``)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            pub.publish(records)
+            return
+        except DeliveryError:
+            assert time.monotonic() < deadline, "the batch is confirmed once the producer was replaced"
