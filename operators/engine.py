@@ -22,10 +22,11 @@ the batch, re-emitting outputs with the same deterministic ids (at least
 once) while state is applied exactly once.
 
 **Event time and wall time.** Rules read a customer's windows at the
-customer's *present*, its newest event time (a late event never makes the
-present look older). An event older than the present *at its input position*
-(:mod:`operators.lateness`: a rerouted event is not judged by the engine's own
-reroute delay) by more than ``late_event_grace_s`` is *late*: it updates
+customer's *present at the event's input position* (:mod:`operators.lateness`:
+its newest event time among the events that came before it in the input, so a
+rerouted event is not judged by the engine's own reroute delay, and a late
+event never makes the present look older). An event older than that present
+by more than ``late_event_grace_s`` is *late*: it updates
 windows, totals and the timeline but raises no flag and no trigger. The contact policy (quiet hours, caps) and
 a trigger's staleness are judged at send time by the wall clock, read once
 per batch (``policy_clock``).

@@ -39,10 +39,13 @@ it is left out of an earlier record's comparison. A state stored before the
 ``seen`` section existed compares with its newest event time (``last_seen``)
 until its first event is applied.
 
-Windows, RFM and the ``derived`` values are still read at the customer's
-newest event time (:mod:`operators.rules.context`); what this module gives is
-"now" for the event: lateness, the contact policy's stream clock and the
-expiry of offers waiting for an answer.
+What this module gives is "now" for the event, used for all of: lateness,
+the windows, RFM and ``derived`` values the rules read
+(:mod:`operators.rules.context`), the contact policy's stream clock and the
+expiry of offers waiting for an answer. (Reading windows at the customer's
+newest event time instead gave a cookie-keyed catch-up 180 flags against 149
+keyed.) For a customer whose events share one Kafka key it is the customer's
+newest event time, as before.
 
 >>> from livesignals.errors import Origin
 >>> from livesignals.contract import Event
