@@ -157,7 +157,7 @@ class KafkaPublisher:
         try:
             unsent = self._producer.flush(self.timeout_s)
         except (KafkaException, SystemError) as exc:  # confluent-kafka raises a fatal error out of the wait
-            fatal = _fatal_error(exc)
+            fatal = _fatal_error(exc) or self._fatal or _broken_wait(exc)
             if fatal is None:
                 raise
             self._fatal = self._fatal or fatal
@@ -189,7 +189,7 @@ class KafkaPublisher:
             try:
                 self._producer.flush(PURGE_REPORTS_S)
             except (KafkaException, SystemError) as exc:  # a fatal error: the next publish renews the producer
-                fatal = _fatal_error(exc)
+                fatal = _fatal_error(exc) or self._fatal or _broken_wait(exc)
                 if fatal is None:
                     raise
                 self._fatal = self._fatal or fatal
@@ -260,3 +260,11 @@ def _dead(err: KafkaError) -> bool:
     (True, False)
     """
     return bool(err.fatal()) or err.code() in (KafkaError._FATAL, *_FENCED_PRODUCER)
+
+
+def _broken_wait(exc: BaseException) -> KafkaError | None:
+    """A ``SystemError`` out of the wait with no Kafka error behind it (confluent-kafka returned NULL while a
+    fatal error was being raised): the producer cannot be trusted, so it is treated as fatal and replaced."""
+    if isinstance(exc, SystemError):
+        return KafkaError(KafkaError._FATAL, f"the producer's wait failed ({exc})", fatal=True)
+    return None
