@@ -70,6 +70,7 @@ class Service:
         self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
         self.decisions = CallerRate(self.settings.gateway_audited_per_min)
         self.queue_audited = AuditedInWindow()
+        self.queue_deliveries = CallerRate(self.settings.gateway_queue_audited_per_min)
 
 
 @dataclass(frozen=True, slots=True)
