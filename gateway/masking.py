@@ -85,7 +85,8 @@ _DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 _LANG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}")
 _OPAQUE_ID = re.compile(r"[0-9a-f]{16,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _EMAIL = re.compile(r"[^\s@:%/?&=|]+(?:@|%40)[^\s@%/?&=|]+\.[^\s@/?&=|]+", re.IGNORECASE)
-_DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s().]?\d){6,14}(?!\d)")
+_DIGITS = re.compile(r"(?<!\d)\+?\d+(?:[\s().\-/]?\d{2,})*(?!\d)")
+_EPOCH = re.compile(r"1\d{9}(?:\d{3})?")
 _PII_ID = re.compile(r"\b(email|phone):[^\s,;]+")
 _CUSTOMER_ID = "customer_id:"
 
@@ -99,10 +100,13 @@ def mask_document(doc: Any, role: str) -> Any:
 
 def mask_id(value: str) -> str:
     """An id with the e-mail addresses and phone numbers inside it masked; a UUID or a hex digest whole.
-    Digit runs of 7-15 digits count as phone numbers, except epoch times (10 or 13 digits from 1...).
+    Digit runs of 7-15 digits, whole or split by spaces, dots, dashes, slashes or brackets, count as phone
+    numbers, except where a part is an epoch time (10 or 13 digits from 1...).
 
     >>> mask_id("spring|ann.other@example.com"), mask_id("evt-+447700900999-1"), mask_id("e-c1-1795732275721-chat")
     ('spring|***', 'evt-***-1', 'e-c1-1795732275721-chat')
+    >>> mask_id("evt-555-867-5309-z"), mask_id("evt-+1-555-867-5309"), mask_id("evt-+44/7700/900456")
+    ('evt-***-z', 'evt-***', 'evt-***')
     >>> mask_id("550e8400-e29b-41d4-a716-446655440000"), mask_id("email:ann@example.com")
     ('550e8400-e29b-41d4-a716-446655440000', 'email:***')
     """
@@ -115,8 +119,11 @@ def mask_id(value: str) -> str:
 
 def _phone_or_time(match: re.Match[str]) -> str:
     text = match[0]
-    if text.isdigit() and len(text) in (10, 13) and text[0] == "1":
-        return text  # an epoch time in seconds or milliseconds
+    parts = [part for part in re.split(r"[^\d]+", text) if part]
+    if not 7 <= sum(map(len, parts)) <= 15:
+        return text  # too short or too long for a phone number
+    if any(_EPOCH.fullmatch(part) for part in parts):
+        return text  # holds an epoch time in seconds or milliseconds (an event id's time, a counter beside it)
     return MASK
 
 

@@ -203,8 +203,3 @@ class AuditedInWindow:
             if len(self._pairs) < self.max_pairs:
                 self._pairs.add(pair)
             return True
-
-    def forget(self, caller: str, customer: str) -> None:
-        """Undo :meth:`first` for a pair that was not audited after all (the caller was past its rate)."""
-        with self._lock:
-            self._pairs.discard((caller, customer))

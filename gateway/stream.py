@@ -216,9 +216,8 @@ async def _delivered(
     """One entry for the connection (from the catch-up or live): a customer reached only through a followed
     queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
     cursor_after = cursor.after(item[0], item[1])
-    through_queue = item[2] not in followed and item[2] not in via_queue
-    if through_queue and not await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue):
-        return cursor_after, b""  # not audited, so not shown (the caller is past its audited rate)
+    if item[2] not in followed and item[2] not in via_queue:
+        await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
     return cursor_after, _safe_frame(cursor_after, item, role)
 
 
@@ -291,21 +290,29 @@ def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor
     return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
-def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> bool:
+QUEUE_OVERFLOW = "\x00queue-overflow"
+"""The pair key under which a caller's one aggregate queue entry a minute is remembered."""
+
+
+def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
     """Audit the first entry of a customer a connection receives through a followed queue (its subscription
     named the queue, not the customer): who saw which customer stays known, once per customer and caller a
-    minute whatever the connections (``Service.queue_audited``), each entry counted against the caller's
-    ``gateway_audited_per_min`` like a read (break-test 12d, D1: re-opened queue streams wrote 36 times that
-    bound). False, and nothing audited or shown, for a caller past that bound (counted)."""
+    minute whatever the connections (``Service.queue_audited``; break-test 12d, D1: re-opened queue streams
+    wrote 36 times the audited bound). Up to ``gateway_queue_audited_per_min`` customers a minute are audited
+    one by one; beyond, one entry per caller and minute says the rest were shown unlisted (counted). The
+    entry is always shown, and the caller's own reads never pay for its queue's volume (12e, E2)."""
     subject = principal.subject
     if service.queue_audited.first(subject, customer):
-        if not service.decisions.allow(subject):
-            service.queue_audited.forget(subject, customer)
+        if service.queue_deliveries.allow(subject):
+            service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
+        else:
             metrics.GATEWAY_PUSH_OVER_RATE.inc()
-            return False
-        service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
+            if service.queue_audited.first(subject, QUEUE_OVERFLOW):
+                limit = service.settings.gateway_queue_audited_per_min
+                service.audit.record(subject, principal.role, "push", "queue:" + ",".join(sorted(principal.queues)),
+                                     None, True, f"more than {limit} customers through followed queues this "
+                                     "minute: the rest shown, not listed one by one")  # fmt: skip
     audited.add(customer)
-    return True
 
 
 def _still_allowed(service: api.Service, principal: Principal, sub: Subscription) -> bool:

@@ -381,10 +381,9 @@ GATEWAY_PUSH_READ_AGE = Gauge(
 # gateway (issue 12, session 13)
 GATEWAY_PUSH_OVER_RATE = Counter(
     "livesignals_gateway_push_over_rate_total",
-    "Entries of a customer reached through a followed queue not delivered to a caller past "
-    "gateway_audited_per_min: the first delivery of each customer to a caller in a minute is an audit entry "
-    "counted against that bound (break-test 12d, D1); the customer's later entries are delivered once the "
-    "caller is back under it.",
+    "Customers first delivered to a caller through a followed queue in a minute beyond "
+    "gateway_queue_audited_per_min: shown, but audited together in one entry per caller and minute instead of "
+    "one each (break-tests 12d D1, 12e E2).",
 )
 
 

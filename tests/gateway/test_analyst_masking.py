@@ -116,3 +116,31 @@ def test_analysts_see_an_allow_list_producer_named_attributes_and_pii_inside_ids
     assert "repeat_contact" in doc["flags"] and doc["flags"]["repeat_contact"]["severity"] == "warning"
     ids = [e["id"] for e in doc["timeline"]]
     assert "evt-***-1" in ids and "u5-0" in ids  # the id's PII masked, the rest of it (and plain ids) whole
+
+
+def test_phone_numbers_written_with_dashes_or_slashes_inside_ids_are_masked(world, client):
+    """Fifth break-test, E3: only spaces, dots and brackets counted as a phone number's separators, so the
+    dashed form (555-867-5309, +1-555-867-5309) reached analysts inside event ids."""
+    t = now_ms() - 30_000
+    world.apply(
+        event("chat", "u6", t, event_id="u6-0", queue="billing", topic="refund"),
+        event("web_event", "u6", t + 1, event_id="evt-555-867-5309-z", action="search"),
+        event("web_event", "u6", t + 2, event_id="evt-+1-555-867-5309", action="search"),
+        event("web_event", "u6", t + 3, event_id="evt-+44/7700/900456", action="search"),
+    )
+    r = client.get("/v1/customers/u6/timeline?limit=50", headers=ANALYST)
+    assert r.status_code == 200, r.text
+    for pii in ("867-5309", "5309", "7700/900456", "900456"):
+        assert pii not in r.text, pii
+    assert "u6-0" in {e["id"] for e in r.json()["entries"]}, "ids without a phone number stay whole"
+
+
+def test_analysts_can_page_a_timeline(world, client):
+    """Fifth break-test, E5: the allow-list masked the page's ``next`` cursor (a time and a count) to ``***``,
+    so an analyst's second page was a 400."""
+    t = now_ms() - 30_000
+    world.apply(*[event("chat", "u7", t + i, event_id=f"u7-{i}", queue="billing", topic="refund") for i in range(5)])
+    first = client.get("/v1/customers/u7/timeline?limit=2", headers=ANALYST).json()
+    assert first["next"] and first["next"] != "***"
+    second = client.get(f"/v1/customers/u7/timeline?limit=2&cursor={first['next']}", headers=ANALYST)
+    assert second.status_code == 200 and len(second.json()["entries"]) == 2
