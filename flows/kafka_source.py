@@ -119,7 +119,9 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
                 verdict = self._watch.judge(topic, offset, fingerprint_of(msg))
                 if verdict == "reset":
                     self._log_reset(topic, offset)
-                reposition |= verdict in ("same", "gone")
+                if verdict == "missing":
+                    self._checked_missing(topic)
+                reposition |= verdict in ("same", "missing")
             upto = self._next.get(topic)
             if upto is not None and offset < upto:
                 continue  # read again for a check, or before a reposition: handed out already
@@ -152,6 +154,15 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
     def _reposition(self, checking: dict[str, int]) -> None:
         """Read each topic from the record a check re-reads, else from the next record to hand out."""
         self._assign({t: checking.get(t, self._next.get(t)) for t in self._topics}, remember=False)
+
+    def _checked_missing(self, topic: str) -> None:
+        """The record a check re-reads is not there, records after it are: removed by retention (below the log's
+        start) proves nothing and ends the check; otherwise the log is another one (break-test 10e, J1)."""
+        at = int(self._watch.checking[topic].split("|", 1)[0])
+        low, _ = self._consumer.get_watermark_offsets(TopicPartition(topic, self._partition), timeout=10)
+        if at >= low:
+            self._log_reset(topic, None)
+        self._watch.drop(topic)
 
     def _checked_out_of_range(self, topic: str) -> bool:
         """The record a check re-reads is out of range: below the log's start (retention) proves nothing, above

@@ -23,7 +23,11 @@ it handed out earlier and compares its :func:`~flows.log_reset.fingerprint`:
 A record that differs: the process stops with exit code 4 and ``KAFKA LOG
 RESET``, as a claim would, and writes the old record's fingerprint back as the
 partition's log mark, so a restart stops too instead of resuming on the new log.
-A record no longer there (retention, compaction) proves nothing: the check ends.
+A record no longer there proves nothing only when retention removed it (the
+offset is below the log's start); at or above the start, the offset the engine
+applied a data record at holds none (a transaction marker of another log, say:
+break-test 10e, J1), so that log is another one too. Compacted input topics are
+not supported: compaction removes records above the log's start.
 """
 
 from __future__ import annotations
@@ -120,19 +124,20 @@ class LogWatch:
 
     def judge(self, topic: str, offset: int, mark: str | None) -> str:
         """What a message read during a check says: ``same``, ``reset`` (another record where the applied one
-        was), ``gone`` (the record is no longer kept: nothing to compare) or ``other`` (not the record checked)."""
+        was), ``missing`` (the first record read is past it: the reader asks Kafka whether retention removed it,
+        then calls :meth:`drop`, or stops) or ``other`` (not the record checked). The check stays open on
+        ``reset`` and ``missing``."""
         expected = self.checking.get(topic)
         if expected is None:
             return "other"
         at = _offset(expected)
         if offset < at:
             return "other"
-        del self.checking[topic]
         if offset > at:
-            return "gone"
+            return "missing"
         if mark != expected:
-            self.checking[topic] = expected  # kept for the message the reader writes back
             return "reset"
+        del self.checking[topic]
         held = self._anchor.get(topic)
         if held is None or _offset(held) < at:
             self._anchor[topic] = expected  # verified: the newest record known to be of the applied log

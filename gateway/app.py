@@ -60,12 +60,11 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     """The service for ``settings`` (``client``/``producer``: injected by tests; made from settings otherwise)."""
     check_secrets(settings.gateway_token_secrets)
     client = client if client is not None else redis_client(settings)
+    renewable = None if producer is not None else (lambda: kafka_producer(settings))  # injected: kept as is
     producer = producer if producer is not None else kafka_producer(settings)
     keys = Keys(settings.key_prefix)
-    service = api.Service(
-        settings, client, keys, AuditLog.from_settings(client, settings),
-        FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s),
-    )  # fmt: skip
+    sender = FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s, renewable)
+    service = api.Service(settings, client, keys, AuditLog.from_settings(client, settings), sender)
     hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), hub_block_ms, keys.updates_stream)
 
     def route(path: str, name: str, fn: Callable[..., Any], methods: tuple[str, ...] = ("GET",)) -> Route:

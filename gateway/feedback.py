@@ -34,13 +34,18 @@ is sent, so the service never writes what the engine would dead-letter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
-from livesignals import serde
+from livesignals import metrics, serde
 from livesignals.contract import decode, primary_key
 from livesignals.errors import InvalidEvent, Origin
+
+log = logging.getLogger(__name__)
 
 VERDICTS: Final = {
     "action": frozenset({"accept", "reject", "not_relevant"}),
@@ -244,31 +249,61 @@ class FeedbackProducer:
     :func:`producer_config` sets to the wait (``timeout_s``); the wait lasts a
     little longer, so a failure reported to the desk is an event librdkafka no
     longer holds and will not send later.
+
+    A producer that hit a fatal error (``UNKNOWN_PRODUCER_ID`` after the broker
+    lost its log), whose epoch the broker refuses (``PRODUCER_FENCED``,
+    ``INVALID_PRODUCER_EPOCH``), or that failed :data:`RENEW_AFTER` sends in a
+    row, refuses every later event for good: with ``renew`` (a factory) it is
+    replaced, counted in ``livesignals_kafka_producer_renewed_total``, and the
+    desk's retry (same idempotency key) goes out on the new one (break-test 10e,
+    J2: feedback stayed refused until the service was restarted).
     """
+
+    RENEW_AFTER: Final = 3
+    """Failed sends in a row after which the producer is replaced even without a fatal error."""
 
     GRACE_S: Final = 2.0
     """How much longer than twice the producer's own timeout a request waits for the delivery report
     (librdkafka scans for timed-out events about once a second, later on a loaded host)."""
 
-    def __init__(self, producer: Any, topic: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, producer: Any, topic: str, timeout_s: float = 10.0, renew: Callable[[], Any] | None = None
+    ) -> None:
         self.producer = producer
         self.topic = topic
         self.timeout_s = timeout_s
+        self.renew = renew
+        self._failures = 0
 
     async def send(self, doc: dict[str, Any]) -> None:
         """Produce ``doc`` keyed by its customer; raises ``RuntimeError`` unless Kafka confirms it."""
+        try:
+            await self._send(doc)
+        except RuntimeError as exc:
+            self._failures += 1
+            dead = isinstance(exc.__cause__, Exception) and _dead_producer(exc.__cause__)
+            if self.renew is not None and (dead or self._failures >= self.RENEW_AFTER):
+                self._replace(exc)
+            raise
+        self._failures = 0
+
+    async def _send(self, doc: dict[str, Any]) -> None:
         outcome: list[Any] = []
         key = primary_key(doc["customer"]).encode()
+        producer = self.producer
         try:
-            self.producer.produce(
-                self.topic, serde.dumps(doc), key=key, on_delivery=lambda err, _m: outcome.append(err)
-            )
+            producer.produce(self.topic, serde.dumps(doc), key=key, on_delivery=lambda err, _m: outcome.append(err))
         except BufferError:
             raise RuntimeError("feedback not sent: the producer's queue is full") from None
+        except Exception as exc:  # a fatal producer refuses at once (KafkaException _FATAL)
+            raise RuntimeError(f"feedback not sent: {exc}") from exc
         deadline = time.monotonic() + 2 * self.timeout_s + self.GRACE_S
         delay = 0.002
         while not outcome:
-            self.producer.poll(0)
+            try:
+                producer.poll(0)
+            except Exception as exc:  # confluent-kafka raises a fatal error out of poll
+                raise RuntimeError(f"feedback not confirmed: {exc}") from exc
             if outcome:
                 break
             if time.monotonic() > deadline:
@@ -276,7 +311,37 @@ class FeedbackProducer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         if outcome[0] is not None:
-            raise RuntimeError(f"feedback not delivered by Kafka: {outcome[0]}")
+            raise RuntimeError(f"feedback not delivered by Kafka: {outcome[0]}") from _Refused(outcome[0])
+
+    def _replace(self, why: Exception) -> None:
+        if self.renew is None:
+            return
+        old, self.producer, self._failures = self.producer, self.renew(), 0
+        metrics.KAFKA_PRODUCER_RENEWED.inc()
+        log.error("feedback producer replaced after %s", why)
+        with contextlib.suppress(Exception):  # a dead producer may refuse even this; it is dropped either way
+            old.purge(in_queue=True, in_flight=True)
+
+
+class _Refused(Exception):
+    """The Kafka error a delivery report carried (the cause of a failed send)."""
+
+    def __init__(self, err: Any) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _dead_producer(cause: Exception) -> bool:
+    """Whether ``cause`` says the producer can never send again (fatal, or its epoch refused)."""
+    err = getattr(cause, "err", None) or (cause.args[0] if getattr(cause, "args", None) else None)
+    code = getattr(err, "code", None)
+    if not callable(code):
+        return isinstance(cause, SystemError)
+    fatal = getattr(err, "fatal", None)
+    from confluent_kafka import KafkaError
+
+    return bool(fatal and fatal()) or code() in (KafkaError._FATAL, KafkaError.PRODUCER_FENCED,
+                                                 KafkaError.INVALID_PRODUCER_EPOCH)  # fmt: skip
 
 
 def producer_config(timeout_s: float) -> dict[str, Any]:

@@ -172,8 +172,13 @@ def _authorise(
         queue_key = api.printable(f"queue:{queue}"[:300])
         if allowed:
             service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, True, reason)
-        if not allowed:
-            api.refuse(service, request, principal, "subscribe", queue_key, None, reason)
+        if not allowed:  # written whatever the refusal budget, like a denial on a customer (break-test 12e, E1)
+            if not service.decisions.allow(principal.subject):  # bounded by gateway_audited_per_min
+                per_min = service.settings.gateway_audited_per_min
+                raise Problem(429, "Too many requests", f"at most {per_min} customer requests a minute per caller")
+            client = request.client
+            service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, False, reason,
+                                 source=client[0] if client else "-")  # fmt: skip
             raise Problem(403, "Forbidden", f"queue {queue!r} is not one of yours")
     max_age_ms = service.settings.gateway_contact_open_s * 1000
     who = principal

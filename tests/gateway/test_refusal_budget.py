@@ -140,6 +140,21 @@ def test_the_setting_is_validated(bad):
         Settings(gateway_audit_refusals_per_min=bad)
 
 
+def test_an_authenticated_callers_denied_queue_subscriptions_are_all_audited(world, app, clock):
+    """Fifth break-test, E1 (D5's variant): after spending its own refusal budget with malformed ids, an agent
+    tried other teams' queues with no entry written. Like its denials on customers, they are now all audited
+    (bounded by gateway_audited_per_min)."""
+    a1 = bearer(token("a1", queues=("billing",)))
+    c = caller(app, "10.2.0.9")
+    for i in range(LIMIT + 3):
+        assert c.get(f"/v1/customers/nokind:x{i}", headers=a1).status_code == 400  # the budget spent
+    for team in range(4):
+        assert c.get(f"/v1/push?queue=team{team}", headers=a1).status_code == 403
+    probes = [e for e in audit(world) if e["action"] == "subscribe" and e["allowed"] == "0"]
+    assert sorted(e["customer"] for e in probes) == [f"queue:team{t}" for t in range(4)], probes
+    assert all(e["who"] == "a1" and e["source"] == "10.2.0.9" for e in probes)
+
+
 def test_one_caller_opens_at_most_the_bound_of_push_subscriptions_a_minute(world, clock):
     """Second break-test, B4: opening and closing a subscription in a loop read and audited its customers
     each time, without limit."""

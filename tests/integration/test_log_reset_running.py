@@ -24,6 +24,9 @@ from app.topics import ensure_topics
 from flows.claims import EXIT_STATE_LOST
 from livesignals import serde
 from livesignals.contract import primary_key
+from livesignals.partitioner import owner_partition
+from state.connection import connect
+from state.keys import Keys
 from tests.helpers import committed, event, produce, wait_committed
 
 pytestmark = [pytest.mark.slow]
@@ -36,7 +39,50 @@ def _orders(n: int, first: int = 0) -> list[tuple[bytes | None, bytes]]:
     return [(primary_key(d["customer"]).encode(), serde.dumps(d)) for d in docs]
 
 
-def test_a_broker_that_lost_its_log_under_a_running_engine_stops_it_with_exit_code_4(settings, tmp_path: Path):
+def _plain_new_log(s, topic: str) -> None:
+    produce(s.kafka_bootstrap, topic, _orders(1600, first=400))  # ~400 a partition: past the ~100 applied
+
+
+def _new_log_with_a_transaction_marker_where_the_engine_last_read(s, topic: str) -> None:
+    """Break-test 10e, J1: a transactional producer's commit marker takes an offset no consumer sees. At the
+    offset of the last record the engine handed out, the new log holds only a marker; the records after it
+    were read as "the checked record is gone" and the check ended, 996 of 1,996 events skipped."""
+    from confluent_kafka import Producer
+
+    client = connect(s)
+    resume = {q: int(client.hget(Keys(s.key_prefix).partition_meta(q), f"offset:{topic}") or 0) for q in range(4)}
+    owned: dict[int, str] = {}
+    for i in range(400):
+        owned.setdefault(owner_partition(primary_key({"customer_id": f"n{i}"}), 4), f"n{i}")
+    t0 = int(time.time() * 1000) - 1_800_000
+    plain = Producer({"bootstrap.servers": s.kafka_bootstrap, "enable.idempotence": True})
+    txn = Producer({"bootstrap.servers": s.kafka_bootstrap, "transactional.id": "new-log"})
+    txn.init_transactions(30)
+    n = 0
+
+    def order(q: int) -> tuple[bytes, bytes]:
+        nonlocal n
+        n += 1
+        doc = event("order", owned[q], t0 + n, event_id=f"n{n}", order_id=f"n{n}", amount=1.0)
+        return primary_key(doc["customer"]).encode(), serde.dumps(doc)
+
+    for q in range(4):
+        for _ in range(resume[q] - 2):  # a record at each offset below the one before the marker
+            key, value = order(q)
+            plain.produce(topic, value, key, partition=q)
+        plain.flush(30)
+        key, value = order(q)  # at resume - 2; its commit marker at resume - 1, the record last handed out
+        txn.begin_transaction()
+        txn.produce(topic, value, key, partition=q)
+        txn.commit_transaction(30)
+        for _ in range(100):
+            key, value = order(q)
+            plain.produce(topic, value, key, partition=q)
+        plain.flush(30)
+
+
+@pytest.mark.parametrize("new_log", [_plain_new_log, _new_log_with_a_transaction_marker_where_the_engine_last_read])
+def test_a_broker_that_lost_its_log_under_a_running_engine_stops_it_with_exit_code_4(settings, tmp_path: Path, new_log):
     port = embedded.free_port()
     broker = embedded.start_kafka(port=port)
     s = settings.replace(kafka_bootstrap=broker.address, topic_partitions=4, metrics_port=0, models_enabled=False)
@@ -53,7 +99,7 @@ def test_a_broker_that_lost_its_log_under_a_running_engine_stops_it_with_exit_co
                 broker.stop()
                 broker = embedded.start_kafka(port=port)
                 ensure_topics(s)
-                produce(s.kafka_bootstrap, topic, _orders(1600, first=400))  # ~400 a partition: past ~100
+                new_log(s, topic)
                 os.kill(engine.pid, signal.SIGCONT)
                 code = engine.wait(240)
             finally:

@@ -48,12 +48,14 @@ def test_the_periodic_check_re_reads_the_anchor_from_before_the_previous_check()
     assert watch.begin({"t": "90|1|1|1"}) == {"t": 40}, "the last record of the previous check is the new anchor"
 
 
-def test_a_record_no_longer_kept_ends_the_check_without_a_verdict():
+def test_a_record_missing_is_left_to_the_reader_to_judge_against_the_logs_start():
     watch = LogWatch(clock=_Clock())
     watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     watch.begin({"t": "5|1|1|1"})
     assert watch.judge("t", 4, "4|1|1|1") == "other", "before the record checked"
-    assert watch.judge("t", 9, "9|1|1|1") == "gone"
+    assert watch.judge("t", 9, "9|1|1|1") == "missing", "the reader asks Kafka whether retention removed it"
+    assert watch.checking == {"t": "5|1|1|1"}
+    watch.drop("t")
     assert watch.checking == {}
 
 
