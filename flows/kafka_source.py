@@ -146,7 +146,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         """Start a check of the log if one is due (:class:`flows.log_watch.LogWatch`): re-read its records.
         ``force_reposition``: what was fetched was not handed out, so read again from where the batch began."""
         targets = None
-        if not self._watch.checking and (self._watch.suspect or self._last):
+        if (self._watch.suspect or self._last) and self._watch.due():  # fingerprints (CRC-32s) only when due
             targets = self._watch.begin({t: fingerprint_of(m) for t, m in self._last.items()})
         if targets or force_reposition:
             self._reposition(targets or self._watch.targets())

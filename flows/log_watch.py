@@ -95,6 +95,10 @@ class LogWatch:
         """Records known to be of the applied log (the claim's checked log marks): the first anchor."""
         self._anchor.update(marks)
 
+    def due(self) -> bool:
+        """Whether :meth:`begin` would start a check now (so the reader computes fingerprints only then)."""
+        return not self.checking and (self.suspect or self.clock() >= self._due)
+
     def begin(self, last: dict[str, str]) -> dict[str, int] | None:
         """Start a check if one is due: the offsets to re-read per topic (``last``: the fingerprints of the last
         records handed out), else None."""

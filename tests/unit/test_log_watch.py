@@ -65,3 +65,18 @@ def test_pickle_round_trip_keeps_the_check_in_progress():
     watch.begin({"t": "5|1|1|1"})
     copy = pickle.loads(pickle.dumps(watch))
     assert copy.checking == watch.checking and copy.every_s == 30
+
+
+def test_a_check_is_due_only_after_a_disconnect_or_the_period():
+    """The reader computes the fingerprints of its last records only when a check is due (not on every poll)."""
+    clock = _Clock()
+    watch = LogWatch(every_s=30, clock=clock)
+    assert not watch.due()
+    clock.now = 31
+    assert watch.due()
+    watch.begin({"t": "5|1|1|1"})  # the first period sets the anchor
+    assert not watch.due()
+    watch.on_error(KafkaError(KafkaError._TRANSPORT))
+    assert watch.due()
+    watch.begin({"t": "6|1|1|1"})
+    assert not watch.due(), "a check in progress"
