@@ -61,3 +61,20 @@ def test_a_feedback_producer_that_can_never_send_again_is_replaced_and_the_retry
         broker.stop()
     assert metrics.KAFKA_PRODUCER_RENEWED._value.get() > renewed, "the producer was replaced, and counted"
     assert any(b"fb1" in m.value() for m in got)
+
+
+def test_three_failed_sends_in_a_row_replace_the_producer_even_without_a_fatal_error():
+    """A producer that keeps failing without saying it is dead (nothing listens where it sends) is replaced
+    after FeedbackProducer.RENEW_AFTER failures in a row."""
+    address = f"127.0.0.1:{embedded.free_port()}"  # nothing listens there
+    made: list[Producer] = []
+
+    def producer() -> Producer:
+        made.append(Producer({"bootstrap.servers": address, "log_level": 0, **producer_config(0.5)}))
+        return made[-1]
+
+    sender = FeedbackProducer(producer(), TOPIC, timeout_s=0.5, renew=producer)
+    for i in range(FeedbackProducer.RENEW_AFTER):
+        with pytest.raises(RuntimeError):
+            asyncio.run(sender.send(_doc(i)))
+    assert len(made) == 2 and sender.producer is made[1], "replaced once, after the third failure"
