@@ -147,7 +147,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         ``force_reposition``: what was fetched was not handed out, so read again from where the batch began."""
         targets = None
         if (self._watch.suspect or self._last) and self._watch.due():  # fingerprints (CRC-32s) only when due
-            targets = self._watch.begin({t: fingerprint_of(m) for t, m in self._last.items()})
+            targets = self._watch.begin({t: fingerprint_of(m) for t, m in self._last.items()}, self._next)
         if targets or force_reposition:
             self._reposition(targets or self._watch.targets())
 

@@ -58,6 +58,10 @@ def _offset(mark: str) -> int:
     return int(mark.split("|", 1)[0])
 
 
+def _before(offset: int, next_offset: int | None) -> bool:
+    return next_offset is not None and offset < next_offset
+
+
 class LogWatch:
     """Decides when a partition's reader re-reads a record, and judges what it reads (see the module).
 
@@ -99,19 +103,26 @@ class LogWatch:
         """Whether :meth:`begin` would start a check now (so the reader computes fingerprints only then)."""
         return not self.checking and (self.suspect or self.clock() >= self._due)
 
-    def begin(self, last: dict[str, str]) -> dict[str, int] | None:
+    def begin(self, last: dict[str, str], below: dict[str, int | None] | None = None) -> dict[str, int] | None:
         """Start a check if one is due: the offsets to re-read per topic (``last``: the fingerprints of the last
-        records handed out), else None."""
+        records handed out), else None.
+
+        ``below``: per topic, the next offset the reader hands out (None: nothing handed out since it was
+        positioned). A record at or above it is not re-read now: after a rewind (a replay) the reader would jump
+        there from its replay position and never hand out the records in between (break-test 10f, K1); it is
+        checked once the replay has passed it, if it is still the anchor then."""
         if self.checking:
             return None
         if self.suspect:
             targets = {**self._anchor, **last}  # the newest records known to be of the applied log
             self.suspect, trigger = False, "disconnect"
         elif last and self.clock() >= self._due:
-            targets, self._anchor = self._anchor, dict(last)  # the anchor's records came before the previous check
+            targets, self._anchor = self._anchor, {**self._anchor, **last}  # the anchor came before the last check
             self._due, trigger = self.clock() + self.every_s, "periodic"
         else:
             return None
+        if below is not None:
+            targets = {t: m for t, m in targets.items() if _before(_offset(m), below.get(t))}
         if not targets:
             return None
         self.checking = dict(targets)

@@ -80,3 +80,15 @@ def test_a_check_is_due_only_after_a_disconnect_or_the_period():
     assert watch.due()
     watch.begin({"t": "6|1|1|1"})
     assert not watch.due(), "a check in progress"
+
+
+def test_a_record_at_or_above_the_next_offset_to_hand_out_is_not_re_read_after_a_rewind():
+    """Break-test 10f, K1: after a rewind (a replay from 0, Redis emptied) the anchor names a record near the log
+    end; re-reading it would move the reader there and skip every record between the replay position and it."""
+    clock = _Clock()
+    watch = LogWatch(every_s=30, clock=clock)
+    watch.anchor_at({"t": "700|1|1|1", "u": "40|1|1|1"})
+    clock.now = 31
+    assert watch.begin({"t": "120|1|1|1"}, below={"t": 121, "u": None}) is None, "700 >= 121; u: nothing handed out"
+    clock.now = 62
+    assert watch.begin({"t": "300|1|1|1"}, below={"t": 301, "u": 41}) == {"t": 120, "u": 40}, "the replay passed both"
