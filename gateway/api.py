@@ -4,11 +4,7 @@ A customer is named by any identifier, ``kind:value`` (``customer_id:c42``,
 ``email:ann@example.com``, ``phone:+44...``, ``device_id:d9``, ``cookie_id:k1``;
 a bare value means ``customer_id``), resolved to the customer it belongs to
 (:func:`state.reader.resolve`) before the access rule (:mod:`gateway.access`)
-is applied to that customer. A cookie or device a customer claimed is also an
-anonymous profile of its own (what the browser or app did alone): when the
-customer's contacts do not grant but that profile's own open contact does, the
-caller is served that profile -- the identifier as its own customer key --
-never the claimant's 360 (break-test 12d, D7). Order of checks, the same on every route: token
+is applied to that customer. Order of checks, the same on every route: token
 (401), identifier (400), access (403: the same answer whether the customer
 exists or not), existence (404), then the read. Each decision is audited
 before anything is returned.
@@ -16,8 +12,7 @@ before anything is returned.
 A denial costs the same whether the customer exists or not, has linked
 identifiers or not: the same Redis commands in the same round trips, the
 same number of profiles decoded (a stand-in for one that does not exist,
-:func:`state.reader.load_own`, :func:`state.reader.load_linked`; the identifier
-asked by takes one of the linked slots), the same
+:func:`state.reader.load_own`, :func:`state.reader.load_linked`), the same
 access rule and audit entry; only the size of what Redis returns differs.
 """
 
@@ -195,9 +190,7 @@ def authorise(
     ``timeline`` newest entries, for the decision and for the answer (``Granted.loaded``). A customer in
     ``already`` (granted earlier in the same request, under another of its identifiers) is neither read
     nor audited again: ``Granted.loaded`` is then ``None``. ``ahead``: commands to run before the profile
-    read, in its round trip (:func:`state.reader.load_own`). A claimed cookie or device whose own open
-    contact grants, when its claimant's do not, is granted as itself (``Granted.customer`` is the identifier,
-    ``Granted.loaded`` its own profile: :func:`_own_profile`), in the denial's round trips."""
+    read, in its round trip (:func:`state.reader.load_own`)."""
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
@@ -212,50 +205,29 @@ def authorise(
     except Problem as problem:
         refuse(service, request, principal, action, shown, None, problem.detail)
         raise
-    audited = ""
     if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
         resolved = asked  # no lookup by PII for analysts: not even resolved
         seen: dict[str, Any] = {"known": False, "open_contacts": []}
         loaded = None
-        decision = _decide(service, principal, asked, seen)
     else:
         resolved = reader.resolve(service.client, service.keys, asked)
         if resolved in already:
             return Granted(principal, asked, resolved, Decision(True, "named twice"), True)
         loaded = reader.load_own(service.client, service.keys, resolved, timeline, ahead)
-        decision = _decide(service, principal, asked, reader.access_of(loaded))
+        by_own = _decide(service, principal, asked, reader.access_of(loaded))
         # not granted by its own contacts: a denial is likely, and must cost the same for every customer
-        denial = not decision.allowed
-        slots = reader.DENIAL_SLOTS if denial else 0
-        reader.load_linked(service.client, service.keys, loaded, timeline, slots, asked if denial else None)
+        slots = 0 if by_own.allowed else reader.DENIAL_SLOTS
+        reader.load_linked(service.client, service.keys, loaded, timeline, slots)
         seen = reader.access_of(loaded)
-        if denial and loaded.asked is not None:
-            by_asked = _decide(service, principal, asked, reader.access_of(loaded.asked))
-            if by_asked.allowed and loaded.asked.customer == asked != resolved:
-                loaded, resolved, seen = _own_profile(service, loaded.asked, loaded.ahead, timeline)
-                decision = by_asked
-                audited = f"{by_asked.reason}: {asked.partition(':')[0]}'s own profile, not its claimant's"
+    decision = _decide(service, principal, asked, seen)
     if not decision.allowed:  # written whatever the refusal budget: bounded by gateway_audited_per_min above
         client = request.client
         source = client[0] if client else "-"
         service.audit.record(principal.subject, principal.role, action, asked, resolved, False, decision.reason,
                              source=source)  # fmt: skip
         raise Problem(403, "Forbidden", "this customer is not assigned to you, or does not exist")
-    service.audit.record(principal.subject, principal.role, action, asked, resolved, True, audited or decision.reason)
+    service.audit.record(principal.subject, principal.role, action, asked, resolved, True, decision.reason)
     return Granted(principal, asked, resolved, decision, seen["known"], loaded)
-
-
-def _own_profile(
-    service: Service, own: reader.Loaded, ahead: list[Any], timeline: int
-) -> tuple[reader.Loaded, str, dict[str, Any]]:
-    """The identifier asked by as its own (anonymous) profile, in place of the customer that claimed it:
-    its own open contact granted, which opens what that cookie or device did alone, never the claimant's
-    360 (break-test 12d, D7; C6/C16: a claimed identifier's contact grants nothing of the customer). Its
-    own linked identifiers are merged as for any anonymous profile (one more round trip when it has some);
-    the streams' position read ahead of the customer's profile is kept."""
-    own.ahead = ahead
-    reader.load_linked(service.client, service.keys, own, timeline)
-    return own, own.customer, reader.access_of(own)
 
 
 def _decide(service: Service, principal: Principal, asked: str, seen: dict[str, Any]) -> Decision:

@@ -64,10 +64,6 @@ class Loaded:
     """Linked identifiers claimed by several customers: merged into nobody's 360."""
     ahead: list[Any] = field(default_factory=list)
     """Replies of the commands :func:`load_own` was asked to run before the profile read."""
-    asked: Loaded | None = None
-    """The identifier the caller asked by, as its own profile -- a cookie or device the customer claimed is
-    also an anonymous profile of its own (what the browser or app did alone) -- when :func:`load_linked`
-    was given it for a decision (``asked``); a stand-in with nothing in it when it is the customer itself."""
 
 
 def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
@@ -76,11 +72,10 @@ def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loade
     return load_linked(client, keys, load_own(client, keys, customer_key, timeline), timeline)
 
 
-DENIAL_SLOTS = MAX_LINKED + 1
-"""Identifiers read for an access decision the customer's own open contacts do not grant: the customer's
-linked ones, the identifier asked by when the customer claimed it but no longer lists it, then stand-ins
-that never exist, so that such a decision always costs the same Redis commands whatever the customer has
-(:func:`load_linked`)."""
+DENIAL_SLOTS = MAX_LINKED
+"""Linked identifiers read for an access decision the customer's own open contacts do not grant: the
+customer's own ones, then stand-ins that never exist, so that such a decision always costs the same Redis
+commands whatever the customer has (:func:`load_linked`)."""
 _STAND_IN = "device_id:\x00absent-"
 """Prefix of the stand-in identifiers (a NUL is refused in every real identifier: none exists)."""
 
@@ -107,27 +102,18 @@ def load_own(
     return loaded
 
 
-def load_linked(
-    client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slots: int = 0, asked: str | None = None
-) -> Loaded:
+def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slots: int = 0) -> Loaded:
     """Add to ``loaded`` its linked identifiers' claims, profiles and ``timeline`` newest entries, in one
     round trip (none without links, unless ``slots``).
 
-    ``slots`` > 0 (an access decision that may end in a denial): exactly ``max(slots, identifiers)``
-    identifiers are read -- the linked ones, then ``asked`` (the identifier the caller asked by, resolved to
-    this customer) unless it is among them, then stand-ins -- and every profile read is decoded (the
+    ``slots`` > 0 (an access decision that may end in a denial): exactly ``max(slots, linked)``
+    identifiers are read, stand-ins after the customer's own, and every profile read is decoded (the
     stand-in document for one that does not exist), so the commands sent and the decoding done are the
-    same for a customer with links, one without and one that does not exist, asked by any identifier.
-    ``asked``'s own profile is ``loaded.asked`` (a stand-in with nothing in it when ``asked`` is the
-    customer itself or not given): a cookie or device a customer claimed is still an anonymous profile of
-    its own, which the agent desktop may open when its own contact grants (break-test 12d, D7)."""
+    same for a customer with links, one without and one that does not exist."""
     linked = list(loaded.state.identity.get("linked", []))
-    distinct = asked is not None and asked != loaded.customer and slots > 0
-    extra = [asked] if distinct and asked not in linked else []
-    if not linked and not extra and slots <= 0:
+    if not linked and slots <= 0:
         return loaded
-    names = [*linked, *extra]
-    names += [f"{_STAND_IN}{i}" for i in range(len(names), slots)]
+    names = [*linked, *(f"{_STAND_IN}{i}" for i in range(len(linked), slots))]
     per = 3 if timeline > 0 else 2
     pipe = client.pipeline(transaction=False)
     for identifier in names:
@@ -140,16 +126,12 @@ def load_linked(
         owners, profile, *entries = rows[per * i : per * i + per]
         other = _decode(identifier, profile) if slots > 0 or profile else None
         shared = is_shared(owners)
-        if distinct and identifier == asked and other is not None:
-            loaded.asked = Loaded(identifier, bool(profile), other, entries[0] if entries else [])
         if i >= len(linked):
-            continue  # a stand-in (or the identifier asked by): read and decoded for the work only
+            continue  # a stand-in: read and decoded for the work only
         if shared:
             loaded.shared.append(identifier)
             continue
         loaded.linked.append((identifier, other if profile else None, entries[0] if entries else []))
-    if slots > 0 and loaded.asked is None:  # the same work whatever was asked: an empty profile to decide on
-        loaded.asked = Loaded(loaded.customer, False, CustomerState(loaded.customer), [])
     return loaded
 
 
