@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,9 @@ class Loaded:
     """Linked identifiers claimed by several customers: merged into nobody's 360."""
     ahead: list[Any] = field(default_factory=list)
     """Replies of the commands :func:`load_own` was asked to run before the profile read."""
+    claimed: bool = False
+    """``customer`` is an identifier (not a ``customer_id``) that a customer, or a stronger identifier, claimed:
+    its profile is part of someone's 360, so its own contacts grant nothing (:func:`access_of`)."""
 
 
 def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
@@ -89,16 +92,19 @@ def load_own(
 
     ``ahead(pipe)`` queues commands to run *before* the profile is read, in the same round trip, and
     returns how many; their replies are ``Loaded.ahead`` (the agent desktop reads the streams' position
-    there: one round trip less per 360)."""
+    there: one round trip less per 360). Whether anyone claimed the key (``Loaded.claimed``) is read in
+    the same round trip, for every key alike."""
     pipe = client.pipeline(transaction=False)
     first = ahead(pipe) if ahead is not None else 0
+    pipe.scard(keys.owners(customer_key))
     pipe.get(keys.profile(customer_key))
     if timeline > 0:
         pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
     replies = pipe.execute()
-    row, *rest = replies[first:]
+    owners, row, *rest = replies[first:]
     loaded = Loaded(customer_key, bool(row), _decode(customer_key, row), rest[0] if rest else [])
     loaded.ahead = replies[:first]
+    loaded.claimed = bool(owners) and not customer_key.startswith("customer_id:")
     return loaded
 
 
@@ -174,7 +180,9 @@ def access_of(loaded: Loaded) -> dict[str, Any]:
     time) of its profile and of the identifiers its 360 merges, and the keys whose flags belong to its 360
     (its own first, then the linked identifiers not shared)."""
     own = loaded.state
-    contacts = [{"key": loaded.customer, "channel": ch, **c} for ch, c in own.activity.get("open_contacts", {}).items()]
+    mark = {"claimed": True} if loaded.claimed else {}  # a claimed identifier's profile: its contacts grant nothing
+    contacts = [{"key": loaded.customer, "channel": ch, **c, **mark}
+                for ch, c in own.activity.get("open_contacts", {}).items()]  # fmt: skip
     for identifier, other, _ in loaded.linked:
         if other is not None:  # a contact on a linked identifier counts only from the claim on (linked_since)
             since = linked_since(own, identifier)
@@ -336,16 +344,35 @@ def linked_since(state: CustomerState, identifier: str) -> int:
 def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The open contacts (channel, agent, queue, time) of each customer's own profile, in one round trip
     (the push service asks it once per batch of flags when someone follows a queue), read from the
-    profile's JSON without building its state (about 2.5x cheaper than a full decode)."""
+    profile's JSON without building its state (about 2.5x cheaper than a full decode). The contacts of an
+    identifier someone claimed are marked ``claimed`` (they grant nothing: :func:`access_of`)."""
     if not customer_keys:
         return {}
     pipe = client.pipeline(transaction=False)
     for key in customer_keys:
         pipe.get(keys.profile(key))
+        pipe.scard(keys.owners(key))
+    replies = pipe.execute()
     out = {}
-    for key, row in zip(customer_keys, pipe.execute(), strict=True):
-        out[key] = [{"key": key, "channel": ch, **c} for ch, c in _open_contacts_of(row).items()]
+    for i, key in enumerate(customer_keys):
+        row, owners = replies[2 * i], replies[2 * i + 1]
+        mark = {"claimed": True} if owners and not key.startswith("customer_id:") else {}
+        out[key] = [{"key": key, "channel": ch, **c, **mark} for ch, c in _open_contacts_of(row).items()]
     return out
+
+
+def claimed_keys(client: Any, keys: Keys, customer_keys: Iterable[str]) -> set[str]:
+    """Those of ``customer_keys`` that are identifiers a customer or a stronger identifier claimed (their
+    profile is part of someone's 360, so their own contacts grant nothing): one round trip, none when every
+    key is a ``customer_id``. The push service asks it for the entries it routes to queue followers from the
+    contacts the entries carry (break-test 12f, F2c)."""
+    anonymous = sorted({k for k in customer_keys if not k.startswith("customer_id:")})
+    if not anonymous:
+        return set()
+    pipe = client.pipeline(transaction=False)
+    for key in anonymous:
+        pipe.scard(keys.owners(key))
+    return {key for key, owners in zip(anonymous, pipe.execute(), strict=True) if owners}
 
 
 def entry_open_contacts(customer_key: str, fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
@@ -392,7 +419,8 @@ def privacy_secret(client: Any, keys: Keys) -> str:
 
 
 __all__ = [
-    "DENIAL_SLOTS", "Keys", "Loaded", "access_of", "active_flags", "decoy_profile", "entry_open_contacts", "load",
+    "DENIAL_SLOTS", "Keys", "Loaded", "access_of", "active_flags", "claimed_keys", "decoy_profile",
+    "entry_open_contacts", "load",
     "load_linked", "load_own", "next_best_actions", "privacy_secret", "read_360",
     "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve", "update_view", "view_360",
 ]  # fmt: skip
