@@ -74,7 +74,8 @@ def test_every_route_answers_exactly_the_errors_it_documents(kworld, kclient):
                                     for _ in range(2)}  # fmt: skip
         feedback |= {post(limited, verdict, headers=bearer(token("f9")), key=f"k{i}") for i in range(2)}
     s = kworld.settings
-    with TestClient(create_app(s, client=kworld.client, producer=NullProducer(), hub_block_ms=200)) as any_route:
+    app = create_app(s, client=kworld.client, producer=NullProducer(), hub_block_ms=200)
+    with TestClient(app) as any_route:
         for method, path in documented():  # a declared body over the cap, on every operation: 413
             url = path.replace("{key}", "c1")
             over = any_route.request(
@@ -86,7 +87,7 @@ def test_every_route_answers_exactly_the_errors_it_documents(kworld, kclient):
             seen[(method, path)].add(over.status_code)
             if method == "get" and "{key}" not in path and path != "/v1/push":
                 seen[(method, path)].add(any_route.get(url).status_code)
-        any_route.app.state.hub.stop()  # the push reader stopped: /healthz says so
+        app.state.hub.stop()  # the push reader stopped: /healthz says so
         seen[("get", "/healthz")].add(any_route.get("/healthz").status_code)
     with LiveServer(s, kworld.client, NullProducer()) as server:  # a head over the bound, as `serve` runs: 431
         for method, path in documented():
