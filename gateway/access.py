@@ -23,7 +23,12 @@ customer (``customer_id``: the contact was identified). A contact keyed by an
 e-mail address or a phone number alone opens nothing either, not even that
 identifier's own profile (anyone can type the address; it holds what was sent
 from it); one keyed by a cookie or device alone opens that anonymous profile
-(what the browser or app did), never a customer's.
+(what the browser or app did), never a customer's -- and only while nobody
+claimed that cookie or device: a claimed one's profile is part of its
+claimant's 360 (merged into it), so its own contacts grant nothing either,
+whichever identifier leads to it (a cookie linked to a claimed device) and
+however many claimed it (a copied cookie made "shared" by linking it to
+another device) -- break-tests 12d, D7 (decision: fail-closed) and 12f, F2.
 A customer nobody may see and a customer that does not exist get the same
 answer, so ids cannot be probed.
 
@@ -97,16 +102,18 @@ def decide(
 
 def _own(contact: dict[str, Any]) -> bool:
     """A contact of the profile asked for itself (a linked identifier's carries ``linked_at``), keyed by a
-    :data:`GRANTING_KINDS` kind: the only kind that grants (the module docstring says why).
+    :data:`GRANTING_KINDS` kind, on a profile nobody claimed (``claimed``: a cookie or device someone logged
+    in with): the only contacts that grant (the module docstring says why).
 
     >>> _own({"t": 9, "linked_at": 5, "key": "customer_id:c1"}), _own({"t": 1, "key": "customer_id:c1"})
     (False, True)
     >>> _own({"t": 1, "key": "email:ann@example.com"}), _own({"t": 1, "key": "cookie_id:k1"})
     (False, True)
+    >>> _own({"t": 1, "key": "cookie_id:k1", "claimed": True})
+    False
     """
-    return (
-        contact.get("linked_at") is None and str(contact.get("key", "customer_id:")).partition(":")[0] in GRANTING_KINDS
-    )
+    kind = str(contact.get("key", "customer_id:")).partition(":")[0]
+    return contact.get("linked_at") is None and not contact.get("claimed") and kind in GRANTING_KINDS
 
 
 def mask(doc: Any, role: str) -> Any:

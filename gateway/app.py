@@ -36,6 +36,7 @@ from gateway.push import FlagHub
 from livesignals import metrics
 from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
+from state import reader
 from state.reader import Keys
 
 ASSETS = {"agent.js": "text/javascript", "agent.css": "text/css", "agent.html": "text/html"}
@@ -65,7 +66,8 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     keys = Keys(settings.key_prefix)
     sender = FeedbackProducer(producer, settings.input_topics[0], settings.gateway_feedback_timeout_s, renewable)
     service = api.Service(settings, client, keys, AuditLog.from_settings(client, settings), sender)
-    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), hub_block_ms, keys.updates_stream)
+    hub = FlagHub(client, keys.flags_stream, stream.open_contacts_reader(service), hub_block_ms, keys.updates_stream,
+                  claimed=lambda customer_keys: reader.claimed_keys(client, keys, customer_keys))  # fmt: skip
 
     def route(path: str, name: str, fn: Callable[..., Any], methods: tuple[str, ...] = ("GET",)) -> Route:
         if asyncio.iscoroutinefunction(fn):

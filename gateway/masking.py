@@ -100,13 +100,21 @@ def mask_document(doc: Any, role: str) -> Any:
 
 def mask_id(value: str) -> str:
     """An id with the e-mail addresses and phone numbers inside it masked; a UUID or a hex digest whole.
-    Digit runs of 7-15 digits, whole or split by spaces, dots, dashes, slashes or brackets, count as phone
-    numbers, except where a part is an epoch time (10 or 13 digits from 1...).
+    Digit groups joined by spaces, dots, dashes, slashes or brackets are read left to right: an epoch time
+    (10 or 13 digits from 1...) is kept and splits them; of the others, the longest run of groups from the
+    first one that holds at most 15 digits is a phone number when it holds at least 7 (masked), else its
+    first group is kept; and so on from the next group. So a phone number beside a time or a counter is
+    masked and the time or counter kept (break-test 12f, F1: E3's first fix judged the glued whole and showed
+    ``<phone>-<epoch ms>`` and ``<phone>-<counter>`` in clear).
 
     >>> mask_id("spring|ann.other@example.com"), mask_id("evt-+447700900999-1"), mask_id("e-c1-1795732275721-chat")
     ('spring|***', 'evt-***-1', 'e-c1-1795732275721-chat')
     >>> mask_id("evt-555-867-5309-z"), mask_id("evt-+1-555-867-5309"), mask_id("evt-+44/7700/900456")
     ('evt-***-z', 'evt-***', 'evt-***')
+    >>> mask_id("+447700900456-1795746583562"), mask_id("ord-447700900456-0001")
+    ('***-1795746583562', 'ord-***-0001')
+    >>> mask_id("sms-07700900456-1795746583"), mask_id("t-5558675309/20261127"), mask_id("ord-123456-4477009001")
+    ('sms-***-1795746583', 't-***/***', 'ord-123456-***')
     >>> mask_id("550e8400-e29b-41d4-a716-446655440000"), mask_id("email:ann@example.com")
     ('550e8400-e29b-41d4-a716-446655440000', 'email:***')
     """
@@ -118,13 +126,28 @@ def mask_id(value: str) -> str:
 
 
 def _phone_or_time(match: re.Match[str]) -> str:
+    """One run of joined digit groups with every phone number in it masked (:func:`mask_id` says how)."""
     text = match[0]
-    parts = [part for part in re.split(r"[^\d]+", text) if part]
-    if not 7 <= sum(map(len, parts)) <= 15:
-        return text  # too short or too long for a phone number
-    if any(_EPOCH.fullmatch(part) for part in parts):
-        return text  # holds an epoch time in seconds or milliseconds (an event id's time, a counter beside it)
-    return MASK
+    groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", text)]
+    out, done, i = [], 0, 0
+    while i < len(groups):
+        start, end = groups[i]
+        if _EPOCH.fullmatch(text[start:end]):
+            i += 1
+            continue  # a time: kept, and no phone number runs across it
+        j, digits = i, 0
+        while j < len(groups) and not _EPOCH.fullmatch(text[slice(*groups[j])]):
+            if digits + groups[j][1] - groups[j][0] > 15:
+                break
+            digits += groups[j][1] - groups[j][0]
+            j += 1
+        if digits < 7:
+            i += 1  # this group is no part of a phone number that starts here
+            continue
+        begin = start - 1 if start > 0 and text[start - 1] == "+" else start
+        out += [text[done:begin], MASK]
+        done, i = groups[j - 1][1], j
+    return "".join(out) + text[done:]
 
 
 def _identifier(key: str) -> str:

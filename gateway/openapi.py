@@ -18,13 +18,29 @@ _PROBLEM = {
     "description": "problem+json",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
-_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM, "429": _PROBLEM}
+_ANY = {
+    "413": {
+        **_PROBLEM,
+        "description": "problem+json: a request body over gateway_body_max_bytes (declared "
+        "by its Content-Length), whatever the route and method",
+    },
+    "431": {
+        **_PROBLEM,
+        "description": "problem+json: a request head (line and headers) over 64 KiB; "
+        "answered by `livesignals serve`'s HTTP protocol before any route",
+    },
+}
+"""What every operation may answer, before the route runs (:mod:`gateway.limits`, :mod:`gateway.headers_timeout`;
+break-test 12d, D6: undocumented)."""
+_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM, "429": _PROBLEM, **_ANY}
 """What every customer route may answer; ``tests/gateway/test_openapi_codes.py`` drives each route to each
 documented status, and fails on a status a route answers that its entry does not list."""
 _FEEDBACK_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
-                    "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}  # fmt: skip
+                    "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM, **_ANY}  # fmt: skip
 """No 404: feedback is for agents and supervisors, who see only customers with an open contact, which exist."""
-_PUSH_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "429": _PROBLEM}
+_PUSH_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "429": _PROBLEM, **_ANY}
+_UNHEALTHY = {"description": "JSON, ok false: the push reader has stopped or cannot read (a process that can no "
+                             "longer push)", "content": {"application/json": {}}}  # fmt: skip
 
 
 def _get(summary: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -77,11 +93,13 @@ def document() -> dict[str, Any]:
                                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "text/event-stream",
                                       "content": {"text/event-stream": {}}}, **_PUSH_ERRORS}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "JSON"}}}},
+            "/openapi.json": {"get": {"summary": "This document",
+                                      "responses": {"200": {"description": "JSON"}, **_ANY}}},
+            "/healthz": {"get": {"summary": "Liveness: the push reader runs and reads",
+                                 "responses": {"200": {"description": "JSON, ok true"}, "503": _UNHEALTHY, **_ANY}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (livesignals_gateway_*)",
-                                 "responses": {"200": {"description": "Prometheus text format"}}}},
+                                 "responses": {"200": {"description": "Prometheus text format"}, **_ANY}}},
             "/agent": {"get": {"summary": "The agent card (HTML page; token in the URL fragment)",
-                               "responses": {"200": {"description": "HTML"}}}},
+                               "responses": {"200": {"description": "HTML"}, **_ANY}}},
         },
     }  # fmt: skip

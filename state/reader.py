@@ -21,14 +21,19 @@ from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked
 from operators.profile360.profile import CustomerState
-from operators.profile360.sizes import stored
 from operators.profile360.update import MAX_LINKED, apply_event
-from state import entry_contacts
-from state.erasure import deployment_secret
+from state.desk_reads import (
+    CLAIM_UNKNOWN,
+    TIMELINE_SHOWN,
+    claimed_keys,
+    entry_open_contacts,
+    linked_since,
+    privacy_secret,
+    read_open_contacts,
+    read_timeline,
+)
 from state.keys import Keys
 from state.models_store import RedisModelLog
-
-TIMELINE_SHOWN = 50
 
 
 def read_360(
@@ -64,6 +69,9 @@ class Loaded:
     """Linked identifiers claimed by several customers: merged into nobody's 360."""
     ahead: list[Any] = field(default_factory=list)
     """Replies of the commands :func:`load_own` was asked to run before the profile read."""
+    claimed: bool = False
+    """``customer`` is an identifier (not a ``customer_id``) that a customer, or a stronger identifier, claimed:
+    its profile is part of someone's 360, so its own contacts grant nothing (:func:`access_of`)."""
 
 
 def load(client: Any, keys: Keys, customer_key: str, timeline: int = 0) -> Loaded:
@@ -89,16 +97,19 @@ def load_own(
 
     ``ahead(pipe)`` queues commands to run *before* the profile is read, in the same round trip, and
     returns how many; their replies are ``Loaded.ahead`` (the agent desktop reads the streams' position
-    there: one round trip less per 360)."""
+    there: one round trip less per 360). Whether anyone claimed the key (``Loaded.claimed``) is read in
+    the same round trip, for every key alike."""
     pipe = client.pipeline(transaction=False)
     first = ahead(pipe) if ahead is not None else 0
+    pipe.scard(keys.owners(customer_key))
     pipe.get(keys.profile(customer_key))
     if timeline > 0:
         pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
     replies = pipe.execute()
-    row, *rest = replies[first:]
+    owners, row, *rest = replies[first:]
     loaded = Loaded(customer_key, bool(row), _decode(customer_key, row), rest[0] if rest else [])
     loaded.ahead = replies[:first]
+    loaded.claimed = bool(owners) and not customer_key.startswith("customer_id:")
     return loaded
 
 
@@ -174,7 +185,9 @@ def access_of(loaded: Loaded) -> dict[str, Any]:
     time) of its profile and of the identifiers its 360 merges, and the keys whose flags belong to its 360
     (its own first, then the linked identifiers not shared)."""
     own = loaded.state
-    contacts = [{"key": loaded.customer, "channel": ch, **c} for ch, c in own.activity.get("open_contacts", {}).items()]
+    mark = {"claimed": True} if loaded.claimed else {}  # a claimed identifier's profile: its contacts grant nothing
+    contacts = [{"key": loaded.customer, "channel": ch, **c, **mark}
+                for ch, c in own.activity.get("open_contacts", {}).items()]  # fmt: skip
     for identifier, other, _ in loaded.linked:
         if other is not None:  # a contact on a linked identifier counts only from the claim on (linked_since)
             since = linked_since(own, identifier)
@@ -311,88 +324,30 @@ def read_access(client: Any, keys: Keys, customer_key: str) -> dict[str, Any]:
     return access_of(load(client, keys, customer_key))
 
 
-CLAIM_UNKNOWN = 2**63 - 1
-"""The claim time of a linked identifier whose merge record was trimmed (the profile keeps
-``MAX_LINKED`` links but ``MAX_MERGES`` merge records): later than any contact, so a contact on it grants
-nothing -- an unknown claim time fails closed (break-test of issue 12, B9)."""
-
-
-def linked_since(state: CustomerState, identifier: str) -> int:
-    """When ``state``'s customer claimed ``identifier`` (its merge record's event time;
-    :data:`CLAIM_UNKNOWN` when that record was trimmed). The agent desktop grants nothing from a contact on
-    it older than this.
-
-    >>> s = CustomerState("customer_id:c1")
-    >>> s.identity["merges"] = [{"id": "d1", "t": 5}]
-    >>> linked_since(s, "device_id:d1"), linked_since(s, "device_id:d2") == CLAIM_UNKNOWN
-    (5, True)
-    """
-    value = identifier.partition(":")[2]
-    names = (identifier, value, stored(identifier))  # a long identifier's record holds its stored form
-    times = [m.get("t", 0) for m in state.identity.get("merges", []) if m.get("id") in names]
-    return max(times) if times else CLAIM_UNKNOWN
-
-
-def read_open_contacts(client: Any, keys: Keys, customer_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The open contacts (channel, agent, queue, time) of each customer's own profile, in one round trip
-    (the push service asks it once per batch of flags when someone follows a queue), read from the
-    profile's JSON without building its state (about 2.5x cheaper than a full decode)."""
-    if not customer_keys:
-        return {}
-    pipe = client.pipeline(transaction=False)
-    for key in customer_keys:
-        pipe.get(keys.profile(key))
-    out = {}
-    for key, row in zip(customer_keys, pipe.execute(), strict=True):
-        out[key] = [{"key": key, "channel": ch, **c} for ch, c in _open_contacts_of(row).items()]
-    return out
-
-
-def entry_open_contacts(customer_key: str, fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
-    """The open contacts a flag or update stream entry carries (as :func:`read_open_contacts` gives them), or
-    ``None`` for an entry written without them (:mod:`state.entry_contacts`)."""
-    return entry_contacts.decode(customer_key, fields.get(entry_contacts.FIELD.encode()))
-
-
-def _open_contacts_of(row: bytes | None) -> dict[str, Any]:
-    """A stored profile's ``activity.open_contacts``, from its JSON alone: no state is built (no windows
-    decoded), since the push reader asks this of every customer in a batch while someone follows a queue."""
-    activity = serde.loads(row).get("activity") if row else None
-    contacts = activity.get("open_contacts") if isinstance(activity, dict) else None
-    return contacts if isinstance(contacts, dict) else {}
-
-
-def read_timeline(
-    client: Any, keys: Keys, customer_key: str, cursor: str | None = None, limit: int = TIMELINE_SHOWN
-) -> dict[str, Any]:
-    """One page of the customer's own timeline, newest first, and the cursor of the next page (``None``
-    at the end). The cursor is ``<time_ms>:<n>``: entries at or before that time, skipping the ``n`` at
-    exactly that time already shown, so entries added meanwhile (newer) never shift a page.
-
-    Linked identifiers' timelines are merged in :func:`read_360` (first page) only.
-    """
-    top, skip = "+inf", 0
-    if cursor:
-        at, _, seen = cursor.partition(":")
-        top, skip = at, int(seen or 0)
-    rows = client.zrevrangebyscore(keys.timeline(customer_key), top, "-inf", start=skip, num=limit, withscores=True)
-    entries = [serde.loads(member) for member, _ in rows]
-    next_cursor = None
-    if len(rows) == limit:
-        last = int(rows[-1][1])
-        same = sum(1 for _, score in rows if int(score) == last)
-        next_cursor = f"{last}:{same + (skip if cursor and int(top) == last else 0)}"
-    return {"customer": customer_key, "entries": entries, "next": next_cursor}
-
-
-def privacy_secret(client: Any, keys: Keys) -> str:
-    """The deployment's privacy hashing secret, the erasure ledger's (:func:`state.erasure.deployment_secret`):
-    the desktop service's audit pseudonymises customers with it."""
-    return deployment_secret(client, keys)
-
-
 __all__ = [
-    "DENIAL_SLOTS", "Keys", "Loaded", "access_of", "active_flags", "decoy_profile", "entry_open_contacts", "load",
-    "load_linked", "load_own", "next_best_actions", "privacy_secret", "read_360",
-    "read_access", "read_kpis", "read_open_contacts", "read_timeline", "read_voc", "resolve", "update_view", "view_360",
+    "CLAIM_UNKNOWN",
+    "DENIAL_SLOTS",
+    "TIMELINE_SHOWN",
+    "Keys",
+    "Loaded",
+    "access_of",
+    "active_flags",
+    "claimed_keys",
+    "decoy_profile",
+    "entry_open_contacts",
+    "linked_since",
+    "load",
+    "load_linked",
+    "load_own",
+    "next_best_actions",
+    "privacy_secret",
+    "read_360",
+    "read_access",
+    "read_kpis",
+    "read_open_contacts",
+    "read_timeline",
+    "read_voc",
+    "resolve",
+    "update_view",
+    "view_360",
 ]  # fmt: skip

@@ -135,6 +135,23 @@ def test_phone_numbers_written_with_dashes_or_slashes_inside_ids_are_masked(worl
     assert "u6-0" in {e["id"] for e in r.json()["entries"]}, "ids without a phone number stay whole"
 
 
+def test_a_phone_number_beside_a_time_or_a_counter_inside_an_id_is_masked_and_the_rest_kept(world, client):
+    """Sixth break-test, F1: E3's fix judged the glued digits as one, so a phone number followed by a time in
+    milliseconds or a counter of 2+ digits (an IVR call id, an order id) reached analysts in clear."""
+    t = now_ms() - 30_000
+    ids = {"+447700900456-1795746583562": "***-1795746583562", "ord-447700900456-0001": "ord-***-0001",
+           "sms-07700900456-1795746583": "sms-***-1795746583", "t-5558675309/20261127": "t-***/***",
+           "evt-+447700900999-1234": "evt-***-1234"}  # fmt: skip
+    world.apply(*[event("web_event", "u7", t + i, event_id=e, action="search") for i, e in enumerate(ids)])
+    for path in ("/v1/customers/u7?timeline=50", "/v1/customers/u7/timeline?limit=50"):
+        r = client.get(path, headers=ANALYST)
+        assert r.status_code == 200, r.text
+        for pii in ("7700900456", "8675309", "7700900999"):
+            assert pii not in r.text, (path, pii)
+        doc = r.json()
+        assert {e["id"] for e in doc.get("entries", doc.get("timeline"))} == set(ids.values()), path
+
+
 def test_analysts_can_page_a_timeline(world, client):
     """Fifth break-test, E5: the allow-list masked the page's ``next`` cursor (a time and a count) to ``***``,
     so an analyst's second page was a 400."""

@@ -1,6 +1,8 @@
 """The OpenAPI document lists the statuses each route answers, and only those (break-test 12b, B15): every
-route is driven to each error it can give, and the statuses seen must equal the ones documented; a 413 carries
-the security headers like every answer; a malformed Last-Event-ID is looked at only after the token."""
+route is driven to each error it can give, and the statuses seen must equal the ones documented -- for every
+documented operation, the 413 of a body over the cap and the 431 of a head over the bound (answered before any
+route) and /healthz's 503 included (12d, D6); a 413 carries the security headers like every answer; a malformed
+Last-Event-ID is looked at only after the token."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.headers_timeout import MAX_HEAD_BYTES
 from gateway.openapi import document
-from tests.gateway.conftest import NullProducer, bearer, token
+from tests.gateway.conftest import LiveServer, NullProducer, bearer, token
+from tests.gateway.test_head_size import send_head
 
 pytestmark = pytest.mark.kafka
 
@@ -69,9 +73,31 @@ def test_every_route_answers_exactly_the_errors_it_documents(kworld, kclient):
             seen[("get", path)] |= {limited.get(f"/v1/customers/c1{tail}", headers=bearer(token(f"r{tail}"))).status_code
                                     for _ in range(2)}  # fmt: skip
         feedback |= {post(limited, verdict, headers=bearer(token("f9")), key=f"k{i}") for i in range(2)}
+    s = kworld.settings
+    app = create_app(s, client=kworld.client, producer=NullProducer(), hub_block_ms=200)
+    with TestClient(app) as any_route:
+        for method, path in documented():  # a declared body over the cap, on every operation: 413
+            url = path.replace("{key}", "c1")
+            over = any_route.request(
+                method.upper(),
+                url,
+                content=b"x" * (s.gateway_body_max_bytes + 1),
+                headers={**A1, "Idempotency-Key": "k9", "Content-Type": "application/json"},
+            )
+            seen[(method, path)].add(over.status_code)
+            if method == "get" and "{key}" not in path and path != "/v1/push":
+                seen[(method, path)].add(any_route.get(url).status_code)
+        app.state.hub.stop()  # the push reader stopped: /healthz says so
+        seen[("get", "/healthz")].add(any_route.get("/healthz").status_code)
+    with LiveServer(s, kworld.client, NullProducer()) as server:  # a head over the bound, as `serve` runs: 431
+        for method, path in documented():
+            head = f"{method.upper()} {path.replace('{key}', 'c1')} HTTP/1.1\r\nHost: x\r\nX-Pad: ".encode()
+            answer = send_head(server.port, head + b"a" * (2 * MAX_HEAD_BYTES) + b"\r\n\r\n")
+            seen[(method, path)].add(int(answer[9:12]))
     errors = {route: {code for code in codes if code >= 400} for route, codes in seen.items()}
     docs = documented()
-    assert {route: docs[route] for route in errors} == errors
+    assert set(errors) == set(docs)  # every documented operation was driven
+    assert docs == errors
 
 
 def test_a_413_carries_the_security_headers(kclient, kworld):
