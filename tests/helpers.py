@@ -64,7 +64,7 @@ def raw(
     return out
 
 
-def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes]]) -> None:
+def produce(bootstrap: str, topic: str, values: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Produce ``(key, value)`` pairs (Kafka's default partitioner) and wait for every delivery."""
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **PRODUCER_CONFIG})
     for key, value in values:
