@@ -1,5 +1,6 @@
 """The churn model's one-pass scoring (issue 16): standardising once for the risk and its drivers
-gives what River's scaler and the two separate calls give, and reading never changes the model."""
+gives what River's scaler and the two separate calls give, reading never changes the model, and a
+model slot's version (asked on every event) is named once while its parameters stay the same."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pickle
 import random
 
 from models.churn import ChurnModel
+from models.registry import Slot, version_of
 
 
 def _trained(seed: int = 3) -> tuple[ChurnModel, random.Random]:
@@ -47,3 +49,13 @@ def test_scoring_and_explaining_never_change_the_model():
         m.drivers_of(m.transform_one(x))
         m.predict_proba_one(x)
     assert pickle.dumps(m) == before
+
+
+def test_a_slots_version_is_remembered_follows_its_parameters_and_stays_out_of_pickles():
+    slot = Slot.build("churn", {"learning_rate": 0.05})
+    before = pickle.dumps(slot)
+    assert slot.version == version_of("churn", {"learning_rate": 0.05}) == slot.version  # asked on every event
+    assert pickle.dumps(slot) == before  # a checkpoint's bytes do not depend on who asked
+    slot.params["learning_rate"] = 0.2
+    assert slot.version == version_of("churn", {"learning_rate": 0.2})
+    assert pickle.loads(pickle.dumps(slot)).version == slot.version
