@@ -75,10 +75,12 @@ def test_a_skipped_rule_keeps_its_raised_flag_as_it_was(tmp_path):
     path.write_text('[[flag]]\nname = "big"\nraise_when = "value.spend >= 100"\nclear_when = "value.spend < 50"\n')
     e = _engine(path)
     rule, clears = e.rulebook.rulebook.flags[0], []
+    original = rule.clear_when
+    assert original is not None
 
     def clear_when(ctx):
         clears.append(ctx["event"]["type"])
-        return rule.clear_when(ctx)
+        return original(ctx)
 
     counted = dataclasses.replace(rule, clear_when=clear_when)
     e.rulebook.rulebook = dataclasses.replace(e.rulebook.rulebook, flags=(counted,))
