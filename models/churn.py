@@ -77,12 +77,35 @@ class ChurnModel:
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
         """Probability that the customer cancels within the horizon (averaged weights)."""
-        return _sigmoid(self._logit(self._scaled(x), self.averaged, self.averaged_intercept))
+        return self.proba_of(self.transform_one(x))
 
     def explain_one(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features pushing the risk up most: (name, contribution to the log-odds)."""
-        scaled = self._scaled(x)
-        contributions = [(name, round(self.averaged.get(name, 0.0) * value, 4)) for name, value in scaled.items()]
+        return self.drivers_of(self.transform_one(x), top)
+
+    def transform_one(self, x: dict[str, float]) -> dict[str, float]:
+        """``x`` as the model reads it: known names only, standardised, clipped to +-``clip``.
+
+        Compute it once and pass it to :meth:`proba_of` and :meth:`drivers_of` when both are
+        wanted (scoring with an explanation): standardising is most of a prediction's cost.
+        Reading never changes the scaler (River's ``transform_one`` adds a zero entry per unseen name).
+        """
+        c, means, variances = self.clip, self.scaler.means, self.scaler.vars
+        out = {}
+        for name, value in self._known(x).items():
+            var = variances.get(name)
+            z = (value - means.get(name, 0.0)) / var**0.5 if var else 0.0
+            out[name] = c if not z <= c else -c if z < -c else z  # as max(-c, min(c, z)), NaN included
+        return out
+
+    def proba_of(self, z: dict[str, float]) -> float:
+        """:meth:`predict_proba_one` of features already transformed (:meth:`transform_one`)."""
+        return _sigmoid(self._logit(z, self.averaged, self.averaged_intercept))
+
+    def drivers_of(self, z: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
+        """:meth:`explain_one` of features already transformed (:meth:`transform_one`)."""
+        weights = self.averaged
+        contributions = [(name, round(weights.get(name, 0.0) * value, 4)) for name, value in z.items()]
         return sorted((c for c in contributions if c[1] > 0), key=lambda c: -c[1])[:top]
 
     def learn_one(self, x: dict[str, float], y: bool, predicted: float | None = None) -> None:
@@ -92,7 +115,7 @@ class ChurnModel:
             self._forget(name)
         known = self._known(x)
         self.scaler.learn_one(known)
-        z = self._scaled(known)
+        z = self.transform_one(known)
         gradient = _sigmoid(self._logit(z, self.weights, self.intercept)) - float(y)
         rate, w = self.learning_rate, self.weights
         for name, value in z.items():
@@ -119,10 +142,6 @@ class ChurnModel:
     def _known(self, x: dict[str, float]) -> dict[str, float]:
         """``x`` without the feature names beyond :attr:`max_features`."""
         return x if len(self.known) < self.max_features else {k: v for k, v in x.items() if k in self.known}
-
-    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
-        c = self.clip
-        return {k: max(-c, min(c, v)) for k, v in self.scaler.transform_one(self._known(x)).items()}
 
     @staticmethod
     def _logit(z: dict[str, float], weights: dict[str, float], intercept: float) -> float:

@@ -55,8 +55,15 @@ class Slot:
 
     @property
     def version(self) -> str:
-        """See :func:`version_of`."""
-        return version_of(self.kind, self.params)
+        """See :func:`version_of`; remembered while ``params`` stay equal (scoring asks on every event)."""
+        memo = self.__dict__.get("_version")
+        if memo is None or memo[0] != self.params or memo[1] != self.kind:
+            memo = self.__dict__["_version"] = (dict(self.params), self.kind, version_of(self.kind, self.params))
+        return str(memo[2])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the remembered version (a checkpoint's bytes do not depend on who asked)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_version"}
 
     @classmethod
     def build(cls, kind: str, params: dict[str, Any]) -> Slot:

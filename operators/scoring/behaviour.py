@@ -37,6 +37,7 @@ model bounds the feature names it learns the same way (``max_features``).
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import date
 from typing import Any
@@ -79,9 +80,15 @@ def behaviour_of(event: Event) -> str:
     if event.type in ("app_event", "web_event"):
         action = event.payload.get("action")
         if isinstance(action, str) and action:
-            name = "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
-            return stored(f"{name}_action" if name in RESERVED else name)  # at most 64 bytes
+            return _action_name(action)
     return event.type
+
+
+@functools.lru_cache(maxsize=1024)
+def _action_name(action: str) -> str:
+    """The behaviour name of an app/web ``action`` (cached: a few actions make most events)."""
+    name = "".join(c if c.isalnum() else "_" for c in action.lower())[:MAX_NAME]
+    return stored(f"{name}_action" if name in RESERVED else name)  # at most 64 bytes
 
 
 def record(state: CustomerState, event: Event) -> None:
@@ -91,11 +98,12 @@ def record(state: CustomerState, event: Event) -> None:
                                                                        "names": [], "days": {}}  # fmt: skip
     state.predictions["churn_activity"] = act
     act["first"] = min(act["first"], t)
+    newest_before = act["last"] // DAY_MS
     if t >= act["last"]:
         act["prev"], act["last"] = act["last"] if t > act["last"] else act["prev"], t
     name = behaviour_of(event)
     names: list[str] = act["names"]
-    _admit(state, act, names, name)
+    slot = _admit(state, act, names, name) + 1
     day = t // DAY_MS
     newest = act["last"] // DAY_MS
     if day <= newest - KEEP_DAYS:
@@ -103,24 +111,28 @@ def record(state: CustomerState, event: Event) -> None:
     days: dict[str, list[int]] = act["days"]
     counts = days.setdefault(str(day), [0])
     counts[0] += 1
-    if name in names:
-        slot = names.index(name) + 1
-        counts.extend([0] * (slot + 1 - len(counts)))
+    if slot < len(counts):
         counts[slot] += 1
-    for old in [d for d in days if int(d) <= newest - KEEP_DAYS]:
-        del days[old]
+    else:
+        counts.extend([0] * (slot - len(counts)))
+        counts.append(1)
+    if newest != newest_before:  # the last purge was at the same newest day otherwise: nothing is older now
+        for old in [d for d in days if int(d) <= newest - KEEP_DAYS]:
+            del days[old]
 
 
-def _admit(state: CustomerState, act: dict[str, Any], names: list[str], name: str) -> None:
-    """Count a sighting of ``name``; a new name beyond :data:`MAX_BEHAVIOURS` takes the least seen slot."""
+def _admit(state: CustomerState, act: dict[str, Any], names: list[str], name: str) -> int:
+    """Count a sighting of ``name``; a new name beyond :data:`MAX_BEHAVIOURS` takes the least seen slot.
+    Returns the name's slot."""
     hits: list[int] = act.setdefault("hits", [1] * len(names))  # a profile from before: all equal
     if name in names:
-        hits[names.index(name)] += 1
-        return
+        slot = names.index(name)
+        hits[slot] += 1
+        return slot
     if len(names) < MAX_BEHAVIOURS:
         names.append(name)
         hits.append(1)
-        return
+        return len(names) - 1
     slot = min(range(len(names)), key=hits.__getitem__)  # the first least seen: deterministic
     names[slot], hits[slot] = name, hits[slot] + 1
     for counts in act["days"].values():
@@ -130,6 +142,7 @@ def _admit(state: CustomerState, act: dict[str, Any], names: list[str], name: st
     for snap in state.predictions.get("churn_pending", []):
         if snap.get("k", 0) > slot and len(snap["x"]) > at + 1:
             snap["x"][at] = snap["x"][at + 1] = None  # that name's values: not taught under the new name
+    return slot
 
 
 def features(state: CustomerState, now_ms: int) -> dict[str, float]:

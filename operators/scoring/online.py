@@ -223,7 +223,8 @@ def score_churn(
     pending = _learn_due(models, state, pending, now, cfg, report)
     snapshot_due = not pending or now - pending[-1]["t"] >= cfg.snapshot_every_ms
     shown_by = (state.predictions.get("churn") or {}).get("version")
-    if shown_by not in (None, models.champions["churn"].version):
+    version = models.champions["churn"].version
+    if shown_by not in (None, version):
         skip = False  # a promotion (or new settings) since: the next event shows the new champion's figure
     elif event.type in ("web_event", "app_event"):
         skip = _skip_digital(state, event, pending, cfg)
@@ -232,7 +233,7 @@ def score_churn(
     if skip:
         state.predictions["churn_pending"] = pending
         return None
-    x, predicted = _show_churn(models, state, event.customer_key, event.event_id, now, report, snapshot_due)
+    x, predicted = _show_churn(models, state, event.customer_key, event.event_id, now, report, snapshot_due, version)
     if snapshot_due:
         values = [float(f"{v:.4g}") for v in x.values()]
         pending.append({"t": now, "x": values, "k": behaviour.behaviours(state), "p": predicted})
@@ -253,24 +254,29 @@ def _show_churn(
     now: int,
     report: ScoringReport,
     every_role: bool = False,
+    version: str | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Score churn at ``now``; the champion's figure is what the profile shows. ``every_role``: the
-    challenger's too (a snapshot keeps what each role said; nothing else reads it)."""
+    challenger's too (a snapshot keeps what each role said; nothing else reads it). ``version``: the
+    champion's, when the caller has it (naming a version hashes its configuration)."""
     x = churn_inputs(state, now)
     champion = models.champions["churn"]
+    z = champion.model.transform_one(x)  # once: the prediction and the explanation read it
+    predicted = {"champion": champion.model.proba_of(z)}
     if every_role:
-        predicted = {role: slot.model.predict_proba_one(x) for role, slot in models.all("churn")}
-    else:
-        predicted = {"champion": champion.model.predict_proba_one(x)}
+        predicted.update(
+            (role, slot.model.predict_proba_one(x)) for role, slot in models.all("churn") if role != "champion"
+        )
     report.scored["churn"] += 1
     report.scores.append(("churn", customer_key, event_id, now, predicted["champion"]))
     p = round(predicted["champion"], 4)
     before = state.predictions.get("churn") or {}
     top = before.get("top")
-    if top is None or _explanation_moved(before, p, champion.version):
-        top = champion.model.explain_one(x)
+    version = champion.version if version is None else version
+    if top is None or _explanation_moved(before, p, version):
+        top = champion.model.drivers_of(z)
     state.predictions["churn"] = {
-        "p": p, "t": now, "version": champion.version, "top": top, "warm": _warm(champion.model.validation),
+        "p": p, "t": now, "version": version, "top": top, "warm": _warm(champion.model.validation),
     }  # fmt: skip
     return x, predicted
 

@@ -68,6 +68,34 @@ def test_a_stable_rule_runs_again_only_when_an_input_changes(tmp_path):
     assert "big" in e.store.load(["customer_id:c1"])["customer_id:c1"].flags
 
 
+def test_a_skipped_rule_keeps_its_raised_flag_as_it_was(tmp_path):
+    """A raised flag whose rule is skipped (nothing it reads changed) stays exactly as raised: same id,
+    times and evidence, nothing published for it; its clear condition runs again when an input changes."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "big"\nraise_when = "value.spend >= 100"\nclear_when = "value.spend < 50"\n')
+    e = _engine(path)
+    rule, clears = e.rulebook.rulebook.flags[0], []
+    original = rule.clear_when
+    assert original is not None
+
+    def clear_when(ctx):
+        clears.append(ctx["event"]["type"])
+        return original(ctx)
+
+    counted = dataclasses.replace(rule, clear_when=clear_when)
+    e.rulebook.rulebook = dataclasses.replace(e.rulebook.rulebook, flags=(counted,))
+    order = event("order", "c1", T0, event_id="o", order_id="o1", amount=150.0)
+    views = [event("web_event", "c1", T0 + i * MINUTE, event_id=f"v{i}", action="page_view") for i in range(1, 9)]
+    tier = event("loyalty", "c1", T0 + 10 * MINUTE, event_id="l", tier="silver")
+    e.process(_raw([order, *views, tier], PARTITIONS))
+    assert clears == ["web_event", "loyalty"]  # the first view (the raise changed the flag), no other view
+    published = [serde.loads(r.value) for r in e.publisher.records if r.topic == "ls.flags"]  # type: ignore[attr-defined]
+    assert [(f["flag"], f["state"], f["evidence"][0]) for f in published] == [("big", "raised", "o")]
+    kept = e.store.load(["customer_id:c1"])["customer_id:c1"].flags["big"]
+    assert kept["id"] == published[0]["flag_id"] and kept["raised_at"] == published[0]["raised_at"]
+    assert kept["expires_at"] == published[0]["expires_at"] and kept["evidence"] == ["o"]
+
+
 def test_every_flag_and_trigger_is_the_same_as_running_every_rule(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text(_catalogue().read_text() + _extra_rules())
