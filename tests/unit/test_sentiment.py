@@ -299,7 +299,7 @@ def test_what_follows_but_decides(text):
 
 def test_emoji_read_by_their_vader_names_and_our_supplement_still_wins():
     """VADER's tool reads an emoji by its name's words (emoji_utf8_lexicon.txt): "💛" is a *heart*."""
-    assert LEX.lookup("💛") == LEX.lookup("heart") and LEX.lookup("😭") < 0
+    assert LEX.lookup("💛") == LEX.lookup("heart") and (LEX.lookup("😭") or 0) < 0
     assert LEX.score("Thank you to every volunteer today 💛") > LEX.score("Thank you to every volunteer today")
     assert LEX.lookup("🙏") == 1.6  # models/lexicons/en.txt
     assert LEX.lookup("🏽") is None  # a skin tone is no sentiment
