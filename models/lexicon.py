@@ -75,6 +75,28 @@ def vader_lexicon_path() -> Path | None:
     return path if path.exists() else None
 
 
+def vader_emoji(vader: Path, words: dict[str, float]) -> dict[str, float]:
+    """Emoji valences the way VADER's own tool reads them: the sum of the VADER valences of the
+    words of the emoji's name in ``emoji_utf8_lexicon.txt`` (beside VADER's lexicon, MIT), so
+    "💛" (*yellow heart*) reads like *heart*. Emoji written as several tokens are left out.
+
+    >>> path = vader_lexicon_path()
+    >>> path is None or vader_emoji(path, {"heart": 3.2, "crying": -2.1})["💛"] == 3.2
+    True
+    """
+    path = vader.with_name("emoji_utf8_lexicon.txt")
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        emoji, _, name = line.partition("\t")
+        toks = tokens(emoji)
+        value = sum(words.get(w, 0.0) for w in name.lower().split())
+        if len(toks) == 1 and value and not toks[0].isalnum():
+            out[toks[0]] = round(max(-4.0, min(4.0, value)), 3)
+    return out
+
+
 def _entries(text: str) -> list[tuple[str, float]]:
     """``(word or phrase, valence)`` of a lexicon file: tab-separated, # comments."""
     out = []
@@ -128,6 +150,8 @@ class Lexicon:
                     lex.add(word, value)
                     if word in rules.REQUEST_WORDS:
                         lex.outside_request[word] = value
+            for emoji, value in vader_emoji(vader, dict(lex.words)).items():
+                lex.add(emoji, value)
         for lang in languages:
             for word, value in _entries(root.joinpath(f"{lang}.txt").read_text(encoding="utf-8")):
                 lex.add(word, value)
