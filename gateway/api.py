@@ -242,7 +242,10 @@ def _known(granted: Granted) -> reader.Loaded:
 
 
 def get_360(service: Service, request: Request) -> Response:
-    """The customer's 360: every section, the three tenses, why now, context carried for ``?channel=``."""
+    """The customer's 360: every section, the three tenses, why now, context carried for ``?channel=``.
+    The token is checked before the query string is parsed (break-test 12f, F4: a 60 KB query cost a tokenless
+    caller ~16 refusals' CPU); :func:`authorise` finds it verified (``VerifiedTokens``)."""
+    principal_of(service, request, "read_360", printable(request.path_params["key"][:200]))
     channel = request.query_params.get("channel") or None
     try:
         shown, bad = _int(request.query_params.get("timeline"), 20, 1, MAX_PAGE), None
