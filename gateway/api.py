@@ -33,6 +33,7 @@ from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
 from gateway.auth import NO_TOKEN, Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
+from gateway.queue_audit import OverflowNames
 from gateway.refusals import AuditedInWindow, CallerRate, RefusalBudget, record_refusal
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
@@ -71,6 +72,7 @@ class Service:
         self.decisions = CallerRate(self.settings.gateway_audited_per_min)
         self.queue_audited = AuditedInWindow()
         self.queue_deliveries = CallerRate(self.settings.gateway_queue_audited_per_min)
+        self.queue_overflow = OverflowNames()
 
 
 @dataclass(frozen=True, slots=True)

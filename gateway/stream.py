@@ -52,6 +52,7 @@ from gateway.auth import Principal
 from gateway.catch_up import catch_up
 from gateway.problems import Problem
 from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
+from gateway.queue_audit import write_batch
 from livesignals import metrics, serde
 from state import reader
 
@@ -279,6 +280,8 @@ async def _events(
             try:
                 item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
             except TimeoutError:  # nothing queued: every entry up to the hub's position was sent
+                if sub.queues:  # a batch of customers named past the bound, from a minute that has turned
+                    await run_in_threadpool(_flush_names, service, principal, True)
                 cursor, frame = _position(cursor, hub.position, b": keep-alive\n\n")
                 yield frame
                 continue
@@ -294,6 +297,18 @@ async def _events(
                 yield frame
     finally:
         hub.unsubscribe(sub)
+        if sub.queues:
+            _flush_names(service, principal, False)
+
+
+def _flush_names(service: api.Service, principal: Principal, turned_only: bool) -> None:
+    """Write the caller's batch of customers shown past the bound and not yet written (never raises: it runs
+    as a connection ends)."""
+    try:
+        batch = service.queue_overflow.flush(principal.subject, turned_only)
+        write_batch(service.audit, principal, batch, service.settings.gateway_queue_audited_per_min)
+    except Exception as exc:  # Redis gone as the connection closes: logged, the connection still ends
+        log.warning("queue audit batch not written (%s)", type(exc).__name__)
 
 
 def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor, bytes]:
@@ -312,28 +327,22 @@ def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor
     return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
-QUEUE_OVERFLOW = "\x00queue-overflow"
-"""The pair key under which a caller's one aggregate queue entry a minute is remembered."""
-
-
 def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
     """Audit the first entry of a customer a connection receives through a followed queue (its subscription
     named the queue, not the customer): who saw which customer stays known, once per customer and caller a
     minute whatever the connections (``Service.queue_audited``; break-test 12d, D1: re-opened queue streams
     wrote 36 times the audited bound). Up to ``gateway_queue_audited_per_min`` customers a minute are audited
-    one by one; beyond, one entry per caller and minute says the rest were shown unlisted (counted). The
-    entry is always shown, and the caller's own reads never pay for its queue's volume (12e, E2)."""
+    one by one; beyond, they are named in batches, in bounded space (:mod:`gateway.queue_audit`; 12f, F3: the
+    rest were not named at all). The entry is always shown, and the caller's own reads never pay for its
+    queue's volume (12e, E2)."""
     subject = principal.subject
     if service.queue_audited.first(subject, customer):
         if service.queue_deliveries.allow(subject):
             service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
         else:
             metrics.GATEWAY_PUSH_OVER_RATE.inc()
-            if service.queue_audited.first(subject, QUEUE_OVERFLOW):
-                limit = service.settings.gateway_queue_audited_per_min
-                service.audit.record(subject, principal.role, "push", "queue:" + ",".join(sorted(principal.queues)),
-                                     None, True, f"more than {limit} customers through followed queues this "
-                                     "minute: the rest shown, not listed one by one")  # fmt: skip
+            batch = service.queue_overflow.add(subject, customer)
+            write_batch(service.audit, principal, batch, service.settings.gateway_queue_audited_per_min)
     audited.add(customer)
 
 

@@ -108,3 +108,19 @@ def test_queue_volume_never_hides_customers_nor_costs_the_desk_its_own_reads(wor
     assert 5 <= audited <= 10, audited  # 4 one by one and one for the rest (twice if a minute turned): not 12
     assert (REGISTRY.get_sample_value("livesignals_gateway_push_over_rate_total") or 0.0) - before >= 12 - audited
     assert 429 not in reads, reads  # the desk's own reads are its own budget
+
+
+def test_customers_shown_past_the_queue_bound_are_still_named_in_the_trail(world):
+    """Break-test 12f, F3: past gateway_queue_audited_per_min, one aggregate entry per caller and minute named
+    the queue only, so the customers a desk was shown beyond the bound were named nowhere. They are now named
+    in batches (gateway.queue_audit), a bounded number of entries."""
+    settings = world.settings.replace(gateway_queue_audited_per_min=4)
+    start = _queue_flags(world, 12)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        assert len(flags_of(_replay(server, start, 12))) == 12
+        audit = server.app.state.service.audit
+    rows = [{k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(audit.key)]
+    pushes = [r for r in rows if r["action"] == "push"]
+    named = {r["customer"] for r in pushes} | {n for r in pushes for n in r.get("customers", "").split()}
+    assert {audit.pseudonym(f"customer_id:q{i}") for i in range(12)} <= named  # every customer shown is named
+    assert len(pushes) <= 4 + 2 * 2  # 4 one by one, a batch for the rest (per minute: twice if one turned)
