@@ -82,9 +82,11 @@ ID_FIELDS: Final = frozenset({
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
-_LANG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}")
+_LANG = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Za-z]{2}|\d{3}))?")
+"""A language tag: language, optional script, optional region (``en``, ``en-GB``, ``zh-Hant-TW``, ``es-419``);
+not any three words joined by dashes (``ann-Smith-London`` was kept: break-test 12f, F5)."""
 _OPAQUE_ID = re.compile(r"[0-9a-f]{16,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
-_EMAIL = re.compile(r"[^\s@:%/?&=|]+(?:@|%40)[^\s@%/?&=|]+\.[^\s@/?&=|]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[^\s@:%/?&=|]+(?:@|%40)[^\s@%/?&=|]+(?:\.|%2E)[^\s@/?&=|]+", re.IGNORECASE)
 _DIGITS = re.compile(r"(?<!\d)\+?\d+(?:[\s().\-/]?\d{2,})*(?!\d)")
 _EPOCH = re.compile(r"1\d{9}(?:\d{3})?")
 _PII_ID = re.compile(r"\b(email|phone):[^\s,;]+")
@@ -117,6 +119,8 @@ def mask_id(value: str) -> str:
     ('sms-***-1795746583', 't-***/***', 'ord-123456-***')
     >>> mask_id("550e8400-e29b-41d4-a716-446655440000"), mask_id("email:ann@example.com")
     ('550e8400-e29b-41d4-a716-446655440000', 'email:***')
+    >>> mask_id("e|ann%40example%2Ecom"), mask_id("e|ann%40example.com")
+    ('e|***', 'e|***')
     """
     if _OPAQUE_ID.fullmatch(value):
         return value
@@ -180,7 +184,11 @@ def _identity_masked(doc: Any) -> Any:
 
 
 def _kept_attribute(name: str, value: Any) -> bool:
-    """Attributes shown to roles without PII: a known time zone, a language tag; nothing else."""
+    """Attributes shown to roles without PII: a known time zone, a language tag; nothing else.
+
+    >>> [_kept_attribute("lang", v) for v in ("en-GB", "zh-Hant-TW", "es-419", "ann-Smith-London")]
+    [True, True, True, False]
+    """
     if not isinstance(value, str):
         return False
     if name == "timezone":
