@@ -31,6 +31,7 @@ from starlette.responses import Response
 from gateway import access, feedback, positions
 from gateway.access import Decision
 from gateway.audit import AuditLog, refused_token
+from gateway.audit_writer import AuditWriter
 from gateway.auth import NO_TOKEN, Principal, TokenError, VerifiedTokens
 from gateway.problems import Problem
 from gateway.queue_audit import OverflowNames
@@ -73,6 +74,7 @@ class Service:
         self.queue_audited = AuditedInWindow()
         self.queue_deliveries = CallerRate(self.settings.gateway_queue_audited_per_min)
         self.queue_overflow = OverflowNames()
+        self.audit_writer = AuditWriter(self.audit)
 
 
 @dataclass(frozen=True, slots=True)

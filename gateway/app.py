@@ -119,6 +119,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
             yield
         finally:
             hub.stop()
+            service.audit_writer.close()  # what queue deliveries handed over is written before the process ends
 
     async def on_http_error(request: Request, exc: Exception) -> Response:  # no route (404), wrong method (405)
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.audit import AuditLog
+from gateway.audit_writer import AuditWriter
 from gateway.auth import Principal
 from gateway.refusals import MAX_CALLERS, WINDOW_S
 
@@ -98,8 +98,8 @@ class OverflowNames:
             return out
 
 
-def write_batch(audit: AuditLog, principal: Principal, batch: tuple[list[str], int] | None, limit: int) -> None:
-    """Write one batch of customers shown past the bound: their pseudonyms (the erasure ledger's keyed hash,
+def write_batch(writer: AuditWriter, principal: Principal, batch: tuple[list[str], int] | None, limit: int) -> None:
+    """Hand over one batch of customers shown past the bound: their pseudonyms (the erasure ledger's keyed hash,
     as in ``customer``) in the field ``customers``."""
     if batch is None:
         return
@@ -108,5 +108,6 @@ def write_batch(audit: AuditLog, principal: Principal, batch: tuple[list[str], i
     reason = f"{len(names)} customers shown through followed queues past {limit} a minute"
     if unnamed:
         reason += f"; {unnamed} more shown, not named"
-    audit.append(principal.subject, principal.role, "push", audit.pseudonym(queues), True, reason,
-                 customers=" ".join(audit.pseudonym(n) for n in names))  # fmt: skip
+    audit = writer.audit
+    writer.record(principal.subject, principal.role, "push", "#" + audit.pseudonym(queues), None, True, reason,
+                  customers=" ".join(audit.pseudonym(n) for n in names))  # fmt: skip

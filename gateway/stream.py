@@ -239,8 +239,8 @@ async def _delivered(
     """One entry for the connection (from the catch-up or live): a customer reached only through a followed
     queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
     cursor_after = cursor.after(item[0], item[1])
-    if item[2] not in followed and item[2] not in via_queue:
-        await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
+    if item[2] not in followed and item[2] not in via_queue:  # decided in memory, written by the audit writer
+        _audit_queue_delivery(service, principal, item[2], via_queue)
     return cursor_after, _safe_frame(cursor_after, item, role)
 
 
@@ -281,7 +281,7 @@ async def _events(
                 item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
             except TimeoutError:  # nothing queued: every entry up to the hub's position was sent
                 if sub.queues:  # a batch of customers named past the bound, from a minute that has turned
-                    await run_in_threadpool(_flush_names, service, principal, True)
+                    _flush_names(service, principal, True)
                 cursor, frame = _position(cursor, hub.position, b": keep-alive\n\n")
                 yield frame
                 continue
@@ -302,13 +302,9 @@ async def _events(
 
 
 def _flush_names(service: api.Service, principal: Principal, turned_only: bool) -> None:
-    """Write the caller's batch of customers shown past the bound and not yet written (never raises: it runs
-    as a connection ends)."""
-    try:
-        batch = service.queue_overflow.flush(principal.subject, turned_only)
-        write_batch(service.audit, principal, batch, service.settings.gateway_queue_audited_per_min)
-    except Exception as exc:  # Redis gone as the connection closes: logged, the connection still ends
-        log.warning("queue audit batch not written (%s)", type(exc).__name__)
+    """Hand the audit writer the caller's batch of customers shown past the bound and not yet written."""
+    batch = service.queue_overflow.flush(principal.subject, turned_only)
+    write_batch(service.audit_writer, principal, batch, service.settings.gateway_queue_audited_per_min)
 
 
 def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor, bytes]:
@@ -338,11 +334,11 @@ def _audit_queue_delivery(service: api.Service, principal: Principal, customer: 
     subject = principal.subject
     if service.queue_audited.first(subject, customer):
         if service.queue_deliveries.allow(subject):
-            service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
+            service.audit_writer.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
         else:
             metrics.GATEWAY_PUSH_OVER_RATE.inc()
             batch = service.queue_overflow.add(subject, customer)
-            write_batch(service.audit, principal, batch, service.settings.gateway_queue_audited_per_min)
+            write_batch(service.audit_writer, principal, batch, service.settings.gateway_queue_audited_per_min)
     audited.add(customer)
 
 
