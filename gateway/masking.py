@@ -55,7 +55,7 @@ FIELDS: Final = frozenset({
     "returns", "role", "s", "lang", "timezone", "score", "sent", "severity", "shared_identifiers", "since",
     "source_timestamp", "spend", "state", "status", "stream_id", "summary", "surveys", "t", "target_id",
     "tenure_days", "tier", "timeline", "top", "top_channels", "topic", "touch", "trend", "type", "upsell",
-    "value", "version", "warm", "web_sessions", "why", "why_now", "windows", "x", "z",
+    "value", "version", "via", "warm", "web_sessions", "why", "why_now", "windows", "x", "z",
 })  # fmt: skip
 """Field names of the engine's documents (the 360, its timeline, flags, updates): shown as they are."""
 NAMED_BY_DEPLOYMENT: Final = frozenset({"flags", "active_flags", "proposed", "windows"})
@@ -66,7 +66,7 @@ NAMED_BY_PRODUCER: Final = frozenset({"campaigns", "offers_by_action"})
 words: keys numbered, strings masked, numbers kept."""
 ENUM_FIELDS: Final = frozenset({
     "type", "ch", "channel", "severity", "status", "outcome", "direction", "chosen", "action", "kind", "label",
-    "purpose", "response", "role", "queue", "flag", "state", "top_channels", "sent", "recent_flags",
+    "purpose", "response", "role", "queue", "flag", "state", "top_channels", "sent", "recent_flags", "via",
 })  # fmt: skip
 """Fields whose string values are engine or contract enumerations (flag, action, queue names included)."""
 ENUM_UNDER: Final = {"why_now": frozenset({"reason"}), "reasons": frozenset({"reason"})}
