@@ -276,7 +276,8 @@ async def _events(
                     yield b'event: bye\ndata: {"reason": "access ended"}\n\n'
                     return
                 next_check = time.monotonic() + recheck
-            wait_s = max(0.01, min(keepalive, left, next_check - time.monotonic()))
+            until_check = next_check - time.monotonic() if sub.customers else keepalive  # a queue-only stream has
+            wait_s = max(0.01, min(keepalive, left, until_check))  # no re-check: it waited 10 ms (12f, F8)
             try:
                 item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
             except TimeoutError:  # nothing queued: every entry up to the hub's position was sent
