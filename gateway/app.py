@@ -119,10 +119,15 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
             yield
         finally:
             hub.stop()
+            service.audit_writer.close()  # what queue deliveries handed over is written before the process ends
 
     async def on_http_error(request: Request, exc: Exception) -> Response:  # no route (404), wrong method (405)
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        return await on_problem(request, Problem(status, HTTPStatus(status).phrase))
+        response = await on_problem(request, Problem(status, HTTPStatus(status).phrase))
+        allow = exc.headers.get("Allow") if isinstance(exc, HTTPException) and exc.headers else None
+        if allow:  # a 405 says which methods the path takes (RFC 9110; break-test 12f, F5)
+            response.headers["Allow"] = allow
+        return response
 
     handlers = {Problem: on_problem, HTTPException: on_http_error, 500: on_problem}
     body_limit = Middleware(limits.BodyLimit, max_bytes=settings.gateway_body_max_bytes)

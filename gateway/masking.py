@@ -55,7 +55,7 @@ FIELDS: Final = frozenset({
     "returns", "role", "s", "lang", "timezone", "score", "sent", "severity", "shared_identifiers", "since",
     "source_timestamp", "spend", "state", "status", "stream_id", "summary", "surveys", "t", "target_id",
     "tenure_days", "tier", "timeline", "top", "top_channels", "topic", "touch", "trend", "type", "upsell",
-    "value", "version", "warm", "web_sessions", "why", "why_now", "windows", "x", "z",
+    "value", "version", "via", "warm", "web_sessions", "why", "why_now", "windows", "x", "z",
 })  # fmt: skip
 """Field names of the engine's documents (the 360, its timeline, flags, updates): shown as they are."""
 NAMED_BY_DEPLOYMENT: Final = frozenset({"flags", "active_flags", "proposed", "windows"})
@@ -66,7 +66,7 @@ NAMED_BY_PRODUCER: Final = frozenset({"campaigns", "offers_by_action"})
 words: keys numbered, strings masked, numbers kept."""
 ENUM_FIELDS: Final = frozenset({
     "type", "ch", "channel", "severity", "status", "outcome", "direction", "chosen", "action", "kind", "label",
-    "purpose", "response", "role", "queue", "flag", "state", "top_channels", "sent", "recent_flags",
+    "purpose", "response", "role", "queue", "flag", "state", "top_channels", "sent", "recent_flags", "via",
 })  # fmt: skip
 """Fields whose string values are engine or contract enumerations (flag, action, queue names included)."""
 ENUM_UNDER: Final = {"why_now": frozenset({"reason"}), "reasons": frozenset({"reason"})}
@@ -82,9 +82,11 @@ ID_FIELDS: Final = frozenset({
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
-_LANG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}")
+_LANG = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Za-z]{2}|\d{3}))?")
+"""A language tag: language, optional script, optional region (``en``, ``en-GB``, ``zh-Hant-TW``, ``es-419``);
+not any three words joined by dashes (``ann-Smith-London`` was kept: break-test 12f, F5)."""
 _OPAQUE_ID = re.compile(r"[0-9a-f]{16,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
-_EMAIL = re.compile(r"[^\s@:%/?&=|]+(?:@|%40)[^\s@%/?&=|]+\.[^\s@/?&=|]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[^\s@:%/?&=|]+(?:@|%40)[^\s@%/?&=|]+(?:\.|%2E)[^\s@/?&=|]+", re.IGNORECASE)
 _DIGITS = re.compile(r"(?<!\d)\+?\d+(?:[\s().\-/]?\d{2,})*(?!\d)")
 _EPOCH = re.compile(r"1\d{9}(?:\d{3})?")
 _PII_ID = re.compile(r"\b(email|phone):[^\s,;]+")
@@ -117,6 +119,8 @@ def mask_id(value: str) -> str:
     ('sms-***-1795746583', 't-***/***', 'ord-123456-***')
     >>> mask_id("550e8400-e29b-41d4-a716-446655440000"), mask_id("email:ann@example.com")
     ('550e8400-e29b-41d4-a716-446655440000', 'email:***')
+    >>> mask_id("e|ann%40example%2Ecom"), mask_id("e|ann%40example.com")
+    ('e|***', 'e|***')
     """
     if _OPAQUE_ID.fullmatch(value):
         return value
@@ -180,7 +184,11 @@ def _identity_masked(doc: Any) -> Any:
 
 
 def _kept_attribute(name: str, value: Any) -> bool:
-    """Attributes shown to roles without PII: a known time zone, a language tag; nothing else."""
+    """Attributes shown to roles without PII: a known time zone, a language tag; nothing else.
+
+    >>> [_kept_attribute("lang", v) for v in ("en-GB", "zh-Hant-TW", "es-419", "ann-Smith-London")]
+    [True, True, True, False]
+    """
     if not isinstance(value, str):
         return False
     if name == "timezone":

@@ -40,6 +40,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -51,6 +52,7 @@ from gateway.auth import Principal
 from gateway.catch_up import catch_up
 from gateway.problems import Problem
 from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
+from gateway.queue_audit import write_batch
 from livesignals import metrics, serde
 from state import reader
 
@@ -60,13 +62,14 @@ EVENT_NAMES = {"flag": b"flag", "mood": b"mood", "next_best_actions": b"actions"
 
 
 async def push(service: api.Service, hub: FlagHub, request: Request) -> Response:
-    """Open an SSE stream of flags for the requested customers and queues."""
+    """Open an SSE stream of flags for the requested customers and queues. The token is checked before the
+    customers named are read (break-test 12f, F4: canonicalising thousands of ``customer=`` values cost a
+    tokenless caller ~10 refusals' CPU); :func:`_authorise` finds it verified."""
+    await run_in_threadpool(api.principal_of, service, request, "subscribe", api.printable(_first_named(request)))
     asked = _distinct(request.query_params.getlist("customer"))  # one customer named twice: authorised once
     queues = list(dict.fromkeys(request.query_params.getlist("queue")))  # a name repeated is audited once
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or ""
     if last_id and not (EVENT_ID.match(last_id) and all(int(n) < 2**64 for n in re.split(r"[-.]", last_id))):
-        first = asked[0] if asked else "queue:" + ",".join(queues)  # the token first, as on every route
-        await run_in_threadpool(api.principal_of, service, request, "subscribe", api.printable(first[:200]))
         raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues, hub)
     _check_connections(service, hub, principal)  # again: another connection may have opened meanwhile
@@ -116,6 +119,21 @@ class PushResponse(StreamingResponse):
             if aclose is not None:
                 await aclose()  # the generator's finally: unsubscribe
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _first_named(request: Request) -> str:
+    """What a push request follows first, as a refused token's audit entry names it (200 characters at
+    most), from the start of the query string only: the rest is not parsed before the token is checked.
+
+    >>> class R: scope = {"query_string": b"queue=billing&customer=email%3AAnn%40x.com&customer=c2"}
+    >>> _first_named(R()), _first_named(type("E", (), {"scope": {}})())
+    ('email:Ann@x.com', 'queue:')
+    """
+    head = bytes(request.scope.get("query_string", b""))[:2048].decode("latin-1")
+    pairs = parse_qsl(head, keep_blank_values=True)
+    customers = [v for k, v in pairs if k == "customer"]
+    queues = [v for k, v in pairs if k == "queue"]
+    return (customers[0] if customers else "queue:" + ",".join(queues))[:200]
 
 
 def _distinct(raw_keys: list[str]) -> list[str]:
@@ -221,8 +239,8 @@ async def _delivered(
     """One entry for the connection (from the catch-up or live): a customer reached only through a followed
     queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
     cursor_after = cursor.after(item[0], item[1])
-    if item[2] not in followed and item[2] not in via_queue:
-        await run_in_threadpool(_audit_queue_delivery, service, principal, item[2], via_queue)
+    if item[2] not in followed and item[2] not in via_queue:  # decided in memory, written by the audit writer
+        _audit_queue_delivery(service, principal, item[2], via_queue)
     return cursor_after, _safe_frame(cursor_after, item, role)
 
 
@@ -258,10 +276,13 @@ async def _events(
                     yield b'event: bye\ndata: {"reason": "access ended"}\n\n'
                     return
                 next_check = time.monotonic() + recheck
-            wait_s = max(0.01, min(keepalive, left, next_check - time.monotonic()))
+            until_check = next_check - time.monotonic() if sub.customers else keepalive  # a queue-only stream has
+            wait_s = max(0.01, min(keepalive, left, until_check))  # no re-check: it waited 10 ms (12f, F8)
             try:
                 item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
             except TimeoutError:  # nothing queued: every entry up to the hub's position was sent
+                if sub.queues:  # a batch of customers named past the bound, from a minute that has turned
+                    _flush_names(service, principal, True)
                 cursor, frame = _position(cursor, hub.position, b": keep-alive\n\n")
                 yield frame
                 continue
@@ -277,6 +298,14 @@ async def _events(
                 yield frame
     finally:
         hub.unsubscribe(sub)
+        if sub.queues:
+            _flush_names(service, principal, False)
+
+
+def _flush_names(service: api.Service, principal: Principal, turned_only: bool) -> None:
+    """Hand the audit writer the caller's batch of customers shown past the bound and not yet written."""
+    batch = service.queue_overflow.flush(principal.subject, turned_only)
+    write_batch(service.audit_writer, principal, batch, service.settings.gateway_queue_audited_per_min)
 
 
 def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor, bytes]:
@@ -295,28 +324,22 @@ def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor
     return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
-QUEUE_OVERFLOW = "\x00queue-overflow"
-"""The pair key under which a caller's one aggregate queue entry a minute is remembered."""
-
-
 def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
     """Audit the first entry of a customer a connection receives through a followed queue (its subscription
     named the queue, not the customer): who saw which customer stays known, once per customer and caller a
     minute whatever the connections (``Service.queue_audited``; break-test 12d, D1: re-opened queue streams
     wrote 36 times the audited bound). Up to ``gateway_queue_audited_per_min`` customers a minute are audited
-    one by one; beyond, one entry per caller and minute says the rest were shown unlisted (counted). The
-    entry is always shown, and the caller's own reads never pay for its queue's volume (12e, E2)."""
+    one by one; beyond, they are named in batches, in bounded space (:mod:`gateway.queue_audit`; 12f, F3: the
+    rest were not named at all). The entry is always shown, and the caller's own reads never pay for its
+    queue's volume (12e, E2)."""
     subject = principal.subject
     if service.queue_audited.first(subject, customer):
         if service.queue_deliveries.allow(subject):
-            service.audit.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
+            service.audit_writer.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
         else:
             metrics.GATEWAY_PUSH_OVER_RATE.inc()
-            if service.queue_audited.first(subject, QUEUE_OVERFLOW):
-                limit = service.settings.gateway_queue_audited_per_min
-                service.audit.record(subject, principal.role, "push", "queue:" + ",".join(sorted(principal.queues)),
-                                     None, True, f"more than {limit} customers through followed queues this "
-                                     "minute: the rest shown, not listed one by one")  # fmt: skip
+            batch = service.queue_overflow.add(subject, customer)
+            write_batch(service.audit_writer, principal, batch, service.settings.gateway_queue_audited_per_min)
     audited.add(customer)
 
 

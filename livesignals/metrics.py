@@ -394,3 +394,11 @@ STATE_LOSS_NOTICED_IDLE = Counter(
     "empty under an idle engine): the partition's worker then takes the STATE LOSS path a batch would "
     "(flows.state_probe), counted in livesignals_state_loss_total too.",
 )
+
+
+# gateway (issue 12, session 14)
+GATEWAY_AUDIT_DROPPED = Counter(
+    "livesignals_gateway_audit_dropped_total",
+    "Audit entries of queue deliveries not written: more than 100,000 waiting for the writer (Redis slower than "
+    "the deliveries), or a failed write (break-test 12f, F6: those entries are written off the delivery path).",
+)

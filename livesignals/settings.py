@@ -52,6 +52,14 @@ _MOVED_TO_RULES = {
 """Settings of earlier versions that the rules file now holds."""
 
 
+# gateway (issue 12, session 14): one source of truth for when an open contact is over
+CONTACT_IDLE_S = 4 * 3600
+"""A contact whose newest event is older than this is over (the engine's
+``operators.profile360.update.CONTACT_IDLE_MS`` is this, in ms: a message after it opens a new, unassigned
+contact). The agent desktop's ``gateway_contact_open_s`` defaults to it and may not exceed it: the service
+may end an agent's access sooner, never grant on a contact the engine no longer holds open."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the engine, with production-sane defaults."""
@@ -240,8 +248,9 @@ class Settings:
     gateway_token_secrets: tuple[str, ...] = ()
     """HS256 secrets (>= 32 bytes each) that bearer tokens are verified against; the first signs
     ``livesignals token``. Several during a key rotation. Never logged."""
-    gateway_contact_open_s: int = 14_400
-    """An open contact older than this (its last event's time) no longer grants an agent access."""
+    gateway_contact_open_s: Annotated[int, Range(1, CONTACT_IDLE_S)] = CONTACT_IDLE_S
+    """An open contact older than this (its last event's time) no longer grants an agent access; at most
+    :data:`CONTACT_IDLE_S`, when the engine itself considers the contact over."""
     gateway_audit_maxlen: int = 1_000_000
     """Approximate length kept in the audit stream ``<prefix>:audit``."""
     gateway_push_max_customers: int = 50

@@ -201,15 +201,19 @@ def view_360(
     loaded: Loaded, now_ms: int | None = None, channel: str | None = None, timeline: int = TIMELINE_SHOWN
 ) -> dict[str, Any]:
     """The 360 (:func:`read_360`) of what :func:`load` read (folds the linked profiles into ``loaded.state``:
-    take :func:`access_of` first)."""
+    take :func:`access_of` first). What comes from a linked identifier's profile -- its timeline entries, a
+    channel's latest touch and so the context carried -- is marked ``via: <its kind>`` (``device_id``, ...):
+    such an identifier is no credential, so whoever holds the device id or a copy of the cookie may have
+    written it, and the card says so (break-test 12f, F7)."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     state = loaded.state
     merged: dict[str, list[bytes]] = {}
     for identifier, other, entries in loaded.linked:
         if other is not None:
             merge_linked(state, other)
+            _mark_touches(state, other, identifier.partition(":")[0])
         merged[identifier] = entries
-    entries = _merge_timelines(loaded.entries, merged, timeline)
+    docs = _merge_timelines(loaded.entries, merged, timeline)
     return {
         "customer": loaded.customer,
         "known": loaded.known,
@@ -226,8 +230,16 @@ def view_360(
         "present": views.present(state, now_ms, channel),
         "future": views.future(state),
         "windows": state.windows.summary(now_ms),
-        "timeline": [serde.loads(e) for e in entries],
+        "timeline": docs,
     }  # fmt: skip
+
+
+def _mark_touches(state: CustomerState, other: CustomerState, kind: str) -> None:
+    """Mark the channel touches the merge took from ``other`` (a linked identifier of ``kind``)."""
+    touches, theirs = state.history.get("touch", {}), other.history.get("touch", {})
+    for channel, touch in list(touches.items()):
+        if touch is theirs.get(channel):
+            touches[channel] = {**touch, "via": kind}
 
 
 def next_best_actions(loaded: Loaded) -> dict[str, Any] | None:
@@ -254,14 +266,19 @@ def active_flags(loaded: Loaded, now_ms: int) -> dict[str, dict[str, Any]]:
             if f.get("expires_at", 0) > now_ms}  # fmt: skip
 
 
-def _merge_timelines(own: list[bytes], merged: dict[str, list[bytes]], limit: int) -> list[bytes]:
-    if not merged:
-        return own
-    by_id = {}
-    for raw in [*own, *(e for entries in merged.values() for e in entries)]:
+def _merge_timelines(own: list[bytes], merged: dict[str, list[bytes]], limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries of the customer's own timeline and its linked identifiers', newest first;
+    a linked identifier's marked ``via: <its kind>``."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for identifier, entries in merged.items():
+        kind = identifier.partition(":")[0]
+        for raw in entries:
+            doc = serde.loads(raw)
+            by_id[doc["id"]] = {**doc, "via": kind}
+    for raw in own:  # the customer's own entry wins an id found in both
         doc = serde.loads(raw)
-        by_id[doc["id"]] = (doc["t"], raw)
-    return [raw for _, raw in sorted(by_id.values(), key=lambda v: -v[0])][:limit]
+        by_id[doc["id"]] = doc
+    return sorted(by_id.values(), key=lambda d: -d["t"])[:limit]
 
 
 def _partition_aggregates(client: Any, keys: Keys) -> PartitionAggregates:

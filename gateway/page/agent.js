@@ -48,12 +48,22 @@ function render(doc) {
   const present = doc.present || {};
   $("why-now").textContent = present.why_now ? present.why_now.detail : "No open reason found";
   const ctx = present.context_carried;
-  $("context").textContent = ctx ? "Context carried: " + (ctx.detail || JSON.stringify(ctx)) : "";
+  $("context").replaceChildren(...(ctx ? ["Context carried: " + (ctx.detail || JSON.stringify(ctx)), via(ctx.via)] : []));
   flags.clear();
   for (const [name, f] of Object.entries(present.active_flags || {})) flags.set(name, { flag: name, ...f });
   renderFlags();
   renderActions(doc.future && doc.future.next_best_actions);
-  $("timeline").replaceChildren(...(doc.timeline || []).map((e) => el("li", {}, el("time", {}, when(e.t)), e.s)));
+  $("timeline").replaceChildren(...(doc.timeline || []).map((e) => el("li", {}, el("time", {}, when(e.t)), e.s,
+    via(e.via))));
+}
+
+// What came from a device or cookie the customer once used, not from the customer's own identified contacts:
+// anyone holding that device id or a copy of the cookie may have written it (break-test 12f, F7).
+const VIA_WORDS = { device_id: "device", cookie_id: "cookie", email: "e-mail address", phone: "phone number" };
+function via(kind) {
+  if (!kind) return "";
+  return el("span", { class: "via", title: "not identified: came from a linked " + (VIA_WORDS[kind] || kind) },
+    " via " + (VIA_WORDS[kind] || kind) + ", not identified");
 }
 
 function showMood(mood) {

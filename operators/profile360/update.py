@@ -13,6 +13,7 @@ from typing import Any
 
 from livesignals import serde
 from livesignals.contract import Event
+from livesignals.settings import CONTACT_IDLE_S
 from operators.profile360 import identity, timeline
 from operators.profile360.profile import CustomerState
 from operators.profile360.sizes import digest, stored, stored_event
@@ -142,10 +143,11 @@ CONTACT_END_GRACE_MS = 60_000
 """After an outcome ended a channel's contact, an event on that channel naming the same agent and queue
 (or none) this soon after it is the ended contact's tail (the customer's "thanks, bye" stamped by the chat
 platform's clock after the agent's "resolved" stamped by the desktop's), not a new contact."""
-CONTACT_IDLE_MS = 4 * 3_600_000
+CONTACT_IDLE_MS = CONTACT_IDLE_S * 1000
 """A contact whose newest event is older than this is over, reported or not (the customer closed the chat
 window): a message after it opens a new, unassigned contact in its queue rather than going back to the
-agent who served the old one (break-test 12c, C10). The agent desktop's ``gateway_contact_open_s`` default."""
+agent who served the old one (break-test 12c, C10). :data:`livesignals.settings.CONTACT_IDLE_S`, which also
+bounds the agent desktop's ``gateway_contact_open_s`` (its default)."""
 
 
 def _open_contact(state: CustomerState, event: Event) -> None:

@@ -161,3 +161,16 @@ def test_analysts_can_page_a_timeline(world, client):
     assert first["next"] and first["next"] != "***"
     second = client.get(f"/v1/customers/u7/timeline?limit=2&cursor={first['next']}", headers=ANALYST)
     assert second.status_code == 200 and len(second.json()["entries"]) == 2
+
+
+def test_a_lang_shaped_name_and_a_fully_percent_encoded_email_in_an_id_are_masked(world, client):
+    """Sixth break-test, F5: ``lang`` was kept by shape (any three dash-joined words: ``ann-Smith-London``), and
+    an e-mail percent-encoded whole (``%40`` and ``%2E``) inside an id was kept."""
+    t = now_ms() - 30_000
+    world.apply(
+        event("web_event", "u8", t, event_id="e|zoe.u8%40example%2Ecom", action="search"),
+        event("profile_update", "u8", t + 1, event_id="u8-pu", fields={"lang": "zoe-Smith-London"}),
+    )
+    r = client.get("/v1/customers/u8?timeline=50", headers=ANALYST)
+    assert r.status_code == 200, r.text
+    assert "zoe" not in r.text and "Smith" not in r.text, r.text

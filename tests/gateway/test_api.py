@@ -260,6 +260,13 @@ def test_odd_numbers_are_a_400_not_a_500(client):
         assert r.status_code == 401, exp
 
 
+def test_a_405_says_which_methods_the_path_takes(client):
+    """Sixth break-test, F5: the problem+json 405 dropped Starlette's Allow header."""
+    r = client.request("DELETE", "/v1/push", headers=A1)
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}, r.headers
+    assert r.headers["content-type"] == "application/problem+json"
+
+
 def test_every_error_is_problem_json_and_every_answer_carries_the_security_headers(client):
     """#12: unknown routes and methods answered text/plain; the page could be framed; PII was cacheable."""
     for method, url in (("GET", "/v2/x"), ("DELETE", "/v1/customers/c1")):

@@ -113,3 +113,32 @@ def test_a_request_whose_body_ended_keeps_its_connection(server):
         first, rest = read_answer(sock)
         second, _ = read_answer(sock, rest)  # both answers may come in one read (a loaded machine)
         assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200"), (first[:40], second[:40])
+
+
+@pytest.mark.parametrize("pad", [MAX_HEAD_BYTES + 1024, 2 * MAX_HEAD_BYTES - 4096])
+def test_a_head_over_the_bound_arriving_in_one_or_two_reads_is_answered_431(server, pad):
+    """Sixth break-test, F5: only the reads that left a head incomplete were counted, so a head that
+    completed in its first or second read passed the bound (70 KB in pieces, 120 KB at once were served)."""
+    huge = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * pad + b"\r\n\r\n"
+    assert send_head(server.port, huge).startswith(b"HTTP/1.1 431")
+
+
+def test_the_431_carries_the_security_headers(server):
+    huge = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * (2 * MAX_HEAD_BYTES) + b"\r\n\r\n"
+    head = send_head(server.port, huge).partition(b"\r\n\r\n")[0].lower()
+    for header in (b"x-frame-options: deny", b"frame-ancestors 'none'", b"referrer-policy: no-referrer",
+                   b"cache-control: no-store", b"x-content-type-options: nosniff"):  # fmt: skip
+        assert header in head, header
+
+
+def test_a_second_request_on_a_connection_is_bounded_on_its_own(server):
+    """A keep-alive connection's next head is counted from zero (two heads of 40 KB each are served)."""
+    one = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 40_000 + b"\r\n\r\n"
+    last = one.replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\r\nConnection: close\r\n")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(30)
+        sock.sendall(one)
+        first, rest = read_answer(sock)
+        sock.sendall(last)
+        second, _ = read_answer(sock, rest)
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200"), (first[:40], second[:40])

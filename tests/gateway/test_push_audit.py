@@ -5,6 +5,8 @@ Real Redis, a real HTTP server."""
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 from prometheus_client import REGISTRY
 
@@ -108,3 +110,56 @@ def test_queue_volume_never_hides_customers_nor_costs_the_desk_its_own_reads(wor
     assert 5 <= audited <= 10, audited  # 4 one by one and one for the rest (twice if a minute turned): not 12
     assert (REGISTRY.get_sample_value("livesignals_gateway_push_over_rate_total") or 0.0) - before >= 12 - audited
     assert 429 not in reads, reads  # the desk's own reads are its own budget
+
+
+def test_customers_shown_past_the_queue_bound_are_still_named_in_the_trail(world):
+    """Break-test 12f, F3: past gateway_queue_audited_per_min, one aggregate entry per caller and minute named
+    the queue only, so the customers a desk was shown beyond the bound were named nowhere. They are now named
+    in batches (gateway.queue_audit), a bounded number of entries."""
+    settings = world.settings.replace(gateway_queue_audited_per_min=4)
+    start = _queue_flags(world, 12)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        assert len(flags_of(_replay(server, start, 12))) == 12
+        audit = server.app.state.service.audit
+    rows = [{k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(audit.key)]
+    pushes = [r for r in rows if r["action"] == "push"]
+    named = {r["customer"] for r in pushes} | {n for r in pushes for n in r.get("customers", "").split()}
+    assert {audit.pseudonym(f"customer_id:q{i}") for i in range(12)} <= named  # every customer shown is named
+    assert len(pushes) <= 4 + 2 * 2  # 4 one by one, a batch for the rest (per minute: twice if one turned)
+
+
+def test_queue_deliveries_are_audited_off_the_delivery_path_in_batches(world, monkeypatch):
+    """Break-test 12f, F6: each queue delivery's audit took a thread hop and an XADD round trip on the delivery
+    path (~0.6-0.8 ms of the process's core per frame: 20 desks fell tens of seconds behind an outsider's 1,500
+    chats). The delivery now decides in memory; one writer thread appends the entries, many per round trip."""
+    from gateway import stream
+    from gateway.audit import AuditLog
+
+    hops, writes = [], []
+    real_hop, real_many, real_record = stream.run_in_threadpool, AuditLog.append_many, AuditLog.record
+
+    async def hop(fn, *args, **kwargs):
+        hops.append(getattr(fn, "__name__", "?"))
+        return await real_hop(fn, *args, **kwargs)
+
+    def many(self, rows):
+        writes.append((threading.current_thread().name, len(rows)))
+        return real_many(self, rows)
+
+    def record(self, who, role, action, *args, **kwargs):
+        assert action != "push", "a queue delivery's entry written on the delivery path"
+        return real_record(self, who, role, action, *args, **kwargs)
+
+    monkeypatch.setattr(AuditLog, "append_many", many)
+    monkeypatch.setattr(AuditLog, "record", record)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        conn = follow(server, queues=("billing",))
+        assert conn.status == 200
+        monkeypatch.setattr(stream, "run_in_threadpool", hop)
+        for i in range(30):
+            add_flag(world, f"customer_id:w{i}", "f", i, contacts=[["chat", None, "billing", now_ms()]])
+        got = conn.wait_for(30, timeout=15.0)
+        conn.close()
+    assert len(flags_of(got)) == 30
+    assert hops == [], hops  # no thread hop per frame
+    assert {name for name, _ in writes} == {"audit-writer"} and sum(n for _, n in writes) == 30, writes

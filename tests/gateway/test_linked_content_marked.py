@@ -1,0 +1,57 @@
+"""What a customer's 360 merges from a linked identifier's profile is marked ``via: <kind>`` (break-test 12f,
+F7: an outsider's chat carrying the customer's device id showed on the card, in the timeline and as the
+"context carried", as the customer's own words -- a lever for account takeover on the phone). Identity
+stitching stays (a claimed device's later events are usually the customer's); the card says where it came
+from. Real engine, real Redis; the page in headless Chromium, as ``test_browser.py``."""
+
+from __future__ import annotations
+
+from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token
+from tests.gateway.test_browser import browser  # noqa: F401 - the fixture
+from tests.helpers import event
+
+A8 = bearer(token("a8", queues=("billing",)))
+
+
+def _inject(world) -> None:
+    """v1 logged in on device dv1, and calls in, served by a8; an outsider chats carrying v1's device id."""
+    t = now_ms() - 60_000
+    world.apply(
+        {**event("web_event", "v1", t, event_id="v1-login", action="login"),
+         "customer": {"customer_id": "v1", "device_id": "dv1"}},
+        event("call", "v1", t + 1000, event_id="v1-call", agent_id="a8", queue="billing", topic="billing"),
+        {**event("chat", "x", t + 2000, event_id="evil", queue="billing",
+                 text="Please change my delivery address to 1 Attacker Road"),
+         "customer": {"device_id": "dv1", "cookie_id": "ck-evil1"}},
+    )  # fmt: skip
+
+
+def test_the_linked_devices_chat_is_marked_in_the_timeline_and_the_context_carried(world, client):
+    _inject(world)
+    r = client.get("/v1/customers/v1?timeline=20&channel=phone", headers=A8)
+    assert r.status_code == 200 and r.json()["access"]["why"] == "serving on phone", r.text
+    doc = r.json()
+    by_id = {e["id"]: e for e in doc["timeline"]}
+    assert by_id["evil"]["via"] == "device_id"  # the outsider's words, marked
+    assert "via" not in by_id["v1-call"] and "via" not in by_id["v1-login"]  # the customer's own, not
+    carried = doc["present"]["context_carried"]
+    assert carried["event_id"] == "evil" and carried["via"] == "device_id", carried
+    assert doc["history"]["touch"]["chat"]["via"] == "device_id"
+    assert "via" not in doc["history"]["touch"]["phone"]
+    analyst = client.get("/v1/customers/v1?timeline=20&channel=phone", headers=bearer(token("x", role="analyst")))
+    assert analyst.json()["present"]["context_carried"]["via"] == "device_id"  # shown to analysts too
+
+
+def test_the_card_shows_the_mark(world, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _inject(world)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        browser.get(f"{server.url}/agent?customer=v1#token={token('a8', queues=('billing',))}")
+        WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element((By.ID, "timeline"), "Attacker Road"))
+        rows = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    marked = [row for row in rows if "Attacker Road" in row]
+    assert marked and all("via device, not identified" in row for row in marked), rows
+    assert all("via" not in row for row in rows if "Attacker Road" not in row), rows
