@@ -17,7 +17,11 @@ workload and prints each pair's ratio of events per CPU second (ours / REV)
 and the median: what a change of the apply path gained or cost, in one run.
 
     python -m bench.apply [--events 30000] [--customers 3000] [--batch 1000] [--models on|off] [--profile]
-                          [--compare-ref REV [--pairs 3]]
+                          [--compare-ref REV [--pairs 3]] [--gc engine|python]
+
+The engine's garbage-collector settings (:mod:`flows.heap`) are applied once
+the engine is built, as in the live flow; ``--gc python`` keeps Python's
+defaults. The CPU share of the collector is printed with the peak RSS.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import io
 import os
 import pstats
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.simulator import Simulator, SimulatorConfig
+from flows.heap import settle_heap
 from livesignals import metrics, serde
 from livesignals.contract import RawMessage, decode, primary_key
 from livesignals.errors import InvalidEvent, Origin
@@ -69,18 +76,26 @@ def messages(events: int, customers: int, seed: int = 7) -> list[RawMessage]:
     return out
 
 
-def run(msgs: list[RawMessage], batch: int, models: bool) -> tuple[float, float]:
+def run(
+    msgs: list[RawMessage], batch: int, models: bool, tune_gc: bool = True, collector: GcClock | None = None
+) -> tuple[float, float]:
     """Events per wall second and per CPU second of one engine over ``msgs`` in batches of ``batch``.
 
     The CPU-time figure is the one to compare on a shared machine: other
     processes slow the wall clock, much less this process's own CPU time.
+    ``tune_gc``: settle the heap once the engine is built, as the live flow's
+    start-up does (:func:`flows.heap.settle_heap`); off, Python's collector defaults.
+    ``collector`` times the collections of the timed part.
     """
     settings = Settings.load(env={}).replace(models_enabled=models, metrics_port=0)
     engine = Engine(settings, InMemoryStore(), _Drop())
     warm_up()
+    if tune_gc:
+        settle_heap()
     started, cpu = time.perf_counter(), time.process_time()
-    for i in range(0, len(msgs), batch):
-        engine.process(msgs[i : i + batch])
+    with collector or contextlib.nullcontext():
+        for i in range(0, len(msgs), batch):
+            engine.process(msgs[i : i + batch])
     return len(msgs) / (time.perf_counter() - started), len(msgs) / (time.process_time() - cpu)
 
 
@@ -89,6 +104,42 @@ def warm_up() -> None:
     (``flows.live.warm_up``): their one-time cost per process is not a per-event cost."""
     with contextlib.suppress(InvalidEvent):
         decode(b"{}", Origin("warm-up", 0, 0), now_ms=0)
+
+
+class GcClock:
+    """CPU seconds spent in the cyclic garbage collector while it is installed (``gc.callbacks``), per generation.
+
+    CPU in the collector over the process's CPU meanwhile (:attr:`share`) is far steadier on a loaded
+    machine than events/s.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self.cpu = 0.0
+        self._started = 0.0
+
+    @property
+    def share(self) -> float:
+        """CPU seconds in the collector over the process's CPU seconds while installed."""
+        return sum(self.seconds) / self.cpu if self.cpu else 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        """``gc.callbacks`` hook: time each collection."""
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds[info["generation"]] += time.process_time() - self._started
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self)
+        self.cpu -= time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu += time.process_time()
+        gc.callbacks.remove(self)
 
 
 def stage_seconds() -> dict[str, float]:
@@ -166,6 +217,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the run's profile (slows it down)")
     parser.add_argument("--compare-ref", help="also run this git commit's engine, in alternating pairs with ours")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--gc", choices=("engine", "python"), default="engine",
+                        help="the engine's collector settings (flows.heap), or Python's defaults")  # fmt: skip
     args = parser.parse_args()
     if args.compare_ref:
         same = ["--events", str(args.events), "--customers", str(args.customers), "--batch", str(args.batch),
@@ -174,12 +227,17 @@ def main() -> None:
         return
     msgs = messages(args.events, args.customers)
     before = stage_seconds()
+    tune = args.gc == "engine"
+    collector = GcClock()
     if args.profile:
-        (wall, cpu), text = profiled(lambda: run(msgs, args.batch, args.models == "on"))
+        (wall, cpu), text = profiled(lambda: run(msgs, args.batch, args.models == "on", tune, collector))
         print(text)
     else:
-        wall, cpu = run(msgs, args.batch, args.models == "on")
+        wall, cpu = run(msgs, args.batch, args.models == "on", tune, collector)
     print(f"events={args.events} models={args.models} events_per_s={wall:,.0f} events_per_cpu_s={cpu:,.0f}")
+    print(f"gc={args.gc}: {collector.share:.1%} of the CPU in the collector "
+          f"(s by generation {[round(s, 3) for s in collector.seconds]}, collections {collector.collections}), "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")  # fmt: skip
     spent = {stage: seconds - before.get(stage, 0.0) for stage, seconds in stage_seconds().items()}
     total = sum(spent.values()) or 1.0
     print("batch time by stage: " + ", ".join(f"{stage} {seconds / total:.0%}" for stage, seconds in spent.items()))

@@ -16,6 +16,7 @@ The engine process also serves ``/metrics``, ``/healthz`` and ``/readyz``
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -27,6 +28,7 @@ from bytewax.dataflow import Dataflow
 from flows import health, monitor, shutdown
 from flows.claims import KafkaClaimer, exit_now
 from flows.engine_sink import EngineSink, default_engine
+from flows.heap import settle_heap
 from flows.kafka_source import KafkaPartitionSource
 from flows.startup import STARTUP
 from livesignals.contract import decode
@@ -60,11 +62,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
     ownership.claimer = claimer
 
     def engine_factory(s: Settings) -> Engine:
-        warm.join()  # never compiled twice: the first batch finds the validators (and River) ready
-        engine = default_engine(s, ownership=ownership)
-        watch.checks["rules_loaded"] = True  # the engine loaded its rules (or refused to start)
-        STARTUP.mark("engine")
-        return engine
+        return build_engine(s, warm, ownership, watch.checks)
 
     flow = Dataflow("livesignals")
     source = KafkaPartitionSource(
@@ -78,6 +76,20 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
     raw = op.input("kafka-in", flow, source)
     op.output("engine", raw, EngineSink(settings, engine_factory, ownership, claimer))
     return flow
+
+
+def build_engine(
+    settings: Settings, warm: threading.Thread, ownership: Ownership, checks: dict[str, bool | None]
+) -> Engine:
+    """A worker's engine, once the warm-up is done; then the heap is settled (:func:`flows.heap.settle_heap`:
+    the start-up heap frozen, the young generation's threshold raised), before the first batch."""
+    warm.join()  # never compiled twice: the first batch finds the validators (and River) ready
+    engine = default_engine(settings, ownership=ownership)
+    checks["rules_loaded"] = True  # the engine loaded its rules (or refused to start)
+    frozen = settle_heap()
+    log.info("heap settled: %d objects frozen, gc thresholds %s", frozen, gc.get_threshold())
+    STARTUP.mark("engine")
+    return engine
 
 
 def warm_up(settings: Settings) -> threading.Thread:

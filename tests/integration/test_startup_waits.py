@@ -1,6 +1,6 @@
 """Start-up waits for its dependencies: an engine started before Redis and while the broker does not answer
 claims its partitions once both are there and applies every event (real servers, a broker of its own); its
-start-up line (:mod:`flows.startup`) counts the waits."""
+start-up line (:mod:`flows.startup`) counts the waits, and it settled its heap (:mod:`flows.heap`)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def test_an_engine_started_before_redis_and_while_the_broker_is_frozen_waits_the
             steps = read_steps(text)
             assert list(steps) == sorted(STEPS, key=lambda k: steps[k][0]), "every start-up step, timed (flows.startup)"
             assert steps["first_commit"][0] >= 12, "the waits for Redis and the broker are start-up time"
+            assert "flows.live: heap settled: " in text, "the engine froze its start-up heap (flows.heap)"
         finally:
             os.killpg(broker.proc.pid, signal.SIGCONT)
             stop_process(engine)
