@@ -4,7 +4,7 @@ The new topic numbers its events from 0 again, below the offsets the engine appl
 skipped as replays. On Apache Kafka the running engine exits with code 4 and ``KAFKA LOG RESET`` (the fetch at
 its old position is out of range, or the running log check re-reads another record). On the embedded broker
 (Tansu) librdkafka itself crashes first: Tansu answers the fetch of the deleted topic with a leader hint that
-carries no topic id, and librdkafka (every confluent-kafka up to 2.16.1) looks that topic up by a NULL name,
+carries no topic id, and librdkafka (since 2.5.0, up to 2.16.1, the newest release) looks it up by a NULL name,
 in its own thread, with every signal blocked: the process dies of SIGSEGV before Python runs again, and no
 line can be written. Either way the restart's claim check stops with exit code 4 and ``KAFKA LOG RESET``.
 """
