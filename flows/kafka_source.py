@@ -35,6 +35,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from flows.log_reset import fingerprint
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.startup import STARTUP
 from flows.state_probe import probe_message
@@ -136,6 +137,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         for topic, msg in last.items():
             self._next[topic] = msg.offset() + 1
         self._last.update(last)
+        if any(not self._watch.anchored(t) for t in last):
+            self._watch.anchor_first(_first_marks(out, [t for t in last if not self._watch.anchored(t)]))
         if reposition:
             self._reposition(self._watch.targets())
         if self._ownership.take_probe(self._partition):  # the monitor saw Redis lose this partition's state
@@ -222,6 +225,16 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _first_marks(messages: list[RawMessage], topics: list[str]) -> dict[str, str]:
+    """The :func:`~flows.log_reset.fingerprint` of the first of ``messages`` of each of ``topics``."""
+    marks: dict[str, str] = {}
+    for m in messages:
+        o = m.origin
+        if o.topic in topics and o.topic not in marks:
+            marks[o.topic] = fingerprint(o.offset, o.timestamp_ms, m.key, m.value)
+    return marks
 
 
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
