@@ -237,6 +237,16 @@ def _first_marks(messages: list[RawMessage], topics: list[str]) -> dict[str, str
     return marks
 
 
+DURABILITY_OPTIONS: dict[str, Any] = {
+    "enable.auto.commit": False,  # progress lives in Redis, committed with the state it describes
+    "auto.offset.reset": "error",  # out of range: an error we act on, never a silent jump (break-test F3)
+    "isolation.level": "read_committed",  # an aborted transaction's events are never applied
+}
+"""librdkafka options of the engine's input that ``kafka_config`` cannot change: one habitual
+``auto.offset.reset = "earliest"`` would switch off the out-of-range stop (break-test 10f, K3). A
+different value in ``kafka_config`` is ignored with a WARNING naming it."""
+
+
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
 
@@ -253,14 +263,20 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         log_check_s: float = CHECK_EVERY_S,
     ) -> None:
         self.log_check_s = log_check_s
+        for option, value in config.items():
+            if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
+                log.warning(
+                    "kafka_config sets %s = %r: ignored by the engine's input, which needs %r (issue 10: progress "
+                    "lives in Redis, and an offset Kafka no longer holds stops the engine instead of a silent jump)",
+                    option, value, DURABILITY_OPTIONS[option],
+                )  # fmt: skip
         self.config = {
             # librdkafka wants a group id; partitions are assigned, never joined (claims fence, not the group).
             "group.id": "livesignals-engine",
-            "enable.auto.commit": False,
             "enable.partition.eof": False,
-            "auto.offset.reset": "error",  # out of range: an error we act on, never a silent jump (break-test F3)
             "fetch.wait.max.ms": 10,
             **config,
+            **DURABILITY_OPTIONS,
         }
         self.topics = topics
         self.batch_size = batch_size
