@@ -35,6 +35,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from flows.log_reset import fingerprint
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.startup import STARTUP
 from flows.state_probe import probe_message
@@ -136,6 +137,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         for topic, msg in last.items():
             self._next[topic] = msg.offset() + 1
         self._last.update(last)
+        if any(not self._watch.anchored(t) for t in last):
+            self._watch.anchor_first(_first_marks(out, [t for t in last if not self._watch.anchored(t)]))
         if reposition:
             self._reposition(self._watch.targets())
         if self._ownership.take_probe(self._partition):  # the monitor saw Redis lose this partition's state
@@ -224,6 +227,26 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._consumer.close()
 
 
+def _first_marks(messages: list[RawMessage], topics: list[str]) -> dict[str, str]:
+    """The :func:`~flows.log_reset.fingerprint` of the first of ``messages`` of each of ``topics``."""
+    marks: dict[str, str] = {}
+    for m in messages:
+        o = m.origin
+        if o.topic in topics and o.topic not in marks:
+            marks[o.topic] = fingerprint(o.offset, o.timestamp_ms, m.key, m.value)
+    return marks
+
+
+DURABILITY_OPTIONS: dict[str, Any] = {
+    "enable.auto.commit": False,  # progress lives in Redis, committed with the state it describes
+    "auto.offset.reset": "error",  # out of range: an error we act on, never a silent jump (break-test F3)
+    "isolation.level": "read_committed",  # an aborted transaction's events are never applied
+}
+"""librdkafka options of the engine's input that ``kafka_config`` cannot change: one habitual
+``auto.offset.reset = "earliest"`` would switch off the out-of-range stop (break-test 10f, K3). A
+different value in ``kafka_config`` is ignored with a WARNING naming it."""
+
+
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
 
@@ -240,14 +263,20 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         log_check_s: float = CHECK_EVERY_S,
     ) -> None:
         self.log_check_s = log_check_s
+        for option, value in config.items():
+            if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
+                log.warning(
+                    "kafka_config sets %s = %r: ignored by the engine's input, which needs %r (issue 10: progress "
+                    "lives in Redis, and an offset Kafka no longer holds stops the engine instead of a silent jump)",
+                    option, value, DURABILITY_OPTIONS[option],
+                )  # fmt: skip
         self.config = {
             # librdkafka wants a group id; partitions are assigned, never joined (claims fence, not the group).
             "group.id": "livesignals-engine",
-            "enable.auto.commit": False,
             "enable.partition.eof": False,
-            "auto.offset.reset": "error",  # out of range: an error we act on, never a silent jump (break-test F3)
             "fetch.wait.max.ms": 10,
             **config,
+            **DURABILITY_OPTIONS,
         }
         self.topics = topics
         self.batch_size = batch_size

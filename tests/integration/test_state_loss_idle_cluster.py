@@ -37,7 +37,9 @@ N = 1_200
 
 def test_a_cluster_master_emptied_under_an_idle_cli_engine_is_rebuilt_without_new_input(kafka_settings, tmp_path):
     sim = Simulator(SimulatorConfig(customers=200, seed=17, start_ms=int(time.time() * 1000) - 3_600_000, step_ms=50))
-    stream = [(primary_key(e["customer"]).encode(), serde.dumps(e)) for e, _ in sim.stream(N + 1)]
+    stream: list[tuple[bytes | None, bytes]] = [
+        (primary_key(e["customer"]).encode(), serde.dumps(e)) for e, _ in sim.stream(N + 1)
+    ]
     with three_nodes() as nodes:
         s = kafka_settings.replace(redis_url=f"redis://{nodes[0].address}/0", redis_cluster=True, batch_size=200,
                                    models_enabled=False, quiet_hours="0-0", status_interval_s=0.5,
