@@ -5,6 +5,7 @@ still retained, queues followed by the access rule."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -368,6 +369,11 @@ def test_an_old_id_on_a_stream_never_trimmed_is_no_reset(world, server):
     conn.close()
 
 
+def _audited_pushes(world) -> list[tuple[str, str]]:
+    rows = world.client.xrange(f"{world.keys.prefix}:audit")
+    return [(f[b"who"].decode(), f[b"customer"].decode()) for _, f in rows if f.get(b"action") == b"push"]
+
+
 def test_flags_delivered_through_a_queue_are_audited_per_customer(world, server):
     """#8: a queue follower's deliveries named no customer in the audit (only ``queue:billing``)."""
     sup = bearer(token("s1", role="supervisor", queues=("billing",)))
@@ -376,13 +382,13 @@ def test_flags_delivered_through_a_queue_are_audited_per_customer(world, server)
     add_flag(world, "customer_id:c2", "b", 1)
     add_flag(world, "customer_id:c1", "a", 0)
     conn.wait_for(3)
-    rows = [
-        {k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(f"{world.keys.prefix}:audit")
-    ]
-    pushes = [(r["who"], r["customer"]) for r in rows if r["action"] == "push"]
     log = AuditLog(world.client, world.settings.key_prefix, 1000)
     expected = [("s1", log.pseudonym("customer_id:c1")), ("s1", log.pseudonym("customer_id:c2"))]
-    assert sorted(pushes) == sorted(expected)  # once per customer (pseudonymised, as every audited customer)
+    deadline = time.monotonic() + 10  # queue deliveries are audited by a writer thread, within ~0.2 s (F6)
+    while len(_audited_pushes(world)) < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a third (wrong) entry would have been written by now
+    assert sorted(_audited_pushes(world)) == sorted(expected)  # once per customer (pseudonymised, as every one)
     conn.close()
 
 
