@@ -163,3 +163,27 @@ def test_queue_deliveries_are_audited_off_the_delivery_path_in_batches(world, mo
     assert len(flags_of(got)) == 30
     assert hops == [], hops  # no thread hop per frame
     assert {name for name, _ in writes} == {"audit-writer"} and sum(n for _, n in writes) == 30, writes
+
+
+def test_a_full_pair_table_does_not_lift_the_bound_on_queue_entries(world, client):
+    """Break-test 12f, F5: past AuditedInWindow's max_pairs, first() answers True without remembering, and the
+    one aggregate entry per caller and minute was remembered in that table: every delivery past the caller's
+    bound wrote an aggregate entry (2,000 pairs, 10 desks, 2,000 customers: 20,000 entries). The entries past
+    the bound are now batches counted per caller (gateway.queue_audit), outside that table."""
+    from gateway import stream
+    from gateway.auth import Principal
+    from gateway.queue_audit import MAX_BATCHES
+    from gateway.refusals import AuditedInWindow
+
+    service = client.app.state.service
+    service.queue_audited = AuditedInWindow(max_pairs=2_000)
+    handed: list[str] = []
+    service.audit_writer.record = lambda *args, **kwargs: handed.append(args[0])
+    per_min = world.settings.gateway_queue_audited_per_min
+    for d in range(10):
+        desk = Principal(f"desk{d}", "agent", ("billing",), 2**31)
+        for c in range(2_000):
+            stream._audit_queue_delivery(service, desk, f"customer_id:k{c}", set())
+        stream._flush_names(service, desk, False)
+    bound = 2 * (per_min + MAX_BATCHES + 1)  # a minute's bound, twice if a minute turned during the test
+    assert max(handed.count(f"desk{d}") for d in range(10)) <= bound  # the old code: 2,000 each
