@@ -74,7 +74,7 @@ class Service:
         self.queue_audited = AuditedInWindow()
         self.queue_deliveries = CallerRate(self.settings.gateway_queue_audited_per_min)
         self.queue_overflow = OverflowNames()
-        self.audit_writer = AuditWriter(self.audit)
+        self.audit_writer = AuditWriter(AuditLog.queues_from_settings(self.client, self.settings))
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,10 +60,12 @@ def audit_key(prefix: str) -> str:
 class AuditLog:
     """Appends audit entries (one round trip each) to the bounded stream (see the module docstring)."""
 
-    def __init__(self, client: Any, prefix: str, maxlen: int, max_age_s: int = 0, secret: str = "") -> None:
+    def __init__(
+        self, client: Any, prefix: str, maxlen: int, max_age_s: int = 0, secret: str = "", key: str = ""
+    ) -> None:
         self.client = client
         self.prefix = prefix
-        self.key = audit_key(prefix)
+        self.key = key or audit_key(prefix)
         self.maxlen = maxlen
         self.max_age_s = max_age_s
         self._secret = secret
@@ -74,6 +76,14 @@ class AuditLog:
         """The service's audit log: bounds and hashing secret from ``settings``."""
         return cls(client, settings.key_prefix, settings.gateway_audit_maxlen, settings.gateway_audit_max_age_s,
                    settings.erasure_ledger_secret)  # fmt: skip
+
+    @classmethod
+    def queues_from_settings(cls, client: Any, settings: Settings) -> AuditLog:
+        """The log of queue deliveries, ``<prefix>:audit:queues``, bounded by ``gateway_queue_audit_maxlen``:
+        a stream of its own, so customers' queue traffic (decided by customers, not by callers) never
+        evicts the trail's reads, denials and subscriptions (break-test 12g, G2)."""
+        return cls(client, settings.key_prefix, settings.gateway_queue_audit_maxlen, settings.gateway_audit_max_age_s,
+                   settings.erasure_ledger_secret, key=audit_key(settings.key_prefix) + ":queues")  # fmt: skip
 
     @functools.cached_property
     def secret(self) -> str:

@@ -252,6 +252,11 @@ class Settings:
     """An open contact older than this (its last event's time) no longer grants an agent access; at most
     :data:`CONTACT_IDLE_S`, when the engine itself considers the contact over."""
     gateway_audit_maxlen: int = 1_000_000
+    # gateway (issue 12, session 14)
+    gateway_queue_audit_maxlen: Annotated[int, Range(1, None)] = 1_000_000
+    """Approximate length kept in ``<prefix>:audit:queues``, the stream of queue deliveries' audit entries:
+    apart from ``<prefix>:audit`` so that customers' queue traffic never evicts reads, denials and
+    subscriptions from the trail (break-test 12g, G2)."""
     """Approximate length kept in the audit stream ``<prefix>:audit``."""
     gateway_push_max_customers: int = 50
     """Most customers one push connection may subscribe to."""

@@ -202,18 +202,32 @@ def view_360(
 ) -> dict[str, Any]:
     """The 360 (:func:`read_360`) of what :func:`load` read (folds the linked profiles into ``loaded.state``:
     take :func:`access_of` first). What comes from a linked identifier's profile -- its timeline entries, a
-    channel's latest touch and so the context carried -- is marked ``via: <its kind>`` (``device_id``, ...):
+    channel's latest touch and so the context carried, the why-now reasons its data made or changed (12g, G1)
+    -- is marked ``via: <its kind>`` (``device_id``, ...):
     such an identifier is no credential, so whoever holds the device id or a copy of the cookie may have
     written it, and the card says so (break-test 12f, F7)."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     state = loaded.state
     merged: dict[str, list[bytes]] = {}
+    seen = {serde.dumps(r) for r in views.why_now(state, now_ms)} if loaded.linked else set()
+    origin: dict[bytes, str] = {}  # a reason first found after merging a linked identifier -> its kind (12g, G1)
     for identifier, other, entries in loaded.linked:
         if other is not None:
+            kind = identifier.partition(":")[0]
             merge_linked(state, other)
-            _mark_touches(state, other, identifier.partition(":")[0])
+            _mark_touches(state, other, kind)
+            for reason in views.why_now(state, now_ms):
+                key = serde.dumps(reason)
+                if key not in seen:
+                    seen.add(key)
+                    origin[key] = kind
         merged[identifier] = entries
     docs = _merge_timelines(loaded.entries, merged, timeline)
+    present = views.present(state, now_ms, channel)
+    for reason in present["reasons"] if origin else ():  # why now too says where it came from
+        came = origin.get(serde.dumps(reason))
+        if came is not None:
+            reason["via"] = came
     return {
         "customer": loaded.customer,
         "known": loaded.known,
@@ -227,7 +241,7 @@ def view_360(
         "flags": state.flags,
         "predictions": state.predictions,
         "past": views.past(state, now_ms),
-        "present": views.present(state, now_ms, channel),
+        "present": present,
         "future": views.future(state),
         "windows": state.windows.summary(now_ms),
         "timeline": docs,

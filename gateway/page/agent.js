@@ -46,7 +46,8 @@ function render(doc) {
   $("who-ids").textContent = ids.join(" · ") + " · " + (doc.access ? doc.access.why : "");
   showMood(doc.future && doc.future.mood);
   const present = doc.present || {};
-  $("why-now").textContent = present.why_now ? present.why_now.detail : "No open reason found";
+  $("why-now").replaceChildren(...(present.why_now ? [present.why_now.detail, via(present.why_now.via)]
+    : ["No open reason found"]));
   const ctx = present.context_carried;
   $("context").replaceChildren(...(ctx ? ["Context carried: " + (ctx.detail || JSON.stringify(ctx)), via(ctx.via)] : []));
   flags.clear();

@@ -55,3 +55,21 @@ def test_the_card_shows_the_mark(world, browser):  # noqa: F811
     marked = [row for row in rows if "Attacker Road" in row]
     assert marked and all("via device, not identified" in row for row in marked), rows
     assert all("via" not in row for row in rows if "Attacker Road" not in row), rows
+
+
+def test_why_now_made_from_a_linked_devices_events_is_marked(world, client):
+    """Break-test 12g, G1: F7 marked the timeline and the context carried, but the why-now reason made from the
+    outsider's escalated chat on the customer's device was the card's top line, unmarked."""
+    t = now_ms() - 60_000
+    world.apply(
+        {**event("web_event", "v2", t, event_id="v2-login", action="login"),
+         "customer": {"customer_id": "v2", "device_id": "dv2"}},
+        event("call", "v2", t + 1000, event_id="v2-call", agent_id="a8", queue="billing", topic="billing"),
+        {**event("chat", "x", t + 2000, event_id="evil2", queue="billing", topic="change-of-address",
+                 outcome="escalated", text="move my refunds"), "customer": {"device_id": "dv2"}},
+    )  # fmt: skip
+    doc = client.get("/v1/customers/v2?timeline=20&channel=phone", headers=A8).json()
+    reasons = doc["present"]["reasons"]
+    made = [r for r in reasons if "change-of-address" in r.get("detail", "")]
+    assert made and all(r.get("via") == "device_id" for r in made), reasons
+    assert all("via" not in r for r in reasons if r not in made and "change-of-address" not in str(r)), reasons

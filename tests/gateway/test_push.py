@@ -370,7 +370,7 @@ def test_an_old_id_on_a_stream_never_trimmed_is_no_reset(world, server):
 
 
 def _audited_pushes(world) -> list[tuple[str, str]]:
-    rows = world.client.xrange(f"{world.keys.prefix}:audit")
+    rows = world.client.xrange(f"{world.keys.prefix}:audit:queues")  # queue deliveries: a stream of their own
     return [(f[b"who"].decode(), f[b"customer"].decode()) for _, f in rows if f.get(b"action") == b"push"]
 
 

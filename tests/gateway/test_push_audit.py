@@ -72,7 +72,7 @@ def _queue_flags(world, n: int) -> str:
 
 
 def _pushes(world) -> int:
-    rows = world.client.xrange(f"{world.keys.prefix}:audit")
+    rows = world.client.xrange(f"{world.keys.prefix}:audit:queues")  # queue deliveries: their own stream (G2)
     return sum(1 for _, f in rows if f.get(b"action") == b"push")
 
 
@@ -120,7 +120,7 @@ def test_customers_shown_past_the_queue_bound_are_still_named_in_the_trail(world
     start = _queue_flags(world, 12)
     with LiveServer(settings, world.client, NullProducer()) as server:
         assert len(flags_of(_replay(server, start, 12))) == 12
-        audit = server.app.state.service.audit
+        audit = server.app.state.service.audit_writer.audit
     rows = [{k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(audit.key)]
     pushes = [r for r in rows if r["action"] == "push"]
     named = {r["customer"] for r in pushes} | {n for r in pushes for n in r.get("customers", "").split()}
@@ -163,3 +163,43 @@ def test_queue_deliveries_are_audited_off_the_delivery_path_in_batches(world, mo
     assert len(flags_of(got)) == 30
     assert hops == [], hops  # no thread hop per frame
     assert {name for name, _ in writes} == {"audit-writer"} and sum(n for _, n in writes) == 30, writes
+
+
+def test_a_full_pair_table_does_not_lift_the_bound_on_queue_entries(world, client):
+    """Break-test 12f, F5: past AuditedInWindow's max_pairs, first() answers True without remembering, and the
+    one aggregate entry per caller and minute was remembered in that table: every delivery past the caller's
+    bound wrote an aggregate entry (2,000 pairs, 10 desks, 2,000 customers: 20,000 entries). The entries past
+    the bound are now batches counted per caller (gateway.queue_audit), outside that table."""
+    from gateway import stream
+    from gateway.auth import Principal
+    from gateway.queue_audit import MAX_BATCHES
+    from gateway.refusals import AuditedInWindow
+
+    service = client.app.state.service
+    service.queue_audited = AuditedInWindow(max_pairs=2_000)
+    handed: list[str] = []
+    service.audit_writer.record = lambda *args, **kwargs: handed.append(args[0])
+    per_min = world.settings.gateway_queue_audited_per_min
+    for d in range(10):
+        desk = Principal(f"desk{d}", "agent", ("billing",), 2**31)
+        for c in range(2_000):
+            stream._audit_queue_delivery(service, desk, f"customer_id:k{c}", set())
+        stream._flush_names(service, desk, False)
+    bound = 2 * (per_min + MAX_BATCHES + 1)  # a minute's bound, twice if a minute turned during the test
+    assert max(handed.count(f"desk{d}") for d in range(10)) <= bound  # the old code: 2,000 each
+
+
+def test_queue_deliveries_never_evict_the_trails_denials(world):
+    """Break-test 12g, G2: queue deliveries shared the count-trimmed trail with reads and denials, so an
+    outsider's anonymous chats times the desks following a queue flushed the denials out of it. They now have
+    a stream of their own, ``<prefix>:audit:queues``, with its own bound."""
+    settings = world.settings.replace(gateway_audit_maxlen=50, gateway_queue_audit_maxlen=50)
+    trail = f"{world.keys.prefix}:audit"
+    start = _queue_flags(world, 250)
+    with LiveServer(settings, world.client, NullProducer()) as server:
+        assert httpx.get(f"{server.url}/v1/customers/c3", headers=A1).status_code == 403  # the denial to keep
+        denial = world.client.xrevrange(trail, count=1)[0][0]
+        assert len(flags_of(_replay(server, start, 250))) == 250
+    assert world.client.xrange(trail, min=denial, max=denial), "the denial was evicted"
+    assert not [f for _, f in world.client.xrange(trail) if f.get(b"action") == b"push"]
+    assert _pushes(world) > 0  # in their own stream
