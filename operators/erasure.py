@@ -183,10 +183,23 @@ def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> l
     A linked identifier another customer also claims (a shared phone) is not erased with this one: the
     erased customer's claim on it goes (:meth:`state.erasure.ErasureLedger.plan`), the other claimants'
     claims, and the identifier's own profile and timeline (theirs as much as this customer's), stay.
+    Only a *customer* makes it shared, directly or through another identifier this customer linked: a
+    claim by an anonymous identifier (a device or cookie anyone can name in one event) does not, or an
+    outsider could keep an erased customer's cookie alive, with its browsing, under a device of its own
+    (break-test 12g, G3).
+
+    >>> owners = {"cookie_id:k": {"customer_id:w", "device_id:outsider"}, "phone:p": {"customer_id:w",
+    ...           "customer_id:bob"}}
+    >>> _not_shared(["cookie_id:k", "phone:p"], {"customer_id:w"}, lambda ids: owners)
+    ['cookie_id:k']
     """
     if not linked:
         return []
-    owners = claimants(linked)
+    mine = set(linked)
+    owners = {
+        identifier: {o for o in claimed if o.startswith("customer_id:") or o in mine}
+        for identifier, claimed in claimants(linked).items()
+    }
     keep = [i for i in linked if i not in erasing]
     while True:  # an identifier kept for a claimant that is itself shared (and so stays) is shared too
         going = erasing | set(keep)

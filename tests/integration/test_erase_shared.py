@@ -173,6 +173,34 @@ def test_erasing_one_claimant_of_a_shared_phone_leaves_the_other_whole(erase_set
     assert replay.erased_dropped == 0
 
 
+def test_a_cookie_an_outsiders_device_also_claims_is_erased_with_its_customer(erase_settings):
+    """Break-test 12g, G3: one event linking a copy of the customer's cookie to a device of the outsider's
+    made the cookie "shared", so erasing the customer kept it -- with the customer's browsing from before and
+    after the login -- and merged it into the outsider's device, whose chat then opened it to a queue. Only a
+    customer makes an identifier shared: the cookie goes with its customer, and the device keeps nothing of it."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    cookie = {"cookie_id": "ck-w1"}
+    journey_ = [
+        {**event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), "customer": cookie,
+         "event_id": "w0"},
+        {**event("web_event", t=T0 + MIN, action="login"), "customer": {"customer_id": "w1", **cookie}, "event_id": "w1"},
+        {**event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"),
+         "customer": cookie, "event_id": "w2"},
+        {**event("app_event", t=T0 + 3 * MIN, action="open"), "customer": {"device_id": "dev-att1", **cookie},
+         "event_id": "w3"},
+    ]  # fmt: skip
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ck-w1")) == {b"customer_id:w1", b"device_id:dev-att1"}
+    erase = {**event("erase", "w1", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-w1"}
+    report = engine.process(messages([erase], 0, 4))
+    assert {e.customer_key for e in report.erasures} == {"customer_id:w1", "cookie_id:ck-w1"}
+    assert not client.exists(keys.profile("cookie_id:ck-w1"), keys.timeline("cookie_id:ck-w1"))
+    assert occurrences(everything(client, s), ("zq-before", "zq-after")) == {}
+    assert resolve(client, keys, "device_id:dev-att1")[0] == ["device_id:dev-att1"]  # the device, alone
+
+
 def test_an_erase_by_a_shared_phone_erases_the_phone_alone_and_keeps_its_claims(settings):
     s = settings.replace(models_enabled=False, policy_clock="stream")
     engine, _ = engine_for(s)
