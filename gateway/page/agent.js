@@ -38,6 +38,14 @@ async function openCustomer(key) {
   }
 }
 
+// The context carried, readable at a glance: "chat on chat about billing, escalated, 3 min ago".
+function contextText(ctx) {
+  const parts = [(ctx.type || "contact") + (ctx.channel ? " on " + ctx.channel : "") + (ctx.topic ? " about " + ctx.topic : "")];
+  if (ctx.outcome) parts.push(ctx.outcome);
+  if (ctx.minutes_ago !== undefined && ctx.minutes_ago !== null) parts.push(ctx.minutes_ago + " min ago");
+  return parts.join(", ");
+}
+
 function render(doc) {
   $("card").hidden = false;
   const attrs = (doc.identity && doc.identity.attributes) || {};
@@ -49,7 +57,7 @@ function render(doc) {
   $("why-now").replaceChildren(...(present.why_now ? [present.why_now.detail, via(present.why_now.via)]
     : ["No open reason found"]));
   const ctx = present.context_carried;
-  $("context").replaceChildren(...(ctx ? ["Context carried: " + (ctx.detail || JSON.stringify(ctx)), via(ctx.via)] : []));
+  $("context").replaceChildren(...(ctx ? ["Context carried: " + contextText(ctx), via(ctx.via)] : []));
   flags.clear();
   for (const [name, f] of Object.entries(present.active_flags || {})) flags.set(name, { flag: name, ...f });
   renderFlags();

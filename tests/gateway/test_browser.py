@@ -52,6 +52,8 @@ def test_the_agent_card_live(kafka_settings, redis_client, browser):
         browser.get(f"{server.url}/agent?customer=c1#token={token('a1', queues=('billing',))}")
         wait.until(ec.text_to_be_present_in_element((By.ID, "who-name"), "Ann Example"))
         assert "token" not in browser.current_url  # the token left the address bar
+        context = browser.find_element(By.ID, "context").text
+        assert context.startswith("Context carried: chat") and "{" not in context, context  # words, not JSON (12g G4)
         wait.until(ec.text_to_be_present_in_element((By.ID, "live"), "live"))
         browser.execute_script("window.notReloaded = true")
         t = now_ms() - 5_000
