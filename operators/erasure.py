@@ -47,6 +47,7 @@ from livesignals.contract import Event
 from livesignals.errors import Origin
 from livesignals.privacy import subject_hash
 from operators.ports import OutRecord
+from operators.profile360.identity import sole_claimant
 from operators.profile360.profile import SECTIONS, CustomerState
 from operators.report import BatchReport
 from operators.routing import SIGNATURE_HEADER, Router, origin_signature, read_position
@@ -146,6 +147,8 @@ def erase_all(
         linked = list(st.identity.get("linked", []))
         erase(st, ev, partitions_of(ev))
         targets = [*sorted(named), *_not_shared(linked, seen | set(named), claimants)]
+        if st.erased is not None:  # shared identifiers kept for their other claimants (plan: an erased claimant)
+            st.erased["shared_kept"] = sorted(set(linked) - set(targets) - seen)
         if ev is event and root_claimant is not None:
             targets.append(root_claimant)
         remote = []
@@ -173,8 +176,7 @@ def _only_claimant(identifier: str, claimants: Claimants) -> str | None:
     """
     if identifier.startswith("customer_id:"):
         return None  # never claimed: the strongest kind links others, is linked by none
-    owners = claimants([identifier]).get(identifier, set()) - {identifier}
-    return next(iter(owners)) if len(owners) == 1 else None
+    return sole_claimant(claimants([identifier]).get(identifier, set()) - {identifier})
 
 
 def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
+from operators.profile360.identity import ERASED_CLAIMANT, sole_claimant
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
 from state.retention import Retention
@@ -129,6 +130,10 @@ class ErasureLedger:
         # drops an empty set) when its last claimant is erased -- never while a claimant stays
         ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key))]
         ops += [("srem", k.owners(link), key) for link in erased.get("links", [])]
+        # a shared identifier kept for its other claimants keeps an erased claimant in this one's place: it stays
+        # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1)
+        tombstone = f"{ERASED_CLAIMANT}{self.subject(key)[:16]}"
+        ops += [("sadd", k.owners(link), tombstone) for link in erased.get("shared_kept", [])]
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",
@@ -184,9 +189,8 @@ def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[s
     by several (a shared phone) is erased alone: the claimants stay.
     """
     owners = sorted(_text(m) for m in client.smembers(keys.owners(identifier)))
-    if len(owners) == 1:
-        return [owners[0]], owners
-    return [identifier], owners
+    owner = sole_claimant(owners)
+    return ([identifier] if owner is None else [owner]), owners
 
 
 def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from livesignals.contract import Event
 from livesignals.errors import Origin
 from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
-from operators.profile360.identity import is_shared, merge_linked
+from operators.profile360.identity import is_shared, merge_linked, sole_claimant
 from operators.profile360.profile import CustomerState
 from operators.profile360.update import MAX_LINKED, apply_event
 from state.desk_reads import (
@@ -335,16 +335,14 @@ def resolve(client: Any, keys: Keys, identifier: str) -> str:
 
     A ``customer_id`` is its own; another identifier claimed by exactly one
     customer (an email or device linked by an event) resolves to that customer;
-    one claimed by none (anonymous) or several (shared) stays itself. One round
+    one claimed by none (anonymous) or several (shared, an erased claimant
+    included) stays itself. One round
     trip, none for a ``customer_id``.
     """
     if identifier.startswith("customer_id:"):
         return identifier
-    owners = client.smembers(keys.owners(identifier))
-    if len(owners) == 1:
-        owner = next(iter(owners))
-        return owner.decode() if isinstance(owner, bytes) else str(owner)
-    return identifier
+    owner = sole_claimant(client.smembers(keys.owners(identifier)))
+    return identifier if owner is None else owner
 
 
 def read_access(client: Any, keys: Keys, customer_key: str) -> dict[str, Any]:

@@ -39,9 +39,29 @@ def links(ids: dict[str, str]) -> list[str]:
     return present[1:]
 
 
+ERASED_CLAIMANT = "erased:"
+"""Prefix of the claimant an erasure leaves in a shared identifier's claim set, in the erased customer's place
+(``erased:<keyed subject hash>``): the identifier stays shared, merged into nobody's 360, so the erased customer's
+activity on it never joins the other claimant's (break-test 12g, H1)."""
+
+
 def is_shared(owners: set[str] | set[bytes]) -> bool:
-    """An identifier with more than one claimant is shared and merges nobody."""
+    """An identifier with more than one claimant is shared and merges nobody (an erased claimant counts)."""
     return len(owners) > 1
+
+
+def sole_claimant(owners: set[str] | set[bytes] | list[str]) -> str | None:
+    """The one customer (or stronger identifier) an identifier belongs to, if exactly one claims it and it is
+    not an erased claimant's tombstone.
+
+    >>> sole_claimant({b"customer_id:c1"}), sole_claimant({"erased:ab12"}), sole_claimant({"a", "b"})
+    ('customer_id:c1', None, None)
+    """
+    if len(owners) != 1:
+        return None
+    owner = next(iter(owners))
+    text = owner.decode() if isinstance(owner, bytes) else str(owner)
+    return None if text.startswith(ERASED_CLAIMANT) else text
 
 
 def merge_linked(customer: CustomerState, anonymous: CustomerState) -> None:

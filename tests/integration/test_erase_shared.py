@@ -27,6 +27,7 @@ from livesignals.partitioner import owner_partition
 from livesignals.privacy import subject_hash
 from operators.engine import Engine
 from operators.partition import PartitionAggregates
+from state import reader
 from state.connection import connect
 from state.erasure import export, resolve
 from state.keys import Keys
@@ -161,11 +162,15 @@ def test_erasing_one_claimant_of_a_shared_phone_leaves_the_other_whole(erase_set
     erase = {**event("erase", "c-alice", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-alice"}
     report = engine.process(messages([erase], 0, 3))
     assert {e.customer_key for e in report.erasures} == {"customer_id:c-alice", "email:alice.sh@example.org"}
-    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob"}
+    tombstone = f"erased:{ProfileStore(client, keys).erasures.subject('customer_id:c-alice')[:16]}".encode()
+    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob", tombstone}
     assert client.exists(keys.profile(PHONE)) and client.exists(keys.profile("customer_id:c-bob"))
     assert ProfileStore(client, keys).erasures.cutoffs([PHONE, "customer_id:c-alice"]).keys() == {"customer_id:c-alice"}
     assert occurrences(everything(client, s), ("Secretalice", "alice.sh", "c-alice")) == {}
-    assert resolve(client, keys, PHONE)[0] == ["customer_id:c-bob"]  # the phone is now Bob's alone
+    # decision (break-test 12g, H1): the phone stays shared -- an erased claimant in Alice's place -- so what
+    # Alice did on it never joins Bob's 360; it was "Bob's alone" before, and merged into his card
+    assert resolve(client, keys, PHONE)[0] == [PHONE]
+    assert reader.read_360(client, keys, "customer_id:c-bob")["identity"]["shared_identifiers"] == [PHONE]
 
     # a replay of the input: Bob's SMS and profile are applied again (skipped as already applied), not dropped
     engine.forget()
@@ -199,6 +204,33 @@ def test_a_cookie_an_outsiders_device_also_claims_is_erased_with_its_customer(er
     assert not client.exists(keys.profile("cookie_id:ck-w1"), keys.timeline("cookie_id:ck-w1"))
     assert occurrences(everything(client, s), ("zq-before", "zq-after")) == {}
     assert resolve(client, keys, "device_id:dev-att1")[0] == ["device_id:dev-att1"]  # the device, alone
+
+
+def test_a_cookie_another_customer_also_claims_never_joins_that_customers_360_after_the_erasure(erase_settings):
+    """Break-test 12g, H1: an outsider logging in to an account of its own with a copy of the customer's cookie
+    made the cookie shared; the erasure kept it for the outsider, and it then resolved to the outsider and was
+    merged into the outsider's 360 -- the erased customer's browsing on the outsider's card. The erasure now
+    leaves an erased claimant in the customer's place: the cookie stays shared, merged into nobody's 360."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    cookie = {"cookie_id": "ck-h1"}
+    journey_ = [
+        {**event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), "customer": cookie,
+         "event_id": "h0"},
+        {**event("web_event", t=T0 + MIN, action="login"), "customer": {"customer_id": "v1", **cookie}, "event_id": "h1"},
+        {**event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"),
+         "customer": cookie, "event_id": "h2"},
+        {**event("web_event", t=T0 + 3 * MIN, action="login"), "customer": {"customer_id": "out1", **cookie},
+         "event_id": "h3"},
+    ]  # fmt: skip
+    engine.process(messages(journey_, 0, 0))
+    erase = {**event("erase", "v1", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-v1"}
+    engine.process(messages([erase], 0, 4))
+    assert resolve(client, keys, "cookie_id:ck-h1")[0] == ["cookie_id:ck-h1"]  # shared still: nobody's alone
+    outsider = reader.read_360(client, keys, "customer_id:out1", timeline=50)
+    assert "zq-" not in str(outsider), "the erased customer's browsing merged into another customer's 360"
+    assert reader.resolve(client, keys, "cookie_id:ck-h1") == "cookie_id:ck-h1"
 
 
 def test_an_erase_by_a_shared_phone_erases_the_phone_alone_and_keeps_its_claims(settings):
