@@ -47,7 +47,7 @@ from livesignals.contract import Event
 from livesignals.errors import Origin
 from livesignals.privacy import subject_hash
 from operators.ports import OutRecord
-from operators.profile360.identity import sole_claimant
+from operators.profile360.identity import erasure_owner
 from operators.profile360.profile import SECTIONS, CustomerState
 from operators.report import BatchReport
 from operators.routing import SIGNATURE_HEADER, Router, origin_signature, read_position
@@ -170,13 +170,14 @@ def erase_all(
 
 
 def _only_claimant(identifier: str, claimants: Claimants) -> str | None:
-    """The customer an identifier named alone in an erase belongs to: its only claimant, if it has one.
+    """The customer an identifier named alone in an erase belongs to (:func:`erasure_owner`), if any.
 
-    An identifier claimed by several customers (a family phone) is shared: erased alone, no claimant.
+    An identifier claimed by several customers (a family phone) is shared: erased alone, no claimant; an
+    anonymous identifier's claim (an e-mail paired with the phone in one event) does not make it shared.
     """
     if identifier.startswith("customer_id:"):
         return None  # never claimed: the strongest kind links others, is linked by none
-    return sole_claimant(claimants([identifier]).get(identifier, set()) - {identifier})
+    return erasure_owner(claimants([identifier]).get(identifier, set()) - {identifier})
 
 
 def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:

@@ -35,7 +35,7 @@ from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
-from operators.profile360.identity import ERASED_CLAIMANT, sole_claimant
+from operators.profile360.identity import ERASED_CLAIMANT, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
 from state.retention import Retention
@@ -186,10 +186,11 @@ def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[s
 
     An identifier claimed by exactly one customer (their email, their device) belongs to that
     customer: erasing it erases the customer, whose erase takes the identifier with it. One claimed
-    by several (a shared phone) is erased alone: the claimants stay.
+    by several customers (a shared phone; an erased customer counts) is erased alone: the claimants
+    stay. Anonymous identifiers' claims do not make it shared (:func:`erasure_owner`, break-test 12h H5).
     """
     owners = sorted(_text(m) for m in client.smembers(keys.owners(identifier)))
-    owner = sole_claimant(owners)
+    owner = erasure_owner(owners)
     return ([identifier] if owner is None else [owner]), owners
 
 

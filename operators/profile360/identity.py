@@ -64,6 +64,27 @@ def sole_claimant(owners: set[str] | set[bytes] | list[str]) -> str | None:
     return None if text.startswith(ERASED_CLAIMANT) else text
 
 
+def erasure_owner(owners: set[str] | set[bytes] | list[str]) -> str | None:
+    """Who an identifier named alone in an erase belongs to (``livesignals erase phone:...``): its one customer
+    claimant; with no customer claimant, its one claimant; else nobody (shared: the identifier is erased alone).
+
+    Only customers -- and erased customers' tombstones -- make an identifier shared here: one event can pair any
+    phone with any e-mail or device, and an anonymous claim made that way must not save the phone's customer from
+    its own erasure (break-test 12h, H5).
+
+    >>> erasure_owner({"customer_id:v", "email:x@y.z"}), erasure_owner({"email:x@y.z"})
+    ('customer_id:v', 'email:x@y.z')
+    >>> erasure_owner({"customer_id:v", "customer_id:w"}), erasure_owner({"customer_id:v", "erased:ab12"})
+    (None, None)
+    """
+    texts = {o.decode() if isinstance(o, bytes) else str(o) for o in owners}
+    customers = {o for o in texts if o.startswith("customer_id:")}
+    erased = {o for o in texts if o.startswith(ERASED_CLAIMANT)}
+    if customers or erased:
+        return next(iter(customers)) if len(customers) == 1 and not erased else None
+    return next(iter(texts)) if len(texts) == 1 else None
+
+
 def merge_linked(customer: CustomerState, anonymous: CustomerState) -> None:
     """Fold a linked anonymous profile into the customer's (a read-time view; nothing is written).
 

@@ -247,6 +247,30 @@ def test_an_erase_by_a_shared_phone_erases_the_phone_alone_and_keeps_its_claims(
     assert client.exists(keys.profile("customer_id:c-alice"), keys.profile("customer_id:c-bob")) == 2
 
 
+def test_an_erase_by_a_phone_an_anonymous_email_also_claims_erases_its_customer(settings):
+    """Break-test 12h, H5: one event pairing the customer's phone with any e-mail made the phone "shared by two",
+    so an erase naming the phone erased the phone alone and the customer survived. Only customers (and erased
+    customers) make an identifier shared: the phone's one customer is erased, with the phone."""
+    s = settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    victim = {"customer_id": "c-vic", "phone": "+15550199333"}
+    engine.process(messages([
+        {**event("profile_update", t=T0, fields={"name": "Vic Secretvic"}), "customer": victim, "event_id": "v0"},
+        {**event("sms", t=T0 + MIN, text="hello", direction="inbound"),
+         "customer": {"email": "anyone@evil.example", "phone": "+15550199333"}, "event_id": "v1"},
+    ], 0, 0))  # fmt: skip
+    phone = "phone:+15550199333"
+    assert client.smembers(keys.owners(phone)) == {b"customer_id:c-vic", b"email:anyone@evil.example"}
+    assert resolve(client, keys, phone)[0] == ["customer_id:c-vic"]  # what `livesignals erase phone:...` erases
+    raw = {**event("erase", t=T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-by-phone",
+           "customer": {"phone": "+15550199333"}}  # fmt: skip
+    report = engine.process(messages([raw], 0, 2))
+    assert {"customer_id:c-vic", phone} <= {e.customer_key for e in report.erasures}
+    assert not client.exists(keys.profile("customer_id:c-vic"))
+    assert occurrences(everything(client, s), ("Secretvic",)) == {}
+
+
 def test_an_erase_read_on_the_repartition_topic_forgets_the_churn_index_of_the_input_topic(erase_settings):
     """A customer (and their email) indexed for churn on the input topic at its partition, erased
     through the other: the cascaded erase arrives on the repartition topic, and the input topic's due
