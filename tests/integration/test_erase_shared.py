@@ -178,6 +178,19 @@ def test_erasing_one_claimant_of_a_shared_phone_leaves_the_other_whole(erase_set
     assert replay.erased_dropped == 0
 
 
+def browsing_then_login(cookie_id: str, customer_id: str, outsider: tuple[str, str, dict]) -> list[dict]:
+    """A customer's browsing on a cookie before and after logging in with it (``zq-before``, ``zq-after``), then
+    an outsider's event (type, action, its own identifiers) naming a copy of the cookie beside them."""
+    cookie = {"cookie_id": cookie_id}
+    steps = [
+        (event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), cookie),
+        (event("web_event", t=T0 + MIN, action="login"), {"customer_id": customer_id, **cookie}),
+        (event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"), cookie),
+        (event(outsider[0], t=T0 + 3 * MIN, action=outsider[1]), {**outsider[2], **cookie}),
+    ]
+    return [{**e, "customer": who, "event_id": f"{cookie_id}-{i}"} for i, (e, who) in enumerate(steps)]
+
+
 def test_a_cookie_an_outsiders_device_also_claims_is_erased_with_its_customer(erase_settings):
     """Break-test 12g, G3: one event linking a copy of the customer's cookie to a device of the outsider's
     made the cookie "shared", so erasing the customer kept it -- with the customer's browsing from before and
@@ -186,16 +199,7 @@ def test_a_cookie_an_outsiders_device_also_claims_is_erased_with_its_customer(er
     s = erase_settings.replace(models_enabled=False, policy_clock="stream")
     engine, _ = engine_for(s)
     client, keys = connect(s), Keys(s.key_prefix)
-    cookie = {"cookie_id": "ck-w1"}
-    journey_ = [
-        {**event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), "customer": cookie,
-         "event_id": "w0"},
-        {**event("web_event", t=T0 + MIN, action="login"), "customer": {"customer_id": "w1", **cookie}, "event_id": "w1"},
-        {**event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"),
-         "customer": cookie, "event_id": "w2"},
-        {**event("app_event", t=T0 + 3 * MIN, action="open"), "customer": {"device_id": "dev-att1", **cookie},
-         "event_id": "w3"},
-    ]  # fmt: skip
+    journey_ = browsing_then_login("ck-w1", "w1", outsider=("app_event", "open", {"device_id": "dev-att1"}))
     engine.process(messages(journey_, 0, 0))
     assert client.smembers(keys.owners("cookie_id:ck-w1")) == {b"customer_id:w1", b"device_id:dev-att1"}
     erase = {**event("erase", "w1", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-w1"}
@@ -214,17 +218,9 @@ def test_a_cookie_another_customer_also_claims_never_joins_that_customers_360_af
     s = erase_settings.replace(models_enabled=False, policy_clock="stream")
     engine, _ = engine_for(s)
     client, keys = connect(s), Keys(s.key_prefix)
-    cookie = {"cookie_id": "ck-h1"}
-    journey_ = [
-        {**event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), "customer": cookie,
-         "event_id": "h0"},
-        {**event("web_event", t=T0 + MIN, action="login"), "customer": {"customer_id": "v1", **cookie}, "event_id": "h1"},
-        {**event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"),
-         "customer": cookie, "event_id": "h2"},
-        {**event("web_event", t=T0 + 3 * MIN, action="login"), "customer": {"customer_id": "out1", **cookie},
-         "event_id": "h3"},
-    ]  # fmt: skip
+    journey_ = browsing_then_login("ck-h1", "v1", outsider=("web_event", "login", {"customer_id": "out1"}))
     engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ck-h1")) == {b"customer_id:v1", b"customer_id:out1"}
     erase = {**event("erase", "v1", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-v1"}
     engine.process(messages([erase], 0, 4))
     assert resolve(client, keys, "cookie_id:ck-h1")[0] == ["cookie_id:ck-h1"]  # shared still: nobody's alone
