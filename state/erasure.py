@@ -194,18 +194,25 @@ def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[s
     return ([identifier] if owner is None else [owner]), owners
 
 
+def _customers_among(claimants: set[str]) -> set[str]:
+    """The claimants that make an identifier shared: customers, and erased customers' tombstones."""
+    return {c for c in claimants if c.startswith(("customer_id:", ERASED_CLAIMANT))}
+
+
 def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) -> dict[str, Any]:
     """Everything Redis holds about ``customer_key`` and the identifiers it linked, as JSON-ready data.
 
     A linked identifier another customer also claims is reported as ``{"shared": true}``: its profile,
-    timeline and claimants are not this customer's alone.
+    timeline and claimants are not this customer's alone (an anonymous device's claim does not count).
     """
     doc = _one(client, keys, customer_key)
     linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
     claims = ledger.claimants(linked)
-    # a linked identifier's own profile and timeline are this customer's only when no other customer claims
-    # it: a shared one (a family phone) holds the other claimants' data too, so only the link is reported
-    own = [i for i in linked if claims.get(i, set()) <= {customer_key}]
+    # a linked identifier's own profile and timeline are this customer's only when no other customer (erased
+    # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the
+    # link is reported; an anonymous identifier's claim makes nothing shared, as at erasure (12h H6)
+    mine = {customer_key, *linked}
+    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine]
     doc["linked"] = {i: _one(client, keys, i) if i in own else {"customer": i, "shared": True} for i in linked}
     everyone = {customer_key, *own}
     doc["flags_stream"] = [

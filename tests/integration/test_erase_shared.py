@@ -210,6 +210,18 @@ def test_a_cookie_an_outsiders_device_also_claims_is_erased_with_its_customer(er
     assert resolve(client, keys, "device_id:dev-att1")[0] == ["device_id:dev-att1"]  # the device, alone
 
 
+def test_an_export_shows_a_cookie_an_outsiders_device_also_claims_as_the_customers_own(erase_settings):
+    """Break-test 12h, H6: the export counted an anonymous device's claim as "shared", so the customer's cookie
+    browsing dropped out of their export while their erasure erases it as theirs. Both use one rule now."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(browsing_then_login("ck-x1", "x1", ("app_event", "open", {"device_id": "dev-x"})), 0, 0))
+    doc = export(client, keys, "customer_id:x1", ProfileStore(client, keys).erasures)
+    assert doc["linked"]["cookie_id:ck-x1"].get("shared") is None
+    assert "zq-before" in str(doc["linked"]["cookie_id:ck-x1"])  # the cookie's own browsing is in the export
+
+
 def test_a_cookie_another_customer_also_claims_never_joins_that_customers_360_after_the_erasure(erase_settings):
     """Break-test 12g, H1: an outsider logging in to an account of its own with a copy of the customer's cookie
     made the cookie shared; the erasure kept it for the outsider, and it then resolved to the outsider and was
