@@ -136,14 +136,17 @@ class KafkaClaimer:
         data and Kafka holds every event (:mod:`state.rebuild`); False leaves it to the usual resume or replay.
 
         Profiles are stale until the replay passes the end of the log as Kafka reports it, or the group's or
-        Redis's offsets if further (one broker, the embedded Tansu, reports 1 as every high watermark)."""
+        Redis's offsets if further (one broker, the embedded Tansu, reports 1 as every high watermark), or the
+        highest offset any owner committed on a master (:func:`state.watermarks.highest_applied`): an older
+        owner's surviving profiles may have applied events past the group's offsets."""
         partition = held.partition
         fresh = all(offset is None for offset in held.offsets.values())
         if not (why or fresh):
             return False
         marks = {t: self.kafka_retry.run(functools.partial(self._watermarks, t, partition)) for t in self.topics}
         lows = {t: m[0] for t, m in marks.items()}
-        highs = {t: max(m[1], group.get(t, -1), held.offsets.get(t) or 0) for t, m in marks.items()}
+        reported = {t: max(m[1], group.get(t, -1)) for t, m in marks.items()}
+        highs = self.redis_retry.run(lambda: rebuild.stale_until(self.client, held, reported))
         if not rebuild.wanted(held, bool(why), lows, highs):
             return False
         if why:  # a loss: counted, logged and bounded like every rebuild (never on a first start)

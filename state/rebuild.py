@@ -16,7 +16,8 @@ rebuilt as a whole instead: one script in the partition's slot (:func:`begin`)
 drops the aggregates, the write-ahead record and the resume offsets, and
 records in the meta that every profile of the partition written by an owner
 epoch below the claim's is **stale** until the replay reaches the offsets Kafka
-held at the claim (``stale_before``, ``stale_until:<topic>``). The replay starts
+held at the claim, or the highest offset any owner committed on a master if
+further (``stale_before``, ``stale_until:<topic>``; :func:`stale_until`). The replay starts
 at offset 0; :meth:`state.store.ProfileStore.load` reads each loaded customer's
 writer key (``ls:{<cust>}:writer`` = ``<p>|<epoch>``) while the partition is
 stale and serves an empty state in place of a stale profile, so the customer is
@@ -40,6 +41,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from state import watermarks
 from state.keys import Keys
 from state.ownership import Claim, superseded
 
@@ -82,6 +84,16 @@ def wanted(held: Claim, behind: bool, lows: dict[str, int], highs: dict[str, int
     if not (fresh or behind):
         return False
     return all(lows.get(t, 1) == 0 for t in held.offsets) and any(highs.get(t, 0) > 0 for t in held.offsets)
+
+
+def stale_until(client: Any, held: Claim, reported: dict[str, int]) -> dict[str, int]:
+    """Per topic, the offset the replay must pass before ``held``'s older profiles are trusted again: the
+    highest of what Kafka ``reported`` (the log's end, the group's offset), Redis's resume offset and the
+    highest offset any owner committed on a master that kept its data (:func:`state.watermarks.highest_applied`).
+    A profile an older owner wrote may have applied events past the first two; trusted again below them, its
+    events would be skipped in the rebuilt KPIs."""
+    applied = watermarks.highest_applied(client, held.nodes or {}, held.partition, reported)
+    return {t: max(r, held.offsets.get(t) or 0, applied.get(t, 0)) for t, r in reported.items()}
 
 
 def begin(client: Any, keys: Keys, held: Claim, highs: dict[str, int]) -> None:

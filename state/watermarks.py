@@ -13,6 +13,11 @@ engine keeps an **applied watermark** hash ``ls:{node:<i>}:applied``:
   and their TTLs, before the resume offsets move: :mod:`state.cluster_commit`).
   Replication and snapshots keep a master's writes in order, so a master that
   holds watermark ``X`` holds every profile written before it;
+* ``top:<p>:<topic>`` — the highest ``<p>:<topic>`` ever written there (a rebuild's
+  replay lowers ``<p>:<topic>``, never this): every profile of partition ``p``
+  on that master applied events below it, whichever owner wrote it. A
+  partition rebuilt as a whole keeps profiles stale until its replay passes
+  the highest of them (:func:`highest_applied`);
 * ``epoch:<p>`` — the highest owner epoch of partition ``p`` that claimed
   (:func:`announce`) or wrote there. A write by an older epoch is refused
   (the writer is fenced), and a claim takes an epoch above every recorded one
@@ -54,7 +59,10 @@ for k = 1, n do
   local p, epoch, first, nt = unpack(plan[k])
   redis.call('HSET', KEYS[1], 'epoch:' .. p, epoch)
   for t = 0, nt - 1 do
-    redis.call('HSET', KEYS[1], p .. ':' .. ARGV[first + 2 * t], ARGV[first + 2 * t + 1])
+    local name, offset = p .. ':' .. ARGV[first + 2 * t], ARGV[first + 2 * t + 1]
+    redis.call('HSET', KEYS[1], name, offset)
+    local top = redis.call('HGET', KEYS[1], 'top:' .. name)
+    if not top or tonumber(top) < tonumber(offset) then redis.call('HSET', KEYS[1], 'top:' .. name, offset) end
   end
 end
 return ''
@@ -104,6 +112,29 @@ def write_args(claims: dict[int, Any], offsets: dict[int, dict[str, int]]) -> li
         for topic, new in news.items():
             args += [topic, new]
     return args
+
+
+def highest_applied(client: Any, markers: Iterable[str], partition: int, topics: Iterable[str]) -> dict[str, int]:
+    """Per topic, the highest offset any owner of ``partition`` committed on any of the masters (by marker):
+    no profile an older owner wrote applied an event at or above it (topics never written there are left out).
+
+    Why: the masters that kept their data hold profiles an older owner wrote up to the offsets it applied,
+    which can be past the consumer group's offsets and, on a broker that misreports the log's end (the
+    embedded Tansu reports 1), past every figure Kafka gives; a rebuild that trusted those profiles again
+    below it would skip their events in the partition's KPIs (break-test of #10's live Cluster rebuild)."""
+    names, topics = [applied_key(m) for m in markers], sorted(topics)
+    if not names or not topics:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hmget(name, [f"top:{field(partition, t)}" for t in topics] + [field(partition, t) for t in topics])
+    out: dict[str, int] = {}
+    for row in pipe.execute():
+        for i, topic in enumerate(topics):
+            for value in (row[i], row[len(topics) + i]):  # the plain field: masters written before ``top``
+                if value is not None:
+                    out[topic] = max(out.get(topic, 0), int(value))
+    return out
 
 
 def epoch_floor(client: Any, markers: Iterable[str], partition: int) -> int:
