@@ -34,7 +34,7 @@ from typing import Any
 
 from models.hashed_text import HashedEnsemble, HashedNB, HashedSoftmax, hashed_features, lexicon_band
 from models.lexicon import Lexicon
-from models.text import tokens
+from models.text import feature_tokens
 from models.validation import MulticlassValidation
 
 CLASSES = ("negative", "neutral", "positive")
@@ -138,7 +138,7 @@ class SentimentModel:
         lexical = lexical_proba(lex, self.neutral_band)
         if not self.labels:
             return lexical, None
-        x = hashed_features(tokens(text), negated, [lexicon_band(lex, hits)], self.n_features)
+        x = hashed_features(feature_tokens(text), negated, [lexicon_band(lex, hits)], self.n_features)
         return lexical, x
 
     def predict_proba_one(self, text: str) -> dict[str, float]:
@@ -168,7 +168,7 @@ class SentimentModel:
         """
         lex, hits, negated = self.lexicon.analyse(text)
         n = buckets or self.n_features
-        return {"h": hashed_features(tokens(text), negated, [lexicon_band(lex, hits)], n), "lex": lex}
+        return {"h": hashed_features(feature_tokens(text), negated, [lexicon_band(lex, hits)], n), "lex": lex}
 
     def predict_one(self, text: str) -> str:
         """The most likely class."""

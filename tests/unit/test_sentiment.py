@@ -87,6 +87,18 @@ def test_the_learned_model_is_bounded_and_keeps_no_raw_token():
     assert sizes[2] - sizes[0] < 512, f"fixed by n_features and window, whatever the vocabulary: {sizes}"
 
 
+def test_a_web_address_is_one_learned_feature_and_the_lexicon_still_reads_the_text():
+    m = SentimentModel()
+    one = m.lesson("Proud of our team https://t.co/AbC123 today")
+    other = m.lesson("Proud of our team https://t.co/Zz9 today")
+    plain = m.lesson("Proud of our team today")
+    assert one == other, "a shortened link's random letters are no feature"
+    extra = set(one["h"]) - set(plain["h"])
+    assert len(extra) == 2, "the marker (and its bigram with the last word), not https, t, co and the code"
+    assert "\x00url" not in tokens("see https://t.co/AbC123"), "the lexicon's tokens are not changed"
+    assert m.lesson("no link at all")["h"] == m.lesson("no link at all")["h"]
+
+
 @pytest.mark.parametrize("learner", ["ensemble", "nb", "softmax"])
 def test_learners_pickle_and_repeat(learner):
     def run():
