@@ -39,6 +39,7 @@ from redis.exceptions import RedisClusterException
 
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
 from flows.monitor import PROGRESS
+from flows.rewind import is_rewind_mark
 from flows.shutdown import SHUTDOWN
 from flows.startup import STARTUP
 from flows.state_probe import is_probe
@@ -118,10 +119,9 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         self.settings = settings
         self.ownership = ownership
         self.claimer = claimer
-        self._seen: dict[tuple[str, int], int] = {}
-        """Highest offset received per topic partition."""
-        self._stale_above: dict[tuple[str, int], int] = {}
-        """After a rewind: messages above this offset were read before it, and are dropped."""
+        self._rewinding: set[int] = set()
+        """Partitions rewound after a loss whose source's mark has not come yet: what they send until it was read
+        before the rewind, and is dropped (:mod:`flows.rewind`)."""
 
     def write_batch(self, items: list[RawMessage]) -> None:
         if not SHUTDOWN.begin_batch():
@@ -133,26 +133,24 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             for m in items:
                 by_partition.setdefault(m.origin.partition, []).append(m)
             for partition, messages in by_partition.items():
-                events = [m for m in messages if not is_probe(m)]
-                if len(events) < len(messages) and not events:
+                events = [m for m in self._fresh(partition, messages) if not is_probe(m)]
+                if any(is_probe(m) for m in messages) and not events:
                     self._check(partition)  # a probe alone: the monitor saw a loss no batch came to notice
-                self._write(partition, self._fresh(events))
+                self._write(partition, events)
         finally:
             SHUTDOWN.end_batch()
 
-    def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
-        if not self._stale_above:
-            return messages
-        out = []
-        for m in messages:
-            tp = (m.origin.topic, m.origin.partition)
-            above = self._stale_above.get(tp)
-            if above is not None:
-                if m.origin.offset > above:
-                    continue  # read before the rewind
-                del self._stale_above[tp]
-            out.append(m)
-        return out
+    def _fresh(self, partition: int, messages: list[RawMessage]) -> list[RawMessage]:
+        """``messages`` without rewind marks, and without what ``partition``'s source read before a rewind."""
+        marks = [i for i, m in enumerate(messages) if is_rewind_mark(m)]
+        if partition in self._rewinding:
+            if not marks:
+                return []  # read before the rewind
+            self._rewinding.discard(partition)
+            messages = messages[marks[-1] + 1 :]
+        elif marks:
+            messages = [m for m in messages if not is_rewind_mark(m)]
+        return messages
 
     def _write(self, partition: int, messages: list[RawMessage]) -> None:
         if not messages:
@@ -161,9 +159,6 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             held = self.ownership.get(partition)
             if held is None or held.released:
                 return  # fenced: another engine reads these
-        for m in messages:
-            tp = (m.origin.topic, m.origin.partition)
-            self._seen[tp] = max(self._seen.get(tp, -1), m.origin.offset)
         delay = self.settings.retry_backoff_s
         while True:
             try:
@@ -262,7 +257,6 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         self._keep_secret()
         if self.ownership is None or self.claimer is None:
             raise exc
-        old = self.ownership.get(partition)
         try:
             held = self.ownership.claim(partition)
             starts = held.replay_from or self.claimer.resolve_loss(partition, held.offsets, str(exc))
@@ -271,12 +265,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         except Fenced as fenced:
             self._fenced(fenced)
             return
-        for topic, start in starts.items():
-            tp = (topic, partition)
-            before = old.offsets.get(topic) if old is not None else None
-            seen = self._seen.get(tp, (before or 0) - 1)
-            if start <= seen:
-                self._stale_above[tp] = seen
+        self._rewinding.add(partition)  # until the source's mark: read before the rewind (flows.rewind)
         self.ownership.request_seek(partition, starts)
 
 

@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
 from flows.log_reset import fingerprint
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
+from flows.rewind import is_rewind_mark, rewind_mark
 from flows.startup import STARTUP
 from flows.state_probe import probe_message
 from livesignals import metrics
@@ -92,12 +93,13 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
                 log.warning("partition %d released: no longer read by this process", self._partition)
             return []
         seek = self._ownership.take_seek(self._partition)
+        out: list[RawMessage] = []
         if seek is not None:
             log.warning("partition %d: reading again from %s", self._partition, seek)
             self._watch.checking.clear()  # a replay re-reads from its own offsets; a later check starts anew
             self._assign({t: seek.get(t) for t in self._topics})
+            out.append(rewind_mark(self._partition))  # what the sink gets before it was read earlier (flows.rewind)
         self._begin_check()
-        out: list[RawMessage] = []
         last: dict[str, Any] = {}
         reposition = False
         for msg in self._consumer.consume(self._batch_size, 0.001):
@@ -133,7 +135,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
             out.append(RawMessage(msg.value(), msg.key(), origin, msg.headers()))  # type: ignore[arg-type]
         if self._watch.suspect:  # a disconnect during this fetch: what came after it waits for the check
             self._begin_check(force_reposition=True)
-            return []
+            return [m for m in out[:1] if is_rewind_mark(m)]
         for topic, msg in last.items():
             self._next[topic] = msg.offset() + 1
         self._last.update(last)
