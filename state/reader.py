@@ -209,7 +209,9 @@ def view_360(
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     state = loaded.state
     merged: dict[str, list[bytes]] = {}
-    seen = {serde.dumps(r) for r in views.why_now(state, now_ms)} if loaded.linked else set()
+    own = views.why_now(state, now_ms) if loaded.linked else []  # the customer's own reasons come first (12h, H4)
+    own_keys = {serde.dumps(r) for r in own}
+    seen = set(own_keys)
     origin: dict[bytes, str] = {}  # a reason first found after merging a linked identifier -> its kind (12g, G1)
     for identifier, other, entries in loaded.linked:
         if other is not None:
@@ -224,10 +226,8 @@ def view_360(
         merged[identifier] = entries
     docs = _merge_timelines(loaded.entries, merged, timeline)
     present = views.present(state, now_ms, channel)
-    for reason in present["reasons"] if origin else ():  # why now too says where it came from
-        came = origin.get(serde.dumps(reason))
-        if came is not None:
-            reason["via"] = came
+    if loaded.linked:  # linked data only adds reasons, marked: it never removes the customer's own (12h, H4)
+        _own_reasons_first(present, own, own_keys, origin)
     return {
         "customer": loaded.customer,
         "known": loaded.known,
@@ -246,6 +246,22 @@ def view_360(
         "windows": state.windows.summary(now_ms),
         "timeline": docs,
     }  # fmt: skip
+
+
+def _own_reasons_first(
+    present: dict[str, Any], own: list[dict[str, Any]], own_keys: set[bytes], origin: dict[bytes, str]
+) -> None:
+    """``present``'s reasons: the customer's own (``own``, from its own state) first, then those the merge of
+    linked identifiers added or changed, marked ``via`` (their kind, from ``origin``). A linked touch that is
+    newer on a channel replaces the customer's touch in the merged state, so a linked "resolved" chat hid the
+    customer's own escalated one (break-test 12h, H4)."""
+    added = []
+    for reason in present["reasons"]:
+        key = serde.dumps(reason)
+        if key not in own_keys:
+            added.append({**reason, "via": origin.get(key, "linked")})
+    reasons = [*own, *added]
+    present["reasons"], present["why_now"] = reasons, (reasons[0] if reasons else None)
 
 
 def _mark_touches(state: CustomerState, other: CustomerState, kind: str) -> None:

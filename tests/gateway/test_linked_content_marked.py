@@ -73,3 +73,23 @@ def test_why_now_made_from_a_linked_devices_events_is_marked(world, client):
     made = [r for r in reasons if "change-of-address" in r.get("detail", "")]
     assert made and all(r.get("via") == "device_id" for r in made), reasons
     assert all("via" not in r for r in reasons if r not in made and "change-of-address" not in str(r)), reasons
+
+
+def test_a_linked_devices_resolved_chat_does_not_remove_the_customers_own_reason(world, client):
+    """Break-test 12h, H4: the latest touch per channel wins in the merge, so one "resolved" chat an outsider
+    sent carrying the customer's device id hid the customer's own escalated chat: why_now null, no reason. The
+    customer's own reasons now come first, from its own state; linked data only adds reasons, marked."""
+    t = now_ms() - 60_000
+    world.apply(
+        {**event("web_event", "vh4", t, event_id="vh4-login", action="login"),
+         "customer": {"customer_id": "vh4", "device_id": "dvh4"}},
+        event("chat", "vh4", t + 1000, event_id="vh4-chat", queue="billing", topic="fraud-on-my-account",
+              outcome="escalated", text="someone took money"),
+        event("call", "vh4", t + 2000, event_id="vh4-call", agent_id="a8", queue="billing", topic="billing"),
+        {**event("chat", "x", t + 3000, event_id="evil4", queue="billing", topic="thanks", outcome="resolved",
+                 text="all sorted"), "customer": {"device_id": "dvh4"}},
+    )  # fmt: skip
+    doc = client.get("/v1/customers/vh4?timeline=20&channel=phone", headers=A8).json()
+    why, reasons = doc["present"]["why_now"], doc["present"]["reasons"]
+    assert why is not None and "fraud-on-my-account" in why["detail"] and "via" not in why, reasons
+    assert all("via" in r for r in reasons if "fraud-on-my-account" not in r["detail"]), reasons
