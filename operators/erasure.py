@@ -49,6 +49,7 @@ from livesignals.privacy import subject_hash
 from operators.ports import OutRecord
 from operators.profile360.identity import erasure_owner
 from operators.profile360.profile import SECTIONS, CustomerState
+from operators.profile360.update import all_links
 from operators.report import BatchReport
 from operators.routing import SIGNATURE_HEADER, Router, origin_signature, read_position
 
@@ -98,7 +99,7 @@ def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = ()) -> 
     (['device_id:d1'], 0, 5000)
     """
     key = state.customer_key
-    links = list(state.identity.get("linked", []))
+    links = all_links(state.identity)  # those that fell out of ``linked`` too (break-test 12i, I1)
     links += [f"{kind}:{value}" for kind, value in event.ids.items() if f"{kind}:{value}" != key]
     before = state.erased["at"] if state.erased else 0
     at = max(event.event_time_ms, state.identity.get("last_seen", 0), before)
@@ -144,7 +145,7 @@ def erase_all(
     while todo:
         ev, st = todo.pop()
         named = set() if ev is not event else {f"{k}:{v}" for k, v in ev.ids.items()} - {st.customer_key}
-        linked = list(st.identity.get("linked", []))
+        linked = all_links(st.identity)
         erase(st, ev, partitions_of(ev))
         targets = [*sorted(named), *_not_shared(linked, seen | set(named), claimants)]
         if st.erased is not None:  # shared identifiers kept for their other claimants (plan: an erased claimant)

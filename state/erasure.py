@@ -37,6 +37,7 @@ from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
 from operators.profile360.identity import ERASED_CLAIMANT, erasure_owner
 from operators.profile360.profile import CustomerState
+from operators.profile360.update import all_links
 from state.keys import Keys
 from state.retention import Retention
 from state.secrets import deployment_secret as shared_secret
@@ -206,7 +207,7 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
     timeline and claimants are not this customer's alone (an anonymous device's claim does not count).
     """
     doc = _one(client, keys, customer_key)
-    linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
+    linked = all_links(doc["profile"].get("identity", {})) if doc["profile"] else []  # earlier ones too (12i, I1)
     claims = ledger.claimants(linked)
     # a linked identifier's own profile and timeline are this customer's only when no other customer (erased
     # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the

@@ -102,6 +102,7 @@ section                                     bound (constant)
 ==========================================  ============================================================
 ``identity.ids.<kind>``                     5 per kind, 5 kinds (``update.MAX_IDS_PER_KIND``)
 ``identity.linked``                         32 newest (``update.MAX_LINKED``)
+``identity.earlier_links``                  500 that fell out of ``linked`` (``update.MAX_EARLIER_LINKS``)
 ``identity.merges``                         20 newest (``update.MAX_MERGES``)
 ``identity.attributes``                     30 names of <= 64 chars, each value <= 512 bytes of JSON
                                             (``MAX_ATTRIBUTES``, ``MAX_KEY_CHARS``, ``MAX_ITEM_BYTES``)

@@ -228,11 +228,12 @@ def view_360(
     present = views.present(state, now_ms, channel)
     if loaded.linked:  # linked data only adds reasons, marked: it never removes the customer's own (12h, H4)
         _own_reasons_first(present, own, own_keys, origin)
+    shown = {k: v for k, v in state.identity.items() if k != "earlier_links"}  # the erasure's, not the card's
     return {
         "customer": loaded.customer,
         "known": loaded.known,
         "as_of": now_ms,
-        "identity": {**state.identity, "merged": sorted(merged), "shared_identifiers": loaded.shared},
+        "identity": {**shown, "merged": sorted(merged), "shared_identifiers": loaded.shared},
         "relationships": state.relationships,
         "activity": state.activity,
         "history": state.history,

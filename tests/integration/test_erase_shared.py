@@ -372,3 +372,36 @@ def test_the_cli_spells_the_identifier_as_the_engine_and_says_when_nothing_was_f
     assert (b"customer_id:c-cli", {"customer_id": "c-cli", "email": mail}) in [(k, e["customer"]) for k, e in events]
     with pytest.raises(ValueError, match="U\\+200B"):
         request_erase(s, "email:a\u200b@b.c")
+
+
+def test_the_erasure_reaches_identifiers_that_fell_out_of_the_linked_list(erase_settings):
+    """Break-test 12i, I1: ``linked`` keeps the 32 newest identifiers, but the claims the older ones made stay.
+    The erasure knew only ``linked``: after 33 logins with new cookies, the e-mail and the first cookie (with
+    its browsing) outlived the erasure, still claimed by -- and resolving to -- the erased customer. The links
+    that fall out are kept apart (``identity.earlier_links``), and the erasure and the export reach them."""
+    from operators.profile360.update import MAX_LINKED
+
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    first = {"customer_id": "tri3", "cookie_id": "ck0-tri3", "email": "zq-tri3@example.org"}
+    steps = [
+        (event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), {"cookie_id": "ck0-tri3"}),
+        (event("web_event", t=T0 + MIN, action="login"), first),
+        (event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"),
+         {"cookie_id": "ck0-tri3"}),
+        *[(event("web_event", t=T0 + (3 + i) * MIN, action="login"), {"customer_id": "tri3", "cookie_id": f"ck{i + 1}"})
+          for i in range(MAX_LINKED + 1)],
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"tri3-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    profile = reader.read_360(client, keys, "customer_id:tri3")
+    assert "email:zq-tri3@example.org" not in profile["identity"]["linked"]  # fell out of the 32 newest
+    doc = export(client, keys, "customer_id:tri3", ProfileStore(client, keys).erasures)
+    assert "zq-before" in str(doc["linked"]["cookie_id:ck0-tri3"])  # the export reaches it too
+    erase = {**event("erase", "tri3", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-tri3"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, _, s)
+    assert not client.exists(keys.owners("email:zq-tri3@example.org"), keys.owners("cookie_id:ck0-tri3"))
+    assert not client.exists(keys.profile("cookie_id:ck0-tri3"), keys.timeline("cookie_id:ck0-tri3"))
+    assert occurrences(everything(client, s), ("zq-before", "zq-after", "zq-tri3", "customer_id:tri3")) == {}
