@@ -35,7 +35,7 @@ from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
-from operators.profile360.identity import ERASED_CLAIMANT, erasure_owner
+from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from operators.profile360.update import all_links
 from state.keys import Keys
@@ -127,14 +127,19 @@ class ErasureLedger:
         key, k = state.customer_key, self.keys
         ttl = self.retention.erasure_ledger_ttl_s or None
         ops: list[tuple[Any, ...]] = [("set", self.ledger_key(key), str(erased.get("at", 0)), ttl)]
-        # the key's claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
-        # drops an empty set) when its last claimant is erased -- never while a claimant stays
+        # the key's own claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
+        # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
         ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key))]
-        ops += [("srem", k.owners(link), key) for link in erased.get("links", [])]
+        kept = set(erased.get("shared_kept", []))
+        ops += [("srem", k.owners(link), key) for link in erased.get("links", []) if link in kept]
+        # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
+        # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
+        # happens on it afterwards starts unlinked
+        ops += [("delete", k.owners(link)) for link in erased.get("links", []) if link not in kept]
         # a shared identifier kept for its other claimants keeps an erased claimant in this one's place: it stays
-        # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1)
-        tombstone = f"{ERASED_CLAIMANT}{self.subject(key)[:16]}"
-        ops += [("sadd", k.owners(link), tombstone) for link in erased.get("shared_kept", [])]
+        # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1); one
+        # for all erased customers, naming none of them (12i, I2 and I5)
+        ops += [("sadd", k.owners(link), TOMBSTONE) for link in sorted(kept)]
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",

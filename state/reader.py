@@ -142,6 +142,8 @@ def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slot
         if shared:
             loaded.shared.append(identifier)
             continue
+        if loaded.customer.encode() not in owners and loaded.customer not in owners:
+            continue  # its claim is gone (erased with its customer): a link no more (break-test 12h, H7)
         loaded.linked.append((identifier, other if profile else None, entries[0] if entries else []))
     return loaded
 

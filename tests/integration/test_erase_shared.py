@@ -162,8 +162,9 @@ def test_erasing_one_claimant_of_a_shared_phone_leaves_the_other_whole(erase_set
     erase = {**event("erase", "c-alice", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-alice"}
     report = engine.process(messages([erase], 0, 3))
     assert {e.customer_key for e in report.erasures} == {"customer_id:c-alice", "email:alice.sh@example.org"}
-    tombstone = f"erased:{ProfileStore(client, keys).erasures.subject('customer_id:c-alice')[:16]}".encode()
-    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob", tombstone}
+    # one erased claimant for all, naming nobody (break-test 12i, I2: a hash prefix tied Alice's ledger subject
+    # to the phone number in clear)
+    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob", b"erased:*"}
     assert client.exists(keys.profile(PHONE)) and client.exists(keys.profile("customer_id:c-bob"))
     assert ProfileStore(client, keys).erasures.cutoffs([PHONE, "customer_id:c-alice"]).keys() == {"customer_id:c-alice"}
     assert occurrences(everything(client, s), ("Secretalice", "alice.sh", "c-alice")) == {}
@@ -405,3 +406,38 @@ def test_the_erasure_reaches_identifiers_that_fell_out_of_the_linked_list(erase_
     assert not client.exists(keys.owners("email:zq-tri3@example.org"), keys.owners("cookie_id:ck0-tri3"))
     assert not client.exists(keys.profile("cookie_id:ck0-tri3"), keys.timeline("cookie_id:ck0-tri3"))
     assert occurrences(everything(client, s), ("zq-before", "zq-after", "zq-tri3", "customer_id:tri3")) == {}
+
+
+def test_after_the_erasure_an_outsiders_device_no_longer_merges_the_cookie(erase_settings):
+    """Break-test 12h, H7: the cookie erased with its customer kept the outsider device's claim on it, so the
+    person's later browsing in that browser joined the outsider's device card. An identifier erased with its
+    customer now loses every claim, and a 360 merges a linked identifier only while its claim on it stands."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    journey_ = browsing_then_login("ck-h7", "w7", outsider=("app_event", "open", {"device_id": "dev-h7"}))
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ck-h7")) == {b"customer_id:w7", b"device_id:dev-h7"}
+    erase = {**event("erase", "w7", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-w7"}
+    engine.process(messages([erase], 0, len(journey_)))
+    assert not client.exists(keys.owners("cookie_id:ck-h7"))
+    later = {**event("web_event", t=T0 + 20 * MIN, action="search", url="https://shop/search?q=zq-later"),
+             "customer": {"cookie_id": "ck-h7"}, "event_id": "ck-h7-later"}  # fmt: skip
+    engine.process(messages([later], 0, len(journey_) + 1))
+    device = reader.read_360(client, keys, "device_id:dev-h7", timeline=50)
+    assert "zq-later" not in str(device) and device["identity"]["merged"] == [], device["identity"]
+
+
+def test_the_erased_claimant_goes_with_the_last_customer_claimant(erase_settings):
+    """Break-test 12i, I2: after Alice and Bob were both erased, the family phone's claim set stayed for good,
+    the number in clear in its name, beside Alice's erased claimant. It now goes with its last customer."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    for i, who in enumerate(("c-alice", "c-bob")):
+        erase = {**event("erase", who, T0 + (10 + i) * MIN, channel="backoffice"), "event_id": f"erase-{who}"}
+        engine.process(messages([erase], 0, 3 + i))
+        drain(engine, _, s)
+    assert not client.exists(keys.owners(PHONE)), client.smembers(keys.owners(PHONE))
+    assert occurrences(everything(client, s), (PHONE.partition(":")[2],)) == {}
