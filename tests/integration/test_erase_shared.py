@@ -441,3 +441,20 @@ def test_the_erased_claimant_goes_with_the_last_customer_claimant(erase_settings
         drain(engine, _, s)
     assert not client.exists(keys.owners(PHONE)), client.smembers(keys.owners(PHONE))
     assert occurrences(everything(client, s), (PHONE.partition(":")[2],)) == {}
+
+
+def test_two_claimants_erased_in_one_batch_take_their_shared_phone_with_them(erase_settings):
+    """Break-test 12i, I7: each erase read the claim sets before the batch committed, so Alice's and Bob's erases
+    in one batch each kept the family phone for the other: its profile and timeline outlived both, claimed by
+    erased claimants only, for good. An erase now counts the customers its batch already erased as going."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    both = [{**event("erase", who, T0 + 10 * MIN, channel="backoffice"), "event_id": f"erase-{who}"}
+            for who in ("c-alice", "c-bob")]  # fmt: skip
+    report = engine.process(messages(both, 0, 3))
+    drain(engine, _, s)
+    assert PHONE in {e.customer_key for e in report.erasures}
+    assert not client.exists(keys.owners(PHONE), keys.profile(PHONE), keys.timeline(PHONE))
+    assert occurrences(everything(client, s), ("Secretalice", "Secretbob", PHONE.partition(":")[2])) == {}
