@@ -46,7 +46,7 @@ FIELDS: Final = frozenset({
     "contacts_30d", "context_carried", "orders", "customer", "days", "decision_id", "deliveries", "detail", "entries",
     "errors", "event", "event_id", "events", "evidence", "exp", "expires_at", "first", "first_order",
     "first_seen", "flag", "flag_id", "flags", "fraud", "frequency", "future", "h", "history", "id", "identity",
-    "ids", "ignored", "kind", "known", "label", "last", "last_order", "last_return", "last_seen",
+    "ids", "ids_via", "ignored", "kind", "known", "label", "last", "last_order", "last_return", "last_seen",
     "lifetime_value", "linked", "loyalty", "merged", "merges", "minutes_ago", "monetary", "mood", "n", "names",
     "negotiation", "next", "next_best_actions", "offers", "offers_by_action", "offers_pending", "offer_streak",
     "open_cases", "open_contacts", "open_orders", "opened", "outcome", "p", "past", "points", "predictions",
@@ -165,10 +165,11 @@ def _identity_masked(doc: Any) -> Any:
     if not isinstance(doc, dict) or not isinstance(doc.get("identity"), dict):
         return doc
     identity = dict(doc["identity"])
-    ids = identity.get("ids")
-    if isinstance(ids, dict):
-        identity["ids"] = {k: (v if k == "customer_id" else [MASK] * len(v) if isinstance(v, list) else MASK)
-                           for k, v in ids.items()}  # fmt: skip
+    for name in ("ids", "ids_via"):
+        ids = identity.get(name)
+        if isinstance(ids, dict):
+            identity[name] = {k: (v if k == "customer_id" else [MASK] * len(v) if isinstance(v, list) else MASK)
+                              for k, v in ids.items()}  # fmt: skip
     for name in ("linked", "merged", "shared_identifiers"):
         if isinstance(identity.get(name), list):
             identity[name] = [_identifier(i) if isinstance(i, str) else MASK for i in identity[name]]

@@ -215,11 +215,14 @@ def view_360(
     own_keys = {serde.dumps(r) for r in own}
     seen = set(own_keys)
     origin: dict[bytes, str] = {}  # a reason first found after merging a linked identifier -> its kind (12g, G1)
+    own_ids = {k: set(v) for k, v in state.identity.get("ids", {}).items()}
     for identifier, other, entries in loaded.linked:
         if other is not None:
             kind = identifier.partition(":")[0]
             merge_linked(state, other)
             _mark_touches(state, other, kind)
+            if state.activity.get("cart") is not None and state.activity.get("cart") is other.activity.get("cart"):
+                state.activity["cart"] = {**other.activity["cart"], "via": kind}  # the cart it took (12h, H8)
             for reason in views.why_now(state, now_ms):
                 key = serde.dumps(reason)
                 if key not in seen:
@@ -231,6 +234,8 @@ def view_360(
     if loaded.linked:  # linked data only adds reasons, marked: it never removes the customer's own (12h, H4)
         _own_reasons_first(present, own, own_keys, origin)
     shown = {k: v for k, v in state.identity.items() if k != "earlier_links"}  # the erasure's, not the card's
+    via_ids = {k: [i for i in v if i not in own_ids.get(k, ())] for k, v in state.identity.get("ids", {}).items()}
+    shown["ids_via"] = {k: v for k, v in via_ids.items() if v}  # identifiers only a linked profile named (12h, H8)
     return {
         "customer": loaded.customer,
         "known": loaded.known,

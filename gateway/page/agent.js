@@ -52,7 +52,10 @@ function render(doc) {
   $("card").hidden = false;
   const attrs = (doc.identity && doc.identity.attributes) || {};
   $("who-name").textContent = attrs.name || doc.customer;
-  const ids = Object.entries((doc.identity && doc.identity.ids) || {}).map(([k, v]) => k + ": " + v.join(", "));
+  const viaIds = (doc.identity && doc.identity.ids_via) || {};  // named only by a linked profile (break-test 12h, H8)
+  const idText = (k, x) => ((viaIds[k] || []).includes(x) ? x + " (via linked identifier, not identified)" : x);
+  const ids = Object.entries((doc.identity && doc.identity.ids) || {})
+    .map(([k, v]) => k + ": " + v.map((x) => idText(k, x)).join(", "));
   $("who-ids").textContent = ids.join(" · ") + " · " + (doc.access ? doc.access.why : "");
   showMood(doc.future && doc.future.mood);
   const present = doc.present || {};
