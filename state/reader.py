@@ -33,6 +33,7 @@ from state.desk_reads import (
     read_timeline,
 )
 from state.keys import Keys
+from state.linked_marks import mark_touches, own_reasons_first
 from state.models_store import RedisModelLog
 
 
@@ -220,7 +221,7 @@ def view_360(
         if other is not None:
             kind = identifier.partition(":")[0]
             merge_linked(state, other)
-            _mark_touches(state, other, kind)
+            mark_touches(state, other, kind)
             if state.activity.get("cart") is not None and state.activity.get("cart") is other.activity.get("cart"):
                 state.activity["cart"] = {**other.activity["cart"], "via": kind}  # the cart it took (12h, H8)
             for reason in views.why_now(state, now_ms):
@@ -232,7 +233,7 @@ def view_360(
     docs = _merge_timelines(loaded.entries, merged, timeline)
     present = views.present(state, now_ms, channel)
     if loaded.linked:  # linked data only adds reasons, marked: it never removes the customer's own (12h, H4)
-        _own_reasons_first(present, own, own_keys, origin)
+        own_reasons_first(present, own, own_keys, origin)
     shown = {k: v for k, v in state.identity.items() if k != "earlier_links"}  # the erasure's, not the card's
     via_ids = {k: [i for i in v if i not in own_ids.get(k, ())] for k, v in state.identity.get("ids", {}).items()}
     shown["ids_via"] = {k: v for k, v in via_ids.items() if v}  # identifiers only a linked profile named (12h, H8)
@@ -254,30 +255,6 @@ def view_360(
         "windows": state.windows.summary(now_ms),
         "timeline": docs,
     }  # fmt: skip
-
-
-def _own_reasons_first(
-    present: dict[str, Any], own: list[dict[str, Any]], own_keys: set[bytes], origin: dict[bytes, str]
-) -> None:
-    """``present``'s reasons: the customer's own (``own``, from its own state) first, then those the merge of
-    linked identifiers added or changed, marked ``via`` (their kind, from ``origin``). A linked touch that is
-    newer on a channel replaces the customer's touch in the merged state, so a linked "resolved" chat hid the
-    customer's own escalated one (break-test 12h, H4)."""
-    added = []
-    for reason in present["reasons"]:
-        key = serde.dumps(reason)
-        if key not in own_keys:
-            added.append({**reason, "via": origin.get(key, "linked")})
-    reasons = [*own, *added]
-    present["reasons"], present["why_now"] = reasons, (reasons[0] if reasons else None)
-
-
-def _mark_touches(state: CustomerState, other: CustomerState, kind: str) -> None:
-    """Mark the channel touches the merge took from ``other`` (a linked identifier of ``kind``)."""
-    touches, theirs = state.history.get("touch", {}), other.history.get("touch", {})
-    for channel, touch in list(touches.items()):
-        if touch is theirs.get(channel):
-            touches[channel] = {**touch, "via": kind}
 
 
 def next_best_actions(loaded: Loaded) -> dict[str, Any] | None:
