@@ -37,9 +37,8 @@ from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
-from operators.profile360.update import all_links
 from state.keys import Keys
-from state.retention import Retention
+from state.retention import Retention, is_anonymous
 from state.secrets import deployment_secret as shared_secret
 
 SCRUB_CHUNK = 2000
@@ -121,6 +120,15 @@ class ErasureLedger:
         metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
         return {i: {_text(m) for m in row} for i, row in zip(identifiers, rows, strict=True)}
 
+    def claimed(self, customer_key: str) -> list[str]:
+        """Every identifier ``customer_key`` claimed (its claims index, :meth:`state.keys.Keys.claims`): the
+        profile keeps only the 32 newest links, the claims of older ones stay (break-test 12i, I1)."""
+        if is_anonymous(customer_key):
+            return []  # anonymous ids keep no index (state.store: only a known customer's claims are indexed)
+        members = self.client.smembers(self.keys.claims(customer_key))
+        metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
+        return sorted(_text(m) for m in members)
+
     def plan(self, state: CustomerState) -> list[tuple[Any, ...]]:
         """The writes that erase ``state``'s customer (``state.erased`` is set), in order: ledger first."""
         erased = state.erased or {}
@@ -129,7 +137,7 @@ class ErasureLedger:
         ops: list[tuple[Any, ...]] = [("set", self.ledger_key(key), str(erased.get("at", 0)), ttl)]
         # the key's own claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
         # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
-        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key))]
+        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.claims(key))]
         kept = set(erased.get("shared_kept", []))
         ops += [("srem", k.owners(link), key) for link in erased.get("links", []) if link in kept]
         # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
@@ -212,7 +220,8 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
     timeline and claimants are not this customer's alone (an anonymous device's claim does not count).
     """
     doc = _one(client, keys, customer_key)
-    linked = all_links(doc["profile"].get("identity", {})) if doc["profile"] else []  # earlier ones too (12i, I1)
+    linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
+    linked = list(dict.fromkeys([*ledger.claimed(customer_key), *linked]))  # older links too (12i, I1)
     claims = ledger.claimants(linked)
     # a linked identifier's own profile and timeline are this customer's only when no other customer (erased
     # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the

@@ -234,7 +234,7 @@ def view_360(
     present = views.present(state, now_ms, channel)
     if loaded.linked:  # linked data only adds reasons, marked: it never removes the customer's own (12h, H4)
         own_reasons_first(present, own, own_keys, origin)
-    shown = {k: v for k, v in state.identity.items() if k != "earlier_links"}  # the erasure's, not the card's
+    shown = dict(state.identity)
     via_ids = {k: [i for i in v if i not in own_ids.get(k, ())] for k, v in state.identity.get("ids", {}).items()}
     shown["ids_via"] = {k: v for k, v in via_ids.items() if v}  # identifiers only a linked profile named (12h, H8)
     return {

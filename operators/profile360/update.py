@@ -34,11 +34,6 @@ MAX_KEY_CHARS = 64
 """Longest attribute name kept from a profile update."""
 MAX_LINKED = 32
 """Identifiers linked to a customer (devices, cookies, emails...) kept, newest last; the 360 merges these."""
-MAX_EARLIER_LINKS = 500
-"""Identifiers that fell out of ``linked`` kept in ``identity.earlier_links`` (their claims on them stay):
-the 360 no longer merges them, but the erasure and the export still reach them (break-test 12i, I1)."""
-MAX_EARLIER_LINKS_BYTES = 48 * 1024
-"""... and at most this many bytes of them (as stored JSON), so the profile stays within its size bound."""
 MAX_RELATIONSHIP_TYPES = 10
 MAX_CAMPAIGN_ACTIONS = 16
 """Distinct campaign actions counted per customer (``history.campaigns``); new ones beyond are not counted."""
@@ -126,42 +121,10 @@ def _link(state: CustomerState, event: Event) -> None:
         if other not in linked:
             linked.append(other)
             state.new_links.append(other)
-            _keep_earlier(state.identity, linked, other)
+            del linked[:-MAX_LINKED]
             merges = state.identity.setdefault("merges", [])
             merges.append({"id": stored(other), "t": event.event_time_ms, "event": event.event_id})
             del merges[:-MAX_MERGES]
-
-
-def _keep_earlier(identity: dict[str, Any], linked: list[str], relinked: str) -> None:
-    """Trim ``linked`` to :data:`MAX_LINKED`, moving what falls out to ``identity["earlier_links"]``: the
-    customer's claims on those identifiers stay, so its erasure must still find them (break-test 12i, I1: an
-    e-mail linked at sign-up fell out after 32 new cookies and outlived the erasure, with its claim).
-
-    >>> ident, linked = {}, [f"cookie_id:{i}" for i in range(MAX_LINKED + 2)]
-    >>> _keep_earlier(ident, linked, "cookie_id:33")
-    >>> ident["earlier_links"], len(linked)
-    (['cookie_id:0', 'cookie_id:1'], 32)
-    """
-    earlier = identity.get("earlier_links")
-    if earlier and relinked in earlier:
-        earlier.remove(relinked)
-    if len(linked) <= MAX_LINKED:
-        return
-    earlier = identity.setdefault("earlier_links", [])
-    earlier.extend(i for i in linked[:-MAX_LINKED] if i not in earlier)
-    del earlier[:-MAX_EARLIER_LINKS]
-    while len(earlier) > 1 and len(serde.dumps(earlier)) > MAX_EARLIER_LINKS_BYTES:
-        del earlier[: max(1, len(earlier) // 8)]
-    del linked[:-MAX_LINKED]
-
-
-def all_links(identity: dict[str, Any]) -> list[str]:
-    """Every identifier the customer linked and still claims: ``earlier_links`` then ``linked``.
-
-    >>> all_links({"linked": ["email:e"], "earlier_links": ["cookie_id:k"]})
-    ['cookie_id:k', 'email:e']
-    """
-    return [*identity.get("earlier_links", []), *identity.get("linked", [])]
 
 
 def _contact(state: CustomerState, event: Event) -> None:

@@ -379,7 +379,8 @@ def test_the_erasure_reaches_identifiers_that_fell_out_of_the_linked_list(erase_
     """Break-test 12i, I1: ``linked`` keeps the 32 newest identifiers, but the claims the older ones made stay.
     The erasure knew only ``linked``: after 33 logins with new cookies, the e-mail and the first cookie (with
     its browsing) outlived the erasure, still claimed by -- and resolving to -- the erased customer. The links
-    that fall out are kept apart (``identity.earlier_links``), and the erasure and the export reach them."""
+    every identifier a customer claims is indexed (``ls:{customer_id:c}:claims``), and the erasure and the
+    export reach them all."""
     from operators.profile360.update import MAX_LINKED
 
     s = erase_settings.replace(models_enabled=False, policy_clock="stream")
@@ -406,6 +407,7 @@ def test_the_erasure_reaches_identifiers_that_fell_out_of_the_linked_list(erase_
     assert not client.exists(keys.owners("email:zq-tri3@example.org"), keys.owners("cookie_id:ck0-tri3"))
     assert not client.exists(keys.profile("cookie_id:ck0-tri3"), keys.timeline("cookie_id:ck0-tri3"))
     assert occurrences(everything(client, s), ("zq-before", "zq-after", "zq-tri3", "customer_id:tri3")) == {}
+    assert not client.exists(keys.claims("customer_id:tri3"))  # the index goes with its customer
 
 
 def test_after_the_erasure_an_outsiders_device_no_longer_merges_the_cookie(erase_settings):
@@ -458,3 +460,19 @@ def test_two_claimants_erased_in_one_batch_take_their_shared_phone_with_them(era
     assert PHONE in {e.customer_key for e in report.erasures}
     assert not client.exists(keys.owners(PHONE), keys.profile(PHONE), keys.timeline(PHONE))
     assert occurrences(everything(client, s), ("Secretalice", "Secretbob", PHONE.partition(":")[2])) == {}
+
+
+def test_the_cli_says_shared_only_by_the_rule_it_erased_with(kafka_settings):
+    """Break-test 12i, I3: ``livesignals erase phone:...`` erased the phone's one customer (12h H5) but still
+    printed "shared by 2 customers ... the customers stay", counting an e-mail typed beside the phone."""
+    s = kafka_settings.replace(models_enabled=False)
+    engine, _ = engine_for(s)
+    phone = "+447700976740"
+    steps = [
+        ({"customer_id": "c-i3", "phone": phone}, "i3-0"),
+        ({"email": "outsider-i3@example.net", "phone": phone}, "i3-1"),
+    ]
+    engine.process(messages([{**event("app_event", t=T0 + i, action="open"), "customer": who, "event_id": eid}
+                             for i, (who, eid) in enumerate(steps)], 0, 0))  # fmt: skip
+    asked = request_erase(s, f"phone:{phone}")
+    assert asked["erasing"] == ["customer_id:c-i3"] and asked["shared_with"] == [] and "note" not in asked, asked

@@ -52,7 +52,6 @@ BOUNDS: dict[str, int | tuple[str, int]] = {
     "identity.ids": len(IDENTIFIER_KINDS),
     "identity.ids.*": update.MAX_IDS_PER_KIND,
     "identity.linked": update.MAX_LINKED,
-    "identity.earlier_links": update.MAX_EARLIER_LINKS,
     "identity.merges": update.MAX_MERGES,
     "identity.merges.*": 3,
     "identity.attributes": update.MAX_ATTRIBUTES,
@@ -340,7 +339,6 @@ STRING_BYTES: dict[str, int] = {
     # path (fnmatch) of strings allowed beyond sizes.MAX_STORED_BYTES, and their bound
     "identity.ids.*.*": 4 * IDENTIFIER_MAX_CHARS,  # customer identifiers: kept whole (they key profiles)
     "identity.linked.*": 16 + 4 * IDENTIFIER_MAX_CHARS,  # kind:value
-    "identity.earlier_links.*": 16 + 4 * IDENTIFIER_MAX_CHARS,  # the same identifiers, fallen out of linked
     "flags.*.reason": 4 * MAX_STORED_REASON,
     "flags.*.evidence.*": 4 * rulebook.MAX_STORED_EVIDENCE,
     "predictions.next_best_actions.ranked.*.3": 4 * MAX_REASON,  # the reasons of the top 3 actions
