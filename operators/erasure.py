@@ -153,7 +153,7 @@ def erase_all(
         index = claimed(st.customer_key)  # the links past the profile's 32 newest too (break-test 12i, I1)
         linked = list(dict.fromkeys([*index, *st.identity.get("linked", [])]))
         erase(st, ev, partitions_of(ev), index)
-        targets = [*sorted(named), *_not_shared(linked, seen | set(named) | gone, claimants)]
+        targets = [*sorted(named), *not_shared(linked, seen | set(named) | gone, claimants)]
         if st.erased is not None:  # shared identifiers kept for their other claimants (plan: an erased claimant)
             st.erased["shared_kept"] = sorted(set(linked) - set(targets) - seen)
         if ev is event and root_claimant is not None:
@@ -187,7 +187,7 @@ def _only_claimant(identifier: str, claimants: Claimants) -> str | None:
     return erasure_owner(claimants([identifier]).get(identifier, set()) - {identifier})
 
 
-def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:
+def not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:
     """Of the identifiers an erased customer linked, those no customer outside ``erasing`` claims.
 
     A linked identifier another customer also claims (a shared phone) is not erased with this one: the
@@ -200,7 +200,7 @@ def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> l
 
     >>> owners = {"cookie_id:k": {"customer_id:w", "device_id:outsider"}, "phone:p": {"customer_id:w",
     ...           "customer_id:bob"}}
-    >>> _not_shared(["cookie_id:k", "phone:p"], {"customer_id:w"}, lambda ids: owners)
+    >>> not_shared(["cookie_id:k", "phone:p"], {"customer_id:w"}, lambda ids: owners)
     ['cookie_id:k']
     """
     if not linked:

@@ -35,6 +35,7 @@ from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
+from operators.erasure import not_shared
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
@@ -227,7 +228,10 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
     # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the
     # link is reported; an anonymous identifier's claim makes nothing shared, as at erasure (12h H6)
     mine = {customer_key, *linked}
-    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine]
+    # ... and only what the erasure would take with it too: an identifier shared *through* another one this
+    # customer linked (a cookie a family tablet claims, the tablet Bob claims too) is not exported (12i, I4)
+    erased_with = set(not_shared(linked, {customer_key}, lambda ids: claims))
+    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine and i in erased_with]
     doc["linked"] = {i: _one(client, keys, i) if i in own else {"customer": i, "shared": True} for i in linked}
     everyone = {customer_key, *own}
     doc["flags_stream"] = [

@@ -476,3 +476,23 @@ def test_the_cli_says_shared_only_by_the_rule_it_erased_with(kafka_settings):
                              for i, (who, eid) in enumerate(steps)], 0, 0))  # fmt: skip
     asked = request_erase(s, f"phone:{phone}")
     assert asked["erasing"] == ["customer_id:c-i3"] and asked["shared_with"] == [] and "note" not in asked, asked
+
+
+def test_the_export_leaves_out_what_is_shared_through_another_identifier(erase_settings):
+    """Break-test 12i, I4: the export judged each identifier alone, the erasure transitively: a cookie claimed by
+    Alice and by the family tablet (which Bob claims too) went into Alice's export with Bob's anonymous browsing,
+    while her erasure keeps it as not hers alone. The export now also asks the erasure's rule."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("app_event", t=T0, action="login"), {"customer_id": "ea-i4", "device_id": "dv-i4"}),
+        (event("app_event", t=T0 + MIN, action="login"), {"customer_id": "eb-i4", "device_id": "dv-i4"}),
+        (event("web_event", t=T0 + 2 * MIN, action="page_view", url="https://shop/x"), {"device_id": "dv-i4", "cookie_id": "ck-i4"}),
+        (event("web_event", t=T0 + 3 * MIN, action="login"), {"customer_id": "ea-i4", "cookie_id": "ck-i4"}),
+        (event("web_event", t=T0 + 4 * MIN, action="search", url="https://shop/search?q=zq-bob-i4"), {"cookie_id": "ck-i4"}),
+    ]  # fmt: skip
+    engine.process(messages([{**e, "customer": who, "event_id": f"i4-{i}"} for i, (e, who) in enumerate(steps)], 0, 0))
+    doc = export(client, keys, "customer_id:ea-i4", ProfileStore(client, keys).erasures)
+    assert doc["linked"]["cookie_id:ck-i4"] == {"customer": "cookie_id:ck-i4", "shared": True}, doc["linked"]
+    assert "zq-bob-i4" not in str(doc)
