@@ -126,6 +126,9 @@ def _queue_candidates(
     candidates = sorted({item[2] for item in first if item[1] in via_queue})
     now = open_contacts(candidates) if candidates else {}
     allowed = {c for c in candidates if sub.accept_queue_flag(c, now.get(c, []))}
+    for item in first:
+        if item[1] in via_queue and item[2] not in allowed:
+            sub.shown_via.pop((item[0], item[1]), None)  # never sent: nothing to audit
     return [item for item in first if item[1] not in via_queue or item[2] in allowed]
 
 
