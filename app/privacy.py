@@ -22,6 +22,7 @@ from livesignals.contract import IDENTIFIER_KINDS, primary_key
 from livesignals.identifiers import canonical_identifier
 from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
+from operators.profile360.identity import ERASED_CLAIMANT
 from state.connection import connect
 from state.erasure import ErasureLedger, export, resolve
 from state.keys import Keys
@@ -83,19 +84,23 @@ def request_erase(settings: Settings, identifier: str, wait_s: float = 0.0) -> d
         keyed.append(primary)
     if producer.flush(30):
         raise RuntimeError("the erase request was not confirmed by Kafka")
+    # shared by the rule the erasure decided with (erasure_owner): customers, an erased one included; an
+    # anonymous claimant (an e-mail typed beside the phone) is nobody's customer (break-test 12i, I3)
+    customers = [c for c in claimants if c.startswith(("customer_id:", ERASED_CLAIMANT))]
+    shared = subjects == [key] and len(customers) > 1
     out: dict[str, Any] = {
         "request_id": request_id,
         "identifier": key,
         "erasing": keyed,
-        "shared_with": claimants if len(claimants) > 1 else [],
+        "shared_with": customers if shared else [],
         "found": found,
     }
     if not found:
         out["note"] = (f"nothing is held under {key} (no profile, timeline or claim): no customer was found "
                        "to erase; the erase event was sent anyway, so events of it in flight are dropped")  # fmt: skip
-    elif len(claimants) > 1:
-        out["note"] = (f"{key} is shared by {len(claimants)} customers: it is erased alone, the customers "
-                       "stay (erase each by their customer_id)")  # fmt: skip
+    elif shared:
+        out["note"] = (f"{key} is shared by {len(customers)} customers (an erased one counts): it is erased "
+                       "alone, the customers stay (erase each by their customer_id)")  # fmt: skip
     if wait_s > 0:
         ledger = ErasureLedger(client, keys, Retention.from_settings(settings))
         wanted = {ledger.subject(k) for k in keyed}

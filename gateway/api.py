@@ -51,8 +51,8 @@ MAX_PAGE = 200
 class Service:
     """What every route needs: settings, Redis, key builder, audit log, the feedback producer, the tokens
     already verified (:class:`~gateway.auth.VerifiedTokens`), the refused callers' audit budget, each
-    caller's rate of push subscriptions and of audited customer decisions, and the customers each caller
-    was audited as receiving through a queue this minute."""
+    caller's rate of push subscriptions and of audited customer decisions, and, per queue this minute, the
+    customers audited as shown through it and the desks in its roster (:mod:`gateway.queue_audit`)."""
 
     settings: Settings
     client: Any
@@ -65,6 +65,7 @@ class Service:
     subscribes: CallerRate = field(init=False)
     decisions: CallerRate = field(init=False)
     queue_audited: AuditedInWindow = field(init=False)
+    queue_roster: AuditedInWindow = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = VerifiedTokens(self.settings.gateway_token_secrets)
@@ -72,6 +73,7 @@ class Service:
         self.subscribes = CallerRate(self.settings.gateway_push_subscribes_per_min)
         self.decisions = CallerRate(self.settings.gateway_audited_per_min)
         self.queue_audited = AuditedInWindow()
+        self.queue_roster = AuditedInWindow()
         self.queue_deliveries = CallerRate(self.settings.gateway_queue_audited_per_min)
         self.queue_overflow = OverflowNames()
         self.audit_writer = AuditWriter(AuditLog.queues_from_settings(self.client, self.settings))

@@ -26,6 +26,13 @@ same round trip trims entries older than ``gateway_audit_max_age_s`` (``XTRIM
 MINID ~``). Read it with ``XRANGE
 <prefix>:audit - +`` or ship it on with a stream consumer. The stream lives
 beside the engine's keys but the engine never reads it.
+
+**Queue deliveries have a stream of their own**, ``<prefix>:audit:queues``
+(same fields, ``gateway_queue_audit_maxlen``, the same age): which customers
+were shown through a followed queue, once per queue and minute, and each
+minute's roster of the desks shown them (:mod:`gateway.queue_audit`), so
+customers' queue traffic never evicts the reads and denials above. An
+investigation reads both (``XRANGE <prefix>:audit:queues - +``).
 """
 
 from __future__ import annotations

@@ -116,12 +116,19 @@ def _queue_candidates(
     def at_write(item: Item) -> bool:
         carried = via_queue[item[1]]
         contacts = read.get(item[2], []) if carried is None else carried
-        return any(c.get("queue") in sub.queues for c in contacts) and sub.accept_queue_flag(item[2], contacts)
+        queues = [c.get("queue") for c in contacts if c.get("queue") in sub.queues]
+        if not queues or not sub.accept_queue_flag(item[2], contacts):
+            return False
+        sub.shown_via[(item[0], item[1])] = str(queues[0])  # the queue its audit entry names (12h, H3)
+        return True
 
     first = [item for item in items if item[1] not in via_queue or at_write(item)]
     candidates = sorted({item[2] for item in first if item[1] in via_queue})
     now = open_contacts(candidates) if candidates else {}
     allowed = {c for c in candidates if sub.accept_queue_flag(c, now.get(c, []))}
+    for item in first:
+        if item[1] in via_queue and item[2] not in allowed:
+            sub.shown_via.pop((item[0], item[1]), None)  # never sent: nothing to audit
     return [item for item in first if item[1] not in via_queue or item[2] in allowed]
 
 

@@ -46,7 +46,7 @@ FIELDS: Final = frozenset({
     "contacts_30d", "context_carried", "orders", "customer", "days", "decision_id", "deliveries", "detail", "entries",
     "errors", "event", "event_id", "events", "evidence", "exp", "expires_at", "first", "first_order",
     "first_seen", "flag", "flag_id", "flags", "fraud", "frequency", "future", "h", "history", "id", "identity",
-    "ids", "ignored", "kind", "known", "label", "last", "last_order", "last_return", "last_seen",
+    "ids", "ids_via", "ignored", "kind", "known", "label", "last", "last_order", "last_return", "last_seen",
     "lifetime_value", "linked", "loyalty", "merged", "merges", "minutes_ago", "monetary", "mood", "n", "names",
     "negotiation", "next", "next_best_actions", "offers", "offers_by_action", "offers_pending", "offer_streak",
     "open_cases", "open_contacts", "open_orders", "opened", "outcome", "p", "past", "points", "predictions",
@@ -129,6 +129,23 @@ def mask_id(value: str) -> str:
     return _DIGITS.sub(_phone_or_time, value)
 
 
+_INTL_PHONE = re.compile(r"\+\d(?:[\s().\-/]?\d){6,14}")
+"""A phone number in international form (``+`` and 7 to 15 digits): inside a customer id, the only digits masked."""
+
+
+def mask_customer_id(value: str) -> str:
+    """A ``customer_id`` as analysts see it: whole -- an account number or ``c0000394`` is no phone number, and
+    masking its digits made every demo customer ``c***`` (break-test 12i, I6) -- but for e-mail addresses and
+    ``+``-prefixed phone numbers inside it.
+
+    >>> mask_customer_id("c0000394"), mask_customer_id("48213377"), mask_customer_id("ann@example.com")
+    ('c0000394', '48213377', '***')
+    >>> mask_customer_id("+447700900456"), mask_customer_id("acct-+44 7700 900456")
+    ('***', 'acct-***')
+    """
+    return _INTL_PHONE.sub(MASK, _EMAIL.sub(MASK, value))
+
+
 def _phone_or_time(match: re.Match[str]) -> str:
     """One run of joined digit groups with every phone number in it masked (:func:`mask_id` says how)."""
     text = match[0]
@@ -165,10 +182,11 @@ def _identity_masked(doc: Any) -> Any:
     if not isinstance(doc, dict) or not isinstance(doc.get("identity"), dict):
         return doc
     identity = dict(doc["identity"])
-    ids = identity.get("ids")
-    if isinstance(ids, dict):
-        identity["ids"] = {k: (v if k == "customer_id" else [MASK] * len(v) if isinstance(v, list) else MASK)
-                           for k, v in ids.items()}  # fmt: skip
+    for name in ("ids", "ids_via"):
+        ids = identity.get(name)
+        if isinstance(ids, dict):
+            identity[name] = {k: (v if k == "customer_id" else [MASK] * len(v) if isinstance(v, list) else MASK)
+                              for k, v in ids.items()}  # fmt: skip
     for name in ("linked", "merged", "shared_identifiers"):
         if isinstance(identity.get(name), list):
             identity[name] = [_identifier(i) if isinstance(i, str) else MASK for i in identity[name]]
@@ -249,6 +267,10 @@ def _walk(value: Any, key: str, parent: str) -> Any:
 def _string(value: str, key: str, parent: str) -> str:
     if not value:
         return value
+    if key == "customer_id":
+        return mask_customer_id(value)
+    if key in ID_FIELDS and value.startswith(_CUSTOMER_ID):
+        return _CUSTOMER_ID + mask_customer_id(value[len(_CUSTOMER_ID) :])
     if key in ID_FIELDS:
         return mask_id(value)
     if key in VALIDATED_UNDER.get(parent, ()) and _kept_attribute(key, value):

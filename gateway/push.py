@@ -92,6 +92,9 @@ class Subscription:
     overflowed: bool = False
     subject: str = ""
     """The caller's token subject (a cap on connections per caller)."""
+    shown_via: dict[tuple[str, str], str] = field(default_factory=dict)
+    """``(stream, entry id)`` of an entry offered through a followed queue -> that queue: its audit entry names
+    the queue (break-test 12h, H3); taken back when the entry is sent."""
 
     def offer(self, item: Item) -> None:
         """Queue one entry; on overflow, mark the connection to be closed (it will catch up on reconnect).
@@ -387,6 +390,7 @@ def fan_out(
         for queue in {c.get("queue") for c in contacts}:
             for sub in by_queue.get(queue or "", ()):
                 if sub not in sent and sub.accept_queue_flag(customer, contacts):
+                    sub.shown_via[(item[0], item[1])] = queue or ""
                     sub.offer(item)
                     sent.add(sub)
     return len(sent)

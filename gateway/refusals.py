@@ -17,7 +17,14 @@ the bound, in that minute:
 
 * the first refusal over it writes one summarising entry in its place
   (action ``refusals_over_limit``, the caller's address and subject, the
-  bound) -- one per caller and window;
+  bound) -- one per caller and window; callers without a valid token write
+  at most :data:`UNVERIFIED_SUMMARIES` such entries a window between them
+  all, then one aggregate entry (``who`` and ``source`` ``*``) saying that
+  more passed the bound, so made-up subjects (free to invent, one summary
+  each) cannot grow the trail with the request rate either (break-test
+  12h, H2): per process and minute, callers without a valid token write at
+  most :data:`UNVERIFIED_SHARE` times the bound + :data:`UNVERIFIED_SUMMARIES`
+  + 1 entries, whatever their number;
 * none of them is written as itself; each is counted:
   ``livesignals_gateway_refusals_unaudited_total{limit="source"|"subject"|"unverified"}``
   (and ``livesignals_gateway_access_total`` as every denial).
@@ -47,10 +54,13 @@ WINDOW_S: Final = 60.0
 UNVERIFIED_SHARE: Final = 10
 """Callers without a valid token write at most this many times the per-caller bound of refusal entries per
 window between them all (per process)."""
+UNVERIFIED_SUMMARIES: Final = 10
+"""Summarising entries callers without a valid token write per window between them all (per process); past
+them, one aggregate entry."""
 SUMMARY_ACTION: Final = "refusals_over_limit"
-"""The audit action of a summarising entry."""
+"""The audit action of a summarising entry (and of the aggregate one)."""
 
-Admission = Literal["write", "summarise", "count"]
+Admission = Literal["write", "summarise", "aggregate", "count"]
 
 
 class WindowCounts:
@@ -106,11 +116,15 @@ class RefusalBudget(WindowCounts):
         """Verified subjects: a table only signed tokens add to (a flood of made-up names cannot fill it)."""
         self._unverified = WindowCounts(per_window * UNVERIFIED_SHARE, window_s, clock=lambda: self.clock())
         """Every caller without a valid token, together."""
+        self._summaries = WindowCounts(UNVERIFIED_SUMMARIES, window_s, clock=lambda: self.clock())
+        """Summaries written for callers without a valid token, together."""
 
     def admit(self, source: str, subject: str, verified: bool = False) -> Admission:
         """Count one refusal of the caller at ``source`` naming ``subject`` (``-``: none; ``verified``: the
         subject of a valid token, counted alone): ``write`` it, ``summarise`` (the caller just passed the bound:
-        write one entry saying so), or only ``count`` it."""
+        write one entry saying so), ``aggregate`` (one more caller without a valid token passed it, and their
+        summaries are past :data:`UNVERIFIED_SUMMARIES` this window: write the one entry saying so), or only
+        ``count`` it."""
         if verified:
             callers, counts = [("subject", subject)], self._verified.count([("subject", subject)])
         else:
@@ -125,7 +139,14 @@ class RefusalBudget(WindowCounts):
         if not over:
             return "write"
         metrics.GATEWAY_REFUSALS_UNAUDITED.labels(over[0][0]).inc()
-        return "summarise" if any(n == self.per_window + 1 for _, n in over) else "count"
+        if not any(n == self.per_window + 1 for _, n in over):
+            return "count"
+        if verified:
+            return "summarise"
+        (summaries,) = self._summaries.count([("unverified", "*")])
+        if summaries <= UNVERIFIED_SUMMARIES:
+            return "summarise"
+        return "aggregate" if summaries == UNVERIFIED_SUMMARIES + 1 else "count"
 
 
 def record_refusal(
@@ -152,6 +173,11 @@ def record_refusal(
         note = (f"more than {budget.per_window} refusals in {budget.window_s:g} s from this caller: the rest of "
                 f"the window's are counted (livesignals_gateway_refusals_unaudited_total), not written")  # fmt: skip
         audit.append(who, role, SUMMARY_ACTION, "-", False, note, **{"source": source, **refused})
+    elif admission == "aggregate":
+        note = (f"more than {UNVERIFIED_SUMMARIES} callers without a valid token passed {budget.per_window} "
+                f"refusals in {budget.window_s:g} s: the rest of the window's callers are counted "
+                f"(livesignals_gateway_refusals_unaudited_total), not summarised")  # fmt: skip
+        audit.append("*", role, SUMMARY_ACTION, "-", False, note, source="*", claimed="*")
     metrics.GATEWAY_DECISIONS.labels(action, "denied").inc()
 
 

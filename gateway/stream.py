@@ -52,7 +52,7 @@ from gateway.auth import Principal
 from gateway.catch_up import catch_up
 from gateway.problems import Problem
 from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
-from gateway.queue_audit import write_batch
+from gateway.queue_audit import audit_shown, write_batch
 from livesignals import metrics, serde
 from state import reader
 
@@ -233,14 +233,16 @@ async def _delivered(
     role: str,
     cursor: Cursor,
     item: Item,
+    sub: Subscription,
     followed: set[str],
     via_queue: set[str],
 ) -> tuple[Cursor, bytes]:
     """One entry for the connection (from the catch-up or live): a customer reached only through a followed
     queue audited once, the cursor moved past the entry, and its frame (empty: skipped)."""
     cursor_after = cursor.after(item[0], item[1])
+    queue = sub.shown_via.pop((item[0], item[1]), None)
     if item[2] not in followed and item[2] not in via_queue:  # decided in memory, written by the audit writer
-        _audit_queue_delivery(service, principal, item[2], via_queue)
+        _audit_queue_delivery(service, principal, item[2], via_queue, queue or ",".join(sorted(sub.queues)))
     return cursor_after, _safe_frame(cursor_after, item, role)
 
 
@@ -263,7 +265,7 @@ async def _events(
             yield b"event: reset\ndata: {}\n\n"
         followed, via_queue = set(sub.customers.values()), set[str]()
         for entry in backlog:
-            cursor, frame = await _delivered(service, principal, role, cursor, entry, followed, via_queue)
+            cursor, frame = await _delivered(service, principal, role, cursor, entry, sub, followed, via_queue)
             if frame:
                 yield frame
         while True:
@@ -282,7 +284,7 @@ async def _events(
                 item = await asyncio.wait_for(sub.outbox.get(), timeout=wait_s)
             except TimeoutError:  # nothing queued: every entry up to the hub's position was sent
                 if sub.queues:  # a batch of customers named past the bound, from a minute that has turned
-                    _flush_names(service, principal, True)
+                    _flush_names(service, sub.queues, True)
                 cursor, frame = _position(cursor, hub.position, b": keep-alive\n\n")
                 yield frame
                 continue
@@ -293,19 +295,20 @@ async def _events(
                 if frame:
                     yield frame
                 continue
-            cursor, frame = await _delivered(service, principal, role, cursor, item, followed, via_queue)
+            cursor, frame = await _delivered(service, principal, role, cursor, item, sub, followed, via_queue)
             if frame:
                 yield frame
     finally:
         hub.unsubscribe(sub)
         if sub.queues:
-            _flush_names(service, principal, False)
+            _flush_names(service, sub.queues, False)
 
 
-def _flush_names(service: api.Service, principal: Principal, turned_only: bool) -> None:
-    """Hand the audit writer the caller's batch of customers shown past the bound and not yet written."""
-    batch = service.queue_overflow.flush(principal.subject, turned_only)
-    write_batch(service.audit_writer, principal, batch, service.settings.gateway_queue_audited_per_min)
+def _flush_names(service: api.Service, queues: frozenset[str], turned_only: bool) -> None:
+    """Hand the audit writer the followed queues' batches of customers shown past the bound, not yet written."""
+    for queue in sorted(queues):
+        batch = service.queue_overflow.flush(queue, turned_only)
+        write_batch(service.audit_writer, queue, batch, service.settings.gateway_queue_audited_per_min)
 
 
 def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor, bytes]:
@@ -324,22 +327,17 @@ def _position(cursor: Cursor, reached: Cursor, otherwise: bytes) -> tuple[Cursor
     return moved, b"id: " + str(moved).encode() + b"\n: position\n\n"
 
 
-def _audit_queue_delivery(service: api.Service, principal: Principal, customer: str, audited: set[str]) -> None:
-    """Audit the first entry of a customer a connection receives through a followed queue (its subscription
-    named the queue, not the customer): who saw which customer stays known, once per customer and caller a
-    minute whatever the connections (``Service.queue_audited``; break-test 12d, D1: re-opened queue streams
-    wrote 36 times the audited bound). Up to ``gateway_queue_audited_per_min`` customers a minute are audited
-    one by one; beyond, they are named in batches, in bounded space (:mod:`gateway.queue_audit`; 12f, F3: the
-    rest were not named at all). The entry is always shown, and the caller's own reads never pay for its
-    queue's volume (12e, E2)."""
-    subject = principal.subject
-    if service.queue_audited.first(subject, customer):
-        if service.queue_deliveries.allow(subject):
-            service.audit_writer.record(subject, principal.role, "push", customer, None, True, "in a followed queue")
-        else:
-            metrics.GATEWAY_PUSH_OVER_RATE.inc()
-            batch = service.queue_overflow.add(subject, customer)
-            write_batch(service.audit_writer, principal, batch, service.settings.gateway_queue_audited_per_min)
+def _audit_queue_delivery(
+    service: api.Service, principal: Principal, customer: str, audited: set[str], queue: str
+) -> None:
+    """Audit the first entry of a customer a connection receives through followed ``queue`` (its subscription
+    named the queue, not the customer): who saw which customer stays known -- the customer once per queue and
+    minute, the desk in the queue's roster once a minute (:func:`gateway.queue_audit.audit_shown`; break-test
+    12h, H3: one entry per desk and customer grew with desks x customers an outsider chose). Re-opened queue
+    streams audit nothing again within the minute (12d, D1); past ``gateway_queue_audited_per_min`` customers a
+    queue and minute they are named in batches (12f, F3). The entry is always shown, and the caller's own reads
+    never pay for its queue's volume (12e, E2)."""
+    audit_shown(service, principal, queue, customer)
     audited.add(customer)
 
 

@@ -310,9 +310,10 @@ class Settings:
     entry) one caller (token subject) makes per minute and process; beyond, 429 before anything is read or
     audited, so one token cannot flush the audit trail (``MAXLEN``) with allowed reads (break-test 12c, C3)."""
     gateway_queue_audited_per_min: Annotated[int, Range(1, 1_000_000)] = 600
-    """Customers first delivered to one caller through its followed queues in a minute (per process) that
-    are audited one by one; beyond, they are still shown and audited together, one entry per caller and
-    minute (counted in ``livesignals_gateway_push_over_rate_total``). A budget of its own: who waits in a
+    """Customers first shown through one queue in a minute (per process, whatever the desks following it)
+    that are audited one by one; beyond, they are still shown and named in batches, a bounded number of
+    entries per queue and minute (counted in ``livesignals_gateway_push_over_rate_total``; break-test 12h,
+    H3: the bound was per desk, so the entries grew with desks x customers). A budget of its own: who waits in a
     queue is decided by customers (anyone who opens a web chat), so queue volume must never cost a desk its
     own reads or hide customers from it (break-test 12e, E2), nor flush the audit trail (12d, D1)."""
 

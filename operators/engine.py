@@ -200,8 +200,8 @@ class Engine:
                 continue
             if event.type == "erase":  # the customer and what it linked (operators.erasure)
                 erased = erasure.erase_all(event, state, lambda e: self._partitions_at(e, partitions), self.router,
-                                           lambda k: self.store.load([k])[k], report,
-                                           erasure.claimants_of(self.store))  # fmt: skip
+                                           lambda k: self.store.load([k])[k], report, erasure.claimants_of(self.store),
+                                           erasure.claimed_of(self.store))  # fmt: skip
                 touched.update((s.customer_key, s) for s in erased)
                 continue
             cut = erasure.cutoff(state, ledger)

@@ -84,10 +84,11 @@ class Forgets(Protocol):
         """Drop ``customer_key``."""
 
 
-def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = ()) -> list[str]:
+def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = (), claimed: Iterable[str] = ()) -> list[str]:
     """Reset ``state`` and mark it erased (see the module docstring); the identifiers to erase with it.
 
-    ``parts``: the aggregates of the partition number (every topic) whose churn due index forgets it.
+    ``parts``: the aggregates of the partition number (every topic) whose churn due index forgets it;
+    ``claimed``: the identifiers its claims index names beyond the profile's ``linked`` (break-test 12i, I1).
 
     >>> from livesignals.errors import Origin
     >>> s = CustomerState("customer_id:c1")
@@ -98,7 +99,7 @@ def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = ()) -> 
     (['device_id:d1'], 0, 5000)
     """
     key = state.customer_key
-    links = list(state.identity.get("linked", []))
+    links = list(dict.fromkeys([*claimed, *state.identity.get("linked", [])]))
     links += [f"{kind}:{value}" for kind, value in event.ids.items() if f"{kind}:{value}" != key]
     before = state.erased["at"] if state.erased else 0
     at = max(event.event_time_ms, state.identity.get("last_seen", 0), before)
@@ -133,20 +134,26 @@ def erase_all(
     load: Callable[[str], CustomerState],
     report: BatchReport,
     claimants: Claimants = lambda identifiers: {},
+    claimed: Callable[[str], list[str]] = lambda customer_key: [],
 ) -> list[CustomerState]:
     """Erase ``event``'s customer and what goes with it (:func:`plan_targets`); those this partition owns
-    are loaded by ``load`` and erased here, the others get an erase event at their owner. The states erased."""
+    are loaded by ``load`` and erased here, the others get an erase event at their owner; ``claimed`` reads a
+    customer's claims index (every identifier it claimed, not only the 32 newest it links). The states erased."""
     here = read_position(event).partition
     done: list[CustomerState] = []
     explicit = not event.event_id.startswith(CASCADE_PREFIX)
     todo, seen = [(event, state)], {state.customer_key}
+    # customers this batch already erased: their claims are not committed away yet, but they are going (break-test
+    # 12i, I7: two claimants erased in one batch each kept the shared cookie for the other, for good)
+    gone = {e.customer_key for e in report.erasures}
     root_claimant = _only_claimant(state.customer_key, claimants) if explicit else None
     while todo:
         ev, st = todo.pop()
         named = set() if ev is not event else {f"{k}:{v}" for k, v in ev.ids.items()} - {st.customer_key}
-        linked = list(st.identity.get("linked", []))
-        erase(st, ev, partitions_of(ev))
-        targets = [*sorted(named), *_not_shared(linked, seen | set(named), claimants)]
+        index = claimed(st.customer_key)  # the links past the profile's 32 newest too (break-test 12i, I1)
+        linked = list(dict.fromkeys([*index, *st.identity.get("linked", [])]))
+        erase(st, ev, partitions_of(ev), index)
+        targets = [*sorted(named), *not_shared(linked, seen | set(named) | gone, claimants)]
         if st.erased is not None:  # shared identifiers kept for their other claimants (plan: an erased claimant)
             st.erased["shared_kept"] = sorted(set(linked) - set(targets) - seen)
         if ev is event and root_claimant is not None:
@@ -180,7 +187,7 @@ def _only_claimant(identifier: str, claimants: Claimants) -> str | None:
     return erasure_owner(claimants([identifier]).get(identifier, set()) - {identifier})
 
 
-def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:
+def not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> list[str]:
     """Of the identifiers an erased customer linked, those no customer outside ``erasing`` claims.
 
     A linked identifier another customer also claims (a shared phone) is not erased with this one: the
@@ -193,7 +200,7 @@ def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> l
 
     >>> owners = {"cookie_id:k": {"customer_id:w", "device_id:outsider"}, "phone:p": {"customer_id:w",
     ...           "customer_id:bob"}}
-    >>> _not_shared(["cookie_id:k", "phone:p"], {"customer_id:w"}, lambda ids: owners)
+    >>> not_shared(["cookie_id:k", "phone:p"], {"customer_id:w"}, lambda ids: owners)
     ['cookie_id:k']
     """
     if not linked:
@@ -210,6 +217,12 @@ def _not_shared(linked: list[str], erasing: set[str], claimants: Claimants) -> l
         if still == keep:
             return keep
         keep = still
+
+
+def claimed_of(store: Any) -> Callable[[str], list[str]]:
+    """The store's claims-index reader (none for a store without a ledger, e.g. in-memory replays)."""
+    erasures = getattr(store, "erasures", None)
+    return erasures.claimed if erasures is not None else (lambda customer_key: [])
 
 
 def claimants_of(store: Any) -> Claimants:

@@ -35,10 +35,11 @@ from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
-from operators.profile360.identity import ERASED_CLAIMANT, erasure_owner
+from operators.erasure import not_shared
+from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
-from state.retention import Retention
+from state.retention import Retention, is_anonymous
 from state.secrets import deployment_secret as shared_secret
 
 SCRUB_CHUNK = 2000
@@ -120,20 +121,34 @@ class ErasureLedger:
         metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
         return {i: {_text(m) for m in row} for i, row in zip(identifiers, rows, strict=True)}
 
+    def claimed(self, customer_key: str) -> list[str]:
+        """Every identifier ``customer_key`` claimed (its claims index, :meth:`state.keys.Keys.claims`): the
+        profile keeps only the 32 newest links, the claims of older ones stay (break-test 12i, I1)."""
+        if is_anonymous(customer_key):
+            return []  # anonymous ids keep no index (state.store: only a known customer's claims are indexed)
+        members = self.client.smembers(self.keys.claims(customer_key))
+        metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
+        return sorted(_text(m) for m in members)
+
     def plan(self, state: CustomerState) -> list[tuple[Any, ...]]:
         """The writes that erase ``state``'s customer (``state.erased`` is set), in order: ledger first."""
         erased = state.erased or {}
         key, k = state.customer_key, self.keys
         ttl = self.retention.erasure_ledger_ttl_s or None
         ops: list[tuple[Any, ...]] = [("set", self.ledger_key(key), str(erased.get("at", 0)), ttl)]
-        # the key's claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
-        # drops an empty set) when its last claimant is erased -- never while a claimant stays
-        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key))]
-        ops += [("srem", k.owners(link), key) for link in erased.get("links", [])]
+        # the key's own claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
+        # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
+        ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.claims(key))]
+        kept = set(erased.get("shared_kept", []))
+        ops += [("srem", k.owners(link), key) for link in erased.get("links", []) if link in kept]
+        # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
+        # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
+        # happens on it afterwards starts unlinked
+        ops += [("delete", k.owners(link)) for link in erased.get("links", []) if link not in kept]
         # a shared identifier kept for its other claimants keeps an erased claimant in this one's place: it stays
-        # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1)
-        tombstone = f"{ERASED_CLAIMANT}{self.subject(key)[:16]}"
-        ops += [("sadd", k.owners(link), tombstone) for link in erased.get("shared_kept", [])]
+        # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1); one
+        # for all erased customers, naming none of them (12i, I2 and I5)
+        ops += [("sadd", k.owners(link), TOMBSTONE) for link in sorted(kept)]
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",
@@ -207,12 +222,16 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
     """
     doc = _one(client, keys, customer_key)
     linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
+    linked = list(dict.fromkeys([*ledger.claimed(customer_key), *linked]))  # older links too (12i, I1)
     claims = ledger.claimants(linked)
     # a linked identifier's own profile and timeline are this customer's only when no other customer (erased
     # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the
     # link is reported; an anonymous identifier's claim makes nothing shared, as at erasure (12h H6)
     mine = {customer_key, *linked}
-    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine]
+    # ... and only what the erasure would take with it too: an identifier shared *through* another one this
+    # customer linked (a cookie a family tablet claims, the tablet Bob claims too) is not exported (12i, I4)
+    erased_with = set(not_shared(linked, {customer_key}, lambda ids: claims))
+    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine and i in erased_with]
     doc["linked"] = {i: _one(client, keys, i) if i in own else {"customer": i, "shared": True} for i in linked}
     everyone = {customer_key, *own}
     doc["flags_stream"] = [

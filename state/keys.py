@@ -31,6 +31,9 @@ key                                type    holds                                
                                                                                              last new claim
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
+``ls:{<cust>}:claims``             set     every identifier a known customer claimed (its    one member per claim;
+                                           erasure reaches them all, not only the 32 newest  no TTL; deleted by
+                                           links; break-test 12i, I1)                        the erasure
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
                                            epoch that last wrote the profile (Redis Cluster  Cluster only;
                                            only: a stale engine's profile write is refused)  anonymous: as its
@@ -201,6 +204,11 @@ class Keys:
     def owners(self, identifier: str) -> str:
         """Customers that claimed ``identifier`` (``kind:value``); same slot as its own profile."""
         return f"{self.tag(identifier)}:owners"
+
+    def claims(self, customer_key: str) -> str:
+        """Every identifier a known customer claimed (set), in the customer's slot: the erasure and the export
+        reach them all, not only the profile's 32 newest links (break-test 12i, I1)."""
+        return f"{self.tag(customer_key)}:claims"
 
     def writer(self, customer_key: str) -> str:
         """``<p>|<epoch>`` of the engine that last wrote the customer's profile (Redis Cluster)."""

@@ -33,6 +33,7 @@ from state.desk_reads import (
     read_timeline,
 )
 from state.keys import Keys
+from state.linked_marks import mark_touches, own_reasons_first
 from state.models_store import RedisModelLog
 
 
@@ -142,6 +143,8 @@ def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slot
         if shared:
             loaded.shared.append(identifier)
             continue
+        if loaded.customer.encode() not in owners and loaded.customer not in owners:
+            continue  # its claim is gone (erased with its customer): a link no more (break-test 12h, H7)
         loaded.linked.append((identifier, other if profile else None, entries[0] if entries else []))
     return loaded
 
@@ -209,13 +212,18 @@ def view_360(
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     state = loaded.state
     merged: dict[str, list[bytes]] = {}
-    seen = {serde.dumps(r) for r in views.why_now(state, now_ms)} if loaded.linked else set()
+    own = views.why_now(state, now_ms) if loaded.linked else []  # the customer's own reasons come first (12h, H4)
+    own_keys = {serde.dumps(r) for r in own}
+    seen = set(own_keys)
     origin: dict[bytes, str] = {}  # a reason first found after merging a linked identifier -> its kind (12g, G1)
+    own_ids = {k: set(v) for k, v in state.identity.get("ids", {}).items()}
     for identifier, other, entries in loaded.linked:
         if other is not None:
             kind = identifier.partition(":")[0]
             merge_linked(state, other)
-            _mark_touches(state, other, kind)
+            mark_touches(state, other, kind)
+            if state.activity.get("cart") is not None and state.activity.get("cart") is other.activity.get("cart"):
+                state.activity["cart"] = {**other.activity["cart"], "via": kind}  # the cart it took (12h, H8)
             for reason in views.why_now(state, now_ms):
                 key = serde.dumps(reason)
                 if key not in seen:
@@ -224,15 +232,16 @@ def view_360(
         merged[identifier] = entries
     docs = _merge_timelines(loaded.entries, merged, timeline)
     present = views.present(state, now_ms, channel)
-    for reason in present["reasons"] if origin else ():  # why now too says where it came from
-        came = origin.get(serde.dumps(reason))
-        if came is not None:
-            reason["via"] = came
+    if loaded.linked:  # linked data only adds reasons, marked: it never removes the customer's own (12h, H4)
+        own_reasons_first(present, own, own_keys, origin)
+    shown = dict(state.identity)
+    via_ids = {k: [i for i in v if i not in own_ids.get(k, ())] for k, v in state.identity.get("ids", {}).items()}
+    shown["ids_via"] = {k: v for k, v in via_ids.items() if v}  # identifiers only a linked profile named (12h, H8)
     return {
         "customer": loaded.customer,
         "known": loaded.known,
         "as_of": now_ms,
-        "identity": {**state.identity, "merged": sorted(merged), "shared_identifiers": loaded.shared},
+        "identity": {**shown, "merged": sorted(merged), "shared_identifiers": loaded.shared},
         "relationships": state.relationships,
         "activity": state.activity,
         "history": state.history,
@@ -246,14 +255,6 @@ def view_360(
         "windows": state.windows.summary(now_ms),
         "timeline": docs,
     }  # fmt: skip
-
-
-def _mark_touches(state: CustomerState, other: CustomerState, kind: str) -> None:
-    """Mark the channel touches the merge took from ``other`` (a linked identifier of ``kind``)."""
-    touches, theirs = state.history.get("touch", {}), other.history.get("touch", {})
-    for channel, touch in list(touches.items()):
-        if touch is theirs.get(channel):
-            touches[channel] = {**touch, "via": kind}
 
 
 def next_best_actions(loaded: Loaded) -> dict[str, Any] | None:

@@ -348,6 +348,8 @@ class ProfileStore:
             ops += self._append_timeline(state)
         claim_ttl, known = self.retention.identity_claim_ttl_s, int(not is_anonymous(key))
         ops += [("claim", self.keys.owners(identifier), key, claim_ttl, known) for identifier in state.new_links]
+        if known and state.new_links:  # every identifier a customer claimed, for its erasure (12i, I1)
+            ops.append(("sadd", self.keys.claims(key), *state.new_links))
         ops += self._updates(state)
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
         if is_anonymous(key):  # an idle anonymous id expires (state.retention)

@@ -40,7 +40,9 @@ async function openCustomer(key) {
 
 // The context carried, readable at a glance: "chat on chat about billing, escalated, 3 min ago".
 function contextText(ctx) {
-  const parts = [(ctx.type || "contact") + (ctx.channel ? " on " + ctx.channel : "") + (ctx.topic ? " about " + ctx.topic : "")];
+  const type = ctx.type || "contact";  // "chat on chat" when the type names the channel (break-test 12h, H8)
+  const on = ctx.channel && ctx.channel !== type ? " on " + ctx.channel : "";
+  const parts = [type + on + (ctx.topic ? " about " + ctx.topic : "")];
   if (ctx.outcome) parts.push(ctx.outcome);
   if (ctx.minutes_ago !== undefined && ctx.minutes_ago !== null) parts.push(ctx.minutes_ago + " min ago");
   return parts.join(", ");
@@ -50,7 +52,10 @@ function render(doc) {
   $("card").hidden = false;
   const attrs = (doc.identity && doc.identity.attributes) || {};
   $("who-name").textContent = attrs.name || doc.customer;
-  const ids = Object.entries((doc.identity && doc.identity.ids) || {}).map(([k, v]) => k + ": " + v.join(", "));
+  const viaIds = (doc.identity && doc.identity.ids_via) || {};  // named only by a linked profile (break-test 12h, H8)
+  const idText = (k, x) => ((viaIds[k] || []).includes(x) ? x + " (via linked identifier, not identified)" : x);
+  const ids = Object.entries((doc.identity && doc.identity.ids) || {})
+    .map(([k, v]) => k + ": " + v.map((x) => idText(k, x)).join(", "));
   $("who-ids").textContent = ids.join(" · ") + " · " + (doc.access ? doc.access.why : "");
   showMood(doc.future && doc.future.mood);
   const present = doc.present || {};

@@ -40,9 +40,13 @@ def links(ids: dict[str, str]) -> list[str]:
 
 
 ERASED_CLAIMANT = "erased:"
-"""Prefix of the claimant an erasure leaves in a shared identifier's claim set, in the erased customer's place
-(``erased:<keyed subject hash>``): the identifier stays shared, merged into nobody's 360, so the erased customer's
-activity on it never joins the other claimant's (break-test 12g, H1)."""
+"""Prefix of the claimant an erasure leaves in a shared identifier's claim set, in the erased customer's place:
+the identifier stays shared, merged into nobody's 360, so the erased customer's activity on it never joins the
+other claimant's (break-test 12g, H1)."""
+TOMBSTONE = ERASED_CLAIMANT + "*"
+"""That claimant: one for every erased customer, so it names nobody (break-test 12i, I2: a per-customer hash
+tied the ledger's subject to the identifier in clear) and a claim set holds at most one (12i, I5: one per erased
+customer grew without bound). It goes with the identifier's last customer claimant (:mod:`state.erasure`)."""
 
 
 def is_shared(owners: set[str] | set[bytes]) -> bool:

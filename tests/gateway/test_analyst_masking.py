@@ -174,3 +174,20 @@ def test_a_lang_shaped_name_and_a_fully_percent_encoded_email_in_an_id_are_maske
     r = client.get("/v1/customers/u8?timeline=50", headers=ANALYST)
     assert r.status_code == 200, r.text
     assert "zoe" not in r.text and "Smith" not in r.text, r.text
+
+
+def test_a_customer_id_with_seven_digits_or_more_is_shown_whole_to_analysts(world, client):
+    """Break-test 12i, I6: ``customer_id`` went through the phone-number scan of ids, so every demo customer
+    (``c0000394``) read ``c***`` and a numeric account number ``***``: analysts could not tell customers apart.
+    A customer id is shown whole now, but for an e-mail address or a ``+``-prefixed phone number inside it."""
+    t = now_ms() - 20_000
+    world.apply(
+        event("web_event", "c0000394", t, event_id="cid1", action="login"),
+        event("web_event", "48213377", t + 1, event_id="cid2", action="login"),
+        event("web_event", "+447700900456", t + 2, event_id="cid3", action="login"),
+    )
+    for cid in ("c0000394", "48213377"):
+        doc = client.get(f"/v1/customers/{cid}", headers=ANALYST).json()
+        assert doc["customer"] == f"customer_id:{cid}" and doc["identity"]["ids"]["customer_id"] == [cid], doc
+    doc = client.get("/v1/customers/customer_id:%2B447700900456", headers=ANALYST).json()
+    assert "900456" not in str(doc) and doc["customer"] == "customer_id:***", doc.get("customer")

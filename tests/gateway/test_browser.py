@@ -54,6 +54,7 @@ def test_the_agent_card_live(kafka_settings, redis_client, browser):
         assert "token" not in browser.current_url  # the token left the address bar
         context = browser.find_element(By.ID, "context").text
         assert context.startswith("Context carried: chat") and "{" not in context, context  # words, not JSON (12g G4)
+        assert "chat on chat" not in context, context  # the channel once (break-test 12h, H8)
         wait.until(ec.text_to_be_present_in_element((By.ID, "live"), "live"))
         browser.execute_script("window.notReloaded = true")
         t = now_ms() - 5_000

@@ -11,7 +11,7 @@ import httpx
 from prometheus_client import REGISTRY
 
 from gateway import positions
-from tests.gateway.conftest import LiveServer, NullProducer, now_ms
+from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token
 from tests.gateway.test_push import A1, add_flag, flags_of, follow
 from tests.helpers import event
 
@@ -162,7 +162,8 @@ def test_queue_deliveries_are_audited_off_the_delivery_path_in_batches(world, mo
         conn.close()
     assert len(flags_of(got)) == 30
     assert hops == [], hops  # no thread hop per frame
-    assert {name for name, _ in writes} == {"audit-writer"} and sum(n for _, n in writes) == 30, writes
+    # 30 customers and the desk's roster entry for the queue (break-test 12h, H3)
+    assert {name for name, _ in writes} == {"audit-writer"} and sum(n for _, n in writes) == 30 + 1, writes
 
 
 def test_a_full_pair_table_does_not_lift_the_bound_on_queue_entries(world, client):
@@ -183,8 +184,8 @@ def test_a_full_pair_table_does_not_lift_the_bound_on_queue_entries(world, clien
     for d in range(10):
         desk = Principal(f"desk{d}", "agent", ("billing",), 2**31)
         for c in range(2_000):
-            stream._audit_queue_delivery(service, desk, f"customer_id:k{c}", set())
-        stream._flush_names(service, desk, False)
+            stream._audit_queue_delivery(service, desk, f"customer_id:k{c}", set(), "billing")
+        stream._flush_names(service, frozenset({"billing"}), False)
     bound = 2 * (per_min + MAX_BATCHES + 1)  # a minute's bound, twice if a minute turned during the test
     assert max(handed.count(f"desk{d}") for d in range(10)) <= bound  # the old code: 2,000 each
 
@@ -203,3 +204,54 @@ def test_queue_deliveries_never_evict_the_trails_denials(world):
     assert world.client.xrange(trail, min=denial, max=denial), "the denial was evicted"
     assert not [f for _, f in world.client.xrange(trail) if f.get(b"action") == b"push"]
     assert _pushes(world) > 0  # in their own stream
+
+
+def test_queue_entries_grow_with_the_customers_not_with_desks_times_customers(world, client):
+    """Break-test 12h, H3: each desk following a queue wrote its own entry per customer shown, so
+    ``<prefix>:audit:queues`` grew with desks x customers (outsiders choose the customers: at 1,000 desks it
+    covered under 2 minutes). Now one entry per queue, customer and minute, and one roster entry per desk and
+    minute; who was shown customer X through queue Q stays answerable."""
+    from gateway import stream
+    from gateway.auth import Principal
+    from gateway.queue_audit import MAX_BATCHES
+
+    service = client.app.state.service
+    handed: list[tuple[str, str, str, dict]] = []
+    service.audit_writer.record = lambda who, role, action, asked, *a, **kw: handed.append((who, action, asked, kw))
+    desks, customers = 40, 300
+    for d in range(desks):
+        desk = Principal(f"desk{d}", "agent", ("billing", "retention"), 2**31)
+        for c in range(customers):
+            stream._audit_queue_delivery(service, desk, f"customer_id:k{c}", set(), "billing")
+        stream._audit_queue_delivery(service, desk, "customer_id:r1", set(), "retention")
+        stream._flush_names(service, frozenset({"billing", "retention"}), False)
+    pushes = [h for h in handed if h[1] == "push"]
+    roster = [h for h in handed if h[1] == "queue_follow"]
+    per_min = world.settings.gateway_queue_audited_per_min
+    # twice if a minute turned during the test; the old code: desks x customers (12,040)
+    assert len(pushes) <= 2 * (min(customers, per_min) + 1 + MAX_BATCHES + 1), len(pushes)
+    assert len(roster) <= 2 * 2 * desks, len(roster)
+    assert {(h[2], h[3]["queue"]) for h in pushes if h[2] == "customer_id:r1"} == {
+        ("customer_id:r1", "queue:retention")
+    }
+    shown_k7 = {h[3]["queue"] for h in pushes if h[2] == "customer_id:k7"}
+    assert shown_k7 == {"queue:billing"}
+    assert {h[0] for h in roster if h[2] == "queue:billing"} == {f"desk{d}" for d in range(desks)}
+
+
+def test_a_desk_following_two_queues_is_audited_under_the_queue_that_showed_the_customer(world):
+    """The customer entry names the queue the customer waits in, not every queue the desk follows."""
+    start = _queue_flags(world, 3)
+    with LiveServer(world.settings, world.client, NullProducer()) as server:
+        two = bearer(token("a1", queues=("billing", "retention")))
+        conn = follow(server, queues=("billing", "retention"), last_id=start, headers=two)
+        assert conn.status == 200
+        assert len(flags_of(conn.wait_for(3, timeout=10.0))) == 3
+        add_flag(world, "customer_id:live1", "f", 0, contacts=[["chat", None, "billing", now_ms()]])
+        assert len(flags_of(conn.wait_for(4, timeout=10.0))) == 4  # the three replayed and the live one
+        conn.close()
+        audit = server.app.state.service.audit_writer.audit
+    rows = [{k.decode(): v.decode() for k, v in f.items()} for _, f in world.client.xrange(audit.key)]
+    pushes = [r for r in rows if r["action"] == "push"]
+    assert len(pushes) == 4 and {r["queue"] for r in pushes} == {"queue:billing"}, pushes
+    assert [r["who"] for r in rows if r["action"] == "queue_follow"] == ["a1"]

@@ -228,3 +228,33 @@ def test_rotating_addresses_without_a_token_is_bounded_too(world, app, clock):
     a1 = bearer(token("a1", queues=("billing",)))  # a verified caller is not held back by them
     assert caller(app, "10.6.0.1").get("/v1/customers/c3", headers=a1).status_code == 403
     assert audit(world)[-1]["who"] == "a1"
+
+
+def test_made_up_subjects_write_a_bounded_number_of_summaries_a_minute(world, app, clock):
+    """Break-test 12h, H2: forged tokens naming a new subject every LIMIT + 1 requests each wrote one
+    ``refusals_over_limit`` summary, outside the shared bound: the trail grew with the request rate. Callers
+    without a valid token now write at most UNVERIFIED_SUMMARIES summaries a minute between them, then one
+    aggregate entry; a verified caller's denial and its own summary are still written."""
+    from gateway.refusals import UNVERIFIED_SHARE, UNVERIFIED_SUMMARIES
+
+    c = caller(app, "10.7.0.1")
+    subjects = 3 * UNVERIFIED_SUMMARIES
+    for s in range(subjects):
+        forged = bearer(expired_token(f"fake-{s}"))
+        for _ in range(LIMIT + 1):
+            assert c.get("/v1/customers/c1", headers=forged).status_code == 401
+    entries = audit(world)
+    summaries = [e for e in entries if e["action"] == SUMMARY_ACTION]
+    assert len(summaries) == UNVERIFIED_SUMMARIES + 1, len(summaries)
+    assert summaries[-1]["who"] == "*" and summaries[-1]["source"] == "*"
+    assert len(entries) <= UNVERIFIED_SHARE * LIMIT + UNVERIFIED_SUMMARIES + 1
+    a1 = bearer(token("a1", queues=("billing",)))  # a real denial of a verified caller is still recorded
+    assert c.get("/v1/customers/c3", headers=a1).status_code == 403
+    assert audit(world)[-1]["who"] == "a1" and audit(world)[-1]["allowed"] == "0"
+    for i in range(LIMIT + 1):  # and a verified caller's summary is not held back by theirs
+        assert c.get(f"/v1/customers/nokind:x{i}", headers=a1).status_code == 400
+    assert [e for e in audit(world) if e["action"] == SUMMARY_ACTION][-1]["who"] == "a1"
+    clock.now += 60  # the next minute: summaries again
+    for _ in range(LIMIT + 1):
+        c.get("/v1/customers/c1", headers=bearer(expired_token("fake-next")))
+    assert [e for e in audit(world) if e["action"] == SUMMARY_ACTION][-1]["claimed"] == "fake-next"

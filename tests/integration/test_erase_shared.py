@@ -162,8 +162,9 @@ def test_erasing_one_claimant_of_a_shared_phone_leaves_the_other_whole(erase_set
     erase = {**event("erase", "c-alice", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-alice"}
     report = engine.process(messages([erase], 0, 3))
     assert {e.customer_key for e in report.erasures} == {"customer_id:c-alice", "email:alice.sh@example.org"}
-    tombstone = f"erased:{ProfileStore(client, keys).erasures.subject('customer_id:c-alice')[:16]}".encode()
-    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob", tombstone}
+    # one erased claimant for all, naming nobody (break-test 12i, I2: a hash prefix tied Alice's ledger subject
+    # to the phone number in clear)
+    assert client.smembers(keys.owners(PHONE)) == {b"customer_id:c-bob", b"erased:*"}
     assert client.exists(keys.profile(PHONE)) and client.exists(keys.profile("customer_id:c-bob"))
     assert ProfileStore(client, keys).erasures.cutoffs([PHONE, "customer_id:c-alice"]).keys() == {"customer_id:c-alice"}
     assert occurrences(everything(client, s), ("Secretalice", "alice.sh", "c-alice")) == {}
@@ -372,3 +373,126 @@ def test_the_cli_spells_the_identifier_as_the_engine_and_says_when_nothing_was_f
     assert (b"customer_id:c-cli", {"customer_id": "c-cli", "email": mail}) in [(k, e["customer"]) for k, e in events]
     with pytest.raises(ValueError, match="U\\+200B"):
         request_erase(s, "email:a\u200b@b.c")
+
+
+def test_the_erasure_reaches_identifiers_that_fell_out_of_the_linked_list(erase_settings):
+    """Break-test 12i, I1: ``linked`` keeps the 32 newest identifiers, but the claims the older ones made stay.
+    The erasure knew only ``linked``: after 33 logins with new cookies, the e-mail and the first cookie (with
+    its browsing) outlived the erasure, still claimed by -- and resolving to -- the erased customer. The links
+    every identifier a customer claims is indexed (``ls:{customer_id:c}:claims``), and the erasure and the
+    export reach them all."""
+    from operators.profile360.update import MAX_LINKED
+
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    first = {"customer_id": "tri3", "cookie_id": "ck0-tri3", "email": "zq-tri3@example.org"}
+    steps = [
+        (event("web_event", t=T0, action="page_view", url="https://shop/zq-before"), {"cookie_id": "ck0-tri3"}),
+        (event("web_event", t=T0 + MIN, action="login"), first),
+        (event("web_event", t=T0 + 2 * MIN, action="search", url="https://shop/search?q=zq-after"),
+         {"cookie_id": "ck0-tri3"}),
+        *[(event("web_event", t=T0 + (3 + i) * MIN, action="login"), {"customer_id": "tri3", "cookie_id": f"ck{i + 1}"})
+          for i in range(MAX_LINKED + 1)],
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"tri3-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    profile = reader.read_360(client, keys, "customer_id:tri3")
+    assert "email:zq-tri3@example.org" not in profile["identity"]["linked"]  # fell out of the 32 newest
+    doc = export(client, keys, "customer_id:tri3", ProfileStore(client, keys).erasures)
+    assert "zq-before" in str(doc["linked"]["cookie_id:ck0-tri3"])  # the export reaches it too
+    erase = {**event("erase", "tri3", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-tri3"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, _, s)
+    assert not client.exists(keys.owners("email:zq-tri3@example.org"), keys.owners("cookie_id:ck0-tri3"))
+    assert not client.exists(keys.profile("cookie_id:ck0-tri3"), keys.timeline("cookie_id:ck0-tri3"))
+    assert occurrences(everything(client, s), ("zq-before", "zq-after", "zq-tri3", "customer_id:tri3")) == {}
+    assert not client.exists(keys.claims("customer_id:tri3"))  # the index goes with its customer
+
+
+def test_after_the_erasure_an_outsiders_device_no_longer_merges_the_cookie(erase_settings):
+    """Break-test 12h, H7: the cookie erased with its customer kept the outsider device's claim on it, so the
+    person's later browsing in that browser joined the outsider's device card. An identifier erased with its
+    customer now loses every claim, and a 360 merges a linked identifier only while its claim on it stands."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    journey_ = browsing_then_login("ck-h7", "w7", outsider=("app_event", "open", {"device_id": "dev-h7"}))
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ck-h7")) == {b"customer_id:w7", b"device_id:dev-h7"}
+    erase = {**event("erase", "w7", T0 + 10 * MIN, channel="backoffice"), "event_id": "erase-w7"}
+    engine.process(messages([erase], 0, len(journey_)))
+    assert not client.exists(keys.owners("cookie_id:ck-h7"))
+    later = {**event("web_event", t=T0 + 20 * MIN, action="search", url="https://shop/search?q=zq-later"),
+             "customer": {"cookie_id": "ck-h7"}, "event_id": "ck-h7-later"}  # fmt: skip
+    engine.process(messages([later], 0, len(journey_) + 1))
+    device = reader.read_360(client, keys, "device_id:dev-h7", timeline=50)
+    assert "zq-later" not in str(device) and device["identity"]["merged"] == [], device["identity"]
+
+
+def test_the_erased_claimant_goes_with_the_last_customer_claimant(erase_settings):
+    """Break-test 12i, I2: after Alice and Bob were both erased, the family phone's claim set stayed for good,
+    the number in clear in its name, beside Alice's erased claimant. It now goes with its last customer."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    for i, who in enumerate(("c-alice", "c-bob")):
+        erase = {**event("erase", who, T0 + (10 + i) * MIN, channel="backoffice"), "event_id": f"erase-{who}"}
+        engine.process(messages([erase], 0, 3 + i))
+        drain(engine, _, s)
+    assert not client.exists(keys.owners(PHONE)), client.smembers(keys.owners(PHONE))
+    assert occurrences(everything(client, s), (PHONE.partition(":")[2],)) == {}
+
+
+def test_two_claimants_erased_in_one_batch_take_their_shared_phone_with_them(erase_settings):
+    """Break-test 12i, I7: each erase read the claim sets before the batch committed, so Alice's and Bob's erases
+    in one batch each kept the family phone for the other: its profile and timeline outlived both, claimed by
+    erased claimants only, for good. An erase now counts the customers its batch already erased as going."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    engine.process(messages(family(T0), 0, 0))
+    both = [{**event("erase", who, T0 + 10 * MIN, channel="backoffice"), "event_id": f"erase-{who}"}
+            for who in ("c-alice", "c-bob")]  # fmt: skip
+    report = engine.process(messages(both, 0, 3))
+    drain(engine, _, s)
+    assert PHONE in {e.customer_key for e in report.erasures}
+    assert not client.exists(keys.owners(PHONE), keys.profile(PHONE), keys.timeline(PHONE))
+    assert occurrences(everything(client, s), ("Secretalice", "Secretbob", PHONE.partition(":")[2])) == {}
+
+
+def test_the_cli_says_shared_only_by_the_rule_it_erased_with(kafka_settings):
+    """Break-test 12i, I3: ``livesignals erase phone:...`` erased the phone's one customer (12h H5) but still
+    printed "shared by 2 customers ... the customers stay", counting an e-mail typed beside the phone."""
+    s = kafka_settings.replace(models_enabled=False)
+    engine, _ = engine_for(s)
+    phone = "+447700976740"
+    steps = [
+        ({"customer_id": "c-i3", "phone": phone}, "i3-0"),
+        ({"email": "outsider-i3@example.net", "phone": phone}, "i3-1"),
+    ]
+    engine.process(messages([{**event("app_event", t=T0 + i, action="open"), "customer": who, "event_id": eid}
+                             for i, (who, eid) in enumerate(steps)], 0, 0))  # fmt: skip
+    asked = request_erase(s, f"phone:{phone}")
+    assert asked["erasing"] == ["customer_id:c-i3"] and asked["shared_with"] == [] and "note" not in asked, asked
+
+
+def test_the_export_leaves_out_what_is_shared_through_another_identifier(erase_settings):
+    """Break-test 12i, I4: the export judged each identifier alone, the erasure transitively: a cookie claimed by
+    Alice and by the family tablet (which Bob claims too) went into Alice's export with Bob's anonymous browsing,
+    while her erasure keeps it as not hers alone. The export now also asks the erasure's rule."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, _ = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("app_event", t=T0, action="login"), {"customer_id": "ea-i4", "device_id": "dv-i4"}),
+        (event("app_event", t=T0 + MIN, action="login"), {"customer_id": "eb-i4", "device_id": "dv-i4"}),
+        (event("web_event", t=T0 + 2 * MIN, action="page_view", url="https://shop/x"), {"device_id": "dv-i4", "cookie_id": "ck-i4"}),
+        (event("web_event", t=T0 + 3 * MIN, action="login"), {"customer_id": "ea-i4", "cookie_id": "ck-i4"}),
+        (event("web_event", t=T0 + 4 * MIN, action="search", url="https://shop/search?q=zq-bob-i4"), {"cookie_id": "ck-i4"}),
+    ]  # fmt: skip
+    engine.process(messages([{**e, "customer": who, "event_id": f"i4-{i}"} for i, (e, who) in enumerate(steps)], 0, 0))
+    doc = export(client, keys, "customer_id:ea-i4", ProfileStore(client, keys).erasures)
+    assert doc["linked"]["cookie_id:ck-i4"] == {"customer": "cookie_id:ck-i4", "shared": True}, doc["linked"]
+    assert "zq-bob-i4" not in str(doc)
