@@ -125,8 +125,11 @@ class Engine:
             max_age_ms=settings.trigger_max_age_s * 1000,
         )  # fmt: skip
 
-    def process(self, messages: list[RawMessage]) -> BatchReport:
-        """Process one batch end to end (see the module docstring for the order)."""
+    def process(self, messages: list[RawMessage], publish: bool = True) -> BatchReport:
+        """Process one batch end to end (see the module docstring for the order).
+
+        ``publish=False``: a replay of events whose outputs Kafka already confirmed (after a STATE LOSS,
+        below the offsets committed before): state is rebuilt, nothing is published again."""
         marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, publish, commit
         report = BatchReport(messages=len(messages))
         self._batch += 1  # undo records replay events of their own batch only (CustomerState.undo_record)
@@ -143,7 +146,10 @@ class Engine:
             touched += sweep_silent(self._view, self.store, self.scoring, partitions, report,
                                     {s.customer_key: s for s in touched}, next_offsets(messages))  # fmt: skip
         marks.append(time.perf_counter())
-        self.publisher.publish(out_records(self.settings, self.store, report))
+        if publish:
+            self.publisher.publish(out_records(self.settings, self.store, report))
+        else:
+            metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
         if self.models_enabled:
             self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped
         marks.append(time.perf_counter())
