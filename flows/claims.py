@@ -94,8 +94,6 @@ class KafkaClaimer:
             log.info("claimed partition %d (epoch %s), replaying from %s", partition, held.epoch, held.replay_from)
             return held
         group = self.kafka_retry.run(lambda: self._committed(partition))
-        held.mark_published(held.offsets)  # committed (to Redis, then the group): their outputs were confirmed
-        held.mark_published(group)
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k
         }  # fmt: skip

@@ -275,8 +275,9 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         try:
             held = self.ownership.claim(partition)
             starts = held.replay_from or self.claimer.resolve_loss(partition, held.offsets, str(exc))
-            if old is not None:
-                held.mark_published(old.offsets)  # this engine committed them: their outputs were confirmed
+            if old is not None:  # committed by this process, on this log: their outputs were confirmed
+                held.mark_published(old.offsets)
+                held.mark_published(old.published or {})  # a loss during the replay of an earlier one
         except StateNotRebuildable as stop:
             exit_now(EXIT_STATE_LOST, f"STATE LOST, stopping: {stop}")
         except Fenced as fenced:

@@ -157,9 +157,11 @@ class Claim:
     :func:`flows.log_reset.fingerprint`): a claim reads it again to tell a log reset."""
     """Redis Cluster: markers of the masters whose applied watermark was behind at the claim (rolled back)."""
     published: dict[str, int] | None = None
-    """Per topic: offsets below which every event's outputs were already confirmed by Kafka (committed before,
-    to Redis and the consumer group): a replay below them rebuilds state and publishes nothing
-    (:meth:`mark_published`; ``republish_replays``)."""
+    """Per topic: offsets below which every event's outputs were already confirmed by Kafka (this process
+    committed them before a STATE LOSS): a replay below them rebuilds state and publishes nothing
+    (:meth:`mark_published`; ``republish_replays``). Never taken from the consumer group or Redis at a claim:
+    after a log reset and a fresh ``key_prefix`` the group's offsets belong to the old log, and the new log's
+    outputs below them would never be published."""
 
     def mark_published(self, offsets: Mapping[str, int | None]) -> None:
         """Raise :attr:`published` to ``offsets`` (committed offsets: what a replay need not publish again).
