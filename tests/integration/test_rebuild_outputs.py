@@ -5,7 +5,9 @@ events below the offsets committed before the loss had their outputs (flags,
 triggers, decisions, reroutes, dead letters) confirmed by Kafka before that
 commit, so the replay rebuilds state only, up to there (``republish_replays``
 off, the default). Before, every one was published again: consumers saw each id
-twice, and the reroutes came back through the repartition topic once more.
+twice, and the reroutes came back through the repartition topic once more. Nor
+does it write their flags and updates to the desks' streams again, which pushed
+them live as new (break-test 10g, C1).
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def aggregates_as_read(settings) -> dict[bytes, Any]:
     return out
 
 
+def streams(settings) -> tuple[int, int]:
+    """Entries in the desks' flags stream and updates stream (every entry written was also pushed live)."""
+    client, keys = connect(settings), Keys(settings.key_prefix)
+    return client.xlen(keys.flags_stream), client.xlen(keys.updates_stream)
+
+
 def wait_settled(settings, timeout_s: float = 120.0) -> None:
     """Until the repartition topic is committed to its end too (the reroutes are applied)."""
     deadline = time.monotonic() + timeout_s
@@ -101,6 +109,8 @@ def test_a_rebuild_publishes_no_output_again_and_rebuilds_the_same_state(kafka_s
         wait_for(s, N, [engine])
         wait_settled(s)  # drained: every output confirmed and committed
         before, kpis, published = events_per_customer(s), aggregates_as_read(s), outputs(s)
+        streamed = streams(s)
+        assert all(streamed), "flags and updates in the desks' streams"
         assert sum(before.values()) == N and len(kpis) == 8  # 4 partitions x (input, repartition)
         assert published[s.flags_topic] and published[s.repartition_topic], "flags and reroutes to compare"
         assert all(n == 1 for ids in published.values() for n in ids.values() if ids)
@@ -113,12 +123,15 @@ def test_a_rebuild_publishes_no_output_again_and_rebuilds_the_same_state(kafka_s
         assert (metric(s.metrics_port, 'livesignals_state_loss_total{action="rebuilt"}') or 0) >= 1
         again = outputs(s)
         skipped = metric(s.metrics_port, "livesignals_replay_not_republished_total") or 0
-        if republish:  # as before session 15: every output once more
+        if republish:  # as before session 15: every output once more, and the desks' streams written again
             assert again[s.flags_topic] == published[s.flags_topic] + published[s.flags_topic]
             assert skipped == 0
+            flagged, updated = streams(s)  # updates: one per batch that changed a mood or decision (batching differs)
+            assert flagged == streamed[0] and updated > 0
         else:
             assert again == published
             assert skipped >= N
+            assert streams(s) == (0, 0), "nothing written or pushed to the desks again (break-test 10g, C1)"
         assert engine.poll() is None
     finally:
         stop_process(engine)
