@@ -272,6 +272,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         self._keep_secret()
         if self.ownership is None or self.claimer is None:
             raise exc
+        old = self.ownership.get(partition)
         try:
             held = self.ownership.claim(partition)
             starts = held.replay_from or self.claimer.resolve_loss(partition, held.offsets, str(exc))
