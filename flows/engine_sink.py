@@ -165,7 +165,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
                 verify = getattr(self.engine.store, "verify", None)
                 if verify is not None:
                     verify(partition)  # owned, and Redis still holds our state: else no output goes out
-                self.engine.process(messages)
+                self._process(partition, messages)
                 break
             except Fenced as exc:
                 self._fenced(exc)
@@ -197,6 +197,21 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
         STARTUP.committed()
+
+    def _process(self, partition: int, messages: list[RawMessage]) -> None:
+        """Process a batch; after a STATE LOSS, the replayed events whose outputs Kafka already confirmed
+        (below the offsets committed before: :attr:`state.ownership.Claim.published`) rebuild state only, and
+        are processed first, apart (``republish_replays`` on: every event publishes, as before)."""
+        held = self.ownership.get(partition) if self.ownership is not None else None
+        if held is None or held.published is None or self.settings.republish_replays:
+            self.engine.process(messages)
+            return
+        fresh = [m for m in messages if held.unpublished(m.origin.topic, m.origin.offset)]
+        if len(fresh) < len(messages):
+            fresh_ids = {id(m) for m in fresh}
+            self.engine.process([m for m in messages if id(m) not in fresh_ids], publish=False)
+        if fresh:
+            self.engine.process(fresh)
 
     def _check(self, partition: int) -> None:
         """A probe (:mod:`flows.state_probe`): the batch's own check, and on a loss the batch's own STATE LOSS
@@ -257,9 +272,13 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         self._keep_secret()
         if self.ownership is None or self.claimer is None:
             raise exc
+        old = self.ownership.get(partition)
         try:
             held = self.ownership.claim(partition)
             starts = held.replay_from or self.claimer.resolve_loss(partition, held.offsets, str(exc))
+            if old is not None:  # committed by this process, on this log: their outputs were confirmed
+                held.mark_published(old.offsets)
+                held.mark_published(old.published or {})  # a loss during the replay of an earlier one
         except StateNotRebuildable as stop:
             exit_now(EXIT_STATE_LOST, f"STATE LOST, stopping: {stop}")
         except Fenced as fenced:

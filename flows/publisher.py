@@ -56,6 +56,30 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+DURABILITY_OPTIONS: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
+"""librdkafka options of the engine's outputs that ``kafka_config`` cannot change: a STATE LOSS replay does not
+publish again what Kafka confirmed before a commit, so a confirmation must survive a leader failover (``acks=all``),
+and retries must not duplicate (break-test 10g, K3b). A different value is ignored with a WARNING naming it."""
+
+_SAME = {"true": "true", "1": "true", "all": "all", "-1": "all"}
+
+
+def producer_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The publisher's librdkafka configuration: the defaults, ``config``, then :data:`DURABILITY_OPTIONS`.
+
+    >>> c = producer_config({"linger.ms": 50, "acks": -1})
+    >>> c["linger.ms"], c["acks"], c["enable.idempotence"]
+    (50, 'all', True)
+    """
+    for option, value in config.items():
+        wanted = DURABILITY_OPTIONS.get(option)
+        if wanted is not None and _SAME.get(str(value).lower()) != str(wanted).lower():
+            why = "issue 10: what Kafka confirmed is not published again after a state loss"
+            log.warning("kafka_config sets %s = %r: ignored by the engine's outputs, which need %r (%s)",
+                        option, value, wanted, why)  # fmt: skip
+    return {**PRODUCER_DEFAULTS, **config, **DURABILITY_OPTIONS}
+
+
 PURGE_REPORTS_S = 1.0
 """How long to serve the delivery reports of purged records (they come back at once)."""
 
@@ -76,6 +100,7 @@ class KafkaPublisher:
         self, config: dict[str, Any], timeout_s: float = 30.0, attempts: int = 3, dead_letter_topic: str | None = None
     ) -> None:
         self.config = config
+        self._producer_config = producer_config(config)  # warns once of an option it overrides
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.dead_letter_topic = dead_letter_topic
@@ -122,7 +147,7 @@ class KafkaPublisher:
         self._producer.flush(self.timeout_s)
 
     def _new_producer(self) -> Producer:
-        return Producer({**PRODUCER_DEFAULTS, "error_cb": self._on_error, **self.config})
+        return Producer({**self._producer_config, "error_cb": self._on_error})
 
     def _on_error(self, err: KafkaError) -> None:
         """librdkafka's error callback: a fatal error is remembered (the producer is replaced before the next

@@ -93,7 +93,7 @@ class DeadLetter:
 
     >>> dl = DeadLetter(b"{", None, Reason.NOT_JSON, "unexpected end", Origin("in", 0, 7))
     >>> dl.dead_letter_id, dl.size, dl.truncated
-    ('dlq:in:0:7', 1, False)
+    ('dlq:in:0:7:0', 1, False)
     >>> big = DeadLetter(b"x" * 2_000_000, b"k", Reason.OVERSIZED, "too big", Origin("in", 0, 8))
     >>> len(big.value), big.size, big.truncated
     (65536, 2000000, True)
@@ -127,9 +127,10 @@ class DeadLetter:
 
     @property
     def dead_letter_id(self) -> str:
-        """Deterministic id: a replay re-publishes the same id, so consumers can dedupe."""
+        """Deterministic id: a replay re-publishes the same id, so consumers can dedupe; the origin's Kafka
+        timestamp keeps it distinct across a log reset (offsets from 0 again: break-test 10f, K2)."""
         o = self.origin
-        return f"dlq:{o.topic}:{o.partition}:{o.offset}"
+        return f"dlq:{o.topic}:{o.partition}:{o.offset}:{o.timestamp_ms}"
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         """Kafka headers for the dead-letter record (Kafka Connect's convention:

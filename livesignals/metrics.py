@@ -402,3 +402,11 @@ GATEWAY_AUDIT_DROPPED = Counter(
     "Audit entries of queue deliveries not written: more than 100,000 waiting for the writer (Redis slower than "
     "the deliveries), or a failed write (break-test 12f, F6: those entries are written off the delivery path).",
 )
+
+
+# durability (issue 10, session 15)
+REPLAY_NOT_REPUBLISHED = Counter(
+    "livesignals_replay_not_republished_total",
+    "Input messages replayed after a STATE LOSS below the offsets committed before, whose outputs Kafka had "
+    "already confirmed: state rebuilt, outputs not published again (republish_replays off).",
+)

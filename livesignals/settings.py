@@ -205,6 +205,13 @@ class Settings:
     redis_wait_timeout_ms: int = 1000
     """How long one ``WAIT`` blocks before the commit counts as failed and is retried."""
 
+    # --- Rebuild outputs (issue 10, session 15) ----------------------------------
+    republish_replays: bool = False
+    """After a STATE LOSS, publish again the outputs (flags, triggers, decisions, reroutes, dead letters) of the
+    replayed events below the offsets already committed, whose outputs Kafka confirmed before that commit. Off:
+    the replay rebuilds state only up to there (less work, no repeated output ids); on: for output topics that
+    were lost along with Redis."""
+
     # --- Privacy: erasure and retention (issue 14) ---------------------------
     anonymous_ttl_s: int = 30 * 86_400
     """An anonymous profile (keyed by ``device_id`` or ``cookie_id``), its timeline and its writer

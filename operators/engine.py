@@ -115,6 +115,8 @@ class Engine:
         self._view: ModelView = self.learner.view() if self.models_enabled else ModelView(ModelSet())
         self._control_checked = 0.0
         self._batch, self._batch_ms = 0, 0
+        self._replaying = False
+        """In a ``process(publish=False)``: a replay of what was published before a STATE LOSS."""
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
         self._rules_now = self.rulebook.current()
         self.rules_dependency_aware = True  # False: every flag rule on every event (operators.rules.dependencies)
@@ -125,9 +127,13 @@ class Engine:
             max_age_ms=settings.trigger_max_age_s * 1000,
         )  # fmt: skip
 
-    def process(self, messages: list[RawMessage]) -> BatchReport:
-        """Process one batch end to end (see the module docstring for the order)."""
+    def process(self, messages: list[RawMessage], publish: bool = True) -> BatchReport:
+        """Process one batch end to end (see the module docstring for the order).
+
+        ``publish=False``: a replay of events whose outputs Kafka already confirmed (after a STATE LOSS,
+        below the offsets committed before): state is rebuilt, nothing is published again."""
         marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, publish, commit
+        self._replaying = not publish  # contact policy judged at stream time (_send_time)
         report = BatchReport(messages=len(messages))
         self._batch += 1  # undo records replay events of their own batch only (CustomerState.undo_record)
         self._batch_ms = int(self.clock() * 1000)
@@ -143,11 +149,17 @@ class Engine:
             touched += sweep_silent(self._view, self.store, self.scoring, partitions, report,
                                     {s.customer_key: s for s in touched}, next_offsets(messages))  # fmt: skip
         marks.append(time.perf_counter())
-        self.publisher.publish(out_records(self.settings, self.store, report))
+        if publish:
+            self.publisher.publish(out_records(self.settings, self.store, report))
+        else:
+            metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
         if self.models_enabled:
             self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped
         marks.append(time.perf_counter())
-        self.store.commit(touched, report.flags, next_offsets(messages), partitions)
+        if publish:
+            self.store.commit(touched, report.flags, next_offsets(messages), partitions)
+        else:  # nor to the desks' streams: written and pushed before the loss (break-test 10g, C1)
+            self.store.commit(touched, [], next_offsets(messages), partitions, notify=False)
         marks.append(time.perf_counter())
         if self.models_enabled:
             export_model_metrics(self.learner.models, self.learner.catch_up() > 0)
@@ -458,8 +470,14 @@ class Engine:
 
     def _send_time(self, present: int) -> int:
         """*Now* for the contact policy and staleness: the present at the event's input position, or the wall
-        clock read once at the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike)."""
-        return present if self.settings.policy_clock == "stream" else self._batch_ms
+        clock read once at the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike).
+
+        A STATE LOSS replay below what was published (``process(publish=False)``) sends nothing; it judges at
+        stream time, the nearest it has to when the original batch ran: the replay's own wall clock (hours or
+        days later) forgot every trigger older than ``trigger_max_age_s`` or replayed in quiet hours, and
+        recorded as sent triggers the original suppressed (break-test 10g, W1). Exact only for an engine that
+        kept up with its input (a backlog's original verdicts were taken later than its events' time)."""
+        return present if self.settings.policy_clock == "stream" or self._replaying else self._batch_ms
 
 
 def _rules_path(setting: str) -> str | None:

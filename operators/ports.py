@@ -58,5 +58,7 @@ class Store(Protocol):
         flags: list[Flag],
         offsets: dict[tuple[str, int], int],
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+        notify: bool = True,
     ) -> None:
-        """Write flags, states, partition aggregates and resume offsets."""
+        """Write flags, states, partition aggregates and resume offsets. ``notify=False`` (a replay of what was
+        written and pushed before a STATE LOSS): no flag and no update goes to the desks' streams or live push."""

@@ -111,13 +111,14 @@ class Reroute:
 
     @property
     def reroute_id(self) -> str:
-        """Deterministic id: a replayed batch re-publishes the same id.
+        """Deterministic id: a replayed batch re-publishes the same id. The origin's Kafka timestamp keeps it
+        distinct across a log reset (a new log numbers its records from 0 again: break-test 10f, K2).
 
-        >>> Reroute(b"{}", "customer_id:c1", 3, Origin("in", 1, 7)).reroute_id
-        'reroute:in:1:7'
+        >>> Reroute(b"{}", "customer_id:c1", 3, Origin("in", 1, 7, 1700000000000)).reroute_id
+        'reroute:in:1:7:1700000000000'
         """
         o = self.origin
-        return f"reroute:{o.topic}:{o.partition}:{o.offset}"
+        return f"reroute:{o.topic}:{o.partition}:{o.offset}:{o.timestamp_ms}"
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         """Kafka headers: the id and where the event was first published."""

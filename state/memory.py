@@ -54,8 +54,10 @@ class InMemoryStore:
         flags: list[Flag],
         offsets: dict[tuple[str, int], int],
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+        notify: bool = True,
     ) -> None:
-        """Keep the flags and offsets; states and aggregates are already the stored objects."""
+        """Keep the flags and offsets; states and aggregates are already the stored objects (``notify``: see
+        :meth:`operators.ports.Store.commit`; nothing here is pushed)."""
         for state in states:
             state.new_timeline = []
             state.new_links = []

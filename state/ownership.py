@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +156,33 @@ class Claim:
     """Per topic, which record of Kafka's log the engine applied, as recorded in the meta (``log:<topic>``:
     :func:`flows.log_reset.fingerprint`): a claim reads it again to tell a log reset."""
     """Redis Cluster: markers of the masters whose applied watermark was behind at the claim (rolled back)."""
+    published: dict[str, int] | None = None
+    """Per topic: offsets below which every event's outputs were already confirmed by Kafka (this process
+    committed them before a STATE LOSS): a replay below them rebuilds state and publishes nothing
+    (:meth:`mark_published`; ``republish_replays``). Never taken from the consumer group or Redis at a claim:
+    after a log reset and a fresh ``key_prefix`` the group's offsets belong to the old log, and the new log's
+    outputs below them would never be published."""
+
+    def mark_published(self, offsets: Mapping[str, int | None]) -> None:
+        """Raise :attr:`published` to ``offsets`` (committed offsets: what a replay need not publish again).
+
+        >>> c = Claim(0, "5", "s", {"in": None})
+        >>> c.mark_published({"in": 40, "rep": None}); c.mark_published({"in": 12, "rep": -1001}); c.published
+        {'in': 40}
+        """
+        for topic, offset in offsets.items():
+            if offset is not None and offset > 0:
+                self.published = self.published or {}
+                self.published[topic] = max(self.published.get(topic, 0), offset)
+
+    def unpublished(self, topic: str, offset: int) -> bool:
+        """Whether the outputs of the event at ``offset`` of ``topic`` may not have been published yet.
+
+        >>> c = Claim(0, "5", "s", {"in": 3}, published={"in": 40})
+        >>> c.unpublished("in", 39), c.unpublished("in", 40), c.unpublished("rep", 0)
+        (False, True, True)
+        """
+        return self.published is None or offset >= self.published.get(topic, 0)
 
     def lower_floor(self) -> None:
         """A replay starts below the resume offsets: the watermarks need only hold where it starts.

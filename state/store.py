@@ -196,8 +196,13 @@ class ProfileStore:
         flags: list[Flag],
         offsets: dict[tuple[str, int], int],
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+        notify: bool = True,
     ) -> None:
         """Write flags, the touched states, partition aggregates and the next offsets to read.
+
+        ``notify=False``: a STATE LOSS replay of events whose flags and updates were written and pushed before
+        (the engine passes no flags then): no XADD to ``{ls:flags}:updates`` either (break-test 10g, C1: the
+        desks' streams got every flag of the history a second time, pushed live as new).
 
         ``offsets`` maps ``(topic, partition)`` to the next offset to read. Per
         customer, timeline entries and identity claims go before the profile
@@ -212,7 +217,7 @@ class ProfileStore:
         for (topic, partition), next_offset in offsets.items():
             by_part.setdefault(partition, {})[topic] = next_offset
         plan = Plan(
-            customers=[self._plan_customer(state, set(by_part)) for state in states],
+            customers=[self._plan_customer(state, set(by_part), notify) for state in states],
             flags=flags,
             aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
             offsets=by_part,
@@ -334,7 +339,7 @@ class ProfileStore:
         return {s.customer_key: entry_contacts.encode(s.activity.get("open_contacts", {}))
                 for s in states if s.customer_key in flagged}  # fmt: skip
 
-    def _plan_customer(self, state: CustomerState, partitions: set[int]) -> list[tuple[Any, ...]]:
+    def _plan_customer(self, state: CustomerState, partitions: set[int], notify: bool = True) -> list[tuple[Any, ...]]:
         """The writes of one customer, in order; the profile last (it carries the timeline meta)."""
         key = state.customer_key
         ops: list[tuple[Any, ...]] = []
@@ -350,7 +355,8 @@ class ProfileStore:
         ops += [("claim", self.keys.owners(identifier), key, claim_ttl, known) for identifier in state.new_links]
         if known and state.new_links:  # every identifier a customer claimed, for its erasure (12i, I1)
             ops.append(("sadd", self.keys.claims(key), *state.new_links))
-        ops += self._updates(state)
+        updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
+        ops += updates if notify else []
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
         if is_anonymous(key):  # an idle anonymous id expires (state.retention)
             ttl = self.retention.anonymous_ttl_s

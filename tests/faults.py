@@ -296,12 +296,13 @@ class RecordingStore(InMemoryStore):
         flags: list[Flag],
         offsets: dict[tuple[str, int], int],
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+        notify: bool = True,
     ) -> None:
         """Keep the batch's timeline entries, then commit as the in-memory store does."""
         states = list(states)
         for s in states:
             self.timelines.setdefault(s.customer_key, set()).update(m for _, m in s.new_timeline)
-        super().commit(states, flags, offsets, partitions)
+        super().commit(states, flags, offsets, partitions, notify)
 
     def restarted(self) -> RecordingStore:
         """A new store holding only what Redis would hold: states and aggregates through their bytes."""

@@ -154,7 +154,8 @@ class Arbiter:
         candidates = [self._candidate(rule, state, ctx, propensity, x, preferred) for rule in eligible]
         ranked = self._rank(candidates)
         o = event.origin
-        decision_id = serde.deterministic_id("decision", event.customer_key, o.topic, o.partition, o.offset)
+        position = (o.topic, o.partition, o.offset, o.timestamp_ms)  # the timestamp: distinct across a log reset
+        decision_id = serde.deterministic_id("decision", event.customer_key, *position)
         chosen = self._choose(ranked, decision_id)
         past = {rule.name: list(offer_history(state, rule.name)) for rule in eligible}
         decision = Decision(decision_id, event.customer_key, event.event_id, now, self.policy, self._epsilon(),

@@ -193,7 +193,9 @@ def _outcome_id(customer_key: str, decision_id: str | None, response: str, event
     if event is None:
         return serde.deterministic_id("outcome", customer_key, decision_id, response)
     o = event.origin
-    return serde.deterministic_id("outcome", customer_key, decision_id or "", response, o.topic, o.partition, o.offset)
+    return serde.deterministic_id(
+        "outcome", customer_key, decision_id or "", response, o.topic, o.partition, o.offset, o.timestamp_ms
+    )
 
 
 def _learn_offer(

@@ -110,7 +110,7 @@ def new_flag(
     o = event.origin
     kind = "flag-cleared" if cleared else "flag"
     return Flag(
-        flag_id=serde.deterministic_id(kind, event.customer_key, name, o.topic, o.partition, o.offset),
+        flag_id=serde.deterministic_id(kind, event.customer_key, name, o.topic, o.partition, o.offset, o.timestamp_ms),
         customer_key=event.customer_key,
         name=name,
         severity=severity,

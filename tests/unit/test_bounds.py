@@ -443,12 +443,12 @@ class _TimelineStore(InMemoryStore):
         super().__init__()
         self.timeline_entries: list[bytes] = []
 
-    def commit(self, states: Any, flags: Any, offsets: Any, partitions: Any = None) -> None:
+    def commit(self, states: Any, flags: Any, offsets: Any, partitions: Any = None, notify: bool = True) -> None:
         """Record the new timeline entries, then commit as the in-memory store does."""
         states = list(states)
         for state in states:
             self.timeline_entries += [member for _, member in state.new_timeline]
-        super().commit(states, flags, offsets, partitions)
+        super().commit(states, flags, offsets, partitions, notify)
 
 
 def test_a_timeline_summary_is_cut_to_its_byte_bound_without_controls():

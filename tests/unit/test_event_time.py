@@ -47,10 +47,10 @@ class Store(InMemoryStore):
 
     timeline_entries = 0
 
-    def commit(self, states, flags, offsets, partitions=None):
+    def commit(self, states, flags, offsets, partitions=None, notify=True):
         states = list(states)
         self.timeline_entries += sum(len(s.new_timeline) for s in states)
-        super().commit(states, flags, offsets, partitions)
+        super().commit(states, flags, offsets, partitions, notify)
 
 
 class Run:

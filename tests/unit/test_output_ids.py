@@ -120,3 +120,19 @@ def test_every_output_id_is_unique_to_what_the_record_says_and_the_same_under_re
     assert sorted((r.topic, record_id(r), content(r)) for r in again) == sorted(
         (r.topic, record_id(r), content(r)) for r in records
     )
+
+
+def test_output_ids_differ_across_a_log_reset():
+    """Break-test 10f, K2: after a log reset and the README's remedy (a new ``key_prefix``, the same output
+    topics), the new log numbers its records from 0 again; an output id made of the position alone repeated an
+    older, different output's id (1 of 148 decisions; every dead letter and reroute at a reused offset). The
+    records' Kafka timestamps (later in the new log) keep every id apart."""
+    old = {p: msgs[:600] for p, msgs in stream().items()}
+    new = {p: [RawMessage(m.value, m.key, Origin(m.origin.topic, p, m.origin.offset, T0 + 86_400_000), m.headers)
+               for m in msgs] for p, msgs in old.items()}  # fmt: skip
+    before, after = run(old), run(new)
+    topics = {r.topic for r in before}
+    assert {"ls.flags", "ls.decisions", "ls.deadletter", "rep"} <= topics
+    for topic in topics:
+        ids = {record_id(r) for r in before if r.topic == topic}
+        assert ids and not ids & {record_id(r) for r in after if r.topic == topic}, topic

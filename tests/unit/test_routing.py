@@ -79,7 +79,7 @@ def test_an_event_on_another_partition_is_rerouted_unchanged_keyed_by_customer()
     assert isinstance(reroute, Reroute)
     assert (reroute.value, reroute.customer_key, reroute.partition) == (m.value, "customer_id:c1", OWNER)
     headers = dict(reroute.headers())
-    assert headers["ls.id"] == f"reroute:in:{OTHER}:42".encode()
+    assert headers["ls.id"] == f"reroute:in:{OTHER}:42:{T0}".encode()
     assert (headers["ls.origin.topic"], headers["ls.origin.partition"], headers["ls.origin.offset"]) == (
         b"in",
         str(OTHER).encode(),
