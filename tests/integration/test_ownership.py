@@ -337,6 +337,38 @@ def test_two_bytewax_processes_share_the_four_partitions_and_end_with_one_engine
     assert_same_state(reference, split)
 
 
+def test_one_of_two_bytewax_processes_killed_ends_the_other_and_both_restarted_lose_nothing(stream):
+    """The README's restart advice: the processes of one engine form one dataflow, so a process killed (-9)
+    mid-stream ends its peer too; both started again resume from what they committed, exactly."""
+    from app.engine_process import engine_argv, engine_env
+
+    s, reference = stream
+    split = variant(s, batch_size=100)
+    addresses = ";".join(f"127.0.0.1:{embedded.free_port()}" for _ in range(2))
+
+    def start(i: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(engine_argv("-i", str(i), "-a", addresses),
+                                env=engine_env(split.replace(metrics_port=0)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+    procs = [start(i) for i in range(2)]
+    try:
+        wait_for(split, N // 3, procs)
+        os.killpg(procs[1].pid, signal.SIGKILL)
+        procs[1].wait(timeout=30)
+        try:
+            code = procs[0].wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code is not None, "the peer of a killed process ends too"
+        procs = [start(i) for i in range(2)]
+        wait_for(split, N, procs)
+    finally:
+        for p in procs:
+            stop_process(p)
+    assert_same_state(reference, split)
+
+
 def test_with_on_state_loss_stop_an_emptied_redis_stops_the_engine_with_code_4(stream, redis_client, tmp_path):
     from flows.claims import EXIT_STATE_LOST
 
