@@ -39,7 +39,7 @@ from operators.erasure import not_shared
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
-from state.retention import Retention, is_anonymous
+from state.retention import Retention
 from state.secrets import deployment_secret as shared_secret
 
 SCRUB_CHUNK = 2000
@@ -123,9 +123,8 @@ class ErasureLedger:
 
     def claimed(self, customer_key: str) -> list[str]:
         """Every identifier ``customer_key`` claimed (its claims index, :meth:`state.keys.Keys.claims`): the
-        profile keeps only the 32 newest links, the claims of older ones stay (break-test 12i, I1)."""
-        if is_anonymous(customer_key):
-            return []  # anonymous ids keep no index (state.store: only a known customer's claims are indexed)
+        profile keeps only the 32 newest links, the claims of older ones stay (break-test 12i, I1); an anonymous
+        claimant's too (12j, J1: a device that linked more than 32 cookies kept the oldest after the erasure)."""
         members = self.client.smembers(self.keys.claims(customer_key))
         metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
         return sorted(_text(m) for m in members)

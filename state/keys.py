@@ -31,9 +31,12 @@ key                                type    holds                                
                                                                                              last new claim
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
-``ls:{<cust>}:claims``             set     every identifier a known customer claimed (its    one member per claim;
-                                           erasure reaches them all, not only the 32 newest  no TTL; deleted by
-                                           links; break-test 12i, I1)                        the erasure
+``ls:{<cust>}:claims``             set     every identifier a customer, device or cookie     ``MAX_CLAIMS`` (500)
+                                           claimed (its erasure reaches them all, not only   per profile's life;
+                                           the 32 newest links; break-tests 12i I1, 12j J1)  no TTL; anonymous:
+                                                                                             ``identity_claim_ttl_s``
+                                                                                             after its last write;
+                                                                                             deleted by the erasure
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
                                            epoch that last wrote the profile (Redis Cluster  Cluster only;
                                            only: a stale engine's profile write is refused)  anonymous: as its

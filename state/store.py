@@ -353,8 +353,10 @@ class ProfileStore:
             ops += self._append_timeline(state)
         claim_ttl, known = self.retention.identity_claim_ttl_s, int(not is_anonymous(key))
         ops += [("claim", self.keys.owners(identifier), key, claim_ttl, known) for identifier in state.new_links]
-        if known and state.new_links:  # every identifier a customer claimed, for its erasure (12i, I1)
+        if state.new_links:  # every identifier it claimed, for its erasure (12i, I1); a device's too (12j, J1)
             ops.append(("sadd", self.keys.claims(key), *state.new_links))
+            if not known:  # an anonymous id's claims expire (the claim script): its index with the newest
+                ops.append(("ttl", self.keys.claims(key), claim_ttl))
         updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
         ops += updates if notify else []
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))

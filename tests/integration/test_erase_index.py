@@ -1,0 +1,66 @@
+"""The claims index ``ls:{<cust>}:claims`` (state.keys): every claimant's, bounded (break-test 12j).
+
+* a device's own index reaches the cookies that fell out of its 32 newest links, so its customer's erasure
+  cascades through the device to them (J1);
+* a profile claims at most ``MAX_CLAIMS`` identifiers in its life, so its index and its erasure are bounded (J2).
+"""
+
+from __future__ import annotations
+
+from livesignals import metrics
+from operators.profile360 import update
+from state.connection import connect
+from state.keys import Keys
+from tests.helpers import T0, event
+from tests.integration.test_erase import erase_settings as erase_settings  # the fixture: single and Cluster
+from tests.integration.test_erase import everything, messages, occurrences
+from tests.integration.test_erase_shared import MIN, drain, engine_for
+
+
+def test_the_erasure_reaches_the_cookies_that_fell_out_of_its_devices_linked_list(erase_settings):
+    """J1: the customer's own app device linked more than 32 cookies (a new one per session); the first cookie
+    and its pre-login browsing stayed after the erasure, its claim set naming the erased device for 400 days."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    dev = {"device_id": "dvj1"}
+    steps = [
+        (event("app_event", t=T0, action="open"), {**dev, "cookie_id": "ck0-j1"}),
+        (event("web_event", t=T0 + MIN, action="search", url="https://shop/search?q=zq-j1-before"),
+         {"cookie_id": "ck0-j1"}),
+        (event("app_event", t=T0 + 2 * MIN, action="login"), {"customer_id": "dtj1", **dev}),
+        *[(event("app_event", t=T0 + (3 + i) * MIN, action="page_view"), {**dev, "cookie_id": f"ck{i + 1}-j1"})
+          for i in range(update.MAX_LINKED + 1)],
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"j1-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ck0-j1")) == {b"device_id:dvj1"}
+    assert client.ttl(keys.claims("device_id:dvj1")) > 0  # an anonymous claimant's index expires
+    erase = {**event("erase", "dtj1", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-dtj1"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert not client.exists(keys.owners("cookie_id:ck0-j1"), keys.claims("device_id:dvj1"))
+    assert not client.exists(keys.profile("cookie_id:ck0-j1"), keys.timeline("cookie_id:ck0-j1"))
+    assert occurrences(everything(client, s), ("zq-j1-before", "dvj1", "customer_id:dtj1")) == {}
+
+
+def test_a_profile_claims_at_most_max_claims_identifiers_and_its_erasure_takes_them_all(erase_settings, monkeypatch):
+    """J2: one account logged in with a fresh cookie per request grew its index without bound (no TTL, a member
+    per cookie); the erase then read and cascaded all of them in one batch (24 s at 20,000)."""
+    monkeypatch.setattr(update, "MAX_CLAIMS", 5)
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    refused = metrics.IDENTITY_CLAIMS_REFUSED._value.get()
+    logins = [{**event("web_event", t=T0 + i * MIN, action="login"), "event_id": f"j2-{i}",
+               "customer": {"customer_id": "cgj2", "cookie_id": f"ck{i}-j2"}} for i in range(8)]  # fmt: skip
+    engine.process(messages(logins, 0, 0))
+    index = {m.decode() for m in client.smembers(keys.claims("customer_id:cgj2"))}
+    assert index == {f"cookie_id:ck{i}-j2" for i in range(5)}
+    assert not client.exists(*(keys.owners(f"cookie_id:ck{i}-j2") for i in range(5, 8)))  # not claimed
+    assert metrics.IDENTITY_CLAIMS_REFUSED._value.get() - refused == 3
+    erase = {**event("erase", "cgj2", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-cgj2"}
+    engine.process(messages([erase], 0, len(logins)))
+    drain(engine, out, s)
+    assert not client.exists(keys.claims("customer_id:cgj2"), *(keys.owners(i) for i in index))
+    assert occurrences(everything(client, s), ("customer_id:cgj2",)) == {}
