@@ -129,6 +129,18 @@ class ErasureLedger:
         metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
         return sorted(_text(m) for m in members)
 
+    def claimed_first(self, customer_key: str, identifiers: list[str]) -> list[str]:
+        """Those of ``identifiers`` ``customer_key`` claimed first among customers, or whose first claimant was
+        not recorded (one round trip; none if no identifiers; break-test 12j, J3)."""
+        if not identifiers:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for identifier in identifiers:
+            pipe.get(self.keys.first_claimant(identifier))
+        rows = pipe.execute()
+        metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
+        return [i for i, first in zip(identifiers, rows, strict=True) if first is None or _text(first) == customer_key]
+
     def plan(self, state: CustomerState) -> list[tuple[Any, ...]]:
         """The writes that erase ``state``'s customer (``state.erased`` is set), in order: ledger first."""
         erased = state.erased or {}
@@ -143,11 +155,17 @@ class ErasureLedger:
         # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
         # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
         # happens on it afterwards starts unlinked
-        ops += [("delete", k.owners(link)) for link in erased.get("links", []) if link not in kept]
+        ops += [("delete", name) for link in erased.get("links", []) if link not in kept
+                for name in (k.owners(link), k.first_claimant(link))]  # fmt: skip
         # a shared identifier kept for its other claimants keeps an erased claimant in this one's place: it stays
         # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1); one
-        # for all erased customers, naming none of them (12i, I2 and I5)
-        ops += [("sadd", k.owners(link), TOMBSTONE) for link in sorted(kept)]
+        # for all erased customers, naming none of them (12i, I2 and I5). Only where this customer claimed first
+        # (or the first is unknown: claims recorded before): a customer who claimed a victim's cookie or phone
+        # afterwards, then had itself erased, planted it there for good (12j, J3) -- the identifier is the
+        # first claimant's, and so is what was done on it
+        planted = self.claimed_first(key, sorted(kept))
+        ops += [("sadd", k.owners(link), TOMBSTONE) for link in planted]
+        ops += [("set", k.first_claimant(link), TOMBSTONE, None) for link in planted]
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",

@@ -2,13 +2,15 @@
 
 * a device's own index reaches the cookies that fell out of its 32 newest links, so its customer's erasure
   cascades through the device to them (J1);
-* a profile claims at most ``MAX_CLAIMS`` identifiers in its life, so its index and its erasure are bounded (J2).
+* a profile claims at most ``MAX_CLAIMS`` identifiers in its life, so its index and its erasure are bounded (J2);
+* an erasure leaves its tombstone (``erased:*``) only on identifiers the erased customer claimed first (J3).
 """
 
 from __future__ import annotations
 
 from livesignals import metrics
 from operators.profile360 import update
+from state import reader
 from state.connection import connect
 from state.keys import Keys
 from tests.helpers import T0, event
@@ -64,3 +66,33 @@ def test_a_profile_claims_at_most_max_claims_identifiers_and_its_erasure_takes_t
     drain(engine, out, s)
     assert not client.exists(keys.claims("customer_id:cgj2"), *(keys.owners(i) for i in index))
     assert occurrences(everything(client, s), ("customer_id:cgj2",)) == {}
+
+
+def test_a_customer_who_claimed_a_victims_cookie_after_the_victim_plants_no_tombstone_by_its_erasure(erase_settings):
+    """J3: an outsider logged in with a copy of the victim's cookie, then had itself erased: the erased claimant
+    (``erased:*``) took its place in the cookie's claim set for good, so the cookie was shared and the victim's own
+    browsing left the victim's card. The tombstone now goes only where the erased customer claimed first."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("web_event", t=T0, action="login"), {"customer_id": "pvj3", "cookie_id": "ckpj3"}),
+        (event("web_event", t=T0 + MIN, action="search", url="https://shop/search?q=zq-j3-own"),
+         {"cookie_id": "ckpj3"}),
+        (event("web_event", t=T0 + 2 * MIN, action="login"), {"customer_id": "outj3", "cookie_id": "ckpj3"}),
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"j3-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ckpj3")) == {b"customer_id:pvj3", b"customer_id:outj3"}
+    erase = {**event("erase", "outj3", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-outj3"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert client.smembers(keys.owners("cookie_id:ckpj3")) == {b"customer_id:pvj3"}
+    victim = reader.read_360(client, keys, "customer_id:pvj3", timeline=50)
+    assert "zq-j3-own" in str(victim) and victim["identity"]["shared_identifiers"] == [], victim["identity"]
+    # the victim's own erasure, later, takes the cookie and its first-claimant record with it
+    erase = {**event("erase", "pvj3", T0 + 61 * MIN, channel="backoffice"), "event_id": "erase-pvj3"}
+    engine.process(messages([erase], 0, len(journey_) + 1))
+    drain(engine, out, s)
+    assert not client.exists(keys.owners("cookie_id:ckpj3"), keys.first_claimant("cookie_id:ckpj3"))
+    assert occurrences(everything(client, s), ("zq-j3-own", "pvj3", "outj3")) == {}
