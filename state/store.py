@@ -325,6 +325,8 @@ class ProfileStore:
                 for op in ops:
                     if op[0] == "claim":
                         self._claim(keys=[op[1], op[2]], args=[op[3], MAX_OWNERS_KEPT, *op[4:]], client=pipe)
+                    elif op[0] == "unclaim":  # state.erasure
+                        self.erasures.unclaim(keys=[op[1]], args=list(op[2:]), client=pipe)
                     elif op[0] == "profile":
                         pipe.set(op[1], op[3])
                     elif op[0] == "ttl":  # after the profile's SET (which clears a TTL)

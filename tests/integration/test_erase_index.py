@@ -96,3 +96,26 @@ def test_a_customer_who_claimed_a_victims_cookie_after_the_victim_plants_no_tomb
     drain(engine, out, s)
     assert not client.exists(keys.owners("cookie_id:ckpj3"), keys.first_claimant("cookie_id:ckpj3"))
     assert occurrences(everything(client, s), ("zq-j3-own", "pvj3", "outj3")) == {}
+
+
+def test_a_claim_set_with_no_known_claimant_left_after_the_erasure_expires_again(erase_settings):
+    """J5: a cookie kept through the family tablet (Bob claims the tablet, the tablet the cookie) whose only
+    customer claimant was the erased Alice kept ``{erased:*, device_id:...}`` with no TTL, for good. With no
+    known claimant left it gets the anonymous claims' TTL back (``identity_claim_ttl_s``)."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("app_event", t=T0, action="login"), {"customer_id": "ea-j5", "device_id": "dv-j5"}),
+        (event("app_event", t=T0 + MIN, action="login"), {"customer_id": "eb-j5", "device_id": "dv-j5"}),
+        (event("web_event", t=T0 + 2 * MIN, action="page_view"), {"device_id": "dv-j5", "cookie_id": "ck-j5"}),
+        (event("web_event", t=T0 + 3 * MIN, action="login"), {"customer_id": "ea-j5", "cookie_id": "ck-j5"}),
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"j5-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    erase = {**event("erase", "ea-j5", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-ea-j5"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert client.smembers(keys.owners("cookie_id:ck-j5")) == {b"erased:*", b"device_id:dv-j5"}
+    assert 0 < client.ttl(keys.owners("cookie_id:ck-j5")) <= s.identity_claim_ttl_s
+    assert client.ttl(keys.owners("device_id:dv-j5")) == -1  # Bob still claims the tablet: no TTL
