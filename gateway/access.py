@@ -53,10 +53,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.auth import Principal
-from gateway.masking import MASK, PII_KINDS, SEES_PII, mask_document
+from gateway.masking import MASK, PII_KINDS, SEES_PII, mask_document, opaque_customer_id
 
 __all__ = [
     "GRANTING_KINDS", "MASK", "MAY_SEND_FEEDBACK", "PII_KINDS", "SEES_PII", "Decision", "decide", "mask", "mask_key",
+    "pii_lookup",
 ]  # fmt: skip
 
 GRANTING_KINDS: Final = frozenset({"customer_id", "device_id", "cookie_id"})
@@ -122,7 +123,24 @@ def mask(doc: Any, role: str) -> Any:
     return mask_document(doc, role)
 
 
+def pii_lookup(customer_key: str) -> bool:
+    """Whether a key names a customer by personal data: a PII kind (e-mail, phone), or a ``customer_id`` the
+    no-PII role would see masked (:func:`gateway.masking.opaque_customer_id`; break-test 12j, J4: analysts
+    looked customers up by ``customer_id:<phone number>``).
+
+    >>> pii_lookup("email:ann@example.com"), pii_lookup("customer_id:07700900456"), pii_lookup("customer_id:c42")
+    (True, True, False)
+    """
+    kind, _, value = customer_key.partition(":")
+    return kind in PII_KINDS or (kind == "customer_id" and not opaque_customer_id(value))
+
+
 def mask_key(customer_key: str, role: str) -> str:
-    """A customer key as ``role`` may see it: ``email:***`` for a PII kind without PII rights."""
+    """A customer key as ``role`` may see it: ``email:***`` for a PII kind without PII rights, and
+    ``customer_id:***`` for a customer id shaped like personal data (:func:`pii_lookup`, break-test 12j, J4).
+
+    >>> mask_key("customer_id:c42", "analyst"), mask_key("customer_id:tel:07700900460", "analyst")
+    ('customer_id:c42', 'customer_id:***')
+    """
     kind, _, _ = customer_key.partition(":")
-    return f"{kind}:{MASK}" if kind in PII_KINDS and not SEES_PII.get(role, False) else customer_key
+    return f"{kind}:{MASK}" if pii_lookup(customer_key) and not SEES_PII.get(role, False) else customer_key

@@ -101,14 +101,15 @@ def principal_of(service: Service, request: Request, action: str, asked: str) ->
     """The caller, or a 401 problem (audited: a bad token is an attempt too)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    reason = NO_TOKEN
+    reason, signed = NO_TOKEN, False
     if scheme.lower() == "bearer" and token:
         try:
             return service.tokens.verify(token.strip())
         except TokenError as exc:
-            reason = exc.reason
+            reason, signed = exc.reason, exc.signed
     asked = audit_name(asked)
-    refuse(service, request, None, action, asked, None, reason, **refused_token(request, token.strip()))
+    refuse(service, request, None, action, asked, None, reason, signed=signed,
+           **refused_token(request, token.strip()))  # fmt: skip
     raise Problem(401, "Unauthorized", reason)
 
 
@@ -137,13 +138,16 @@ def refuse(
     asked: str,
     resolved: str | None,
     reason: str,
+    signed: bool = False,
     **extra: str,
 ) -> None:
-    """Audit a refusal within its caller's budget (:mod:`gateway.refusals`: by address and by subject)."""
+    """Audit a refusal within its caller's budget (:mod:`gateway.refusals`: by address and by subject);
+    ``signed``: a refused token whose signature verified (:class:`gateway.auth.TokenError`)."""
     client = request.client
     source = extra.pop("source", client[0] if client else "-")
     who, role = (principal.subject, principal.role) if principal is not None else ("-", "-")
-    record_refusal(service.audit, service.refusals, source, who, role, action, asked, resolved, reason, **extra)
+    record_refusal(service.audit, service.refusals, source, who, role, action, asked, resolved, reason,
+                   signed=signed, **extra)  # fmt: skip
 
 
 def printable(text: str) -> str:
@@ -211,8 +215,8 @@ def authorise(
     except Problem as problem:
         refuse(service, request, principal, action, shown, None, problem.detail)
         raise
-    if principal.role == "analyst" and asked.partition(":")[0] in access.PII_KINDS:
-        resolved = asked  # no lookup by PII for analysts: not even resolved
+    if principal.role == "analyst" and access.pii_lookup(asked):
+        resolved = asked  # no lookup by PII for analysts (an e-mail, a phone-shaped customer id): not even resolved
         seen: dict[str, Any] = {"known": False, "open_contacts": []}
         loaded = None
     else:

@@ -62,13 +62,15 @@ _LIBRARY_REASONS: Final = (
 
 class TokenError(Exception):
     """A token that does not let its bearer in; the message is one of :data:`REASONS` (no token, no secret,
-    no library internals)."""
+    no library internals). ``signed``: its signature verified (expired, not yet valid, bad claims), so it proves
+    the subject it names, and its refusals count in that subject's own audit budget (break-test 12j, J6)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, signed: bool = False) -> None:
         if reason not in REASONS:
             raise ValueError(f"not a documented token refusal: {reason!r}")
         super().__init__(reason)
         self.reason = reason
+        self.signed = signed
 
 
 def library_reason(exc: Exception) -> str:
@@ -135,18 +137,18 @@ def verify_token(token: str, secrets: Sequence[str], *, now: int | None = None) 
         raise TokenError(BAD_SIGNATURE)
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
     if not _finite(exp) or not _finite(nbf):
-        raise TokenError(BAD_CLAIMS)  # NaN, Infinity, a string: no date
+        raise TokenError(BAD_CLAIMS, signed=True)  # NaN, Infinity, a string: no date
     if exp <= now:
-        raise TokenError(EXPIRED)
+        raise TokenError(EXPIRED, signed=True)
     if nbf > now:
-        raise TokenError(NOT_YET_VALID)
+        raise TokenError(NOT_YET_VALID, signed=True)
     role, queues, subject = claims.get("role"), claims.get("queues", []), claims.get("sub")
     if role not in ROLES:
-        raise TokenError(BAD_CLAIMS)
+        raise TokenError(BAD_CLAIMS, signed=True)
     if not isinstance(subject, str) or not subject:
-        raise TokenError(BAD_CLAIMS)
+        raise TokenError(BAD_CLAIMS, signed=True)
     if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        raise TokenError(BAD_CLAIMS)
+        raise TokenError(BAD_CLAIMS, signed=True)
     return Principal(subject, role, tuple(queues), int(exp))
 
 

@@ -129,21 +129,47 @@ def mask_id(value: str) -> str:
     return _DIGITS.sub(_phone_or_time, value)
 
 
-_INTL_PHONE = re.compile(r"\+\d(?:[\s().\-/]?\d){6,14}")
-"""A phone number in international form (``+`` and 7 to 15 digits): inside a customer id, the only digits masked."""
-
-
 def mask_customer_id(value: str) -> str:
-    """A ``customer_id`` as analysts see it: whole -- an account number or ``c0000394`` is no phone number, and
-    masking its digits made every demo customer ``c***`` (break-test 12i, I6) -- but for e-mail addresses and
-    ``+``-prefixed phone numbers inside it.
+    """A ``customer_id`` as analysts see it: whole when it has the shape of an id a system made, else ``***``.
+
+    An allow-list (:func:`opaque_customer_id`): ``c0000394`` or an 8-digit account number reads whole (masking
+    their digits made every demo customer ``c***``: break-test 12i, I6), but a customer id shaped like a phone
+    number (national, ``00``, ``+`` or ``tel:``), an e-mail address, a national-insurance number or a name with
+    a birth date does not reach the no-PII role (12j, J4: only e-mails and ``+`` numbers were masked).
 
     >>> mask_customer_id("c0000394"), mask_customer_id("48213377"), mask_customer_id("ann@example.com")
     ('c0000394', '48213377', '***')
-    >>> mask_customer_id("+447700900456"), mask_customer_id("acct-+44 7700 900456")
-    ('***', 'acct-***')
+    >>> mask_customer_id("+447700900456"), mask_customer_id("07700900456"), mask_customer_id("447700900457")
+    ('***', '***', '***')
+    >>> mask_customer_id("tel:07700900460"), mask_customer_id("AB123456C"), mask_customer_id("john.smith.1980-05-12")
+    ('***', '***', '***')
     """
-    return _INTL_PHONE.sub(MASK, _EMAIL.sub(MASK, value))
+    return value if opaque_customer_id(value) else MASK
+
+
+_ACCOUNT_NUMBER = re.compile(r"[1-9]\d{0,7}")
+_PREFIXED_ID = re.compile(r"(?P<prefix>[A-Za-z]{1,8})[-_]?\d{1,10}")
+_NI_NUMBER = re.compile(r"[A-Za-z]{2}\d{6}[A-Za-z]?")
+_PHONE_WORDS = frozenset({"tel", "phone", "mobile", "mob", "sms", "fax", "msisdn", "cell", "whatsapp"})
+
+
+def opaque_customer_id(value: str) -> bool:
+    """Whether a customer id has a shape no personal datum has, so analysts may see it (and look it up) whole:
+    a UUID or hex digest; a number of at most 8 digits not starting with 0 (a national phone number starts
+    with 0 or has 9 digits or more); or 1 to 8 letters (not a phone word such as ``tel``), an optional ``-`` or
+    ``_``, and at most 10 digits, but not a national-insurance number (2 letters, 6 digits, a letter).
+
+    >>> [opaque_customer_id(v) for v in ("c42", "CUST-000123", "550e8400-e29b-41d4-a716-446655440000")]
+    [True, True, True]
+    >>> [opaque_customer_id(v) for v in ("00447700900458", "tel07700900460", "AB123456", "ann", "")]
+    [False, False, False, False, False]
+    """
+    if _OPAQUE_ID.fullmatch(value) or _ACCOUNT_NUMBER.fullmatch(value):
+        return True
+    prefixed = _PREFIXED_ID.fullmatch(value)
+    if prefixed is None:
+        return False
+    return prefixed["prefix"].lower() not in _PHONE_WORDS and not _NI_NUMBER.fullmatch(value)
 
 
 def _phone_or_time(match: re.Match[str]) -> str:

@@ -4,8 +4,10 @@ Every refusal is audited (a bad token, a role that may not, a bad identifier, a
 customer or queue not yours), but a caller who is refused again and again must
 not be able to fill the trail and push older entries out of it (``MAXLEN``):
 each caller may write at most ``gateway_audit_refusals_per_min`` refusal
-entries per minute. A caller with a verified token is counted by its subject
-alone, in a table of its own: nobody else's traffic -- tokenless requests from
+entries per minute. A caller with a verified token -- or a refused one whose
+signature verifies (expired, not yet valid, bad claims: it proves its subject;
+break-test 12j, J6) -- is counted by its subject alone, in a table of its own:
+nobody else's traffic -- tokenless requests from
 the same address (a NAT, the reverse proxy), or forged tokens claiming its
 name -- can spend its budget and silence its refusals (break-test 12c, C2). A
 caller without one is counted both by its address (the TCP peer) and by the
@@ -159,13 +161,16 @@ def record_refusal(
     asked: str,
     resolved: str | None,
     reason: str,
+    signed: bool = False,
     **refused: str,
 ) -> None:
     """Audit one refusal (``audit``: :class:`gateway.audit.AuditLog`) within the caller's budget: the entry,
     a summarising entry in its place, or only the metrics. ``who``: the verified subject, else ``-`` and
-    ``refused['claimed']`` the subject the token claims."""
+    ``refused['claimed']`` the subject the token claims; ``signed``: that token's signature verified (expired,
+    say), so the claim is proven and counts in the subject's own budget, which forged tokens cannot spend
+    (break-test 12j, J6: 700 forged requests left a replayed expired token's probes unaudited)."""
     subject = who if who != "-" else refused.get("claimed", "-")
-    admission = budget.admit(source, subject, verified=who != "-")
+    admission = budget.admit(source, subject, verified=who != "-" or (signed and subject != "-"))
     if admission == "write":
         audit.record(who, role, action, asked, resolved, False, reason, **{"source": source, **refused})
         return

@@ -410,3 +410,12 @@ REPLAY_NOT_REPUBLISHED = Counter(
     "Input messages replayed after a STATE LOSS below the offsets committed before, whose outputs Kafka had "
     "already confirmed: state rebuilt, outputs not published again (republish_replays off).",
 )
+
+
+# erasure claims index (issue 12, session 15)
+IDENTITY_CLAIMS_REFUSED = Counter(
+    "livesignals_identity_claims_refused_total",
+    "New identifiers not linked because their profile already claimed MAX_CLAIMS (500) identifiers in its life "
+    "(operators.profile360.update): the bound on a profile's claims index and on what its erasure cascades to "
+    "(break-test 12j, J2).",
+)

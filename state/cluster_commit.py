@@ -127,7 +127,9 @@ def _customers(store: Any, plan: Plan) -> None:
             if op[0] == "claim":
                 # redis-py does not pipeline scripts on a cluster: a claim is its own (idempotent)
                 # round trip. New links are rare (a login, a first purchase).
-                store._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT, *op[3:]], client=store.client)
+                store._claim(keys=[op[1], op[2]], args=[op[3], MAX_OWNERS_KEPT, *op[4:]], client=store.client)
+            elif op[0] == "unclaim":  # state.erasure: a script, its own round trip too (erasures are rare)
+                store.erasures.unclaim(keys=[op[1]], args=list(op[2:]), client=store.client)
             elif op[0] == "profile":
                 profiles.append(op[1:])
             elif op[0] == "ttl":

@@ -39,7 +39,7 @@ from operators.erasure import not_shared
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
-from state.retention import Retention, is_anonymous
+from state.retention import ANONYMOUS_KINDS, Retention
 from state.secrets import deployment_secret as shared_secret
 
 SCRUB_CHUNK = 2000
@@ -72,6 +72,30 @@ return {n, last and last[1] or '', #entries}
 """
 
 
+# Remove an erased customer's claim from a claim set kept for its other claimants (ARGV[1]), leave the erased
+# claimant there when ARGV[2] is 1 (plan: where it claimed first), and when no known claimant is left (only
+# anonymous kinds ARGV[4..] and the erased claimant) give the set back the anonymous claims' TTL ARGV[3]: it no
+# longer outlives its last claim for good (break-test 12j, J5). At most MAX_OWNERS_KEPT + 1 members.
+_UNCLAIM = (
+    """
+redis.call('SREM', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then redis.call('SADD', KEYS[1], '"""
+    + TOMBSTONE
+    + """') end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('TTL', KEYS[1]) ~= -1 then return 0 end
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local kind = string.match(member, '^([^:]*):')
+  local anonymous = kind == '"""
+    + ERASED_CLAIMANT.rstrip(":")
+    + """'
+  for i = 4, #ARGV do anonymous = anonymous or kind == ARGV[i] end
+  if not anonymous then return 0 end
+end
+return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+"""
+)
+
+
 class ErasureLedger:
     """The ledger of erased customers, the audit stream, and the writes that erase a customer."""
 
@@ -80,6 +104,8 @@ class ErasureLedger:
         self.keys = keys
         self.retention = retention or Retention()
         self._scrub = client.register_script(_SCRUB)
+        self.unclaim = client.register_script(_UNCLAIM)
+        """Runs the ``unclaim`` writes :meth:`plan` returns (``keys=[claim set]``, ``args``: the rest)."""
 
     def ledger_key(self, customer_key: str) -> str:
         """The ledger entry of ``customer_key`` (no personal data in the name)."""
@@ -123,12 +149,23 @@ class ErasureLedger:
 
     def claimed(self, customer_key: str) -> list[str]:
         """Every identifier ``customer_key`` claimed (its claims index, :meth:`state.keys.Keys.claims`): the
-        profile keeps only the 32 newest links, the claims of older ones stay (break-test 12i, I1)."""
-        if is_anonymous(customer_key):
-            return []  # anonymous ids keep no index (state.store: only a known customer's claims are indexed)
+        profile keeps only the 32 newest links, the claims of older ones stay (break-test 12i, I1); an anonymous
+        claimant's too (12j, J1: a device that linked more than 32 cookies kept the oldest after the erasure)."""
         members = self.client.smembers(self.keys.claims(customer_key))
         metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
         return sorted(_text(m) for m in members)
+
+    def claimed_first(self, customer_key: str, identifiers: list[str]) -> list[str]:
+        """Those of ``identifiers`` ``customer_key`` claimed first among customers, or whose first claimant was
+        not recorded (one round trip; none if no identifiers; break-test 12j, J3)."""
+        if not identifiers:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for identifier in identifiers:
+            pipe.get(self.keys.first_claimant(identifier))
+        rows = pipe.execute()
+        metrics.REDIS_ROUNDTRIPS.labels("ledger").inc()
+        return [i for i, first in zip(identifiers, rows, strict=True) if first is None or _text(first) == customer_key]
 
     def plan(self, state: CustomerState) -> list[tuple[Any, ...]]:
         """The writes that erase ``state``'s customer (``state.erased`` is set), in order: ledger first."""
@@ -140,15 +177,22 @@ class ErasureLedger:
         # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
         ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.claims(key))]
         kept = set(erased.get("shared_kept", []))
-        ops += [("srem", k.owners(link), key) for link in erased.get("links", []) if link in kept]
         # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
         # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
         # happens on it afterwards starts unlinked
-        ops += [("delete", k.owners(link)) for link in erased.get("links", []) if link not in kept]
+        ops += [("delete", name) for link in erased.get("links", []) if link not in kept
+                for name in (k.owners(link), k.first_claimant(link))]  # fmt: skip
         # a shared identifier kept for its other claimants keeps an erased claimant in this one's place: it stays
         # shared, merged into nobody's 360, so nothing this customer did on it joins another's (12g H1); one
-        # for all erased customers, naming none of them (12i, I2 and I5)
-        ops += [("sadd", k.owners(link), TOMBSTONE) for link in sorted(kept)]
+        # for all erased customers, naming none of them (12i, I2 and I5). Only where this customer claimed first
+        # (or the first is unknown: claims recorded before): a customer who claimed a victim's cookie or phone
+        # afterwards, then had itself erased, planted it there for good (12j, J3) -- the identifier is the
+        # first claimant's, and so is what was done on it
+        planted = set(self.claimed_first(key, sorted(kept)))
+        ttl_claim = self.retention.identity_claim_ttl_s
+        ops += [("unclaim", k.owners(link), key, int(link in planted), ttl_claim, *ANONYMOUS_KINDS)
+                for link in erased.get("links", []) if link in kept]  # fmt: skip
+        ops += [("set", k.first_claimant(link), TOMBSTONE, None) for link in sorted(planted)]
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",

@@ -31,9 +31,15 @@ key                                type    holds                                
                                                                                              last new claim
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
-``ls:{<cust>}:claims``             set     every identifier a known customer claimed (its    one member per claim;
-                                           erasure reaches them all, not only the 32 newest  no TTL; deleted by
-                                           links; break-test 12i, I1)                        the erasure
+``ls:{<ident>}:first``             string  the first customer claimant of an identifier      one per claim set;
+                                           (``erased:*`` once erased), so an erasure plants  goes with it
+                                           its tombstone only where it claimed first (12j J3)
+``ls:{<cust>}:claims``             set     every identifier a customer, device or cookie     ``MAX_CLAIMS`` (500)
+                                           claimed (its erasure reaches them all, not only   per profile's life;
+                                           the 32 newest links; break-tests 12i I1, 12j J1)  no TTL; anonymous:
+                                                                                             ``identity_claim_ttl_s``
+                                                                                             after its last write;
+                                                                                             deleted by the erasure
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
                                            epoch that last wrote the profile (Redis Cluster  Cluster only;
                                            only: a stale engine's profile write is refused)  anonymous: as its
@@ -204,6 +210,11 @@ class Keys:
     def owners(self, identifier: str) -> str:
         """Customers that claimed ``identifier`` (``kind:value``); same slot as its own profile."""
         return f"{self.tag(identifier)}:owners"
+
+    def first_claimant(self, identifier: str) -> str:
+        """The first customer whose claim on ``identifier`` was recorded (string; same slot as its claim set): an
+        erasure leaves its tombstone only where the erased customer claimed first (break-test 12j, J3)."""
+        return f"{self.tag(identifier)}:first"
 
     def claims(self, customer_key: str) -> str:
         """Every identifier a known customer claimed (set), in the customer's slot: the erasure and the export

@@ -76,7 +76,8 @@ Retry = Callable[[Callable[[], None]], None]
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants, then its lifetime
 # (state.retention): a claim set a known customer (not an anonymous id) is a member of has no TTL -- it
 # goes when its last claimant is erased -- and one with anonymous claimants only expires ARGV[3] s after
-# its last new claim. ARGV: claimant, max claimants, ttl, 1 if the claimant is a known customer.
+# its last new claim. KEYS[2] records the first customer claimant (state.erasure: where its tombstone goes).
+# ARGV: claimant, max claimants, ttl, 1 if the claimant is a known customer.
 _CLAIM = """
 local persistent = redis.call('EXISTS', KEYS[1]) == 1 and redis.call('TTL', KEYS[1]) == -1
 local added = 0
@@ -85,6 +86,7 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1
 end
 if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
   redis.call('PERSIST', KEYS[1])
+  redis.call('SET', KEYS[2], ARGV[1], 'NX')
 elseif not persistent and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 end
@@ -322,7 +324,9 @@ class ProfileStore:
             for ops in plan.customers:
                 for op in ops:
                     if op[0] == "claim":
-                        self._claim(keys=[op[1]], args=[op[2], MAX_OWNERS_KEPT, *op[3:]], client=pipe)
+                        self._claim(keys=[op[1], op[2]], args=[op[3], MAX_OWNERS_KEPT, *op[4:]], client=pipe)
+                    elif op[0] == "unclaim":  # state.erasure
+                        self.erasures.unclaim(keys=[op[1]], args=list(op[2:]), client=pipe)
                     elif op[0] == "profile":
                         pipe.set(op[1], op[3])
                     elif op[0] == "ttl":  # after the profile's SET (which clears a TTL)
@@ -352,9 +356,12 @@ class ProfileStore:
         if state.new_timeline:
             ops += self._append_timeline(state)
         claim_ttl, known = self.retention.identity_claim_ttl_s, int(not is_anonymous(key))
-        ops += [("claim", self.keys.owners(identifier), key, claim_ttl, known) for identifier in state.new_links]
-        if known and state.new_links:  # every identifier a customer claimed, for its erasure (12i, I1)
+        k = self.keys
+        ops += [("claim", k.owners(i), k.first_claimant(i), key, claim_ttl, known) for i in state.new_links]
+        if state.new_links:  # every identifier it claimed, for its erasure (12i, I1); a device's too (12j, J1)
             ops.append(("sadd", self.keys.claims(key), *state.new_links))
+            if not known:  # an anonymous id's claims expire (the claim script): its index with the newest
+                ops.append(("ttl", self.keys.claims(key), claim_ttl))
         updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
         ops += updates if notify else []
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))

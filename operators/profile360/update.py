@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from livesignals import serde
+from livesignals import metrics, serde
 from livesignals.contract import Event
 from livesignals.settings import CONTACT_IDLE_S
 from operators.profile360 import identity, timeline
@@ -34,6 +34,11 @@ MAX_KEY_CHARS = 64
 """Longest attribute name kept from a profile update."""
 MAX_LINKED = 32
 """Identifiers linked to a customer (devices, cookies, emails...) kept, newest last; the 360 merges these."""
+MAX_CLAIMS = 500
+"""Identifiers one profile claims in its life (``identity.claims_n`` counts them); later new ones are not linked
+(counted in ``livesignals_identity_claims_refused_total``). Bounds its claims index ``ls:{<cust>}:claims`` and so
+what its erasure reads and cascades in one batch (break-test 12j, J2: a script logging one account in with a fresh
+cookie per request grew the index without bound and a 20,000-member erase stalled its partition for 24 s)."""
 MAX_RELATIONSHIP_TYPES = 10
 MAX_CAMPAIGN_ACTIONS = 16
 """Distinct campaign actions counted per customer (``history.campaigns``); new ones beyond are not counted."""
@@ -119,6 +124,10 @@ def _link(state: CustomerState, event: Event) -> None:
     linked = state.identity.setdefault("linked", [])
     for other in identity.links(event.ids):
         if other not in linked:
+            if state.identity.get("claims_n", 0) >= MAX_CLAIMS:  # no new claim: bounds its claims index (12j J2)
+                metrics.IDENTITY_CLAIMS_REFUSED.inc()
+                continue
+            state.identity["claims_n"] = state.identity.get("claims_n", 0) + 1
             linked.append(other)
             state.new_links.append(other)
             del linked[:-MAX_LINKED]

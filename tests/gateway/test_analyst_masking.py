@@ -4,6 +4,8 @@ ids whose digit runs were masked as phone numbers)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
@@ -189,5 +191,29 @@ def test_a_customer_id_with_seven_digits_or_more_is_shown_whole_to_analysts(worl
     for cid in ("c0000394", "48213377"):
         doc = client.get(f"/v1/customers/{cid}", headers=ANALYST).json()
         assert doc["customer"] == f"customer_id:{cid}" and doc["identity"]["ids"]["customer_id"] == [cid], doc
-    doc = client.get("/v1/customers/customer_id:%2B447700900456", headers=ANALYST).json()
-    assert "900456" not in str(doc) and doc["customer"] == "customer_id:***", doc.get("customer")
+    # no lookup by a phone-shaped customer id for analysts (break-test 12j, J4), as by email: or phone:
+    r = client.get("/v1/customers/customer_id:%2B447700900456", headers=ANALYST)
+    assert r.status_code == 404 and r.json()["detail"] == "no such customer", r.text  # as if unknown
+
+
+PII_SHAPED_IDS = ("07700900456", "447700900457", "00447700900458", "+447700900459", "tel:07700900460", "AB123456C",
+                  "john.smith.1980-05-12", "ann(at)example.com", "ann@example.com")  # fmt: skip
+
+
+def test_a_customer_id_shaped_like_personal_data_never_reaches_analysts(world, client):
+    """Break-test 12j, J4: analysts saw any customer id whole unless it held an e-mail or a ``+`` number: a
+    national phone number, ``00``/``tel:`` forms, a national-insurance number or a name with a birth date reached
+    the no-PII role, also when looked up by the customer's cookie, and analysts could look customers up by them.
+    Only an id with the shape of one a system made is shown whole (:func:`gateway.masking.opaque_customer_id`)."""
+    t = now_ms() - 20_000
+    world.apply(*[{**event("web_event", cid, t + i, event_id=f"j4-{i}", action="login"),
+                   "customer": {"customer_id": cid, "cookie_id": f"ckpii-{i}"}}
+                  for i, cid in enumerate(PII_SHAPED_IDS)])  # fmt: skip
+    for i, cid in enumerate(PII_SHAPED_IDS):
+        r = client.get(f"/v1/customers/cookie_id:ckpii-{i}", headers=ANALYST)
+        assert r.status_code == 200, r.text
+        for part in {cid, cid.replace("tel:", ""), cid[-6:]}:
+            assert part not in r.text, (cid, part, r.text)
+        assert r.json()["customer"] == "customer_id:***", r.json()["customer"]  # the card itself is shown
+        lookup = client.get(f"/v1/customers/customer_id:{quote(cid, safe='')}", headers=ANALYST)
+        assert lookup.status_code == 404 and lookup.json()["detail"] == "no such customer", (cid, lookup.text)

@@ -54,10 +54,16 @@ def unaudited(limit: str) -> float:
     return metrics.GATEWAY_REFUSALS_UNAUDITED.labels(limit)._value.get()
 
 
-def expired_token(sub: str) -> str:
+def expired_token(sub: str, secret: str = SECRET) -> str:
     now = int(time.time())
     claims = {"sub": sub, "role": "agent", "queues": [], "iss": "livesignals", "exp": now - 5}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def forged_token(sub: str) -> str:
+    """A token naming ``sub`` that its bearer could make without the secret (its signature does not verify):
+    before break-test 12j (J6) these tests used genuine expired tokens, pooled with forgeries then."""
+    return expired_token(sub, secret="not-the-deployment-secret-at-all-32b")
 
 
 def test_one_address_writes_at_most_the_bound_then_one_summary_per_window(world, app, clock):
@@ -83,7 +89,7 @@ def test_one_claimed_subject_from_many_addresses_is_bounded_too(world, app, cloc
     before = unaudited("subject")
     for i in range(LIMIT + 4):
         c = caller(app, f"10.1.0.{i}")
-        assert c.get("/v1/customers/c1", headers=bearer(expired_token("mallory"))).status_code == 401
+        assert c.get("/v1/customers/c1", headers=bearer(forged_token("mallory"))).status_code == 401
     entries = audit(world)
     assert len([e for e in entries if e["action"] == "read_360"]) == LIMIT
     (summary,) = [e for e in entries if e["action"] == SUMMARY_ACTION]
@@ -180,7 +186,7 @@ def test_nobody_elses_refusals_silence_an_authenticated_callers(world, app, cloc
     for _ in range(LIMIT + 3):
         assert c.get("/v1/customers/c1").status_code == 401  # no token: the address's budget is spent
     for i in range(LIMIT + 3):
-        assert c.get("/v1/customers/c1", headers=bearer(expired_token("a1"))).status_code == 401  # "a1", forged
+        assert c.get("/v1/customers/c1", headers=bearer(forged_token("a1"))).status_code == 401  # "a1", forged
     a1 = bearer(token("a1", queues=("billing",)))
     for key in ("c3", "email:nobody@example.com", "c5"):
         assert c.get(f"/v1/customers/{key}", headers=a1).status_code == 403
@@ -240,7 +246,7 @@ def test_made_up_subjects_write_a_bounded_number_of_summaries_a_minute(world, ap
     c = caller(app, "10.7.0.1")
     subjects = 3 * UNVERIFIED_SUMMARIES
     for s in range(subjects):
-        forged = bearer(expired_token(f"fake-{s}"))
+        forged = bearer(forged_token(f"fake-{s}"))
         for _ in range(LIMIT + 1):
             assert c.get("/v1/customers/c1", headers=forged).status_code == 401
     entries = audit(world)
@@ -256,5 +262,22 @@ def test_made_up_subjects_write_a_bounded_number_of_summaries_a_minute(world, ap
     assert [e for e in audit(world) if e["action"] == SUMMARY_ACTION][-1]["who"] == "a1"
     clock.now += 60  # the next minute: summaries again
     for _ in range(LIMIT + 1):
-        c.get("/v1/customers/c1", headers=bearer(expired_token("fake-next")))
+        c.get("/v1/customers/c1", headers=bearer(forged_token("fake-next")))
     assert [e for e in audit(world) if e["action"] == SUMMARY_ACTION][-1]["claimed"] == "fake-next"
+
+
+def test_forged_tokens_never_silence_the_refusals_of_a_genuine_expired_token(world, app, clock):
+    """Break-test 12j, J6: an expired token whose signature verifies was pooled with forgeries, so a flood of
+    forged tokens (the shared pool spent, or the claimed subject's count) left a replayed expired token's probes
+    unaudited. Its signature proves its subject: it counts in that subject's own budget."""
+    from gateway.refusals import UNVERIFIED_SHARE
+
+    c = caller(app, "10.8.0.1")
+    for i in range(UNVERIFIED_SHARE * LIMIT + 3):  # the shared pool and "a1"'s claimed count, spent by forgeries
+        flood = caller(app, f"10.9.{i // 250}.{i % 250}")
+        assert flood.get("/v1/customers/c1", headers=bearer(forged_token("a1"))).status_code == 401
+    replayed = bearer(expired_token("a1"))
+    for key in ("c2", "c4", "c5"):
+        assert c.get(f"/v1/customers/{key}", headers=replayed).status_code == 401
+    probes = [e for e in audit(world) if e.get("reason") == "token expired" and e.get("claimed") == "a1"]
+    assert len(probes) == 3 and len({e["customer"] for e in probes}) == 3, probes  # each probe, by pseudonym

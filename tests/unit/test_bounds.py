@@ -303,6 +303,8 @@ def test_one_customer_s_profile_stays_within_every_declared_bound_over_a_long_ra
     state = store.states["customer_id:c1"]
     assert state.events > 2900 and dead < 100  # the stream was (nearly all) valid: it exercised the profile
     assert len(state.identity["linked"]) == update.MAX_LINKED and len(state.recent_ids) == MAX_EVENT_IDS
+    # the bound of its claims index ls:{<cust>}:claims (state.keys; break-test 12j, J2)
+    assert state.identity.get("claims_n", 0) <= update.MAX_CLAIMS
     # the engine's own maps: one entry per partition read; per-event staging emptied after each event
     assert len(engine._partitions) <= PARTITIONS and not engine._aggregates.changes
     assert store.flags.maxlen == MAX_FLAGS_KEPT and len(store.flags) > 0

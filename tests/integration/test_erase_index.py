@@ -1,0 +1,121 @@
+"""The claims index ``ls:{<cust>}:claims`` (state.keys): every claimant's, bounded (break-test 12j).
+
+* a device's own index reaches the cookies that fell out of its 32 newest links, so its customer's erasure
+  cascades through the device to them (J1);
+* a profile claims at most ``MAX_CLAIMS`` identifiers in its life, so its index and its erasure are bounded (J2);
+* an erasure leaves its tombstone (``erased:*``) only on identifiers the erased customer claimed first (J3).
+"""
+
+from __future__ import annotations
+
+from livesignals import metrics
+from operators.profile360 import update
+from state import reader
+from state.connection import connect
+from state.keys import Keys
+from tests.helpers import T0, event
+from tests.integration.test_erase import erase_settings as erase_settings  # the fixture: single and Cluster
+from tests.integration.test_erase import everything, messages, occurrences
+from tests.integration.test_erase_shared import MIN, drain, engine_for
+
+
+def test_the_erasure_reaches_the_cookies_that_fell_out_of_its_devices_linked_list(erase_settings):
+    """J1: the customer's own app device linked more than 32 cookies (a new one per session); the first cookie
+    and its pre-login browsing stayed after the erasure, its claim set naming the erased device for 400 days."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    dev = {"device_id": "dvj1"}
+    steps = [
+        (event("app_event", t=T0, action="open"), {**dev, "cookie_id": "ck0-j1"}),
+        (event("web_event", t=T0 + MIN, action="search", url="https://shop/search?q=zq-j1-before"),
+         {"cookie_id": "ck0-j1"}),
+        (event("app_event", t=T0 + 2 * MIN, action="login"), {"customer_id": "dtj1", **dev}),
+        *[(event("app_event", t=T0 + (3 + i) * MIN, action="page_view"), {**dev, "cookie_id": f"ck{i + 1}-j1"})
+          for i in range(update.MAX_LINKED + 1)],
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"j1-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ck0-j1")) == {b"device_id:dvj1"}
+    assert client.ttl(keys.claims("device_id:dvj1")) > 0  # an anonymous claimant's index expires
+    erase = {**event("erase", "dtj1", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-dtj1"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert not client.exists(keys.owners("cookie_id:ck0-j1"), keys.claims("device_id:dvj1"))
+    assert not client.exists(keys.profile("cookie_id:ck0-j1"), keys.timeline("cookie_id:ck0-j1"))
+    assert occurrences(everything(client, s), ("zq-j1-before", "dvj1", "customer_id:dtj1")) == {}
+
+
+def test_a_profile_claims_at_most_max_claims_identifiers_and_its_erasure_takes_them_all(erase_settings, monkeypatch):
+    """J2: one account logged in with a fresh cookie per request grew its index without bound (no TTL, a member
+    per cookie); the erase then read and cascaded all of them in one batch (24 s at 20,000)."""
+    monkeypatch.setattr(update, "MAX_CLAIMS", 5)
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    refused = metrics.IDENTITY_CLAIMS_REFUSED._value.get()
+    logins = [{**event("web_event", t=T0 + i * MIN, action="login"), "event_id": f"j2-{i}",
+               "customer": {"customer_id": "cgj2", "cookie_id": f"ck{i}-j2"}} for i in range(8)]  # fmt: skip
+    engine.process(messages(logins, 0, 0))
+    index = {m.decode() for m in client.smembers(keys.claims("customer_id:cgj2"))}
+    assert index == {f"cookie_id:ck{i}-j2" for i in range(5)}
+    assert not client.exists(*(keys.owners(f"cookie_id:ck{i}-j2") for i in range(5, 8)))  # not claimed
+    assert metrics.IDENTITY_CLAIMS_REFUSED._value.get() - refused == 3
+    erase = {**event("erase", "cgj2", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-cgj2"}
+    engine.process(messages([erase], 0, len(logins)))
+    drain(engine, out, s)
+    assert not client.exists(keys.claims("customer_id:cgj2"), *(keys.owners(i) for i in index))
+    assert occurrences(everything(client, s), ("customer_id:cgj2",)) == {}
+
+
+def test_a_customer_who_claimed_a_victims_cookie_after_the_victim_plants_no_tombstone_by_its_erasure(erase_settings):
+    """J3: an outsider logged in with a copy of the victim's cookie, then had itself erased: the erased claimant
+    (``erased:*``) took its place in the cookie's claim set for good, so the cookie was shared and the victim's own
+    browsing left the victim's card. The tombstone now goes only where the erased customer claimed first."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("web_event", t=T0, action="login"), {"customer_id": "pvj3", "cookie_id": "ckpj3"}),
+        (event("web_event", t=T0 + MIN, action="search", url="https://shop/search?q=zq-j3-own"),
+         {"cookie_id": "ckpj3"}),
+        (event("web_event", t=T0 + 2 * MIN, action="login"), {"customer_id": "outj3", "cookie_id": "ckpj3"}),
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"j3-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    assert client.smembers(keys.owners("cookie_id:ckpj3")) == {b"customer_id:pvj3", b"customer_id:outj3"}
+    erase = {**event("erase", "outj3", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-outj3"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert client.smembers(keys.owners("cookie_id:ckpj3")) == {b"customer_id:pvj3"}
+    victim = reader.read_360(client, keys, "customer_id:pvj3", timeline=50)
+    assert "zq-j3-own" in str(victim) and victim["identity"]["shared_identifiers"] == [], victim["identity"]
+    # the victim's own erasure, later, takes the cookie and its first-claimant record with it
+    erase = {**event("erase", "pvj3", T0 + 61 * MIN, channel="backoffice"), "event_id": "erase-pvj3"}
+    engine.process(messages([erase], 0, len(journey_) + 1))
+    drain(engine, out, s)
+    assert not client.exists(keys.owners("cookie_id:ckpj3"), keys.first_claimant("cookie_id:ckpj3"))
+    assert occurrences(everything(client, s), ("zq-j3-own", "pvj3", "outj3")) == {}
+
+
+def test_a_claim_set_with_no_known_claimant_left_after_the_erasure_expires_again(erase_settings):
+    """J5: a cookie kept through the family tablet (Bob claims the tablet, the tablet the cookie) whose only
+    customer claimant was the erased Alice kept ``{erased:*, device_id:...}`` with no TTL, for good. With no
+    known claimant left it gets the anonymous claims' TTL back (``identity_claim_ttl_s``)."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("app_event", t=T0, action="login"), {"customer_id": "ea-j5", "device_id": "dv-j5"}),
+        (event("app_event", t=T0 + MIN, action="login"), {"customer_id": "eb-j5", "device_id": "dv-j5"}),
+        (event("web_event", t=T0 + 2 * MIN, action="page_view"), {"device_id": "dv-j5", "cookie_id": "ck-j5"}),
+        (event("web_event", t=T0 + 3 * MIN, action="login"), {"customer_id": "ea-j5", "cookie_id": "ck-j5"}),
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"j5-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    erase = {**event("erase", "ea-j5", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-ea-j5"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert client.smembers(keys.owners("cookie_id:ck-j5")) == {b"erased:*", b"device_id:dv-j5"}
+    assert 0 < client.ttl(keys.owners("cookie_id:ck-j5")) <= s.identity_claim_ttl_s
+    assert client.ttl(keys.owners("device_id:dv-j5")) == -1  # Bob still claims the tablet: no TTL
