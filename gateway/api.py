@@ -230,6 +230,12 @@ def authorise(
         reader.load_linked(service.client, service.keys, loaded, timeline, slots)
         seen = reader.access_of(loaded)
     decision = _decide(service, principal, asked, seen)
+    if loaded is None and decision.allowed:  # an analyst naming a customer id shaped like personal data: refused on
+        # every route, push included, and audited as refused (break-test 12k, K5: a 404 on the 360 but a live
+        # stream of the person's flags; K6: audited as allowed)
+        why = "analysts do not look customers up by personal data"
+        service.audit.record(principal.subject, principal.role, action, asked, None, False, why)
+        raise Problem(404, "Not Found", "no such customer")
     if not decision.allowed:  # written whatever the refusal budget: bounded by gateway_audited_per_min above
         client = request.client
         source = client[0] if client else "-"

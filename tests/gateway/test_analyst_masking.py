@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
+
 from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
@@ -217,3 +219,20 @@ def test_a_customer_id_shaped_like_personal_data_never_reaches_analysts(world, c
         assert r.json()["customer"] == "customer_id:***", r.json()["customer"]  # the card itself is shown
         lookup = client.get(f"/v1/customers/customer_id:{quote(cid, safe='')}", headers=ANALYST)
         assert lookup.status_code == 404 and lookup.json()["detail"] == "no such customer", (cid, lookup.text)
+
+
+@pytest.mark.timeout(60)  # the old code granted the stream: the request never ended
+def test_an_analyst_naming_a_personal_data_shaped_customer_id_is_refused_on_push_too_and_audited_so(world, client):
+    """Break-test 12k: the 360 answered 404 to an analyst naming ``customer_id:07700900997``, but a push
+    subscription to it streamed the person's flags, mood and actions live (K5), and the lookup was audited as
+    allowed (K6). Every route refuses it now, as unknown, and the trail says refused."""
+    from gateway.audit import AuditLog
+
+    cid = "07700900997"
+    world.apply({**event("web_event", cid, now_ms() - 10_000, event_id="k5-0", action="login")})
+    r = client.get(f"/v1/push?customer=customer_id:{cid}", headers=ANALYST)
+    assert r.status_code == 404 and r.json()["detail"] == "no such customer", r.text
+    assert client.get(f"/v1/customers/customer_id:{cid}", headers=ANALYST).status_code == 404
+    entries = AuditLog(world.client, world.settings.key_prefix, 1000).entries(1000)
+    mine = [e for e in entries if e.get("role") == "analyst" and e.get("action") in ("subscribe", "read_360")]
+    assert len(mine) == 2 and all(e.get("allowed") in ("0", "False", "false") for e in mine), mine
