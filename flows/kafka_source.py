@@ -28,6 +28,7 @@ end and skip every event, engine ready, lag 0 (issue 10, break-test F3).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -47,6 +48,9 @@ from state.connection import Backoff
 from state.ownership import Ownership
 
 log = logging.getLogger(__name__)
+
+LOG_END_EVERY_S = 0.25
+"""How often a source passes its fetched log ends on to the lag monitor."""
 
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
@@ -75,6 +79,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._next: dict[str, int | None] = {}
         self._last: dict[str, Any] = {}
         """The last message handed out per topic (its fingerprint is computed only for a check)."""
+        self._log_ends_at = 0.0
         self._assign({t: starts.get(t) for t in topics})
 
     def _assign(self, starts: dict[str, int | None], remember: bool = True) -> None:
@@ -145,7 +150,20 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
             self._reposition(self._watch.targets())
         if self._ownership.take_probe(self._partition):  # the monitor saw Redis lose this partition's state
             out.append(probe_message(self._partition))
+        self._note_log_ends()
         return out
+
+    def _note_log_ends(self) -> None:
+        """Pass the log ends of the last fetch responses to the lag monitor, a few times a second
+        (:meth:`state.ownership.Ownership.note_log_end`: the embedded broker's ListOffsets says 1)."""
+        now = time.monotonic()
+        if now - self._log_ends_at < LOG_END_EVERY_S:
+            return
+        self._log_ends_at = now
+        for topic in self._topics:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, self._partition), cached=True)
+            if high is not None and high >= 0:
+                self._ownership.note_log_end(self._partition, topic, int(high))
 
     def _begin_check(self, force_reposition: bool = False) -> None:
         """Start a check of the log if one is due (:class:`flows.log_watch.LogWatch`): re-read its records.

@@ -320,6 +320,7 @@ class Ownership:
         self._claims: dict[int, Claim] = {}
         self._seeks: dict[int, dict[str, int]] = {}
         self._probes: set[int] = set()
+        self._log_ends: dict[tuple[int, str], int] = {}
         self._lock = threading.Lock()
 
     def claim(self, partition: int) -> Claim:
@@ -359,6 +360,21 @@ class Ownership:
                 return False
             self._probes.discard(partition)
             return True
+
+    def note_log_end(self, partition: int, topic: str, high: int) -> None:
+        """Record ``topic``'s log end for ``partition`` as the reading source last saw it in a fetch response.
+
+        The lag monitor asks Kafka with ListOffsets, which the embedded broker (Tansu) answers with 1 for
+        every partition: a lag of 0 that hid any backlog on the demo. Fetch responses carry the right end,
+        so the source passes it on and the monitor takes the higher of the two (:mod:`flows.monitor`).
+        """
+        with self._lock:
+            self._log_ends[(partition, topic)] = high
+
+    def log_end(self, partition: int, topic: str) -> int | None:
+        """The log end :meth:`note_log_end` last recorded for ``(partition, topic)`` (None: never seen)."""
+        with self._lock:
+            return self._log_ends.get((partition, topic))
 
     def get(self, partition: int) -> Claim | None:
         """The current claim on ``partition``, if this process holds one."""

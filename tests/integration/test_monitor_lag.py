@@ -37,3 +37,36 @@ def test_a_topic_with_fewer_partitions_is_skipped_and_kafka_stays_reachable(kafk
     assert sorted(watch._lags) == sorted([*((wide, p) for p in range(4)), (narrow, 0)])
     sample = metrics.CONSUMER_LAG.labels(narrow, "0")._value.get()
     assert sample == 0
+
+
+def test_lag_counts_the_backlog_on_every_broker_from_the_log_end_the_source_fetched(kafka_settings):
+    """The embedded broker (Tansu) answers ListOffsets with 1 for every partition, so a monitor that only
+    asked Kafka reported lag 0 over a backlog of 100 (session 16). The source passes on the log end its
+    fetch responses carry (``Ownership.note_log_end``); on Apache Kafka both agree."""
+    from confluent_kafka import Producer
+
+    from flows.kafka_source import KafkaPartitionSource
+
+    topic = f"ls.lag.{uuid.uuid4().hex[:8]}"
+    _create(kafka_settings.kafka_bootstrap, {topic: 4})
+    producer = Producer({"bootstrap.servers": kafka_settings.kafka_bootstrap})
+    for i in range(100):
+        producer.produce(topic, f"e{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    ownership = Ownership(claimer=lambda p: Claim(p, "e", "s", {topic: None}))
+    source = KafkaPartitionSource({"bootstrap.servers": kafka_settings.kafka_bootstrap}, (topic,), 10, ownership)
+    reader = source.build_part("kafka_in", "0", None)
+    try:
+        got: list = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            got = reader.next_batch()
+        assert len(got) == 10  # read ten, none committed: the whole log is still to apply
+        time.sleep(0.3)
+        reader.next_batch()  # passes the fetched log end on (a few times a second)
+        watch = Monitor(kafka_settings, ownership, (topic,))
+        assert watch._read_lag() is True
+        assert watch._lags[(topic, 0)] == 100
+        assert metrics.CONSUMER_LAG.labels(topic, "0")._value.get() == 100
+    finally:
+        reader.close()
