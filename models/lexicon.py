@@ -18,7 +18,10 @@ the next three words of its clause (*not*, every *n't* contraction, *never*,
 *without*, δεν, μην, όχι, نه, بدون); Persian negation that follows the word --
 a negative verb, «خوب نبود», «راضی نیستم», «کیفیتش خوب نیست» -- flips the
 three words before it, and a negative verb form of a sentiment verb
-(«نپسندیدم», «نمی‌ارزه») is the flipped verb; words after *but* / ولی / αλλά
+(«نپسندیدم», «نمی‌ارزه») is the flipped verb; a Persian negative verb with no
+sentiment word to flip is a mild complaint of its own («سس نذاشتین», a thing
+missing: :data:`~models.polarity_rules.FA_BARE_NEGATIVE_VERB`, too mild to read
+negative in three classes); words after *but* / ولی / αλλά
 weigh 1.5 times, words before it half; exclamation marks add emphasis. The sum
 ``s`` is squashed as ``s / sqrt(s² + 15)`` into (-1, 1): graded, not
 all-or-nothing.
@@ -38,6 +41,8 @@ True
 [True, True, True, True]
 >>> [lex.score(t) > 0 for t in ("عالیه", "مرسی", "καλό", "مشکلی نداشت", "no problem")]
 [True, True, True, True, True]
+>>> -0.15 < lex.score("سس نذاشتین") < 0
+True
 """
 
 from __future__ import annotations
@@ -305,7 +310,7 @@ class Lexicon:
                     boost_left -= 1
                 i += 1
                 continue
-            step, value, kind = 1, None, PLAIN
+            step, value, kind, bare = 1, None, PLAIN, False
             if tok in heads:
                 for size in (3, 2):
                     value = phrases.get(clause[i : i + size])
@@ -324,15 +329,15 @@ class Lexicon:
                     negate_left = rules.NEGATION_SCOPE + 1
                 elif kind == BOOSTER:
                     boost, boost_left = number, 3
-                if post:
-                    self._negate_before(i, clause, found, values, negated)
+                if post and not self._negate_before(i, clause, found, values, negated) and kind == PLAIN:
+                    value, bare = rules.FA_BARE_NEGATIVE_VERB, True  # "سس نذاشتین": a thing missing is a complaint
             if value is not None:
                 if boost_left:
                     value *= boost
                 if negate_left:
                     value *= rules.NEGATION_SCALE
                     negated.append(tok)
-                found.append((i if step == 1 else -1, len(values)))  # an idiom is not negated after it
+                found.append((i if step == 1 and not bare else -1, len(values)))  # nor an idiom, nor this verb
                 values.append(value)
                 boost_left = 0
             elif negate_left and kind == PLAIN:
@@ -345,19 +350,22 @@ class Lexicon:
 
     def _negate_before(
         self, i: int, clause: tuple[str, ...], found: list[tuple[int, int]], values: list[float], negated: list[str]
-    ) -> None:
+    ) -> bool:
         """Persian post-verbal negation: flip the sentiment words among the three
-        tokens before ``i`` (not across و / ولی), once."""
+        tokens before ``i`` (not across و / ولی), once; whether any was flipped."""
         start = i - rules.NEGATION_SCOPE
         for j in range(i - 1, max(start, 0) - 1, -1):
             if clause[j] in rules.CONTRAST or clause[j] == "و":
                 start = j + 1
                 break
+        flipped = False
         for k, (pos, at) in enumerate(found):
             if pos >= start and pos >= 0:
                 values[at] *= rules.NEGATION_SCALE
                 negated.append(clause[pos])
                 found[k] = (-1, at)  # flipped once
+                flipped = True
+        return flipped
 
 
 def _never_again(clause: tuple[str, ...]) -> bool:

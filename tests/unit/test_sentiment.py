@@ -321,3 +321,26 @@ def test_yet_is_not_a_contrast():
     """*not arrived yet* used to halve the complaint before *yet* (a contrast word like *but*)."""
     assert LEX.score("My order has not arrived yet") == LEX.score("My order has not arrived") < 0
     assert LEX.score("Terrible delays. Yet more issues with the app") < LEX.score("Terrible delays")
+
+
+@pytest.mark.parametrize("text", ["سس نذاشتین", "نوشابه رو نداد", "قاشق و چنگال همراهش نبود", "جمعه خونه نیستم"])
+def test_a_persian_negative_verb_with_nothing_to_negate_reads_mildly_negative(text):
+    # Session 16: a thing missing is a complaint (these scored 0.0: no sentiment word), but only a mild one:
+    # the three-class reading stays neutral, so a calm "I'm not home on Friday" raises nothing
+    assert -0.15 < LEX.score(text) < 0
+    assert SentimentModel().predict_one(text) == "neutral"
+
+
+def test_a_bare_negative_verb_is_not_flipped_by_the_next_one_and_still_flips_a_word_before_it():
+    assert LEX.score("نمیدونم نمیشه") < LEX.score("نمیدونم") < 0  # two complaints, not a double negation
+    assert LEX.score("خوب نبود") < LEX.score("نمیدونم") and LEX.score("مشکلی نداشت") > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "positive"),
+    [("حرف نداره", True), ("ممتاز بود", True), ("لذت بردم", True), ("خیلی خشک و بی نمک بود", False),
+     ("کیفیتش افت کرده", False), ("بدقولی کردن", False), ("غیر قابل خوردن بود", False)],
+)  # fmt: skip
+def test_general_persian_review_words_read_their_way(text, positive):
+    # Session 16's entries (models/lexicons/fa.txt, written from the language, not from any data set)
+    assert (LEX.score(text) > 0.2) if positive else (LEX.score(text) < -0.2)
