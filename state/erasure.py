@@ -35,7 +35,7 @@ from typing import Any
 
 from livesignals import metrics, serde
 from livesignals.privacy import subject_hash
-from operators.erasure import not_shared
+from operators.erasure import links_of, reach
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
@@ -253,31 +253,29 @@ def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[s
     return ([identifier] if owner is None else [owner]), owners
 
 
-def _customers_among(claimants: set[str]) -> set[str]:
-    """The claimants that make an identifier shared: customers, and erased customers' tombstones."""
-    return {c for c in claimants if c.startswith(("customer_id:", ERASED_CLAIMANT))}
-
-
 def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) -> dict[str, Any]:
-    """Everything Redis holds about ``customer_key`` and the identifiers it linked, as JSON-ready data.
+    """Everything Redis holds about ``customer_key`` and the identifiers its erasure would take, as JSON-ready data.
 
-    A linked identifier another customer also claims is reported as ``{"shared": true}``: its profile,
-    timeline and claimants are not this customer's alone (an anonymous device's claim does not count).
+    The keys exported as the customer's own are exactly those its erasure takes (:func:`operators.erasure.reach`,
+    the erasure's own walk: every claimant's claims index on the way, so a device's cookies past its 32 newest
+    links too; break-test 12k, K1). Any other identifier one of them linked is reported as
+    ``{"shared": true}``: another customer claims it (directly, or through another identifier: a cookie a family
+    tablet claims, the tablet Bob claims too; 12i, I4), so its profile, timeline and claimants are not this
+    customer's alone (an anonymous device's claim does not count: 12h, H6).
     """
-    doc = _one(client, keys, customer_key)
-    linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
-    linked = list(dict.fromkeys([*ledger.claimed(customer_key), *linked]))  # older links too (12i, I1)
-    claims = ledger.claimants(linked)
-    # a linked identifier's own profile and timeline are this customer's only when no other customer (erased
-    # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the
-    # link is reported; an anonymous identifier's claim makes nothing shared, as at erasure (12h H6)
-    mine = {customer_key, *linked}
-    # ... and only what the erasure would take with it too: an identifier shared *through* another one this
-    # customer linked (a cookie a family tablet claims, the tablet Bob claims too) is not exported (12i, I4)
-    erased_with = set(not_shared(linked, {customer_key}, lambda ids: claims))
-    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine and i in erased_with]
-    doc["linked"] = {i: _one(client, keys, i) if i in own else {"customer": i, "shared": True} for i in linked}
-    everyone = {customer_key, *own}
+    docs: dict[str, dict[str, Any]] = {}
+
+    def linked_of(key: str) -> list[str]:
+        docs[key] = _one(client, keys, key)
+        profile = CustomerState(key, identity=docs[key]["profile"].get("identity", {}))
+        return links_of(ledger.claimed(key), profile)
+
+    tree = reach(customer_key, linked_of, ledger.claimants)
+    doc = docs[customer_key]
+    linked = [i for links in tree.values() for i in links]
+    doc["linked"] = {i: docs[i] if i in tree else {"customer": i, "shared": True}
+                     for i in dict.fromkeys(linked) if i != customer_key}  # fmt: skip
+    everyone = set(tree)
     doc["flags_stream"] = [
         {"id": _text(i), **serde.loads(f[b"doc"])}
         for i, f in _scan_stream(client, keys.flags_stream)

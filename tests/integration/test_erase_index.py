@@ -12,7 +12,9 @@ from livesignals import metrics
 from operators.profile360 import update
 from state import reader
 from state.connection import connect
+from state.erasure import ErasureLedger, export
 from state.keys import Keys
+from state.retention import Retention
 from tests.helpers import T0, event
 from tests.integration.test_erase import erase_settings as erase_settings  # the fixture: single and Cluster
 from tests.integration.test_erase import everything, messages, occurrences
@@ -44,6 +46,41 @@ def test_the_erasure_reaches_the_cookies_that_fell_out_of_its_devices_linked_lis
     assert not client.exists(keys.owners("cookie_id:ck0-j1"), keys.claims("device_id:dvj1"))
     assert not client.exists(keys.profile("cookie_id:ck0-j1"), keys.timeline("cookie_id:ck0-j1"))
     assert occurrences(everything(client, s), ("zq-j1-before", "dvj1", "customer_id:dtj1")) == {}
+
+
+def test_the_export_reads_exactly_what_the_erasure_takes_through_a_devices_claims_index(erase_settings):
+    """K1: the export followed the customer's own claims index only, the erasure every claimant's on the way: the
+    cookies past the device's 32 newest links (and their browsing) were erased but never exported. The export
+    now walks the erasure's own way (``operators.erasure.reach``): what it shows as the customer's is what goes."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    dev = {"device_id": "dvk1"}
+    steps = [
+        (event("app_event", t=T0, action="open"), {**dev, "cookie_id": "ck0-k1"}),
+        (event("web_event", t=T0 + MIN, action="search", url="https://shop/search?q=zq-k1-before"),
+         {"cookie_id": "ck0-k1"}),
+        (event("app_event", t=T0 + 2 * MIN, action="login"), {"customer_id": "dtk1", **dev}),
+        *[(event("app_event", t=T0 + (3 + i) * MIN, action="page_view"), {**dev, "cookie_id": f"ck{i + 1}-k1"})
+          for i in range(update.MAX_LINKED + 1)],
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"k1-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    cookies = {f"cookie_id:ck{i}-k1" for i in range(update.MAX_LINKED + 2)}
+    ledger = ErasureLedger(client, keys, Retention.from_settings(s))
+    doc = export(client, keys, "customer_id:dtk1", ledger)
+    own = {i for i, held in doc["linked"].items() if not held.get("shared")}
+    assert own == {"device_id:dvk1", *cookies}  # the oldest cookie too, out of the device's 32 newest links
+    assert "zq-k1-before" in str(doc["linked"]["cookie_id:ck0-k1"])  # with its browsing before the login
+    held = {k for k in own | {"customer_id:dtk1"} if client.exists(keys.profile(k))}
+    erase = {**event("erase", "dtk1", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-dtk1"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert not client.exists(*(keys.profile(k) for k in held))  # the erasure took exactly what was exported
+    origin = f"in:0:{len(journey_)}"  # this erase's entries in the erasure audit stream
+    erased = {r["subject"] for r in ledger.audit() if r.get("origin") == origin}
+    exported = {ledger.subject(k) for k in own | {"customer_id:dtk1"}}
+    assert erased == exported  # each key exported was erased, and no other
 
 
 def test_a_profile_claims_at_most_max_claims_identifiers_and_its_erasure_takes_them_all(erase_settings, monkeypatch):
