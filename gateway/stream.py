@@ -50,6 +50,7 @@ from starlette.types import Send
 from gateway import access, api
 from gateway.auth import Principal
 from gateway.catch_up import catch_up
+from gateway.masking import Pseudonym
 from gateway.problems import Problem
 from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
 from gateway.queue_audit import audit_shown, write_batch
@@ -207,20 +208,21 @@ def _authorise(
     return Subscription(customers=customers, queues=frozenset(queues), accept_queue_flag=accept), principal
 
 
-def _frame(cursor: Cursor, item: Item, role: str) -> bytes:
+def _frame(cursor: Cursor, item: Item, role: str, pseudonym: Pseudonym | None = None) -> bytes:
     _, _, customer, doc, kind = item
     body = serde.loads(doc)
     shown = {"flag": body} if kind == "flag" else reader.update_view(body)
-    data = serde.dumps({"customer": access.mask_key(customer, role), **access.mask(shown, role)})
+    data = serde.dumps({"customer": access.mask_key(customer, role, pseudonym),
+                        **access.mask(shown, role, pseudonym, customer)})  # fmt: skip
     name = EVENT_NAMES.get(kind, b"update")
     return b"id: " + str(cursor).encode() + b"\nevent: " + name + b"\ndata: " + data + b"\n\n"
 
 
-def _safe_frame(cursor: Cursor, item: Item, role: str) -> bytes:
+def _safe_frame(cursor: Cursor, item: Item, role: str, pseudonym: Pseudonym | None = None) -> bytes:
     """The entry's frame, or nothing for one that cannot be shown (skipped and counted, never the end of the
     connection: the client's next event id is past it, so a resume does not replay it)."""
     try:
-        return _frame(cursor, item, role)
+        return _frame(cursor, item, role, pseudonym)
     except Exception as exc:  # a doc of an unexpected shape: this entry only
         log.warning("skipped %s entry %s: cannot show it (%s)", item[0], item[1], type(exc).__name__)
         metrics.GATEWAY_PUSH_SKIPPED.inc()
@@ -243,7 +245,7 @@ async def _delivered(
     queue = sub.shown_via.pop((item[0], item[1]), None)
     if item[2] not in followed and item[2] not in via_queue:  # decided in memory, written by the audit writer
         _audit_queue_delivery(service, principal, item[2], via_queue, queue or ",".join(sorted(sub.queues)))
-    return cursor_after, _safe_frame(cursor_after, item, role)
+    return cursor_after, _safe_frame(cursor_after, item, role, service.pseudonym)
 
 
 async def _events(

@@ -34,13 +34,14 @@ import time
 from typing import Any
 
 from livesignals import metrics, serde
-from livesignals.privacy import subject_hash
+from livesignals.privacy import analyst_pseudonym, subject_hash
 from operators.erasure import links_of, reach
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
 from state.retention import ANONYMOUS_KINDS, Retention
 from state.secrets import deployment_secret as shared_secret
+from state.secrets import pseudonym_secret
 
 SCRUB_CHUNK = 2000
 """Flags-stream entries one scrub call reads; each call blocks Redis while it runs (``python -m bench.erase``
@@ -120,6 +121,18 @@ class ErasureLedger:
         """``erasure_ledger_secret``, else this deployment's own (:func:`deployment_secret`): never unkeyed."""
         return self.retention.erasure_ledger_secret or deployment_secret(self.client, self.keys)
 
+    @functools.cached_property
+    def pseudonym_secret(self) -> str:
+        """The key of analysts' pseudonyms: ``analyst_pseudonym_secret``, else the deployment's (Redis)."""
+        return pseudonym_secret(self.client, self.keys, self.retention.analyst_pseudonym_secret)
+
+    def pseudonym(self, customer_key: str) -> str | None:
+        """What analysts see of a ``customer_id`` key (:func:`livesignals.privacy.analyst_pseudonym`); None for
+        other kinds (analysts see no e-mail or phone key, and devices and cookies as they are)."""
+        if not customer_key.startswith("customer_id:"):
+            return None
+        return analyst_pseudonym(customer_key, self.pseudonym_secret)
+
     @property
     def audit_key(self) -> str:
         """The audit stream of erasures."""
@@ -176,6 +189,10 @@ class ErasureLedger:
         # the key's own claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
         # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
         ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.claims(key))]
+        # analysts' lookup key: the pseudonym of the current secret, and the one the profile recorded (written
+        # under an earlier secret, if it changed since)
+        pseudonyms = {self.pseudonym(key), *([pseudonym_of_mark(erased["pn"])] if erased.get("pn") else [])}
+        ops += [("delete", k.pseudonym(p)) for p in sorted(p for p in pseudonyms if p)]
         kept = set(erased.get("shared_kept", []))
         # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
         # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
@@ -224,6 +241,32 @@ class ErasureLedger:
         rows = self.client.xrevrange(self.audit_key, count=count)
         out = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in rows]
         return [r for r in out if request_id is None or r.get("request") == request_id]
+
+
+def pseudonym_of_mark(mark: int) -> str:
+    """The pseudonym a profile's ``timeline_meta["pn"]`` records (its 64 bits as an integer).
+
+    >>> pseudonym_of_mark(int("00ff00ff00ff00ff", 16))
+    'p_00ff00ff00ff00ff'
+    """
+    return f"p_{mark:016x}"
+
+
+def pseudonym_writes(ledger: ErasureLedger, keys: Keys, state: CustomerState) -> list[tuple[Any, ...]]:
+    """The writes that let analysts look ``state``'s customer up by its pseudonym (``ls:{pseudonym:<p>}`` ->
+    the customer key), when the profile does not record that one yet (``timeline_meta["pn"]``): once per
+    customer, again only after ``analyst_pseudonym_secret`` changed (the old one is deleted then). A
+    ``customer_id`` only (break-test 12k, K2)."""
+    pseudonym = ledger.pseudonym(state.customer_key)
+    if pseudonym is None:
+        return []
+    meta = state.timeline_meta
+    mark, old = int(pseudonym[2:], 16), meta.get("pn")
+    if old == mark:
+        return []
+    meta["pn"] = mark
+    ops: list[tuple[Any, ...]] = [("delete", keys.pseudonym(pseudonym_of_mark(old)))] if old else []
+    return [*ops, ("set", keys.pseudonym(pseudonym), state.customer_key)]
 
 
 def deployment_secret(client: Any, keys: Keys) -> str:
@@ -286,6 +329,10 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
         for i, f in _scan_stream(client, keys.updates_stream)
         if _text(f.get(b"customer", b"")) in everyone and b"doc" in f
     ]
+    pseudonym = ledger.pseudonym(customer_key)
+    if pseudonym is not None:  # what analysts see, and the lookup key the engine wrote for it
+        held = client.get(keys.pseudonym(pseudonym))
+        doc["pseudonym"] = {"analysts_see": f"customer_id:{pseudonym}", "looks_up": _text(held) if held else None}
     cut = ledger.cutoffs([customer_key])
     doc["erasure"] = {"erased_cutoff": cut.get(customer_key), "subject": ledger.subject(customer_key)}
     doc["erasure"]["audit"] = [

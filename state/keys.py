@@ -40,6 +40,11 @@ key                                type    holds                                
                                                                                              ``identity_claim_ttl_s``
                                                                                              after its last write;
                                                                                              deleted by the erasure
+``ls:{pseudonym:<p>}``             string  the customer key whose analysts' pseudonym is     one per customer;
+                                           ``<p>`` (``p_`` + 16 hex, keyed HMAC:             no TTL; deleted by
+                                           :func:`livesignals.privacy.analyst_pseudonym`),   the erasure
+                                           written with the profile, so analysts look a
+                                           customer up by what they see (12k, K2)
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
                                            epoch that last wrote the profile (Redis Cluster  Cluster only;
                                            only: a stale engine's profile write is refused)  anonymous: as its
@@ -220,6 +225,14 @@ class Keys:
         """Every identifier a known customer claimed (set), in the customer's slot: the erasure and the export
         reach them all, not only the profile's 32 newest links (break-test 12i, I1)."""
         return f"{self.tag(customer_key)}:claims"
+
+    def pseudonym(self, pseudonym: str) -> str:
+        """The customer key analysts' pseudonym ``pseudonym`` stands for (string), written with the profile.
+
+        >>> Keys("ls").pseudonym("p_0123456789abcdef")
+        'ls:{pseudonym:p_0123456789abcdef}'
+        """
+        return f"{self.prefix}:{{pseudonym:{pseudonym}}}"
 
     def writer(self, customer_key: str) -> str:
         """``<p>|<epoch>`` of the engine that last wrote the customer's profile (Redis Cluster)."""

@@ -38,6 +38,9 @@ class Retention:
     erasure_ledger_ttl_s: int = 400 * 86_400
     erasure_ledger_secret: str = ""
     erasure_audit_maxlen: int = 100_000
+    analyst_pseudonym_secret: str = ""
+    """Keys analysts' pseudonyms (:func:`livesignals.privacy.analyst_pseudonym`): the engine records each
+    customer's (``ls:{pseudonym:<p>}``) and its erasure deletes it; empty: the deployment's (Redis)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:
@@ -48,6 +51,7 @@ class Retention:
             settings.erasure_ledger_ttl_s,
             settings.erasure_ledger_secret,
             settings.erasure_audit_maxlen,
+            settings.analyst_pseudonym_secret,
         )
 
     def __repr__(self) -> str:

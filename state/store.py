@@ -62,7 +62,7 @@ from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
-from state.erasure import ErasureLedger
+from state.erasure import ErasureLedger, pseudonym_writes
 from state.keys import Keys
 from state.models_store import RedisModelLog
 from state.ownership import Claim, Fenced, Ownership, check, commit_script, profile_script
@@ -362,6 +362,7 @@ class ProfileStore:
             ops.append(("sadd", self.keys.claims(key), *state.new_links))
             if not known:  # an anonymous id's claims expire (the claim script): its index with the newest
                 ops.append(("ttl", self.keys.claims(key), claim_ttl))
+        ops += pseudonym_writes(self.erasures, self.keys, state)  # analysts look a customer up by it (12k, K2)
         updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
         ops += updates if notify else []
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
