@@ -73,25 +73,38 @@ return {n, last and last[1] or '', #entries}
 """
 
 
-# Remove an erased customer's claim from a claim set kept for its other claimants (ARGV[1]), leave the erased
-# claimant there when ARGV[2] is 1 (plan: where it claimed first), and when no known claimant is left (only
-# anonymous kinds ARGV[4..] and the erased claimant) give the set back the anonymous claims' TTL ARGV[3]: it no
-# longer outlives its last claim for good (break-test 12j, J5). At most MAX_OWNERS_KEPT + 1 members.
+# Remove an erased customer's claim from a claim set KEYS[1] kept for its other claimants (ARGV[1]), leave the
+# erased claimant there and as the first claimant KEYS[2] when ARGV[2] is 1 (plan: where it claimed first), and
+# when no known claimant is left (only anonymous kinds ARGV[4..] and the erased claimant) give the set back the
+# anonymous claims' TTL ARGV[3]: it no longer outlives its last claim for good (break-test 12j, J5). The first
+# claimant gets the set's lifetime and goes with it (12k, K4: it was kept for good). At most MAX_OWNERS_KEPT + 1
+# members.
 _UNCLAIM = (
     """
 redis.call('SREM', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then redis.call('SADD', KEYS[1], '"""
+if ARGV[2] == '1' then
+  redis.call('SADD', KEYS[1], '"""
     + TOMBSTONE
-    + """') end
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('TTL', KEYS[1]) ~= -1 then return 0 end
+    + """')
+  redis.call('SET', KEYS[2], '"""
+    + TOMBSTONE
+    + """')
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return 0 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl ~= -1 then
+  if ttl > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  return 0
+end
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local kind = string.match(member, '^([^:]*):')
   local anonymous = kind == '"""
     + ERASED_CLAIMANT.rstrip(":")
     + """'
   for i = 4, #ARGV do anonymous = anonymous or kind == ARGV[i] end
-  if not anonymous then return 0 end
+  if not anonymous then redis.call('PERSIST', KEYS[2]) return 0 end
 end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 """
 )
@@ -106,7 +119,8 @@ class ErasureLedger:
         self.retention = retention or Retention()
         self._scrub = client.register_script(_SCRUB)
         self.unclaim = client.register_script(_UNCLAIM)
-        """Runs the ``unclaim`` writes :meth:`plan` returns (``keys=[claim set]``, ``args``: the rest)."""
+        """Runs the ``unclaim`` writes :meth:`plan` returns (``keys=[claim set, first claimant]``, ``args``: the
+        rest)."""
 
     def ledger_key(self, customer_key: str) -> str:
         """The ledger entry of ``customer_key`` (no personal data in the name)."""
@@ -207,9 +221,8 @@ class ErasureLedger:
         # first claimant's, and so is what was done on it
         planted = set(self.claimed_first(key, sorted(kept)))
         ttl_claim = self.retention.identity_claim_ttl_s
-        ops += [("unclaim", k.owners(link), key, int(link in planted), ttl_claim, *ANONYMOUS_KINDS)
-                for link in erased.get("links", []) if link in kept]  # fmt: skip
-        ops += [("set", k.first_claimant(link), TOMBSTONE, None) for link in sorted(planted)]
+        ops += [("unclaim", k.owners(link), k.first_claimant(link), key, int(link in planted), ttl_claim,
+                 *ANONYMOUS_KINDS) for link in erased.get("links", []) if link in kept]  # fmt: skip
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",

@@ -32,8 +32,11 @@ key                                type    holds                                
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
 ``ls:{<ident>}:first``             string  the first customer claimant of an identifier      one per claim set;
-                                           (``erased:*`` once erased), so an erasure plants  goes with it
-                                           its tombstone only where it claimed first (12j J3)
+                                           (``erased:*`` once erased), so an erasure plants  its claim set's TTL
+                                           its tombstone only where it claimed first         (none beside a
+                                           (12j J3)                                          customer's claim;
+                                                                                             12k K4); goes
+                                                                                             with it
 ``ls:{<cust>}:claims``             set     every identifier a customer, device or cookie     ``MAX_CLAIMS`` (500)
                                            claimed (its erasure reaches them all, not only   per profile's life;
                                            the 32 newest links; break-tests 12i I1, 12j J1)  no TTL; anonymous:

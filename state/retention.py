@@ -9,6 +9,10 @@ writer key                          by itself
 identity claim set                  while a known customer (not an anonymous id) claims it: no TTL (it
 (``ls:{<ident>}:owners``)           goes when its last claimant is erased); with anonymous claimants only,
                                     ``identity_claim_ttl_s`` (400 days) after its last new claim
+first claimant                      the lifetime of its claim set: no TTL beside a customer's claim, the
+(``ls:{<ident>}:first``)            set's TTL (set and refreshed with it) otherwise; deleted with it
+analysts' pseudonym lookup          one per customer, no TTL (a customer profile has none); deleted by the
+(``ls:{pseudonym:<p>}``)            customer's erasure
 customer profile                    no TTL (a customer's 360 is the point); erased on request
 customer timeline                   ``timeline_max_entries`` / ``timeline_max_age_days`` (existing bound)
 flags stream ``ls:flags``           ``flags_stream_maxlen`` entries (approximate MAXLEN), erased per

@@ -76,7 +76,8 @@ Retry = Callable[[Callable[[], None]], None]
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants, then its lifetime
 # (state.retention): a claim set a known customer (not an anonymous id) is a member of has no TTL -- it
 # goes when its last claimant is erased -- and one with anonymous claimants only expires ARGV[3] s after
-# its last new claim. KEYS[2] records the first customer claimant (state.erasure: where its tombstone goes).
+# its last new claim. KEYS[2] records the first customer claimant (state.erasure: where its tombstone goes), with
+# the claim set's lifetime: no TTL beside a customer's claim, else the set's (break-test 12k, K4: it had none).
 # ARGV: claimant, max claimants, ttl, 1 if the claimant is a known customer.
 _CLAIM = """
 local persistent = redis.call('EXISTS', KEYS[1]) == 1 and redis.call('TTL', KEYS[1]) == -1
@@ -87,8 +88,10 @@ end
 if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
   redis.call('PERSIST', KEYS[1])
   redis.call('SET', KEYS[2], ARGV[1], 'NX')
+  redis.call('PERSIST', KEYS[2])
 elseif not persistent and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 end
 return added
 """
@@ -326,7 +329,7 @@ class ProfileStore:
                     if op[0] == "claim":
                         self._claim(keys=[op[1], op[2]], args=[op[3], MAX_OWNERS_KEPT, *op[4:]], client=pipe)
                     elif op[0] == "unclaim":  # state.erasure
-                        self.erasures.unclaim(keys=[op[1]], args=list(op[2:]), client=pipe)
+                        self.erasures.unclaim(keys=[op[1], op[2]], args=list(op[3:]), client=pipe)
                     elif op[0] == "profile":
                         pipe.set(op[1], op[3])
                     elif op[0] == "ttl":  # after the profile's SET (which clears a TTL)

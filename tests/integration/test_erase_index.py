@@ -156,3 +156,42 @@ def test_a_claim_set_with_no_known_claimant_left_after_the_erasure_expires_again
     assert client.smembers(keys.owners("cookie_id:ck-j5")) == {b"erased:*", b"device_id:dv-j5"}
     assert 0 < client.ttl(keys.owners("cookie_id:ck-j5")) <= s.identity_claim_ttl_s
     assert client.ttl(keys.owners("device_id:dv-j5")) == -1  # Bob still claims the tablet: no TTL
+
+
+def test_the_first_claimant_record_has_the_lifetime_of_its_claim_set(erase_settings):
+    """K4: ``ls:{<ident>}:first`` never expired, whatever its claim set did: a cookie kept through the family tablet
+    got the anonymous claims' TTL back when its only customer was erased (J5), but its first-claimant record, holding
+    the erased claimant under the cookie's own name, stayed for good. It now follows the claim set: the set's TTL
+    while no customer claims it (refreshed with it), none again once a customer claims it."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("app_event", t=T0, action="login"), {"customer_id": "ea-k4", "device_id": "dv-k4"}),
+        (event("app_event", t=T0 + MIN, action="login"), {"customer_id": "eb-k4", "device_id": "dv-k4"}),
+        (event("web_event", t=T0 + 2 * MIN, action="page_view"), {"device_id": "dv-k4", "cookie_id": "ck-k4"}),
+        (event("web_event", t=T0 + 3 * MIN, action="login"), {"customer_id": "ea-k4", "cookie_id": "ck-k4"}),
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"k4-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    cookie = "cookie_id:ck-k4"
+    assert (
+        client.get(keys.first_claimant(cookie)) == b"customer_id:ea-k4"
+        and client.ttl(keys.first_claimant(cookie)) == -1
+    )
+    erase = {**event("erase", "ea-k4", T0 + 30 * MIN, channel="backoffice"), "event_id": "erase-ea-k4"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert client.get(keys.first_claimant(cookie)) == b"erased:*"  # where the erased customer claimed first
+    owners_ttl, first_ttl = client.ttl(keys.owners(cookie)), client.ttl(keys.first_claimant(cookie))
+    assert 0 < first_ttl <= s.identity_claim_ttl_s and abs(first_ttl - owners_ttl) <= 1, (first_ttl, owners_ttl)
+    client.expire(keys.owners(cookie), 1000)
+    client.expire(keys.first_claimant(cookie), 1000)
+    again = [{**event("web_event", t=T0 + 40 * MIN, action="page_view"), "event_id": "k4-again",
+              "customer": {"device_id": "dv-k4b", "cookie_id": "ck-k4"}}]  # fmt: skip
+    engine.process(messages(again, 0, len(journey_) + 1))  # a new anonymous claim refreshes both
+    assert client.ttl(keys.first_claimant(cookie)) > 1000 and client.ttl(keys.owners(cookie)) > 1000
+    login = [{**event("web_event", t=T0 + 41 * MIN, action="login"), "event_id": "k4-login",
+              "customer": {"customer_id": "ec-k4", "cookie_id": "ck-k4"}}]  # fmt: skip
+    engine.process(messages(login, 0, len(journey_) + 2))  # a customer's claim: no TTL for either
+    assert client.ttl(keys.owners(cookie)) == -1 and client.ttl(keys.first_claimant(cookie)) == -1
