@@ -93,6 +93,14 @@ def test_a_profile_claims_at_most_max_claims_identifiers_and_its_erasure_takes_t
     refused = metrics.IDENTITY_CLAIMS_REFUSED._value.get()
     logins = [{**event("web_event", t=T0 + i * MIN, action="login"), "event_id": f"j2-{i}",
                "customer": {"customer_id": "cgj2", "cookie_id": f"ck{i}-j2"}} for i in range(8)]  # fmt: skip
+    logins.insert(
+        7,
+        {
+            **event("web_event", t=T0 + 7 * MIN - 1, action="page_view"),
+            "event_id": "j2-alone",
+            "customer": {"cookie_id": "ck7-j2"},
+        },
+    )  # browsing on a cookie before its (refused) login
     engine.process(messages(logins, 0, 0))
     index = {m.decode() for m in client.smembers(keys.claims("customer_id:cgj2"))}
     assert index == {f"cookie_id:ck{i}-j2" for i in range(5)}
@@ -103,6 +111,10 @@ def test_a_profile_claims_at_most_max_claims_identifiers_and_its_erasure_takes_t
     drain(engine, out, s)
     assert not client.exists(keys.claims("customer_id:cgj2"), *(keys.owners(i) for i in index))
     assert occurrences(everything(client, s), ("customer_id:cgj2",)) == {}
+    # known limit (12k, K3/K8): a cookie refused past the bound is no claim of the customer's, so its erasure does
+    # not reach what was done on it alone (browsing before the login); that expires with the anonymous TTL
+    unlinked = keys.profile("cookie_id:ck7-j2")
+    assert client.exists(unlinked) and 0 < client.ttl(unlinked) <= s.anonymous_ttl_s
 
 
 def test_a_customer_who_claimed_a_victims_cookie_after_the_victim_plants_no_tombstone_by_its_erasure(erase_settings):
