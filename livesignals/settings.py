@@ -230,8 +230,8 @@ class Settings:
     """Key of the pseudonyms analysts see for customer ids (``customer_id:p_<16 hex>``: HMAC-SHA256 of the
     customer key, :func:`livesignals.privacy.analyst_pseudonym`). Empty: the deployment's random secret kept
     in Redis (``ls:secret:pseudonym``, made once), with a WARNING -- fine for the demo; set it from a secret
-    store, since whoever reads Redis reads that one. Changing it changes every pseudonym (each customer's
-    lookup key moves at its next event). Never logged."""
+    store, since whoever reads Redis reads that one. Changing it changes every pseudonym (each customer's new
+    lookup key is written at its next event; the old ones resolve until its erasure). Never logged."""
     erasure_audit_maxlen: int = 100_000
     """Approximate length kept in the erasure audit stream (``ls:erasures``)."""
     dead_letter_redact: bool = False

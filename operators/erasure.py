@@ -102,7 +102,6 @@ def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = (), cla
     links = list(dict.fromkeys([*claimed, *state.identity.get("linked", [])]))
     links += [f"{kind}:{value}" for kind, value in event.ids.items() if f"{kind}:{value}" != key]
     before = state.erased["at"] if state.erased else 0
-    pseudonym = state.timeline_meta.get("pn") or (state.erased or {}).get("pn")  # analysts' lookup key to delete
     at = max(event.event_time_ms, state.identity.get("last_seen", 0), before)
     fresh = CustomerState(key)
     for name in (*SECTIONS, "events", "windows"):
@@ -117,7 +116,6 @@ def erase(state: CustomerState, event: Event, parts: Iterable[Forgets] = (), cla
         "links": sorted(set(links) | set(old_links)),
         "request": event.payload.get("request_id"),
         "origin": f"{o.topic}:{o.partition}:{o.offset}",
-        "pn": pseudonym,
     }
     for part in parts:
         part.forget(key)

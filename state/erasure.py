@@ -147,6 +147,13 @@ class ErasureLedger:
             return None
         return analyst_pseudonym(customer_key, self.pseudonym_secret)
 
+    def pseudonyms_of(self, customer_key: str) -> list[str]:
+        """Every pseudonym a lookup key was written for, for ``customer_key`` (none for other kinds than a
+        ``customer_id``, without a round trip)."""
+        if not customer_key.startswith("customer_id:"):
+            return []
+        return sorted(_text(m) for m in self.client.smembers(self.keys.pseudonyms(customer_key)))
+
     @property
     def audit_key(self) -> str:
         """The audit stream of erasures."""
@@ -203,10 +210,11 @@ class ErasureLedger:
         # the key's own claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
         # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
         ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.claims(key))]
-        # analysts' lookup key: the pseudonym of the current secret, and the one the profile recorded (written
-        # under an earlier secret, if it changed since)
-        pseudonyms = {self.pseudonym(key), *([pseudonym_of_mark(erased["pn"])] if erased.get("pn") else [])}
-        ops += [("delete", k.pseudonym(p)) for p in sorted(p for p in pseudonyms if p)]
+        # analysts' lookup keys: the current secret's, and any written under an earlier one (the customer's set)
+        current = self.pseudonym(key)
+        pseudonyms = sorted({*self.pseudonyms_of(key), *([current] if current else [])})
+        if current:
+            ops += [("delete", name) for name in (*(k.pseudonym(p) for p in pseudonyms), k.pseudonyms(key))]
         kept = set(erased.get("shared_kept", []))
         # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
         # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
@@ -256,30 +264,19 @@ class ErasureLedger:
         return [r for r in out if request_id is None or r.get("request") == request_id]
 
 
-def pseudonym_of_mark(mark: int) -> str:
-    """The pseudonym a profile's ``timeline_meta["pn"]`` records (its 64 bits as an integer).
-
-    >>> pseudonym_of_mark(int("00ff00ff00ff00ff", 16))
-    'p_00ff00ff00ff00ff'
-    """
-    return f"p_{mark:016x}"
-
-
 def pseudonym_writes(ledger: ErasureLedger, keys: Keys, state: CustomerState) -> list[tuple[Any, ...]]:
-    """The writes that let analysts look ``state``'s customer up by its pseudonym (``ls:{pseudonym:<p>}`` ->
-    the customer key), when the profile does not record that one yet (``timeline_meta["pn"]``): once per
-    customer, again only after ``analyst_pseudonym_secret`` changed (the old one is deleted then). A
-    ``customer_id`` only (break-test 12k, K2)."""
+    """The writes that let analysts look ``state``'s customer up by its pseudonym: ``ls:{pseudonym:<p>}`` -> the
+    customer key, and ``<p>`` in the customer's own set of them (what its erasure deletes, whatever secret wrote
+    them). Once per load of the state in this process (``state.pseudonym_written``, never in the document: a
+    profile stays the same whatever the secret); a ``customer_id`` only (break-test 12k, K2)."""
+    if state.pseudonym_written:
+        return []
     pseudonym = ledger.pseudonym(state.customer_key)
     if pseudonym is None:
         return []
-    meta = state.timeline_meta
-    mark, old = int(pseudonym[2:], 16), meta.get("pn")
-    if old == mark:
-        return []
-    meta["pn"] = mark
-    ops: list[tuple[Any, ...]] = [("delete", keys.pseudonym(pseudonym_of_mark(old)))] if old else []
-    return [*ops, ("set", keys.pseudonym(pseudonym), state.customer_key)]
+    state.pseudonym_written = True
+    return [("set", keys.pseudonym(pseudonym), state.customer_key),
+            ("sadd", keys.pseudonyms(state.customer_key), pseudonym)]  # fmt: skip
 
 
 def deployment_secret(client: Any, keys: Keys) -> str:
@@ -343,9 +340,11 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
         if _text(f.get(b"customer", b"")) in everyone and b"doc" in f
     ]
     pseudonym = ledger.pseudonym(customer_key)
-    if pseudonym is not None:  # what analysts see, and the lookup key the engine wrote for it
-        held = client.get(keys.pseudonym(pseudonym))
-        doc["pseudonym"] = {"analysts_see": f"customer_id:{pseudonym}", "looks_up": _text(held) if held else None}
+    if pseudonym is not None:  # what analysts see, and the lookup keys the engine wrote (under any secret)
+        written = ledger.pseudonyms_of(customer_key)
+        held = {p: client.get(keys.pseudonym(p)) for p in written}
+        lookups = {p: _text(h) if h else None for p, h in held.items()}
+        doc["pseudonym"] = {"analysts_see": f"customer_id:{pseudonym}", "lookups": lookups}
     cut = ledger.cutoffs([customer_key])
     doc["erasure"] = {"erased_cutoff": cut.get(customer_key), "subject": ledger.subject(customer_key)}
     doc["erasure"]["audit"] = [

@@ -46,8 +46,12 @@ key                                type    holds                                
 ``ls:{pseudonym:<p>}``             string  the customer key whose analysts' pseudonym is     one per customer;
                                            ``<p>`` (``p_`` + 16 hex, keyed HMAC:             no TTL; deleted by
                                            :func:`livesignals.privacy.analyst_pseudonym`),   the erasure
-                                           written with the profile, so analysts look a
-                                           customer up by what they see (12k, K2)
+                                           written with the profile (once per load), so
+                                           analysts look a customer up by what they see
+                                           (12k, K2)
+``ls:{<cust>}:pseudonyms``         set     the pseudonyms whose lookup keys name the         one per secret used;
+                                           customer (its erasure deletes them all)           no TTL; deleted by
+                                                                                             the erasure
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
                                            epoch that last wrote the profile (Redis Cluster  Cluster only;
                                            only: a stale engine's profile write is refused)  anonymous: as its
@@ -236,6 +240,11 @@ class Keys:
         'ls:{pseudonym:p_0123456789abcdef}'
         """
         return f"{self.prefix}:{{pseudonym:{pseudonym}}}"
+
+    def pseudonyms(self, customer_key: str) -> str:
+        """The pseudonyms whose lookup keys name ``customer_key`` (set, one per ``analyst_pseudonym_secret`` used):
+        what its erasure deletes."""
+        return f"{self.tag(customer_key)}:pseudonyms"
 
     def writer(self, customer_key: str) -> str:
         """``<p>|<epoch>`` of the engine that last wrote the customer's profile (Redis Cluster)."""

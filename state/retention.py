@@ -11,8 +11,9 @@ identity claim set                  while a known customer (not an anonymous id)
                                     ``identity_claim_ttl_s`` (400 days) after its last new claim
 first claimant                      the lifetime of its claim set: no TTL beside a customer's claim, the
 (``ls:{<ident>}:first``)            set's TTL (set and refreshed with it) otherwise; deleted with it
-analysts' pseudonym lookup          one per customer, no TTL (a customer profile has none); deleted by the
-(``ls:{pseudonym:<p>}``)            customer's erasure
+analysts' pseudonym lookup          one per customer and secret used, no TTL (a customer profile has none);
+(``ls:{pseudonym:<p>}``, the        deleted by the customer's erasure
+customer's ``:pseudonyms`` set)
 customer profile                    no TTL (a customer's 360 is the point); erased on request
 customer timeline                   ``timeline_max_entries`` / ``timeline_max_age_days`` (existing bound)
 flags stream ``ls:flags``           ``flags_stream_maxlen`` entries (approximate MAXLEN), erased per

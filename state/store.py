@@ -353,6 +353,7 @@ class ProfileStore:
         if state.erased is not None:  # erased by this batch: delete first (state.erasure)
             ops += self.erasures.plan(state)
             state.erased = None
+            state.pseudonym_written = False  # deleted: a customer coming back gets its lookup key again
             if not state.events:
                 self._cache.pop(key, None)
                 return ops

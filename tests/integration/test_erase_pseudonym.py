@@ -15,7 +15,7 @@ from tests.integration.test_erase import messages
 from tests.integration.test_erase_shared import MIN, drain, engine_for
 
 
-def test_a_customers_pseudonym_lookup_key_is_written_exported_moved_with_the_secret_and_erased(erase_settings):
+def test_a_customers_pseudonym_lookup_key_is_written_exported_kept_per_secret_and_erased(erase_settings):
     old = erase_settings.replace(models_enabled=False, policy_clock="stream", analyst_pseudonym_secret="a" * 32)
     new = old.replace(analyst_pseudonym_secret="b" * 32)
     client, keys = connect(old), Keys(old.key_prefix)
@@ -27,15 +27,17 @@ def test_a_customers_pseudonym_lookup_key_is_written_exported_moved_with_the_sec
     login = {**event("web_event", "pz-k2", T0, action="login"), "event_id": "pz-0"}
     engine.process(messages([login], 0, 0))
     assert client.get(keys.pseudonym(first)) == key.encode()  # written with the profile
+    assert b"pn" not in client.get(keys.profile(key))  # the profile is the same whatever the secret
     assert export(client, keys, key, before)["pseudonym"] == {"analysts_see": f"customer_id:{first}",
-                                                               "looks_up": key}  # fmt: skip
-    engine, out = engine_for(new)  # the secret changed: the next event moves the lookup key
+                                                               "lookups": {first: key}}  # fmt: skip
+    engine, out = engine_for(new)  # the secret changed: the next event writes the new lookup key
     engine.process(messages([{**event("web_event", "pz-k2", T0 + MIN, action="page_view"), "event_id": "pz-1"}], 0, 1))
-    assert client.get(keys.pseudonym(second)) == key.encode() and not client.exists(keys.pseudonym(first))
+    assert client.get(keys.pseudonym(second)) == key.encode() == client.get(keys.pseudonym(first))
+    assert client.smembers(keys.pseudonyms(key)) == {first.encode(), second.encode()}
     erase = {**event("erase", "pz-k2", T0 + 30 * MIN, channel="backoffice"), "event_id": "erase-pz-k2"}
     engine.process(messages([erase], 0, 2))
     drain(engine, out, new)
-    assert not client.exists(keys.pseudonym(first), keys.pseudonym(second))  # gone with the customer
+    assert not client.exists(keys.pseudonym(first), keys.pseudonym(second), keys.pseudonyms(key))  # every one
     back = {**event("web_event", "pz-k2", T0 + 45 * MIN, action="login"), "event_id": "pz-2"}
     engine.process(messages([back], 0, 3))  # the customer came back: a new profile, its lookup key again
     assert client.get(keys.pseudonym(second)) == key.encode()
