@@ -146,7 +146,8 @@ def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]
         last_in, last_t = events_in, now
         latest = [serde.loads(fields[b"doc"]) for _, fields in r.xrevrange(flags_stream, count=6)]
         for flag in latest:  # the analyst's page names a customer by its pseudonym (break-test 12k, K2)
-            flag["pseudonym"] = f"customer_id:{ledger.pseudonym(str(flag.get('customer')))}"
+            pseudonym = ledger.pseudonym(str(flag.get("customer")))
+            flag["pseudonym"] = f"customer_id:{pseudonym}" if pseudonym else "-"  # a device's or cookie's: as is
         if latest and first_flag_s is None:
             first_flag_s = elapsed
         _draw(elapsed, duration_s, rate, stats, latest, page)
