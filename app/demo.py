@@ -31,7 +31,9 @@ from livesignals import serde
 from livesignals.partitioner import PRODUCER_CONFIG
 from livesignals.settings import Settings
 from state.connection import connect
+from state.erasure import ErasureLedger
 from state.keys import Keys
+from state.retention import Retention
 
 BAD_INPUTS = (b"not json at all", b'{"schema_version":1,"type":"teleport"}', b"[1,2,3]")
 
@@ -124,6 +126,7 @@ def start_gateway(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
 def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes], page: str = "") -> None:
     r = connect(settings)
     flags_stream = Keys(settings.key_prefix).flags_stream
+    ledger = ErasureLedger(r, Keys(settings.key_prefix), Retention.from_settings(settings))
     bad = Producer(settings.kafka_client_config(**PRODUCER_CONFIG))
     started = time.monotonic()
     last_in, last_t, first_flag_s = 0.0, started, None
@@ -142,6 +145,9 @@ def _view(settings: Settings, duration_s: float, engine: subprocess.Popen[bytes]
         rate = (events_in - last_in) / max(now - last_t, 1e-6)
         last_in, last_t = events_in, now
         latest = [serde.loads(fields[b"doc"]) for _, fields in r.xrevrange(flags_stream, count=6)]
+        for flag in latest:  # the analyst's page names a customer by its pseudonym (break-test 12k, K2)
+            pseudonym = ledger.pseudonym(str(flag.get("customer")))
+            flag["pseudonym"] = f"customer_id:{pseudonym}" if pseudonym else "-"  # a device's or cookie's: as is
         if latest and first_flag_s is None:
             first_flag_s = elapsed
         _draw(elapsed, duration_s, rate, stats, latest, page)
@@ -166,7 +172,7 @@ def _draw(
     flags = {k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("livesignals_flags_total:")}
     lines = [
         f"LiveSignals demo   {elapsed:5.0f}/{duration_s:.0f} s   (Ctrl-C to stop)",
-        f"agent page    {page}  (open a customer listed below)" if page else "",
+        f"agent page    {page}  (open a customer listed below by its analyst pseudonym)" if page else "",
         "",
         f"events/s      {rate:10.0f}      events in    {int(stats.get('livesignals_events_in_total', 0)):>10}",
         f"flags raised  {int(stats.get('livesignals_flags_total', 0)):>10}      triggers     "
@@ -175,8 +181,8 @@ def _draw(
         f"suppressed   {int(stats.get('livesignals_triggers_suppressed_total', 0)):>10}",
         "flags by kind " + ", ".join(f"{k} {v}" for k, v in sorted(flags.items())),
         "",
-        "latest flagged customers:",
-        *[f"  {f['customer']:<22} {f['flag']:<18} {f['reason']}" for f in latest],
+        "latest flagged customers (and the pseudonym analysts see and look them up by):",
+        *[f"  {f['customer']:<22} {f.get('pseudonym', ''):<31} {f['flag']:<18} {f['reason']}" for f in latest],
     ]
     sys.stdout.write("\x1b[2J\x1b[H" + "\n".join(lines) + "\n")
     sys.stdout.flush()

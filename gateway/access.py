@@ -8,8 +8,10 @@ The rule (issue 12), decided on every read, push subscription and feedback:
   their team's queues (the token's ``queues``);
 * a **supervisor** sees every customer with an open contact in their teams'
   queues, whoever serves it;
-* an **analyst** sees any customer but no PII, and may not look a customer up
-  by a PII identifier (email, phone): the lookup itself would reveal who it is.
+* an **analyst** sees any customer but no PII -- a customer id as its keyed
+  pseudonym (:func:`livesignals.privacy.analyst_pseudonym`) -- and may not look
+  a customer up by a PII identifier (email, phone: the lookup itself would
+  reveal who it is) nor by a raw customer id: by the pseudonym it sees.
 
 An open contact older than ``gateway_contact_open_s`` grants nothing (a
 contact whose end was never reported does not open a customer for ever).
@@ -53,11 +55,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.auth import Principal
-from gateway.masking import MASK, PII_KINDS, SEES_PII, mask_document, opaque_customer_id
+from gateway.masking import MASK, PII_KINDS, SEES_PII, Pseudonym, mask_document
+from livesignals.privacy import PSEUDONYM
 
 __all__ = [
-    "GRANTING_KINDS", "MASK", "MAY_SEND_FEEDBACK", "PII_KINDS", "SEES_PII", "Decision", "decide", "mask", "mask_key",
-    "pii_lookup",
+    "GRANTING_KINDS", "MASK", "MAY_SEND_FEEDBACK", "PII_KINDS", "SEES_PII", "Decision", "analyst_lookup_refused",
+    "decide", "mask", "mask_key", "pseudonym_asked",
 ]  # fmt: skip
 
 GRANTING_KINDS: Final = frozenset({"customer_id", "device_id", "cookie_id"})
@@ -117,30 +120,50 @@ def _own(contact: dict[str, Any]) -> bool:
     return contact.get("linked_at") is None and not contact.get("claimed") and kind in GRANTING_KINDS
 
 
-def mask(doc: Any, role: str) -> Any:
-    """``doc`` as ``role`` may see it (unchanged for roles that see PII; the allow-listed copy otherwise:
-    :func:`gateway.masking.mask_document`)."""
-    return mask_document(doc, role)
+def mask(doc: Any, role: str, pseudonym: Pseudonym | None = None, customer: str = "") -> Any:
+    """``doc`` as ``role`` may see it (unchanged for roles that see PII; the allow-listed copy otherwise, customer
+    ids as their ``pseudonym``, ``customer``'s own inside other ids too: :func:`gateway.masking.mask_document`)."""
+    return mask_document(doc, role, pseudonym, customer)
 
 
-def pii_lookup(customer_key: str) -> bool:
-    """Whether a key names a customer by personal data: a PII kind (e-mail, phone), or a ``customer_id`` the
-    no-PII role would see masked (:func:`gateway.masking.opaque_customer_id`; break-test 12j, J4: analysts
-    looked customers up by ``customer_id:<phone number>``).
+def pseudonym_asked(customer_key: str) -> str | None:
+    """The pseudonym a ``customer_id`` key names (``customer_id:p_<16 hex>``), else None.
 
-    >>> pii_lookup("email:ann@example.com"), pii_lookup("customer_id:07700900456"), pii_lookup("customer_id:c42")
-    (True, True, False)
+    >>> pseudonym_asked("customer_id:p_0123456789abcdef"), pseudonym_asked("customer_id:c42")
+    ('p_0123456789abcdef', None)
     """
     kind, _, value = customer_key.partition(":")
-    return kind in PII_KINDS or (kind == "customer_id" and not opaque_customer_id(value))
+    return value if kind == "customer_id" and PSEUDONYM.fullmatch(value) else None
 
 
-def mask_key(customer_key: str, role: str) -> str:
-    """A customer key as ``role`` may see it: ``email:***`` for a PII kind without PII rights, and
-    ``customer_id:***`` for a customer id shaped like personal data (:func:`pii_lookup`, break-test 12j, J4).
+def analyst_lookup_refused(customer_key: str) -> bool:
+    """Whether analysts may not look a customer up by this key: by a PII kind (e-mail, phone: the lookup itself
+    would reveal who it is), or by a ``customer_id`` that is not a pseudonym -- analysts see pseudonyms only, so
+    they look customers up by those (the service resolves them: :func:`state.reader.resolve_pseudonym`), and a
+    raw id is refused like a probe (break-test 12k, K2; before, a shape rule let card numbers and names with a
+    birth date through). Devices and cookies are looked up as they are.
 
-    >>> mask_key("customer_id:c42", "analyst"), mask_key("customer_id:tel:07700900460", "analyst")
-    ('customer_id:c42', 'customer_id:***')
+    >>> [analyst_lookup_refused(k) for k in ("email:ann@example.com", "customer_id:c42", "customer_id:07700900456")]
+    [True, True, True]
+    >>> analyst_lookup_refused("customer_id:p_0123456789abcdef"), analyst_lookup_refused("device_id:d1")
+    (False, False)
     """
+    kind = customer_key.partition(":")[0]
+    return kind in PII_KINDS or (kind == "customer_id" and pseudonym_asked(customer_key) is None)
+
+
+def mask_key(customer_key: str, role: str, pseudonym: Pseudonym | None = None) -> str:
+    """A customer key as ``role`` may see it: for a role without PII rights ``email:***`` for a PII kind and
+    ``customer_id:<pseudonym>`` for a customer (``customer_id:***`` when no ``pseudonym`` is given).
+
+    >>> mask_key("customer_id:c42", "analyst", lambda key: "p_0123456789abcdef"), mask_key("customer_id:c42", "agent")
+    ('customer_id:p_0123456789abcdef', 'customer_id:c42')
+    >>> mask_key("phone:+447700900456", "analyst"), mask_key("device_id:d1", "analyst")
+    ('phone:***', 'device_id:d1')
+    """
+    if SEES_PII.get(role, False):
+        return customer_key
     kind, _, _ = customer_key.partition(":")
-    return f"{kind}:{MASK}" if pii_lookup(customer_key) and not SEES_PII.get(role, False) else customer_key
+    if kind == "customer_id":
+        return f"{kind}:{pseudonym(customer_key) if pseudonym is not None else MASK}"
+    return f"{kind}:{MASK}" if kind in PII_KINDS else customer_key

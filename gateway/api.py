@@ -18,6 +18,7 @@ access rule and audit entry; only the size of what Redis returns differs.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Collection
@@ -39,6 +40,7 @@ from gateway.refusals import AuditedInWindow, CallerRate, RefusalBudget, record_
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.identifiers import canonical_identifier
+from livesignals.privacy import analyst_pseudonym
 from livesignals.settings import Settings
 from state import reader
 from state.reader import Keys
@@ -77,6 +79,15 @@ class Service:
         self.queue_deliveries = CallerRate(self.settings.gateway_queue_audited_per_min)
         self.queue_overflow = OverflowNames()
         self.audit_writer = AuditWriter(AuditLog.queues_from_settings(self.client, self.settings))
+
+    @functools.cached_property
+    def pseudonym_secret(self) -> str:
+        """The key of analysts' pseudonyms, the engine's (read from Redis once when the setting is empty)."""
+        return reader.analysts_pseudonym_secret(self.client, self.keys, self.settings.analyst_pseudonym_secret)
+
+    def pseudonym(self, customer_key: str) -> str:
+        """What analysts see of a ``customer_id`` key (:func:`livesignals.privacy.analyst_pseudonym`)."""
+        return analyst_pseudonym(customer_key, self.pseudonym_secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +161,23 @@ def refuse(
                    signed=signed, **extra)  # fmt: skip
 
 
+def rate_limited(
+    service: Service, request: Request, principal: Principal, action: str, asked: str, what: str = ""
+) -> Problem:
+    """The 429 problem of a caller past one of its rates (``what``: the default is the customer requests' rate),
+    audited first as a refusal within the caller's refusal budget (:func:`refuse`), like a malformed id: a caller
+    cannot flood the trail with them, nor go past its rates unrecorded (break-test 12k: a 429 left no entry)."""
+    per_min = service.settings.gateway_audited_per_min
+    detail = what or f"at most {per_min} customer requests a minute per caller"
+    refuse(service, request, principal, action, asked, None, f"rate limited: {detail}")
+    title = (
+        "Too many push connections"
+        if "connections" in detail
+        else ("Too many subscriptions" if "subscriptions" in detail else "Too many requests")
+    )
+    return Problem(429, title, detail)
+
+
 def printable(text: str) -> str:
     r"""``text`` as it may be written to the audit: control and format characters (terminal escapes, CR, NUL,
     direction overrides) escaped, so a reader of the trail sees what was sent, not what it would do.
@@ -204,9 +232,8 @@ def authorise(
     raw = request.path_params["key"] if raw is None else raw
     shown = printable(raw[:200])
     principal = principal_of(service, request, action, shown)
-    if not service.decisions.allow(principal.subject):  # before anything is read or audited
-        per_min = service.settings.gateway_audited_per_min
-        raise Problem(429, "Too many requests", f"at most {per_min} customer requests a minute per caller")
+    if not service.decisions.allow(principal.subject):  # before anything is read: audited as a refusal (budgeted)
+        raise rate_limited(service, request, principal, action, shown)
     if roles is not None and principal.role not in roles:
         refuse(service, request, principal, action, shown, None, f"role {principal.role} may not {action}")
         raise Problem(403, "Forbidden", f"role {principal.role} may not {action}")
@@ -215,12 +242,19 @@ def authorise(
     except Problem as problem:
         refuse(service, request, principal, action, shown, None, problem.detail)
         raise
-    if principal.role == "analyst" and access.pii_lookup(asked):
-        resolved = asked  # no lookup by PII for analysts (an e-mail, a phone-shaped customer id): not even resolved
+    target: str | None = asked
+    if principal.role == "analyst":  # analysts name a customer by the pseudonym they see (break-test 12k, K2)
+        pseudonym = access.pseudonym_asked(asked)
+        refused = access.analyst_lookup_refused(asked)
+        target = None if refused else asked
+        if pseudonym is not None:
+            target = reader.resolve_pseudonym(service.client, service.keys, pseudonym)
+    if target is None:
+        resolved = asked  # no lookup by PII nor by a raw customer id for analysts, nor by an unknown pseudonym
         seen: dict[str, Any] = {"known": False, "open_contacts": []}
         loaded = None
     else:
-        resolved = reader.resolve(service.client, service.keys, asked)
+        resolved = reader.resolve(service.client, service.keys, target)
         if resolved in already:
             return Granted(principal, asked, resolved, Decision(True, "named twice"), True)
         loaded = reader.load_own(service.client, service.keys, resolved, timeline, ahead)
@@ -230,10 +264,14 @@ def authorise(
         reader.load_linked(service.client, service.keys, loaded, timeline, slots)
         seen = reader.access_of(loaded)
     decision = _decide(service, principal, asked, seen)
-    if loaded is None and decision.allowed:  # an analyst naming a customer id shaped like personal data: refused on
-        # every route, push included, and audited as refused (break-test 12k, K5: a 404 on the 360 but a live
+    if loaded is None and decision.allowed:  # an analyst naming a raw customer id, or a pseudonym of nobody: refused
+        # on every route, push included, and audited as refused (break-test 12k, K5: a 404 on the 360 but a live
         # stream of the person's flags; K6: audited as allowed)
-        why = "analysts do not look customers up by personal data"
+        why = (
+            "no customer has this pseudonym"
+            if access.pseudonym_asked(asked)
+            else ("analysts look customers up by pseudonym, not by customer id")
+        )
         service.audit.record(principal.subject, principal.role, action, asked, None, False, why)
         raise Problem(404, "Not Found", "no such customer")
     if not decision.allowed:  # written whatever the refusal budget: bounded by gateway_audited_per_min above
@@ -281,8 +319,8 @@ def get_360(service: Service, request: Request) -> Response:
     if bad is not None:
         raise bad
     doc = reader.view_360(loaded, channel=channel, timeline=shown)
-    doc["customer"] = access.mask_key(g.customer, g.principal.role)
-    shown_doc = access.mask(doc, g.principal.role)
+    shown_doc = access.mask(doc, g.principal.role, service.pseudonym, g.customer)
+    shown_doc["customer"] = access.mask_key(g.customer, g.principal.role, service.pseudonym)  # masked once
     shown_doc["access"] = {"role": g.principal.role, "why": g.decision.reason}  # the service's own words
     shown_doc["stream_id"] = position  # after masking: an id, never scrubbed as if it were a number of a person
     return json_response(shown_doc)
@@ -297,8 +335,8 @@ def get_timeline(service: Service, request: Request) -> Response:
         raise Problem(400, "Bad cursor", "use the 'next' value of the previous page")
     limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
     page = reader.read_timeline(service.client, service.keys, g.customer, cursor, limit)
-    page["customer"] = access.mask_key(g.customer, g.principal.role)
-    shown = access.mask(page, g.principal.role)
+    shown = access.mask(page, g.principal.role, service.pseudonym, g.customer)
+    shown["customer"] = access.mask_key(g.customer, g.principal.role, service.pseudonym)
     if isinstance(shown, dict) and "next" in page:
         shown["next"] = page["next"]  # after masking: a time and a count, never a person's (break-test 12e, E5)
     return json_response(shown)
@@ -308,16 +346,18 @@ def get_flags(service: Service, request: Request) -> Response:
     """The flags currently raised, with their evidence and relevance."""
     g = authorise(service, request, "read_flags")
     flags = reader.active_flags(_known(g), int(time.time() * 1000))
-    body = {"customer": access.mask_key(g.customer, g.principal.role), "flags": flags}
-    return json_response(access.mask(body, g.principal.role))
+    customer = access.mask_key(g.customer, g.principal.role, service.pseudonym)
+    return json_response({"customer": customer, **access.mask({"flags": flags}, g.principal.role, service.pseudonym,
+                                                              g.customer)})  # fmt: skip
 
 
 def get_actions(service: Service, request: Request) -> Response:
     """The ranked next-best actions with their reasons (the last decision's), or ``null`` before any."""
     g = authorise(service, request, "read_actions")
     actions = reader.next_best_actions(_known(g))
-    body = {"customer": access.mask_key(g.customer, g.principal.role), "next_best_actions": actions}
-    return json_response(access.mask(body, g.principal.role))
+    customer = access.mask_key(g.customer, g.principal.role, service.pseudonym)
+    shown = access.mask({"next_best_actions": actions}, g.principal.role, service.pseudonym, g.customer)
+    return json_response({"customer": customer, **shown})
 
 
 def _int(raw: str | None, default: int, low: int, high: int) -> int:

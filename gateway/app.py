@@ -19,6 +19,7 @@ from typing import Any, Final
 import redis
 from redis.cluster import RedisCluster
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -115,6 +116,7 @@ def create_app(settings: Settings, client: Any = None, producer: Any = None, hub
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         hub.start(asyncio.get_running_loop())
+        await run_in_threadpool(lambda: service.pseudonym_secret)  # read once, off the event loop (push frames)
         try:
             yield
         finally:

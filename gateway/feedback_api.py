@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import access, feedback
-from gateway.api import Granted, Service, _known, authorise, json_response
+from gateway.api import Granted, Service, _known, authorise, json_response, refuse
 from gateway.feedback_ledger import FeedbackLedger
 from gateway.limits import read_capped
 from gateway.problems import Problem
@@ -51,8 +51,10 @@ async def post_feedback(service: Service, request: Request) -> Response:
         return json_response(answer, 202)
     try:
         await run_in_threadpool(ledger.spend, agent, kind, now_s)
-    except Problem:
+    except Problem as problem:
         await run_in_threadpool(ledger.release, agent, g.customer, key, target)
+        if problem.status == 429:  # the agent's quota: audited as a refusal, within its refusal budget
+            refuse(service, request, g.principal, "feedback", g.asked, g.customer, f"rate limited: {problem.detail}")
         raise
     try:
         await service.feedback.send(doc)

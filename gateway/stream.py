@@ -50,6 +50,7 @@ from starlette.types import Send
 from gateway import access, api
 from gateway.auth import Principal
 from gateway.catch_up import catch_up
+from gateway.masking import Pseudonym
 from gateway.problems import Problem
 from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
 from gateway.queue_audit import audit_shown, write_batch
@@ -72,7 +73,10 @@ async def push(service: api.Service, hub: FlagHub, request: Request) -> Response
     if last_id and not (EVENT_ID.match(last_id) and all(int(n) < 2**64 for n in re.split(r"[-.]", last_id))):
         raise Problem(400, "Bad Last-Event-ID", "expected an event id such as 1767225600000-0.1767225600000-0")
     sub, principal = await run_in_threadpool(_authorise, service, request, asked, queues, hub)
-    _check_connections(service, hub, principal)  # again: another connection may have opened meanwhile
+    if hub.connections_of(principal.subject) >= service.settings.gateway_push_max_connections:  # again: another
+        # connection may have opened meanwhile; the refusal is audited off the event loop
+        shown = api.printable(_first_named(request)[:200])
+        await run_in_threadpool(_check_connections, service, request, hub, principal, shown)
     sub.subject = principal.subject
     upto = hub.subscribe(sub)
     try:
@@ -153,19 +157,21 @@ def _distinct(raw_keys: list[str]) -> list[str]:
     return list(first.values())
 
 
-def _check_connections(service: api.Service, hub: FlagHub, principal: Principal) -> None:
-    """A 429 when the caller already holds ``gateway_push_max_connections`` open push connections."""
+def _check_connections(service: api.Service, request: Request, hub: FlagHub, principal: Principal, asked: str) -> None:
+    """A 429 (audited as a refusal: :func:`gateway.api.rate_limited`) when the caller already holds
+    ``gateway_push_max_connections`` open push connections."""
     limit = service.settings.gateway_push_max_connections
     if hub.connections_of(principal.subject) >= limit:
-        raise Problem(429, "Too many push connections", f"at most {limit} open push connections per caller")
+        what = f"at most {limit} open push connections per caller"
+        raise api.rate_limited(service, request, principal, "subscribe", asked, what)
 
 
 def _authorise(
     service: api.Service, request: Request, asked: list[str], queues: list[str], hub: FlagHub
 ) -> tuple[Subscription, Principal]:
     """The connection's subscription: the token, the caller's connection cap and subscription rate (429s,
-    before anything is read or audited: a refused connection is never audited as a subscription; 12c C13),
-    then each customer authorised and audited once -- however many of its identifiers were named (12c C13)
+    before anything is read, audited as refusals -- never as a subscription; 12c C13, 12k), then each customer
+    authorised and audited once -- however many of its identifiers were named (12c C13)
     -- and each queue checked. A connection follows each customer's own key only: a linked identifier's
     flags, mood and actions are not the customer's (the 360, ``/flags`` and feedback show only the
     customer's own; 12c C15, after C6/C16's rule that a linked identifier's contact grants nothing)."""
@@ -175,11 +181,13 @@ def _authorise(
     if len(asked) > limit:
         raise Problem(400, "Too many customers", f"at most {limit} per connection")
     first = asked[0] if asked else "queue:" + ",".join(queues)
-    principal = api.principal_of(service, request, "subscribe", api.printable(first[:200]))
-    _check_connections(service, hub, principal)
+    shown = api.printable(first[:200])
+    principal = api.principal_of(service, request, "subscribe", shown)
+    _check_connections(service, request, hub, principal, shown)
     per_min = service.settings.gateway_push_subscribes_per_min
-    if not service.subscribes.allow(principal.subject):  # before any customer is read or audited
-        raise Problem(429, "Too many subscriptions", f"at most {per_min} push subscriptions a minute per caller")
+    if not service.subscribes.allow(principal.subject):  # before any customer is read; a refusal, budgeted
+        what = f"at most {per_min} push subscriptions a minute per caller"
+        raise api.rate_limited(service, request, principal, "subscribe", shown, what)
     customers: dict[str, str] = {}
     for raw in asked:
         granted = api.authorise(service, request, "subscribe", raw, already=customers)
@@ -192,8 +200,7 @@ def _authorise(
             service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, True, reason)
         if not allowed:  # written whatever the refusal budget, like a denial on a customer (break-test 12e, E1)
             if not service.decisions.allow(principal.subject):  # bounded by gateway_audited_per_min
-                per_min = service.settings.gateway_audited_per_min
-                raise Problem(429, "Too many requests", f"at most {per_min} customer requests a minute per caller")
+                raise api.rate_limited(service, request, principal, "subscribe", queue_key)
             client = request.client
             service.audit.record(principal.subject, principal.role, "subscribe", queue_key, None, False, reason,
                                  source=client[0] if client else "-")  # fmt: skip
@@ -207,20 +214,21 @@ def _authorise(
     return Subscription(customers=customers, queues=frozenset(queues), accept_queue_flag=accept), principal
 
 
-def _frame(cursor: Cursor, item: Item, role: str) -> bytes:
+def _frame(cursor: Cursor, item: Item, role: str, pseudonym: Pseudonym | None = None) -> bytes:
     _, _, customer, doc, kind = item
     body = serde.loads(doc)
     shown = {"flag": body} if kind == "flag" else reader.update_view(body)
-    data = serde.dumps({"customer": access.mask_key(customer, role), **access.mask(shown, role)})
+    data = serde.dumps({"customer": access.mask_key(customer, role, pseudonym),
+                        **access.mask(shown, role, pseudonym, customer)})  # fmt: skip
     name = EVENT_NAMES.get(kind, b"update")
     return b"id: " + str(cursor).encode() + b"\nevent: " + name + b"\ndata: " + data + b"\n\n"
 
 
-def _safe_frame(cursor: Cursor, item: Item, role: str) -> bytes:
+def _safe_frame(cursor: Cursor, item: Item, role: str, pseudonym: Pseudonym | None = None) -> bytes:
     """The entry's frame, or nothing for one that cannot be shown (skipped and counted, never the end of the
     connection: the client's next event id is past it, so a resume does not replay it)."""
     try:
-        return _frame(cursor, item, role)
+        return _frame(cursor, item, role, pseudonym)
     except Exception as exc:  # a doc of an unexpected shape: this entry only
         log.warning("skipped %s entry %s: cannot show it (%s)", item[0], item[1], type(exc).__name__)
         metrics.GATEWAY_PUSH_SKIPPED.inc()
@@ -243,7 +251,7 @@ async def _delivered(
     queue = sub.shown_via.pop((item[0], item[1]), None)
     if item[2] not in followed and item[2] not in via_queue:  # decided in memory, written by the audit writer
         _audit_queue_delivery(service, principal, item[2], via_queue, queue or ",".join(sorted(sub.queues)))
-    return cursor_after, _safe_frame(cursor_after, item, role)
+    return cursor_after, _safe_frame(cursor_after, item, role, service.pseudonym)
 
 
 async def _events(

@@ -1,4 +1,4 @@
-"""Personal data helpers every layer may use: the subject hash and dead-letter redaction.
+"""Personal data helpers every layer may use: the subject hash, analysts' pseudonyms and dead-letter redaction.
 
 **Subject hash.** The erasure ledger and the audit stream must recognise an
 erased customer again without holding the customer's key (``email:alice@...``
@@ -7,6 +7,12 @@ keyed with ``erasure_ledger_secret``, or when that is not set with the
 deployment's own random secret kept in Redis
 (:func:`state.erasure.deployment_secret`). Unkeyed, anyone who guesses a key
 could confirm it was erased; keyed, only holders of the secret can.
+
+**Analysts' pseudonyms.** A role without PII rights (analysts, :mod:`gateway.masking`) sees a customer id
+as :func:`analyst_pseudonym`: ``p_`` and 16 hex characters of HMAC-SHA256 of the customer key, keyed with
+``analyst_pseudonym_secret`` (else the deployment's random secret kept in Redis, ``ls:secret:pseudonym``):
+stable, distinct per customer, not reversible without the key. The engine records each customer's
+pseudonym (``ls:{pseudonym:<p>}``, :mod:`state.keys`) so that the service can look one up.
 
 **Dead-letter redaction** (``dead_letter_redact``). A dead letter keeps a
 bounded prefix of the original bytes so that people can see what was wrong.
@@ -25,6 +31,7 @@ SHA-256 stay in the headers, and the detail header loses the values it quotes
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from typing import Any, Final
 
@@ -43,7 +50,26 @@ KEPT_FIELDS: Final = frozenset({
 HASHED_FIELDS: Final = frozenset({"event_id", "target_id", "rates_event_id", "order_id", "case_id"})
 """Reference ids a producer makes up per customer (they may embed a name or an email): a redacted dead letter
 holds their subject hash, which still matches another dead letter of the same id."""
+PSEUDONYM: Final = re.compile(r"p_[0-9a-f]{16}")
+"""The shape of an analyst's pseudonym of a customer id (:func:`analyst_pseudonym`)."""
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?")
+
+
+def analyst_pseudonym(customer_key: str, secret: str) -> str:
+    """What analysts see in place of ``customer_key``'s id: ``p_`` + the first 16 hex characters (64 bits) of
+    HMAC-SHA256(``secret``, the key). Stable (the same customer, the same pseudonym), distinct per customer
+    (a collision among a million customers has odds of about 3 in 100 million), and not reversible without
+    the secret: a customer id shaped like a phone number, a card number or a name with a birth date gives
+    nothing away, as a shape rule could not promise (break-test 12k, K2).
+
+    >>> p = analyst_pseudonym("customer_id:jsmith19800512", "k" * 32)
+    >>> PSEUDONYM.fullmatch(p) is not None, p == analyst_pseudonym("customer_id:jsmith19800512", "k" * 32)
+    (True, True)
+    >>> p != analyst_pseudonym("customer_id:jsmith19800513", "k" * 32), p != analyst_pseudonym(
+    ...     "customer_id:jsmith19800512", "j" * 32)
+    (True, True)
+    """
+    return "p_" + hmac.new(secret.encode(), customer_key.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def subject_hash(customer_key: str, secret: str = "") -> str:

@@ -226,6 +226,12 @@ class Settings:
     erasure_ledger_secret: str = ""
     """Key of the keyed BLAKE2b hash of customer keys in the erasure ledger and audit stream
     (empty: unkeyed). Never logged."""
+    analyst_pseudonym_secret: str = ""
+    """Key of the pseudonyms analysts see for customer ids (``customer_id:p_<16 hex>``: HMAC-SHA256 of the
+    customer key, :func:`livesignals.privacy.analyst_pseudonym`). Empty: the deployment's random secret kept
+    in Redis (``ls:secret:pseudonym``, made once), with a WARNING -- fine for the demo; set it from a secret
+    store, since whoever reads Redis reads that one. Changing it changes every pseudonym (each customer's new
+    lookup key is written at its next event; the old ones resolve until its erasure). Never logged."""
     erasure_audit_maxlen: int = 100_000
     """Approximate length kept in the erasure audit stream (``ls:erasures``)."""
     dead_letter_redact: bool = False

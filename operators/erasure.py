@@ -151,9 +151,9 @@ def erase_all(
         ev, st = todo.pop()
         named = set() if ev is not event else {f"{k}:{v}" for k, v in ev.ids.items()} - {st.customer_key}
         index = claimed(st.customer_key)  # the links past the profile's 32 newest too (break-test 12i, I1)
-        linked = list(dict.fromkeys([*index, *st.identity.get("linked", [])]))
+        linked = links_of(index, st)
         erase(st, ev, partitions_of(ev), index)
-        targets = [*sorted(named), *not_shared(linked, seen | set(named) | gone, claimants)]
+        targets = erasure_targets(linked, named, seen | gone, claimants)
         if st.erased is not None:  # shared identifiers kept for their other claimants (plan: an erased claimant)
             st.erased["shared_kept"] = sorted(set(linked) - set(targets) - seen)
         if ev is event and root_claimant is not None:
@@ -174,6 +174,46 @@ def erase_all(
                                        ev.payload.get("request_id"), cascade, tuple(remote)))  # fmt: skip
         done.append(st)
     return done
+
+
+def links_of(index: Iterable[str], state: CustomerState) -> list[str]:
+    """The identifiers a key's erasure looks at: its claims index (every identifier it claimed, break-tests 12i
+    I1, 12j J1), then its profile's ``linked`` (the 32 newest), once each. The erasure (:func:`erase_all`) and
+    the export (:func:`reach`) both read a key's links through here."""
+    return list(dict.fromkeys([*index, *state.identity.get("linked", [])]))
+
+
+def erasure_targets(linked: list[str], named: set[str], erasing: set[str], claimants: Claimants) -> list[str]:
+    """What a key's erasure takes with it: the identifiers its erase event named, then those of its ``linked``
+    no customer outside ``erasing`` (and the named ones) claims (:func:`not_shared`)."""
+    return [*sorted(named), *not_shared(linked, erasing | named, claimants)]
+
+
+def reach(root: str, linked_of: Callable[[str], list[str]], claimants: Claimants) -> dict[str, list[str]]:
+    """``root`` and every key its erasure takes with it, each with its links (:func:`links_of`), in the order
+    :func:`erase_all` walks them: what ``livesignals export`` reports as the customer's own, so the export reads
+    exactly what the erasure would take -- a device's cookies past its 32 newest links included (break-test 12k,
+    K1: the export read the customer's own index only, the erasure every claimant's on the way).
+
+    As if one partition owned every key (the export reads Redis, not partitions; an erasure re-published to
+    another partition walks on from there the same way).
+
+    >>> linked = {"customer_id:c": ["device_id:d"], "device_id:d": ["cookie_id:k1", "cookie_id:k2"]}
+    >>> owners = {"device_id:d": {"customer_id:c"}, "cookie_id:k1": {"device_id:d"},
+    ...           "cookie_id:k2": {"device_id:d", "customer_id:bob"}}
+    >>> reach("customer_id:c", lambda k: linked.get(k, []), lambda ids: {i: owners.get(i, set()) for i in ids})
+    {'customer_id:c': ['device_id:d'], 'device_id:d': ['cookie_id:k1', 'cookie_id:k2'], 'cookie_id:k1': []}
+    """
+    out: dict[str, list[str]] = {}
+    seen, todo = {root}, [root]
+    while todo:
+        key = todo.pop()
+        out[key] = linked_of(key)
+        for target in erasure_targets(out[key], set(), seen, claimants):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return out
 
 
 def _only_claimant(identifier: str, claimants: Claimants) -> str | None:

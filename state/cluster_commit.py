@@ -129,7 +129,7 @@ def _customers(store: Any, plan: Plan) -> None:
                 # round trip. New links are rare (a login, a first purchase).
                 store._claim(keys=[op[1], op[2]], args=[op[3], MAX_OWNERS_KEPT, *op[4:]], client=store.client)
             elif op[0] == "unclaim":  # state.erasure: a script, its own round trip too (erasures are rare)
-                store.erasures.unclaim(keys=[op[1]], args=list(op[2:]), client=store.client)
+                store.erasures.unclaim(keys=[op[1], op[2]], args=list(op[3:]), client=store.client)
             elif op[0] == "profile":
                 profiles.append(op[1:])
             elif op[0] == "ttl":

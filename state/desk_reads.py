@@ -1,6 +1,7 @@
 """What the agent desktop service (gateway/) reads besides a customer's 360: when a customer claimed an
 identifier, who claimed which keys, each customer's open contacts for queue routing, a paged timeline, the
-privacy secret. Re-exported by :mod:`state.reader`, the only module the service imports from ``state``."""
+privacy secret, analysts' pseudonyms. Re-exported by :mod:`state.reader`, the only module the service imports
+from ``state``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from operators.profile360.sizes import stored
 from state import entry_contacts
 from state.erasure import deployment_secret
 from state.keys import Keys
+from state.secrets import pseudonym_secret as _pseudonym_secret
 
 TIMELINE_SHOWN = 50
 """Timeline entries a 360 shows by default (and a page of :func:`read_timeline`)."""
@@ -115,3 +117,17 @@ def privacy_secret(client: Any, keys: Keys) -> str:
     """The deployment's privacy hashing secret, the erasure ledger's (:func:`state.erasure.deployment_secret`):
     the desktop service's audit pseudonymises customers with it."""
     return deployment_secret(client, keys)
+
+
+def analysts_pseudonym_secret(client: Any, keys: Keys, configured: str) -> str:
+    """The key of analysts' pseudonyms, the engine's (``analyst_pseudonym_secret``, else the deployment's:
+    :func:`state.secrets.pseudonym_secret`)."""
+    return _pseudonym_secret(client, keys, configured)
+
+
+def resolve_pseudonym(client: Any, keys: Keys, pseudonym: str) -> str | None:
+    """The customer key analysts' ``pseudonym`` stands for, as the engine recorded it with the profile
+    (``ls:{pseudonym:<p>}``), or None (no such customer, erased, or not written since the secret changed):
+    one round trip."""
+    row = client.get(keys.pseudonym(pseudonym))
+    return (row.decode() if isinstance(row, bytes) else str(row)) if row else None

@@ -34,13 +34,14 @@ import time
 from typing import Any
 
 from livesignals import metrics, serde
-from livesignals.privacy import subject_hash
-from operators.erasure import not_shared
+from livesignals.privacy import analyst_pseudonym, subject_hash
+from operators.erasure import links_of, reach
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
 from state.retention import ANONYMOUS_KINDS, Retention
 from state.secrets import deployment_secret as shared_secret
+from state.secrets import pseudonym_secret
 
 SCRUB_CHUNK = 2000
 """Flags-stream entries one scrub call reads; each call blocks Redis while it runs (``python -m bench.erase``
@@ -72,25 +73,38 @@ return {n, last and last[1] or '', #entries}
 """
 
 
-# Remove an erased customer's claim from a claim set kept for its other claimants (ARGV[1]), leave the erased
-# claimant there when ARGV[2] is 1 (plan: where it claimed first), and when no known claimant is left (only
-# anonymous kinds ARGV[4..] and the erased claimant) give the set back the anonymous claims' TTL ARGV[3]: it no
-# longer outlives its last claim for good (break-test 12j, J5). At most MAX_OWNERS_KEPT + 1 members.
+# Remove an erased customer's claim from a claim set KEYS[1] kept for its other claimants (ARGV[1]), leave the
+# erased claimant there and as the first claimant KEYS[2] when ARGV[2] is 1 (plan: where it claimed first), and
+# when no known claimant is left (only anonymous kinds ARGV[4..] and the erased claimant) give the set back the
+# anonymous claims' TTL ARGV[3]: it no longer outlives its last claim for good (break-test 12j, J5). The first
+# claimant gets the set's lifetime and goes with it (12k, K4: it was kept for good). At most MAX_OWNERS_KEPT + 1
+# members.
 _UNCLAIM = (
     """
 redis.call('SREM', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then redis.call('SADD', KEYS[1], '"""
+if ARGV[2] == '1' then
+  redis.call('SADD', KEYS[1], '"""
     + TOMBSTONE
-    + """') end
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('TTL', KEYS[1]) ~= -1 then return 0 end
+    + """')
+  redis.call('SET', KEYS[2], '"""
+    + TOMBSTONE
+    + """')
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) return 0 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl ~= -1 then
+  if ttl > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  return 0
+end
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local kind = string.match(member, '^([^:]*):')
   local anonymous = kind == '"""
     + ERASED_CLAIMANT.rstrip(":")
     + """'
   for i = 4, #ARGV do anonymous = anonymous or kind == ARGV[i] end
-  if not anonymous then return 0 end
+  if not anonymous then redis.call('PERSIST', KEYS[2]) return 0 end
 end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 """
 )
@@ -105,7 +119,8 @@ class ErasureLedger:
         self.retention = retention or Retention()
         self._scrub = client.register_script(_SCRUB)
         self.unclaim = client.register_script(_UNCLAIM)
-        """Runs the ``unclaim`` writes :meth:`plan` returns (``keys=[claim set]``, ``args``: the rest)."""
+        """Runs the ``unclaim`` writes :meth:`plan` returns (``keys=[claim set, first claimant]``, ``args``: the
+        rest)."""
 
     def ledger_key(self, customer_key: str) -> str:
         """The ledger entry of ``customer_key`` (no personal data in the name)."""
@@ -119,6 +134,25 @@ class ErasureLedger:
     def secret(self) -> str:
         """``erasure_ledger_secret``, else this deployment's own (:func:`deployment_secret`): never unkeyed."""
         return self.retention.erasure_ledger_secret or deployment_secret(self.client, self.keys)
+
+    @functools.cached_property
+    def pseudonym_secret(self) -> str:
+        """The key of analysts' pseudonyms: ``analyst_pseudonym_secret``, else the deployment's (Redis)."""
+        return pseudonym_secret(self.client, self.keys, self.retention.analyst_pseudonym_secret)
+
+    def pseudonym(self, customer_key: str) -> str | None:
+        """What analysts see of a ``customer_id`` key (:func:`livesignals.privacy.analyst_pseudonym`); None for
+        other kinds (analysts see no e-mail or phone key, and devices and cookies as they are)."""
+        if not customer_key.startswith("customer_id:"):
+            return None
+        return analyst_pseudonym(customer_key, self.pseudonym_secret)
+
+    def pseudonyms_of(self, customer_key: str) -> list[str]:
+        """Every pseudonym a lookup key was written for, for ``customer_key`` (none for other kinds than a
+        ``customer_id``, without a round trip)."""
+        if not customer_key.startswith("customer_id:"):
+            return []
+        return sorted(_text(m) for m in self.client.smembers(self.keys.pseudonyms(customer_key)))
 
     @property
     def audit_key(self) -> str:
@@ -176,6 +210,11 @@ class ErasureLedger:
         # the key's own claim set is not deleted: it names its claimants, whose own facts it is; it goes (Redis
         # drops an empty set) when its last claimant is erased -- never while a customer claimant stays
         ops += [("delete", name) for name in (k.profile(key), k.timeline(key), k.writer(key), k.claims(key))]
+        # analysts' lookup keys: the current secret's, and any written under an earlier one (the customer's set)
+        current = self.pseudonym(key)
+        pseudonyms = sorted({*self.pseudonyms_of(key), *([current] if current else [])})
+        if current:
+            ops += [("delete", name) for name in (*(k.pseudonym(p) for p in pseudonyms), k.pseudonyms(key))]
         kept = set(erased.get("shared_kept", []))
         # an identifier erased with this customer loses every claim -- an anonymous device's on the cookie (12h,
         # H7: the person's later browsing joined that device's card), an erased claimant's (12i, I2) -- so what
@@ -190,9 +229,8 @@ class ErasureLedger:
         # first claimant's, and so is what was done on it
         planted = set(self.claimed_first(key, sorted(kept)))
         ttl_claim = self.retention.identity_claim_ttl_s
-        ops += [("unclaim", k.owners(link), key, int(link in planted), ttl_claim, *ANONYMOUS_KINDS)
-                for link in erased.get("links", []) if link in kept]  # fmt: skip
-        ops += [("set", k.first_claimant(link), TOMBSTONE, None) for link in sorted(planted)]
+        ops += [("unclaim", k.owners(link), k.first_claimant(link), key, int(link in planted), ttl_claim,
+                 *ANONYMOUS_KINDS) for link in erased.get("links", []) if link in kept]  # fmt: skip
         entry = {
             "subject": self.subject(key),
             "request": erased.get("request") or "",
@@ -226,6 +264,21 @@ class ErasureLedger:
         return [r for r in out if request_id is None or r.get("request") == request_id]
 
 
+def pseudonym_writes(ledger: ErasureLedger, keys: Keys, state: CustomerState) -> list[tuple[Any, ...]]:
+    """The writes that let analysts look ``state``'s customer up by its pseudonym: ``ls:{pseudonym:<p>}`` -> the
+    customer key, and ``<p>`` in the customer's own set of them (what its erasure deletes, whatever secret wrote
+    them). Once per load of the state in this process (``state.pseudonym_written``, never in the document: a
+    profile stays the same whatever the secret); a ``customer_id`` only (break-test 12k, K2)."""
+    if state.pseudonym_written:
+        return []
+    pseudonym = ledger.pseudonym(state.customer_key)
+    if pseudonym is None:
+        return []
+    state.pseudonym_written = True
+    return [("set", keys.pseudonym(pseudonym), state.customer_key),
+            ("sadd", keys.pseudonyms(state.customer_key), pseudonym)]  # fmt: skip
+
+
 def deployment_secret(client: Any, keys: Keys) -> str:
     """The deployment's hashing secret held in Redis (``ls:secret:privacy``, :mod:`state.secrets`), made
     once (``SET NX``, 32 random bytes) by whichever process asks first; used when
@@ -253,31 +306,29 @@ def resolve(client: Any, keys: Keys, identifier: str) -> tuple[list[str], list[s
     return ([identifier] if owner is None else [owner]), owners
 
 
-def _customers_among(claimants: set[str]) -> set[str]:
-    """The claimants that make an identifier shared: customers, and erased customers' tombstones."""
-    return {c for c in claimants if c.startswith(("customer_id:", ERASED_CLAIMANT))}
-
-
 def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) -> dict[str, Any]:
-    """Everything Redis holds about ``customer_key`` and the identifiers it linked, as JSON-ready data.
+    """Everything Redis holds about ``customer_key`` and the identifiers its erasure would take, as JSON-ready data.
 
-    A linked identifier another customer also claims is reported as ``{"shared": true}``: its profile,
-    timeline and claimants are not this customer's alone (an anonymous device's claim does not count).
+    The keys exported as the customer's own are exactly those its erasure takes (:func:`operators.erasure.reach`,
+    the erasure's own walk: every claimant's claims index on the way, so a device's cookies past its 32 newest
+    links too; break-test 12k, K1). Any other identifier one of them linked is reported as
+    ``{"shared": true}``: another customer claims it (directly, or through another identifier: a cookie a family
+    tablet claims, the tablet Bob claims too; 12i, I4), so its profile, timeline and claimants are not this
+    customer's alone (an anonymous device's claim does not count: 12h, H6).
     """
-    doc = _one(client, keys, customer_key)
-    linked = doc["profile"].get("identity", {}).get("linked", []) if doc["profile"] else []
-    linked = list(dict.fromkeys([*ledger.claimed(customer_key), *linked]))  # older links too (12i, I1)
-    claims = ledger.claimants(linked)
-    # a linked identifier's own profile and timeline are this customer's only when no other customer (erased
-    # ones included) claims it: a shared one (a family phone) holds the other claimants' data too, so only the
-    # link is reported; an anonymous identifier's claim makes nothing shared, as at erasure (12h H6)
-    mine = {customer_key, *linked}
-    # ... and only what the erasure would take with it too: an identifier shared *through* another one this
-    # customer linked (a cookie a family tablet claims, the tablet Bob claims too) is not exported (12i, I4)
-    erased_with = set(not_shared(linked, {customer_key}, lambda ids: claims))
-    own = [i for i in linked if _customers_among(claims.get(i, set())) <= mine and i in erased_with]
-    doc["linked"] = {i: _one(client, keys, i) if i in own else {"customer": i, "shared": True} for i in linked}
-    everyone = {customer_key, *own}
+    docs: dict[str, dict[str, Any]] = {}
+
+    def linked_of(key: str) -> list[str]:
+        docs[key] = _one(client, keys, key)
+        profile = CustomerState(key, identity=docs[key]["profile"].get("identity", {}))
+        return links_of(ledger.claimed(key), profile)
+
+    tree = reach(customer_key, linked_of, ledger.claimants)
+    doc = docs[customer_key]
+    linked = [i for links in tree.values() for i in links]
+    doc["linked"] = {i: docs[i] if i in tree else {"customer": i, "shared": True}
+                     for i in dict.fromkeys(linked) if i != customer_key}  # fmt: skip
+    everyone = set(tree)
     doc["flags_stream"] = [
         {"id": _text(i), **serde.loads(f[b"doc"])}
         for i, f in _scan_stream(client, keys.flags_stream)
@@ -288,6 +339,12 @@ def export(client: Any, keys: Keys, customer_key: str, ledger: ErasureLedger) ->
         for i, f in _scan_stream(client, keys.updates_stream)
         if _text(f.get(b"customer", b"")) in everyone and b"doc" in f
     ]
+    pseudonym = ledger.pseudonym(customer_key)
+    if pseudonym is not None:  # what analysts see, and the lookup keys the engine wrote (under any secret)
+        written = ledger.pseudonyms_of(customer_key)
+        held = {p: client.get(keys.pseudonym(p)) for p in written}
+        lookups = {p: _text(h) if h else None for p, h in held.items()}
+        doc["pseudonym"] = {"analysts_see": f"customer_id:{pseudonym}", "lookups": lookups}
     cut = ledger.cutoffs([customer_key])
     doc["erasure"] = {"erased_cutoff": cut.get(customer_key), "subject": ledger.subject(customer_key)}
     doc["erasure"]["audit"] = [

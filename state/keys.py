@@ -32,14 +32,26 @@ key                                type    holds                                
                                            cookie, email or phone linked to them); more
                                            than one = shared (``profile360.identity``)
 ``ls:{<ident>}:first``             string  the first customer claimant of an identifier      one per claim set;
-                                           (``erased:*`` once erased), so an erasure plants  goes with it
-                                           its tombstone only where it claimed first (12j J3)
+                                           (``erased:*`` once erased), so an erasure plants  its claim set's TTL
+                                           its tombstone only where it claimed first         (none beside a
+                                           (12j J3)                                          customer's claim;
+                                                                                             12k K4); goes
+                                                                                             with it
 ``ls:{<cust>}:claims``             set     every identifier a customer, device or cookie     ``MAX_CLAIMS`` (500)
                                            claimed (its erasure reaches them all, not only   per profile's life;
                                            the 32 newest links; break-tests 12i I1, 12j J1)  no TTL; anonymous:
                                                                                              ``identity_claim_ttl_s``
                                                                                              after its last write;
                                                                                              deleted by the erasure
+``ls:{pseudonym:<p>}``             string  the customer key whose analysts' pseudonym is     one per customer;
+                                           ``<p>`` (``p_`` + 16 hex, keyed HMAC:             no TTL; deleted by
+                                           :func:`livesignals.privacy.analyst_pseudonym`),   the erasure
+                                           written with the profile (once per load), so
+                                           analysts look a customer up by what they see
+                                           (12k, K2)
+``ls:{<cust>}:pseudonyms``         set     the pseudonyms whose lookup keys name the         one per secret used;
+                                           customer (its erasure deletes them all)           no TTL; deleted by
+                                                                                             the erasure
 ``ls:{<cust>}:writer``             string ``<p>|<epoch>``: the partition number and owner    one per customer;
                                            epoch that last wrote the profile (Redis Cluster  Cluster only;
                                            only: a stale engine's profile write is refused)  anonymous: as its
@@ -220,6 +232,19 @@ class Keys:
         """Every identifier a known customer claimed (set), in the customer's slot: the erasure and the export
         reach them all, not only the profile's 32 newest links (break-test 12i, I1)."""
         return f"{self.tag(customer_key)}:claims"
+
+    def pseudonym(self, pseudonym: str) -> str:
+        """The customer key analysts' pseudonym ``pseudonym`` stands for (string), written with the profile.
+
+        >>> Keys("ls").pseudonym("p_0123456789abcdef")
+        'ls:{pseudonym:p_0123456789abcdef}'
+        """
+        return f"{self.prefix}:{{pseudonym:{pseudonym}}}"
+
+    def pseudonyms(self, customer_key: str) -> str:
+        """The pseudonyms whose lookup keys name ``customer_key`` (set, one per ``analyst_pseudonym_secret`` used):
+        what its erasure deletes."""
+        return f"{self.tag(customer_key)}:pseudonyms"
 
     def writer(self, customer_key: str) -> str:
         """``<p>|<epoch>`` of the engine that last wrote the customer's profile (Redis Cluster)."""

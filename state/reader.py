@@ -25,12 +25,14 @@ from operators.profile360.update import MAX_LINKED, apply_event
 from state.desk_reads import (
     CLAIM_UNKNOWN,
     TIMELINE_SHOWN,
+    analysts_pseudonym_secret,
     claimed_keys,
     entry_open_contacts,
     linked_since,
     privacy_secret,
     read_open_contacts,
     read_timeline,
+    resolve_pseudonym,
 )
 from state.keys import Keys
 from state.linked_marks import mark_touches, own_reasons_first
@@ -362,6 +364,7 @@ __all__ = [
     "Loaded",
     "access_of",
     "active_flags",
+    "analysts_pseudonym_secret",
     "claimed_keys",
     "decoy_profile",
     "entry_open_contacts",
@@ -378,6 +381,7 @@ __all__ = [
     "read_timeline",
     "read_voc",
     "resolve",
+    "resolve_pseudonym",
     "update_view",
     "view_360",
 ]  # fmt: skip

@@ -9,6 +9,11 @@ writer key                          by itself
 identity claim set                  while a known customer (not an anonymous id) claims it: no TTL (it
 (``ls:{<ident>}:owners``)           goes when its last claimant is erased); with anonymous claimants only,
                                     ``identity_claim_ttl_s`` (400 days) after its last new claim
+first claimant                      the lifetime of its claim set: no TTL beside a customer's claim, the
+(``ls:{<ident>}:first``)            set's TTL (set and refreshed with it) otherwise; deleted with it
+analysts' pseudonym lookup          one per customer and secret used, no TTL (a customer profile has none);
+(``ls:{pseudonym:<p>}``, the        deleted by the customer's erasure
+customer's ``:pseudonyms`` set)
 customer profile                    no TTL (a customer's 360 is the point); erased on request
 customer timeline                   ``timeline_max_entries`` / ``timeline_max_age_days`` (existing bound)
 flags stream ``ls:flags``           ``flags_stream_maxlen`` entries (approximate MAXLEN), erased per
@@ -38,6 +43,9 @@ class Retention:
     erasure_ledger_ttl_s: int = 400 * 86_400
     erasure_ledger_secret: str = ""
     erasure_audit_maxlen: int = 100_000
+    analyst_pseudonym_secret: str = ""
+    """Keys analysts' pseudonyms (:func:`livesignals.privacy.analyst_pseudonym`): the engine records each
+    customer's (``ls:{pseudonym:<p>}``) and its erasure deletes it; empty: the deployment's (Redis)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:
@@ -48,6 +56,7 @@ class Retention:
             settings.erasure_ledger_ttl_s,
             settings.erasure_ledger_secret,
             settings.erasure_audit_maxlen,
+            settings.analyst_pseudonym_secret,
         )
 
     def __repr__(self) -> str:

@@ -14,10 +14,14 @@ secret made every reroute of the rebuild's backlog unverifiable, dead-lettered a
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
 from state.keys import Keys
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 def deployment_secret(client: Any, keys: Keys, name: str) -> str:
@@ -40,3 +44,18 @@ def keep_secret(client: Any, keys: Keys, name: str, value: str) -> bool:
     client.set(key, value, nx=True)
     held = client.get(key)
     return held is not None and (held.decode() if isinstance(held, bytes) else str(held)) == value
+
+
+def pseudonym_secret(client: Any, keys: Keys, configured: str) -> str:
+    """The key of analysts' pseudonyms (:func:`livesignals.privacy.analyst_pseudonym`): ``configured``
+    (``analyst_pseudonym_secret``), else the deployment's random ``pseudonym`` secret, with a WARNING once per
+    process (the value is never logged): whoever reads Redis can read that one and so reverse a pseudonym by
+    trying candidate ids -- fine for a demo, not for production."""
+    if configured:
+        return configured
+    if keys.prefix not in _warned:
+        _warned.add(keys.prefix)
+        log.warning("analyst_pseudonym_secret is not set: analysts' pseudonyms are keyed with a random secret kept "
+                    "in Redis (%s); set LIVESIGNALS_ANALYST_PSEUDONYM_SECRET from a secret store in production",
+                    keys.secret("pseudonym"))  # fmt: skip
+    return deployment_secret(client, keys, "pseudonym")

@@ -62,7 +62,7 @@ from operators.profile360.profile import CustomerState
 from operators.rules.signals import Flag
 from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
-from state.erasure import ErasureLedger
+from state.erasure import ErasureLedger, pseudonym_writes
 from state.keys import Keys
 from state.models_store import RedisModelLog
 from state.ownership import Claim, Fenced, Ownership, check, commit_script, profile_script
@@ -76,7 +76,8 @@ Retry = Callable[[Callable[[], None]], None]
 # Record a claim on an identifier unless it already has MAX_OWNERS_KEPT claimants, then its lifetime
 # (state.retention): a claim set a known customer (not an anonymous id) is a member of has no TTL -- it
 # goes when its last claimant is erased -- and one with anonymous claimants only expires ARGV[3] s after
-# its last new claim. KEYS[2] records the first customer claimant (state.erasure: where its tombstone goes).
+# its last new claim. KEYS[2] records the first customer claimant (state.erasure: where its tombstone goes), with
+# the claim set's lifetime: no TTL beside a customer's claim, else the set's (break-test 12k, K4: it had none).
 # ARGV: claimant, max claimants, ttl, 1 if the claimant is a known customer.
 _CLAIM = """
 local persistent = redis.call('EXISTS', KEYS[1]) == 1 and redis.call('TTL', KEYS[1]) == -1
@@ -87,8 +88,10 @@ end
 if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
   redis.call('PERSIST', KEYS[1])
   redis.call('SET', KEYS[2], ARGV[1], 'NX')
+  redis.call('PERSIST', KEYS[2])
 elseif not persistent and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3])) end
 end
 return added
 """
@@ -326,7 +329,7 @@ class ProfileStore:
                     if op[0] == "claim":
                         self._claim(keys=[op[1], op[2]], args=[op[3], MAX_OWNERS_KEPT, *op[4:]], client=pipe)
                     elif op[0] == "unclaim":  # state.erasure
-                        self.erasures.unclaim(keys=[op[1]], args=list(op[2:]), client=pipe)
+                        self.erasures.unclaim(keys=[op[1], op[2]], args=list(op[3:]), client=pipe)
                     elif op[0] == "profile":
                         pipe.set(op[1], op[3])
                     elif op[0] == "ttl":  # after the profile's SET (which clears a TTL)
@@ -350,6 +353,7 @@ class ProfileStore:
         if state.erased is not None:  # erased by this batch: delete first (state.erasure)
             ops += self.erasures.plan(state)
             state.erased = None
+            state.pseudonym_written = False  # deleted: a customer coming back gets its lookup key again
             if not state.events:
                 self._cache.pop(key, None)
                 return ops
@@ -362,6 +366,7 @@ class ProfileStore:
             ops.append(("sadd", self.keys.claims(key), *state.new_links))
             if not known:  # an anonymous id's claims expire (the claim script): its index with the newest
                 ops.append(("ttl", self.keys.claims(key), claim_ttl))
+        ops += pseudonym_writes(self.erasures, self.keys, state)  # analysts look a customer up by it (12k, K2)
         updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
         ops += updates if notify else []
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))

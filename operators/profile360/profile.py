@@ -111,6 +111,9 @@ class CustomerState:
     erased: dict[str, Any] | None = field(default=None, compare=False)
     """Set when an ``erase`` event of the current batch erased this customer (:mod:`operators.erasure`):
     the store deletes what Redis holds before writing anything newer; not kept."""
+    pseudonym_written: bool = field(default=False, compare=False, repr=False)
+    """The store wrote analysts' lookup key of this customer since the state was loaded (in memory only:
+    :func:`state.erasure.pseudonym_writes` writes it once per load, never into the document)."""
     rules_memo: Any = field(default=None, compare=False, repr=False)
     """What the last rule evaluation left (:class:`operators.rules.dependencies.RuleMemo`), in memory
     only: None (every rule runs) after a load, a change outside an event, an undo or a late event."""

@@ -21,7 +21,9 @@ from gateway.cli import server_options
 from livesignals import serde
 from livesignals.settings import Settings
 from operators.engine import Engine
+from state.erasure import ErasureLedger
 from state.keys import Keys
+from state.retention import Retention
 from state.store import ProfileStore
 from tests.fuzzing import ListPublisher
 from tests.helpers import event, raw
@@ -67,6 +69,11 @@ class World:
     def apply(self, *events: dict[str, Any]) -> None:
         self.engine.process(raw(list(events), topic=self.settings.input_topics[0], start=self.offset))
         self.offset += len(events)
+
+    def pseudonym(self, customer_id: str) -> str:
+        """``customer_id:p_<16 hex>``: the customer as analysts see it and look it up (break-test 12k, K2)."""
+        ledger = ErasureLedger(self.client, self.keys, Retention.from_settings(self.settings))
+        return f"customer_id:{ledger.pseudonym(f'customer_id:{customer_id}')}"
 
     def give_targets(
         self,

@@ -4,6 +4,7 @@ ids whose digit runs were masked as phone numbers)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
@@ -12,6 +13,13 @@ from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
 ANALYST = bearer(token("x", role="analyst"))
+
+
+def as_analyst(world, path: str) -> str:
+    """``path`` naming its customer as analysts do: by the pseudonym they see (break-test 12k, K2)."""
+    return re.sub(r"^/v1/customers/([^/?]+)", lambda m: f"/v1/customers/{world.pseudonym(m[1])}", path)
+
+
 UUID = "f4b1f0cb-4c2a-4f0e-9bdf-821526b5d412"
 
 
@@ -26,7 +34,7 @@ def test_free_text_is_masked_whole_and_ids_are_left_whole(world, client):
         event("order", "c1", t + 3, event_id="o1", order_id="o-ann-smith-0770", amount=10.0),
     )  # fmt: skip
     for path in ("/v1/customers/c1?timeline=50", "/v1/customers/c1/timeline?limit=50"):
-        r = client.get(path, headers=ANALYST)
+        r = client.get(as_analyst(world, path), headers=ANALYST)
         assert r.status_code == 200, r.text
         text = r.text.lower()
         # "-0770": the order id's tail (a bare "0770" also matches millisecond timestamps that contain it)
@@ -59,7 +67,7 @@ def test_reasons_that_quote_what_a_customer_or_producer_wrote_are_masked(world, 
     agent = client.get("/v1/customers/c6?timeline=50&channel=chat", headers=bearer(token("a1", queues=("billing",))))
     assert agent.status_code == 200 and "Quuxworth" in agent.text  # the agent sees it: the fields are there
     for path in ("/v1/customers/c6?timeline=200&channel=chat", "/v1/customers/c6/flags", "/v1/customers/c6/actions"):
-        r = client.get(path, headers=ANALYST)
+        r = client.get(as_analyst(world, path), headers=ANALYST)
         assert r.status_code == 200, r.text
         for pii in ("zelda", "quuxworth", "marigold"):
             assert pii not in r.text.lower(), (path, pii, r.text[r.text.lower().index(pii) - 200 :][:400])
@@ -83,7 +91,7 @@ def test_producer_names_in_items_campaigns_web_actions_and_loyalty_tiers_are_mas
         assert f"{shown}" in agent.text, shown
     for path in ("/v1/customers/c1?timeline=200&channel=chat", "/v1/customers/c1/timeline?limit=50",
                  "/v1/customers/c1/flags", "/v1/customers/c1/actions"):  # fmt: skip
-        r = client.get(path, headers=ANALYST)
+        r = client.get(as_analyst(world, path), headers=ANALYST)
         assert r.status_code == 200, r.text
         for pii in ("zelda", "quuxworth", "marigold"):
             assert pii not in r.text.lower(), (path, pii, r.text[r.text.lower().index(pii) - 200 :][:400])
@@ -108,18 +116,20 @@ def test_analysts_see_an_allow_list_producer_named_attributes_and_pii_inside_ids
     assert agent.status_code == 200 and "partner_name" in agent.text and "ck-u5-secret" in agent.text
     for path in ("/v1/customers/u5?timeline=50&channel=chat", "/v1/customers/u5/timeline?limit=50",
                  "/v1/customers/u5/flags", "/v1/customers/u5/actions"):  # fmt: skip
-        r = client.get(path, headers=ANALYST)
+        r = client.get(as_analyst(world, path), headers=ANALYST)
         assert r.status_code == 200, r.text
         for pii in ("ann.other", "example.com", "7700900999", "zelda", "quuxworth", "partner_name", "birth_year",
                     "1984", "ck-u5-secret"):  # fmt: skip
             assert pii not in r.text.lower(), (path, pii)
-    doc = client.get("/v1/customers/u5?timeline=50", headers=ANALYST).json()
+    doc = client.get(as_analyst(world, "/v1/customers/u5?timeline=50"), headers=ANALYST).json()
     assert doc["identity"]["attributes"] == {"lang": "en-GB", "timezone": "Europe/London"}  # validated: kept
-    assert doc["identity"]["ids"]["customer_id"] == ["u5"] and doc["identity"]["ids"]["cookie_id"] == ["***"]
+    assert doc["identity"]["ids"]["customer_id"] == [world.pseudonym("u5").removeprefix("customer_id:")]
+    assert doc["identity"]["ids"]["cookie_id"] == ["***"]
     assert doc["history"]["by_channel"]["chat"] == 4 and doc["history"]["contacts"] == 4  # counts in clear
     assert "repeat_contact" in doc["flags"] and doc["flags"]["repeat_contact"]["severity"] == "warning"
     ids = [e["id"] for e in doc["timeline"]]
-    assert "evt-***-1" in ids and "u5-0" in ids  # the id's PII masked, the rest of it (and plain ids) whole
+    own = world.pseudonym("u5").removeprefix("customer_id:")  # the customer's own id inside an id (12k, K2)
+    assert "evt-***-1" in ids and f"{own}-0" in ids  # the id's PII masked, the rest of it (and plain ids) whole
 
 
 def test_phone_numbers_written_with_dashes_or_slashes_inside_ids_are_masked(world, client):
@@ -132,11 +142,12 @@ def test_phone_numbers_written_with_dashes_or_slashes_inside_ids_are_masked(worl
         event("web_event", "u6", t + 2, event_id="evt-+1-555-867-5309", action="search"),
         event("web_event", "u6", t + 3, event_id="evt-+44/7700/900456", action="search"),
     )
-    r = client.get("/v1/customers/u6/timeline?limit=50", headers=ANALYST)
+    r = client.get(as_analyst(world, "/v1/customers/u6/timeline?limit=50"), headers=ANALYST)
     assert r.status_code == 200, r.text
     for pii in ("867-5309", "5309", "7700/900456", "900456"):
         assert pii not in r.text, pii
-    assert "u6-0" in {e["id"] for e in r.json()["entries"]}, "ids without a phone number stay whole"
+    own = world.pseudonym("u6").removeprefix("customer_id:")  # the customer's id inside an id: its pseudonym
+    assert f"{own}-0" in {e["id"] for e in r.json()["entries"]}, "ids without a phone number stay whole"
 
 
 def test_a_phone_number_beside_a_time_or_a_counter_inside_an_id_is_masked_and_the_rest_kept(world, client):
@@ -148,7 +159,7 @@ def test_a_phone_number_beside_a_time_or_a_counter_inside_an_id_is_masked_and_th
            "evt-+447700900999-1234": "evt-***-1234"}  # fmt: skip
     world.apply(*[event("web_event", "u7", t + i, event_id=e, action="search") for i, e in enumerate(ids)])
     for path in ("/v1/customers/u7?timeline=50", "/v1/customers/u7/timeline?limit=50"):
-        r = client.get(path, headers=ANALYST)
+        r = client.get(as_analyst(world, path), headers=ANALYST)
         assert r.status_code == 200, r.text
         for pii in ("7700900456", "8675309", "7700900999"):
             assert pii not in r.text, (path, pii)
@@ -161,9 +172,9 @@ def test_analysts_can_page_a_timeline(world, client):
     so an analyst's second page was a 400."""
     t = now_ms() - 30_000
     world.apply(*[event("chat", "u7", t + i, event_id=f"u7-{i}", queue="billing", topic="refund") for i in range(5)])
-    first = client.get("/v1/customers/u7/timeline?limit=2", headers=ANALYST).json()
+    first = client.get(as_analyst(world, "/v1/customers/u7/timeline?limit=2"), headers=ANALYST).json()
     assert first["next"] and first["next"] != "***"
-    second = client.get(f"/v1/customers/u7/timeline?limit=2&cursor={first['next']}", headers=ANALYST)
+    second = client.get(as_analyst(world, f"/v1/customers/u7/timeline?limit=2&cursor={first['next']}"), headers=ANALYST)
     assert second.status_code == 200 and len(second.json()["entries"]) == 2
 
 
@@ -175,38 +186,60 @@ def test_a_lang_shaped_name_and_a_fully_percent_encoded_email_in_an_id_are_maske
         event("web_event", "u8", t, event_id="e|zoe.u8%40example%2Ecom", action="search"),
         event("profile_update", "u8", t + 1, event_id="u8-pu", fields={"lang": "zoe-Smith-London"}),
     )
-    r = client.get("/v1/customers/u8?timeline=50", headers=ANALYST)
+    r = client.get(as_analyst(world, "/v1/customers/u8?timeline=50"), headers=ANALYST)
     assert r.status_code == 200, r.text
     assert "zoe" not in r.text and "Smith" not in r.text, r.text
 
 
-def test_a_customer_id_with_seven_digits_or_more_is_shown_whole_to_analysts(world, client):
-    """Break-test 12i, I6: ``customer_id`` went through the phone-number scan of ids, so every demo customer
-    (``c0000394``) read ``c***`` and a numeric account number ``***``: analysts could not tell customers apart.
-    A customer id is shown whole now, but for an e-mail address or a ``+``-prefixed phone number inside it."""
+def test_analysts_see_each_customer_id_as_a_keyed_pseudonym_and_look_customers_up_by_it(world, client):
+    """Break-test 12k, K2: a shape rule (12j, J4) decided which customer ids analysts saw whole: a card number
+    (16+ digits, taken for a digest), a name with a compact birth date (``jsmith19800512``) and a phone number
+    behind an unlisted prefix (``uk7700900456``) went through, and every masked id read the same
+    ``customer_id:***``. Analysts now see ``customer_id:p_<16 hex>`` (HMAC-SHA256 keyed with
+    ``analyst_pseudonym_secret``) for every customer: stable, distinct, and the key they look the customer up
+    by; a raw customer id is refused as unknown (404), so they cannot probe ids either."""
+    cids = ("4111111111111111", "jsmith19800512", "uk7700900456", "c0000394", "48213377")
     t = now_ms() - 20_000
-    world.apply(
-        event("web_event", "c0000394", t, event_id="cid1", action="login"),
-        event("web_event", "48213377", t + 1, event_id="cid2", action="login"),
-        event("web_event", "+447700900456", t + 2, event_id="cid3", action="login"),
-    )
-    for cid in ("c0000394", "48213377"):
-        doc = client.get(f"/v1/customers/{cid}", headers=ANALYST).json()
-        assert doc["customer"] == f"customer_id:{cid}" and doc["identity"]["ids"]["customer_id"] == [cid], doc
-    # no lookup by a phone-shaped customer id for analysts (break-test 12j, J4), as by email: or phone:
-    r = client.get("/v1/customers/customer_id:%2B447700900456", headers=ANALYST)
-    assert r.status_code == 404 and r.json()["detail"] == "no such customer", r.text  # as if unknown
+    world.apply(*[{**event("web_event", cid, t + i, event_id=f"k2-{i}", action="login"),
+                   "customer": {"customer_id": cid, "cookie_id": f"ck-k2-{i}"}} for i, cid in enumerate(cids)])  # fmt: skip
+    seen = set()
+    for i, cid in enumerate(cids):
+        shown = client.get(f"/v1/customers/cookie_id:ck-k2-{i}", headers=ANALYST)
+        assert shown.status_code == 200, shown.text
+        pseudonym = shown.json()["customer"]
+        assert re.fullmatch(r"customer_id:p_[0-9a-f]{16}", pseudonym) and pseudonym == world.pseudonym(cid)
+        assert shown.json()["identity"]["ids"]["customer_id"] == [pseudonym.removeprefix("customer_id:")]
+        seen.add(pseudonym)
+        for part in (cid, "4111111111", "jsmith", "19800512", "7700900456", "c0000394", "48213377"):
+            assert part not in shown.text, (cid, part)
+        again = client.get(f"/v1/customers/{pseudonym}?timeline=5", headers=ANALYST)  # looked up by what they see
+        assert again.status_code == 200 and again.json()["customer"] == pseudonym, again.text
+        assert client.get(f"/v1/customers/{pseudonym}/flags", headers=ANALYST).json()["customer"] == pseudonym
+        raw = client.get(f"/v1/customers/customer_id:{cid}", headers=ANALYST)
+        assert raw.status_code == 404 and raw.json()["detail"] == "no such customer", (cid, raw.text)
+    assert len(seen) == len(cids)  # one pseudonym per customer: analysts tell them apart
+    from gateway.audit import AuditLog
+
+    trail = AuditLog(world.client, world.settings.key_prefix, 1000)  # compliance finds whom a read concerned:
+    reads = [e["customer"] for e in trail.entries(1000) if e.get("role") == "analyst" and e.get("allowed") == "1"]
+    assert any(c.endswith(f"-> {trail.pseudonym(f'customer_id:{cids[0]}')}") for c in reads), reads  # the real key
+    unknown = client.get("/v1/customers/customer_id:p_0000000000000000", headers=ANALYST)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "no such customer"
+    # agents and supervisors see the customer id itself
+    assert client.get("/v1/customers/customer_id:c1", headers=bearer(token("a1", queues=("billing",)))).json()[
+        "customer"] == "customer_id:c1"  # fmt: skip
 
 
 PII_SHAPED_IDS = ("07700900456", "447700900457", "00447700900458", "+447700900459", "tel:07700900460", "AB123456C",
-                  "john.smith.1980-05-12", "ann(at)example.com", "ann@example.com")  # fmt: skip
+                  "john.smith.1980-05-12", "ann(at)example.com", "ann@example.com", "4111111111111111",
+                  "jsmith19800512", "uk7700900456")  # fmt: skip
 
 
 def test_a_customer_id_shaped_like_personal_data_never_reaches_analysts(world, client):
     """Break-test 12j, J4: analysts saw any customer id whole unless it held an e-mail or a ``+`` number: a
     national phone number, ``00``/``tel:`` forms, a national-insurance number or a name with a birth date reached
     the no-PII role, also when looked up by the customer's cookie, and analysts could look customers up by them.
-    Only an id with the shape of one a system made is shown whole (:func:`gateway.masking.opaque_customer_id`)."""
+    12k, K2: now every customer id reaches analysts as its pseudonym, and a lookup by the id itself is a 404."""
     t = now_ms() - 20_000
     world.apply(*[{**event("web_event", cid, t + i, event_id=f"j4-{i}", action="login"),
                    "customer": {"customer_id": cid, "cookie_id": f"ckpii-{i}"}}
@@ -216,7 +249,7 @@ def test_a_customer_id_shaped_like_personal_data_never_reaches_analysts(world, c
         assert r.status_code == 200, r.text
         for part in {cid, cid.replace("tel:", ""), cid[-6:]}:
             assert part not in r.text, (cid, part, r.text)
-        assert r.json()["customer"] == "customer_id:***", r.json()["customer"]  # the card itself is shown
+        assert r.json()["customer"] == world.pseudonym(cid), r.json()["customer"]  # the card itself is shown
         lookup = client.get(f"/v1/customers/customer_id:{quote(cid, safe='')}", headers=ANALYST)
         assert lookup.status_code == 404 and lookup.json()["detail"] == "no such customer", (cid, lookup.text)
 

@@ -182,6 +182,10 @@ def test_one_agent_gives_a_bounded_share_of_one_models_labels_a_day(kworld, kcli
     ]
     quota = kworld.settings.gateway_feedback_per_agent_day
     assert answers == [202] * quota + [429] * (len(customers) - quota), answers
+    trail = [{k.decode(): v.decode() for k, v in f.items()}
+             for _, f in kworld.client.xrange(f"{kworld.settings.key_prefix}:audit")]  # fmt: skip
+    over = [e for e in trail if e["action"] == "feedback" and e["reason"].startswith("rate limited")]
+    assert len(over) == len(customers) - quota and all(e["who"] == "a1" and e["allowed"] == "0" for e in over)
     assert _post(kclient, customers[0], {"target": "flag", "target_id": f"f-{customers[0]}",
                                          "verdict": "not_relevant"}, f"q-{customers[0]}").status_code == 202  # fmt: skip
     other = bearer(token("a2", queues=("billing",)))  # another agent's own quota

@@ -230,7 +230,7 @@ def test_a_stream_ends_when_its_token_expires(world, server):
 
 
 def test_analysts_get_flags_without_pii(world, server):
-    conn = follow(server, "c1", headers=bearer(token("x", role="analyst")))
+    conn = follow(server, world.pseudonym("c1"), headers=bearer(token("x", role="analyst")))
     doc = {
         "schema_version": 1,
         "flag_id": "f-pii",
@@ -248,6 +248,8 @@ def test_analysts_get_flags_without_pii(world, server):
     )
     got = conn.wait_for(1)
     assert "ann@example.com" not in got[0]["data"] and "***" in got[0]["data"]
+    # the customer as its pseudonym, in the frame and in the flag (break-test 12k, K2)
+    assert got[0]["data"].count(world.pseudonym("c1")) == 2 and "customer_id:c1" not in got[0]["data"]
     conn.close()
 
 

@@ -1,6 +1,6 @@
 """A push subscription is audited once per customer and only when it is made (break-test 12c, C13): a
 customer named by several identifier kinds in one request (``c1``, ``device_id:d1``, ``email:...``) is read
-and audited once, and a request refused 429 at the connection cap is not audited as an allowed subscription.
+and audited once, and a request refused 429 at the connection cap is audited as a refusal, not a subscription.
 Real Redis, a real HTTP server."""
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def test_a_push_refused_at_the_connection_cap_is_not_audited_as_a_subscription(w
         before = len(_subscribes(world))
         refused = [httpx.get(f"{server.url}/v1/push?customer=c1", headers=A1).status_code for _ in range(5)]
         assert refused == [429] * 5
-        assert len(_subscribes(world)) == before  # nothing audited as subscribed: no subscription was made
+        added = _subscribes(world)[before:]  # nothing audited as subscribed: no subscription was made
+        assert len(added) == 5 and all(e["allowed"] == "0" and e["reason"].startswith("rate limited") for e in added)
         for c in conns:
             c.close()
 

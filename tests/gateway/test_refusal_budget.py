@@ -172,7 +172,9 @@ def test_one_caller_opens_at_most_the_bound_of_push_subscriptions_a_minute(world
     before = world.client.xlen(f"{world.settings.key_prefix}:audit")
     answers = [c.get("/v1/push?queue=retention", headers=a1).status_code for _ in range(5)]
     assert answers == [403, 403, 403, 429, 429]
-    assert world.client.xlen(f"{world.settings.key_prefix}:audit") - before == 3  # a 429 reads and audits nothing
+    added = audit(world)[-(world.client.xlen(f"{world.settings.key_prefix}:audit") - before) :]
+    assert len(added) == 5 and [e["allowed"] for e in added] == ["0"] * 5  # a 429 reads nothing; it is a refusal
+    assert all(e["reason"].startswith("rate limited: at most 3 push subscriptions") for e in added[3:]), added
     assert c.get("/v1/push?queue=billing", headers=a2).status_code == 403  # another caller: its own count
     clock.now += 60
     assert c.get("/v1/push?queue=retention", headers=a1).status_code == 403  # a new minute
@@ -210,7 +212,9 @@ def test_one_caller_makes_at_most_the_bound_of_audited_customer_requests_a_minut
     before = world.client.xlen(key)
     answers = [c.get("/v1/customers/c1/actions", headers=a1).status_code for _ in range(LIMIT + 3)]
     assert answers == [200] * LIMIT + [429] * 3
-    assert world.client.xlen(key) - before == LIMIT  # a 429 reads and audits nothing
+    added = audit(world)[-(world.client.xlen(key) - before) :]  # a 429 reads nothing, and is audited as a refusal
+    assert [e["allowed"] for e in added] == ["1"] * LIMIT + ["0"] * 3, added
+    assert all(e["reason"].startswith("rate limited: at most 5 customer requests") for e in added[LIMIT:])
     assert c.get("/v1/customers/c1", headers=s1).status_code == 200  # another caller: its own count
     clock.now += 60
     assert c.get("/v1/customers/c1/actions", headers=a1).status_code == 200  # a new minute
@@ -281,3 +285,23 @@ def test_forged_tokens_never_silence_the_refusals_of_a_genuine_expired_token(wor
         assert c.get(f"/v1/customers/{key}", headers=replayed).status_code == 401
     probes = [e for e in audit(world) if e.get("reason") == "token expired" and e.get("claimed") == "a1"]
     assert len(probes) == 3 and len({e["customer"] for e in probes}) == 3, probes  # each probe, by pseudonym
+
+
+def test_429s_are_audited_as_refusals_within_the_callers_refusal_budget(world, clock):
+    """Break-test 12k: a 429 (a caller past its customer-request rate) left no audit entry, so a caller could go on
+    probing past its rate unrecorded. Each is now a refusal entry, bounded like the others: at most
+    ``gateway_audit_refusals_per_min`` a minute per caller, then one summary, the rest counted."""
+    app = create_app(world.settings.replace(gateway_audited_per_min=2, gateway_audit_refusals_per_min=LIMIT),
+                     client=world.client, producer=NullProducer(), hub_block_ms=200)  # fmt: skip
+    app.state.service.decisions.clock = clock
+    app.state.service.refusals.clock = clock
+    c = caller(app, "10.6.0.1")
+    a1 = bearer(token("a1", queues=("billing",)))
+    key = f"{world.settings.key_prefix}:audit"
+    before = world.client.xlen(key)
+    answers = [c.get(f"/v1/customers/c{i}", headers=a1).status_code for i in range(40)]
+    assert answers[2:] == [429] * 38
+    added = audit(world)[-(world.client.xlen(key) - before) :]
+    refused = [e for e in added if e["reason"].startswith("rate limited")]
+    assert len(refused) == LIMIT and all(e["who"] == "a1" and e["source"] == "10.6.0.1" for e in refused), added
+    assert len([e for e in added if e["action"] == SUMMARY_ACTION]) == 1 and len(added) == 2 + LIMIT + 1

@@ -31,9 +31,9 @@ def test_the_demo_starts_the_service_and_prints_a_working_page_url(settings):
             assert time.time() < deadline, "the service did not answer"
             time.sleep(0.5)
         headers = {"Authorization": f"Bearer {fragment}"}
-        assert httpx.get(f"{base}/v1/customers/c1", headers=headers).status_code == 404  # analyst: unknown customer
+        assert httpx.get(f"{base}/v1/customers/c1", headers=headers).status_code == 404  # analyst: by pseudonym only
         assert httpx.get(f"{base}/v1/customers/c1").status_code == 401
-        with httpx.stream("GET", f"{base}/v1/push?customer=c1", headers=headers, timeout=30) as stream:
+        with httpx.stream("GET", f"{base}/v1/push?customer=device_id:d1", headers=headers, timeout=30) as stream:
             assert stream.status_code == 200
             started = time.monotonic()
             stop_process(proc)  # SIGTERM with a live stream open: the service still stops by itself
