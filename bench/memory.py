@@ -6,7 +6,9 @@ measured here), with the default retention, then reports:
 
 * Redis memory per customer, in all and without the timeline;
 * the profile document's size per customer (MEMORY USAGE, sampled);
-* the timeline's cost per entry (MEMORY USAGE / ZCARD, sampled).
+* the timeline's cost per entry (MEMORY USAGE / ZCARD, sampled);
+* bytes per customer by kind of key (``by_kind``: every key is counted and
+  ``--sample`` of each kind measured), so a new key shows what it costs.
 
     python -m bench.memory [--customers 1000000] [--events-per-customer 3]
 """
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 
 from bench.common import reference_simulator, services, write_result
@@ -40,6 +44,32 @@ def usage(client, keys: list[bytes]) -> list[int]:
     for k in keys:
         pipe.memory_usage(k, samples=0)
     return [u or 0 for u in pipe.execute()]
+
+
+_HASH_TAG = re.compile(rb"\{[^}]*\}")
+_DIGITS = re.compile(rb"\d+")
+
+
+def kind_of(key: bytes) -> str:
+    """A key's kind: its name with the hash tag and numbers taken out.
+
+    >>> kind_of(b"mem:{c00042}:profile"), kind_of(b"mem:{cookie:ab12}:claims"), kind_of(b"mem:wm:3")
+    ('mem:{}:profile', 'mem:{}:claims', 'mem:wm:#')
+    """
+    return _DIGITS.sub(b"#", _HASH_TAG.sub(b"{}", key)).decode(errors="replace")
+
+
+def bytes_by_kind(client, sample: int, rng: random.Random) -> dict[str, dict[str, float]]:
+    """Every key counted by kind; ``sample`` keys of each kind measured, scaled to the count."""
+    keys: dict[str, list[bytes]] = defaultdict(list)
+    for k in client.scan_iter(count=10_000):
+        keys[kind_of(k)].append(k)
+    out = {}
+    for kind, members in keys.items():
+        picked = rng.sample(members, min(sample, len(members)))
+        mean = sum(usage(client, picked)) / max(1, len(picked))
+        out[kind] = {"keys": len(members), "bytes_mean": round(mean), "bytes_total": round(mean * len(members))}
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["bytes_total"]))
 
 
 def slope_and_intercept(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
@@ -105,6 +135,9 @@ def main() -> None:
         entries = sum(sizes) / max(1, len(sizes))
         timeline_total = sum(t_usage) / max(1, len(t_usage)) * len(timelines)
         per_entry, per_key = slope_and_intercept(sizes, t_usage)
+        kinds = bytes_by_kind(client, args.sample, rng)
+        for figures in kinds.values():
+            figures["bytes_per_customer"] = round(figures["bytes_total"] / len(profiles), 1)
         result = {
             "customers_with_profile": len(profiles),
             "zset_max_listpack_value": client.config_get("zset-max-listpack-value")["zset-max-listpack-value"],
@@ -117,6 +150,7 @@ def main() -> None:
             "timeline_entries_mean": round(entries, 2),
             "timeline_bytes_per_entry": round(per_entry),
             "timeline_bytes_per_key": round(per_key),
+            "by_kind": kinds,
         }
     write_result("memory", result)
 
