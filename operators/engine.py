@@ -335,7 +335,8 @@ class Engine:
             state.rules_memo = None  # rules did not see what this event changed: all run next time
             return
         ctx = context(state, event, self.windows, now)
-        changed = changed_by(event, text is not None, self.models_enabled) if self.rules_dependency_aware else None
+        aware = self.rules_dependency_aware
+        changed = changed_by(event, text is not None, self.models_enabled, state) if aware else None
         flags = self._rules_now.evaluate(state, event, ctx, changed)
         bound_flags(state)
         raised = [f.name for f in flags if not f.cleared]

@@ -116,8 +116,10 @@ class _Derived(dict[str, Any]):
         return views.cart_abandoned(self.state, self.now) is not None
 
     def oldest_case_days(self) -> float:
-        cases = self.state.activity.get("open_cases", {}).values()
-        return max(((self.now - c["opened"]) / DAY_MS for c in cases), default=0.0)
+        cases = self.state.activity.get("open_cases")
+        if not cases:  # most customers: read on every event (case_open_too_long)
+            return 0.0
+        return max(((self.now - c["opened"]) / DAY_MS for c in cases.values()), default=0.0)
 
     def deliveries_in_trouble(self) -> int:
         deliveries = self.state.activity.get("deliveries", {}).values()

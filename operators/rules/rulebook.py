@@ -229,7 +229,7 @@ class Rulebook:
                     stable[rule.name] = None if active is None else active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
                 rule_failed("flag", rule.name, "evaluate", exc)
-        state.rules_memo = None if changed is None else RuleMemo(self.token, stable)
+        state.rules_memo = None if changed is None else RuleMemo(self.token, stable, now)
         return out
 
     @staticmethod
