@@ -313,7 +313,7 @@ class Engine:
         contributions = kpis.contributions(state, event)
         # a replayed event the stored aggregates already include (state.write_ahead) is not counted again
         counted = read_position(event).offset >= part.applied
-        if counted:
+        if counted and contributions:  # most events (browsing) contribute to no KPI: Windows.add would do nothing
             self._aggregates.add(part.kpi, event.event_time_ms, contributions)
         for name, value in contributions.items():
             report.kpi[name] += value
