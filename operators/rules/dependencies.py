@@ -144,11 +144,10 @@ def changed_by(event: Event, text: bool, models: bool, state: CustomerState | No
         out.append("history.offers")
     if text:
         out.append("predictions.mood")
-    if models:
-        if not (t in ("web_event", "app_event") and event.payload.get("action") in _BROWSING):
-            out.append("predictions.churn")
-        if t in _FRAUD_TYPES or _fraud_score_moved(event, state):
-            out.append("predictions.fraud")
+    if models and not (t in ("web_event", "app_event") and event.payload.get("action") in _BROWSING):
+        out.append("predictions.churn")
+    if (models and t in _FRAUD_TYPES) or _fraud_score_moved(event, state):  # models off: a score kept from before
+        out.append("predictions.fraud")
     return frozenset(out)
 
 

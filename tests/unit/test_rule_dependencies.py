@@ -125,6 +125,27 @@ def test_fraud_score_is_read_again_at_the_time_of_the_fraud_score_and_right_afte
                                                                    ("raised", "v4")]  # fmt: skip
 
 
+def test_a_fraud_score_kept_from_before_is_read_at_its_time_with_the_models_off(tmp_path):
+    """With the models off no event is scored for fraud, but a profile keeps the last score it had: an event
+    at that score's time reads it as ``derived.fraud_score``, as running every rule does."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "fraud_risk"\nraise_when = "derived.fraud_score >= 0.99"\n')
+    engines = _engine(path, models=False), _engine(path, models=False)
+    engines[1].rules_dependency_aware = False
+    first = [event("web_event", "c1", T0, event_id="v0", action="page_view")]
+    again = [event("web_event", "c1", T0 + MINUTE, event_id="v1", action="page_view"),
+             event("web_event", "c1", T0 + 2 * MINUTE, event_id="v2", action="page_view")]  # fmt: skip
+    for e in engines:
+        e.process(_raw(first, PARTITIONS))
+        state = e.store.load(["customer_id:c1"])["customer_id:c1"]
+        state.predictions["fraud"] = {"score": 0.995, "t": T0 + 2 * MINUTE, "warm": True}  # kept from before
+        e.process(_raw(again, PARTITIONS, offset=1))
+    aware, every = (e.publisher.records for e in engines)  # type: ignore[attr-defined]
+    assert [(r.topic, r.key, r.value) for r in aware] == [(r.topic, r.key, r.value) for r in every]
+    published = [serde.loads(r.value) for r in aware if r.topic == "ls.flags"]
+    assert [(f["flag"], f["evidence"][0]) for f in published] == [("fraud_risk", "v2")]
+
+
 def test_every_flag_and_trigger_is_the_same_as_running_every_rule(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text(_catalogue().read_text() + _extra_rules())
@@ -148,8 +169,8 @@ def test_every_flag_and_trigger_is_the_same_as_running_every_rule(tmp_path):
     assert {k: s.to_bytes() for k, s in states_aware.items()} == {k: s.to_bytes() for k, s in states_every.items()}
 
 
-def _engine(rules: Path) -> Engine:
-    settings = Settings(metrics_port=0).replace(rules_path=str(rules), policy_clock="stream")
+def _engine(rules: Path, models: bool = True) -> Engine:
+    settings = Settings(metrics_port=0).replace(rules_path=str(rules), policy_clock="stream", models_enabled=models)
     return Engine(settings, InMemoryStore(), ListPublisher(), clock=lambda: 4e12)
 
 
@@ -190,8 +211,8 @@ def _stream(customers: int, events: int, seed: int) -> list[dict]:
     return docs
 
 
-def _raw(docs: list[dict], partitions: int) -> list[RawMessage]:
-    offsets = [0] * partitions
+def _raw(docs: list[dict], partitions: int, offset: int = 0) -> list[RawMessage]:
+    offsets = [offset] * partitions
     out = []
     for doc in docs:
         p = zlib.crc32(primary_key(doc["customer"]).encode()) % partitions
