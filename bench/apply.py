@@ -17,7 +17,16 @@ workload and prints each pair's ratio of events per CPU second (ours / REV)
 and the median: what a change of the apply path gained or cost, in one run.
 
     python -m bench.apply [--events 30000] [--customers 3000] [--batch 1000] [--models on|off] [--profile]
-                          [--compare-ref REV [--pairs 3]] [--gc engine|python]
+                          [--compare-ref REV [--pairs 3]] [--gc engine|python] [--callgrind]
+
+With ``--callgrind`` (valgrind installed) each run is counted in CPU instructions
+instead of timed: the engine runs under ``valgrind --tool=callgrind`` with the
+instrumentation on only around the batches (start-up and the message generation
+left out), on messages and an engine clock fixed in time, hash seed 0. Instructions
+per event repeat to a fraction of a percent however loaded the machine is, where
+events per CPU second drift by tens of percent: the figure for a change of a few
+percent (``--compare-ref`` runs that commit's engine through this harness: commits
+whose engine, settings, store and ``flows.heap`` have today's signatures).
 
 The engine's garbage-collector settings (:mod:`flows.heap`) are applied once
 the engine is built, as in the live flow; ``--gc python`` keeps Python's
@@ -38,6 +47,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -63,9 +73,14 @@ class _Drop:
         """Drop the records."""
 
 
-def messages(events: int, customers: int, seed: int = 7) -> list[RawMessage]:
-    """The reference mix as raw messages, spread over :data:`PARTITIONS` partitions by customer."""
-    now = int(time.time() * 1000)
+FIXED_NOW_MS = 1_767_268_800_000
+"""2026-01-01 12:00 UTC: "now" of a ``--callgrind`` run (its messages and its engine's clock)."""
+
+
+def messages(events: int, customers: int, seed: int = 7, now_ms: int | None = None) -> list[RawMessage]:
+    """The reference mix as raw messages, spread over :data:`PARTITIONS` partitions by customer
+    (``now_ms``: the present they lead up to, the wall clock by default)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
     sim = Simulator(SimulatorConfig(customers=customers, seed=seed, start_ms=now - 6 * 3_600_000, step_ms=20))
     offsets = [0] * PARTITIONS
     out = []
@@ -77,7 +92,13 @@ def messages(events: int, customers: int, seed: int = 7) -> list[RawMessage]:
 
 
 def run(
-    msgs: list[RawMessage], batch: int, models: bool, tune_gc: bool = True, collector: GcClock | None = None
+    msgs: list[RawMessage],
+    batch: int,
+    models: bool,
+    tune_gc: bool = True,
+    collector: GcClock | None = None,
+    clock: Callable[[], float] = time.time,
+    around: Callable[[str], None] = lambda _: None,
 ) -> tuple[float, float]:
     """Events per wall second and per CPU second of one engine over ``msgs`` in batches of ``batch``.
 
@@ -85,18 +106,22 @@ def run(
     processes slow the wall clock, much less this process's own CPU time.
     ``tune_gc``: settle the heap once the engine is built, as the live flow's
     start-up does (:func:`flows.heap.settle_heap`); off, Python's collector defaults.
-    ``collector`` times the collections of the timed part.
+    ``collector`` times the collections of the timed part; ``clock`` is the engine's wall clock;
+    ``around("on")`` and ``around("off")`` are called around the batches (``--callgrind``).
     """
     settings = Settings.load(env={}).replace(models_enabled=models, metrics_port=0)
-    engine = Engine(settings, InMemoryStore(), _Drop())
+    engine = Engine(settings, InMemoryStore(), _Drop(), clock=clock)
     warm_up()
     if tune_gc:
         settle_heap()
+    around("on")
     started, cpu = time.perf_counter(), time.process_time()
     with collector or contextlib.nullcontext():
         for i in range(0, len(msgs), batch):
             engine.process(msgs[i : i + batch])
-    return len(msgs) / (time.perf_counter() - started), len(msgs) / (time.process_time() - cpu)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    around("off")
+    return len(msgs) / wall, len(msgs) / cpu
 
 
 def warm_up() -> None:
@@ -190,6 +215,50 @@ def one_run(code_dir: str, args: list[str]) -> float:
     return float(found.group(1).replace(",", ""))
 
 
+_CALLGRIND_CHILD = "LIVESIGNALS_BENCH_CALLGRIND"
+_COLLECTED = re.compile(r"Collected : ([0-9]+)")
+
+
+def _instrument(switch: str) -> None:
+    """Turn callgrind's instrumentation of this process on or off (``callgrind_control``)."""
+    subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True, capture_output=True)
+
+
+def instructions(code_dir: str, events: int, customers: int, batch: int, models: str) -> float:
+    """CPU instructions per event of the engine in ``code_dir`` (a fresh process under callgrind, run by
+    this file's harness: see the module docstring)."""
+    harness = os.path.abspath(__file__)
+    env = {**os.environ, "PYTHONPATH": code_dir, "PYTHONHASHSEED": "0", _CALLGRIND_CHILD: "1"}
+    with tempfile.TemporaryDirectory() as where:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={where}/out",
+             sys.executable, "-P", harness, "--events", str(events), "--customers", str(customers),
+             "--batch", str(batch), "--models", models],
+            cwd=code_dir, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode or found is None:
+        raise RuntimeError(f"callgrind run of {code_dir} failed: {done.stdout[-500:]}{done.stderr[-1500:]}")
+    return int(found.group(1)) / events
+
+
+def compare_instructions(ref: str | None, args: argparse.Namespace) -> None:
+    """Instructions per event of our engine (and of ``ref``'s, alternately, when given)."""
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    same = (args.events, args.customers, args.batch, args.models)
+    if ref is None:
+        print(f"instructions_per_event={instructions(ours, *same):,.0f}")
+        return
+    from bench.reference import worktree
+
+    with worktree(ref) as theirs:
+        for tree in (theirs, ours):
+            subprocess.run([sys.executable, "-c", _FILL_CACHE], cwd=tree, env={**os.environ, "PYTHONPATH": tree},
+                           capture_output=True, check=False)  # fmt: skip
+        old, new = instructions(theirs, *same), instructions(ours, *same)
+    print(f"instructions per event: {ref} {old:,.0f} ours {new:,.0f}: ratio {old / new:.3f} (theirs / ours)")
+
+
 def compare(ref: str, pairs: int, args: list[str]) -> None:
     """``ref``'s engine and ours in ``pairs`` alternating pairs of runs: each pair's ratio and the median."""
     from bench.reference import worktree
@@ -219,7 +288,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--gc", choices=("engine", "python"), default="engine",
                         help="the engine's collector settings (flows.heap), or Python's defaults")  # fmt: skip
+    parser.add_argument("--callgrind", action="store_true", help="count CPU instructions per event (valgrind)")
     args = parser.parse_args()
+    if os.environ.get(_CALLGRIND_CHILD):  # a run under callgrind (instructions): counted around the batches only
+        msgs = messages(args.events, args.customers, now_ms=FIXED_NOW_MS)
+        run(msgs, args.batch, args.models == "on", clock=lambda: FIXED_NOW_MS / 1000 + 60, around=_instrument)
+        return
+    if args.callgrind:
+        compare_instructions(args.compare_ref, args)
+        return
     if args.compare_ref:
         same = ["--events", str(args.events), "--customers", str(args.customers), "--batch", str(args.batch),
                 "--models", args.models]  # fmt: skip

@@ -313,7 +313,7 @@ class Engine:
         contributions = kpis.contributions(state, event)
         # a replayed event the stored aggregates already include (state.write_ahead) is not counted again
         counted = read_position(event).offset >= part.applied
-        if counted:
+        if counted and contributions:  # most events (browsing) contribute to no KPI: Windows.add would do nothing
             self._aggregates.add(part.kpi, event.event_time_ms, contributions)
         for name, value in contributions.items():
             report.kpi[name] += value
@@ -335,7 +335,8 @@ class Engine:
             state.rules_memo = None  # rules did not see what this event changed: all run next time
             return
         ctx = context(state, event, self.windows, now)
-        changed = changed_by(event, text is not None, self.models_enabled) if self.rules_dependency_aware else None
+        aware = self.rules_dependency_aware
+        changed = changed_by(event, text is not None, self.models_enabled, state) if aware else None
         flags = self._rules_now.evaluate(state, event, ctx, changed)
         bound_flags(state)
         raised = [f.name for f in flags if not f.cleared]

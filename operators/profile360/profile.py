@@ -246,10 +246,11 @@ def _new_document() -> bytes:
     return CustomerState("").to_bytes_fresh()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Undo:
     """A state as it was before an event (:meth:`CustomerState.undo_record`): a document, then the
-    events of :meth:`replay` applied to it."""
+    events of :meth:`replay` applied to it. One is made per event applied, so it is not frozen (a frozen
+    dataclass sets each field through ``object.__setattr__``); nothing changes one once made."""
 
     document: bytes
     timeline: int

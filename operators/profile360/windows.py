@@ -176,14 +176,18 @@ class Windows:
         tier, span = WINDOWS[window]
         start = (now_ms // TIERS[tier][0] - span + 1) * TIERS[tier][0]
         out: dict[str, float] = {}
-        for name, (tier_size, _) in TIERS.items():
-            for k, bucket in self.buckets.get(name, {}).items():
-                if start <= k * tier_size <= now_ms:
-                    for metric, cell in bucket.items():
-                        if type(cell) is int:
-                            out[metric] = out.get(metric, 0) + cell
-                        elif self.kinds.get(metric, "count") == "value":
-                            out[metric] = out.get(metric, 0.0) + cell[1]
+        kinds, buckets = self.kinds, self.buckets
+        for name, (tier_size, _) in _TIER_LIST:
+            tier_buckets = buckets.get(name)
+            if tier_buckets:
+                low, high = -(-start // tier_size), now_ms // tier_size  # start <= k * tier_size <= now_ms
+                for k, bucket in tier_buckets.items():
+                    if low <= k <= high:
+                        for metric, cell in bucket.items():
+                            if type(cell) is int:
+                                out[metric] = out.get(metric, 0) + cell
+                            elif kinds.get(metric, "count") == "value":
+                                out[metric] = out.get(metric, 0.0) + cell[1]
             if name == tier:
                 break
         if len(self._totals) >= 16:  # readers may ask at many times between changes

@@ -64,6 +64,8 @@ class ContextWindows:
 class _Window(dict[str, Any]):
     """One window's metrics: totals in one pass on first read, distinct counts on demand, 0 when absent."""
 
+    __slots__ = ("_distinct", "_name", "_now", "_totals", "_windows")  # no instance dict beside the dict itself
+
     def __init__(self, windows: Windows, name: str, now_ms: int) -> None:
         super().__init__()
         self._windows, self._name, self._now = windows, name, now_ms
@@ -85,6 +87,8 @@ class _Window(dict[str, Any]):
 
 class _Derived(dict[str, Any]):
     """The ``derived`` values of one event, each computed on first read (see the module docstring)."""
+
+    __slots__ = ("at", "cache", "event", "inbound", "now", "state", "windows")
 
     def __init__(
         self, state: CustomerState, event: Event, inbound: bool, windows: ContextWindows, present: int
@@ -116,8 +120,10 @@ class _Derived(dict[str, Any]):
         return views.cart_abandoned(self.state, self.now) is not None
 
     def oldest_case_days(self) -> float:
-        cases = self.state.activity.get("open_cases", {}).values()
-        return max(((self.now - c["opened"]) / DAY_MS for c in cases), default=0.0)
+        cases = self.state.activity.get("open_cases")
+        if not cases:  # most customers: read on every event (case_open_too_long)
+            return 0.0
+        return max(((self.now - c["opened"]) / DAY_MS for c in cases.values()), default=0.0)
 
     def deliveries_in_trouble(self) -> int:
         deliveries = self.state.activity.get("deliveries", {}).values()
@@ -180,7 +186,9 @@ DERIVED_NAMES = frozenset(_DERIVED)
 
 
 class _Context(dict[str, Any]):
-    """The condition context: the cheap roots up front, the costly ones built on first read."""
+    """The condition context: the cheap roots up front, the costly ones built on first read (one per event)."""
+
+    __slots__ = ("_event", "_present", "_state", "_windows")
 
     def __init__(self, state: CustomerState, event: Event, windows: ContextWindows, present: int) -> None:
         now, p = event.event_time_ms, event.payload

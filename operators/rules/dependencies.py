@@ -14,7 +14,10 @@ input                       changed by (:func:`changed_by`)
 ``predictions.mood``        any event with a text (sentiment scoring)
 ``predictions.churn``       any event but plain browsing, models on (``derived.churn_risk``,
                             ``derived.churn_drivers``); the silent-customer sweep
-``predictions.fraud``       orders, returns, account changes, models on
+``predictions.fraud``       orders, returns, account changes, models on; and, for
+                            ``derived.fraud_score`` (the score of *this* event: it reads
+                            the event's time too), an event at the time of the last
+                            fraud score or right after one that was
 ==========================  ===========================================================
 
 A rule reading anything else -- ``event``, windows, ``rfm``, other
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livesignals.contract import Event
+from operators.profile360.profile import CustomerState
 
 _ROOT_INPUTS = {"value": "value", "consent": "consent"}
 _FIELD_INPUTS = {
@@ -56,6 +60,7 @@ _DERIVED_INPUTS = {
     "deliveries_in_trouble": "activity.deliveries",
     "churn_risk": "predictions.churn",
     "churn_drivers": "predictions.churn",
+    "fraud_score": "predictions.fraud",
 }
 _CONSTANTS = frozenset({"true", "false", "null"})
 
@@ -122,9 +127,11 @@ def _tracked(path: tuple[str, ...]) -> str | None:
     return _FIELD_INPUTS.get((root, path[1]))
 
 
-def changed_by(event: Event, text: bool, models: bool) -> frozenset[str]:
+def changed_by(event: Event, text: bool, models: bool, state: CustomerState | None = None) -> frozenset[str]:
     """The tracked inputs applying and scoring ``event`` may change (``text``: it carries one;
-    ``models``: the online models are on). A superset is safe; a missing input is a wrong skip."""
+    ``models``: the online models are on), for ``state`` (the customer's, scored and applied, its
+    :class:`RuleMemo` still the last evaluation's; None: not known, as if every fraud score were this
+    event's). A superset is safe; a missing input is a wrong skip."""
     t = event.type
     out: list[str] = []
     if t in _VALUE_TYPES:
@@ -137,12 +144,24 @@ def changed_by(event: Event, text: bool, models: bool) -> frozenset[str]:
         out.append("history.offers")
     if text:
         out.append("predictions.mood")
-    if models:
-        if not (t in ("web_event", "app_event") and event.payload.get("action") in _BROWSING):
-            out.append("predictions.churn")
-        if t in _FRAUD_TYPES:
-            out.append("predictions.fraud")
+    if models and not (t in ("web_event", "app_event") and event.payload.get("action") in _BROWSING):
+        out.append("predictions.churn")
+    if (models and t in _FRAUD_TYPES) or _fraud_score_moved(event, state):  # models off: a score kept from before
+        out.append("predictions.fraud")
     return frozenset(out)
+
+
+def _fraud_score_moved(event: Event, state: CustomerState | None) -> bool:
+    """Whether ``derived.fraud_score`` may differ from the last evaluation's on an event the fraud model did
+    not score: it is the prediction's score when the prediction's time is the reading event's own, else null;
+    so it moves only when this event or the last evaluated one is at the prediction's time."""
+    if state is None:
+        return True
+    fraud = state.predictions.get("fraud")
+    if not fraud:
+        return False
+    at, memo = fraud.get("t"), state.rules_memo
+    return at == event.event_time_ms or memo is None or at == memo.at
 
 
 @dataclass(slots=True)
@@ -153,3 +172,5 @@ class RuleMemo:
     """The rulebook evaluated (a reload makes the memo void)."""
     stable: dict[str, str | None] = field(default_factory=dict)
     """Rule name -> the id of its raised flag then (None: none), for the rules that were stable."""
+    at: int | None = None
+    """The event time of that evaluation (what ``derived.fraud_score`` read it at)."""

@@ -153,6 +153,8 @@ class Rulebook:
     source: str = ""
     token: int = field(default_factory=itertools.count().__next__, compare=False)
     """Unique per rulebook built: a customer's :class:`RuleMemo` holds for this one only."""
+    _reads: dict[frozenset[str], frozenset[str]] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """:meth:`_reading`'s memo."""
 
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> Rulebook:
@@ -194,24 +196,24 @@ class Rulebook:
         out: list[Flag] = []
         memo = state.rules_memo if changed is not None and state.erased is None else None
         known = memo.stable if memo is not None and memo.rulebook == self.token else {}
+        moved = self._reading(changed) if known else frozenset()  # tracked rules reading what changed
         stable: dict[str, str | None] = {}
+        flags = state.flags
         for rule in self.flags:
+            name = rule.name
             try:  # free unless it raises; state.flags changes only once all is computed
-                active = state.flags.get(rule.name)
+                active = flags.get(name)
                 if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
-                    expired = new_flag(event, rule.name, "info", clip(f"expired: {active.get('reason', rule.name)}"),
+                    expired = new_flag(event, name, "info", clip(f"expired: {active.get('reason', name)}"),
                                        0, cleared=True)  # fmt: skip
-                    del state.flags[rule.name]
+                    del flags[name]
                     out.append(expired)
                     active = None
-                elif (
-                    rule.inputs is not None
-                    and rule.name in known
-                    and known[rule.name] == (None if active is None else active.get("id"))
-                    and rule.inputs.isdisjoint(changed or ())
-                ):
-                    stable[rule.name] = known[rule.name]  # nothing it reads changed since it last ran
-                    continue
+                elif name in known and name not in moved:  # known: tracked rules only
+                    was = known[name]
+                    if was == (None if active is None else active.get("id")):
+                        stable[name] = was  # nothing it reads changed since it last ran
+                        continue
                 produced, failed, held = len(out), failures_so_far(), False
                 if active is None:
                     if rule.raise_when(ctx):
@@ -220,17 +222,29 @@ class Rulebook:
                         else:
                             held = True
                 elif rule.clear_when is not None and rule.clear_when(ctx):
-                    cleared = new_flag(event, rule.name, "info", clip(f"cleared: {active.get('reason', rule.name)}"),
+                    cleared = new_flag(event, name, "info", clip(f"cleared: {active.get('reason', name)}"),
                                        0, cleared=True)  # fmt: skip
-                    del state.flags[rule.name]
+                    del flags[name]
                     out.append(cleared)
                 if rule.inputs is not None and len(out) == produced and not held and failures_so_far() == failed:
-                    active = state.flags.get(rule.name)
-                    stable[rule.name] = None if active is None else active.get("id")
+                    active = flags.get(name)
+                    stable[name] = None if active is None else active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
-                rule_failed("flag", rule.name, "evaluate", exc)
-        state.rules_memo = None if changed is None else RuleMemo(self.token, stable)
+                rule_failed("flag", name, "evaluate", exc)
+        state.rules_memo = None if changed is None else RuleMemo(self.token, stable, now)
         return out
+
+    def _reading(self, changed: frozenset[str] | None) -> frozenset[str]:
+        """The names of the tracked flag rules that read one of ``changed`` (memoised per set: an event
+        changes one of a few sets of inputs, :func:`operators.rules.dependencies.changed_by`)."""
+        if changed is None:
+            return frozenset()
+        found = self._reads.get(changed)
+        if found is None:
+            found = frozenset(r.name for r in self.flags if r.inputs is not None and not r.inputs.isdisjoint(changed))
+            if len(self._reads) < 256:
+                self._reads[changed] = found
+        return found
 
     @staticmethod
     def _raise(state: CustomerState, event: Event, rule: FlagRule, ctx: dict[str, Any]) -> Flag:

@@ -124,7 +124,9 @@ def record(state: CustomerState, event: Event) -> None:
 def _admit(state: CustomerState, act: dict[str, Any], names: list[str], name: str) -> int:
     """Count a sighting of ``name``; a new name beyond :data:`MAX_BEHAVIOURS` takes the least seen slot.
     Returns the name's slot."""
-    hits: list[int] = act.setdefault("hits", [1] * len(names))  # a profile from before: all equal
+    hits: list[int] | None = act.get("hits")
+    if hits is None:  # a profile from before: all equal (not setdefault: it would build the list every event)
+        hits = act["hits"] = [1] * len(names)
     if name in names:
         slot = names.index(name)
         hits[slot] += 1

@@ -40,7 +40,7 @@ def test_inputs_of_the_shipped_rules():
     assert tracked == {
         "frustrated": {"predictions.mood"}, "high_churn_risk": {"predictions.churn"},
         "delivery_problem": {"activity.deliveries"}, "likely_to_negotiate": {"history.offers", "predictions.churn"},
-        "vip": {"value"}, "consent_withdrawn": {"consent"},
+        "vip": {"value"}, "consent_withdrawn": {"consent"}, "fraud_risk": {"predictions.fraud"},
     }  # fmt: skip
     assert dependencies.inputs_of("w1h.errors >= 1") is None and dependencies.inputs_of("event.inbound") is None
     assert (
@@ -96,6 +96,56 @@ def test_a_skipped_rule_keeps_its_raised_flag_as_it_was(tmp_path):
     assert kept["expires_at"] == published[0]["expires_at"] and kept["evidence"] == ["o"]
 
 
+def test_fraud_score_is_read_again_at_the_time_of_the_fraud_score_and_right_after(tmp_path):
+    """``derived.fraud_score`` is the score of the event reading it (null at any other time): a rule on it runs
+    again on an event at the score's time (a late or same-millisecond event) and on the event after one, and
+    gives what running every rule gives."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "scored"\nraise_when = "derived.fraud_score != null"\n'
+                    'clear_when = "derived.fraud_score == null"\n')  # fmt: skip
+    engines = _engine(path), _engine(path)
+    engines[1].rules_dependency_aware = False
+    for e in engines:
+        e.learner.models.model("fraud").seen = 10**6  # warm: its scores are read
+    assert e.rulebook.rulebook.flags[0].inputs == {"predictions.fraud"}
+    docs = [
+        event("web_event", "c1", T0, event_id="v0", action="page_view"),
+        event("order", "c1", T0 + MINUTE, event_id="o", order_id="o1", amount=15.0),  # scored: raised
+        event("web_event", "c1", T0 + MINUTE, event_id="v1", action="page_view"),  # its time: still scored
+        event("web_event", "c1", T0 + 2 * MINUTE, event_id="v2", action="page_view"),  # after it: cleared
+        event("web_event", "c1", T0 + 3 * MINUTE, event_id="v3", action="page_view"),  # skipped
+        event("web_event", "c1", T0 + MINUTE, event_id="v4", action="page_view"),  # its time again: raised
+    ]
+    for e in engines:
+        e.process(_raw(docs, PARTITIONS))
+    aware, every = (e.publisher.records for e in engines)  # type: ignore[attr-defined]
+    assert [(r.topic, r.key, r.value) for r in aware] == [(r.topic, r.key, r.value) for r in every]
+    published = [serde.loads(r.value) for r in aware if r.topic == "ls.flags"]
+    assert [(f["state"], f["evidence"][0]) for f in published] == [("raised", "o"), ("cleared", "v2"),
+                                                                   ("raised", "v4")]  # fmt: skip
+
+
+def test_a_fraud_score_kept_from_before_is_read_at_its_time_with_the_models_off(tmp_path):
+    """With the models off no event is scored for fraud, but a profile keeps the last score it had: an event
+    at that score's time reads it as ``derived.fraud_score``, as running every rule does."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "fraud_risk"\nraise_when = "derived.fraud_score >= 0.99"\n')
+    engines = _engine(path, models=False), _engine(path, models=False)
+    engines[1].rules_dependency_aware = False
+    first = [event("web_event", "c1", T0, event_id="v0", action="page_view")]
+    again = [event("web_event", "c1", T0 + MINUTE, event_id="v1", action="page_view"),
+             event("web_event", "c1", T0 + 2 * MINUTE, event_id="v2", action="page_view")]  # fmt: skip
+    for e in engines:
+        e.process(_raw(first, PARTITIONS))
+        state = e.store.load(["customer_id:c1"])["customer_id:c1"]
+        state.predictions["fraud"] = {"score": 0.995, "t": T0 + 2 * MINUTE, "warm": True}  # kept from before
+        e.process(_raw(again, PARTITIONS, offset=1))
+    aware, every = (e.publisher.records for e in engines)  # type: ignore[attr-defined]
+    assert [(r.topic, r.key, r.value) for r in aware] == [(r.topic, r.key, r.value) for r in every]
+    published = [serde.loads(r.value) for r in aware if r.topic == "ls.flags"]
+    assert [(f["flag"], f["evidence"][0]) for f in published] == [("fraud_risk", "v2")]
+
+
 def test_every_flag_and_trigger_is_the_same_as_running_every_rule(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text(_catalogue().read_text() + _extra_rules())
@@ -119,8 +169,8 @@ def test_every_flag_and_trigger_is_the_same_as_running_every_rule(tmp_path):
     assert {k: s.to_bytes() for k, s in states_aware.items()} == {k: s.to_bytes() for k, s in states_every.items()}
 
 
-def _engine(rules: Path) -> Engine:
-    settings = Settings(metrics_port=0).replace(rules_path=str(rules), policy_clock="stream")
+def _engine(rules: Path, models: bool = True) -> Engine:
+    settings = Settings(metrics_port=0).replace(rules_path=str(rules), policy_clock="stream", models_enabled=models)
     return Engine(settings, InMemoryStore(), ListPublisher(), clock=lambda: 4e12)
 
 
@@ -161,8 +211,8 @@ def _stream(customers: int, events: int, seed: int) -> list[dict]:
     return docs
 
 
-def _raw(docs: list[dict], partitions: int) -> list[RawMessage]:
-    offsets = [0] * partitions
+def _raw(docs: list[dict], partitions: int, offset: int = 0) -> list[RawMessage]:
+    offsets = [offset] * partitions
     out = []
     for doc in docs:
         p = zlib.crc32(primary_key(doc["customer"]).encode()) % partitions

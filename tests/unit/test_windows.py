@@ -118,3 +118,26 @@ def test_summary_is_every_query_at_once():
         w.add(late, {"events": 1, "spend": rng.choice([0.0, 12.5, 40.0]), "channels": rng.choice(["web", "chat"])})
         for now in (t, t + 1, t + 3_600_000, t + 8 * 86_400_000):
             assert w.summary(now) == {win: {m: w.query(m, win, now) for m in w.kinds} for win in WINDOWS}
+
+
+def test_totals_are_the_queries_of_every_count_and_value_metric():
+    """``totals`` (what rules and churn features read) gives, for every count and value metric, what ``query``
+    gives, to the float, at times inside, after and long before the buckets; distinct metrics are left out."""
+    rng = random.Random(11)
+    w = Windows()
+    t = 1_767_225_600_000
+    for _ in range(400):
+        t += rng.randrange(0, 3 * 3_600_000)
+        late = t - rng.randrange(0, 40 * 86_400_000) if rng.random() < 0.2 else t
+        w.add(late, {"events": 1, "spend": rng.choice([0.0, 12.5, 40.1]), "channels": rng.choice(["web", "chat"]),
+                     "errors": rng.choice([0, 1, 2])})  # fmt: skip
+        for now in (t, t + 1, t + 3_600_000, t + 8 * 86_400_000, 0):
+            for window in WINDOWS:
+                got = w.totals(window, now)
+                for metric, kind in METRICS.items():
+                    if kind == "count":
+                        assert got.get(metric, 0) == w.query(metric, window, now)
+                    elif kind == "value":
+                        assert got.get(metric, 0.0) == w.query(metric, window, now)[1]
+                    else:
+                        assert metric not in got
