@@ -64,7 +64,7 @@ def bytes_by_kind(client, sample: int, rng: random.Random) -> dict[str, dict[str
     keys: dict[str, list[bytes]] = defaultdict(list)
     for k in client.scan_iter(count=10_000):
         keys[kind_of(k)].append(k)
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for kind, members in keys.items():
         picked = rng.sample(members, min(sample, len(members)))
         mean = sum(usage(client, picked)) / max(1, len(picked))
