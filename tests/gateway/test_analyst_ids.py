@@ -61,6 +61,7 @@ def test_flag_and_decision_ids_reach_analysts_as_keyed_rehashes_on_every_route(w
     for path, r in shown.items():
         assert r.status_code == 200, (path, r.text)
         assert flag_id not in r.text and decision_id not in r.text, path  # the unkeyed ids: nowhere
+        assert not re.search(r"[0-9a-f]{24}", r.text), path  # nor any other engine digest (a trigger's, an offer's)
         assert_every_id_rehashed(r.json())
     doc = shown["?timeline=50"].json()
     assert doc["flags"]["repeat_contact"]["id"] == f == doc["present"]["active_flags"]["repeat_contact"]["id"]
