@@ -45,7 +45,7 @@ Decision(allowed=True, reason='waiting in your queue billing')
 Decision(allowed=False, reason='not assigned to you')
 >>> mask({"email": "ann@example.com", "s": "call me on +44 20 7946 0958", "id": "f4b1f0cb-9bdf-821526b5d412"},
 ...      "analyst")
-{'email': '***', 's': '***', 'id': 'f4b1f0cb-9bdf-821526b5d412'}
+{'email': '***', 's': '***', 'id': '***'}
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from typing import Any, Final
 
 from gateway.auth import Principal
 from gateway.masking import MASK, PII_KINDS, SEES_PII, Pseudonym, mask_document
-from livesignals.privacy import PSEUDONYM
+from livesignals.privacy import PSEUDONYM, AnalystPseudonyms
 
 __all__ = [
     "GRANTING_KINDS", "MASK", "MAY_SEND_FEEDBACK", "PII_KINDS", "SEES_PII", "Decision", "analyst_lookup_refused",
@@ -120,10 +120,11 @@ def _own(contact: dict[str, Any]) -> bool:
     return contact.get("linked_at") is None and not contact.get("claimed") and kind in GRANTING_KINDS
 
 
-def mask(doc: Any, role: str, pseudonym: Pseudonym | None = None, customer: str = "") -> Any:
+def mask(doc: Any, role: str, pseudonyms: AnalystPseudonyms | None = None) -> Any:
     """``doc`` as ``role`` may see it (unchanged for roles that see PII; the allow-listed copy otherwise, customer
-    ids as their ``pseudonym``, ``customer``'s own inside other ids too: :func:`gateway.masking.mask_document`)."""
-    return mask_document(doc, role, pseudonym, customer)
+    ids as their pseudonyms, other ids made from customer data as keyed re-hashes, both from ``pseudonyms``:
+    :func:`gateway.masking.mask_document`)."""
+    return mask_document(doc, role, pseudonyms)
 
 
 def pseudonym_asked(customer_key: str) -> str | None:

@@ -40,7 +40,7 @@ from gateway.refusals import AuditedInWindow, CallerRate, RefusalBudget, record_
 from livesignals import serde
 from livesignals.contract import IDENTIFIER_KINDS
 from livesignals.identifiers import canonical_identifier
-from livesignals.privacy import analyst_pseudonym
+from livesignals.privacy import AnalystPseudonyms
 from livesignals.settings import Settings
 from state import reader
 from state.reader import Keys
@@ -85,9 +85,11 @@ class Service:
         """The key of analysts' pseudonyms, the engine's (read from Redis once when the setting is empty)."""
         return reader.analysts_pseudonym_secret(self.client, self.keys, self.settings.analyst_pseudonym_secret)
 
-    def pseudonym(self, customer_key: str) -> str:
-        """What analysts see of a ``customer_id`` key (:func:`livesignals.privacy.analyst_pseudonym`)."""
-        return analyst_pseudonym(customer_key, self.pseudonym_secret)
+    @functools.cached_property
+    def pseudonym(self) -> AnalystPseudonyms:
+        """What analysts see of a ``customer_id`` key (called with it: :func:`livesignals.privacy.analyst_pseudonym`)
+        and of every other id made from customer data (``of_id``: :func:`livesignals.privacy.analyst_id`)."""
+        return AnalystPseudonyms(self.pseudonym_secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +321,7 @@ def get_360(service: Service, request: Request) -> Response:
     if bad is not None:
         raise bad
     doc = reader.view_360(loaded, channel=channel, timeline=shown)
-    shown_doc = access.mask(doc, g.principal.role, service.pseudonym, g.customer)
+    shown_doc = access.mask(doc, g.principal.role, service.pseudonym)
     shown_doc["customer"] = access.mask_key(g.customer, g.principal.role, service.pseudonym)  # masked once
     shown_doc["access"] = {"role": g.principal.role, "why": g.decision.reason}  # the service's own words
     shown_doc["stream_id"] = position  # after masking: an id, never scrubbed as if it were a number of a person
@@ -335,7 +337,7 @@ def get_timeline(service: Service, request: Request) -> Response:
         raise Problem(400, "Bad cursor", "use the 'next' value of the previous page")
     limit = _int(request.query_params.get("limit"), 50, 1, MAX_PAGE)
     page = reader.read_timeline(service.client, service.keys, g.customer, cursor, limit)
-    shown = access.mask(page, g.principal.role, service.pseudonym, g.customer)
+    shown = access.mask(page, g.principal.role, service.pseudonym)
     shown["customer"] = access.mask_key(g.customer, g.principal.role, service.pseudonym)
     if isinstance(shown, dict) and "next" in page:
         shown["next"] = page["next"]  # after masking: a time and a count, never a person's (break-test 12e, E5)
@@ -347,8 +349,7 @@ def get_flags(service: Service, request: Request) -> Response:
     g = authorise(service, request, "read_flags")
     flags = reader.active_flags(_known(g), int(time.time() * 1000))
     customer = access.mask_key(g.customer, g.principal.role, service.pseudonym)
-    return json_response({"customer": customer, **access.mask({"flags": flags}, g.principal.role, service.pseudonym,
-                                                              g.customer)})  # fmt: skip
+    return json_response({"customer": customer, **access.mask({"flags": flags}, g.principal.role, service.pseudonym)})
 
 
 def get_actions(service: Service, request: Request) -> Response:
@@ -356,7 +357,7 @@ def get_actions(service: Service, request: Request) -> Response:
     g = authorise(service, request, "read_actions")
     actions = reader.next_best_actions(_known(g))
     customer = access.mask_key(g.customer, g.principal.role, service.pseudonym)
-    shown = access.mask({"next_best_actions": actions}, g.principal.role, service.pseudonym, g.customer)
+    shown = access.mask({"next_best_actions": actions}, g.principal.role, service.pseudonym)
     return json_response({"customer": customer, **shown})
 
 

@@ -12,20 +12,26 @@ added, campaign and web action names used as keys, e-mails and phone numbers ins
   names);
 * **enumeration values** (:data:`ENUM_FIELDS`: kinds, channels, statuses, flag and action names, queues)
   when they have the shape of a name (lower case, digits and ``_``, no spaces);
-* **ids** (:data:`ID_FIELDS`) with every e-mail address and phone number inside them masked (a UUID or an
-  engine digest is left whole: its digit runs are no phone number);
+* **ids** (:data:`ID_FIELDS`): every id made from a customer's data -- the events' ids a producer wrote, the
+  engine's flag and decision ids, verdicts' targets -- as its keyed re-hash, ``<kind>_<16 hex>``
+  (:func:`livesignals.privacy.analyst_id`: ``e_`` events, ``f_`` flags, ``d_`` decisions, ``t_`` verdicts'
+  targets, ``i_`` any other; the same id, the same hex, so analysts still correlate). Break-test 12l: the
+  engine's flag and decision ids are unkeyed digests of the customer key and of what analysts see or can
+  narrow, so shown as they were a candidate id could be tested offline (M2), and a producer's event id spelt
+  the customer id in any case, without a separator, or another customer's id on a shared device (M1). Model
+  versions and stream positions (:data:`SYSTEM_IDS`) are the engine's own and shown as they are, an e-mail
+  address or phone number inside them masked (:func:`mask_id`);
 * of the identity, the ``customer_id`` -- as its keyed pseudonym, ``p_<16 hex>``
-  (:func:`livesignals.privacy.analyst_pseudonym`), everywhere a customer id appears, and inside the ids of the
-  document's own customer (break-test 12k, K2: a rule guessing which ids "look made by a system" let card
-  numbers, names with a birth date and phone numbers through, and showed every other id as the same ``***``) --
-  and the validated ``timezone`` and ``lang`` attributes only: other identifiers' values are masked, other
-  attributes dropped.
+  (:func:`livesignals.privacy.analyst_pseudonym`), everywhere a customer id appears (break-test 12k, K2: a
+  rule guessing which ids "look made by a system" let card numbers, names with a birth date and phone
+  numbers through) -- and the validated ``timezone`` and ``lang`` attributes only: other identifiers' values
+  are masked, other attributes dropped.
 
 Every other string is masked whole. Masking returns a copy; roles that see PII get the document unchanged.
 
 >>> mask_document({"email": "ann@example.com", "status": "placed", "topic": "Ann's refund", "n": 3,
 ...                "id": "evt-+447700900999-1", "favourite": "Zelda"}, "analyst")
-{'email': '***', 'status': 'placed', 'topic': '***', 'n': 3, 'id': 'evt-***-1', '***1': '***'}
+{'email': '***', 'status': 'placed', 'topic': '***', 'n': 3, 'id': '***', '***1': '***'}
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from livesignals.contract import IDENTIFIER_KINDS, load_schema
+from livesignals.privacy import AnalystPseudonyms
 
 MASK: Final = "***"
 PII_KINDS: Final = frozenset({"email", "phone"})
@@ -83,7 +90,19 @@ ID_FIELDS: Final = frozenset({
     "id", "event_id", "decision_id", "event", "target_id", "flag_id", "customer", "stream_id", "version",
     "customer_id", "linked", "merged", "shared_identifiers",
 })  # fmt: skip
-"""Fields that hold ids: shown with e-mail addresses and phone numbers inside them masked."""
+"""Fields that hold ids: identifiers (:data:`IDENTIFIER_FIELDS`), the engine's own (:data:`SYSTEM_IDS`), and
+every other one re-hashed with the analysts' key (:data:`ID_KINDS`)."""
+IDENTIFIER_FIELDS: Final = frozenset({"customer", "customer_id", "linked", "merged", "shared_identifiers"})
+"""Fields that hold a customer's identifiers (``kind:value``): a customer id as its pseudonym, a device or
+cookie id as it is (analysts look them up by it), any other kind's value masked."""
+SYSTEM_IDS: Final = frozenset({"stream_id", "version"})
+"""Ids the engine makes from no customer's data (a position in the push streams, a model's version)."""
+ID_KINDS: Final = {"flag_id": "f", "decision_id": "d", "event_id": "e", "event": "e", "target_id": "t"}
+"""The kind letter of each id field's re-hash (:func:`livesignals.privacy.analyst_id`)."""
+ID_CONTEXT: Final = {"timeline": "e", "entries": "e", "flags": "f", "active_flags": "f", "recent_flags": "f",
+                     "offers_pending": "d", "merges": ""}  # fmt: skip
+"""The kind of a plain ``id`` inside these fields (a timeline entry's is an event's, a flag's a flag's, a
+pending offer's a decision's; a merge's is an identifier: ``""``); ``i`` elsewhere."""
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
@@ -96,8 +115,6 @@ _DIGITS = re.compile(r"(?<!\d)\+?\d+(?:[\s().\-/]?\d{2,})*(?!\d)")
 _EPOCH = re.compile(r"1\d{9}(?:\d{3})?")
 _PII_ID = re.compile(r"\b(email|phone):[^\s,;]+")
 _CUSTOMER_ID = "customer_id:"
-_OWN = "\x00own\x00"
-"""Stands for the document's own customer id inside another id while it is masked (no real id holds a NUL)."""
 
 
 Pseudonym = Callable[[str], str]
@@ -105,42 +122,48 @@ Pseudonym = Callable[[str], str]
 :func:`livesignals.privacy.analyst_pseudonym`)."""
 
 
-def mask_document(doc: Any, role: str, pseudonym: Pseudonym | None = None, customer: str = "") -> Any:
+def mask_document(doc: Any, role: str, pseudonyms: AnalystPseudonyms | None = None) -> Any:
     """``doc`` as ``role`` may see it: unchanged for roles that see PII, the allow-listed copy otherwise, each
-    ``customer_id`` replaced by its ``pseudonym`` (``***`` without one). ``customer``: the key the document is
-    about; its id inside other ids (an event id ``e-<id>-...``) becomes its pseudonym too.
+    ``customer_id`` replaced by its pseudonym and every other id made from customer data by its keyed re-hash
+    (``pseudonyms``; ``***`` without them).
 
-    >>> mask_document({"customer": "customer_id:jsmith19800512", "ids": {"customer_id": ["jsmith19800512"]},
-    ...                "id": "e-jsmith19800512-7"}, "analyst", lambda key: "p_" + key[-4:],
-    ...               "customer_id:jsmith19800512")
-    {'customer': 'customer_id:p_0512', 'ids': {'customer_id': ['p_0512']}, 'id': 'e-p_0512-7'}
+    >>> from livesignals.privacy import AnalystPseudonyms
+    >>> shown = mask_document({"customer": "customer_id:jsmith19800512", "ids": {"customer_id": ["jsmith19800512"]},
+    ...                        "timeline": [{"id": "E-JSMITH19800512-7"}], "flags": {"late": {"id": "9a1c"}},
+    ...                        "version": "v3"}, "analyst", AnalystPseudonyms("k" * 32))
+    >>> shown["customer"] == "customer_id:" + shown["ids"]["customer_id"][0], shown["version"]
+    (True, 'v3')
+    >>> shown["timeline"][0]["id"][:2], shown["flags"]["late"]["id"][:2], "jsmith" in str(shown).lower()
+    ('e_', 'f_', False)
     """
     if SEES_PII.get(role, False):
         return doc
-    own = None
-    if pseudonym is not None and customer.startswith(_CUSTOMER_ID) and len(customer) > len(_CUSTOMER_ID):
-        value = customer[len(_CUSTOMER_ID) :]
-        own = (re.compile(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"), pseudonym(customer))
-    return _walk(_identity_masked(doc), "", "", _Ids(pseudonym, own))
+    return _walk(_identity_masked(doc), "", "", _Ids(pseudonyms), "i")
 
 
 class _Ids:
-    """How customer ids are shown while masking one document: as pseudonyms, and the document's own customer's id
-    inside other ids too."""
+    """How ids are shown while masking one document: customer ids as pseudonyms, other ids re-hashed."""
 
-    def __init__(self, pseudonym: Pseudonym | None, own: tuple[re.Pattern[str], str] | None) -> None:
-        self.pseudonym, self.own = pseudonym, own
+    def __init__(self, pseudonyms: AnalystPseudonyms | None) -> None:
+        self.pseudonyms = pseudonyms
 
     def customer_id(self, value: str) -> str:
         """A customer id's value as shown: its pseudonym, or ``***`` when there is none to give."""
-        return self.pseudonym(_CUSTOMER_ID + value) if self.pseudonym is not None else MASK
+        return self.pseudonyms(_CUSTOMER_ID + value) if self.pseudonyms is not None else MASK
 
-    def other_id(self, value: str) -> str:
-        """Any other id: the document's customer's id inside it as its pseudonym, then :func:`mask_id`."""
-        if self.own is None or self.own[0].search(value) is None:
+    def identifier(self, value: str) -> str:
+        """An identifier ``kind:value``: a customer id as its pseudonym, a device or cookie id as it is (with
+        any e-mail address or phone number in it masked), any other kind's value masked."""
+        kind, sep, rest = value.partition(":")
+        if sep and kind == "customer_id":
+            return _CUSTOMER_ID + self.customer_id(rest)
+        if sep and kind in IDENTIFIER_KINDS and kind not in PII_KINDS:
             return mask_id(value)
-        # a stand-in while the rest is masked (no digit, no separator: an e-mail around it is still one e-mail)
-        return mask_id(self.own[0].sub(_OWN, value)).replace(_OWN, self.own[1])
+        return f"{kind}:{MASK}" if sep and kind in IDENTIFIER_KINDS else MASK
+
+    def of_id(self, kind: str, value: str) -> str:
+        """Any other id: its keyed re-hash (:func:`livesignals.privacy.analyst_id`), ``***`` without a key."""
+        return self.pseudonyms.of_id(kind, value) if self.pseudonyms is not None else MASK
 
 
 def mask_id(value: str) -> str:
@@ -266,13 +289,19 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(words | set(IDENTIFIER_KINDS))
 
 
-def _walk(value: Any, key: str, parent: str, ids: _Ids) -> Any:
+def _walk(value: Any, key: str, parent: str, ids: _Ids, kind: str) -> Any:
+    """``value`` (under ``key``, in ``parent``) as shown; ``kind``: the kind of a plain ``id`` here
+    (:data:`ID_CONTEXT`)."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return _string(value, key, parent, ids)
+        return _string(value, key, parent, ids, kind)
+    kind = ID_CONTEXT.get(key, kind)
+    if key == "recent_flags" and isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], str):
+        # a [flag id, flag name] pair: the id re-hashed (a hex id can have the shape of a name: 12l, M2)
+        return [ids.of_id("f", value[0]), _walk(value[1], key, parent, ids, kind)]
     if isinstance(value, list | tuple):
-        return [_walk(v, key, parent, ids) for v in value]
+        return [_walk(v, key, parent, ids, kind) for v in value]
     if not isinstance(value, dict):
         return MASK
     if key in NAMED_BY_PRODUCER:
@@ -283,22 +312,24 @@ def _walk(value: Any, key: str, parent: str, ids: _Ids) -> Any:
     for k, v in value.items():
         name = k if isinstance(k, str) else ""
         if name in vocabulary or (key in NAMED_BY_DEPLOYMENT and _DEPLOYMENT_NAME.fullmatch(name)):
-            out[name] = _walk(v, name, key, ids)
+            out[name] = _walk(v, name, key, ids, kind)
         else:  # a producer's word used as a key (an order id, an attribute's name): numbered, value walked
             hidden += 1
-            out[f"{MASK}{hidden}"] = _walk(v, "", key, ids) if isinstance(v, dict | list) else MASK
+            out[f"{MASK}{hidden}"] = _walk(v, "", key, ids, kind) if isinstance(v, dict | list) else MASK
     return out
 
 
-def _string(value: str, key: str, parent: str, ids: _Ids) -> str:
+def _string(value: str, key: str, parent: str, ids: _Ids, kind: str) -> str:
     if not value:
         return value
     if key == "customer_id":
         return ids.customer_id(value)
-    if key in ID_FIELDS and value.startswith(_CUSTOMER_ID):
-        return _CUSTOMER_ID + ids.customer_id(value[len(_CUSTOMER_ID) :])
+    if key in IDENTIFIER_FIELDS or (key == "id" and kind == ""):
+        return ids.identifier(value)
+    if key in SYSTEM_IDS:
+        return mask_id(value)
     if key in ID_FIELDS:
-        return ids.other_id(value)
+        return ids.of_id(ID_KINDS.get(key, kind or "i"), value)
     if key in VALIDATED_UNDER.get(parent, ()) and _kept_attribute(key, value):
         return value
     if (key in ENUM_FIELDS or key in ENUM_UNDER.get(parent, ())) and _NAME.fullmatch(value):

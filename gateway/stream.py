@@ -50,11 +50,11 @@ from starlette.types import Send
 from gateway import access, api
 from gateway.auth import Principal
 from gateway.catch_up import catch_up
-from gateway.masking import Pseudonym
 from gateway.problems import Problem
 from gateway.push import FLAGS, POSITION, UPDATES, Cursor, FlagHub, Item, Subscription
 from gateway.queue_audit import audit_shown, write_batch
 from livesignals import metrics, serde
+from livesignals.privacy import AnalystPseudonyms
 from state import reader
 
 log = logging.getLogger(__name__)
@@ -214,17 +214,17 @@ def _authorise(
     return Subscription(customers=customers, queues=frozenset(queues), accept_queue_flag=accept), principal
 
 
-def _frame(cursor: Cursor, item: Item, role: str, pseudonym: Pseudonym | None = None) -> bytes:
+def _frame(cursor: Cursor, item: Item, role: str, pseudonym: AnalystPseudonyms | None = None) -> bytes:
     _, _, customer, doc, kind = item
     body = serde.loads(doc)
     shown = {"flag": body} if kind == "flag" else reader.update_view(body)
     data = serde.dumps({"customer": access.mask_key(customer, role, pseudonym),
-                        **access.mask(shown, role, pseudonym, customer)})  # fmt: skip
+                        **access.mask(shown, role, pseudonym)})  # fmt: skip
     name = EVENT_NAMES.get(kind, b"update")
     return b"id: " + str(cursor).encode() + b"\nevent: " + name + b"\ndata: " + data + b"\n\n"
 
 
-def _safe_frame(cursor: Cursor, item: Item, role: str, pseudonym: Pseudonym | None = None) -> bytes:
+def _safe_frame(cursor: Cursor, item: Item, role: str, pseudonym: AnalystPseudonyms | None = None) -> bytes:
     """The entry's frame, or nothing for one that cannot be shown (skipped and counted, never the end of the
     connection: the client's next event id is past it, so a resume does not replay it)."""
     try:

@@ -12,7 +12,10 @@ could confirm it was erased; keyed, only holders of the secret can.
 as :func:`analyst_pseudonym`: ``p_`` and 16 hex characters of HMAC-SHA256 of the customer key, keyed with
 ``analyst_pseudonym_secret`` (else the deployment's random secret kept in Redis, ``ls:secret:pseudonym``):
 stable, distinct per customer, not reversible without the key. The engine records each customer's
-pseudonym (``ls:{pseudonym:<p>}``, :mod:`state.keys`) so that the service can look one up.
+pseudonym (``ls:{pseudonym:<p>}``, :mod:`state.keys`) so that the service can look one up. Every other id made
+from a customer's data that analysts see (flag, decision and event ids) is shown as :func:`analyst_id`, keyed
+the same way: an unkeyed digest of the customer key and what analysts can see or narrow (a flag's name, topic,
+partition, offset, time) let them test candidate customer ids offline (break-test 12l, M2).
 
 **Dead-letter redaction** (``dead_letter_redact``). A dead letter keeps a
 bounded prefix of the original bytes so that people can see what was wrong.
@@ -52,6 +55,8 @@ HASHED_FIELDS: Final = frozenset({"event_id", "target_id", "rates_event_id", "or
 holds their subject hash, which still matches another dead letter of the same id."""
 PSEUDONYM: Final = re.compile(r"p_[0-9a-f]{16}")
 """The shape of an analyst's pseudonym of a customer id (:func:`analyst_pseudonym`)."""
+ANALYST_ID: Final = re.compile(r"[a-z]_[0-9a-f]{16}")
+"""The shape of what analysts see of any other id (:func:`analyst_id`): a kind letter, ``_``, 16 hex."""
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?")
 
 
@@ -70,6 +75,52 @@ def analyst_pseudonym(customer_key: str, secret: str) -> str:
     (True, True)
     """
     return "p_" + hmac.new(secret.encode(), customer_key.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def analyst_id(kind: str, value: str, secret: str) -> str:
+    """What analysts see in place of an id made from a customer's data (an event id a producer wrote, the
+    engine's flag and decision ids): ``kind`` (a letter: ``f`` flag, ``d`` decision, ``e`` event, ...), ``_``
+    and 16 hex characters of HMAC-SHA256(``secret``, the id), the same key as :func:`analyst_pseudonym`'s
+    (domain-separated from it). Stable, so analysts can still tell one flag, decision or event from another
+    and find the same event wherever it is named (the hex part does not depend on ``kind``: a verdict's
+    ``t_<h>`` names the flag ``f_<h>``); not a function of anything analysts can compute: the engine's flag
+    and decision ids are unkeyed digests of the customer key and of a flag's name, topic, partition, offset
+    and time, which analysts see or can narrow, so shown as they are they let a candidate customer id be
+    tested offline without the key (break-test 12l, M2); an event id may spell the customer id in any case
+    or form (M1).
+
+    >>> a = analyst_id("f", "97bd47985c9239e358742138", "k" * 32)
+    >>> ANALYST_ID.fullmatch(a) is not None, a == analyst_id("f", "97bd47985c9239e358742138", "k" * 32)
+    (True, True)
+    >>> a[2:] == analyst_id("t", "97bd47985c9239e358742138", "k" * 32)[2:], a != analyst_id(
+    ...     "f", "97bd47985c9239e358742138", "j" * 32)
+    (True, True)
+    >>> analyst_id("e", "customer_id:c1", "k" * 32)[2:] != analyst_pseudonym("customer_id:c1", "k" * 32)[2:]
+    True
+    """
+    digest = hmac.new(secret.encode(), b"id\x00" + value.encode(), hashlib.sha256).hexdigest()
+    return f"{kind}_{digest[:16]}"
+
+
+class AnalystPseudonyms:
+    """Analysts' pseudonyms under one key: called with a customer key, its :func:`analyst_pseudonym`;
+    :meth:`of_id` any other id's :func:`analyst_id`. What :mod:`gateway.masking` shows analysts with."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def __call__(self, customer_key: str) -> str:
+        """The pseudonym of ``customer_key``'s id (``p_<16 hex>``)."""
+        return analyst_pseudonym(customer_key, self._secret)
+
+    def of_id(self, kind: str, value: str) -> str:
+        """What analysts see of the id ``value`` of that ``kind`` (``<kind>_<16 hex>``)."""
+        return analyst_id(kind, value, self._secret)
+
+    def __repr__(self) -> str:
+        return "AnalystPseudonyms(<secret>)"  # never the key
 
 
 def subject_hash(customer_key: str, secret: str = "") -> str:

@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.cli import server_options
 from livesignals import serde
+from livesignals.privacy import analyst_id
 from livesignals.settings import Settings
 from operators.engine import Engine
 from state.erasure import ErasureLedger
@@ -74,6 +75,12 @@ class World:
         """``customer_id:p_<16 hex>``: the customer as analysts see it and look it up (break-test 12k, K2)."""
         ledger = ErasureLedger(self.client, self.keys, Retention.from_settings(self.settings))
         return f"customer_id:{ledger.pseudonym(f'customer_id:{customer_id}')}"
+
+    def analyst_id(self, kind: str, value: str) -> str:
+        """``<kind>_<16 hex>``: an id made from customer data (an event's, a flag's, a decision's) as analysts
+        see it, re-hashed with the key of their pseudonyms (break-test 12l, M2)."""
+        ledger = ErasureLedger(self.client, self.keys, Retention.from_settings(self.settings))
+        return analyst_id(kind, value, ledger.pseudonym_secret)
 
     def give_targets(
         self,

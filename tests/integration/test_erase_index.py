@@ -147,6 +147,33 @@ def test_a_customer_who_claimed_a_victims_cookie_after_the_victim_plants_no_tomb
     assert occurrences(everything(client, s), ("zq-j3-own", "pvj3", "outj3")) == {}
 
 
+def test_known_limit_an_outsider_who_claimed_a_cookie_first_keeps_its_history_after_the_victims_erasure(
+    erase_settings,
+):
+    """Known limit (break-test 12l, M3; README, *Shared identifiers*): ``:first`` is the first customer whose claim
+    was processed. The victim browsed anonymously on a cookie, an outsider with a copy logged in with it first,
+    then the victim did; the victim's erasure plants nothing, so the cookie is the outsider's alone and its whole
+    history -- the victim's anonymous browsing included -- is on the outsider's card. Pinned so that the README
+    changes with it."""
+    s = erase_settings.replace(models_enabled=False, policy_clock="stream")
+    engine, out = engine_for(s)
+    client, keys = connect(s), Keys(s.key_prefix)
+    steps = [
+        (event("web_event", t=T0, action="search", url="https://shop/search?q=zq-m3-anon"), {"cookie_id": "ckm3"}),
+        (event("web_event", t=T0 + MIN, action="login"), {"customer_id": "outm3", "cookie_id": "ckm3"}),
+        (event("web_event", t=T0 + 2 * MIN, action="login"), {"customer_id": "vicm3", "cookie_id": "ckm3"}),
+    ]  # fmt: skip
+    journey_ = [{**e, "customer": who, "event_id": f"m3-{i}"} for i, (e, who) in enumerate(steps)]
+    engine.process(messages(journey_, 0, 0))
+    assert client.get(keys.first_claimant("cookie_id:ckm3")) == b"customer_id:outm3"
+    erase = {**event("erase", "vicm3", T0 + 60 * MIN, channel="backoffice"), "event_id": "erase-vicm3"}
+    engine.process(messages([erase], 0, len(journey_)))
+    drain(engine, out, s)
+    assert client.smembers(keys.owners("cookie_id:ckm3")) == {b"customer_id:outm3"}  # nothing planted
+    outsider = reader.read_360(client, keys, "customer_id:outm3", timeline=50)
+    assert "zq-m3-anon" in str(outsider) and "cookie_id:ckm3" in outsider["identity"]["merged"], outsider["identity"]
+
+
 def test_a_claim_set_with_no_known_claimant_left_after_the_erasure_expires_again(erase_settings):
     """J5: a cookie kept through the family tablet (Bob claims the tablet, the tablet the cookie) whose only
     customer claimant was the erased Alice kept ``{erased:*, device_id:...}`` with no TTL, for good. With no
