@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
+from flows.confirmed import confirmed, metadata
 from flows.log_reset import MARK_FIELD, LogMarks, LogReset, check_log_holds, marks_of
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
@@ -79,6 +80,8 @@ class KafkaClaimer:
         self._memory_checked = time.monotonic()
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
         self._warned: set[str] = set()
+        self._applied: dict[tuple[str, int], tuple[int, str]] = {}
+        """(topic, partition) -> (offset, fingerprint of the record below it) last committed to the group."""
         self._wait_for_other_deployments()  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
@@ -93,7 +96,8 @@ class KafkaClaimer:
             held.replay_from = self.resolve_loss(partition, dict.fromkeys(self.topics, 0), why)
             log.info("claimed partition %d (epoch %s), replaying from %s", partition, held.epoch, held.replay_from)
             return held
-        group = self.kafka_retry.run(lambda: self._committed(partition))
+        committed = self.kafka_retry.run(lambda: self._committed(partition))
+        group = {t: offset for t, (offset, _) in committed.items()}
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k
         }  # fmt: skip
@@ -101,6 +105,7 @@ class KafkaClaimer:
         if behind:
             detail = ", ".join(f"{t}[{partition}] Redis {r} < Kafka group {k}" for t, (r, k) in behind.items())
             why = f"Redis is behind the committed offsets: {detail}"
+            self._confirm_published(held, committed)  # the replay below them publishes nothing (10h L3)
         if cluster and self._rebuild_whole(held, why, group):
             log.info("claimed partition %d (epoch %s), rebuilding it from offset 0 (profiles written before are "
                      "stale until %s)", partition, held.epoch, held.stale_until)  # fmt: skip
@@ -115,6 +120,38 @@ class KafkaClaimer:
         self._check_log_holds(partition, held.offsets, held.log_marks)  # durability (#10 break-tests F3, G1)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
         return held
+
+    def _confirm_published(self, held: Claim, committed: dict[str, tuple[int, str | None]]) -> None:
+        """A loss found at a claim: mark as published the group's offsets that this deployment committed, checked
+        against the record in Kafka's log (:mod:`flows.confirmed`); for the others, one WARNING line."""
+        partition = held.partition
+        if self.settings.republish_replays:
+            return
+
+        def check() -> tuple[dict[str, int], dict[str, str]]:
+            with self._lock:
+                return confirmed(self._consumer, partition, committed, self.settings.key_prefix,
+                                 self._watermarks_unlocked)  # fmt: skip
+
+        ok, why = self.kafka_retry.run(check)
+        held.mark_published(ok)
+        with self._lock:  # a loss found while running: the sink marks what this process committed itself
+            why = {t: reason for t, reason in why.items() if (t, partition) not in self._applied}
+        metrics.GROUP_OFFSETS_CHECKED.labels("confirmed").inc(len(ok))
+        metrics.GROUP_OFFSETS_CHECKED.labels("unconfirmed").inc(len(why))
+        if why:
+            log.warning("STATE LOSS partition %d: the consumer group's offsets are not confirmed for %s: the replay "
+                        "below them judges by the %s clock and publishes again (a decision may be re-sent with "
+                        "another verdict, caps rebuilt from the replay's; README, Redis losing data)", partition,
+                        ", ".join(f"{t} ({reason})" for t, reason in why.items()),
+                        self.settings.policy_clock)  # fmt: skip
+        if ok:
+            log.info(
+                "STATE LOSS partition %d: the consumer group's offsets %s are confirmed by Kafka's log: the "
+                "replay below them rebuilds state at stream time and publishes nothing again",
+                partition,
+                ok,
+            )
 
     def _check_log_holds(
         self, partition: int, offsets: dict[str, int | None], marks: dict[str, str] | None = None
@@ -273,14 +310,25 @@ class KafkaClaimer:
         except (RedisError, RedisClusterException) as exc:
             log.debug("deployment entry not removed (%s)", exc)
 
-    def commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+    def commit_offsets(
+        self,
+        offsets: dict[tuple[str, int], int],
+        asynchronous: bool = True,
+        applied: dict[tuple[str, int], str] | None = None,
+    ) -> None:
         """Commit the engine's next offsets to its Kafka consumer group (asynchronous unless at shutdown;
-        never fails a batch)."""
+        never fails a batch), each with metadata naming the record applied below it (``applied``: the
+        :func:`~flows.log_reset.fingerprint` of the record at offset - 1; remembered, so a later commit of the same
+        offset, at SIGTERM, carries it too): a claim that finds Redis lost its data checks it
+        (:mod:`flows.confirmed`)."""
         if not offsets:
             return
         try:
             with self._lock:
-                listed = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                for pos, mark in (applied or {}).items():
+                    if pos in offsets:
+                        self._applied[pos] = (offsets[pos], mark)
+                listed = [TopicPartition(t, p, o, metadata=self._metadata((t, p), o)) for (t, p), o in offsets.items()]
                 if asynchronous:
                     self._consumer.commit(offsets=listed, asynchronous=True)
                 else:
@@ -291,10 +339,15 @@ class KafkaClaimer:
             metrics.KAFKA_OFFSET_COMMITS.labels("failed").inc()
             log.warning("could not commit offsets to the consumer group: %s", exc)
 
-    def _committed(self, partition: int) -> dict[str, int]:
+    def _metadata(self, pos: tuple[str, int], offset: int) -> str:
+        """The group commit's metadata for ``offset`` of ``pos`` (empty when the applied record is not known)."""
+        at, mark = self._applied.get(pos, (-1, ""))
+        return metadata(self.settings.key_prefix, mark) if at == offset and mark else ""
+
+    def _committed(self, partition: int) -> dict[str, tuple[int, str | None]]:
         with self._lock:
             got = self._consumer.committed([TopicPartition(t, partition) for t in self.topics], timeout=10)
-        return {tp.topic: tp.offset for tp in got}
+        return {tp.topic: (tp.offset, tp.metadata) for tp in got}
 
     def _low_watermark(self, topic: str, partition: int) -> int:
         return self._watermarks(topic, partition)[0]
