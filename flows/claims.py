@@ -35,7 +35,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
-from flows.confirmed import confirmed, metadata
+from flows.confirmed import applied_mark, confirmed, metadata
 from flows.log_reset import MARK_FIELD, LogMarks, LogReset, check_log_holds, marks_of
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
@@ -81,7 +81,10 @@ class KafkaClaimer:
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
         self._warned: set[str] = set()
         self._applied: dict[tuple[str, int], tuple[int, str]] = {}
-        """(topic, partition) -> (offset, fingerprint of the record below it) last committed to the group."""
+        """(topic, partition) -> (offset, its metadata: :func:`flows.confirmed.metadata`) last committed to the group
+        by this process, or found there at the claim."""
+        self._committed_here: set[tuple[str, int]] = set()
+        """(topic, partition) this process committed to the group: a loss it finds there is the sink's to mark."""
         self._wait_for_other_deployments()  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
@@ -98,6 +101,7 @@ class KafkaClaimer:
             return held
         committed = self.kafka_retry.run(lambda: self._committed(partition))
         group = {t: offset for t, (offset, _) in committed.items()}
+        self._carry_metadata(partition, committed)
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k
         }  # fmt: skip
@@ -136,7 +140,7 @@ class KafkaClaimer:
         ok, why = self.kafka_retry.run(check)
         held.mark_published(ok)
         with self._lock:  # a loss found while running: the sink marks what this process committed itself
-            why = {t: reason for t, reason in why.items() if (t, partition) not in self._applied}
+            why = {t: reason for t, reason in why.items() if (t, partition) not in self._committed_here}
         metrics.GROUP_OFFSETS_CHECKED.labels("confirmed").inc(len(ok))
         metrics.GROUP_OFFSETS_CHECKED.labels("unconfirmed").inc(len(why))
         if why:
@@ -152,6 +156,15 @@ class KafkaClaimer:
                 partition,
                 ok,
             )
+
+    def _carry_metadata(self, partition: int, committed: dict[str, tuple[int, str | None]]) -> None:
+        """Keep the group's metadata of this deployment's commits, to send it again with the same offset (a restart
+        that commits nothing new before SIGTERM would otherwise blank it). Checked against the log only at a loss."""
+        with self._lock:
+            for topic, (offset, meta) in committed.items():
+                known = self._applied.get((topic, partition), (-1, ""))[0]
+                if offset > known and applied_mark(meta, self.settings.key_prefix, offset)[0] is not None:
+                    self._applied[(topic, partition)] = (offset, meta or "")
 
     def _check_log_holds(
         self, partition: int, offsets: dict[str, int | None], marks: dict[str, str] | None = None
@@ -327,7 +340,8 @@ class KafkaClaimer:
             with self._lock:
                 for pos, mark in (applied or {}).items():
                     if pos in offsets:
-                        self._applied[pos] = (offsets[pos], mark)
+                        self._applied[pos] = (offsets[pos], metadata(self.settings.key_prefix, mark))
+                self._committed_here.update(offsets)
                 listed = [TopicPartition(t, p, o, metadata=self._metadata((t, p), o)) for (t, p), o in offsets.items()]
                 if asynchronous:
                     self._consumer.commit(offsets=listed, asynchronous=True)
@@ -341,8 +355,8 @@ class KafkaClaimer:
 
     def _metadata(self, pos: tuple[str, int], offset: int) -> str:
         """The group commit's metadata for ``offset`` of ``pos`` (empty when the applied record is not known)."""
-        at, mark = self._applied.get(pos, (-1, ""))
-        return metadata(self.settings.key_prefix, mark) if at == offset and mark else ""
+        at, meta = self._applied.get(pos, (-1, ""))
+        return meta if at == offset else ""
 
     def _committed(self, partition: int) -> dict[str, tuple[int, str | None]]:
         with self._lock:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from app import embedded
@@ -50,7 +50,15 @@ def keeps_commit_metadata(bootstrap: str) -> bool:
         future.result()
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        c.commit(offsets=[TopicPartition(topic, 0, 1, metadata="probe")], asynchronous=False)
+        deadline = time.monotonic() + 30.0
+        while True:  # a topic just created may not be known to the group coordinator yet
+            try:
+                c.commit(offsets=[TopicPartition(topic, 0, 1, metadata="probe")], asynchronous=False)
+                break
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         got = c.committed([TopicPartition(topic, 0)], timeout=10)
     finally:
         c.close()
@@ -91,6 +99,21 @@ def run(settings: Any, expected: int, log: Path) -> dict[str, float | None]:
         stop_process(engine)
 
 
+def restart_idle(settings: Any, log: Path) -> None:
+    """Start an engine with nothing new to read, wait until it owns the 4 partitions, SIGTERM it: its last group
+    commit re-commits the same offsets (before: with no metadata, blanking the one the group held)."""
+    with open(log, "ab") as out:
+        engine = start_engine(settings, log=out)
+    try:
+        deadline = time.monotonic() + 120.0
+        while (metric(settings.metrics_port, "livesignals_partitions_owned") or 0) < 4:
+            assert engine.poll() is None and time.monotonic() < deadline, "the idle restart did not claim"
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        stop_process(engine)
+
+
 def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(kafka_settings_module, tmp_path):
     keeps = keeps_commit_metadata(kafka_settings_module.kafka_bootstrap)
     port = embedded.free_port()
@@ -110,6 +133,7 @@ def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(k
         assert all(len(copies) == 1 for copies in decisions.values())
         sent = Counter(copies[0].get("outcome") for copies in decisions.values())
         assert sent["sent"] >= 20, sent  # what a wall-clock replay, too late, would rewrite as stale
+        restart_idle(s, tmp_path / "e1b.log")  # a deploy with no new input, before the loss
 
         stop_process(server)
         server = start_redis_at(port, tmp_path, persist=False)  # a host reboot: Redis empty, the engine stopped
