@@ -8,7 +8,10 @@ means Redis lost or rolled back data. Then, with ``on_state_loss = "rebuild"``
 and Kafka still holding every event from the offset Redis has (the earliest
 offset when it has none), the partition is replayed from there: the profiles'
 applied offsets and the aggregates' ``applied`` make the replay count each
-event once, and outputs are re-emitted with the same ids. Otherwise the
+event once, and outputs are re-emitted with the same ids — except below the
+group offsets whose commit metadata this deployment wrote and Kafka's log
+confirms (:mod:`flows.confirmed`): those outputs went out, and the replay there
+publishes nothing and judges the contact policy at stream time. Otherwise the
 process stops with exit code :data:`EXIT_STATE_LOST` and a clear log line.
 
 Exit codes: :data:`EXIT_FENCED` (3) when every partition this process claimed
