@@ -96,6 +96,9 @@ class KafkaClaimer:
         held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics, cluster))
         if held.lost_nodes:
             why = f"Redis Cluster masters lost their data (markers {', '.join(held.lost_nodes)})"
+            committed = self.kafka_retry.run(lambda: self._committed(partition))
+            self._carry_metadata(partition, committed)
+            self._confirm_published(held, committed)  # the replay from 0 publishes nothing below them (10h L3)
             if self._rebuild_whole(held, why, {}):  # exact, and resumed by the next claim after a crash
                 log.info("claimed partition %d (epoch %s), rebuilding it from offset 0", partition, held.epoch)
                 return held
