@@ -89,10 +89,10 @@ def by_id(settings: Any, topic: str) -> dict[str, list[dict[str, Any]]]:
     return dict(out)
 
 
-def run(settings: Any, expected: int, log: Path) -> dict[str, float | None]:
+def run(settings: Any, expected: int, log: Path, workers: int = 1) -> dict[str, float | None]:
     """Start an engine, wait until ``expected`` input messages are committed, read some metrics, stop it."""
     with open(log, "ab") as out:
-        engine = start_engine(settings, log=out)
+        engine = start_engine(settings, workers=workers, log=out)
     try:
         wait_for(settings, expected, [engine], timeout_s=240.0)
         time.sleep(1.0)  # the batch's metrics
@@ -104,11 +104,11 @@ def run(settings: Any, expected: int, log: Path) -> dict[str, float | None]:
         stop_process(engine)
 
 
-def restart_idle(settings: Any, log: Path) -> None:
+def restart_idle(settings: Any, log: Path, workers: int = 1) -> None:
     """Start an engine with nothing new to read, wait until it owns the 4 partitions, SIGTERM it: its last group
     commit re-commits the same offsets (before: with no metadata, blanking the one the group held)."""
     with open(log, "ab") as out:
-        engine = start_engine(settings, log=out)
+        engine = start_engine(settings, workers=workers, log=out)
     try:
         deadline = time.monotonic() + 120.0
         while (metric(settings.metrics_port, "livesignals_partitions_owned") or 0) < 4:
@@ -119,7 +119,10 @@ def restart_idle(settings: Any, log: Path) -> None:
         stop_process(engine)
 
 
-def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(kafka_settings_module, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(
+    kafka_settings_module, tmp_path, workers
+):
     keeps = keeps_commit_metadata(kafka_settings_module.kafka_bootstrap)
     port = embedded.free_port()
     server = start_redis_at(port, tmp_path, persist=False)
@@ -131,21 +134,23 @@ def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(k
         first = live_stream(31, "a")
         produce(s.kafka_bootstrap, s.input_topics[0], first)
         produced = time.time()
-        run(s, N, tmp_path / "e1.log")  # drained, then SIGTERM (its last group commit carries the metadata too)
+        run(
+            s, N, tmp_path / "e1.log", workers
+        )  # drained, then SIGTERM (its last group commit carries the metadata too)
         applied = events_per_customer(s)
         decisions, triggers = by_id(s, s.decisions_topic), by_id(s, s.triggers_topic)
         assert sum(applied.values()) == N
         assert all(len(copies) == 1 for copies in decisions.values())
         sent = Counter(copies[0].get("outcome") for copies in decisions.values())
         assert sent["sent"] >= 20, sent  # what a wall-clock replay, too late, would rewrite as stale
-        restart_idle(s, tmp_path / "e1b.log")  # a deploy with no new input, before the loss
+        restart_idle(s, tmp_path / "e1b.log", workers)  # a deploy with no new input, before the loss
 
         stop_process(server)
         server = start_redis_at(port, tmp_path, persist=False)  # a host reboot: Redis empty, the engine stopped
         # the restart stands for one hours later: every trigger above is now too old for the wall clock
         time.sleep(max(0.0, produced + MAX_AGE_S + 5 - time.time()))
         later = s.replace(trigger_max_age_s=MAX_AGE_S)
-        seen = run(later, N, tmp_path / "e2.log")
+        seen = run(later, N, tmp_path / "e2.log", workers)
         assert (seen['livesignals_state_loss_total{action="rebuilt"}'] or 0) >= 1
         assert events_per_customer(s) == applied
         lines = (tmp_path / "e2.log").read_text(errors="replace").splitlines()
@@ -164,7 +169,7 @@ def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(k
 
         # more events for the same customers, now: the caps count the sends before the loss
         produce(s.kafka_bootstrap, s.input_topics[0], live_stream(9, "b"))
-        run(later, 2 * N, tmp_path / "e3.log")
+        run(later, 2 * N, tmp_path / "e3.log", workers)
         sends = [copies[-1] for copies in by_id(s, s.triggers_topic).values()]
         per_customer = Counter(t["customer"] for t in sends)
         per_sms = Counter(t["customer"] for t in sends if t.get("channel") == "sms")
