@@ -8,7 +8,10 @@ means Redis lost or rolled back data. Then, with ``on_state_loss = "rebuild"``
 and Kafka still holding every event from the offset Redis has (the earliest
 offset when it has none), the partition is replayed from there: the profiles'
 applied offsets and the aggregates' ``applied`` make the replay count each
-event once, and outputs are re-emitted with the same ids. Otherwise the
+event once, and outputs are re-emitted with the same ids — except below the
+group offsets whose commit metadata this deployment wrote and Kafka's log
+confirms (:mod:`flows.confirmed`): those outputs went out, and the replay there
+publishes nothing and judges the contact policy at stream time. Otherwise the
 process stops with exit code :data:`EXIT_STATE_LOST` and a clear log line.
 
 Exit codes: :data:`EXIT_FENCED` (3) when every partition this process claimed
@@ -35,6 +38,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
+from flows.confirmed import applied_mark, confirmed, metadata
 from flows.log_reset import MARK_FIELD, LogMarks, LogReset, check_log_holds, marks_of
 from flows.rebuild_guard import RebuildGuard
 from livesignals import metrics
@@ -79,6 +83,11 @@ class KafkaClaimer:
         self._memory_checked = time.monotonic()
         self.check_redis_memory()  # waits for Redis like every start-up step; exits if it may evict keys
         self._warned: set[str] = set()
+        self._applied: dict[tuple[str, int], tuple[int, str]] = {}
+        """(topic, partition) -> (offset, its metadata: :func:`flows.confirmed.metadata`) last committed to the group
+        by this process, or found there at the claim."""
+        self._committed_here: set[tuple[str, int]] = set()
+        """(topic, partition) this process committed to the group: a loss it finds there is the sink's to mark."""
         self._wait_for_other_deployments()  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
@@ -87,13 +96,18 @@ class KafkaClaimer:
         held = self.redis_retry.run(lambda: claim(self.client, self.keys, partition, self.topics, cluster))
         if held.lost_nodes:
             why = f"Redis Cluster masters lost their data (markers {', '.join(held.lost_nodes)})"
+            committed = self.kafka_retry.run(lambda: self._committed(partition))
+            self._carry_metadata(partition, committed)
+            self._confirm_published(held, committed)  # the replay from 0 publishes nothing below them (10h L3)
             if self._rebuild_whole(held, why, {}):  # exact, and resumed by the next claim after a crash
                 log.info("claimed partition %d (epoch %s), rebuilding it from offset 0", partition, held.epoch)
                 return held
             held.replay_from = self.resolve_loss(partition, dict.fromkeys(self.topics, 0), why)
             log.info("claimed partition %d (epoch %s), replaying from %s", partition, held.epoch, held.replay_from)
             return held
-        group = self.kafka_retry.run(lambda: self._committed(partition))
+        committed = self.kafka_retry.run(lambda: self._committed(partition))
+        group = {t: offset for t, (offset, _) in committed.items()}
+        self._carry_metadata(partition, committed)
         behind = {
             t: (held.offsets[t], k) for t, k in group.items() if k >= 0 and (held.offsets[t] or 0) < k
         }  # fmt: skip
@@ -101,6 +115,7 @@ class KafkaClaimer:
         if behind:
             detail = ", ".join(f"{t}[{partition}] Redis {r} < Kafka group {k}" for t, (r, k) in behind.items())
             why = f"Redis is behind the committed offsets: {detail}"
+            self._confirm_published(held, committed)  # the replay below them publishes nothing (10h L3)
         if cluster and self._rebuild_whole(held, why, group):
             log.info("claimed partition %d (epoch %s), rebuilding it from offset 0 (profiles written before are "
                      "stale until %s)", partition, held.epoch, held.stale_until)  # fmt: skip
@@ -115,6 +130,47 @@ class KafkaClaimer:
         self._check_log_holds(partition, held.offsets, held.log_marks)  # durability (#10 break-tests F3, G1)
         log.info("claimed partition %d (epoch %s), resuming at %s", partition, held.epoch, held.offsets)
         return held
+
+    def _confirm_published(self, held: Claim, committed: dict[str, tuple[int, str | None]]) -> None:
+        """A loss found at a claim: mark as published the group's offsets that this deployment committed, checked
+        against the record in Kafka's log (:mod:`flows.confirmed`); for the others, one WARNING line."""
+        partition = held.partition
+        if self.settings.republish_replays:
+            return
+
+        def check() -> tuple[dict[str, int], dict[str, str]]:
+            with self._lock:
+                return confirmed(self._consumer, partition, committed, self.settings.key_prefix,
+                                 self._watermarks_unlocked)  # fmt: skip
+
+        ok, why = self.kafka_retry.run(check)
+        held.mark_published(ok)
+        with self._lock:  # a loss found while running: the sink marks what this process committed itself
+            why = {t: reason for t, reason in why.items() if (t, partition) not in self._committed_here}
+        metrics.GROUP_OFFSETS_CHECKED.labels("confirmed").inc(len(ok))
+        metrics.GROUP_OFFSETS_CHECKED.labels("unconfirmed").inc(len(why))
+        if why:
+            log.warning("STATE LOSS partition %d: the consumer group's offsets are not confirmed for %s: the replay "
+                        "below them judges by the %s clock and publishes again (a decision may be re-sent with "
+                        "another verdict, caps rebuilt from the replay's; README, Redis losing data)", partition,
+                        ", ".join(f"{t} ({reason})" for t, reason in why.items()),
+                        self.settings.policy_clock)  # fmt: skip
+        if ok:
+            log.info(
+                "STATE LOSS partition %d: the consumer group's offsets %s are confirmed by Kafka's log: the "
+                "replay below them rebuilds state at stream time and publishes nothing again",
+                partition,
+                ok,
+            )
+
+    def _carry_metadata(self, partition: int, committed: dict[str, tuple[int, str | None]]) -> None:
+        """Keep the group's metadata of this deployment's commits, to send it again with the same offset (a restart
+        that commits nothing new before SIGTERM would otherwise blank it). Checked against the log only at a loss."""
+        with self._lock:
+            for topic, (offset, meta) in committed.items():
+                known = self._applied.get((topic, partition), (-1, ""))[0]
+                if offset > known and applied_mark(meta, self.settings.key_prefix, offset)[0] is not None:
+                    self._applied[(topic, partition)] = (offset, meta or "")
 
     def _check_log_holds(
         self, partition: int, offsets: dict[str, int | None], marks: dict[str, str] | None = None
@@ -273,14 +329,26 @@ class KafkaClaimer:
         except (RedisError, RedisClusterException) as exc:
             log.debug("deployment entry not removed (%s)", exc)
 
-    def commit_offsets(self, offsets: dict[tuple[str, int], int], asynchronous: bool = True) -> None:
+    def commit_offsets(
+        self,
+        offsets: dict[tuple[str, int], int],
+        asynchronous: bool = True,
+        applied: dict[tuple[str, int], str] | None = None,
+    ) -> None:
         """Commit the engine's next offsets to its Kafka consumer group (asynchronous unless at shutdown;
-        never fails a batch)."""
+        never fails a batch), each with metadata naming the record applied below it (``applied``: the
+        :func:`~flows.log_reset.fingerprint` of the record at offset - 1; remembered, so a later commit of the same
+        offset, at SIGTERM, carries it too): a claim that finds Redis lost its data checks it
+        (:mod:`flows.confirmed`)."""
         if not offsets:
             return
         try:
             with self._lock:
-                listed = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                for pos, mark in (applied or {}).items():
+                    if pos in offsets:
+                        self._applied[pos] = (offsets[pos], metadata(self.settings.key_prefix, mark))
+                self._committed_here.update(offsets)
+                listed = [TopicPartition(t, p, o, metadata=self._metadata((t, p), o)) for (t, p), o in offsets.items()]
                 if asynchronous:
                     self._consumer.commit(offsets=listed, asynchronous=True)
                 else:
@@ -291,10 +359,15 @@ class KafkaClaimer:
             metrics.KAFKA_OFFSET_COMMITS.labels("failed").inc()
             log.warning("could not commit offsets to the consumer group: %s", exc)
 
-    def _committed(self, partition: int) -> dict[str, int]:
+    def _metadata(self, pos: tuple[str, int], offset: int) -> str:
+        """The group commit's metadata for ``offset`` of ``pos`` (empty when the applied record is not known)."""
+        at, meta = self._applied.get(pos, (-1, ""))
+        return meta if at == offset else ""
+
+    def _committed(self, partition: int) -> dict[str, tuple[int, str | None]]:
         with self._lock:
             got = self._consumer.committed([TopicPartition(t, partition) for t in self.topics], timeout=10)
-        return {tp.topic: tp.offset for tp in got}
+        return {tp.topic: (tp.offset, tp.metadata) for tp in got}
 
     def _low_watermark(self, topic: str, partition: int) -> int:
         return self._watermarks(topic, partition)[0]

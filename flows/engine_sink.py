@@ -38,6 +38,7 @@ from redis import RedisError
 from redis.exceptions import RedisClusterException
 
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
+from flows.log_reset import marks_of
 from flows.monitor import PROGRESS
 from flows.rewind import is_rewind_mark
 from flows.shutdown import SHUTDOWN
@@ -192,7 +193,8 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         metrics.DEPENDENCY_UP.labels("kafka").set(1)
         metrics.READY.set(1)
         if self.claimer is not None:
-            self.claimer.commit_offsets(_next_offsets(messages))
+            applied = {(t, partition): mark for t, mark in marks_of(messages).items()}  # checked after a loss
+            self.claimer.commit_offsets(_next_offsets(messages), applied=applied)
             self.claimer.remember_log(partition, messages)  # which records were applied (flows.log_reset)
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)

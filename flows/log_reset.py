@@ -92,7 +92,7 @@ def check_log_holds(
                 targets[topic] = (at - 1, None, f"resumes at {at}, Kafka's log ends at {high}")
     if not targets:
         return
-    found = _probe(consumer, partition, {t: o for t, (o, _, _) in targets.items()}, timeout_s)
+    found = fingerprints_at(consumer, partition, {t: o for t, (o, _, _) in targets.items()}, timeout_s)
     wrong = {
         t: why for t, (_, mark, why) in targets.items() if t not in found or (mark is not None and found[t] != mark)
     }
@@ -106,8 +106,9 @@ def check_log_holds(
         )
 
 
-def _probe(consumer: Any, partition: int, offsets: dict[str, int], timeout_s: float) -> dict[str, str]:
-    """The :func:`fingerprint` of each topic's record at ``offsets[topic]`` that Kafka returns within ``timeout_s``."""
+def fingerprints_at(consumer: Any, partition: int, offsets: dict[str, int], timeout_s: float) -> dict[str, str]:
+    """The :func:`fingerprint` of each topic's record at ``offsets[topic]`` that Kafka returns within ``timeout_s``
+    (``consumer`` is assigned for the read and unassigned after)."""
     consumer.assign([TopicPartition(t, partition, at) for t, at in offsets.items()])
     found: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s

@@ -410,6 +410,14 @@ REPLAY_NOT_REPUBLISHED = Counter(
     "Input messages replayed after a STATE LOSS below the offsets committed before, whose outputs Kafka had "
     "already confirmed: state rebuilt, outputs not published again (republish_replays off).",
 )
+GROUP_OFFSETS_CHECKED = Counter(
+    "livesignals_state_loss_group_offsets_total",
+    "Topic partitions of a STATE LOSS found at a claim (Redis behind the consumer group), by whether the group's "
+    "offset carried this deployment's fingerprint of the record below it and Kafka's log still holds that record "
+    "(confirmed: the replay below it publishes nothing again) or not (unconfirmed: it publishes again; "
+    "flows.confirmed, outside review of #10, 10h L3).",
+    ["result"],
+)
 
 
 # erasure claims index (issue 12, session 15)

@@ -43,7 +43,7 @@ class _Engine:
 
 
 class _Claimer:
-    def commit_offsets(self, offsets) -> None:
+    def commit_offsets(self, offsets, applied=None) -> None:
         pass
 
     def remember_log(self, partition, messages) -> None:
