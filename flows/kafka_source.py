@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -300,8 +301,10 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         ownership: Ownership | None = None,
         kafka_retry: Backoff | None = None,
         log_check_s: float = CHECK_EVERY_S,
+        on_counts: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         self.log_check_s = log_check_s
+        self.on_counts = on_counts
         for option, value in config.items():
             if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
                 log.warning(
@@ -328,6 +331,8 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         problem = count_problem(counts)
         if problem:  # one line and the configuration exit code, not a traceback and 1 (break-test 10h, L6)
             exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {problem}")
+        if self.on_counts is not None:
+            self.on_counts(counts)  # the monitor stops for a restart when they change (flows.monitor)
         STARTUP.mark("kafka_metadata")
         return [str(p) for p in range(next(iter(counts.values())))]
 

@@ -72,6 +72,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         ownership=ownership,
         kafka_retry=claimer.kafka_retry,
         log_check_s=settings.kafka_log_check_s,
+        on_counts=watch.started_with,
     )
     raw = op.input("kafka-in", flow, source)
     op.output("engine", raw, EngineSink(settings, engine_factory, ownership, claimer))
