@@ -249,3 +249,22 @@ def test_a_moved_reroute_behind_later_events_of_its_first_partition_is_applied_o
     assert state.events == 3, "the stale reroute was applied, by the owner, once"
     assert state.applied[f"in:{origin_partition}"] == 20, "the replay check never goes back"
     assert engine.process(moved).applied == 0, "a replayed batch of it is skipped"
+
+
+@pytest.mark.parametrize(("between", "applied_twice"), [(10, False), (31, False), (32, True), (40, True)])
+def test_a_duplicate_under_another_key_is_skipped_only_within_32_events_of_its_customer(between, applied_twice):
+    # the documented limit (README "Duplicates", break-test 10h L5): the rerouted copy reaches the owner later;
+    # when 32 or more of the customer's events were applied meanwhile, its first copy's id is forgotten
+    settings = Settings(metrics_port=0, input_topics=("in",), repartition_topic="rep", policy_clock="stream")
+    store, loop = InMemoryStore(), Loop("rep", 4)
+    engine = Engine(settings, store, loop, clock=lambda: (T0 + 10**9) / 1000, partition_counts={"in": 4, "rep": 4})
+    owner = engine.router.owner("customer_id:c1")  # type: ignore[union-attr]
+    twin = event(customer="c1", event_id="twin")
+    engine.process([message(twin, partition=(owner + 1) % 4, offset=0, key=b"cookie-1")])  # rerouted: waits
+    direct = [message(twin, partition=owner, offset=0, key=b"customer_id:c1")]
+    direct += [message(event(customer="c1", t=T0 + i + 1, event_id=f"o{i}"), partition=owner, offset=i + 1,
+                       key=b"customer_id:c1") for i in range(between)]  # fmt: skip
+    engine.process(direct)
+    report = engine.process(loop.take(owner))
+    assert (report.applied, report.duplicates) == ((1, 0) if applied_twice else (0, 1))
+    assert store.states["customer_id:c1"].events == between + 1 + applied_twice
