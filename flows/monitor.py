@@ -13,7 +13,7 @@
   Every ``status_log_interval_s`` it writes one JSON line (logger
   ``livesignals.status``): throughput, lag, freshness, failures.
 * It watches the topics' partition counts (Kafka metadata, at most
-  ``min(60, 6 * status_interval_s)`` seconds old): partitions added while the
+  ``status_interval_s`` old, at most a minute: one metadata request per topic a pass): partitions added while the
   engine runs are never read (the source lists partitions once, at start-up),
   and lag covers only those read, so lag and readiness would say all is well
   (break-test 10h, L2). When a count differs from the one the engine started
@@ -262,12 +262,12 @@ class Monitor:
                 metrics.READY.set(1)
 
     def _partition_count(self, topic: str) -> int:
-        """How many partitions ``topic`` has, from metadata at most a minute old (less with a short
-        ``status_interval_s``; 0 while unknown: a
+        """How many partitions ``topic`` has, from metadata at most ``status_interval_s`` (and a minute) old
+        (0 while unknown: a
         topic that does not exist has no lag to report and must not make Kafka look unreachable).
         Raises ``KafkaException`` when Kafka does not answer."""
         cached = self._partitions.get(topic)
-        if cached is not None and time.monotonic() - cached[1] < min(60.0, 6 * self.settings.status_interval_s):
+        if cached is not None and time.monotonic() - cached[1] < min(60.0, self.settings.status_interval_s):
             return cached[0]
         meta = self._consumer.list_topics(topic, timeout=5).topics.get(topic)  # type: ignore[union-attr]
         count = len(meta.partitions) if meta is not None and meta.error is None else 0
