@@ -55,6 +55,7 @@ from state.ownership import Fenced, Ownership, StateLost
 from state.retention import Retention
 from state.secrets import deployment_secret, keep_secret
 from state.store import ProfileStore
+from state.topology import change_warning, swap_partition_count
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def default_engine(
         counts = Backoff("kafka", settings.retry_backoff_s, settings.retry_backoff_max_s, errors=(KafkaException,)).run(
             lambda: partition_counts(settings)
         )
+        _note_partition_count(settings, client, counts)
     return Engine(settings, store, publisher, partition_counts=counts)
 
 
@@ -110,6 +112,19 @@ def partition_counts(settings: Settings) -> dict[str, int]:
     if missing:
         raise RuntimeError(f"topics {missing} do not exist (livesignals topics create)")
     return {t: len(meta[t].partitions) for t in topics}
+
+
+def _note_partition_count(settings: Settings, client: Any, counts: dict[str, int]) -> None:
+    """Record the partition count in Redis; one WARNING when it changed since the last start
+    (:mod:`state.topology`). Mixed counts are refused elsewhere (the source, the router)."""
+    if len(set(counts.values())) != 1:
+        return
+    count = next(iter(counts.values()))
+    keys = Keys(settings.key_prefix)
+    old = Backoff.for_redis(settings, client).run(lambda: swap_partition_count(client, keys, count))
+    warning = change_warning(old, count)
+    if warning:
+        log.warning("%s", warning)
 
 
 class _EnginePartition(StatelessSinkPartition[RawMessage]):

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from flows.claims import EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from flows.claims import EXIT_BAD_CONFIG, EXIT_STATE_LOST, StateNotRebuildable, exit_now
 from flows.log_reset import fingerprint
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.rewind import is_rewind_mark, rewind_mark
@@ -267,6 +268,25 @@ DURABILITY_OPTIONS: dict[str, Any] = {
 different value in ``kafka_config`` is ignored with a WARNING naming it."""
 
 
+def count_problem(counts: dict[str, int]) -> str | None:
+    """Why these topics' partition counts (topic -> count; 0: missing) cannot be read, or None.
+
+    >>> count_problem({"in": 4, "rep": 4}) is None
+    True
+    >>> count_problem({"in": 8, "rep": 4})[:62]
+    'every input topic and the repartition topic must have the same'
+    """
+    missing = [t for t, n in counts.items() if not n]
+    if missing:
+        return f"topics {missing} do not exist (livesignals topics create)"
+    if len(set(counts.values())) != 1:
+        return (
+            f"every input topic and the repartition topic must have the same partition count (partition p of "
+            f"each is read by one worker): {counts}; grow the smaller ones (kafka-topics --alter --partitions)"
+        )
+    return None
+
+
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
 
@@ -281,8 +301,10 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         ownership: Ownership | None = None,
         kafka_retry: Backoff | None = None,
         log_check_s: float = CHECK_EVERY_S,
+        on_counts: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         self.log_check_s = log_check_s
+        self.on_counts = on_counts
         for option, value in config.items():
             if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
                 log.warning(
@@ -306,14 +328,11 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     def list_parts(self) -> list[str]:
         """One part per partition number; every topic must exist and have the same partition count."""
         counts = self.kafka_retry.run(self._partition_counts)
-        missing = [t for t, n in counts.items() if not n]
-        if missing:
-            raise RuntimeError(f"topics {missing} do not exist (livesignals topics create)")
-        if len(set(counts.values())) != 1:
-            raise RuntimeError(
-                f"every input topic and the repartition topic must have the same partition count "
-                f"(partition p of each is read by one worker): {counts}"
-            )
+        problem = count_problem(counts)
+        if problem:  # one line and the configuration exit code, not a traceback and 1 (break-test 10h, L6)
+            exit_now(EXIT_BAD_CONFIG, f"CONFIGURATION ERROR: {problem}")
+        if self.on_counts is not None:
+            self.on_counts(counts)  # the monitor stops for a restart when they change (flows.monitor)
         STARTUP.mark("kafka_metadata")
         return [str(p) for p in range(next(iter(counts.values())))]
 

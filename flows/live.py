@@ -26,7 +26,8 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from flows import health, monitor, shutdown
-from flows.claims import KafkaClaimer, exit_now
+from flows.abandoned_reroutes import check_message, remember, waiting_reroutes
+from flows.claims import EXIT_BAD_CONFIG, KafkaClaimer, exit_now
 from flows.engine_sink import EngineSink, default_engine
 from flows.heap import settle_heap
 from flows.kafka_source import KafkaPartitionSource
@@ -58,6 +59,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         watch.start()
     claimer = KafkaClaimer(settings, topics)  # waits for Redis (its start-up checks) while health is served
     claimers.append(claimer)
+    _refuse_abandoned_reroutes(settings, claimer)
     STARTUP.mark("redis_checks")
     ownership.claimer = claimer
 
@@ -72,6 +74,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         ownership=ownership,
         kafka_retry=claimer.kafka_retry,
         log_check_s=settings.kafka_log_check_s,
+        on_counts=watch.started_with,
     )
     raw = op.input("kafka-in", flow, source)
     op.output("engine", raw, EngineSink(settings, engine_factory, ownership, claimer))
@@ -112,6 +115,19 @@ def warm_up(settings: Settings) -> threading.Thread:
     thread = threading.Thread(target=run, name="warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def _refuse_abandoned_reroutes(settings: Settings, claimer: KafkaClaimer) -> None:
+    """Exit with code 2 while reroutes wait in a repartition topic no longer configured
+    (:mod:`flows.abandoned_reroutes`); else record the configured one."""
+
+    def check() -> dict[str, int]:
+        return claimer.redis_retry.run(lambda: waiting_reroutes(settings, claimer.client))
+
+    waiting = claimer.kafka_retry.run(check)  # a broker or Redis still starting is waited out
+    for topic, count in waiting.items():
+        exit_now(EXIT_BAD_CONFIG, check_message(topic, count, settings.repartition_topic))
+    claimer.redis_retry.run(lambda: remember(settings, claimer.client))
 
 
 def _read_topics(settings: Settings) -> tuple[str, ...]:

@@ -12,6 +12,15 @@
   under an idle engine is rebuilt within a pass (:mod:`flows.state_probe`).
   Every ``status_log_interval_s`` it writes one JSON line (logger
   ``livesignals.status``): throughput, lag, freshness, failures.
+* It watches the topics' partition counts (Kafka metadata, at most
+  ``status_interval_s`` old, at most a minute: one metadata request per topic a pass): partitions added while the
+  engine runs are never read (the source lists partitions once, at start-up),
+  and lag covers only those read, so lag and readiness would say all is well
+  (break-test 10h, L2). When a count differs from the one the engine started
+  with, it logs one CRITICAL line, sets ``livesignals_partition_count_changed``
+  to 1 and not ready, and exits with code 5
+  (:data:`flows.shutdown.EXIT_PARTITIONS_CHANGED`) between batches, as SIGTERM
+  does: a restart reads every partition.
 * It also watches the contact policy: when every action decided for
   ``suppressed_alert_s`` was held back (quiet hours at night, caps, consent), it
   logs one WARNING saying why and for how long, and
@@ -136,6 +145,8 @@ class Monitor:
         self._lags: dict[tuple[str, int], int] = {}
         self._partitions: dict[str, tuple[int, float]] = {}
         self._lowered: set[str] = set()
+        self.started_counts: dict[str, int] | None = None
+        """Each topic's partition count when the engine started (:meth:`started_with`; else the first read)."""
         self._started = time.monotonic()
         self._last_log = (time.monotonic(), 0)
         self._stop = threading.Event()
@@ -160,6 +171,7 @@ class Monitor:
     def tick(self) -> None:
         """One pass: lag, Redis probe, suppression watch, and the status line when due."""
         self.checks["kafka"] = self._read_lag()
+        self._check_partition_counts()
         self.checks["redis"] = self._ping_redis()
         if self.checks["redis"]:
             self._check_state()
@@ -169,6 +181,38 @@ class Monitor:
         every = self.settings.status_log_interval_s
         if every > 0 and time.monotonic() - self._last_log[0] >= every:
             self.log_status()
+
+    def started_with(self, counts: dict[str, int]) -> None:
+        """The source listed its partitions from these counts (topic -> partitions)."""
+        self.started_counts = dict(counts)
+
+    def _check_partition_counts(self) -> None:
+        """Stop for a restart when a topic's partition count changed since the start (see the module docstring)."""
+        if self._consumer is None or self.checks["kafka"] is not True:
+            return
+        try:
+            now = {topic: self._partition_count(topic) for topic in self.topics}
+        except KafkaException:
+            return  # the next pass asks again
+        if self.started_counts is None:
+            if all(now.values()):
+                self.started_counts = now
+            return
+        changed = {t: (self.started_counts[t], n) for t, n in now.items() if n and n != self.started_counts.get(t, n)}
+        if not changed:
+            return
+        from flows.shutdown import EXIT_PARTITIONS_CHANGED, exit_between_batches
+
+        metrics.PARTITION_COUNT_CHANGED.set(1)
+        metrics.READY.set(0)
+        what = ", ".join(f"{t} {old} -> {new}" for t, (old, new) in sorted(changed.items()))
+        log.critical(
+            "PARTITION COUNT CHANGED while running (%s): the new partitions are not read until a restart; "
+            "finishing the batch in flight and exiting with code %d for a restart, which reads every partition "
+            "(grow every input topic and the repartition topic together)",
+            what, EXIT_PARTITIONS_CHANGED,
+        )  # fmt: skip
+        exit_between_batches(EXIT_PARTITIONS_CHANGED, self.settings.shutdown_grace_s)
 
     def _read_lag(self) -> bool | None:
         owned = self.ownership.owned()
@@ -218,11 +262,12 @@ class Monitor:
                 metrics.READY.set(1)
 
     def _partition_count(self, topic: str) -> int:
-        """How many partitions ``topic`` has, from metadata at most a minute old (0 while unknown: a
+        """How many partitions ``topic`` has, from metadata at most ``status_interval_s`` (and a minute) old
+        (0 while unknown: a
         topic that does not exist has no lag to report and must not make Kafka look unreachable).
         Raises ``KafkaException`` when Kafka does not answer."""
         cached = self._partitions.get(topic)
-        if cached is not None and time.monotonic() - cached[1] < 60:
+        if cached is not None and time.monotonic() - cached[1] < min(60.0, self.settings.status_interval_s):
             return cached[0]
         meta = self._consumer.list_topics(topic, timeout=5).topics.get(topic)  # type: ignore[union-attr]
         count = len(meta.partitions) if meta is not None and meta.error is None else 0

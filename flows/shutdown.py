@@ -23,11 +23,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
 EXIT_CLEAN = 0
 EXIT_GRACE_EXPIRED = 128 + signal.SIGTERM
+EXIT_PARTITIONS_CHANGED = 5
+"""The input or repartition topics' partition count changed while the engine ran (:mod:`flows.monitor`): a
+restart reads every partition. Exited between batches, as on SIGTERM (:func:`exit_between_batches`)."""
 
 
 class Shutdown:
@@ -72,6 +76,9 @@ class Shutdown:
 SHUTDOWN = Shutdown()
 """This process's shutdown state (one per process)."""
 
+_INSTALLED: list[tuple[float, Callable[[bool, float], None]]] = []
+"""``(grace_s, on_exit)`` given to :func:`install` (empty: not installed)."""
+
 
 def _last_steps(on_exit: Callable[[bool, float], None], finished: bool, started: float) -> None:
     try:
@@ -90,6 +97,7 @@ def install(grace_s: float, on_exit: Callable[[bool, float], None]) -> threading
     handler writes its number to a pipe (``signal.set_wakeup_fd``), which a thread of ours reads:
     the main thread is inside Bytewax and may not run Python signal handlers for a long time.
     """
+    _INSTALLED[:] = [(grace_s, on_exit)]
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -98,22 +106,38 @@ def install(grace_s: float, on_exit: Callable[[bool, float], None]) -> threading
     def wait_for_sigterm() -> None:
         while signal.SIGTERM not in os.read(read_end, 64):
             pass  # another signal (SIGINT keeps Python's and Bytewax's own handling)
-        started = time.monotonic()
         log.warning("SIGTERM: finishing the batch in flight (at most %.0f s), then exiting", grace_s)
-        SHUTDOWN.request()
-        finished = SHUTDOWN.wait_idle(grace_s)
-        code = EXIT_CLEAN if finished else EXIT_GRACE_EXPIRED
+        finished = _stop(grace_s, on_exit)
+        os._exit(EXIT_CLEAN if finished else EXIT_GRACE_EXPIRED)
+
+    thread = threading.Thread(target=wait_for_sigterm, name="livesignals-sigterm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop(grace_s: float, on_exit: Callable[[bool, float], None] | None) -> bool:
+    """Take no new batch, wait up to ``grace_s`` for the one in flight, run ``on_exit`` within the grace, flush
+    the logs; True when no batch was left running."""
+    started = time.monotonic()
+    SHUTDOWN.request()
+    finished = SHUTDOWN.wait_idle(grace_s)
+    if on_exit is not None:
         last_steps = threading.Thread(target=_last_steps, args=(on_exit, finished, started), daemon=True)
         last_steps.start()
         last_steps.join(max(1.0, grace_s - (time.monotonic() - started)))  # the whole stop within the grace
         if last_steps.is_alive():
             log.warning("shutdown: the last steps did not finish within %.0f s (Kafka not answering?); "
                         "exiting anyway: Redis holds where to resume", grace_s)  # fmt: skip
-        for handler in [*logging.getLogger().handlers, *logging.getLogger("livesignals.status").handlers]:
-            handler.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    for handler in [*logging.getLogger().handlers, *logging.getLogger("livesignals.status").handlers]:
+        handler.flush()
+    sys.stderr.flush()
+    return finished
 
-    thread = threading.Thread(target=wait_for_sigterm, name="livesignals-sigterm", daemon=True)
-    thread.start()
-    return thread
+
+def exit_between_batches(code: int, grace_s: float) -> NoReturn:
+    """End the process with ``code`` as SIGTERM would end it: no new batch, the one in flight committed (or,
+    after ``grace_s``, left as after a crash: Redis holds where to resume), the last steps run -- never a
+    batch half-applied by the exit itself."""
+    grace, on_exit = _INSTALLED[0] if _INSTALLED else (grace_s, None)
+    _stop(grace, on_exit)
+    os._exit(code)

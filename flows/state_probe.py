@@ -18,6 +18,16 @@ loss, the batch's own STATE LOSS path (re-claim, replay from Kafka,
 ``livesignals_state_loss_total``); a probe is never applied, and one that finds
 nothing (a batch re-claimed meanwhile) is dropped. The work thus stays on the
 worker that owns the partition's engine; the monitor thread only reads Redis.
+
+The same pass notices a **takeover**: the partition's meta names a higher owner
+epoch and another owner (``host:pid``) than this process's claim. A batch
+would be fenced at its commit; an idle engine has no batch, and it went on
+reporting ready and owning every partition beside the engine that took over
+(break-test 10h, L7). So the pass does what a fenced batch does
+(:meth:`flows.engine_sink._EnginePartition._fenced`): logs ``FENCED``, counts
+``livesignals_fenced_total``, releases the partition, and exits with code 3
+once this process owns none. A higher epoch under this process's own name is
+its own re-claim (a rebuild) and is left alone.
 """
 
 from __future__ import annotations
@@ -25,13 +35,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flows.claims import EXIT_FENCED, exit_now
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from livesignals.settings import Settings
 from state.keys import Keys
 from state.loss_check import lost_since_claim
-from state.ownership import Claim, Ownership
+from state.ownership import Claim, Fenced, Ownership, owner_id, superseded
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +80,11 @@ class IdleLossWatch:
         asked = []
         for partition in self.ownership.owned():
             held = self.ownership.get(partition)
-            if held is None or self._asked.get(partition) is held:
+            if held is None:
+                continue
+            if self._taken_over(client, held):
+                continue
+            if self._asked.get(partition) is held:
                 continue
             lost = lost_since_claim(client, self.keys, held, self.settings.redis_cluster)
             if lost is None or not self.ownership.request_probe(partition, held):
@@ -80,3 +95,21 @@ class IdleLossWatch:
             metrics.READY.set(0)  # the rebuild's first commit raises it again
             log.error("STATE LOSS noticed between batches: %s; the partition's worker rebuilds it now", lost)
         return asked
+
+    def _taken_over(self, client: Any, held: Claim) -> bool:
+        """True (and handled as a fence) when another engine claimed ``held``'s partition since."""
+        row = client.hmget(self.keys.partition_meta(held.partition), "epoch", "owner")
+        epoch, owner = (v.decode() if isinstance(v, bytes) else v for v in row)
+        if epoch is None or owner is None or owner == owner_id():
+            return False  # no meta (a loss: the check below), or this process's own re-claim
+        fence = superseded(held.partition, epoch, held.epoch, f", owner {owner}")
+        if epoch == held.epoch or not isinstance(fence, Fenced) or self.ownership.get(held.partition) is not held:
+            return False  # ours, a rollback (the loss check reports it), or re-claimed meanwhile
+        log.error("FENCED between batches: partition %d: %s; this process stops writing it", held.partition, fence)
+        metrics.FENCED.inc()
+        self.ownership.release(held.partition)
+        metrics.PARTITIONS_OWNED.set(len(self.ownership.owned()))
+        if not self.ownership.owned():
+            metrics.READY.set(0)
+            exit_now(EXIT_FENCED, "FENCED on every partition of this process: another engine owns them; exiting")
+        return True

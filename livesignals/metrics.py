@@ -300,6 +300,17 @@ ORIGIN_HEADERS_IGNORED = Counter(
     "(missing or wrong ls.origin.sig): dead-lettered as unverified_reroute, never applied.",
 )
 
+REROUTED_AGAIN = Counter(
+    "livesignals_rerouted_again_total",
+    "Verified repartition records whose customer another partition owns under the current partition "
+    "count (the topics grew): rerouted again to that owner, never applied where read.",
+)
+PARTITION_COUNT_CHANGED = Gauge(
+    "livesignals_partition_count_changed",
+    "1 when the input or repartition topics' partition count differs from the one the engine started "
+    "with (partitions added while running are not read): the engine exits with code 5 for a restart.",
+)
+
 
 # where a batch's time goes (issue 16: fastpath)
 BATCH_STAGE_SECONDS = Histogram(

@@ -22,9 +22,16 @@ session, a producer with another partitioner) is not applied there: it is
   updates go to the aggregates of the repartition topic's partition it was
   read from (:func:`read_position`), committed with that partition's offsets.
 
-Events on the repartition topic are at the right partition by construction.
-Routing needs every input topic and the repartition topic to have the same
-partition count (``livesignals topics create`` makes them so).
+Events on the repartition topic are at the right partition while the
+partition count stays as it was when they were written. **After the topics
+grew, a repartition record is checked like an input record**: a verified
+record whose customer is now owned by another partition is rerouted again, to
+the owner under the current count, with its first position unchanged (same
+``ls.id``, signed again), and applied only there (break-test 10h, L1: applied
+where it was read, 4 -> 8 partitions lost 74-311 of 8,000 events to two
+writers of one customer). Routing needs every input topic and the repartition
+topic to have the same partition count (``livesignals topics create`` makes
+them so).
 
 **Origin headers are signed.** The ``ls.origin.*`` headers decide an event's
 ids and its replay check, so a forged set (say, an offset far ahead) could make
@@ -73,6 +80,8 @@ ORIGIN_HEADERS = ("ls.origin.topic", "ls.origin.partition", "ls.origin.offset", 
 """Headers of a rerouted record that say where it was first published."""
 SIGNATURE_HEADER = "ls.origin.sig"
 """HMAC-SHA256 (hex) of the origin headers and the value: only the engine's reroutes carry a valid one."""
+MOVED_HEADER = "ls.origin.moved"
+"""Set (``1``, signed) on a record rerouted again because the partition count changed."""
 DEPLOYMENT_HEADER = "ls.origin.deployment"
 """The ``key_prefix`` of the deployment that rerouted the record (records of another one are skipped)."""
 _NOWHERE = Origin("", -1, -1)
@@ -88,6 +97,10 @@ class RoutedEvent(Event):
     """
 
     read_at: Origin = field(default=_NOWHERE)
+    moved: bool = False
+    """Rerouted again because the partition count changed (header ``ls.origin.moved``, signed): later
+    events of its first partition may have reached the owner first, so the per-customer replay check
+    (a high-water offset) cannot judge it; the engine skips it only as a duplicate (:func:`is_replay`)."""
 
 
 def read_position(event: Event) -> Origin:
@@ -108,6 +121,8 @@ class Reroute:
     """The key of ``ls.origin.sig`` (:func:`origin_key`)."""
     deployment: str = ""
     """The rerouting deployment's ``key_prefix`` (header ``ls.origin.deployment``; empty: none)."""
+    moved: bool = False
+    """Rerouted again from the repartition topic after the partition count changed (``ls.origin.moved``)."""
 
     @property
     def reroute_id(self) -> str:
@@ -134,7 +149,9 @@ class Reroute:
             out.append(("ls.origin.key", self.original_key[:MAX_ORIGIN_KEY_BYTES]))
         if self.deployment:
             out.append((DEPLOYMENT_HEADER, self.deployment.encode()))
-        out.append((SIGNATURE_HEADER, origin_signature(self.signing_key, o, self.value).encode()))
+        if self.moved:
+            out.append((MOVED_HEADER, b"1"))
+        out.append((SIGNATURE_HEADER, origin_signature(self.signing_key, o, self.value, self.moved).encode()))
         return out
 
 
@@ -148,10 +165,11 @@ def origin_key(settings: Any) -> bytes:
     return hashlib.sha256(b"livesignals-origin\0" + str(material).encode()).digest()
 
 
-def origin_signature(key: bytes, origin: Origin, value: bytes) -> str:
-    """The ``ls.origin.sig`` of a record re-published to the repartition topic (hex)."""
+def origin_signature(key: bytes, origin: Origin, value: bytes, moved: bool = False) -> str:
+    """The ``ls.origin.sig`` of a record re-published to the repartition topic (hex); ``moved`` (signed
+    too, so that nobody can turn the replay check off) marks a record rerouted again."""
     o = origin
-    head = f"{o.topic}\0{o.partition}\0{o.offset}\0{o.timestamp_ms}\0".encode()
+    head = f"{o.topic}\0{o.partition}\0{o.offset}\0{o.timestamp_ms}\0{'moved' if moved else ''}".encode()
     return hmac.new(key, head + value, hashlib.sha256).hexdigest()
 
 
@@ -219,6 +237,12 @@ class Router:
                 return None
             restored = restore(event, message.headers, message.value or b"", self.signing_key)
             if restored is not None:
+                owner = self.owner(restored.customer_key)
+                if owner != o.partition:  # written under another partition count: its owner moved
+                    value, key = message.value or b"", _origin_key(message.headers)
+                    metrics.REROUTED_AGAIN.inc()
+                    return Reroute(value, restored.customer_key, owner, restored.origin, key, self.signing_key,
+                                   self.deployment, moved=True)  # fmt: skip
                 return restored
             metrics.ORIGIN_HEADERS_IGNORED.inc()
             return DeadLetter(message.value or b"", message.key, Reason.UNVERIFIED_REROUTE, UNVERIFIED_DETAIL, o)
@@ -241,6 +265,14 @@ class Router:
         return False
 
 
+def _origin_key(headers: Sequence[tuple[str, str | bytes | None]] | None) -> bytes | None:
+    """The original Kafka key a reroute recorded (``ls.origin.key``), if any."""
+    for name, value in headers or ():
+        if name == "ls.origin.key":
+            return value.encode() if isinstance(value, str) else value
+    return None
+
+
 UNVERIFIED_DETAIL = (
     "repartition record without a valid ls.origin.sig: signed with a secret this deployment no longer holds "
     "(Redis lost its data; the replay of the input topics re-routes the event) or not written by the engine; "
@@ -255,7 +287,7 @@ def restore(
     """``event`` as first published, from its signed ``ls.origin.*`` headers (None: absent or not
     signed by ``signing_key``)."""
     try:
-        wanted = (*ORIGIN_HEADERS, SIGNATURE_HEADER)
+        wanted = (*ORIGIN_HEADERS, SIGNATURE_HEADER, MOVED_HEADER)
         found = {k: v if isinstance(v, str) else v.decode() for k, v in headers or () if k in wanted and v}
         first = Origin(
             found["ls.origin.topic"],
@@ -263,13 +295,25 @@ def restore(
             int(found["ls.origin.offset"]),
             int(found["ls.origin.timestamp"]),
         )
-        if not hmac.compare_digest(found[SIGNATURE_HEADER], origin_signature(signing_key, first, value)):
+        moved = found.get(MOVED_HEADER) == "1"
+        if not hmac.compare_digest(found[SIGNATURE_HEADER], origin_signature(signing_key, first, value, moved)):
             return None
     except (KeyError, ValueError, UnicodeDecodeError, TypeError):
         return None
     values = {f.name: getattr(event, f.name) for f in fields(Event)}
     values["origin"] = first
-    return RoutedEvent(**values, read_at=event.origin)
+    return RoutedEvent(**values, read_at=event.origin, moved=moved)
+
+
+def is_replay(applied: Mapping[str, int], event: Event) -> bool:
+    """True when the customer's replay check (``applied``: first ``topic:partition`` -> newest offset applied)
+    says ``event`` was applied before. A moved record (:attr:`RoutedEvent.moved`) is a replay only when it
+    is that newest offset itself; otherwise the duplicate check (its event id) decides."""
+    o = event.origin
+    done = applied.get(f"{o.topic}:{o.partition}", -1)
+    if isinstance(event, RoutedEvent) and event.moved:
+        return done == o.offset
+    return done >= o.offset
 
 
 @lru_cache(maxsize=65_536)

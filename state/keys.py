@@ -89,6 +89,11 @@ key                                type    holds                                
                                            signs rerouted events' origin headers, ``privacy``
                                            keys erasure and dead-letter hashes
                                            (:mod:`state.secrets`)
+``ls:partitions``                  string  the partition count the deployment last started   one
+                                           with: a change is logged once (:mod:`state.topology`)
+``ls:repartition_topic``           string  the repartition topic the deployment last started one
+                                           with: reroutes waiting in it after a rename refuse
+                                           the start (:mod:`flows.abandoned_reroutes`)
 ``livesignals:deployments``        hash    no prefix: per key prefix, its input topics,      one field per
                                            consumer group and when last seen, so that two    deployment; removed
                                            deployments on one Redis notice each other        at SIGTERM, ignored

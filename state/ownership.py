@@ -218,7 +218,7 @@ def claim(
     """
     topics = list(topics)
     script = client.register_script(_CLAIM)
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    owner = owner_id()
     at_least = int(clock() * 1000)
     markers: list[str] = []
     if cluster:
@@ -253,6 +253,11 @@ def claim(
             held.rebuild_until = {t: o for t, o in offsets.items() if o is not None}
         held.lower_floor()
     return held
+
+
+def owner_id() -> str:
+    """This process's name in a partition meta's ``owner`` field: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def check(claim: Claim, row: dict[bytes, bytes], new_offsets: dict[str, int]) -> bool:

@@ -124,9 +124,10 @@ class CustomerState:
     applied to it since, in order (see :meth:`undo_record`)."""
 
     def already_applied(self, event: Event) -> bool:
-        """True when this event's offset was applied before (a replay)."""
-        o = event.origin
-        return self.applied.get(f"{o.topic}:{o.partition}", -1) >= o.offset
+        """True when this event's offset was applied before (a replay; :func:`operators.routing.is_replay`)."""
+        from operators.routing import is_replay
+
+        return is_replay(self.applied, event)
 
     def is_duplicate(self, event_fingerprint: str) -> bool:
         """True when an event with this :func:`fingerprint` was applied recently (see the horizon above)."""

@@ -76,8 +76,9 @@ def apply_event(state: CustomerState, event: Event, sentiment: float | None = No
     _touch(state, event)
     state.windows.add(t, _window_values(state, event, sentiment))
     state.new_timeline.append((t, timeline.entry(event, sentiment)))
-    o = event.origin
-    state.applied[f"{o.topic}:{o.partition}"] = o.offset
+    o, position = event.origin, f"{event.origin.topic}:{event.origin.partition}"
+    moved = getattr(event, "moved", False)  # rerouted again after a partition count change: maybe behind
+    state.applied[position] = max(o.offset, state.applied.get(position, -1)) if moved else o.offset
 
 
 COMPLAINT_SENTIMENT = -0.3

@@ -185,3 +185,86 @@ def test_a_customer_keyed_by_session_on_every_partition_is_applied_once_by_its_o
     assert set(store.partitions) == {("in", owner), ("rep", owner)}, "counted where read, by the owner's worker"
     rerouted = [r for r in loop.records if r.topic == "rep"]
     assert {r.partition for r in rerouted} == {owner} and {r.key for r in rerouted} == {b"customer_id:c1"}
+
+
+def _moved_customer() -> str:
+    """A customer whose owner under 8 partitions is not its owner under 4 (the +4 half)."""
+    return next(c for c in (f"c{i}" for i in range(100)) if Router(["in"], "rep", 8).owner(f"customer_id:{c}") >= 4)
+
+
+def test_a_reroute_written_under_4_partitions_is_rerouted_again_to_its_owner_under_8():
+    # break-test 10h L1: it was applied by whichever partition read it, the old owner: two writers of one customer
+    customer = _moved_customer()
+    key = f"customer_id:{customer}"
+    old, new = Router(["in"], "rep", 4), Router(["in"], "rep", 8)
+    first = message(event(customer=customer), partition=(old.owner(key) + 1) % 4, offset=42)
+    reroute = old.route(decoded(first), first)
+    assert isinstance(reroute, Reroute)
+    back = message(event(customer=customer), "rep", reroute.partition, 7, key.encode(), reroute.headers())
+    again = new.route(decoded(back), back)
+    assert isinstance(again, Reroute), "its owner moved: never applied where it was read"
+    assert (again.partition, again.origin, again.customer_key) == (new.owner(key), first.origin, key)
+    headers = dict(again.headers())
+    assert headers["ls.id"] == dict(reroute.headers())["ls.id"], "the same reroute: same id"
+    assert headers["ls.origin.key"] == b"session-1" and headers["ls.origin.moved"] == b"1"
+    there = message(event(customer=customer), "rep", again.partition, 3, key.encode(), again.headers())
+    applied = new.route(decoded(there), there)
+    assert isinstance(applied, RoutedEvent) and applied.moved and applied.origin == first.origin
+    assert read_position(applied) == there.origin
+    assert pickle.loads(pickle.dumps(applied)) == applied
+    forged = [(k, v) for k, v in again.headers() if k != "ls.origin.moved"]  # the mark is signed
+    unsigned = message(event(customer=customer), "rep", again.partition, 4, key.encode(), forged)
+    assert isinstance(new.route(decoded(unsigned), unsigned), DeadLetter)
+
+
+def test_a_moved_reroute_behind_later_events_of_its_first_partition_is_applied_once():
+    # after the growth, later events of the same first partition may reach the owner before the moved reroute:
+    # the high-water replay check would skip it for good; it is applied, and its second copy is a duplicate
+    customer = _moved_customer()
+    key = f"customer_id:{customer}"
+    settings = Settings(metrics_port=0, input_topics=("in",), repartition_topic="rep", policy_clock="stream")
+    store, loop = InMemoryStore(), Loop("rep", 8)
+    old = Router.for_settings(settings, {"in": 4, "rep": 4})
+    assert old is not None
+    engine = Engine(settings, store, loop, clock=lambda: (T0 + 10**9) / 1000, partition_counts={"in": 8, "rep": 8})
+    owner, origin_partition = engine.router.owner(key), (old.owner(key) + 1) % 4  # type: ignore[union-attr]
+    stale = message(event(customer=customer, event_id="early"), partition=origin_partition, offset=5)
+    reroute = old.route(decoded(stale), stale)
+    assert isinstance(reroute, Reroute)
+    later = message(event(customer=customer, t=T0 + 5000, event_id="late"), partition=owner, offset=9)
+    engine.process([later])  # direct, on the owner: applied first
+    later_rerouted = message(event(customer=customer, t=T0 + 6000, event_id="later"), partition=origin_partition,
+                             offset=20)  # fmt: skip
+    engine.process([later_rerouted])
+    engine.process(loop.take(owner))
+    assert store.states[key].applied[f"in:{origin_partition}"] == 20
+    waiting = RawMessage(reroute.value, key.encode(), Origin("rep", reroute.partition, 0, T0), reroute.headers())
+    copy = RawMessage(waiting.value, waiting.key, Origin("rep", reroute.partition, 1, T0), waiting.headers)
+    engine.process([waiting, copy])  # the old owner's worker (a reroute re-published by a replay: two copies)
+    moved = loop.take(owner)
+    assert moved and all(dict(m.headers or ())["ls.origin.moved"] == b"1" for m in moved)
+    report = engine.process(moved)
+    assert report.applied == 1 and report.duplicates == len(moved) - 1
+    state = store.states[key]
+    assert state.events == 3, "the stale reroute was applied, by the owner, once"
+    assert state.applied[f"in:{origin_partition}"] == 20, "the replay check never goes back"
+    assert engine.process(moved).applied == 0, "a replayed batch of it is skipped"
+
+
+@pytest.mark.parametrize(("between", "applied_twice"), [(10, False), (31, False), (32, True), (40, True)])
+def test_a_duplicate_under_another_key_is_skipped_only_within_32_events_of_its_customer(between, applied_twice):
+    # the documented limit (README "Duplicates", break-test 10h L5): the rerouted copy reaches the owner later;
+    # when 32 or more of the customer's events were applied meanwhile, its first copy's id is forgotten
+    settings = Settings(metrics_port=0, input_topics=("in",), repartition_topic="rep", policy_clock="stream")
+    store, loop = InMemoryStore(), Loop("rep", 4)
+    engine = Engine(settings, store, loop, clock=lambda: (T0 + 10**9) / 1000, partition_counts={"in": 4, "rep": 4})
+    owner = engine.router.owner("customer_id:c1")  # type: ignore[union-attr]
+    twin = event(customer="c1", event_id="twin")
+    engine.process([message(twin, partition=(owner + 1) % 4, offset=0, key=b"cookie-1")])  # rerouted: waits
+    direct = [message(twin, partition=owner, offset=0, key=b"customer_id:c1")]
+    direct += [message(event(customer="c1", t=T0 + i + 1, event_id=f"o{i}"), partition=owner, offset=i + 1,
+                       key=b"customer_id:c1") for i in range(between)]  # fmt: skip
+    engine.process(direct)
+    report = engine.process(loop.take(owner))
+    assert (report.applied, report.duplicates) == ((1, 0) if applied_twice else (0, 1))
+    assert store.states["customer_id:c1"].events == between + 1 + applied_twice
