@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.auth import Principal
-from gateway.masking import MASK, PII_KINDS, SEES_PII, Pseudonym, mask_document
+from gateway.masking import MASK, PII_KINDS, SEES_PII, Pseudonym, mask_document, mask_id
 from livesignals.privacy import PSEUDONYM, AnalystPseudonyms
 
 __all__ = [
@@ -159,12 +159,19 @@ def mask_key(customer_key: str, role: str, pseudonym: Pseudonym | None = None) -
 
     >>> mask_key("customer_id:c42", "analyst", lambda key: "p_0123456789abcdef"), mask_key("customer_id:c42", "agent")
     ('customer_id:p_0123456789abcdef', 'customer_id:c42')
+
+    A device or cookie key keeps its id, with the e-mail addresses and phone numbers inside it masked
+    (:func:`gateway.masking.mask_id`), as the same id is everywhere else on an analyst's card: a cookie's card
+    named the unclaimed device it leads to, ``device_id:ann.smith@example.com``, in clear (break-test 12m, N1).
+
     >>> mask_key("phone:+447700900456", "analyst"), mask_key("device_id:d1", "analyst")
     ('phone:***', 'device_id:d1')
+    >>> mask_key("device_id:ann.smith@example.com", "analyst"), mask_key("cookie_id:ck-+447700900123", "analyst")
+    ('device_id:***', 'cookie_id:ck-***')
     """
     if SEES_PII.get(role, False):
         return customer_key
-    kind, _, _ = customer_key.partition(":")
+    kind, _, value = customer_key.partition(":")
     if kind == "customer_id":
         return f"{kind}:{pseudonym(customer_key) if pseudonym is not None else MASK}"
-    return f"{kind}:{MASK}" if kind in PII_KINDS else customer_key
+    return f"{kind}:{MASK}" if kind in PII_KINDS else f"{kind}:{mask_id(value)}"

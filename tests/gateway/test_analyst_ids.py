@@ -145,3 +145,20 @@ def test_analysts_may_send_no_verdict_by_the_ids_they_see(world, client):
     r = client.post(f"/v1/customers/{world.pseudonym('c1')}/feedback", headers={**ANALYST, "Idempotency-Key": "k1"},
                     json={"target": "flag", "target_id": world.analyst_id("f", "x"), "verdict": "relevant"})  # fmt: skip
     assert r.status_code == 403 and "analyst" in r.json()["detail"], r.text
+
+
+def test_a_cookie_leading_to_an_unclaimed_device_named_by_an_email_shows_analysts_no_email(world, client):
+    """12m, N1: a cookie's card names the profile it resolves to; for an unclaimed device whose id is an e-mail
+    address (`device_id:ann.smith@example.com`) that key reached analysts in clear on every route and push
+    frame, though the same id inside the card was masked. The key is masked as every id is: `device_id:***`."""
+    t = now_ms() - 30_000
+    chat = event("chat", "x", t, event_id="n1-1", queue="billing", topic="refund")
+    chat["customer"] = {"cookie_id": "ck_ann2", "device_id": "ann.smith@example.com"}
+    world.apply(chat)
+    r = client.get("/v1/customers/cookie_id:ck_ann2", headers=ANALYST)
+    assert r.status_code == 200, r.text
+    assert "ann.smith" not in r.text and "example.com" not in r.text
+    assert r.json()["customer"] == "device_id:***"
+    for path in ("/timeline", "/flags", "/actions"):
+        shown = client.get(f"/v1/customers/cookie_id:ck_ann2{path}", headers=ANALYST)
+        assert shown.status_code == 200 and "ann.smith" not in shown.text, path
