@@ -88,6 +88,9 @@ class KafkaClaimer:
         by this process, or found there at the claim."""
         self._committed_here: set[tuple[str, int]] = set()
         """(topic, partition) this process committed to the group: a loss it finds there is the sink's to mark."""
+        self._floor: dict[tuple[str, int], int] = {}
+        """(topic, partition) -> the highest offset this process committed to the group, or found there confirmed
+        by Kafka's log at a loss: a replay's commits never move the group below it (:meth:`commit_offsets`)."""
         self._wait_for_other_deployments()  # another key_prefix on our topics (state.deployments)
 
     def __call__(self, partition: int) -> Claim:
@@ -146,7 +149,12 @@ class KafkaClaimer:
         ok, why = self.kafka_retry.run(check)
         held.mark_published(ok)
         with self._lock:  # a loss found while running: the sink marks what this process committed itself
+            for topic, offset in ok.items():
+                self._floor[(topic, partition)] = max(self._floor.get((topic, partition), -1), offset)
             why = {t: reason for t, reason in why.items() if (t, partition) not in self._committed_here}
+            found_at_start = not any((t, partition) in self._committed_here for t in ok)
+        # the secret signing the waiting reroutes went with Redis: the replay routes their events again
+        held.reroute_again = bool(ok) and found_at_start and not self.settings.repartition_secret
         metrics.GROUP_OFFSETS_CHECKED.labels("confirmed").inc(len(ok))
         metrics.GROUP_OFFSETS_CHECKED.labels("unconfirmed").inc(len(why))
         if why:
@@ -339,11 +347,20 @@ class KafkaClaimer:
         never fails a batch), each with metadata naming the record applied below it (``applied``: the
         :func:`~flows.log_reset.fingerprint` of the record at offset - 1; remembered, so a later commit of the same
         offset, at SIGTERM, carries it too): a claim that finds Redis lost its data checks it
-        (:mod:`flows.confirmed`)."""
+        (:mod:`flows.confirmed`).
+
+        Never below what this process committed before, or found confirmed at a loss (``_floor``): a STATE LOSS
+        replay's commits moved the group back, so a crash during the replay left Redis and the group agreeing,
+        no loss was seen at the restart, and the rest of the replay published again by the wall clock
+        (break-test 10i, P2: 353 decisions re-sent as ``stale``, caps broken)."""
+        with self._lock:
+            offsets = {pos: o for pos, o in offsets.items() if o >= self._floor.get(pos, -1)}
         if not offsets:
             return
         try:
             with self._lock:
+                for pos, o in offsets.items():
+                    self._floor[pos] = o
                 for pos, mark in (applied or {}).items():
                     if pos in offsets:
                         self._applied[pos] = (offsets[pos], metadata(self.settings.key_prefix, mark))

@@ -226,7 +226,8 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         fresh = [m for m in messages if held.unpublished(m.origin.topic, m.origin.offset)]
         if len(fresh) < len(messages):
             fresh_ids = {id(m) for m in fresh}
-            self.engine.process([m for m in messages if id(m) not in fresh_ids], publish=False)
+            replayed = [m for m in messages if id(m) not in fresh_ids]
+            self.engine.process(replayed, publish=False, reroute=held.reroute_again)
         if fresh:
             self.engine.process(fresh)
 

@@ -127,11 +127,13 @@ class Engine:
             max_age_ms=settings.trigger_max_age_s * 1000,
         )  # fmt: skip
 
-    def process(self, messages: list[RawMessage], publish: bool = True) -> BatchReport:
+    def process(self, messages: list[RawMessage], publish: bool = True, reroute: bool = False) -> BatchReport:
         """Process one batch end to end (see the module docstring for the order).
 
         ``publish=False``: a replay of events whose outputs Kafka already confirmed (after a STATE LOSS,
-        below the offsets committed before): state is rebuilt, nothing is published again."""
+        below the offsets committed before): state is rebuilt, nothing is published again -- but with
+        ``reroute`` its reroutes and dead letters, when the reroutes waiting in the repartition topic can no
+        longer be verified (:attr:`state.ownership.Claim.reroute_again`)."""
         marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, publish, commit
         self._replaying = not publish  # contact policy judged at stream time (_send_time)
         report = BatchReport(messages=len(messages))
@@ -152,6 +154,10 @@ class Engine:
         if publish:
             self.publisher.publish(out_records(self.settings, self.store, report))
         else:
+            if reroute:
+                carried = (self.settings.repartition_topic, self.settings.dead_letter_topic)
+                records = out_records(self.settings, self.store, report)
+                self.publisher.publish([r for r in records if r.topic in carried])
             metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
         if self.models_enabled:
             self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped

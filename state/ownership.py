@@ -159,9 +159,16 @@ class Claim:
     published: dict[str, int] | None = None
     """Per topic: offsets below which every event's outputs were already confirmed by Kafka (this process
     committed them before a STATE LOSS): a replay below them rebuilds state and publishes nothing
-    (:meth:`mark_published`; ``republish_replays``). Never taken from the consumer group or Redis at a claim:
-    after a log reset and a fresh ``key_prefix`` the group's offsets belong to the old log, and the new log's
-    outputs below them would never be published."""
+    (:meth:`mark_published`; ``republish_replays``). At a claim only the consumer group's offsets that this
+    deployment committed and Kafka's log confirms are taken (:mod:`flows.confirmed`): after a log reset and a
+    fresh ``key_prefix`` the group's offsets belong to the old log, and the new log's outputs below them would
+    never be published."""
+    reroute_again: bool = False
+    """The replay below :attr:`published` still publishes its reroutes and dead letters (never flags, triggers or
+    decisions): the origin secret that signed the reroutes waiting in the repartition topic was lost with Redis
+    (a loss found at start-up, ``repartition_secret`` unset), so those are dead-lettered as unverified and the
+    replay's own reroutes are what brings the events to their owner (break-test 10h L3's fix lost them on
+    Apache Kafka: ``test_repartition_durability``)."""
 
     def mark_published(self, offsets: Mapping[str, int | None]) -> None:
         """Raise :attr:`published` to ``offsets`` (committed offsets: what a replay need not publish again).

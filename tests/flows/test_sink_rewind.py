@@ -31,7 +31,7 @@ class _Engine:
         self.store = _Store()
         self.applied: list[int] = []
 
-    def process(self, messages, publish=True):
+    def process(self, messages, publish=True, reroute=False):
         first = messages[0].origin.offset
         if self.store.lose_at and first == self.store.lose_at[0]:
             self.store.lose_at.pop(0)
