@@ -11,7 +11,6 @@ import time
 import urllib.request
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewPartitions
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import embedded
@@ -25,7 +24,7 @@ from livesignals.contract import primary_key
 from state.connection import connect
 from state.keys import Keys
 from state.ownership import claim
-from tests.helpers import T0, event, produce, wait_committed
+from tests.helpers import T0, event, grow_partitions, produce, wait_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -93,16 +92,6 @@ def test_the_engines_own_reclaim_is_no_takeover(kafka_settings, tmp_path):
         stop_process(engine)
 
 
-def _grow(bootstrap: str, topic: str) -> str:
-    """Why the broker did not add partitions ("": it did; the embedded broker refuses CreatePartitions)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a dropped client aborts the request
-    try:
-        admin.create_partitions([NewPartitions(topic, 8)])[topic].result()
-    except Exception as exc:  # any refusal means this broker cannot
-        return str(exc)
-    return ""
-
-
 def test_partitions_added_while_running_stop_the_engine_for_a_restart_that_reads_them(settings, kafka_bootstrap,
                                                                                       tmp_path):  # fmt: skip
     # break-test 10h L2: partitions 4-7 were never read, /readyz 200 and lag 0, until a restart
@@ -115,10 +104,10 @@ def test_partitions_added_while_running_stop_the_engine_for_a_restart_that_reads
         engine = start_engine(s, log=log)
     try:
         wait_committed(s, 300, engine)
-        refused = _grow(s.kafka_bootstrap, s.input_topics[0])
+        refused = grow_partitions(s.kafka_bootstrap, s.input_topics[0])
         if refused:
             pytest.skip(f"this broker cannot add partitions ({refused}): the Apache Kafka leg runs it")
-        assert not _grow(s.kafka_bootstrap, s.repartition_topic)
+        assert not grow_partitions(s.kafka_bootstrap, s.repartition_topic)
         _produce(s, 300, start=300)  # a contract-following producer that sees 8 partitions
         assert engine.wait(120) == EXIT_PARTITIONS_CHANGED
     finally:

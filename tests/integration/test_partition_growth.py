@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewPartitions
 
 from app import embedded
 from app.demo import scrape
@@ -33,7 +32,7 @@ from operators.routing import Reroute, Router
 from state.connection import connect
 from state.keys import Keys
 from state.topology import partitions_key
-from tests.helpers import T0, consume_all, event, produce, wait_committed
+from tests.helpers import T0, consume_all, event, grow_partitions, produce, wait_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -129,16 +128,6 @@ def test_reroutes_waiting_from_4_partitions_are_applied_by_the_owner_under_8(set
     assert connect(s).get(partitions_key(Keys(s.key_prefix))) == b"8"
 
 
-def _grows(bootstrap: str, topic: str) -> str:
-    """Why the broker did not add partitions ("": it did; the embedded broker refuses CreatePartitions)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a dropped client aborts the request
-    try:
-        admin.create_partitions([NewPartitions(topic, 8)])[topic].result()
-    except Exception as exc:  # any refusal means this broker cannot
-        return str(exc)
-    return ""
-
-
 def test_topics_grown_with_reroutes_waiting_lose_nothing(settings, kafka_bootstrap, tmp_path):
     s = settings.replace(kafka_bootstrap=kafka_bootstrap, topic_partitions=4, batch_size=20)
     ensure_topics(s)
@@ -150,10 +139,10 @@ def test_topics_grown_with_reroutes_waiting_lose_nothing(settings, kafka_bootstr
         wait_committed(s, len(before), engine)
     finally:
         stop_process(engine)
-    refused = _grows(s.kafka_bootstrap, s.input_topics[0])
+    refused = grow_partitions(s.kafka_bootstrap, s.input_topics[0])
     if refused:
         pytest.skip(f"this broker cannot add partitions ({refused}): the Apache Kafka leg runs it")
-    assert not _grows(s.kafka_bootstrap, s.repartition_topic)
+    assert not grow_partitions(s.kafka_bootstrap, s.repartition_topic)
     time.sleep(2)  # the metadata shows the new partitions a moment later
     after = [d for c in CUSTOMERS for d in _docs(c, STALE, DIRECT, "after")]
     produce(s.kafka_bootstrap, s.input_topics[0], [(f"cookie-{d['customer']['customer_id']}".encode(),
