@@ -49,6 +49,7 @@ from livesignals.contract import RawMessage
 from livesignals.settings import Settings
 from operators.engine import Engine
 from operators.ports import Publisher
+from operators.routing import REPLAYED_HEADER
 from state.connection import Backoff, connect
 from state.keys import Keys
 from state.ownership import Fenced, Ownership, StateLost
@@ -220,16 +221,36 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         (below the offsets committed before: :attr:`state.ownership.Claim.published`) rebuild state only, and
         are processed first, apart (``republish_replays`` on: every event publishes, as before)."""
         held = self.ownership.get(partition) if self.ownership is not None else None
-        if held is None or held.published is None or self.settings.republish_replays:
+        if self.settings.republish_replays:
             self.engine.process(messages)
             return
-        fresh = [m for m in messages if held.unpublished(m.origin.topic, m.origin.offset)]
+        marked = self._replayed_reroutes(messages)
+        if (held is None or held.published is None) and not marked:
+            self.engine.process(messages)
+            return
+        fresh = [
+            m for m in messages
+            if id(m) not in marked and (held is None or held.unpublished(m.origin.topic, m.origin.offset))
+        ]  # fmt: skip
         if len(fresh) < len(messages):
             fresh_ids = {id(m) for m in fresh}
             replayed = [m for m in messages if id(m) not in fresh_ids]
-            self.engine.process(replayed, publish=False, reroute=held.reroute_again)
+            reroute = bool(marked) or (held is not None and held.reroute_again)
+            self.engine.process(replayed, publish=False, reroute=reroute)
         if fresh:
             self.engine.process(fresh)
+
+    def _replayed_reroutes(self, messages: list[RawMessage]) -> set[int]:
+        """Ids of the repartition records a STATE LOSS replay re-published below what Kafka had confirmed
+        (header ``ls.origin.replayed``; its signature is checked when routed, and a record that fails it is
+        dead-lettered, which this path still publishes): their outputs went out before the loss, so they
+        rebuild state only, judged at stream time (break-test 10j, Q1: judged anew by the wall clock, 94 flags
+        and 275 decisions came out again, caps broken)."""
+        topic = self.settings.repartition_topic
+        return {
+            id(m) for m in messages
+            if m.origin.topic == topic and any(k == REPLAYED_HEADER and v in (b"1", "1") for k, v in m.headers or ())
+        }  # fmt: skip
 
     def _check(self, partition: int) -> None:
         """A probe (:mod:`flows.state_probe`): the batch's own check, and on a loss the batch's own STATE LOSS

@@ -154,7 +154,8 @@ class Engine:
         if publish:
             self.publisher.publish(out_records(self.settings, self.store, report))
         else:
-            if reroute:
+            if reroute:  # marked: the owner rebuilds from them without publishing (break-test 10j, Q1)
+                report.reroutes[:] = [replace(r, replayed=True) for r in report.reroutes]
                 carried = (self.settings.repartition_topic, self.settings.dead_letter_topic)
                 records = out_records(self.settings, self.store, report)
                 self.publisher.publish([r for r in records if r.topic in carried])

@@ -82,6 +82,9 @@ SIGNATURE_HEADER = "ls.origin.sig"
 """HMAC-SHA256 (hex) of the origin headers and the value: only the engine's reroutes carry a valid one."""
 MOVED_HEADER = "ls.origin.moved"
 """Set (``1``, signed) on a record rerouted again because the partition count changed."""
+REPLAYED_HEADER = "ls.origin.replayed"
+"""Set (``1``, signed) on a reroute re-published by a STATE LOSS replay below what Kafka confirmed: its owner
+rebuilds state from it and publishes nothing (break-test 10j, Q1)."""
 DEPLOYMENT_HEADER = "ls.origin.deployment"
 """The ``key_prefix`` of the deployment that rerouted the record (records of another one are skipped)."""
 _NOWHERE = Origin("", -1, -1)
@@ -101,6 +104,8 @@ class RoutedEvent(Event):
     """Rerouted again because the partition count changed (header ``ls.origin.moved``, signed): later
     events of its first partition may have reached the owner first, so the per-customer replay check
     (a high-water offset) cannot judge it; the engine skips it only as a duplicate (:func:`is_replay`)."""
+    replayed: bool = False
+    """Re-published by a STATE LOSS replay below what Kafka confirmed (header ``ls.origin.replayed``, signed)."""
 
 
 def read_position(event: Event) -> Origin:
@@ -123,6 +128,9 @@ class Reroute:
     """The rerouting deployment's ``key_prefix`` (header ``ls.origin.deployment``; empty: none)."""
     moved: bool = False
     """Rerouted again from the repartition topic after the partition count changed (``ls.origin.moved``)."""
+    replayed: bool = False
+    """Re-published by a replay whose outputs Kafka confirmed before (``ls.origin.replayed``): the owner
+    rebuilds state from it, publishing nothing (:attr:`state.ownership.Claim.reroute_again`)."""
 
     @property
     def reroute_id(self) -> str:
@@ -151,7 +159,10 @@ class Reroute:
             out.append((DEPLOYMENT_HEADER, self.deployment.encode()))
         if self.moved:
             out.append((MOVED_HEADER, b"1"))
-        out.append((SIGNATURE_HEADER, origin_signature(self.signing_key, o, self.value, self.moved).encode()))
+        if self.replayed:
+            out.append((REPLAYED_HEADER, b"1"))
+        signature = origin_signature(self.signing_key, o, self.value, self.moved, self.replayed)
+        out.append((SIGNATURE_HEADER, signature.encode()))
         return out
 
 
@@ -165,11 +176,13 @@ def origin_key(settings: Any) -> bytes:
     return hashlib.sha256(b"livesignals-origin\0" + str(material).encode()).digest()
 
 
-def origin_signature(key: bytes, origin: Origin, value: bytes, moved: bool = False) -> str:
+def origin_signature(key: bytes, origin: Origin, value: bytes, moved: bool = False, replayed: bool = False) -> str:
     """The ``ls.origin.sig`` of a record re-published to the repartition topic (hex); ``moved`` (signed
-    too, so that nobody can turn the replay check off) marks a record rerouted again."""
+    too, so that nobody can turn the replay check off) marks a record rerouted again, ``replayed`` (signed,
+    so that nobody can keep a real event's outputs from going out) one re-published by a replay."""
     o = origin
-    head = f"{o.topic}\0{o.partition}\0{o.offset}\0{o.timestamp_ms}\0{'moved' if moved else ''}".encode()
+    marks = ",".join(name for name, on in (("moved", moved), ("replayed", replayed)) if on)
+    head = f"{o.topic}\0{o.partition}\0{o.offset}\0{o.timestamp_ms}\0{marks}".encode()
     return hmac.new(key, head + value, hashlib.sha256).hexdigest()
 
 
@@ -241,8 +254,9 @@ class Router:
                 if owner != o.partition:  # written under another partition count: its owner moved
                     value, key = message.value or b"", _origin_key(message.headers)
                     metrics.REROUTED_AGAIN.inc()
+                    replayed = isinstance(restored, RoutedEvent) and restored.replayed
                     return Reroute(value, restored.customer_key, owner, restored.origin, key, self.signing_key,
-                                   self.deployment, moved=True)  # fmt: skip
+                                   self.deployment, moved=True, replayed=replayed)  # fmt: skip
                 return restored
             metrics.ORIGIN_HEADERS_IGNORED.inc()
             return DeadLetter(message.value or b"", message.key, Reason.UNVERIFIED_REROUTE, UNVERIFIED_DETAIL, o)
@@ -287,7 +301,7 @@ def restore(
     """``event`` as first published, from its signed ``ls.origin.*`` headers (None: absent or not
     signed by ``signing_key``)."""
     try:
-        wanted = (*ORIGIN_HEADERS, SIGNATURE_HEADER, MOVED_HEADER)
+        wanted = (*ORIGIN_HEADERS, SIGNATURE_HEADER, MOVED_HEADER, REPLAYED_HEADER)
         found = {k: v if isinstance(v, str) else v.decode() for k, v in headers or () if k in wanted and v}
         first = Origin(
             found["ls.origin.topic"],
@@ -295,14 +309,15 @@ def restore(
             int(found["ls.origin.offset"]),
             int(found["ls.origin.timestamp"]),
         )
-        moved = found.get(MOVED_HEADER) == "1"
-        if not hmac.compare_digest(found[SIGNATURE_HEADER], origin_signature(signing_key, first, value, moved)):
+        moved, replayed = found.get(MOVED_HEADER) == "1", found.get(REPLAYED_HEADER) == "1"
+        expected = origin_signature(signing_key, first, value, moved, replayed)
+        if not hmac.compare_digest(found[SIGNATURE_HEADER], expected):
             return None
     except (KeyError, ValueError, UnicodeDecodeError, TypeError):
         return None
     values = {f.name: getattr(event, f.name) for f in fields(Event)}
     values["origin"] = first
-    return RoutedEvent(**values, read_at=event.origin, moved=moved)
+    return RoutedEvent(**values, read_at=event.origin, moved=moved, replayed=replayed)
 
 
 def is_replay(applied: Mapping[str, int], event: Event) -> bool:

@@ -268,3 +268,37 @@ def test_a_duplicate_under_another_key_is_skipped_only_within_32_events_of_its_c
     report = engine.process(loop.take(owner))
     assert (report.applied, report.duplicates) == ((1, 0) if applied_twice else (0, 1))
     assert store.states["customer_id:c1"].events == between + 1 + applied_twice
+
+
+def test_a_reroute_a_no_publish_replay_re_published_carries_a_signed_replayed_mark():
+    """Break-test 10j, Q1: a start-up STATE LOSS replay (origin secret lost) re-routes its events; its owner
+    applied them as new and published their flags and decisions again by the wall clock. Such reroutes carry
+    ``ls.origin.replayed``, signed: the owner's sink rebuilds state from them and publishes nothing."""
+    first = message(event(customer="c1"), partition=OTHER, offset=42)
+    reroute = ROUTER.route(decoded(first), first)
+    assert isinstance(reroute, Reroute) and not reroute.replayed
+    marked = Reroute(reroute.value, reroute.customer_key, reroute.partition, reroute.origin, b"session-1",
+                     replayed=True)  # fmt: skip
+    headers = marked.headers()
+    assert dict(headers)["ls.origin.replayed"] == b"1"
+    back = message(event(customer="c1"), "rep", OWNER, 7, b"customer_id:c1", headers)
+    restored = ROUTER.route(decoded(back), back)
+    assert isinstance(restored, RoutedEvent) and restored.replayed and restored.origin == first.origin
+    # the mark is signed: added to an unmarked reroute, it fails verification (dead letter, never applied)
+    forged = message(event(customer="c1"), "rep", OWNER, 8, b"customer_id:c1",
+                     [*reroute.headers(), ("ls.origin.replayed", b"1")])  # fmt: skip
+    assert isinstance(ROUTER.route(decoded(forged), forged), DeadLetter)
+    # and taken off a marked one, too (nobody can make a replay's copy publish)
+    stripped = message(event(customer="c1"), "rep", OWNER, 9, b"customer_id:c1",
+                       [h for h in headers if h[0] != "ls.origin.replayed"])  # fmt: skip
+    assert isinstance(ROUTER.route(decoded(stripped), stripped), DeadLetter)
+
+
+def test_a_no_publish_replay_that_reroutes_marks_its_reroutes_and_publishes_no_signal():
+    settings = Settings(metrics_port=0, input_topics=("in",), repartition_topic="rep", policy_clock="stream")
+    store, loop = InMemoryStore(), Loop("rep", 4)
+    engine = Engine(settings, store, loop, clock=lambda: (T0 + 10**9) / 1000, partition_counts={"in": 4, "rep": 4})
+    chats = [message(event("chat", "c1", T0 + i, event_id=f"q{i}", topic="refund"), "in", OTHER, i) for i in range(3)]
+    engine.process(chats, publish=False, reroute=True)
+    assert {r.topic for r in loop.records} == {"rep"}, "reroutes only: no flag, trigger or decision"
+    assert all(dict(r.headers or [])["ls.origin.replayed"] == b"1" for r in loop.records)
