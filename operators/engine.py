@@ -51,7 +51,7 @@ from operators.batch_positions import next_offsets, position_text, unprocessable
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
-from operators.outputs import out_records
+from operators.outputs import out_records, replay_records
 from operators.partition import ForgettingAggregates, PartitionAggregates
 from operators.ports import Publisher, Store
 from operators.profile360 import kpis, voc
@@ -154,11 +154,8 @@ class Engine:
         if publish:
             self.publisher.publish(out_records(self.settings, self.store, report))
         else:
-            if reroute:  # marked: the owner rebuilds from them without publishing (break-test 10j, Q1)
-                report.reroutes[:] = [replace(r, replayed=True) for r in report.reroutes]
-                carried = (self.settings.repartition_topic, self.settings.dead_letter_topic)
-                records = out_records(self.settings, self.store, report)
-                self.publisher.publish([r for r in records if r.topic in carried])
+            if reroute:
+                self.publisher.publish(replay_records(self.settings, self.store, report))
             metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
         if self.models_enabled:
             self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped

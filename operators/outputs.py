@@ -6,6 +6,7 @@ Flags, triggers, decisions and outcomes are keyed by customer and carry their de
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from livesignals import serde
@@ -38,6 +39,16 @@ def out_records(s: Settings, store: Any, report: BatchReport) -> list[OutRecord]
         records += erasure.tombstones(report.erasures, (s.flags_topic, s.triggers_topic, s.decisions_topic))
         records += erasure.cascade_records(report.erasures, s.repartition_topic, origin_key(s))
     return records
+
+
+def replay_records(s: Settings, store: Any, report: BatchReport) -> list[OutRecord]:
+    """What a STATE LOSS replay below what Kafka confirmed still publishes when the reroutes waiting in the
+    repartition topic no longer verify (:attr:`state.ownership.Claim.reroute_again`): its reroutes, marked
+    ``replayed`` (signed: their owner rebuilds state from them and publishes nothing, break-test 10j, Q1),
+    and its dead letters; never a flag, a trigger or a decision."""
+    report.reroutes[:] = [replace(r, replayed=True) for r in report.reroutes]
+    carried = (s.repartition_topic, s.dead_letter_topic)
+    return [r for r in out_records(s, store, report) if r.topic in carried]
 
 
 def _signal_record(topic: str, customer_key: str, doc: dict[str, Any], signal_id: str) -> OutRecord:
