@@ -25,6 +25,7 @@ from state.connection import connect
 from state.keys import Keys
 from state.ownership import claim
 from tests.helpers import T0, event, grow_partitions, produce, wait_committed
+from tests.integration.test_health import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -42,16 +43,6 @@ def _gauges(port: int) -> dict[str, float]:
     return {m.name: m.samples[0].value for m in text_string_to_metric_families(text) if len(m.samples) == 1}
 
 
-def _wait(check, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {check}")
-
-
 def test_an_idle_engine_taken_over_is_fenced_by_its_monitor_and_exits_3(kafka_settings, tmp_path):
     # break-test 10h L7: both engines reported ready and 4 partitions owned until input arrived
     s = kafka_settings.replace(status_interval_s=0.5)
@@ -64,7 +55,7 @@ def test_an_idle_engine_taken_over_is_fenced_by_its_monitor_and_exits_3(kafka_se
         client, keys, topics = connect(s), Keys(s.key_prefix), (*s.input_topics, s.repartition_topic)
         for p in (0, 1, 2):  # another engine (this test process) takes three partitions over
             claim(client, keys, p, topics)
-        _wait(lambda: scrape(s.metrics_port).get("livesignals_fenced_total") == 3)
+        wait_for(lambda: scrape(s.metrics_port).get("livesignals_fenced_total") == 3, what="3 partitions fenced")
         gauges = _gauges(s.metrics_port)
         assert (gauges["livesignals_partitions_owned"], gauges["livesignals_ready"]) == (1, 1), "one still owned"
         claim(client, keys, 3, topics)
