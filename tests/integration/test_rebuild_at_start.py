@@ -38,6 +38,7 @@ from state.keys import Keys
 from tests.helpers import consume_all, produce
 from tests.integration.cluster import three_nodes
 from tests.integration.test_ownership import metric, start_redis_at, variant, wait_for
+from tests.integration.test_rebuild_outputs import wait_settled
 from tests.integration.test_state_loss_idle import events_per_customer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -70,14 +71,16 @@ def keeps_commit_metadata(bootstrap: str) -> bool:
     return got[0].metadata == "probe"
 
 
-def live_stream(seed: int, tag: str) -> list[tuple[bytes, bytes]]:
-    """``N`` events of 200 customers, keyed by customer (the producer contract), happening now."""
+def live_stream(seed: int, tag: str, keyed: str = "customer") -> list[tuple[bytes, bytes]]:
+    """``N`` events of 200 customers, keyed by customer (the producer contract) or by a cookie (a web tracker:
+    most events go through the repartition topic), happening now."""
     start = int(time.time() * 1000) - N * STEP_MS
     sim = Simulator(SimulatorConfig(customers=200, seed=seed, start_ms=start, step_ms=STEP_MS))
     out = []
     for e, _ in sim.stream(N):
         e["event_id"] = f"{tag}-{e['event_id']}"
-        out.append((primary_key(e["customer"]).encode(), serde.dumps(e)))
+        key = primary_key(e["customer"]) if keyed == "customer" else f"cookie-{len(out) % 97}"
+        out.append((key.encode(), serde.dumps(e)))
     return out
 
 
@@ -95,6 +98,7 @@ def run(settings: Any, expected: int, log: Path, workers: int = 1) -> dict[str, 
         engine = start_engine(settings, workers=workers, log=out)
     try:
         wait_for(settings, expected, [engine], timeout_s=240.0)
+        wait_settled(settings)  # the reroutes applied too
         time.sleep(1.0)  # the batch's metrics
         names = ("livesignals_replay_not_republished_total", 'livesignals_state_loss_total{action="rebuilt"}',
                  'livesignals_state_loss_group_offsets_total{result="confirmed"}',
@@ -119,10 +123,13 @@ def restart_idle(settings: Any, log: Path, workers: int = 1) -> None:
         stop_process(engine)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("workers", "keyed"), [(1, "customer"), (2, "customer"), (2, "cookie")])
 def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(
-    kafka_settings_module, tmp_path, workers
+    kafka_settings_module, tmp_path, workers, keyed
 ):
+    """With ``keyed = "cookie"`` the origin secret goes with Redis too: the waiting reroutes no longer verify,
+    the replay re-routes their events, marked ``replayed``, and their owner publishes nothing for them
+    (break-test 10i P1: those events were lost; 10j Q1: then published again by the wall clock)."""
     keeps = keeps_commit_metadata(kafka_settings_module.kafka_bootstrap)
     port = embedded.free_port()
     server = start_redis_at(port, tmp_path, persist=False)
@@ -131,7 +138,7 @@ def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(
                 redis_url=f"redis://127.0.0.1:{port}/0", batch_size=200, metrics_port=embedded.free_port(),
                 policy_clock="wall", trigger_max_age_s=600)  # fmt: skip
     try:
-        first = live_stream(31, "a")
+        first = live_stream(31, "a", keyed)
         produce(s.kafka_bootstrap, s.input_topics[0], first)
         produced = time.time()
         run(
@@ -166,9 +173,10 @@ def test_a_loss_found_at_start_up_publishes_nothing_again_and_the_caps_survive(
         assert (seen["livesignals_replay_not_republished_total"] or 0) >= N
         assert again == decisions, "each decision id once, as first published"
         assert by_id(s, s.triggers_topic) == triggers
+        assert all(len(copies) == 1 for copies in by_id(s, s.flags_topic).values()), "each flag once"
 
         # more events for the same customers, now: the caps count the sends before the loss
-        produce(s.kafka_bootstrap, s.input_topics[0], live_stream(9, "b"))
+        produce(s.kafka_bootstrap, s.input_topics[0], live_stream(9, "b", keyed))
         run(later, 2 * N, tmp_path / "e3.log", workers)
         sends = [copies[-1] for copies in by_id(s, s.triggers_topic).values()]
         per_customer = Counter(t["customer"] for t in sends)
