@@ -76,7 +76,7 @@ def live_stream(seed: int, tag: str, keyed: str = "customer") -> list[tuple[byte
     most events go through the repartition topic), happening now."""
     start = int(time.time() * 1000) - N * STEP_MS
     sim = Simulator(SimulatorConfig(customers=200, seed=seed, start_ms=start, step_ms=STEP_MS))
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     for e, _ in sim.stream(N):
         e["event_id"] = f"{tag}-{e['event_id']}"
         key = primary_key(e["customer"]) if keyed == "customer" else f"cookie-{len(out) % 97}"
