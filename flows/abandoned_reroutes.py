@@ -29,11 +29,6 @@ from state.keys import Keys
 log = logging.getLogger(__name__)
 
 
-def recorded_key(keys: Keys) -> str:
-    """The key holding the repartition topic the deployment last started with."""
-    return f"{keys.prefix}:repartition_topic"
-
-
 def check_message(topic: str, waiting: int, configured: str) -> str:
     """The one line of the refusal.
 
@@ -61,7 +56,7 @@ def waiting_reroutes(settings: Settings, client: Any) -> dict[str, int]:
             field = field.decode() if isinstance(field, bytes) else field
             if field.startswith("offset:") and field[len("offset:") :] not in configured:
                 resume.setdefault(field[len("offset:") :], {})[partition] = int(value)
-    recorded = client.get(recorded_key(keys))
+    recorded = client.get(keys.repartition_topic_recorded)
     recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
     if recorded and recorded not in configured:
         resume.setdefault(recorded, {})
@@ -82,7 +77,7 @@ def waiting_reroutes(settings: Settings, client: Any) -> dict[str, int]:
 
 def remember(settings: Settings, client: Any) -> None:
     """Record the configured repartition topic (after the check found nothing waiting elsewhere)."""
-    client.set(recorded_key(Keys(settings.key_prefix)), settings.repartition_topic)
+    client.set(Keys(settings.key_prefix).repartition_topic_recorded, settings.repartition_topic)
 
 
 def _waiting(consumer: Consumer, topic: str, offsets: dict[int, int]) -> tuple[int, TopicPartition | None]:

@@ -303,6 +303,16 @@ class Keys:
         """Hash of model kind -> the latest promotion id (``livesignals models promote``)."""
         return f"{self.prefix}:models:control"
 
+    @property
+    def partition_count(self) -> str:
+        """The partition count the deployment last started with (:mod:`state.topology`)."""
+        return f"{self.prefix}:partitions"
+
+    @property
+    def repartition_topic_recorded(self) -> str:
+        """The repartition topic the deployment last started with (:mod:`flows.abandoned_reroutes`)."""
+        return f"{self.prefix}:repartition_topic"
+
     def secret(self, name: str) -> str:
         """A per-deployment random secret, created once (:mod:`state.secrets`)."""
         return f"{self.prefix}:secret:{name}"

@@ -20,14 +20,9 @@ from typing import Any
 from state.keys import Keys
 
 
-def partitions_key(keys: Keys) -> str:
-    """The key holding the partition count the deployment last started with."""
-    return f"{keys.prefix}:partitions"
-
-
 def swap_partition_count(client: Any, keys: Keys, count: int) -> int | None:
     """Record ``count`` as the deployment's partition count; the count recorded before, if any."""
-    old = client.set(partitions_key(keys), str(count), get=True)
+    old = client.set(keys.partition_count, str(count), get=True)
     return int(old) if old is not None else None
 
 

@@ -31,7 +31,6 @@ from operators.profile360.profile import CustomerState
 from operators.routing import Reroute, Router
 from state.connection import connect
 from state.keys import Keys
-from state.topology import partitions_key
 from tests.helpers import T0, consume_all, event, grow_partitions, produce, wait_committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -101,7 +100,7 @@ def test_reroutes_waiting_from_4_partitions_are_applied_by_the_owner_under_8(set
     s = settings.replace(kafka_bootstrap=kafka_bootstrap, topic_partitions=8, batch_size=20, repartition_secret="t",
                          metrics_port=embedded.free_port())  # fmt: skip
     ensure_topics(s)
-    connect(s).set(partitions_key(Keys(s.key_prefix)), "4")  # the deployment last ran with 4 partitions
+    connect(s).set(Keys(s.key_prefix).partition_count, "4")  # the deployment last ran with 4 partitions
     waiting, moved = _waiting_reroutes(s)
     assert moved >= STALE * 6, "about half the customers move"
     _publish(s, waiting)
@@ -125,7 +124,7 @@ def test_reroutes_waiting_from_4_partitions_are_applied_by_the_owner_under_8(set
     assert all(m.partition() == owner_partition(m.key().decode(), 8) for m in again), "to the owner under 8"
     warnings = [line for line in log_path.read_text().splitlines() if "PARTITION COUNT CHANGED: 4 -> 8" in line]
     assert len(warnings) == 1, log_path.read_text()
-    assert connect(s).get(partitions_key(Keys(s.key_prefix))) == b"8"
+    assert connect(s).get(Keys(s.key_prefix).partition_count) == b"8"
 
 
 def test_topics_grown_with_reroutes_waiting_lose_nothing(settings, kafka_bootstrap, tmp_path):

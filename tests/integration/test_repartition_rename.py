@@ -14,7 +14,6 @@ from confluent_kafka import Producer
 from app import embedded
 from app.engine_process import start_engine, stop_process
 from app.topics import ensure_topics
-from flows.abandoned_reroutes import recorded_key
 from flows.claims import EXIT_BAD_CONFIG
 from livesignals import serde
 from livesignals.contract import RawMessage, decode
@@ -98,7 +97,7 @@ def test_reroutes_waiting_in_the_old_repartition_topic_refuse_a_renamed_one(sett
     assert _c1_events(a) == 20 + waiting
 
     # no record of the old name (a deployment from before it was kept): the metas' resume offsets name it
-    connect(a).delete(recorded_key(Keys(a.key_prefix)))
+    connect(a).delete(Keys(a.key_prefix).repartition_topic_recorded)
     more = _reroutes(a, 7, 30)
     code, text = _run_until_exit(b, tmp_path, "b2")
     assert code == EXIT_BAD_CONFIG and f"{more} reroutes wait in {a.repartition_topic}" in text, text
@@ -116,4 +115,4 @@ def test_reroutes_waiting_in_the_old_repartition_topic_refuse_a_renamed_one(sett
     finally:
         stop_process(engine)
     assert _c1_events(b) == 20 + waiting + more + 1
-    assert connect(b).get(recorded_key(Keys(b.key_prefix))) == b.repartition_topic.encode()
+    assert connect(b).get(Keys(b.key_prefix).repartition_topic_recorded) == b.repartition_topic.encode()
