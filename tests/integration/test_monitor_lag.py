@@ -70,3 +70,38 @@ def test_lag_counts_the_backlog_on_every_broker_from_the_log_end_the_source_fetc
         assert metrics.CONSUMER_LAG.labels(topic, "0")._value.get() == 100
     finally:
         reader.close()
+
+
+def test_lag_during_a_replay_follows_what_redis_holds_not_the_consumer_group(kafka_settings):
+    """The README: while a replay runs the group stays where it was before the loss (a replay never moves
+    its offsets back), and ``livesignals_consumer_lag_messages`` shows the replay's progress -- the lag is
+    the log end minus the offset this engine committed to Redis, whatever the group says."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = f"ls.replaylag.{uuid.uuid4().hex[:8]}"
+    _create(kafka_settings.kafka_bootstrap, {topic: 4})
+    producer = Producer({"bootstrap.servers": kafka_settings.kafka_bootstrap})
+    for i in range(100):
+        producer.produce(topic, f"e{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    group = Consumer({"bootstrap.servers": kafka_settings.kafka_bootstrap, "group.id": kafka_settings.consumer_group,
+                      "enable.auto.commit": False})  # fmt: skip
+    try:
+        group.commit(offsets=[TopicPartition(topic, 0, 100)], asynchronous=False)  # before the loss: all applied
+    finally:
+        group.close()
+    ownership = Ownership(claimer=lambda p: Claim(p, "e", "s", {topic: 40}))  # the replay has committed 40 so far
+    ownership.claim(0)
+    ownership.note_log_end(
+        0, topic, 100
+    )  # as the source's fetches pass it on (the embedded broker's ListOffsets says 1)
+    watch = Monitor(kafka_settings, ownership, (topic,))
+    for _ in range(60):  # metadata of a just-created topic can take a moment on Apache Kafka
+        if watch._read_lag():
+            break
+        time.sleep(0.5)
+    assert watch._lags[(topic, 0)] == 60
+    assert metrics.CONSUMER_LAG.labels(topic, "0")._value.get() == 60
+    ownership.get(0).offsets[topic] = 90  # type: ignore[union-attr]  # the replay moved on: so does the lag
+    assert watch._read_lag() is True
+    assert watch._lags[(topic, 0)] == 10
