@@ -246,6 +246,8 @@ def _too_deep(doc: Any, limit: int) -> bool:
 
 
 def _identifier(where: str, value: str, max_chars: int = 0) -> str:
+    if not isinstance(value, str):  # request_id outside an erase: a payload field the schema leaves free
+        raise InvalidEvent(Reason.SCHEMA, f"{where}: must be string")
     try:
         return normalise_identifier(value, max_chars or REFERENCE_MAX_CHARS)
     except ValueError as exc:
