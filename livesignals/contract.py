@@ -6,7 +6,14 @@ schema cannot express (cheaply): size, nesting depth, event time absurdly far
 in the future, the identifier rules (:mod:`livesignals.identifiers`), survey
 scales and feedback labels per kind. :func:`decode` turns raw Kafka bytes into
 an :class:`Event` or raises :class:`~livesignals.errors.InvalidEvent` with a
-reason code -- whatever the bytes. A valid event costs no exception object.
+reason code -- whatever the bytes. A valid event the fast path takes (below)
+costs no exception object; one it declines costs msgspec's one.
+
+The schema is checked first by its translation into msgspec structs
+(:mod:`livesignals.contract_fast`, in C); fastjsonschema runs only on what that path
+declines, so it still decides -- and words -- every rejection, and the
+:class:`Event` is built from the same orjson document as before
+(``tests/unit/test_contract_fast.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from functools import cache
 from typing import Any, Final
 
 import fastjsonschema
+import msgspec
 
 from livesignals import serde
+from livesignals.contract_fast import FastPath
 from livesignals.errors import InvalidEvent, Origin, Reason
 from livesignals.identifiers import canonical_identifier, normalise_identifier
 from livesignals.validator_cache import compile_validator
@@ -54,6 +63,11 @@ IDENTIFIER_MAX_CHARS: Final[int] = load_schema()["definitions"]["identifier"]["m
 REFERENCE_MAX_CHARS: Final[int] = load_schema()["definitions"]["reference"]["maxLength"]
 """The schema's ``maxLength`` of ids, checked again after NFC normalisation (which can lengthen a string)."""
 
+FAST_PATH: Final = FastPath(load_schema())
+"""The schema as msgspec types (:mod:`livesignals.contract_fast`): what it accepts, the schema accepts."""
+_FAST_STRUCTS: Final = FAST_PATH.by_type
+_convert: Final = msgspec.convert
+
 MAX_DEPTH: Final = 16
 """Deepest nesting of objects and arrays an event may have (the envelope itself is level 1)."""
 
@@ -63,6 +77,8 @@ REFERENCE_FIELDS: Final = (
     "agent_id", "queue",
 )  # fmt: skip
 """Payload fields that hold an id: they follow the identifier rules (:mod:`livesignals.identifiers`)."""
+_REFERENCE_NAMES: Final = frozenset(REFERENCE_FIELDS)
+_REFERENCE_ORDER: Final = {name: i for i, name in enumerate(REFERENCE_FIELDS)}
 
 SURVEY_SCALES: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 """The score range of each survey kind (the schema bounds every score to 0-10)."""
@@ -245,11 +261,14 @@ def _too_deep(doc: Any, limit: int) -> bool:
     return False
 
 
-def _identifier(where: str, value: str, max_chars: int = 0) -> str:
+def _identifier(where: str, value: str, max_chars: int = 0, prefix: str = "") -> str:
+    """``value`` normalised, or rejected as field ``prefix + where`` (joined only then: this runs per id)."""
+    if not isinstance(value, str):  # request_id outside an erase: a payload field the schema leaves free
+        raise InvalidEvent(Reason.SCHEMA, f"{prefix}{where}: must be string")
     try:
         return normalise_identifier(value, max_chars or REFERENCE_MAX_CHARS)
     except ValueError as exc:
-        raise InvalidEvent(Reason.BAD_IDENTIFIER, f"{where} {exc}") from None
+        raise InvalidEvent(Reason.BAD_IDENTIFIER, f"{prefix}{where} {exc}") from None
 
 
 def _customer_id(kind: str, value: str) -> str:
@@ -261,9 +280,9 @@ def _customer_id(kind: str, value: str) -> str:
 
 def _checked_payload(event_type: str, p: dict[str, Any]) -> dict[str, Any]:
     """What the schema cannot say cheaply: referenced ids, scales per survey kind, labels per kind."""
-    for name in REFERENCE_FIELDS:
-        if name in p:
-            p[name] = _identifier(f"payload.{name}", p[name])
+    present = _REFERENCE_NAMES.intersection(p)  # in C: a payload holds one or two of the eleven
+    for name in present if len(present) < 2 else sorted(present, key=_REFERENCE_ORDER.__getitem__):
+        p[name] = _identifier(name, p[name], 0, "payload.")  # in REFERENCE_FIELDS order: the first bad one is named
     if event_type == "survey":
         low, high = SURVEY_SCALES[p["kind"]]
         if not low <= p["score"] <= high:
@@ -320,6 +339,36 @@ def decode(
         raise InvalidEvent(Reason.NOT_AN_OBJECT, f"top level is {_show(doc)}, not an object")
     if value.count(b"{") + value.count(b"[") > MAX_DEPTH and _too_deep(doc, MAX_DEPTH):
         raise InvalidEvent(Reason.TOO_DEEP, f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:  # FAST_PATH.accepts(doc), inlined (per event): a missing, unknown or unhashable type raises here too
+        _convert(doc, _FAST_STRUCTS[doc["type"]])
+        fast = True
+    except Exception:
+        fast = False
+    if not fast:
+        _validate(doc)  # raises the schema's reason, or accepts what the fast path was merely stricter about
+    event_type, payload = doc["type"], doc["payload"]
+    when = doc["event_time"]
+    event_time_ms = when if type(when) is int else _event_time_ms(when)  # epoch ms (the schema bounds it): as is
+    if event_time_ms - now_ms > max_future_skew_ms:
+        ahead_s = (event_time_ms - now_ms) // 1000
+        raise InvalidEvent(Reason.FUTURE_TIME, f"event_time is {ahead_s}s in the future")
+    event_id = _identifier("event_id", doc["event_id"], EVENT_ID_MAX_CHARS)  # checked in this order: event_id,
+    ids = {}  # customer ids, payload (a loop, not a comprehension: no frame of its own, per event)
+    for kind, v in doc["customer"].items():
+        ids[kind] = _customer_id(kind, v)
+    return Event(
+        event_id=event_id,
+        type=event_type,
+        channel=doc["channel"],
+        ids=ids,
+        event_time_ms=event_time_ms,
+        payload=_checked_payload(event_type, payload),
+        origin=origin,
+    )
+
+
+def _validate(doc: dict[str, Any]) -> None:
+    """The published schema's verdict on ``doc`` (fastjsonschema): return, or raise its reason."""
     envelope, payloads, common = _validators()
     try:
         envelope(doc)
@@ -337,19 +386,6 @@ def decode(
         payloads.get(event_type, _no_payload_rules)(payload)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _schema_error("payload", exc) from None
-    event_time_ms = _event_time_ms(doc["event_time"])
-    if event_time_ms - now_ms > max_future_skew_ms:
-        ahead_s = (event_time_ms - now_ms) // 1000
-        raise InvalidEvent(Reason.FUTURE_TIME, f"event_time is {ahead_s}s in the future")
-    return Event(
-        event_id=_identifier("event_id", doc["event_id"], EVENT_ID_MAX_CHARS),
-        type=event_type,
-        channel=doc["channel"],
-        ids={kind: _customer_id(kind, v) for kind, v in doc["customer"].items()},
-        event_time_ms=event_time_ms,
-        payload=_checked_payload(event_type, payload),
-        origin=origin,
-    )
 
 
 @dataclass(frozen=True, slots=True)

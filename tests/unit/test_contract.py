@@ -127,3 +127,13 @@ def test_schema_errors_name_the_field():
     with pytest.raises(InvalidEvent) as info:
         decode(serde.dumps(event("order", order_id="o1", amount="lots")), O, now_ms=T0)
     assert "payload.amount" in info.value.detail
+
+
+@pytest.mark.parametrize("value", [None, 1, ["r1"], {"id": "r1"}])
+def test_a_request_id_that_is_not_a_string_is_rejected_whatever_the_event_type(value):
+    """``request_id`` is an id (identifier rules) in every payload but typed by the schema only in ``erase``:
+    on bf662ce a chat with ``"request_id": null`` raised AttributeError out of decode (not total)."""
+    raw = serde.dumps(event("chat", text="hi", request_id=value))
+    with pytest.raises(InvalidEvent) as info:
+        decode(raw, Origin("in", 0, 0), now_ms=T0 + 10**9)
+    assert (info.value.reason, info.value.detail) == ("schema", "payload.request_id: must be string")
