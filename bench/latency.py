@@ -148,11 +148,22 @@ def wait_committed(settings: Settings, proc: Any, at_least: int, timeout_s: floa
         time.sleep(0.2)
 
 
-def live(kafka: str, redis_url: str, rate: float, args: argparse.Namespace, code_dir: str | None) -> dict[str, Any]:
-    """One engine tailing a fresh topic at ``rate`` events/s: flag latencies and the batch stages."""
+def live(
+    kafka: str,
+    redis_url: str,
+    rate: float,
+    args: argparse.Namespace,
+    code_dir: str | None,
+    burst: int = 0,
+    **changes: Any,
+) -> dict[str, Any]:
+    """One engine tailing a fresh topic at ``rate`` events/s: flag latencies and the batch stages.
+
+    ``burst``: instead, that many events at once (event time = now) once the engine idles: a backlog's flags."""
     tag = uuid.uuid4().hex[:8]
     topic = f"bench.lat.{tag}"
-    s = bench_settings(kafka, redis_url, f"lat{tag}", input_topics=(topic,), flags_topic=f"bench.latflags.{tag}")
+    s = bench_settings(kafka, redis_url, f"lat{tag}", input_topics=(topic,), flags_topic=f"bench.latflags.{tag}",
+                       **changes)  # fmt: skip
     connect(s).flushall()
     proc = start_engine(s, code_dir=code_dir)
     tail = FlagTail(kafka, s.flags_topic)
@@ -165,8 +176,13 @@ def live(kafka: str, redis_url: str, rate: float, args: argparse.Namespace, code
         before = scrape(s.metrics_port)
         since = int(time.time() * 1000)
         load0 = os.getloadavg()[0]
-        produce_events(reference_simulator(args.customers, seed=8), kafka, topic,
-                       warm + int(rate * args.live_seconds), rate=rate, pace_every=max(1, int(rate / 500)))  # fmt: skip
+        if burst:
+            produce_events(reference_simulator(args.customers, seed=8), kafka, topic, burst, rate=1e9,
+                           pace_every=burst)  # fmt: skip
+            wait_committed(s, proc, warm + burst, 600)
+        else:
+            count, pace = warm + int(rate * args.live_seconds), max(1, int(rate / 500))
+            produce_events(reference_simulator(args.customers, seed=8), kafka, topic, count, rate=rate, pace_every=pace)
         time.sleep(3)
         after = scrape(s.metrics_port)
         load1 = os.getloadavg()[0]
@@ -193,10 +209,28 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=30.0)
     ap.add_argument("--start-wait", type=float, default=120.0)
     ap.add_argument("--compare-ref", help="also run this commit's engine at every load (before ours)")
+    ap.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        help="only: this many events at once into an idle engine, "
+        "for each of --burst-bounds (batch_max_s values): a backlog's flag latency",
+    )
+    ap.add_argument("--burst-bounds", default="0,0.25")
+    ap.add_argument("--pairs", type=int, default=2, help="with --burst: rounds of --burst-bounds")
     args = ap.parse_args()
     loads = [float(x) for x in args.loads.split(",")]
 
     result: dict[str, Any] = {"customers": args.customers, "live_seconds": args.live_seconds}
+    if args.burst:
+        with services() as (kafka, redis_url):
+            result["burst"] = args.burst
+            for bound in [float(b) for b in args.burst_bounds.split(",")] * args.pairs:
+                r = {"batch_max_s": bound, **live(kafka, redis_url, 0, args, None, args.burst, batch_max_s=bound)}
+                result.setdefault("bursts", []).append(r)
+                print(r)
+        write_result("latency_burst", result)
+        return
     with services() as (kafka, redis_url):
         capacity = args.capacity
         if capacity is None:

@@ -10,8 +10,10 @@ batch from its check to its committed offsets, per event, from batches of at
 least :data:`MIN_EVENTS` events, where the fixed cost of a batch -- a few round
 trips -- weighs little), and the source reads at most ``batch_max_s`` worth of
 events per batch (:meth:`BatchBound.limit`), never fewer than :data:`MIN_EVENTS`.
-Small live batches are not touched: they never reach the bound. ``batch_max_s``
-0 turns the bound off (the size alone, as before).
+Until a batch was measured (a start on a backlog) a batch holds at most
+:data:`MIN_EVENTS` events: the first one measures, so the first round of a
+restart is bounded too. Small live batches are not touched: they never reach the
+bound. ``batch_max_s`` 0 turns the bound off (the size alone, as before).
 
 Nothing waits for more input: the source hands out what Kafka has fetched (up
 to the limit) at once. What the bound leaves unread stays in the consumer's
@@ -52,15 +54,17 @@ class BatchBound:
         """Most events to read for the next batch: ``batch_size``, or fewer when ``max_s`` of them would not fit.
 
         >>> b = BatchBound()
-        >>> b.limit(5000, 0.25)  # nothing measured yet
-        5000
+        >>> b.limit(5000, 0.25), b.limit(5000, 0)  # nothing measured yet: a batch just large enough to measure
+        (100, 5000)
         >>> b.observe(1000, 2.0)  # 2 ms an event
         >>> b.limit(5000, 0.25), b.limit(5000, 0), b.limit(50, 0.25), b.limit(5000, 0.01)
         (125, 5000, 50, 100)
         """
         per_event = self.per_event_s
-        if max_s <= 0 or per_event <= 0:
+        if max_s <= 0:
             return batch_size
+        if per_event <= 0:  # not measured yet (a start on a backlog): measure first, on the smallest batch that counts
+            return min(batch_size, MIN_EVENTS)
         return min(batch_size, max(MIN_EVENTS, int(max_s / per_event)))
 
     def reset(self) -> None:

@@ -88,6 +88,18 @@ def test_a_batch_is_bounded_by_the_engines_measured_time_as_well_as_its_size(
 ):
     """batch_max_s 0.2 at 1 ms an event: at most 200 events a batch, every one read once and in order;
     0: the size alone (batch_size 450) -- a backlog of 1,000 events."""
+    _bounded_read(kafka_bootstrap, batch_max_s, largest)
+
+
+def test_before_any_measurement_a_backlog_is_read_in_batches_just_large_enough_to_measure(kafka_bootstrap):
+    """A start on a backlog: nothing measured yet, so no batch of seconds of work (MIN_EVENTS at most)."""
+    from flows.batch_bound import BOUND, MIN_EVENTS
+
+    BOUND.reset()
+    _bounded_read(kafka_bootstrap, 0.25, MIN_EVENTS)
+
+
+def _bounded_read(kafka_bootstrap: str, batch_max_s: float, largest: int) -> None:
     from confluent_kafka import Producer
 
     from state.ownership import Claim, Ownership

@@ -5,8 +5,11 @@ from __future__ import annotations
 from flows.batch_bound import MIN_EVENTS, BatchBound
 
 
-def test_nothing_measured_leaves_the_size_bound_alone():
-    assert BatchBound().limit(5000, 0.25) == 5000
+def test_nothing_measured_reads_a_batch_just_large_enough_to_measure():
+    """A start on a backlog: the first batch is measured before seconds of work are taken."""
+    assert BatchBound().limit(5000, 0.25) == MIN_EVENTS
+    assert BatchBound().limit(50, 0.25) == 50
+    assert BatchBound().limit(5000, 0) == 5000  # off
 
 
 def test_the_limit_is_what_fits_in_the_time_at_the_measured_cost():
