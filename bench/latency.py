@@ -18,8 +18,13 @@
 ``--compare-ref REV`` runs that commit's engine (a temporary worktree) at every
 load too, before ours, at the same rates (the capacity is ours, measured once).
 
+``--burst N`` measures a backlog instead: N events at once (event time = now)
+into an idle engine, for each ``batch_max_s`` of ``--burst-bounds`` (0 and 0.25:
+the time bound of :mod:`flows.batch_bound` off and on) in ``--pairs`` rounds.
+
     python -m bench.latency [--events 30000] [--customers 30000] [--loads 0.25,0.5,0.8]
                             [--live-seconds 30] [--capacity N] [--compare-ref REV]
+    python -m bench.latency --burst 6000 [--burst-bounds 0,0.25] [--pairs 2]
 """
 
 from __future__ import annotations
