@@ -67,7 +67,14 @@ def reference_simulator(customers: int, seed: int = 7, step_ms: float = 20.0, sk
 
 
 def produce_events(
-    sim: Simulator, kafka: str, topic: str, count: int, rate: float = 0.0, misrouted: float = 0.0, seed: int = 5
+    sim: Simulator,
+    kafka: str,
+    topic: str,
+    count: int,
+    rate: float = 0.0,
+    misrouted: float = 0.0,
+    seed: int = 5,
+    pace_every: int = 50,
 ) -> int:
     """Produce ``count`` simulated events keyed by customer (rate 0 = flat out).
 
@@ -77,6 +84,9 @@ def produce_events(
     topic (:mod:`operators.routing`). One cookie per customer keeps each customer's events in order, so two
     uninterrupted runs still end in the same state (a random key per event would not: how a customer's
     direct and rerouted events interleave would depend on timing).
+
+    ``pace_every``: with a ``rate``, the producer catches up with the clock every this many events (50: bursts
+    of 50; ``bench.latency`` paces every few milliseconds, so that arrivals are steady, not bursts).
     """
     import zlib
 
@@ -99,7 +109,7 @@ def produce_events(
                 break
             except BufferError:
                 p.poll(0.05)
-        if rate and i % 50 == 0:
+        if rate and i % pace_every == 0:
             ahead = i / rate - (time.monotonic() - started)
             if ahead > 0:
                 p.poll(0)

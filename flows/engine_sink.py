@@ -29,6 +29,7 @@ partition number, so ownership is decided per partition.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ from confluent_kafka import KafkaException
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
+from flows.batch_bound import BOUND
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
 from flows.log_reset import marks_of
 from flows.monitor import PROGRESS
@@ -177,11 +179,17 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             if held is None or held.released:
                 return  # fenced: another engine reads these
         delay = self.settings.retry_backoff_s
+        begun = time.time()
+        stamps = [m.origin.timestamp_ms for m in messages if m.origin.timestamp_ms > 0]
+        if stamps:  # how long the oldest message waited for its batch (fetch, Bytewax, earlier batches)
+            metrics.BATCH_STAGE_SECONDS.labels("wait").observe(max(begun - min(stamps) / 1000, 0.0))
         while True:
             try:
+                checked = time.perf_counter()
                 verify = getattr(self.engine.store, "verify", None)
                 if verify is not None:
                     verify(partition)  # owned, and Redis still holds our state: else no output goes out
+                metrics.BATCH_STAGE_SECONDS.labels("check").observe(time.perf_counter() - checked)
                 self._process(partition, messages)
                 break
             except Fenced as exc:
@@ -208,6 +216,7 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
         metrics.DEPENDENCY_UP.labels("redis").set(1)
         metrics.DEPENDENCY_UP.labels("kafka").set(1)
         metrics.READY.set(1)
+        committing = time.perf_counter()
         if self.claimer is not None:
             applied = {(t, partition): mark for t, mark in marks_of(messages).items()}  # checked after a loss
             self.claimer.commit_offsets(_next_offsets(messages), applied=applied)
@@ -215,6 +224,9 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
         STARTUP.committed()
+        done = time.perf_counter()
+        metrics.BATCH_STAGE_SECONDS.labels("offsets").observe(done - committing)
+        BOUND.observe(len(messages), done - checked)  # its last attempt: the source's time bound (batch_max_s)
 
     def _process(self, partition: int, messages: list[RawMessage]) -> None:
         """Process a batch; after a STATE LOSS, the replayed events whose outputs Kafka already confirmed

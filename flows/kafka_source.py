@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from flows.batch_bound import BOUND
 from flows.claims import EXIT_BAD_CONFIG, EXIT_STATE_LOST, StateNotRebuildable, exit_now
 from flows.log_reset import fingerprint
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
@@ -63,8 +64,10 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         ownership: Ownership,
         batch_size: int,
         log_check_s: float = CHECK_EVERY_S,
+        batch_max_s: float = 0.0,
     ) -> None:
         self._topics = topics
+        self._batch_max_s = batch_max_s
         self._partition = partition
         self._ownership = ownership
         self._batch_size = batch_size
@@ -108,7 +111,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._begin_check()
         last: dict[str, Any] = {}
         reposition = False
-        for msg in self._consumer.consume(self._batch_size, 0.001):
+        for msg in self._consumer.consume(BOUND.limit(self._batch_size, self._batch_max_s), 0.001):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
@@ -290,7 +293,8 @@ def count_problem(counts: dict[str, int]) -> str | None:
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
 
-    ``ownership`` claims each partition before it is read (None: no claims, read from the beginning).
+    ``ownership`` claims each partition before it is read (None: no claims, read from the beginning);
+    ``batch_max_s`` bounds a batch by the engine's measured time too (:mod:`flows.batch_bound`; 0: off).
     """
 
     def __init__(
@@ -302,8 +306,10 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         kafka_retry: Backoff | None = None,
         log_check_s: float = CHECK_EVERY_S,
         on_counts: Callable[[dict[str, int]], None] | None = None,
+        batch_max_s: float = 0.0,
     ) -> None:
         self.log_check_s = log_check_s
+        self.batch_max_s = batch_max_s
         self.on_counts = on_counts
         for option, value in config.items():
             if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
@@ -360,7 +366,7 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             metrics.READY.set(1)  # claimed: Redis and Kafka answered, the partition is owned
             log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
         reader = _PartitionReader(
-            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s
+            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s, self.batch_max_s
         )
         STARTUP.mark("claimed", again=True)
         return reader

@@ -75,6 +75,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         kafka_retry=claimer.kafka_retry,
         log_check_s=settings.kafka_log_check_s,
         on_counts=watch.started_with,
+        batch_max_s=settings.batch_max_s,
     )
     raw = op.input("kafka-in", flow, source)
     op.output("engine", raw, EngineSink(settings, engine_factory, ownership, claimer))

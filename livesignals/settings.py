@@ -87,6 +87,11 @@ class Settings:
     """Partitions used when ``livesignals topics create`` makes the topics."""
     batch_size: Annotated[int, Range(1, 10_000_000)] = 5000
     """Most messages taken from one partition per engine batch."""
+    batch_max_s: Annotated[float, Range(0, 60)] = 0.25
+    """Most wall seconds of work taken from one partition per engine batch, at the engine's measured cost per
+    event (never under 100 events, and 100 until a batch was measured; 0: ``batch_size`` alone): a backlog's
+    flags go out batch by batch instead of waiting for seconds of work, and the worker's other partitions get
+    their turn (:mod:`flows.batch_bound`)."""
     produce_timeout_s: Annotated[float, Range(0.001, None)] = 30.0
     """How long a batch waits for Kafka to confirm its outputs before it fails."""
 

@@ -30,6 +30,9 @@ def _error(env=None, toml=None, tmp_path=None) -> str:
     [
         ({"LIVESIGNALS_BATCH_SIZE": "abc"}, ["batch_size", "LIVESIGNALS_BATCH_SIZE", "'abc'"]),
         ({"LIVESIGNALS_BATCH_SIZE": "0"}, ["batch_size", "at least 1"]),
+        ({"LIVESIGNALS_BATCH_MAX_S": "-0.5"}, ["batch_max_s", "at least 0"]),
+        ({"LIVESIGNALS_BATCH_MAX_S": "61"}, ["batch_max_s", "at most 60"]),
+        ({"LIVESIGNALS_BATCH_MAX_S": "nan"}, ["batch_max_s", "finite"]),
         ({"LIVESIGNALS_QUIET_HOURS": "banana"}, ["quiet_hours", "banana", "0-23"]),
         ({"LIVESIGNALS_QUIET_HOURS": "21-25"}, ["quiet_hours"]),
         ({"LIVESIGNALS_NBA_EPSILON": "1.5"}, ["nba_epsilon", "at most 1"]),

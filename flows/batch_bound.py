@@ -1,0 +1,77 @@
+"""A batch bounded by time as well as size: the source reads what the engine can process in ``batch_max_s``.
+
+A batch's flags reach Kafka and Redis only once the whole batch is processed,
+and a worker processes its partitions' batches one after another. Bounded by
+size alone (``batch_size``, 5,000 by default), a batch taken from a backlog --
+after a restart, a stall, a burst -- holds seconds of work: every flag in it
+waits for all of it, and every other partition of the worker waits too. So the
+sink measures what an event costs (:meth:`BatchBound.observe`: wall seconds of a
+batch from its check to its committed offsets, per event, from batches of at
+least :data:`MIN_EVENTS` events, where the fixed cost of a batch -- a few round
+trips -- weighs little), and the source reads at most ``batch_max_s`` worth of
+events per batch (:meth:`BatchBound.limit`), never fewer than :data:`MIN_EVENTS`.
+Until a batch was measured (a start on a backlog) a batch holds at most
+:data:`MIN_EVENTS` events: the first one measures, so the first round of a
+restart is bounded too. Small live batches are not touched: they never reach the
+bound. ``batch_max_s`` 0 turns the bound off (the size alone, as before).
+
+Nothing waits for more input: the source hands out what Kafka has fetched (up
+to the limit) at once. What the bound leaves unread stays in the consumer's
+queue for the next batch, so the order per partition, the commit order
+(publish, confirm, commit) and what a batch commits are unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+
+MIN_EVENTS = 100
+"""Fewest events a bounded batch holds, and the fewest a batch must hold to be measured: smaller batches would
+make the fixed cost of a batch look like a cost per event, shrink the bound, and pay that fixed cost more often."""
+
+SMOOTHING = 0.2
+"""Weight of the newest measured batch in the cost per event (an exponential moving average)."""
+
+
+class BatchBound:
+    """The measured wall seconds per event of the engine's batches, and the batch size they allow (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.per_event_s = 0.0
+        """Smoothed wall seconds per event; 0 until a batch of :data:`MIN_EVENTS` was measured."""
+
+    def observe(self, events: int, seconds: float) -> None:
+        """A batch of ``events`` took ``seconds`` of wall time (ignored under :data:`MIN_EVENTS` events)."""
+        if events < MIN_EVENTS or seconds <= 0:
+            return
+        cost = seconds / events
+        with self._lock:
+            old = self.per_event_s
+            self.per_event_s = cost if not old else old + SMOOTHING * (cost - old)
+
+    def limit(self, batch_size: int, max_s: float) -> int:
+        """Most events to read for the next batch: ``batch_size``, or fewer when ``max_s`` of them would not fit.
+
+        >>> b = BatchBound()
+        >>> b.limit(5000, 0.25), b.limit(5000, 0)  # nothing measured yet: a batch just large enough to measure
+        (100, 5000)
+        >>> b.observe(1000, 2.0)  # 2 ms an event
+        >>> b.limit(5000, 0.25), b.limit(5000, 0), b.limit(50, 0.25), b.limit(5000, 0.01)
+        (125, 5000, 50, 100)
+        """
+        per_event = self.per_event_s
+        if max_s <= 0:
+            return batch_size
+        if per_event <= 0:  # not measured yet (a start on a backlog): measure first, on the smallest batch that counts
+            return min(batch_size, MIN_EVENTS)
+        return min(batch_size, max(MIN_EVENTS, int(max_s / per_event)))
+
+    def reset(self) -> None:
+        """Forget what was measured (tests)."""
+        with self._lock:
+            self.per_event_s = 0.0
+
+
+BOUND = BatchBound()
+"""The process's bound: measured by the engine sink, read by the Kafka source's partitions."""
