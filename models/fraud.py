@@ -82,10 +82,14 @@ class FraudModel:
         if len(self._recent) > self.calibration_size:
             del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
         self.pipeline.learn_one(x)
-        from river import stats  # imported by the build already: a lookup
-
+        moments = self.moments
         for name, value in x.items():
-            self.moments.setdefault(name, stats.Var()).update(value)
+            var = moments.get(name)
+            if var is None:  # not setdefault: it would build a Var per feature on every event
+                from river import stats  # imported by the build already: a lookup
+
+                var = moments[name] = stats.Var()
+            var.update(value)
         self.seen += 1
 
     def reason(self, x: dict[str, float]) -> tuple[str, float]:

@@ -9,6 +9,7 @@ a long random stream and checks every list and map against its bound.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from livesignals import metrics, serde
@@ -424,6 +425,10 @@ _HANDLERS = {
 }  # fmt: skip
 
 
+_digest = functools.lru_cache(maxsize=4096)(digest)
+""":func:`~operators.profile360.sizes.digest`, cached: a session's or product's events come close together."""
+
+
 def _window_values(state: CustomerState, event: Event, sentiment: float | None) -> dict[str, Any]:
     p = event.payload
     values: dict[str, Any] = {"events": 1, "channels": event.channel}
@@ -435,9 +440,9 @@ def _window_values(state: CustomerState, event: Event, sentiment: float | None) 
     if p.get("action") == "error" or (event.type == "ticket" and p.get("error_code")):
         values["errors"] = 1
     if p.get("session_id"):
-        values["web_sessions"] = digest(p["session_id"])  # only counted
+        values["web_sessions"] = _digest(p["session_id"])  # only counted
     if p.get("product_id") and p.get("action") == "product_view":
-        values["products_viewed"] = digest(p["product_id"])  # counted; the ids: activity.viewed
+        values["products_viewed"] = _digest(p["product_id"])  # counted; the ids: activity.viewed
     if is_complaint(event, sentiment):
         values["complaints"] = 1
     return values

@@ -110,10 +110,15 @@ class Windows:
     def _fold_all(self, bucket: dict[str, Any], values: dict[str, Any]) -> None:
         cap = self.max_metrics
         for metric, value in values.items():
-            if metric in bucket:
-                current = bucket[metric]
-                if type(current) is int:  # the count fast path
+            current = bucket.get(metric)
+            if current is not None:
+                kind = type(current)
+                if kind is int:  # the count fast path
                     bucket[metric] = current + value
+                    continue
+                if kind is list and type(value) is str:  # the distinct fast path (a value cell holds numbers)
+                    if value not in current and len(current) < MAX_DISTINCT:
+                        current.append(value)
                     continue
             elif cap is not None and len(bucket) >= cap:
                 continue

@@ -182,7 +182,7 @@ def _learn_text(models: Models, text: str, label: str, report: ScoringReport) ->
 
 def churn_inputs(state: CustomerState, now_ms: int) -> dict[str, float]:
     """What the churn model sees: profile features and behaviour features (see the modules)."""
-    return {**churn_features(state, now_ms), **behaviour.features(state, now_ms)}
+    return behaviour.features(state, now_ms, churn_features(state, now_ms))  # one dict: no merged copy
 
 
 def score_churn(
