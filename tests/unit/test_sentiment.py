@@ -367,3 +367,21 @@ def test_reading_a_text_twice_gives_what_reading_it_once_does_and_leaves_no_trac
         assert reader.score(text) == SentimentModel.score(pickle.loads(pickle.dumps(fresh)), text)
     assert pickle.dumps(reader) == pickle.dumps(fresh)
     assert "_read_memo" not in reader.__getstate__()
+
+
+def test_an_ensemble_that_read_a_text_learns_it_as_one_that_did_not_and_pickles_the_same():
+    """HashedEnsemble remembers its last reading until it learns (learning a text just validated does not
+    read it again): the same learning, and a checkpoint independent of what was read."""
+    rng = random.Random(3)
+    reader, plain = HashedEnsemble(n_features=2**10), HashedEnsemble(n_features=2**10)
+    for i in range(400):
+        x = [rng.randrange(2**10) for _ in range(rng.randrange(1, 12))]
+        label = ("positive", "negative", "neutral")[i % 3]
+        assert reader.predict_proba_one(x) == plain.predict_proba_one(list(x))
+        if i % 5:
+            reader.learn_one(x, label)
+            plain.learn_one(list(x), label)
+        assert pickle.dumps(reader) == pickle.dumps(pickle.loads(pickle.dumps(plain)))
+    reader.predict_proba_one([1, 2, 3])
+    assert "_both_memo" in reader.__dict__ and "_both_memo" not in reader.__getstate__()
+    assert pickle.dumps(reader) == pickle.dumps(plain)
