@@ -323,10 +323,10 @@ class Engine:
             report.kpi[name] += value
             if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
                 report.kpi[name + "_n"] += 1
-        apply_event(state, event, score)
+        complaint = is_complaint(event, score)  # once: the windows count it too
+        apply_event(state, event, score, complaint)
         if counted:
             self._aggregates.later(_advance_watermark, part, event.event_time_ms)
-        complaint = is_complaint(event, score)
         if self.models_enabled:
             due = online.score_churn(self._view, state, event, self.scoring, report.scoring, is_complaint(event, None))
             if due is not None and counted:

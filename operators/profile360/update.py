@@ -57,11 +57,14 @@ SELF_SERVICE_ACTIONS = frozenset({"help_article", "order_tracking", "chatbot_res
 """Digital actions that count as self-service (deflection KPI)."""
 
 
-def apply_event(state: CustomerState, event: Event, sentiment: float | None = None) -> None:
+def apply_event(
+    state: CustomerState, event: Event, sentiment: float | None = None, complaint: bool | None = None
+) -> None:
     """Fold one valid event into the customer's facts.
 
     ``sentiment`` (-1..1) is the text's score when the event carries text; a
     score at or below :data:`COMPLAINT_SENTIMENT` makes the event a complaint.
+    ``complaint``: :func:`is_complaint` of the event and its sentiment, when the caller has it.
 
     >>> from livesignals.errors import Origin
     >>> ev = Event("e1", "order", "web", {"customer_id": "c1"}, 5000,
@@ -80,7 +83,7 @@ def apply_event(state: CustomerState, event: Event, sentiment: float | None = No
     if event.is_contact:
         _contact(state, event)
     _touch(state, event)
-    state.windows.add(t, _window_values(state, event, sentiment))
+    state.windows.add(t, _window_values(state, event, sentiment, complaint))
     state.new_timeline.append((t, timeline.entry(event, sentiment)))
     o, position = event.origin, f"{event.origin.topic}:{event.origin.partition}"
     moved = getattr(event, "moved", False)  # rerouted again after a partition count change: maybe behind
@@ -335,7 +338,9 @@ _digest = functools.lru_cache(maxsize=4096)(digest)
 """:func:`~operators.profile360.sizes.digest`, cached: a session's or product's events come close together."""
 
 
-def _window_values(state: CustomerState, event: Event, sentiment: float | None) -> dict[str, Any]:
+def _window_values(
+    state: CustomerState, event: Event, sentiment: float | None, complaint: bool | None = None
+) -> dict[str, Any]:
     p = event.payload
     values: dict[str, Any] = {"events": 1, "channels": event.channel}
     if event.is_contact and p.get("direction", "inbound") == "inbound":
@@ -349,7 +354,7 @@ def _window_values(state: CustomerState, event: Event, sentiment: float | None) 
         values["web_sessions"] = _digest(p["session_id"])  # only counted
     if p.get("product_id") and p.get("action") == "product_view":
         values["products_viewed"] = _digest(p["product_id"])  # counted; the ids: activity.viewed
-    if is_complaint(event, sentiment):
+    if is_complaint(event, sentiment) if complaint is None else complaint:
         values["complaints"] = 1
     return values
 

@@ -95,7 +95,7 @@ class Windows:
         if t_ms > self.newest_ms:
             previous, self.newest_ms = self.newest_ms, t_ms
             self._roll_up(previous)
-        for tier, (size, keep) in TIERS.items():
+        for tier, (size, keep) in _TIER_LIST:
             index = t_ms // size
             if index > self.newest_ms // size - keep:
                 tier_buckets = self.buckets.get(tier)
