@@ -105,8 +105,14 @@ class ChurnModel:
     def drivers_of(self, z: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
         """:meth:`explain_one` of features already transformed (:meth:`transform_one`)."""
         weights = self.averaged
-        contributions = [(name, round(weights.get(name, 0.0) * value, 4)) for name, value in z.items()]
-        return sorted((c for c in contributions if c[1] > 0), key=lambda c: -c[1])[:top]
+        contributions = []
+        for name, value in z.items():
+            pushed = weights.get(name, 0.0) * value
+            if pushed > 0:  # only a positive contribution can round to one (rounding the rest is waste)
+                shown = round(pushed, 4)
+                if shown > 0:
+                    contributions.append((name, shown))
+        return sorted(contributions, key=lambda c: -c[1])[:top]
 
     def learn_one(self, x: dict[str, float], y: bool, predicted: float | None = None) -> None:
         """Learn one delayed label; ``predicted`` is what was said at scoring time."""

@@ -73,19 +73,31 @@ class FraudModel:
             return 0.0
         return round(bisect.bisect_left(self._sorted, raw) / len(self._sorted), 4)
 
-    def learn_one(self, x: dict[str, float]) -> None:
-        """Learn what normal looks like from one event."""
-        raw = self._last[1] if self._last[0] is x else float(self.pipeline.score_one(x))
+    @property
+    def last_raw(self) -> float | None:
+        """The raw score of the last :meth:`score_one` (None when nothing was scored since the last learn):
+        the scorer puts it in the lesson, so learning does not score the event again."""
+        return self._last[1] if self._last[0] is not None else None
+
+    def learn_one(self, x: dict[str, float], raw: float | None = None) -> None:
+        """Learn what normal looks like from one event; ``raw``: its raw score when it was scored (the
+        calibration ranks it), else the event is scored now."""
+        if raw is None:
+            raw = self._last[1] if self._last[0] is x else float(self.pipeline.score_one(x))
         self._last = (None, 0.0)
         self._recent.append(raw)
         bisect.insort(self._sorted, raw)
         if len(self._recent) > self.calibration_size:
             del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
         self.pipeline.learn_one(x)
-        from river import stats  # imported by the build already: a lookup
-
+        moments = self.moments
         for name, value in x.items():
-            self.moments.setdefault(name, stats.Var()).update(value)
+            var = moments.get(name)
+            if var is None:  # not setdefault: it would build a Var per feature on every event
+                from river import stats  # imported by the build already: a lookup
+
+                var = moments[name] = stats.Var()
+            var.update(value)
         self.seen += 1
 
     def reason(self, x: dict[str, float]) -> tuple[str, float]:

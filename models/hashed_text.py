@@ -36,6 +36,7 @@ import itertools
 import math
 import zlib
 from array import array
+from typing import Any
 
 CLASSES = ("negative", "neutral", "positive")
 COUNT_CEILING = 65535
@@ -197,9 +198,11 @@ class HashedSoftmax:
         total = sum(exp)
         return {c: e / total for c, e in zip(CLASSES, exp, strict=True)}
 
-    def learn_one(self, x: list[int], label: str) -> None:
-        """One AdaGrad step on the cross-entropy of one labelled text."""
-        proba = self.predict_proba_one(x)
+    def learn_one(self, x: list[int], label: str, proba: dict[str, float] | None = None) -> None:
+        """One AdaGrad step on the cross-entropy of one labelled text (``proba``: :meth:`predict_proba_one`
+        of ``x`` when the caller has it already)."""
+        if proba is None:
+            proba = self.predict_proba_one(x)
         target = _INDEX[label]
         grads = [proba[c] - (1.0 if i == target else 0.0) for i, c in enumerate(CLASSES)]
         scale = 1.0 / math.sqrt(len(x)) if x else 1.0
@@ -256,9 +259,20 @@ class HashedEnsemble:
         return 0.5 + 0.5 * math.tanh(self.eta * (self.accuracy[0] - self.accuracy[1]))
 
     def _both(self, x: list[int]) -> tuple[dict[str, float], dict[str, float], list[int], list[int]]:
+        memo = self.__dict__.get("_both_memo")
+        if memo is not None and memo[0] == x:  # the text just read, the model unchanged since (learn_one clears it)
+            return memo[1]
         fold = self.softmax.n_features - 1
         present, folded = list(dict.fromkeys(x)), [j & fold for j in x]
-        return self.nb.predict_proba_one(present), self.softmax.predict_proba_one(folded), present, folded
+        both = self.nb.predict_proba_one(present), self.softmax.predict_proba_one(folded), present, folded
+        self.__dict__["_both_memo"] = (list(x), both)
+        return both
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the last reading (a cache: a checkpoint does not depend on what was read)."""
+        state = self.__dict__.copy()
+        state.pop("_both_memo", None)
+        return state
 
     def predict_proba_one(self, x: list[int]) -> dict[str, float]:
         """Class probabilities: the mix of the two learners'."""
@@ -267,9 +281,11 @@ class HashedEnsemble:
         return {c: w * nb[c] + (1 - w) * softmax[c] for c in CLASSES}
 
     def learn_one(self, x: list[int], label: str) -> None:
-        """Score each learner on the label (its moving accuracy), then both learn the buckets."""
+        """Score each learner on the label (its moving accuracy), then both learn the buckets.
+        A text read just before (the sentiment model's validation) is not read again."""
         nb, softmax, present, folded = self._both(x)
+        self.__dict__.pop("_both_memo", None)  # the learners change now
         for i, proba in enumerate((nb, softmax)):
             self.accuracy[i] += self.decay * (float(max(CLASSES, key=proba.__getitem__) == label) - self.accuracy[i])
         self.nb.learn_one(present, label)
-        self.softmax.learn_one(folded, label)
+        self.softmax.learn_one(folded, label, softmax)

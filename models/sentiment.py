@@ -115,6 +115,7 @@ class SentimentModel:
         """Pickled without the lexicon (shipped with the code, reloaded on unpickling)."""
         state = self.__dict__.copy()
         del state["lexicon"]
+        state.pop("_read_memo", None)  # a cache: a checkpoint's bytes do not depend on what was read
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -134,23 +135,47 @@ class SentimentModel:
 
     def _read(self, text: str) -> tuple[dict[str, float], list[int] | None]:
         """Lexicon probabilities and (once anything was learned) the hashed features."""
-        lex, hits, negated = self.lexicon.analyse(text)
+        lex, hits, negated = self._analyse(text)
         lexical = lexical_proba(lex, self.neutral_band)
         if not self.labels:
             return lexical, None
-        x = hashed_features(feature_tokens(text), negated, [lexicon_band(lex, hits)], self.n_features)
-        return lexical, x
+        return lexical, self._hashed(text, lex, hits, negated, self.n_features)
+
+    def _analyse(self, text: str) -> tuple[float, int, list[str]]:
+        """The lexicon's reading of ``text``, remembered for the last text read (a survey's comment is
+        read for its lesson, then scored: :mod:`operators.scoring.online`)."""
+        memo = self.__dict__.get("_read_memo")
+        if memo is None or memo[0] != text:
+            lex, hits, negated = self.lexicon.analyse(text)
+            memo = self.__dict__["_read_memo"] = [text, lex, hits, tuple(negated), 0, ()]
+        return memo[1], memo[2], list(memo[3])
+
+    def _hashed(self, text: str, lex: float, hits: int, negated: list[str], n: int) -> list[int]:
+        """:func:`hashed_features` of ``text`` in ``n`` buckets (its lexicon reading given), remembered
+        with the last text's reading (:meth:`_analyse`)."""
+        memo = self.__dict__.get("_read_memo")
+        if memo is not None and memo[0] == text and memo[4] == n:
+            return list(memo[5])
+        x = hashed_features(feature_tokens(text), negated, [lexicon_band(lex, hits)], n)
+        if memo is not None and memo[0] == text:
+            memo[4], memo[5] = n, tuple(x)
+        return x
 
     def predict_proba_one(self, text: str) -> dict[str, float]:
         """Probability of each class."""
         lexical, x = self._read(text)
         return self._proba(lexical, x)
 
-    def _proba(self, lexical: dict[str, float], x: list[int] | None) -> dict[str, float]:
+    def _proba(
+        self, lexical: dict[str, float], x: list[int] | None, learned: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """The blend of ``lexical`` and the learned model's probabilities for ``x`` (``learned``: those,
+        when the caller has them already)."""
         w = self._blend()
         if w == 0.0 or x is None:
             return lexical
-        learned = self.classifier.predict_proba_one(x)
+        if learned is None:
+            learned = self.classifier.predict_proba_one(x)
         return {c: (1 - w) * lexical[c] + w * learned[c] for c in CLASSES}
 
     def lesson(self, text: str, buckets: int | None = None) -> dict[str, Any]:
@@ -166,9 +191,8 @@ class SentimentModel:
         >>> sorted(lesson), "parcel" in str(lesson)
         (['h', 'lex'], False)
         """
-        lex, hits, negated = self.lexicon.analyse(text)
-        n = buckets or self.n_features
-        return {"h": hashed_features(feature_tokens(text), negated, [lexicon_band(lex, hits)], n), "lex": lex}
+        lex, hits, negated = self._analyse(text)
+        return {"h": self._hashed(text, lex, hits, negated, buckets or self.n_features), "lex": lex}
 
     def predict_one(self, text: str) -> str:
         """The most likely class."""
@@ -189,9 +213,9 @@ class SentimentModel:
         mask = self.n_features - 1
         x = [int(j) & mask for j in text["h"]]
         lexical = lexical_proba(float(text["lex"]), self.neutral_band)
-        proba = self._proba(lexical, x if self.labels else None)
+        learned = self.classifier.predict_proba_one(x) if self.labels else None  # once: the blend reads it too
+        proba = self._proba(lexical, x if self.labels else None, learned)
         self.validation.update(label, max(CLASSES, key=lambda c: proba[c]))
-        learned = self.classifier.predict_proba_one(x) if self.labels else None
         hit = (
             float(max(CLASSES, key=lambda c: lexical[c]) == label),
             float(learned is not None and max(CLASSES, key=lambda c: learned[c]) == label),

@@ -58,7 +58,7 @@ from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, Undo, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
 from operators.report import BatchReport, export_model_metrics
-from operators.routing import Reroute, Router, read_position
+from operators.routing import Reroute, Router, is_replay, read_position
 from operators.rules import failures
 from operators.rules.context import ContextWindows, context
 from operators.rules.dependencies import changed_by
@@ -211,7 +211,7 @@ class Engine:
         for event in events:
             key = event.customer_key
             state = self.store.load([key])[key] if self.per_event else states[key]
-            if state.already_applied(event):
+            if is_replay(state.applied, event):  # state.already_applied, without its call and import
                 report.replay_skipped += 1
                 continue
             if event.type == "erase":  # the customer and what it linked (operators.erasure)
@@ -323,10 +323,10 @@ class Engine:
             report.kpi[name] += value
             if name.rsplit("|", 1)[1] in kpis.VALUE_COMPONENTS:
                 report.kpi[name + "_n"] += 1
-        apply_event(state, event, score)
+        complaint = is_complaint(event, score)  # once: the windows count it too
+        apply_event(state, event, score, complaint)
         if counted:
             self._aggregates.later(_advance_watermark, part, event.event_time_ms)
-        complaint = is_complaint(event, score)
         if self.models_enabled:
             due = online.score_churn(self._view, state, event, self.scoring, report.scoring, is_complaint(event, None))
             if due is not None and counted:

@@ -103,6 +103,8 @@ def _clip_bytes(text: str, limit: int) -> str:
     >>> _clip_bytes("\U0001d4c1" * 3, 9)
     '\U0001d4c1…'
     """
+    if len(text) <= limit // 4:
+        return text  # at most 4 bytes a character: it fits (most summaries)
     raw = text.encode("utf-8", "surrogatepass")
     if len(raw) <= limit:
         return text

@@ -95,7 +95,7 @@ class Windows:
         if t_ms > self.newest_ms:
             previous, self.newest_ms = self.newest_ms, t_ms
             self._roll_up(previous)
-        for tier, (size, keep) in TIERS.items():
+        for tier, (size, keep) in _TIER_LIST:
             index = t_ms // size
             if index > self.newest_ms // size - keep:
                 tier_buckets = self.buckets.get(tier)
@@ -110,10 +110,15 @@ class Windows:
     def _fold_all(self, bucket: dict[str, Any], values: dict[str, Any]) -> None:
         cap = self.max_metrics
         for metric, value in values.items():
-            if metric in bucket:
-                current = bucket[metric]
-                if type(current) is int:  # the count fast path
+            current = bucket.get(metric)
+            if current is not None:
+                kind = type(current)
+                if kind is int:  # the count fast path
                     bucket[metric] = current + value
+                    continue
+                if kind is list and type(value) is str:  # the distinct fast path (a value cell holds numbers)
+                    if value not in current and len(current) < MAX_DISTINCT:
+                        current.append(value)
                     continue
             elif cap is not None and len(bucket) >= cap:
                 continue

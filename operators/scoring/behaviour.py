@@ -147,11 +147,14 @@ def _admit(state: CustomerState, act: dict[str, Any], names: list[str], name: st
     return slot
 
 
-def features(state: CustomerState, now_ms: int) -> dict[str, float]:
-    """The behaviour features at ``now_ms`` (see the module docstring); empty before any event."""
+def features(state: CustomerState, now_ms: int, into: dict[str, float] | None = None) -> dict[str, float]:
+    """The behaviour features at ``now_ms`` (see the module docstring); zeros before any event.
+    ``into``: a dict to add them to and return (the churn inputs: no copy), else a new one."""
     act = state.predictions.get("churn_activity")
+    out = {} if into is None else into
     if not act:
-        return dict.fromkeys(FIXED, 0.0)
+        out.update(dict.fromkeys(FIXED, 0.0))
+        return out
     today = now_ms // DAY_MS
     names = act["names"]
     last7 = [0] * (len(names) + 1)
@@ -162,21 +165,32 @@ def features(state: CustomerState, now_ms: int) -> dict[str, float]:
         if age < 0 or age >= 30:
             continue
         active += 1
+        if age < 7:
+            for i, c in enumerate(counts):
+                last30[i] += c
+                last7[i] += c
+            continue
         for i, c in enumerate(counts):
             last30[i] += c
-            if age < 7:
-                last7[i] += c
-        if 7 <= age < 14:
+        if age < 14:
             prev7 += counts[0]
-    out = {"events_30d": math.log1p(last30[0]), "active_days_30d": float(active)}
+    out["events_30d"] = math.log1p(last30[0])
+    out["active_days_30d"] = float(active)
     out["trend_7d"] = round((last7[0] - prev7) / (last7[0] + prev7 + 1), 4)
     previous = act["prev"] if act["last"] >= now_ms and act["prev"] is not None else act["last"]
     out["days_since_active"] = min(365.0, max(0.0, (now_ms - previous) / DAY_MS)) if previous is not None else 0.0
     out["tenure_days"] = min(3650.0, max(0.0, (now_ms - _since(state, act["first"])) / DAY_MS))
     for i, name in enumerate(names, 1):
-        out[f"{name}_7d"] = math.log1p(last7[i]) if i < len(last7) else 0.0
-        out[f"{name}_30d"] = math.log1p(last30[i]) if i < len(last30) else 0.0
+        name7, name30 = _window_names(name)
+        out[name7] = math.log1p(last7[i])
+        out[name30] = math.log1p(last30[i])
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _window_names(name: str) -> tuple[str, str]:
+    """The two feature names of a behaviour (cached: a few behaviours make most customers')."""
+    return f"{name}_7d", f"{name}_30d"
 
 
 def feature_names(state: CustomerState, behaviours: int) -> list[str]:

@@ -57,6 +57,9 @@ from livesignals import metrics, serde
 from models.registry import KINDS, ModelSet, Slot
 
 log = logging.getLogger(__name__)
+_LESSONS_LEARNED = metrics.MODEL_LESSONS.labels("learned")
+_LESSONS_SKIPPED = metrics.MODEL_LESSONS.labels("skipped")
+"""Children of ``livesignals_model_lessons_total`` counted per lesson (``labels()`` looks them up: once)."""
 
 Lesson = list[Any]
 """``[source, offset, seq, kind, args, said]`` (JSON-serialisable)."""
@@ -230,15 +233,16 @@ class SharedLearner:
     def _learn(self, lesson: Lesson) -> int:
         source, offset, seq, kind, args, said = lesson
         mark = (offset, seq)
-        if source and tuple(self.state.marks.get(source, (-1, -1))) >= mark:
-            metrics.MODEL_LESSONS.labels("skipped").inc()
+        state = self.state
+        if source and tuple(state.marks.get(source, (-1, -1))) >= mark:
+            _LESSONS_SKIPPED.inc()
             return 0  # appended again by a replayed batch
-        self.state.marks[source] = mark
-        self.state.applied += 1
-        metrics.MODEL_LESSONS.labels("learned").inc()
-        if kind in self.state.models.champions:
+        state.marks[source] = mark
+        state.applied += 1
+        _LESSONS_LEARNED.inc()
+        if kind in state.models.champions:
             try:
-                self.state.models.teach(kind, args, said)
+                state.models.teach(kind, args, said)
             except Exception:  # a lesson a model cannot learn must not stop every worker's batches
                 log.exception("lesson %s:%s:%s for %s could not be learned; skipped", source, offset, seq, kind)
                 metrics.MODEL_LESSONS.labels("failed").inc()

@@ -50,16 +50,18 @@ from typing import Any
 
 from livesignals.contract import Event
 from models.registry import Models
-from models.sentiment import label_from_survey
 from operators.profile360.profile import CustomerState
-from operators.profile360.sizes import printable
 from operators.scoring import behaviour
 from operators.scoring.features import CHURN_FEATURES, churn_features, fraud_features
+from operators.scoring.texts import (  # noqa: F401 - text scoring re-exported: the engine and tests call it here
+    MAX_RECENT_TEXTS,
+    MOOD_ALPHA,
+    TEXT_CHARS,
+    learn_labels,
+    score_text,
+    text_of,
+)
 
-MAX_RECENT_TEXTS = 3
-TEXT_CHARS = 200
-"""Characters of a text kept for delayed labels, controls removed first (``sizes.printable``: 4 bytes each)."""
-MOOD_ALPHA = 0.3
 CHURN_WARM_LABELS = 200
 """Labels the churn champion needs before rules act on its scores (``predictions.churn.warm``) ..."""
 CHURN_WARM_EACH = 20
@@ -121,68 +123,9 @@ class ScoringReport:
     """Every score of the batch: ``(model, customer_key, event_id, event_time_ms, score)`` (offline evaluation)."""
 
 
-def text_of(event: Event) -> str | None:
-    """The event's text (message, transcript or survey comment), if any."""
-    text = event.payload.get("text") or event.payload.get("comment")
-    return text if isinstance(text, str) and text.strip() else None
-
-
-def score_text(models: Models, state: CustomerState, event: Event, text: str, report: ScoringReport) -> float:
-    """Score a text with the champion, remember it for delayed labels, update the mood."""
-    score = models.model("sentiment").score(text)
-    report.scored["sentiment"] += 1
-    report.scores.append(("sentiment", event.customer_key, event.event_id, event.event_time_ms, score))
-    texts = state.predictions.setdefault("recent_texts", [])
-    texts.append([event.event_id, event.event_time_ms, printable(text)[:TEXT_CHARS], [], score])
-    del texts[:-MAX_RECENT_TEXTS]
-    mood = state.predictions.get("mood") or {"n": 0, "avg": 0.0}
-    avg = score if mood["n"] == 0 else (1 - MOOD_ALPHA) * mood["avg"] + MOOD_ALPHA * score
-    state.predictions["mood"] = {
-        "last": score, "avg": round(avg, 4), "trend": round(avg - mood["avg"], 4) if mood["n"] else 0.0,
-        "n": mood["n"] + 1, "t": event.event_time_ms,
-    }  # fmt: skip
-    return score
-
-
-def learn_labels(models: Models, state: CustomerState, event: Event, report: ScoringReport) -> None:
-    """Learn the sentiment labels this event carries (survey answers, agent corrections)."""
-    p = event.payload
-    if event.type == "survey":
-        label = label_from_survey(p["kind"], p["score"])
-        if p.get("comment"):
-            _learn_text(models, p["comment"], label, report)  # the answer labels its own comment
-        if p.get("rates_event_id"):
-            _learn_remembered(models, state, p["rates_event_id"], label, "survey", report)
-    elif event.type == "agent_feedback" and p["kind"] == "sentiment":
-        _learn_remembered(models, state, p["target_id"], p["label"], "agent", report)
-
-
-def _learn_remembered(
-    models: Models, state: CustomerState, event_id: str, label: str, source: str, report: ScoringReport
-) -> None:
-    for entry in state.predictions.get("recent_texts", []):
-        if entry[0] == event_id:
-            if source in entry[3]:
-                report.labels[("sentiment", "duplicate")] += 1
-                return
-            entry[3].append(source)
-            _learn_text(models, entry[2], label, report)
-            return
-    report.labels[("sentiment", "unmatched")] += 1
-
-
-def _learn_text(models: Models, text: str, label: str, report: ScoringReport) -> None:
-    """Teach a labelled text as hashed buckets and a lexicon score, never its words: lessons travel
-    through Redis to every worker (issue #14). Buckets: the largest any sentiment role uses."""
-    buckets = max(slot.model.n_features for _, slot in models.all("sentiment"))
-    models.teach("sentiment", [models.model("sentiment").lesson(text, buckets), label])
-    report.labels[("sentiment", "learned")] += 1
-    report.learned = True
-
-
 def churn_inputs(state: CustomerState, now_ms: int) -> dict[str, float]:
     """What the churn model sees: profile features and behaviour features (see the modules)."""
-    return {**churn_features(state, now_ms), **behaviour.features(state, now_ms)}
+    return behaviour.features(state, now_ms, churn_features(state, now_ms))  # one dict: no merged copy
 
 
 def score_churn(
@@ -407,7 +350,8 @@ def score_fraud(models: Models, state: CustomerState, event: Event, report: Scor
     warm = model.seen >= 2 * model.window_size
     score = model.score_one(x) if warm else 0.0
     reason, z = model.reason(x)
-    models.teach("fraud", [x])
+    raw = model.last_raw if warm else None  # the champion's raw score travels with the lesson: not scored twice
+    models.teach("fraud", [x], None if raw is None else {"champion": raw})
     report.scored["fraud"] += 1
     report.scores.append(("fraud", event.customer_key, event.event_id, event.event_time_ms, score))
     report.learned = True

@@ -70,6 +70,8 @@ def due_times(state: CustomerState, before_ms: int, cfg: ScoringConfig) -> list[
     if not act or "t" not in shown or shown.get("cancelled"):
         return []
     last, step = act["last"], max(1, cfg.snapshot_every_ms)
+    if before_ms <= last + step:
+        return []  # the first grid time after the last event is not before ``before_ms`` (most events)
     done = max(act.get(QUIET_KEY) or last, last)
     out = []
     g = last + ((done - last) // step + 1) * step

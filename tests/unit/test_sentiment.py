@@ -344,3 +344,44 @@ def test_a_bare_negative_verb_is_not_flipped_by_the_next_one_and_still_flips_a_w
 def test_general_persian_review_words_read_their_way(text, positive):
     # Session 16's entries (models/lexicons/fa.txt, written from the language, not from any data set)
     assert (LEX.score(text) > 0.2) if positive else (LEX.score(text) < -0.2)
+
+
+def test_reading_a_text_twice_gives_what_reading_it_once_does_and_leaves_no_trace_in_a_checkpoint():
+    """The model remembers the last text it read (a survey's comment is read for its lesson, then scored):
+    scores, lessons and what the model learns are those of a fresh reading, and a checkpoint does not
+    depend on what was read."""
+    rng = random.Random(5)
+    words = ["great", "awful", "slow", "parcel", "refund", "thanks", "never", "again", "not", "good"]
+    texts = [" ".join(rng.choice(words) for _ in range(6)) for _ in range(300)]
+    labels = ["positive", "negative", "neutral"]
+    reader, fresh = SentimentModel(warmup=5), SentimentModel(warmup=5)
+    for i, text in enumerate(texts):
+        label = labels[i % 3]
+        lesson = reader.lesson(text)
+        assert reader.score(text) == reader.score(text)
+        assert lesson == fresh.lesson(text) and reader.lesson(text) == lesson  # read again: the same
+        fresh_lesson = pickle.loads(pickle.dumps(fresh)).lesson(text)  # an unpickled model reads afresh
+        assert fresh_lesson == lesson
+        reader.learn_one(lesson, label)
+        fresh.learn_one(text, label)
+        assert reader.score(text) == SentimentModel.score(pickle.loads(pickle.dumps(fresh)), text)
+    assert pickle.dumps(reader) == pickle.dumps(fresh)
+    assert "_read_memo" not in reader.__getstate__()
+
+
+def test_an_ensemble_that_read_a_text_learns_it_as_one_that_did_not_and_pickles_the_same():
+    """HashedEnsemble remembers its last reading until it learns (learning a text just validated does not
+    read it again): the same learning, and a checkpoint independent of what was read."""
+    rng = random.Random(3)
+    reader, plain = HashedEnsemble(n_features=2**10), HashedEnsemble(n_features=2**10)
+    for i in range(400):
+        x = [rng.randrange(2**10) for _ in range(rng.randrange(1, 12))]
+        label = ("positive", "negative", "neutral")[i % 3]
+        assert reader.predict_proba_one(x) == plain.predict_proba_one(list(x))
+        if i % 5:
+            reader.learn_one(x, label)
+            plain.learn_one(list(x), label)
+        assert pickle.dumps(reader) == pickle.dumps(pickle.loads(pickle.dumps(plain)))
+    reader.predict_proba_one([1, 2, 3])
+    assert "_both_memo" in reader.__dict__ and "_both_memo" not in reader.__getstate__()
+    assert pickle.dumps(reader) == pickle.dumps(plain)
