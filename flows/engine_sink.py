@@ -89,6 +89,7 @@ def default_engine(
         retention=Retention.from_settings(settings),
         wait_replicas=settings.redis_wait_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
+        profile_compression=settings.profile_compression,
     )
     counts = None
     if publisher is None:

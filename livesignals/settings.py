@@ -162,6 +162,10 @@ class Settings:
     """Timeline entries kept per customer (oldest dropped)."""
     timeline_max_age_days: Annotated[int, Range(1, None)] = 90
     """Timeline entries older than this are dropped; the key expires after it too."""
+    profile_compression: Literal["zstd", "off"] = "zstd"
+    """How the engine writes profile documents to Redis: ``zstd``, compressed with a dictionary shipped in
+    the package (:mod:`livesignals.documents`, about 4x smaller); ``off``, plain JSON (readable with
+    ``redis-cli GET``). Readers accept both forms whatever this says: switching needs no migration."""
 
     # --- Models (issue 4) -----------------------------------------------------
     models: dict[str, Any] = field(default_factory=dict)

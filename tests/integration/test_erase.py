@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
@@ -77,7 +77,7 @@ def by_key(client, settings) -> dict[bytes, list[bytes]]:
         out = found[key] = [key]
         kind = client.type(key).decode()
         if kind == "string":
-            out.append(client.get(key) or b"")
+            out.append(documents.decode(client.get(key) or b""))  # a stored profile's JSON, compressed or not
         elif kind == "hash":
             out += [b for kv in client.hgetall(key).items() for b in kv]
         elif kind == "zset":

@@ -1,0 +1,124 @@
+"""The stored form of a customer's documents in Redis: JSON, compressed at the Redis boundary (issue 16, item 5).
+
+A profile document is JSON in memory (:class:`operators.profile360.profile.CustomerState` keeps it, undo
+records copy it: nothing per event pays for compression). Only what is written to Redis is compressed,
+by :func:`encode`: a `zstd <https://facebook.github.io/zstd/>`_ frame made with a dictionary shipped in
+this package (``livesignals/dictionaries/profile-<dict id>.zdict``), trained on the simulator's profiles
+by ``python -m bench.profile_dictionary``. The dictionary carries the keys and values every profile
+repeats, so even a 1-2 kB document compresses several times (``python -m bench.memory`` measures it).
+
+:func:`decode` reads both forms whatever ``profile_compression`` says: plain JSON (a document starts
+with ``{``: every profile written before this codec, or with ``profile_compression = "off"``) and zstd
+frames (which name their dictionary by id in the frame header). A dictionary is never deleted once
+shipped: stored documents name theirs. A frame naming an unknown dictionary, or a corrupt one, is a
+:class:`CorruptDocument` (a :class:`ValueError`, as an undecodable JSON document is).
+
+Compressors are per thread (the gateway serves from threads; a zstd compressor is not meant to be shared
+between threads); a digested dictionary is shared (read only).
+
+>>> decode(encode(b'{"a":1}')) == b'{"a":1}' and decode(b'{"a":1}') == b'{"a":1}'
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from importlib import resources
+from typing import Literal
+
+if sys.version_info >= (3, 14):  # pragma: no cover - the stdlib module from Python 3.14 on
+    from compression import zstd
+else:  # its backport (PyPI ``backports-zstd``) below
+    from backports import zstd
+
+Compression = Literal["zstd", "off"]
+
+CURRENT_DICTIONARY = 1123581983
+"""Id of the shipped dictionary :func:`encode` uses (``dictionaries/profile-<id>.zdict``; the others are
+kept for the documents that name them)."""
+
+LEVEL = 3
+"""zstd's default level: ~10 µs per 2 kB document; higher levels gain a few per cent for several times the CPU.
+Frames carry a checksum (4 bytes): a damaged document is an error, never other bytes read as a profile."""
+
+_MAGIC = b"\x28\xb5\x2f\xfd"
+"""A zstd frame's first four bytes."""
+
+
+class CorruptDocument(ValueError):
+    """A stored document that cannot be read: a corrupt frame, or one naming a dictionary not shipped."""
+
+
+def _dictionary_files() -> dict[int, bytes]:
+    """Every shipped dictionary, by its zstd dictionary id (the number in its file name)."""
+    out: dict[int, bytes] = {}
+    for entry in resources.files("livesignals").joinpath("dictionaries").iterdir():
+        name = entry.name
+        if name.startswith("profile-") and name.endswith(".zdict"):
+            out[int(name[len("profile-") : -len(".zdict")])] = entry.read_bytes()
+    return out
+
+
+_FILES = _dictionary_files()
+
+
+@functools.cache
+def dictionary(dict_id: int) -> zstd.ZstdDict:
+    """The shipped dictionary ``dict_id``; :class:`CorruptDocument` when none is shipped under it."""
+    content = _FILES.get(dict_id)
+    if content is None:
+        raise CorruptDocument(f"stored document names zstd dictionary {dict_id}, which this version does not ship")
+    return zstd.ZstdDict(content)
+
+
+_local = threading.local()
+
+
+def _compressor() -> zstd.ZstdCompressor:
+    """This thread's compressor (made once per thread)."""
+    made: zstd.ZstdCompressor | None = getattr(_local, "compressor", None)
+    if made is None:
+        options: dict[int, int] = {
+            zstd.CompressionParameter.compression_level: LEVEL,
+            zstd.CompressionParameter.checksum_flag: 1,
+        }
+        made = _local.compressor = zstd.ZstdCompressor(options=options, zstd_dict=dictionary(CURRENT_DICTIONARY))
+    return made
+
+
+def encode(document: bytes, compression: Compression = "zstd") -> bytes:
+    """The stored form of a JSON ``document``: a zstd frame with the current dictionary (``"off"``: as is)."""
+    if compression == "off":
+        return document
+    return _compressor().compress(document, mode=zstd.ZstdCompressor.FLUSH_FRAME)
+
+
+def is_compressed(stored: bytes) -> bool:
+    """Whether ``stored`` is a zstd frame (otherwise plain JSON, or not a document)."""
+    return stored[:4] == _MAGIC
+
+
+def decode(stored: bytes) -> bytes:
+    """The JSON of a stored document, plain or compressed; :class:`CorruptDocument` when a frame cannot be read.
+
+    Plain JSON is returned as is (whether it parses is for the JSON decoder to say, as before)."""
+    if stored[:4] != _MAGIC:
+        return stored
+    try:
+        dict_id = zstd.get_frame_info(stored).dictionary_id
+    except zstd.ZstdError as exc:
+        raise CorruptDocument(f"corrupt zstd frame: {exc}") from None
+    try:
+        data = zstd.decompress(stored, zstd_dict=dictionary(dict_id)) if dict_id else zstd.decompress(stored)
+    except zstd.ZstdError as exc:
+        raise CorruptDocument(f"corrupt zstd frame (dictionary {dict_id}): {exc}") from None
+    if not data.startswith(b"{"):
+        raise CorruptDocument("a zstd frame that does not hold a JSON document")
+    return data
+
+
+def read(stored: bytes | None) -> bytes | None:
+    """:func:`decode` of a value read from Redis, ``None`` (no such key) passed through."""
+    return None if stored is None else decode(stored)
