@@ -95,6 +95,22 @@ def encode(document: bytes, compression: Compression = "zstd") -> bytes:
     return _compressor().compress(document, mode=zstd.ZstdCompressor.FLUSH_FRAME)
 
 
+def frame_dictionary(frame: bytes) -> int:
+    """The dictionary id a zstd frame's header names (0: none), read from the header's bytes (RFC 8878,
+    3.1.1.1: what ``zstd.get_frame_info`` reads, in a fraction of its time); a damaged header gives a wrong
+    id, which the decompression then refuses.
+
+    >>> frame_dictionary(encode(b"{}")) == CURRENT_DICTIONARY, frame_dictionary(zstd.compress(b"{}"))
+    (True, 0)
+    """
+    if len(frame) < 6:
+        return 0
+    descriptor = frame[4]
+    start = 5 if descriptor & 0x20 else 6  # no window byte in a single-segment frame
+    size = (0, 1, 2, 4)[descriptor & 3]
+    return int.from_bytes(frame[start : start + size], "little")
+
+
 def is_compressed(stored: bytes) -> bool:
     """Whether ``stored`` is a zstd frame (otherwise plain JSON, or not a document)."""
     return stored[:4] == _MAGIC
@@ -106,10 +122,7 @@ def decode(stored: bytes) -> bytes:
     Plain JSON is returned as is (whether it parses is for the JSON decoder to say, as before)."""
     if stored[:4] != _MAGIC:
         return stored
-    try:
-        dict_id = zstd.get_frame_info(stored).dictionary_id
-    except zstd.ZstdError as exc:
-        raise CorruptDocument(f"corrupt zstd frame: {exc}") from None
+    dict_id = frame_dictionary(stored)
     try:
         data = zstd.decompress(stored, zstd_dict=dictionary(dict_id)) if dict_id else zstd.decompress(stored)
     except zstd.ZstdError as exc:

@@ -4,6 +4,7 @@ plain JSON read as before; the dictionary tool is deterministic."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import threading
 from pathlib import Path
@@ -67,11 +68,17 @@ def test_unicode_and_a_one_megabyte_document_round_trip():
     assert len(big) > 1_000_000 and documents.decode(documents.encode(big)) == big
 
 
-def test_a_frame_naming_a_dictionary_not_shipped_is_a_corrupt_document():
+@functools.cache
+def other_dictionary():
+    """A dictionary this package does not ship."""
     samples = [serde.dumps({"other": i, "words": [f"w{j}" for j in range(i % 17)]}) for i in range(3000)]
-    other = documents.zstd.train_dict(samples, 4096)
+    return documents.zstd.train_dict(samples, 4096)
+
+
+def test_a_frame_naming_a_dictionary_not_shipped_is_a_corrupt_document():
+    other = other_dictionary()
     assert other.dict_id != documents.CURRENT_DICTIONARY
-    stored = documents.zstd.compress(samples[5], zstd_dict=other)
+    stored = documents.zstd.compress(b'{"other": 5}', zstd_dict=other)
     with pytest.raises(documents.CorruptDocument, match=f"dictionary {other.dict_id}"):
         documents.decode(stored)
 
@@ -120,3 +127,16 @@ def test_the_dictionary_tool_gives_the_same_bytes_for_the_same_seed():
     a, b = train(first, 8192, seed=7), train(again, 8192, seed=7)
     assert a == b and len(a) <= 8192
     assert train(sample_documents(customers=150, events=1500, seed=8), 8192, seed=8) != a
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=3000), st.sampled_from(["current", "none", "other"]))
+def test_the_header_read_names_the_dictionary_zstd_reads(data, which):
+    zstd = documents.zstd
+    if which == "current":
+        frame = documents.encode(b"{" + data + b"}")
+    elif which == "none":
+        frame = zstd.compress(data)
+    else:
+        frame = zstd.compress(data, zstd_dict=other_dictionary())
+    assert documents.frame_dictionary(frame) == zstd.get_frame_info(frame).dictionary_id
