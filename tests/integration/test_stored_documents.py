@@ -90,10 +90,12 @@ def test_the_reader_and_the_desk_read_compressed_and_plain_profiles(redis_client
     assert not reader.load(redis_client, keys, "customer_id:nobody").known  # the stand-in decoded, not shown
 
 
-def test_the_erasure_export_holds_a_compressed_profile_as_json(redis_client, settings):
+def test_the_erasure_export_holds_a_compressed_or_plain_profile_as_json(redis_client, settings):
     keys = Keys(settings.key_prefix)
     store = ProfileStore(redis_client, keys)
     store.commit([customer()], [], {("in", 0): 42})
+    redis_client.set(keys.profile("customer_id:c2"), customer("customer_id:c2").to_bytes())
     assert documents.is_compressed(redis_client.get(keys.profile("customer_id:c1")))
-    held = export(redis_client, keys, "customer_id:c1", store.erasures)
-    assert held["profile"]["identity"]["name"] == "Ann Lee" and held["profile"]["events"] == 3
+    for key in ("customer_id:c1", "customer_id:c2"):
+        held = export(redis_client, keys, key, store.erasures)
+        assert held["profile"]["identity"]["name"] == "Ann Lee" and held["profile"]["events"] == 3
