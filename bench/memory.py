@@ -9,7 +9,8 @@ measured here), with the default retention, then reports:
 * the timeline's cost per entry (MEMORY USAGE / ZCARD, sampled);
 * bytes per customer by kind of key (``by_kind``: every key is counted and
   ``--sample`` of each kind measured), so a new key shows what it costs;
-* the stored profile's form (``profile_compression``, :mod:`livesignals.documents`): its length in Redis
+* the stored profile's form (``profile_compression``, ``--compression`` sets ``timeline_compression`` the same
+  way; :mod:`livesignals.documents`): its length in Redis
   (``STRLEN``) against its JSON's, and the CPU of the codec, encode and decode in µs per document over the
   sampled profiles (the Redis boundary: ``bench.apply`` does not see it).
 
@@ -118,7 +119,8 @@ def codec_figures(client, profiles: list[bytes]) -> dict[str, float]:
 
 
 def rewrite_profiles(client, prefix: str, compression: documents.Compression) -> None:
-    """Store every profile again in the form ``compression`` says (the same documents: a paired comparison)."""
+    """Store every profile and timeline entry again in the form ``compression`` says (the same documents: a
+    paired comparison)."""
     names = list(client.scan_iter(f"{prefix}:{{*}}:profile", count=10_000))
     for i in range(0, len(names), 1000):
         chunk = names[i : i + 1000]
@@ -127,6 +129,14 @@ def rewrite_profiles(client, prefix: str, compression: documents.Compression) ->
         for name, value in zip(chunk, values, strict=True):
             if value:
                 pipe.set(name, documents.encode(documents.decode(value), compression), keepttl=True)
+        pipe.execute()
+    for name in list(client.scan_iter(f"{prefix}:{{*}}:timeline", count=10_000)):
+        members, ttl = client.zrange(name, 0, -1, withscores=True), client.pttl(name)
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(name)
+        pipe.zadd(name, {documents.encode(documents.decode(m), compression, "timeline"): t for m, t in members})
+        if ttl > 0:
+            pipe.pexpire(name, ttl)
         pipe.execute()
 
 
@@ -140,7 +150,8 @@ def one_run(client, settings: Settings, customers: int, per_customer: float, sam
     total = int(customers * per_customer)
     # The simulated stream runs ahead of wall time: give the engine a clock past its end,
     # or later events would be dead-lettered as future_time.
-    store = ProfileStore(client, keys, cache_size=50_000, profile_compression=settings.profile_compression)
+    form = settings.profile_compression
+    store = ProfileStore(client, keys, cache_size=50_000, profile_compression=form, timeline_compression=form)
     engine = Engine(settings, store, _NoPublisher(), clock=lambda: 4e12)
     sim = reference_simulator(customers, step_ms=2000.0, skew=skew)
     started = time.monotonic()

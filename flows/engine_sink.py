@@ -90,6 +90,7 @@ def default_engine(
         wait_replicas=settings.redis_wait_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
         profile_compression=settings.profile_compression,
+        timeline_compression=settings.timeline_compression,
     )
     counts = None
     if publisher is None:

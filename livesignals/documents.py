@@ -34,10 +34,17 @@ else:  # its backport (PyPI ``backports-zstd``) below
     from backports import zstd
 
 Compression = Literal["zstd", "off"]
+Kind = Literal["profile", "timeline"]
 
 CURRENT_DICTIONARY = 1123581983
-"""Id of the shipped dictionary :func:`encode` uses (``dictionaries/profile-<id>.zdict``; the others are
-kept for the documents that name them)."""
+"""Id of the shipped dictionary :func:`encode` uses for profiles (``dictionaries/profile-<id>.zdict``; the
+others are kept for the documents that name them)."""
+
+CURRENT_TIMELINE_DICTIONARY = 213456932
+"""Id of the shipped dictionary :func:`encode` uses for timeline entries (``dictionaries/timeline-<id>.zdict``):
+entries are ~100-byte JSON objects, unlike profiles, so they have their own."""
+
+_CURRENT: dict[str, int] = {"profile": CURRENT_DICTIONARY, "timeline": CURRENT_TIMELINE_DICTIONARY}
 
 LEVEL = 3
 """zstd's default level: ~10 µs per 2 kB document; higher levels gain a few per cent for several times the CPU.
@@ -52,12 +59,13 @@ class CorruptDocument(ValueError):
 
 
 def _dictionary_files() -> dict[int, bytes]:
-    """Every shipped dictionary, by its zstd dictionary id (the number in its file name)."""
+    """Every shipped dictionary, of any kind, by its zstd dictionary id (the number in its file name,
+    ``<kind>-<id>.zdict``: zstd derives ids from the content, so two kinds never share one)."""
     out: dict[int, bytes] = {}
     for entry in resources.files("livesignals").joinpath("dictionaries").iterdir():
         name = entry.name
-        if name.startswith("profile-") and name.endswith(".zdict"):
-            out[int(name[len("profile-") : -len(".zdict")])] = entry.read_bytes()
+        if name.endswith(".zdict"):
+            out[int(name[: -len(".zdict")].rpartition("-")[2])] = entry.read_bytes()
     return out
 
 
@@ -76,23 +84,26 @@ def dictionary(dict_id: int) -> zstd.ZstdDict:
 _local = threading.local()
 
 
-def _compressor() -> zstd.ZstdCompressor:
-    """This thread's compressor (made once per thread)."""
-    made: zstd.ZstdCompressor | None = getattr(_local, "compressor", None)
+def _compressor(kind: str) -> zstd.ZstdCompressor:
+    """This thread's compressor for ``kind`` (made once per thread and kind)."""
+    made: zstd.ZstdCompressor | None = getattr(_local, kind, None)
     if made is None:
         options: dict[int, int] = {
             zstd.CompressionParameter.compression_level: LEVEL,
             zstd.CompressionParameter.checksum_flag: 1,
         }
-        made = _local.compressor = zstd.ZstdCompressor(options=options, zstd_dict=dictionary(CURRENT_DICTIONARY))
+        made = zstd.ZstdCompressor(options=options, zstd_dict=dictionary(_CURRENT[kind]))
+        setattr(_local, kind, made)
     return made
 
 
-def encode(document: bytes, compression: Compression = "zstd") -> bytes:
-    """The stored form of a JSON ``document``: a zstd frame with the current dictionary (``"off"``: as is)."""
+def encode(document: bytes, compression: Compression = "zstd", kind: Kind = "profile") -> bytes:
+    """The stored form of a JSON ``document`` (a profile, or a timeline entry): a zstd frame with the current
+    dictionary of its ``kind`` (``"off"``: as is). The same document gives the same bytes (a replayed timeline
+    entry is the same member, so it adds nothing) while the dictionary and zstd's version stay the same."""
     if compression == "off":
         return document
-    return _compressor().compress(document, mode=zstd.ZstdCompressor.FLUSH_FRAME)
+    return _compressor(kind).compress(document, mode=zstd.ZstdCompressor.FLUSH_FRAME)
 
 
 def frame_dictionary(frame: bytes) -> int:

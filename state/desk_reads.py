@@ -104,7 +104,7 @@ def read_timeline(
         at, _, seen = cursor.partition(":")
         top, skip = at, int(seen or 0)
     rows = client.zrevrangebyscore(keys.timeline(customer_key), top, "-inf", start=skip, num=limit, withscores=True)
-    entries = [serde.loads(member) for member, _ in rows]
+    entries = [serde.loads(documents.decode(member)) for member, _ in rows]
     next_cursor = None
     if len(rows) == limit:
         last = int(rows[-1][1])

@@ -362,7 +362,7 @@ def _one(client: Any, keys: Keys, key: str) -> dict[str, Any]:
     return {
         "customer": key,
         "profile": serde.loads(documents.decode(profile)) if profile else {},
-        "timeline": [serde.loads(e) for e in timeline],
+        "timeline": [serde.loads(documents.decode(e)) for e in timeline],
         "claimed_by": sorted(_text(m) for m in owners),
     }
 

@@ -19,9 +19,9 @@ key                                type    holds                                
                                                                                              (30 days) after its
                                                                                              last write
 ``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
-                                           compact JSON (``profile360.timeline``)            (200) and
-                                                                                             ``timeline_max_age_days``
-                                                                                             (90; TTL max age + 1 day;
+                                           compact JSON (``profile360.timeline``), stored    (200) and
+                                           as a zstd frame (``livesignals.documents``;       ``timeline_max_age_days``
+                                           plain with ``timeline_compression = "off"``)      (90; TTL max age + 1 day;
                                                                                              anonymous: as its profile)
 ``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
                                                                                              while a known customer

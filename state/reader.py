@@ -297,10 +297,10 @@ def _merge_timelines(own: list[bytes], merged: dict[str, list[bytes]], limit: in
     for identifier, entries in merged.items():
         kind = identifier.partition(":")[0]
         for raw in entries:
-            doc = serde.loads(raw)
+            doc = serde.loads(documents.decode(raw))
             by_id[doc["id"]] = {**doc, "via": kind}
     for raw in own:  # the customer's own entry wins an id found in both
-        doc = serde.loads(raw)
+        doc = serde.loads(documents.decode(raw))
         by_id[doc["id"]] = doc
     return sorted(by_id.values(), key=lambda d: -d["t"])[:limit]
 

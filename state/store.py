@@ -126,6 +126,7 @@ class ProfileStore:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         profile_compression: documents.Compression = "zstd",
+        timeline_compression: documents.Compression = "zstd",
     ) -> None:
         self.client = client
         self.keys = keys
@@ -141,6 +142,7 @@ class ProfileStore:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self.profile_compression: documents.Compression = profile_compression  # at the Redis boundary only
+        self.timeline_compression: documents.Compression = timeline_compression
         self._claim = client.register_script(_CLAIM)
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
         self._commit_partition = commit_script(client)
@@ -415,7 +417,10 @@ class ProfileStore:
         """
         key = self.keys.timeline(state.customer_key)
         meta = state.timeline_meta
-        ops: list[tuple[Any, ...]] = [("zadd", key, {member: t for t, member in state.new_timeline})]
+        form = self.timeline_compression
+        ops: list[tuple[Any, ...]] = [
+            ("zadd", key, {documents.encode(member, form, "timeline"): t for t, member in state.new_timeline})
+        ]
         meta["n"] = meta.get("n", 0) + len(state.new_timeline)
         if meta["n"] > self.timeline_max_entries:
             ops.append(("zremrangebyrank", key, 0, -self.timeline_max_entries - 1))

@@ -121,12 +121,14 @@ def profiles(settings: Any) -> dict[bytes, bytes]:
 
 
 def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:
-    """Every customer timeline under the settings' key prefix."""
+    """Every customer timeline under the settings' key prefix (its entries' JSON, plain or compressed in Redis)."""
+    from livesignals import documents
     from state.connection import connect
 
     r = connect(settings)
     return {
-        k: r.zrange(k, 0, -1, withscores=True) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:timeline", count=1000)
+        k: [(documents.decode(m), t) for m, t in r.zrange(k, 0, -1, withscores=True)]
+        for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:timeline", count=1000)
     }
 
 

@@ -81,7 +81,7 @@ def by_key(client, settings) -> dict[bytes, list[bytes]]:
         elif kind == "hash":
             out += [b for kv in client.hgetall(key).items() for b in kv]
         elif kind == "zset":
-            out += client.zrange(key, 0, -1)
+            out += [documents.decode(m) for m in client.zrange(key, 0, -1)]  # timeline entries, compressed or not
         elif kind == "set":
             out += list(client.smembers(key))
         elif kind == "stream":

@@ -99,3 +99,45 @@ def test_the_erasure_export_holds_a_compressed_or_plain_profile_as_json(redis_cl
     for key in ("customer_id:c1", "customer_id:c2"):
         held = export(redis_client, keys, key, store.erasures)
         assert held["profile"]["identity"]["name"] == "Ann Lee" and held["profile"]["events"] == 3
+
+
+def entry(i: int) -> tuple[int, bytes]:
+    return T0 + i * 1000, serde.dumps({"id": f"e{i}", "t": T0 + i * 1000, "type": "chat", "ch": "chat", "s": "billing"})
+
+
+def test_timeline_entries_are_compressed_read_in_both_forms_and_a_replay_adds_nothing(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    store = ProfileStore(redis_client, keys)
+    s = customer()
+    s.new_timeline = [entry(1), entry(2)]
+    store.commit([s], [], {("in", 0): 42})
+    redis_client.zadd(keys.timeline("customer_id:c1"), {entry(0)[1]: entry(0)[0]})  # written before: plain JSON
+    members = redis_client.zrange(keys.timeline("customer_id:c1"), 0, -1)
+    assert [documents.is_compressed(m) for m in members] == [False, True, True]
+    s.new_timeline = [entry(2)]  # a replay of an entry already written: the same member
+    store.commit([s], [], {("in", 0): 43})
+    assert redis_client.zcard(keys.timeline("customer_id:c1")) == 3
+    page = desk_reads.read_timeline(redis_client, keys, "customer_id:c1")
+    assert [e["id"] for e in page["entries"]] == ["e2", "e1", "e0"]
+    view = reader.read_360(redis_client, keys, "customer_id:c1", now_ms=T0 + 60_000)
+    assert [e["id"] for e in view["timeline"]] == ["e2", "e1", "e0"]
+    held = export(redis_client, keys, "customer_id:c1", store.erasures)
+    assert sorted(e["id"] for e in held["timeline"]) == ["e0", "e1", "e2"]
+
+
+def test_timeline_compression_off_writes_plain_json_entries(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    s = customer()
+    s.new_timeline = [entry(1)]
+    ProfileStore(redis_client, keys, timeline_compression="off").commit([s], [], {("in", 0): 42})
+    assert redis_client.zrange(keys.timeline("customer_id:c1"), 0, -1) == [entry(1)[1]]
+
+
+def test_an_entry_written_plain_then_replayed_compressed_is_kept_twice_as_the_readme_says(redis_client, settings):
+    keys = Keys(settings.key_prefix)
+    s = customer()
+    s.new_timeline = [entry(1)]
+    ProfileStore(redis_client, keys, timeline_compression="off").commit([s], [], {("in", 0): 42})
+    s.new_timeline = [entry(1)]
+    ProfileStore(redis_client, keys).commit([s], [], {("in", 0): 42})
+    assert redis_client.zcard(keys.timeline("customer_id:c1")) == 2

@@ -32,6 +32,22 @@ def test_the_current_dictionary_is_shipped_under_its_own_id():
         assert path.name == f"profile-{documents.zstd.ZstdDict(path.read_bytes()).dict_id}.zdict"
 
 
+def test_the_timeline_dictionary_is_shipped_under_its_own_id_and_is_not_the_profiles():
+    folder = Path(documents.__file__).parent / "dictionaries"
+    content = (folder / f"timeline-{documents.CURRENT_TIMELINE_DICTIONARY}.zdict").read_bytes()
+    assert documents.zstd.ZstdDict(content).dict_id == documents.CURRENT_TIMELINE_DICTIONARY
+    assert documents.CURRENT_TIMELINE_DICTIONARY != documents.CURRENT_DICTIONARY and len(content) == 16_384
+
+
+def test_a_timeline_entry_round_trips_with_its_own_dictionary_and_the_same_bytes_each_time():
+    member = serde.dumps({"id": "ev-11-1", "t": 1767204000020, "type": "web_event", "ch": "web", "s": "product_view"})
+    stored = documents.encode(member, kind="timeline")
+    assert documents.frame_dictionary(stored) == documents.CURRENT_TIMELINE_DICTIONARY
+    assert documents.decode(stored) == member and documents.encode(member, kind="timeline") == stored
+    assert len(stored) < len(member) / 1.5
+    assert documents.encode(member, "off", "timeline") is member
+
+
 def test_a_profile_round_trips_compressed_and_names_the_current_dictionary():
     doc = CustomerState("customer_id:c1", events=3, value={"spend": 12.5}, applied={"in:0": 41}).to_bytes()
     stored = documents.encode(doc)
@@ -140,3 +156,14 @@ def test_the_header_read_names_the_dictionary_zstd_reads(data, which):
     else:
         frame = zstd.compress(data, zstd_dict=other_dictionary())
     assert documents.frame_dictionary(frame) == zstd.get_frame_info(frame).dictionary_id
+
+
+def test_the_dictionary_tool_gives_the_same_timeline_dictionary_for_the_same_seed():
+    from bench.profile_dictionary import sample_entries, train
+
+    first, again = (
+        sample_entries(customers=100, events=1500, seed=7),
+        sample_entries(customers=100, events=1500, seed=7),
+    )
+    assert first == again and len(first) == 1500  # every event writes one entry
+    assert train(first, 4096, seed=7) == train(again, 4096, seed=7)
