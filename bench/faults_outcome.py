@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from livesignals import documents
 from livesignals.settings import Settings
 from operators.profile360.profile import CustomerState
 from state.connection import connect
@@ -53,7 +54,7 @@ def state(s: Settings, models: bool = False, exact: bool = True) -> dict[str, An
     events = {}
     for k in client.scan_iter(f"{s.key_prefix}:{{*}}:profile", count=1000):
         name = k.decode()[n + 2 : -len("}:profile")]
-        events[name] = CustomerState.from_bytes(name, client.get(k)).events
+        events[name] = CustomerState.from_bytes(name, documents.read(client.get(k))).events
     names = client.scan_iter(keys.partition_pattern(), count=1000)
     read = (lambda raw: raw) if exact else kpis
     rep = s.repartition_topic  # each scenario has its own: named alike in every run

@@ -91,6 +91,8 @@ def default_engine(
         retention=Retention.from_settings(settings),
         wait_replicas=settings.redis_wait_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
+        profile_compression=settings.profile_compression,
+        timeline_compression=settings.timeline_compression,
     )
     counts = None
     if publisher is None:

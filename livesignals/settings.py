@@ -167,6 +167,14 @@ class Settings:
     """Timeline entries kept per customer (oldest dropped)."""
     timeline_max_age_days: Annotated[int, Range(1, None)] = 90
     """Timeline entries older than this are dropped; the key expires after it too."""
+    profile_compression: Literal["zstd", "off"] = "zstd"
+    """How the engine writes profile documents to Redis: ``zstd``, compressed with a dictionary shipped in
+    the package (:mod:`livesignals.documents`, about 4x smaller); ``off``, plain JSON (readable with
+    ``redis-cli GET``). Readers accept both forms whatever this says: switching needs no migration."""
+    timeline_compression: Literal["zstd", "off"] = "zstd"
+    """The same for each timeline entry (a member of the customer's timeline, with a dictionary of its own).
+    A replayed entry adds nothing while the form stays the same; an entry written in one form and replayed
+    in the other (a batch cut short by a crash across a switch or an upgrade) is kept twice, until trimmed."""
 
     # --- Models (issue 4) -----------------------------------------------------
     models: dict[str, Any] = field(default_factory=dict)

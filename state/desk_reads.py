@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from livesignals import serde
+from livesignals import documents, serde
 from operators.profile360.profile import CustomerState
 from operators.profile360.sizes import stored
 from state import entry_contacts
@@ -85,7 +85,7 @@ def entry_open_contacts(customer_key: str, fields: dict[bytes, bytes]) -> list[d
 def _open_contacts_of(row: bytes | None) -> dict[str, Any]:
     """A stored profile's ``activity.open_contacts``, from its JSON alone: no state is built (no windows
     decoded), since the push reader asks this of every customer in a batch while someone follows a queue."""
-    activity = serde.loads(row).get("activity") if row else None
+    activity = serde.loads(documents.decode(row)).get("activity") if row else None
     contacts = activity.get("open_contacts") if isinstance(activity, dict) else None
     return contacts if isinstance(contacts, dict) else {}
 
@@ -104,7 +104,7 @@ def read_timeline(
         at, _, seen = cursor.partition(":")
         top, skip = at, int(seen or 0)
     rows = client.zrevrangebyscore(keys.timeline(customer_key), top, "-inf", start=skip, num=limit, withscores=True)
-    entries = [serde.loads(member) for member, _ in rows]
+    entries = [serde.loads(documents.decode(member)) for member, _ in rows]
     next_cursor = None
     if len(rows) == limit:
         last = int(rows[-1][1])

@@ -33,7 +33,7 @@ import functools
 import time
 from typing import Any
 
-from livesignals import metrics, serde
+from livesignals import documents, metrics, serde
 from livesignals.privacy import analyst_pseudonym, subject_hash
 from operators.erasure import links_of, reach
 from operators.profile360.identity import ERASED_CLAIMANT, TOMBSTONE, erasure_owner
@@ -361,8 +361,8 @@ def _one(client: Any, keys: Keys, key: str) -> dict[str, Any]:
     profile, timeline, owners = pipe.execute()
     return {
         "customer": key,
-        "profile": serde.loads(profile) if profile else {},
-        "timeline": [serde.loads(e) for e in timeline],
+        "profile": serde.loads(documents.decode(profile)) if profile else {},
+        "timeline": [serde.loads(documents.decode(e)) for e in timeline],
         "claimed_by": sorted(_text(m) for m in owners),
     }
 

@@ -12,16 +12,16 @@ Sizes are for the default settings.
 key                                type    holds                                             bound / TTL
 =================================  ======  ================================================  ===================
 ``ls:{<cust>}:profile``            string  the customer's facts, one compact JSON document   every list and map
-                                           in sections (``profile360.profile``)              bounded (``MAX_*``);
-                                                                                             no TTL; anonymous
-                                                                                             (device, cookie):
-                                                                                             ``anonymous_ttl_s``
+                                           in sections (``profile360.profile``), stored      bounded (``MAX_*``);
+                                           as a zstd frame with a dictionary shipped in the  no TTL; anonymous
+                                           package (``livesignals.documents``; plain JSON    (device, cookie):
+                                           with ``profile_compression = "off"``)             ``anonymous_ttl_s``
                                                                                              (30 days) after its
                                                                                              last write
 ``ls:{<cust>}:timeline``           zset    every interaction, score = event time, member =   ``timeline_max_entries``
-                                           compact JSON (``profile360.timeline``)            (200) and
-                                                                                             ``timeline_max_age_days``
-                                                                                             (90; TTL max age + 1 day;
+                                           compact JSON (``profile360.timeline``), stored    (200) and
+                                           as a zstd frame (``livesignals.documents``;       ``timeline_max_age_days``
+                                           plain with ``timeline_compression = "off"``)      (90; TTL max age + 1 day;
                                                                                              anonymous: as its profile)
 ``ls:{<ident>}:owners``            set     customers that claimed an identifier (a device,   8 members; no TTL
                                                                                              while a known customer

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import Event
 from livesignals.errors import Origin
 from operators.partition import PartitionAggregates
@@ -152,11 +152,18 @@ def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slot
 
 
 def _decode(customer_key: str, row: bytes | None) -> CustomerState:
-    """The stored state, or a new customer's after decoding :func:`decoy_profile` (the same work)."""
+    """The stored state (its document plain or compressed), or a new customer's after decoding
+    :func:`decoy_profile` (the same work)."""
     if row:
-        return CustomerState.from_bytes(customer_key, row)
-    CustomerState.from_bytes(customer_key, decoy_profile())
+        return CustomerState.from_bytes(customer_key, documents.decode(row))
+    CustomerState.from_bytes(customer_key, documents.decode(_stored_decoy()))
     return CustomerState.from_bytes(customer_key, None)
+
+
+@functools.cache
+def _stored_decoy() -> bytes:
+    """:func:`decoy_profile` as stored compressed (decoding it costs what decoding a stored profile does)."""
+    return documents.encode(decoy_profile())
 
 
 @functools.cache
@@ -290,10 +297,10 @@ def _merge_timelines(own: list[bytes], merged: dict[str, list[bytes]], limit: in
     for identifier, entries in merged.items():
         kind = identifier.partition(":")[0]
         for raw in entries:
-            doc = serde.loads(raw)
+            doc = serde.loads(documents.decode(raw))
             by_id[doc["id"]] = {**doc, "via": kind}
     for raw in own:  # the customer's own entry wins an id found in both
-        doc = serde.loads(raw)
+        doc = serde.loads(documents.decode(raw))
         by_id[doc["id"]] = doc
     return sorted(by_id.values(), key=lambda d: -d["t"])[:limit]
 

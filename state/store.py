@@ -55,7 +55,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisClusterException
 
-from livesignals import metrics, serde
+from livesignals import documents, metrics, serde
 from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
 from operators.profile360.profile import CustomerState
@@ -125,6 +125,8 @@ class ProfileStore:
         retention: Retention | None = None,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        profile_compression: documents.Compression = "zstd",
+        timeline_compression: documents.Compression = "zstd",
     ) -> None:
         self.client = client
         self.keys = keys
@@ -139,6 +141,8 @@ class ProfileStore:
         self.retry = retry
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
+        self.profile_compression: documents.Compression = profile_compression  # at the Redis boundary only
+        self.timeline_compression: documents.Compression = timeline_compression
         self._claim = client.register_script(_CLAIM)
         self.models_log = RedisModelLog(client, keys.prefix)  # the shared models (state.models_store)
         self._commit_partition = commit_script(client)
@@ -171,7 +175,7 @@ class ProfileStore:
             metrics.REDIS_COMMANDS.labels("load").inc(len(rows))
             step = 2 if stale else 1
             for i, key in enumerate(missing):
-                state = CustomerState.from_bytes(key, rows[i * step])
+                state = CustomerState.from_bytes(key, documents.read(rows[i * step]))
                 if stale and rows[i * step] is not None and rebuild.is_stale(rows[i * step + 1], state.applied, stale):
                     state = CustomerState.from_bytes(key, None)  # rebuilt from its first event by the replay
                 found[key] = state
@@ -369,7 +373,8 @@ class ProfileStore:
         ops += pseudonym_writes(self.erasures, self.keys, state)  # analysts look a customer up by it (12k, K2)
         updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
         ops += updates if notify else []
-        ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), state.to_bytes()))
+        stored = documents.encode(state.to_bytes(), self.profile_compression)  # in memory it stays JSON
+        ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), stored))
         if is_anonymous(key):  # an idle anonymous id expires (state.retention)
             ttl = self.retention.anonymous_ttl_s
             ops += [("ttl", self.keys.profile(key), ttl), ("ttl", self.keys.writer(key), ttl)]
@@ -412,7 +417,10 @@ class ProfileStore:
         """
         key = self.keys.timeline(state.customer_key)
         meta = state.timeline_meta
-        ops: list[tuple[Any, ...]] = [("zadd", key, {member: t for t, member in state.new_timeline})]
+        form = self.timeline_compression
+        ops: list[tuple[Any, ...]] = [
+            ("zadd", key, {documents.encode(member, form, "timeline"): t for t, member in state.new_timeline})
+        ]
         meta["n"] = meta.get("n", 0) + len(state.new_timeline)
         if meta["n"] > self.timeline_max_entries:
             ops.append(("zremrangebyrank", key, 0, -self.timeline_max_entries - 1))

@@ -110,20 +110,25 @@ def wait_committed(settings: Any, expected: int, proc: Any = None, timeout_s: fl
 
 
 def profiles(settings: Any) -> dict[bytes, bytes]:
-    """Every customer profile hash under the settings' key prefix."""
-    from state.connection import connect
-
-    r = connect(settings)
-    return {k: r.get(k) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
-
-
-def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:
-    """Every customer timeline under the settings' key prefix."""
+    """Every customer profile document (its JSON, plain or compressed in Redis) under the settings' key prefix."""
+    from livesignals import documents
     from state.connection import connect
 
     r = connect(settings)
     return {
-        k: r.zrange(k, 0, -1, withscores=True) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:timeline", count=1000)
+        k: documents.decode(r.get(k) or b"") for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)
+    }
+
+
+def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:
+    """Every customer timeline under the settings' key prefix (its entries' JSON, plain or compressed in Redis)."""
+    from livesignals import documents
+    from state.connection import connect
+
+    r = connect(settings)
+    return {
+        k: [(documents.decode(m), t) for m, t in r.zrange(k, 0, -1, withscores=True)]
+        for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:timeline", count=1000)
     }
 
 

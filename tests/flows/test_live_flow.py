@@ -13,7 +13,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
 from flows.engine_sink import EngineSink, default_engine
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.errors import Reason
 from operators.ports import OutRecord
 from operators.profile360.profile import CustomerState
@@ -38,7 +38,7 @@ def run_flow(settings, messages, publisher, batch_size=50):
 
 
 def profile(settings, customer):
-    return connect(settings).get(Keys(settings.key_prefix).profile(f"customer_id:{customer}"))
+    return documents.read(connect(settings).get(Keys(settings.key_prefix).profile(f"customer_id:{customer}")))
 
 
 def state_of(settings, customer):

@@ -18,7 +18,7 @@ from app.embedded import free_port
 from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.cli import server_options
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.privacy import analyst_id
 from livesignals.settings import Settings
 from operators.engine import Engine
@@ -95,7 +95,7 @@ class World:
         stored = self.client.get(key)
         if stored is None:
             raise LookupError(f"no stored profile for {customer_key}: apply an event first")
-        doc = serde.loads(stored)
+        doc = serde.loads(documents.decode(stored) if isinstance(stored, bytes) else stored)
         doc.setdefault("history", {}).setdefault("recent_flags", []).extend([f, "frustrated"] for f in flags)
         predictions = doc.setdefault("predictions", {})
         predictions.setdefault("recent_texts", []).extend([t, 0, "", [], 0.0] for t in texts)

@@ -4,7 +4,7 @@ customer's 360, before or after the claim: none of these is a credential (break-
 
 from __future__ import annotations
 
-from livesignals import serde
+from livesignals import documents, serde
 from tests.gateway.conftest import bearer, now_ms, token
 from tests.helpers import event
 
@@ -79,7 +79,7 @@ def test_a_claim_whose_merge_record_was_trimmed_grants_nothing(world, client):
          "customer": {"customer_id": "c6", "cookie_id": f"k6-{i}"}}
         for i in range(more)
     ])  # fmt: skip
-    identity = serde.loads(world.client.get(world.keys.profile("customer_id:c6")))["identity"]
+    identity = serde.loads(documents.decode(world.client.get(world.keys.profile("customer_id:c6"))))["identity"]
     assert "device_id:dz6" in identity["linked"]
     assert not [m for m in identity["merges"] if "dz6" in m["id"]]  # the claim time is gone
     for key in ("c6", "device_id:dz6"):

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.app import ROUTE_NAMES
 from gateway.audit import AuditLog
-from livesignals import metrics
+from livesignals import documents, metrics
 from tests.gateway.conftest import LiveServer, NullProducer, bearer, token
 from tests.gateway.test_push import add_flag, flags_position, follow
 
@@ -96,7 +96,7 @@ def test_queue_followers_cost_the_push_reader_no_full_profile_decode(world):
         sys.setprofile(None)
     assert calls == []
     for key in keys:  # the same contacts a full decode gives
-        row = world.client.get(world.keys.profile(key))
+        row = documents.read(world.client.get(world.keys.profile(key)))
         contacts = CustomerState.from_bytes(key, row).activity.get("open_contacts", {}) if row else {}
         assert got[key] == [{"key": key, "channel": ch, **c} for ch, c in contacts.items()]
     assert got["customer_id:c1"] and got["customer_id:c1"][0]["agent_id"] == "a1"

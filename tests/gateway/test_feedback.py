@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import decode, primary_key
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
@@ -28,7 +28,9 @@ def offered(world):
     t = now_ms() - 20_000
     world.apply(*[event("chat", "c1", t + i, event_id=f"rc{i}", agent_id="a1", queue="billing", text="still broken")
                   for i in range(3)])  # fmt: skip
-    nba = serde.loads(world.client.get(world.keys.profile("customer_id:c1")))["predictions"]["next_best_actions"]
+    nba = serde.loads(documents.decode(world.client.get(world.keys.profile("customer_id:c1"))))["predictions"][
+        "next_best_actions"
+    ]
     return [row[0] for row in nba["ranked"]], nba["decision_id"]
 
 
@@ -78,9 +80,9 @@ def test_verdicts_become_contract_events_on_the_input_topic_once_per_idempotency
     assert by_id[ids[2]]["payload"] == {"target_id": "d-1", "kind": "action", "label": "not_relevant", "agent_id": "a1"}
     assert by_id[ids[4]]["payload"]["label"] == "negative"
     # the engine applies each once
-    before = kworld.client.get(kworld.keys.profile("customer_id:c1"))
+    before = documents.decode(kworld.client.get(kworld.keys.profile("customer_id:c1")))
     kworld.engine.process([_raw(m) for m in records])
-    after = serde.loads(kworld.client.get(kworld.keys.profile("customer_id:c1")))
+    after = serde.loads(documents.decode(kworld.client.get(kworld.keys.profile("customer_id:c1"))))
     assert after["events"] - serde.loads(before)["events"] == 5
     assert after["history"]["by_type"]["agent_feedback"] == 4
 

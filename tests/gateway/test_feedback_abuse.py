@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from app.embedded import free_port
 from gateway.app import kafka_producer
-from livesignals import serde
+from livesignals import documents, serde
 from tests.gateway.conftest import LiveServer, NullProducer, bearer, now_ms, token, world_for
 from tests.helpers import consume_all, event
 
@@ -216,7 +216,7 @@ def test_not_relevant_on_an_action_names_the_offer_that_was_sent(kworld, kclient
     """Third break-test C14: the card's Not-relevant beside any ranked action was applied to the sent offer,
     or dropped as unmatched when the decision was not sent, with 202 either way."""
     kworld.apply(event("chat", "c1", now_ms() - 5_000, event_id="nr-0", queue="billing", text="hello"))
-    doc = serde.loads(kworld.client.get(kworld.keys.profile("customer_id:c1")))
+    doc = serde.loads(documents.decode(kworld.client.get(kworld.keys.profile("customer_id:c1"))))
     doc.setdefault("predictions", {})["offers_pending"] = [{"id": "d-sent", "action": "callback", "t": 0, "exp": 0}]
     doc["predictions"]["next_best_actions"] = {
         "decision_id": "d-unsent",

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway import positions
-from livesignals import serde
+from livesignals import documents, serde
 from tests.gateway.conftest import LiveServer, NullProducer, now_ms
 from tests.gateway.test_push import A1, add_flag, flags_of, follow
 from tests.helpers import event
@@ -38,7 +38,7 @@ def _linked_flag(world) -> tuple[str, str]:
           for i in range(3)],
         event("chat", "c3", t + 30, event_id="own", agent_id="a1", queue="billing", text="it is me"),
     )  # fmt: skip
-    flags = serde.loads(world.client.get(world.keys.profile("device_id:d9")))["flags"]
+    flags = serde.loads(documents.decode(world.client.get(world.keys.profile("device_id:d9"))))["flags"]
     assert "repeat_contact" in flags, flags  # the linked identifier did raise a flag
     return start, flags["repeat_contact"]["id"]
 

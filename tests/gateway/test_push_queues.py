@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.settings import Settings
 from state import entry_contacts, reader
 from state.keys import Keys
@@ -50,7 +50,7 @@ def test_the_engine_writes_the_customers_open_contacts_into_its_flag_and_update_
     events = [event("chat", "c1", T + i * 1000, topic="billing", text="still broken, terrible", agent_id="a1",
                     queue="billing") for i in range(3)]  # fmt: skip
     engine_for(s, redis_client).process(raw(events))
-    stored: Any = redis_client.get(keys.profile("customer_id:c1"))
+    stored: Any = documents.decode(redis_client.get(keys.profile("customer_id:c1")))  # type: ignore[arg-type]
     expected = entry_contacts.encode(serde.loads(stored)["activity"]["open_contacts"]).decode()
     rows: Any = redis_client.xrange(keys.flags_stream)
     flags = [{k.decode(): v.decode() for k, v in f.items()} for _, f in rows]

@@ -15,7 +15,7 @@ import zlib
 import pytest
 import redis
 
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from operators.engine import Engine
@@ -57,7 +57,10 @@ def engine_on(settings, t0):
 
 def snapshot(client, keys, settings):
     n = len(settings.key_prefix)
-    profiles = {k[n:]: client.get(k) for k in client.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
+    profiles = {
+        k[n:]: documents.read(client.get(k))
+        for k in client.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)
+    }
     aggs = {k[n:]: client.hget(k, "kpi") for k in client.scan_iter(keys.partition_pattern(), count=1000)}
     return profiles, aggs
 
@@ -149,7 +152,10 @@ def test_a_stale_owner_that_passed_its_check_cannot_overwrite_a_newer_owners_pro
     plan = Plan([old._plan_customer(state(9, 5), {0})], [], {}, {0: {"in": 6}}, {0: held})
     with pytest.raises(Fenced):
         _customers(old, plan)
-    assert CustomerState.from_bytes("customer_id:c1", client.get(keys.profile("customer_id:c1"))).events == 2
+    assert (
+        CustomerState.from_bytes("customer_id:c1", documents.read(client.get(keys.profile("customer_id:c1")))).events
+        == 2
+    )
 
 
 class Crash(RuntimeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
@@ -77,11 +77,11 @@ def by_key(client, settings) -> dict[bytes, list[bytes]]:
         out = found[key] = [key]
         kind = client.type(key).decode()
         if kind == "string":
-            out.append(client.get(key) or b"")
+            out.append(documents.decode(client.get(key) or b""))  # a stored profile's JSON, compressed or not
         elif kind == "hash":
             out += [b for kv in client.hgetall(key).items() for b in kv]
         elif kind == "zset":
-            out += client.zrange(key, 0, -1)
+            out += [documents.decode(m) for m in client.zrange(key, 0, -1)]  # timeline entries, compressed or not
         elif kind == "set":
             out += list(client.smembers(key))
         elif kind == "stream":

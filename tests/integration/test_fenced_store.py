@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from livesignals import documents
 from operators.profile360.profile import CustomerState
 from state.keys import Keys
 from state.ownership import Fenced, Ownership, StateLost, claim
@@ -30,7 +31,12 @@ def test_an_older_owner_is_fenced_and_writes_nothing(redis_client, settings):
     new.commit([state(2, 1)], [], {("in", 0): 2})
     with pytest.raises(Fenced):
         old.commit([state(9, 5)], [], {("in", 0): 6})
-    assert CustomerState.from_bytes("customer_id:c1", redis_client.get(keys.profile("customer_id:c1"))).events == 2
+    assert (
+        CustomerState.from_bytes(
+            "customer_id:c1", documents.read(redis_client.get(keys.profile("customer_id:c1")))
+        ).events
+        == 2
+    )
     assert new.resume_offsets("in") == {0: 2}
 
 
@@ -62,7 +68,12 @@ def test_a_retried_commit_that_already_reached_redis_writes_nothing(redis_client
     assert held is not None
     held.offsets["in"] = 0  # as if the reply to the commit had been lost
     store.commit([state(7, 0)], [], {("in", 0): 1})
-    assert CustomerState.from_bytes("customer_id:c1", redis_client.get(keys.profile("customer_id:c1"))).events == 1
+    assert (
+        CustomerState.from_bytes(
+            "customer_id:c1", documents.read(redis_client.get(keys.profile("customer_id:c1")))
+        ).events
+        == 1
+    )
 
 
 def test_epochs_keep_growing_even_when_the_meta_hash_was_lost(redis_client, settings):

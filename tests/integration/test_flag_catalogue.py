@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from livesignals import serde
+from livesignals import documents, serde
 from operators.profile360.profile import CustomerState
 from operators.scoring.learner import seed_checkpoint
 from state.connection import connect
@@ -37,7 +37,9 @@ def outcome(kafka_settings_module):
     run_through_kafka(s, steps)
     records = [serde.loads(m.value()) for m in consume_all(s.kafka_bootstrap, s.flags_topic, 10_000, timeout_s=10)]
     profiles = {
-        flag: CustomerState.from_bytes(f"customer_id:c-{flag}", redis.get(keys.profile(f"customer_id:c-{flag}")))
+        flag: CustomerState.from_bytes(
+            f"customer_id:c-{flag}", documents.read(redis.get(keys.profile(f"customer_id:c-{flag}")))
+        )
         for flag in scripted
     }
     return scripted, records, profiles

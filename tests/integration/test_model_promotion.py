@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.cli import main
-from livesignals import serde
+from livesignals import documents, serde
 from operators.engine import Engine
 from state.connection import connect
 from state.keys import Keys
@@ -29,5 +29,5 @@ def test_promotion_by_command_reaches_running_engines(settings, monkeypatch):
     assert after[("churn", "champion")] == before[("churn", "challenger")]
     assert after[("churn", "challenger")] == before[("churn", "champion")]
     assert after[("sentiment", "champion")] == before[("sentiment", "champion")]
-    state = serde.loads(connect(s).get(Keys(s.key_prefix).profile("customer_id:c1")))
+    state = serde.loads(documents.decode(connect(s).get(Keys(s.key_prefix).profile("customer_id:c1"))))
     assert state["predictions"]["churn"]["version"] == after[("churn", "champion")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from app.simulator import Simulator, SimulatorConfig
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
 from operators.engine import Engine
@@ -32,7 +32,7 @@ def predictions(settings) -> dict[str, dict]:
     r, out = connect(settings), {}
     for key in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000):
         customer = key.decode().split("{", 1)[1].rsplit("}", 1)[0]
-        state = CustomerState.from_bytes(customer, r.get(key))
+        state = CustomerState.from_bytes(customer, documents.read(r.get(key)))
         out[customer] = {k: state.predictions.get(k) for k in ("churn", "fraud", "mood")}
     return out
 

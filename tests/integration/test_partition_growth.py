@@ -23,7 +23,7 @@ from app import embedded
 from app.demo import scrape
 from app.engine_process import start_engine, stop_process
 from app.topics import ensure_topics
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import RawMessage, decode
 from livesignals.errors import Origin
 from livesignals.partitioner import owner_partition
@@ -80,7 +80,7 @@ def _applied(settings: Any) -> dict[str, int]:
     r, keys = connect(settings), Keys(settings.key_prefix)
     out = {}
     for c in CUSTOMERS:
-        raw = r.get(keys.profile(f"customer_id:{c}"))
+        raw = documents.read(r.get(keys.profile(f"customer_id:{c}")))
         out[c] = CustomerState.from_bytes(f"customer_id:{c}", raw).events if raw else 0
     return out
 

@@ -15,7 +15,7 @@ from app import embedded
 from app.engine_process import start_engine, stop_process
 from app.topics import ensure_topics
 from flows.claims import EXIT_BAD_CONFIG
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.contract import RawMessage, decode
 from livesignals.errors import Origin
 from operators.profile360.profile import CustomerState
@@ -57,7 +57,7 @@ def _run_until_exit(settings, tmp_path, name: str) -> tuple[int, str]:
 
 
 def _c1_events(settings) -> int:
-    raw = connect(settings).get(Keys(settings.key_prefix).profile("customer_id:c1"))
+    raw = documents.read(connect(settings).get(Keys(settings.key_prefix).profile("customer_id:c1")))
     return CustomerState.from_bytes("customer_id:c1", raw).events if raw else 0
 
 

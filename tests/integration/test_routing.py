@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.demo import scrape
 from app.engine_process import start_engine, stop_process
-from livesignals import serde
+from livesignals import documents, serde
 from livesignals.partitioner import PRODUCER_CONFIG, owner_partition
 from operators.profile360.profile import CustomerState
 from state.connection import connect
@@ -101,7 +101,7 @@ def test_a_customer_keyed_by_session_on_two_workers_is_applied_once_in_one_profi
         stop_process(engine)
 
     r, keys = connect(settings), Keys(settings.key_prefix)
-    c1 = CustomerState.from_bytes("customer_id:c1", r.get(keys.profile("customer_id:c1")))
+    c1 = CustomerState.from_bytes("customer_id:c1", documents.read(r.get(keys.profile("customer_id:c1"))))
     assert c1.events == 400, "every event applied exactly once"
     assert (c1.value["orders"], c1.value["spend"]) == (400, sum(1.0 + i % 5 for i in range(400)))
     assert r.zcard(keys.timeline("customer_id:c1")) == settings.timeline_max_entries  # bounded, all applied
