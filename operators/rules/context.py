@@ -227,6 +227,15 @@ def context(
     return _Context(state, event, windows, event.event_time_ms if present is None else present)
 
 
+def kind_of(ctx: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """The event's ``(type, channel, inbound)`` when :func:`context` built ``ctx`` (its ``derived`` values
+    are then this module's: :mod:`operators.rules.guards` may fold them), else None."""
+    if type(ctx) is not _Context:
+        return None
+    e = ctx["event"]
+    return (e["type"], e["channel"], e["inbound"])
+
+
 def _carried_summary(touch: dict[str, Any]) -> str:
     """``"social 12 min ago about billing (unresolved)"``."""
     etype, channel = touch["type"], touch["channel"]

@@ -46,6 +46,7 @@ fails the batch.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import logging
 import os
@@ -59,11 +60,12 @@ from operators.profile360.profile import CustomerState
 from operators.profile360.sizes import printable
 from operators.profile360.update import MAX_FLAGS
 from operators.profile360.windows import METRICS
-from operators.rules import rules_file
-from operators.rules.context import DERIVED_NAMES
+from operators.rules import guards, rules_file
+from operators.rules.context import DERIVED_NAMES, kind_of
 from operators.rules.dependencies import RuleMemo, inputs_of
 from operators.rules.expressions import Condition, ConditionError, compile_condition
 from operators.rules.failures import counted_errors, counting, failures_so_far, rule_failed
+from operators.rules.guards import Kind
 from operators.rules.rules_file import RulebookError
 from operators.rules.signals import Flag, new_flag
 from operators.rules.templates import MAX_EVIDENCE_ITEMS, MAX_REASON, Template, clip, compile_evidence, evidence_items
@@ -124,6 +126,12 @@ class FlagRule:
     inputs: frozenset[str] | None = None
     """What ``raise_when`` and ``clear_when`` read, when all of it is tracked
     (:mod:`operators.rules.dependencies`); None: the rule runs on every event."""
+    guards: tuple[ast.expr | None, ast.expr | None] = field(default=(None, None), compare=False, repr=False)
+    """``raise_when`` and ``clear_when`` as trees, for :func:`operators.rules.guards.false_for`."""
+
+
+_Step = tuple[FlagRule, bool, bool, bool]
+"""A flag rule in a :meth:`Rulebook._plan`: the rule, memo-skippable, raise false, clear false."""
 
 
 @dataclass(frozen=True)
@@ -153,8 +161,8 @@ class Rulebook:
     source: str = ""
     token: int = field(default_factory=itertools.count().__next__, compare=False)
     """Unique per rulebook built: a customer's :class:`RuleMemo` holds for this one only."""
-    _reads: dict[frozenset[str], frozenset[str]] = field(default_factory=dict, init=False, compare=False, repr=False)
-    """:meth:`_reading`'s memo."""
+    _plans: dict[Any, tuple[_Step, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """:meth:`_plan`'s memo."""
 
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> Rulebook:
@@ -190,16 +198,17 @@ class Rulebook:
 
         ``ctx`` is :func:`operators.rules.context.context` for this event. ``changed``: the tracked
         inputs the event changed (:func:`operators.rules.dependencies.changed_by`); a rule whose
-        inputs it misses and that was stable is skipped. None: every rule runs (no memo kept).
+        inputs it misses and that was stable is skipped, and, with a context built by
+        :func:`~operators.rules.context.context`, a condition the event's kind makes false is not run
+        (:mod:`operators.rules.guards`): the same flags either way. None: every rule runs (no memo kept).
         """
         now = event.event_time_ms
         out: list[Flag] = []
         memo = state.rules_memo if changed is not None and state.erased is None else None
         known = memo.stable if memo is not None and memo.rulebook == self.token else {}
-        moved = self._reading(changed) if known else frozenset()  # tracked rules reading what changed
         stable: dict[str, str | None] = {}
         flags = state.flags
-        for rule in self.flags:
+        for rule, skippable, raise_false, clear_false in self._plan(changed, ctx, not flags):
             name = rule.name
             try:  # free unless it raises; state.flags changes only once all is computed
                 active = flags.get(name)
@@ -209,12 +218,17 @@ class Rulebook:
                     del flags[name]
                     out.append(expired)
                     active = None
-                elif name in known and name not in moved:  # known: tracked rules only
+                elif skippable and name in known:  # tracked, reading nothing the event changed
                     was = known[name]
                     if was == (None if active is None else active.get("id")):
                         stable[name] = was  # nothing it reads changed since it last ran
                         continue
-                produced, failed, held = len(out), failures_so_far(), False
+                if raise_false if active is None else clear_false:  # false for this kind of event
+                    if rule.inputs is not None:  # as if it ran: nothing produced, nothing failed
+                        stable[name] = None if active is None else active.get("id")
+                    continue
+                tracked = rule.inputs is not None
+                produced, failed, held = len(out), failures_so_far() if tracked else 0, False
                 if active is None:
                     if rule.raise_when(ctx):
                         if self._room_for(state, event, rule, out):
@@ -226,7 +240,7 @@ class Rulebook:
                                        0, cleared=True)  # fmt: skip
                     del flags[name]
                     out.append(cleared)
-                if rule.inputs is not None and len(out) == produced and not held and failures_so_far() == failed:
+                if tracked and len(out) == produced and not held and failures_so_far() == failed:
                     active = flags.get(name)
                     stable[name] = None if active is None else active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
@@ -234,17 +248,29 @@ class Rulebook:
         state.rules_memo = None if changed is None else RuleMemo(self.token, stable, now)
         return out
 
-    def _reading(self, changed: frozenset[str] | None) -> frozenset[str]:
-        """The names of the tracked flag rules that read one of ``changed`` (memoised per set: an event
-        changes one of a few sets of inputs, :func:`operators.rules.dependencies.changed_by`)."""
-        if changed is None:
-            return frozenset()
-        found = self._reads.get(changed)
-        if found is None:
-            found = frozenset(r.name for r in self.flags if r.inputs is not None and not r.inputs.isdisjoint(changed))
-            if len(self._reads) < 256:
-                self._reads[changed] = found
-        return found
+    def _plan(self, changed: frozenset[str] | None, ctx: dict[str, Any], bare: bool) -> tuple[_Step, ...]:
+        """The flag rules in order, each with whether the memo may skip it (tracked, reading none of
+        ``changed``) and whether its ``raise_when``/``clear_when`` is false for the event's kind
+        (:mod:`operators.rules.guards`; with ``changed`` and a context :func:`~operators.rules.context.context`
+        built). ``bare``: no flag is raised yet, so an untracked rule false for the kind is left out
+        (a rule raises only its own flag: none appears for it while the others run). Memoised: an event
+        changes one of a few sets of inputs, and kinds are few."""
+        kind: Kind | None = None if changed is None else kind_of(ctx)  # None: every rule runs, as it reads
+        key = (changed, kind, bare)
+        plan = self._plans.get(key)
+        if plan is None:
+            steps = []
+            for rule in self.flags:
+                skippable = changed is not None and rule.inputs is not None and rule.inputs.isdisjoint(changed)
+                raise_false = kind is not None and guards.false_for(rule.guards[0], kind)
+                clear_false = kind is not None and (rule.clear_when is None or guards.false_for(rule.guards[1], kind))
+                if bare and raise_false and rule.inputs is None:
+                    continue
+                steps.append((rule, skippable, raise_false, clear_false))
+            plan = tuple(steps)
+            if len(self._plans) < 1024:
+                self._plans[key] = plan
+        return plan
 
     @staticmethod
     def _raise(state: CustomerState, event: Event, rule: FlagRule, ctx: dict[str, Any]) -> Flag:
@@ -313,6 +339,7 @@ class _Reader:
             ttl_ms=self._hours(table, "ttl_hours", 24, where, label),
             reason=self._template(table, "flag", name, where),
             inputs=inputs_of(table["raise_when"], table.get("clear_when")),
+            guards=(guards.parse(table["raise_when"]), guards.parse(table.get("clear_when"))),
             evidence=tuple(
                 self._guard(
                     lambda: compile_evidence(evidence, ROOTS, FIELDS, on_error),
