@@ -60,12 +60,11 @@ from operators.profile360.profile import CustomerState
 from operators.profile360.sizes import printable
 from operators.profile360.update import MAX_FLAGS
 from operators.profile360.windows import METRICS
-from operators.rules import guards, rules_file
+from operators.rules import guards, plans, rules_file
 from operators.rules.context import DERIVED_NAMES, kind_of
 from operators.rules.dependencies import RuleMemo, inputs_of
 from operators.rules.expressions import Condition, ConditionError, compile_condition
 from operators.rules.failures import counted_errors, counting, failures_so_far, rule_failed
-from operators.rules.guards import Kind
 from operators.rules.rules_file import RulebookError
 from operators.rules.signals import Flag, new_flag
 from operators.rules.templates import MAX_EVIDENCE_ITEMS, MAX_REASON, Template, clip, compile_evidence, evidence_items
@@ -130,10 +129,6 @@ class FlagRule:
     """``raise_when`` and ``clear_when`` as trees, for :func:`operators.rules.guards.false_for`."""
 
 
-_Step = tuple[FlagRule, bool, bool, bool]
-"""A flag rule in a :meth:`Rulebook._plan`: the rule, memo-skippable, raise false, clear false."""
-
-
 @dataclass(frozen=True)
 class ActionRule:
     """One declared next-best action."""
@@ -161,8 +156,13 @@ class Rulebook:
     source: str = ""
     token: int = field(default_factory=itertools.count().__next__, compare=False)
     """Unique per rulebook built: a customer's :class:`RuleMemo` holds for this one only."""
-    _plans: dict[Any, tuple[_Step, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _plans: dict[Any, plans.Plan] = field(default_factory=dict, init=False, compare=False, repr=False)
     """:meth:`_plan`'s memo."""
+    _tracked: int = field(default=0, init=False, compare=False, repr=False)
+    """How many flag rules are tracked (their inputs known)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tracked", sum(1 for rule in self.flags if rule.inputs is not None))
 
     @classmethod
     def parse(cls, text: str, source: str = "<rules>") -> Rulebook:
@@ -206,9 +206,15 @@ class Rulebook:
         out: list[Flag] = []
         memo = state.rules_memo if changed is not None and state.erased is None else None
         known = memo.stable if memo is not None and memo.rulebook == self.token else {}
-        stable: dict[str, str | None] = {}
         flags = state.flags
-        for rule, skippable, raise_false, clear_false in self._plan(changed, ctx, not flags):
+        bare = not flags
+        plan = self._plan(changed, ctx, bare)
+        stable: dict[str, str | None]
+        if bare and known and memo is not None and memo.quiet:  # what the memo skips is known at once
+            steps, stable = plan.quiet_steps, dict(plan.quiet_stable)
+        else:
+            steps, stable = plan.steps, {}
+        for rule, skippable, raise_false, clear_false in steps:
             name = rule.name
             try:  # free unless it raises; state.flags changes only once all is computed
                 active = flags.get(name)
@@ -245,32 +251,24 @@ class Rulebook:
                     stable[name] = None if active is None else active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
                 rule_failed("flag", name, "evaluate", exc)
-        state.rules_memo = None if changed is None else RuleMemo(self.token, stable, now)
+        if changed is not None:  # quiet: every tracked rule stable with no flag (none was raised at the start)
+            state.rules_memo = RuleMemo(self.token, stable, now, bare and len(stable) == self._tracked)
+        else:
+            state.rules_memo = None
         return out
 
-    def _plan(self, changed: frozenset[str] | None, ctx: dict[str, Any], bare: bool) -> tuple[_Step, ...]:
-        """The flag rules in order, each with whether the memo may skip it (tracked, reading none of
-        ``changed``) and whether its ``raise_when``/``clear_when`` is false for the event's kind
-        (:mod:`operators.rules.guards`; with ``changed`` and a context :func:`~operators.rules.context.context`
-        built). ``bare``: no flag is raised yet, so an untracked rule false for the kind is left out
-        (a rule raises only its own flag: none appears for it while the others run). Memoised: an event
-        changes one of a few sets of inputs, and kinds are few."""
-        kind: Kind | None = None if changed is None else kind_of(ctx)  # None: every rule runs, as it reads
+    def _plan(self, changed: frozenset[str] | None, ctx: dict[str, Any], bare: bool) -> plans.Plan:
+        """:func:`operators.rules.plans.plan` for this event, memoised (an event changes one of a few
+        sets of inputs, and kinds are few); a kind only on the dependency-aware path (``changed``)
+        and for a context :func:`~operators.rules.context.context` built."""
+        kind = None if changed is None else kind_of(ctx)  # None: every rule runs, as it reads
         key = (changed, kind, bare)
-        plan = self._plans.get(key)
-        if plan is None:
-            steps = []
-            for rule in self.flags:
-                skippable = changed is not None and rule.inputs is not None and rule.inputs.isdisjoint(changed)
-                raise_false = kind is not None and guards.false_for(rule.guards[0], kind)
-                clear_false = kind is not None and (rule.clear_when is None or guards.false_for(rule.guards[1], kind))
-                if bare and raise_false and rule.inputs is None:
-                    continue
-                steps.append((rule, skippable, raise_false, clear_false))
-            plan = tuple(steps)
+        found = self._plans.get(key)
+        if found is None:
+            found = plans.plan(self.flags, changed, kind, bare)
             if len(self._plans) < 1024:
-                self._plans[key] = plan
-        return plan
+                self._plans[key] = found
+        return found
 
     @staticmethod
     def _raise(state: CustomerState, event: Event, rule: FlagRule, ctx: dict[str, Any]) -> Flag:
