@@ -41,11 +41,29 @@ Kind = tuple[str, str, bool]
 
 _UNKNOWN: Any = object()
 _CONSTANTS = {"true": True, "false": False, "null": None}
+_FIXED = frozenset({
+    ("event", "type"), ("event", "channel"), ("event", "inbound"),
+    ("derived", "context_carried"), ("derived", "negative_survey"),
+})  # fmt: skip
+"""The paths a kind fixes (all or in part): see :func:`_path`."""
 
 
 def parse(text: str | None) -> ast.expr | None:
-    """The expression's tree, for :func:`false_for` (None for no expression)."""
-    return None if text is None else ast.parse(text, mode="eval").body
+    """The expression's tree, for :func:`false_for`; None for no expression or one that reads nothing a
+    kind fixes (nothing to fold: it runs, as an unknown would).
+
+    >>> parse("derived.churn_risk >= 0.7") is None, parse("event.inbound and w1h.errors >= 1") is None
+    (True, False)
+    """
+    if text is None:
+        return None
+    tree = ast.parse(text, mode="eval").body
+    reads = {
+        (node.value.id, node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+    }
+    return tree if reads & _FIXED else None
 
 
 def false_for(tree: ast.expr | None, kind: Kind) -> bool:

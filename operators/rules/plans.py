@@ -41,14 +41,27 @@ class Plan:
     """The memo entries of the rules a quiet memo skips: stable, no flag. Copy it before changing it."""
 
 
-def plan(rules: Sequence[FlagRule], changed: frozenset[str] | None, kind: guards.Kind | None, bare: bool) -> Plan:
-    """The plan of ``rules`` for an event changing ``changed`` (None: no memo, every rule runs), of ``kind``
-    (None: not known, no condition folded), ``bare``: no flag raised when it starts."""
+def verdicts(rules: Sequence[FlagRule], kind: guards.Kind) -> tuple[tuple[bool, bool], ...]:
+    """Per rule: ``raise_when`` false for ``kind``, ``clear_when`` false for it (or none)."""
+    return tuple(
+        (guards.false_for(r.guards[0], kind), r.clear_when is None or guards.false_for(r.guards[1], kind))
+        for r in rules
+    )
+
+
+def plan(
+    rules: Sequence[FlagRule],
+    changed: frozenset[str] | None,
+    falsity: tuple[tuple[bool, bool], ...] | None,
+    bare: bool,
+) -> Plan:
+    """The plan of ``rules`` for an event changing ``changed`` (None: no memo, every rule runs), whose kind
+    makes them false as ``falsity`` says (:func:`verdicts`; None: not known, nothing folded), ``bare``: no
+    flag raised when it starts."""
     steps = []
-    for rule in rules:
+    for i, rule in enumerate(rules):
         skippable = changed is not None and rule.inputs is not None and rule.inputs.isdisjoint(changed)
-        raise_false = kind is not None and guards.false_for(rule.guards[0], kind)
-        clear_false = kind is not None and (rule.clear_when is None or guards.false_for(rule.guards[1], kind))
+        raise_false, clear_false = (False, False) if falsity is None else falsity[i]
         if bare and raise_false and rule.inputs is None:
             continue
         steps.append((rule, skippable, raise_false, clear_false))
