@@ -26,8 +26,9 @@ from operators.rules import guards
 if TYPE_CHECKING:
     from operators.rules.rulebook import FlagRule
 
-Step = tuple["FlagRule", bool, bool, bool]
-"""A flag rule with: memo-skippable, ``raise_when`` false for the kind, ``clear_when`` false (or none)."""
+Step = tuple["FlagRule", bool, bool, bool, bool]
+"""A flag rule with: memo-skippable, ``raise_when`` false for the kind, ``clear_when`` none or false for the
+kind, tracked (its inputs known: it has memo entries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,9 @@ def plan(
     steps = []
     for i, rule in enumerate(rules):
         skippable = changed is not None and rule.inputs is not None and rule.inputs.isdisjoint(changed)
-        raise_false, clear_false = (False, False) if falsity is None else falsity[i]
+        raise_false, clear_false = (False, rule.clear_when is None) if falsity is None else falsity[i]
         if bare and raise_false and rule.inputs is None:
             continue
-        steps.append((rule, skippable, raise_false, clear_false))
+        steps.append((rule, skippable, raise_false, clear_false, rule.inputs is not None))
     quiet = tuple(s for s in steps if not s[1]) if bare else tuple(steps)
     return Plan(tuple(steps), quiet, {s[0].name: None for s in steps if s[1]} if bare else {})

@@ -160,47 +160,60 @@ class Rulebook:
             steps, stable = plan.quiet_steps, dict(plan.quiet_stable)
         else:
             steps, stable = plan.steps, {}
-        for rule, skippable, raise_false, clear_false in steps:
+        for rule, skippable, raise_false, clear_false, tracked in steps:
             name = rule.name
             try:  # free unless it raises; state.flags changes only once all is computed
                 active = flags.get(name)
-                if active is not None and active["expires_at"] <= now:  # lazy expiry: say it is over
-                    expired = new_flag(event, name, "info", clip(f"expired: {active.get('reason', name)}"),
-                                       0, cleared=True)  # fmt: skip
-                    del flags[name]
-                    out.append(expired)
-                    active = None
-                elif skippable and name in known:  # tracked, reading nothing the event changed
-                    was = known[name]
-                    if was == (None if active is None else active.get("id")):
-                        stable[name] = was  # nothing it reads changed since it last ran
+                if active is not None:
+                    if active["expires_at"] <= now:  # lazy expiry: say it is over
+                        expired = new_flag(event, name, "info", clip(f"expired: {active.get('reason', name)}"),
+                                           0, cleared=True)  # fmt: skip
+                        del flags[name]
+                        out.append(expired)
+                        active = None
+                    elif skippable and name in known and known[name] == active.get("id"):
+                        stable[name] = known[name]  # nothing it reads changed since it last ran
                         continue
-                if raise_false if active is None else clear_false:  # false for this kind of event
-                    if rule.inputs is not None:  # as if it ran: nothing produced, nothing failed
-                        stable[name] = None if active is None else active.get("id")
+                elif skippable and name in known and known[name] is None:
+                    stable[name] = None
                     continue
-                tracked = rule.inputs is not None
-                produced, failed, held = len(out), failures_so_far() if tracked else 0, False
+                # Stable (memo entry): it raised, cleared and held back nothing, and failed nothing.
                 if active is None:
+                    if raise_false:  # false for this kind of event: as if it ran
+                        if tracked:
+                            stable[name] = None
+                        continue
+                    failed = failures_so_far() if tracked else 0
                     if rule.raise_when(ctx):
                         if self._room_for(state, event, rule, out):
                             out.append(self._raise(state, event, rule, ctx))
-                        else:
-                            held = True
-                elif rule.clear_when is not None and rule.clear_when(ctx):
-                    cleared = new_flag(event, name, "info", clip(f"cleared: {active.get('reason', name)}"),
-                                       0, cleared=True)  # fmt: skip
-                    del flags[name]
-                    out.append(cleared)
-                if tracked and len(out) == produced and not held and failures_so_far() == failed:
-                    active = flags.get(name)
-                    stable[name] = None if active is None else active.get("id")
+                        continue  # raised or held back
+                    if tracked and failures_so_far() == failed:
+                        stable[name] = None
+                else:
+                    if clear_false:  # no clear_when, or false for this kind of event
+                        if tracked:
+                            stable[name] = active.get("id")
+                        continue
+                    failed = failures_so_far() if tracked else 0
+                    if rule.clear_when(ctx):  # type: ignore[misc]  # not None: clear_false is
+                        cleared = new_flag(event, name, "info", clip(f"cleared: {active.get('reason', name)}"),
+                                           0, cleared=True)  # fmt: skip
+                        del flags[name]
+                        out.append(cleared)
+                    elif tracked and failures_so_far() == failed:
+                        stable[name] = active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
                 rule_failed("flag", name, "evaluate", exc)
-        if changed is not None:  # quiet: every tracked rule stable with no flag (none was raised at the start)
-            state.rules_memo = RuleMemo(self.token, stable, now, bare and len(stable) == self._tracked)
-        else:
+        if changed is None:
             state.rules_memo = None
+            return out
+        quiet = bare and len(stable) == self._tracked  # every tracked rule stable with no flag
+        kept = state.rules_memo
+        if isinstance(kept, RuleMemo):  # reused: one object fewer per event
+            kept.rulebook, kept.stable, kept.at, kept.quiet = self.token, stable, now, quiet
+        else:
+            state.rules_memo = RuleMemo(self.token, stable, now, quiet)
         return out
 
     def _plan(self, changed: frozenset[str] | None, ctx: dict[str, Any], bare: bool) -> plans.Plan:
