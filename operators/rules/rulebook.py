@@ -60,7 +60,7 @@ from operators.profile360.update import MAX_FLAGS
 from operators.rules import plans, rules_file
 from operators.rules.context import kind_of
 from operators.rules.dependencies import RuleMemo
-from operators.rules.failures import counting, failures_so_far, rule_failed
+from operators.rules.failures import TALLY, counting, rule_failed
 from operators.rules.reader import (  # the rule types and the names conditions read: re-exported
     FIELDS,
     ROOTS,
@@ -183,25 +183,25 @@ class Rulebook:
                         if tracked:
                             stable[name] = None
                         continue
-                    failed = failures_so_far() if tracked else 0
+                    failed = TALLY[0] if tracked else 0
                     if rule.raise_when(ctx):
                         if self._room_for(state, event, rule, out):
                             out.append(self._raise(state, event, rule, ctx))
                         continue  # raised or held back
-                    if tracked and failures_so_far() == failed:
+                    if tracked and TALLY[0] == failed:
                         stable[name] = None
                 else:
                     if clear_false:  # no clear_when, or false for this kind of event
                         if tracked:
                             stable[name] = active.get("id")
                         continue
-                    failed = failures_so_far() if tracked else 0
+                    failed = TALLY[0] if tracked else 0
                     if rule.clear_when(ctx):  # type: ignore[misc]  # not None: clear_false is
                         cleared = new_flag(event, name, "info", clip(f"cleared: {active.get('reason', name)}"),
                                            0, cleared=True)  # fmt: skip
                         del flags[name]
                         out.append(cleared)
-                    elif tracked and failures_so_far() == failed:
+                    elif tracked and TALLY[0] == failed:
                         stable[name] = active.get("id")
             except Exception as exc:  # a rule that fails is false for this event; the batch goes on
                 rule_failed("flag", name, "evaluate", exc)
