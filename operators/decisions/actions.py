@@ -151,8 +151,7 @@ class Arbiter:
             return None, excluded
         x: dict[str, float] = features() if propensity is not None else {}
         preferred = preferred_channel(state) if any(rule.channel == "preferred" for rule in eligible) else ""
-        candidates = [self._candidate(rule, state, ctx, propensity, x, preferred) for rule in eligible]
-        ranked = self._rank(candidates)
+        ranked = self._rank([self._terms(rule, state, ctx, propensity, x, preferred) for rule in eligible])
         o = event.origin
         position = (o.topic, o.partition, o.offset, o.timestamp_ms)  # the timestamp: distinct across a log reset
         decision_id = serde.deterministic_id("decision", event.customer_key, *position)
@@ -163,15 +162,16 @@ class Arbiter:
         return decision, excluded
 
     @staticmethod
-    def _candidate(
+    def _terms(
         rule: ActionRule,
         state: CustomerState,
         ctx: dict[str, Any],
         model: ResponseModel | None,
         x: dict[str, float],
         preferred: str,
-    ) -> Candidate:
-        """One eligible action's terms; ``preferred``: the customer's preferred channel (once per decision)."""
+    ) -> _Terms:
+        """One eligible action's terms (a :class:`Candidate`'s fields but its probability); ``preferred``: the
+        customer's preferred channel (once per decision)."""
         value = rule.value(ctx)
         value = max(0.0, float(value)) if isinstance(value, int | float) else 0.0
         if model is not None:
@@ -180,18 +180,19 @@ class Arbiter:
             p = 1.0
         channel = preferred if rule.channel == "preferred" else rule.channel
         item = rule.item(ctx) if rule.item is not None else None
-        return Candidate(rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms,
-                         None if item is None else str(item))  # fmt: skip
+        return (rule.name, rule.purpose, channel, p, value, rule.weight, rule.reason.render(ctx), rule.ttl_ms,
+                None if item is None else str(item))  # fmt: skip
 
-    def _rank(self, candidates: list[Candidate]) -> list[Candidate]:
-        """Best first, with each candidate's probability of being chosen under the policy."""
-        k = len(candidates)
+    def _rank(self, terms: list[_Terms]) -> list[Candidate]:
+        """Best first (by :attr:`Candidate.score`), each with its probability of being chosen under the
+        policy: one :class:`Candidate` built per action."""
+        k = len(terms)
         if self.policy == "fixed":
-            ranked = sorted(candidates, key=lambda c: -c.value * c.weight)  # stable: declaration order breaks ties
-            return [_chosen_with(c, 1.0 if i == 0 else 0.0) for i, c in enumerate(ranked)]
-        ranked = sorted(candidates, key=lambda c: -c.score)
+            ranked = sorted(terms, key=lambda t: -t[4] * t[5])  # value x weight; stable: declaration order first
+            return [_candidate(t, 1.0 if i == 0 else 0.0) for i, t in enumerate(ranked)]
+        ranked = sorted(terms, key=lambda t: -(t[3] * t[4] * t[5]))  # Candidate.score
         eps = self._epsilon()
-        return [_chosen_with(c, (1 - eps if i == 0 else 0.0) + eps / k) for i, c in enumerate(ranked)]
+        return [_candidate(t, (1 - eps if i == 0 else 0.0) + eps / k) for i, t in enumerate(ranked)]
 
     def _choose(self, ranked: list[Candidate], decision_id: str) -> Candidate:
         eps = self._epsilon()
@@ -204,11 +205,14 @@ class Arbiter:
         return {"learned": self.epsilon, "fixed": 0.0, "random": 1.0}[self.policy]
 
 
-def _chosen_with(c: Candidate, probability: float) -> Candidate:
-    """``dataclasses.replace(c, probability=probability)`` without its field introspection (per candidate and
-    decision); ``tests/unit/test_actions.py`` checks that it copies every other field."""
-    return Candidate(c.action, c.purpose, c.channel, c.propensity, c.value, c.weight, c.reason, c.ttl_ms, c.item,
-                     probability)  # fmt: skip
+_Terms = tuple[str, str, str, float, float, float, str, int, str | None]
+"""A :class:`Candidate`'s fields in order, without its probability."""
+
+
+def _candidate(terms: _Terms, probability: float) -> Candidate:
+    """The candidate of ``terms`` chosen with ``probability`` (``tests/unit/test_actions.py`` checks that the
+    terms are the fields in order)."""
+    return Candidate(*terms, probability)
 
 
 def preferred_channel(state: CustomerState) -> str:

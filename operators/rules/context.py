@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from livesignals.contract import Event
+from livesignals.contract import CONTACT_TYPES, Event
 from operators.profile360 import views
 from operators.profile360.profile import CustomerState
 from operators.profile360.sizes import stored
@@ -62,15 +62,17 @@ class ContextWindows:
 
 
 class _Window(dict[str, Any]):
-    """One window's metrics: totals in one pass on first read, distinct counts on demand, 0 when absent."""
+    """One window's metrics: totals in one pass on first read, distinct counts on demand, 0 when absent.
+
+    Built by :func:`_window`, which sets its fields (no ``__init__`` of its own, as :class:`_Derived`)."""
 
     __slots__ = ("_distinct", "_name", "_now", "_totals", "_windows")  # no instance dict beside the dict itself
 
-    def __init__(self, windows: Windows, name: str, now_ms: int) -> None:
-        super().__init__()
-        self._windows, self._name, self._now = windows, name, now_ms
-        self._totals: dict[str, Any] | None = None
-        self._distinct: dict[str, Any] = {}
+    _windows: Windows
+    _name: str
+    _now: int
+    _totals: dict[str, Any] | None
+    _distinct: dict[str, Any]
 
     def get(self, key: str, default: Any = None) -> Any:
         if self._totals is None:
@@ -86,20 +88,21 @@ class _Window(dict[str, Any]):
 
 
 class _Derived(dict[str, Any]):
-    """The ``derived`` values of one event, each computed on first read (see the module docstring)."""
+    """The ``derived`` values of one event, each computed on first read (see the module docstring).
+
+    Built by :func:`_derived` (no ``__init__``, as :class:`_Window`)."""
 
     __slots__ = ("at", "cache", "event", "inbound", "now", "state", "windows")
 
-    def __init__(
-        self, state: CustomerState, event: Event, inbound: bool, windows: ContextWindows, present: int
-    ) -> None:
-        super().__init__()
-        self.state, self.event, self.inbound, self.windows = state, event, inbound, windows
-        self.now = present
-        """The customer's present (newest event time): customer-wide values are read at it."""
-        self.at = event.event_time_ms
-        """This event's time: values about this contact are read at it."""
-        self.cache: dict[str, Any] = {}
+    state: CustomerState
+    event: Event
+    inbound: bool
+    windows: ContextWindows
+    now: int
+    """The customer's present (newest event time): customer-wide values are read at it."""
+    at: int
+    """This event's time: values about this contact are read at it."""
+    cache: dict[str, Any]
 
     def get(self, key: str, default: Any = None) -> Any:
         values = self.cache
@@ -188,26 +191,21 @@ DERIVED_NAMES = frozenset(_DERIVED)
 class _Context(dict[str, Any]):
     """The condition context: the cheap roots up front, the costly ones built on first read (one per event)."""
 
-    __slots__ = ("_event", "_present", "_state", "_windows")
-
-    def __init__(self, state: CustomerState, event: Event, windows: ContextWindows, present: int) -> None:
-        now, p = event.event_time_ms, event.payload
-        inbound = event.is_contact and p.get("direction", "inbound") == "inbound"
-        super().__init__(
-            event={"type": event.type, "channel": event.channel, "payload": p, "time": now, "inbound": inbound},
-            identity=state.identity, activity=state.activity, history=state.history, value=state.value,
-            consent=state.consent, flags=state.flags, predictions=state.predictions,
-        )  # fmt: skip
-        self._state, self._event, self._windows, self._present = state, event, windows, present
+    __slots__ = ("_event", "_kind", "_present", "_state", "_windows")
+    _state: CustomerState
+    _event: Event
+    _windows: ContextWindows
+    _present: int
+    _kind: tuple[str, str, bool]
 
     def __missing__(self, root: str) -> Any:
         state, now = self._state, self._present
-        if root in _WINDOW_ROOTS:
-            value: Any = _Window(state.windows, _WINDOW_ROOTS[root], now)
+        if root == "derived":
+            value: Any = _derived(state, self._event, self._kind[2], self._windows, now)
+        elif root in _WINDOW_ROOTS:
+            value = _window(state.windows, _WINDOW_ROOTS[root], now)
         elif root == "rfm":
             value = views.rfm(state, now)
-        elif root == "derived":
-            value = _Derived(state, self._event, self["event"]["inbound"], self._windows, now)
         else:
             raise KeyError(root)
         self[root] = value
@@ -224,7 +222,36 @@ def context(
 
     ``present`` is the customer's newest event time (default: the event's own time).
     """
-    return _Context(state, event, windows, event.event_time_ms if present is None else present)
+    now, p, etype, channel = event.event_time_ms, event.payload, event.type, event.channel
+    inbound = etype in CONTACT_TYPES and p.get("direction", "inbound") == "inbound"  # Event.is_contact, inlined
+    ctx = _Context()  # filled item by item: no keyword dict built and copied per event
+    ctx["event"] = {"type": etype, "channel": channel, "payload": p, "time": now, "inbound": inbound}
+    ctx["identity"], ctx["activity"], ctx["history"] = state.identity, state.activity, state.history
+    ctx["value"], ctx["consent"], ctx["flags"] = state.value, state.consent, state.flags
+    ctx["predictions"] = state.predictions
+    ctx._state, ctx._event, ctx._windows, ctx._kind = state, event, windows, (etype, channel, inbound)
+    ctx._present = now if present is None else present
+    return ctx
+
+
+def _derived(state: CustomerState, event: Event, inbound: bool, windows: ContextWindows, present: int) -> _Derived:
+    d = _Derived()
+    d.state, d.event, d.inbound, d.windows, d.now, d.at, d.cache = (
+        state, event, inbound, windows, present, event.event_time_ms, {}
+    )  # fmt: skip
+    return d
+
+
+def _window(windows: Windows, name: str, now_ms: int) -> _Window:
+    w = _Window()
+    w._windows, w._name, w._now, w._totals, w._distinct = windows, name, now_ms, None, {}
+    return w
+
+
+def kind_of(ctx: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """The event's ``(type, channel, inbound)`` when :func:`context` built ``ctx`` (its ``derived`` values
+    are then this module's: :mod:`operators.rules.guards` may fold them), else None."""
+    return ctx._kind if type(ctx) is _Context else None
 
 
 def _carried_summary(touch: dict[str, Any]) -> str:

@@ -174,3 +174,5 @@ class RuleMemo:
     """Rule name -> the id of its raised flag then (None: none), for the rules that were stable."""
     at: int | None = None
     """The event time of that evaluation (what ``derived.fraud_score`` read it at)."""
+    quiet: bool = False
+    """Every tracked rule was stable with no flag raised (:mod:`operators.rules.plans` then skips them at once)."""

@@ -113,7 +113,7 @@ def compile_condition(
             "    except _Exception as exc:\n        _on_error(exc)\n        return None\n"
         )
     try:
-        exec(code, namespace)  # noqa: S102 - generated from a checked AST
+        exec(compile(code, f"<rule {text[:60]!r}>", "exec"), namespace)  # noqa: S102 - from a checked AST
     except (SyntaxError, RecursionError, MemoryError):  # a limit of Python's compiler: too deep after all
         raise ConditionError(f"expression nested deeper than {MAX_DEPTH} levels") from None
     function: Condition = namespace["_condition"]

@@ -25,7 +25,9 @@ MAX_LOGGED = 1000
 """Most distinct (kind, rule, key) failures logged per process (each once)."""
 
 _logged: set[tuple[str, str, str]] = set()
-_failures = 0
+TALLY = [0]
+"""How many rule failures this process has seen, in a one-item list: :meth:`Rulebook.evaluate
+<operators.rules.rulebook.Rulebook.evaluate>` reads ``TALLY[0]`` around each tracked rule without a call."""
 _uncounted = False
 
 
@@ -47,7 +49,7 @@ def counting() -> bool:
 
 def failures_so_far() -> int:
     """How many rule failures this process has seen (a rule that failed is evaluated again next time)."""
-    return _failures
+    return TALLY[0]
 
 
 def rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
@@ -55,8 +57,7 @@ def rule_failed(kind: str, name: str, key: str, exc: BaseException) -> None:
 
     The exception's message is not logged: it may quote a value of the event.
     """
-    global _failures
-    _failures += 1
+    TALLY[0] += 1
     if _uncounted:
         return
     metrics.RULE_ERRORS.labels(kind, name).inc()

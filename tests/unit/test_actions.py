@@ -16,7 +16,7 @@ from livesignals.contract import decode, load_schema
 from livesignals.errors import Origin
 from livesignals.settings import Settings
 from models.propensity import ResponseModel
-from operators.decisions.actions import Arbiter, Candidate, _chosen_with
+from operators.decisions.actions import Arbiter, Candidate, _candidate
 from operators.engine import Engine
 from operators.profile360.profile import CustomerState
 from operators.profile360.views import future
@@ -264,10 +264,11 @@ def test_an_agents_not_relevant_on_a_trigger_is_a_negative_and_relevant_leaves_t
 
 
 def test_a_ranked_candidate_keeps_every_field_but_its_probability():
-    """The arbiter sets each ranked candidate's probability without ``dataclasses.replace``: every other field,
-    whatever fields ``Candidate`` has (each given a value of its own here), is copied."""
+    """The arbiter builds each ranked candidate from its terms and its probability: every other field,
+    whatever fields ``Candidate`` has (each given a value of its own here), is the term in its place."""
     values: dict[str, Any] = {
         f.name: f"v{i}" if "str" in str(f.type) else float(i + 1) for i, f in enumerate(dataclasses.fields(Candidate))
     }
     c = Candidate(**values)
-    assert _chosen_with(c, 0.7) == dataclasses.replace(c, probability=0.7)
+    terms = tuple(values[f.name] for f in dataclasses.fields(Candidate) if f.name != "probability")
+    assert _candidate(terms, 0.7) == dataclasses.replace(c, probability=0.7)

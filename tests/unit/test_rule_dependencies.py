@@ -228,3 +228,29 @@ def _batches(total: int, rng: random.Random) -> list[tuple[int, int]]:
         out.append((start, end))
         start = end
     return out
+
+
+def test_a_tracked_rule_that_failed_runs_again_on_the_next_event(tmp_path):
+    """A rule failure (counted, taken as false) leaves no memo entry: the rule runs on the next event even
+    when that changes none of its inputs (Rulebook.evaluate reads the failure tally around it)."""
+    from operators.rules.failures import counted_errors
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "big"\nraise_when = "value.spend >= 100"\n')
+    e = _engine(path)
+    rule, calls = e.rulebook.rulebook.flags[0], []
+    on_error = counted_errors("flag", "big", "raise_when")
+
+    def raise_when(ctx):
+        calls.append(1)
+        if len(calls) == 1:
+            on_error(ValueError("as a condition that raised"))
+            return None
+        return rule.raise_when(ctx)
+
+    e.rulebook.rulebook = dataclasses.replace(
+        e.rulebook.rulebook, flags=(dataclasses.replace(rule, raise_when=raise_when),)
+    )
+    views = [event("web_event", "c1", T0 + i * MINUTE, event_id=f"v{i}", action="page_view") for i in range(4)]
+    e.process(_raw(views, PARTITIONS))
+    assert len(calls) == 2  # failed on the first view, ran (stable) on the second, skipped after
