@@ -73,17 +73,9 @@ class FraudModel:
             return 0.0
         return round(bisect.bisect_left(self._sorted, raw) / len(self._sorted), 4)
 
-    @property
-    def last_raw(self) -> float | None:
-        """The raw score of the last :meth:`score_one` (None when nothing was scored since the last learn):
-        the scorer puts it in the lesson, so learning does not score the event again."""
-        return self._last[1] if self._last[0] is not None else None
-
-    def learn_one(self, x: dict[str, float], raw: float | None = None) -> None:
-        """Learn what normal looks like from one event; ``raw``: its raw score when it was scored (the
-        calibration ranks it), else the event is scored now."""
-        if raw is None:
-            raw = self._last[1] if self._last[0] is x else float(self.pipeline.score_one(x))
+    def learn_one(self, x: dict[str, float]) -> None:
+        """Learn what normal looks like from one event."""
+        raw = self._last[1] if self._last[0] is x else float(self.pipeline.score_one(x))
         self._last = (None, 0.0)
         self._recent.append(raw)
         bisect.insort(self._sorted, raw)

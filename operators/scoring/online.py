@@ -350,8 +350,7 @@ def score_fraud(models: Models, state: CustomerState, event: Event, report: Scor
     warm = model.seen >= 2 * model.window_size
     score = model.score_one(x) if warm else 0.0
     reason, z = model.reason(x)
-    raw = model.last_raw if warm else None  # the champion's raw score travels with the lesson: not scored twice
-    models.teach("fraud", [x], None if raw is None else {"champion": raw})
+    models.teach("fraud", [x])
     report.scored["fraud"] += 1
     report.scores.append(("fraud", event.customer_key, event.event_id, event.event_time_ms, score))
     report.learned = True

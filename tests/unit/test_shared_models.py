@@ -162,39 +162,3 @@ def test_lessons_carry_hashed_buckets_not_the_customers_words():
         by_lesson.learn_one(serde.loads(serde.dumps(by_lesson.lesson(comment))), "negative")
     assert pickle.dumps(by_text.classifier) == pickle.dumps(by_lesson.classifier)
     assert by_text.score("my parcel in the rain") == by_lesson.score("my parcel in the rain")
-
-
-def test_a_fraud_lesson_carries_its_raw_score_and_is_not_scored_again_when_learned():
-    """The engine scores an order's anomaly once: its lesson reaches the learner as a JSON copy (no
-    cache can match it), so the raw score travels in the lesson. Fails on bf662ce (scored twice)."""
-    from livesignals.contract import decode
-    from livesignals.errors import Origin
-    from models.registry import ModelSet
-    from operators.profile360.profile import CustomerState
-    from operators.scoring import online
-
-    models = ModelSet.from_config()
-    fraud = models.model("fraud")
-    for i in range(2 * fraud.window_size + 1):  # warm: events are scored
-        fraud.learn_one({"amount": 20.0 + i % 7, "orders_1h": 1.0})
-    view = SharedLearner(MemoryModelLog()).view()
-    view.models = models
-    view.at("in:0", 5)
-    order = decode(serde.dumps(event("order", "c1", T0, order_id="o1", amount=900.0)), Origin("in", 0, 5), now_ms=T0)
-    online.score_fraud(view, CustomerState("customer_id:c1"), order, online.ScoringReport())
-    [lesson] = serde.loads(serde.dumps(view.take()))  # as the shared log hands it back
-    raw = fraud.last_raw
-    assert lesson[3] == "fraud" and lesson[5] == {"champion": raw} and raw is not None
-    calls: list[dict[str, float]] = []
-    score_one = fraud.pipeline.score_one
-
-    def counted(x: dict[str, float]) -> float:
-        calls.append(x)
-        return float(score_one(x))
-
-    fraud.pipeline.score_one = counted
-    models.teach(lesson[3], lesson[4], lesson[5])
-    assert calls == [] and raw in fraud._sorted  # ranked by the score it was given, not scored again
-    other = ModelSet.from_config({"fraud": {"challenger": {"seed": 7}}})
-    other.teach(lesson[3], lesson[4], lesson[5])  # a challenger scored nothing: it scores the event itself
-    assert other.challengers["fraud"].model.seen == 1 == other.model("fraud").seen
