@@ -162,3 +162,40 @@ def test_lessons_carry_hashed_buckets_not_the_customers_words():
         by_lesson.learn_one(serde.loads(serde.dumps(by_lesson.lesson(comment))), "negative")
     assert pickle.dumps(by_text.classifier) == pickle.dumps(by_lesson.classifier)
     assert by_text.score("my parcel in the rain") == by_lesson.score("my parcel in the rain")
+
+
+def test_fraud_lessons_of_one_batch_are_learned_as_the_model_scores_them_when_learned():
+    """Every order of a batch is scored on the model as the batch found it; the shared learner then learns
+    them in order, each ranked in the calibration window by the score the model gives it *then*. A lesson
+    that carried its scoring-time score instead filled the window differently once the trees' reference
+    window turned over within the batch: fraud scores and ``fraud_risk`` flags changed (break-test 16b, B2)."""
+    from livesignals.contract import decode
+    from livesignals.errors import Origin
+    from models.registry import ModelSet
+    from operators.profile360.profile import CustomerState
+    from operators.scoring import online
+
+    models = ModelSet.from_config({"fraud": {"champion": {"window_size": 25}}})
+    fraud = models.model("fraud")
+    for i in range(2 * fraud.window_size + 1):  # warm: events are scored
+        fraud.learn_one({"amount": 20.0 + i % 7, "orders_1h": 1.0})
+    alone = pickle.loads(pickle.dumps(fraud))  # learns the same events one by one, scoring each as it learns
+    view = SharedLearner(MemoryModelLog()).view()
+    view.models = models
+    orders = []
+    for i in range(3 * fraud.window_size):  # one batch that crosses the trees' window more than once
+        view.at("in:0", i)
+        amount = 20.0 + (i * 37) % 900
+        body = serde.dumps(event("order", f"c{i}", T0 + i, order_id=f"o{i}", amount=amount))
+        order = decode(body, Origin("in", 0, i), now_ms=T0 + i)
+        orders.append(order)
+        online.score_fraud(view, CustomerState(f"customer_id:c{i}"), order, online.ScoringReport())
+    lessons = serde.loads(serde.dumps(view.take()))  # as the shared log hands them back
+    assert len(lessons) == len(orders)
+    for lesson in lessons:
+        models.teach(lesson[3], lesson[4], lesson[5])
+        alone.learn_one(lesson[4][0])
+    assert models.model("fraud").score_one({"amount": 700.0, "orders_1h": 3.0}) == alone.score_one(
+        {"amount": 700.0, "orders_1h": 3.0}
+    )
+    assert list(models.model("fraud")._recent) == list(alone._recent)
