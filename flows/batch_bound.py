@@ -5,11 +5,14 @@ and a worker processes its partitions' batches one after another. Bounded by
 size alone (``batch_size``, 5,000 by default), a batch taken from a backlog --
 after a restart, a stall, a burst -- holds seconds of work: every flag in it
 waits for all of it, and every other partition of the worker waits too. So the
-sink measures what an event costs (:meth:`BatchBound.observe`: wall seconds of a
-batch from its check to its committed offsets, per event, from batches of at
-least :data:`MIN_EVENTS` events, where the fixed cost of a batch -- a few round
-trips -- weighs little), and the source reads at most ``batch_max_s`` worth of
+sink measures what an event costs (:meth:`BatchBound.observe`: the engine's own
+wall seconds decoding and applying a batch, per event, from batches of at least
+:data:`MIN_EVENTS` events), and the source reads at most ``batch_max_s`` worth of
 events per batch (:meth:`BatchBound.limit`), never fewer than :data:`MIN_EVENTS`.
+The round trips a batch pays whatever its size (the state check, the load, Kafka's
+confirmation, the commit) are not counted: a smaller batch cannot shorten them, and
+counted in, a slow Redis made every batch 100 events and capped a worker near
+100 per round-trip time (break-test 16a, A3).
 Until a batch was measured (a start on a backlog) a batch holds at most
 :data:`MIN_EVENTS` events: the first one measures, so the first round of a
 restart is bounded too. Small live batches are not touched: they never reach the

@@ -58,6 +58,10 @@ KAFKA_LOG_CHECKS = Counter(
 )
 REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to Redis.", ["op"])
 REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
+PROFILES_UNREADABLE = Counter(
+    "livesignals_profiles_unreadable_total",
+    "Stored profiles that could not be read when loaded (their customers' events are dead-lettered).",
+)
 KPI_EVENTS = Counter(
     "livesignals_kpi_events_total",
     "Contact-centre KPI components by channel (see operators/profile360/kpis.py and the README for the "

@@ -33,6 +33,11 @@ def position_text(event: Event) -> str:
     return f"{o.topic}:{o.partition}:{o.offset}"
 
 
+class UnreadableProfile(Exception):
+    """The customer's stored profile could not be read (``CustomerState.unreadable`` says why): its events
+    are dead-lettered as ``processing_error`` until the document is repaired or the customer erased."""
+
+
 def unprocessable(event: Event, messages: list[RawMessage], exc: Exception) -> DeadLetter:
     """The dead letter of ``event``, which raised ``exc`` while it was applied: its message as read."""
     read = read_position(event)

@@ -47,7 +47,7 @@ from livesignals.errors import DeadLetter, InvalidEvent
 from livesignals.settings import Settings
 from models.registry import ModelSet
 from operators import erasure, lateness
-from operators.batch_positions import next_offsets, position_text, unprocessable
+from operators.batch_positions import UnreadableProfile, next_offsets, position_text, unprocessable
 from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
@@ -115,6 +115,8 @@ class Engine:
         self._view: ModelView = self.learner.view() if self.models_enabled else ModelView(ModelSet())
         self._control_checked = 0.0
         self._batch, self._batch_ms = 0, 0
+        self.work_seconds = 0.0
+        """Wall seconds spent decoding and applying events, over every batch (not Redis or Kafka round trips)."""
         self._replaying = False
         """In a ``process(publish=False)``: a replay of what was published before a STATE LOSS."""
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
@@ -151,6 +153,7 @@ class Engine:
             touched += sweep_silent(self._view, self.store, self.scoring, partitions, report,
                                     {s.customer_key: s for s in touched}, next_offsets(messages))  # fmt: skip
         marks.append(time.perf_counter())
+        self.work_seconds += marks[2] - marks[0]
         if publish:
             self.publisher.publish(out_records(self.settings, self.store, report))
         else:
@@ -211,6 +214,9 @@ class Engine:
         for event in events:
             key = event.customer_key
             state = self.store.load([key])[key] if self.per_event else states[key]
+            if state.unreadable is not None and event.type != "erase":  # never applied over a damaged document
+                report.dead_letters.append(unprocessable(event, messages, UnreadableProfile(state.unreadable)))
+                continue
             if is_replay(state.applied, event):  # state.already_applied, without its call and import
                 report.replay_skipped += 1
                 continue

@@ -50,6 +50,8 @@ def sweep_silent(
         loaded = store.load(missing) if missing else {}
         for key in keys:
             state = touched.get(key) or loaded[key]
+            if state.unreadable is not None:  # its stored document could not be read: nothing to label
+                continue
             state.changed()  # changed outside an event: its next undo record is encoded afresh
             try:
                 silence.take(view, state, part.watermark_ms - silence.settle_ms(scoring) + 1, scoring, report.scoring)

@@ -58,7 +58,7 @@ from redis.exceptions import RedisClusterException
 from livesignals import documents, metrics, serde
 from operators.partition import PartitionAggregates
 from operators.profile360.identity import MAX_OWNERS_KEPT
-from operators.profile360.profile import CustomerState
+from operators.profile360.profile import CustomerState, unreadable_stand_in
 from operators.rules.signals import Flag
 from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
@@ -175,7 +175,14 @@ class ProfileStore:
             metrics.REDIS_COMMANDS.labels("load").inc(len(rows))
             step = 2 if stale else 1
             for i, key in enumerate(missing):
-                state = CustomerState.from_bytes(key, documents.read(rows[i * step]))
+                try:
+                    state = CustomerState.from_bytes(key, documents.read(rows[i * step]))
+                except ValueError as exc:  # damaged, unknown dictionary, not a profile: this customer only
+                    found[key] = unreadable_stand_in(key, exc)  # not cached: a repaired document is read again
+                    metrics.PROFILES_UNREADABLE.inc()
+                    log.error("a stored profile cannot be read (%s): its customer's events are dead-lettered "
+                              "until it is repaired or the customer erased", found[key].unreadable)  # fmt: skip
+                    continue
                 if stale and rows[i * step] is not None and rebuild.is_stale(rows[i * step + 1], state.applied, stale):
                     state = CustomerState.from_bytes(key, None)  # rebuilt from its first event by the replay
                 found[key] = state
@@ -220,7 +227,7 @@ class ProfileStore:
         while Redis is unreachable: a retry never recomputes, so it never counts twice.
         Raises :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost`.
         """
-        states = list(states)
+        states = [s for s in states if s.unreadable is None or s.erased is not None]  # never over a damaged one
         erased = [s.customer_key for s in states if s.erased is not None]
         by_part: dict[int, dict[str, int]] = {}
         for (topic, partition), next_offset in offsets.items():

@@ -114,6 +114,11 @@ class CustomerState:
     erased: dict[str, Any] | None = field(default=None, compare=False)
     """Set when an ``erase`` event of the current batch erased this customer (:mod:`operators.erasure`):
     the store deletes what Redis holds before writing anything newer; not kept."""
+    unreadable: str | None = field(default=None, compare=False, repr=False)
+    """Why the stored document of this customer could not be read (a damaged frame, a dictionary this version
+    does not ship, JSON that is not a profile), when so: the state is empty, the engine dead-letters the
+    customer's events instead of applying them over what Redis holds (an erase still erases it), and the
+    store never writes it (break-test 16a, A1: one such document stopped every partition of its worker)."""
     pseudonym_written: bool = field(default=False, compare=False, repr=False)
     """The store wrote analysts' lookup key of this customer since the state was loaded (in memory only:
     :func:`state.erasure.pseudonym_writes` writes it once per load, never into the document)."""
@@ -229,12 +234,15 @@ class CustomerState:
 
     @classmethod
     def from_bytes(cls, customer_key: str, data: bytes | None) -> CustomerState:
-        """Rebuild from the stored document; ``None`` (no such key) gives a new customer."""
+        """Rebuild from the stored document; ``None`` (no such key) gives a new customer. A document that is
+        not a JSON object raises :class:`ValueError` (:meth:`unreadable_stand_in` is what the store makes of it)."""
         state = cls(customer_key)
         if not data:
             state._document = _new_document()  # a new customer's document: the same for every key
             return state
         doc = serde.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError(f"a stored profile is a JSON object, not {type(doc).__name__}")
         for name in SECTIONS:
             if name in doc:
                 setattr(state, name, doc[name])
@@ -242,6 +250,14 @@ class CustomerState:
         state.windows = Windows.from_json(doc.get("windows"))
         state._document = bytes(data)
         return state
+
+
+def unreadable_stand_in(customer_key: str, exc: Exception) -> CustomerState:
+    """An empty state standing for a customer whose stored document could not be read (see
+    :attr:`CustomerState.unreadable`); ``exc`` says why, without the document's content."""
+    state = CustomerState(customer_key)
+    state.unreadable = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return state
 
 
 @functools.cache

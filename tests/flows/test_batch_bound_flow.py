@@ -30,6 +30,23 @@ def test_a_committed_batch_of_enough_events_sets_the_cost_per_event(settings):
     assert sum(state_of(settings, f"c{i}").events for i in range(7)) == MIN_EVENTS + 20
 
 
+def test_the_cost_per_event_leaves_out_the_round_trips_a_batch_pays_whatever_its_size(settings):
+    """Break-test 16a, A3: with a batch's wall time counted, a slow Redis or Kafka (here a broker that takes
+    2 s to confirm) made every batch 100 events and capped a worker near 100 events per round-trip time."""
+    import time
+
+    class SlowToConfirm(MemoryPublisher):
+        def publish(self, records):
+            time.sleep(2.0)
+            super().publish(records)
+
+    run_flow(
+        settings, raw(_docs(MIN_EVENTS + 20), settings.input_topics[0]), SlowToConfirm(), batch_size=MIN_EVENTS + 20
+    )
+    assert 0 < BOUND.per_event_s < 2.0 / (MIN_EVENTS + 20) / 2  # the engine's own work, not the 2 s wait
+    assert BOUND.limit(5000, settings.batch_max_s) > MIN_EVENTS
+
+
 def test_small_batches_leave_the_bound_unmeasured(settings):
     pub = MemoryPublisher()
     run_flow(settings, raw(_docs(60), settings.input_topics[0]), pub, batch_size=30)

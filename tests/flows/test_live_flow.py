@@ -102,10 +102,10 @@ def test_an_event_the_engine_cannot_apply_is_dead_lettered_not_retried_forever(s
 
     real = engine_module.apply_event
 
-    def flaky(state, event, sentiment=None):
+    def flaky(state, event, *rest):
         if event.event_id == "poison":
             raise KeyError("unforeseen shape")
-        real(state, event, sentiment)
+        real(state, event, *rest)
 
     monkeypatch.setattr(engine_module, "apply_event", flaky)
     docs = [event("chat", "c1", T0), event("chat", "c1", T0 + 1, event_id="poison"), event("chat", "c1", T0 + 2)]

@@ -3,8 +3,6 @@ takes them, and the plain JSON profiles written before (or with ``profile_compre
 
 from __future__ import annotations
 
-import pytest
-
 from livesignals import documents, serde
 from operators.profile360.profile import CustomerState
 from state import desk_reads, reader
@@ -57,17 +55,20 @@ def test_profile_compression_off_writes_plain_json_that_any_store_reads(redis_cl
     assert ProfileStore(redis_client, keys).load(["customer_id:c1"])["customer_id:c1"] == s
 
 
-def test_a_corrupt_frame_or_an_unknown_dictionary_fails_the_load_as_corrupt_json_does(redis_client, settings):
+def test_a_corrupt_frame_or_an_unknown_dictionary_loads_as_an_unreadable_stand_in_as_corrupt_json_does(
+    redis_client, settings
+):
     keys = Keys(settings.key_prefix)
     redis_client.set(keys.profile("customer_id:c1"), b'{"events": 3, broken')
-    with pytest.raises(ValueError):  # today's behaviour for an undecodable document: the load fails
-        ProfileStore(redis_client, keys).load(["customer_id:c1"])
+    loaded = ProfileStore(redis_client, keys).load(["customer_id:c1"])["customer_id:c1"]
+    assert loaded.unreadable is not None and loaded.unreadable.startswith("JSONDecodeError")
     samples = [serde.dumps({"other": i, "words": [f"w{j}" for j in range(i % 17)]}) for i in range(3000)]
     other = documents.zstd.train_dict(samples, 4096)
     for bad in (documents.encode(customer().to_bytes())[:-5], documents.zstd.compress(samples[3], zstd_dict=other)):
         redis_client.set(keys.profile("customer_id:c1"), bad)
-        with pytest.raises(documents.CorruptDocument):
-            ProfileStore(redis_client, keys).load(["customer_id:c1"])
+        loaded = ProfileStore(redis_client, keys).load(["customer_id:c1"])["customer_id:c1"]
+        assert loaded.unreadable is not None and loaded.unreadable.startswith("CorruptDocument")
+        assert loaded.events == 0 and not loaded.identity  # nothing of the damaged document is read as a profile
 
 
 def test_the_reader_and_the_desk_read_compressed_and_plain_profiles(redis_client, settings):
@@ -141,3 +142,40 @@ def test_an_entry_written_plain_then_replayed_compressed_is_kept_twice_as_the_re
     s.new_timeline = [entry(1)]
     ProfileStore(redis_client, keys).commit([s], [], {("in", 0): 42})
     assert redis_client.zcard(keys.timeline("customer_id:c1")) == 2
+
+
+def test_a_damaged_profile_dead_letters_its_customers_events_only_and_an_erase_still_erases_it(redis_client, settings):
+    """Break-test 16a, A1: one stored profile the engine cannot read (a damaged frame, an unknown dictionary,
+    JSON that is not a profile) failed every retry of its batch, so every partition of the worker stopped, and
+    the customer could not be erased. Now its events are dead-lettered (``processing_error``, counted), the
+    others apply, the damaged document stays as it was for repair, and an erase removes it."""
+    from livesignals import metrics
+    from operators.engine import Engine
+    from tests.helpers import event, raw
+
+    class Capture:
+        def __init__(self) -> None:
+            self.records: list = []
+
+        def publish(self, records: list) -> None:
+            self.records += records
+
+    s = settings.replace(models_enabled=False, policy_clock="stream")
+    keys = Keys(s.key_prefix)
+    for bad in (documents.encode(customer().to_bytes())[:-5], b"null", b"[1, 2]", b'{"events": 3, broken'):
+        redis_client.flushdb()
+        redis_client.set(keys.profile("customer_id:c1"), bad)
+        out, before = Capture(), metrics.PROFILES_UNREADABLE._value.get()
+        engine = Engine(s, ProfileStore(redis_client, keys), out, clock=lambda: (T0 + 60_000) / 1000)
+        evs = [event("chat", "c1", T0, text="hello"), event("chat", "c2", T0 + 1, text="hi"),
+               event("order", "c1", T0 + 2, order_id="o1", amount=5.0)]  # fmt: skip
+        report = engine.process(raw(evs))
+        assert [d.reason.value for d in report.dead_letters] == ["processing_error", "processing_error"]
+        assert all("UnreadableProfile" in d.detail for d in report.dead_letters)
+        assert [d.origin.offset for d in report.dead_letters] == [0, 2]
+        assert redis_client.get(keys.profile("customer_id:c1")) == bad  # kept for repair, never overwritten
+        assert redis_client.get(keys.profile("customer_id:c2")) is not None  # the batch went on
+        assert metrics.PROFILES_UNREADABLE._value.get() > before
+        erase = event("erase", "c1", T0 + 3, channel="backoffice", event_id="erase-c1", request_id="r1")
+        engine.process(raw([erase], start=3))
+        assert redis_client.get(keys.profile("customer_id:c1")) is None
