@@ -22,6 +22,12 @@ def topics(bootstrap: str, counts: list[int]) -> tuple[str, ...]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for f in admin.create_topics([NewTopic(n, c, 1) for n, c in zip(names, counts, strict=True)]).values():
         f.result()
+    deadline = time.monotonic() + 30  # Apache Kafka: a created topic can take a moment to show in metadata
+    while time.monotonic() < deadline:
+        listed = admin.list_topics(timeout=10).topics
+        if all(n in listed and len(listed[n].partitions) == c for n, c in zip(names, counts, strict=True)):
+            break
+        time.sleep(0.2)
     return names
 
 
