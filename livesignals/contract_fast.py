@@ -35,6 +35,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal, Union, get_args
 
 import msgspec
+import msgspec.inspect
+import msgspec.json
 from msgspec import UNSET, Meta, UnsetType
 
 _NOTHING: Final[Any] = Annotated[str, Meta(pattern="(?!)")]
@@ -245,7 +247,12 @@ def build(schema: dict[str, Any]) -> tuple[Any, frozenset[str]]:
 
 
 class FastPath:
-    """The fast path for one schema: :meth:`accepts` a parsed event, or says "ask the schema path"."""
+    """The fast path for one schema: :meth:`accepts` a parsed event, or says "ask the schema path".
+
+    Built once per process at import, and with it msgspec's type information for every struct: msgspec builds
+    it lazily at a struct's first use, and two worker threads using one struct for the first time at once
+    crashed the process (a segmentation fault; two Bytewax workers in one process replaying a backlog, on
+    Apache Kafka: ``tests/unit/test_contract_fast.py``)."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.union, self.schema_only_types = build(schema)
@@ -255,6 +262,9 @@ class FastPath:
         is :meth:`accepts` without its call (``contract.decode`` inlines it). ``convert`` into a struct class
         reuses the type information msgspec keeps on the class; into a Union it builds it again at every
         call (20x slower): the tag is looked up here instead."""
+        for struct in self.by_type.values():  # msgspec's type information, built now, in one thread
+            msgspec.json.Decoder(struct)
+            msgspec.inspect.type_info(struct)
 
     def accepts(self, doc: dict[str, Any]) -> bool:
         """True if the parsed event ``doc`` is valid by the schema's rules as translated here.

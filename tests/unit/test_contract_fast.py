@@ -209,3 +209,28 @@ def test_fields_relationships_and_object_items_go_to_the_schema_path():
     assert FAST_PATH.accepts(event("order", order_id="o1", amount=1, items=["p1"]))
     assert FAST_PATH.accepts(event("profile_update"))
     assert FAST_PATH.schema_only_types == frozenset()
+
+
+def test_msgspec_type_information_is_built_at_import_not_at_a_structs_first_use_in_a_worker_thread():
+    """msgspec builds a struct's type information lazily, at its first use; two Bytewax workers of one process
+    using a struct for the first time at once crashed it with a segmentation fault (session 17, Apache Kafka
+    leg: a two-worker replay). Built at import, nothing is built while events are decoded."""
+    import subprocess
+    import sys
+
+    code = """
+import msgspec._utils as u
+from livesignals import contract
+from bench.apply import messages
+built = []
+original = u._eval_type  # what msgspec's lazy build of a struct's type information calls, per field
+u._eval_type = lambda *a, **k: (built.append(a[0]), original(*a, **k))[1]
+for m in messages(3000, 300):
+    try:
+        contract.decode(m.value, m.origin, now_ms=m.origin.timestamp_ms + 60_000)
+    except Exception:
+        pass
+print(len(built))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "0"
