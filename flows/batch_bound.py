@@ -9,8 +9,9 @@ sink measures what an event costs (:meth:`BatchBound.observe`: the engine's own
 wall seconds decoding and applying a batch, per event, from batches of at least
 :data:`MIN_EVENTS` events), and the source reads at most ``batch_max_s`` worth of
 events per batch (:meth:`BatchBound.limit`), never fewer than :data:`MIN_EVENTS`.
-The round trips a batch pays whatever its size (the state check, the load, Kafka's
-confirmation, the commit) are not counted: a smaller batch cannot shorten them, and
+The round trips a batch pays whatever its size (the state check, the loads, the models'
+catch-up, Kafka's confirmation, the commit: :attr:`operators.engine.Engine.work_seconds`)
+are not counted: a smaller batch cannot shorten them, and
 counted in, a slow Redis made every batch 100 events and capped a worker near
 100 per round-trip time (break-test 16a, A3).
 Until a batch was measured (a start on a backlog) a batch holds at most

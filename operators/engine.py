@@ -116,7 +116,10 @@ class Engine:
         self._control_checked = 0.0
         self._batch, self._batch_ms = 0, 0
         self.work_seconds = 0.0
-        """Wall seconds spent decoding and applying events, over every batch (not Redis or Kafka round trips)."""
+        """Wall seconds spent decoding and applying events, over every batch, without the round trips a batch
+        pays whatever its size (loads, the models' catch-up, the sweep, publish, commit): what a smaller batch
+        shortens (:mod:`flows.batch_bound`; break-test 16c, C3)."""
+        self._waited = 0.0
         self._replaying = False
         """In a ``process(publish=False)``: a replay of what was published before a STATE LOSS."""
         self.rulebook = RulebookSource(_rules_path(settings.rules_path), settings.rules_reload_s)
@@ -143,17 +146,21 @@ class Engine:
         self._batch_ms = int(self.clock() * 1000)
         events = self._route(self._decode(messages, report), messages, report)
         marks.append(time.perf_counter())
+        waited = self._waited
         if self.models_enabled:
             self.learner.catch_up()  # the lessons other workers published since our last batch
             self._view = self.learner.view()
         self._apply_promotions()
+        self._waited += time.perf_counter() - marks[-1]
         self._rules_now = self.rulebook.current()  # a reload takes effect between batches
         touched, partitions = self._apply(events, report, messages)
+        swept = time.perf_counter()
         if self.models_enabled:
             touched += sweep_silent(self._view, self.store, self.scoring, partitions, report,
                                     {s.customer_key: s for s in touched}, next_offsets(messages))  # fmt: skip
         marks.append(time.perf_counter())
-        self.work_seconds += marks[2] - marks[0]
+        self._waited += marks[2] - swept
+        self.work_seconds += marks[2] - marks[0] - (self._waited - waited)
         if publish:
             self.publisher.publish(out_records(self.settings, self.store, report))
         else:
@@ -205,9 +212,11 @@ class Engine:
         self, events: list[Event], report: BatchReport, messages: list[RawMessage]
     ) -> tuple[list[CustomerState], dict[tuple[str, int], PartitionAggregates]]:
         states: dict[str, CustomerState] = {}
+        loading = time.perf_counter()
         if not self.per_event:
             states = self.store.load(e.customer_key for e in events)
         ledger = erasure.ledger_cutoffs(self.store, states)  # of the customers Redis holds no profile for
+        self._waited += time.perf_counter() - loading
         touched: dict[str, CustomerState] = {}
         partitions: dict[tuple[str, int], PartitionAggregates] = {}
         effects = BatchReport()  # each applied event's own, absorbed into ``report`` once it fully applied
@@ -224,6 +233,8 @@ class Engine:
                 erased = erasure.erase_all(event, state, lambda e: self._partitions_at(e, partitions), self.router,
                                            lambda k: self.store.load([k])[k], report, erasure.claimants_of(self.store),
                                            erasure.claimed_of(self.store))  # fmt: skip
+                for s in erased:
+                    s.unreadable = None  # erased: empty now, a newer event starts it afresh (break-test 16c, C2)
                 touched.update((s.customer_key, s) for s in erased)
                 continue
             cut = erasure.cutoff(state, ledger)

@@ -85,7 +85,11 @@ def entry_open_contacts(customer_key: str, fields: dict[bytes, bytes]) -> list[d
 def _open_contacts_of(row: bytes | None) -> dict[str, Any]:
     """A stored profile's ``activity.open_contacts``, from its JSON alone: no state is built (no windows
     decoded), since the push reader asks this of every customer in a batch while someone follows a queue."""
-    activity = serde.loads(documents.decode(row)).get("activity") if row else None
+    try:
+        doc = serde.loads(documents.decode(row)) if row else None
+    except ValueError:  # damaged, an unknown dictionary, not JSON: no open contact to route by (break-test 16c)
+        doc = None
+    activity = doc.get("activity") if isinstance(doc, dict) else None
     contacts = activity.get("open_contacts") if isinstance(activity, dict) else None
     return contacts if isinstance(contacts, dict) else {}
 

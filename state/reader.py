@@ -9,6 +9,7 @@ shared by several customers. A 360 costs one Redis round trip, two when identifi
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from livesignals.errors import Origin
 from operators.partition import PartitionAggregates
 from operators.profile360 import kpis, views, voc
 from operators.profile360.identity import is_shared, merge_linked, sole_claimant
-from operators.profile360.profile import CustomerState
+from operators.profile360.profile import CustomerState, unreadable_stand_in
 from operators.profile360.update import MAX_LINKED, apply_event
 from state.desk_reads import (
     CLAIM_UNKNOWN,
@@ -37,6 +38,8 @@ from state.desk_reads import (
 from state.keys import Keys
 from state.linked_marks import mark_touches, own_reasons_first
 from state.models_store import RedisModelLog
+
+log = logging.getLogger(__name__)
 
 
 def read_360(
@@ -153,9 +156,17 @@ def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slot
 
 def _decode(customer_key: str, row: bytes | None) -> CustomerState:
     """The stored state (its document plain or compressed), or a new customer's after decoding
-    :func:`decoy_profile` (the same work)."""
+    :func:`decoy_profile` (the same work). A stored document that cannot be read (damaged, an unknown
+    dictionary, not a profile) gives an empty state marked ``unreadable``, as the engine's load does: an access
+    decision then treats the customer as one it holds nothing for, and the desk shows nothing of it, rather
+    than failing before the decision and its audit (break-test 16c, C1: HTTP 500, unaudited, where others got
+    403)."""
     if row:
-        return CustomerState.from_bytes(customer_key, documents.decode(row))
+        try:
+            return CustomerState.from_bytes(customer_key, documents.decode(row))
+        except ValueError as exc:
+            log.error("a stored profile cannot be read (%s): shown as empty", type(exc).__name__)
+            return unreadable_stand_in(customer_key, exc)
     CustomerState.from_bytes(customer_key, documents.decode(_stored_decoy()))
     return CustomerState.from_bytes(customer_key, None)
 

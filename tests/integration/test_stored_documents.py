@@ -177,5 +177,19 @@ def test_a_damaged_profile_dead_letters_its_customers_events_only_and_an_erase_s
         assert redis_client.get(keys.profile("customer_id:c2")) is not None  # the batch went on
         assert metrics.PROFILES_UNREADABLE._value.get() > before
         erase = event("erase", "c1", T0 + 3, channel="backoffice", event_id="erase-c1", request_id="r1")
-        engine.process(raw([erase], start=3))
-        assert redis_client.get(keys.profile("customer_id:c1")) is None
+        newer = event("chat", "c1", T0 + 20_000, text="hello again")  # after the erase, same batch (16c, C2)
+        report = engine.process(raw([erase, newer], start=3))
+        assert report.dead_letters == []
+        stored = redis_client.get(keys.profile("customer_id:c1"))
+        assert stored is not None and serde.loads(documents.decode(stored))["events"] == 1  # afresh, from the newer
+
+
+def test_the_desk_reads_a_damaged_profile_as_one_it_holds_nothing_for(redis_client, settings):
+    """Break-test 16c, C1: the agent desktop's load raised on a damaged profile, before the access decision
+    and its audit (HTTP 500 where a customer it holds nothing for gets 403)."""
+    keys = Keys(settings.key_prefix)
+    for bad in (documents.encode(customer().to_bytes())[:-5], b"null", b"[1]", b"{broken"):
+        redis_client.set(keys.profile("customer_id:c1"), bad)
+        loaded = reader.load(redis_client, keys, "customer_id:c1")
+        assert loaded.state.unreadable is not None and not loaded.state.activity
+        assert desk_reads._open_contacts_of(bad) == {}
