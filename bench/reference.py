@@ -115,9 +115,10 @@ def main() -> None:
         commands: dict[str, float] = {}
         full = run("full")
         models_off = run("nomodels", models_enabled=False)
-        slow = drain(fresh("perevent", redis_mode="per_event", batch_size=1000), args.baseline_events)
+        baseline = min(args.baseline_events, args.events)  # never more than were produced: it would wait forever
+        slow = drain(fresh("perevent", redis_mode="per_event", batch_size=1000), baseline)
         print(f"   per-event: {slow.steady_events_per_s:9.0f} events/s  "
-              f"{slow.redis_commands_per_event:.3f} Redis commands/event  (first {args.baseline_events})")  # fmt: skip
+              f"{slow.redis_commands_per_event:.3f} Redis commands/event  (first {baseline})")  # fmt: skip
         pairs: list[tuple[float, float]] = []
         if args.compare_ref:
             with worktree(args.compare_ref) as code_dir:
