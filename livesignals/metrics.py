@@ -60,7 +60,7 @@ REDIS_ROUNDTRIPS = Counter("livesignals_redis_roundtrips_total", "Round trips to
 REDIS_COMMANDS = Counter("livesignals_redis_commands_total", "Commands sent to Redis.", ["op"])
 PROFILES_UNREADABLE = Counter(
     "livesignals_profiles_unreadable_total",
-    "Stored profiles that could not be read when loaded (their customers' events are dead-lettered).",
+    "Stored profiles that could not be read when loaded by the engine or the agent desktop.",
 )
 KPI_EVENTS = Counter(
     "livesignals_kpi_events_total",

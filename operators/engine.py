@@ -52,7 +52,7 @@ from operators.decisions import responses
 from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
 from operators.outputs import out_records, replay_records
-from operators.partition import ForgettingAggregates, PartitionAggregates
+from operators.partition import ForgettingAggregates, PartitionAggregates, advance_watermark
 from operators.ports import Publisher, Store
 from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, Undo, fingerprint
@@ -63,6 +63,7 @@ from operators.rules import failures
 from operators.rules.context import ContextWindows, context
 from operators.rules.dependencies import changed_by
 from operators.rules.rulebook_source import RulebookSource
+from operators.rules.rulebook_source import rules_path as _rules_path
 from operators.rules.signals import Trigger
 from operators.scoring import online, silence
 from operators.scoring.features import churn_features
@@ -116,9 +117,8 @@ class Engine:
         self._control_checked = 0.0
         self._batch, self._batch_ms = 0, 0
         self.work_seconds = 0.0
-        """Wall seconds spent decoding and applying events, over every batch, without the round trips a batch
-        pays whatever its size (loads, the models' catch-up, the sweep, publish, commit): what a smaller batch
-        shortens (:mod:`flows.batch_bound`; break-test 16c, C3)."""
+        """Wall seconds decoding and applying events, over every batch, without the round trips any batch pays
+        (loads, models' catch-up, sweep, publish, commit): what a smaller batch shortens (:mod:`flows.batch_bound`)."""
         self._waited = 0.0
         self._replaying = False
         """In a ``process(publish=False)``: a replay of what was published before a STATE LOSS."""
@@ -343,7 +343,7 @@ class Engine:
         complaint = is_complaint(event, score)  # once: the windows count it too
         apply_event(state, event, score, complaint)
         if counted:
-            self._aggregates.later(_advance_watermark, part, event.event_time_ms)
+            self._aggregates.later(advance_watermark, part, event.event_time_ms)
         if self.models_enabled:
             due = online.score_churn(self._view, state, event, self.scoring, report.scoring, is_complaint(event, None))
             if due is not None and counted:
@@ -494,24 +494,7 @@ class Engine:
         """*Now* for the contact policy and staleness: the present at the event's input position, or the wall
         clock read once at the batch's start (its outputs are sent together; :meth:`_restore` re-applies alike).
 
-        A STATE LOSS replay below what was published (``process(publish=False)``) sends nothing; it judges at
-        stream time, the nearest it has to when the original batch ran: the replay's own wall clock (hours or
-        days later) forgot every trigger older than ``trigger_max_age_s`` or replayed in quiet hours, and
-        recorded as sent triggers the original suppressed (break-test 10g, W1). Exact only for an engine that
-        kept up with its input (a backlog's original verdicts were taken later than its events' time)."""
+        A STATE LOSS replay below what was published (``process(publish=False)``) judges at stream time, the
+        nearest it has to when the original batch ran (its own wall clock, hours later, forgot old triggers and
+        recorded as sent what the original suppressed: break-test 10g, W1); exact for an engine that kept up."""
         return present if self.settings.policy_clock == "stream" or self._replaying else self._batch_ms
-
-
-def _rules_path(setting: str) -> str | None:
-    """The rules file in force: the setting, the shipped catalogue, or none."""
-    if setting.lower() == "none":
-        return None
-    if setting:
-        return setting
-    import importlib.resources
-
-    return str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml"))
-
-
-def _advance_watermark(part: PartitionAggregates, event_time_ms: int) -> None:
-    part.watermark_ms = max(part.watermark_ms, event_time_ms)

@@ -116,3 +116,8 @@ class ForgettingAggregates:
         if any(customer_key in keys for keys in self.part.churn_due.values()):
             self.part.forget(customer_key)
             self.touched[self.pos] = self.part
+
+
+def advance_watermark(part: PartitionAggregates, event_time_ms: int) -> None:
+    """Move ``part``'s event-time watermark up to ``event_time_ms`` (never back); staged per event by the engine."""
+    part.watermark_ms = max(part.watermark_ms, event_time_ms)

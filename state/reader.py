@@ -9,7 +9,6 @@ shared by several customers. A 360 costs one Redis round trip, two when identifi
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +37,6 @@ from state.desk_reads import (
 from state.keys import Keys
 from state.linked_marks import mark_touches, own_reasons_first
 from state.models_store import RedisModelLog
-
-log = logging.getLogger(__name__)
 
 
 def read_360(
@@ -165,7 +162,6 @@ def _decode(customer_key: str, row: bytes | None) -> CustomerState:
         try:
             return CustomerState.from_bytes(customer_key, documents.decode(row))
         except ValueError as exc:
-            log.error("a stored profile cannot be read (%s): shown as empty", type(exc).__name__)
             return unreadable_stand_in(customer_key, exc)
     CustomerState.from_bytes(customer_key, documents.decode(_stored_decoy()))
     return CustomerState.from_bytes(customer_key, None)

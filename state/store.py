@@ -178,10 +178,7 @@ class ProfileStore:
                 try:
                     state = CustomerState.from_bytes(key, documents.read(rows[i * step]))
                 except ValueError as exc:  # damaged, unknown dictionary, not a profile: this customer only
-                    found[key] = unreadable_stand_in(key, exc)  # not cached: a repaired document is read again
-                    metrics.PROFILES_UNREADABLE.inc()
-                    log.error("a stored profile cannot be read (%s): its customer's events are dead-lettered "
-                              "until it is repaired or the customer erased", found[key].unreadable)  # fmt: skip
+                    found[key] = unreadable_stand_in(key, exc)  # counted, logged; not cached: a repair is read again
                     continue
                 if stale and rows[i * step] is not None and rebuild.is_stale(rows[i * step + 1], state.applied, stale):
                     state = CustomerState.from_bytes(key, None)  # rebuilt from its first event by the replay

@@ -47,12 +47,15 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from livesignals import serde
+from livesignals import metrics, serde
 from livesignals.contract import Event
 from operators.profile360.windows import Windows
+
+log = logging.getLogger(__name__)
 
 SECTIONS = (
     "identity", "relationships", "activity", "history", "value", "consent",
@@ -254,9 +257,13 @@ class CustomerState:
 
 def unreadable_stand_in(customer_key: str, exc: Exception) -> CustomerState:
     """An empty state standing for a customer whose stored document could not be read (see
-    :attr:`CustomerState.unreadable`); ``exc`` says why, without the document's content."""
+    :attr:`CustomerState.unreadable`; counted and logged once per load); ``exc`` says why, without the
+    document's content."""
     state = CustomerState(customer_key)
     state.unreadable = f"{type(exc).__name__}: {str(exc)[:200]}"
+    metrics.PROFILES_UNREADABLE.inc()
+    log.error("a stored profile cannot be read (%s): the engine dead-letters its customer's events until it is "
+              "repaired or the customer erased; the agent desktop shows nothing of it", state.unreadable)  # fmt: skip
     return state
 
 

@@ -85,3 +85,14 @@ class RulebookSource:
         metrics.RULES_CURRENT.set(0)
         kept = "no rules to keep: the engine cannot start" if at_start else "keeping the rules in force"
         log.error("rules file rejected, %s: %s", kept, message)
+
+
+def rules_path(setting: str) -> str | None:
+    """The rules file in force: the setting, the shipped catalogue, or none."""
+    if setting.lower() == "none":
+        return None
+    if setting:
+        return setting
+    import importlib.resources
+
+    return str(importlib.resources.files("livesignals").joinpath("rules", "catalogue.toml"))
