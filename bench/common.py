@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -193,3 +194,26 @@ def percentile(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of ``values`` by nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def tail_from_start(
+    kafka: str, topic: str, group_prefix: str, stopping: Any, ready: Any, on_record: Callable[[Any, float], None]
+) -> None:
+    """Read every partition of ``topic`` from its start until ``stopping`` is set (``ready`` is set once
+    assigned), calling ``on_record(parsed JSON value, arrival ms)`` for each record with a value: the flag
+    clocks of ``bench.latency`` and ``bench.peers``."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": kafka, "group.id": f"{group_prefix}-{uuid.uuid4().hex[:6]}",
+                  "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    ready.set()
+    try:
+        while not stopping.is_set():
+            for m in c.consume(1000, 0.05):
+                value = m.value()
+                if m.error() is None and value:
+                    on_record(serde.loads(value), time.time() * 1000)
+    finally:
+        c.close()

@@ -39,7 +39,16 @@ import uuid
 from typing import Any
 
 from app.engine_process import start_engine, stop_process
-from bench.common import bench_settings, drain, percentile, produce_events, reference_simulator, services, write_result
+from bench.common import (
+    bench_settings,
+    drain,
+    percentile,
+    produce_events,
+    reference_simulator,
+    services,
+    tail_from_start,
+    write_result,
+)
 from bench.reference import worktree
 from livesignals import serde
 from livesignals.settings import Settings
@@ -60,24 +69,12 @@ class FlagTail(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        tail_from_start(self.kafka, self.topic, "latency", self.stopping, self.ready, self._arrived)
 
-        c = Consumer({"bootstrap.servers": self.kafka, "group.id": f"latency-{uuid.uuid4().hex[:6]}",
-                      "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
-        parts = c.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-        c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
-        self.ready.set()
-        try:
-            while not self.stopping.is_set():
-                for m in c.consume(1000, 0.05):
-                    value = m.value()
-                    if m.error() is None and value:
-                        now = time.time() * 1000
-                        ts = serde.loads(value).get("source_timestamp")
-                        if ts:
-                            self.arrivals.append((ts, now))
-        finally:
-            c.close()
+    def _arrived(self, doc: dict[str, Any], now: float) -> None:
+        ts = doc.get("source_timestamp")
+        if ts:
+            self.arrivals.append((ts, now))
 
 
 def redis_flag_latencies(settings: Settings, since_ms: int) -> list[float]:

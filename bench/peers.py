@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from app.engine_process import start_engine, stop_process
-from bench.common import bench_settings, percentile, produce_events, reference_simulator, services
+from bench.common import bench_settings, percentile, produce_events, reference_simulator, services, tail_from_start
 from bench.scale import committed_fast
 from livesignals import serde
 from state.connection import connect
@@ -186,26 +186,13 @@ class FlagClock(threading.Thread):
         """Set when a flag of the warm-up customer arrived: the peer is consuming and publishing."""
 
     def run(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        tail_from_start(self.kafka, self.topic, "peers-clock", self.stopping, self.ready, self._arrived)
 
-        c = Consumer({"bootstrap.servers": self.kafka, "group.id": f"peers-clock-{uuid.uuid4().hex[:6]}",
-                      "fetch.wait.max.ms": 5, "enable.auto.commit": False})  # fmt: skip
-        parts = c.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-        c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
-        self.ready.set()
-        try:
-            while not self.stopping.is_set():
-                for m in c.consume(1000, 0.05):
-                    value = m.value()
-                    if m.error() is None and value:
-                        now = time.time() * 1000
-                        doc = serde.loads(value)
-                        if WARM_UP in doc["customer"]:
-                            self.warm.set()
-                        else:
-                            self.latencies.append(now - doc["source_timestamp"])
-        finally:
-            c.close()
+    def _arrived(self, doc: dict[str, Any], now: float) -> None:
+        if WARM_UP in doc["customer"]:
+            self.warm.set()
+        else:
+            self.latencies.append(now - doc["source_timestamp"])
 
 
 def warm_up(kafka: str, topic: str, clock: FlagClock, timeout_s: float) -> None:
