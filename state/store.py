@@ -62,10 +62,11 @@ from operators.profile360.profile import CustomerState, unreadable_stand_in
 from operators.rules.signals import Flag
 from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
+from state.cluster_scripts import commit_script, profile_script
 from state.erasure import ErasureLedger, pseudonym_writes
 from state.keys import Keys
 from state.models_store import RedisModelLog
-from state.ownership import Claim, Fenced, Ownership, check, commit_script, profile_script
+from state.ownership import Claim, Fenced, Ownership, check
 from state.retention import Retention, is_anonymous
 
 log = logging.getLogger(__name__)
