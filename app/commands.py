@@ -54,12 +54,16 @@ def run_command(args: argparse.Namespace) -> int:
 def _read(settings: Settings, args: argparse.Namespace) -> int:
     client = redis_client(settings)  # before the readers' imports (seconds): an outage is said at once
     from state.keys import Keys
-    from state.reader import read_360, read_kpis, read_voc
+    from state.reader import TIMELINE_SHOWN, load, read_kpis, read_voc, view_360
 
     keys = Keys(settings.key_prefix)
     if args.command == "profile":
         customer = args.customer if ":" in args.customer else f"customer_id:{args.customer}"
-        doc = read_360(client, keys, customer, channel=args.channel)
+        loaded = load(client, keys, customer, TIMELINE_SHOWN)
+        if loaded.state.unreadable is not None:  # stored but damaged: neither a missing customer nor an empty 360
+            raise CliError(f"customer {customer!r}: its stored profile cannot be read ({loaded.state.unreadable}); "
+                           "repair it, delete the key to start the customer afresh, or erase the customer")  # fmt: skip
+        doc = view_360(loaded, channel=args.channel)
         if not doc["known"] and not args.allow_missing:
             raise CliError(f"customer {customer!r}: no profile in Redis (--allow-missing prints the empty 360)")
     elif args.command == "kpis":

@@ -39,7 +39,12 @@ def sweep_silent(
 
     Their lessons carry the batch's last offset of the partition (``resume_at`` - 1) and sequence
     numbers from :data:`SWEEP_SEQ`, after every lesson of the batch's events. ``report`` is the
-    batch's :class:`operators.report.BatchReport`."""
+    batch's :class:`operators.report.BatchReport`.
+
+    A customer whose stored document cannot be read (:attr:`CustomerState.unreadable`) is labelled nothing and
+    kept in the due index on the partition's current event-time day, so it is loaded again (one ERROR line)
+    once a day of event time has passed, not at every batch; once its document is repaired, that visit labels
+    its snapshots without waiting for an event of its own (outside review, C6: they were then never labelled)."""
     swept: list[CustomerState] = []
     for (topic, partition), part in sorted(partitions.items()):
         keys = part.take_due(part.watermark_ms)
@@ -50,7 +55,8 @@ def sweep_silent(
         loaded = store.load(missing) if missing else {}
         for key in keys:
             state = touched.get(key) or loaded[key]
-            if state.unreadable is not None:  # its stored document could not be read: nothing to label
+            if state.unreadable is not None:  # its stored document could not be read: nothing to label now,
+                part.index_due(part.watermark_ms, key)  # but kept: visited again the next event-time day
                 continue
             state.changed()  # changed outside an event: its next undo record is encoded afresh
             try:

@@ -63,6 +63,7 @@ class Loaded:
 
     customer: str
     known: bool
+    """A readable profile is stored: False for none, and for one that cannot be read (answered like none)."""
     state: CustomerState
     entries: list[bytes]
     linked: list[tuple[str, CustomerState | None, list[bytes]]] = field(default_factory=list)
@@ -110,7 +111,8 @@ def load_own(
         pipe.zrevrange(keys.timeline(customer_key), 0, timeline - 1)
     replies = pipe.execute()
     owners, row, *rest = replies[first:]
-    loaded = Loaded(customer_key, bool(row), _decode(customer_key, row), rest[0] if rest else [])
+    state = _decode(customer_key, row)
+    loaded = Loaded(customer_key, row is not None and state.unreadable is None, state, rest[0] if rest else [])
     loaded.ahead = replies[:first]
     loaded.claimed = bool(owners) and not customer_key.startswith("customer_id:")
     return loaded
@@ -138,7 +140,7 @@ def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slot
     rows = pipe.execute()
     for i, identifier in enumerate(names):
         owners, profile, *entries = rows[per * i : per * i + per]
-        other = _decode(identifier, profile) if slots > 0 or profile else None
+        other = _decode(identifier, profile) if slots > 0 or profile is not None else None
         shared = is_shared(owners)
         if i >= len(linked):
             continue  # a stand-in: read and decoded for the work only
@@ -147,7 +149,7 @@ def load_linked(client: Any, keys: Keys, loaded: Loaded, timeline: int = 0, slot
             continue
         if loaded.customer.encode() not in owners and loaded.customer not in owners:
             continue  # its claim is gone (erased with its customer): a link no more (break-test 12h, H7)
-        loaded.linked.append((identifier, other if profile else None, entries[0] if entries else []))
+        loaded.linked.append((identifier, other if profile is not None else None, entries[0] if entries else []))
     return loaded
 
 
@@ -155,10 +157,11 @@ def _decode(customer_key: str, row: bytes | None) -> CustomerState:
     """The stored state (its document plain or compressed), or a new customer's after decoding
     :func:`decoy_profile` (the same work). A stored document that cannot be read (damaged, an unknown
     dictionary, not a profile) gives an empty state marked ``unreadable``, as the engine's load does: an access
-    decision then treats the customer as one it holds nothing for, and the desk shows nothing of it, rather
+    decision then treats the customer as one it holds nothing for, and the desk shows nothing of it (not
+    ``known``: a 404 where access is granted, as for a customer that does not exist), rather
     than failing before the decision and its audit (break-test 16c, C1: HTTP 500, unaudited, where others got
     403)."""
-    if row:
+    if row is not None:  # an empty value is damage too, not a new customer (outside review, A4)
         try:
             return CustomerState.from_bytes(customer_key, documents.decode(row))
         except ValueError as exc:

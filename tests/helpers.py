@@ -115,9 +115,8 @@ def profiles(settings: Any) -> dict[bytes, bytes]:
     from state.connection import connect
 
     r = connect(settings)
-    return {
-        k: documents.decode(r.get(k) or b"") for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)
-    }
+    found = {k: r.get(k) for k in r.scan_iter(f"{settings.key_prefix}:{{*}}:profile", count=1000)}
+    return {k: documents.decode(v) for k, v in found.items() if v is not None}  # one gone since the scan: none
 
 
 def timelines(settings: Any) -> dict[bytes, list[tuple[bytes, float]]]:

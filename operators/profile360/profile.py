@@ -63,6 +63,9 @@ SECTIONS = (
 )  # fmt: skip
 """Keys of the stored document holding a section as is (``windows`` and ``events`` apart)."""
 
+_SECTION_TYPES = {name: dict for name in SECTIONS} | {"recent_contacts": list, "recent_ids": list}
+"""The JSON type of each of :data:`SECTIONS` in a stored document (checked by :meth:`CustomerState.from_bytes`)."""
+
 MAX_REPLAY = 64
 """Most events an undo record has applied again after its document (beyond it, the state is encoded)."""
 
@@ -237,20 +240,36 @@ class CustomerState:
 
     @classmethod
     def from_bytes(cls, customer_key: str, data: bytes | None) -> CustomerState:
-        """Rebuild from the stored document; ``None`` (no such key) gives a new customer. A document that is
-        not a JSON object raises :class:`ValueError` (:meth:`unreadable_stand_in` is what the store makes of it)."""
+        """Rebuild from the stored document; ``None`` (no such key) gives a new customer. A key that exists but
+        holds no profile raises :class:`ValueError` (:func:`unreadable_stand_in` is what the store makes of it):
+        an empty value, JSON that is not an object, or an object whose sections (the top level: ``events``, each
+        of :data:`SECTIONS`, ``windows``) have the wrong type. An empty value was read as a new customer, and
+        its history lost at the next commit; a section of the wrong type dead-lettered each event with a
+        ``TypeError`` (outside review, A4). Deeper inside a section, types are not checked (an event they
+        break is dead-lettered with the error, as before)."""
         state = cls(customer_key)
-        if not data:
+        if data is None:
             state._document = _new_document()  # a new customer's document: the same for every key
             return state
+        if not data:
+            raise ValueError("a stored profile is empty")
         doc = serde.loads(data)
         if not isinstance(doc, dict):
             raise ValueError(f"a stored profile is a JSON object, not {type(doc).__name__}")
         for name in SECTIONS:
             if name in doc:
-                setattr(state, name, doc[name])
-        state.events = doc.get("events", 0)
-        state.windows = Windows.from_json(doc.get("windows"))
+                value = doc[name]
+                if type(value) is not _SECTION_TYPES[name]:
+                    raise ValueError(f"section {name!r} of a stored profile is {type(value).__name__}")
+                setattr(state, name, value)
+        events = doc.get("events", 0)
+        if type(events) is not int:
+            raise ValueError(f"'events' of a stored profile is {type(events).__name__}")
+        state.events = events
+        try:
+            state.windows = Windows.from_json(doc.get("windows"))
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:  # a damaged windows section
+            raise ValueError(f"section 'windows' of a stored profile cannot be read ({type(exc).__name__})") from None
         state._document = bytes(data)
         return state
 

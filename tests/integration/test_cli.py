@@ -157,3 +157,16 @@ def test_run_checks_kafka_redis_and_topics_then_hands_over_to_bytewax(monkeypatc
     monkeypatch.setenv("LIVESIGNALS_INPUT_TOPICS", "ls.never-created")
     assert main(["run", "--wait", "1"]) == 1
     assert "ls.never-created" in _error(capsys)
+
+
+def test_a_damaged_profile_is_exit_1_saying_so_not_a_missing_customer(monkeypatch, capsys, settings, redis_client):
+    """Outside review of #16: ``profile`` printed an empty 360 marked ``known`` for a stored profile it could not
+    read (with the reader's A4 fix it would have said "no profile in Redis"): it says the profile is damaged."""
+    _use(monkeypatch, settings)
+    key = Keys(settings.key_prefix).profile("customer_id:c1")
+    for bad in (b"{broken", b"", b'{"events": "x"}'):
+        redis_client.set(key, bad)
+        for extra in ([], ["--allow-missing"]):
+            assert main(["profile", "c1", *extra]) == 1
+            line = _error(capsys)
+            assert "its stored profile cannot be read" in line and "no profile in Redis" not in line, line

@@ -107,3 +107,20 @@ def test_redis_fields_round_trip_and_pickle():
     ])  # fmt: skip
     assert CustomerState.from_bytes("customer_id:c1", s.to_bytes()) == s
     assert pickle.loads(pickle.dumps(s)) == s
+
+
+def test_a_stored_value_that_holds_no_profile_is_refused_and_only_a_missing_key_is_a_new_customer():
+    """Outside review of #16, A4: an empty value was read as a new customer (its history then overwritten),
+    a section of the wrong type failed each event later with a TypeError, a ``windows`` of the wrong shape
+    raised a TypeError or KeyError the store did not catch. Each is a ValueError now (an unreadable profile)."""
+    import pytest
+
+    assert CustomerState.from_bytes("customer_id:c1", None) == CustomerState("customer_id:c1")
+    for bad in (b"", b'{"events": "3"}', b'{"events": 2.5}', b'{"events": false}', b'{"identity": []}',
+                b'{"recent_ids": {}}', b'{"flags": null}', b'{"windows": [1]}', b'{"windows": {"n": 1}}',
+                b'{"windows": {"b": {"1h": {"x": {}}}, "n": 1}}', b'{"windows": "w"}'):  # fmt: skip
+        with pytest.raises(ValueError):
+            CustomerState.from_bytes("customer_id:c1", bad)
+    s = CustomerState("customer_id:c1", events=2, recent_ids=["a"], recent_contacts=[[1, "chat", "t", "e"]])
+    assert CustomerState.from_bytes("customer_id:c1", s.to_bytes()) == s
+    assert CustomerState.from_bytes("customer_id:c1", b"{}") == CustomerState("customer_id:c1")
