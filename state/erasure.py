@@ -29,6 +29,7 @@ owned by other partitions are erased by their own owner (:mod:`operators.erasure
 
 from __future__ import annotations
 
+import base64
 import functools
 import time
 from typing import Any
@@ -359,12 +360,48 @@ def _one(client: Any, keys: Keys, key: str) -> dict[str, Any]:
     pipe.zrange(keys.timeline(key), 0, -1)
     pipe.smembers(keys.owners(key))
     profile, timeline, owners = pipe.execute()
-    return {
-        "customer": key,
-        "profile": serde.loads(documents.decode(profile)) if profile else {},
-        "timeline": [serde.loads(documents.decode(e)) for e in timeline],
-        "claimed_by": sorted(_text(m) for m in owners),
-    }
+    doc: dict[str, Any] = {"customer": key, "profile": {}}
+    if profile is not None:
+        read, why = decoded(profile)
+        if why is None and not isinstance(read, dict):
+            why = "not a JSON object"
+        if why is None:
+            doc["profile"] = read
+        else:
+            doc["profile_unreadable"] = unreadable(profile, why)
+    doc["timeline"] = [_exported(entry) for entry in timeline]
+    doc["claimed_by"] = sorted(_text(m) for m in owners)
+    return doc
+
+
+def _exported(stored: bytes) -> Any:
+    """A timeline entry as an export shows it: its JSON data, or :func:`unreadable`'s report."""
+    read, why = decoded(stored)
+    return read if why is None else unreadable(stored, why)
+
+
+def decoded(stored: bytes) -> tuple[Any, str | None]:
+    """A stored document as JSON data, and None; or None and why it cannot be read (the error's kind, no
+    content): a damaged document -- a corrupt frame, not JSON -- is reported by a data subject's export,
+    it does not make the export fail (outside review of #16).
+
+    >>> decoded(b'{"a": 1}'), decoded(b"{"), decoded(b"")
+    (({'a': 1}, None), (None, 'JSONDecodeError'), (None, 'JSONDecodeError'))
+    """
+    try:
+        return serde.loads(documents.decode(stored)), None
+    except ValueError as exc:  # documents.CorruptDocument, orjson.JSONDecodeError
+        return None, type(exc).__name__
+
+
+def unreadable(stored: bytes, why: str) -> dict[str, Any]:
+    """What an export shows for a stored document it cannot read: why, and the stored bytes themselves in
+    base64 (they are what Redis holds about the customer).
+
+    >>> unreadable(b"\\x00", "CorruptDocument")
+    {'unreadable': 'CorruptDocument', 'stored_base64': 'AA=='}
+    """
+    return {"unreadable": why, "stored_base64": base64.b64encode(stored).decode("ascii")}
 
 
 def _scan_stream(client: Any, stream: str, chunk: int = 2000) -> list[tuple[Any, dict[bytes, bytes]]]:

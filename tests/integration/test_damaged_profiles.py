@@ -111,3 +111,36 @@ def test_a_profile_damaged_while_cached_is_rewritten_from_the_cache_at_the_next_
     store.forget()
     report = feed([event("chat", "c1", T0 + 2000, text="again")])
     assert [d.detail.split(":")[0] for d in report.dead_letters] == ["UnreadableProfile"]
+
+
+def test_a_data_subject_export_reports_a_damaged_profile_and_timeline_entry_instead_of_failing(
+    redis_client, settings
+):
+    """A damaged stored profile made `livesignals export` fail (JSONDecodeError / CorruptDocument out of the
+    export), so a data subject's export of that customer could not be produced at all. Now the export holds
+    why each damaged document cannot be read and its stored bytes (what Redis holds), beside what can be read."""
+    from state.erasure import export
+
+    s = settings.replace(rules_path="none")
+    keys = Keys(s.key_prefix)
+    store = ProfileStore(redis_client, keys)
+    feed = Feed(Engine(s, store, Capture(), clock=lambda: 4e12))
+    feed([event("call", "dmg", T0), event("chat", "dmg", T0 + 60_000, text="hello there")])
+    key = "customer_id:dmg"
+    entries = redis_client.zrange(keys.timeline(key), 0, -1, withscores=True)
+    assert len(entries) == 2
+    first, score = entries[0]
+    redis_client.zrem(keys.timeline(key), first)
+    redis_client.zadd(keys.timeline(key), {b"\x28\xb5\x2f\xfd broken": score})
+    for damage in (b"", b"\x28\xb5\x2f\xfd not a frame", b"[1, 2]", b"null"):
+        redis_client.set(keys.profile(key), damage)
+        doc = export(redis_client, keys, key, store.erasures)
+        assert doc["profile"] == {}
+        assert doc["profile_unreadable"]["unreadable"] in ("JSONDecodeError", "CorruptDocument", "not a JSON object")
+        assert serde.loads(serde.dumps(doc))  # JSON-ready, as the CLI writes it
+        import base64
+
+        assert base64.b64decode(doc["profile_unreadable"]["stored_base64"]) == damage
+        damaged, readable = sorted(doc["timeline"], key=lambda e: "unreadable" not in e)
+        assert damaged["unreadable"] in ("JSONDecodeError", "CorruptDocument")
+        assert "unreadable" not in readable and readable  # the readable entry is exported as before
