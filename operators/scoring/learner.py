@@ -23,8 +23,10 @@ Exactly once:
   behind the trimmed part loads the newer checkpoint instead (the models are a
   function of the lesson sequence, so that is the same as catching up).
 
-A worker scores with the models as of its last catch-up (once per batch,
-before and after it): scores lag the newest labels by about one batch.
+A worker scores with the models as of its last catch-up (before each batch)
+and learns its own batch's lessons as it appends them (:meth:`SharedLearner.publish_and_learn`:
+the append and the read of the log up to them share one round trip): scores lag the
+newest labels by about one batch.
 
 >>> from models.registry import ModelSet
 >>> log = MemoryModelLog()
@@ -83,6 +85,11 @@ class ModelLog(Protocol):
 
     def read(self, after: str, count: int) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
         """Up to ``count`` lessons after position ``after``, with the newest checkpoint's meta."""
+
+    def append_and_read(
+        self, lessons: list[bytes], after: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
+        """:meth:`append`, then :meth:`read` (which sees what was appended), in one round trip."""
 
     def load_checkpoint(self) -> tuple[bytes, CheckpointMeta] | None:
         """The newest checkpoint, if any."""
@@ -211,14 +218,32 @@ class SharedLearner:
             self.log.append([serde.dumps(lesson) for lesson in lessons])
             metrics.MODEL_LESSONS.labels("published").inc(len(lessons))
 
-    def catch_up(self) -> int:
-        """Learn every lesson in the log after this worker's position; how many were learned."""
+    def publish_and_learn(self, lessons: list[Lesson]) -> int:
+        """:meth:`publish`, then :meth:`catch_up` as far as these lessons (and any the log holds after them),
+        the append and the first read in one round trip; how many were learned. No lessons: nothing is
+        appended nor read (the next :meth:`catch_up` learns what the other workers appended meanwhile).
+        A checkpoint that is due is written then, as a :meth:`catch_up` after the state commit wrote it: the
+        same lessons (a restart loads it and the log after it, all of it, wherever it was cut)."""
+        if not lessons:
+            return 0
+        if not self._started:  # the first catch-up loads the checkpoint before it reads
+            self.publish(lessons)
+            return self.catch_up()
+        encoded = [serde.dumps(lesson) for lesson in lessons]
+        first = self.log.append_and_read(encoded, self.state.position, self.read_count)
+        metrics.MODEL_LESSONS.labels("published").inc(len(lessons))
+        return self.catch_up(first)
+
+    def catch_up(self, first: tuple[list[tuple[str, bytes]], CheckpointMeta] | None = None) -> int:
+        """Learn every lesson in the log after this worker's position; how many were learned
+        (``first``: the first read's answer, already read from this worker's position)."""
         if not self._started:
             self._started = True
             self._load_checkpoint()
         learned = 0
         while True:
-            entries, meta = self.log.read(self.state.position, self.read_count)
+            entries, meta = first if first is not None else self.log.read(self.state.position, self.read_count)
+            first = None
             if position_key(self.state.position) < position_key(meta.trimmed_before):
                 self._load_checkpoint()  # fell behind the trimmed log: the newer checkpoint is ahead
                 continue
@@ -319,6 +344,13 @@ class MemoryModelLog:
         for raw in lessons:
             self.appended += 1
             self.entries.append((f"0-{self.appended}", raw))
+
+    def append_and_read(
+        self, lessons: list[bytes], after: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
+        """:meth:`append`, then :meth:`read`."""
+        self.append(lessons)
+        return self.read(after, count)
 
     def read(self, after: str, count: int) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
         """Lessons after ``after``."""
