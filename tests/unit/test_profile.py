@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import pickle
 
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from operators.profile360.profile import CustomerState
+from operators.profile360.profile import CustomerState, fingerprint
 from operators.profile360.update import MAX_OPEN_ITEMS, MAX_RECENT_CONTACTS, apply_event
 from tests.helpers import T0, event
 
@@ -107,3 +109,11 @@ def test_redis_fields_round_trip_and_pickle():
     ])  # fmt: skip
     assert CustomerState.from_bytes("customer_id:c1", s.to_bytes()) == s
     assert pickle.loads(pickle.dumps(s)) == s
+
+
+def test_fingerprint_is_the_url_safe_base64_of_the_ids_blake2b():
+    """The inlined encoder spells every fingerprint as ``base64.urlsafe_b64encode`` does (stored in profiles)."""
+    ids = [f"e{i}" for i in range(3000)] + ["", "x" * 128, "évènement-1", "\u3164"]
+    expected = [base64.urlsafe_b64encode(hashlib.blake2b(i.encode(), digest_size=9).digest()).decode() for i in ids]
+    assert [fingerprint(i) for i in ids] == expected
+    assert any("-" in f for f in expected) and any("_" in f for f in expected)
