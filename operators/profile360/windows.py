@@ -46,8 +46,6 @@ TIERS: dict[str, tuple[int, int]] = {
 }
 """Bucket tiers: name -> (bucket size ms, buckets kept)."""
 _TIER_LIST = list(TIERS.items())
-_TIER_ORDER = {tier: i for i, tier in enumerate(TIERS)}
-_RANKED = [(i, tier, size, keep) for i, (tier, (size, keep)) in enumerate(_TIER_LIST)]
 
 WINDOWS: dict[str, tuple[str, int]] = {
     "1h": ("5m", 12),
@@ -85,31 +83,19 @@ class Windows:
     """Metric kinds; a metric not listed is a ``count``."""
     max_metrics: int | None = field(default=None, repr=False, compare=False)
     """Most metric names per bucket (new names beyond it are not counted in that bucket)."""
-    _totals: dict[tuple[Any, ...], tuple[dict[str, float], int]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    """Totals already computed (rules, features and actions share them), each with how many of
-    :attr:`_counted` it includes: ``(window, now)`` for a time before :attr:`newest_ms`, good until the next
-    change; ``(window, bucket of now, True)`` otherwise (every bucket then lies before it, so the totals
-    depend on the window's start only), brought up to date from :attr:`_counted` when read again."""
-    _counted: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list, repr=False, compare=False)
-    """The adds since the oldest memoised totals, while they added counts alone (integers: exact in any order,
-    where a value metric's float sum is summed in bucket order, so a change of one forgets every total):
-    (tier's rank, bucket index, values)."""
+    _totals: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
+    """Totals already computed since the last change (rules, features and actions share them)."""
 
     def add(self, t_ms: int, values: dict[str, Any]) -> None:
         """Add one event's metric values (count metrics: increment; value: amount;
         distinct: the value) at event time ``t_ms``."""
         if not values:
             return
-        memo = self._totals
-        if memo and (len(self._counted) >= 32 or not self._counts_only(values)):
-            self._forget()
+        self._totals.clear()
         if t_ms > self.newest_ms:
             previous, self.newest_ms = self.newest_ms, t_ms
-            if self._roll_up(previous) and memo:
-                self._forget()  # buckets moved: a value metric's sum would be summed in another order
-        for rank, tier, size, keep in _RANKED:
+            self._roll_up(previous)
+        for tier, (size, keep) in _TIER_LIST:
             index = t_ms // size
             if index > self.newest_ms // size - keep:
                 tier_buckets = self.buckets.get(tier)
@@ -119,24 +105,7 @@ class Windows:
                 if bucket is None:
                     bucket = tier_buckets[index] = {}
                 self._fold_all(bucket, values)
-                if memo:
-                    self._counted.append((rank, index, values))
                 return
-
-    def _counts_only(self, values: dict[str, Any]) -> bool:
-        """Whether adding ``values`` changes no total but by integer counts (distinct values are not totals)."""
-        if self.max_metrics is not None:
-            return False  # a capped bucket may leave a count out
-        kinds = self.kinds
-        for metric, value in values.items():
-            kind = kinds.get(metric, "count")
-            if kind != "distinct" and (kind != "count" or type(value) is not int):
-                return False
-        return True
-
-    def _forget(self) -> None:
-        self._totals.clear()
-        self._counted.clear()
 
     def _fold_all(self, bucket: dict[str, Any], values: dict[str, Any]) -> None:
         cap = self.max_metrics
@@ -155,9 +124,8 @@ class Windows:
                 continue
             _fold(bucket, metric, self.kinds.get(metric, "count"), value)
 
-    def _roll_up(self, previous_ms: int) -> bool:
-        """Move buckets that left a tier into the next coarser tier (or drop them); whether any moved."""
-        moved = False
+    def _roll_up(self, previous_ms: int) -> None:
+        """Move buckets that left a tier into the next coarser tier (or drop them)."""
         tiers = _TIER_LIST
         for i, (tier, (size, keep)) in enumerate(tiers):
             if self.newest_ms // size == previous_ms // size:
@@ -167,13 +135,11 @@ class Windows:
             if not tier_buckets or min(tier_buckets) >= oldest_kept:
                 continue
             for index in [k for k in tier_buckets if k < oldest_kept]:
-                moved = True
                 bucket = tier_buckets.pop(index)
                 if i + 1 < len(tiers):
                     coarse_tier, (coarse_size, _) = tiers[i + 1]
                     target = self.buckets.setdefault(coarse_tier, {}).setdefault(index * size // coarse_size, {})
                     _merge_bucket(target, bucket, self.kinds)
-        return moved
 
     def query(self, metric: str, window: str, now_ms: int) -> Any:
         """The metric over ``window`` at ``now_ms``: a count, ``(n, sum, min, max)``, or a
@@ -209,17 +175,11 @@ class Windows:
     def totals(self, window: str, now_ms: int) -> dict[str, float]:
         """Every count metric's total and every value metric's sum over ``window``, in one pass
         (distinct metrics are left out: use :meth:`query`). The result is shared: do not change it."""
-        tier, span = WINDOWS[window]
-        size = TIERS[tier][0]
-        key = (window, now_ms // size, True) if now_ms >= self.newest_ms else (window, now_ms)
-        memo = self._totals.get(key)
+        memo = self._totals.get((window, now_ms))
         if memo is not None:
-            found, seen = memo
-            if seen == len(self._counted):
-                return found
-            if len(key) == 3:
-                return self._bring_up_to_date(key, found, seen, (now_ms // size - span + 1) * size, tier)
-        start = (now_ms // size - span + 1) * size
+            return memo
+        tier, span = WINDOWS[window]
+        start = (now_ms // TIERS[tier][0] - span + 1) * TIERS[tier][0]
         out: dict[str, float] = {}
         kinds, buckets = self.kinds, self.buckets
         for name, (tier_size, _) in _TIER_LIST:
@@ -236,23 +196,8 @@ class Windows:
             if name == tier:
                 break
         if len(self._totals) >= 16:  # readers may ask at many times between changes
-            self._forget()
-        self._totals[key] = (out, len(self._counted))
-        return out
-
-    def _bring_up_to_date(
-        self, key: tuple[Any, ...], found: dict[str, float], seen: int, start: int, tier: str
-    ) -> dict[str, float]:
-        """``found`` (the totals from ``start`` to now, as of ``seen`` adds of counts) with the later ones added:
-        a copy (a reader may hold the one it was given)."""
-        out = dict(found)
-        last = _TIER_ORDER[tier]
-        for rank, index, values in self._counted[seen:]:
-            if rank <= last and index * _TIER_LIST[rank][1][0] >= start:
-                for metric, value in values.items():
-                    if type(value) is int:
-                        out[metric] = out.get(metric, 0) + value
-        self._totals[key] = (out, len(self._counted))
+            self._totals.clear()
+        self._totals[(window, now_ms)] = out
         return out
 
     def summary(self, now_ms: int) -> dict[str, dict[str, Any]]:
@@ -282,7 +227,7 @@ class Windows:
     def merge(self, other: Windows) -> None:
         """Add another set of buckets into this one (e.g. a linked anonymous profile,
         or another partition's KPI aggregates)."""
-        self._forget()
+        self._totals.clear()
         for tier, buckets in other.buckets.items():
             mine = self.buckets.setdefault(tier, {})
             for index, bucket in buckets.items():
