@@ -24,9 +24,9 @@ Exactly once:
   function of the lesson sequence, so that is the same as catching up).
 
 A worker scores with the models as of its last catch-up (before each batch)
-and learns its own batch's lessons as it appends them (:meth:`SharedLearner.publish_and_learn`:
-the append and the read of the log up to them share one round trip): scores lag the
-newest labels by about one batch.
+and learns its own batch's lessons after its commit, from the read that shared the
+append's round trip (:meth:`SharedLearner.publish_and_read`, :meth:`SharedLearner.learn_read`):
+scores lag the newest labels by about one batch.
 
 >>> from models.registry import ModelSet
 >>> log = MemoryModelLog()
@@ -75,6 +75,10 @@ class CheckpointMeta:
     """Lessons learned by the checkpointed models (-1: no checkpoint yet)."""
     position: str = "0-0"
     trimmed_before: str = "0-0"
+
+
+LogRead = tuple[list[tuple[str, bytes]], CheckpointMeta]
+"""What :meth:`ModelLog.read` answers: ``(position, encoded lesson)`` entries and the checkpoint's meta."""
 
 
 class ModelLog(Protocol):
@@ -218,23 +222,28 @@ class SharedLearner:
             self.log.append([serde.dumps(lesson) for lesson in lessons])
             metrics.MODEL_LESSONS.labels("published").inc(len(lessons))
 
-    def publish_and_learn(self, lessons: list[Lesson]) -> int:
-        """:meth:`publish`, then :meth:`catch_up` as far as these lessons (and any the log holds after them),
-        the append and the first read in one round trip; how many were learned. No lessons: nothing is
-        appended nor read (the next :meth:`catch_up` learns what the other workers appended meanwhile).
-        A checkpoint that is due is written then, as a :meth:`catch_up` after the state commit wrote it: the
-        same lessons (a restart loads it and the log after it, all of it, wherever it was cut)."""
+    def publish_and_read(self, lessons: list[Lesson]) -> LogRead | None:
+        """:meth:`publish`, and in the same round trip the log from this worker's position up to these lessons
+        (and any after them): hand it to :meth:`learn_read` once the batch's state is committed, which
+        learns what a :meth:`catch_up` then would have learned, without a round trip of its own. No lessons:
+        nothing is appended nor read, None (the next :meth:`catch_up` learns what other workers appended)."""
         if not lessons:
-            return 0
-        if not self._started:  # the first catch-up loads the checkpoint before it reads
+            return None
+        if not self._started:  # the first catch-up loads the checkpoint before it reads: left to it
             self.publish(lessons)
-            return self.catch_up()
-        encoded = [serde.dumps(lesson) for lesson in lessons]
-        first = self.log.append_and_read(encoded, self.state.position, self.read_count)
+            return None
+        read = self.log.append_and_read([serde.dumps(lesson) for lesson in lessons], self.state.position,
+                                        self.read_count)  # fmt: skip
         metrics.MODEL_LESSONS.labels("published").inc(len(lessons))
-        return self.catch_up(first)
+        return read
 
-    def catch_up(self, first: tuple[list[tuple[str, bytes]], CheckpointMeta] | None = None) -> int:
+    def learn_read(self, read: LogRead | None) -> int:
+        """Learn what :meth:`publish_and_read` read (then catch up further if it was a full page); how many were
+        learned. After the commit, as a :meth:`catch_up` was: a crash between the append and the commit
+        finds these lessons in the log, not yet in a checkpoint."""
+        return 0 if read is None else self.catch_up(read)
+
+    def catch_up(self, first: LogRead | None = None) -> int:
         """Learn every lesson in the log after this worker's position; how many were learned
         (``first``: the first read's answer, already read from this worker's position)."""
         if not self._started:
