@@ -147,8 +147,8 @@ class Engine:
         events = self._route(self._decode(messages, report), messages, report)
         marks.append(time.perf_counter())
         waited = self._waited
+        learned = self.learner.catch_up() if self.models_enabled else 0  # what the log got since our last batch
         if self.models_enabled:
-            self.learner.catch_up()  # the lessons other workers published since our last batch
             self._view = self.learner.view()
         self._apply_promotions()
         self._waited += time.perf_counter() - marks[-1]
@@ -167,16 +167,15 @@ class Engine:
             if reroute:
                 self.publisher.publish(replay_records(self.settings, self.store, report))
             metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
-        if self.models_enabled:
-            self.learner.publish(self._view.take())  # before the commit: a replay's copies are skipped
+        read = self.learner.publish_and_read(self._view.take()) if self.models_enabled else None  # before the commit
         marks.append(time.perf_counter())
         if publish:
             self.store.commit(touched, report.flags, next_offsets(messages), partitions)
         else:  # nor to the desks' streams: written and pushed before the loss (break-test 10g, C1)
             self.store.commit(touched, [], next_offsets(messages), partitions, notify=False)
         marks.append(time.perf_counter())
-        if self.models_enabled:
-            export_model_metrics(self.learner.models, self.learner.catch_up() > 0)
+        if self.models_enabled:  # our lessons, learned after the commit from the append's read (one round trip)
+            export_model_metrics(self.learner.models, learned + self.learner.learn_read(read) > 0)
         report.export(messages, {a.name for a in self._rules_now.actions})
         metrics.BATCH_SECONDS.observe(time.perf_counter() - marks[0])
         for stage, begun, ended in zip(("decode", "apply", "publish", "commit"), marks, marks[1:], strict=False):

@@ -36,8 +36,8 @@ class InMemoryStore:
         out = {}
         for key in customer_keys:
             state = self.states.get(key)
-            if state is None:
-                state = self.states[key] = CustomerState(key)
+            if state is None:  # as the Redis store makes one: its (empty) document known, not encoded again
+                state = self.states[key] = CustomerState.from_bytes(key, None)
             out[key] = state
         return out
 

@@ -65,11 +65,22 @@ class RedisModelLog:
 
     def read(self, after: str, count: int) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
         """XRANGE after ``after`` and the checkpoint's meta, in one round trip."""
+        return self.append_and_read([], after, count)
+
+    def append_and_read(
+        self, lessons: list[bytes], after: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
+        """XADD each lesson, in order, then XRANGE after ``after`` and the checkpoint's meta: one pipelined
+        round trip (the server runs a connection's commands in order, so the read sees the lessons)."""
         pipe = self.client.pipeline(transaction=False)
+        for raw in lessons:
+            pipe.xadd(self.lessons, {"l": raw})
         pipe.xrange(self.lessons, min=f"({after}", max="+", count=count)
         pipe.hmget(self.checkpoint, "applied", "position", "trimmed")
-        entries, (applied, position, trimmed) = pipe.execute()
+        *_, entries, (applied, position, trimmed) = pipe.execute()
         metrics.REDIS_ROUNDTRIPS.labels("lessons").inc()
+        if lessons:
+            metrics.REDIS_COMMANDS.labels("lessons").inc(len(lessons))
         meta = CheckpointMeta(
             -1 if applied is None else int(applied), (position or b"0-0").decode(), (trimmed or b"0-0").decode()
         )

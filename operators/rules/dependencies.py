@@ -10,6 +10,8 @@ input                       changed by (:func:`changed_by`)
 ``value``                   orders, returns, loyalty events (``derived.vip`` reads it)
 ``consent``                 consent events
 ``activity.deliveries``     delivery events (``derived.deliveries_in_trouble``)
+``activity.open_cases``     ticket events; and, for ``derived.oldest_case_days`` (it reads the
+                            present too), any event of a customer with a case open
 ``history.offers``          offer responses
 ``predictions.mood``        any event with a text (sentiment scoring)
 ``predictions.churn``       any event but plain browsing, models on (``derived.churn_risk``,
@@ -50,6 +52,7 @@ from operators.profile360.profile import CustomerState
 _ROOT_INPUTS = {"value": "value", "consent": "consent"}
 _FIELD_INPUTS = {
     ("activity", "deliveries"): "activity.deliveries",
+    ("activity", "open_cases"): "activity.open_cases",
     ("history", "offers"): "history.offers",
     ("predictions", "mood"): "predictions.mood",
     ("predictions", "churn"): "predictions.churn",
@@ -58,6 +61,7 @@ _FIELD_INPUTS = {
 _DERIVED_INPUTS = {
     "vip": "value",
     "deliveries_in_trouble": "activity.deliveries",
+    "oldest_case_days": "activity.open_cases",
     "churn_risk": "predictions.churn",
     "churn_drivers": "predictions.churn",
     "fraud_score": "predictions.fraud",
@@ -142,6 +146,8 @@ def changed_by(event: Event, text: bool, models: bool, state: CustomerState | No
         out.append("activity.deliveries")
     elif t == "offer_response":
         out.append("history.offers")
+    if t == "ticket" or state is None or state.activity.get("open_cases"):  # an open case ages with the present
+        out.append("activity.open_cases")
     if text:
         out.append("predictions.mood")
     if models and not (t in ("web_event", "app_event") and event.payload.get("action") in _BROWSING):

@@ -23,8 +23,10 @@ Exactly once:
   behind the trimmed part loads the newer checkpoint instead (the models are a
   function of the lesson sequence, so that is the same as catching up).
 
-A worker scores with the models as of its last catch-up (once per batch,
-before and after it): scores lag the newest labels by about one batch.
+A worker scores with the models as of its last catch-up (before each batch)
+and learns its own batch's lessons after its commit, from the read that shared the
+append's round trip (:meth:`SharedLearner.publish_and_read`, :meth:`SharedLearner.learn_read`):
+scores lag the newest labels by about one batch.
 
 >>> from models.registry import ModelSet
 >>> log = MemoryModelLog()
@@ -75,6 +77,10 @@ class CheckpointMeta:
     trimmed_before: str = "0-0"
 
 
+LogRead = tuple[list[tuple[str, bytes]], CheckpointMeta]
+"""What :meth:`ModelLog.read` answers: ``(position, encoded lesson)`` entries and the checkpoint's meta."""
+
+
 class ModelLog(Protocol):
     """The shared lesson log and the checkpoint next to it (Redis: :class:`state.models_store.RedisModelLog`)."""
 
@@ -83,6 +89,11 @@ class ModelLog(Protocol):
 
     def read(self, after: str, count: int) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
         """Up to ``count`` lessons after position ``after``, with the newest checkpoint's meta."""
+
+    def append_and_read(
+        self, lessons: list[bytes], after: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
+        """:meth:`append`, then :meth:`read` (which sees what was appended), in one round trip."""
 
     def load_checkpoint(self) -> tuple[bytes, CheckpointMeta] | None:
         """The newest checkpoint, if any."""
@@ -211,14 +222,37 @@ class SharedLearner:
             self.log.append([serde.dumps(lesson) for lesson in lessons])
             metrics.MODEL_LESSONS.labels("published").inc(len(lessons))
 
-    def catch_up(self) -> int:
-        """Learn every lesson in the log after this worker's position; how many were learned."""
+    def publish_and_read(self, lessons: list[Lesson]) -> LogRead | None:
+        """:meth:`publish`, and in the same round trip the log from this worker's position up to these lessons
+        (and any after them): hand it to :meth:`learn_read` once the batch's state is committed, which
+        learns what a :meth:`catch_up` then would have learned, without a round trip of its own. No lessons:
+        nothing is appended nor read, None (the next :meth:`catch_up` learns what other workers appended)."""
+        if not lessons:
+            return None
+        if not self._started:  # the first catch-up loads the checkpoint before it reads: left to it
+            self.publish(lessons)
+            return None
+        read = self.log.append_and_read([serde.dumps(lesson) for lesson in lessons], self.state.position,
+                                        self.read_count)  # fmt: skip
+        metrics.MODEL_LESSONS.labels("published").inc(len(lessons))
+        return read
+
+    def learn_read(self, read: LogRead | None) -> int:
+        """Learn what :meth:`publish_and_read` read (then catch up further if it was a full page); how many were
+        learned. After the commit, as a :meth:`catch_up` was: a crash between the append and the commit
+        finds these lessons in the log, not yet in a checkpoint."""
+        return 0 if read is None else self.catch_up(read)
+
+    def catch_up(self, first: LogRead | None = None) -> int:
+        """Learn every lesson in the log after this worker's position; how many were learned
+        (``first``: the first read's answer, already read from this worker's position)."""
         if not self._started:
             self._started = True
             self._load_checkpoint()
         learned = 0
         while True:
-            entries, meta = self.log.read(self.state.position, self.read_count)
+            entries, meta = first if first is not None else self.log.read(self.state.position, self.read_count)
+            first = None
             if position_key(self.state.position) < position_key(meta.trimmed_before):
                 self._load_checkpoint()  # fell behind the trimmed log: the newer checkpoint is ahead
                 continue
@@ -319,6 +353,13 @@ class MemoryModelLog:
         for raw in lessons:
             self.appended += 1
             self.entries.append((f"0-{self.appended}", raw))
+
+    def append_and_read(
+        self, lessons: list[bytes], after: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
+        """:meth:`append`, then :meth:`read`."""
+        self.append(lessons)
+        return self.read(after, count)
 
     def read(self, after: str, count: int) -> tuple[list[tuple[str, bytes]], CheckpointMeta]:
         """Lessons after ``after``."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import pickle
 
 from livesignals import serde
 from livesignals.contract import decode
 from livesignals.errors import Origin
-from operators.profile360.profile import CustomerState
+from operators.profile360.profile import CustomerState, fingerprint
 from operators.profile360.update import MAX_OPEN_ITEMS, MAX_RECENT_CONTACTS, apply_event
 from tests.helpers import T0, event
 
@@ -124,3 +126,11 @@ def test_a_stored_value_that_holds_no_profile_is_refused_and_only_a_missing_key_
     s = CustomerState("customer_id:c1", events=2, recent_ids=["a"], recent_contacts=[[1, "chat", "t", "e"]])
     assert CustomerState.from_bytes("customer_id:c1", s.to_bytes()) == s
     assert CustomerState.from_bytes("customer_id:c1", b"{}") == CustomerState("customer_id:c1")
+
+
+def test_fingerprint_is_the_url_safe_base64_of_the_ids_blake2b():
+    """The inlined encoder spells every fingerprint as ``base64.urlsafe_b64encode`` does (stored in profiles)."""
+    ids = [f"e{i}" for i in range(3000)] + ["", "x" * 128, "évènement-1", "\u3164"]
+    expected = [base64.urlsafe_b64encode(hashlib.blake2b(i.encode(), digest_size=9).digest()).decode() for i in ids]
+    assert [fingerprint(i) for i in ids] == expected
+    assert any("-" in f for f in expected) and any("_" in f for f in expected)

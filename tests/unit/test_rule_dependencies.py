@@ -41,6 +41,7 @@ def test_inputs_of_the_shipped_rules():
         "frustrated": {"predictions.mood"}, "high_churn_risk": {"predictions.churn"},
         "delivery_problem": {"activity.deliveries"}, "likely_to_negotiate": {"history.offers", "predictions.churn"},
         "vip": {"value"}, "consent_withdrawn": {"consent"}, "fraud_risk": {"predictions.fraud"},
+        "case_open_too_long": {"activity.open_cases"},
     }  # fmt: skip
     assert dependencies.inputs_of("w1h.errors >= 1") is None and dependencies.inputs_of("event.inbound") is None
     assert (
@@ -66,6 +67,39 @@ def test_a_stable_rule_runs_again_only_when_an_input_changes(tmp_path):
     e.process(_raw([*views, order], PARTITIONS))
     assert len(calls) == 2  # the first event (no memo yet) and the order (it changes value)
     assert "big" in e.store.load(["customer_id:c1"])["customer_id:c1"].flags
+
+
+def test_an_open_case_ages_on_every_event_and_no_case_is_read_again_only_at_a_ticket(tmp_path):
+    """``derived.oldest_case_days`` reads the present: while a case is open every event runs its rule (a page
+    view three days on raises ``case_open_too_long``); with none open, only a ticket can change it."""
+    calls = []
+    path = tmp_path / "rules.toml"
+    path.write_text('[[flag]]\nname = "old_case"\nraise_when = "derived.oldest_case_days >= 3"\n'
+                    'clear_when = "derived.oldest_case_days < 3"\n')  # fmt: skip
+    e = _engine(path)
+    rule = e.rulebook.rulebook.flags[0]
+    assert rule.inputs == {"activity.open_cases"}
+
+    def raise_when(ctx):
+        calls.append(ctx["event"]["time"])
+        return rule.raise_when(ctx)
+
+    counted = dataclasses.replace(rule, raise_when=raise_when)
+    e.rulebook.rulebook = dataclasses.replace(e.rulebook.rulebook, flags=(counted,))
+    day = 24 * 60 * MINUTE
+
+    def view(i: int, t: int) -> dict:
+        return event("web_event", "c1", t, event_id=f"v{i}", action="page_view")
+
+    docs = [view(0, T0), view(1, T0 + MINUTE),
+            event("ticket", "c1", T0 + 2 * MINUTE, event_id="open", case_id="k1", status="opened", topic="refund"),
+            view(2, T0 + day), view(3, T0 + 3 * day + 3 * MINUTE),
+            event("ticket", "c1", T0 + 3 * day + 4 * MINUTE, event_id="close", case_id="k1", status="resolved"),
+            view(4, T0 + 4 * day), view(5, T0 + 5 * day)]  # fmt: skip
+    report = e.process(_raw(docs, PARTITIONS))
+    ran = [d["event_id"] for d in docs if d["event_time"] in calls]
+    assert ran == ["v0", "open", "v2", "v3", "v4"], ran  # raised at v3, cleared at the close, stable from v4
+    assert [(f.name, f.cleared) for f in report.flags] == [("old_case", False), ("old_case", True)]
 
 
 def test_a_skipped_rule_keeps_its_raised_flag_as_it_was(tmp_path):
@@ -192,6 +226,8 @@ def _extra_rules() -> str:
         ("churny", "predictions.churn.p > 0.3", "predictions.churn.p < 0.2"),
         ("odd_order", "predictions.fraud.score > 0.5", "predictions.fraud.score < 0.2"),
         ("gold", "value.loyalty.tier == 'gold'", "value.loyalty.tier != 'gold'"),
+        ("case_hours", "derived.oldest_case_days >= 0.1", "derived.oldest_case_days < 0.1"),  # ages within the stream
+        ("two_cases", "activity.open_cases.c2 != null", "activity.open_cases.c2 == null"),
     ):
         out.append(f'[[flag]]\nname = "{name}"\nseverity = "critical"\nraise_when = "{raise_when}"\n'
                    f'clear_when = "{clear_when}"\nttl_hours = 3\n')  # fmt: skip

@@ -199,3 +199,52 @@ def test_fraud_lessons_of_one_batch_are_learned_as_the_model_scores_them_when_le
         {"amount": 700.0, "orders_1h": 3.0}
     )
     assert list(models.model("fraud")._recent) == list(alone._recent)
+
+
+class _CountingReads(MemoryModelLog):
+    """The in-memory log, counting its round trips: a read alone, or an append with its read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = self.appends_read = 0
+
+    def read(self, after: str, count: int):
+        self.reads += 1
+        return super().read(after, count)
+
+    def append_and_read(self, lessons: list[bytes], after: str, count: int):
+        self.appends_read += 1
+        self.append(lessons)
+        return MemoryModelLog.read(self, after, count)
+
+
+def test_an_engine_learns_its_own_lessons_with_their_append_one_log_round_trip_less_a_batch():
+    """Each batch reads the log once before it (the other workers' lessons) and reads its own lessons back with
+    their append (one round trip), learning them after its commit, as a catch-up there did (a crash between
+    the append and the commit must not find them learned); after every batch the models have learned all it
+    published, the exported figures are the models' own, and a batch with no lessons reads nothing after it."""
+    from livesignals import metrics
+
+    settings = Settings(metrics_port=0).replace(rules_path="none", churn_horizon_days=1)
+    store = InMemoryStore()
+    log = store.models_log = _CountingReads()
+    e = Engine(settings, store, _Discard(), clock=lambda: 4e12)
+    at_commit, commit = [], store.commit
+
+    def committing(*args, **kwargs) -> None:
+        at_commit.append((e.learner.state.applied, log.appended))
+        commit(*args, **kwargs)
+
+    store.commit = committing  # type: ignore[method-assign]
+    docs = [event("call", f"c{i}", T0 + i) for i in range(4)]
+    docs += [event("cancellation", f"c{i}", T0 + DAY + i) for i in range(4)]
+    messages = raw([*docs, event("page_view", "c9", T0 + 2 * DAY)])
+    batches = [messages[:4], messages[4:8], messages[8:]]
+    for n, (messages, appends) in enumerate(zip(batches, (0, 1, 1), strict=True), 1):
+        e.process(messages)
+        assert e.learner.state.applied == log.appended, "learned all it published, before the next batch"
+        assert log.reads == n, "one read before each batch, none after"
+        assert log.appends_read == appends, "its lessons' append reads too; no lessons, no round trip"
+    assert at_commit[1][0] < at_commit[1][1], "the second batch's lessons were appended, not learned, at its commit"
+    champion = next(r for r in e.learner.models.summary() if r["kind"] == "churn" and r["role"] == "champion")
+    assert metrics.MODEL_METRIC.labels("churn", "champion", "labels", "all")._value.get() == champion["labels"] > 0

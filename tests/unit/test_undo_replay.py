@@ -115,3 +115,24 @@ def test_a_record_of_a_later_event_encodes_nothing():
         assert encoded == 1 and record.replayed == 0  # the 65th record: too many to re-apply, encoded afresh
         state.undo_record(batch=4)  # another batch: the models learned in between
         assert encoded == 2
+
+
+def test_a_new_customer_of_the_in_memory_store_is_the_redis_stores_its_empty_document_known(monkeypatch):
+    """As ``ProfileStore.load`` makes a customer Redis holds nothing for (``from_bytes(key, None)``): the
+    undo record before its first event encodes nothing (in-process benchmarks and offline replays pay what
+    the live engine pays)."""
+    from operators.profile360.profile import CustomerState
+    from state.memory import InMemoryStore
+
+    encoded = []
+    fresh = CustomerState.to_bytes_fresh
+
+    def counted(self: CustomerState) -> bytes:
+        encoded.append(1)
+        return fresh(self)
+
+    monkeypatch.setattr(CustomerState, "to_bytes_fresh", counted)
+    state = InMemoryStore().load(["customer_id:new"])["customer_id:new"]
+    record = state.undo_record(batch=1)
+    assert encoded == [] and record.document == CustomerState("customer_id:new").to_bytes()
+    assert state == CustomerState("customer_id:new")
