@@ -43,6 +43,7 @@ from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.rewind import is_rewind_mark, rewind_mark
 from flows.startup import STARTUP
 from flows.state_probe import probe_message
+from flows.worker_round import ROUND
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -85,6 +86,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         """The last message handed out per topic (its fingerprint is computed only for a check)."""
         self._log_ends_at = 0.0
         self._assign({t: starts.get(t) for t in topics})
+        ROUND.join(partition)  # built on the worker's thread, which polls it (flows.worker_round)
 
     def _assign(self, starts: dict[str, int | None], remember: bool = True) -> None:
         if remember:
@@ -94,13 +96,21 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         )
 
     def next_batch(self) -> list[RawMessage]:
+        """What this partition fetched, added to its worker's round: the whole round when this completes it
+        (:mod:`flows.worker_round`), else nothing yet."""
         held = self._ownership.get(self._partition)
         if held is None or held.released:
             if not self._released:
                 self._released = True
                 self._consumer.unassign()
                 log.warning("partition %d released: no longer read by this process", self._partition)
+                ROUND.leave(self._partition)
+                return ROUND.gather(self._partition, [])  # the round may have waited for this partition only
             return []
+        return ROUND.gather(self._partition, self._fetch())
+
+    def _fetch(self) -> list[RawMessage]:
+        """The messages fetched since the last batch, with the marks the sink reads (rewind, probe)."""
         seek = self._ownership.take_seek(self._partition)
         out: list[RawMessage] = []
         if seek is not None:
@@ -111,7 +121,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._begin_check()
         last: dict[str, Any] = {}
         reposition = False
-        for msg in self._consumer.consume(BOUND.limit(self._batch_size, self._batch_max_s), 0.001):
+        for msg in self._consumer.consume(self._limit(), 0.001):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
@@ -156,6 +166,10 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
             out.append(probe_message(self._partition))
         self._note_log_ends()
         return out
+
+    def _limit(self) -> int:
+        """Most messages to fetch: this partition's share of its worker's round (:mod:`flows.batch_bound`)."""
+        return BOUND.limit(self._batch_size, self._batch_max_s, ROUND.partitions())
 
     def _note_log_ends(self) -> None:
         """Pass the log ends of the last fetch responses to the lag monitor, a few times a second
@@ -248,6 +262,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         return None
 
     def close(self) -> None:
+        ROUND.leave(self._partition)
         self._consumer.close()
 
 

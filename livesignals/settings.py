@@ -92,6 +92,10 @@ class Settings:
     event (never under 100 events, and 100 until a batch was measured; 0: ``batch_size`` alone): a backlog's
     flags go out batch by batch instead of waiting for seconds of work, and the worker's other partitions get
     their turn (:mod:`flows.batch_bound`)."""
+    one_batch_per_round: bool = True
+    """Process what a worker's partitions fetched in one pass as one engine batch (one state check, load, publish,
+    commit and consumer-group commit for all of them) when every one is plain; off: one batch per partition, one
+    after another (:mod:`flows.one_batch`)."""
     produce_timeout_s: Annotated[float, Range(0.001, None)] = 30.0
     """How long a batch waits for Kafka to confirm its outputs before it fails."""
 
