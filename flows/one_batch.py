@@ -43,7 +43,10 @@ round again partition by partition, where each partition meets its own check:
   is rewound. Nothing is lost: a partition commits its resume offsets only
   with its state.
 
-``tests/flows/test_one_batch.py`` and ``tests/integration/test_one_batch_fenced.py`` prove it.
+``tests/flows/test_one_batch.py`` (a fence at the check and at the commit, on one Redis),
+``tests/integration/test_cluster_one_batch.py`` (a fence in the middle of a Cluster commit: without the
+write-ahead step the others' aggregates came out short) and ``tests/integration/test_ownership.py`` (a claim
+by another owner while an engine runs combined rounds) prove it.
 """
 
 from __future__ import annotations
