@@ -88,10 +88,10 @@ class Settings:
     batch_size: Annotated[int, Range(1, 10_000_000)] = 5000
     """Most messages taken from one partition per engine batch."""
     batch_max_s: Annotated[float, Range(0, 60)] = 0.25
-    """Most wall seconds of work taken from one partition per engine batch, at the engine's measured cost per
-    event (never under 100 events, and 100 until a batch was measured; 0: ``batch_size`` alone): a backlog's
-    flags go out batch by batch instead of waiting for seconds of work, and the worker's other partitions get
-    their turn (:mod:`flows.batch_bound`)."""
+    """Most wall seconds of work a worker's round takes from its partitions, each reading its share, at the
+    engine's measured cost per event (never under 100 events a partition, and 100 until a batch was measured;
+    0: ``batch_size`` alone): a backlog's flags go out round by round instead of waiting for seconds of work
+    (:mod:`flows.batch_bound`)."""
     one_batch_per_round: bool = True
     """Process what a worker's partitions fetched in one pass as one engine batch (one state check, load, publish,
     commit and consumer-group commit for all of them) when every one is plain; off: one batch per partition, one
