@@ -103,10 +103,11 @@ def _owned(settings, partitions=range(PARTITIONS)) -> Ownership:
 
 @pytest.fixture
 def models_off(settings):
-    """Models off; the process's fenced count as it was afterwards (/readyz reads it: tests/unit/test_readiness)."""
-    fenced = metrics.FENCED._value.get()
+    """Models off; the process's gauges that /readyz reads put back afterwards (tests/unit/test_readiness)."""
+    kept = [(m._value, m._value.get()) for m in (metrics.FENCED, metrics.PARTITIONS_OWNED, metrics.READY)]
     yield settings.replace(models_enabled=False)
-    metrics.FENCED._value.set(fenced)
+    for value, was in kept:
+        value.set(was)
 
 
 def test_rounds_mixing_partitions_give_the_same_state_and_outputs_as_per_partition_batches(models_off):

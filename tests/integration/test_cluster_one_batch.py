@@ -60,13 +60,14 @@ def test_a_partition_fenced_mid_commit_of_a_combined_round_loses_and_doubles_not
 
     engine.store._commit_partition = fenced_in_the_middle
     fallbacks = metrics.ENGINE_ROUNDS.labels("fallback")._value.get()
-    fenced = metrics.FENCED._value.get()
+    kept = [(m._value, m._value.get()) for m in (metrics.FENCED, metrics.PARTITIONS_OWNED, metrics.READY)]
     try:
         for i, r in enumerate(work):
             done["round"] = i
             sink.write_batch(r)
     finally:
-        metrics.FENCED._value.set(fenced)  # /readyz reads it (tests/unit/test_readiness)
+        for value, was in kept:  # /readyz reads them (tests/unit/test_readiness)
+            value.set(was)
     assert done["fenced"] and metrics.ENGINE_ROUNDS.labels("fallback")._value.get() == fallbacks + 1
     assert ownership.owned() == [0, 2, 3]
     got = snapshot(client, keys, faulty)
