@@ -306,7 +306,8 @@ def count_problem(counts: dict[str, int]) -> str | None:
 
 
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
-    """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
+    """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``;
+    the partitions of one worker hand their batches out together, one round per pass (:mod:`flows.worker_round`).
 
     ``ownership`` claims each partition before it is read (None: no claims, read from the beginning);
     ``batch_max_s`` bounds a batch by the engine's measured time too (:mod:`flows.batch_bound`; 0: off).
