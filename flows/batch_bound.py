@@ -22,8 +22,11 @@ bound. ``batch_max_s`` 0 turns the bound off (the size alone, as before).
 **A round, not a partition.** A worker's sink processes what all of its
 partitions fetched in one activation as one batch (:mod:`flows.one_batch`), or
 their batches one after another: either way a flag waits for the whole round.
-So each source partition reads its share of ``batch_max_s``: the bound divided
-by the partitions its worker reads (:meth:`flows.worker_round.WorkerRound.partitions`).
+So the round is what ``batch_max_s`` allows: each source partition reads what
+the worker's other partitions left of it in their last poll, at least its share
+(the bound divided by the partitions its worker reads:
+:meth:`flows.worker_round.WorkerRound.budget`). With ``one_batch_per_round`` off
+each partition's batch has the whole bound, as before rounds.
 
 **Up fast, down slowly.** A cheap batch (a STATE LOSS replay of events already
 applied, ~95 µs an event; dead-lettered garbage, ~18 µs) says little about the

@@ -66,8 +66,12 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         batch_size: int,
         log_check_s: float = CHECK_EVERY_S,
         batch_max_s: float = 0.0,
+        gather: bool = True,
     ) -> None:
         self._topics = topics
+        self._gather = gather
+        """Hand out rounds of the worker's partitions (:mod:`flows.worker_round`); False: this partition's own
+        batches, bounded by the whole ``batch_max_s`` (``one_batch_per_round`` off: as before rounds)."""
         self._batch_max_s = batch_max_s
         self._partition = partition
         self._ownership = ownership
@@ -86,7 +90,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         """The last message handed out per topic (its fingerprint is computed only for a check)."""
         self._log_ends_at = 0.0
         self._assign({t: starts.get(t) for t in topics})
-        ROUND.join(partition)  # built on the worker's thread, which polls it (flows.worker_round)
+        if gather:
+            ROUND.join(partition)  # built on the worker's thread, which polls it (flows.worker_round)
 
     def _assign(self, starts: dict[str, int | None], remember: bool = True) -> None:
         if remember:
@@ -104,9 +109,12 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
                 self._released = True
                 self._consumer.unassign()
                 log.warning("partition %d released: no longer read by this process", self._partition)
-                ROUND.leave(self._partition)
-                return ROUND.gather(self._partition, [])  # the round may have waited for this partition only
+                if self._gather:
+                    ROUND.leave(self._partition)
+                    return ROUND.gather(self._partition, [])  # the round may have waited for this partition only
             return []
+        if not self._gather:
+            return self._fetch()
         return ROUND.gather(self._partition, self._fetch())
 
     def _fetch(self) -> list[RawMessage]:
@@ -168,8 +176,14 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         return out
 
     def _limit(self) -> int:
-        """Most messages to fetch: this partition's share of its worker's round (:mod:`flows.batch_bound`)."""
-        return BOUND.limit(self._batch_size, self._batch_max_s, ROUND.partitions())
+        """Most messages to fetch: gathering, what its worker's round leaves this partition, at least its share
+        (:meth:`flows.worker_round.WorkerRound.budget`); else the whole bound (:mod:`flows.batch_bound`)."""
+        if not self._gather:
+            return BOUND.limit(self._batch_size, self._batch_max_s)
+        n = ROUND.partitions()
+        whole = BOUND.limit(self._batch_size * n, self._batch_max_s)
+        share = BOUND.limit(self._batch_size, self._batch_max_s, n)
+        return min(self._batch_size, ROUND.budget(self._partition, whole, share))
 
     def _note_log_ends(self) -> None:
         """Pass the log ends of the last fetch responses to the lag monitor, a few times a second
@@ -262,7 +276,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         return None
 
     def close(self) -> None:
-        ROUND.leave(self._partition)
+        if self._gather:
+            ROUND.leave(self._partition)
         self._consumer.close()
 
 
@@ -310,7 +325,8 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     the partitions of one worker hand their batches out together, one round per pass (:mod:`flows.worker_round`).
 
     ``ownership`` claims each partition before it is read (None: no claims, read from the beginning);
-    ``batch_max_s`` bounds a batch by the engine's measured time too (:mod:`flows.batch_bound`; 0: off).
+    ``batch_max_s`` bounds a batch by the engine's measured time too (:mod:`flows.batch_bound`; 0: off);
+    ``one_batch_per_round`` False: each partition hands out its own batches (no rounds, the whole bound each).
     """
 
     def __init__(
@@ -323,9 +339,11 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         log_check_s: float = CHECK_EVERY_S,
         on_counts: Callable[[dict[str, int]], None] | None = None,
         batch_max_s: float = 0.0,
+        one_batch_per_round: bool = True,
     ) -> None:
         self.log_check_s = log_check_s
         self.batch_max_s = batch_max_s
+        self.one_batch_per_round = one_batch_per_round
         self.on_counts = on_counts
         for option, value in config.items():
             if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
@@ -382,7 +400,8 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             metrics.READY.set(1)  # claimed: Redis and Kafka answered, the partition is owned
             log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
         reader = _PartitionReader(
-            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s, self.batch_max_s
-        )
+            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s, self.batch_max_s,
+            self.one_batch_per_round,
+        )  # fmt: skip
         STARTUP.mark("claimed", again=True)
         return reader

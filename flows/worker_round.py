@@ -21,7 +21,9 @@ polls its partitions on it), so the round is kept per thread -- by its id, not
 in a ``threading.local``: Bytewax enters Python from its Rust threads with a
 short-lived thread state, which drops thread-local data between calls. A released
 partition (fenced) leaves the round (:meth:`WorkerRound.leave`). The engine sink
-splits a round by partition again (:mod:`flows.one_batch`).
+splits a round by partition again (:mod:`flows.one_batch`). The round's time
+bound is shared among its partitions (:meth:`WorkerRound.budget`, :mod:`flows.batch_bound`).
+With ``one_batch_per_round`` off the source does not gather (:mod:`flows.kafka_source`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class _Round:
     partitions: set[int] = field(default_factory=set)
     added: set[int] = field(default_factory=set)
     pending: list[Any] = field(default_factory=list)
+    fetched: dict[int, int] = field(default_factory=dict)
+    """Per partition, how many messages its last poll added."""
 
 
 class WorkerRound:
@@ -57,10 +61,32 @@ class WorkerRound:
     def leave(self, partition: int) -> None:
         """The calling worker no longer reads ``partition`` (released: fenced, or closed)."""
         self._mine.partitions.discard(partition)
+        self._mine.fetched.pop(partition, None)
 
     def partitions(self) -> int:
         """How many partitions the calling worker reads (at least 1)."""
         return max(1, len(self._mine.partitions))
+
+    def budget(self, partition: int, round_events: int, share: int) -> int:
+        """Most events ``partition`` may fetch now: what the round's budget (``round_events``) leaves after what the
+        worker's other partitions added in their last poll, and never less than its ``share`` of it.
+
+        Under a backlog every partition fetches its share; a partition lagging alone (a hot key, a replay after a
+        STATE LOSS) gets about the whole round, whatever order the partitions are polled in. When the others
+        wake up, one round may exceed the budget by their shares; the next is back within it.
+
+        >>> r = WorkerRound()
+        >>> for p in range(4): r.join(p)
+        >>> r.budget(0, 1000, 250)  # nothing fetched yet: the whole round
+        1000
+        >>> r.gather(0, ["x"] * 1000) + r.gather(1, []) + r.gather(2, []) + r.gather(3, []) == ["x"] * 1000
+        True
+        >>> r.budget(0, 1000, 250), r.budget(1, 1000, 250)  # 0 alone busy: all of it; the others their share
+        (1000, 250)
+        """
+        mine = self._mine
+        others = sum(n for q, n in mine.fetched.items() if q != partition and q in mine.partitions)
+        return max(share, round_events - others)
 
     def gather(self, partition: int, messages: list[Any]) -> list[Any]:
         """Add what ``partition`` fetched; the whole round when this call completes it, else ``[]``.
@@ -76,6 +102,7 @@ class WorkerRound:
         """
         mine = self._mine
         again = partition in mine.added
+        mine.fetched[partition] = len(messages)
         mine.pending.extend(messages)
         mine.added.add(partition)
         if not again and not mine.partitions <= mine.added:

@@ -146,3 +146,61 @@ def test_the_bound_follows_a_dearer_batch_at_once_and_a_cheaper_one_slowly():
         assert BOUND.limit(100_000, 0.25) * 0.4e-3 < 0.25 * 2  # < 2x over if dear events come next (one batch)
     finally:
         BOUND.reset()
+
+
+def test_a_partition_lagging_alone_gets_the_whole_rounds_budget_whatever_its_place_in_the_pass():
+    """Break-test 18a, A2: divided by every partition the worker reads, idle ones too, a partition lagging alone
+    (a hot key, a replay after a STATE LOSS) read a quarter of batch_max_s a round."""
+    for busy in (0, 3):
+        r = WorkerRound()
+        for p in range(4):
+            r.join(p)
+        for _ in range(3):  # passes over the four partitions, in order
+            for p in range(4):
+                limit = r.budget(p, 1000, 250)
+                r.gather(p, ["m"] * limit if p == busy else [])
+        assert [r.budget(p, 1000, 250) for p in range(4)] == [1000 if p == busy else 250 for p in range(4)]
+    backlog = WorkerRound()
+    for p in range(4):
+        backlog.join(p)
+    for _ in range(3):
+        sizes = []
+        for p in range(4):
+            sizes.append(backlog.budget(p, 1000, 250))
+            backlog.gather(p, ["m"] * sizes[-1])
+    assert sizes == [250] * 4  # under a backlog: a fair share each, the round within its budget
+
+
+def _reader(partition: int, gather: bool, max_s: float = 1.0):
+    from flows.kafka_source import _PartitionReader
+    from state.ownership import Claim, Ownership
+
+    ownership = Ownership(lambda p: Claim(p, "1", "s", {"in": None}))
+    ownership.claim(partition)
+    # no broker behind it: the consumer is never asked for anything here
+    config = {"bootstrap.servers": "127.0.0.1:9", "group.id": "t", "enable.auto.commit": False}
+    return _PartitionReader(config, ("in",), partition, ownership, 5000, batch_max_s=max_s, gather=gather)
+
+
+def test_with_one_batch_per_round_off_each_partition_hands_out_its_own_batches_with_the_whole_bound(monkeypatch):
+    """Break-test 18a, A2: off, the source still gathered rounds and divided the bound among the partitions."""
+    BOUND.reset()
+    BOUND.observe(1000, 1.0)  # 1 ms an event
+    readers = [_reader(p, gather=False) for p in range(4)]
+    try:
+        for r in readers:
+            monkeypatch.setattr(r, "_fetch", lambda r=r: [("m", r._partition)])
+        assert [r._limit() for r in readers] == [1000] * 4  # the whole bound each, as before rounds
+        assert [r.next_batch() for r in readers] == [[("m", p)] for p in range(4)]  # no gathering
+        gathered = [_reader(p, gather=True) for p in range(4, 8)]
+        for r in gathered:
+            monkeypatch.setattr(r, "_fetch", lambda r=r: [("m", r._partition)])
+        assert [r._limit() for r in gathered] == [1000] * 4  # nothing fetched yet by the others: the round's
+        assert [r.next_batch() for r in gathered] == [[], [], [], [("m", p) for p in range(4, 8)]]
+        assert [r._limit() for r in gathered] == [997] * 4  # each: what the others' 3 messages left
+        for r in gathered:
+            r.close()
+    finally:
+        for r in readers:
+            r.close()
+        BOUND.reset()
