@@ -10,7 +10,8 @@
    * *to the topic*: to its arrival at a consumer of the flags topic.
 
    p50/p99/p99.9 of both, and the engine's batch histograms over the live span
-   (scraped from its ``/metrics`` before and after): the stages of
+   (scraped from its ``/metrics`` before and after; with rounds of several
+   partitions processed as one batch, :mod:`flows.one_batch`, how many): the stages of
    ``livesignals_batch_stage_seconds`` (wait: Kafka timestamp of a batch's
    oldest message to the batch's start; check, decode, apply, publish = until
    Kafka confirmed, commit = Redis) as mean ms per batch, and events per batch.
@@ -94,7 +95,14 @@ def scrape(port: int) -> dict[str, float]:
         text = resp.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith(("livesignals_batch_stage_seconds", "livesignals_batch_events", "livesignals_batch_wait")):
+        if line.startswith(
+            (
+                "livesignals_batch_stage_seconds",
+                "livesignals_batch_events",
+                "livesignals_batch_wait",
+                "livesignals_engine_rounds_total",
+            )
+        ):
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
@@ -110,6 +118,10 @@ def stage_breakdown(before: dict[str, float], after: dict[str, float]) -> dict[s
     out: dict[str, Any] = {"batches": int(batches)}
     if batches:
         out["events_per_batch"] = round(delta("livesignals_batch_events_sum") / batches, 1)
+    for path in ("combined", "split", "fallback"):  # rounds of several partitions (flows.one_batch; ours only)
+        rounds = delta(f'livesignals_engine_rounds_total{{path="{path}"}}')
+        if rounds:
+            out[f"rounds_{path}"] = int(rounds)
     for stage in STAGES:
         n = delta(f'livesignals_batch_stage_seconds_count{{stage="{stage}"}}')
         if n:

@@ -19,6 +19,21 @@ Until a batch was measured (a start on a backlog) a batch holds at most
 restart is bounded too. Small live batches are not touched: they never reach the
 bound. ``batch_max_s`` 0 turns the bound off (the size alone, as before).
 
+**A round, not a partition.** A worker's sink processes what all of its
+partitions fetched in one activation as one batch (:mod:`flows.one_batch`), or
+their batches one after another: either way a flag waits for the whole round.
+So the round is what ``batch_max_s`` allows: each source partition reads what
+the worker's other partitions left of it in their last poll, at least its share
+(the bound divided by the partitions its worker reads:
+:meth:`flows.worker_round.WorkerRound.budget`). With ``one_batch_per_round`` off
+each partition's batch has the whole bound, as before rounds.
+
+**Up fast, down slowly.** A cheap batch (a STATE LOSS replay of events already
+applied, ~95 µs an event; dead-lettered garbage, ~18 µs) says little about the
+next one, a dear one says the next may be as dear: the measured cost follows
+a rise at once and a fall by :data:`SMOOTHING` (break-test C4: smoothed both
+ways, batches after a replay ran 2-4x past ``batch_max_s`` for several batches).
+
 Nothing waits for more input: the source hands out what Kafka has fetched (up
 to the limit) at once. What the bound leaves unread stays in the consumer's
 queue for the next batch, so the order per partition, the commit order
@@ -34,7 +49,8 @@ MIN_EVENTS = 100
 make the fixed cost of a batch look like a cost per event, shrink the bound, and pay that fixed cost more often."""
 
 SMOOTHING = 0.2
-"""Weight of the newest measured batch in the cost per event (an exponential moving average)."""
+"""Weight of a cheaper newest batch in the cost per event (an exponential moving average); a dearer one is
+taken as it is."""
 
 
 class BatchBound:
@@ -52,10 +68,11 @@ class BatchBound:
         cost = seconds / events
         with self._lock:
             old = self.per_event_s
-            self.per_event_s = cost if not old else old + SMOOTHING * (cost - old)
+            self.per_event_s = cost if cost >= old else old + SMOOTHING * (cost - old)
 
-    def limit(self, batch_size: int, max_s: float) -> int:
-        """Most events to read for the next batch: ``batch_size``, or fewer when ``max_s`` of them would not fit.
+    def limit(self, batch_size: int, max_s: float, shares: int = 1) -> int:
+        """Most events to read for the next batch: ``batch_size``, or fewer when ``max_s`` of them would not fit;
+        ``shares``: the partitions read in the same round, each taking its share of ``max_s``.
 
         >>> b = BatchBound()
         >>> b.limit(5000, 0.25), b.limit(5000, 0)  # nothing measured yet: a batch just large enough to measure
@@ -63,13 +80,15 @@ class BatchBound:
         >>> b.observe(1000, 2.0)  # 2 ms an event
         >>> b.limit(5000, 0.25), b.limit(5000, 0), b.limit(50, 0.25), b.limit(5000, 0.01)
         (125, 5000, 50, 100)
+        >>> b.limit(5000, 1.0), b.limit(5000, 1.0, shares=4), b.limit(5000, 0.25, shares=4)
+        (500, 125, 100)
         """
         per_event = self.per_event_s
         if max_s <= 0:
             return batch_size
         if per_event <= 0:  # not measured yet (a start on a backlog): measure first, on the smallest batch that counts
             return min(batch_size, MIN_EVENTS)
-        return min(batch_size, max(MIN_EVENTS, int(max_s / per_event)))
+        return min(batch_size, max(MIN_EVENTS, int(max_s / max(shares, 1) / per_event)))
 
     def reset(self) -> None:
         """Forget what was measured (tests)."""

@@ -3,8 +3,9 @@
 A sink, not a map step, because the engine's I/O must happen in a fixed order
 per batch (Kafka outputs confirmed, then Redis state committed, then the
 offsets committed to the Kafka consumer group), and a ``DynamicSink`` gives
-each worker its own engine, cache and connections. A batch is processed per
-partition number, so ownership is decided per partition.
+each worker its own engine, cache and connections. Ownership is decided per
+partition number: a worker's round (:mod:`flows.worker_round`) is one batch
+when every partition in it is plain (:mod:`flows.one_batch`), else one per partition.
 
 * **Before each batch** the sink checks that the partition is still owned and
   that Redis still holds what was committed (:meth:`state.store.ProfileStore.verify`,
@@ -38,6 +39,7 @@ from confluent_kafka import KafkaException
 from redis import RedisError
 from redis.exceptions import RedisClusterException
 
+from flows import one_batch
 from flows.batch_bound import BOUND
 from flows.claims import EXIT_FENCED, EXIT_STATE_LOST, KafkaClaimer, StateNotRebuildable, exit_now
 from flows.log_reset import marks_of
@@ -153,6 +155,8 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
             by_partition: dict[int, list[RawMessage]] = {}
             for m in items:
                 by_partition.setdefault(m.origin.partition, []).append(m)
+            if self.settings.one_batch_per_round and one_batch.write_round(self, by_partition):
+                return  # every partition of the round processed as one batch (flows.one_batch)
             for partition, messages in by_partition.items():
                 events = [m for m in self._fresh(partition, messages) if not is_probe(m)]
                 if any(is_probe(m) for m in messages) and not events:
@@ -215,14 +219,24 @@ class _EnginePartition(StatelessSinkPartition[RawMessage]):
                             partition, type(exc).__name__, exc, delay, exc_info=not outage)  # fmt: skip
                 Backoff(dependency, probe=self._probe(dependency)).wait(delay)  # back as soon as it answers
                 delay = min(delay * 2, self.settings.retry_backoff_max_s)
+        self._committed({partition: messages}, worked)
+
+    def _committed(self, rounds: dict[int, list[RawMessage]], worked: float) -> None:
+        """After the commit of ``rounds`` (partition -> its messages; one batch, or a round processed as one):
+        the consumer group's offsets in one commit, the log marks, the progress, the batch bound."""
         metrics.DEPENDENCY_UP.labels("redis").set(1)
         metrics.DEPENDENCY_UP.labels("kafka").set(1)
         metrics.READY.set(1)
         committing = time.perf_counter()
+        messages = [m for batch in rounds.values() for m in batch]
         if self.claimer is not None:
-            applied = {(t, partition): mark for t, mark in marks_of(messages).items()}  # checked after a loss
-            self.claimer.commit_offsets(_next_offsets(messages), applied=applied)
-            self.claimer.remember_log(partition, messages)  # which records were applied (flows.log_reset)
+            offsets, applied = {}, {}
+            for partition, batch in rounds.items():
+                offsets.update(_next_offsets(batch))
+                applied.update({(t, partition): mark for t, mark in marks_of(batch).items()})  # checked after a loss
+            self.claimer.commit_offsets(offsets, applied=applied)
+            for partition, batch in rounds.items():
+                self.claimer.remember_log(partition, batch)  # which records were applied (flows.log_reset)
             self.claimer.watch_redis_memory()  # a Redis restarted or reconfigured to evict keys stops the engine
         PROGRESS.committed(messages)
         STARTUP.committed()

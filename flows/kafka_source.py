@@ -43,6 +43,7 @@ from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.rewind import is_rewind_mark, rewind_mark
 from flows.startup import STARTUP
 from flows.state_probe import probe_message
+from flows.worker_round import ROUND
 from livesignals import metrics
 from livesignals.contract import RawMessage
 from livesignals.errors import Origin
@@ -65,8 +66,12 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         batch_size: int,
         log_check_s: float = CHECK_EVERY_S,
         batch_max_s: float = 0.0,
+        gather: bool = True,
     ) -> None:
         self._topics = topics
+        self._gather = gather
+        """Hand out rounds of the worker's partitions (:mod:`flows.worker_round`); False: this partition's own
+        batches, bounded by the whole ``batch_max_s`` (``one_batch_per_round`` off: as before rounds)."""
         self._batch_max_s = batch_max_s
         self._partition = partition
         self._ownership = ownership
@@ -85,6 +90,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         """The last message handed out per topic (its fingerprint is computed only for a check)."""
         self._log_ends_at = 0.0
         self._assign({t: starts.get(t) for t in topics})
+        if gather:
+            ROUND.join(partition)  # built on the worker's thread, which polls it (flows.worker_round)
 
     def _assign(self, starts: dict[str, int | None], remember: bool = True) -> None:
         if remember:
@@ -94,13 +101,24 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         )
 
     def next_batch(self) -> list[RawMessage]:
+        """What this partition fetched, added to its worker's round: the whole round when this completes it
+        (:mod:`flows.worker_round`), else nothing yet."""
         held = self._ownership.get(self._partition)
         if held is None or held.released:
             if not self._released:
                 self._released = True
                 self._consumer.unassign()
                 log.warning("partition %d released: no longer read by this process", self._partition)
+                if self._gather:
+                    ROUND.leave(self._partition)
+                    return ROUND.gather(self._partition, [])  # the round may have waited for this partition only
             return []
+        if not self._gather:
+            return self._fetch()
+        return ROUND.gather(self._partition, self._fetch())
+
+    def _fetch(self) -> list[RawMessage]:
+        """The messages fetched since the last batch, with the marks the sink reads (rewind, probe)."""
         seek = self._ownership.take_seek(self._partition)
         out: list[RawMessage] = []
         if seek is not None:
@@ -111,7 +129,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         self._begin_check()
         last: dict[str, Any] = {}
         reposition = False
-        for msg in self._consumer.consume(BOUND.limit(self._batch_size, self._batch_max_s), 0.001):
+        for msg in self._consumer.consume(self._limit(), 0.001):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
@@ -156,6 +174,16 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
             out.append(probe_message(self._partition))
         self._note_log_ends()
         return out
+
+    def _limit(self) -> int:
+        """Most messages to fetch: gathering, what its worker's round leaves this partition, at least its share
+        (:meth:`flows.worker_round.WorkerRound.budget`); else the whole bound (:mod:`flows.batch_bound`)."""
+        if not self._gather:
+            return BOUND.limit(self._batch_size, self._batch_max_s)
+        n = ROUND.partitions()
+        whole = BOUND.limit(self._batch_size * n, self._batch_max_s)
+        share = BOUND.limit(self._batch_size, self._batch_max_s, n)
+        return min(self._batch_size, ROUND.budget(self._partition, whole, share))
 
     def _note_log_ends(self) -> None:
         """Pass the log ends of the last fetch responses to the lag monitor, a few times a second
@@ -248,6 +276,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, None]):
         return None
 
     def close(self) -> None:
+        if self._gather:
+            ROUND.leave(self._partition)
         self._consumer.close()
 
 
@@ -291,10 +321,12 @@ def count_problem(counts: dict[str, int]) -> str | None:
 
 
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
-    """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``.
+    """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``;
+    the partitions of one worker hand their batches out together, one round per pass (:mod:`flows.worker_round`).
 
     ``ownership`` claims each partition before it is read (None: no claims, read from the beginning);
-    ``batch_max_s`` bounds a batch by the engine's measured time too (:mod:`flows.batch_bound`; 0: off).
+    ``batch_max_s`` bounds a batch by the engine's measured time too (:mod:`flows.batch_bound`; 0: off);
+    ``one_batch_per_round`` False: each partition hands out its own batches (no rounds, the whole bound each).
     """
 
     def __init__(
@@ -307,9 +339,11 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
         log_check_s: float = CHECK_EVERY_S,
         on_counts: Callable[[dict[str, int]], None] | None = None,
         batch_max_s: float = 0.0,
+        one_batch_per_round: bool = True,
     ) -> None:
         self.log_check_s = log_check_s
         self.batch_max_s = batch_max_s
+        self.one_batch_per_round = one_batch_per_round
         self.on_counts = on_counts
         for option, value in config.items():
             if option in DURABILITY_OPTIONS and str(value).lower() != str(DURABILITY_OPTIONS[option]).lower():
@@ -366,7 +400,8 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             metrics.READY.set(1)  # claimed: Redis and Kafka answered, the partition is owned
             log.info("partition %d: reading %s from %s", partition, self.topics, held.offsets)
         reader = _PartitionReader(
-            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s, self.batch_max_s
-        )
+            self.config, self.topics, partition, self.ownership, self.batch_size, self.log_check_s, self.batch_max_s,
+            self.one_batch_per_round,
+        )  # fmt: skip
         STARTUP.mark("claimed", again=True)
         return reader

@@ -76,6 +76,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
         log_check_s=settings.kafka_log_check_s,
         on_counts=watch.started_with,
         batch_max_s=settings.batch_max_s,
+        one_batch_per_round=settings.one_batch_per_round,
     )
     raw = op.input("kafka-in", flow, source)
     op.output("engine", raw, EngineSink(settings, engine_factory, ownership, claimer))

@@ -317,6 +317,13 @@ PARTITION_COUNT_CHANGED = Gauge(
 
 
 # where a batch's time goes (issue 16: fastpath)
+ENGINE_ROUNDS = Counter(
+    "livesignals_engine_rounds_total",
+    "Rounds of several partitions a worker's engine received (flows.one_batch), by path: combined (one batch), "
+    "split (a partition was not plain: partition by partition) or fallback (the combined batch failed: partition "
+    "by partition).",
+    ["path"],
+)
 BATCH_STAGE_SECONDS = Histogram(
     "livesignals_batch_stage_seconds",
     "Wall time of one stage of an engine batch: wait (from the Kafka timestamp of its oldest message to the "

@@ -86,12 +86,20 @@ class Settings:
     topic_partitions: Annotated[int, Range(1, 100_000)] = 4
     """Partitions used when ``livesignals topics create`` makes the topics."""
     batch_size: Annotated[int, Range(1, 10_000_000)] = 5000
-    """Most messages taken from one partition per engine batch."""
+    """Most messages taken from one partition per engine batch. A worker's round of several partitions is one
+    engine batch (``one_batch_per_round``): with ``batch_max_s`` 0 it holds up to partitions x ``batch_size``
+    events (20,000 for a worker reading 4), in one commit."""
     batch_max_s: Annotated[float, Range(0, 60)] = 0.25
-    """Most wall seconds of work taken from one partition per engine batch, at the engine's measured cost per
-    event (never under 100 events, and 100 until a batch was measured; 0: ``batch_size`` alone): a backlog's
-    flags go out batch by batch instead of waiting for seconds of work, and the worker's other partitions get
-    their turn (:mod:`flows.batch_bound`)."""
+    """Most wall seconds of work a worker's round takes from its partitions, at the engine's measured cost per
+    event: each partition reads what the others left of it, at least its share (never under 100 events a
+    partition, so a round holds at least partitions x 100, and 100 until a batch was measured; 0:
+    ``batch_size`` alone): a backlog's flags go out round by round instead of waiting for seconds of work
+    (:mod:`flows.batch_bound`). ``one_batch_per_round`` off: per partition, as before rounds."""
+    one_batch_per_round: bool = True
+    """Process what a worker's partitions fetched in one pass as one engine batch (one state check, load, publish,
+    commit and consumer-group commit for all of them) when every one is plain (:mod:`flows.one_batch`). Only a
+    worker reading several partitions has rounds (more partitions than processes x workers). Off: as before
+    rounds, each partition's own batches, one after another, each bounded by the whole ``batch_max_s``."""
     produce_timeout_s: Annotated[float, Range(0.001, None)] = 30.0
     """How long a batch waits for Kafka to confirm its outputs before it fails."""
 

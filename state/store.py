@@ -292,20 +292,28 @@ class ProfileStore:
                     f"within {self.wait_timeout_ms} ms (redis_wait_replicas)"
                 )
 
-    def verify(self, partition: int) -> None:
+    def verify(self, *partitions: int) -> None:
         """Raise :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost` unless this process
-        still owns ``partition`` and Redis still holds what it committed (before a batch: no output is
-        computed from a state Redis lost, nor published by a fenced engine). No-op without ownership."""
-        held = self.ownership.get(partition) if self.ownership is not None else None
-        if held is None:
+        still owns each of ``partitions`` and Redis still holds what it committed (before a batch: no output is
+        computed from a state Redis lost, nor published by a fenced engine). No-op without ownership. Their meta
+        hashes are read in one pipelined round trip (a Cluster: one per master holding them; then each one's
+        masters' markers, :mod:`state.node_markers`)."""
+        claims = [self.ownership.get(p) for p in partitions] if self.ownership is not None else []
+        held = [c for c in claims if c is not None]
+        for c in held:
+            if c.released:
+                raise Fenced(c.partition, "released")
+        if not held:
             return
-        if held.released:
-            raise Fenced(partition, "released")
-        row = self.client.hgetall(self.keys.partition_meta(partition))
+        pipe = self.client.pipeline(transaction=False)
+        for c in held:
+            pipe.hgetall(self.keys.partition_meta(c.partition))
+        rows = pipe.execute()
         metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
-        check(held, row, {t: 0 for t in held.offsets})
-        if self.cluster:
-            node_markers.check(self.client, held)  # a master holding only profiles lost them
+        for c, row in zip(held, rows, strict=True):
+            check(c, row, {t: 0 for t in c.offsets})
+        for c in held if self.cluster else ():
+            node_markers.check(self.client, c)  # a master holding only profiles lost them
             metrics.REDIS_ROUNDTRIPS.labels("verify").inc()
 
     def _claims(self, by_part: dict[int, dict[str, int]]) -> dict[int, Claim]:

@@ -390,3 +390,68 @@ def test_with_on_state_loss_stop_an_emptied_redis_stops_the_engine_with_code_4(s
     text = Path(tmp_path / "engine.log").read_bytes()
     assert b"STATE LOST, stopping" in text and b"behind the committed offsets" in text
     assert committed(strict) == 0, "nothing was written"
+
+
+def test_a_partition_claimed_away_during_combined_rounds_gets_no_output_after_its_fence(stream, tmp_path):
+    """One engine reads the four partitions, each round one batch (flows.one_batch); a second owner claims
+    partition 2 mid-stream. The first publishes nothing for partition 2 once it saw the fence (its FENCED
+    line), completes partitions 0, 1 and 3 and keeps running; an engine started then takes partition 2 over
+    (and fences the first out of the rest), and the end state is the uninterrupted run's."""
+    from livesignals.partitioner import owner_partition
+    from state.ownership import claim
+
+    s, reference = stream
+    shared = variant(s, batch_size=100, metrics_port=embedded.free_port())
+    log_path = tmp_path / "first.log"
+    with open(log_path, "wb") as log:
+        first = start_engine(shared, log=log)
+    second = None
+    try:
+        wait_for(shared, N // 4, [first])
+        claim(connect(shared), Keys(shared.key_prefix), 2, shared.input_topics)  # the other owner
+        deadline = time.monotonic() + 60
+        while b"FENCED" not in log_path.read_bytes():
+            assert first.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.05)
+        seen_ms = time.time() * 1000
+        ends = {p: len([m for m in consume_all(s.kafka_bootstrap, s.input_topics[0], N) if m.partition() == p])
+                for p in (0, 1, 3)}  # fmt: skip
+        deadline = time.monotonic() + 180
+        store_offsets = ProfileStoreOffsets(shared)
+        while any(store_offsets.get(p) < ends[p] for p in ends):
+            assert first.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, (store_offsets.all(), ends)
+            time.sleep(0.1)
+        time.sleep(1)
+        assert first.poll() is None  # still running: it owns partitions 0, 1 and 3
+        text = urllib.request.urlopen(f"http://127.0.0.1:{shared.metrics_port}/metrics", timeout=5).read().decode()
+        assert float(text.split('livesignals_engine_rounds_total{path="combined"} ')[1].split()[0]) > 10
+        late = [m for topic in (shared.flags_topic, shared.triggers_topic, shared.decisions_topic)
+                for m in consume_all(s.kafka_bootstrap, topic, 10**9, timeout_s=5)
+                if m.timestamp()[1] > seen_ms and owner_partition(m.key().decode(), 4) == 2]  # fmt: skip
+        assert late == [], f"{len(late)} outputs for partition 2 after the fence"
+        second = start_engine(shared.replace(metrics_port=embedded.free_port()))
+        wait_for(shared, N, [second])
+        time.sleep(1)
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    assert_same_state(reference, shared)
+    assert trigger_ids(shared) == trigger_ids(reference) != set()
+
+
+class ProfileStoreOffsets:
+    """The resume offsets Redis holds for the input topic, per partition."""
+
+    def __init__(self, settings):
+        from state.store import ProfileStore
+
+        self.topic = settings.input_topics[0]
+        self.store = ProfileStore(connect(settings), Keys(settings.key_prefix))
+
+    def all(self) -> dict[int, int]:
+        return self.store.resume_offsets(self.topic)
+
+    def get(self, partition: int) -> int:
+        return self.all().get(partition, 0)
