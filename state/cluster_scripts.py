@@ -1,10 +1,11 @@
-"""The Lua scripts of the Redis Cluster commit, in the slots of the keys they guard (:mod:`state.cluster_commit`).
+"""The Lua scripts of the commit: on Redis Cluster, in the slots of the keys they guard (:mod:`state.cluster_commit`).
 
 A Cluster batch cannot be one transaction (its keys span hash slots), so the
 ownership checks that :func:`state.ownership.check` makes on one Redis inside
 MULTI/EXEC are made here by a script in each slot, atomically with the writes
 they guard: the partition's resume offsets and aggregates (``commit_script``)
-and each customer's profile (``profile_script``).
+and each customer's profile (``profile_script``). On one Redis, ``read_metas``
+reads a commit's partition metas under WATCH in one round trip.
 """
 
 from __future__ import annotations
@@ -72,3 +73,21 @@ def commit_script(client: Any) -> Any:
 def profile_script(client: Any) -> Any:
     """The Cluster conditional profile write (see ``_PROFILE``)."""
     return client.register_script(_PROFILE)
+
+
+# Every hash of KEYS, in one reply (HGETALL each): a commit's partition metas read under WATCH in one round trip.
+_READ_METAS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+return out
+"""
+
+
+def read_metas(client: Any, keys: list[str]) -> list[dict[bytes, bytes]]:
+    """The hashes at ``keys`` (one Redis, or keys of one slot), in one round trip: a combined round's commit
+    reads its partitions' meta hashes under WATCH with this, not one HGETALL round trip each
+    (:mod:`flows.one_batch`). A single key is one HGETALL, as before."""
+    if len(keys) == 1:
+        return [client.hgetall(keys[0])]
+    rows = client.eval(_READ_METAS, len(keys), *keys)
+    return [dict(zip(row[::2], row[1::2], strict=True)) for row in rows]

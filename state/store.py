@@ -62,7 +62,7 @@ from operators.profile360.profile import CustomerState, unreadable_stand_in
 from operators.rules.signals import Flag
 from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
-from state.cluster_scripts import commit_script, profile_script
+from state.cluster_scripts import commit_script, profile_script, read_metas
 from state.erasure import ErasureLedger, pseudonym_writes
 from state.keys import Keys
 from state.models_store import RedisModelLog
@@ -332,10 +332,11 @@ class ProfileStore:
         with self.client.pipeline(transaction=True) as pipe:
             current: dict[int, dict[bytes, bytes]] = {}
             if plan.claims:
-                pipe.watch(*(self.keys.partition_meta(p) for p in plan.offsets))
+                metas = [self.keys.partition_meta(p) for p in plan.offsets]
+                pipe.watch(*metas)
                 pending = False
+                current = dict(zip(plan.offsets, read_metas(pipe, metas), strict=True))
                 for partition, news in plan.offsets.items():
-                    current[partition] = pipe.hgetall(self.keys.partition_meta(partition))
                     pending |= check(plan.claims[partition], current[partition], news)
                 if not pending:
                     return  # a retry of a commit that reached Redis: nothing to do

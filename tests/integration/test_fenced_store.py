@@ -101,3 +101,27 @@ def test_redis_rolled_back_to_before_this_claim_is_state_lost_not_fenced(redis_c
     redis_client.hset(keys.partition_meta(0), mapping=backup)  # the backup restored under the running engine
     with pytest.raises(StateLost, match="epoch went back"):
         running.commit([state(3, 2)], [], {("in", 0): 3})
+
+
+def test_a_commit_of_several_partitions_reads_their_metas_in_one_round_trip_and_still_fences(redis_client, settings):
+    """A combined round (flows.one_batch) commits several partitions at once: their meta hashes are read under
+    WATCH in one round trip (one EVAL), not one HGETALL each, and every partition's claim is still checked."""
+    keys = Keys(settings.key_prefix)
+    ownership = Ownership(lambda p: claim(redis_client, keys, p, ("in",)))
+    for p in range(4):
+        ownership.claim(p)
+    store = ProfileStore(redis_client, keys, ownership=ownership)
+    offsets = {("in", p): 1 for p in range(4)}
+
+    def calls(name: str) -> int:
+        return int(redis_client.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0))
+
+    hgetall, evals = calls("hgetall"), calls("eval")
+    store.commit([state(1, 0)], [], offsets)
+    assert calls("eval") - evals == 1  # the metas in one round trip: one EVAL ...
+    assert calls("hgetall") - hgetall == 4  # ... whose HGETALLs Redis counts too (no HGETALL of the client's own)
+    assert store.resume_offsets("in") == {p: 1 for p in range(4)}
+    Ownership(lambda p: claim(redis_client, keys, p, ("in",))).claim(2)  # another engine takes partition 2
+    with pytest.raises(Fenced):
+        store.commit([state(2, 1)], [], {("in", p): 2 for p in range(4)})
+    assert store.resume_offsets("in") == {p: 1 for p in range(4)}  # nothing written, for any partition
