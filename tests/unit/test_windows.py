@@ -141,3 +141,84 @@ def test_totals_are_the_queries_of_every_count_and_value_metric():
                         assert got.get(metric, 0.0) == w.query(metric, window, now)[1]
                     else:
                         assert metric not in got
+
+
+def _scan_totals(w, window, now):
+    """What ``Windows.totals`` computed before its per-tier sums (one scan of every bucket in range): the
+    reference its sums must equal to the last bit and in key order."""
+    tier, span = WINDOWS[window]
+    start = (now // TIERS[tier][0] - span + 1) * TIERS[tier][0]
+    out: dict[str, float] = {}
+    for name, (size, _) in TIERS.items():
+        for k, bucket in w.buckets.get(name, {}).items():
+            if start <= k * size <= now:
+                for metric, cell in bucket.items():
+                    if type(cell) is int:
+                        out[metric] = out.get(metric, 0) + cell
+                    elif METRICS.get(metric, "count") == "value":
+                        out[metric] = out.get(metric, 0.0) + cell[1]
+        if name == tier:
+            break
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_totals_from_per_tier_sums_equal_a_scan_to_the_bit_and_the_encoding_the_plain_one(seed):
+    """``totals`` adds up tiers summed once per change (``Windows._derived``): the same values, float sums
+    bit for bit and keys in the same order, as a scan of every bucket, with late events, roll-ups, merges and
+    times before, inside and after the buckets; ``to_json_bytes`` is ``serde.dumps(to_json())`` throughout."""
+    from livesignals import serde
+
+    rng = random.Random(seed)
+    w, other = Windows(), Windows()
+    t = 1_767_225_600_000
+    for i in range(500):
+        t += rng.choice([1_000, 60_000, 300_000, 3_600_000, 5 * 3_600_000])
+        late = t - rng.choice([0, 0, 0, 120_000, 3_600_000, 3 * DAY_MS, 40 * DAY_MS])
+        values = {"events": 1, "spend": round(rng.uniform(0.01, 100), 2) * rng.choice([1, 0.1, 3.3]),
+                  "channels": rng.choice("abc"), "errors": rng.choice([0, 1])}  # fmt: skip
+        (other if i % 50 == 49 else w).add(late, values)
+        if i % 50 == 49:
+            w.merge(other)
+        for now in (t, t + 1, t + 3_600_000, t + 8 * DAY_MS, t - 2 * DAY_MS):
+            for window in WINDOWS:
+                got, want = w.totals(window, now), _scan_totals(w, window, now)
+                assert got == want and all(type(got[m]) is type(v) for m, v in want.items()), (window, now)
+        assert w.to_json_bytes() == serde.dumps(w.to_json())
+        again = Windows.from_json(serde.loads(w.to_json_bytes()))
+        assert again == w and again.to_json_bytes() == w.to_json_bytes()
+
+
+def test_an_event_or_a_roll_up_encodes_and_sums_again_only_the_buckets_it_changed():
+    """The claim of ``window_memo``: an event changing a 5-minute bucket does not sum or encode the hourly and
+    daily tiers again (most of a long history's buckets); a roll-up of a 5-minute bucket into an hourly one
+    adds its counts to the hourly tier's sums in place and encodes that one hourly bucket again."""
+    w = Windows()
+    for i in range(2_000):  # a week at one event per 5 minutes: every tier holds buckets
+        w.add(i * 300_000, {"events": 1, "channels": "web"})
+    w.to_json_bytes(), w.totals("30d", w.newest_ms)
+    hourly, daily = w._memo["1h"], w._memo["1d"]
+    sums, fragments, encoded = hourly.ints, dict(hourly.fragments), daily.encoded
+    w.add(w.newest_ms + 1, {"events": 1})  # the same 5-minute bucket: nothing rolls up
+    w.to_json_bytes(), w.totals("30d", w.newest_ms)
+    assert hourly.ints is sums and daily.encoded is encoded
+    assert all(hourly.fragments[k] is fragment for k, fragment in fragments.items())
+    w.add(w.newest_ms + 300_000, {"events": 1})  # 5 minutes on: the oldest 5-minute bucket joins an hourly one
+    assert (
+        sums is not None
+        and hourly.ints is sums
+        and sums["events"][0] == sum(b.get("events", 0) for b in w.buckets["1h"].values())
+    )
+    w.to_json_bytes()
+    again = [k for k, fragment in hourly.fragments.items() if fragments.get(k) is not fragment]
+    assert len(again) == 1 and daily.encoded is encoded
+
+
+def test_a_windows_memo_survives_pickle_and_equality_ignores_it():
+    w = Windows()
+    for i in range(300):
+        w.add(i * 600_000, {"events": 1, "spend": 1.5})
+    w.totals("30d", w.newest_ms), w.to_json_bytes()
+    back = pickle.loads(pickle.dumps(w))
+    assert back == w == Windows.from_json(w.to_json())
+    assert back.totals("7d", w.newest_ms) == w.totals("7d", w.newest_ms) and back.to_json_bytes() == w.to_json_bytes()
