@@ -74,6 +74,11 @@ METRICS: dict[str, str] = {
 MAX_DISTINCT = 32
 """Most distinct values kept per bucket (distinct counts saturate beyond it)."""
 
+KEEP_FROM = 4
+"""Buckets from which a tier's sums (:meth:`Windows.totals`), or all tiers' JSON (:meth:`Windows.to_json_bytes`),
+are kept as they change rather than derived again each time (:mod:`~operators.profile360.window_memo`): a
+customer's first events make a bucket or two, which a scan reads for less than the upkeep costs."""
+
 
 @dataclass
 class Windows:
@@ -206,6 +211,17 @@ class Windows:
                 low, high = -(-start // tier_size), now_ms // tier_size  # start <= k * tier_size <= now_ms
                 kept = memos.get(name)
                 if kept is None:
+                    if len(tier_buckets) < KEEP_FROM:  # a few buckets: scanned, as keeping their sums costs more
+                        for k, bucket in tier_buckets.items():
+                            if low <= k <= high:
+                                for metric, cell in bucket.items():
+                                    if type(cell) is int:
+                                        out[metric] = out.get(metric, 0) + cell
+                                    elif kinds.get(metric, "count") == "value":
+                                        out[metric] = out.get(metric, 0.0) + cell[1]
+                        if name == tier:
+                            break
+                        continue
                     kept = memos[name] = TierMemo()
                 lowest, highest = kept.bounds(tier_buckets)
                 if low <= lowest and highest <= high:  # the whole tier (mostly): its sums as kept
@@ -268,6 +284,8 @@ class Windows:
         """``serde.dumps(self.to_json())``, the same bytes, with only the buckets changed since the last call
         encoded again (:mod:`operators.profile360.window_memo`): what a profile's stored document holds."""
         memos, parts = self._memo, []
+        if not memos and sum(map(len, self.buckets.values())) < KEEP_FROM:  # a short history: encoded at once
+            return serde.dumps(self.to_json())
         for tier, tier_buckets in self.buckets.items():
             memo = memos.get(tier)
             if memo is None:
