@@ -232,9 +232,8 @@ class CustomerState:
         """The stored document, encoded now (without remembering it)."""
         doc: dict[str, Any] = {name: getattr(self, name) for name in SECTIONS}
         doc["events"] = self.events
-        # ``"windows"`` last, as ``doc["windows"] = self.windows.to_json()`` would put it: the same bytes, with
-        # the tiers a batch did not change not encoded again (Windows.to_json_bytes)
-        return serde.dumps(doc)[:-1] + b',"windows":' + self.windows.to_json_bytes() + b"}"
+        doc["windows"] = serde.fragment(self.windows.to_json_bytes())  # to_json()'s bytes, without its copy
+        return serde.dumps(doc)
 
     @classmethod
     def from_bytes(cls, customer_key: str, data: bytes | None) -> CustomerState:

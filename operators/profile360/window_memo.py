@@ -1,20 +1,19 @@
 """What :class:`~operators.profile360.windows.Windows` derives from one tier's buckets, kept until they change.
 
 Issue 16, item 5 (cost that does not grow with history): a customer's window tiers fill as history grows (up
-to 12 five-minute, 24 hourly and 30 daily buckets), and every event used to sum them all again for the rules'
-and churn's window totals and encode them all again for the stored document. An event changes one bucket (and a
-roll-up moves one or two buckets into the next tier), so a :class:`TierMemo` keeps, per tier:
+to 12 five-minute, 24 hourly and 30 daily buckets), and every event used to sum them all again, once per
+window, for the rules' and churn's window totals. An event changes one bucket (and a roll-up moves one or two
+buckets into the next tier), so a :class:`TierMemo` keeps, per tier:
 
 * the sum of every integer cell per metric and how many cells it has (``ints``: exact, so a bucket merged into
   the tier, or rolled out of it, is added or taken away in place) and every value metric's sums in the order a
   scan of the buckets meets them (``floats``: float addition depends on order, so these are gathered again when
   a value cell of the tier changes);
-* the lowest and highest bucket index (a window covering them all takes the sums whole);
-* each bucket's JSON (``fragments``) and the tier's (``encoded``): a bucket is encoded again only once changed.
+* the lowest and highest bucket index (a window covering them all takes the sums whole).
 
 :class:`~operators.profile360.windows.Windows` tells its memos of every change (:meth:`TierMemo.changed`,
 :meth:`TierMemo.removed`, :meth:`TierMemo.merging`); a memo only exists once something was derived. The totals
-and bytes are those of a scan (``tests/unit/test_windows.py``: float sums to the bit, on random streams with
+are those of a scan (``tests/unit/test_windows.py``: float sums to the bit, on random streams with
 late events, roll-ups and merges).
 """
 
@@ -22,14 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from livesignals import serde
-
 
 class TierMemo:
     """What was derived from one tier's buckets since they last changed (see the module docstring); None:
     not derived (or no longer valid)."""
 
-    __slots__ = ("encoded", "floats", "fragments", "high", "ints", "low")
+    __slots__ = ("floats", "high", "ints", "low")
 
     def __init__(self) -> None:
         self.ints: dict[str, list[int]] | None = None
@@ -37,8 +34,6 @@ class TierMemo:
         self.floats: list[tuple[str, float]] | None = None
         self.low: int | None = None
         self.high: int | None = None
-        self.fragments: dict[int, bytes] = {}
-        self.encoded: bytes | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -49,16 +44,13 @@ class TierMemo:
 
     def changed(self, index: int) -> None:
         """Bucket ``index`` of the tier was folded into (or made)."""
-        self.ints = self.floats = self.encoded = None
-        self.fragments.pop(index, None)
+        self.ints = self.floats = None
         if self.low is not None and self.high is not None:
             self.low, self.high = min(self.low, index), max(self.high, index)
 
     def removed(self, index: int, bucket: dict[str, Any], kinds: dict[str, str]) -> None:
         """Bucket ``index`` (``bucket``) left the tier (rolled up, or dropped): its integer cells are taken
         away from ``ints``."""
-        self.encoded = None
-        self.fragments.pop(index, None)
         if index == self.low or index == self.high:
             self.low = self.high = None
         ints = self.ints
@@ -78,8 +70,6 @@ class TierMemo:
     def merging(self, index: int, source: dict[str, Any], target: dict[str, Any], kinds: dict[str, str]) -> None:
         """Bucket ``source`` is about to be merged into ``target``, the tier's bucket ``index``
         (``windows._merge_bucket``): count cells are added to ``ints`` as the merge adds them."""
-        self.encoded = None
-        self.fragments.pop(index, None)
         if self.low is not None and self.high is not None:
             self.low, self.high = min(self.low, index), max(self.high, index)
         ints = self.ints
@@ -118,19 +108,6 @@ class TierMemo:
         if self.low is None or self.high is None:
             self.low, self.high = min(tier_buckets), max(tier_buckets)
         return self.low, self.high
-
-    def json(self, tier: str, tier_buckets: dict[int, dict[str, Any]]) -> bytes:
-        """``"<tier>":{...}``, the tier in :meth:`Windows.to_json`'s form, encoded: only its changed buckets
-        encoded again."""
-        if self.encoded is None:
-            fragments, parts = self.fragments, []
-            for k, bucket in tier_buckets.items():
-                fragment = fragments.get(k)
-                if fragment is None:
-                    fragment = fragments[k] = serde.dumps(str(k)) + b":" + serde.dumps(bucket)
-                parts.append(fragment)
-            self.encoded = serde.dumps(tier) + b":{" + b",".join(parts) + b"}"
-        return self.encoded
 
 
 def scan(

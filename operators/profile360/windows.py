@@ -75,9 +75,9 @@ MAX_DISTINCT = 32
 """Most distinct values kept per bucket (distinct counts saturate beyond it)."""
 
 KEEP_FROM = 4
-"""Buckets from which a tier's sums (:meth:`Windows.totals`), or all tiers' JSON (:meth:`Windows.to_json_bytes`),
-are kept as they change rather than derived again each time (:mod:`~operators.profile360.window_memo`): a
-customer's first events make a bucket or two, which a scan reads for less than the upkeep costs."""
+"""Buckets from which a tier's sums (:meth:`Windows.totals`) are kept as they change rather than summed again at
+each call (:mod:`~operators.profile360.window_memo`): a customer's first events make a bucket or two, which a
+scan reads for less than the upkeep costs."""
 
 
 @dataclass
@@ -94,9 +94,9 @@ class Windows:
     _totals: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
     """Totals already computed since the last change (rules, features and actions share them)."""
     _memo: dict[str, TierMemo] = field(default_factory=dict, repr=False, compare=False)
-    """Per tier, what :meth:`totals` and :meth:`to_json_bytes` derived from its buckets, kept up to date as they
-    change (:mod:`operators.profile360.window_memo`): an event changes one bucket, so neither costs more per
-    event as a customer's history fills its tiers."""
+    """Per tier (of :data:`KEEP_FROM` buckets or more), the sums :meth:`totals` derived from its buckets, kept up
+    to date as they change (:mod:`operators.profile360.window_memo`): an event changes one bucket, so the hourly
+    and daily buckets a long history fills are not summed again at every call."""
 
     def add(self, t_ms: int, values: dict[str, Any]) -> None:
         """Add one event's metric values (count metrics: increment; value: amount;
@@ -281,17 +281,9 @@ class Windows:
         return {"b": {tier: {str(k): v for k, v in b.items()} for tier, b in self.buckets.items()}, "n": self.newest_ms}
 
     def to_json_bytes(self) -> bytes:
-        """``serde.dumps(self.to_json())``, the same bytes, with only the buckets changed since the last call
-        encoded again (:mod:`operators.profile360.window_memo`): what a profile's stored document holds."""
-        memos, parts = self._memo, []
-        if not memos and sum(map(len, self.buckets.values())) < KEEP_FROM:  # a short history: encoded at once
-            return serde.dumps(self.to_json())
-        for tier, tier_buckets in self.buckets.items():
-            memo = memos.get(tier)
-            if memo is None:
-                memo = memos[tier] = TierMemo()
-            parts.append(memo.json(tier, tier_buckets))
-        return b'{"b":{' + b",".join(parts) + b'},"n":' + serde.dumps(self.newest_ms) + b"}"
+        """``serde.dumps(self.to_json())``, the same bytes, in one call (bucket indexes written as JSON strings
+        by the encoder, without a copy of the buckets with string keys): what a profile's stored document holds."""
+        return serde.dumps_int_keys({"b": self.buckets, "n": self.newest_ms})
 
     @classmethod
     def from_json(
