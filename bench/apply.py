@@ -18,6 +18,14 @@ and the median: what a change of the apply path gained or cost, in one run.
 
     python -m bench.apply [--events 30000] [--customers 3000] [--batch 1000] [--models on|off] [--profile]
                           [--compare-ref REV [--pairs 3]] [--gc engine|python] [--callgrind]
+                          [--depth 2,20,100 [--step-ms MS] [--skew S]]
+
+With ``--depth`` (issue 16, item 5: cost as history grows) each run first applies ``depth x customers``
+events of the same stream, not counted, then counts the next ``--events``: the engine on a state warmed to
+that many events per customer (``bench.memory``'s stream shape unless ``--step-ms``/``--skew`` say: events
+2 s apart, activity skew 0.6, so windows and bounded lists fill as history spans hours and days). Several
+depths run one after another, each in a fresh process (with ``--compare-ref``, that commit's engine first);
+with ``--callgrind``, each depth is counted in instructions.
 
 With ``--callgrind`` (valgrind installed) each run is counted in CPU instructions
 instead of timed: the engine runs under ``valgrind --tool=callgrind`` with the
