@@ -11,6 +11,8 @@ buckets into the next tier), so a :class:`TierMemo` keeps, per tier:
   a value cell of the tier changes);
 * the lowest and highest bucket index (a window covering them all takes the sums whole).
 
+Sums nobody reads are not kept up: after :data:`MAX_UNREAD` roll-ups without a read they are dropped.
+
 :class:`~operators.profile360.windows.Windows` tells its memos of every change (:meth:`TierMemo.changed`,
 :meth:`TierMemo.removed`, :meth:`TierMemo.merging`); a memo only exists once something was derived. The totals
 are those of a scan (``tests/unit/test_windows.py``: float sums to the bit, on random streams with
@@ -21,12 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_UNREAD = 2
+"""Roll-ups a tier's sums are kept up with in place between two reads of them: beyond, they are dropped and
+summed again at the next read (with models off few events read the windows, and keeping sums nobody reads
+cost more than it saved: 2.5 % more instructions per event at 100 events per customer)."""
+
 
 class TierMemo:
     """What was derived from one tier's buckets since they last changed (see the module docstring); None:
     not derived (or no longer valid)."""
 
-    __slots__ = ("floats", "high", "ints", "low")
+    __slots__ = ("floats", "high", "ints", "low", "unread")
 
     def __init__(self) -> None:
         self.ints: dict[str, list[int]] | None = None
@@ -34,6 +41,8 @@ class TierMemo:
         self.floats: list[tuple[str, float]] | None = None
         self.low: int | None = None
         self.high: int | None = None
+        self.unread = 0
+        """Changes kept up in place since the sums were last read (beyond :data:`MAX_UNREAD`, dropped instead)."""
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -54,6 +63,10 @@ class TierMemo:
         if index == self.low or index == self.high:
             self.low = self.high = None
         ints = self.ints
+        if ints is None or self.unread >= MAX_UNREAD:
+            self.ints = self.floats = None
+            return
+        self.unread += 1
         for metric, cell in bucket.items():
             if type(cell) is int:
                 held = None if ints is None else ints.get(metric)
@@ -73,6 +86,10 @@ class TierMemo:
         if self.low is not None and self.high is not None:
             self.low, self.high = min(self.low, index), max(self.high, index)
         ints = self.ints
+        if ints is None or self.unread >= MAX_UNREAD:
+            self.ints = self.floats = None
+            return
+        self.unread += 1
         for metric, cell in source.items():
             kind = kinds.get(metric, "count")
             if kind == "count":
@@ -96,6 +113,7 @@ class TierMemo:
         self, tier_buckets: dict[int, dict[str, Any]], kinds: dict[str, str]
     ) -> tuple[dict[str, list[int]], list[Any]]:
         """``(ints, floats)`` of every bucket of the tier (see the module docstring), derived again if needed."""
+        self.unread = 0
         if self.ints is None or self.floats is None:
             ints, floats = scan(tier_buckets, kinds)
             if self.ints is None:

@@ -162,8 +162,9 @@ def _scan_totals(w, window, now):
     return out
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_totals_from_per_tier_sums_equal_a_scan_to_the_bit_and_the_encoding_the_plain_one(seed):
+@pytest.mark.parametrize("reads_every", [1, 7])
+@pytest.mark.parametrize("seed", range(8))
+def test_totals_from_per_tier_sums_equal_a_scan_to_the_bit_and_the_encoding_the_plain_one(seed, reads_every):
     """``totals`` adds up tiers summed once per change (``Windows._derived``): the same values, float sums
     bit for bit and keys in the same order, as a scan of every bucket, with late events, roll-ups, merges and
     times before, inside and after the buckets; ``to_json_bytes`` is ``serde.dumps(to_json())`` throughout."""
@@ -180,6 +181,8 @@ def test_totals_from_per_tier_sums_equal_a_scan_to_the_bit_and_the_encoding_the_
         (other if i % 50 == 49 else w).add(late, values)
         if i % 50 == 49:
             w.merge(other)
+        if i % reads_every:  # sums read rarely are dropped, not kept up (window_memo.MAX_UNREAD)
+            continue
         for now in (t, t + 1, t + 3_600_000, t + 8 * DAY_MS, t - 2 * DAY_MS):
             for window in WINDOWS:
                 got, want = w.totals(window, now), _scan_totals(w, window, now)
@@ -209,6 +212,25 @@ def test_an_event_or_a_roll_up_sums_again_only_the_tier_it_changed():
         and sums["events"][0] == sum(b.get("events", 0) for b in w.buckets["1h"].values())
     )
     assert w._memo["5m"].ints is None  # the tier the event fell in: summed again when next asked
+
+
+def test_sums_nobody_reads_are_dropped_after_a_few_roll_ups_not_kept_up():
+    from operators.profile360.window_memo import MAX_UNREAD
+
+    w = Windows()
+    for i in range(200):
+        w.add(i * 300_000, {"events": 1})
+    w.totals("24h", w.newest_ms)
+    hourly = w._memo["1h"]
+    for i in range(MAX_UNREAD):  # each 5 minutes on: a 5-minute bucket rolls into the hourly tier
+        w.add(w.newest_ms + 300_000, {"events": 1})
+        assert hourly.ints is not None and hourly.unread == i + 1
+    w.add(w.newest_ms + 300_000, {"events": 1})
+    assert hourly.ints is None  # summed again at the next read
+    assert w.totals("24h", w.newest_ms)["events"] == sum(
+        b["events"] for t in ("5m", "1h") for b in w.buckets[t].values()
+    )
+    assert hourly.unread == 0 and hourly.ints is not None
 
 
 def test_a_windows_memo_survives_pickle_and_equality_ignores_it():
