@@ -23,6 +23,25 @@ def dumps(obj: Any, indent: bool = False) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2) if indent else orjson.dumps(obj)
 
 
+def dumps_int_keys(obj: Any) -> bytes:
+    """:func:`dumps` of ``obj`` whose dicts may have integer keys, written as JSON strings (what ``str(key)``
+    gives), without copying them into dicts with string keys first.
+
+    >>> dumps_int_keys({"b": {5: [1], -3: {}}}) == dumps({"b": {"5": [1], "-3": {}}})
+    True
+    """
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+
+
+def fragment(encoded: bytes) -> Any:
+    """JSON already encoded, which :func:`dumps` writes as is where it stands in a document.
+
+    >>> dumps({"a": 1, "b": fragment(b'{"c":2}')})
+    b'{"a":1,"b":{"c":2}}'
+    """
+    return orjson.Fragment(encoded)
+
+
 def loads(data: bytes | str) -> Any:
     """Decode JSON bytes; raises :data:`JSONDecodeError` on bad input."""
     return orjson.loads(data)

@@ -35,6 +35,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from livesignals import serde
+from operators.profile360.window_memo import TierMemo, scan
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
@@ -71,6 +74,11 @@ METRICS: dict[str, str] = {
 MAX_DISTINCT = 32
 """Most distinct values kept per bucket (distinct counts saturate beyond it)."""
 
+KEEP_FROM = 4
+"""Buckets from which a tier's sums (:meth:`Windows.totals`) are kept as they change rather than summed again at
+each call (:mod:`~operators.profile360.window_memo`): a customer's first events make a bucket or two, which a
+scan reads for less than the upkeep costs."""
+
 
 @dataclass
 class Windows:
@@ -85,6 +93,10 @@ class Windows:
     """Most metric names per bucket (new names beyond it are not counted in that bucket)."""
     _totals: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
     """Totals already computed since the last change (rules, features and actions share them)."""
+    _memo: dict[str, TierMemo] = field(default_factory=dict, repr=False, compare=False)
+    """Per tier (of :data:`KEEP_FROM` buckets or more), the sums :meth:`totals` derived from its buckets, kept up
+    to date as they change (:mod:`operators.profile360.window_memo`): an event changes one bucket, so the hourly
+    and daily buckets a long history fills are not summed again at every call."""
 
     def add(self, t_ms: int, values: dict[str, Any]) -> None:
         """Add one event's metric values (count metrics: increment; value: amount;
@@ -105,6 +117,9 @@ class Windows:
                 if bucket is None:
                     bucket = tier_buckets[index] = {}
                 self._fold_all(bucket, values)
+                memo = self._memo.get(tier)
+                if memo is not None:
+                    memo.changed(index)
                 return
 
     def _fold_all(self, bucket: dict[str, Any], values: dict[str, Any]) -> None:
@@ -134,11 +149,19 @@ class Windows:
             tier_buckets = self.buckets.get(tier)
             if not tier_buckets or min(tier_buckets) >= oldest_kept:
                 continue
+            memos = self._memo
             for index in [k for k in tier_buckets if k < oldest_kept]:
                 bucket = tier_buckets.pop(index)
+                memo = memos.get(tier)
+                if memo is not None:
+                    memo.removed(index, bucket, self.kinds)
                 if i + 1 < len(tiers):
                     coarse_tier, (coarse_size, _) = tiers[i + 1]
-                    target = self.buckets.setdefault(coarse_tier, {}).setdefault(index * size // coarse_size, {})
+                    coarse_index = index * size // coarse_size
+                    target = self.buckets.setdefault(coarse_tier, {}).setdefault(coarse_index, {})
+                    memo = memos.get(coarse_tier)
+                    if memo is not None:
+                        memo.merging(coarse_index, bucket, target, self.kinds)
                     _merge_bucket(target, bucket, self.kinds)
 
     def query(self, metric: str, window: str, now_ms: int) -> Any:
@@ -181,18 +204,34 @@ class Windows:
         tier, span = WINDOWS[window]
         start = (now_ms // TIERS[tier][0] - span + 1) * TIERS[tier][0]
         out: dict[str, float] = {}
-        kinds, buckets = self.kinds, self.buckets
+        kinds, buckets, memos = self.kinds, self.buckets, self._memo
         for name, (tier_size, _) in _TIER_LIST:
             tier_buckets = buckets.get(name)
             if tier_buckets:
                 low, high = -(-start // tier_size), now_ms // tier_size  # start <= k * tier_size <= now_ms
-                for k, bucket in tier_buckets.items():
-                    if low <= k <= high:
-                        for metric, cell in bucket.items():
-                            if type(cell) is int:
-                                out[metric] = out.get(metric, 0) + cell
-                            elif kinds.get(metric, "count") == "value":
-                                out[metric] = out.get(metric, 0.0) + cell[1]
+                kept = memos.get(name)
+                if kept is None:
+                    if len(tier_buckets) < KEEP_FROM:  # a few buckets: scanned, as keeping their sums costs more
+                        for k, bucket in tier_buckets.items():
+                            if low <= k <= high:
+                                for metric, cell in bucket.items():
+                                    if type(cell) is int:
+                                        out[metric] = out.get(metric, 0) + cell
+                                    elif kinds.get(metric, "count") == "value":
+                                        out[metric] = out.get(metric, 0.0) + cell[1]
+                        if name == tier:
+                            break
+                        continue
+                    kept = memos[name] = TierMemo()
+                lowest, highest = kept.bounds(tier_buckets)
+                if low <= lowest and highest <= high:  # the whole tier (mostly): its sums as kept
+                    ints, floats = kept.sums(tier_buckets, kinds)
+                else:
+                    ints, floats = scan(tier_buckets, kinds, low, high)
+                for metric, (count, _) in ints.items():  # integers: the same sum in any order
+                    out[metric] = out.get(metric, 0) + count
+                for metric, value in floats:  # floats: added in a scan's order, so the same to the last bit
+                    out[metric] = out.get(metric, 0.0) + value
             if name == tier:
                 break
         if len(self._totals) >= 16:  # readers may ask at many times between changes
@@ -228,6 +267,7 @@ class Windows:
         """Add another set of buckets into this one (e.g. a linked anonymous profile,
         or another partition's KPI aggregates)."""
         self._totals.clear()
+        self._memo.clear()
         for tier, buckets in other.buckets.items():
             mine = self.buckets.setdefault(tier, {})
             for index, bucket in buckets.items():
@@ -239,6 +279,11 @@ class Windows:
     def to_json(self) -> dict[str, Any]:
         """The persisted form (bucket indexes become JSON object keys, i.e. strings)."""
         return {"b": {tier: {str(k): v for k, v in b.items()} for tier, b in self.buckets.items()}, "n": self.newest_ms}
+
+    def to_json_bytes(self) -> bytes:
+        """``serde.dumps(self.to_json())``, the same bytes, in one call (bucket indexes written as JSON strings
+        by the encoder, without a copy of the buckets with string keys): what a profile's stored document holds."""
+        return serde.dumps_int_keys({"b": self.buckets, "n": self.newest_ms})
 
     @classmethod
     def from_json(

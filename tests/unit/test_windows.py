@@ -141,3 +141,103 @@ def test_totals_are_the_queries_of_every_count_and_value_metric():
                         assert got.get(metric, 0.0) == w.query(metric, window, now)[1]
                     else:
                         assert metric not in got
+
+
+def _scan_totals(w, window, now):
+    """What ``Windows.totals`` computed before its per-tier sums (one scan of every bucket in range): the
+    reference its sums must equal to the last bit and in key order."""
+    tier, span = WINDOWS[window]
+    start = (now // TIERS[tier][0] - span + 1) * TIERS[tier][0]
+    out: dict[str, float] = {}
+    for name, (size, _) in TIERS.items():
+        for k, bucket in w.buckets.get(name, {}).items():
+            if start <= k * size <= now:
+                for metric, cell in bucket.items():
+                    if type(cell) is int:
+                        out[metric] = out.get(metric, 0) + cell
+                    elif METRICS.get(metric, "count") == "value":
+                        out[metric] = out.get(metric, 0.0) + cell[1]
+        if name == tier:
+            break
+    return out
+
+
+@pytest.mark.parametrize("reads_every", [1, 7])
+@pytest.mark.parametrize("seed", range(8))
+def test_totals_from_per_tier_sums_equal_a_scan_to_the_bit_and_the_encoding_the_plain_one(seed, reads_every):
+    """``totals`` adds up tiers summed once per change (``Windows._derived``): the same values, float sums
+    bit for bit and keys in the same order, as a scan of every bucket, with late events, roll-ups, merges and
+    times before, inside and after the buckets; ``to_json_bytes`` is ``serde.dumps(to_json())`` throughout."""
+    from livesignals import serde
+
+    rng = random.Random(seed)
+    w, other = Windows(), Windows()
+    t = 1_767_225_600_000
+    for i in range(500):
+        t += rng.choice([1_000, 60_000, 300_000, 3_600_000, 5 * 3_600_000])
+        late = t - rng.choice([0, 0, 0, 120_000, 3_600_000, 3 * DAY_MS, 40 * DAY_MS])
+        values = {"events": 1, "spend": round(rng.uniform(0.01, 100), 2) * rng.choice([1, 0.1, 3.3]),
+                  "channels": rng.choice("abc"), "errors": rng.choice([0, 1])}  # fmt: skip
+        (other if i % 50 == 49 else w).add(late, values)
+        if i % 50 == 49:
+            w.merge(other)
+        if i % reads_every:  # sums read rarely are dropped, not kept up (window_memo.MAX_UNREAD)
+            continue
+        for now in (t, t + 1, t + 3_600_000, t + 8 * DAY_MS, t - 2 * DAY_MS):
+            for window in WINDOWS:
+                got, want = w.totals(window, now), _scan_totals(w, window, now)
+                assert got == want and all(type(got[m]) is type(v) for m, v in want.items()), (window, now)
+        assert w.to_json_bytes() == serde.dumps(w.to_json())
+        again = Windows.from_json(serde.loads(w.to_json_bytes()))
+        assert again == w and again.to_json_bytes() == w.to_json_bytes()
+
+
+def test_an_event_or_a_roll_up_sums_again_only_the_tier_it_changed():
+    """The claim of ``window_memo``: an event changing a 5-minute bucket does not sum the hourly and daily tiers
+    again (most of a long history's buckets); a roll-up of a 5-minute bucket into an hourly one adds its counts
+    to the hourly tier's sums in place."""
+    w = Windows()
+    for i in range(2_000):  # a week at one event per 5 minutes: every tier holds buckets
+        w.add(i * 300_000, {"events": 1, "channels": "web"})
+    w.totals("30d", w.newest_ms)
+    hourly, daily = w._memo["1h"], w._memo["1d"]
+    sums, daily_sums = hourly.ints, daily.ints
+    w.add(w.newest_ms + 1, {"events": 1})  # the same 5-minute bucket: nothing rolls up
+    w.totals("30d", w.newest_ms)
+    assert hourly.ints is sums and daily.ints is daily_sums and w._memo["5m"].ints is not None
+    w.add(w.newest_ms + 300_000, {"events": 1})  # 5 minutes on: the oldest 5-minute bucket joins an hourly one
+    assert (
+        sums is not None
+        and hourly.ints is sums
+        and sums["events"][0] == sum(b.get("events", 0) for b in w.buckets["1h"].values())
+    )
+    assert w._memo["5m"].ints is None  # the tier the event fell in: summed again when next asked
+
+
+def test_sums_nobody_reads_are_dropped_after_a_few_roll_ups_not_kept_up():
+    from operators.profile360.window_memo import MAX_UNREAD
+
+    w = Windows()
+    for i in range(200):
+        w.add(i * 300_000, {"events": 1})
+    w.totals("24h", w.newest_ms)
+    hourly = w._memo["1h"]
+    for i in range(MAX_UNREAD):  # each 5 minutes on: a 5-minute bucket rolls into the hourly tier
+        w.add(w.newest_ms + 300_000, {"events": 1})
+        assert hourly.ints is not None and hourly.unread == i + 1
+    w.add(w.newest_ms + 300_000, {"events": 1})
+    assert hourly.ints is None  # summed again at the next read
+    assert w.totals("24h", w.newest_ms)["events"] == sum(
+        b["events"] for t in ("5m", "1h") for b in w.buckets[t].values()
+    )
+    assert hourly.unread == 0 and hourly.ints is not None
+
+
+def test_a_windows_memo_survives_pickle_and_equality_ignores_it():
+    w = Windows()
+    for i in range(300):
+        w.add(i * 600_000, {"events": 1, "spend": 1.5})
+    w.totals("30d", w.newest_ms), w.to_json_bytes()
+    back = pickle.loads(pickle.dumps(w))
+    assert back == w == Windows.from_json(w.to_json())
+    assert back.totals("7d", w.newest_ms) == w.totals("7d", w.newest_ms) and back.to_json_bytes() == w.to_json_bytes()
