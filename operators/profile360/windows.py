@@ -292,12 +292,27 @@ class Windows:
         kinds: dict[str, str] | None = None,
         max_metrics: int | None = None,
     ) -> Windows:
-        """Rebuild from :meth:`to_json` output."""
+        """Rebuild from :meth:`to_json` output; a bucket index no event time gives (outside 64 bits: a damaged or
+        hand-made document) is a ``ValueError``, so the profile is unreadable rather than failing every commit
+        of its customer (break-test 18b, B3: the encoder refuses such keys).
+
+        >>> Windows.from_json({"n": 0, "b": {"1d": {str(2**64): {"events": 1}}}})
+        Traceback (most recent call last):
+        ValueError: window bucket index out of range: 18446744073709551616
+        """
         w = cls(kinds=METRICS if kinds is None else kinds, max_metrics=max_metrics)
         if doc:
-            w.buckets = {tier: {int(k): v for k, v in b.items()} for tier, b in doc["b"].items()}
+            w.buckets = {tier: {_index(k): v for k, v in b.items()} for tier, b in doc["b"].items()}
             w.newest_ms = doc["n"]
         return w
+
+
+def _index(key: str) -> int:
+    """A stored bucket's index, within the 64 bits the encoder writes (any event time's bucket is)."""
+    index = int(key)
+    if not -(2**63) <= index < 2**63:
+        raise ValueError(f"window bucket index out of range: {key}")
+    return index
 
 
 def _merge_bucket(target: dict[str, Any], source: dict[str, Any], kinds: dict[str, str]) -> None:

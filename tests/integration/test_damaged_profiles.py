@@ -77,12 +77,15 @@ def test_a_damaged_customers_due_churn_snapshots_are_labelled_once_it_is_repaire
 def test_an_empty_value_or_a_section_of_the_wrong_type_is_damage_not_a_new_customer(redis_client, settings):
     """A4: an empty stored value was read as a new customer (its history overwritten at the next commit),
     a section of the wrong type dead-lettered each event with a TypeError, and a ``windows`` section of the
-    wrong shape failed the whole batch. Each is now an unreadable profile, as a damaged frame is: the
+    wrong shape failed the whole batch, and so did a window bucket index outside 64 bits (the encoder refused it
+    at every commit: break-test 18b, B3). Each is now an unreadable profile, as a damaged frame is: the
     customer's events dead-lettered as ``UnreadableProfile``, the value kept for repair."""
     s = settings.replace(models_enabled=False, policy_clock="stream")
     keys = Keys(s.key_prefix)
+    big = b'{"windows": {"n": %d, "b": {"1d": {"%s": {"events": 1}}}}}'
     for bad in (b"", b'{"events": "x"}', b'{"events": true}', b'{"history": []}', b'{"windows": [1]}',
-                b'{"windows": {"n": 1}}'):  # fmt: skip
+                b'{"windows": {"n": 1}}', big % (T0, b"18446744073709551616"),
+                big % (T0, b"-9223372036854775809")):  # fmt: skip
         redis_client.flushdb()
         redis_client.set(keys.profile("customer_id:c1"), bad)
         engine = Engine(s, ProfileStore(redis_client, keys), Capture(), clock=lambda: (T0 + 60_000) / 1000)
@@ -113,9 +116,7 @@ def test_a_profile_damaged_while_cached_is_rewritten_from_the_cache_at_the_next_
     assert [d.detail.split(":")[0] for d in report.dead_letters] == ["UnreadableProfile"]
 
 
-def test_a_data_subject_export_reports_a_damaged_profile_and_timeline_entry_instead_of_failing(
-    redis_client, settings
-):
+def test_a_data_subject_export_reports_a_damaged_profile_and_timeline_entry_instead_of_failing(redis_client, settings):
     """A damaged stored profile made `livesignals export` fail (JSONDecodeError / CorruptDocument out of the
     export), so a data subject's export of that customer could not be produced at all. Now the export holds
     why each damaged document cannot be read and its stored bytes (what Redis holds), beside what can be read."""
