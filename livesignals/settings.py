@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,6 +40,7 @@ from livesignals.settings_check import (
     check_settings,
     parse_env,
 )
+from livesignals.settings_sources import read_toml, warn_unknown_variables
 
 __all__ = ["REDACTED", "Range", "Settings", "SettingsError", "redact_url"]
 
@@ -399,7 +398,7 @@ class Settings:
         source: dict[str, str] = {}
         path = path or env.get("LIVESIGNALS_CONFIG")
         if path:
-            values.update(_read_toml(path))
+            values.update(read_toml(path))
             source = dict.fromkeys(values, f"in {path}")
         hints = _hints()
         for f in fields(cls):
@@ -408,7 +407,7 @@ class Settings:
             if raw is not None:
                 values[f.name] = parse_env(variable, raw, hints[f.name])
                 source[f.name] = f"from {variable}"
-        _warn_unknown_variables(env, {f"LIVESIGNALS_{f.name.upper()}" for f in fields(cls)})
+        warn_unknown_variables(env, {f"LIVESIGNALS_{f.name.upper()}" for f in fields(cls)})
         moved = [name for name in _MOVED_TO_RULES if name in values or f"LIVESIGNALS_{name.upper()}" in env]
         if moved:
             raise SettingsError(f"settings {moved} are now thresholds in the rules file (rules_path): "
@@ -480,27 +479,3 @@ def quiet_hours_note(quiet_hours: str) -> str:
 def _hints() -> dict[str, Any]:
     """The fields' type hints with their ``Annotated`` ranges and formats."""
     return get_type_hints(Settings, include_extras=True)
-
-
-def _read_toml(path: str | Path) -> dict[str, Any]:
-    """The settings file as a dict; a missing or malformed file is a :class:`SettingsError`."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise SettingsError(f"settings file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
-
-
-_NOT_SETTINGS = ("LIVESIGNALS_CONFIG", "LIVESIGNALS_TEST_", "LIVESIGNALS_BENCH_", "LIVESIGNALS_UPDATE_SCREENSHOT")
-"""``LIVESIGNALS_*`` variables that are not settings: the config file's path, the test suite's and the
-benchmarks' switches."""
-
-
-def _warn_unknown_variables(env: Mapping[str, str], known: set[str]) -> None:
-    """Log a warning for a ``LIVESIGNALS_*`` variable that names no setting (``LIVESIGNALS_BATCHSIZE``):
-    an unknown TOML key is an error, but the environment also holds other tools' variables."""
-    for name in sorted(env):
-        if name.startswith("LIVESIGNALS_") and name not in known and not name.startswith(_NOT_SETTINGS):
-            logging.getLogger(__name__).warning("%s names no setting: ignored (see livesignals settings)", name)

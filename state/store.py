@@ -67,7 +67,10 @@ from state.erasure import ErasureLedger, pseudonym_writes
 from state.keys import Keys
 from state.models_store import RedisModelLog
 from state.ownership import Claim, Fenced, Ownership, check
+from state.replicas import ReplicasBehind, wait_for_replicas
 from state.retention import Retention, is_anonymous
+
+__all__ = ["ProfileStore", "ReplicasBehind"]
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +99,6 @@ elseif not persistent and redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return added
 """
-
-
-class ReplicasBehind(redis.RedisError):
-    """Fewer replicas than ``redis_wait_replicas`` acknowledged a commit in time: an outage, retried."""
 
 
 class ProfileStore:
@@ -244,7 +243,7 @@ class ProfileStore:
             def run(plan: Plan) -> None:
                 self.erasures.scrub_flags(erased)  # before the commit: a retried batch scrubs again
                 write(plan)
-                self._wait_for_replicas()
+                wait_for_replicas(self.client, self.cluster, self.wait_replicas, self.wait_timeout_ms)
 
             if self.retry is None:
                 run(plan)
@@ -269,28 +268,6 @@ class ProfileStore:
             rebuild.finish(self.client, self.keys, held)
         except (redis.RedisError, RedisClusterException) as exc:
             log.warning("partition %d: rebuild marks kept for now (%s)", held.partition, exc)
-
-    def _wait_for_replicas(self) -> None:
-        """``WAIT`` for ``wait_replicas`` replicas on every master the commit wrote to (off at 0).
-
-        WAIT counts the writes of its own connection: the store's client is used by one worker at a
-        time, so its pool hands the commit's connection back for the WAIT. A retry of a commit that
-        reached Redis writes nothing and waits again, so nothing is acknowledged before its replicas have it.
-        """
-        if self.wait_replicas <= 0:
-            return
-        if self.cluster:
-            clients = [self.client.get_redis_connection(node) for node in self.client.get_primaries()]
-        else:
-            clients = [self.client]
-        for client in clients:
-            acknowledged = int(client.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms))
-            metrics.REDIS_ROUNDTRIPS.labels("wait").inc()
-            if acknowledged < self.wait_replicas:
-                raise ReplicasBehind(
-                    f"{acknowledged} of {self.wait_replicas} replicas acknowledged the commit "
-                    f"within {self.wait_timeout_ms} ms (redis_wait_replicas)"
-                )
 
     def verify(self, *partitions: int) -> None:
         """Raise :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost` unless this process
