@@ -55,6 +55,8 @@ def bench_settings(kafka: str, redis_url: str, name: str, **changes: Any) -> Set
         topic_partitions=4,
         log_level="WARNING",
     )
+    if not os.environ.get("LIVESIGNALS_BENCH_KAFKA"):  # the embedded broker (services())
+        s = s.replace(kafka_fetch_wait_ms=embedded.FETCH_WAIT_MS)
     s = s.replace(**changes)
     ensure_topics(s)
     return s
