@@ -70,6 +70,7 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
         settings = Settings.load(env={}).replace(
             kafka_bootstrap=kafka.address,
             redis_url=f"redis://{red.address}/0",
+            kafka_fetch_wait_ms=embedded.FETCH_WAIT_MS,
             metrics_port=embedded.free_port(),
             batch_size=2000,
             quiet_hours="0-0",  # a demo at night should still show next-best actions going out

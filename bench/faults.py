@@ -147,6 +147,7 @@ def _settings(kafka: str, redis_url: str, name: str, models: bool) -> Settings:
         triggers_topic=f"faults.triggers.{tag}", decisions_topic=f"faults.decisions.{tag}",
         consumer_group=f"g-{tag}", metrics_port=0, topic_partitions=4, log_level="WARNING", quiet_hours="0-0",
         batch_size=500, models_enabled=models,  # the default backoff (0.5 s .. 30 s): recovery must not wait it out
+        kafka_fetch_wait_ms=embedded.FETCH_WAIT_MS,  # the embedded broker's (break-test 19a, A1)
         models_checkpoint_every_s=10**6,  # checkpoints by count only: the lesson log stays whole for the comparison
         policy_clock="stream",  # sends judged at stream time: outputs a function of the input, not of when a run ran
     )  # fmt: skip

@@ -50,6 +50,7 @@ from bench.common import (
     tail_from_start,
     write_result,
 )
+from bench.cpu_shares import CpuSpan
 from bench.reference import worktree
 from livesignals import serde
 from livesignals.settings import Settings
@@ -189,7 +190,7 @@ def live(
         time.sleep(1)
         before = scrape(s.metrics_port)
         since = int(time.time() * 1000)
-        load0 = os.getloadavg()[0]
+        load0, cpu = os.getloadavg()[0], CpuSpan(proc.pid)
         if burst:
             produce_events(reference_simulator(args.customers, seed=8), kafka, topic, burst, rate=1e9,
                            pace_every=burst)  # fmt: skip
@@ -197,6 +198,7 @@ def live(
         else:
             count, pace = warm + int(rate * args.live_seconds), max(1, int(rate / 500))
             produce_events(reference_simulator(args.customers, seed=8), kafka, topic, count, rate=rate, pace_every=pace)
+        cores = cpu.stop()  # over the live span (a burst: until applied), beside the broker, Redis and this producer
         time.sleep(3)
         after = scrape(s.metrics_port)
         load1 = os.getloadavg()[0]
@@ -208,6 +210,7 @@ def live(
     return {
         "rate": round(rate),
         "load_average": [round(load0, 1), round(load1, 1)],
+        "cpu_cores": cores,
         "to_redis": summary(redis_flag_latencies(s, since)),
         "to_topic": summary(to_topic),
         "stages": stage_breakdown(before, after),

@@ -38,6 +38,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from flows.batch_bound import BOUND
 from flows.claims import EXIT_BAD_CONFIG, EXIT_STATE_LOST, StateNotRebuildable, exit_now
+from flows.input_options import DURABILITY_OPTIONS, FETCH_WAIT_MS, count_problem
 from flows.log_reset import fingerprint
 from flows.log_watch import CHECK_EVERY_S, LogWatch, fingerprint_of
 from flows.rewind import is_rewind_mark, rewind_mark
@@ -291,35 +292,6 @@ def _first_marks(messages: list[RawMessage], topics: list[str]) -> dict[str, str
     return marks
 
 
-DURABILITY_OPTIONS: dict[str, Any] = {
-    "enable.auto.commit": False,  # progress lives in Redis, committed with the state it describes
-    "auto.offset.reset": "error",  # out of range: an error we act on, never a silent jump (break-test F3)
-    "isolation.level": "read_committed",  # an aborted transaction's events are never applied
-}
-"""librdkafka options of the engine's input that ``kafka_config`` cannot change: one habitual
-``auto.offset.reset = "earliest"`` would switch off the out-of-range stop (break-test 10f, K3). A
-different value in ``kafka_config`` is ignored with a WARNING naming it."""
-
-
-def count_problem(counts: dict[str, int]) -> str | None:
-    """Why these topics' partition counts (topic -> count; 0: missing) cannot be read, or None.
-
-    >>> count_problem({"in": 4, "rep": 4}) is None
-    True
-    >>> count_problem({"in": 8, "rep": 4})[:62]
-    'every input topic and the repartition topic must have the same'
-    """
-    missing = [t for t, n in counts.items() if not n]
-    if missing:
-        return f"topics {missing} do not exist (livesignals topics create)"
-    if len(set(counts.values())) != 1:
-        return (
-            f"every input topic and the repartition topic must have the same partition count (partition p of "
-            f"each is read by one worker): {counts}; grow the smaller ones (kafka-topics --alter --partitions)"
-        )
-    return None
-
-
 class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
     """Reads partition ``p`` of every one of ``topics`` in source partition ``p``, in batches of ``batch_size``;
     the partitions of one worker hand their batches out together, one round per pass (:mod:`flows.worker_round`).
@@ -356,7 +328,7 @@ class KafkaPartitionSource(FixedPartitionedSource[RawMessage, None]):
             # librdkafka wants a group id; partitions are assigned, never joined (claims fence, not the group).
             "group.id": "livesignals-engine",
             "enable.partition.eof": False,
-            "fetch.wait.max.ms": 10,
+            "fetch.wait.max.ms": FETCH_WAIT_MS,
             **config,
             **DURABILITY_OPTIONS,
         }

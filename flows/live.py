@@ -30,6 +30,7 @@ from flows.abandoned_reroutes import check_message, remember, waiting_reroutes
 from flows.claims import EXIT_BAD_CONFIG, KafkaClaimer, exit_now
 from flows.engine_sink import EngineSink, default_engine
 from flows.heap import settle_heap
+from flows.input_options import input_config
 from flows.kafka_source import KafkaPartitionSource
 from flows.startup import STARTUP
 from livesignals.contract import decode
@@ -68,7 +69,7 @@ def build(settings: Settings | None = None, serve_metrics: bool = True) -> Dataf
 
     flow = Dataflow("livesignals")
     source = KafkaPartitionSource(
-        settings.kafka_client_config(),
+        input_config(settings),
         topics,
         settings.batch_size,
         ownership=ownership,

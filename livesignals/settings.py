@@ -99,6 +99,14 @@ class Settings:
     commit and consumer-group commit for all of them) when every one is plain (:mod:`flows.one_batch`). Only a
     worker reading several partitions has rounds (more partitions than processes x workers). Off: as before
     rounds, each partition's own batches, one after another, each bounded by the whole ``batch_max_s``."""
+    kafka_fetch_wait_ms: Annotated[int, Range(0, 1000)] = 100
+    """How long the broker may hold an input fetch that found no records (librdkafka's ``fetch.wait.max.ms``; one
+    in ``kafka_config`` wins). Apache Kafka answers as soon as records arrive, so the wait costs no latency there,
+    while each quiet partition's consumer fetches once per wait (``bench.fetch_wait``, 24 quiet partitions on
+    Apache Kafka: broker 0.22 cores and consumers 0.10 at 10 ms, 0.064 and 0.034 at 100, p50 0.6 and 0.8 ms).
+    The embedded broker answers only when the wait ends: the demo and the benchmarks on it use 10. At most 1 s: a
+    held fetch delays the consumer's other requests, among them the watermark reads that tell retention from a
+    log reset (2-4.7 s each behind a 5 s wait; break-test 19a, A2)."""
     produce_timeout_s: Annotated[float, Range(0.001, None)] = 30.0
     """How long a batch waits for Kafka to confirm its outputs before it fails."""
 

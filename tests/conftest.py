@@ -33,6 +33,11 @@ def redis_url() -> Iterator[str]:
         yield f"redis://{server.address}/0"
 
 
+def _fetch_wait_ms() -> int:
+    """The engine's ``kafka_fetch_wait_ms`` on the session's broker: the embedded one's unless LIVESIGNALS_TEST_KAFKA."""
+    return Settings().kafka_fetch_wait_ms if os.environ.get("LIVESIGNALS_TEST_KAFKA") else embedded.FETCH_WAIT_MS
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of a real Kafka-compatible broker for this session."""
@@ -76,7 +81,9 @@ def unique_settings(redis_url: str) -> Settings:
 @pytest.fixture(scope="module")
 def kafka_settings_module(redis_url: str, kafka_bootstrap: str) -> Settings:
     """Like ``kafka_settings``, shared by the tests of one module."""
-    s = unique_settings(redis_url).replace(kafka_bootstrap=kafka_bootstrap, topic_partitions=4, metrics_port=0)
+    s = unique_settings(redis_url).replace(
+        kafka_bootstrap=kafka_bootstrap, topic_partitions=4, metrics_port=0, kafka_fetch_wait_ms=_fetch_wait_ms()
+    )
     ensure_topics(s)
     return s
 
@@ -84,6 +91,11 @@ def kafka_settings_module(redis_url: str, kafka_bootstrap: str) -> Settings:
 @pytest.fixture
 def kafka_settings(settings: Settings, kafka_bootstrap: str) -> Settings:
     """Like ``settings``, on the session's broker, with the topics created."""
-    s = settings.replace(kafka_bootstrap=kafka_bootstrap, topic_partitions=4, metrics_port=embedded.free_port())
+    s = settings.replace(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_partitions=4,
+        metrics_port=embedded.free_port(),
+        kafka_fetch_wait_ms=_fetch_wait_ms(),
+    )
     ensure_topics(s)
     return s

@@ -35,3 +35,24 @@ def test_summary_gives_nearest_rank_percentiles_and_nan_for_none():
     got = summary([float(i) for i in range(1, 1001)])
     assert (got["n"], got["p50_ms"], got["p99_ms"], got["p99.9_ms"]) == (1000, 501.0, 991.0, 1000.0)
     assert math.isnan(summary([])["p99_ms"])
+
+
+def test_cpu_span_gives_the_engine_its_own_share_and_the_rest_to_others():
+    """bench.latency prints each party's cores beside its latencies: a busy child counts as the engine."""
+    import subprocess
+    import sys
+    import time
+
+    from bench.cpu_shares import CpuSpan
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 5: pass"])
+    try:
+        span = CpuSpan(child.pid)
+        time.sleep(0.5)
+        shares = span.stop()
+    finally:
+        child.kill()
+        child.wait()
+    assert set(shares) == {"engine", "bench", "others", "machine"}
+    assert shares["engine"] > 0.1, shares  # a busy loop: about one core
+    assert shares["machine"] >= shares["engine"] - 0.05, shares  # the machine includes it (tick rounding)

@@ -28,3 +28,14 @@ def test_the_same_values_in_kafka_config_are_not_warned_about(caplog: pytest.Log
         KafkaPartitionSource({"auto.offset.reset": "error", "enable.auto.commit": "false"}, ("t",))
     assert not caplog.records
     assert set(DURABILITY_OPTIONS) == {"enable.auto.commit", "auto.offset.reset", "isolation.level"}
+
+
+def test_the_input_waits_100_ms_on_a_quiet_partition_by_default_and_10_on_the_embedded_broker():
+    """README: quiet partitions cost the broker little (kafka_fetch_wait_ms 100); the embedded broker takes 10."""
+    from app import embedded
+    from flows.input_options import input_config
+    from livesignals.settings import Settings
+
+    assert input_config(Settings())["fetch.wait.max.ms"] == 100
+    assert embedded.FETCH_WAIT_MS == 10
+    assert input_config(Settings(kafka_fetch_wait_ms=embedded.FETCH_WAIT_MS))["fetch.wait.max.ms"] == 10

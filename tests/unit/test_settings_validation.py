@@ -34,6 +34,7 @@ def _error(env=None, toml=None, tmp_path=None) -> str:
         ({"LIVESIGNALS_BATCH_MAX_S": "61"}, ["batch_max_s", "at most 60"]),
         ({"LIVESIGNALS_BATCH_MAX_S": "nan"}, ["batch_max_s", "finite"]),
         ({"LIVESIGNALS_ONE_BATCH_PER_ROUND": "maybe"}, ["one_batch_per_round", "not a boolean"]),
+        ({"LIVESIGNALS_KAFKA_FETCH_WAIT_MS": "5000"}, ["kafka_fetch_wait_ms", "at most 1000"]),  # break-test 19a, A2
         ({"LIVESIGNALS_QUIET_HOURS": "banana"}, ["quiet_hours", "banana", "0-23"]),
         ({"LIVESIGNALS_QUIET_HOURS": "21-25"}, ["quiet_hours"]),
         ({"LIVESIGNALS_NBA_EPSILON": "1.5"}, ["nba_epsilon", "at most 1"]),
