@@ -57,9 +57,11 @@ class Slot:
     def version(self) -> str:
         """See :func:`version_of`; remembered while ``params`` stay equal (scoring asks on every event)."""
         memo = self.__dict__.get("_version")
-        if memo is None or memo[0] != self.params or memo[1] != self.kind:
-            memo = self.__dict__["_version"] = (dict(self.params), self.kind, version_of(self.kind, self.params))
-        return str(memo[2])
+        if memo is not None and memo[0] == self.params and memo[1] == self.kind:
+            return memo[2]
+        version = version_of(self.kind, self.params)
+        self.__dict__["_version"] = (dict(self.params), self.kind, version)
+        return version
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the remembered version (a checkpoint's bytes do not depend on who asked)."""

@@ -134,10 +134,11 @@ class SentimentModel:
         return math.tanh(self.eta * (learned - lexicon)) if learned > lexicon else 0.0
 
     def _read(self, text: str) -> tuple[dict[str, float], list[int] | None]:
-        """Lexicon probabilities and (once anything was learned) the hashed features."""
+        """Lexicon probabilities and, when the learned model has a say in the blend (:meth:`_blend` above 0),
+        the hashed features; else None: the score is the lexicon's, and hashing the text was a third of it."""
         lex, hits, negated = self._analyse(text)
         lexical = lexical_proba(lex, self.neutral_band)
-        if not self.labels:
+        if not self.labels or self._blend() == 0.0:
             return lexical, None
         return lexical, self._hashed(text, lex, hits, negated, self.n_features)
 

@@ -226,7 +226,12 @@ def _take_expired(state: CustomerState, due_ms: int) -> list[dict[str, Any]]:
     """Remove and return the pending offers whose expiry is *before* ``due_ms`` (strictly: an offer due exactly
     now still waits, as an event exactly the grace old is still on time)."""
     pending = state.predictions.get("offers_pending")
-    if not pending or all(o["exp"] >= due_ms for o in pending):
+    if not pending:
+        return []
+    for o in pending:  # a loop, not all(<generator>): most events find nothing due, and this runs for each
+        if o["exp"] < due_ms:
+            break
+    else:
         return []
     state.predictions["offers_pending"] = [o for o in pending if o["exp"] >= due_ms]
     return [o for o in pending if o["exp"] < due_ms]

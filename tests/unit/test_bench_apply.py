@@ -54,3 +54,36 @@ def test_a_depth_stream_ends_a_minute_before_now_with_its_warm_up_first_and_noth
     times = [serde.loads(m.value or b"{}")["event_time"] for m in msgs]
     assert len(msgs) == 40 * 30 + 50 and max(times) == times[-1] == now - 60_000
     assert times == sorted(times)
+
+
+def test_the_bench_store_encodes_each_touched_profile_at_its_commit_so_undo_records_encode_as_live_ones_do(
+    monkeypatch,
+):
+    """As the Redis store's commit does (``state.to_bytes()``): the next batch's undo records then reuse that
+    document. The plain in-memory store left the encode to the undo records, where the live engine does not pay
+    it, and never encoded a customer touched in one batch only."""
+    from operators.profile360.profile import CustomerState
+
+    callers: list[str] = []
+    fresh = CustomerState.to_bytes_fresh
+
+    def counted(self: CustomerState) -> bytes:
+        import inspect
+
+        callers.append(inspect.stack()[1].function)
+        return fresh(self)
+
+    monkeypatch.setattr(CustomerState, "to_bytes_fresh", counted)
+    msgs = apply.messages(400, 100, now_ms=apply.FIXED_NOW_MS)
+    apply.run(msgs, 100, models=False, tune_gc=False)
+    touched_per_batch = sum(len({serde_key(m) for m in msgs[i : i + 100]}) for i in range(0, len(msgs), 100))
+    assert callers.count("to_bytes") == touched_per_batch
+    assert callers.count("undo_record") == 0
+
+
+def serde_key(message: Any) -> str:
+    """The customer key of a bench message."""
+    from livesignals import serde
+    from livesignals.contract import primary_key
+
+    return primary_key(serde.loads(message.value)["customer"])

@@ -385,3 +385,45 @@ def test_an_ensemble_that_read_a_text_learns_it_as_one_that_did_not_and_pickles_
     reader.predict_proba_one([1, 2, 3])
     assert "_both_memo" in reader.__dict__ and "_both_memo" not in reader.__getstate__()
     assert pickle.dumps(reader) == pickle.dumps(plain)
+
+
+def test_a_text_is_hashed_for_its_score_only_when_the_learned_model_has_a_say(monkeypatch):
+    """While the blend gives the learned model no weight (warm-up, or no lead over the lexicon) the score is the
+    lexicon's: hashing the text for it was waste (a third of a score). Scores are those of a model that hashes."""
+    import models.sentiment as sentiment
+
+    hashed: list[str] = []
+    real = sentiment.hashed_features
+
+    def counting(toks, negated, extra, n):
+        hashed.append(" ".join(toks))
+        return real(toks, negated, extra, n)
+
+    rng = random.Random(3)
+    lexicon_right, learned_right = SentimentModel(warmup=10, window=100), SentimentModel(warmup=10, window=100)
+    for text, label in _stream(120, rng, 0.0):
+        lexicon_right.learn_one(text, label)  # the lexicon is right on every label: the learned model has no say
+    for _ in range(60):
+        learned_right.learn_one("the parcel is purple", "negative")
+        learned_right.learn_one("the parcel is green", "positive")
+    assert lexicon_right._blend() == 0.0 < learned_right._blend()
+    monkeypatch.setattr(sentiment, "hashed_features", counting)
+    text = "the purple parcel never came"
+    for model in (lexicon_right, learned_right):
+        model.__dict__.pop("_read_memo", None)
+        before = len(hashed)
+        score = model.score(text)
+        assert len(hashed) - before == (1 if model is learned_right else 0)
+        assert score == round(_score_hashing(model, text), 4)
+
+
+def _score_hashing(model: SentimentModel, text: str) -> float:
+    """What :meth:`SentimentModel.score` gave when every read hashed the text (the code before)."""
+    from models.hashed_text import hashed_features, lexicon_band
+    from models.sentiment import lexical_proba
+    from models.text import feature_tokens
+
+    lex, hits, negated = model.lexicon.analyse(text)
+    x = hashed_features(feature_tokens(text), negated, [lexicon_band(lex, hits)], model.n_features)
+    proba = model._proba(lexical_proba(lex, model.neutral_band), x)
+    return proba["positive"] - proba["negative"]
