@@ -108,15 +108,32 @@ class KafkaPublisher:
         self._producer = self._new_producer()
         self._failed: list[tuple[OutRecord, KafkaError]] = []
         self._confirmed: dict[str, int] = {}
+        self._sent: list[OutRecord] = []
 
     def publish(self, records: list[OutRecord]) -> None:
         """Send ``records`` and return once every one is confirmed (or replaced by its last resort), else raise."""
+        self.send(records)
+        self.confirm()
+
+    def send(self, records: list[OutRecord]) -> None:
+        """Produce ``records`` without waiting: :meth:`confirm` waits for them (the engine plans its commit between,
+        while the broker writes them). Each call replaces what a previous ``send`` left unconfirmed."""
         self._renew_if_fatal()
         self._purge_pending()  # left over from a publish that raised: never sent beside this batch's copies
-        batch, attempt = list(records), 0
+        self._sent = list(records)
+        self._failed, self._confirmed = [], {}
+        for record in self._sent:
+            self._produce(record)
+
+    def confirm(self) -> None:
+        """Return once every record of the last :meth:`send` is confirmed (or replaced by its last resort), re-sending
+        the failed ones up to ``attempts`` times; else raise :class:`DeliveryError` (the batch is retried)."""
+        batch, attempt, sent = self._sent, 0, True
+        self._sent = []
         alone: list[OutRecord] = []
         while batch or alone:
-            failures = [(r, e, False) for r, e in self._send(batch)]
+            failures = [(r, e, False) for r, e in (self._wait(batch) if sent else self._send(batch))]
+            sent = False
             for record in alone:
                 failures += [(r, e, True) for r, e in self._send([record])]
             batch, alone, transient = [], [], []
@@ -179,6 +196,12 @@ class KafkaPublisher:
         self._confirmed = {}
         for record in records:
             self._produce(record)
+        return self._wait(records)
+
+    def _wait(self, records: list[OutRecord]) -> list[tuple[OutRecord, KafkaError]]:
+        """Wait for the delivery report of every produced record; the records that failed, with why."""
+        if not records:
+            return []
         try:
             unsent = self._producer.flush(self.timeout_s)
         except (KafkaException, SystemError) as exc:  # confluent-kafka raises a fatal error out of the wait

@@ -13,8 +13,10 @@ For each batch, in this order:
    by the contact policy). Each event applies all or nothing: on any failure
    its state is put back, what it staged (aggregates, lessons, outputs) is
    dropped, and it is dead-lettered (:mod:`operators.staging`);
-4. publish dead letters, flags, triggers and the decision log to Kafka and
-   **wait for the broker's confirmation** (a failure raises, the batch is retried);
+4. send dead letters, flags, triggers and the decision log to Kafka, plan the
+   commit (encode every write) while the broker writes them, then **wait for
+   the broker's confirmation** (a failure raises, the batch is redone from
+   scratch: :meth:`Engine.forget`);
 5. commit flags, states and resume offsets to Redis.
 
 Outputs go out before state is committed: a crash between 4 and 5 replays
@@ -53,7 +55,7 @@ from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
 from operators.outputs import out_records, replay_records
 from operators.partition import ForgettingAggregates, PartitionAggregates, advance_watermark
-from operators.ports import Publisher, Store
+from operators.ports import Publisher, Store, plan_commit, send
 from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, Undo, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
@@ -161,18 +163,16 @@ class Engine:
         marks.append(time.perf_counter())
         self._waited += marks[2] - swept
         self.work_seconds += marks[2] - marks[0] - (self._waited - waited)
-        if publish:
-            self.publisher.publish(out_records(self.settings, self.store, report))
-        else:
-            if reroute:
-                self.publisher.publish(replay_records(self.settings, self.store, report))
+        records = out_records if publish else replay_records if reroute else None
+        confirm = send(self.publisher, records(self.settings, self.store, report)) if records else lambda: None
+        if not publish:  # nor to the desks' streams: written and pushed before the loss (break-test 10g, C1)
             metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
+        commit = plan_commit(self.store, touched, report.flags if publish else [], next_offsets(messages),
+                             partitions, notify=publish)  # encoded while Kafka writes the outputs  # fmt: skip
+        confirm()  # every output confirmed before anything is committed (a failure: the batch is redone)
         read = self.learner.publish_and_read(self._view.take()) if self.models_enabled else None  # before the commit
         marks.append(time.perf_counter())
-        if publish:
-            self.store.commit(touched, report.flags, next_offsets(messages), partitions)
-        else:  # nor to the desks' streams: written and pushed before the loss (break-test 10g, C1)
-            self.store.commit(touched, [], next_offsets(messages), partitions, notify=False)
+        commit()
         marks.append(time.perf_counter())
         if self.models_enabled:  # our lessons, learned after the commit from the append's read (one round trip)
             export_model_metrics(self.learner.models, learned + self.learner.learn_read(read) > 0)

@@ -210,6 +210,7 @@ class ProfileStore:
         offsets: dict[tuple[str, int], int],
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
         notify: bool = True,
+        planned: Plan | None = None,
     ) -> None:
         """Write flags, the touched states, partition aggregates and the next offsets to read.
 
@@ -223,20 +224,10 @@ class ProfileStore:
         of them. The writes are planned once and retried as planned (``retry``)
         while Redis is unreachable: a retry never recomputes, so it never counts twice.
         Raises :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost`.
+        ``planned``: what :meth:`plan` made of these arguments (the engine plans while Kafka confirms its outputs).
         """
-        states = [s for s in states if s.unreadable is None or s.erased is not None]  # never over a damaged one
-        erased = [s.customer_key for s in states if s.erased is not None]
-        by_part: dict[int, dict[str, int]] = {}
-        for (topic, partition), next_offset in offsets.items():
-            by_part.setdefault(partition, {})[topic] = next_offset
-        plan = Plan(
-            customers=[self._plan_customer(state, set(by_part), notify) for state in states],
-            flags=flags,
-            aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
-            offsets=by_part,
-            claims=self._claims(by_part),
-            contacts=self._flag_contacts(states, flags),
-        )
+        plan = self.plan(states, flags, offsets, partitions, notify) if planned is None else planned
+        by_part, erased = plan.offsets, plan.erased
         try:
             write = functools.partial(commit_cluster, self) if self.cluster else self._commit_single
 
@@ -261,6 +252,27 @@ class ProfileStore:
                         held.applied_floor[topic] = new
                 if rebuild.passed(held):
                     self._finish_rebuild(held)
+
+    def plan(
+        self,
+        states: Iterable[CustomerState],
+        flags: list[Flag],
+        offsets: dict[tuple[str, int], int],
+        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+        notify: bool = True,
+    ) -> Plan:
+        """The CPU work of :meth:`commit`, no round trip: every write encoded. It changes the states as the
+        commit does (timeline and links taken, erasure done): a batch that fails before its commit must be
+        redone from a cleared cache (:meth:`forget`), as any failed batch is. Raises ``Fenced`` if not claimed."""
+        states = [s for s in states if s.unreadable is None or s.erased is not None]  # never over a damaged one
+        erased = [s.customer_key for s in states if s.erased is not None]
+        by_part: dict[int, dict[str, int]] = {}
+        for (topic, partition), next_offset in offsets.items():
+            by_part.setdefault(partition, {})[topic] = next_offset
+        return Plan(customers=[self._plan_customer(state, set(by_part), notify) for state in states], flags=flags,
+                    aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
+                    offsets=by_part, claims=self._claims(by_part), contacts=self._flag_contacts(states, flags),
+                    erased=erased)  # fmt: skip
 
     def _finish_rebuild(self, held: Claim) -> None:
         """Drop the stale marks of a rebuild the replay completed; an outage leaves them for the next commit."""
