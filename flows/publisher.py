@@ -73,6 +73,8 @@ def producer_config(config: dict[str, Any]) -> dict[str, Any]:
     >>> c = producer_config({"linger.ms": 50, "acks": -1})
     >>> c["linger.ms"], c["acks"], c["enable.idempotence"]
     (50, 'all', True)
+    >>> producer_config({})["linger.ms"]  # sent at once: while the engine plans its commit
+    0
     """
     for option, value in config.items():
         wanted = DURABILITY_OPTIONS.get(option)
