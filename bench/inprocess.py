@@ -3,9 +3,11 @@
 One engine (``flows.engine_sink.default_engine``: the Kafka publisher, the Redis store, models on) is fed batches
 of ``--sizes`` events of the reference simulator (event time = now) directly, no Bytewax and no consumer, and each
 ``Engine.process`` is timed: wall time (what a live batch's latency is made of: CPU and the round trips to Kafka
-and Redis) and the process's CPU time. With ``--compare-ref`` the same is run with that commit's code, alternating
-with ours size by size and round by round (a shared machine's noise falls on both alike); each run is a fresh
-process (``python -c``: the code of the tree it runs in) on fresh keys and the same services.
+and Redis), the process's CPU time, and the engine's wait for Kafka (``KafkaPublisher.publish``: produce and
+wait, before the commit was planned while Kafka writes; then ``KafkaPublisher.confirm``: the wait left after the
+plan). With ``--compare-ref`` the same is run with that commit's code, alternating with ours size by size and
+round by round (a shared machine's noise falls on both alike); each run is a fresh process (``python -c``: the
+code of the tree it runs in) on fresh keys and the same services.
 
     PYTHONPATH=$PWD python -m bench.inprocess --sizes 10,100,300 --compare-ref 76e31fb
 """
@@ -33,7 +35,18 @@ from livesignals.contract import RawMessage, primary_key
 from livesignals.errors import Origin
 from state.connection import connect
 
+from flows.publisher import KafkaPublisher
 kafka, redis_url, size, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+waits = []  # the engine's wait for Kafka: publish (produce and wait) or, split, confirm (after the plan)
+waiting = getattr(KafkaPublisher, "confirm", None) and "confirm" or "publish"
+real = getattr(KafkaPublisher, waiting)
+def timed(self, *a):
+    t = time.perf_counter()
+    try:
+        return real(self, *a)
+    finally:
+        waits.append(time.perf_counter() - t)
+setattr(KafkaPublisher, waiting, timed)
 s = bench_settings(kafka, redis_url, "inproc" + uuid.uuid4().hex[:8], models_enabled=True)
 connect(s).flushall()
 engine = default_engine(s)
@@ -50,13 +63,15 @@ def batch(k):
 for _ in range(20):
     engine.process(batch(size))
 batches = [batch(size) for _ in range(n)]
+waits.clear()
 wall, cpu = [], []
 for b in batches:
     w, c = time.perf_counter(), time.process_time()
     engine.process(b)
     wall.append(time.perf_counter() - w)
     cpu.append(time.process_time() - c)
-print(json.dumps({"wall_ms": [round(1000 * x, 3) for x in wall], "cpu_ms": [round(1000 * x, 3) for x in cpu]}))
+print(json.dumps({"wall_ms": [round(1000 * x, 3) for x in wall], "cpu_ms": [round(1000 * x, 3) for x in cpu],
+                  "kafka_wait_ms": [round(1000 * x, 3) for x in waits]}))
 """
 
 
@@ -67,7 +82,7 @@ def run_one(code_dir: str, kafka: str, redis_url: str, size: int, batches: int) 
                           env=env, check=True, capture_output=True, text=True)  # fmt: skip
     got = json.loads(done.stdout.strip().splitlines()[-1])
     out: dict[str, Any] = {}
-    for kind in ("wall_ms", "cpu_ms"):
+    for kind in ("wall_ms", "cpu_ms", "kafka_wait_ms"):
         values = sorted(got[kind])
         out[kind] = {"mean": round(statistics.mean(values), 2), "median": round(statistics.median(values), 2),
                      "p90": round(values[int(0.9 * (len(values) - 1))], 2)}  # fmt: skip
@@ -94,13 +109,14 @@ def main() -> None:
                     result["load_average"].append(round(os.getloadavg()[0], 1))
                     r = run_one(code_dir, kafka, redis_url, size, args.batches)
                     runs.setdefault(name, {}).setdefault(size, []).append(r)
-                    print(f"{name:>8} size {size:4d}: wall {r['wall_ms']}  cpu {r['cpu_ms']}", flush=True)
+                    print(f"{name:>8} size {size:4d}: wall {r['wall_ms']} cpu {r['cpu_ms']} kafka {r['kafka_wait_ms']}",
+                          flush=True)  # fmt: skip
     result["runs"] = runs
     if args.compare_ref:
         result["ratios"] = {}
         for size in sizes:
             row = {}
-            for kind in ("wall_ms", "cpu_ms"):
+            for kind in ("wall_ms", "cpu_ms", "kafka_wait_ms"):
                 for stat in ("mean", "median"):
                     ref = statistics.mean(r[kind][stat] for r in runs[args.compare_ref][size])
                     our = statistics.mean(r[kind][stat] for r in runs["ours"][size])
