@@ -261,9 +261,11 @@ class ProfileStore:
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
         notify: bool = True,
     ) -> Plan:
-        """The CPU work of :meth:`commit`, no round trip: every write encoded. It changes the states as the
-        commit does (timeline and links taken, erasure done): a batch that fails before its commit must be
-        redone from a cleared cache (:meth:`forget`), as any failed batch is. Raises ``Fenced`` if not claimed."""
+        """The work of :meth:`commit` before any write: every write encoded (CPU only, but for an erasure's plan,
+        which reads the customer's pseudonyms and claims from Redis: :meth:`state.erasure.ErasureLedger.plan`). It
+        changes the states as the commit does (timeline and links taken, erasure done): a batch that fails before
+        its commit must be redone from a cleared cache (:meth:`forget`), as any failed batch is. Raises ``Fenced``
+        if not claimed."""
         states = [s for s in states if s.unreadable is None or s.erased is not None]  # never over a damaged one
         erased = [s.customer_key for s in states if s.erased is not None]
         by_part: dict[int, dict[str, int]] = {}
