@@ -57,7 +57,7 @@ from livesignals.settings import Settings
 from state.connection import connect
 from state.keys import Keys
 
-STAGES = ("wait", "check", "decode", "apply", "publish", "commit", "offsets")
+STAGES = ("wait", "check", "decode", "apply", "plan", "publish", "commit", "offsets")
 
 
 class FlagTail(threading.Thread):

@@ -50,10 +50,13 @@ log = logging.getLogger(__name__)
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
-    "linger.ms": 5,
+    "linger.ms": 0,
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 500000,
 }
+"""``linger.ms`` 0: a batch's records are all produced at once by :meth:`KafkaPublisher.send` and go out while the
+engine plans its commit; lingering would hold them until :meth:`KafkaPublisher.confirm`'s wait (a flush sends at
+once: the old publish-and-wait lingered for nothing)."""
 
 
 DURABILITY_OPTIONS: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
@@ -70,6 +73,8 @@ def producer_config(config: dict[str, Any]) -> dict[str, Any]:
     >>> c = producer_config({"linger.ms": 50, "acks": -1})
     >>> c["linger.ms"], c["acks"], c["enable.idempotence"]
     (50, 'all', True)
+    >>> producer_config({})["linger.ms"]  # sent at once: while the engine plans its commit
+    0
     """
     for option, value in config.items():
         wanted = DURABILITY_OPTIONS.get(option)
@@ -108,15 +113,32 @@ class KafkaPublisher:
         self._producer = self._new_producer()
         self._failed: list[tuple[OutRecord, KafkaError]] = []
         self._confirmed: dict[str, int] = {}
+        self._sent: list[OutRecord] = []
 
     def publish(self, records: list[OutRecord]) -> None:
         """Send ``records`` and return once every one is confirmed (or replaced by its last resort), else raise."""
+        self.send(records)
+        self.confirm()
+
+    def send(self, records: list[OutRecord]) -> None:
+        """Produce ``records`` without waiting: :meth:`confirm` waits for them (the engine plans its commit between,
+        while the broker writes them). Each call replaces what a previous ``send`` left unconfirmed."""
         self._renew_if_fatal()
         self._purge_pending()  # left over from a publish that raised: never sent beside this batch's copies
-        batch, attempt = list(records), 0
+        self._sent = list(records)
+        self._failed, self._confirmed = [], {}
+        for record in self._sent:
+            self._produce(record)
+
+    def confirm(self) -> None:
+        """Return once every record of the last :meth:`send` is confirmed (or replaced by its last resort), re-sending
+        the failed ones up to ``attempts`` times; else raise :class:`DeliveryError` (the batch is retried)."""
+        batch, attempt, sent = self._sent, 0, True
+        self._sent = []
         alone: list[OutRecord] = []
         while batch or alone:
-            failures = [(r, e, False) for r, e in self._send(batch)]
+            failures = [(r, e, False) for r, e in (self._wait(batch) if sent else self._send(batch))]
+            sent = False
             for record in alone:
                 failures += [(r, e, True) for r, e in self._send([record])]
             batch, alone, transient = [], [], []
@@ -179,6 +201,12 @@ class KafkaPublisher:
         self._confirmed = {}
         for record in records:
             self._produce(record)
+        return self._wait(records)
+
+    def _wait(self, records: list[OutRecord]) -> list[tuple[OutRecord, KafkaError]]:
+        """Wait for the delivery report of every produced record; the records that failed, with why."""
+        if not records:
+            return []
         try:
             unsent = self._producer.flush(self.timeout_s)
         except (KafkaException, SystemError) as exc:  # confluent-kafka raises a fatal error out of the wait

@@ -328,8 +328,10 @@ BATCH_STAGE_SECONDS = Histogram(
     "livesignals_batch_stage_seconds",
     "Wall time of one stage of an engine batch: wait (from the Kafka timestamp of its oldest message to the "
     "batch's start: fetch, hand-over and earlier batches), check (the Redis state check before it), decode "
-    "(bytes to events), apply (state, models, rules, actions), publish (until Kafka confirmed the outputs), "
-    "commit (the Redis commit), offsets (the consumer group's offsets and progress after it).",
+    "(bytes to events), apply (state, models, rules, actions), plan (sending the outputs to Kafka, no wait, and "
+    "planning the Redis commit while Kafka writes them), publish (until Kafka confirmed the outputs, and the "
+    "lessons' append), commit (the planned Redis commit), offsets (the consumer group's offsets and progress "
+    "after it).",
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )

@@ -2,9 +2,8 @@
 
 For each batch, in this order:
 
-1. decode and validate every message; bad ones become dead letters; events
-   read on a partition that does not own their customer are rerouted
-   (:mod:`operators.routing`), not applied;
+1. decode and validate every message; bad ones become dead letters; events read on a partition that does not
+   own their customer are rerouted (:mod:`operators.routing`), not applied;
 2. load the touched customers' states (one round trip for cache misses);
 3. fold each event into its customer's state, skipping offsets already
    applied (replays) and event ids the customer had recently (duplicates):
@@ -13,13 +12,15 @@ For each batch, in this order:
    by the contact policy). Each event applies all or nothing: on any failure
    its state is put back, what it staged (aggregates, lessons, outputs) is
    dropped, and it is dead-lettered (:mod:`operators.staging`);
-4. publish dead letters, flags, triggers and the decision log to Kafka and
-   **wait for the broker's confirmation** (a failure raises, the batch is retried);
+4. send dead letters, flags, triggers and the decision log to Kafka, plan the commit (encode every write) while
+   the broker writes them, then **wait for the broker's confirmation** (a failure raises, the batch is redone
+   from scratch: :meth:`Engine.forget`);
 5. commit flags, states and resume offsets to Redis.
 
-Outputs go out before state is committed: a crash between 4 and 5 replays
-the batch, re-emitting outputs with the same deterministic ids (at least
-once) while state is applied exactly once.
+Outputs go out before state is committed: a crash between 4 and 5 replays the batch, re-emitting outputs with the
+same deterministic ids (at least once) while state is applied exactly once. A plan that raises after the send
+(fenced, Redis unreachable) leaves the records with the producer, which may deliver them after the failure was
+logged: the records the old publish-then-plan order sent, later (purged before the next send: flows.publisher).
 
 **Event time and wall time.** Rules read a customer's windows at the
 customer's *present at the event's input position* (:mod:`operators.lateness`:
@@ -53,7 +54,7 @@ from operators.decisions.actions import Arbiter
 from operators.decisions.policy import ContactPolicy
 from operators.outputs import out_records, replay_records
 from operators.partition import ForgettingAggregates, PartitionAggregates, advance_watermark
-from operators.ports import Publisher, Store
+from operators.ports import Publisher, Store, plan_commit, send
 from operators.profile360 import kpis, voc
 from operators.profile360.profile import CustomerState, Undo, fingerprint
 from operators.profile360.update import apply_event, bound_flags, is_complaint
@@ -139,7 +140,7 @@ class Engine:
         below the offsets committed before): state is rebuilt, nothing is published again -- but with
         ``reroute`` its reroutes and dead letters, when the reroutes waiting in the repartition topic can no
         longer be verified (:attr:`state.ownership.Claim.reroute_again`)."""
-        marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, publish, commit
+        marks = [time.perf_counter()]  # where the batch's time goes: decode, apply, plan, publish, commit
         self._replaying = not publish  # contact policy judged at stream time (_send_time)
         report = BatchReport(messages=len(messages))
         self._batch += 1  # undo records replay events of their own batch only (CustomerState.undo_record)
@@ -161,25 +162,24 @@ class Engine:
         marks.append(time.perf_counter())
         self._waited += marks[2] - swept
         self.work_seconds += marks[2] - marks[0] - (self._waited - waited)
-        if publish:
-            self.publisher.publish(out_records(self.settings, self.store, report))
-        else:
-            if reroute:
-                self.publisher.publish(replay_records(self.settings, self.store, report))
+        records = out_records if publish else replay_records if reroute else None
+        confirm = send(self.publisher, records(self.settings, self.store, report)) if records else lambda: None
+        if not publish:  # nor to the desks' streams: written and pushed before the loss (break-test 10g, C1)
             metrics.REPLAY_NOT_REPUBLISHED.inc(len(messages))
+        commit = plan_commit(self.store, touched, report.flags if publish else [], next_offsets(messages),
+                             partitions, notify=publish)  # encoded while Kafka writes the outputs  # fmt: skip
+        marks.append(time.perf_counter())
+        confirm()  # every output confirmed before anything is committed (a failure: the batch is redone)
         read = self.learner.publish_and_read(self._view.take()) if self.models_enabled else None  # before the commit
         marks.append(time.perf_counter())
-        if publish:
-            self.store.commit(touched, report.flags, next_offsets(messages), partitions)
-        else:  # nor to the desks' streams: written and pushed before the loss (break-test 10g, C1)
-            self.store.commit(touched, [], next_offsets(messages), partitions, notify=False)
+        commit()
         marks.append(time.perf_counter())
         if self.models_enabled:  # our lessons, learned after the commit from the append's read (one round trip)
             export_model_metrics(self.learner.models, learned + self.learner.learn_read(read) > 0)
         report.export(messages, {a.name for a in self._rules_now.actions})
         metrics.BATCH_SECONDS.observe(time.perf_counter() - marks[0])
-        for stage, begun, ended in zip(("decode", "apply", "publish", "commit"), marks, marks[1:], strict=False):
-            metrics.BATCH_STAGE_SECONDS.labels(stage).observe(ended - begun)
+        for stage, t0, t1 in zip(("decode", "apply", "plan", "publish", "commit"), marks, marks[1:], strict=False):
+            metrics.BATCH_STAGE_SECONDS.labels(stage).observe(t1 - t0)
         return report
 
     def forget(self) -> None:

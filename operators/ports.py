@@ -6,9 +6,9 @@ in-memory store) read one short module to see what they must provide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from operators.partition import PartitionAggregates
 from operators.profile360.profile import CustomerState
@@ -30,10 +30,30 @@ class OutRecord:
 
 
 class Publisher(Protocol):
-    """Publishes records and returns only once Kafka has confirmed all of them."""
+    """Publishes records and returns only once Kafka has confirmed all of them.
+
+    A publisher may also split :meth:`publish` in two, ``send(records)`` (produce, no wait) then ``confirm()``
+    (wait, retry, or raise as ``publish`` does): the engine then plans its commit while the broker writes
+    (:func:`send`). One without them (in memory, tests) is published at once."""
 
     def publish(self, records: list[OutRecord]) -> None:
         """Send and confirm, or raise."""
+
+
+def send(publisher: Publisher, records: list[OutRecord]) -> Callable[[], None]:
+    """Send ``records`` now; what waits for their confirmation (raises as ``publish`` would). A publisher without
+    ``send``/``confirm`` publishes at once and its confirmation does nothing."""
+    sending = getattr(publisher, "send", None)
+    if sending is None:
+        publisher.publish(records)
+        return _confirmed
+    sending(records)
+    confirm: Callable[[], None] = publisher.confirm  # type: ignore[attr-defined]
+    return confirm
+
+
+def _confirmed() -> None:
+    """Nothing to wait for: the records were published."""
 
 
 class Store(Protocol):
@@ -62,3 +82,23 @@ class Store(Protocol):
     ) -> None:
         """Write flags, states, partition aggregates and resume offsets. ``notify=False`` (a replay of what was
         written and pushed before a STATE LOSS): no flag and no update goes to the desks' streams or live push."""
+
+
+def plan_commit(
+    store: Store,
+    states: list[CustomerState],
+    flags: list[Flag],
+    offsets: dict[tuple[str, int], int],
+    partitions: dict[tuple[str, int], PartitionAggregates],
+    notify: bool = True,
+) -> Callable[[], None]:
+    """What commits this batch. A store with ``plan`` (:meth:`state.store.ProfileStore.plan`) does its CPU work
+    now (encodes the documents; changes the states as the commit does: a failure before the commit must drop the
+    caches, :meth:`operators.engine.Engine.forget`) and the returned call writes the plan, passed to ``commit`` as
+    ``planned``; another store commits when it is called."""
+    planning: Any = getattr(store, "plan", None)
+    if planning is None:
+        return lambda: store.commit(states, flags, offsets, partitions, notify=notify)
+    planned = planning(states, flags, offsets, partitions, notify)
+    commit: Any = store.commit  # a keyword of ProfileStore's own, not of the port
+    return lambda: commit(states, flags, offsets, partitions, notify=notify, planned=planned)

@@ -54,6 +54,8 @@ class Plan:
     done: set[str] = field(default_factory=set)
     contacts: dict[str, bytes] = field(default_factory=dict)
     """Customer key -> its open contacts as its flag entries carry them (:mod:`state.entry_contacts`)."""
+    erased: list[str] = field(default_factory=list)
+    """Customers erased by this batch: their flags are scrubbed before the commit (:mod:`state.erasure`)."""
 
 
 def owner_partition(state: CustomerState, partitions: set[int]) -> int:

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -63,6 +62,7 @@ from operators.rules.signals import Flag
 from state import entry_contacts, node_markers, rebuild, watermarks, write_ahead
 from state.cluster_commit import Plan, commit_cluster, owner_partition, write_partitions
 from state.cluster_scripts import commit_script, profile_script, read_metas
+from state.customer_writes import timeline_writes, update_writes
 from state.erasure import ErasureLedger, pseudonym_writes
 from state.keys import Keys
 from state.models_store import RedisModelLog
@@ -210,6 +210,7 @@ class ProfileStore:
         offsets: dict[tuple[str, int], int],
         partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
         notify: bool = True,
+        planned: Plan | None = None,
     ) -> None:
         """Write flags, the touched states, partition aggregates and the next offsets to read.
 
@@ -223,20 +224,10 @@ class ProfileStore:
         of them. The writes are planned once and retried as planned (``retry``)
         while Redis is unreachable: a retry never recomputes, so it never counts twice.
         Raises :class:`~state.ownership.Fenced` or :class:`~state.ownership.StateLost`.
+        ``planned``: what :meth:`plan` made of these arguments (the engine plans while Kafka confirms its outputs).
         """
-        states = [s for s in states if s.unreadable is None or s.erased is not None]  # never over a damaged one
-        erased = [s.customer_key for s in states if s.erased is not None]
-        by_part: dict[int, dict[str, int]] = {}
-        for (topic, partition), next_offset in offsets.items():
-            by_part.setdefault(partition, {})[topic] = next_offset
-        plan = Plan(
-            customers=[self._plan_customer(state, set(by_part), notify) for state in states],
-            flags=flags,
-            aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
-            offsets=by_part,
-            claims=self._claims(by_part),
-            contacts=self._flag_contacts(states, flags),
-        )
+        plan = self.plan(states, flags, offsets, partitions, notify) if planned is None else planned
+        by_part, erased = plan.offsets, plan.erased
         try:
             write = functools.partial(commit_cluster, self) if self.cluster else self._commit_single
 
@@ -261,6 +252,29 @@ class ProfileStore:
                         held.applied_floor[topic] = new
                 if rebuild.passed(held):
                     self._finish_rebuild(held)
+
+    def plan(
+        self,
+        states: Iterable[CustomerState],
+        flags: list[Flag],
+        offsets: dict[tuple[str, int], int],
+        partitions: dict[tuple[str, int], PartitionAggregates] | None = None,
+        notify: bool = True,
+    ) -> Plan:
+        """The work of :meth:`commit` before any write: every write encoded (CPU only, but for an erasure's plan,
+        which reads the customer's pseudonyms and claims from Redis: :meth:`state.erasure.ErasureLedger.plan`). It
+        changes the states as the commit does (timeline and links taken, erasure done): a batch that fails before
+        its commit must be redone from a cleared cache (:meth:`forget`), as any failed batch is. Raises ``Fenced``
+        if not claimed."""
+        states = [s for s in states if s.unreadable is None or s.erased is not None]  # never over a damaged one
+        erased = [s.customer_key for s in states if s.erased is not None]
+        by_part: dict[int, dict[str, int]] = {}
+        for (topic, partition), next_offset in offsets.items():
+            by_part.setdefault(partition, {})[topic] = next_offset
+        return Plan(customers=[self._plan_customer(state, set(by_part), notify) for state in states], flags=flags,
+                    aggregates={tp: aggregates.to_fields() for tp, aggregates in (partitions or {}).items()},
+                    offsets=by_part, claims=self._claims(by_part), contacts=self._flag_contacts(states, flags),
+                    erased=erased)  # fmt: skip
 
     def _finish_rebuild(self, held: Claim) -> None:
         """Drop the stale marks of a rebuild the replay completed; an outage leaves them for the next commit."""
@@ -353,7 +367,8 @@ class ProfileStore:
                 self._cache.pop(key, None)
                 return ops
         if state.new_timeline:
-            ops += self._append_timeline(state)
+            ops += timeline_writes(state, self.keys.timeline(key), self.timeline_compression,
+                                   self.timeline_max_entries, self.timeline_max_age_days)  # fmt: skip
         claim_ttl, known = self.retention.identity_claim_ttl_s, int(not is_anonymous(key))
         k = self.keys
         ops += [("claim", k.owners(i), k.first_claimant(i), key, claim_ttl, known) for i in state.new_links]
@@ -362,7 +377,8 @@ class ProfileStore:
             if not known:  # an anonymous id's claims expire (the claim script): its index with the newest
                 ops.append(("ttl", self.keys.claims(key), claim_ttl))
         ops += pseudonym_writes(self.erasures, self.keys, state)  # analysts look a customer up by it (12k, K2)
-        updates = self._updates(state)  # its marks move in the profile either way: later changes are compared to them
+        # its marks move in the profile either way: later changes are compared to them
+        updates = update_writes(state, self.keys.updates_stream, self.flags_stream_maxlen)
         ops += updates if notify else []
         stored = documents.encode(state.to_bytes(), self.profile_compression)  # in memory it stays JSON
         ops.append(("profile", self.keys.profile(key), str(owner_partition(state, partitions)), stored))
@@ -373,55 +389,6 @@ class ProfileStore:
                 ops.append(("ttl", self.keys.timeline(key), ttl))
         state.new_timeline = []
         state.new_links = []
-        return ops
-
-    def _updates(self, state: CustomerState) -> list[tuple[Any, ...]]:
-        """XADD to ``{ls:flags}:updates`` when the customer's mood or next-best-action decision changed since the
-        last one written (for desktops: gateway.push). What was written last is kept in the profile's
-        ``timeline_meta`` (``mood_n``: the mood's count of texts; ``nba``: CRC-32 of the decision id), so it
-        is exact across batches, caches and restarts, and written in the same commit as the profile."""
-        meta, p, ops = state.timeline_meta, state.predictions, []
-        decision = (p.get("next_best_actions") or {}).get("decision_id", "")
-        changes = (("mood", "mood_n", (p.get("mood") or {}).get("n", 0)),
-                   ("next_best_actions", "nba", zlib.crc32(decision.encode()) if decision else 0))  # fmt: skip
-        for kind, mark, now in changes:
-            if now and meta.get(mark, 0) != now:
-                meta[mark] = now
-                doc = serde.dumps({"customer": state.customer_key, "kind": kind, kind: p[kind]})
-                fields = {
-                    "customer": state.customer_key,
-                    "kind": kind,
-                    "doc": doc,
-                    entry_contacts.FIELD: entry_contacts.encode(state.activity.get("open_contacts", {})),
-                }
-                ops.append(("xadd", self.keys.updates_stream, fields, "*", self.flags_stream_maxlen, True))
-        return ops
-
-    def _append_timeline(self, state: CustomerState) -> list[tuple[Any, ...]]:
-        """ZADD the batch's entries; trim and refresh the TTL only when needed.
-
-        ``meta["n"]`` bounds the entries from above (a replay re-adds existing
-        members), so the rank trim runs whenever the real count exceeds the
-        maximum: the key always ends with exactly the newest entries. The TTL
-        (maximum age + 1 day) is refreshed once per event day, so no entry
-        expires before the maximum age.
-        """
-        key = self.keys.timeline(state.customer_key)
-        meta = state.timeline_meta
-        form = self.timeline_compression
-        ops: list[tuple[Any, ...]] = [
-            ("zadd", key, {documents.encode(member, form, "timeline"): t for t, member in state.new_timeline})
-        ]
-        meta["n"] = meta.get("n", 0) + len(state.new_timeline)
-        if meta["n"] > self.timeline_max_entries:
-            ops.append(("zremrangebyrank", key, 0, -self.timeline_max_entries - 1))
-            meta["n"] = self.timeline_max_entries
-        newest = max(t for t, _ in state.new_timeline)
-        day = newest // 86_400_000
-        if meta.get("ttl_day") != day:
-            ops.append(("zremrangebyscore", key, "-inf", f"({newest - self.timeline_max_age_days * 86_400_000}"))
-            ops.append(("expire", key, (self.timeline_max_age_days + 1) * 86_400))
-            meta["ttl_day"] = day
         return ops
 
     def model_control(self) -> dict[str, str]:

@@ -8,7 +8,7 @@ from livesignals.settings import Settings
 from operators.engine import Engine
 from state.memory import InMemoryStore
 
-STAGES = ("decode", "apply", "publish", "commit")
+STAGES = ("decode", "apply", "plan", "publish", "commit")
 
 
 def _observed(stage: str) -> tuple[float, float]:
