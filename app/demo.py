@@ -56,6 +56,25 @@ def scrape(port: int) -> dict[str, float]:
     return dict(out)
 
 
+def demo_settings(kafka_address: str, redis_address: str) -> Settings:
+    """The demo's settings: the embedded broker and Redis at these addresses, free ports, a fresh gateway secret.
+
+    >>> s = demo_settings("127.0.0.1:1", "127.0.0.1:2")
+    >>> s.kafka_fetch_wait_ms == embedded.FETCH_WAIT_MS, s.quiet_hours, s.redis_url
+    (True, '0-0', 'redis://127.0.0.1:2/0')
+    """
+    return Settings.load(env={}).replace(
+        kafka_bootstrap=kafka_address,
+        redis_url=f"redis://{redis_address}/0",
+        kafka_fetch_wait_ms=embedded.FETCH_WAIT_MS,  # the embedded broker answers a fetch when its wait ends
+        metrics_port=embedded.free_port(),
+        batch_size=2000,
+        quiet_hours="0-0",  # a demo at night should still show next-best actions going out
+        gateway_port=embedded.free_port(),
+        gateway_token_secrets=(secrets.token_hex(32),),
+    )
+
+
 def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 5000, seed: int = 42) -> int:
     """Run the demo; returns a process exit code."""
     stop = threading.Event()
@@ -67,16 +86,7 @@ def run_demo(duration_s: float = 60.0, rate: float = 1500.0, customers: int = 50
         print("starting embedded Kafka (Tansu) and Redis (valkey)...", flush=True)
         kafka, red = embedded.start_kafka(), embedded.start_redis()
         services += [kafka, red]
-        settings = Settings.load(env={}).replace(
-            kafka_bootstrap=kafka.address,
-            redis_url=f"redis://{red.address}/0",
-            kafka_fetch_wait_ms=embedded.FETCH_WAIT_MS,
-            metrics_port=embedded.free_port(),
-            batch_size=2000,
-            quiet_hours="0-0",  # a demo at night should still show next-best actions going out
-            gateway_port=embedded.free_port(),
-            gateway_token_secrets=(secrets.token_hex(32),),
-        )
+        settings = demo_settings(kafka.address, red.address)
         ensure_topics(settings)
         engine = start_engine(settings)
         gateway, page = start_gateway(settings)
